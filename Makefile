@@ -1,0 +1,48 @@
+# tracklens — `make help` lists the verbs. The two you need: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= data/demo
+SERVE ?= 1
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_ENABLE_ONEDNN_OPTS ?= 0
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test venv system-deps lock bench clean
+
+help: ## list the verbs
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "tracklens needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip==26.3
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create .venv/ and install the pinned dependencies (reused when up to date)
+
+system-deps: ## install ffmpeg (M4A/AAC decoding) and Chromium (browser tests) with apt-get when missing
+	@bash .ci/system-deps
+
+demo: venv ## run the whole pipeline on a generated demo catalogue (no credentials, no network); SERVE=0 skips the dashboard
+	$(BIN)/tracklens demo-data --out $(DEMO_DIR)
+	$(BIN)/tracklens prepare $(DEMO_DIR)/charts.csv --out $(DEMO_DIR)/charts_clean.csv
+	$(BIN)/tracklens split $(DEMO_DIR)/charts_clean.csv --out $(DEMO_DIR)/splits
+	$(BIN)/tracklens acquire folder $(DEMO_DIR)/audio --out $(DEMO_DIR)/manifest.csv
+	@echo
+	@echo "Demo outputs are in $(DEMO_DIR)/"
+
+test: venv system-deps ## run the whole test suite
+	$(BIN)/python -m pytest
+
+lock: ## re-resolve requirements.lock from pyproject.toml (needs the network)
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q -e '.[dev]' && .lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+	rm -rf .lock-venv
+
+clean: ## remove generated data, reports and caches (keeps .venv/)
+	rm -rf $(DEMO_DIR) data/interim/* data/processed/* .pytest_cache
