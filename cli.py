@@ -46,6 +46,25 @@ def _root(
 # Each command: parse options, call one library function, print a short summary.
 
 
+@app.command()
+def dashboard(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to your network."),
+    port: int = typer.Option(8050, "--port", min=1, max=65535, help="TCP port."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder with a chart table (charts.csv or Top Hits songs_normalize.csv); default: ../shared/data, else the demo catalogue."),
+    debug: bool = typer.Option(False, "--debug", help="Dash's debug server with reloading and tracebacks (never on a shared network)."),
+) -> None:
+    """Serve the dashboard: charts & popularity, model comparison, check your track.
+
+    \b
+    Examples:
+      tracklens dashboard                      # http://127.0.0.1:8050/
+      tracklens dashboard --data data/demo --port 8060
+    """
+    from dashboard.app import serve
+
+    serve(host=host, port=port, data_dir=data, debug=debug)
+
+
 def main() -> None:
     """Console entry point: run the app and turn project errors into clean exits."""
     debug = "--debug" in sys.argv[1:]

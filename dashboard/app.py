@@ -1,0 +1,98 @@
+"""The Dash app: navigation from the page registry, the page container and app-level stores.
+
+Build it with :func:`get_app` (once per process: Dash's `@callback`s are registered globally, so a
+second app would get none) and run it with :func:`serve`, which uses waitress unless ``debug``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import dash
+from dash import Dash, Input, Output, callback, dcc, html
+
+from dashboard import data
+
+TITLE = "tracklens"
+# The server refuses bodies larger than the upload limit as base64 (4/3) plus room for the JSON.
+MAX_REQUEST_BODY_BYTES = math.ceil(data.MAX_UPLOAD_BYTES * 4 / 3) + (1 << 20)
+
+
+@functools.lru_cache(maxsize=1)
+def get_app() -> Dash:
+    """Create the Dash app and import its pages (cached: one app per process)."""
+    app = Dash(
+        __name__,
+        use_pages=True,
+        pages_folder="",  # pages are imported below as ordinary modules
+        title=TITLE,
+        suppress_callback_exceptions=True,  # each page's components exist only on that page
+    )
+    from dashboard.pages import charts, check, models  # noqa: F401  (registers the pages)
+
+    app.layout = layout
+    return app
+
+
+def nav_links() -> list:
+    """One link per registered page, in the pages' ``order``."""
+    pages = sorted(dash.page_registry.values(), key=lambda page: page.get("order") or 0)
+    return [dcc.Link(page["name"], href=page["relative_path"], className="nav-link") for page in pages]
+
+
+def layout() -> html.Div:
+    """The frame around every page: header with navigation, page container, footer."""
+    source = data.source_info()
+    return html.Div(
+        [
+            dcc.Store(id="app-source", data=source),
+            dcc.Store(id="app-track", storage_type="session"),
+            html.Header(
+                [
+                    html.Div([html.Span("tracklens", className="brand"),
+                              html.Span("genre blends and chart hits", className="tagline")]),
+                    html.Nav(nav_links(), className="nav", **{"aria-label": "pages"}),
+                    html.Div(id="app-last-track", className="last-track", **{"aria-live": "polite"}),
+                ],
+                className="header",
+            ),
+            html.Main(dash.page_container, className="main"),
+            html.Footer(
+                [html.Span(f"Chart data: {source['label']}"),
+                 html.Span(f" · model: {source['model']}")],
+                className="footer", id="app-footer",
+            ),
+        ],
+        className="app",
+    )
+
+
+@callback(Output("app-last-track", "children"), Input("app-track", "data"))
+def show_last_track(track: dict | None) -> str:
+    """Header line naming the last checked track and its blend, kept across pages."""
+    if not track:
+        return ""
+    return f"Last checked: {track.get('filename', 'upload')} — {track.get('blend_label', '')}"
+
+
+def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bool = False,
+          threads: int = 4) -> None:
+    """Load data and model once, then serve the app until Ctrl-C.
+
+    Non-debug runs use waitress with a request body limit; ``debug`` uses Dash's dev server.
+    """
+    data.configure(data_dir)
+    summary = data.warm_up()
+    app = get_app()
+    url = f"http://{host}:{port}/"
+    print(f"tracklens dashboard: {summary}")
+    print(f"tracklens dashboard: serving on {url} (Ctrl-C stops it)", flush=True)
+    if debug:
+        app.run(host=host, port=port, debug=True)
+        return
+    import waitress
+
+    waitress.serve(app.server, host=host, port=port, threads=threads,
+                   max_request_body_size=MAX_REQUEST_BODY_BYTES, ident="tracklens",
+                   clear_untrusted_proxy_headers=True)

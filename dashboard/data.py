@@ -1,0 +1,165 @@
+"""The dashboard's read-only data layer: chart table, evaluation reports, default model.
+
+Everything is loaded once per process and cached (`functools.lru_cache`); callbacks only read.
+:func:`configure` picks the data folder (``--data``) and clears the caches; :func:`warm_up`
+loads everything at start-up so the first request does not pay for it.
+
+Where the chart table comes from, in order: the ``--data`` folder (its `charts.csv` or Top Hits
+`songs_normalize.csv`); the real Top Hits table in ``config.SHARED_DATA_DIR``; the demo
+catalogue in ``DEMO_DATA_DIR`` (written by `make demo`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import config
+from errors import TracklensError
+
+MAX_UPLOAD_MB = 50
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+MAX_UPLOAD_SECONDS = 10 * 60.0  # longer uploads are refused: the page must answer within seconds
+UPLOAD_EXTENSIONS = (".wav", ".mp3", ".ogg", ".opus", ".flac", ".m4a")
+DEMO_DATA_DIR = getattr(config, "DEMO_DATA_DIR", config.DATA_DIR / "demo")
+TOP_HITS_RELPATH = Path("spotify") / "songs_normalize.csv"
+CHART_FILENAMES = ("charts.csv", "songs_normalize.csv", str(TOP_HITS_RELPATH))
+
+_settings: dict = {"data_dir": None}
+
+
+@dataclass(frozen=True)
+class ChartSource:
+    """Where the chart table was found.
+
+    path : the CSV, or None when there is none
+    kind : "top_hits" (real Spotify table, no audio), "demo" (with audio) or "none"
+    root : the folder holding it (chart audio and features are looked for there)
+    """
+
+    path: Path | None
+    kind: str
+    root: Path | None
+    label: str
+    notes: tuple = field(default_factory=tuple)
+
+
+def configure(data_dir: str | Path | None = None) -> None:
+    """Use ``data_dir`` for the chart table (None: shared data or the demo) and clear caches."""
+    if data_dir is not None:
+        data_dir = Path(data_dir).expanduser()
+        if not data_dir.is_dir():
+            raise TracklensError(f"--data {data_dir}: no such folder")
+        if _chart_csv_in(data_dir) is None:
+            raise TracklensError(
+                f"--data {data_dir}: no chart table found (looked for {', '.join(CHART_FILENAMES)})")
+    _settings["data_dir"] = data_dir
+    from dashboard import track
+
+    for cached in (chart_source, _prepared, model_reports, default_model, track.chart_reference):
+        cached.cache_clear()
+
+
+def _chart_csv_in(folder: Path) -> Path | None:
+    for name in CHART_FILENAMES:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def chart_source() -> ChartSource:
+    """Find the chart table (see the module docstring for the order)."""
+    data_dir = _settings["data_dir"]
+    if data_dir is not None:
+        path = _chart_csv_in(data_dir)
+        kind = "demo" if (data_dir / "audio").is_dir() else "top_hits"
+        return ChartSource(path, kind, data_dir, f"{path} ({'demo catalogue' if kind == 'demo' else 'Top Hits'})")
+    shared = config.SHARED_DATA_DIR / TOP_HITS_RELPATH
+    if shared.is_file():
+        return ChartSource(shared, "top_hits", shared.parent, "Top Hits Spotify 2000–2019 (real data)")
+    demo = DEMO_DATA_DIR / "charts.csv"
+    if demo.is_file():
+        return ChartSource(demo, "demo", DEMO_DATA_DIR, "demo catalogue (generated)")
+    return ChartSource(None, "none", None, "none found",
+                       notes=("No chart table found: run `make demo` or start with `--data DIR`.",))
+
+
+@functools.lru_cache(maxsize=1)
+def _prepared():
+    import prepare
+
+    source = chart_source()
+    if source.path is None:
+        return None, {}
+    return prepare.prepare_charts(source.path)
+
+
+def charts():
+    """The cleaned chart table (a DataFrame; empty with the chart columns when none exists)."""
+    import pandas as pd
+
+    df, _ = _prepared()
+    if df is None:
+        import prepare
+
+        return pd.DataFrame(columns=list(prepare.CHART_COLUMNS))
+    return df
+
+
+def chart_report() -> dict:
+    """The cleaning report from `prepare.prepare_charts` (rows dropped and why)."""
+    _, report = _prepared()
+    return report if isinstance(report, dict) else getattr(report, "__dict__", {})
+
+
+
+@functools.lru_cache(maxsize=1)
+def model_reports() -> dict:
+    """Evaluation reports written by `tracklens evaluate`: ``{model name: report dict}``.
+
+    Looks for ``*.json`` under ``config.REPORTS_DIR / "evaluation"`` (and the reports folder
+    itself); returns an empty dict when none exists yet.
+    """
+    reports: dict = {}
+    for folder in (config.REPORTS_DIR / "evaluation", config.REPORTS_DIR):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.json")):
+            try:
+                report = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # a half-written or foreign file is not a report
+            if isinstance(report, dict) and "model" in report:
+                reports.setdefault(str(report["model"]), report)
+    return reports
+
+
+@functools.lru_cache(maxsize=1)
+def default_model():
+    """The shipped default genre model (loaded once), or None when it cannot be loaded."""
+    from models import blend
+
+    return blend.load_default_model()
+
+
+def source_info() -> dict:
+    """A small JSON-able description of what the dashboard shows (for the header/footer)."""
+    source = chart_source()
+    model = default_model()
+    name = getattr(model, "name", None) or ("none" if model is None else type(model).__name__)
+    return {"label": source.label, "kind": source.kind, "notes": list(source.notes), "model": name}
+
+
+def warm_up() -> str:
+    """Load the chart table, model and comparison map now; return a one-line summary."""
+    df = charts()
+    model = default_model()
+    from dashboard import track
+
+    reference = track.chart_reference()
+    source = chart_source()
+    return (f"{len(df)} chart rows from {source.label}; model {getattr(model, 'name', model)}; "
+            f"comparison on {len(reference.columns)} features of {len(reference.table)} chart tracks")

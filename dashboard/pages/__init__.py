@@ -1,0 +1,1 @@
+"""Dashboard pages, one module each: `register_page`, `layout` and that page's callbacks."""

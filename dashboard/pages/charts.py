@@ -1,0 +1,152 @@
+"""Charts & popularity: what goes with popularity in the chart table, and how it changed by year.
+
+Filters (year range, genre, explicit) apply to every figure. Cross-filtering: clicking a cell of
+the correlation heatmap picks the scatter's feature; a box/lasso selection in the scatter
+restricts the heatmap and the yearly trends to the selected songs.
+"""
+
+from __future__ import annotations
+
+import dash
+import pandas as pd
+from dash import Input, Output, State, callback, dcc, html
+
+import explore
+from dashboard import data
+
+dash.register_page(__name__, path="/", name="Charts & popularity", title="tracklens · charts", order=0)
+
+# Audio-descriptor columns of the Top Hits schema that make sense against popularity.
+FEATURE_COLUMNS = ("danceability", "energy", "loudness", "speechiness", "acousticness",
+                   "instrumentalness", "liveness", "valence", "tempo", "duration_ms", "key", "mode")
+EXPLICIT_OPTIONS = [{"label": "all", "value": "all"}, {"label": "explicit only", "value": "yes"},
+                    {"label": "clean only", "value": "no"}]
+
+
+def feature_columns(df: pd.DataFrame) -> list[str]:
+    """The numeric feature columns present in ``df`` (in the schema's order)."""
+    return [c for c in FEATURE_COLUMNS if c in df.columns and pd.api.types.is_numeric_dtype(df[c])]
+
+
+def genre_tokens(series: pd.Series) -> pd.Series:
+    """Split Top Hits' comma-separated genre strings into lists of clean genre names."""
+    def split(value) -> list[str]:
+        if not isinstance(value, str):
+            return []
+        return [g.strip() for g in value.split(",") if g.strip() and g.strip() != "set()"]
+    return series.map(split)
+
+
+def genre_options(df: pd.DataFrame) -> list[str]:
+    """Every genre name in the table, most frequent first."""
+    if "genre" not in df.columns or df.empty:
+        return []
+    return genre_tokens(df["genre"]).explode().dropna().value_counts().index.tolist()
+
+
+def filter_charts(df: pd.DataFrame, *, years: list | tuple | None = None, genres: list | None = None,
+                  explicit: str = "all") -> pd.DataFrame:
+    """Rows of ``df`` within ``years`` (inclusive [lo, hi]), holding any of ``genres`` (None or
+    empty: all) and matching ``explicit`` ("all", "yes" or "no")."""
+    mask = pd.Series(True, index=df.index)
+    if years and "year" in df.columns:
+        lo, hi = years
+        mask &= df["year"].between(lo, hi)
+    if genres and "genre" in df.columns:
+        wanted = set(genres)
+        mask &= genre_tokens(df["genre"]).map(lambda gs: bool(wanted.intersection(gs)))
+    if explicit in ("yes", "no") and "explicit" in df.columns:
+        mask &= df["explicit"].astype(bool) == (explicit == "yes")
+    return df[mask]
+
+
+def selected_rows(df: pd.DataFrame, selection: dict | None) -> pd.DataFrame:
+    """Restrict ``df`` to the scatter's box/lasso selection (points carry the row index)."""
+    if not selection or not selection.get("points"):
+        return df
+    index = [p["customdata"][0] if isinstance(p.get("customdata"), list) else p.get("customdata")
+             for p in selection["points"]]
+    index = [i for i in index if i in df.index]
+    return df.loc[index] if index else df
+
+
+def layout(**_query) -> html.Div:
+    df = data.charts()
+    source = data.chart_source()
+    features = feature_columns(df)
+    years = (int(df["year"].min()), int(df["year"].max())) if len(df) else (2000, 2020)
+    year_marks = {y: str(y) for y in range(years[0], years[1] + 1) if (y - years[0]) % 5 == 0 or y == years[1]}
+    notes = [html.P(n, className="notice") for n in source.notes]
+    return html.Div(
+        [
+            html.H1("Charts & popularity"),
+            html.P(f"Chart table: {source.label}, {len(df)} songs after cleaning. Click a heatmap "
+                   "cell to pick the scatter's feature; select points in the scatter (box or lasso) "
+                   "to restrict the heatmap and the trends to them.", className="note"),
+            *notes,
+            html.Div(
+                [
+                    html.Div([html.Label("Years", htmlFor="charts-years"),
+                              dcc.RangeSlider(id="charts-years", min=years[0], max=years[1], step=1,
+                                              value=list(years), marks=year_marks,
+                                              tooltip={"placement": "bottom"}, allowCross=False)],
+                             className="control", style={"flex": "2 1 320px"}),
+                    html.Div([html.Label("Genres (empty = all)", htmlFor="charts-genres"),
+                              dcc.Dropdown(id="charts-genres", options=genre_options(df), multi=True,
+                                           placeholder="all genres")], className="control"),
+                    html.Div([html.Label("Explicit lyrics", htmlFor="charts-explicit"),
+                              dcc.RadioItems(id="charts-explicit", options=EXPLICIT_OPTIONS, value="all",
+                                             inline=True)], className="control"),
+                    html.Div([html.Label("Feature for scatter and trends", htmlFor="charts-feature"),
+                              dcc.Dropdown(id="charts-feature", options=features, clearable=False,
+                                           value="energy" if "energy" in features else (features[0] if features else None))],
+                             className="control"),
+                ],
+                className="controls", role="group", **{"aria-label": "chart filters"},
+            ),
+            html.P(id="charts-count", className="note", **{"aria-live": "polite"}),
+            html.Div(
+                [
+                    html.Div(dcc.Graph(id="charts-heatmap", config={"displaylogo": False}), className="panel"),
+                    html.Div(dcc.Graph(id="charts-scatter", config={"displaylogo": False}), className="panel"),
+                    html.Div(dcc.Graph(id="charts-trends", config={"displaylogo": False}), className="panel"),
+                ],
+                className="grid",
+            ),
+        ]
+    )
+
+
+@callback(Output("charts-feature", "value"), Input("charts-heatmap", "clickData"),
+          State("charts-feature", "options"), prevent_initial_call=True)
+def pick_feature(click: dict | None, options: list) -> str:
+    """A click on a heatmap cell picks that cell's feature (whichever axis is not popularity)."""
+    if not click or not click.get("points"):
+        raise dash.exceptions.PreventUpdate
+    point = click["points"][0]
+    for name in (point.get("x"), point.get("y")):
+        if name in options and name != "popularity":
+            return name
+    raise dash.exceptions.PreventUpdate
+
+
+@callback(Output("charts-scatter", "figure"), Output("charts-count", "children"),
+          Input("charts-years", "value"), Input("charts-genres", "value"),
+          Input("charts-explicit", "value"), Input("charts-feature", "value"))
+def update_scatter(years, genres, explicit, feature):
+    """Feature vs popularity for the filtered songs, with a trend line."""
+    df = filter_charts(data.charts(), years=years, genres=genres, explicit=explicit)
+    count = f"{len(df)} songs match the filters."
+    return explore.popularity_scatter(df, feature=feature), count
+
+
+@callback(Output("charts-heatmap", "figure"), Output("charts-trends", "figure"),
+          Input("charts-years", "value"), Input("charts-genres", "value"),
+          Input("charts-explicit", "value"), Input("charts-feature", "value"),
+          Input("charts-scatter", "selectedData"))
+def update_heatmap_trends(years, genres, explicit, feature, selection):
+    """Correlation heatmap and yearly trends for the filtered (and scatter-selected) songs."""
+    df = filter_charts(data.charts(), years=years, genres=genres, explicit=explicit)
+    df = selected_rows(df, selection)
+    columns = feature_columns(df) + (["popularity"] if "popularity" in df.columns else [])
+    return explore.corr_heatmap(df, columns=columns), explore.yearly_trends(df, features=[feature])
