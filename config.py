@@ -45,6 +45,14 @@ GTZAN_GENRES = (
 
 DEFAULT_SEED = 42
 
+# Kaggle "Top Hits Spotify from 2000-2019" (songs_normalize.csv) columns, in file order.
+# Shared by demo_data (writes it), acquire (reads it) and prepare (validates it).
+CHART_COLUMNS = (
+    "artist", "song", "duration_ms", "explicit", "year", "popularity", "danceability",
+    "energy", "key", "loudness", "mode", "speechiness", "acousticness", "instrumentalness",
+    "liveness", "valence", "tempo", "genre",
+)
+
 
 def load_dotenv_once() -> None:
     """Load `PROJ_ROOT/.env` into the environment without overriding what is already set."""

@@ -19,3 +19,21 @@ def shared_data():
     if not config.SHARED_DATA_DIR.is_dir():
         pytest.skip(f"real data not found at {config.SHARED_DATA_DIR}")
     return config.SHARED_DATA_DIR
+
+
+# Small enough to build in ~2 s, big enough for a model to beat chance on held-out clips.
+DEMO_TEST_SIZE = {"genres": 6, "clips_per_genre": 8, "clip_seconds": 6.0, "chart_rows": 300}
+
+
+@pytest.fixture(scope="session")
+def demo_catalogue(tmp_path_factory):
+    """Path to a small demo catalogue built once per session (see DEMO_TEST_SIZE).
+
+    Layout: ``audio/<genre>/<genre>.NNNNN.wav`` (6 genres x 8 clips x 6 s, 22 050 Hz mono) and
+    ``charts.csv`` (Top Hits schema, ~310 rows). Treat it as read-only: it is shared.
+    """
+    import demo_data
+
+    root = tmp_path_factory.mktemp("demo_catalogue")
+    demo_data.make_demo_catalogue(root, seed=config.DEFAULT_SEED, **DEMO_TEST_SIZE)
+    return root
