@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import config
 from errors import TracklensError
 
-MAX_UPLOAD_MB = 50
+# TRACKLENS_MAX_UPLOAD_MB lowers the limit (the browser tests use it to exercise the refusal).
+MAX_UPLOAD_MB = int(os.environ.get("TRACKLENS_MAX_UPLOAD_MB", "50"))
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 MAX_UPLOAD_SECONDS = 10 * 60.0  # longer uploads are refused: the page must answer within seconds
 UPLOAD_EXTENSIONS = (".wav", ".mp3", ".ogg", ".opus", ".flac", ".m4a")
