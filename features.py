@@ -1,0 +1,525 @@
+"""Audio features from one analysis per clip: GTZAN-compatible summaries, Spotify-comparable
+columns, fixed-length segments and frame matrices; batch extraction that is cached and parallel.
+
+One :class:`Analysis` holds one STFT of a clip; every spectral feature (mel, MFCC, chroma,
+centroid, bandwidth, rolloff, contrast, harmonic/percussive split, onset strength, tempo) is
+derived from it, lazily and at most once. Only RMS and zero-crossing rate read the waveform,
+because they are defined on time-domain frames (``rms(S=)`` differs from ``rms(y=)``, which is
+what the published GTZAN table used) and cost ~1 ms each.
+
+Data flow: audio -> features -> (parquet + frames) -> models / explore / dashboard.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+import config
+from audio import AUDIO_EXTENSIONS, AudioClip, AudioError, file_checksum, load_audio
+from errors import TracklensError
+
+# Bump when any computed value changes, so cached entries from older code are not reused.
+FEATURE_VERSION = 1
+
+# The Kaggle GTZAN feature table's 57 feature columns, in its order (after `filename, length`).
+_SPECTRAL = (
+    "chroma_stft", "rms", "spectral_centroid", "spectral_bandwidth", "rolloff",
+    "zero_crossing_rate", "harmony", "perceptr",
+)
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    *(f"{name}_{stat}" for name in _SPECTRAL for stat in ("mean", "var")),
+    "tempo",
+    *(f"mfcc{i}_{stat}" for i in range(1, config.N_MFCC + 1) for stat in ("mean", "var")),
+)
+assert len(SUMMARY_COLUMNS) == 57
+
+# Spotify's audio-defined columns we compute, in chart units (tempo is shared with the GTZAN set).
+SPOTIFY_COLUMNS: tuple[str, ...] = ("tempo", "loudness", "key", "mode", "duration_ms")
+# Spotify's perceptual columns: no audio definition and no paired training data here, so never
+# computed (documented in README "Audio features").
+SPOTIFY_NOT_COMPUTED: tuple[str, ...] = (
+    "danceability", "energy", "speechiness", "acousticness", "instrumentalness", "liveness", "valence",
+)
+ID_COLUMNS: tuple[str, ...] = ("track_id", "path", "label", "segment", "start_s", "end_s", "length")
+EXTRA_COLUMNS: tuple[str, ...] = ("truncated", "checksum")
+FEATURE_COLUMNS: tuple[str, ...] = (
+    *ID_COLUMNS, *SUMMARY_COLUMNS, *(c for c in SPOTIFY_COLUMNS if c != "tempo"), *EXTRA_COLUMNS,
+)
+
+N_CHROMA = 12
+N_CONTRAST_BANDS = 6  # spectral_contrast returns n_bands + 1 rows
+SEQUENCE_ROWS: tuple[str, ...] = (
+    *(f"mfcc{i}" for i in range(1, config.N_MFCC + 1)),
+    "spectral_centroid",
+    *(f"chroma{i}" for i in range(N_CHROMA)),
+    *(f"contrast{i}" for i in range(N_CONTRAST_BANDS + 1)),
+)
+HPSS_KERNEL = 31  # librosa.effects.hpss default, which the published table used
+
+# Krumhansl-Kessler key profiles (Krumhansl 1990), C as tonic; rotated for the other keys.
+_MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+# --- fast exact median filter (HPSS) -------------------------------------------------------
+
+
+try:
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def _running_median_rows(x, k, idx):
+        """Median over a sliding window of odd length ``k`` along the last axis of 2-D ``x``;
+        ``idx`` maps padded positions to columns (the edge mode).
+
+        Keeps the window sorted and swaps one value per step (O(k), not O(k log k)), so it
+        equals ``scipy.ndimage.median_filter(x, size=(1, k), mode="reflect")`` exactly.
+        """
+        n_rows, n = x.shape
+        out = np.empty_like(x)
+        h = k // 2
+        buf = np.empty(k, x.dtype)
+        row = np.empty(n + k - 1, x.dtype)
+        for r in range(n_rows):
+            for j in range(n + k - 1):
+                row[j] = x[r, idx[j]]
+            for j in range(k):
+                buf[j] = row[j]
+            buf.sort()
+            out[r, 0] = buf[h]
+            for i in range(1, n):
+                old = row[i - 1]
+                new = row[i - 1 + k]
+                if new != old:
+                    lo, hi = 0, k
+                    while lo < hi:  # leftmost position of `old`
+                        mid = (lo + hi) >> 1
+                        if buf[mid] < old:
+                            lo = mid + 1
+                        else:
+                            hi = mid
+                    pos = lo
+                    if new > old:
+                        while pos + 1 < k and buf[pos + 1] < new:
+                            buf[pos] = buf[pos + 1]
+                            pos += 1
+                    else:
+                        while pos > 0 and buf[pos - 1] > new:
+                            buf[pos] = buf[pos - 1]
+                            pos -= 1
+                    buf[pos] = new
+                out[r, i] = buf[h]
+        return out
+
+except ImportError:  # pragma: no cover - numba ships with librosa
+    _running_median_rows = None
+
+
+def median_filter_1d(x: np.ndarray, *, size: int, axis: int) -> np.ndarray:
+    """Exact median filter of odd ``size`` along ``axis`` of a 2-D array (scipy "reflect" edges).
+
+    Same values as ``scipy.ndimage.median_filter`` with a 1-D kernel, ~10x faster.
+    """
+    if size % 2 != 1 or size < 1:
+        raise TracklensError(f"median filter size={size} must be a positive odd integer")
+    if _running_median_rows is None or x.shape[axis] <= size // 2:  # tiny inputs: scipy's edge rule
+        from scipy.ndimage import median_filter
+
+        shape = [1, 1]
+        shape[axis] = size
+        return median_filter(x, size=shape, mode="reflect")
+    rows = np.ascontiguousarray(x if axis in (-1, 1) else x.T)
+    out = _running_median_rows(rows, size, _reflect_index(rows.shape[1], size))
+    return out if axis in (-1, 1) else np.ascontiguousarray(out.T)
+
+
+@functools.lru_cache(maxsize=32)
+def _reflect_index(n: int, size: int) -> np.ndarray:
+    # scipy.ndimage mode="reflect" (d c b a | a b c d | d c b a), periodic for pads longer than n
+    i = np.arange(-(size // 2), n + size // 2) % (2 * n)
+    return np.where(i >= n, 2 * n - 1 - i, i)
+
+
+# --- one analysis per clip -----------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    import librosa
+
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _fft_frequencies(sr: int, n_fft: int) -> np.ndarray:
+    import librosa
+
+    return librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+
+
+class Analysis:
+    """One STFT of a mono clip and everything derived from it, each computed at most once.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float32 mono audio
+    sr : int > 0, sample rate in Hz
+    n_fft, hop_length : STFT frame and hop length in samples
+
+    Attributes (lazy; shapes with ``t = 1 + n // hop_length`` frames)
+    ----------
+    stft : complex64 [shape=(1 + n_fft/2, t)]
+    magnitude, power : float32 [shape=(1 + n_fft/2, t)], |stft| and |stft|**2
+    mel : float32 [shape=(128, t)], mel power spectrogram
+    log_mel : float32 [shape=(128, t)], mel power in dB (ref 1.0, top_db 80)
+    mfcc : float32 [shape=(20, t)]
+    chroma : float32 [shape=(12, t)], chroma_stft from the power spectrogram (tuning 0)
+    spectral_centroid, spectral_bandwidth, rolloff : [shape=(1, t)] in Hz
+    spectral_contrast : [shape=(7, t)] in dB
+    rms, zero_crossing_rate : [shape=(1, t)], from time-domain frames of ``y``
+    harmonic, percussive : float32 [shape=(n,)], waveforms of the HPSS split
+    onset_envelope : [shape=(t,)]; tempo : float, BPM
+    """
+
+    def __init__(self, y: np.ndarray, *, sr: int = config.SAMPLE_RATE, n_fft: int = config.N_FFT,
+                 hop_length: int = config.HOP_LENGTH, n_mels: int = config.N_MELS,
+                 n_mfcc: int = config.N_MFCC, tuning: float = 0.0):
+        import librosa
+
+        y = np.asarray(y, dtype=np.float32)
+        if y.ndim != 1:
+            raise TracklensError(f"analyze: y must be mono (1-D), got shape {y.shape}")
+        if len(y) < n_fft:
+            raise TracklensError(f"analyze: clip of {len(y)} samples is shorter than n_fft={n_fft}")
+        if not np.all(np.isfinite(y)):
+            raise TracklensError("analyze: y holds NaN or infinite samples")
+        self.y, self.sr, self.n_fft, self.hop_length = y, int(sr), int(n_fft), int(hop_length)
+        self.n_mels, self.n_mfcc, self.tuning = int(n_mels), int(n_mfcc), float(tuning)
+        # The one STFT: librosa defaults (hann, center=True, constant padding).
+        self.stft = librosa.stft(y, n_fft=self.n_fft, hop_length=self.hop_length)
+
+    @property
+    def n_frames(self) -> int:
+        return self.stft.shape[1]
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.y) / self.sr
+
+    @functools.cached_property
+    def magnitude(self) -> np.ndarray:
+        return np.abs(self.stft)
+
+    @functools.cached_property
+    def power(self) -> np.ndarray:
+        return self.magnitude ** 2
+
+    @functools.cached_property
+    def mel(self) -> np.ndarray:
+        return _mel_basis(self.sr, self.n_fft, self.n_mels) @ self.power
+
+    @functools.cached_property
+    def log_mel(self) -> np.ndarray:
+        import librosa
+
+        return librosa.power_to_db(self.mel).astype(np.float32)
+
+    @functools.cached_property
+    def mfcc(self) -> np.ndarray:
+        import librosa
+
+        return librosa.feature.mfcc(S=self.log_mel, n_mfcc=self.n_mfcc).astype(np.float32)
+
+    @functools.cached_property
+    def chroma(self) -> np.ndarray:
+        import librosa
+
+        # tuning fixed: estimating it (piptrack) costs ~8x the chroma itself; see README.
+        return librosa.feature.chroma_stft(S=self.power, sr=self.sr, tuning=self.tuning).astype(np.float32)
+
+    @functools.cached_property
+    def spectral_centroid(self) -> np.ndarray:
+        import librosa
+
+        return librosa.feature.spectral_centroid(S=self.magnitude, sr=self.sr, freq=self._freqs)
+
+    @functools.cached_property
+    def spectral_bandwidth(self) -> np.ndarray:
+        import librosa
+
+        return librosa.feature.spectral_bandwidth(S=self.magnitude, sr=self.sr, freq=self._freqs,
+                                                  centroid=self.spectral_centroid)
+
+    @functools.cached_property
+    def rolloff(self) -> np.ndarray:
+        import librosa
+
+        return librosa.feature.spectral_rolloff(S=self.magnitude, sr=self.sr, freq=self._freqs)
+
+    @functools.cached_property
+    def spectral_contrast(self) -> np.ndarray:
+        import librosa
+
+        return librosa.feature.spectral_contrast(S=self.magnitude, sr=self.sr, freq=self._freqs,
+                                                 n_bands=N_CONTRAST_BANDS)
+
+    @functools.cached_property
+    def rms(self) -> np.ndarray:
+        import librosa
+
+        return librosa.feature.rms(y=self.y, frame_length=self.n_fft, hop_length=self.hop_length)
+
+    @functools.cached_property
+    def zero_crossing_rate(self) -> np.ndarray:
+        import librosa
+
+        return librosa.feature.zero_crossing_rate(self.y, frame_length=self.n_fft, hop_length=self.hop_length)
+
+    @functools.cached_property
+    def _freqs(self) -> np.ndarray:
+        return _fft_frequencies(self.sr, self.n_fft)
+
+    @functools.cached_property
+    def _hpss(self) -> tuple[np.ndarray, np.ndarray]:
+        import librosa
+
+        # librosa.decompose.hpss on the shared STFT (kernel 31, soft mask power 2, margin 1),
+        # with an exact O(k) running median instead of scipy's generic median_filter.
+        mag = self.magnitude
+        harm = median_filter_1d(mag, size=HPSS_KERNEL, axis=-1)
+        perc = median_filter_1d(mag, size=HPSS_KERNEL, axis=0)
+        mask_h = librosa.util.softmask(harm, perc, power=2, split_zeros=True)
+        harmonic = librosa.istft(self.stft * mask_h, hop_length=self.hop_length, n_fft=self.n_fft,
+                                 length=len(self.y)).astype(np.float32)
+        # The two soft masks sum to 1, so percussive = istft(stft) - harmonic = y - harmonic
+        # (istft(stft(y)) == y to float precision); this saves the second inverse STFT.
+        return harmonic, (self.y - harmonic).astype(np.float32)
+
+    @property
+    def harmonic(self) -> np.ndarray:
+        return self._hpss[0]
+
+    @property
+    def percussive(self) -> np.ndarray:
+        return self._hpss[1]
+
+    @functools.cached_property
+    def onset_envelope(self) -> np.ndarray:
+        import librosa
+
+        # onset_strength(y=) computes exactly this log-mel; reuse it.
+        return librosa.onset.onset_strength(S=self.log_mel, sr=self.sr, hop_length=self.hop_length)
+
+    @functools.cached_property
+    def tempo(self) -> float:
+        return _tempo(self.onset_envelope, sr=self.sr, hop_length=self.hop_length)
+
+
+def _tempo(onset_envelope: np.ndarray, *, sr: int, hop_length: int) -> float:
+    import librosa
+
+    if onset_envelope.size < 2 or not np.any(onset_envelope > 0):
+        return 0.0
+    return float(librosa.feature.tempo(onset_envelope=onset_envelope, sr=sr, hop_length=hop_length)[0])
+
+
+def analyze(y: np.ndarray, *, sr: int = config.SAMPLE_RATE, n_fft: int = config.N_FFT,
+            hop_length: int = config.HOP_LENGTH, **kwargs: Any) -> Analysis:
+    """Compute one STFT of mono ``y`` and return the lazy :class:`Analysis` built on it."""
+    return Analysis(y, sr=sr, n_fft=n_fft, hop_length=hop_length, **kwargs)
+
+
+# --- summaries ------------------------------------------------------------------------------
+
+
+def _summarise(frames: dict[str, np.ndarray], *, harmonic: np.ndarray, percussive: np.ndarray,
+               mfcc: np.ndarray, tempo: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, values in frames.items():
+        out[f"{name}_mean"] = float(np.mean(values))
+        out[f"{name}_var"] = float(np.var(values))
+    out["harmony_mean"], out["harmony_var"] = float(np.mean(harmonic)), float(np.var(harmonic))
+    out["perceptr_mean"], out["perceptr_var"] = float(np.mean(percussive)), float(np.var(percussive))
+    out["tempo"] = float(tempo)
+    for i, row in enumerate(mfcc, start=1):
+        out[f"mfcc{i}_mean"] = float(np.mean(row))
+        out[f"mfcc{i}_var"] = float(np.var(row))
+    return {name: out[name] for name in SUMMARY_COLUMNS}
+
+
+def _frame_features(a: Analysis, frames: slice = slice(None)) -> dict[str, np.ndarray]:
+    return {
+        "chroma_stft": a.chroma[:, frames], "rms": a.rms[:, frames],
+        "spectral_centroid": a.spectral_centroid[:, frames],
+        "spectral_bandwidth": a.spectral_bandwidth[:, frames], "rolloff": a.rolloff[:, frames],
+        "zero_crossing_rate": a.zero_crossing_rate[:, frames],
+    }
+
+
+def summary_features(analysis: Analysis) -> dict[str, float]:
+    """The 57 GTZAN-table features of a whole clip: ``{column: value}`` in SUMMARY_COLUMNS order.
+
+    Means and (population) variances over frames; ``harmony``/``perceptr`` are the mean and
+    variance of the harmonic/percussive waveforms; ``tempo`` in BPM.
+    """
+    a = analysis
+    return _summarise(_frame_features(a), harmonic=a.harmonic, percussive=a.percussive,
+                      mfcc=a.mfcc, tempo=a.tempo)
+
+
+def estimate_key(chroma: np.ndarray) -> tuple[int, int]:
+    """Key and mode from chroma by Krumhansl-Schmuckler profile correlation.
+
+    chroma : np.ndarray [shape=(12, t)] or [shape=(12,)]
+    Returns ``(key, mode)``: pitch class 0-11 (0 = C, Spotify's convention) and 1 major / 0 minor.
+    """
+    profile = np.asarray(chroma, dtype=np.float64)
+    if profile.ndim == 2:
+        profile = profile.mean(axis=1)
+    if profile.shape != (N_CHROMA,) or not np.any(profile > 0) or np.ptp(profile) == 0:
+        return -1, -1  # Spotify's "no key detected"
+    best = (-np.inf, -1, -1)
+    for mode, base in ((1, _MAJOR_PROFILE), (0, _MINOR_PROFILE)):
+        for key in range(N_CHROMA):
+            r = float(np.corrcoef(profile, np.roll(base, key))[0, 1])
+            if r > best[0]:
+                best = (r, key, mode)
+    return best[1], best[2]
+
+
+def integrated_loudness(y: np.ndarray, *, sr: int) -> float:
+    """Integrated loudness in LUFS (ITU-R BS.1770-4 via pyloudnorm) of mono ``y``; dB-like.
+
+    Clips shorter than one 0.4 s gating block, or fully gated, fall back to the RMS level in
+    dBFS (-3.01 dB to align a full-scale sine with BS.1770); the floor is -70 (the absolute gate).
+    """
+    import pyloudnorm
+
+    y = np.asarray(y, dtype=np.float64)
+    value = -np.inf
+    if len(y) >= int(0.4 * sr) + 1:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pyloudnorm warns on clipping; the value stays valid
+            value = float(pyloudnorm.Meter(sr).integrated_loudness(y))
+    if not np.isfinite(value):
+        rms = float(np.sqrt(np.mean(y ** 2))) if len(y) else 0.0
+        value = 20 * np.log10(rms) - 3.01 if rms > 0 else -70.0
+    return float(max(value, -70.0))
+
+
+def spotify_comparable_features(analysis: Analysis, *, duration_s: float | None = None) -> dict[str, float]:
+    """Spotify's audio-defined columns in chart units: ``tempo`` (BPM), ``loudness`` (LUFS,
+    integrated, BS.1770 via pyloudnorm), ``key`` (0-11, -1 none), ``mode`` (1 major, 0 minor),
+    ``duration_ms`` (int; ``duration_s`` overrides the analysed length, e.g. a truncated file).
+    """
+    a = analysis
+    key, mode = estimate_key(a.chroma)
+    seconds = a.duration_s if duration_s is None else duration_s
+    return {"tempo": a.tempo, "loudness": integrated_loudness(a.y, sr=a.sr), "key": key, "mode": mode,
+            "duration_ms": int(round(seconds * 1000))}
+
+
+# --- segments and frames --------------------------------------------------------------------
+
+
+def segment_bounds(n_samples: int, *, sr: int, segment_seconds: float | None,
+                   overlap: float = 0.0) -> list[tuple[int, int]]:
+    """Sample ranges ``[(start, end), ...]`` of the full-length windows that fit in the clip.
+
+    Windows of ``segment_seconds`` advance by ``segment_seconds * (1 - overlap)``; a trailing
+    partial window is dropped, so every segment has the same length and frame count.
+    """
+    if not segment_seconds:
+        return []
+    if segment_seconds < 0:
+        raise TracklensError(f"segment_seconds={segment_seconds} must be > 0")
+    if not 0.0 <= overlap < 1.0:
+        raise TracklensError(f"overlap={overlap} must be in [0, 1)")
+    length = int(round(segment_seconds * sr))
+    step = max(1, int(round(length * (1.0 - overlap))))
+    return [(start, start + length) for start in range(0, n_samples - length + 1, step)]
+
+
+def segment_n_frames(segment_seconds: float, *, sr: int = config.SAMPLE_RATE,
+                     hop_length: int = config.HOP_LENGTH) -> int:
+    """Frames per segment (``1 + samples // hop``; 130 for 3 s at 22 050 Hz, hop 512)."""
+    return 1 + int(round(segment_seconds * sr)) // hop_length
+
+
+def sequence_matrix(analysis: Analysis) -> np.ndarray:
+    """Per-frame features for sequence models: [shape=(40, t)] rows as in SEQUENCE_ROWS
+    (MFCC 20, spectral centroid in kHz, chroma 12, spectral contrast 7 in dB)."""
+    a = analysis
+    return np.vstack([a.mfcc, a.spectral_centroid / 1000.0, a.chroma, a.spectral_contrast]).astype(np.float32)
+
+
+@dataclass
+class ClipFeatures:
+    """Everything computed for one clip, for in-memory use (predict, dashboard).
+
+    track : dict, the whole-track row (``segment`` = -1) with FEATURE_COLUMNS keys
+    segments : list of dicts, one row per segment (``segment`` = 0, 1, ...)
+    frames : dict of float32 arrays for the segments: ``log_mel`` (n_seg, 128, T),
+        ``mfcc`` (n_seg, 20, T), ``sequence`` (n_seg, 40, T); T = segment_n_frames(...)
+    analysis : the whole-track :class:`Analysis` (for plots of the full clip)
+    """
+
+    track: dict
+    segments: list = field(default_factory=list)
+    frames: dict = field(default_factory=dict)
+    analysis: Analysis | None = None
+
+
+def featurize_clip(clip: AudioClip, *, segment_seconds: float | None = config.SEGMENT_SECONDS,
+                   overlap: float = 0.0, track_id: str | None = None, label: str | None = None,
+                   n_fft: int = config.N_FFT, hop_length: int = config.HOP_LENGTH) -> ClipFeatures:
+    """Analyse ``clip`` once and derive the track row, segment rows and segment frame matrices.
+
+    Segment values come from slices of the whole-track frame features (and of the harmonic /
+    percussive waveforms), never from a second analysis.
+    """
+    a = analyze(clip.y, sr=clip.sr, n_fft=n_fft, hop_length=hop_length)
+    track_id = track_id if track_id is not None else (Path(clip.path).stem if clip.path else "clip")
+    base = {"track_id": track_id, "path": clip.path, "label": label, "truncated": bool(clip.truncated)}
+    track = {**base, "segment": -1, "start_s": 0.0, "end_s": a.duration_s, "length": len(a.y),
+             **summary_features(a), **spotify_comparable_features(a, duration_s=clip.source_duration_s)}
+
+    bounds = segment_bounds(len(a.y), sr=a.sr, segment_seconds=segment_seconds, overlap=overlap)
+    segments, frames = [], {"log_mel": [], "mfcc": [], "sequence": []}
+    if bounds:
+        n_t = segment_n_frames(segment_seconds, sr=a.sr, hop_length=hop_length)
+        seq = sequence_matrix(a)
+        for k, (s0, s1) in enumerate(bounds):
+            f0 = int(round(s0 / hop_length))
+            f0 = min(f0, a.n_frames - n_t)
+            cols = slice(f0, f0 + n_t)
+            y_seg = a.y[s0:s1]
+            summary = _summarise(_frame_features(a, cols), harmonic=a.harmonic[s0:s1],
+                                 percussive=a.percussive[s0:s1], mfcc=a.mfcc[:, cols],
+                                 tempo=_tempo(a.onset_envelope[cols], sr=a.sr, hop_length=hop_length))
+            key, mode = estimate_key(a.chroma[:, cols])
+            segments.append({**base, "segment": k, "start_s": s0 / a.sr, "end_s": s1 / a.sr,
+                             "length": s1 - s0, **summary,
+                             "loudness": integrated_loudness(y_seg, sr=a.sr), "key": key, "mode": mode,
+                             "duration_ms": int(round((s1 - s0) / a.sr * 1000))})
+            frames["log_mel"].append(a.log_mel[:, cols])
+            frames["mfcc"].append(a.mfcc[:, cols])
+            frames["sequence"].append(seq[:, cols])
+    n_t = segment_n_frames(segment_seconds, sr=a.sr, hop_length=hop_length) if segment_seconds else 0
+    shapes = {"log_mel": a.n_mels, "mfcc": a.n_mfcc, "sequence": len(SEQUENCE_ROWS)}
+    frames = {name: (np.stack(mats).astype(np.float32) if mats else np.zeros((0, shapes[name], n_t), np.float32))
+              for name, mats in frames.items()}
+    return ClipFeatures(track=track, segments=segments, frames=frames, analysis=a)
