@@ -1,0 +1,1258 @@
+"""Popularity statistics and chart figures, each built once and drawn by matplotlib or Plotly.
+
+Every figure is a pair: a public ``*_data`` function that prepares a small, testable table
+from a cleaned chart DataFrame (see :func:`prepare.prepare_charts`), and a figure function
+``f(df, *, ..., backend="plotly"|"matplotlib")`` that calls it and hands the result to one of
+two renderers: Plotly (the default: interactive in Jupyter and the dashboard) or matplotlib
+(static PNGs for reports, ``backend="matplotlib"``). Nothing here shows a window or writes a file unless asked
+(:func:`save_figure`, :func:`write_chart_figures`).
+
+The numbers are meant to be read with their uncertainty: correlations carry p-values and
+bootstrap intervals, trends carry confidence bands, and the popularity model is scored by
+cross-validation against a trivial baseline.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+import config
+from errors import TracklensError
+
+Backend = Literal["matplotlib", "plotly"]
+
+#: Numeric audio descriptors of the Top Hits table, in the table's column order.
+AUDIO_FEATURES = (
+    "duration_ms", "explicit", "danceability", "energy", "key", "loudness", "mode",
+    "speechiness", "acousticness", "instrumentalness", "liveness", "valence", "tempo",
+)
+#: Continuous features worth a scatter, a trend or a distribution (key/mode/explicit are codes).
+CONTINUOUS_FEATURES = (
+    "danceability", "energy", "loudness", "speechiness", "acousticness",
+    "instrumentalness", "liveness", "valence", "tempo", "duration_ms",
+)
+TARGET = "popularity"
+NO_GENRE = "set()"  # the Top Hits table's literal for "no genre listed"
+
+
+# --- shared helpers -----------------------------------------------------------------------
+
+
+def _numeric_frame(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The named columns as float, complete cases only; a clear error for missing columns."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise TracklensError(f"chart table lacks column(s) {missing}; has {list(df.columns)}")
+    out = df.loc[:, list(columns)].astype(float).dropna()
+    if len(out) < 3:
+        raise TracklensError(f"need at least 3 complete rows for statistics, got {len(out)}")
+    return out
+
+
+def _pick_features(df: pd.DataFrame, features: Sequence[str] | None, default: Sequence[str]) -> list[str]:
+    """Requested features, or the defaults this table actually has."""
+    if features is not None:
+        return list(features)
+    present = [f for f in default if f in df.columns]
+    if not present:
+        raise TracklensError(f"chart table has none of the audio features {list(default)}")
+    return present
+
+
+def _render(data, renderers: Mapping[str, Callable], backend: str):
+    """Draw prepared ``data`` with the renderer for ``backend``."""
+    try:
+        renderer = renderers[backend]
+    except KeyError:
+        raise TracklensError(f"backend={backend!r} is not one of {sorted(renderers)}") from None
+    return renderer(data)
+
+
+def _mpl_figure(n_panels: int, *, ncols: int = 4, panel_size=(3.2, 2.6)):
+    """A matplotlib Figure (no pyplot state, so nothing pops up or leaks) with a grid of axes."""
+    from matplotlib.figure import Figure
+
+    ncols = max(1, min(ncols, n_panels))
+    nrows = int(np.ceil(n_panels / ncols))
+    fig = Figure(figsize=(panel_size[0] * ncols, panel_size[1] * nrows + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
+
+
+def _plotly_grid(titles: Sequence[str], *, ncols: int = 4, **kwargs):
+    from plotly.subplots import make_subplots
+
+    ncols = max(1, min(ncols, len(titles)))
+    nrows = int(np.ceil(len(titles) / ncols))
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=list(titles), **kwargs)
+    positions = [(i // ncols + 1, i % ncols + 1) for i in range(len(titles))]
+    return fig, positions
+
+
+def save_figure(fig, path: str | Path, *, dpi: int = 110) -> Path:
+    """Write a matplotlib figure (PNG/SVG/PDF by suffix) or a Plotly figure (HTML) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        if hasattr(fig, "savefig"):
+            fig.savefig(tmp, dpi=dpi)
+        elif path.suffix.lower() == ".html":
+            fig.write_html(tmp, include_plotlyjs=True, full_html=True)
+        else:
+            raise TracklensError(f"{path}: Plotly figures are written as .html here")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+# --- correlations -------------------------------------------------------------------------
+
+
+@dataclass
+class CorrData:
+    """Prepared correlation data.
+
+    matrix : DataFrame [features + target]^2, clustered order, target last
+    pvalues : DataFrame, same shape, two-sided p-values of each coefficient
+    target : DataFrame indexed by feature: r, p, q (Benjamini-Hochberg), ci_low, ci_high,
+        sorted by |r| descending
+    """
+
+    matrix: pd.DataFrame
+    pvalues: pd.DataFrame
+    target: pd.DataFrame
+    method: str
+    target_name: str
+    n: int
+    ci: float
+
+
+def _corr_pvalues(r: np.ndarray, n: int) -> np.ndarray:
+    """Two-sided p-values of correlation coefficients by the t approximation (as scipy does)."""
+    from scipy import stats
+
+    r = np.clip(r, -1.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = r * np.sqrt((n - 2) / np.maximum(1.0 - r**2, 1e-300))
+    return np.clip(2 * stats.t.sf(np.abs(t), n - 2), 0.0, 1.0)
+
+
+def _bootstrap_corr(x: np.ndarray, y: np.ndarray, *, method: str, n_boot: int, ci: float, seed: int):
+    """Percentile bootstrap intervals of corr(x[:, j], y) for every column j.
+
+    x : [shape=(n, p)], y : [shape=(n,)] -> (low, high) each [shape=(p,)]
+    """
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    draws = []
+    for start in range(0, n_boot, 100):  # chunks keep memory at ~n*p*100 floats
+        idx = rng.integers(0, n, size=(min(100, n_boot - start), n))
+        xb, yb = x[idx], y[idx]
+        if method == "spearman":
+            xb, yb = rankdata(xb, axis=1), rankdata(yb, axis=1)
+        xb = xb - xb.mean(axis=1, keepdims=True)
+        yb = yb - yb.mean(axis=1, keepdims=True)
+        num = np.einsum("bnp,bn->bp", xb, yb)
+        den = np.sqrt((xb**2).sum(axis=1) * (yb**2).sum(axis=1)[:, None])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            draws.append(num / den)
+    draws = np.concatenate(draws)
+    alpha = (1 - ci) / 2
+    return np.nanquantile(draws, alpha, axis=0), np.nanquantile(draws, 1 - alpha, axis=0)
+
+
+def _bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values)."""
+    order = np.argsort(p)
+    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty_like(q)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+def corr_data(
+    df: pd.DataFrame,
+    *,
+    target: str = TARGET,
+    method: Literal["pearson", "spearman"] = "pearson",
+    columns: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = config.DEFAULT_SEED,
+) -> CorrData:
+    """Correlations of audio features with each other and with ``target``, with their uncertainty.
+
+    Parameters
+    ----------
+    df : cleaned chart table (one row per track)
+    target : column the features are related to
+    method : "pearson" (linear) or "spearman" (rank, robust to skew such as speechiness)
+    columns : feature columns to use (``target`` may be among them); default all of
+        :data:`AUDIO_FEATURES` present
+    n_boot, ci, seed : percentile bootstrap of the feature-target coefficients
+
+    Returns
+    -------
+    CorrData ; ``matrix`` equals ``df[cols].corr(method)`` reordered by hierarchical clustering
+    of the features on 1 - |r| (target last).
+    """
+    if method not in ("pearson", "spearman"):
+        raise TracklensError(f"method={method!r} must be 'pearson' or 'spearman'")
+    feats = [f for f in _pick_features(df, columns, AUDIO_FEATURES) if f != target]
+    data = _numeric_frame(df, feats + [target])
+    varying = [f for f in feats if data[f].nunique() > 1]  # constant columns have no correlation
+    if not varying:
+        raise TracklensError("every feature is constant; nothing to correlate")
+    data = data[varying + [target]]
+    full = data.corr(method=method)
+
+    order = varying
+    if len(varying) > 2:
+        from scipy.cluster.hierarchy import leaves_list, linkage
+        from scipy.spatial.distance import squareform
+
+        dist = 1.0 - full.loc[varying, varying].abs().to_numpy()
+        np.fill_diagonal(dist, 0.0)
+        tree = linkage(squareform(np.clip(dist, 0, None), checks=False), method="average")
+        order = [varying[i] for i in leaves_list(tree)]
+    cols = order + [target]
+    matrix = full.loc[cols, cols]
+    n = len(data)
+    pvalues = pd.DataFrame(_corr_pvalues(matrix.to_numpy(), n), index=cols, columns=cols)
+
+    r = matrix.loc[order, target].to_numpy()
+    p = pvalues.loc[order, target].to_numpy()
+    low, high = _bootstrap_corr(
+        data[order].to_numpy(), data[target].to_numpy(), method=method, n_boot=n_boot, ci=ci, seed=seed
+    )
+    table = pd.DataFrame({"r": r, "p": p, "q": _bh(p), "ci_low": low, "ci_high": high}, index=pd.Index(order, name="feature"))
+    table = table.reindex(table["r"].abs().sort_values(ascending=False).index)
+    return CorrData(matrix, pvalues, table, method, target, n, ci)
+
+
+def _stars(p: float) -> str:
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+def _corr_title(d: CorrData) -> str:
+    return (
+        f"{d.method.capitalize()} correlations, n={d.n} tracks "
+        f"(uncorrected * p<.05, ** p<.01, *** p<.001; bars: {d.ci:.0%} bootstrap CI)"
+    )
+
+
+def _corr_heatmap_mpl(d: CorrData):
+    from matplotlib.figure import Figure
+
+    k = len(d.matrix)
+    fig = Figure(figsize=(6 + 0.55 * k, 0.5 * k + 2.0), layout="constrained")
+    ax, ax_ci = fig.subplots(1, 2, width_ratios=[k, 0.45 * k])
+    im = ax.imshow(d.matrix.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(k), d.matrix.columns, rotation=60, ha="right")
+    ax.set_yticks(range(k), d.matrix.index)
+    for i in range(k):
+        for j in range(k):
+            value = d.matrix.iat[i, j]
+            ax.text(j, i, f"{value:.2f}\n{_stars(d.pvalues.iat[i, j]) if i != j else ''}",
+                    ha="center", va="center", fontsize=6.5, color="white" if abs(value) > 0.6 else "black")
+    fig.colorbar(im, ax=ax, shrink=0.7, label=f"{d.method} r")
+
+    t = d.target.sort_values("r")
+    ypos = np.arange(len(t))
+    ax_ci.errorbar(t["r"], ypos, xerr=[t["r"] - t["ci_low"], t["ci_high"] - t["r"]], fmt="o", capsize=3,
+                   color="tab:blue")
+    ax_ci.axvline(0, color="grey", lw=0.8)
+    ax_ci.set_yticks(ypos, [f"{f} {_stars(p)}" for f, p in zip(t.index, t["p"])])
+    ax_ci.set_xlabel(f"r with {d.target_name}")
+    ax_ci.set_title(f"vs {d.target_name}", fontsize=10)
+    fig.suptitle(_corr_title(d), fontsize=10)
+    return fig
+
+
+def _corr_heatmap_plotly(d: CorrData):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.7, 0.3], subplot_titles=("", f"vs {d.target_name}"))
+    text = [[f"{d.matrix.iat[i, j]:.2f}{_stars(d.pvalues.iat[i, j]) if i != j else ''}"
+             for j in range(len(d.matrix))] for i in range(len(d.matrix))]
+    fig.add_trace(go.Heatmap(
+        z=d.matrix.to_numpy(), x=list(d.matrix.columns), y=list(d.matrix.index), zmin=-1, zmax=1,
+        colorscale="RdBu_r", text=text, texttemplate="%{text}", textfont={"size": 9},
+        colorbar={"title": f"{d.method} r", "x": 0.66}, customdata=d.pvalues.to_numpy(),
+        hovertemplate="%{y} vs %{x}<br>r=%{z:.3f}<br>p=%{customdata:.2g}<extra></extra>",
+    ), row=1, col=1)
+    t = d.target.sort_values("r")
+    fig.add_trace(go.Scatter(
+        x=t["r"], y=list(t.index), mode="markers", marker={"size": 8},
+        error_x={"type": "data", "symmetric": False, "array": t["ci_high"] - t["r"], "arrayminus": t["r"] - t["ci_low"]},
+        customdata=np.c_[t["p"], t["ci_low"], t["ci_high"]],
+        hovertemplate="%{y}: r=%{x:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}], p=%{customdata[0]:.2g}<extra></extra>",
+        showlegend=False,
+    ), row=1, col=2)
+    fig.add_vline(x=0, line_color="grey", line_width=1, row=1, col=2)
+    fig.update_yaxes(autorange="reversed", row=1, col=1)
+    fig.update_layout(title=_corr_title(d), height=max(450, 32 * len(d.matrix) + 150))
+    return fig
+
+
+def corr_heatmap(
+    df: pd.DataFrame,
+    target: str = TARGET,
+    method: Literal["pearson", "spearman"] = "pearson",
+    *,
+    columns: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = config.DEFAULT_SEED,
+    backend: Backend = "plotly",
+):
+    """Clustered, annotated correlation heatmap with each feature's r vs ``target`` and its CI.
+
+    Cells show r and significance stars (uncorrected p); the side panel shows r with the
+    bootstrap interval, so "louder songs are more popular" is read with its uncertainty.
+    See :func:`corr_data` for the parameters. Returns a matplotlib Figure or a plotly Figure.
+    """
+    d = corr_data(df, target=target, method=method, columns=columns, n_boot=n_boot, ci=ci, seed=seed)
+    return _render(d, {"matplotlib": _corr_heatmap_mpl, "plotly": _corr_heatmap_plotly}, backend)
+
+
+# --- each feature against popularity ------------------------------------------------------
+
+
+@dataclass
+class TrendData:
+    """Per feature: the points and an OLS line with its confidence band.
+
+    points : DataFrame (feature, x, y, row) of the plotted points; row is the index in ``df``
+    lines : DataFrame (feature, x, fit, low, high) on a grid over each feature's range
+    stats : DataFrame indexed by feature: slope, r, p, n
+    """
+
+    points: pd.DataFrame
+    lines: pd.DataFrame
+    stats: pd.DataFrame
+    target_name: str
+    ci: float
+
+
+def trend_data(
+    df: pd.DataFrame,
+    *,
+    features: Sequence[str] | None = None,
+    target: str = TARGET,
+    ci: float = 0.95,
+    n_grid: int = 50,
+    max_points: int = 2000,
+    seed: int = config.DEFAULT_SEED,
+) -> TrendData:
+    """Least-squares line of ``target`` on each feature with the band of the mean at level ``ci``.
+
+    The band is the t-interval of the fitted mean, ``fit ± t * s * sqrt(1/n + (x-x̄)²/Sxx)``.
+    At most ``max_points`` points per feature are kept for drawing (the fit uses all rows).
+    """
+    from scipy import stats
+
+    feats = _pick_features(df, features, CONTINUOUS_FEATURES)
+    points, lines, rows = [], [], []
+    for f in feats:
+        data = _numeric_frame(df, [f, target])
+        x, y = data[f].to_numpy(), data[target].to_numpy()
+        n = len(x)
+        sxx = ((x - x.mean()) ** 2).sum()
+        if sxx == 0:
+            continue
+        slope = ((x - x.mean()) * (y - y.mean())).sum() / sxx
+        intercept = y.mean() - slope * x.mean()
+        resid = y - (intercept + slope * x)
+        s = np.sqrt((resid**2).sum() / (n - 2))
+        grid = np.linspace(x.min(), x.max(), n_grid)
+        fit = intercept + slope * grid
+        half = stats.t.ppf(0.5 + ci / 2, n - 2) * s * np.sqrt(1 / n + (grid - x.mean()) ** 2 / sxx)
+        lines.append(pd.DataFrame({"feature": f, "x": grid, "fit": fit, "low": fit - half, "high": fit + half}))
+        keep = data.sample(min(n, max_points), random_state=seed) if n > max_points else data
+        points.append(pd.DataFrame({"feature": f, "x": keep[f].to_numpy(), "y": keep[target].to_numpy(),
+                                    "row": keep.index.to_numpy()}))
+        r, p = stats.pearsonr(x, y)
+        rows.append({"feature": f, "slope": slope, "r": r, "p": p, "n": n})
+    if not rows:
+        raise TracklensError("no feature varies; nothing to plot against popularity")
+    return TrendData(pd.concat(points, ignore_index=True), pd.concat(lines, ignore_index=True),
+                     pd.DataFrame(rows).set_index("feature"), target, ci)
+
+
+def _trend_label(d: TrendData, f: str) -> str:
+    s = d.stats.loc[f]
+    return f"{f}: r={s['r']:.2f}{_stars(s['p'])}"
+
+
+def _param_viz_mpl(d: TrendData):
+    feats = list(d.stats.index)
+    fig, axes = _mpl_figure(len(feats))
+    for ax, f in zip(axes, feats):
+        pts, line = d.points[d.points.feature == f], d.lines[d.lines.feature == f]
+        ax.scatter(pts["x"], pts["y"], s=4, alpha=0.25, color="tab:grey", rasterized=True)
+        ax.plot(line["x"], line["fit"], color="tab:red")
+        ax.fill_between(line["x"], line["low"], line["high"], color="tab:red", alpha=0.25)
+        ax.set_title(_trend_label(d, f), fontsize=9)
+        ax.set_xlabel(f)
+        ax.set_ylabel(d.target_name)
+    fig.suptitle(f"Each feature against {d.target_name}: OLS trend with {d.ci:.0%} confidence band")
+    return fig
+
+
+def _param_viz_plotly(d: TrendData):
+    import plotly.graph_objects as go
+
+    feats = list(d.stats.index)
+    fig, pos = _plotly_grid([_trend_label(d, f) for f in feats])
+    for f, (row, col) in zip(feats, pos):
+        pts, line = d.points[d.points.feature == f], d.lines[d.lines.feature == f]
+        # customdata carries the row index so a box/lasso selection maps back to tracks
+        fig.add_trace(go.Scattergl(x=pts["x"], y=pts["y"], mode="markers", customdata=pts[["row"]].to_numpy(),
+                                   marker={"size": 4, "color": "grey", "opacity": 0.35}, name=f, showlegend=False,
+                                   hovertemplate=f"{f}=%{{x:.3g}}<br>{d.target_name}=%{{y}}<extra></extra>"),
+                      row=row, col=col)
+        fig.add_trace(go.Scatter(x=np.r_[line["x"], line["x"][::-1]], y=np.r_[line["high"], line["low"][::-1]],
+                                 fill="toself", fillcolor="rgba(214,39,40,0.25)", line={"width": 0},
+                                 hoverinfo="skip", showlegend=False), row=row, col=col)
+        fig.add_trace(go.Scatter(x=line["x"], y=line["fit"], mode="lines", line={"color": "rgb(214,39,40)"},
+                                 showlegend=False), row=row, col=col)
+        fig.update_xaxes(title_text=f, row=row, col=col)
+    fig.update_layout(title=f"Each feature against {d.target_name} ({d.ci:.0%} band)", height=260 * pos[-1][0] + 80)
+    return fig
+
+
+def param_viz(df: pd.DataFrame, *, features: Sequence[str] | None = None, target: str = TARGET,
+              ci: float = 0.95, backend: Backend = "plotly"):
+    """Scatter of each feature against ``target`` with its OLS trend and confidence band.
+
+    See :func:`trend_data`. Returns a matplotlib Figure or a plotly Figure.
+    """
+    d = trend_data(df, features=features, target=target, ci=ci)
+    return _render(d, {"matplotlib": _param_viz_mpl, "plotly": _param_viz_plotly}, backend)
+
+
+def popularity_scatter(df: pd.DataFrame, *, feature: str = "energy", target: str = TARGET, ci: float = 0.95,
+                       backend: Backend = "plotly"):
+    """One feature against ``target``: the single-panel :func:`param_viz` (the dashboard's scatter).
+
+    In the Plotly figure each point's ``customdata[0]`` is its row index in ``df``.
+    """
+    return param_viz(df, features=[feature], target=target, ci=ci, backend=backend)
+
+
+# --- distributions by group ---------------------------------------------------------------
+
+
+def explode_genres(df: pd.DataFrame, *, column: str = "genre") -> pd.DataFrame:
+    """One row per (track, genre label): the Top Hits ``genre`` is a comma-separated multi-label.
+
+    Rows with no genre (the table's literal ``set()`` or empty) are dropped.
+    """
+    if column not in df.columns:
+        raise TracklensError(f"chart table lacks column {column!r}")
+    out = df.assign(**{column: df[column].astype("string").str.split(",")}).explode(column)
+    out[column] = out[column].str.strip()
+    return out[out[column].notna() & (out[column] != "") & (out[column] != NO_GENRE)]
+
+
+def popularity_bands(popularity: pd.Series) -> pd.Series:
+    """Popularity bands as the data engineer defines them (preprocessing.popularity_band)."""
+    import preprocessing
+
+    return preprocessing.popularity_band(popularity)
+
+
+def group_data(
+    df: pd.DataFrame,
+    *,
+    by: Literal["genre", "band"] = "genre",
+    features: Sequence[str] | None = None,
+    top_genres: int = 8,
+) -> pd.DataFrame:
+    """Long table (group, feature, value) of each feature's values per genre or popularity band.
+
+    by="genre" counts a multi-genre track in each of its genres and keeps the ``top_genres``
+    most common; by="band" uses :func:`popularity_bands`. Groups are ordered categoricals.
+    """
+    feats = _pick_features(df, features, CONTINUOUS_FEATURES)
+    if by == "genre":
+        long = explode_genres(df)
+        order = list(long["genre"].value_counts().index[:top_genres])
+        groups = long["genre"].where(long["genre"].isin(order))
+    elif by == "band":
+        long = df
+        groups = popularity_bands(df[TARGET])
+        order = list(groups.cat.categories) if isinstance(groups.dtype, pd.CategoricalDtype) else sorted(groups.dropna().unique())
+    else:
+        raise TracklensError(f"by={by!r} must be 'genre' or 'band'")
+    wide = long[feats].astype(float).assign(group=groups.to_numpy()).dropna(subset=["group"])
+    out = wide.melt(id_vars="group", var_name="feature", value_name="value").dropna()
+    out["group"] = pd.Categorical(out["group"], categories=order, ordered=True)
+    out.attrs["by"] = by
+    return out
+
+
+def _catplot_mpl(d: pd.DataFrame):
+    feats = list(dict.fromkeys(d["feature"]))
+    groups = list(d["group"].cat.categories)
+    fig, axes = _mpl_figure(len(feats), ncols=3, panel_size=(4.2, 2.8))
+    for ax, f in zip(axes, feats):
+        sub = d[d.feature == f]
+        values = [sub.loc[sub.group == g, "value"].to_numpy() for g in groups]
+        ax.boxplot(values, tick_labels=groups, showfliers=False, patch_artist=True,
+                   boxprops={"facecolor": "tab:blue", "alpha": 0.4})
+        ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+        ax.set_title(f, fontsize=9)
+    fig.suptitle(f"Feature distributions by {d.attrs.get('by', 'group')} (boxes: quartiles, whiskers 1.5 IQR)")
+    return fig
+
+
+def _catplot_plotly(d: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    feats = list(dict.fromkeys(d["feature"]))
+    fig, pos = _plotly_grid(feats, ncols=3)
+    for f, (row, col) in zip(feats, pos):
+        sub = d[d.feature == f].sort_values("group")
+        fig.add_trace(go.Box(x=sub["group"].astype(str), y=sub["value"], name=f, boxpoints=False, showlegend=False),
+                      row=row, col=col)
+    fig.update_layout(title=f"Feature distributions by {d.attrs.get('by', 'group')}", height=300 * pos[-1][0] + 80)
+    return fig
+
+
+def catplot_viz(df: pd.DataFrame, *, by: Literal["genre", "band"] = "genre", features: Sequence[str] | None = None,
+                top_genres: int = 8, backend: Backend = "plotly"):
+    """Box plots of each feature by genre or by popularity band (see :func:`group_data`)."""
+    d = group_data(df, by=by, features=features, top_genres=top_genres)
+    return _render(d, {"matplotlib": _catplot_mpl, "plotly": _catplot_plotly}, backend)
+
+
+# --- distributions ------------------------------------------------------------------------
+
+
+def distribution_data(df: pd.DataFrame, *, features: Sequence[str] | None = None, bins: int = 30) -> pd.DataFrame:
+    """Histogram of each feature as density: long table (feature, left, right, density, count)."""
+    feats = _pick_features(df, features, CONTINUOUS_FEATURES + (TARGET,))
+    parts = []
+    for f in feats:
+        x = pd.to_numeric(df[f], errors="coerce").dropna().to_numpy(dtype=float)
+        if len(x) == 0:
+            continue
+        counts, edges = np.histogram(x, bins=bins)
+        width = np.diff(edges)
+        density = counts / (counts.sum() * np.where(width > 0, width, 1))
+        parts.append(pd.DataFrame({"feature": f, "left": edges[:-1], "right": edges[1:], "density": density, "count": counts}))
+    if not parts:
+        raise TracklensError("no numeric values to plot")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _distributions_mpl(d: pd.DataFrame):
+    feats = list(dict.fromkeys(d["feature"]))
+    fig, axes = _mpl_figure(len(feats))
+    for ax, f in zip(axes, feats):
+        sub = d[d.feature == f]
+        ax.bar(sub["left"], sub["density"], width=sub["right"] - sub["left"], align="edge", color="tab:blue", alpha=0.7)
+        ax.set_title(f"{f} (n={int(sub['count'].sum())})", fontsize=9)
+        ax.set_yticks([])
+    fig.suptitle("Distributions of the chart hits' features (density)")
+    return fig
+
+
+def _distributions_plotly(d: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    feats = list(dict.fromkeys(d["feature"]))
+    fig, pos = _plotly_grid(feats)
+    for f, (row, col) in zip(feats, pos):
+        sub = d[d.feature == f]
+        fig.add_trace(go.Bar(x=(sub["left"] + sub["right"]) / 2, y=sub["density"], width=sub["right"] - sub["left"],
+                             customdata=sub["count"], hovertemplate="%{x:.3g}: %{customdata} tracks<extra></extra>",
+                             showlegend=False), row=row, col=col)
+    fig.update_layout(title="Distributions of the chart hits' features", bargap=0, height=230 * pos[-1][0] + 80)
+    return fig
+
+
+def distribution_plots(df: pd.DataFrame, *, features: Sequence[str] | None = None, bins: int = 30,
+                       backend: Backend = "plotly"):
+    """Histograms (density) of each feature and of popularity (see :func:`distribution_data`)."""
+    d = distribution_data(df, features=features, bins=bins)
+    return _render(d, {"matplotlib": _distributions_mpl, "plotly": _distributions_plotly}, backend)
+
+
+# --- yearly trends ------------------------------------------------------------------------
+
+
+def yearly_data(
+    df: pd.DataFrame,
+    *,
+    features: Sequence[str] | None = None,
+    years: tuple[int, int] | None = (2000, 2019),
+    min_tracks: int = 5,
+    ci: float = 0.95,
+) -> pd.DataFrame:
+    """Per year and feature: mean, t-interval of the mean and n (long table).
+
+    ``years`` limits the range (the Top Hits table holds a few 1998-1999 and 2020 rows outside
+    its stated 2000-2019); years with fewer than ``min_tracks`` tracks are dropped.
+    """
+    from scipy import stats
+
+    feats = _pick_features(df, features, CONTINUOUS_FEATURES + (TARGET,))
+    data = _numeric_frame(df, ["year"] + feats)
+    if years is not None:
+        data = data[data["year"].between(*years)]
+    long = data.melt(id_vars="year", var_name="feature", value_name="value")
+    agg = long.groupby(["feature", "year"], sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
+    agg = agg[agg["count"] >= min_tracks]
+    if agg.empty:
+        raise TracklensError(f"no year has {min_tracks}+ tracks in the range {years}")
+    half = stats.t.ppf(0.5 + ci / 2, agg["count"] - 1) * agg["std"] / np.sqrt(agg["count"])
+    agg = agg.assign(low=agg["mean"] - half, high=agg["mean"] + half, year=agg["year"].astype(int)).rename(columns={"count": "n"})
+    agg["feature"] = pd.Categorical(agg["feature"], categories=feats, ordered=True)
+    agg.attrs["ci"] = ci
+    return agg.sort_values(["feature", "year"]).reset_index(drop=True)
+
+
+def _yearly_mpl(d: pd.DataFrame):
+    feats = list(d["feature"].cat.categories.intersection(d["feature"].unique()))
+    fig, axes = _mpl_figure(len(feats))
+    for ax, f in zip(axes, feats):
+        sub = d[d.feature == f]
+        ax.plot(sub["year"], sub["mean"], marker="o", ms=3)
+        ax.fill_between(sub["year"], sub["low"], sub["high"], alpha=0.25)
+        ax.set_title(f, fontsize=9)
+        ax.set_xlabel("year")
+    fig.suptitle(f"Yearly mean of each feature with its {d.attrs.get('ci', 0.95):.0%} confidence interval")
+    return fig
+
+
+def _yearly_plotly(d: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    feats = list(d["feature"].cat.categories.intersection(d["feature"].unique()))
+    fig, pos = _plotly_grid(feats)
+    for f, (row, col) in zip(feats, pos):
+        sub = d[d.feature == f]
+        fig.add_trace(go.Scatter(x=np.r_[sub["year"], sub["year"][::-1]], y=np.r_[sub["high"], sub["low"][::-1]],
+                                 fill="toself", fillcolor="rgba(31,119,180,0.25)", line={"width": 0},
+                                 hoverinfo="skip", showlegend=False), row=row, col=col)
+        fig.add_trace(go.Scatter(x=sub["year"], y=sub["mean"], mode="lines+markers", customdata=sub["n"],
+                                 hovertemplate="%{x}: %{y:.3g} (n=%{customdata})<extra></extra>", showlegend=False),
+                      row=row, col=col)
+    fig.update_layout(title="Yearly mean of each feature (band: confidence interval)", height=230 * pos[-1][0] + 80)
+    return fig
+
+
+def yearly_trends(df: pd.DataFrame, *, features: Sequence[str] | None = None,
+                  years: tuple[int, int] | None = (2000, 2019), backend: Backend = "plotly"):
+    """Yearly means of each feature with confidence bands (see :func:`yearly_data`)."""
+    d = yearly_data(df, features=features, years=years)
+    return _render(d, {"matplotlib": _yearly_mpl, "plotly": _yearly_plotly}, backend)
+
+
+# --- hit profile ("check your track") -----------------------------------------------------
+
+
+def hit_profile_data(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *,
+                     features: Sequence[str] | None = None, label: str | None = None) -> pd.DataFrame:
+    """Where a track's features sit among the chart hits.
+
+    Parameters
+    ----------
+    track : feature -> value (e.g. a chart row, or features.spotify_comparable_features of an
+        upload, which holds only tempo, loudness, key, mode, duration_ms); features the track
+        lacks are skipped
+    df : the chart table (the reference distribution)
+    label : the track's name for titles; default "artist - song" when the track has them
+
+    Returns
+    -------
+    DataFrame indexed by feature: value, percentile (0-100, share of hits with a lower value,
+    ties counted half), hits_p10, hits_median, hits_p90, n
+    """
+    track = dict(track)
+    candidates = _pick_features(df, features, CONTINUOUS_FEATURES)
+    feats = [f for f in candidates if f in track and track[f] is not None and np.isfinite(float(track[f]))]
+    if not feats:
+        raise TracklensError(f"track has none of the features {candidates}")
+    rows = []
+    for f in feats:
+        ref = pd.to_numeric(df[f], errors="coerce").dropna().to_numpy(dtype=float)
+        v = float(track[f])
+        pct = 100.0 * ((ref < v).sum() + 0.5 * (ref == v).sum()) / len(ref)
+        p10, med, p90 = np.percentile(ref, [10, 50, 90])
+        rows.append({"feature": f, "value": v, "percentile": pct, "hits_p10": p10, "hits_median": med,
+                     "hits_p90": p90, "n": len(ref)})
+    out = pd.DataFrame(rows).set_index("feature")
+    if label is None and track.get("song") is not None:
+        label = f"{track.get('artist', '?')} - {track['song']}"
+    out.attrs["label"] = label or "the track"
+    return out
+
+
+def _hit_title(d: pd.DataFrame) -> str:
+    return f"Hit profile: {d.attrs.get('label', 'the track')} against {int(d['n'].max())} chart hits"
+
+
+def _hit_profile_mpl(d: pd.DataFrame):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 0.45 * len(d) + 1.6), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(d))[::-1]
+    ax.axvspan(25, 75, color="tab:green", alpha=0.12, label="middle half of hits")
+    ax.axvline(50, color="tab:green", lw=1)
+    ax.barh(y, d["percentile"], color="tab:blue", alpha=0.7, height=0.6)
+    for yi, (f, row) in zip(y, d.iterrows()):
+        ax.text(min(row["percentile"] + 1.5, 88), yi, f"{row['value']:.3g} (P{row['percentile']:.0f})", va="center", fontsize=8)
+    ax.set_yticks(y, d.index)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("percentile among chart hits (%)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(_hit_title(d), fontsize=10)
+    return fig
+
+
+def _hit_profile_plotly(d: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Bar(
+        x=d["percentile"], y=list(d.index), orientation="h", text=[f"{v:.3g} (P{p:.0f})" for v, p in zip(d["value"], d["percentile"])],
+        customdata=d[["hits_p10", "hits_median", "hits_p90"]].to_numpy(),
+        hovertemplate="%{y}: %{text}<br>hits P10 %{customdata[0]:.3g}, median %{customdata[1]:.3g}, "
+                      "P90 %{customdata[2]:.3g}<extra></extra>",
+    ))
+    fig.add_vrect(x0=25, x1=75, fillcolor="green", opacity=0.12, line_width=0)
+    fig.add_vline(x=50, line_color="green", line_width=1)
+    fig.update_layout(title=_hit_title(d),
+                      xaxis={"range": [0, 100], "title": "percentile among chart hits (%)"},
+                      yaxis={"autorange": "reversed"}, height=40 * len(d) + 160)
+    return fig
+
+
+def hit_profile(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *, features: Sequence[str] | None = None,
+                label: str | None = None, backend: Backend = "plotly"):
+    """Percentile of each of a track's features among the chart hits (see :func:`hit_profile_data`)."""
+    d = hit_profile_data(track, df, features=features, label=label)
+    return _render(d, {"matplotlib": _hit_profile_mpl, "plotly": _hit_profile_plotly}, backend)
+
+
+# --- the popularity model -----------------------------------------------------------------
+
+
+@dataclass
+class PopularityReport:
+    """Cross-validated popularity scores.
+
+    scores : DataFrame (task, model, metric, mean, std) — regression R² and hit AUC per model,
+        baselines included
+    importances : DataFrame indexed by feature: mean, std of the drop in R² when the feature is
+        permuted on held-out folds (best regression model), sorted descending
+    """
+
+    scores: pd.DataFrame
+    importances: pd.DataFrame
+    n: int
+    n_splits: int
+    hit_threshold: float
+    best_model: str
+    verdict: str
+    features: list = field(default_factory=list)
+
+    def score(self, task: str, model: str) -> tuple[float, float]:
+        row = self.scores[(self.scores.task == task) & (self.scores.model == model)].iloc[0]
+        return float(row["mean"]), float(row["std"])
+
+
+def popularity_model(
+    df: pd.DataFrame,
+    *,
+    features: Sequence[str] | None = None,
+    target: str = TARGET,
+    hit_quantile: float = 0.75,
+    n_splits: int = 5,
+    n_repeats: int = 5,
+    group: str | None = "artist",
+    seed: int = config.DEFAULT_SEED,
+) -> PopularityReport:
+    """How much of popularity do the audio features predict? Cross-validated, against a baseline.
+
+    Regression of ``target`` (R²; baseline: predict the training mean, R² ≈ 0) and a "hit"
+    classification (``target`` in the top ``1 - hit_quantile``; AUC, baseline 0.5) with a ridge
+    / logistic model and gradient boosting. Folds are grouped by ``group`` (artist) so an
+    artist's fame cannot leak from training to test folds. Permutation importances are measured
+    on the held-out folds of the best regression model.
+    """
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.model_selection import GroupKFold, KFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    feats = [f for f in _pick_features(df, features, AUDIO_FEATURES) if f != target]
+    data = _numeric_frame(df, feats + [target])
+    if len(data) < 5 * n_splits:
+        raise TracklensError(f"need at least {5 * n_splits} tracks for {n_splits}-fold CV, got {len(data)}")
+    X, y = data[feats].to_numpy(), data[target].to_numpy()
+    threshold = float(np.quantile(y, hit_quantile))
+    hit = (y >= threshold).astype(int)
+    if group and group in df.columns and df.loc[data.index, group].nunique() >= n_splits:
+        groups = df.loc[data.index, group].astype(str).to_numpy()
+        folds = list(GroupKFold(n_splits, shuffle=True, random_state=seed).split(X, y, groups))
+    else:
+        folds = list(KFold(n_splits, shuffle=True, random_state=seed).split(X))
+
+    regressors = {
+        "baseline (mean)": lambda: DummyRegressor(strategy="mean"),
+        "ridge": lambda: make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 12))),
+        "gradient boosting": lambda: HistGradientBoostingRegressor(
+            max_iter=150, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20, random_state=seed),
+    }
+    classifiers = {
+        "baseline (prior)": lambda: DummyClassifier(strategy="prior"),
+        "logistic": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+        "gradient boosting": lambda: HistGradientBoostingClassifier(
+            max_iter=150, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20, random_state=seed),
+    }
+    with threadpool_limits(1):  # 2k rows: OpenMP start-up costs more than it saves on shared cores
+        return _popularity_cv(X, y, hit, folds, regressors, classifiers, feats, threshold, n_repeats, seed)
+
+
+def _popularity_cv(X, y, hit, folds, regressors, classifiers, feats, threshold, n_repeats, seed) -> PopularityReport:
+    from sklearn.inspection import permutation_importance
+    from sklearn.metrics import r2_score, roc_auc_score
+
+    rows, fitted = [], {}
+    for name, make in regressors.items():
+        per_fold = []
+        for k, (tr, te) in enumerate(folds):
+            est = make().fit(X[tr], y[tr])
+            per_fold.append(r2_score(y[te], est.predict(X[te])))
+            fitted[(name, k)] = est
+        rows.append({"task": "popularity (R²)", "model": name, "metric": "r2", "mean": np.mean(per_fold), "std": np.std(per_fold)})
+    for name, make in classifiers.items():
+        per_fold = []
+        for tr, te in folds:
+            if len(np.unique(hit[te])) < 2:
+                continue
+            est = make().fit(X[tr], hit[tr])
+            per_fold.append(roc_auc_score(hit[te], est.predict_proba(X[te])[:, 1]))
+        rows.append({"task": "hit (AUC)", "model": name, "metric": "auc", "mean": np.mean(per_fold), "std": np.std(per_fold)})
+    scores = pd.DataFrame(rows)
+
+    reg = scores[scores.metric == "r2"].set_index("model")["mean"]
+    best = str(reg.drop("baseline (mean)").idxmax())
+    drops = []
+    for k, (_, te) in enumerate(folds):
+        res = permutation_importance(fitted[(best, k)], X[te], y[te], scoring="r2", n_repeats=n_repeats,
+                                     random_state=seed)
+        drops.append(res.importances)  # (n_features, n_repeats)
+    drops = np.concatenate(drops, axis=1)
+    importances = pd.DataFrame({"mean": drops.mean(axis=1), "std": drops.std(axis=1)}, index=pd.Index(feats, name="feature"))
+    importances = importances.sort_values("mean", ascending=False)
+
+    r2, r2_sd = float(reg[best]), float(scores.set_index(["metric", "model"]).loc[("r2", best), "std"])
+    auc_row = scores[(scores.metric == "auc") & (scores.model != "baseline (prior)")].sort_values("mean").iloc[-1]
+    baseline_r2 = float(reg["baseline (mean)"])
+    if r2 < 0.1:
+        verdict = (f"Audio features explain little of popularity: best CV R² = {r2:.3f} ± {r2_sd:.3f} ({best}) "
+                   f"vs {baseline_r2:.3f} for the mean; hit AUC {auc_row['mean']:.3f} ± {auc_row['std']:.3f} vs 0.5.")
+    else:
+        verdict = (f"Audio features explain part of popularity: best CV R² = {r2:.3f} ± {r2_sd:.3f} ({best}) "
+                   f"vs {baseline_r2:.3f} for the mean; hit AUC {auc_row['mean']:.3f} ± {auc_row['std']:.3f} vs 0.5.")
+    return PopularityReport(scores, importances, len(y), len(folds), threshold, best, verdict, list(feats))
+
+
+def _popularity_mpl(rep: PopularityReport):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 4.2), layout="constrained")
+    ax_r2, ax_auc, ax_imp = fig.subplots(1, 3, width_ratios=[1, 1, 1.4])
+    for ax, metric, ref in ((ax_r2, "r2", 0.0), (ax_auc, "auc", 0.5)):
+        s = rep.scores[rep.scores.metric == metric]
+        ax.bar(s["model"], s["mean"], yerr=s["std"], capsize=4, color=["tab:grey"] + ["tab:blue"] * (len(s) - 1))
+        ax.axhline(ref, color="black", lw=0.8)
+        ax.set_title(f"{s['task'].iloc[0]}, {rep.n_splits}-fold CV", fontsize=10)
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    ax_auc.set_ylim(0.3, 1.0)
+    imp = rep.importances.iloc[::-1]
+    ax_imp.barh(imp.index, imp["mean"], xerr=imp["std"], color="tab:orange", alpha=0.8)
+    ax_imp.axvline(0, color="black", lw=0.8)
+    ax_imp.set_xlabel("drop in held-out R² when permuted")
+    ax_imp.set_title(f"Permutation importance ({rep.best_model})", fontsize=10)
+    fig.suptitle(rep.verdict, fontsize=9)
+    return fig
+
+
+def _popularity_plotly(rep: PopularityReport):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("popularity (R²)", "hit (AUC)", f"permutation importance ({rep.best_model})"))
+    for col, metric in ((1, "r2"), (2, "auc")):
+        s = rep.scores[rep.scores.metric == metric]
+        fig.add_trace(go.Bar(x=s["model"], y=s["mean"], error_y={"type": "data", "array": s["std"]}, showlegend=False), row=1, col=col)
+    imp = rep.importances.iloc[::-1]
+    fig.add_trace(go.Bar(x=imp["mean"], y=list(imp.index), orientation="h", error_x={"type": "data", "array": imp["std"]},
+                         showlegend=False), row=1, col=3)
+    fig.update_layout(title={"text": rep.verdict, "font": {"size": 12}}, height=420)
+    return fig
+
+
+def popularity_model_figure(report_or_df: PopularityReport | pd.DataFrame, *, backend: Backend = "plotly", **kwargs):
+    """CV scores against the baselines and permutation importances (see :func:`popularity_model`).
+
+    Takes a PopularityReport, or a chart table (then ``kwargs`` go to popularity_model).
+    """
+    rep = report_or_df if isinstance(report_or_df, PopularityReport) else popularity_model(report_or_df, **kwargs)
+    return _render(rep, {"matplotlib": _popularity_mpl, "plotly": _popularity_plotly}, backend)
+
+
+# --- genre model reports (ROC, confusion, reliability) ------------------------------------
+
+
+def _report_scores(report: Mapping) -> tuple[str, list[str], np.ndarray, np.ndarray]:
+    """(model name, class names, y_true as class indices, y_score [n, k]) of an evaluation report.
+
+    A report is a mapping with ``model``, ``class_names``, ``y_true`` (indices or names) and
+    ``y_score`` (per-track probabilities, rows in ``class_names`` order).
+    """
+    name = str(report.get("model", "model"))
+    missing = [k for k in ("class_names", "y_true", "y_score") if k not in report]
+    if missing:
+        raise TracklensError(f"evaluation report of {name!r} lacks {missing}; re-run `tracklens evaluate`")
+    classes = [str(c) for c in report["class_names"]]
+    y_score = np.asarray(report["y_score"], dtype=float)
+    y_true = list(report["y_true"])
+    if y_true and isinstance(y_true[0], str):
+        unknown = sorted(set(y_true) - set(classes))
+        if unknown:
+            raise TracklensError(f"evaluation report of {name!r}: labels {unknown} are not in class_names")
+        y_true = [classes.index(c) for c in y_true]
+    y_true = np.asarray(y_true, dtype=int)
+    if y_score.ndim != 2 or y_score.shape != (len(y_true), len(classes)):
+        raise TracklensError(f"evaluation report of {name!r}: y_score shape {y_score.shape} does not match "
+                             f"{len(y_true)} tracks x {len(classes)} classes")
+    return name, classes, y_true, y_score
+
+
+def roc_data(report: Mapping) -> pd.DataFrame:
+    """One-vs-rest ROC curve of each class present: long table (class, fpr, tpr, auc)."""
+    from sklearn.metrics import auc, roc_curve
+
+    name, classes, y_true, y_score = _report_scores(report)
+    parts = []
+    for c, cls in enumerate(classes):
+        positives = y_true == c
+        if positives.all() or not positives.any():
+            continue  # no curve without both positives and negatives
+        fpr, tpr, _ = roc_curve(positives, y_score[:, c])
+        parts.append(pd.DataFrame({"class": cls, "fpr": fpr, "tpr": tpr, "auc": auc(fpr, tpr)}))
+    if not parts:
+        raise TracklensError(f"evaluation report of {name!r}: no class has both positives and negatives")
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["model"] = name
+    return out
+
+
+def confusion_data(report: Mapping) -> pd.DataFrame:
+    """Confusion counts (rows: true class, columns: predicted = argmax of the scores)."""
+    name, classes, y_true, y_score = _report_scores(report)
+    counts = np.zeros((len(classes), len(classes)), dtype=int)
+    np.add.at(counts, (y_true, y_score.argmax(axis=1)), 1)
+    out = pd.DataFrame(counts, index=pd.Index(classes, name="true"), columns=pd.Index(classes, name="predicted"))
+    out.attrs["model"] = name
+    return out
+
+
+def reliability_data(report: Mapping, *, n_bins: int = 10) -> pd.DataFrame:
+    """Accuracy against mean confidence (top-class probability) per confidence bin; ECE in attrs."""
+    name, _, y_true, y_score = _report_scores(report)
+    confidence = y_score.max(axis=1)
+    correct = (y_score.argmax(axis=1) == y_true).astype(float)
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    out = (pd.DataFrame({"bin": bins, "confidence": confidence, "accuracy": correct})
+           .groupby("bin").agg(confidence=("confidence", "mean"), accuracy=("accuracy", "mean"),
+                               count=("accuracy", "size")).reset_index())
+    out.attrs.update(model=name, ece=float((out["count"] * (out["accuracy"] - out["confidence"]).abs()).sum() / len(y_true)))
+    return out
+
+
+def _roc_mpl(d):
+    fig, (ax,) = _mpl_figure(1, panel_size=(5.2, 4.4))
+    for cls, sub in d.groupby("class", sort=False):
+        ax.plot(sub["fpr"], sub["tpr"], lw=1.2, label=f"{cls} {sub['auc'].iloc[0]:.2f}")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{d.attrs['model']}: ROC (one vs rest), AUC")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def _roc_plotly(d):
+    import plotly.graph_objects as go
+
+    fig = go.Figure([go.Scatter(x=sub["fpr"], y=sub["tpr"], mode="lines", name=f"{cls} {sub['auc'].iloc[0]:.2f}")
+                     for cls, sub in d.groupby("class", sort=False)])
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, showlegend=False))
+    fig.update_layout(title=f"{d.attrs['model']}: ROC (one vs rest), AUC in legend", xaxis_title="false positive rate",
+                      yaxis_title="true positive rate")
+    return fig
+
+
+def _row_share(d: pd.DataFrame) -> np.ndarray:
+    rows = d.to_numpy().sum(axis=1, keepdims=True)
+    return np.divide(d.to_numpy(), rows, out=np.zeros(d.shape), where=rows > 0)
+
+
+def _confusion_mpl(d):
+    fig, (ax,) = _mpl_figure(1, panel_size=(5.6, 5.0))
+    share = _row_share(d)
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), count in np.ndenumerate(d.to_numpy()):
+        if count:
+            ax.text(j, i, count, ha="center", va="center", fontsize=7, color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(d.shape[1]), d.columns, rotation=60, fontsize=7)
+    ax.set_yticks(range(d.shape[0]), d.index, fontsize=7)
+    ax.set(xlabel="predicted", ylabel="true", title=f"{d.attrs['model']}: confusion (colour: share of row)")
+    fig.colorbar(im, ax=ax, shrink=0.7)
+    return fig
+
+
+def _confusion_plotly(d):
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Heatmap(z=_row_share(d), x=list(d.columns), y=list(d.index), colorscale="Blues", zmin=0, zmax=1,
+                               text=d.to_numpy(), texttemplate="%{text}",
+                               hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.0%})<extra></extra>"))
+    fig.update_layout(title=f"{d.attrs['model']}: confusion (colour: share of row)", xaxis_title="predicted",
+                      yaxis={"title": "true", "autorange": "reversed"})
+    return fig
+
+
+def _reliability_mpl(d):
+    fig, (ax,) = _mpl_figure(1, panel_size=(4.8, 4.4))
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.plot(d["confidence"], d["accuracy"], marker="o")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence", ylabel="accuracy",
+           title=f"{d.attrs['model']}: reliability, ECE={d.attrs['ece']:.3f}")
+    return fig
+
+
+def _reliability_plotly(d):
+    import plotly.graph_objects as go
+
+    fig = go.Figure([go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, showlegend=False),
+                     go.Scatter(x=d["confidence"], y=d["accuracy"], mode="lines+markers", customdata=d["count"],
+                                hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} tracks)<extra></extra>",
+                                showlegend=False)])
+    fig.update_layout(title=f"{d.attrs['model']}: reliability, ECE={d.attrs['ece']:.3f}",
+                      xaxis={"range": [0, 1], "title": "mean confidence"}, yaxis={"range": [0, 1], "title": "accuracy"})
+    return fig
+
+
+def roc_curves(report: Mapping, *, backend: Backend = "plotly"):
+    """One-vs-rest ROC curves of an evaluation report (see :func:`roc_data`)."""
+    return _render(roc_data(report), {"matplotlib": _roc_mpl, "plotly": _roc_plotly}, backend)
+
+
+def confusion_matrix(report: Mapping, *, backend: Backend = "plotly"):
+    """Confusion matrix of an evaluation report, coloured by row share (see :func:`confusion_data`)."""
+    return _render(confusion_data(report), {"matplotlib": _confusion_mpl, "plotly": _confusion_plotly}, backend)
+
+
+def reliability_diagram(report: Mapping, *, n_bins: int = 10, backend: Backend = "plotly"):
+    """Reliability diagram of an evaluation report (see :func:`reliability_data`)."""
+    d = reliability_data(report, n_bins=n_bins)
+    return _render(d, {"matplotlib": _reliability_mpl, "plotly": _reliability_plotly}, backend)
+
+
+# --- genre blend of one track --------------------------------------------------------------
+
+
+def blend_data(blend: Mapping[str, float], *, top: int | None = None) -> pd.Series:
+    """Genre -> probability, largest first (the ``top`` largest when given)."""
+    if not blend:
+        raise TracklensError("empty genre blend")
+    out = pd.Series({str(k): float(v) for k, v in blend.items()}).sort_values(ascending=False)
+    return out.head(top) if top else out
+
+
+def timeline_data(timeline: pd.DataFrame) -> pd.DataFrame:
+    """Per-segment genre probabilities indexed by segment start (s), genres by mean probability."""
+    if "start_s" not in timeline.columns:
+        raise TracklensError(f"blend timeline needs a start_s column; has {list(timeline.columns)}")
+    skip = {"start_s", "end_s", "segment", "top_genre", "label"}
+    genres = [c for c in timeline.columns if c not in skip and pd.api.types.is_numeric_dtype(timeline[c])]
+    out = timeline.set_index("start_s")[genres].astype(float).sort_index()
+    return out[out.mean().sort_values(ascending=False).index]
+
+
+def _blend_mpl(d: pd.Series):
+    fig, (ax,) = _mpl_figure(1, panel_size=(5.5, 0.3 * len(d) + 1.2))
+    ax.barh(d.index[::-1], d.to_numpy()[::-1] * 100, color="tab:purple", alpha=0.8)
+    ax.set(xlim=(0, 100), xlabel="probability (%)", title="Genre blend")
+    return fig
+
+
+def _blend_plotly(d: pd.Series):
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Bar(x=d.to_numpy() * 100, y=list(d.index), orientation="h",
+                           hovertemplate="%{y}: %{x:.1f}%<extra></extra>"))
+    fig.update_layout(title="Genre blend", xaxis={"range": [0, 100], "title": "probability (%)"},
+                      yaxis={"autorange": "reversed"}, height=30 * len(d) + 160)
+    return fig
+
+
+def _timeline_mpl(d: pd.DataFrame):
+    fig, (ax,) = _mpl_figure(1, panel_size=(8, 3.2))
+    ax.stackplot(d.index, d.to_numpy().T * 100, labels=d.columns)
+    ax.set(xlabel="time (s)", ylabel="probability (%)", ylim=(0, 100), title="Genre blend over time")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    return fig
+
+
+def _timeline_plotly(d: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    fig = go.Figure([go.Scatter(x=d.index, y=d[g] * 100, name=g, stackgroup="blend", mode="lines") for g in d.columns])
+    fig.update_layout(title="Genre blend over time", xaxis_title="time (s)", yaxis={"range": [0, 100], "title": "probability (%)"})
+    return fig
+
+
+def blend_bar(blend: Mapping[str, float], *, top: int | None = 10, backend: Backend = "plotly"):
+    """Bar chart of a track's genre blend (see :func:`blend_data`)."""
+    return _render(blend_data(blend, top=top), {"matplotlib": _blend_mpl, "plotly": _blend_plotly}, backend)
+
+
+def blend_timeline(timeline: pd.DataFrame, *, backend: Backend = "plotly"):
+    """Stacked genre probabilities per segment over time (see :func:`timeline_data`)."""
+    return _render(timeline_data(timeline), {"matplotlib": _timeline_mpl, "plotly": _timeline_plotly}, backend)
+
+
+def track_map_data(coords, names, point, *, groups=None, label: str = "your track") -> pd.DataFrame:
+    """Chart tracks in a 2-D map (x, y, name, group) plus the given point as the last row (group=label)."""
+    coords = np.asarray(coords, dtype=float)
+    if coords.ndim != 2 or coords.shape[1] != 2 or len(coords) != len(names):
+        raise TracklensError(f"track map needs coords of shape (n, 2) for n names; got {coords.shape} for {len(names)}")
+    ref = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "name": list(names),
+                        "group": list(groups) if groups is not None else "chart"})
+    you = pd.DataFrame({"x": [float(point[0])], "y": [float(point[1])], "name": [label], "group": [label]})
+    out = pd.concat([ref, you], ignore_index=True)
+    out.attrs["label"] = label
+    return out
+
+
+def _map_mpl(d: pd.DataFrame):
+    fig, (ax,) = _mpl_figure(1, panel_size=(6, 4.6))
+    ref, you = d.iloc[:-1], d.iloc[-1]
+    for g, sub in ref.groupby("group", sort=False):
+        ax.scatter(sub["x"], sub["y"], s=8, alpha=0.5, label=str(g))
+    ax.scatter([you["x"]], [you["y"]], marker="*", s=250, color="black", label=d.attrs["label"])
+    ax.set(xlabel="component 1", ylabel="component 2", title="Chart tracks and the track (2-D map)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    return fig
+
+
+def _map_plotly(d: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    ref, you = d.iloc[:-1], d.iloc[-1]
+    fig = go.Figure([go.Scattergl(x=sub["x"], y=sub["y"], mode="markers", name=str(g), text=sub["name"],
+                                  marker={"size": 5, "opacity": 0.6}, hovertemplate="%{text}<extra></extra>")
+                     for g, sub in ref.groupby("group", sort=False)])
+    fig.add_trace(go.Scatter(x=[you["x"]], y=[you["y"]], mode="markers", name=d.attrs["label"],
+                             marker={"symbol": "star", "size": 18, "color": "black"}))
+    fig.update_layout(title="Chart tracks and the track (2-D map)", xaxis_title="component 1", yaxis_title="component 2")
+    return fig
+
+
+def track_map(coords, names, point, *, groups=None, label: str = "your track", backend: Backend = "plotly"):
+    """Scatter of chart tracks in a 2-D map with one track highlighted (see :func:`track_map_data`)."""
+    d = track_map_data(coords, names, point, groups=groups, label=label)
+    return _render(d, {"matplotlib": _map_mpl, "plotly": _map_plotly}, backend)
+
+
+# --- text summary and the figures command -------------------------------------------------
+
+
+def summarize_correlations(d: CorrData, *, k: int = 3) -> str:
+    """The ``k`` strongest and ``k`` weakest feature-target correlations with their intervals."""
+    t = d.target
+
+    def line(f, row):
+        return (f"  {f:<17} r={row['r']:+.3f}  {d.ci:.0%} CI [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]  "
+                f"p={row['p']:.2g}  q={row['q']:.2g}")
+
+    out = [f"{d.method} correlation with {d.target_name} (n={d.n}), strongest:"]
+    out += [line(f, r) for f, r in t.head(k).iterrows()]
+    out.append("weakest:")
+    out += [line(f, r) for f, r in t.tail(k).iloc[::-1].iterrows()]
+    return "\n".join(out)
+
+
+def summarize_popularity(rep: PopularityReport) -> str:
+    """CV scores per model and the verdict, as text."""
+    lines = [f"popularity model, {rep.n} tracks, {rep.n_splits}-fold CV grouped by artist "
+             f"(hit = popularity >= {rep.hit_threshold:.0f}):"]
+    for _, r in rep.scores.iterrows():
+        lines.append(f"  {r['task']:<16} {r['model']:<18} {r['mean']:+.3f} ± {r['std']:.3f}")
+    top = ", ".join(f"{f} {m:+.3f}" for f, m in rep.importances["mean"].head(3).items())
+    lines.append(f"  top permutation importances (R² drop): {top}")
+    lines.append(rep.verdict)
+    return "\n".join(lines)
+
+
+def example_track(df: pd.DataFrame) -> pd.Series:
+    """The most popular track of the table (the example for the hit-profile figure)."""
+    return df.loc[pd.to_numeric(df[TARGET], errors="coerce").idxmax()]
+
+
+def write_chart_figures(df: pd.DataFrame, out_dir: str | Path, *, seed: int = config.DEFAULT_SEED) -> tuple[list[Path], str]:
+    """Render the main chart figures of a cleaned table as PNGs in ``out_dir``.
+
+    Returns the written paths and a text summary (correlations with intervals, model scores).
+    """
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    pearson = corr_data(df, method="pearson", seed=seed)
+    spearman = corr_data(df, method="spearman", seed=seed)
+    report = popularity_model(df, seed=seed)
+    track = example_track(df)
+    mpl = "matplotlib"
+    jobs = {
+        "charts_corr_pearson.png": lambda: _corr_heatmap_mpl(pearson),
+        "charts_corr_spearman.png": lambda: _corr_heatmap_mpl(spearman),
+        "charts_param_viz.png": lambda: param_viz(df, backend=mpl),
+        "charts_by_genre.png": lambda: catplot_viz(df, by="genre", backend=mpl),
+        "charts_by_band.png": lambda: catplot_viz(df, by="band", backend=mpl),
+        "charts_distributions.png": lambda: distribution_plots(df, backend=mpl),
+        "charts_yearly_trends.png": lambda: yearly_trends(df, backend=mpl),
+        "charts_hit_profile.png": lambda: hit_profile(track, df, backend=mpl),
+        "charts_popularity_model.png": lambda: _popularity_mpl(report),
+    }
+    written = [save_figure(make(), out_dir / name) for name, make in tqdm(jobs.items(), desc="chart figures", leave=False)]
+    summary = "\n".join([summarize_correlations(pearson), summarize_correlations(spearman), summarize_popularity(report)])
+    return written, summary
