@@ -5,7 +5,8 @@ timbre, chord quality, noise) rendered with numpy at 22 050 Hz; every clip draws
 tempo, key, mix, noise level and gain from a generator seeded by ``(seed, genre, clip)``,
 so a catalogue is identical for a seed and independent of how many clips are asked for.
 Some recipes deliberately overlap (rock/metal share distortion, blues/country share tempo
-and chords, disco/hiphop share drum sounds) so a model has to learn, not memorise one cue.
+and chords), and a quarter of the clips borrow a neighbouring genre's drums or timbre
+(:data:`NEIGHBOURS`), so a model has to learn, not memorise one cue.
 
 The chart table has the exact column schema of Kaggle's "Top Hits Spotify from 2000-2019"
 (``songs_normalize.csv``), marginals close to the real one, modest real correlations to
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,25 @@ STYLES: dict[str, GenreStyle] = {
         progression=(0, 5, 7, 5), strum=_EIGHTHS, chord_decay=0.3, drive=2.5, fm_index=0.6,
         bass_pattern=_EIGHTHS, noise=(0.02, 0.05), crackle=0.0, vibrato=0.0),
 }
+
+
+# Genre ambiguity: a clip sometimes borrows its neighbour's drums or its neighbour's sound,
+# as real tracks cross genre lines. Pairs chosen so the confusions are musically plausible.
+NEIGHBOURS = {
+    "blues": "country", "country": "rock", "rock": "metal", "metal": "rock",
+    "disco": "hiphop", "hiphop": "reggae", "reggae": "hiphop", "classical": "country",
+}
+BORROW_PROBABILITY = 0.25
+
+
+def _clip_style(genre: str, rng) -> GenreStyle:
+    """The genre's recipe, with its neighbour's drums and/or timbre swapped in at random."""
+    style, other = STYLES[genre], STYLES[NEIGHBOURS[genre]]
+    if style.kick and other.kick and rng.random() < BORROW_PROBABILITY:
+        style = replace(style, kick=other.kick, snare=other.snare, hat=other.hat, swing=other.swing)
+    if rng.random() < BORROW_PROBABILITY:
+        style = replace(style, harmonics=other.harmonics, drive=other.drive, fm_index=other.fm_index)
+    return style
 
 
 def _atomic_write_bytes_via(path: Path, write) -> None:
@@ -204,7 +224,7 @@ def synthesize_clip(genre: str, *, duration_s: float, sr: int = config.SAMPLE_RA
     y : np.ndarray [shape=(round(duration_s * sr),), dtype=float32]
         Mono signal with peak in [0.3, 0.9].
     """
-    style = STYLES[genre]
+    style = _clip_style(genre, rng)
     n = int(round(duration_s * sr))
     t = np.arange(n) / sr
     bpm = rng.uniform(*style.tempo)
@@ -221,7 +241,8 @@ def synthesize_clip(genre: str, *, duration_s: float, sr: int = config.SAMPLE_RA
     bar_roots = np.array(style.progression)[(np.arange(n_bars) + offset) % len(style.progression)]
 
     # Harmony: one wavetable voice per chord note, re-struck on the strum pattern.
-    table = _wavetable(style.harmonics)
+    # Per-clip timbre: each partial within about ±4 dB of the recipe (another player, instrument).
+    table = _wavetable(tuple(a * 10 ** (rng.uniform(-4, 4) / 20) for a in style.harmonics))
     vib_hz = rng.uniform(4.5, 6.5)
     vib = 2 ** (style.vibrato * np.sin(2 * np.pi * vib_hz * t) / 12) if style.vibrato else 1.0
     chord = np.zeros(n)
@@ -256,6 +277,12 @@ def synthesize_clip(genre: str, *, duration_s: float, sr: int = config.SAMPLE_RA
     level = lambda: 10 ** (rng.uniform(-6, 6) / 20)  # noqa: E731
     y = 0.5 * level() * chord + 0.6 * level() * bass + 0.8 * level() * drums
     y = y / (np.max(np.abs(y)) + 1e-9) + noise * level()
+    # Recording chain: a random one-pole low-pass (dull to bright) so spectral balance alone
+    # does not give the genre away.
+    from scipy.signal import lfilter
+
+    pole = np.exp(-2 * np.pi * rng.uniform(1500, 9000) / sr)
+    y = lfilter([1 - pole], [1, -pole], y)
     y *= rng.uniform(0.3, 0.9) / (np.max(np.abs(y)) + 1e-9)
     return y.astype(np.float32)
 
