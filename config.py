@@ -36,6 +36,7 @@ N_MFCC = 20
 SEGMENT_SECONDS = 3.0
 MIN_DURATION_S = 1.0
 MAX_DURATION_S = 20 * 60.0  # longer input is truncated with a note, never read whole
+FEATURE_MAX_DURATION_S = 10 * 60.0  # analysed per file by `features` (~1 GB peak per worker at 10 min)
 
 # GTZAN's ten genres, in the order every model's outputs use.
 GTZAN_GENRES = (

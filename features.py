@@ -523,3 +523,349 @@ def featurize_clip(clip: AudioClip, *, segment_seconds: float | None = config.SE
     frames = {name: (np.stack(mats).astype(np.float32) if mats else np.zeros((0, shapes[name], n_t), np.float32))
               for name, mats in frames.items()}
     return ClipFeatures(track=track, segments=segments, frames=frames, analysis=a)
+
+
+# --- batches: cache, parallel, Dask, outputs ------------------------------------------------
+
+FRAME_KINDS: tuple[str, ...] = ("log_mel", "mfcc", "sequence")
+FRAMES_DTYPE = np.float16  # on disk: halves the size; ~3 significant digits is plenty for models
+_PROCESS_KEYS = ("segment_seconds", "overlap", "sr", "n_fft", "hop_length", "max_duration")
+
+
+@dataclass
+class ExtractResult:
+    """What :func:`extract_features` wrote and how it got there."""
+
+    out: Path
+    frames: Path | None
+    errors: Path
+    n_tracks: int
+    n_segments: int
+    n_errors: int
+    n_cached: int
+    n_computed: int
+
+
+def frames_path(out: str | Path) -> Path:
+    """``features.parquet`` -> ``features.frames.npz`` (the segment frame matrices beside it)."""
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(out.suffix) + ".frames.npz")
+
+
+def errors_path(out: str | Path) -> Path:
+    """``features.parquet`` -> ``features.errors.csv`` (unreadable files and why)."""
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(out.suffix) + ".errors.csv")
+
+
+def featurize_file(path: str, params: dict) -> dict:
+    """The per-file unit of work (local processes and Dask workers run exactly this).
+
+    Returns ``{"path", "rows": [track row, *segment rows], "frames": {kind: float16 array},
+    "error": None}`` without track_id/label (the caller adds them), or ``{"path", "error": reason}``;
+    never raises for a bad file, so one file cannot abort a batch.
+    """
+    try:
+        clip = load_audio(path, sr=params["sr"], max_duration=params["max_duration"])
+        cf = featurize_clip(clip, segment_seconds=params["segment_seconds"], overlap=params["overlap"],
+                            track_id="", n_fft=params["n_fft"], hop_length=params["hop_length"])
+    except TracklensError as exc:
+        return {"path": path, "error": str(exc).removeprefix(f"{path}: ")}
+    except MemoryError:
+        return {"path": path, "error": "out of memory while analysing (lower max_duration)"}
+    except Exception as exc:  # a library failure on one odd file must not stop the batch
+        return {"path": path, "error": f"analysis failed ({type(exc).__name__}: {exc})"[:300]}
+    rows = [cf.track, *cf.segments]
+    for row in rows:
+        for key in ("track_id", "path", "label"):
+            row.pop(key, None)
+    frames = {kind: cf.frames[kind].astype(FRAMES_DTYPE) for kind in FRAME_KINDS}
+    return {"path": path, "rows": rows, "frames": frames, "error": None}
+
+
+def _cache_file(cache_dir: Path, checksum: str, params: dict) -> Path:
+    key_src = json.dumps({"checksum": checksum, "version": FEATURE_VERSION,
+                          **{k: params[k] for k in _PROCESS_KEYS}}, sort_keys=True)
+    key = hashlib.sha256(key_src.encode()).hexdigest()
+    return cache_dir / "features" / key[:2] / f"{key}.pkl"
+
+
+def _write_atomic_bytes(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_cache(path: Path) -> dict | None:
+    try:
+        with open(path, "rb") as handle:
+            entry = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+        return None  # missing or damaged (e.g. killed mid-write by an old version): recompute
+    return entry if isinstance(entry, dict) and entry.get("error") is None else None
+
+
+def _source_items(sources: Any) -> tuple[list[dict], list[dict]]:
+    """``(items, errors)``: items have path, label, track_id; errors have path, reason."""
+    import pandas as pd
+
+    if isinstance(sources, pd.DataFrame):
+        manifest, base = sources, Path.cwd()
+    else:
+        src = Path(sources)
+        if src.is_dir():
+            import acquire
+
+            manifest, base = acquire.folder_manifest(src, progress=False), Path.cwd()
+        elif src.is_file() and src.suffix.lower() == ".csv":
+            try:
+                manifest = pd.read_csv(src, dtype={"path": str, "label": str, "error": str}, keep_default_na=False)
+            except Exception as exc:
+                raise TracklensError(f"{src}: cannot read manifest CSV ({exc})") from exc
+            base = src.parent
+        elif src.is_file() and src.suffix.lower() in AUDIO_EXTENSIONS:
+            manifest, base = pd.DataFrame({"path": [str(src)], "label": [""]}), Path.cwd()
+        else:
+            raise TracklensError(f"{src}: not a folder, a manifest CSV or an audio file"
+                                 if src.exists() else f"{src}: no such file or folder")
+    if "path" not in manifest.columns:
+        raise TracklensError("manifest needs a 'path' column (one audio file per row)")
+    items, errors = [], []
+    for record in manifest.to_dict("records"):
+        raw = str(record.get("path") or "").strip()
+        if not raw:
+            continue
+        path = Path(raw)
+        if not path.is_absolute() and not path.exists() and (base / path).exists():
+            path = base / path
+        label = record.get("label")
+        label = "" if label is None or (isinstance(label, float) and np.isnan(label)) else str(label)
+        error = str(record.get("error") or "").strip()
+        if error and error.lower() != "nan":
+            errors.append({"path": str(path), "reason": error})
+        else:
+            items.append({"path": str(path), "label": label})
+    stems = [Path(item["path"]).stem for item in items]
+    duplicated = {s for s in stems if stems.count(s) > 1}
+    for item, stem in zip(items, stems):
+        # The file stem (GTZAN: "blues.00000") matches split files; clashes keep their folder.
+        item["track_id"] = stem if stem not in duplicated else Path(item["path"]).with_suffix("").as_posix()
+    return items, errors
+
+
+def _run_local(todo: list[dict], params: dict, jobs: int) -> Iterator[dict]:
+    if jobs == 1 or len(todo) <= 1:
+        for item in todo:
+            yield featurize_file(item["path"], params)
+        return
+    from joblib import Parallel, delayed
+
+    # Unordered generator: results stream back (and get cached) as they finish; joblib dispatches
+    # only a few tasks ahead, so memory stays bounded whatever the batch size.
+    yield from Parallel(n_jobs=jobs, return_as="generator_unordered")(
+        delayed(featurize_file)(item["path"], params) for item in todo)
+
+
+def _run_dask(todo: list[dict], params: dict, scheduler: Any) -> Iterator[dict]:
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:  # pragma: no cover - pinned dependency
+        raise TracklensError("--scheduler needs the 'distributed' package") from exc
+    own = not isinstance(scheduler, Client)
+    try:
+        client = Client(scheduler, timeout="20s") if own else scheduler
+    except (OSError, TimeoutError) as exc:
+        raise TracklensError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from exc
+    try:
+        futures = client.map(featurize_file, [item["path"] for item in todo], params=params, pure=False)
+        for future in as_completed(futures):
+            yield future.result()
+            future.release()
+    finally:
+        if own:
+            client.close()
+
+
+def extract_features(
+    sources: Any,
+    *,
+    out: str | Path,
+    segment_seconds: float | None = config.SEGMENT_SECONDS,
+    overlap: float = 0.0,
+    jobs: int = 1,
+    scheduler: Any = None,
+    cache_dir: str | Path | None = None,
+    max_duration: float = config.FEATURE_MAX_DURATION_S,
+    progress: bool = True,
+) -> ExtractResult:
+    """Features of every audio file in ``sources`` -> ``out`` (parquet) and its side files.
+
+    Parameters
+    ----------
+    sources : a folder of audio (labels from sub-folders), a manifest CSV with ``path`` (and
+        ``label``, ``error``) columns as written by ``tracklens acquire folder``, one audio file,
+        or a DataFrame with those columns
+    out : the parquet file; ``<stem>.frames.npz`` (segment frame matrices, see
+        :func:`load_frames`) and ``<stem>.errors.csv`` (path, reason) are written beside it
+    segment_seconds, overlap : fixed windows per track (None or 0: whole tracks only)
+    jobs : local worker processes (-1: all cores); ignored when ``scheduler`` is given
+    scheduler : a Dask scheduler address (``tcp://host:8786``) or ``distributed.Client``; the
+        workers must see the same file paths
+    cache_dir : per-file results, keyed by file checksum + parameters + FEATURE_VERSION
+        (default ``config.CACHE_DIR``); each file is cached as soon as it is done, so an
+        interrupted run resumes and a rerun computes only new or changed files
+    max_duration : seconds analysed per file; longer files are cut and marked ``truncated``
+
+    Returns an :class:`ExtractResult`. The parquet has one row per track (``segment`` -1) then
+    its segments, columns FEATURE_COLUMNS, in source order. All files are written atomically.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    if out.suffix.lower() != ".parquet":
+        raise TracklensError(f"--out {out}: the feature table must be a .parquet file")
+    if jobs == 0 or jobs < -1:
+        raise TracklensError(f"jobs={jobs} must be a positive number of processes or -1 for all cores")
+    if max_duration <= 0:
+        raise TracklensError(f"max_duration={max_duration} must be > 0 seconds")
+    segment_bounds(1, sr=config.SAMPLE_RATE, segment_seconds=segment_seconds, overlap=overlap)  # validates
+    jobs = os.cpu_count() or 1 if jobs == -1 else jobs
+    params = {"segment_seconds": float(segment_seconds or 0.0), "overlap": float(overlap),
+              "sr": config.SAMPLE_RATE, "n_fft": config.N_FFT, "hop_length": config.HOP_LENGTH,
+              "max_duration": float(max_duration)}
+    cache_root = Path(cache_dir) if cache_dir is not None else config.CACHE_DIR
+
+    items, errors = _source_items(sources)
+    todo = []
+    for item in tqdm(items, desc="checksums", unit="file", disable=not progress or len(items) < 200):
+        try:
+            item["checksum"] = file_checksum(item["path"])
+        except OSError as exc:
+            errors.append({"path": item["path"], "reason": f"cannot read ({exc.strerror or type(exc).__name__})"})
+            continue
+        item["cache"] = _cache_file(cache_root, item["checksum"], params)
+        if not item["cache"].is_file():
+            todo.append(item)
+    n_cached = sum(1 for item in items if "cache" in item) - len(todo)
+
+    failed: dict[str, str] = {}
+    if todo:
+        by_path = {item["path"]: item for item in todo}
+        results = _run_dask(todo, params, scheduler) if scheduler else _run_local(todo, params, jobs)
+        with tqdm(total=len(todo), desc="features", unit="file", disable=not progress) as bar:
+            for result in results:
+                item = by_path[result["path"]]
+                if result["error"] is not None:
+                    failed[item["path"]] = result["error"]
+                else:
+                    result["checksum"] = item["checksum"]
+                    _write_atomic_bytes(item["cache"], pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+                bar.update()
+
+    rows, done = [], []
+    for item in items:
+        if "cache" not in item:
+            continue
+        if item["path"] in failed:
+            errors.append({"path": item["path"], "reason": failed[item["path"]]})
+            continue
+        entry = _read_cache(item["cache"])
+        if entry is None:
+            errors.append({"path": item["path"], "reason": "cache entry unreadable; rerun to recompute"})
+            continue
+        for row in entry["rows"]:
+            rows.append({**row, "track_id": item["track_id"], "path": item["path"], "label": item["label"],
+                         "checksum": item["checksum"]})
+        done.append(item)
+
+    table = pd.DataFrame(rows, columns=list(FEATURE_COLUMNS))
+    table = table.astype({"segment": "int64", "length": "int64", "key": "int64", "mode": "int64",
+                          "duration_ms": "int64", "truncated": "bool"}) if len(table) else table
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out, lambda tmp: table.to_parquet(tmp, index=False))
+    err_frame = pd.DataFrame(errors, columns=["path", "reason"])
+    _atomic_write(errors_path(out), lambda tmp: err_frame.to_csv(tmp, index=False))
+    frames_file = frames_path(out)
+    if params["segment_seconds"]:
+        _write_frames(frames_file, done, params)
+    else:
+        frames_file.unlink(missing_ok=True)
+        frames_file = None
+    n_segments = int((table["segment"] >= 0).sum()) if len(table) else 0
+    return ExtractResult(out=out, frames=frames_file, errors=errors_path(out), n_tracks=len(done),
+                         n_segments=n_segments, n_errors=len(errors), n_cached=n_cached,
+                         n_computed=len(todo) - len(failed))
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_frames(path: Path, done: list[dict], params: dict) -> None:
+    """Stream every track's segment matrices into one .npz, one cache entry in memory at a time."""
+    n_t = segment_n_frames(params["segment_seconds"], sr=params["sr"], hop_length=params["hop_length"])
+    heights = {"log_mel": config.N_MELS, "mfcc": config.N_MFCC, "sequence": len(SEQUENCE_ROWS)}
+    ids, segments, labels, counts = [], [], [], []
+    for item in done:
+        rows = [r for r in _read_cache(item["cache"])["rows"] if r["segment"] >= 0]
+        ids += [item["track_id"]] * len(rows)
+        labels += [item["label"]] * len(rows)
+        segments += [r["segment"] for r in rows]
+        counts.append(len(rows))
+    n = len(ids)
+    meta = {"feature_version": FEATURE_VERSION, "sequence_rows": list(SEQUENCE_ROWS), **params}
+
+    def write(tmp: str) -> None:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, arr in (("track_id", np.array(ids, dtype=str)), ("segment", np.array(segments, np.int64)),
+                              ("label", np.array(labels, dtype=str)), ("meta", np.array(json.dumps(meta)))):
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as handle:
+                    np.lib.format.write_array(handle, arr)
+            for kind in FRAME_KINDS:
+                with zf.open(f"{kind}.npy", "w", force_zip64=True) as handle:
+                    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(FRAMES_DTYPE)),
+                              "fortran_order": False, "shape": (n, heights[kind], n_t)}
+                    np.lib.format.write_array_header_2_0(handle, header)
+                    for item, count in zip(done, counts):
+                        if count:
+                            block = _read_cache(item["cache"])["frames"][kind]
+                            handle.write(np.ascontiguousarray(block, dtype=FRAMES_DTYPE).tobytes())
+
+    _atomic_write(path, write)
+
+
+def load_frames(path: str | Path, *, dtype: Any = np.float32) -> dict:
+    """Read the segment frame matrices written by :func:`extract_features`.
+
+    ``path`` is the ``.frames.npz`` or its ``features.parquet``. Returns a dict with
+    ``track_id`` (N,), ``segment`` (N,), ``label`` (N,), ``log_mel`` (N, 128, T),
+    ``mfcc`` (N, 20, T), ``sequence`` (N, 40, T) as ``dtype``, and ``meta`` (dict: parameters,
+    ``sequence_rows`` names).
+    """
+    path = Path(path)
+    if path.suffix == ".parquet":
+        path = frames_path(path)
+    if not path.is_file():
+        raise TracklensError(f"{path}: no frame matrices (run `tracklens features ... --segment 3`)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            out = {name: data[name] for name in ("track_id", "segment", "label")}
+            out.update({kind: data[kind].astype(dtype) for kind in FRAME_KINDS})
+            out["meta"] = json.loads(str(data["meta"]))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise TracklensError(f"{path}: not a tracklens frames file ({exc})") from exc
+    return out
