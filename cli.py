@@ -7,6 +7,7 @@ Every TracklensError becomes one line on stderr and exit status 2; `--debug` sho
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -75,6 +76,32 @@ def demo_data_cmd(
     typer.echo(cat.summary())
 
 
+@app.command("prepare")
+def prepare_cmd(
+    csv: Path = typer.Argument(..., help="A chart CSV in the Top Hits schema (e.g. data/demo/charts.csv)."),
+    out: Path = typer.Option(..., "--out", help="Where to write the cleaned CSV."),
+    drop_bad_values: bool = typer.Option(
+        False, "--drop-bad-values", help="Drop rows with mistyped values instead of stopping."),
+) -> None:
+    """Clean a chart table: check the schema, fix dtypes, handle nulls, drop duplicates.
+
+    Prints what was dropped or filled and why. Stops with one line naming the column and
+    the file if a column is missing or holds values of the wrong type.
+
+    Examples:
+
+      tracklens prepare data/demo/charts.csv --out data/demo/charts_clean.csv
+
+      tracklens prepare ../shared/data/spotify/songs_normalize.csv --out data/processed/charts.csv
+    """
+    import prepare
+
+    report = prepare.prepare_file(csv, out, bad_values="drop" if drop_bad_values else "raise")
+    for line in report.lines():
+        typer.echo(line)
+    typer.echo(f"wrote {out}")
+
+
 @app.command()
 def dashboard(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to your network."),
@@ -92,6 +119,257 @@ def dashboard(
     from dashboard.app import serve
 
     serve(host=host, port=port, data_dir=data, debug=debug)
+
+
+# --- acquire --------------------------------------------------------------------------------
+
+
+class SpotifySource(str, Enum):
+    playlist = "playlist"
+    album = "album"
+    artist = "artist"
+    search = "search"
+
+
+@acquire_app.command("spotify")
+def acquire_spotify_cmd(
+    source: SpotifySource = typer.Argument(..., metavar="SOURCE", help="playlist, album, artist (its top tracks) or search."),
+    ref: str = typer.Argument(..., metavar="ID_OR_QUERY", help="Spotify ID, URI or open.spotify.com URL; the query text for search."),
+    out: Path = typer.Option(config.RAW_DATA_DIR / "spotify_tracks.csv", "--out", "-o", show_default="data/raw/spotify_tracks.csv", help="Tracks CSV; an existing one is resumed (no duplicate ids)."),
+    market: Optional[str] = typer.Option(None, "--market", help="ISO country code for availability (top tracks default to US)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many tracks from the source (search: default 50)."),
+) -> None:
+    """Fetch track metadata from the Spotify Web API into a CSV (one row per track).
+
+    Needs SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET in the environment or .env (see the
+    README). Columns: id, name, artists, artist_ids, album, release_date, popularity,
+    explicit, duration_ms, isrc, preview_url, artist_genres, source and Spotify's audio
+    features (empty: that endpoint is closed to new apps). Re-running appends only new tracks;
+    rate limits (429) and server errors are retried with back-off.
+
+    \b
+    Examples:
+      tracklens acquire spotify playlist https://open.spotify.com/playlist/<playlist id>
+      tracklens acquire spotify album spotify:album:1ATL5GLyefJaxhQzSPVrLX --out data/raw/album.csv
+      tracklens acquire spotify artist https://open.spotify.com/artist/6vWDO969PvNqNYHIOW5v0m
+      tracklens acquire spotify search "genre:jazz year:1959" --limit 30
+    """
+    import acquire
+
+    result = acquire.acquire_spotify(source.value, ref, out, market=market, limit=limit)
+    typer.echo(f"{result.added} new tracks, {result.already_present} already in the file, "
+               f"{result.skipped} skipped (local/removed/episodes) -> {result.path} ({result.total_rows} rows)")
+    for endpoint in result.unavailable:
+        typer.echo(f"note: Spotify's {endpoint} endpoint is closed to this app (403); its columns stay empty")
+
+
+@acquire_app.command("previews")
+def acquire_previews_cmd(
+    tracks: Path = typer.Argument(..., help="Tracks CSV with id and isrc and/or preview_url (from `acquire spotify`)."),
+    out: Path = typer.Option(config.RAW_DATA_DIR / "previews", "--out", "-o", show_default="data/raw/previews", help="Folder for <track id>.mp3 files."),
+    workers: int = typer.Option(4, "--workers", min=1, max=16, help="Parallel downloads."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N tracks."),
+) -> None:
+    """Download 30 s MP3 previews: Spotify's preview_url, else Deezer's preview by ISRC.
+
+    Downloads are atomic and resumable: files already there are skipped, a cut download never
+    leaves a file behind. Prints what failed and why; exit status 0 even when some tracks
+    have no preview.
+
+    \b
+    Examples:
+      tracklens acquire previews data/raw/spotify_tracks.csv
+      tracklens acquire previews data/raw/album.csv --out data/raw/album_previews --workers 2
+    """
+    import acquire
+
+    report = acquire.download_previews(tracks, out, workers=workers, limit=limit)
+    for line in report.summary_lines():
+        typer.echo(line)
+
+
+@acquire_app.command("charts")
+def acquire_charts_cmd(
+    path: Path = typer.Argument(..., help="A Top-Hits-style chart CSV (artist, song, ..., genre)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder or .csv path for the copy (default: data/raw/)."),
+) -> None:
+    """Validate a chart CSV (the Kaggle "Top Hits Spotify 2000-2019" schema) and copy it into data/raw.
+
+    A missing, empty or mis-shaped file is refused with the file and column named.
+
+    \b
+    Examples:
+      tracklens acquire charts ../shared/data/spotify/songs_normalize.csv
+      tracklens acquire charts my_charts.csv --out data/raw/charts.csv
+    """
+    import acquire
+
+    result = acquire.acquire_charts(path, out)
+    verb = "copied to" if result.copied else "already at"
+    typer.echo(f"{path}: {result.rows} rows, valid; {verb} {result.path}")
+
+
+@acquire_app.command("folder")
+def acquire_folder_cmd(
+    path: Path = typer.Argument(..., help="Folder of audio: <label>/<file> or GTZAN-style <label>.00042.wav."),
+    out: Path = typer.Option(..., "--out", "-o", help="Manifest CSV to write."),
+    decode: bool = typer.Option(False, "--decode", help="Decode every file fully to catch damage past the header (slower)."),
+) -> None:
+    """Write a manifest of a folder of audio: path, label, duration_s, sample_rate, channels, checksum, error.
+
+    Labels come from sub-folder names or GTZAN-style file names. Unreadable files (corrupt,
+    empty, not audio) are listed with the reason in `error`, never fatal.
+
+    \b
+    Examples:
+      tracklens acquire folder data/demo/audio --out data/demo/manifest.csv
+      tracklens acquire folder ../shared/data/gtzan/audio --out data/raw/gtzan_manifest.csv --decode
+    """
+    import acquire
+
+    frame = acquire.write_manifest(path, out, decode=decode)
+    bad = frame[frame["error"] != ""]
+    labels = frame.loc[frame["label"] != "", "label"].nunique()
+    typer.echo(f"{len(frame)} files, {labels} labels, {len(bad)} unreadable -> {out}")
+    for row in bad.head(10).itertuples():
+        typer.echo(f"  {row.path}: {row.error}")
+    if len(bad) > 10:
+        typer.echo(f"  ... and {len(bad) - 10} more (see the error column)")
+
+
+# --- genre models (models/) -----------------------------------------------------------------
+
+_MODEL_NAMES_HELP = ("Comma-separated: Keras cnn, lstm, lstm_cnn (frame models, need the frames beside a "
+                     "features.parquet), linear, mlp (57 summary features) and the baselines logreg, knn, "
+                     "random_forest, svm, gradient_boosting; 'all' for every one, 'summary' for the summary-feature ones.")
+
+
+def _model_list(text: str) -> list[str]:
+    from models import datasets
+
+    aliases = {"all": datasets.KERAS_MODELS + datasets.BASELINE_MODELS,
+               "summary": ("linear", "mlp") + datasets.BASELINE_MODELS}
+    names: list[str] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        names += [n for n in aliases.get(part, (part,)) if n not in names]
+    return names
+
+
+@app.command()
+def train(
+    features: Path = typer.Option(..., "--features", help="features.parquet from `tracklens features` (frames beside it) or a GTZAN-schema CSV (filename, 57 features, label)."),
+    models: str = typer.Option("linear,mlp", "--models", help=_MODEL_NAMES_HELP),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Maximum epochs for Keras models (early stopping on the validation fold; default 150 summary / 40 frame models)."),
+    seed: int = SeedOption,
+    out: Path = typer.Option(config.TRAINED_MODELS_DIR, "--out", help="Folder for <model>/ directories (model.keras + card.json).", show_default="data/models"),
+    splits: Optional[Path] = typer.Option(None, "--splits", help="Folder with train*.txt / valid*.txt (genre/clip.ext per line), e.g. the fault-filtered GTZAN split; default: a seeded split stratified by genre, grouped by track."),
+    valid_fraction: float = typer.Option(0.25, "--valid-fraction", min=0.05, max=0.5, help="Share of tracks in the validation fold when --splits is not given."),
+    augment: bool = typer.Option(False, "--augment", help="SpecAugment masks + mixup for the frame models."),
+) -> None:
+    """Train genre models; each lands in OUT/<model>/ with a model card, curves and validation predictions.
+
+    Prints a line per epoch and the validation scores (track level, temperature-calibrated).
+
+    \b
+    Examples:
+      tracklens train --features data/demo/features/features.parquet --models all --epochs 10
+      tracklens train --features ../shared/data/gtzan/features/features_30_sec.csv \\
+          --splits ../shared/data/gtzan/splits --models summary --out data/models/gtzan
+    """
+    from models import train as train_module
+
+    results = train_module.train_models(features, _model_list(models), out_dir=out, epochs=epochs, seed=seed,
+                                        split_dir=splits, valid_fraction=valid_fraction, augment=augment,
+                                        log=lambda line: typer.echo(line))
+    typer.echo(f"{len(results)} model(s) in {out}; next: tracklens evaluate --models-dir {out}")
+
+
+@app.command()
+def evaluate(
+    models_dir: Path = typer.Option(config.TRAINED_MODELS_DIR, "--models-dir", help="Folder of trained model directories.", show_default="data/models"),
+    out: Path = typer.Option(config.REPORTS_DIR / "models", "--out", help="Report folder (comparison.csv, figures/, report.html).", show_default="reports/models"),
+    features_csv: Optional[Path] = typer.Option(None, "--features-csv", help="Instead: score one summary-feature model (--model) on a GTZAN-schema feature table with a label column."),
+    model: Optional[str] = typer.Option(None, "--model", help="With --features-csv: model name or folder (default: the shipped model)."),
+) -> None:
+    """Compare trained models: accuracy, balanced accuracy, macro and per-genre ROC-AUC, log-loss, ECE, times.
+
+    \b
+    Examples:
+      tracklens evaluate --models-dir data/demo/models --out reports/demo
+      tracklens evaluate --features-csv ../shared/data/gtzan/features/features_30_sec.csv
+    """
+    if features_csv is not None:
+        from models import blend, datasets, evaluate as ev
+
+        genre_model = blend.load_model(model)
+        table, proba = blend.predict_table(genre_model, features_csv)
+        if table["label"].isna().any():
+            raise TracklensError(f"{features_csv}: scoring needs a label column on every row")
+        scores = ev.classification_metrics(datasets.encode(table["label"].astype(str), genre_model.genres), proba,
+                                           class_names=genre_model.genres)
+        typer.echo(f"{genre_model.name} on {features_csv} ({scores['n']} rows):")
+        for key in ("accuracy", "balanced_accuracy", "macro_roc_auc", "log_loss", "ece"):
+            typer.echo(f"  {key:18s} {scores[key]:.3f}")
+        return
+    from models import train as train_module
+
+    report, table = train_module.evaluate_models(models_dir, out_dir=out)
+    with __import__("pandas").option_context("display.width", 160, "display.max_columns", 12):
+        typer.echo(table[["model", "accuracy", "balanced_accuracy", "macro_roc_auc", "log_loss", "ece",
+                          "train_s", "infer_ms_per_track"]].round(3).to_string(index=False))
+    typer.echo(f"report: {report}")
+
+
+@app.command()
+def predict(
+    paths: Optional[list[Path]] = typer.Argument(None, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name (in data/models) or folder; default: the shipped models/default."),
+    fmt: str = typer.Option("table", "--format", help="table, csv (path,top_genre,<one column per genre>) or json (with the per-window timeline)."),
+    top: int = typer.Option(3, "--top", min=1, help="Genres shown per file in the table format."),
+    sort_into: Optional[Path] = typer.Option(None, "--sort-into", help="Copy each file into DIR/<top genre>/ (never overwrites)."),
+    move: bool = typer.Option(False, "--move", help="With --sort-into: move instead of copy."),
+    features_csv: Optional[Path] = typer.Option(None, "--features-csv", help="Score the rows of a GTZAN-schema feature table instead of audio files."),
+) -> None:
+    """Genre blend of each file: a probability per genre (summing to 1), the top genre and a blend label.
+
+    The label names two genres (e.g. hiphop-metal) when the second is within 0.10 of the top.
+    A file that cannot be analysed gets an error row (csv: top_genre=error) and the batch goes on;
+    the exit status is then 1.
+
+    \b
+    Examples:
+      tracklens predict song.mp3 other.wav
+      tracklens predict data/demo/audio/*/*.wav --format csv > blends.csv
+      tracklens predict inbox/*.mp3 --sort-into sorted/
+      tracklens predict --features-csv ../shared/data/gtzan/features/features_30_sec.csv --format csv
+    """
+    from models import blend
+
+    genre_model = blend.load_model(model)
+    if features_csv is not None:
+        table, proba = blend.predict_table(genre_model, features_csv)
+        if fmt == "csv":
+            typer.echo(blend.blend_rows(table["track_id"], proba, genre_model.genres).to_csv(index=False), nl=False)
+            return
+        names, results = list(table["track_id"]), [
+            blend.Blend(path=t, genres=genre_model.genres, probabilities=p, timeline=__import__("pandas").DataFrame(),
+                        duration_s=float(d), model=genre_model.name)
+            for t, p, d in zip(table["track_id"], proba, table["duration_s"])]
+    else:
+        if not paths:
+            raise TracklensError("give at least one audio file (or --features-csv PATH)")
+        names = [str(p) for p in paths]
+        results = blend.predict_files(paths, model=genre_model, progress=fmt == "table" and len(paths) > 3)
+    typer.echo(blend.format_results(names, results, genre_model.genres, fmt=fmt, top=top))
+    failed = [r for r in results if not isinstance(r, blend.Blend)]
+    if fmt != "table":
+        for err in failed:
+            print(f"tracklens: {err}", file=sys.stderr)
+    if sort_into is not None:
+        moved = blend.sort_into(results, sort_into, move=move)
+        print(f"{'moved' if move else 'copied'} {len(moved)} file(s) into {sort_into}/<genre>/", file=sys.stderr)
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:
