@@ -372,6 +372,141 @@ def predict(
         raise typer.Exit(1)
 
 
+# --- genre models (models/) -----------------------------------------------------------------
+
+_MODEL_NAMES_HELP = ("Comma-separated: Keras cnn, lstm, lstm_cnn (frame models, need the frames beside a "
+                     "features.parquet), linear, mlp (57 summary features) and the baselines logreg, knn, "
+                     "random_forest, svm, gradient_boosting; 'all' for every one, 'summary' for the summary-feature ones.")
+
+
+def _model_list(text: str) -> list[str]:
+    from models import datasets
+
+    aliases = {"all": datasets.KERAS_MODELS + datasets.BASELINE_MODELS,
+               "summary": ("linear", "mlp") + datasets.BASELINE_MODELS}
+    names: list[str] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        names += [n for n in aliases.get(part, (part,)) if n not in names]
+    return names
+
+
+@app.command()
+def train(
+    features: Path = typer.Option(..., "--features", help="features.parquet from `tracklens features` (frames beside it) or a GTZAN-schema CSV (filename, 57 features, label)."),
+    models: str = typer.Option("linear,mlp", "--models", help=_MODEL_NAMES_HELP),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Maximum epochs for Keras models (early stopping on the validation fold; default 150 summary / 40 frame models)."),
+    seed: int = SeedOption,
+    out: Path = typer.Option(config.TRAINED_MODELS_DIR, "--out", help="Folder for <model>/ directories (model.keras + card.json).", show_default="data/models"),
+    splits: Optional[Path] = typer.Option(None, "--splits", help="Folder with train*.txt / valid*.txt (genre/clip.ext per line), e.g. the fault-filtered GTZAN split; default: a seeded split stratified by genre, grouped by track."),
+    valid_fraction: float = typer.Option(0.25, "--valid-fraction", min=0.05, max=0.5, help="Share of tracks in the validation fold when --splits is not given."),
+    augment: bool = typer.Option(False, "--augment", help="SpecAugment masks + mixup for the frame models."),
+) -> None:
+    """Train genre models; each lands in OUT/<model>/ with a model card, curves and validation predictions.
+
+    Prints a line per epoch and the validation scores (track level, temperature-calibrated).
+
+    \b
+    Examples:
+      tracklens train --features data/demo/features/features.parquet --models all --epochs 10
+      tracklens train --features ../shared/data/gtzan/features/features_30_sec.csv \\
+          --splits ../shared/data/gtzan/splits --models summary --out data/models/gtzan
+    """
+    from models import train as train_module
+
+    results = train_module.train_models(features, _model_list(models), out_dir=out, epochs=epochs, seed=seed,
+                                        split_dir=splits, valid_fraction=valid_fraction, augment=augment,
+                                        log=lambda line: typer.echo(line))
+    typer.echo(f"{len(results)} model(s) in {out}; next: tracklens evaluate --models-dir {out}")
+
+
+@app.command()
+def evaluate(
+    models_dir: Path = typer.Option(config.TRAINED_MODELS_DIR, "--models-dir", help="Folder of trained model directories.", show_default="data/models"),
+    out: Path = typer.Option(config.REPORTS_DIR / "models", "--out", help="Report folder (comparison.csv, figures/, report.html).", show_default="reports/models"),
+    features_csv: Optional[Path] = typer.Option(None, "--features-csv", help="Instead: score one summary-feature model (--model) on a GTZAN-schema feature table with a label column."),
+    model: Optional[str] = typer.Option(None, "--model", help="With --features-csv: model name or folder (default: the shipped model)."),
+) -> None:
+    """Compare trained models: accuracy, balanced accuracy, macro and per-genre ROC-AUC, log-loss, ECE, times.
+
+    \b
+    Examples:
+      tracklens evaluate --models-dir data/demo/models --out reports/demo
+      tracklens evaluate --features-csv ../shared/data/gtzan/features/features_30_sec.csv
+    """
+    if features_csv is not None:
+        from models import blend, datasets, evaluate as ev
+
+        genre_model = blend.load_model(model)
+        table, proba = blend.predict_table(genre_model, features_csv)
+        if table["label"].isna().any():
+            raise TracklensError(f"{features_csv}: scoring needs a label column on every row")
+        scores = ev.classification_metrics(datasets.encode(table["label"].astype(str), genre_model.genres), proba,
+                                           class_names=genre_model.genres)
+        typer.echo(f"{genre_model.name} on {features_csv} ({scores['n']} rows):")
+        for key in ("accuracy", "balanced_accuracy", "macro_roc_auc", "log_loss", "ece"):
+            typer.echo(f"  {key:18s} {scores[key]:.3f}")
+        return
+    from models import train as train_module
+
+    report, table = train_module.evaluate_models(models_dir, out_dir=out)
+    with __import__("pandas").option_context("display.width", 160, "display.max_columns", 12):
+        typer.echo(table[["model", "accuracy", "balanced_accuracy", "macro_roc_auc", "log_loss", "ece",
+                          "train_s", "infer_ms_per_track"]].round(3).to_string(index=False))
+    typer.echo(f"report: {report}")
+
+
+@app.command()
+def predict(
+    paths: Optional[list[Path]] = typer.Argument(None, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name (in data/models) or folder; default: the shipped models/default."),
+    fmt: str = typer.Option("table", "--format", help="table, csv (path,top_genre,<one column per genre>) or json (with the per-window timeline)."),
+    top: int = typer.Option(3, "--top", min=1, help="Genres shown per file in the table format."),
+    sort_into: Optional[Path] = typer.Option(None, "--sort-into", help="Copy each file into DIR/<top genre>/ (never overwrites)."),
+    move: bool = typer.Option(False, "--move", help="With --sort-into: move instead of copy."),
+    features_csv: Optional[Path] = typer.Option(None, "--features-csv", help="Score the rows of a GTZAN-schema feature table instead of audio files."),
+) -> None:
+    """Genre blend of each file: a probability per genre (summing to 1), the top genre and a blend label.
+
+    The label names two genres (e.g. hiphop-metal) when the second is within 0.10 of the top.
+    A file that cannot be analysed gets an error row (csv: top_genre=error) and the batch goes on;
+    the exit status is then 1.
+
+    \b
+    Examples:
+      tracklens predict song.mp3 other.wav
+      tracklens predict data/demo/audio/*/*.wav --format csv > blends.csv
+      tracklens predict inbox/*.mp3 --sort-into sorted/
+      tracklens predict --features-csv ../shared/data/gtzan/features/features_30_sec.csv --format csv
+    """
+    from models import blend
+
+    genre_model = blend.load_model(model)
+    if features_csv is not None:
+        table, proba = blend.predict_table(genre_model, features_csv)
+        if fmt == "csv":
+            typer.echo(blend.blend_rows(table["track_id"], proba, genre_model.genres).to_csv(index=False), nl=False)
+            return
+        names, results = list(table["track_id"]), [
+            blend.Blend(path=t, genres=genre_model.genres, probabilities=p, timeline=__import__("pandas").DataFrame(),
+                        duration_s=float(d), model=genre_model.name)
+            for t, p, d in zip(table["track_id"], proba, table["duration_s"])]
+    else:
+        if not paths:
+            raise TracklensError("give at least one audio file (or --features-csv PATH)")
+        names = [str(p) for p in paths]
+        results = blend.predict_files(paths, model=genre_model, progress=fmt == "table" and len(paths) > 3)
+    typer.echo(blend.format_results(names, results, genre_model.genres, fmt=fmt, top=top))
+    failed = [r for r in results if not isinstance(r, blend.Blend)]
+    if fmt != "table":
+        for err in failed:
+            print(f"tracklens: {err}", file=sys.stderr)
+    if sort_into is not None:
+        moved = blend.sort_into(results, sort_into, move=move)
+        print(f"{'moved' if move else 'copied'} {len(moved)} file(s) into {sort_into}/<genre>/", file=sys.stderr)
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console entry point: run the app and turn project errors into clean exits."""
     debug = "--debug" in sys.argv[1:]

@@ -1,0 +1,386 @@
+"""The genre blend: a calibrated probability per genre for any track, with a label and a timeline.
+
+:class:`GenreModel` wraps a verified model directory (see :mod:`models.store`): the Keras model,
+its card and its calibration temperature. :func:`predict_blend` turns an audio file, an
+:class:`audio.AudioClip` or a :class:`features.ClipFeatures` into a :class:`Blend`:
+
+- ``probabilities``: one per genre, summing to 1 (temperature-scaled, so 0.6 means right ~60 %
+  of the time on the validation fold);
+- ``top_genre`` and ``label``: the top genre, or ``"<top>-<second>"`` (e.g. ``"hiphop-metal"``)
+  when the second genre's probability is within :data:`BLEND_MARGIN` of the top one's;
+- ``timeline``: the blend per analysis window across the track.
+
+Any length works. Files are decoded one window at a time (``audio.load_audio`` with an offset),
+so a full album track never sits in memory whole. The model's window (``card.input.window_s``:
+30 s for a model trained on the published GTZAN table, 3 s for segment models) is tiled over
+the track; the last window is aligned to the track's end. Input shorter than one window is
+looped to the window length (``SHORT_INPUT = "loop"``); bench/accuracy.py measures this
+against analysing the short clip as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+import config
+from errors import TracklensError
+from models import datasets, evaluate, store
+
+BLEND_MARGIN = 0.10  # a second genre within 0.10 probability of the top one names a blend
+SHORT_INPUT = "loop"  # "loop" (repeat a short clip to one window) or "as_is"
+FRAME_BLOCK_S = 30.0  # frame models decode 30 s blocks and classify the 3 s segments inside
+
+
+@dataclass
+class Blend:
+    """One track's genre blend.
+
+    probabilities : np.ndarray [shape=(n_genres,)], sums to 1
+    timeline : DataFrame, one row per window: ``start_s``, ``end_s``, one column per genre, ``top_genre``
+    """
+
+    path: str | None
+    genres: list[str]
+    probabilities: np.ndarray
+    timeline: pd.DataFrame
+    duration_s: float
+    model: str
+    margin: float = BLEND_MARGIN
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def blend(self) -> dict[str, float]:
+        """``{genre: probability}``, most likely first."""
+        order = np.argsort(-self.probabilities, kind="stable")
+        return {self.genres[i]: float(self.probabilities[i]) for i in order}
+
+    @property
+    def top_genre(self) -> str:
+        return self.genres[int(np.argmax(self.probabilities))]
+
+    @property
+    def label(self) -> str:
+        """The top genre, or ``"top-second"`` when the second is within ``margin`` of the top."""
+        (g1, p1), (g2, p2) = list(self.blend.items())[:2] if len(self.genres) > 1 else [(self.top_genre, 1.0)] * 2
+        return f"{g1}-{g2}" if g1 != g2 and p1 - p2 <= self.margin else g1
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        return list(self.blend.items())[:k]
+
+
+class GenreModel:
+    """A verified, calibrated genre model loaded from a directory (``model.keras`` + ``card.json``)."""
+
+    def __init__(self, keras_model, card: dict, model_dir: Path):
+        self.keras_model = keras_model
+        self.card = card
+        self.model_dir = Path(model_dir)
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> "GenreModel":
+        """Load and verify; raises ModelCardError (a TracklensError) with the reason on any doubt."""
+        keras_model, card = store.load_keras_model(model_dir)
+        return cls(keras_model, card, Path(model_dir))
+
+    @property
+    def name(self) -> str:
+        return self.card["name"]
+
+    @property
+    def genres(self) -> list[str]:
+        return list(self.card["genres"])
+
+    @property
+    def input_kind(self) -> str:
+        return self.card["input"]["kind"]
+
+    @property
+    def window_s(self) -> float:
+        return float(self.card["input"]["window_s"]) if self.input_kind == "summary" else config.SEGMENT_SECONDS
+
+    @property
+    def temperature(self) -> float:
+        return float(self.card["calibration"]["temperature"])
+
+    def predict_raw(self, x: np.ndarray) -> np.ndarray:
+        """Uncalibrated probabilities (n, n_genres) for raw inputs of the card's kind and shape."""
+        x = np.asarray(x, dtype=np.float32)
+        expected = tuple(self.card["input"]["shape"])
+        if x.ndim == len(expected):
+            x = x[None]
+        if x.shape[1:] != expected and self.input_kind == "summary":
+            raise TracklensError(f"model {self.name} expects inputs of shape {expected}, got {x.shape[1:]}")
+        if len(x) == 0:
+            return np.zeros((0, len(self.genres)))
+        return np.asarray(self.keras_model.predict(x, verbose=0, batch_size=256), dtype=np.float64)
+
+    def calibrate(self, proba: np.ndarray) -> np.ndarray:
+        return evaluate.apply_temperature(proba, self.temperature)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (n, n_genres), rows summing to 1."""
+        return self.calibrate(self.predict_raw(x))
+
+    def summary_matrix(self, table: pd.DataFrame) -> np.ndarray:
+        """The model's summary columns from a feature table, in the card's order."""
+        columns = self.card["input"]["columns"]
+        missing = [c for c in columns if c not in table.columns]
+        if missing:
+            raise TracklensError(f"feature table lacks {missing[:5]} needed by model {self.name}")
+        return table[columns].to_numpy(np.float32)
+
+
+def resolve_model_dir(model: str | Path | None) -> Path:
+    """``None`` -> the shipped default; an existing folder -> itself; a name -> TRAINED_MODELS_DIR/name."""
+    if model is None:
+        return config.DEFAULT_MODEL_DIR
+    path = Path(model)
+    if path.is_dir():
+        return path
+    candidate = config.TRAINED_MODELS_DIR / str(model)
+    if candidate.is_dir():
+        return candidate
+    raise TracklensError(f"model {model!r}: no such folder, and no trained model of that name in {config.TRAINED_MODELS_DIR}")
+
+
+def load_model(model: str | Path | None = None) -> GenreModel:
+    """Load a model by folder or name (default: the shipped model in ``models/default``)."""
+    return GenreModel.load(resolve_model_dir(model))
+
+
+def load_default_model() -> GenreModel:
+    """The shipped default model (``config.DEFAULT_MODEL_DIR``)."""
+    return GenreModel.load(config.DEFAULT_MODEL_DIR)
+
+
+# --- windows over a track ---------------------------------------------------------------------------
+
+
+def window_starts(duration_s: float, window_s: float) -> list[float]:
+    """Start times of back-to-back windows covering the track; the last one ends at the track's end."""
+    if duration_s <= window_s:
+        return [0.0]
+    starts = list(np.arange(0.0, duration_s - window_s + 1e-6, window_s))
+    if duration_s - (starts[-1] + window_s) > 0.25 * window_s:  # a long enough remainder gets its own
+        starts.append(duration_s - window_s)
+    return [float(s) for s in starts]
+
+
+def _loop_to(y: np.ndarray, n: int) -> np.ndarray:
+    return np.tile(y, math.ceil(n / len(y)))[:n] if len(y) < n else y
+
+
+def _source_clip(source):
+    """(AudioClip or None, path or None, duration in s) without decoding a file."""
+    from audio import AudioClip, probe_audio
+
+    if isinstance(source, (str, Path)):
+        return None, str(source), float(probe_audio(source)["duration_s"])
+    if isinstance(source, AudioClip):
+        return source, source.path, source.duration_s
+    analysis = getattr(source, "analysis", None)  # features.ClipFeatures
+    if analysis is not None:
+        track = getattr(source, "track", {}) or {}
+        clip = AudioClip(y=np.asarray(analysis.y, dtype=np.float32), sr=int(analysis.sr), path=track.get("path"),
+                         source_sr=int(analysis.sr), channels=1, source_duration_s=analysis.duration_s)
+        return clip, clip.path, clip.duration_s
+    raise TracklensError(f"cannot predict a blend from {type(source).__name__}: pass a path, AudioClip or ClipFeatures")
+
+
+def _windows(clip, path, duration_s: float, window_s: float) -> Iterator[tuple[float, float, object]]:
+    """Yield (start_s, end_s, AudioClip) per window, decoding a file one window at a time."""
+    from audio import AudioClip, load_audio
+
+    for start in window_starts(duration_s, window_s):
+        if clip is None:
+            part = load_audio(path, offset=start, max_duration=window_s)
+        else:
+            i0 = int(round(start * clip.sr))
+            part = AudioClip(y=clip.y[i0:i0 + int(round(window_s * clip.sr))], sr=clip.sr, path=clip.path,
+                             source_sr=clip.source_sr, channels=clip.channels,
+                             source_duration_s=clip.source_duration_s)
+        yield start, start + part.duration_s, part
+
+
+def _window_inputs(model: GenreModel, part, *, short_input: str) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The model's raw inputs for one decoded window, with each row's span inside the window (s)."""
+    from dataclasses import replace
+
+    from features import featurize_clip
+
+    n_window = int(round(model.window_s * part.sr))
+    if len(part.y) < n_window and (short_input == "loop" or model.input_kind != "summary"):
+        part = replace(part, y=_loop_to(part.y, n_window))
+    if model.input_kind == "summary":
+        cf = featurize_clip(part, segment_seconds=None)
+        return np.array([[cf.track[c] for c in model.card["input"]["columns"]]], np.float32), [(0.0, part.duration_s)]
+    cf = featurize_clip(part, segment_seconds=config.SEGMENT_SECONDS)
+    spans = [(s["start_s"], s["end_s"]) for s in cf.segments]
+    return cf.frames[model.input_kind], spans
+
+
+def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MARGIN,
+                  short_input: str = SHORT_INPUT) -> Blend:
+    """The genre blend of one track.
+
+    Parameters
+    ----------
+    model : a loaded GenreModel (None: the shipped default)
+    source : audio file path, :class:`audio.AudioClip` or :class:`features.ClipFeatures`
+    margin : probability gap below which the label names two genres
+    short_input : "loop" or "as_is" for input shorter than the model's window
+
+    Returns
+    -------
+    Blend, with the track blend = temperature scaling of the mean window probabilities.
+    Raises AudioError / TracklensError for unusable input (corrupt, silent, too short).
+    """
+    if short_input not in ("loop", "as_is"):
+        raise TracklensError(f"short_input={short_input!r} must be 'loop' or 'as_is'")
+    model = model or load_default_model()
+    clip, path, duration_s = _source_clip(source)
+    block_s = model.window_s if model.input_kind == "summary" else max(FRAME_BLOCK_S, model.window_s)
+    rows, spans = [], []
+    for start, end, part in _windows(clip, path, duration_s, block_s):
+        x, local = _window_inputs(model, part, short_input=short_input)
+        if len(x):
+            rows.append(model.predict_raw(x))
+            spans += [(start + a, min(start + b, end)) for a, b in local]
+    if not rows:
+        raise TracklensError(f"{path or 'clip'}: no analysable audio")
+    raw = np.vstack(rows)
+    track = evaluate.apply_temperature(raw.mean(axis=0, keepdims=True), model.temperature)[0]
+    timeline = pd.DataFrame(model.calibrate(raw), columns=model.genres)
+    timeline.insert(0, "start_s", [round(a, 3) for a, _ in spans])
+    timeline.insert(1, "end_s", [round(b, 3) for _, b in spans])
+    timeline["top_genre"] = [model.genres[i] for i in raw.argmax(axis=1)]
+    notes = [f"shorter than the model's {model.window_s:g} s window: {short_input}"] if duration_s < model.window_s else []
+    return Blend(path=path, genres=model.genres, probabilities=track, timeline=timeline, duration_s=duration_s,
+                 model=model.name, margin=margin, notes=notes)
+
+
+# --- batches and feature tables ---------------------------------------------------------------------
+
+
+def predict_files(paths: Sequence[str | Path], *, model: GenreModel | None = None, margin: float = BLEND_MARGIN,
+                  progress: bool = False) -> list[Blend | TracklensError]:
+    """One Blend per path, or the TracklensError that explains why that file has none (batch continues)."""
+    from tqdm import tqdm
+
+    model = model or load_default_model()
+    out: list[Blend | TracklensError] = []
+    for path in tqdm(list(paths), desc="predict", unit="file", disable=not progress):
+        try:
+            out.append(predict_blend(model, path, margin=margin))
+        except TracklensError as exc:
+            out.append(exc)
+        except (OSError, ValueError, RuntimeError) as exc:  # decoder/library failures on odd files
+            out.append(TracklensError(f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"))
+    return out
+
+
+def predict_table(model: GenreModel, features_csv: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Blend per row of a GTZAN-schema feature table (summary models only).
+
+    Returns (the normalised table with ``track_id`` and optional ``label``, calibrated probabilities).
+    """
+    if model.input_kind != "summary":
+        raise TracklensError(f"model {model.name} reads {model.input_kind} frames; a feature table needs a "
+                             "summary-feature model (linear, mlp)")
+    table = datasets.read_feature_table(features_csv)
+    return table, model.predict_proba(model.summary_matrix(table))
+
+
+def blend_rows(names: Sequence[str], proba: np.ndarray, genres: Sequence[str]) -> pd.DataFrame:
+    """The stable CSV contract: ``path, top_genre, <one column per genre>`` (model genre order)."""
+    frame = pd.DataFrame({"path": list(names), "top_genre": [genres[i] for i in np.argmax(proba, axis=1)]})
+    for j, g in enumerate(genres):
+        frame[g] = np.round(proba[:, j], 6)
+    return frame
+
+
+# --- output formats and sorting ---------------------------------------------------------------------
+
+OUTPUT_FORMATS = ("table", "csv", "json")
+
+
+def _error_text(err: Exception) -> str:
+    return str(err).strip() or type(err).__name__
+
+
+def format_results(names: Sequence[str], results: Sequence[Blend | Exception], genres: Sequence[str], *,
+                   fmt: str = "table", top: int = 3) -> str:
+    """Render blends (or per-file errors) as ``table``, ``csv`` or ``json`` text.
+
+    csv keeps the stable contract ``path,top_genre,<one column per genre>``; a file that failed
+    gets ``top_genre`` = ``error`` and empty genre cells (the reason goes to stderr / json).
+    """
+    import json
+
+    if fmt not in OUTPUT_FORMATS:
+        raise TracklensError(f"--format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
+    genres = list(genres)
+    if fmt == "csv":
+        rows = []
+        for name, r in zip(names, results):
+            if isinstance(r, Blend):
+                rows.append(blend_rows([name], r.probabilities[None], genres).iloc[0].to_dict())
+            else:
+                rows.append({"path": name, "top_genre": "error", **{g: None for g in genres}})
+        return pd.DataFrame(rows, columns=["path", "top_genre", *genres]).to_csv(index=False, lineterminator="\n")
+    if fmt == "json":
+        items = []
+        for name, r in zip(names, results):
+            if isinstance(r, Blend):
+                items.append({"path": name, "top_genre": r.top_genre, "label": r.label,
+                              "probabilities": {g: round(float(p), 6) for g, p in zip(r.genres, r.probabilities)},
+                              "duration_s": round(r.duration_s, 3), "model": r.model, "notes": r.notes,
+                              "timeline": r.timeline.round(4).to_dict(orient="records")})
+            else:
+                items.append({"path": name, "error": _error_text(r)})
+        return json.dumps(items, indent=1)
+    lines = []
+    width = max([len(str(n)) for n in names] + [4])
+    for name, r in zip(names, results):
+        if isinstance(r, Blend):
+            blend = "  ".join(f"{g} {p:5.1%}" for g, p in r.top(top))
+            lines.append(f"{str(name):<{width}}  {r.label:<20}  {blend}")
+        else:
+            lines.append(f"{str(name):<{width}}  ERROR  {_error_text(r)}")
+    return "\n".join(lines)
+
+
+def sort_into(results: Sequence[Blend | Exception], dest: str | Path, *, move: bool = False) -> list[tuple[str, Path]]:
+    """Copy (or with ``move=True`` move) each classified file into ``dest/<top_genre>/``.
+
+    Never overwrites: an existing different file of the same name gets a ``-1``, ``-2``... suffix;
+    an identical one is left as it is. Returns ``[(source, destination), ...]``.
+    """
+    import filecmp
+    import shutil
+
+    done = []
+    for r in results:
+        if not isinstance(r, Blend) or not r.path:
+            continue
+        src = Path(r.path)
+        folder = Path(dest) / r.top_genre
+        folder.mkdir(parents=True, exist_ok=True)
+        target, n = folder / src.name, 0
+        while target.exists() and not filecmp.cmp(src, target, shallow=False):
+            n += 1
+            target = folder / f"{src.stem}-{n}{src.suffix}"
+        if not target.exists():
+            tmp = folder / f".{target.name}.part"
+            shutil.copy2(src, tmp)
+            tmp.replace(target)
+        if move:
+            src.unlink()
+        done.append((str(src), target))
+    return done

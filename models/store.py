@@ -1,0 +1,174 @@
+"""Model directories: a weights file plus a JSON model card, written atomically, verified at load.
+
+A model directory holds
+
+- ``model.keras``: the Keras model (loaded with ``safe_mode=True`` only: no lambdas, no pickles);
+- ``card.json``: what the model is and how far to trust it: data, split, feature set, parameters,
+  metrics, calibration temperature, library versions and the SHA-256 of ``model.keras``;
+- optionally ``history.json`` (training curves) and ``valid_predictions.csv`` (for the report).
+
+Baselines (scikit-learn) have a card and predictions but no weights: a fitted scikit-learn model
+can only be stored by pickling, and loading a pickle runs arbitrary code. Loading refuses, with a
+one-line reason, a card that is missing fields, from a newer format, from another Keras major
+version or another feature version, or whose weights do not match the recorded SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from errors import TracklensError
+
+CARD_NAME = "card.json"
+WEIGHTS_NAME = "model.keras"
+HISTORY_NAME = "history.json"
+PREDICTIONS_NAME = "valid_predictions.csv"
+FORMAT = "tracklens-genre-model"
+FORMAT_VERSION = 1
+REQUIRED_FIELDS = ("format", "format_version", "name", "architecture", "genres", "input", "data", "split",
+                   "parameters", "metrics", "calibration", "library_versions", "predictor")
+_VERSIONED = ("tracklens", "keras", "tensorflow-cpu", "numpy", "scikit-learn", "librosa")
+
+
+class ModelCardError(TracklensError):
+    """A model directory that must not be used: tampered, incomplete or from another version."""
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries a model depends on (no heavy imports)."""
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path: str | Path, obj) -> None:
+    """Atomic JSON write (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(obj, handle, indent=1, sort_keys=False, default=_json_default)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def save_model_dir(model_dir: str | Path, card: dict, *, keras_model=None) -> Path:
+    """Write ``keras_model`` (if any) and the completed card into ``model_dir``; return the card path.
+
+    The card gains ``format``, ``format_version``, ``library_versions``, ``created_utc``,
+    ``predictor`` and, with a model, ``weights_file`` / ``weights_sha256``. The card is written
+    last, so a crash leaves no card that vouches for half-written weights.
+    """
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    card = {"format": FORMAT, "format_version": FORMAT_VERSION, **card,
+            "library_versions": library_versions(),
+            "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "predictor": keras_model is not None}
+    if keras_model is not None:
+        tmp = model_dir / f".tmp-{os.getpid()}.keras"  # Keras insists on the .keras suffix
+        keras_model.save(tmp)
+        os.replace(tmp, model_dir / WEIGHTS_NAME)
+        card["weights_file"] = WEIGHTS_NAME
+        card["weights_sha256"] = sha256_file(model_dir / WEIGHTS_NAME)
+    write_json(model_dir / CARD_NAME, card)
+    return model_dir / CARD_NAME
+
+
+def read_card(model_dir: str | Path, *, verify_weights: bool = True) -> dict:
+    """Read and check ``model_dir/card.json``; raise ModelCardError with the reason on any doubt."""
+    model_dir = Path(model_dir)
+    path = model_dir / CARD_NAME
+    if not path.is_file():
+        raise ModelCardError(f"{model_dir}: not a model directory (no {CARD_NAME})")
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelCardError(f"{path}: unreadable model card ({exc})") from exc
+    if not isinstance(card, dict):
+        raise ModelCardError(f"{path}: the model card is not a JSON object")
+    missing = [f for f in REQUIRED_FIELDS if f not in card]
+    if missing:
+        raise ModelCardError(f"{path}: model card lacks {missing}; refusing to load")
+    if card["format"] != FORMAT or not isinstance(card["format_version"], int):
+        raise ModelCardError(f"{path}: not a tracklens genre model card")
+    if card["format_version"] > FORMAT_VERSION:
+        raise ModelCardError(f"{path}: model card format {card['format_version']} is newer than this tracklens "
+                             f"understands ({FORMAT_VERSION}); upgrade tracklens")
+    if card["predictor"] and verify_weights:
+        _check_versions(card, path)
+        _check_weights(card, model_dir)
+    return card
+
+
+def _check_versions(card: dict, path: Path) -> None:
+    saved = str(card["library_versions"].get("keras", "?"))
+    here = library_versions()["keras"]
+    if saved.split(".")[0] != here.split(".")[0]:
+        raise ModelCardError(f"{path}: model saved with Keras {saved}, this install has Keras {here}; retrain it")
+    feature_version = card["input"].get("feature_version")
+    if feature_version is not None:
+        from features import FEATURE_VERSION
+
+        if feature_version != FEATURE_VERSION:
+            raise ModelCardError(f"{path}: model expects features version {feature_version}, the feature engine "
+                                 f"computes version {FEATURE_VERSION}; retrain it (e.g. `make default-model`)")
+
+
+def _check_weights(card: dict, model_dir: Path) -> None:
+    name = card.get("weights_file")
+    if not isinstance(name, str) or Path(name).name != name or not name.endswith(".keras"):
+        raise ModelCardError(f"{model_dir}: model card names no valid weights file; refusing to load")
+    weights = model_dir / name
+    if not weights.is_file():
+        raise ModelCardError(f"{weights}: weights file missing")
+    actual = sha256_file(weights)
+    if actual != card.get("weights_sha256"):
+        raise ModelCardError(f"{weights}: SHA-256 {actual[:12]}... does not match the model card "
+                             f"({str(card.get('weights_sha256'))[:12]}...); the model or its card was altered - refusing to load")
+
+
+def load_keras_model(model_dir: str | Path):
+    """Return ``(keras_model, card)`` after verifying the card; safe-mode Keras loading only."""
+    card = read_card(model_dir)
+    if not card["predictor"]:
+        raise ModelCardError(f"{model_dir}: {card['name']} is an evaluated baseline without stored weights; "
+                             "it cannot predict (train a Keras model: linear, mlp, cnn, lstm, lstm_cnn)")
+    import keras
+
+    try:
+        model = keras.saving.load_model(Path(model_dir) / card["weights_file"], compile=False, safe_mode=True)
+    except Exception as exc:  # a malformed archive or an unsafe layer
+        raise ModelCardError(f"{model_dir}: Keras refused the model file ({str(exc).splitlines()[0][:200]})") from exc
+    return model, card

@@ -1,0 +1,342 @@
+"""Training: one function fits a Keras model, one fits a baseline, one runs a whole comparison.
+
+Every trained model lands in ``out_dir/<name>/`` with its card (see :mod:`models.store`),
+training curves and its validation predictions at track level (raw and temperature-scaled),
+which ``tracklens evaluate`` turns into the comparison report.
+
+Honest evaluation: folds are grouped by track (segments never straddle folds), early stopping
+and the temperature use the validation fold, and the reported calibrated scores use a temperature
+fitted on the *other* validation tracks (cross-fitting), so calibration is not scored on the data
+it was fitted to.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+import config
+from errors import TracklensError
+from models import datasets, evaluate, store
+
+# Per-family defaults: maximum epochs, early-stopping patience, batch size.
+SUMMARY_FIT = {"epochs": 150, "patience": 20, "batch_size": 32}
+FRAME_FIT = {"epochs": 40, "patience": 8, "batch_size": 32}
+AGGREGATION = "mean_prob"  # segment -> track; bench/accuracy.py compares it with mean_logprob
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def norm_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training-fold mean and variance: per column for (n, f) inputs, per row (f, 1) for (n, f, t)."""
+    axes = (0,) if x.ndim == 2 else (0, 2)
+    mean = x.mean(axis=axes, dtype=np.float64)
+    var = x.var(axis=axes, dtype=np.float64)
+    if x.ndim == 3:
+        mean, var = mean[:, None], var[:, None]
+    return mean.astype(np.float32), var.astype(np.float32)
+
+
+def _augmented_batches(x, y_onehot, *, batch_size: int, seed: int, fill: np.ndarray, mixup_alpha: float = 0.2):
+    """A PyDataset of SpecAugment-style masked, mixup-blended batches for frame inputs (n, f, t)."""
+    keras = _keras()
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(x))
+
+        def __len__(self):
+            return math.ceil(len(x) / batch_size)
+
+        def __getitem__(self, i):
+            idx = self.order[i * batch_size:(i + 1) * batch_size]
+            xb, yb = x[idx].copy(), y_onehot[idx].astype(np.float32)
+            n_f, n_t = xb.shape[1:]
+            for row in xb:  # one frequency band and one time span masked to the training mean
+                f0, fw = self.rng.integers(n_f), self.rng.integers(1, max(2, n_f // 8))
+                t0, tw = self.rng.integers(n_t), self.rng.integers(1, max(2, n_t // 8))
+                row[f0:f0 + fw] = fill[f0:f0 + fw]
+                row[:, t0:t0 + tw] = fill
+            lam = self.rng.beta(mixup_alpha, mixup_alpha, size=(len(idx), 1))
+            partner = self.rng.permutation(len(idx))
+            xb = lam[:, :, None] * xb + (1 - lam[:, :, None]) * xb[partner]
+            yb = lam * yb + (1 - lam) * yb[partner]
+            return xb.astype(np.float32), yb
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(x))
+
+    return Batches()
+
+
+def fit_keras(architecture: str, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
+              *, n_classes: int, epochs: int | None = None, patience: int | None = None,
+              batch_size: int | None = None, seed: int = config.DEFAULT_SEED, augment: bool = False,
+              params: dict | None = None, log: Callable[[str], None] = print):
+    """Build, compile and fit one Keras model with early stopping on the validation loss.
+
+    Parameters
+    ----------
+    architecture : a key of ``models.builders.BUILDERS``
+    x_train, x_valid : (n, 57) summaries or (n, f, t) frame matrices, raw (normalised inside)
+    y_train, y_valid : (n,) class indices
+    augment : SpecAugment masks + mixup on frame inputs (ignored for summaries)
+    params : extra builder keyword arguments
+
+    Returns
+    -------
+    (model with the best validation weights, history dict, train seconds)
+    """
+    keras = _keras()
+    from models.builders import BUILDERS
+
+    defaults = SUMMARY_FIT if x_train.ndim == 2 else FRAME_FIT
+    epochs = epochs or defaults["epochs"]
+    patience = patience or defaults["patience"]
+    batch_size = batch_size or defaults["batch_size"]
+    keras.utils.set_random_seed(seed)
+    norm = norm_stats(x_train)
+    model = BUILDERS[architecture](x_train.shape[1:], n_classes, norm=norm, **(params or {}))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
+    y_tr = keras.utils.to_categorical(y_train, n_classes)
+    y_va = keras.utils.to_categorical(y_valid, n_classes)
+
+    class EpochLine(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            log(f"  {architecture} epoch {epoch + 1}/{epochs}: loss {logs.get('loss', 0):.3f} acc "
+                f"{logs.get('accuracy', 0):.3f} | val_loss {logs.get('val_loss', 0):.3f} val_acc {logs.get('val_accuracy', 0):.3f}")
+
+    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+                 EpochLine()]
+    start = time.perf_counter()
+    if augment and x_train.ndim == 3:
+        data = _augmented_batches(x_train.astype(np.float32), y_tr, batch_size=batch_size, seed=seed, fill=norm[0])
+        history = model.fit(data, validation_data=(x_valid, y_va), epochs=epochs, callbacks=callbacks, verbose=0)
+    else:
+        history = model.fit(x_train, y_tr, validation_data=(x_valid, y_va), epochs=epochs, batch_size=batch_size,
+                            shuffle=True, callbacks=callbacks, verbose=0)
+    train_s = time.perf_counter() - start
+    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}, train_s
+
+
+def fit_baseline(name: str, x_train: np.ndarray, y_train: np.ndarray, *, seed: int = config.DEFAULT_SEED):
+    """Fit one baseline pipeline by name (``models.baselines.BASELINES``); returns (pipeline, seconds)."""
+    from models.baselines import BASELINES
+
+    start = time.perf_counter()
+    pipe = BASELINES[name](random_state=seed).fit(x_train, y_train)
+    return pipe, time.perf_counter() - start
+
+
+def cross_fitted_calibration(y_true: np.ndarray, y_score: np.ndarray, *, seed: int = config.DEFAULT_SEED,
+                             n_splits: int = 5) -> np.ndarray:
+    """Temperature-scaled scores where each track's temperature was fitted on the other tracks."""
+    from sklearn.model_selection import KFold
+
+    out = np.empty_like(y_score, dtype=np.float64)
+    splits = KFold(n_splits=min(n_splits, len(y_true)), shuffle=True, random_state=seed).split(y_true)
+    for fit_idx, apply_idx in splits:
+        t = evaluate.fit_temperature(y_true[fit_idx], y_score[fit_idx])
+        out[apply_idx] = evaluate.apply_temperature(y_score[apply_idx], t)
+    return out
+
+
+def _track_level(track_ids, labels_idx, proba, *, method: str = AGGREGATION):
+    """Aggregate segment rows to tracks; returns (track ids, (n_tracks,) labels, (n_tracks, k) probs)."""
+    tracks, probs = evaluate.aggregate_segments(track_ids, proba, method=method)
+    first_label = pd.Series(labels_idx, index=np.asarray(track_ids)).groupby(level=0).first()
+    return tracks, first_label.loc[tracks].to_numpy(), probs
+
+
+def score_model(name: str, track_ids, y_true, proba, *, genres, train_s: float, infer_s: float,
+                n_params: int | None, seed: int, history: dict | None = None) -> dict:
+    """Track-level raw/calibrated scores, temperature and metrics for one model's validation rows."""
+    tracks, y_track, raw = _track_level(track_ids, y_true, proba)
+    temperature = evaluate.fit_temperature(y_track, raw)
+    calibrated = cross_fitted_calibration(y_track, raw, seed=seed)
+    metrics = evaluate.classification_metrics(y_track, calibrated, class_names=genres)
+    metrics["ece_uncalibrated"] = evaluate.expected_calibration_error(y_track, raw)
+    metrics["accuracy_uncalibrated"] = float(np.mean(raw.argmax(1) == y_track))
+    return {"name": name, "tracks": tracks, "y_true": y_track, "y_score_raw": raw, "y_score": calibrated,
+            "temperature": temperature, "metrics": metrics, "train_s": train_s,
+            "infer_ms": 1000.0 * infer_s / max(len(tracks), 1), "n_params": n_params, "history": history}
+
+
+def write_predictions(path: Path, result: dict, genres: Sequence[str]) -> None:
+    frame = pd.DataFrame({"track_id": result["tracks"], "label": [genres[i] for i in result["y_true"]]})
+    for prefix, scores in (("raw_", result["y_score_raw"]), ("cal_", result["y_score"])):
+        for j, g in enumerate(genres):
+            frame[prefix + g] = scores[:, j]
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False, float_format="%.6f")
+    tmp.replace(path)
+
+
+def read_predictions(path: Path, genres: Sequence[str]) -> dict:
+    """Inverse of :func:`write_predictions`: track ids, label indices, raw and calibrated scores."""
+    frame = pd.read_csv(path)
+    return {"tracks": frame["track_id"].to_numpy(), "y_true": datasets.encode(frame["label"].astype(str), genres),
+            "y_score_raw": frame[[f"raw_{g}" for g in genres]].to_numpy(),
+            "y_score": frame[[f"cal_{g}" for g in genres]].to_numpy()}
+
+
+def _frames(features_path: Path, kind: str, fold_of: dict, genres: Sequence[str]):
+    """(x, y, track ids, fold) arrays of one frame matrix kind, for tracks that have a fold."""
+    from features import load_frames
+
+    frames = load_frames(features_path)
+    ids = np.asarray(frames["track_id"]).astype(str)
+    folds = np.array([fold_of.get(t, "") for t in ids])
+    keep = folds != ""
+    if not keep.any():
+        raise TracklensError(f"{features_path}: no frame matrices for the tracks in the split")
+    labels = np.asarray(frames["label"]).astype(str)[keep]
+    return np.asarray(frames[kind])[keep].astype(np.float32), datasets.encode(labels, genres), ids[keep], folds[keep]
+
+
+def train_models(features_path: str | Path, model_names: Sequence[str], *, out_dir: str | Path,
+                 epochs: int | None = None, seed: int = config.DEFAULT_SEED, split_dir: str | Path | None = None,
+                 valid_fraction: float = 0.25, augment: bool = False,
+                 log: Callable[[str], None] = print) -> list[dict]:
+    """Train and score each named model on one feature table; write ``out_dir/<name>/``.
+
+    Parameters
+    ----------
+    features_path : GTZAN-schema CSV or ``features.parquet`` (frame models need the frames beside it)
+    model_names : any of cnn, lstm, lstm_cnn, linear, mlp and the baselines logreg, knn,
+        random_forest, svm, gradient_boosting
+    split_dir : folder with ``train*.txt`` / ``valid*.txt``; otherwise a seeded stratified
+        track split with ``valid_fraction`` of the tracks
+
+    Returns
+    -------
+    one result dict per model (see :func:`score_model`), in the given order
+    """
+    unknown = [m for m in model_names if m not in datasets.KERAS_MODELS + datasets.BASELINE_MODELS]
+    if unknown or not model_names:
+        raise TracklensError(f"unknown model(s) {unknown}; choose from "
+                             f"{', '.join(datasets.KERAS_MODELS + datasets.BASELINE_MODELS)}")
+    features_path, out_dir = Path(features_path), Path(out_dir)
+    table = datasets.assign_folds(datasets.read_feature_table(features_path), split_dir=split_dir,
+                                  valid_fraction=valid_fraction, seed=seed)
+    genres = datasets.genre_order(table["label"])
+    fold_of = dict(zip(table["track_id"], table["fold"]))
+    rows = datasets.summary_rows(table)
+    columns = list(datasets.summary_columns())
+    n_tracks = {f: int(table.loc[table["fold"] == f, "track_id"].nunique()) for f in datasets.FOLDS}
+    log(f"{features_path.name}: {n_tracks['train']} train / {n_tracks['valid']} valid tracks, "
+        f"{len(genres)} genres; models -> {out_dir}")
+    results = []
+    for name in model_names:
+        kind = datasets.MODEL_INPUTS.get(name, "summary")
+        if kind == "summary":
+            x = rows[columns].to_numpy(np.float32)
+            y = datasets.encode(rows["label"].astype(str), genres)
+            ids, folds = rows["track_id"].to_numpy(), rows["fold"].to_numpy()
+            window_s = float(rows["duration_s"].median())
+        else:
+            x, y, ids, folds = _frames(features_path, kind, fold_of, genres)
+            window_s = float(config.SEGMENT_SECONDS)
+        tr, va = folds == "train", folds == "valid"
+        log(f"{name}: {int(tr.sum())} train / {int(va.sum())} valid rows of {kind} {tuple(x.shape[1:])}")
+        keras_model, history = None, None
+        if name in datasets.KERAS_MODELS:
+            keras_model, history, train_s = fit_keras(name, x[tr], y[tr], x[va], y[va], n_classes=len(genres),
+                                                      epochs=epochs, seed=seed, augment=augment, log=log)
+            start = time.perf_counter()
+            proba = keras_model.predict(x[va], verbose=0, batch_size=256)
+            n_params = int(keras_model.count_params())
+        else:
+            pipe, train_s = fit_baseline(name, x[tr], y[tr], seed=seed)
+            start = time.perf_counter()
+            proba = pipe.predict_proba(x[va])
+            n_params = None
+        infer_s = time.perf_counter() - start
+        result = score_model(name, ids[va], y[va], proba, genres=genres, train_s=train_s, infer_s=infer_s,
+                             n_params=n_params, seed=seed, history=history)
+        card = {
+            "name": name, "architecture": name, "genres": list(genres),
+            "input": {"kind": kind, "columns": columns if kind == "summary" else None,
+                      "shape": list(x.shape[1:]), "window_s": round(window_s, 3),
+                      "sample_rate": config.SAMPLE_RATE, "n_fft": config.N_FFT,
+                      "hop_length": config.HOP_LENGTH, "feature_version": _feature_version()},
+            "data": {"features": str(features_path), "rows": {"train": int(tr.sum()), "valid": int(va.sum())},
+                     "tracks": n_tracks},
+            "split": {"method": "split files" if split_dir else "stratified by genre, grouped by track",
+                      "split_dir": str(split_dir) if split_dir else None,
+                      "valid_fraction": None if split_dir else valid_fraction, "seed": seed},
+            "parameters": {"epochs_max": epochs, "epochs_run": len(history["loss"]) if history else None,
+                           "augment": bool(augment and kind != "summary"), "seed": seed},
+            "calibration": {"temperature": result["temperature"], "fitted_on": "valid fold, track level",
+                            "aggregation": AGGREGATION},
+            "metrics": {"valid_track_level": result["metrics"], "train_s": round(train_s, 2),
+                        "infer_ms_per_track": round(result["infer_ms"], 3), "n_params": n_params},
+        }
+        model_dir = out_dir / name
+        store.save_model_dir(model_dir, card, keras_model=keras_model)
+        if history:
+            store.write_json(model_dir / store.HISTORY_NAME, history)
+        write_predictions(model_dir / store.PREDICTIONS_NAME, result, genres)
+        m = result["metrics"]
+        log(f"{name}: valid accuracy {m['accuracy']:.3f}, macro ROC-AUC {m['macro_roc_auc']:.3f}, "
+            f"ECE {m['ece_uncalibrated']:.3f} -> {m['ece']:.3f} (T={result['temperature']:.2f}), {train_s:.1f} s")
+        results.append({**result, "genres": genres, "model_dir": model_dir})
+    return results
+
+
+def _feature_version() -> int:
+    from features import FEATURE_VERSION
+
+    return int(FEATURE_VERSION)
+
+
+def evaluate_models(models_dir: str | Path, *, out_dir: str | Path = config.REPORTS_DIR,
+                    names: Sequence[str] | None = None) -> tuple[Path, pd.DataFrame]:
+    """Build the comparison report from every model directory under ``models_dir``.
+
+    Reads each card and its saved validation predictions (weights are verified for Keras models).
+    Returns (path of report.html, the comparison table).
+    """
+    models_dir = Path(models_dir)
+    dirs = sorted(p.parent for p in models_dir.glob(f"*/{store.CARD_NAME}"))
+    if names:
+        dirs = [d for d in dirs if d.name in set(names)]
+    if not dirs:
+        raise TracklensError(f"{models_dir}: no trained models found (run `tracklens train` first)")
+    results, genres = [], None
+    for d in dirs:
+        card = store.read_card(d)
+        if genres is None:
+            genres = card["genres"]
+        elif card["genres"] != genres:
+            raise TracklensError(f"{d}: genres {card['genres']} differ from the other models' {genres}")
+        pred_path = d / store.PREDICTIONS_NAME
+        if not pred_path.is_file():
+            raise TracklensError(f"{pred_path}: validation predictions missing; retrain {d.name}")
+        history_path = d / store.HISTORY_NAME
+        history = _read_json(history_path) if history_path.is_file() else None
+        metrics = card["metrics"]
+        results.append({"name": card["name"], **read_predictions(pred_path, genres),
+                        "temperature": card["calibration"]["temperature"], "train_s": metrics.get("train_s"),
+                        "infer_ms": metrics.get("infer_ms_per_track"), "n_params": metrics.get("n_params"),
+                        "history": history})
+    report = evaluate.write_report(results, out_dir, class_names=genres)
+    return report, evaluate.comparison_table(results, class_names=genres)
+
+
+def _read_json(path: Path):
+    import json
+
+    return json.loads(path.read_text())
