@@ -386,8 +386,9 @@ class SpotifyCatalog:
             first = self.call(what, self.client.playlist_items, pid, limit=PLAYLIST_PAGE,
                               market=self.market, additional_types=("track",))
         except (ForbiddenError, NotFoundError) as exc:
-            raise type(exc)(f"{exc} (since Nov 2024 new apps cannot read Spotify's own editorial or "
-                            "algorithmic playlists; use a user's public playlist, an album or a search)") from None
+            raise type(exc)(f"{exc} (new apps cannot read Spotify's editorial or algorithmic playlists, "
+                            "and playlist items are served only for playlists the signed-in user owns; "
+                            "try an album, an artist or a search)") from None
         for items in self._pages(what, first):
             # The 2026 API returns the track under "item"; older responses under "track".
             yield [entry.get("item") or entry.get("track") for entry in items if entry]
@@ -852,7 +853,6 @@ def acquire_charts(path: str | Path, out: str | Path | None = None) -> ChartsRes
     Validation is ``prepare.load_charts`` (one-line errors naming the file and column). An
     identical copy already at the destination is left alone.
     """
-    import prepare
     from audio import file_checksum
 
     path = Path(path)
@@ -860,6 +860,8 @@ def acquire_charts(path: str | Path, out: str | Path | None = None) -> ChartsRes
         raise TracklensError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise TracklensError(f"{path}: empty file (0 bytes)")
+    import prepare  # schema rules live in one place: prepare.py
+
     frame = prepare.load_charts(path)
     out = Path(out) if out is not None else config.RAW_DATA_DIR
     dest = out if out.suffix.lower() == ".csv" and not out.is_dir() else out / path.name
