@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test venv system-deps lock bench clean
+.PHONY: help demo test venv system-deps lock bench clean musicnn-weights
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,17 @@ demo: venv ## run the whole pipeline on a generated demo catalogue (no credentia
 
 test: venv system-deps ## run the whole test suite
 	$(BIN)/python -m pytest
+
+MUSICNN_CACHE := data/interim/musicnn-0.1.0
+MUSICNN_WHEEL := musicnn-0.1.0-py3-none-any.whl
+MUSICNN_WHEEL_SHA256 := f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa
+MUSICNN_MODELS ?= MSD_musicnn
+musicnn-weights: venv ## re-create models/pretrained/ from musicnn 0.1.0's checkpoints (fetches the pinned 29 MB wheel from PyPI once)
+	@test -f $(MUSICNN_CACHE)/musicnn/MSD_musicnn/.index || { \
+	  $(BIN)/python -m pip download -q --no-deps --only-binary :all: musicnn==0.1.0 -d $(MUSICNN_CACHE) && \
+	  echo "$(MUSICNN_WHEEL_SHA256)  $(MUSICNN_CACHE)/$(MUSICNN_WHEEL)" | sha256sum -c --quiet && \
+	  $(BIN)/python -m zipfile -e $(MUSICNN_CACHE)/$(MUSICNN_WHEEL) $(MUSICNN_CACHE); }
+	$(BIN)/python models/pretrained/convert_musicnn.py $(MUSICNN_CACHE)/musicnn --models $(MUSICNN_MODELS)
 
 lock: ## re-resolve requirements.lock from pyproject.toml (needs the network)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -1,0 +1,160 @@
+"""musicnn in Keras: shipped weights, strict loading, preprocessing, equivalence with the original."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import musicnn
+
+ORIGINAL_RUNNER = Path(__file__).with_name("musicnn_original.py")
+# One clip per genre with a clear MSD tag, plus one without (classical).
+EQUIVALENCE_CLIPS = ("blues/blues.00000.opus", "metal/metal.00000.opus", "classical/classical.00000.opus")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return musicnn.load_pretrained()
+
+
+def _as_checkpoint(model) -> dict[str, np.ndarray]:
+    """The model's weights named like the TF1 checkpoint (the inverse of the loader's map)."""
+    out = {}
+    for scope, layer_name in musicnn.CHECKPOINT_LAYERS.items():
+        kinds = ("gamma", "beta", "moving_mean", "moving_variance") if scope.startswith("batch_norm") else ("kernel", "bias")
+        for kind, value in zip(kinds, model.get_layer(layer_name).get_weights(), strict=True):
+            out[f"{scope}/{kind}"] = value
+    return out
+
+
+def test_shipped_weights_match_manifest_and_give_valid_outputs(model):
+    entry = json.loads(musicnn.MANIFEST_PATH.read_text())[musicnn.DEFAULT_MUSICNN]
+    path = musicnn.PRETRAINED_DIR / entry["weights"]
+    assert musicnn.file_sha256(path) == entry["weights_sha256"]
+    assert entry["n_parameters"] == model.count_params() == 792_079
+    assert len(entry["source_checkpoint_sha256"]) == 2 and "ISC" in entry["licence"]
+    assert (musicnn.PRETRAINED_DIR / "LICENSE-musicnn.md").read_text().count("Permission to use") == 1
+    # weights really are the pretrained ones: batch-norm statistics are not the init values
+    assert not np.allclose(model.get_layer("pool_bn").get_weights()[3], 1.0)
+
+    batch = np.random.default_rng(0).uniform(0, 3, size=(4, musicnn.PATCH_FRAMES, musicnn.MUSICNN_N_MELS))
+    out = model.predict(batch.astype("float32"), verbose=0)
+    assert out["taggram"].shape == (4, 50) and out["embedding"].shape == (4, musicnn.EMBEDDING_SIZE)
+    assert np.all((out["taggram"] >= 0) & (out["taggram"] <= 1)) and np.all(np.isfinite(out["embedding"]))
+
+
+def test_load_refuses_corrupt_or_missing_weights(tmp_path):
+    shutil.copytree(musicnn.PRETRAINED_DIR, tmp_path / "w", ignore=shutil.ignore_patterns("*.py"))
+    weights = tmp_path / "w" / f"{musicnn.DEFAULT_MUSICNN}.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(musicnn.MusicnnError, match="SHA-256"):
+        musicnn.load_pretrained(weights_dir=tmp_path / "w")
+    weights.unlink()
+    with pytest.raises(musicnn.MusicnnError, match="missing"):
+        musicnn.load_pretrained(weights_dir=tmp_path / "w")
+    with pytest.raises(musicnn.MusicnnError, match="no entry for 'MTT_musicnn'"):
+        musicnn.load_pretrained("MTT_musicnn", weights_dir=tmp_path / "w")
+
+
+def test_assign_checkpoint_is_strict(model):
+    variables = _as_checkpoint(model)
+    assert len(variables) == 64
+    fresh = musicnn.build_musicnn()
+    musicnn.assign_checkpoint(fresh, variables)  # complete and well-shaped: loads
+    batch = np.ones((1, musicnn.PATCH_FRAMES, musicnn.MUSICNN_N_MELS), "float32")
+    np.testing.assert_allclose(fresh.predict(batch, verbose=0)["taggram"], model.predict(batch, verbose=0)["taggram"])
+
+    # the checkpoint stores mid-end kernels as [7, F, 1, 64] conv2d kernels: accepted
+    variables["conv2d_5/kernel"] = variables["conv2d_5/kernel"][:, :, None, :]
+    musicnn.assign_checkpoint(fresh, variables)
+
+    missing = dict(variables)
+    del missing["dense/bias"]
+    with pytest.raises(musicnn.MusicnnError, match="lacks dense/bias"):
+        musicnn.assign_checkpoint(fresh, missing)
+    extra = dict(variables, **{"conv2d_8/kernel": np.zeros((3, 3, 1, 8), "float32")})
+    with pytest.raises(musicnn.MusicnnError, match="conv2d_8/kernel has no place"):
+        musicnn.assign_checkpoint(fresh, extra)
+    wrong = dict(variables, **{"dense_1/kernel": np.zeros((200, 10), "float32")})
+    with pytest.raises(musicnn.MusicnnError, match=r"dense_1/kernel: checkpoint shape \(200, 10\)"):
+        musicnn.assign_checkpoint(fresh, wrong)
+
+
+def test_preprocessing_shapes_padding_and_no_float16_overflow():
+    sr = musicnn.MUSICNN_SR
+    t = np.arange(30 * sr) / sr
+    loud = (0.99 * np.sin(2 * np.pi * 110 * t)).astype("float32")  # mel power far above float16's 6.55 / 10000
+    spec = musicnn.log_mel(loud, sr=sr)
+    assert spec.shape == (1 + len(loud) // musicnn.MUSICNN_HOP, 96) and spec.dtype == np.float32
+    assert np.all(np.isfinite(spec)) and spec.max() > np.log10(10000 * 6.55 + 1)
+    assert musicnn.patches(spec).shape == (10, 187, 96)  # 1876 frames -> 10 full patches, tail dropped
+    assert musicnn.patches(spec, hop=94).shape[0] == (1876 - 187) // 94 + 1
+    # 22 050 Hz input is resampled to 16 kHz first
+    assert musicnn.log_mel(loud[: 2 * sr], sr=22050).shape[0] == 1 + int(2 * sr * 16000 / 22050) // 256
+    short = spec[:100]  # ~1.6 s: repeat-padded to one patch
+    padded = musicnn.patches(short)
+    assert padded.shape == (1, 187, 96)
+    np.testing.assert_array_equal(padded[0, 100:187], short[:87])
+    with pytest.raises(musicnn.MusicnnError, match="mono"):
+        musicnn.log_mel(np.zeros((2, 100), "float32"))
+
+
+@pytest.mark.realdata
+def test_real_clips_get_fitting_tags_and_embeddings(shared_data):
+    from audio import load_audio
+
+    embedder = musicnn.get_embedder()
+    results = {}
+    for rel in ("blues/blues.00000.opus", "metal/metal.00000.opus"):
+        clip = load_audio(shared_data / "gtzan" / "audio" / rel)
+        results[rel.split("/")[0]] = out = musicnn.embed(clip=clip)
+        assert out["embedding"].shape == (10, 200) and out["taggram"].shape == (10, 50)
+        np.testing.assert_allclose(out["mean"], out["embedding"].mean(axis=0), rtol=1e-6)
+    assert "blues" in [t for t, _ in musicnn.top_tags(results["blues"]["tags"], k=3)]
+    assert {"metal", "heavy metal"} & {t for t, _ in musicnn.top_tags(results["metal"]["tags"], k=2)}
+    assert musicnn.top_tags(results["metal"]["tags"], k=1)[0][0] != musicnn.top_tags(results["blues"]["tags"], k=1)[0][0]
+    assert embedder is musicnn.get_embedder()  # built once, reused
+
+
+needs_original = pytest.mark.skipif(musicnn.find_original_package() is None,
+                                    reason="original musicnn checkpoints not found (run `make musicnn-weights` "
+                                           "or set TRACKLENS_MUSICNN_DIR)")
+
+
+@needs_original
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_equivalent_to_original_graph(shared_data, model, tmp_path):
+    """The author's own saved TF1 graph and checkpoint, run in a subprocess, vs. this model."""
+    from audio import load_audio
+
+    files = [shared_data / "gtzan" / "audio" / rel for rel in EQUIVALENCE_CLIPS]
+    ckpt = musicnn.find_original_package() / musicnn.DEFAULT_MUSICNN
+    ref_path = tmp_path / "reference.npz"
+    subprocess.run([sys.executable, str(ORIGINAL_RUNNER), str(ckpt), str(ref_path), *map(str, files)],
+                   check=True, capture_output=True, timeout=300)
+    ref = np.load(ref_path)
+    for i, path in enumerate(files):
+        clip = load_audio(path, sr=musicnn.MUSICNN_SR)
+        batch = musicnn.patches(musicnn.log_mel(clip.y, sr=clip.sr))
+        np.testing.assert_allclose(batch, ref[f"{i}_batch"], atol=1e-6)
+        out = model.predict(batch, verbose=0)
+        assert np.abs(out["taggram"] - ref[f"{i}_taggram"]).max() < 1e-5
+        assert np.abs(out["embedding"] - ref[f"{i}_penultimate"]).max() < 1e-4
+        for mine, theirs in zip(out["taggram"], ref[f"{i}_taggram"]):
+            assert list(np.argsort(-mine)[:5]) == list(np.argsort(-theirs)[:5])
+
+
+@needs_original
+def test_conversion_reproduces_shipped_weights(tmp_path):
+    entry = musicnn.convert_checkpoint(musicnn.find_original_package() / musicnn.DEFAULT_MUSICNN, out_dir=tmp_path)
+    shipped = json.loads(musicnn.MANIFEST_PATH.read_text())[musicnn.DEFAULT_MUSICNN]
+    assert entry == shipped  # same source checksums and a byte-identical weights file
