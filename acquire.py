@@ -73,6 +73,10 @@ SEARCH_MAX_OFFSET = 1000  # Spotify refuses offsets beyond this
 DEEZER_TRANSIENT_CODES = {4, 700}  # 4 = quota (50 requests / 5 s), 700 = service busy
 DEEZER_NOT_FOUND_CODES = {800}
 
+# RFC 6749 error codes of the token endpoint that mean "these credentials will not work".
+OAUTH_CLIENT_ERRORS = {"invalid_client", "unauthorized_client", "invalid_grant", "invalid_request",
+                       "unsupported_grant_type", "invalid_scope"}
+
 MISSING_CREDENTIALS = (
     "Spotify credentials are not set: put SPOTIPY_CLIENT_ID=... and SPOTIPY_CLIENT_SECRET=... "
     "in the environment or in {env} (from an app at https://developer.spotify.com/dashboard); "
@@ -345,6 +349,8 @@ class SpotifyCatalog:
                 raise _map_spotify_error(exc, what) from None
             except SpotifyOauthError as exc:
                 detail = (": ".join(str(p) for p in (exc.error, exc.error_description) if p) or "no details")[:200]
+                if exc.error not in OAUTH_CLIENT_ERRORS:  # 5xx/429 pages from the token endpoint
+                    raise Transient(f"access token request failed ({detail[:80]})") from None
                 raise CredentialsError(
                     f"Spotify refused the client credentials ({detail}); check SPOTIPY_CLIENT_ID and "
                     "SPOTIPY_CLIENT_SECRET in the environment or .env"

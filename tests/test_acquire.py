@@ -252,6 +252,17 @@ def test_rejected_client_secret_is_a_credentials_error(client, policy, tmp_path)
     assert SECRET not in str(info.value)
 
 
+def test_token_endpoint_outage_is_retried_not_blamed_on_credentials(client, policy, sleeps, tmp_path):
+    with responses.RequestsMock() as mock:
+        mock.post(TOKEN_URL, status=503, body="<html>Service Unavailable</html>")
+        mock.post(TOKEN_URL, json=fixture("spotify_token.json"))
+        mock.get(f"{API}/artists/{ARTIST}/top-tracks", json=fixture("spotify_artist_top_tracks.json"))
+        add_enrichment(mock)
+        result = acquire.acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
+                                         progress=False)
+    assert result.added == 2 and sleeps == [1.0]
+
+
 def test_404_names_the_item(api, client, policy, tmp_path):
     api.get(f"{API}/playlists/{PLAYLIST}/items", json=fixture("spotify_error_404.json"), status=404)
 
