@@ -328,6 +328,16 @@ def test_5xx_backs_off_exponentially_then_succeeds(api, client, policy, sleeps, 
     assert len(calls_to(api, "/top-tracks")) == 3  # spotipy's own retries are off: we count every call
 
 
+def test_5xx_storm_is_reported_as_a_server_error_not_a_rate_limit(api, client, policy, sleeps, tmp_path):
+    # spotipy's default urllib3 retries would answer "429 Max Retries" after 4 silent calls
+    api.get(f"{API}/artists/{ARTIST}/top-tracks", json=fixture("spotify_error_503.json"), status=503)
+
+    with pytest.raises(acquire.ServiceError, match="HTTP 503"):
+        acquire.acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
+                                progress=False)
+    assert len(calls_to(api, "/top-tracks")) == 4 and sleeps == [1.0, 2.0, 4.0]
+
+
 def test_timeouts_are_retried_and_then_reported(api, client, policy, sleeps, tmp_path):
     api.get(f"{API}/artists/{ARTIST}/top-tracks", body=requests.exceptions.ReadTimeout("read timed out"))
 
@@ -498,7 +508,7 @@ def test_download_concurrency_is_bounded(policy, tmp_path):
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-        time.sleep(0.02)
+        time.sleep(0.05)  # long enough for the pool to overlap calls on a loaded machine
         with lock:
             active[0] -= 1
         return 200, {}, MP3
