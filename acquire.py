@@ -929,13 +929,11 @@ def folder_manifest(path: str | Path, *, decode: bool = False, progress: bool = 
     (``rock.00042.wav``). Files that cannot be used (corrupt, empty, not audio) are listed with
     the reason in ``error`` and no duration. ``decode=True`` also decodes every file fully
     (slower; catches damage the header does not show). Hidden files and folders are ignored.
+    Paths are as found under ``path`` (relative to the current folder when ``path`` is).
 
     Returns a pandas DataFrame; raises TracklensError when ``path`` is not a folder or holds
     no audio files.
     """
-    import pandas as pd
-    from tqdm.auto import tqdm
-
     from audio import AUDIO_EXTENSIONS
 
     root = Path(path)
@@ -944,6 +942,8 @@ def folder_manifest(path: str | Path, *, decode: bool = False, progress: bool = 
     files = _audio_files(root)
     if not files:
         raise TracklensError(f"{root}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) found")
+    import pandas as pd  # after the checks: a wrong path fails in a blink
+    from tqdm.auto import tqdm
     rows = [_manifest_row(f, root, decode=decode)
             for f in tqdm(files, desc="manifest", unit="file", disable=not progress)]
     frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
