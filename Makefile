@@ -33,6 +33,7 @@ demo: venv ## run the whole pipeline on a generated demo catalogue (no credentia
 	$(BIN)/tracklens prepare $(DEMO_DIR)/charts.csv --out $(DEMO_DIR)/charts_clean.csv
 	$(BIN)/tracklens split $(DEMO_DIR)/charts_clean.csv --out $(DEMO_DIR)/splits
 	$(BIN)/tracklens acquire folder $(DEMO_DIR)/audio --out $(DEMO_DIR)/manifest.csv
+	$(BIN)/tracklens figures --charts $(DEMO_DIR)/charts_clean.csv --audio $(DEMO_DIR)/audio --out reports/figures
 	@echo
 	@echo "Demo outputs are in $(DEMO_DIR)/"
 

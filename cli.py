@@ -134,6 +134,36 @@ def split_cmd(
         typer.echo(line)
 
 
+@app.command("figures")
+def figures_cmd(
+    charts: Optional[Path] = typer.Option(None, "--charts", help="A chart CSV (raw or prepared; cleaned by the `prepare` rules first)."),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="A folder of <genre>/<clip> audio files (GTZAN layout)."),
+    out: Path = typer.Option(config.FIGURES_DIR, "--out", help="Folder for the PNG figures."),
+    seed: int = SeedOption,
+) -> None:
+    """Write the main exploration figures as PNGs and print the statistics behind them.
+
+    From a chart table: correlation heatmaps (Pearson, Spearman) with p-values and bootstrap
+    intervals, each feature against popularity, distributions by genre and popularity band,
+    yearly trends, a hit profile and the cross-validated popularity model. From an audio folder:
+    a per-genre gallery, every librosa view of the first clip, HPSS, chromagram + spectrogram.
+    Prints the strongest and weakest correlations with popularity (with intervals) and the
+    model's CV scores against its baseline.
+
+    Examples:
+
+      tracklens figures --charts data/demo/charts.csv --audio data/demo/audio --out reports/figures
+
+      tracklens figures --charts ../shared/data/spotify/songs_normalize.csv --out reports/figures
+    """
+    import explore
+
+    paths, summary = explore.write_main_figures(out, charts=charts, audio_dir=audio, seed=seed)
+    if summary:
+        typer.echo(summary)
+    typer.echo(f"wrote {len(paths)} figures to {out}")
+
+
 @app.command()
 def dashboard(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to your network."),

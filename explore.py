@@ -39,7 +39,6 @@ CONTINUOUS_FEATURES = (
     "instrumentalness", "liveness", "valence", "tempo", "duration_ms",
 )
 TARGET = "popularity"
-NO_GENRE = "set()"  # the Top Hits table's literal for "no genre listed"
 
 
 # --- shared helpers -----------------------------------------------------------------------
@@ -466,11 +465,12 @@ def explode_genres(df: pd.DataFrame, *, column: str = "genre") -> pd.DataFrame:
 
     Rows with no genre (the table's literal ``set()`` or empty) are dropped.
     """
+    import preprocessing
+
     if column not in df.columns:
         raise TracklensError(f"chart table lacks column {column!r}")
-    out = df.assign(**{column: df[column].astype("string").str.split(",")}).explode(column)
-    out[column] = out[column].str.strip()
-    return out[out[column].notna() & (out[column] != "") & (out[column] != NO_GENRE)]
+    out = df.assign(**{column: df[column].map(preprocessing.split_genres)}).explode(column)
+    return out[out[column].notna()]
 
 
 def popularity_bands(popularity: pd.Series) -> pd.Series:
@@ -1256,3 +1256,25 @@ def write_chart_figures(df: pd.DataFrame, out_dir: str | Path, *, seed: int = co
     written = [save_figure(make(), out_dir / name) for name, make in tqdm(jobs.items(), desc="chart figures", leave=False)]
     summary = "\n".join([summarize_correlations(pearson), summarize_correlations(spearman), summarize_popularity(report)])
     return written, summary
+
+
+def write_main_figures(out_dir: str | Path = config.FIGURES_DIR, *, charts: str | Path | None = None,
+                       audio_dir: str | Path | None = None, seed: int = config.DEFAULT_SEED) -> tuple[list[Path], str]:
+    """The main figures of a chart CSV (cleaned by :func:`prepare.prepare_charts` first) and/or a
+    ``<genre>/<clip>`` audio folder, as PNGs in ``out_dir``; returns (paths, text summary)."""
+    if charts is None and audio_dir is None:
+        raise TracklensError("nothing to draw: give a chart CSV, an audio folder, or both")
+    written, summary = [], []
+    if charts is not None:
+        import prepare
+
+        df, report = prepare.prepare_charts(charts)
+        summary.append(f"{charts}: {report.rows_in} rows read, {len(df)} kept after cleaning (duplicates dropped)")
+        paths, text = write_chart_figures(df, out_dir, seed=seed)
+        written += paths
+        summary.append(text)
+    if audio_dir is not None:
+        import librosa_visuals
+
+        written += librosa_visuals.write_audio_figures(audio_dir, out_dir)
+    return written, "\n".join(summary)
