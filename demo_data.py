@@ -415,7 +415,9 @@ def make_chart_table(n_rows: int = 1000, *, seed: int = config.DEFAULT_SEED):
         + 0.50 * star[a_idx]
         + rng.normal(0, 0.8, n_rows)
     )
-    popularity = np.clip(np.round(67 + 9.5 * z), 15, 89).astype(int)
+    # A long left tail (songs that faded) as in the real table: non-zero median 67, sd 15.
+    fade = np.where(rng.random(n_rows) < 0.25, rng.exponential(18, n_rows), 0.0)
+    popularity = np.clip(np.round(69 + 9 * z - fade), 1, 89).astype(int)
     popularity[rng.random(n_rows) < 0.06] = 0
 
     df = pd.DataFrame({
