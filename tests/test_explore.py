@@ -1,0 +1,218 @@
+"""explore.py: figures are checked by the data they draw, plus rendered PNGs and the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import explore
+from errors import TracklensError
+
+
+@pytest.fixture(scope="module")
+def charts(demo_catalogue):
+    import prepare
+
+    df, _ = prepare.prepare_charts(demo_catalogue / "charts.csv")
+    return df
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """400 tracks where popularity follows energy (r ~ 0.8) and nothing else."""
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame({
+        "artist": [f"artist {i % 120}" for i in range(n)],
+        "energy": rng.uniform(0, 1, n),
+        "valence": rng.uniform(0, 1, n),
+        "tempo": rng.normal(120, 20, n),
+        "year": rng.integers(2000, 2020, n),
+    })
+    df["popularity"] = np.clip(40 + 40 * df["energy"] + rng.normal(0, 6, n), 0, 100).round()
+    return df
+
+
+@pytest.mark.parametrize("method", ["pearson", "spearman"])
+def test_heatmap_matrix_equals_df_corr(charts, method):
+    d = explore.corr_data(charts, method=method, n_boot=200)
+    cols = list(d.matrix.columns)
+    assert cols[-1] == "popularity" and len(cols) == len(set(cols))
+    expected = charts[cols].astype(float).corr(method=method).loc[cols, cols]
+    pd.testing.assert_frame_equal(d.matrix, expected)
+    fig = explore.corr_heatmap(charts, method=method, n_boot=200)
+    np.testing.assert_allclose(np.asarray(fig.data[0].z, dtype=float), expected.to_numpy())
+    mpl = explore.corr_heatmap(charts, method=method, n_boot=200, backend="matplotlib")
+    np.testing.assert_allclose(mpl.axes[0].images[0].get_array(), expected.to_numpy())
+
+
+def test_corr_pvalues_and_intervals(planted):
+    d = explore.corr_data(planted, columns=["energy", "valence", "tempo"], n_boot=500)
+    r, p = stats.pearsonr(planted["energy"], planted["popularity"])
+    row = d.target.loc["energy"]
+    assert row["r"] == pytest.approx(r) and row["p"] == pytest.approx(p, rel=1e-6)
+    assert d.target.index[0] == "energy"  # sorted by |r|
+    assert row["ci_low"] > 0.6 and row["ci_low"] < row["r"] < row["ci_high"]
+    for f in ("valence", "tempo"):  # no planted link: the interval straddles 0
+        assert d.target.loc[f, "ci_low"] < 0 < d.target.loc[f, "ci_high"]
+    assert (d.target["q"] >= d.target["p"] - 1e-12).all()
+
+
+def test_trend_line_and_band(planted):
+    d = explore.trend_data(planted, features=["energy"])
+    slope, intercept = np.polyfit(planted["energy"], planted["popularity"], 1)
+    assert d.stats.loc["energy", "slope"] == pytest.approx(slope)
+    line = d.lines
+    np.testing.assert_allclose(line["fit"], intercept + slope * line["x"], rtol=1e-9)
+    width = line["high"] - line["low"]
+    assert (width > 0).all() and width.idxmin() not in (line.index[0], line.index[-1])  # narrowest inside
+    fig = explore.popularity_scatter(planted, feature="energy")
+    assert set(np.asarray(fig.data[0].customdata)[:, 0]) <= set(planted.index)  # rows for selections
+
+
+def test_group_distribution_and_yearly_data(charts):
+    by_genre = explore.group_data(charts, by="genre", features=["energy"], top_genres=3)
+    exploded = explore.explode_genres(charts)
+    top = exploded["genre"].value_counts().head(3)
+    assert by_genre.groupby("group", observed=True).size().sort_values(ascending=False).to_dict() == top.to_dict()
+    by_band = explore.group_data(charts, by="band", features=["energy"])
+    import preprocessing
+
+    assert list(by_band["group"].cat.categories) == list(preprocessing.BAND_NAMES)
+    dist = explore.distribution_data(charts, features=["tempo"], bins=12)
+    assert dist["count"].sum() == charts["tempo"].notna().sum() and len(dist) == 12
+    yearly = explore.yearly_data(charts, features=["energy"], years=None, min_tracks=1)
+    expected = charts.groupby("year")["energy"].mean()
+    np.testing.assert_allclose(yearly.set_index("year")["mean"], expected.loc[yearly["year"]])
+    assert (yearly["low"] <= yearly["mean"]).all() and (yearly["mean"] <= yearly["high"]).all()
+    for fn, kw in ((explore.catplot_viz, {"by": "band"}), (explore.distribution_plots, {}), (explore.yearly_trends, {})):
+        assert fn(charts, backend="matplotlib", **kw).axes and fn(charts, **kw).data
+
+
+def test_hit_profile_percentiles(charts):
+    median_track = {"tempo": charts["tempo"].median(), "loudness": charts["loudness"].max() + 1, "key": 3}
+    d = explore.hit_profile_data(median_track, charts)
+    assert list(d.index) == ["loudness", "tempo"]  # only continuous features the track has
+    assert d.loc["tempo", "percentile"] == pytest.approx(50, abs=2)
+    assert d.loc["loudness", "percentile"] == 100
+    fig = explore.hit_profile(median_track, charts)
+    np.testing.assert_allclose(fig.data[0].x, d["percentile"])
+    with pytest.raises(TracklensError, match="none of the features"):
+        explore.hit_profile_data({"key": 3}, charts)
+
+
+def test_popularity_model_finds_planted_signal(planted):
+    rep = explore.popularity_model(planted, features=["energy", "valence", "tempo"], n_splits=4, n_repeats=3)
+    r2, _ = rep.score("popularity (R²)", rep.best_model)
+    base, _ = rep.score("popularity (R²)", "baseline (mean)")
+    auc, _ = rep.score("hit (AUC)", "logistic")
+    assert r2 > 0.5 and base < 0.05 and auc > 0.85
+    assert rep.importances.index[0] == "energy"
+    assert "explain part" in rep.verdict
+
+
+def test_popularity_model_says_when_features_explain_little(planted):
+    noise = planted.assign(popularity=np.random.default_rng(1).permutation(planted["popularity"].to_numpy()))
+    rep = explore.popularity_model(noise, features=["energy", "valence", "tempo"], n_splits=4, n_repeats=2)
+    assert rep.score("popularity (R²)", rep.best_model)[0] < 0.1
+    assert rep.verdict.startswith("Audio features explain little")
+    fig = explore.popularity_model_figure(rep, backend="matplotlib")
+    assert len(fig.axes) == 3
+
+
+def test_model_report_figures_match_sklearn():
+    from sklearn.metrics import confusion_matrix, roc_auc_score
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 90)
+    score = rng.dirichlet([1, 1, 1], 90)
+    score[np.arange(90), y] += 0.6
+    score /= score.sum(axis=1, keepdims=True)
+    report = {"model": "m", "class_names": ["a", "b", "c"], "y_true": y.tolist(), "y_score": score.tolist()}
+    roc = explore.roc_data(report)
+    for c, name in enumerate("abc"):
+        assert roc[roc["class"] == name]["auc"].iloc[0] == pytest.approx(roc_auc_score(y == c, score[:, c]))
+    np.testing.assert_array_equal(explore.confusion_data(report).to_numpy(), confusion_matrix(y, score.argmax(1)))
+    rel = explore.reliability_data(report)
+    assert rel["count"].sum() == 90 and 0 <= rel.attrs["ece"] <= 1
+    assert explore.roc_curves(report).data and explore.confusion_matrix(report, backend="matplotlib").axes
+    with pytest.raises(TracklensError, match="lacks"):
+        explore.roc_curves({"model": "m"})
+
+
+def test_blend_and_map_figures():
+    blend = {"rock": 0.2, "jazz": 0.7, "pop": 0.1}
+    assert list(explore.blend_data(blend).index) == ["jazz", "rock", "pop"]
+    timeline = pd.DataFrame({"start_s": [3.0, 0.0], "end_s": [6.0, 3.0], "rock": [0.9, 0.1], "jazz": [0.1, 0.9]})
+    d = explore.timeline_data(timeline)
+    assert list(d.index) == [0.0, 3.0] and set(d.columns) == {"rock", "jazz"}
+    fig = explore.track_map(np.zeros((4, 2)), list("abcd"), (1.0, 2.0), groups=list("xxyy"), label="mine.wav")
+    assert fig.data[-1].name == "mine.wav" and tuple(fig.data[-1].x) == (1.0,)
+    assert explore.blend_timeline(timeline, backend="matplotlib").axes
+
+
+def test_rendered_png_is_not_empty(charts, tmp_path):
+    import matplotlib.image
+
+    path = explore.save_figure(explore.corr_heatmap(charts, n_boot=100, backend="matplotlib"), tmp_path / "corr.png")
+    image = matplotlib.image.imread(path)
+    assert image.shape[0] > 300 and image.shape[1] > 300
+    assert image[..., :3].std() > 0.05  # not a blank canvas
+    assert not list(tmp_path.glob(".*"))  # no temp file left behind
+
+
+def test_misuse_gives_clear_errors(charts):
+    with pytest.raises(TracklensError, match="backend"):
+        explore.distribution_plots(charts, backend="svg")
+    with pytest.raises(TracklensError, match="method"):
+        explore.corr_data(charts, method="kendall")
+    with pytest.raises(TracklensError, match="lacks column"):
+        explore.corr_data(charts.drop(columns="popularity"))
+    with pytest.raises(TracklensError, match="nothing to draw"):
+        explore.write_main_figures("out")
+
+
+@pytest.mark.slow  # ~20 s: renders all nine figures
+def test_figures_command_writes_pngs(demo_catalogue, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import cli
+
+    monkeypatch.setattr(explore, "popularity_model", _fast_model)  # 3 folds, 1 repeat: the CLI path, quicker
+    result = CliRunner().invoke(cli.app, ["figures", "--charts", str(demo_catalogue / "charts.csv"), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "strongest:" in result.output and "baseline (mean)" in result.output
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert "charts_corr_pearson.png" in pngs and "charts_popularity_model.png" in pngs and len(pngs) == 9
+
+
+_real_model = explore.popularity_model
+
+
+def _fast_model(df, seed):
+    return _real_model(df, seed=seed, n_splits=3, n_repeats=1)
+
+
+@pytest.mark.realdata
+def test_realdata_correlations_use_prepared_charts(shared_data, monkeypatch):
+    """The figures command correlates the cleaned table: duplicates and untitled rows dropped."""
+    csv = shared_data / "spotify" / "songs_normalize.csv"
+    raw = pd.read_csv(csv)
+    seen = {}
+
+    def capture(df, out_dir, *, seed):
+        seen["df"] = df
+        return [], ""
+
+    monkeypatch.setattr(explore, "write_chart_figures", capture)
+    explore.write_main_figures("unused", charts=csv)
+    df = seen["df"]
+    assert len(df) < len(raw) - 59  # at least the 59 exact duplicates are gone
+    assert not df.duplicated().any() and not df.duplicated(["artist", "song"]).any()
+    d = explore.corr_data(df, n_boot=100)
+    assert d.n == len(df)
+    cols = list(d.matrix.columns)
+    pd.testing.assert_frame_equal(d.matrix, df[cols].astype(float).corr().loc[cols, cols])
+    assert not np.allclose(d.matrix, raw[cols].astype(float).corr().loc[cols, cols])
