@@ -16,14 +16,13 @@ popularity 0). It is not linked to the audio.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 import config
+from acquire import atomic_output
 from errors import TracklensError
 
 # Order matters only for the default subset (`n_genres`): the first six are mutually distinct.
@@ -125,19 +124,6 @@ def _clip_style(genre: str, rng) -> GenreStyle:
     if rng.random() < BORROW_PROBABILITY:
         style = replace(style, harmonics=other.harmonics, drive=other.drive, fm_index=other.fm_index)
     return style
-
-
-def _atomic_write_bytes_via(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then move the result onto `path`, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- audio ------------------------------------------------------------------------------------
@@ -542,11 +528,11 @@ def make_demo_catalogue(
     for genre, i in jobs:
         y = synthesize_clip(genre, duration_s=clip_seconds, rng=_clip_rng(seed, genre, i))
         path = audio_dir / genre / f"{genre}.{i:05d}.wav"
-        _atomic_write_bytes_via(
-            path, lambda tmp, y=y: sf.write(tmp, y, config.SAMPLE_RATE, subtype="PCM_16", format="WAV")
-        )
+        with atomic_output(path, "wb") as handle:
+            sf.write(handle, y, config.SAMPLE_RATE, subtype="PCM_16", format="WAV")
 
     charts = make_chart_table(chart_rows, seed=seed)
     charts_csv = root / "charts.csv"
-    _atomic_write_bytes_via(charts_csv, lambda tmp: charts.to_csv(tmp, index=False))
+    with atomic_output(charts_csv, "w", encoding="utf-8", newline="") as handle:
+        charts.to_csv(handle, index=False)
     return DemoCatalogue(root, audio_dir, charts_csv, genres, clips_per_genre, clip_seconds, len(charts))

@@ -21,9 +21,7 @@ Cleaning, in order (each step is a line of the :class:`PrepareReport`):
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,19 +335,14 @@ def prepare_charts(data, *, bad_values: str = "raise") -> tuple[pd.DataFrame, Pr
 
 def write_csv_atomic(df: pd.DataFrame, path) -> Path:
     """Write `df` to `path` via a temporary file and :func:`os.replace` (never a half file)."""
+    from acquire import atomic_output  # the project's one atomic writer
+
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with atomic_output(path, "w", encoding="utf-8", newline="") as handle:
+            df.to_csv(handle, index=False)
     except OSError as exc:
-        raise TracklensError(f"{path}: cannot write here ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        raise TracklensError(f"{path}: cannot write ({exc.strerror or exc})") from None
     return path
 
 

@@ -27,7 +27,8 @@ def test_layout_and_audio_format(demo_catalogue):
     info = sf.info(str(demo_catalogue / "audio" / "metal" / "metal.00003.wav"))
     assert (info.samplerate, info.channels, info.subtype) == (config.SAMPLE_RATE, 1, "PCM_16")
     assert info.frames == 6 * config.SAMPLE_RATE
-    assert not list(demo_catalogue.rglob("*.tmp"))  # atomic writes leave no temp files
+    assert not list(demo_catalogue.rglob(".*"))  # atomic writes leave no hidden temp files
+    assert (demo_catalogue / "charts.csv").stat().st_mode & 0o044 == 0o044  # readable, not 0600
 
 
 def test_clips_are_audible_and_unclipped(demo_catalogue):
