@@ -37,3 +37,23 @@ def demo_catalogue(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo_catalogue")
     demo_data.make_demo_catalogue(root, seed=config.DEFAULT_SEED, **DEMO_TEST_SIZE)
     return root
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """Run ``tracklens ARGS`` in-process through ``cli.main`` (the real error handling).
+
+    Returns ``(exit_code, stdout, stderr)``; arguments may be paths or numbers.
+    """
+    import sys
+
+    import cli
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["tracklens", *map(str, args)])
+        with pytest.raises(SystemExit) as exc:
+            cli.main()
+        captured = capsys.readouterr()
+        return exc.value.code, captured.out, captured.err
+
+    return run

@@ -9,7 +9,6 @@ import unicodedata
 import pandas as pd
 import pytest
 
-import cli
 import config
 import prepare
 from errors import TracklensError
@@ -31,13 +30,6 @@ def _write(tmp_path, rows, name="charts.csv", **kw):
     return path
 
 
-def run_cli(monkeypatch, capsys, *args):
-    """Run `tracklens ARGS` in-process through cli.main; returns (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["tracklens", *map(str, args)])
-    with pytest.raises(SystemExit) as exc:
-        cli.main()
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 # --- schema -----------------------------------------------------------------------------------
@@ -218,17 +210,17 @@ def test_failed_prepare_keeps_existing_output(tmp_path):
 # --- CLI --------------------------------------------------------------------------------------
 
 
-def test_cli_prepare_prints_report(demo_catalogue, tmp_path, monkeypatch, capsys):
+def test_cli_prepare_prints_report(demo_catalogue, tmp_path, run_cli):
     out = tmp_path / "clean.csv"
-    code, stdout, stderr = run_cli(monkeypatch, capsys, "prepare", demo_catalogue / "charts.csv", "--out", out)
+    code, stdout, stderr = run_cli("prepare", demo_catalogue / "charts.csv", "--out", out)
     assert code == 0, stderr
     assert "exact duplicate" in stdout and f"wrote {out}" in stdout
     assert len(pd.read_csv(out)) == int(stdout.split("kept ")[1].split()[0])
 
 
-def test_cli_prepare_errors_are_one_line(tmp_path, monkeypatch, capsys):
+def test_cli_prepare_errors_are_one_line(tmp_path, run_cli):
     bad = _write(tmp_path, [_row(popularity="lots")])
-    code, stdout, stderr = run_cli(monkeypatch, capsys, "prepare", bad, "--out", tmp_path / "o.csv")
+    code, stdout, stderr = run_cli("prepare", bad, "--out", tmp_path / "o.csv")
     assert code == 2
     assert stderr.count("\n") == 1 and "'popularity'" in stderr and str(bad) in stderr
     assert "Traceback" not in stderr

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import cli
 import config
 import prepare
 import preprocessing as pp
@@ -158,23 +156,17 @@ def test_scaler_needs_its_columns(demo_engineered):
 # --- files and CLI ----------------------------------------------------------------------------
 
 
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["tracklens", *map(str, args)])
-    with pytest.raises(SystemExit) as exc:
-        cli.main()
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
-def test_cli_demo_prepare_split_chain(tmp_path, monkeypatch, capsys):
+def test_cli_demo_prepare_split_chain(tmp_path, run_cli):
     demo = tmp_path / "demo"
-    code, out, err = run_cli(monkeypatch, capsys, "demo-data", "--out", demo, "--genres", 2, "--clips", 1,
+    code, out, err = run_cli("demo-data", "--out", demo, "--genres", 2, "--clips", 1,
                              "--seconds", 1, "--chart-rows", 200, "--seed", 5)
     assert code == 0, err
     assert sorted(p.name for p in (demo / "audio").iterdir()) == ["blues", "classical"]
-    code, out, err = run_cli(monkeypatch, capsys, "prepare", demo / "charts.csv", "--out", demo / "clean.csv")
+    code, out, err = run_cli("prepare", demo / "charts.csv", "--out", demo / "clean.csv")
     assert code == 0, err
-    code, out, err = run_cli(monkeypatch, capsys, "split", demo / "clean.csv", "--out", demo / "splits")
+    code, out, err = run_cli("split", demo / "clean.csv", "--out", demo / "splits")
     assert code == 0, err
     parts = {n: pd.read_csv(demo / "splits" / f"{n}.csv") for n in pp.SPLIT_NAMES}
     assert sum(len(p) for p in parts.values()) == len(pd.read_csv(demo / "clean.csv"))
@@ -183,13 +175,13 @@ def test_cli_demo_prepare_split_chain(tmp_path, monkeypatch, capsys):
     assert "note:" not in out  # the input was already clean
 
 
-def test_cli_split_errors(tmp_path, monkeypatch, capsys):
-    code, _, err = run_cli(monkeypatch, capsys, "split", tmp_path / "none.csv", "--out", tmp_path / "s")
+def test_cli_split_errors(tmp_path, run_cli):
+    code, _, err = run_cli("split", tmp_path / "none.csv", "--out", tmp_path / "s")
     assert code == 2 and err.strip() == f"tracklens: error: {tmp_path / 'none.csv'}: file not found"
-    code, _, err = run_cli(monkeypatch, capsys, "split", tmp_path / "none.csv", "--out", tmp_path / "s",
+    code, _, err = run_cli("split", tmp_path / "none.csv", "--out", tmp_path / "s",
                            "--fractions", "a,b,c")
     assert code == 2 and "--fractions" in err and err.count("\n") == 1
-    code, _, err = run_cli(monkeypatch, capsys, "demo-data", "--out", tmp_path, "--genres", 1)
+    code, _, err = run_cli("demo-data", "--out", tmp_path, "--genres", 1)
     assert code == 2 and "Traceback" not in err  # Typer's own usage error for a bad range
     assert not (tmp_path / "s").exists()
 
