@@ -444,6 +444,22 @@ def make_chart_table(n_rows: int = 1000, *, seed: int = config.DEFAULT_SEED):
 # --- the catalogue ----------------------------------------------------------------------------
 
 
+def _remove_stale_clips(audio_dir: Path, wanted: set[tuple[str, int]]) -> None:
+    """Delete demo clips a previous, larger run left behind, so a folder matches its arguments.
+
+    Only files named like our own output (``<demo genre>/<genre>.NNNNN.wav``) are touched.
+    """
+    for genre in DEMO_GENRES:
+        folder = audio_dir / genre
+        if not folder.is_dir():
+            continue
+        for path in folder.glob(f"{genre}.[0-9][0-9][0-9][0-9][0-9].wav"):
+            if (genre, int(path.name.split(".")[1])) not in wanted:
+                path.unlink()
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
 @dataclass
 class DemoCatalogue:
     """What :func:`make_demo_catalogue` wrote."""
@@ -478,7 +494,8 @@ def make_demo_catalogue(
 
     Writes ``out_dir/audio/<genre>/<genre>.NNNNN.wav`` (22 050 Hz, mono, 16-bit PCM) and
     ``out_dir/charts.csv`` (Top Hits schema). Every file is written atomically; re-running
-    with the same arguments rewrites identical files.
+    with the same arguments rewrites identical files, and demo clips a larger earlier run
+    left behind are removed (other files in the folder are left alone).
 
     Parameters
     ----------
@@ -531,6 +548,7 @@ def make_demo_catalogue(
         with atomic_output(path, "wb") as handle:
             sf.write(handle, y, config.SAMPLE_RATE, subtype="PCM_16", format="WAV")
 
+    _remove_stale_clips(audio_dir, {(g, i) for g in genres for i in range(clips_per_genre)})
     charts = make_chart_table(chart_rows, seed=seed)
     charts_csv = root / "charts.csv"
     with atomic_output(charts_csv, "w", encoding="utf-8", newline="") as handle:

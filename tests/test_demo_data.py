@@ -49,6 +49,16 @@ def test_same_seed_same_files_other_seed_differs(tmp_path):
         assert _digest(a.root / rel) != _digest(c.root / rel)
 
 
+def test_rerun_with_fewer_clips_removes_only_stale_demo_clips(tmp_path):
+    kw = dict(clip_seconds=1.0, chart_rows=60)
+    demo_data.make_demo_catalogue(tmp_path, genres=("rock", "metal"), clips_per_genre=3, **kw)
+    mine = tmp_path / "audio" / "metal" / "my_take.wav"
+    mine.write_bytes(b"not ours")
+    demo_data.make_demo_catalogue(tmp_path, genres=("rock",), clips_per_genre=2, **kw)
+    left = sorted(str(p.relative_to(tmp_path / "audio")) for p in (tmp_path / "audio").rglob("*.wav"))
+    assert left == ["metal/my_take.wav", "rock/rock.00000.wav", "rock/rock.00001.wav"]
+
+
 def test_clip_does_not_depend_on_catalogue_size():
     # A clip is seeded by (seed, genre, index): asking for more clips never changes earlier ones.
     one = demo_data.synthesize_clip("disco", duration_s=1.0, rng=demo_data._clip_rng(5, "disco", 1))
