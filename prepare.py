@@ -172,6 +172,12 @@ def _validate(df: pd.DataFrame, source: str, bad_values: str = "raise") -> tuple
     missing = [c for c in CHART_COLUMNS if c not in df.columns]
     if missing:
         names = ", ".join(repr(c) for c in missing)
+        only = str(df.columns[0]) if len(df.columns) == 1 else ""
+        for sep in (";", "\t", "|"):
+            if sep in only:
+                raise TracklensError(
+                    f"{source}: missing columns; the header looks {sep!r}-separated, expected commas"
+                )
         raise TracklensError(
             f"{source}: missing column{'s' * (len(missing) > 1)} {names} "
             f"(a chart table needs: {', '.join(CHART_COLUMNS)})"

@@ -97,6 +97,12 @@ def test_wrong_columns_entirely(tmp_path):
         prepare.load_charts(path)
 
 
+def test_semicolon_separated_file_gets_a_hint(tmp_path):
+    path = _write(tmp_path, [_row()], sep=";")
+    with pytest.raises(TracklensError, match="';'-separated"):
+        prepare.load_charts(path)
+
+
 def test_non_numeric_popularity_names_column_value_and_line(tmp_path):
     path = _write(tmp_path, [_row(), _row(song="B"), _row(song="C", popularity="very high")])
     with pytest.raises(TracklensError) as exc:
