@@ -14,8 +14,6 @@ cross-validation against a trivial baseline.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Mapping, Sequence
@@ -99,21 +97,17 @@ def _plotly_grid(titles: Sequence[str], *, ncols: int = 4, **kwargs):
 
 def save_figure(fig, path: str | Path, *, dpi: int = 110) -> Path:
     """Write a matplotlib figure (PNG/SVG/PDF by suffix) or a Plotly figure (HTML) atomically."""
+    from acquire import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        if hasattr(fig, "savefig"):
-            fig.savefig(tmp, dpi=dpi)
-        elif path.suffix.lower() == ".html":
-            fig.write_html(tmp, include_plotlyjs=True, full_html=True)
-        else:
-            raise TracklensError(f"{path}: Plotly figures are written as .html here")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if hasattr(fig, "savefig"):
+        with atomic_output(path, "wb") as handle:
+            fig.savefig(handle, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi)
+    elif path.suffix.lower() == ".html":
+        with atomic_output(path, "w", encoding="utf-8") as handle:
+            fig.write_html(handle, include_plotlyjs=True, full_html=True)
+    else:
+        raise TracklensError(f"{path}: Plotly figures are written as .html here")
     return path
 
 
