@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 
 import dash
 from dash import Dash, Input, Output, callback, dcc, html
@@ -19,9 +20,25 @@ TITLE = "tracklens"
 MAX_REQUEST_BODY_BYTES = math.ceil(data.MAX_UPLOAD_BYTES * 4 / 3) + (1 << 20)
 
 
+#: Colour-blind-safe qualitative palette (Okabe & Ito 2008) for every figure without its own colours.
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+             "#999999", "#882255")
+
+
+def use_accessible_template() -> None:
+    """Make Plotly's default template white with the Okabe-Ito colourway (process-wide)."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    pio.templates["tracklens"] = go.layout.Template(layout={"colorway": list(OKABE_ITO),
+                                                            "font": {"size": 13}})
+    pio.templates.default = "plotly_white+tracklens"
+
+
 @functools.lru_cache(maxsize=1)
 def get_app() -> Dash:
     """Create the Dash app and import its pages (cached: one app per process)."""
+    use_accessible_template()
     app = Dash(
         __name__,
         use_pages=True,
@@ -82,6 +99,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bo
 
     Non-debug runs use waitress with a request body limit; ``debug`` uses Dash's dev server.
     """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     data.configure(data_dir)
     summary = data.warm_up()
     app = get_app()

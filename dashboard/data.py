@@ -60,7 +60,7 @@ def configure(data_dir: str | Path | None = None) -> None:
     _settings["data_dir"] = data_dir
     from dashboard import track
 
-    for cached in (chart_source, _prepared, model_reports, default_model, track.chart_reference):
+    for cached in (chart_source, _prepared, model_report, default_model, track.chart_reference):
         cached.cache_clear()
 
 
@@ -118,33 +118,83 @@ def chart_report() -> dict:
 
 
 
-@functools.lru_cache(maxsize=1)
-def model_reports() -> dict:
-    """Evaluation reports written by `tracklens evaluate`: ``{model name: report dict}``.
+@dataclass(frozen=True)
+class ModelReport:
+    """The latest `tracklens evaluate` report and each model's validation predictions.
 
-    Looks for ``*.json`` under ``config.REPORTS_DIR / "evaluation"`` (and the reports folder
-    itself); returns an empty dict when none exists yet.
+    table : DataFrame, one row per model (the report's comparison.csv)
+    path : the comparison.csv it came from
+    predictions : {model name: {"y_true" (n,) int, "y_score" (n, k) calibrated, "genres"}} for
+        the models whose directories (with valid_predictions.csv) were found
     """
-    reports: dict = {}
-    for folder in (config.REPORTS_DIR / "evaluation", config.REPORTS_DIR):
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.glob("*.json")):
-            try:
-                report = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue  # a half-written or foreign file is not a report
-            if isinstance(report, dict) and "model" in report:
-                reports.setdefault(str(report["model"]), report)
-    return reports
+
+    table: object
+    path: Path
+    predictions: dict
+
+
+def _model_dirs() -> list[Path]:
+    roots = [config.TRAINED_MODELS_DIR, DEMO_DATA_DIR / "models"]
+    if _settings["data_dir"] is not None:
+        roots.insert(0, _settings["data_dir"] / "models")
+    return [r for r in roots if r.is_dir()]
+
+
+@functools.lru_cache(maxsize=1)
+def model_report() -> ModelReport | None:
+    """The newest comparison.csv under ``config.REPORTS_DIR`` (None when there is none yet)."""
+    import pandas as pd
+
+    if not config.REPORTS_DIR.is_dir():
+        return None
+    tables = sorted(config.REPORTS_DIR.glob("**/comparison.csv"), key=lambda p: p.stat().st_mtime)
+    if not tables:
+        return None
+    try:
+        table = pd.read_csv(tables[-1])
+    except (OSError, ValueError):
+        return None  # half-written or foreign: as if absent
+    if "model" not in table.columns:
+        return None
+    from models import store, train
+
+    predictions = {}
+    for name in table["model"].astype(str):
+        for root in _model_dirs():
+            folder = root / name
+            if (folder / store.PREDICTIONS_NAME).is_file() and (folder / store.CARD_NAME).is_file():
+                try:
+                    genres = store.read_card(folder, verify_weights=False)["genres"]
+                    pred = train.read_predictions(folder / store.PREDICTIONS_NAME, genres)
+                except (TracklensError, OSError, KeyError, ValueError):
+                    continue
+                predictions[name] = {"y_true": pred["y_true"], "y_score": pred["y_score"], "genres": list(genres)}
+                break
+    return ModelReport(table=table, path=tables[-1], predictions=predictions)
+
+
+_model_problem: dict = {}
 
 
 @functools.lru_cache(maxsize=1)
 def default_model():
-    """The shipped default genre model (loaded once), or None when it cannot be loaded."""
+    """The shipped default genre model (loaded once), or None when it is missing or refused.
+
+    :func:`default_model_problem` then says why.
+    """
     from models import blend
 
-    return blend.load_default_model()
+    try:
+        return blend.load_default_model()
+    except TracklensError as exc:
+        _model_problem["reason"] = f"{exc} (run `make default-model`)"
+        return None
+
+
+def default_model_problem() -> str:
+    """Why :func:`default_model` is None ("" when it loaded)."""
+    default_model()
+    return _model_problem.get("reason", "")
 
 
 def source_info() -> dict:
@@ -156,12 +206,15 @@ def source_info() -> dict:
 
 
 def warm_up() -> str:
-    """Load the chart table, model and comparison map now; return a one-line summary."""
+    """Load the chart table, model, tagger and comparison map, and analyse a short test tone, so
+    the first upload does not pay for imports and JIT compilation; return a one-line summary."""
     df = charts()
     model = default_model()
     from dashboard import track
 
     reference = track.chart_reference()
+    track.warm_up()
     source = chart_source()
-    return (f"{len(df)} chart rows from {source.label}; model {getattr(model, 'name', model)}; "
+    model_text = getattr(model, "name", None) or f"none ({default_model_problem()})"
+    return (f"{len(df)} chart rows from {source.label}; genre model {model_text}; "
             f"comparison on {len(reference.columns)} features of {len(reference.table)} chart tracks")

@@ -183,7 +183,7 @@ class TrackReport:
     def summary(self) -> dict:
         """JSON-able headline for the app-level store."""
         return {"filename": self.filename, "blend_label": self.blend_label,
-                "blend": {k: round(float(v), 4) for k, v in self.blend.items()}}
+                "blend": {k: round(float(v), 4) for k, v in (self.blend or {}).items()}}
 
 
 _cache: collections.OrderedDict = collections.OrderedDict()
@@ -246,37 +246,55 @@ def _check_track(raw: bytes, name: str) -> TrackReport:
     import features
 
     clip = _decode(raw, name)
-    cf = features.featurize_clip(clip, track_id=Path(name).stem)
-    a = cf.analysis
-    blend, blend_label, timeline = _blend(cf)
-    comparable = {k: cf.track[k] for k in COMPARABLE_COLUMNS if k in cf.track}
+    ref = chart_reference()
+    # One analysis for the pictures and the chart comparison; the costly summary features
+    # (HPSS, ...) only when the reference has them too. The blend decodes its own windows.
+    a = features.analyze(clip.y, sr=clip.sr)
+    comparable = features.spotify_comparable_features(a, duration_s=clip.source_duration_s)
+    track_features = {**features.summary_features(a), **comparable} if ref.kind == "audio" else dict(comparable)
+    blend, blend_label, timeline, notes = _blend(clip)
     log_mel, step = _decimate(a.log_mel, MAX_DISPLAY_FRAMES)
     chroma, _ = _decimate(a.chroma, MAX_DISPLAY_FRAMES)
-    ref = chart_reference()
-    map_xy, nearest = None, pd.DataFrame(columns=["name", "distance"])
+    map_xy, nearest = None, pd.DataFrame(columns=["name", "group", "distance"])
     if ref.pca is not None:
-        z = ref.project(cf.track)
+        z = ref.project(track_features)
         map_xy = tuple(float(v) for v in ref.pca.transform(z)[0])
         dist, idx = ref.neighbours.kneighbors(z)
         nearest = ref.table.iloc[idx[0]][["name", "group", *ref.columns]].assign(distance=dist[0])
-    notes = []
-    if cf.track.get("truncated"):
-        notes.append("Only the first part of the file was analysed.")
     return TrackReport(
         filename=name, duration_s=clip.duration_s, blend=blend, blend_label=blend_label,
-        timeline=timeline, comparable=comparable, track_features=dict(cf.track),
+        timeline=timeline, comparable=comparable, track_features=track_features,
         log_mel=log_mel, chroma=chroma, frame_seconds=step * a.hop_length / a.sr,
         map_xy=map_xy, nearest=nearest, reference_description=ref.description,
         reference_kind=ref.kind, tags=_tags(clip), notes=notes,
     )
 
 
-def _blend(cf) -> tuple[dict, str, pd.DataFrame]:
-    """Genre blend of the whole track, its label, and the per-segment timeline."""
+def _blend(clip) -> tuple[dict | None, str, pd.DataFrame, list]:
+    """Genre blend of the whole track, its label, the per-window timeline and notes.
+
+    Without a usable default model the blend is None and the note says why.
+    """
     from models import blend as blend_module
 
-    result = blend_module.predict_blend(data.default_model(), cf)
-    return result.blend, result.label, result.timeline
+    model = data.default_model()
+    if model is None:
+        return None, "unavailable", pd.DataFrame(), [f"No genre blend: {data.default_model_problem()}"]
+    result = blend_module.predict_blend(model, clip)
+    return result.blend, result.label, result.timeline, list(result.notes)
+
+
+def warm_up() -> None:
+    """Run one 4 s test tone through the whole check (not cached), loading every lazy part."""
+    import io
+
+    import soundfile as sf
+
+    t = np.arange(4 * config.SAMPLE_RATE) / config.SAMPLE_RATE
+    y = (0.3 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2).astype(np.float32)
+    buffer = io.BytesIO()
+    sf.write(buffer, y, config.SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    _check_track(buffer.getvalue(), "warm-up.wav")
 
 
 def _tags(clip) -> dict | None:

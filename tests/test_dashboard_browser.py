@@ -130,7 +130,7 @@ def _blend_of(page) -> dict:
                           " const t = g.data[0]; return {x: Array.from(t.x), y: Array.from(t.y),"
                           " orientation: t.orientation || 'v'}; }")
     names, values = (trace["y"], trace["x"]) if trace["orientation"] == "h" else (trace["x"], trace["y"])
-    return dict(zip(names, (float(v) for v in values)))
+    return dict(zip(names, (float(v) / 100.0 for v in values)))  # the bars are in percent
 
 
 def _check_blend(page, *, genres) -> tuple[dict, str]:

@@ -13,12 +13,13 @@ from dash import Input, Output, State, callback, dcc, html
 
 import explore
 from dashboard import data
+from errors import TracklensError
 
-dash.register_page(__name__, path="/", name="Charts & popularity", title="tracklens · charts", order=0)
 
 # Audio-descriptor columns of the Top Hits schema that make sense against popularity.
 FEATURE_COLUMNS = ("danceability", "energy", "loudness", "speechiness", "acousticness",
                    "instrumentalness", "liveness", "valence", "tempo", "duration_ms", "key", "mode")
+HEATMAP_BOOTSTRAP = 200  # bootstrap resamples per interval: enough for a 95% CI, fast per callback
 EXPLICIT_OPTIONS = [{"label": "all", "value": "all"}, {"label": "explicit only", "value": "yes"},
                     {"label": "clean only", "value": "no"}]
 
@@ -61,13 +62,37 @@ def filter_charts(df: pd.DataFrame, *, years: list | tuple | None = None, genres
 
 
 def selected_rows(df: pd.DataFrame, selection: dict | None) -> pd.DataFrame:
-    """Restrict ``df`` to the scatter's box/lasso selection (points carry the row index)."""
-    if not selection or not selection.get("points"):
-        return df
-    index = [p["customdata"][0] if isinstance(p.get("customdata"), list) else p.get("customdata")
-             for p in selection["points"]]
-    index = [i for i in index if i in df.index]
-    return df.loc[index] if index else df
+    """Rows of ``df`` picked by a box/lasso selection in the scatter.
+
+    The scatter's points carry their row index in ``customdata[0]``
+    (:func:`explore.popularity_scatter`); a missing or empty selection leaves ``df`` as it is.
+    """
+    points = (selection or {}).get("points") or []
+    index = []
+    for p in points:
+        custom = p.get("customdata")
+        value = custom[0] if isinstance(custom, (list, tuple)) and custom else custom
+        if value is not None and value in df.index:
+            index.append(value)
+    return df.loc[sorted(set(index))] if index else df
+
+
+def message_figure(text: str):
+    """An empty figure that says why there is nothing to draw."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=300)
+    return fig
+
+
+def safe_figure(make, *args, **kwargs):
+    """``make(*args, **kwargs)``, or a message figure when the selection is too small to draw."""
+    try:
+        return make(*args, **kwargs)
+    except TracklensError as exc:
+        return message_figure(f"Nothing to draw for this selection: {exc}")
 
 
 def layout(**_query) -> html.Div:
@@ -107,9 +132,12 @@ def layout(**_query) -> html.Div:
             html.P(id="charts-count", className="note", **{"aria-live": "polite"}),
             html.Div(
                 [
-                    html.Div(dcc.Graph(id="charts-heatmap", config={"displaylogo": False}), className="panel"),
-                    html.Div(dcc.Graph(id="charts-scatter", config={"displaylogo": False}), className="panel"),
-                    html.Div(dcc.Graph(id="charts-trends", config={"displaylogo": False}), className="panel"),
+                    html.Div(dcc.Graph(id="charts-heatmap", config={"displaylogo": False}), className="panel wide",
+                             role="figure", **{"aria-label": "correlation heatmap with popularity"}),
+                    html.Div(dcc.Graph(id="charts-scatter", config={"displaylogo": False}), className="panel",
+                             role="figure", **{"aria-label": "feature against popularity with trend"}),
+                    html.Div(dcc.Graph(id="charts-trends", config={"displaylogo": False}), className="panel",
+                             role="figure", **{"aria-label": "feature trends by year"}),
                 ],
                 className="grid",
             ),
@@ -134,10 +162,10 @@ def pick_feature(click: dict | None, options: list) -> str:
           Input("charts-years", "value"), Input("charts-genres", "value"),
           Input("charts-explicit", "value"), Input("charts-feature", "value"))
 def update_scatter(years, genres, explicit, feature):
-    """Feature vs popularity for the filtered songs, with a trend line."""
+    """Feature vs popularity for the filtered songs, with its trend line and band."""
     df = filter_charts(data.charts(), years=years, genres=genres, explicit=explicit)
     count = f"{len(df)} songs match the filters."
-    return explore.popularity_scatter(df, feature=feature), count
+    return safe_figure(explore.popularity_scatter, df, feature=feature), count
 
 
 @callback(Output("charts-heatmap", "figure"), Output("charts-trends", "figure"),
@@ -148,5 +176,13 @@ def update_heatmap_trends(years, genres, explicit, feature, selection):
     """Correlation heatmap and yearly trends for the filtered (and scatter-selected) songs."""
     df = filter_charts(data.charts(), years=years, genres=genres, explicit=explicit)
     df = selected_rows(df, selection)
-    columns = feature_columns(df) + (["popularity"] if "popularity" in df.columns else [])
-    return explore.corr_heatmap(df, columns=columns), explore.yearly_trends(df, features=[feature])
+    heatmap = safe_figure(explore.corr_heatmap, df, columns=feature_columns(df), n_boot=HEATMAP_BOOTSTRAP,
+                          backend="plotly")
+    span = tuple(years) if years else None
+    trends = safe_figure(explore.yearly_trends, df, features=[feature, "popularity"], years=span,
+                         backend="plotly")
+    return heatmap, trends
+
+
+# Registered last: pages imported as ordinary modules must hand Dash their layout explicitly.
+dash.register_page(__name__, path="/", name="Charts & popularity", title="tracklens · charts", order=0, layout=layout)

@@ -8,6 +8,8 @@ from the upload itself, so the file does not travel back from the server.
 
 from __future__ import annotations
 
+import logging
+
 import dash
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
@@ -15,9 +17,8 @@ import explore
 import librosa_visuals
 from dashboard import data, track
 
-dash.register_page(__name__, path="/check", name="Check your track", title="tracklens · check your track",
-                   order=2)
 
+LOG = logging.getLogger(__name__)
 ACCEPT = ",".join(data.UPLOAD_EXTENSIONS) + ",audio/*"
 FORMATS = "WAV, MP3, OGG, FLAC or M4A"
 
@@ -78,16 +79,22 @@ def check_upload(contents: str | None, filename: str | None):
     try:
         raw = track.decode_contents(contents, filename)
         report = track.check_track(raw, filename)
+        results, summary = render_report(report), report.summary()
     except track.UploadError as exc:
         return error_box(str(exc)), [], dash.no_update
+    except Exception as exc:  # the page must answer, whatever a decoder or model does
+        LOG.exception("check your track failed for %r", track.display_name(filename))
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return error_box(f"{track.display_name(filename)}: could not be analysed ({reason})"), [], dash.no_update
     status = html.P(f"{report.filename}: {report.duration_s:.1f} s analysed.", className="note",
                     id="check-ok")
-    return status, render_report(report), report.summary()
+    return status, results, summary
 
 
 def graph(id_: str, figure, label: str) -> html.Div:
-    return html.Div(dcc.Graph(id=id_, figure=figure, config={"displaylogo": False},
-                              **{"aria-label": label}), className="panel")
+    """A figure in a panel; the panel carries the accessible name (dcc.Graph takes no aria-*)."""
+    return html.Div(dcc.Graph(id=id_, figure=figure, config={"displaylogo": False}),
+                    className="panel", role="figure", **{"aria-label": label})
 
 
 def comparison_note(report: track.TrackReport) -> html.Div:
@@ -111,9 +118,14 @@ def nearest_table(report: track.TrackReport) -> html.Table:
          html.Thead(html.Tr([html.Th("track", scope="col"), html.Th(group, scope="col"),
                              html.Th("distance", scope="col")] + [html.Th(c, scope="col") for c in show])),
          html.Tbody([html.Tr([html.Td(r["name"]), html.Td(r["group"]), html.Td(f"{r['distance']:.2f}")]
-                             + [html.Td(f"{r[c]:.3g}") for c in show]) for _, r in rows.iterrows()])],
+                             + [html.Td(_number(r[c])) for c in show]) for _, r in rows.iterrows()])],
         className="simple", id="check-nearest",
     )
+
+
+def _number(value) -> str:
+    value = float(value)
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 def tag_list(tags: dict | None) -> html.Div:
@@ -129,12 +141,19 @@ def render_report(report: track.TrackReport) -> list:
     """The result section for one analysed upload."""
     charts = data.charts()
     profile = explore.hit_profile(report.comparable, charts, backend="plotly") if len(charts) else None
+    if report.blend:
+        blend_section = [
+            html.P(f"Blend: {report.blend_label}", className="blend-label", id="check-blend-label"),
+            html.Div([graph("check-blend", explore.blend_bar(report.blend, top=None), "genre blend bar chart"),
+                      html.Div([tag_list(report.tags)], className="panel")], className="grid"),
+            graph("check-timeline", explore.blend_timeline(report.timeline), "genre blend over time"),
+        ]
+    else:
+        blend_section = [html.P(report.notes[0] if report.notes else "No genre blend available.",
+                                className="notice", id="check-no-model"), tag_list(report.tags)]
     children = [
         html.H2("Genre blend"),
-        html.P(f"Blend: {report.blend_label}", className="blend-label", id="check-blend-label"),
-        html.Div([graph("check-blend", explore.blend_bar(report.blend), "genre blend bar chart"),
-                  html.Div([tag_list(report.tags)], className="panel")], className="grid"),
-        graph("check-timeline", explore.blend_timeline(report.timeline), "genre blend over time"),
+        *blend_section,
         html.Div([graph("check-spectrogram", librosa_visuals.spectrogram_figure(
                             report.log_mel, frame_seconds=report.frame_seconds, title=report.filename),
                         "mel spectrogram"),
@@ -149,9 +168,16 @@ def render_report(report: track.TrackReport) -> list:
         grid.append(graph("check-profile", profile, "percentiles among chart hits"))
     if report.map_xy is not None:
         ref = track.chart_reference()
+        groups = ref.table["group"] if ref.kind == "audio" else None  # genres; chart years would be noise
         grid.append(graph("check-map", explore.track_map(ref.coords, ref.table["name"], report.map_xy,
-                                                          groups=ref.table["group"], label=report.filename),
+                                                          groups=groups, label=report.filename),
                           "map of chart tracks with the upload"))
     children += [html.Div(grid, className="grid"), nearest_table(report)]
-    children += [html.P(n, className="note") for n in report.notes]
+    notes = report.notes if report.blend else report.notes[1:]  # the first is shown above
+    children += [html.P(n, className="note") for n in notes]
     return children
+
+
+# Registered last: pages imported as ordinary modules must hand Dash their layout explicitly.
+dash.register_page(__name__, path="/check", name="Check your track", title="tracklens · check your track",
+                   order=2, layout=layout)

@@ -12,63 +12,70 @@ from dash import Input, Output, callback, dcc, html
 import explore
 from dashboard import data
 
-dash.register_page(__name__, path="/models", name="Models", title="tracklens · models", order=1)
 
 NO_REPORT = ("No evaluation report yet. Train and evaluate models with `tracklens train ...` and "
              "`tracklens evaluate ...` (or `make demo`), then reload this page. The genre blend on "
              "'Check your track' works without them, using the shipped default model.")
+# Columns shown in the comparison table, in this order (others in the report are left out).
+TABLE_COLUMNS = ("model", "accuracy", "balanced_accuracy", "macro_roc_auc", "log_loss", "ece",
+                 "ece_uncalibrated", "temperature", "train_s", "infer_ms_per_track", "n_params", "n")
 
 
-def comparison_rows(reports: dict) -> list[dict]:
-    """One row per model: its name and the headline metrics of its report, best first."""
-    rows = []
-    for name, report in reports.items():
-        metrics = report.get("metrics", {})
-        row = {"model": name}
-        row.update({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-        rows.append(row)
-    key = next((k for k in ("accuracy", "macro_f1", "f1_macro") if rows and k in rows[0]), None)
+def comparison_rows(table) -> list[dict]:
+    """The report's rows (known columns only), best macro ROC-AUC (else accuracy) first."""
+    columns = [c for c in TABLE_COLUMNS if c in table.columns]
+    key = next((k for k in ("macro_roc_auc", "accuracy") if k in table.columns), None)
     if key:
-        rows.sort(key=lambda r: -float(r.get(key, float("-inf"))))
-    return rows
+        table = table.sort_values(key, ascending=False)
+    return table[columns].to_dict("records")
 
 
 def comparison_table(rows: list[dict]) -> html.Table:
     """An accessible HTML table (with a caption) of :func:`comparison_rows`."""
     columns = list(dict.fromkeys(k for row in rows for k in row))
+
     def fmt(v):
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
+        if isinstance(v, float):
+            return "–" if v != v else f"{v:.3f}"
+        return str(v)
     return html.Table(
-        [html.Caption("Model comparison on held-out data (from `tracklens evaluate`)"),
-         html.Thead(html.Tr([html.Th(c, scope="col") for c in columns])),
+        [html.Caption("Model comparison on the validation fold, track level (from `tracklens evaluate`)"),
+         html.Thead(html.Tr([html.Th(c.replace("_", " "), scope="col") for c in columns])),
          html.Tbody([html.Tr([html.Td(fmt(row.get(c, ""))) for c in columns]) for row in rows])],
         className="simple", id="models-table",
     )
 
 
 def layout(**_query) -> html.Div:
-    reports = data.model_reports()
-    if not reports:
+    report = data.model_report()
+    if report is None:
         return html.Div([html.H1("Models"), html.P(NO_REPORT, className="notice", id="models-empty")])
-    names = list(reports)
+    names = [n for n in report.table["model"].astype(str) if n in report.predictions]
+    chooser = (
+        html.Div([html.Label("Model to inspect", htmlFor="models-choice"),
+                  dcc.Dropdown(id="models-choice", options=names, value=names[0], clearable=False)],
+                 className="control")
+        if names else html.P("No saved validation predictions were found for these models, so the "
+                             "curves cannot be drawn here; see the report's figures.", className="notice")
+    )
     return html.Div(
         [
             html.H1("Models"),
-            comparison_table(comparison_rows(reports)),
-            html.Div(
-                [html.Div([html.Label("Model to inspect", htmlFor="models-choice"),
-                           dcc.Dropdown(id="models-choice", options=names, value=names[0], clearable=False)],
-                          className="control")],
-                className="controls", style={"marginTop": "0.8rem"},
-            ),
+            html.P(f"From {report.path}. Scores are per track (segment probabilities averaged) after "
+                   "temperature scaling.", className="note"),
+            comparison_table(comparison_rows(report.table)),
+            html.Div([chooser], className="controls", style={"marginTop": "0.8rem"}),
             html.Div(
                 [
-                    html.Div(dcc.Graph(id="models-roc", config={"displaylogo": False}), className="panel"),
-                    html.Div(dcc.Graph(id="models-confusion", config={"displaylogo": False}), className="panel"),
-                    html.Div(dcc.Graph(id="models-reliability", config={"displaylogo": False}), className="panel"),
+                    html.Div(dcc.Graph(id="models-roc", config={"displaylogo": False}), className="panel",
+                             role="figure", **{"aria-label": "ROC curves per genre"}),
+                    html.Div(dcc.Graph(id="models-confusion", config={"displaylogo": False}), className="panel",
+                             role="figure", **{"aria-label": "confusion matrix"}),
+                    html.Div(dcc.Graph(id="models-reliability", config={"displaylogo": False}), className="panel",
+                             role="figure", **{"aria-label": "reliability diagram"}),
                 ],
                 className="grid",
-            ),
+            ) if names else html.Div(),
         ]
     )
 
@@ -77,8 +84,13 @@ def layout(**_query) -> html.Div:
           Output("models-reliability", "figure"), Input("models-choice", "value"))
 def show_model(name: str):
     """The chosen model's ROC curves, confusion matrix and reliability diagram."""
-    report = data.model_reports().get(name)
-    if report is None:
+    report = data.model_report()
+    pred = report.predictions.get(name) if report else None
+    if pred is None:
         raise dash.exceptions.PreventUpdate
-    return (explore.roc_curves(report), explore.confusion_matrix(report),
-            explore.reliability_diagram(report))
+    scores = {"model": name, "class_names": pred["genres"], "y_true": pred["y_true"], "y_score": pred["y_score"]}
+    return explore.roc_curves(scores), explore.confusion_matrix(scores), explore.reliability_diagram(scores)
+
+
+# Registered last: pages imported as ordinary modules must hand Dash their layout explicitly.
+dash.register_page(__name__, path="/models", name="Models", title="tracklens · models", order=1, layout=layout)
