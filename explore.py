@@ -951,6 +951,26 @@ def _report_scores(report: Mapping) -> tuple[str, list[str], np.ndarray, np.ndar
     return name, classes, y_true, y_score
 
 
+def load_model_report(model_dir: str | Path) -> dict:
+    """The evaluation report of a trained model directory, in the form the figures above take.
+
+    Reads ``card.json`` (name, genres, metrics) and ``valid_predictions.csv`` (track-level,
+    temperature-calibrated validation scores) as written by ``tracklens train``. Returns
+    ``{"model", "class_names", "y_true", "y_score", "metrics"}``.
+    """
+    from models import store, train
+
+    model_dir = Path(model_dir)
+    card = store.read_card(model_dir, verify_weights=False)
+    predictions = model_dir / store.PREDICTIONS_NAME
+    if not predictions.is_file():
+        raise TracklensError(f"{model_dir}: no {store.PREDICTIONS_NAME}; this model was shipped without "
+                             "validation predictions, so no ROC or confusion can be drawn")
+    scores = train.read_predictions(predictions, card["genres"])
+    return {"model": card["name"], "class_names": list(card["genres"]), "y_true": scores["y_true"],
+            "y_score": scores["y_score"], "metrics": card.get("metrics", {})}
+
+
 def roc_data(report: Mapping) -> pd.DataFrame:
     """One-vs-rest ROC curve of each class present: long table (class, fpr, tpr, auc)."""
     from sklearn.metrics import auc, roc_curve
@@ -1250,6 +1270,32 @@ def write_chart_figures(df: pd.DataFrame, out_dir: str | Path, *, seed: int = co
     written = [save_figure(make(), out_dir / name) for name, make in tqdm(jobs.items(), desc="chart figures", leave=False)]
     summary = "\n".join([summarize_correlations(pearson), summarize_correlations(spearman), summarize_popularity(report)])
     return written, summary
+
+
+#: The small demo catalogue notebooks build when neither real nor demo data is there.
+NOTEBOOK_DEMO_SIZE = {"genres": 6, "clips_per_genre": 4, "clip_seconds": 8.0, "chart_rows": 400}
+
+
+def example_sources(*, demo_dir: str | Path | None = None) -> dict:
+    """Where the notebooks read from: real data when present, else the demo catalogue.
+
+    Real: the Top Hits CSV and the GTZAN clips under ``config.SHARED_DATA_DIR``. Demo:
+    ``demo_dir`` (default ``config.DATA_DIR / "demo"``, what ``make demo`` writes), built small
+    (:data:`NOTEBOOK_DEMO_SIZE`) if it does not exist yet. Returns ``{"kind", "charts",
+    "audio", "note"}``; the paths are the files and folders to read.
+    """
+    charts = config.SHARED_DATA_DIR / "spotify" / "songs_normalize.csv"
+    audio_dir = config.SHARED_DATA_DIR / "gtzan" / "audio"
+    if charts.is_file() and audio_dir.is_dir():
+        return {"kind": "real", "charts": charts, "audio": audio_dir,
+                "note": "real data: Top Hits Spotify 2000-2019 and GTZAN clips (shared data folder)"}
+    demo = Path(demo_dir) if demo_dir is not None else config.DATA_DIR / "demo"
+    if not (demo / "charts.csv").is_file() or not (demo / "audio").is_dir():
+        import demo_data
+
+        demo_data.make_demo_catalogue(demo, seed=config.DEFAULT_SEED, **NOTEBOOK_DEMO_SIZE)
+    return {"kind": "demo", "charts": demo / "charts.csv", "audio": demo / "audio",
+            "note": "demo data: synthetic chart table and synthesised audio (the real data was not found)"}
 
 
 def write_main_figures(out_dir: str | Path = config.FIGURES_DIR, *, charts: str | Path | None = None,

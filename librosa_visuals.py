@@ -356,30 +356,43 @@ def chromagram_figure(chroma: np.ndarray, *, frame_seconds: float = config.HOP_L
 # --- figures for a folder of audio ----------------------------------------------------------
 
 
-def write_audio_figures(audio_dir: str | Path, out_dir: str | Path, *, max_seconds: float = 30.0) -> list[Path]:
-    """Gallery (first clip of each genre folder), overview and chroma+spectrogram of the first clip.
-
-    ``audio_dir`` holds ``<genre>/<clip>`` files (GTZAN layout). Clips are decoded by
-    :func:`audio.load_audio` and analysed once each by :func:`features.analyze`.
-    """
+def genre_examples(audio_dir: str | Path, *, per_genre: int = 1) -> dict[str, list[Path]]:
+    """The first ``per_genre`` audio files (sorted by name) of each ``<genre>/`` folder of ``audio_dir``."""
     import audio
-    import features
-    from explore import save_figure
 
-    audio_dir, out_dir = Path(audio_dir), Path(out_dir)
+    audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
         raise TracklensError(f"{audio_dir}: not a folder of audio")
     examples = {}
     for folder in sorted(p for p in audio_dir.iterdir() if p.is_dir()):
         files = sorted(f for f in folder.iterdir() if f.suffix.lower() in audio.AUDIO_EXTENSIONS)
         if files:
-            examples[folder.name] = files[0]
+            examples[folder.name] = files[:per_genre]
     if not examples:
         raise TracklensError(f"{audio_dir}: no <genre>/<clip> audio files found")
-    analyses, names = {}, {}
-    for genre, path in examples.items():
-        clip = audio.load_audio(path, sr=config.SAMPLE_RATE, max_duration=max_seconds)
-        analyses[genre], names[genre] = features.analyze(clip.y, sr=clip.sr), path.name
+    return examples
+
+
+def analyze_file(path: str | Path, *, max_seconds: float = 30.0):
+    """Decode a file (:func:`audio.load_audio`, at most ``max_seconds``) and analyse it once."""
+    import audio
+    import features
+
+    clip = audio.load_audio(path, sr=config.SAMPLE_RATE, max_duration=max_seconds)
+    return features.analyze(clip.y, sr=clip.sr)
+
+
+def write_audio_figures(audio_dir: str | Path, out_dir: str | Path, *, max_seconds: float = 30.0) -> list[Path]:
+    """Gallery (first clip of each genre folder), overview, HPSS and chroma+spectrogram of the first clip.
+
+    ``audio_dir`` holds ``<genre>/<clip>`` files (GTZAN layout); each clip is analysed once.
+    """
+    from explore import save_figure
+
+    out_dir = Path(out_dir)
+    examples = {genre: files[0] for genre, files in genre_examples(audio_dir).items()}
+    analyses = {genre: analyze_file(path, max_seconds=max_seconds) for genre, path in examples.items()}
+    names = {genre: path.name for genre, path in examples.items()}
     first = next(iter(analyses))
     return [
         save_figure(genre_gallery(analyses, titles=names), out_dir / "audio_genre_gallery.png"),
