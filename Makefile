@@ -33,6 +33,7 @@ demo: venv ## run the whole pipeline on a generated demo catalogue (no credentia
 	$(BIN)/tracklens prepare $(DEMO_DIR)/charts.csv --out $(DEMO_DIR)/charts_clean.csv
 	$(BIN)/tracklens split $(DEMO_DIR)/charts_clean.csv --out $(DEMO_DIR)/splits
 	$(BIN)/tracklens acquire folder $(DEMO_DIR)/audio --out $(DEMO_DIR)/manifest.csv
+	$(BIN)/tracklens features $(DEMO_DIR)/manifest.csv --out $(DEMO_DIR)/features.parquet --jobs -1
 	$(BIN)/tracklens figures --charts $(DEMO_DIR)/charts_clean.csv --audio $(DEMO_DIR)/audio --out reports/figures
 	@echo
 	@echo "Demo outputs are in $(DEMO_DIR)/"
@@ -50,6 +51,9 @@ musicnn-weights: venv ## re-create models/pretrained/ from musicnn 0.1.0's check
 	  echo "$(MUSICNN_WHEEL_SHA256)  $(MUSICNN_CACHE)/$(MUSICNN_WHEEL)" | sha256sum -c --quiet && \
 	  $(BIN)/python -m zipfile -e $(MUSICNN_CACHE)/$(MUSICNN_WHEEL) $(MUSICNN_CACHE); }
 	$(BIN)/python models/pretrained/convert_musicnn.py $(MUSICNN_CACHE)/musicnn --models $(MUSICNN_MODELS)
+
+bench: venv ## run the benchmarks in bench/ on ../shared/data and print their tables
+	$(BIN)/python bench/features.py
 
 lock: ## re-resolve requirements.lock from pyproject.toml (needs the network)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -1,0 +1,184 @@
+"""Benchmark: plain librosa (one call per feature, each with its own STFT; librosa.effects.hpss;
+one file at a time) vs tracklens' feature engine with 1 job and with all cores, in one run.
+
+Run:  .venv/bin/python bench/features.py [--clips 12]    (also `make bench`)
+
+Each approach runs in its own process (so peak memory is its own: the process plus its workers,
+sampled every 20 ms) on the same real GTZAN clips from ../shared/data, after one untimed warm-up
+clip (numba compilation, imports). Timings include decoding. The machine is shared, so compare
+the ratios within one run, not absolute times across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import config  # noqa: E402
+
+
+def plain_librosa(path: str) -> dict:
+    """The 57 GTZAN features the way the Kaggle table was made: a separate call per feature."""
+    import librosa
+    import numpy as np
+
+    y, sr = librosa.load(path, sr=config.SAMPLE_RATE, mono=True)
+    out = {}
+    for name, values in (
+        ("chroma_stft", librosa.feature.chroma_stft(y=y, sr=sr)),
+        ("rms", librosa.feature.rms(y=y)),
+        ("spectral_centroid", librosa.feature.spectral_centroid(y=y, sr=sr)),
+        ("spectral_bandwidth", librosa.feature.spectral_bandwidth(y=y, sr=sr)),
+        ("rolloff", librosa.feature.spectral_rolloff(y=y, sr=sr)),
+        ("zero_crossing_rate", librosa.feature.zero_crossing_rate(y)),
+    ):
+        out[f"{name}_mean"], out[f"{name}_var"] = float(np.mean(values)), float(np.var(values))
+    harmony, perceptr = librosa.effects.hpss(y)
+    out["harmony_mean"], out["harmony_var"] = float(np.mean(harmony)), float(np.var(harmony))
+    out["perceptr_mean"], out["perceptr_var"] = float(np.mean(perceptr)), float(np.var(perceptr))
+    out["tempo"] = float(librosa.feature.tempo(y=y, sr=sr)[0])
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=config.N_MFCC)
+    for i, row in enumerate(mfcc, start=1):
+        out[f"mfcc{i}_mean"], out[f"mfcc{i}_var"] = float(np.mean(row)), float(np.var(row))
+    return out
+
+
+def _peak_sampler(stop: threading.Event, peak: list) -> None:
+    import psutil
+
+    me = psutil.Process()
+    while not stop.is_set():
+        try:
+            procs = [me, *me.children(recursive=True)]
+            peak[0] = max(peak[0], sum(p.memory_info().rss for p in procs if p.is_running()))
+        except psutil.Error:
+            pass
+        stop.wait(0.02)
+
+
+def run_one(approach: str, files: list[str]) -> dict:
+    """Time one approach on ``files`` (after an untimed warm-up on the first) in this process."""
+    import pandas as pd
+
+    import features
+
+    cache = tempfile.mkdtemp(prefix="tracklens-bench-cache-")
+    out = Path(cache) / "features.parquet"
+    jobs = 1 if approach == "tracklens_1job" else -1
+
+    def tracklens(paths: list[str], tag: str) -> dict:
+        manifest = pd.DataFrame({"path": paths, "label": ""})
+        features.extract_features(manifest, out=out, segment_seconds=None, jobs=jobs,
+                                  cache_dir=Path(cache) / tag, progress=False)
+        table = pd.read_parquet(out)
+        return {row["path"]: {c: float(row[c]) for c in features.SUMMARY_COLUMNS} for _, row in table.iterrows()}
+
+    def decode_only(path: str) -> dict:
+        from audio import load_audio
+
+        load_audio(path)
+        return {}
+
+    warm = files[:1] if approach in ("plain", "decode") else files[: max(1, os.cpu_count() or 1)]
+    if approach == "decode":
+        decode_only(warm[0])
+    elif approach == "plain":
+        plain_librosa(warm[0])
+    else:
+        tracklens(warm, "warm")  # numba compile; loky keeps its warm workers for the timed call
+    stop, peak = threading.Event(), [0]
+    sampler = threading.Thread(target=_peak_sampler, args=(stop, peak), daemon=True)
+    sampler.start()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    if approach in ("plain", "decode"):
+        values = {p: (plain_librosa if approach == "plain" else decode_only)(p) for p in files}
+    else:
+        values = tracklens(files, "timed")
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    stop.set()
+    sampler.join()
+    # CPU time of this process only: meaningful for the in-process approaches (plain, 1 job),
+    # and robust to other users of the machine, unlike wall time.
+    return {"seconds": seconds, "cpu": cpu if approach != "tracklens_all_cores" else None,
+            "peak_mb": peak[0] / 2**20, "values": values}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=12, help="number of 30 s GTZAN clips (default 12)")
+    parser.add_argument("--run", help=argparse.SUPPRESS)
+    parser.add_argument("--files", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:  # child mode
+        print(json.dumps(run_one(args.run, args.files)))
+        return
+
+    audio_dir = config.SHARED_DATA_DIR / "gtzan" / "audio"
+    if not audio_dir.is_dir():
+        sys.exit(f"bench/features.py: real data not found at {audio_dir}")
+    import numpy as np
+    import soundfile as sf
+
+    by_genre = {g: sorted((audio_dir / g).glob("*.opus")) for g in config.GTZAN_GENRES}
+    files = [str(p) for i in range(100) for g in config.GTZAN_GENRES if i < len(by_genre[g]) for p in [by_genre[g][i]]]
+    files = files[: args.clips]
+    audio_s = sum(sf.info(f).duration for f in files)
+    print(f"{len(files)} GTZAN clips ({audio_s:.0f} s of audio, Opus) on {os.cpu_count()} cores; "
+          "57 GTZAN summary features per clip, decoding included")
+
+    results = {}
+    for approach in ("decode", "plain", "tracklens_1job", "tracklens_all_cores"):
+        done = subprocess.run([sys.executable, __file__, "--run", approach, "--files", *files],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            sys.exit(f"{approach} failed:\n{done.stderr[-2000:]}")
+        results[approach] = json.loads(done.stdout.strip().splitlines()[-1])
+
+    base, base_cpu = results["plain"]["seconds"], results["plain"]["cpu"]
+    print()
+    print("| approach | clips/s | audio s/s | speed-up (wall) | CPU s/clip | speed-up (CPU) | peak memory (MB) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    labels = {"decode": "decode only (the floor: soundfile + soxr)", "plain": "plain librosa, 1 file at a time", "tracklens_1job": "tracklens, 1 job",
+              "tracklens_all_cores": f"tracklens, {os.cpu_count()} jobs"}
+    for approach, res in results.items():
+        s = res["seconds"]
+        cpu = res["cpu"]
+        cpu_cells = f"{cpu / len(files):.3f} | {base_cpu / cpu:.1f}x" if cpu else "(workers) | -"
+        print(f"| {labels[approach]} | {len(files) / s:.2f} | {audio_s / s:.1f} | {base / s:.1f}x | {cpu_cells} "
+              f"| {res['peak_mb']:.0f} |")
+
+    # Deviation of tracklens' values from the plain approach, per column (relative to the
+    # column's spread over the clips, so near-zero means do not blow up).
+    import features
+
+    plain, ours = results["plain"]["values"], results["tracklens_1job"]["values"]
+    print()
+    print("| columns | max deviation vs plain (fraction of the column's range over the clips) |")
+    print("| --- | ---: |")
+    groups = {"chroma_stft (tuning estimated from every 2nd frame)": [c for c in features.SUMMARY_COLUMNS if c.startswith("chroma")],
+              "harmony / perceptr (fast exact HPSS)": [c for c in features.SUMMARY_COLUMNS if c.startswith(("harmony", "perceptr"))],
+              "tempo": ["tempo"]}
+    groups["all other (rms, spectral, zcr, mfcc)"] = [c for c in features.SUMMARY_COLUMNS
+                                                     if not any(c in cols for cols in groups.values())]
+    for name, cols in groups.items():
+        worst = 0.0
+        for c in cols:
+            a = np.array([plain[f][c] for f in files])
+            b = np.array([ours[f][c] for f in files])
+            spread = max(np.ptp(a), np.max(np.abs(a)) * 1e-6, 1e-12)
+            worst = max(worst, float(np.max(np.abs(a - b)) / spread))
+        print(f"| {name} | {worst:.2e} |")
+
+
+if __name__ == "__main__":
+    main()
