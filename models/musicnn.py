@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -416,8 +417,9 @@ class MusicnnEmbedder:
         self.tags = TAGS[name]
         import tensorflow as tf
 
-        # One traced graph per batch shape instead of Keras' eager call overhead per patch batch.
-        self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        # One traced graph for any number of patches, instead of Keras' per-call overhead.
+        spec = tf.TensorSpec((None, PATCH_FRAMES, MUSICNN_N_MELS), tf.float32)
+        self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
 
     def embed(self, y: np.ndarray | None = None, *, sr: int | None = None, clip=None,
               hop: int | None = None) -> dict:
@@ -470,3 +472,126 @@ def top_tags(tags: np.ndarray, *, name: str = DEFAULT_MUSICNN, k: int = 5) -> li
     """The ``k`` most likely tags as ``[(tag, likelihood), ...]``, best first."""
     order = np.argsort(-np.asarray(tags))[:k]
     return [(TAGS[name][i], float(tags[i])) for i in order]
+
+
+# ----------------------------------------------------------------------------- batches
+EMBEDDING_VERSION = 1  # bump when embeddings of the same file and weights would change
+EMBEDDING_COLUMNS = tuple(f"emb_{i:03d}" for i in range(EMBEDDING_SIZE))
+
+
+def embeddings_path(features_out: str | Path, name: str = DEFAULT_MUSICNN) -> Path:
+    """``features.parquet`` -> ``features.<name>.parquet`` (the embedding table beside it)."""
+    out = Path(features_out)
+    return out.with_name(out.name.removesuffix(out.suffix) + f".{name}.parquet")
+
+
+def extract_embeddings(sources, *, out: str | Path, name: str = DEFAULT_MUSICNN,
+                       cache_dir: str | Path | None = None,
+                       max_duration: float = config.FEATURE_MAX_DURATION_S, progress: bool = True):
+    """musicnn embeddings and tags of every audio file in ``sources`` -> ``out`` (parquet).
+
+    Parameters
+    ----------
+    sources : what :func:`features.extract_features` takes (folder, manifest CSV, audio file,
+        DataFrame); track ids are the same, so the table joins ``features.parquet``
+    out : the parquet file (:func:`embeddings_path` names it beside ``features.parquet``)
+    cache_dir : per-file results keyed by file checksum + weights checksum + EMBEDDING_VERSION
+        (default ``config.CACHE_DIR``), so a rerun only embeds new or changed files
+    max_duration : seconds embedded per file
+
+    Returns ``(table, errors)``. The table has one row per track (``segment`` -1: mean over its
+    patches) then one per 3 s patch: ``track_id, path, label, checksum, segment, start_s, end_s``,
+    ``emb_000``…``emb_199`` and one ``tag:<name>`` column per tag; ``errors`` lists
+    ``{"path", "reason"}`` for files that could not be embedded (written to
+    ``<stem>.errors.csv``). All files are written atomically.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from audio import file_checksum, load_audio
+    from features import _source_items, _write_atomic_bytes  # one source/manifest reader for both tables
+
+    out = Path(out)
+    if out.suffix.lower() != ".parquet":
+        raise MusicnnError(f"--out {out}: the embedding table must be a .parquet file")
+    weights_sha = json.loads(MANIFEST_PATH.read_text()).get(name, {}).get("weights_sha256", "")
+    cache_root = (Path(cache_dir) if cache_dir is not None else config.CACHE_DIR) / "musicnn"
+    items, errors = _source_items(sources)
+    embedder = None
+    rows = []
+    for item in tqdm(items, desc=f"{name} embeddings", unit="file", disable=not progress):
+        try:
+            checksum = file_checksum(item["path"])
+        except OSError as exc:
+            errors.append({"path": item["path"], "reason": f"cannot read ({exc.strerror or type(exc).__name__})"})
+            continue
+        key = hashlib.sha256(json.dumps([checksum, weights_sha, EMBEDDING_VERSION, max_duration]).encode()).hexdigest()
+        cache = cache_root / key[:2] / f"{key}.npz"
+        try:
+            with np.load(cache) as cached:
+                result = {k: cached[k] for k in ("embedding", "taggram", "starts_s")}
+        except (OSError, ValueError, KeyError, EOFError):
+            try:
+                clip = load_audio(item["path"], sr=MUSICNN_SR, max_duration=max_duration)
+            except TracklensError as exc:
+                errors.append({"path": item["path"], "reason": str(exc).removeprefix(f"{item['path']}: ")})
+                continue
+            embedder = embedder or get_embedder(name)
+            result = embedder.embed(clip=clip)
+            buffer = io.BytesIO()
+            np.savez(buffer, **{k: result[k] for k in ("embedding", "taggram", "starts_s")})
+            _write_atomic_bytes(cache, buffer.getvalue())
+        ident = {"track_id": item["track_id"], "path": item["path"], "label": item["label"], "checksum": checksum}
+        starts = np.asarray(result["starts_s"], dtype=float)
+        patch_s = PATCH_FRAMES * MUSICNN_HOP / MUSICNN_SR
+        emb, tags = result["embedding"], result["taggram"]
+        rows.append((ident, -1, 0.0, float(starts[-1] + patch_s), emb.mean(axis=0), tags.mean(axis=0)))
+        rows += [(ident, i, float(s), float(s + patch_s), emb[i], tags[i]) for i, s in enumerate(starts)]
+    tag_columns = [f"tag:{t}" for t in TAGS[name]]
+    table = pd.DataFrame([{**ident, "segment": seg, "start_s": start, "end_s": end} for ident, seg, start, end, _, _ in rows],
+                         columns=["track_id", "path", "label", "checksum", "segment", "start_s", "end_s"])
+    values = pd.DataFrame(np.array([np.concatenate([e, t]) for *_, e, t in rows]).reshape(len(rows), -1),
+                          columns=[*EMBEDDING_COLUMNS, *tag_columns], dtype="float32")
+    table = pd.concat([table, values], axis=1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False)
+    _write_atomic_bytes(out, buffer.getvalue())
+    err_frame = pd.DataFrame(errors, columns=["path", "reason"])
+    _write_atomic_bytes(out.with_name(out.name.removesuffix(".parquet") + ".errors.csv"),
+                        err_frame.to_csv(index=False).encode())
+    return table, errors
+
+
+# ----------------------------------------------------------------------------- tag blend
+def describe_files(paths, *, name: str = DEFAULT_MUSICNN, k: int = 5) -> list[dict | TracklensError]:
+    """musicnn's own tags for each file, a genre-independent second description of a track.
+
+    Returns one item per path: ``{"path", "tags": [(tag, likelihood), ...] best first (k of
+    them), "taggram": (n_patches, n_tags)}``, or the TracklensError that stopped that file (the
+    batch goes on).
+    """
+    from audio import load_audio
+
+    out: list[dict | TracklensError] = []
+    for path in paths:
+        try:
+            clip = load_audio(path, sr=MUSICNN_SR)
+            result = embed(clip=clip, name=name)
+        except TracklensError as exc:
+            out.append(exc)
+            continue
+        out.append({"path": str(path), "tags": top_tags(result["tags"], name=name, k=k),
+                    "taggram": result["taggram"]})
+    return out
+
+
+def format_tags(items, *, k: int = 5) -> str:
+    """One line per file: ``path: tag 0.31, tag 0.22, ...`` (or the file's error)."""
+    lines = []
+    for item in items:
+        if isinstance(item, Exception):
+            lines.append(f"{item}")
+        else:
+            lines.append(f"{item['path']}: " + ", ".join(f"{t} {p:.2f}" for t, p in item["tags"][:k]))
+    return "\n".join(lines)
