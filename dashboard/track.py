@@ -129,7 +129,8 @@ def chart_reference() -> Reference:
     source = data.chart_source()
     audio_rows = _audio_feature_table(source.root) if source.kind == "demo" else None
     if audio_rows is not None:
-        columns = [c for c in (*features.SUMMARY_COLUMNS, *COMPARABLE_COLUMNS) if c in audio_rows.columns]
+        columns = [c for c in dict.fromkeys((*features.SUMMARY_COLUMNS, *COMPARABLE_COLUMNS))
+                   if c in audio_rows.columns]  # GTZAN's summary columns include tempo
         names = audio_rows.get("track_id", audio_rows.index.astype(str)).astype(str)
         labels = audio_rows["label"].astype(str) if "label" in audio_rows.columns else ""
         table = audio_rows[columns].astype(float).assign(name=names.to_numpy(), group=np.asarray(labels))

@@ -1,0 +1,387 @@
+"""Dashboard layouts, data layer and callbacks, called as plain functions (no browser, no server)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import config
+from errors import TracklensError
+
+
+def _wav_bytes(y: np.ndarray, sr: int = config.SAMPLE_RATE) -> bytes:
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, y, sr, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _data_uri(raw: bytes, mime: str = "audio/wav") -> str:
+    return f"data:{mime};base64,{base64.b64encode(raw).decode()}"
+
+
+def _ids(component) -> set[str]:
+    """Every component id inside a Dash component tree."""
+    found = set()
+
+    def walk(node):
+        if isinstance(node, (list, tuple)):
+            for child in node:
+                walk(child)
+            return
+        if hasattr(node, "to_plotly_json"):
+            if getattr(node, "id", None):
+                found.add(node.id)
+            walk(getattr(node, "children", None))
+    walk(component)
+    return found
+
+
+def _text(component) -> str:
+    """All text inside a Dash component tree, joined by spaces."""
+    if isinstance(component, str):
+        return component
+    if isinstance(component, (list, tuple)):
+        return " ".join(_text(c) for c in component)
+    if hasattr(component, "to_plotly_json"):
+        return _text(getattr(component, "children", "") or "")
+    return str(component) if component is not None else ""
+
+
+@pytest.fixture(scope="module")
+def app(demo_catalogue):
+    """The app (one per process) on the small demo catalogue."""
+    from dashboard import app as app_module, data
+
+    data.configure(demo_catalogue)
+    return app_module.get_app()
+
+
+@pytest.fixture(scope="module")
+def pages(app):
+    from dashboard.pages import charts, check, models
+
+    return {"charts": charts, "check": check, "models": models}
+
+
+# --- data layer ---------------------------------------------------------------------------
+
+
+def test_configure_rejects_missing_folder_and_folder_without_table(tmp_path):
+    from dashboard import data
+
+    with pytest.raises(TracklensError, match="no such folder"):
+        data.configure(tmp_path / "nope")
+    with pytest.raises(TracklensError, match="no chart table found"):
+        data.configure(tmp_path)
+
+
+def test_chart_source_prefers_data_dir_then_shared_then_demo(tmp_path, monkeypatch, demo_catalogue):
+    from dashboard import data
+
+    try:
+        data.configure(demo_catalogue)
+        assert data.chart_source().kind == "demo" and data.chart_source().path == demo_catalogue / "charts.csv"
+
+        shared = tmp_path / "shared"
+        (shared / "spotify").mkdir(parents=True)
+        (shared / "spotify" / "songs_normalize.csv").write_text((demo_catalogue / "charts.csv").read_text())
+        monkeypatch.setattr(config, "SHARED_DATA_DIR", shared)
+        data.configure(None)
+        assert data.chart_source().kind == "top_hits"
+
+        monkeypatch.setattr(config, "SHARED_DATA_DIR", tmp_path / "absent")
+        monkeypatch.setattr(data, "DEMO_DATA_DIR", tmp_path / "no-demo")
+        data.configure(None)
+        source = data.chart_source()
+        assert source.kind == "none" and "make demo" in source.notes[0]
+        assert data.charts().empty
+    finally:
+        data.configure(demo_catalogue)
+
+
+def test_charts_are_the_prepared_table(app, demo_catalogue):
+    import prepare
+    from dashboard import data
+
+    expected, _ = prepare.prepare_charts(demo_catalogue / "charts.csv")
+    assert len(data.charts()) == len(expected)
+    assert len(data.charts()) < len(pd.read_csv(demo_catalogue / "charts.csv"))  # duplicates dropped
+
+
+# --- app ----------------------------------------------------------------------------------
+
+
+def test_app_nav_lists_pages_in_order(app):
+    from dashboard import app as app_module
+
+    links = app_module.nav_links()
+    assert [link.children for link in links] == ["Charts & popularity", "Models", "Check your track"]
+    assert [link.href for link in links] == ["/", "/models", "/check"]
+    frame = app_module.layout()
+    assert {"app-source", "app-track", "app-last-track", "app-footer"} <= _ids(frame)
+
+
+def test_last_track_line(app):
+    from dashboard import app as app_module
+
+    assert app_module.show_last_track(None) == ""
+    line = app_module.show_last_track({"filename": "song.mp3", "blend_label": "rock-metal"})
+    assert "song.mp3" in line and "rock-metal" in line
+
+
+# --- charts page --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_charts():
+    return pd.DataFrame({
+        "year": [2000, 2005, 2010, 2015, 2019],
+        "genre": ["pop", "rock, pop", "hip hop", "set()", "rock"],
+        "explicit": [False, True, True, False, False],
+        "energy": [0.1, 0.5, 0.9, 0.3, 0.7],
+        "popularity": [10, 50, 90, 30, 70],
+    }, index=[10, 11, 12, 13, 14])
+
+
+def test_filter_charts_by_years_genres_explicit(pages, small_charts):
+    f = pages["charts"].filter_charts
+    assert list(f(small_charts, years=[2004, 2016]).index) == [11, 12, 13]
+    assert list(f(small_charts, genres=["rock"]).index) == [11, 14]
+    assert list(f(small_charts, genres=["pop", "hip hop"]).index) == [10, 11, 12]
+    assert list(f(small_charts, explicit="yes").index) == [11, 12]
+    assert list(f(small_charts, explicit="no", genres=["rock"]).index) == [14]
+    assert len(f(small_charts)) == 5
+
+
+def test_genre_options_split_multi_labels_most_frequent_first(pages, small_charts):
+    options = pages["charts"].genre_options(small_charts)
+    assert options[:2] == ["pop", "rock"] or options[:2] == ["rock", "pop"]
+    assert set(options) == {"pop", "rock", "hip hop"}  # "set()" means no genre
+
+
+def test_selected_rows_follow_scatter_customdata(pages, small_charts):
+    sel = pages["charts"].selected_rows
+    picked = sel(small_charts, {"points": [{"x": 0.5, "y": 50, "customdata": [11]},
+                                           {"x": 0.7, "y": 70, "customdata": [14]}]})
+    assert list(picked.index) == [11, 14]
+    assert sel(small_charts, None) is small_charts
+    assert sel(small_charts, {"points": []}) is small_charts
+
+
+def test_charts_layout_and_callbacks(pages):
+    from dashboard import data
+
+    charts = pages["charts"]
+    layout = charts.layout()
+    assert {"charts-years", "charts-genres", "charts-explicit", "charts-feature", "charts-heatmap",
+            "charts-scatter", "charts-trends"} <= _ids(layout)
+    df = data.charts()
+    years = [int(df["year"].min()), int(df["year"].max())]
+    scatter, count = charts.update_scatter(years, None, "yes", "energy")
+    assert count == f"{int(df['explicit'].astype(bool).sum())} songs match the filters."
+    n_points = sum(len(t.x) for t in scatter.data if t.mode == "markers")
+    assert n_points == int(df["explicit"].astype(bool).sum())
+    heatmap, trends = charts.update_heatmap_trends(years, None, "all", "energy", None)
+    z = np.asarray(heatmap.data[0].z)
+    assert z.shape[0] == z.shape[1] and np.allclose(np.diag(z), 1.0)
+    assert "popularity" in list(heatmap.data[0].x)
+    assert any("energy" in (a.text or "") for a in trends.layout.annotations)
+
+
+def test_charts_callbacks_explain_an_empty_selection(pages):
+    heatmap, trends = pages["charts"].update_heatmap_trends([1990, 1991], None, "all", "energy", None)
+    assert "Nothing to draw" in heatmap.layout.annotations[0].text
+
+
+def test_heatmap_click_picks_feature(pages):
+    pick = pages["charts"].pick_feature
+    options = ["energy", "tempo"]
+    assert pick({"points": [{"x": "popularity", "y": "tempo"}]}, options) == "tempo"
+    import dash
+
+    with pytest.raises(dash.exceptions.PreventUpdate):
+        pick({"points": [{"x": "popularity", "y": "popularity"}]}, options)
+
+
+# --- models page --------------------------------------------------------------------------
+
+
+def test_models_page_says_when_no_report(pages, monkeypatch, tmp_path):
+    from dashboard import data
+
+    monkeypatch.setattr(config, "REPORTS_DIR", tmp_path)
+    data.model_report.cache_clear()
+    try:
+        layout = pages["models"].layout()
+        assert "models-empty" in _ids(layout) and "No evaluation report yet" in _text(layout)
+    finally:
+        data.model_report.cache_clear()
+
+
+def test_models_page_table_and_figures(pages, monkeypatch):
+    from dashboard import data
+
+    rng = np.random.default_rng(0)
+    genres = ["blues", "rock", "jazz"]
+    y_true = np.repeat([0, 1, 2], 20)
+    y_score = rng.dirichlet(np.ones(3), size=60) + np.eye(3)[y_true]
+    y_score /= y_score.sum(axis=1, keepdims=True)
+    table = pd.DataFrame({"model": ["mlp", "cnn"], "accuracy": [0.6, 0.8], "macro_roc_auc": [0.7, 0.9],
+                          "weird_extra": [1, 2]})
+    report = data.ModelReport(table=table, path=config.REPORTS_DIR / "comparison.csv",
+                              predictions={"cnn": {"y_true": y_true, "y_score": y_score, "genres": genres}})
+    monkeypatch.setattr(data, "model_report", lambda: report)
+    models = pages["models"]
+    rows = models.comparison_rows(table)
+    assert [r["model"] for r in rows] == ["cnn", "mlp"] and "weird_extra" not in rows[0]
+    layout = models.layout()
+    assert {"models-table", "models-choice", "models-roc"} <= _ids(layout)
+    roc, confusion, reliability = models.show_model("cnn")
+    assert len([t for t in roc.data if t.name and t.name.split()[0] in genres]) == 3
+    counts = np.asarray(confusion.data[0].text)
+    assert counts.sum() == 60 and counts.trace() == int((y_score.argmax(1) == y_true).sum())
+    assert "ECE" in reliability.layout.title.text
+
+
+# --- check your track ---------------------------------------------------------------------
+
+
+def test_decode_contents_checks_type_size_and_encoding(pages, monkeypatch):
+    from dashboard import data, track
+
+    raw = b"RIFF" + bytes(100)
+    assert track.decode_contents(_data_uri(raw), "a.wav") == raw
+    with pytest.raises(track.UploadError, match=r"notes\.txt: unsupported file type '\.txt'"):
+        track.decode_contents(_data_uri(raw), "notes.txt")
+    with pytest.raises(track.UploadError, match="malformed"):
+        track.decode_contents("not a data uri", "a.wav")
+    with pytest.raises(track.UploadError, match="malformed"):
+        track.decode_contents("data:audio/wav;base64,@@@@", "a.wav")
+    with pytest.raises(track.UploadError, match="empty file"):
+        track.decode_contents("data:audio/wav;base64,", "a.wav")
+    monkeypatch.setattr(data, "MAX_UPLOAD_BYTES", 50)
+    with pytest.raises(track.UploadError, match="a.wav: too large"):
+        track.decode_contents(_data_uri(raw), "a.wav")
+
+
+def test_display_name_never_keeps_a_path():
+    from dashboard import track
+
+    assert track.display_name("../../etc/passwd.wav") == "passwd.wav"
+    assert track.display_name("C:\\music\\song.mp3") == "song.mp3"
+    assert track.display_name(None) == "upload"
+
+
+def test_check_upload_gives_blend_and_comparison(pages, demo_catalogue):
+    from dashboard import data
+
+    clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[0]
+    status, results, summary = pages["check"].check_upload(_data_uri(clip.read_bytes()), clip.name)
+    assert "check-ok" in _ids(status)
+    ids = _ids(results)
+    assert {"check-blend", "check-blend-label", "check-timeline", "check-spectrogram", "check-chromagram",
+            "check-comparison-note", "check-profile", "check-map", "check-nearest"} <= ids, ids
+    model = data.default_model()
+    blend = summary["blend"]
+    assert list(blend) and set(blend) == set(model.genres)
+    assert sum(blend.values()) == pytest.approx(1.0, abs=1e-3)
+    top = max(blend, key=blend.get)
+    assert summary["blend_label"].split("-")[0] == top
+    text = _text(results)
+    assert "danceability" in text and "tempo" in text  # says what was and was not compared
+
+
+def test_check_report_nearest_and_map(pages, demo_catalogue):
+    from dashboard import track
+
+    clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[1]
+    report = track.check_track(clip.read_bytes(), clip.name)
+    ref = track.chart_reference()
+    assert len(report.nearest) == track.N_NEAREST
+    assert report.nearest["distance"].is_monotonic_increasing
+    z = ref.project(report.track_features)
+    brute = np.sqrt(((ref.scaler.transform(ref.table[ref.columns].to_numpy()) - z) ** 2).sum(axis=1))
+    assert report.nearest["distance"].iloc[0] == pytest.approx(brute.min())
+    assert report.map_xy == pytest.approx(tuple(ref.pca.transform(z)[0]))
+    assert report.log_mel.shape[0] == config.N_MELS and report.chroma.shape[0] == 12
+    assert report.comparable["duration_ms"] == pytest.approx(6000, abs=50)
+
+
+@pytest.mark.parametrize("name, make, expected", [
+    ("corrupt.wav", lambda: b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(2048), "corrupt.wav"),
+    ("silence.wav", lambda: _wav_bytes(np.zeros(3 * config.SAMPLE_RATE, np.float32)), "silent"),
+    ("blip.wav", lambda: _wav_bytes(0.5 * np.ones(2000, np.float32)), "too short"),
+])
+def test_check_upload_refuses_bad_audio_with_one_line(pages, name, make, expected):
+    status, results, summary = pages["check"].check_upload(_data_uri(make()), name)
+    assert results == [] and "check-error" in _ids(status)
+    message = _text(status)
+    assert message.startswith(name) and expected in message and "\n" not in message
+
+
+def test_check_upload_refuses_too_long(pages, monkeypatch):
+    from dashboard import data
+
+    monkeypatch.setattr(data, "MAX_UPLOAD_SECONDS", 2.0)
+    y = 0.3 * np.sin(np.arange(4 * config.SAMPLE_RATE) * 0.05).astype(np.float32)
+    status, results, _ = pages["check"].check_upload(_data_uri(_wav_bytes(y)), "long.wav")
+    assert "long.wav: too long" in _text(status)
+
+
+def test_check_layout_states_limits(pages):
+    from dashboard import data
+
+    layout = pages["check"].layout()
+    assert {"check-upload", "check-status", "check-player", "check-results"} <= _ids(layout)
+    assert f"{data.MAX_UPLOAD_MB} MB" in _text(layout)
+    upload = next(c for c in layout.children if getattr(c, "id", None) == "check-upload-zone").children
+    assert upload.max_size == data.MAX_UPLOAD_BYTES
+
+
+def test_chart_reference_uses_full_audio_features_when_catalogue_has_them(tmp_path, demo_catalogue, monkeypatch):
+    import features
+    from dashboard import data, track
+
+    rng = np.random.default_rng(1)
+    rows = pd.DataFrame(rng.normal(size=(12, len(features.SUMMARY_COLUMNS))), columns=list(features.SUMMARY_COLUMNS))
+    rows = rows.assign(track_id=[f"t{i}" for i in range(12)], label=["a", "b"] * 6, segment=-1,
+                       tempo=120.0, loudness=-9.0, key=1, mode=1, duration_ms=30000)
+    root = tmp_path / "cat"
+    (root / "audio").mkdir(parents=True)
+    (root / "charts.csv").write_text((demo_catalogue / "charts.csv").read_text())
+    rows.to_parquet(root / "features.parquet")
+    try:
+        data.configure(root)
+        ref = track.chart_reference()
+        assert ref.kind == "audio" and len(ref.table) == 12 and ref.coords.shape == (12, 2)
+        assert set(features.SUMMARY_COLUMNS) <= set(ref.columns)
+        dist, idx = ref.neighbours.kneighbors(ref.project(rows.iloc[3].to_dict()))
+        assert ref.table["name"].iloc[idx[0][0]] == "t3" and dist[0][0] == pytest.approx(0.0, abs=1e-6)
+    finally:
+        data.configure(demo_catalogue)
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def test_dashboard_command_rejects_missing_data_folder(tmp_path):
+    result = subprocess.run([sys.executable, str(config.PROJ_ROOT / "cli.py"), "dashboard", "--data",
+                             str(tmp_path / "nope")], capture_output=True, text=True, timeout=120,
+                            cwd=config.PROJ_ROOT)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"tracklens: error: --data {tmp_path / 'nope'}: no such folder"
+
+
+def test_dashboard_help_has_examples():
+    result = subprocess.run([sys.executable, str(config.PROJ_ROOT / "cli.py"), "dashboard", "--help"],
+                            capture_output=True, text=True, timeout=60, cwd=config.PROJ_ROOT)
+    assert result.returncode == 0 and "--port" in result.stdout and "tracklens dashboard --data" in result.stdout
