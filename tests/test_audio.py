@@ -1,0 +1,173 @@
+"""Decoding: every format path, every bad input from issue 4, bounded memory on long files."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import audio
+import config
+from audio import AudioError
+
+SR = config.SAMPLE_RATE
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+
+
+def tone(seconds: float, *, sr: int = SR, freq: float = 440.0, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def ffmpeg(src: Path, dst: Path, *args: str) -> Path:
+    subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", "-i", str(src), *args, str(dst)], check=True)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """One small file per case, written once for the module."""
+    d = tmp_path_factory.mktemp("audio")
+    out = {}
+    out["wav"] = d / "tone.wav"
+    sf.write(out["wav"], tone(3.0), SR, subtype="PCM_16")
+    out["stereo48k"] = d / "stereo48k.wav"
+    left = tone(2.0, sr=48000, freq=440.0)
+    sf.write(out["stereo48k"], np.stack([left, left], axis=1), 48000)
+    out["u8"] = d / "eight_bit.wav"
+    sf.write(out["u8"], tone(2.0, amp=0.5), SR, subtype="PCM_U8")
+    out["short"] = d / "short.wav"
+    sf.write(out["short"], tone(0.2), SR)
+    out["silence"] = d / "silence.wav"
+    sf.write(out["silence"], np.zeros(2 * SR, np.float32), SR)
+    out["zero"] = d / "zero.wav"
+    out["zero"].write_bytes(b"")
+    out["random"] = d / "random.wav"
+    out["random"].write_bytes(np.random.default_rng(0).bytes(20_000))
+    out["unicode"] = d / "bläck métal ♫ my song (v2).wav"
+    sf.write(out["unicode"], tone(2.0), SR)
+    if shutil.which("ffmpeg"):
+        out["mp3"] = ffmpeg(out["wav"], d / "tone.mp3", "-c:a", "libmp3lame", "-b:a", "64k")
+        data = out["mp3"].read_bytes()
+        out["truncated_mp3"] = d / "truncated.mp3"
+        out["truncated_mp3"].write_bytes(data[: len(data) // 2])
+        out["m4a"] = ffmpeg(out["wav"], d / "tone.m4a", "-c:a", "aac", "-b:a", "96k")
+        out["opus"] = ffmpeg(out["wav"], d / "tone.opus", "-c:a", "libopus", "-b:a", "32k")
+    return out
+
+
+def test_wav_is_decoded_unchanged(files):
+    clip = audio.load_audio(files["wav"])
+    assert clip.sr == SR and clip.source_sr == SR and clip.channels == 1 and not clip.truncated
+    assert clip.y.dtype == np.float32 and clip.y.ndim == 1
+    np.testing.assert_allclose(clip.y, tone(3.0), atol=1 / 2**15)
+
+
+def test_48k_stereo_is_downmixed_and_resampled(files):
+    clip = audio.load_audio(files["stereo48k"])
+    assert (clip.source_sr, clip.channels, clip.sr) == (48000, 2, SR)
+    assert clip.duration_s == pytest.approx(2.0, abs=1e-3)
+    # the same tone at 22 050 Hz: resampling keeps it (edges aside)
+    np.testing.assert_allclose(clip.y[2000:-2000], tone(2.0)[2000:len(clip.y) - 2000], atol=2e-3)
+
+
+def test_8bit_wav(files):
+    clip = audio.load_audio(files["u8"])
+    assert np.max(np.abs(clip.y)) == pytest.approx(0.5, abs=0.02)
+    assert np.corrcoef(clip.y, tone(2.0, amp=0.5))[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("case, message", [
+    ("zero", "empty file (0 bytes)"),
+    ("random", "not readable as audio"),
+    ("short", "too short (0.20 s < 1 s)"),
+    ("silence", "silent"),
+])
+def test_bad_inputs_raise_one_clear_line(files, case, message):
+    with pytest.raises(AudioError) as err:
+        audio.load_audio(files[case])
+    text = str(err.value)
+    assert text.startswith(str(files[case])) and message in text and "\n" not in text
+
+
+def test_missing_file():
+    with pytest.raises(AudioError, match="no such file"):
+        audio.load_audio("/no/such/file.wav")
+
+
+@needs_ffmpeg
+def test_mp3_opus_and_m4a_decode(files):
+    reference = tone(3.0)
+    for case in ("mp3", "opus", "m4a"):
+        clip = audio.load_audio(files[case])
+        assert clip.duration_s == pytest.approx(3.0, abs=0.1), case
+        middle = clip.y[SR: 2 * SR]  # codecs add a little delay/padding at the edges
+        assert np.sqrt(np.mean(middle**2)) == pytest.approx(np.sqrt(np.mean(reference**2)), rel=0.1), case
+
+
+@needs_ffmpeg
+def test_m4a_goes_through_ffmpeg_and_is_probed(files, monkeypatch):
+    calls = []
+    real = subprocess.Popen
+
+    def spy(cmd, *args, **kwargs):
+        calls.append(cmd[0])
+        return real(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", spy)
+    clip = audio.load_audio(files["m4a"], max_duration=1.0)
+    assert any(Path(c).name == "ffmpeg" for c in calls)
+    assert clip.truncated and clip.duration_s == pytest.approx(1.0, abs=1e-3)
+    assert audio.probe_audio(files["m4a"])["sample_rate"] == SR
+
+
+@needs_ffmpeg
+def test_truncated_mp3_is_reported(files):
+    with pytest.raises(AudioError, match="damaged or truncated"):
+        audio.load_audio(files["truncated_mp3"])
+
+
+def test_unicode_and_spaces_in_file_name(files):
+    clip = audio.load_audio(files["unicode"])
+    assert clip.path == str(files["unicode"]) and clip.duration_s == pytest.approx(2.0)
+
+
+@needs_ffmpeg
+def test_load_audio_bytes_from_memory_and_temp_dir(files, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the private temp dir lands here
+    wav = audio.load_audio_bytes(files["wav"].read_bytes(), filename="song.wav")
+    m4a = audio.load_audio_bytes(files["m4a"].read_bytes(), name="my song.m4a")
+    assert wav.path is None and wav.duration_s == pytest.approx(3.0)
+    assert m4a.duration_s == pytest.approx(3.0, abs=0.1)
+    assert list(tmp_path.iterdir()) == []  # cleaned up
+    with pytest.raises(AudioError, match=r"^upload\.wav: empty file"):
+        audio.load_audio_bytes(b"", filename="upload.wav")
+    with pytest.raises(AudioError, match=r"^junk\.wav: not readable as audio"):
+        audio.load_audio_bytes(files["random"].read_bytes(), filename="junk.wav")
+
+
+def test_twenty_minute_file_is_streamed_and_truncated(tmp_path):
+    """A 20-minute file (8 kHz, a repeated 1 s pattern: cheap to write) read with a 60 s limit:
+    only what is kept is ever in memory."""
+    path = tmp_path / "long.wav"
+    pattern = tone(1.0, sr=8000, freq=220.0)
+    with sf.SoundFile(path, "w", samplerate=8000, channels=1, subtype="PCM_16") as handle:
+        for _ in range(20):
+            handle.write(np.tile(pattern, 60))
+    assert sf.info(str(path)).duration == pytest.approx(1200.0)
+    tracemalloc.start()
+    clip = audio.load_audio(path, max_duration=60.0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert clip.truncated and clip.source_duration_s == pytest.approx(1200.0)
+    assert clip.duration_s == pytest.approx(60.0, abs=1e-3)
+    # whole file decoded at once would be 1200 s x 8000 x 4 B = 38 MB (+ resampled copies)
+    assert peak < 3 * clip.y.nbytes + 8 * 2**20, f"peak {peak / 2**20:.1f} MB"
+    full = audio.probe_audio(path)
+    assert full["duration_s"] == pytest.approx(1200.0)
