@@ -37,6 +37,12 @@ demo: venv ## run the whole pipeline on a generated demo catalogue (no credentia
 	$(BIN)/tracklens figures --charts $(DEMO_DIR)/charts_clean.csv --audio $(DEMO_DIR)/audio --out reports/figures
 	@echo
 	@echo "Demo outputs are in $(DEMO_DIR)/"
+	@if [ "$(SERVE)" = "1" ]; then \
+	  echo "Starting the dashboard (Ctrl-C stops it; make demo SERVE=0 skips this step) ..."; \
+	  $(BIN)/tracklens dashboard; \
+	else \
+	  echo "Dashboard not started (SERVE=$(SERVE)); start it with: $(BIN)/tracklens dashboard"; \
+	fi
 
 test: venv system-deps ## run the whole test suite
 	$(BIN)/python -m pytest
