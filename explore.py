@@ -500,8 +500,13 @@ def group_data(
     wide = long[feats].astype(float).assign(group=groups.to_numpy()).dropna(subset=["group"])
     out = wide.melt(id_vars="group", var_name="feature", value_name="value").dropna()
     out["group"] = pd.Categorical(out["group"], categories=order, ordered=True)
-    out.attrs["by"] = by
+    out.attrs["by"] = "genre" if by == "genre" else "popularity band"
+    out.attrs["n"] = wide["group"].value_counts().reindex(order, fill_value=0).to_dict()  # tracks per group
     return out
+
+
+def _group_labels(d: pd.DataFrame) -> list[str]:
+    return [f"{g} (n={d.attrs.get('n', {}).get(g, '?')})" for g in d["group"].cat.categories]
 
 
 def _catplot_mpl(d: pd.DataFrame):
@@ -511,7 +516,7 @@ def _catplot_mpl(d: pd.DataFrame):
     for ax, f in zip(axes, feats):
         sub = d[d.feature == f]
         values = [sub.loc[sub.group == g, "value"].to_numpy() for g in groups]
-        ax.boxplot(values, tick_labels=groups, showfliers=False, patch_artist=True,
+        ax.boxplot(values, tick_labels=_group_labels(d), showfliers=False, patch_artist=True,
                    boxprops={"facecolor": "tab:blue", "alpha": 0.4})
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
         ax.set_title(f, fontsize=9)
@@ -523,11 +528,12 @@ def _catplot_plotly(d: pd.DataFrame):
     import plotly.graph_objects as go
 
     feats = list(dict.fromkeys(d["feature"]))
+    labels = dict(zip(d["group"].cat.categories, _group_labels(d)))
     fig, pos = _plotly_grid(feats, ncols=3)
     for f, (row, col) in zip(feats, pos):
         sub = d[d.feature == f].sort_values("group")
-        fig.add_trace(go.Box(x=sub["group"].astype(str), y=sub["value"], name=f, boxpoints=False, showlegend=False),
-                      row=row, col=col)
+        fig.add_trace(go.Box(x=sub["group"].map(labels).astype(str), y=sub["value"], name=f, boxpoints=False,
+                             showlegend=False), row=row, col=col)
     fig.update_layout(title=f"Feature distributions by {d.attrs.get('by', 'group')}", height=300 * pos[-1][0] + 80)
     return fig
 
