@@ -386,13 +386,23 @@ def write_audio_figures(audio_dir: str | Path, out_dir: str | Path, *, max_secon
     """Gallery (first clip of each genre folder), overview, HPSS and chroma+spectrogram of the first clip.
 
     ``audio_dir`` holds ``<genre>/<clip>`` files (GTZAN layout); each clip is analysed once.
+    Unreadable files are skipped for the next file of the same genre.
     """
     from explore import save_figure
 
+    from audio import AudioError
+
     out_dir = Path(out_dir)
-    examples = {genre: files[0] for genre, files in genre_examples(audio_dir).items()}
-    analyses = {genre: analyze_file(path, max_seconds=max_seconds) for genre, path in examples.items()}
-    names = {genre: path.name for genre, path in examples.items()}
+    analyses, names, errors = {}, {}, []
+    for genre, files in genre_examples(audio_dir, per_genre=5).items():
+        for path in files:  # an unreadable or too short file is skipped for the next one
+            try:
+                analyses[genre], names[genre] = analyze_file(path, max_seconds=max_seconds), path.name
+                break
+            except (AudioError, TracklensError) as exc:
+                errors.append(str(exc))
+    if not analyses:
+        raise TracklensError(f"{audio_dir}: none of the example clips could be analysed ({errors[0]})")
     first = next(iter(analyses))
     return [
         save_figure(genre_gallery(analyses, titles=names), out_dir / "audio_genre_gallery.png"),

@@ -130,6 +130,18 @@ def test_misuse_errors(analysis):
         lv.write_audio_figures("/nonexistent/audio", "out")
 
 
+def test_unreadable_clips_are_skipped_or_named(tmp_path, analysis):
+    import soundfile as sf
+
+    (tmp_path / "rock").mkdir()
+    (tmp_path / "rock" / "rock.00000.wav").write_bytes(b"not audio at all")
+    with pytest.raises(TracklensError, match="rock.00000.wav"):
+        lv.write_audio_figures(tmp_path, tmp_path / "out")
+    sf.write(tmp_path / "rock" / "rock.00001.wav", analysis.y, SR)  # the next file of the genre is used
+    paths = lv.write_audio_figures(tmp_path, tmp_path / "out")
+    assert len(paths) == 4 and all(p.is_file() for p in paths)
+
+
 @pytest.mark.slow  # decodes and analyses one clip per demo genre, renders four figures
 def test_write_audio_figures_on_demo_catalogue(demo_catalogue, tmp_path):
     paths = lv.write_audio_figures(demo_catalogue / "audio", tmp_path)
