@@ -608,6 +608,7 @@ def featurize_clip(clip: AudioClip, *, segment_seconds: float | None = config.SE
 
 FRAME_KINDS: tuple[str, ...] = ("log_mel", "mfcc", "sequence")
 FRAMES_DTYPE = np.float16  # on disk: halves the size; ~3 significant digits is plenty for models
+DASK_CONNECT_TIMEOUT = "15s"
 _PROCESS_KEYS = ("segment_seconds", "overlap", "sr", "n_fft", "hop_length", "max_duration")
 
 
@@ -758,7 +759,7 @@ def _run_dask(todo: list[dict], params: dict, scheduler: Any) -> Iterator[dict]:
         raise TracklensError("--scheduler needs the 'distributed' package") from exc
     own = not isinstance(scheduler, Client)
     try:
-        client = Client(scheduler, timeout="20s") if own else scheduler
+        client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT) if own else scheduler
     except (OSError, TimeoutError) as exc:
         raise TracklensError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from exc
     try:
@@ -826,6 +827,9 @@ def extract_features(
     for item in tqdm(items, desc="checksums", unit="file", disable=not progress or len(items) < 200):
         try:
             item["checksum"] = file_checksum(item["path"])
+        except FileNotFoundError:
+            errors.append({"path": item["path"], "reason": "no such file"})
+            continue
         except OSError as exc:
             errors.append({"path": item["path"], "reason": f"cannot read ({exc.strerror or type(exc).__name__})"})
             continue
