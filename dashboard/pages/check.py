@@ -132,7 +132,7 @@ def tag_list(tags: dict | None) -> html.Div:
     if not tags:
         return html.Div(html.P("Tags: the pretrained tagger (musicnn) is not installed.", className="note"),
                         id="check-tags")
-    return html.Div([html.H2("Tags (musicnn)"),
+    return html.Div([html.H2("Tags (musicnn, from four 3 s excerpts)"),
                      html.Div([html.Span(f"{t} {p:.0%}", className="tag") for t, p in tags.items()],
                               className="tags")], id="check-tags")
 
