@@ -111,7 +111,8 @@ def comparison_note(report: track.TrackReport) -> html.Div:
 
 def nearest_table(report: track.TrackReport) -> html.Table:
     rows = report.nearest
-    show = [c for c in rows.columns if c not in ("name", "group", "distance")][:6]
+    # The chart-unit columns read best; the full audio set has 60+ columns, too many for a table.
+    show = [c for c in track.COMPARABLE_COLUMNS if c in rows.columns]
     group = "genre" if report.reference_kind == "audio" else "year"
     return html.Table(
         [html.Caption("Five nearest chart tracks by audio features (standardised distance)"),
