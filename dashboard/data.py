@@ -60,7 +60,7 @@ def configure(data_dir: str | Path | None = None) -> None:
     _settings["data_dir"] = data_dir
     from dashboard import track
 
-    for cached in (chart_source, _prepared, model_report, default_model, track.chart_reference):
+    for cached in (chart_source, _prepared, _load_report, default_model, track.chart_reference):
         cached.cache_clear()
 
 
@@ -140,18 +140,26 @@ def _model_dirs() -> list[Path]:
     return [r for r in roots if r.is_dir()]
 
 
-@functools.lru_cache(maxsize=1)
 def model_report() -> ModelReport | None:
-    """The newest comparison.csv under ``config.REPORTS_DIR`` (None when there is none yet)."""
-    import pandas as pd
+    """The newest comparison.csv under ``config.REPORTS_DIR`` (None when there is none yet).
 
+    Cached per file and modification time, so a report written while the dashboard runs shows
+    up on the next page load.
+    """
     if not config.REPORTS_DIR.is_dir():
         return None
     tables = sorted(config.REPORTS_DIR.glob("**/comparison.csv"), key=lambda p: p.stat().st_mtime)
     if not tables:
         return None
+    return _load_report(tables[-1], tables[-1].stat().st_mtime)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_report(path: Path, mtime: float) -> ModelReport | None:
+    import pandas as pd
+
     try:
-        table = pd.read_csv(tables[-1])
+        table = pd.read_csv(path)
     except (OSError, ValueError):
         return None  # half-written or foreign: as if absent
     if "model" not in table.columns:
@@ -170,7 +178,7 @@ def model_report() -> ModelReport | None:
                     continue
                 predictions[name] = {"y_true": pred["y_true"], "y_score": pred["y_score"], "genres": list(genres)}
                 break
-    return ModelReport(table=table, path=tables[-1], predictions=predictions)
+    return ModelReport(table=table, path=path, predictions=predictions)
 
 
 _model_problem: dict = {}

@@ -219,12 +219,17 @@ def test_models_page_says_when_no_report(pages, monkeypatch, tmp_path):
     from dashboard import data
 
     monkeypatch.setattr(config, "REPORTS_DIR", tmp_path)
-    data.model_report.cache_clear()
-    try:
-        layout = pages["models"].layout()
-        assert "models-empty" in _ids(layout) and "No evaluation report yet" in _text(layout)
-    finally:
-        data.model_report.cache_clear()
+    layout = pages["models"].layout()
+    assert "models-empty" in _ids(layout) and "No evaluation report yet" in _text(layout)
+
+
+def test_models_page_picks_up_a_report_written_while_running(pages, monkeypatch, tmp_path):
+    monkeypatch.setattr(config, "REPORTS_DIR", tmp_path)
+    assert "models-empty" in _ids(pages["models"].layout())
+    pd.DataFrame({"model": ["knn", "mlp"], "accuracy": [0.5, 0.7]}).to_csv(tmp_path / "comparison.csv", index=False)
+    layout = pages["models"].layout()
+    assert "models-table" in _ids(layout) and "No saved validation predictions" in _text(layout)
+    assert _text(layout).index("mlp") < _text(layout).index("knn")  # best first
 
 
 def test_models_page_table_and_figures(pages, monkeypatch):
