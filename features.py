@@ -672,14 +672,7 @@ def _cache_file(cache_dir: Path, checksum: str, params: dict) -> Path:
 
 def _write_atomic_bytes(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _atomic_write(path, lambda tmp: Path(tmp).write_bytes(payload))
 
 
 def _read_cache(path: Path) -> dict | None:

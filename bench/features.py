@@ -53,6 +53,46 @@ def plain_librosa(path: str) -> dict:
     return out
 
 
+def stage_times(files: list[str]) -> dict:
+    """CPU seconds per clip of each stage, from decoded audio (no decoding, no I/O)."""
+    import librosa
+    import numpy as np
+
+    import features
+    from audio import load_audio
+
+    clips = [load_audio(f).y for f in files]
+    spectral_plain = lambda y: [  # noqa: E731 - the plain approach minus HPSS
+        librosa.feature.chroma_stft(y=y, sr=config.SAMPLE_RATE), librosa.feature.rms(y=y),
+        librosa.feature.spectral_centroid(y=y, sr=config.SAMPLE_RATE),
+        librosa.feature.spectral_bandwidth(y=y, sr=config.SAMPLE_RATE),
+        librosa.feature.spectral_rolloff(y=y, sr=config.SAMPLE_RATE), librosa.feature.zero_crossing_rate(y),
+        librosa.feature.tempo(y=y, sr=config.SAMPLE_RATE), librosa.feature.mfcc(y=y, sr=config.SAMPLE_RATE, n_mfcc=20)]
+
+    def spectral_ours(y):
+        a = features.analyze(y)
+        return a, [a.chroma, a.rms, a.spectral_centroid, a.spectral_bandwidth, a.rolloff,
+                   a.zero_crossing_rate, a.tempo, a.mfcc]
+
+    spectral_plain(clips[0])
+    spectral_ours(clips[0])[0].harmonic  # warm-up: numba, filter banks
+    out = {"plain_spectral": 0.0, "ours_spectral": 0.0, "plain_hpss": 0.0, "ours_hpss": 0.0}
+    for y in clips:
+        t = time.process_time()
+        spectral_plain(y)
+        out["plain_spectral"] += time.process_time() - t
+        t = time.process_time()
+        a, _ = spectral_ours(y)
+        out["ours_spectral"] += time.process_time() - t
+        t = time.process_time()
+        librosa.effects.hpss(y)
+        out["plain_hpss"] += time.process_time() - t
+        t = time.process_time()
+        np.var(a.harmonic)
+        out["ours_hpss"] += time.process_time() - t
+    return {k: v / len(clips) for k, v in out.items()}
+
+
 def _peak_sampler(stop: threading.Event, peak: list) -> None:
     import psutil
 
@@ -120,7 +160,7 @@ def main() -> None:
     parser.add_argument("--files", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:  # child mode
-        print(json.dumps(run_one(args.run, args.files)))
+        print(json.dumps(stage_times(args.files) if args.run == "stages" else run_one(args.run, args.files)))
         return
 
     audio_dir = config.SHARED_DATA_DIR / "gtzan" / "audio"
@@ -156,6 +196,21 @@ def main() -> None:
         cpu_cells = f"{cpu / len(files):.3f} | {base_cpu / cpu:.1f}x" if cpu else "(workers) | -"
         print(f"| {labels[approach]} | {len(files) / s:.2f} | {audio_s / s:.1f} | {base / s:.1f}x | {cpu_cells} "
               f"| {res['peak_mb']:.0f} |")
+
+    done = subprocess.run([sys.executable, __file__, "--run", "stages", "--files", *files[:4]],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"stages failed:\n{done.stderr[-2000:]}")
+    st = json.loads(done.stdout.strip().splitlines()[-1])
+    print()
+    print("| stage (from decoded audio, 4 clips, CPU s/clip) | plain librosa | tracklens | speed-up |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, plain_key, ours_key in (("spectral set: chroma, rms, centroid, bandwidth, rolloff, zcr, tempo, mfcc "
+                                       "(tracklens: incl. its one STFT)", "plain_spectral", "ours_spectral"),
+                                      ("HPSS -> harmony/perceptr", "plain_hpss", "ours_hpss")):
+        print(f"| {name} | {st[plain_key]:.3f} | {st[ours_key]:.3f} | {st[plain_key] / st[ours_key]:.1f}x |")
+    total_plain, total_ours = st["plain_spectral"] + st["plain_hpss"], st["ours_spectral"] + st["ours_hpss"]
+    print(f"| all 57 features | {total_plain:.3f} | {total_ours:.3f} | {total_plain / total_ours:.1f}x |")
 
     # Deviation of tracklens' values from the plain approach, per column (relative to the
     # column's spread over the clips, so near-zero means do not blow up).
