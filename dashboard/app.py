@@ -14,6 +14,7 @@ import dash
 from dash import Dash, Input, Output, callback, dcc, html
 
 from dashboard import data
+from errors import TracklensError
 
 TITLE = "tracklens"
 # The server refuses bodies larger than the upload limit as base64 (4/3) plus room for the JSON.
@@ -93,6 +94,17 @@ def show_last_track(track: dict | None) -> str:
     return f"Last checked: {track.get('filename', 'upload')} — {track.get('blend_label', '')}"
 
 
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise TracklensError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port "
+                                 "or stop what is using it") from exc
+
+
 def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bool = False,
           threads: int = 4) -> None:
     """Load data and model once, then serve the app until Ctrl-C.
@@ -102,6 +114,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bo
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     data.configure(data_dir)
+    _check_port_free(host, port)  # before the slow warm-up, so a clash is reported at once
     summary = data.warm_up()
     app = get_app()
     url = f"http://{host}:{port}/"

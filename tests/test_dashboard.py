@@ -390,3 +390,16 @@ def test_dashboard_help_has_examples():
     result = subprocess.run([sys.executable, str(config.PROJ_ROOT / "cli.py"), "dashboard", "--help"],
                             capture_output=True, text=True, timeout=60, cwd=config.PROJ_ROOT)
     assert result.returncode == 0 and "--port" in result.stdout and "tracklens dashboard --data" in result.stdout
+
+
+def test_serve_refuses_a_busy_port_with_one_line():
+    import socket
+
+    from dashboard import app as app_module
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with pytest.raises(TracklensError, match=f"cannot listen on 127.0.0.1:{port}"):
+            app_module._check_port_free("127.0.0.1", port)
