@@ -403,3 +403,21 @@ def test_serve_refuses_a_busy_port_with_one_line():
         port = busy.getsockname()[1]
         with pytest.raises(TracklensError, match=f"cannot listen on 127.0.0.1:{port}"):
             app_module._check_port_free("127.0.0.1", port)
+
+
+def test_check_upload_decodes_m4a(pages, demo_catalogue, tmp_path):
+    """M4A goes through ffmpeg (a private temporary folder); the page treats it like any upload."""
+    import os
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        if os.environ.get("CI"):
+            pytest.fail("ffmpeg missing in CI: `.ci/system-deps` should have installed it")
+        pytest.skip("ffmpeg not installed")
+    clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[2]
+    m4a = tmp_path / "song.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-c:a", "aac", "-b:a", "96k", str(m4a)], check=True,
+                   timeout=60)
+    status, results, summary = pages["check"].check_upload(_data_uri(m4a.read_bytes(), "audio/mp4"), "song.m4a")
+    assert "check-ok" in _ids(status), _text(status)
+    assert "song.m4a: 6.0 s analysed" in _text(status) or "song.m4a: 6.1 s analysed" in _text(status)
