@@ -158,3 +158,45 @@ def test_conversion_reproduces_shipped_weights(tmp_path):
     entry = musicnn.convert_checkpoint(musicnn.find_original_package() / musicnn.DEFAULT_MUSICNN, out_dir=tmp_path)
     shipped = json.loads(musicnn.MANIFEST_PATH.read_text())[musicnn.DEFAULT_MUSICNN]
     assert entry == shipped  # same source checksums and a byte-identical weights file
+
+
+def test_extract_embeddings_table_cache_and_bad_files(tmp_path):
+    import soundfile as sf
+
+    sr = 22050
+    t = np.arange(int(7 * sr)) / sr
+    rng = np.random.default_rng(1)
+    for genre, freq in (("a", 220.0), ("b", 880.0)):
+        (tmp_path / "audio" / genre).mkdir(parents=True)
+        y = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(len(t))
+        sf.write(tmp_path / "audio" / genre / f"{genre}.00000.wav", y.astype("float32"), sr)
+    (tmp_path / "audio" / "b" / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    out = tmp_path / "features.parquet"
+    emb_path = musicnn.embeddings_path(out)
+    assert emb_path.name == "features.MSD_musicnn.parquet"
+    cache = tmp_path / "cache"
+    table, errors = musicnn.extract_embeddings(tmp_path / "audio", out=emb_path, cache_dir=cache, progress=False)
+    assert [Path(e["path"]).name for e in errors] == ["broken.wav"]
+    assert sorted(table["track_id"].unique()) == ["a.00000", "b.00000"]
+    assert list(table.loc[table["track_id"] == "a.00000", "segment"]) == [-1, 0, 1]  # 7 s: two 3 s patches
+    assert table.filter(like="emb_").shape[1] == 200 and table.filter(like="tag:").shape[1] == 50
+    track = table[table["segment"] == -1].set_index("track_id")
+    patches_a = table[(table["track_id"] == "a.00000") & (table["segment"] >= 0)].filter(like="emb_")
+    np.testing.assert_allclose(track.loc["a.00000"].filter(like="emb_").to_numpy(float), patches_a.mean().to_numpy(), rtol=1e-5)
+    assert not np.allclose(track.loc["a.00000"].filter(like="emb_").to_numpy(float), track.loc["b.00000"].filter(like="emb_").to_numpy(float))
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(pd.read_parquet(emb_path), table)
+    assert pd.read_csv(emb_path.with_name("features.MSD_musicnn.errors.csv"))["path"].str.endswith("broken.wav").all()
+    # second run: everything from the cache, same table
+    assert len(list(cache.rglob("*.npz"))) == 2
+    again, _ = musicnn.extract_embeddings(tmp_path / "audio", out=emb_path, cache_dir=cache, progress=False)
+    pd.testing.assert_frame_equal(again, table)
+
+    items = musicnn.describe_files([tmp_path / "audio" / "a" / "a.00000.wav", tmp_path / "audio" / "b" / "broken.wav"], k=3)
+    assert len(items[0]["tags"]) == 3 and items[0]["taggram"].shape == (2, 50)
+    assert isinstance(items[1], musicnn.TracklensError)
+    text = musicnn.format_tags(items)
+    assert text.splitlines()[0].startswith(str(tmp_path / "audio" / "a" / "a.00000.wav") + ": ") and "broken.wav" in text
+    with pytest.raises(musicnn.MusicnnError, match="parquet"):
+        musicnn.extract_embeddings(tmp_path / "audio", out=tmp_path / "x.csv", progress=False)
