@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test venv system-deps lock bench clean musicnn-weights
+.PHONY: help demo test venv system-deps lock bench clean musicnn-weights default-model
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ demo: venv ## run the whole pipeline on a generated demo catalogue (no credentia
 	$(BIN)/tracklens split $(DEMO_DIR)/charts_clean.csv --out $(DEMO_DIR)/splits
 	$(BIN)/tracklens acquire folder $(DEMO_DIR)/audio --out $(DEMO_DIR)/manifest.csv
 	$(BIN)/tracklens features $(DEMO_DIR)/manifest.csv --out $(DEMO_DIR)/features.parquet --jobs -1
+	$(BIN)/tracklens train --features $(DEMO_DIR)/features.parquet --models all --epochs 8 --out $(DEMO_DIR)/models
+	$(BIN)/tracklens evaluate --models-dir $(DEMO_DIR)/models --out reports/demo-models
+	$(BIN)/tracklens predict $(DEMO_DIR)/audio/*/*.00000.wav --model $(DEMO_DIR)/models/mlp --top 3
 	$(BIN)/tracklens figures --charts $(DEMO_DIR)/charts_clean.csv --audio $(DEMO_DIR)/audio --out reports/figures
 	@echo
 	@echo "Demo outputs are in $(DEMO_DIR)/"
@@ -43,6 +46,13 @@ demo: venv ## run the whole pipeline on a generated demo catalogue (no credentia
 	else \
 	  echo "Dashboard not started (SERVE=$(SERVE)); start it with: $(BIN)/tracklens dashboard"; \
 	fi
+
+GTZAN_DIR ?= ../shared/data/gtzan
+DEFAULT_MODEL_ARCH ?= linear
+default-model: venv ## retrain the shipped genre model (models/default/) on the real GTZAN train+valid folds
+	$(BIN)/tracklens train --features $(GTZAN_DIR)/features/features_30_sec.csv --splits $(GTZAN_DIR)/splits \
+	  --models $(DEFAULT_MODEL_ARCH) --final --name default --seed 42 --out models
+	$(BIN)/tracklens predict $(GTZAN_DIR)/audio/metal/metal.00002.opus --top 3
 
 test: venv system-deps ## run the whole test suite
 	$(BIN)/python -m pytest

@@ -369,6 +369,8 @@ def train(
     splits: Optional[Path] = typer.Option(None, "--splits", help="Folder with train*.txt / valid*.txt (genre/clip.ext per line), e.g. the fault-filtered GTZAN split; default: a seeded split stratified by genre, grouped by track."),
     valid_fraction: float = typer.Option(0.25, "--valid-fraction", min=0.05, max=0.5, help="Share of tracks in the validation fold when --splits is not given."),
     augment: bool = typer.Option(False, "--augment", help="SpecAugment masks + mixup for the frame models."),
+    final: bool = typer.Option(False, "--final", help="After validation, refit on train + valid for the best epoch count (for shipping; the card keeps the validation scores)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Directory/card name for a single model (e.g. default)."),
 ) -> None:
     """Train genre models; each lands in OUT/<model>/ with a model card, curves and validation predictions.
 
@@ -384,7 +386,7 @@ def train(
 
     results = train_module.train_models(features, _model_list(models), out_dir=out, epochs=epochs, seed=seed,
                                         split_dir=splits, valid_fraction=valid_fraction, augment=augment,
-                                        log=lambda line: typer.echo(line))
+                                        final=final, name=name, log=lambda line: typer.echo(line))
     typer.echo(f"{len(results)} model(s) in {out}; next: tracklens evaluate --models-dir {out}")
 
 

@@ -8,6 +8,7 @@ models. Baselines are scored in the run that trains them; they are not saved as 
 
 from __future__ import annotations
 
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
@@ -33,15 +34,15 @@ def random_forest(*, n_estimators: int = 300, random_state: int | None = None) -
 
 
 def svm_rbf(*, C: float = 4.0, random_state: int | None = None) -> Pipeline:
-    """SVM with an RBF kernel; probabilities by Platt scaling (internal 5-fold CV)."""
-    return make_pipeline(StandardScaler(), SVC(C=C, kernel="rbf", gamma="scale", probability=True,
-                                               random_state=random_state))
+    """SVM with an RBF kernel; probabilities by Platt scaling on internal 5-fold CV."""
+    svc = SVC(C=C, kernel="rbf", gamma="scale", random_state=random_state)
+    return make_pipeline(StandardScaler(), CalibratedClassifierCV(svc, method="sigmoid", cv=5, ensemble=False))
 
 
-def gradient_boosting(*, max_iter: int = 200, random_state: int | None = None) -> Pipeline:
-    """Histogram gradient boosting (fast on 2 cores; early-stops on an internal split)."""
+def gradient_boosting(*, max_iter: int = 100, random_state: int | None = None) -> Pipeline:
+    """Histogram gradient boosting (early-stops on an internal split; 10 trees per round for 10 genres)."""
     return make_pipeline(StandardScaler(), HistGradientBoostingClassifier(
-        max_iter=max_iter, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0,
+        max_iter=max_iter, learning_rate=0.1, max_leaf_nodes=15, max_bins=64, l2_regularization=1.0,
         early_stopping=True, random_state=random_state))
 
 

@@ -10,12 +10,16 @@ its card and its calibration temperature. :func:`predict_blend` turns an audio f
   when the second genre's probability is within :data:`BLEND_MARGIN` of the top one's;
 - ``timeline``: the blend per analysis window across the track.
 
-Any length works. Files are decoded one window at a time (``audio.load_audio`` with an offset),
-so a full album track never sits in memory whole. The model's window (``card.input.window_s``:
-30 s for a model trained on the published GTZAN table, 3 s for segment models) is tiled over
-the track; the last window is aligned to the track's end. Input shorter than one window is
-looped to the window length (``SHORT_INPUT = "loop"``); bench/accuracy.py measures this
-against analysing the short clip as it is.
+Any length works. Files are decoded in blocks of ~30 s (``audio.load_audio`` with an offset), so
+a full album track never sits in memory whole; the last block is aligned to the track's end.
+Inside each block the model classifies windows of ``card.input.window_s`` seconds (3 s for
+segment-trained models; 10 s for models trained on the published 30 s GTZAN table, which
+bench/accuracy.py found as accurate as whole 30 s clips once averaged, and more useful for the
+timeline). The track blend is the normalised geometric mean of the window probabilities
+(the card's ``calibration.aggregation``, the one its temperature was fitted with), then
+temperature-scaled. A summary model analyses input shorter than one
+window as it is (``SHORT_INPUT``; bench/accuracy.py compares it with looping the clip to the
+window length); frame models need whole 3 s segments, so short input is looped for them.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ from errors import TracklensError
 from models import datasets, evaluate, store
 
 BLEND_MARGIN = 0.10  # a second genre within 0.10 probability of the top one names a blend
-SHORT_INPUT = "loop"  # "loop" (repeat a short clip to one window) or "as_is"
-FRAME_BLOCK_S = 30.0  # frame models decode 30 s blocks and classify the 3 s segments inside
+# Measured by bench/accuracy.py on the real GTZAN valid fold (see README "Genre models"):
+SHORT_INPUT = "as_is"  # summary models: analyse a short clip as it is ("loop": repeat it to one window)
+BLOCK_S = 30.0  # audio is decoded in ~30 s blocks; the model's windows inside each are classified
 
 
 @dataclass
@@ -102,7 +107,13 @@ class GenreModel:
 
     @property
     def window_s(self) -> float:
-        return float(self.card["input"]["window_s"]) if self.input_kind == "summary" else config.SEGMENT_SECONDS
+        """Length (s) of the analysis windows the model classifies (3 s segments, 10 s for table models)."""
+        return float(self.card["input"]["window_s"])
+
+    @property
+    def aggregation(self) -> str:
+        """How window probabilities combine into the track's ("mean_logprob" or "mean_prob")."""
+        return self.card["calibration"].get("aggregation", "mean_prob")
 
     @property
     def temperature(self) -> float:
@@ -209,19 +220,22 @@ def _windows(clip, path, duration_s: float, window_s: float) -> Iterator[tuple[f
 
 
 def _window_inputs(model: GenreModel, part, *, short_input: str) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """The model's raw inputs for one decoded window, with each row's span inside the window (s)."""
+    """The model's raw inputs for one decoded block: one row per ``window_s`` segment, with spans (s)."""
     from dataclasses import replace
 
     from features import featurize_clip
 
-    n_window = int(round(model.window_s * part.sr))
-    if len(part.y) < n_window and (short_input == "loop" or model.input_kind != "summary"):
-        part = replace(part, y=_loop_to(part.y, n_window))
-    if model.input_kind == "summary":
-        cf = featurize_clip(part, segment_seconds=None)
-        return np.array([[cf.track[c] for c in model.card["input"]["columns"]]], np.float32), [(0.0, part.duration_s)]
-    cf = featurize_clip(part, segment_seconds=config.SEGMENT_SECONDS)
+    seg = model.window_s
+    if len(part.y) < int(round(seg * part.sr)):
+        if short_input == "as_is" and model.input_kind == "summary":
+            cf = featurize_clip(part, segment_seconds=None)
+            return np.array([[cf.track[c] for c in model.card["input"]["columns"]]], np.float32), [(0.0, part.duration_s)]
+        part = replace(part, y=_loop_to(part.y, int(round(seg * part.sr))))
+    cf = featurize_clip(part, segment_seconds=seg)
     spans = [(s["start_s"], s["end_s"]) for s in cf.segments]
+    if model.input_kind == "summary":
+        columns = model.card["input"]["columns"]
+        return np.array([[s[c] for c in columns] for s in cf.segments], np.float32), spans
     return cf.frames[model.input_kind], spans
 
 
@@ -234,18 +248,18 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
     model : a loaded GenreModel (None: the shipped default)
     source : audio file path, :class:`audio.AudioClip` or :class:`features.ClipFeatures`
     margin : probability gap below which the label names two genres
-    short_input : "loop" or "as_is" for input shorter than the model's window
+    short_input : "as_is" or "loop" for input shorter than a summary model's window
 
     Returns
     -------
-    Blend, with the track blend = temperature scaling of the mean window probabilities.
+    Blend, with the track blend = temperature scaling of the windows' normalised geometric mean.
     Raises AudioError / TracklensError for unusable input (corrupt, silent, too short).
     """
     if short_input not in ("loop", "as_is"):
         raise TracklensError(f"short_input={short_input!r} must be 'loop' or 'as_is'")
     model = model or load_default_model()
     clip, path, duration_s = _source_clip(source)
-    block_s = model.window_s if model.input_kind == "summary" else max(FRAME_BLOCK_S, model.window_s)
+    block_s = model.window_s * max(1, int(BLOCK_S // model.window_s))  # whole windows per decoded block
     rows, spans = [], []
     for start, end, part in _windows(clip, path, duration_s, block_s):
         x, local = _window_inputs(model, part, short_input=short_input)
@@ -255,7 +269,8 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
     if not rows:
         raise TracklensError(f"{path or 'clip'}: no analysable audio")
     raw = np.vstack(rows)
-    track = evaluate.apply_temperature(raw.mean(axis=0, keepdims=True), model.temperature)[0]
+    _, mean = evaluate.aggregate_segments(np.zeros(len(raw)), raw, method=model.aggregation)
+    track = evaluate.apply_temperature(mean, model.temperature)[0]
     timeline = pd.DataFrame(model.calibrate(raw), columns=model.genres)
     timeline.insert(0, "start_s", [round(a, 3) for a, _ in spans])
     timeline.insert(1, "end_s", [round(b, 3) for _, b in spans])

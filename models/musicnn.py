@@ -595,3 +595,36 @@ def format_tags(items, *, k: int = 5) -> str:
         else:
             lines.append(f"{item['path']}: " + ", ".join(f"{t} {p:.2f}" for t, p in item["tags"][:k]))
     return "\n".join(lines)
+
+
+def embedding_columns(table, *, tags: bool = True) -> list[str]:
+    """The model-input columns of an embedding table: ``emb_*`` (and ``tag:*``), in order."""
+    return [c for c in table.columns if c.startswith("emb_") or (tags and c.startswith("tag:"))]
+
+
+def join_features(embeddings, features_table, *, columns=None):
+    """Embedding rows with the feature engine's summary columns of the same track and segment.
+
+    musicnn's patches (187 frames = 2.992 s) and the feature engine's 3 s segments both start
+    at 0 and step by ~3 s, so patch i and segment i cover the same audio to within 0.1 s at
+    segment 10; they are matched on ``(track_id, segment)``, track rows (segment -1) with track
+    rows. Rows present in only one table are dropped.
+
+    Parameters
+    ----------
+    embeddings : DataFrame from :func:`extract_embeddings` (or its parquet path)
+    features_table : DataFrame from ``features.extract_features`` (or its parquet path)
+    columns : feature columns to add (default ``features.SUMMARY_COLUMNS``, the 57)
+    """
+    import pandas as pd
+
+    if not isinstance(embeddings, pd.DataFrame):
+        embeddings = pd.read_parquet(embeddings)
+    if not isinstance(features_table, pd.DataFrame):
+        features_table = pd.read_parquet(features_table)
+    if columns is None:
+        from features import SUMMARY_COLUMNS as columns
+    missing = [c for c in ("track_id", "segment", *columns) if c not in features_table.columns]
+    if missing:
+        raise MusicnnError(f"feature table lacks columns {missing[:5]}")
+    return embeddings.merge(features_table[["track_id", "segment", *columns]], on=["track_id", "segment"], how="inner")

@@ -9,8 +9,9 @@ A model directory holds
 
 Baselines (scikit-learn) have a card and predictions but no weights: a fitted scikit-learn model
 can only be stored by pickling, and loading a pickle runs arbitrary code. Loading refuses, with a
-one-line reason, a card that is missing fields, from a newer format, from another Keras major
-version or another feature version, or whose weights do not match the recorded SHA-256.
+one-line reason, a card that is missing fields, was edited (``card_sha256``), is from a newer
+format, another Keras major version or another feature version, or whose weights do not match
+the recorded SHA-256.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def write_json(path: str | Path, obj) -> None:
     with os.fdopen(fd, "w") as handle:
         json.dump(obj, handle, indent=1, sort_keys=False, default=_json_default)
         handle.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; cards ship in the repo
     os.replace(tmp, path)
 
 
@@ -102,8 +104,19 @@ def save_model_dir(model_dir: str | Path, card: dict, *, keras_model=None) -> Pa
         os.replace(tmp, model_dir / WEIGHTS_NAME)
         card["weights_file"] = WEIGHTS_NAME
         card["weights_sha256"] = sha256_file(model_dir / WEIGHTS_NAME)
+    card["card_sha256"] = card_digest(card)
     write_json(model_dir / CARD_NAME, card)
     return model_dir / CARD_NAME
+
+
+def card_digest(card: dict) -> str:
+    """SHA-256 of the card's canonical JSON without its own ``card_sha256`` field.
+
+    Catches edits to the card (genre order, temperature, metrics) that the weights hash cannot.
+    """
+    body = {k: v for k, v in card.items() if k != "card_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def read_card(model_dir: str | Path, *, verify_weights: bool = True) -> dict:
@@ -123,6 +136,8 @@ def read_card(model_dir: str | Path, *, verify_weights: bool = True) -> dict:
         raise ModelCardError(f"{path}: model card lacks {missing}; refusing to load")
     if card["format"] != FORMAT or not isinstance(card["format_version"], int):
         raise ModelCardError(f"{path}: not a tracklens genre model card")
+    if card.get("card_sha256") != card_digest(card):
+        raise ModelCardError(f"{path}: model card does not match its SHA-256 (edited after training); refusing to load")
     if card["format_version"] > FORMAT_VERSION:
         raise ModelCardError(f"{path}: model card format {card['format_version']} is newer than this tracklens "
                              f"understands ({FORMAT_VERSION}); upgrade tracklens")

@@ -1,0 +1,350 @@
+"""Genre models: metrics against scikit-learn, calibration, data checks, learning, model cards, blends.
+
+One tiny set of models is trained once per session on the demo catalogue's features (shared by
+every test that needs a trained model), so the whole file stays within a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import config
+from errors import TracklensError
+from models import datasets, evaluate, store
+
+RNG = np.random.default_rng(0)
+
+
+def _random_scores(n=300, k=5, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k)) + 2.0 * np.eye(k)[y]
+    return y, evaluate.softmax(logits)
+
+
+# --- metrics and calibration (pure, fast) ---------------------------------------------------------
+
+
+def test_metrics_match_sklearn():
+    from sklearn import metrics as skm
+
+    y, p = _random_scores()
+    m = evaluate.classification_metrics(y, p, class_names=list("abcde"))
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, p.argmax(1)))
+    assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, p.argmax(1)))
+    assert m["macro_roc_auc"] == pytest.approx(skm.roc_auc_score(y, p, multi_class="ovr", average="macro"))
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, p, labels=range(5)))
+    for c, name in enumerate("abcde"):
+        assert m[f"roc_auc_{name}"] == pytest.approx(skm.roc_auc_score(y == c, p[:, c]))
+
+
+def test_ece_by_hand_and_absent_class():
+    y = np.array([0, 0, 1, 1])
+    p = np.array([[0.9, 0.1, 0.0], [0.9, 0.1, 0.0], [0.3, 0.7, 0.0], [0.7, 0.3, 0.0]])
+    # bins: 0.9 -> two samples, one... all correct? sample 4 predicts 0 but is 1
+    # conf 0.9: both correct (acc 1, conf 0.9) -> 0.5 * 0.1; conf 0.7: acc 0.5 -> 0.5 * 0.2
+    assert evaluate.expected_calibration_error(y, p, n_bins=10) == pytest.approx(0.05 + 0.10)
+    m = evaluate.classification_metrics(y, p, class_names=["x", "y", "z"])
+    assert np.isnan(m["roc_auc_z"]) and np.isfinite(m["macro_roc_auc"])
+
+
+@pytest.mark.parametrize("bad", [
+    (np.array([0, 1]), np.array([[0.5, 0.5]])),                 # length mismatch
+    (np.array([0, 2]), np.array([[0.5, 0.5], [0.5, 0.5]])),    # label out of range
+    (np.array([0, 1]), np.array([[2.0, -1.0], [0.5, 0.5]])),   # not probabilities
+    (np.array([0, 1]), np.array([[0.2, 0.2], [0.5, 0.5]])),    # rows do not sum to 1
+])
+def test_metrics_reject_bad_input(bad):
+    with pytest.raises(TracklensError):
+        evaluate.classification_metrics(*bad)
+
+
+def test_temperature_scaling_reduces_ece_on_overconfident_scores():
+    rng = np.random.default_rng(1)
+    n, k = 2000, 6
+    true_logits = rng.normal(scale=1.5, size=(n, k))
+    p_true = evaluate.softmax(true_logits)
+    y = np.array([rng.choice(k, p=row) for row in p_true])
+    overconfident = evaluate.softmax(3.0 * true_logits)  # what an over-fitted net reports
+    t = evaluate.fit_temperature(y, overconfident)
+    calibrated = evaluate.apply_temperature(overconfident, t)
+    assert 2.3 < t < 3.8
+    assert evaluate.expected_calibration_error(y, calibrated) < 0.5 * evaluate.expected_calibration_error(y, overconfident)
+    np.testing.assert_array_equal(calibrated.argmax(1), overconfident.argmax(1))  # ranking untouched
+    np.testing.assert_allclose(calibrated.sum(1), 1.0)
+
+
+def test_aggregate_segments_both_ways():
+    groups = np.array(["b", "a", "b", "a"])
+    p = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.4, 0.6]])
+    ids, mean = evaluate.aggregate_segments(groups, p, method="mean_prob")
+    assert list(ids) == ["b", "a"]
+    np.testing.assert_allclose(mean, [[0.7, 0.3], [0.3, 0.7]])
+    _, geo = evaluate.aggregate_segments(groups, p, method="mean_logprob")
+    expected = np.sqrt([0.9 * 0.5, 0.1 * 0.5])
+    np.testing.assert_allclose(geo[0], expected / expected.sum())
+
+
+def test_report_writes_table_figures_and_html(tmp_path):
+    y, p = _random_scores(k=3)
+    results = [{"name": "m1", "y_true": y, "y_score": p, "y_score_raw": p, "temperature": 1.0,
+                "history": {"loss": [1.0, 0.5], "val_loss": [1.1, 0.9]}}]
+    page = evaluate.write_report(results, tmp_path, class_names=["a", "b", "c"])
+    table = pd.read_csv(tmp_path / "comparison.csv")
+    assert table.loc[0, "model"] == "m1" and {"macro_roc_auc", "ece", "roc_auc_b"} <= set(table.columns)
+    assert "m1_roc.png" in page.read_text() and (tmp_path / "figures" / "m1_training.png").stat().st_size > 1000
+
+
+# --- data checks -----------------------------------------------------------------------------------
+
+
+def _toy_table(counts: dict[str, int]) -> pd.DataFrame:
+    columns = datasets.summary_columns()
+    rows = []
+    for genre, n in counts.items():
+        for i in range(n):
+            rows.append({"filename": f"{genre}.{i:05d}.wav", "length": 661794, "label": genre,
+                         **{c: RNG.normal() for c in columns}})
+    return pd.DataFrame(rows)
+
+
+def test_genre_with_one_track_is_named(tmp_path):
+    path = tmp_path / "f.csv"
+    _toy_table({"rock": 5, "jazz": 1, "pop": 4}).to_csv(path, index=False)
+    with pytest.raises(TracklensError, match="'jazz' \\(1 track\\)"):
+        datasets.assign_folds(datasets.read_feature_table(path))
+
+
+def test_split_files_decide_folds_and_test_list_is_ignored(tmp_path):
+    (tmp_path / "train_filtered.txt").write_text("rock/rock.00000.wav\nrock/rock.00001.wav\npop/pop.00000.wav\npop/pop.00001.wav\n")
+    (tmp_path / "valid_filtered.txt").write_text("rock/rock.00002.wav\npop/pop.00002.wav\n")
+    (tmp_path / "test_filtered.txt").write_text("rock/rock.00003.wav\n")
+    table = datasets.read_feature_table(_write(tmp_path, _toy_table({"rock": 4, "pop": 3})))
+    folded = datasets.assign_folds(table, split_dir=tmp_path)
+    assert "rock.00003" not in set(folded["track_id"])  # in no train/valid list: excluded
+    assert dict(zip(folded["track_id"], folded["fold"]))["pop.00002"] == "valid"
+
+
+def _write(folder, frame):
+    path = folder / "features.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_missing_columns_named(tmp_path):
+    frame = _toy_table({"rock": 3}).drop(columns=["tempo"])
+    with pytest.raises(TracklensError, match="tempo"):
+        datasets.read_feature_table(_write(tmp_path, frame))
+
+
+# --- trained on the demo catalogue (one session-wide training run) ---------------------------------
+
+KERAS = ("cnn", "lstm", "lstm_cnn", "linear", "mlp")
+
+
+@pytest.fixture(scope="session")
+def demo_features(demo_catalogue, tmp_path_factory):
+    import features
+
+    out = tmp_path_factory.mktemp("demo_features") / "features.parquet"
+    features.extract_features(demo_catalogue / "audio", out=out, segment_seconds=3.0, jobs=1,
+                              cache_dir=out.parent / "cache", progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained(demo_features, tmp_path_factory):
+    from models import train
+
+    out = tmp_path_factory.mktemp("demo_models")
+    results = train.train_models(demo_features, [*KERAS, "logreg", "random_forest"], out_dir=out, epochs=20,
+                                 seed=config.DEFAULT_SEED, valid_fraction=0.34, log=lambda line: None,
+                                 params={"cnn": {"filters": (8, 16, 32)}, "lstm": {"units": (32, 16)}})
+    return out, {r["name"]: r for r in results}
+
+
+def test_every_model_learns(trained):
+    _, results = trained
+    for name, r in results.items():
+        n_genres = r["y_score"].shape[1]
+        acc = r["metrics"]["accuracy"]
+        assert acc >= 1.0 / n_genres + 0.25, f"{name}: held-out accuracy {acc:.2f} barely beats chance"
+        assert r["metrics"]["macro_roc_auc"] > 0.75, name
+
+
+def test_cards_and_evaluate_report(trained, tmp_path):
+    from models import train
+
+    out, _ = trained
+    card = store.read_card(out / "mlp")
+    assert card["predictor"] and card["input"]["kind"] == "summary" and len(card["input"]["columns"]) == 57
+    assert card["split"]["seed"] == config.DEFAULT_SEED and "keras" in card["library_versions"]
+    assert not store.read_card(out / "logreg")["predictor"]
+    report, table = train.evaluate_models(out, out_dir=tmp_path)
+    assert set(table["model"]) == {*KERAS, "logreg", "random_forest"} and report.is_file()
+
+
+def _copy_model(trained, tmp_path, name="linear"):
+    out, _ = trained
+    target = tmp_path / name
+    shutil.copytree(out / name, target)
+    return target
+
+
+def test_tampered_card_or_weights_refused(trained, tmp_path):
+    from models import blend
+
+    model_dir = _copy_model(trained, tmp_path)
+    card_path = model_dir / store.CARD_NAME
+    original = card_path.read_text()
+    card = json.loads(original)
+    card["genres"] = card["genres"][::-1]  # swapped labels: would silently mislabel everything
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(store.ModelCardError, match="does not match its SHA-256"):
+        blend.load_model(model_dir)
+    card_path.write_text(original)
+    with open(model_dir / store.WEIGHTS_NAME, "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(store.ModelCardError, match="SHA-256"):
+        blend.load_model(model_dir)
+
+
+def test_model_from_another_version_refused(trained, tmp_path):
+    from models import blend
+
+    model_dir = _copy_model(trained, tmp_path)
+    card = store.read_card(model_dir)
+    card["library_versions"]["keras"] = "2.15.0"
+    card["card_sha256"] = store.card_digest(card)  # a genuine card from an older install
+    store.write_json(model_dir / store.CARD_NAME, card)
+    with pytest.raises(store.ModelCardError, match="Keras 2.15.0"):
+        blend.load_model(model_dir)
+    with pytest.raises(store.ModelCardError, match="cannot predict"):
+        blend.load_model(trained[0] / "logreg")
+
+
+def test_blend_sums_to_one_with_timeline(trained, demo_catalogue):
+    from models import blend
+
+    model = blend.load_model(trained[0] / "cnn")
+    wav = sorted((demo_catalogue / "audio").glob("*/*.wav"))[0]
+    result = blend.predict_blend(model, wav)
+    assert result.probabilities.sum() == pytest.approx(1.0, abs=1e-6)
+    assert len(result.timeline) == 2 and result.timeline["end_s"].iloc[-1] <= 6.01  # 6 s clip, 3 s segments
+    np.testing.assert_allclose(result.timeline[model.genres].sum(axis=1), 1.0, atol=1e-6)
+    assert result.label.split("-")[0] == result.top_genre
+
+
+def test_blend_label_margin():
+    from models.blend import Blend
+
+    genres = ["hiphop", "metal", "pop"]
+    close = Blend(None, genres, np.array([0.45, 0.40, 0.15]), pd.DataFrame(), 30.0, "m")
+    clear = Blend(None, genres, np.array([0.70, 0.20, 0.10]), pd.DataFrame(), 30.0, "m")
+    assert close.label == "hiphop-metal" and clear.label == "hiphop"
+
+
+def test_window_starts_cover_long_tracks():
+    from models.blend import window_starts
+
+    assert window_starts(2.0, 30.0) == [0.0]
+    starts = window_starts(200.0, 30.0)
+    assert starts[:2] == [0.0, 30.0] and starts[-1] == pytest.approx(170.0)
+    assert window_starts(61.0, 30.0) == [0.0, 30.0]  # a 1 s remainder is not worth a window
+
+
+def _ffmpeg(src, dst, *args):
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *args, str(dst)], check=True)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_wav_and_mp3_give_the_same_blend(trained, demo_catalogue, tmp_path, name):
+    from models import blend
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed")
+    model = blend.load_model(trained[0] / name)
+    wav = sorted((demo_catalogue / "audio").glob("*/*.wav"))[3]
+    mp3 = tmp_path / "clip.mp3"
+    _ffmpeg(wav, mp3, "-b:a", "192k")
+    a, b = (blend.predict_blend(model, p).probabilities for p in (wav, mp3))
+    assert np.abs(a - b).sum() < 0.15, (a, b)
+
+
+def test_short_clip_gets_a_blend(trained, demo_catalogue, tmp_path):
+    from models import blend
+
+    model = blend.load_model(trained[0] / "mlp")
+    wav = sorted((demo_catalogue / "audio").glob("*/*.wav"))[5]
+    short = tmp_path / "short.wav"
+    _ffmpeg(wav, short, "-t", "2")
+    for mode in ("loop", "as_is"):
+        result = blend.predict_blend(model, short, short_input=mode)
+        assert result.probabilities.sum() == pytest.approx(1.0) and result.duration_s < 2.1
+
+
+def _run_cli(*args):
+    return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], capture_output=True, text=True,
+                          cwd=config.PROJ_ROOT, timeout=300)
+
+
+def test_predict_cli_csv_contract_and_error_rows(trained, demo_catalogue, tmp_path):
+    import soundfile as sf
+
+    wavs = sorted((demo_catalogue / "audio").glob("*/*.wav"))[:2]
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(22050 * 3, dtype=np.float32), 22050)
+    tiny = tmp_path / "tiny.wav"
+    sf.write(tiny, 0.1 * np.sin(np.arange(4410) / 5.0).astype(np.float32), 22050)
+    files = [wavs[0], corrupt, silent, tiny, wavs[1]]
+    proc = _run_cli("predict", *map(str, files), "--model", str(trained[0] / "linear"), "--format", "csv",
+                    "--sort-into", str(tmp_path / "sorted"))
+    assert proc.returncode == 1, proc.stderr
+    genres = store.read_card(trained[0] / "linear")["genres"]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == ",".join(["path", "top_genre", *genres])
+    table = pd.read_csv(__import__("io").StringIO(proc.stdout))
+    assert list(table["path"]) == list(map(str, files))
+    assert list(table["top_genre"].iloc[1:4]) == ["error"] * 3
+    good = table.iloc[[0, 4]]
+    np.testing.assert_allclose(good[genres].sum(axis=1), 1.0, atol=1e-4)
+    assert set(good["top_genre"]) <= set(genres)
+    for bad in (corrupt, silent, tiny):
+        assert str(bad) in proc.stderr
+    assert len(list((tmp_path / "sorted").glob("*/*.wav"))) == 2 and wavs[0].is_file()  # copied, not moved
+
+
+def test_train_cli_refuses_unknown_model(demo_features):
+    proc = _run_cli("train", "--features", str(demo_features), "--models", "linear,transformer")
+    assert proc.returncode == 2 and "transformer" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- the shipped default model -----------------------------------------------------------------------
+
+
+def test_default_model_ships_verified_and_small():
+    card = store.read_card(config.DEFAULT_MODEL_DIR)
+    size = sum(p.stat().st_size for p in config.DEFAULT_MODEL_DIR.iterdir())
+    assert size < 5 * 2 ** 20
+    assert card["genres"] == list(config.GTZAN_GENRES)
+    assert "gtzan" in json.dumps(card["data"]).lower()
+
+
+def test_default_model_classifies_real_music(shared_data):
+    """Out of the box on real GTZAN audio: the true genre is the top genre for most full clips."""
+    from models import blend
+
+    model = blend.load_default_model()
+    clips = [sorted((shared_data / "gtzan" / "audio" / g).glob("*.opus"))[0] for g in ("classical", "metal", "jazz", "disco")]
+    results = blend.predict_files(clips, model=model)
+    hits = sum(r.top_genre == c.parent.name for r, c in zip(results, clips))
+    assert hits >= 3, [(c.name, r.blend) for r, c in zip(results, clips)]
