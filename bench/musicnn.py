@@ -50,9 +50,7 @@ def build_tables(out_dir: Path) -> pd.DataFrame:
     feat_path = out_dir / "gtzan_shared.features.parquet"
     emb, _ = musicnn.extract_embeddings(manifest[["path", "label"]], out=emb_path)
     features.extract_features(manifest[["path", "label"]], out=feat_path, segment_seconds=config.SEGMENT_SECONDS)
-    feat = pd.read_parquet(feat_path)
-    keep = ["track_id", "segment", *features.SUMMARY_COLUMNS]
-    table = emb.merge(feat[keep], on=["track_id", "segment"], how="inner")
+    table = musicnn.join_features(emb, feat_path)
     info = manifest.assign(track_id=manifest["clip"])[["track_id", "fold", "kind"]]
     return table.merge(info, on="track_id", how="left")
 
@@ -60,10 +58,11 @@ def build_tables(out_dir: Path) -> pd.DataFrame:
 def column_sets(table: pd.DataFrame) -> dict[str, list[str]]:
     import features
 
-    emb = [c for c in table.columns if c.startswith("emb_")]
-    tags = [c for c in table.columns if c.startswith("tag:")]
+    from models import musicnn
+
     hand = list(features.SUMMARY_COLUMNS)
-    return {"handcrafted": hand, "musicnn": emb + tags, "fusion": emb + tags + hand}
+    learned = musicnn.embedding_columns(table)
+    return {"handcrafted": hand, "musicnn": learned, "fusion": learned + hand}
 
 
 def make_model(kind: str, seed: int):
@@ -75,7 +74,7 @@ def make_model(kind: str, seed: int):
     if kind == "probe":
         return make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=3000, random_state=seed))
     if kind == "mlp":
-        return make_pipeline(StandardScaler(), MLPClassifier((128,), alpha=1.0, max_iter=600, early_stopping=False,
+        return make_pipeline(StandardScaler(), MLPClassifier((128,), alpha=1.0, max_iter=300,
                                                              random_state=seed))
     raise ValueError(kind)
 

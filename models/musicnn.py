@@ -372,6 +372,14 @@ def convert_checkpoint(checkpoint: str | Path, *, name: str = DEFAULT_MUSICNN,
     return entry
 
 
+def read_manifest(weights_dir: str | Path = PRETRAINED_DIR) -> dict:
+    """``musicnn.json``: per converted model its weights file, SHA-256s, source and licence."""
+    path = Path(weights_dir) / MANIFEST_PATH.name
+    if not path.is_file():
+        raise MusicnnError(f"{path}: missing; run `make musicnn-weights`")
+    return json.loads(path.read_text())
+
+
 def load_pretrained(name: str = DEFAULT_MUSICNN, *, weights_dir: str | Path = PRETRAINED_DIR,
                     input_shape=(PATCH_FRAMES, MUSICNN_N_MELS)):
     """Build musicnn and load the shipped weights after verifying their SHA-256.
@@ -380,12 +388,9 @@ def load_pretrained(name: str = DEFAULT_MUSICNN, *, weights_dir: str | Path = PR
     its checksum differs (a corrupted or swapped file).
     """
     weights_dir = Path(weights_dir)
-    manifest_path = weights_dir / MANIFEST_PATH.name
-    if not manifest_path.is_file():
-        raise MusicnnError(f"{manifest_path}: missing; run `make musicnn-weights`")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(weights_dir)
     if name not in manifest:
-        raise MusicnnError(f"{manifest_path}: no entry for {name!r} (have {sorted(manifest)}); "
+        raise MusicnnError(f"{weights_dir / MANIFEST_PATH.name}: no entry for {name!r} (have {sorted(manifest)}); "
                            "run `make musicnn-weights`")
     entry = manifest[name]
     path = weights_dir / entry["weights"]
@@ -514,7 +519,7 @@ def extract_embeddings(sources, *, out: str | Path, name: str = DEFAULT_MUSICNN,
     out = Path(out)
     if out.suffix.lower() != ".parquet":
         raise MusicnnError(f"--out {out}: the embedding table must be a .parquet file")
-    weights_sha = json.loads(MANIFEST_PATH.read_text()).get(name, {}).get("weights_sha256", "")
+    weights_sha = read_manifest().get(name, {}).get("weights_sha256", "")
     cache_root = (Path(cache_dir) if cache_dir is not None else config.CACHE_DIR) / "musicnn"
     items, errors = _source_items(sources)
     embedder = None

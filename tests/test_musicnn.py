@@ -200,3 +200,59 @@ def test_extract_embeddings_table_cache_and_bad_files(tmp_path):
     assert text.splitlines()[0].startswith(str(tmp_path / "audio" / "a" / "a.00000.wav") + ": ") and "broken.wav" in text
     with pytest.raises(musicnn.MusicnnError, match="parquet"):
         musicnn.extract_embeddings(tmp_path / "audio", out=tmp_path / "x.csv", progress=False)
+
+
+def _synthetic_tables(tmp_path, *, n_genres=4, n_tracks=10, n_segments=2, seed=0):
+    """A features.parquet and its musicnn table with a genre signal in the embeddings only."""
+    import pandas as pd
+
+    from models import datasets
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_genres, musicnn.EMBEDDING_SIZE))
+    feat_rows, emb_rows = [], []
+    for g in range(n_genres):
+        for t in range(n_tracks):
+            track = f"g{g}.{t:05d}"
+            for seg in range(-1, n_segments):
+                ident = {"track_id": track, "label": f"g{g}", "segment": seg}
+                feat_rows.append({**ident, "start_s": 3.0 * max(seg, 0), "end_s": 3.0 * max(seg, 0) + 3.0,
+                                  **dict(zip(datasets.summary_columns(), rng.normal(size=57)))})
+                emb = centres[g] + 1.5 * rng.normal(size=musicnn.EMBEDDING_SIZE)
+                emb_rows.append({**ident, **dict(zip(musicnn.EMBEDDING_COLUMNS, emb)),
+                                 **{f"tag:{t}": v for t, v in zip(musicnn.MSD_TAGS, rng.uniform(size=50))}})
+    features_path = tmp_path / "features.parquet"
+    pd.DataFrame(feat_rows).to_parquet(features_path)
+    pd.DataFrame(emb_rows).to_parquet(musicnn.embeddings_path(features_path))
+    return features_path
+
+
+def test_embedding_models_learn_and_join_the_comparison_report(tmp_path):
+    from models import musicnn_models, train
+
+    features_path = _synthetic_tables(tmp_path)
+    results = musicnn_models.train_embedding_models(features_path, ["musicnn_linear", "musicnn_fusion"],
+                                                    out_dir=tmp_path / "models", epochs=15, log=lambda s: None)
+    for r in results:  # held-out tracks, 4 genres: chance is 0.25
+        assert r["metrics"]["balanced_accuracy"] > 0.6, (r["name"], r["metrics"])
+    card = json.loads((tmp_path / "models" / "musicnn_fusion" / "card.json").read_text())
+    assert card["input"]["kind"] == "musicnn_fusion" and len(card["input"]["columns"]) == 307
+    assert card["input"]["embedding_weights_sha256"] == musicnn.read_manifest()["MSD_musicnn"]["weights_sha256"]
+    _, table = train.evaluate_models(tmp_path / "models", out_dir=tmp_path / "report")
+    assert set(table["model"]) == {"musicnn_linear", "musicnn_fusion"}
+    with pytest.raises(musicnn.TracklensError, match="no musicnn embeddings"):
+        musicnn_models.training_rows(tmp_path / "nowhere.parquet")
+
+
+def test_window_inputs_match_card_columns():
+    from audio import AudioClip
+    from models import datasets, musicnn_models
+
+    sr = 22050
+    y = (0.3 * np.sin(2 * np.pi * 330 * np.arange(7 * sr) / sr)).astype("float32")
+    clip = AudioClip(y=y, sr=sr, path=None, source_sr=sr, channels=1, source_duration_s=7.0)
+    columns = [*musicnn.EMBEDDING_COLUMNS, *(f"tag:{t}" for t in musicnn.MSD_TAGS), *datasets.summary_columns()]
+    x, spans = musicnn_models.window_inputs(clip, columns)
+    assert x.shape == (2, 307) and np.all(np.isfinite(x)) and spans[0][0] == 0.0
+    direct = musicnn.embed(clip=clip)
+    np.testing.assert_allclose(x[:, :200], direct["embedding"], rtol=1e-5)
