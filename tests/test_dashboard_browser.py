@@ -126,8 +126,9 @@ def _blend_of(page) -> dict:
     """The blend bar chart's data, read from the rendered Plotly graph."""
     page.wait_for_selector("#check-blend-label", timeout=RESULT_TIMEOUT_MS)
     page.wait_for_selector("#check-blend .main-svg")
+    # _fullData holds the decoded arrays (Plotly ships numpy arrays base64-encoded in g.data).
     trace = page.evaluate("() => { const g = document.querySelector('#check-blend .js-plotly-plot');"
-                          " const t = g.data[0]; return {x: Array.from(t.x), y: Array.from(t.y),"
+                          " const t = g._fullData[0]; return {x: Array.from(t.x), y: Array.from(t.y),"
                           " orientation: t.orientation || 'v'}; }")
     names, values = (trace["y"], trace["x"]) if trace["orientation"] == "h" else (trace["x"], trace["y"])
     return dict(zip(names, (float(v) / 100.0 for v in values)))  # the bars are in percent
