@@ -8,11 +8,12 @@ the browser does (`/_dash-update-component`) with real GTZAN audio from ../share
 
 For each size it measures one client at a time, then ``--clients`` at once, and the same analysis
 called in-process without HTTP (the plain baseline); it prints p50/p95/max latency, the ratio to
-the baseline and the number of failed requests. Bounded: ``--requests`` per size and phase and a
-``--time-limit`` for the whole run (requests not started by then are skipped and counted).
+the baseline and the number of failed requests. Bounded: ``--sequential``, ``--requests`` (30 s)
+and ``--long-requests`` (4 min) uploads and a ``--time-limit`` for the whole run (requests not
+started by then are skipped and counted as failed).
 
-    .venv/bin/python bench/dashboard.py                  # 4 clients, 8 requests per phase
-    .venv/bin/python bench/dashboard.py --clients 2 --requests 4
+    .venv/bin/python bench/dashboard.py                  # 4 clients: 12 x 30 s, 4 x 4 min
+    .venv/bin/python bench/dashboard.py --clients 2 --requests 6 --long-requests 2
 """
 
 from __future__ import annotations
@@ -113,18 +114,22 @@ def real_clips(shared: Path) -> list[Path]:
     return out
 
 
-def long_file(clips: list[Path], seed: int) -> bytes:
-    """About 4 minutes of real music: eight clips in a seeded order, MP3 44.1 kHz stereo."""
+def long_files(clips: list[Path], n: int) -> list[bytes]:
+    """``n`` files of about 4 minutes of real music: eight clips each, in a seeded order, encoded
+    as MP3 at 44.1 kHz stereo (each clip is decoded once)."""
     import soundfile as sf
 
     import audio
 
-    rng = np.random.default_rng(seed)
-    parts = [audio.load_audio(clips[i], sr=44_100).y for i in rng.choice(len(clips), size=8, replace=False)]
-    y = np.concatenate(parts)[: int(LONG_SECONDS * 44_100)]
-    buffer = io.BytesIO()
-    sf.write(buffer, np.stack([y, y], axis=1), 44_100, format="MP3")
-    return buffer.getvalue()
+    pool = [audio.load_audio(c, sr=44_100).y for c in clips[:12]]
+    out = []
+    for seed in range(n):
+        order = np.random.default_rng(seed).choice(len(pool), size=8, replace=False)
+        y = np.concatenate([pool[i] for i in order])[: int(LONG_SECONDS * 44_100)]
+        buffer = io.BytesIO()
+        sf.write(buffer, np.stack([y, y], axis=1), 44_100, format="MP3")
+        out.append(buffer.getvalue())
+    return out
 
 
 def percentiles(values: list[float]) -> tuple[float, float, float]:
@@ -136,13 +141,15 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=4, help="concurrent uploads (default 4)")
-    parser.add_argument("--requests", type=int, default=8, help="requests per size in the concurrent phase (default 8)")
-    parser.add_argument("--sequential", type=int, default=3, help="requests per size, one at a time (default 3)")
+    parser.add_argument("--requests", type=int, default=12, help="30 s uploads in the concurrent phase (default 12)")
+    parser.add_argument("--long-requests", type=int, default=4,
+                        help="4-minute uploads in the concurrent phase (default 4)")
+    parser.add_argument("--sequential", type=int, default=2, help="uploads per size, one at a time (default 2)")
     parser.add_argument("--time-limit", type=float, default=540.0, help="seconds for the whole run (default 540)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request before it counts as failed")
     args = parser.parse_args()
-    if args.clients < 1 or args.requests < 1 or args.sequential < 0:
-        parser.error("--clients and --requests must be >= 1, --sequential >= 0")
+    if args.clients < 1 or args.requests < 1 or args.long_requests < 1 or args.sequential < 0:
+        parser.error("--clients, --requests and --long-requests must be >= 1, --sequential >= 0")
     shared = config.SHARED_DATA_DIR
     if not (shared / "gtzan" / "audio").is_dir():
         raise SystemExit(f"bench/dashboard.py: needs the real GTZAN clips in {shared / 'gtzan' / 'audio'}")
@@ -150,10 +157,12 @@ def main() -> None:
 
     clips = real_clips(shared)
     n_short = args.sequential + args.requests + 1
-    n_long = args.sequential + args.requests + 1
+    n_long = args.sequential + args.long_requests + 1
+    if n_short > len(clips):
+        parser.error(f"only {len(clips)} distinct 30 s clips: lower --requests/--sequential")
     print(f"preparing {n_short} x 30 s clips and {n_long} x {LONG_SECONDS / 60:g}-minute MP3 files ...", flush=True)
     short = [(c.name, c.read_bytes(), "audio/ogg") for c in clips[:n_short]]
-    longs = [(f"long{i}.mp3", long_file(clips, seed=i), "audio/mpeg") for i in range(n_long)]
+    longs = [(f"long{i}.mp3", raw, "audio/mpeg") for i, raw in enumerate(long_files(clips, n_long))]
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -164,7 +173,7 @@ def main() -> None:
             dep = upload_callback(url)
             print(f"dashboard ready in {startup:.1f} s (start-up loads the model and warms up)", flush=True)
             rows = []
-            for label, files in (("30 s clip", short), ("4 min MP3", longs)):
+            for label, files, n_conc in (("30 s clip", short, args.requests), ("4 min MP3", longs, args.long_requests)):
                 bodies = [payload(dep, n, raw, mime) for n, raw, mime in files]
                 mb = np.mean([len(raw) for _, raw, _ in files]) / 2**20
                 # The plain baseline: the same analysis in this process, no HTTP, one at a time.
@@ -179,7 +188,7 @@ def main() -> None:
                     fails += error is not None
                     if error:
                         print(f"  failed: {error}")
-                conc, cfails, cskipped, wall = concurrent(url, bodies[args.sequential: args.sequential + args.requests],
+                conc, cfails, cskipped, wall = concurrent(url, bodies[args.sequential: args.sequential + n_conc],
                                                           clients=args.clients, timeout=args.timeout, deadline=deadline)
                 rows.append((label, mb, base, seq, fails + skipped, conc, cfails + cskipped, wall))
         finally:

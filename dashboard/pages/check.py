@@ -99,11 +99,11 @@ def graph(id_: str, figure, label: str) -> html.Div:
 
 def comparison_note(report: track.TrackReport) -> html.Div:
     """Say which features the comparison used and which Spotify-only ones an upload lacks."""
-    used = ", ".join(sorted(report.comparable))
+    ranked = ", ".join(c for c in explore.CONTINUOUS_FEATURES if c in report.comparable)
     missing = ", ".join(track.SPOTIFY_ONLY_COLUMNS)
     return html.Div(
-        [html.P(f"Percentiles use the audio-computable chart columns ({used}); the map and the "
-                f"nearest tracks use {report.reference_description}."),
+        [html.P(f"Percentiles among the chart hits: {ranked} (key and mode are categories, shown in "
+                f"the table); the map and the nearest tracks use {report.reference_description}."),
          html.P(f"Not available for an upload (Spotify-only descriptors): {missing}.")],
         className="notice", id="check-comparison-note",
     )
@@ -119,13 +119,18 @@ def nearest_table(report: track.TrackReport) -> html.Table:
          html.Thead(html.Tr([html.Th("track", scope="col"), html.Th(group, scope="col"),
                              html.Th("distance", scope="col")] + [html.Th(c, scope="col") for c in show])),
          html.Tbody([html.Tr([html.Td(r["name"]), html.Td(r["group"]), html.Td(f"{r['distance']:.2f}")]
-                             + [html.Td(_number(r[c])) for c in show]) for _, r in rows.iterrows()])],
+                             + [html.Td(_cell(c, r[c])) for c in show]) for _, r in rows.iterrows()])],
         className="simple", id="check-nearest",
     )
 
 
-def _number(value) -> str:
+def _cell(column: str, value) -> str:
+    """A table cell in the chart's units: key as a pitch class, mode as major/minor."""
     value = float(value)
+    if column == "key":
+        return librosa_visuals.PITCH_CLASSES[int(value)] if 0 <= value < 12 else "none"
+    if column == "mode":
+        return "major" if value >= 0.5 else "minor"
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
