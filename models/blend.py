@@ -129,7 +129,9 @@ class GenreModel:
             raise TracklensError(f"model {self.name} expects inputs of shape {expected}, got {x.shape[1:]}")
         if len(x) == 0:
             return np.zeros((0, len(self.genres)))
-        return np.asarray(self.keras_model.predict(x, verbose=0, batch_size=256), dtype=np.float64)
+        # A direct call, not predict(): no per-shape graph retracing for the few windows of one track.
+        return np.vstack([np.asarray(self.keras_model(x[i:i + 256], training=False), dtype=np.float64)
+                          for i in range(0, len(x), 256)])
 
     def calibrate(self, proba: np.ndarray) -> np.ndarray:
         return evaluate.apply_temperature(proba, self.temperature)

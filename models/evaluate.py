@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import html
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from errors import TracklensError
+from models.store import atomic_write
 
 EPS = 1e-12
 
@@ -261,7 +260,8 @@ def plot_training_curves(history: dict, *, title: str = ""):
             if key in history:
                 ax.plot(range(1, len(history[key]) + 1), history[key], label=key)
         ax.set(xlabel="epoch", title=f"{title} {metric}".strip())
-        ax.legend(fontsize=7)
+        if ax.lines:
+            ax.legend(fontsize=7)
     return fig
 
 
@@ -271,21 +271,12 @@ TABLE_COLUMNS = ("model", "accuracy", "balanced_accuracy", "macro_roc_auc", "log
                  "ece_uncalibrated", "temperature", "train_s", "infer_ms_per_track", "n_params", "n")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def _save_png(fig, path: Path) -> None:
     import io
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
-    _atomic_write(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
 
 
 def comparison_table(results: Sequence[dict], *, class_names: Sequence[str]):
@@ -318,7 +309,7 @@ def write_report(results: Sequence[dict], out_dir: str | Path, *, class_names: S
     """
     out_dir = Path(out_dir)
     table = comparison_table(results, class_names=class_names)
-    _atomic_write(out_dir / "comparison.csv", table.to_csv(index=False, float_format="%.4f").encode())
+    atomic_write(out_dir / "comparison.csv", table.to_csv(index=False, float_format="%.4f").encode())
     sections = []
     for r in results:
         name = r["name"]
@@ -344,5 +335,5 @@ def write_report(results: Sequence[dict], out_dir: str | Path, *, class_names: S
             f"<h1>{html.escape(title)}</h1><p>Track-level scores on the validation fold; probabilities "
             "after temperature scaling (ece_uncalibrated: before).</p>"
             f"{body}\n{''.join(sections)}</body></html>")
-    _atomic_write(out_dir / "report.html", page.encode())
+    atomic_write(out_dir / "report.html", page.encode())
     return out_dir / "report.html"

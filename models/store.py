@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from audio import file_checksum
 from errors import TracklensError
 
 CARD_NAME = "card.json"
@@ -53,24 +54,20 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_json(path: str | Path, obj) -> None:
-    """Atomic JSON write (temp file in the same folder, then rename)."""
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write bytes via a temp file in the same folder and a rename (readers never see half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(obj, handle, indent=1, sort_keys=False, default=_json_default)
-        handle.write("\n")
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; cards ship in the repo
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; cards and reports are meant to be read
     os.replace(tmp, path)
+
+
+def write_json(path: str | Path, obj) -> None:
+    """Atomic, indented JSON write."""
+    atomic_write(path, (json.dumps(obj, indent=1, default=_json_default) + "\n").encode())
 
 
 def _json_default(value):
@@ -103,7 +100,7 @@ def save_model_dir(model_dir: str | Path, card: dict, *, keras_model=None) -> Pa
         keras_model.save(tmp)
         os.replace(tmp, model_dir / WEIGHTS_NAME)
         card["weights_file"] = WEIGHTS_NAME
-        card["weights_sha256"] = sha256_file(model_dir / WEIGHTS_NAME)
+        card["weights_sha256"] = file_checksum(model_dir / WEIGHTS_NAME)
     card["card_sha256"] = card_digest(card)
     write_json(model_dir / CARD_NAME, card)
     return model_dir / CARD_NAME
@@ -168,7 +165,7 @@ def _check_weights(card: dict, model_dir: Path) -> None:
     weights = model_dir / name
     if not weights.is_file():
         raise ModelCardError(f"{weights}: weights file missing")
-    actual = sha256_file(weights)
+    actual = file_checksum(weights)
     if actual != card.get("weights_sha256"):
         raise ModelCardError(f"{weights}: SHA-256 {actual[:12]}... does not match the model card "
                              f"({str(card.get('weights_sha256'))[:12]}...); the model or its card was altered - refusing to load")

@@ -116,7 +116,8 @@ def fit_keras(architecture: str, x_train: np.ndarray, y_train: np.ndarray, x_val
     defaults = SUMMARY_FIT if x_train.ndim == 2 else FRAME_FIT
     epochs = epochs or defaults["epochs"]
     patience = patience or defaults["patience"]
-    batch_size = batch_size or defaults["batch_size"]
+    # Tiny training sets get smaller batches, so a few epochs still make enough optimiser steps.
+    batch_size = batch_size or min(defaults["batch_size"], max(8, len(x_train) // 8))
     model, norm = _compiled(architecture, x_train, n_classes=n_classes, seed=seed, params=params)
     y_tr = keras.utils.to_categorical(y_train, n_classes)
     y_va = keras.utils.to_categorical(y_valid, n_classes)
@@ -146,7 +147,8 @@ def refit_keras(architecture: str, x: np.ndarray, y: np.ndarray, *, n_classes: i
     keras = _keras()
     defaults = SUMMARY_FIT if x.ndim == 2 else FRAME_FIT
     model, _ = _compiled(architecture, x, n_classes=n_classes, seed=seed, params=params)
-    model.fit(x, keras.utils.to_categorical(y, n_classes), epochs=epochs, batch_size=defaults["batch_size"],
+    model.fit(x, keras.utils.to_categorical(y, n_classes), epochs=epochs,
+              batch_size=min(defaults["batch_size"], max(8, len(x) // 8)),
               shuffle=True, verbose=0)
     return model
 

