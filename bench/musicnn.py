@@ -117,13 +117,55 @@ def score(name, test, proba, genres, train_s, infer_s, seed):
                        infer_s=infer_s, n_params=None, seed=seed)["metrics"]
 
 
+def speed(n_clips: int = 5) -> None:
+    """Seconds per 30 s clip on one thread: musicnn embed (model built once) vs. the feature engine."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import features
+    from audio import load_audio
+    from models import musicnn
+
+    manifest = shared_manifest()
+    paths = manifest.loc[manifest["kind"] == "full30s", "path"].iloc[:: max(1, 96 // n_clips)][:n_clips]
+    clips = [load_audio(p) for p in paths]
+    start = time.perf_counter()
+    embedder = musicnn.get_embedder()
+    load_s = time.perf_counter() - start
+    embedder.embed(clip=clips[0])  # warm-up: graph tracing, librosa caches
+    features.featurize_clip(clips[0])
+    timings = {"musicnn embed (10 patches)": [], "features.featurize_clip (plain)": []}
+    for clip in clips:
+        start = time.perf_counter()
+        embedder.embed(clip=clip)
+        timings["musicnn embed (10 patches)"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        features.featurize_clip(clip)
+        timings["features.featurize_clip (plain)"].append(time.perf_counter() - start)
+    snippet = clips[0].y[: int(2.5 * clips[0].sr)]
+    start = time.perf_counter()
+    for _ in range(5):
+        embedder.embed(snippet, sr=clips[0].sr)
+    base = float(np.median(timings["features.featurize_clip (plain)"]))
+    print(f"\nSpeed, one thread, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '(unset)')}; "
+          f"model load {load_s:.2f} s; 2.5 s snippet {(time.perf_counter() - start) / 5:.3f} s")
+    print(f"{'what':34s} {'s per 30 s clip (median)':>26s} {'ratio vs plain':>15s}")
+    for name, values in timings.items():
+        print(f"{name:34s} {np.median(values):26.3f} {np.median(values) / base:15.2f}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=config.PROCESSED_DATA_DIR / "musicnn")
     parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+    parser.add_argument("--speed-only", action="store_true", help="only the timing table")
     args = parser.parse_args(argv)
     if not config.SHARED_DATA_DIR.is_dir():
         print(f"skipped: no shared data at {config.SHARED_DATA_DIR}")
+        return 0
+    speed()
+    if args.speed_only:
         return 0
     table = build_tables(args.out)
     genres = list(config.GTZAN_GENRES)
