@@ -18,6 +18,7 @@ import collections
 import functools
 import hashlib
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,12 +250,17 @@ def _check_track(raw: bytes, name: str) -> TrackReport:
 
     clip = _decode(raw, name)
     ref = chart_reference()
-    # One analysis for the pictures and the chart comparison; the costly summary features
-    # (HPSS, ...) only when the reference has them too. The blend decodes its own windows.
-    a = features.analyze(clip.y, sr=clip.sr)
-    comparable = features.spotify_comparable_features(a, duration_s=clip.source_duration_s)
-    track_features = {**features.summary_features(a), **comparable} if ref.kind == "audio" else dict(comparable)
-    blend, blend_label, timeline, notes = _blend(clip)
+    # The blend (models.blend analyses its own windows) and the tagger run beside this thread's
+    # analysis: NumPy, librosa and TensorFlow release the GIL, so one upload uses both cores.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="check") as pool:
+        blend_job, tags_job = pool.submit(_blend, clip), pool.submit(_tags, clip)
+        # One analysis for the pictures and the chart comparison; the costly summary features
+        # (HPSS, ...) only when the reference has them too.
+        a = features.analyze(clip.y, sr=clip.sr)
+        comparable = features.spotify_comparable_features(a, duration_s=clip.source_duration_s)
+        track_features = {**features.summary_features(a), **comparable} if ref.kind == "audio" else dict(comparable)
+        blend, blend_label, timeline, notes = blend_job.result()
+        tags = tags_job.result()
     log_mel, step = _decimate(a.log_mel, MAX_DISPLAY_FRAMES)
     chroma, _ = _decimate(a.chroma, MAX_DISPLAY_FRAMES)
     map_xy, nearest = None, pd.DataFrame(columns=["name", "group", "distance"])
@@ -268,7 +274,7 @@ def _check_track(raw: bytes, name: str) -> TrackReport:
         timeline=timeline, comparable=comparable, track_features=track_features,
         log_mel=log_mel, chroma=chroma, frame_seconds=step * a.hop_length / a.sr,
         map_xy=map_xy, nearest=nearest, reference_description=ref.description,
-        reference_kind=ref.kind, tags=_tags(clip), notes=notes,
+        reference_kind=ref.kind, tags=tags, notes=notes,
     )
 
 
