@@ -633,3 +633,26 @@ def join_features(embeddings, features_table, *, columns=None):
     if missing:
         raise MusicnnError(f"feature table lacks columns {missing[:5]}")
     return embeddings.merge(features_table[["track_id", "segment", *columns]], on=["track_id", "segment"], how="inner")
+
+
+def attach_tags(text: str, items, *, fmt: str, k: int = 5) -> str:
+    """Add musicnn tags (from :func:`describe_files`, same order as the files) to blend output.
+
+    ``table``: a "tags" block after the blends; ``csv``: a trailing ``tags`` column
+    (``tag:likelihood;...``, empty for a failed file); ``json``: a ``tags`` list per item.
+    """
+    def tag_pairs(item):
+        return [] if isinstance(item, Exception) else [(t, round(p, 4)) for t, p in item["tags"][:k]]
+
+    if fmt == "csv":
+        import pandas as pd
+
+        frame = pd.read_csv(io.StringIO(text), keep_default_na=False)
+        frame["tags"] = [";".join(f"{t}:{p:.3f}" for t, p in tag_pairs(item)) for item in items]
+        return frame.to_csv(index=False, lineterminator="\n")
+    if fmt == "json":
+        data = json.loads(text)
+        for entry, item in zip(data, items):
+            entry["tags"] = tag_pairs(item)
+        return json.dumps(data, indent=1)
+    return text + f"\n\nmusicnn tags ({DEFAULT_MUSICNN}, likelihood per tag, not a distribution):\n" + format_tags(items, k=k)
