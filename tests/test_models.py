@@ -374,3 +374,13 @@ def test_default_model_classifies_real_music(shared_data):
     top1 = sum(r.top_genre == c.parent.name for r, c in zip(results, clips))
     top3 = sum(c.parent.name in dict(r.top(3)) for r, c in zip(results, clips))
     assert top1 >= 4 and top3 >= 7, [(c.name, r.label) for r, c in zip(results, clips)]
+
+
+def test_model_modules_and_help_do_not_import_tensorflow():
+    code = ("import sys, cli, models.blend, models.train, models.evaluate, models.datasets, models.baselines\n"
+            "from typer.testing import CliRunner\n"
+            "for cmd in ('train', 'evaluate', 'predict'):\n"
+            "    assert CliRunner().invoke(cli.app, [cmd, '--help']).exit_code == 0\n"
+            "print('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=config.PROJ_ROOT, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
