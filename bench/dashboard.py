@@ -23,10 +23,7 @@ import base64
 import io
 import json
 import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -39,31 +36,6 @@ import config  # noqa: E402
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 LONG_SECONDS = 240.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(port: int, log) -> subprocess.Popen:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
-    return subprocess.Popen([sys.executable, str(config.PROJ_ROOT / "cli.py"), "dashboard", "--port", str(port)],
-                            cwd=config.PROJ_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 300.0) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"bench/dashboard.py: the dashboard exited with status {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/_dash-layout", timeout=5):
-                return time.monotonic() - start
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"bench/dashboard.py: the dashboard did not answer within {timeout:.0f} s")
 
 
 def upload_callback(url: str) -> dict:
@@ -164,39 +136,32 @@ def main() -> None:
     short = [(c.name, c.read_bytes(), "audio/ogg") for c in clips[:n_short]]
     longs = [(f"long{i}.mp3", raw, "audio/mpeg") for i, raw in enumerate(long_files(clips, n_long))]
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as log:
-        proc = start_server(port, log)
-        try:
-            startup = wait_ready(url, proc)
-            dep = upload_callback(url)
-            print(f"dashboard ready in {startup:.1f} s (start-up loads the model and warms up)", flush=True)
-            rows = []
-            for label, files, n_conc in (("30 s clip", short, args.requests), ("4 min MP3", longs, args.long_requests)):
-                bodies = [payload(dep, n, raw, mime) for n, raw, mime in files]
-                mb = np.mean([len(raw) for _, raw, _ in files]) / 2**20
-                # The plain baseline: the same analysis in this process, no HTTP, one at a time.
-                base = direct_seconds(files[-1])
-                seq, fails, skipped = [], 0, 0
-                for body in bodies[: args.sequential]:
-                    if time.monotonic() > deadline:
-                        skipped += 1
-                        continue
-                    elapsed, error = post(url, body, args.timeout)
-                    seq.append(elapsed)
-                    fails += error is not None
-                    if error:
-                        print(f"  failed: {error}")
-                conc, cfails, cskipped, wall = concurrent(url, bodies[args.sequential: args.sequential + n_conc],
-                                                          clients=args.clients, timeout=args.timeout, deadline=deadline)
-                rows.append((label, mb, base, seq, fails + skipped, conc, cfails + cskipped, wall))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    from dashboard.app import serve_in_subprocess
+
+    start = time.monotonic()
+    with serve_in_subprocess(timeout=300) as url:
+        dep = upload_callback(url)
+        print(f"dashboard ready in {time.monotonic() - start:.1f} s (start-up loads the model and warms up)",
+              flush=True)
+        rows = []
+        for label, files, n_conc in (("30 s clip", short, args.requests), ("4 min MP3", longs, args.long_requests)):
+            bodies = [payload(dep, n, raw, mime) for n, raw, mime in files]
+            mb = np.mean([len(raw) for _, raw, _ in files]) / 2**20
+            # The plain baseline: the same analysis in this process, no HTTP, one at a time.
+            base = direct_seconds(files[-1])
+            seq, fails, skipped = [], 0, 0
+            for body in bodies[: args.sequential]:
+                if time.monotonic() > deadline:
+                    skipped += 1
+                    continue
+                elapsed, error = post(url, body, args.timeout)
+                seq.append(elapsed)
+                fails += error is not None
+                if error:
+                    print(f"  failed: {error}")
+            conc, cfails, cskipped, wall = concurrent(url, bodies[args.sequential: args.sequential + n_conc],
+                                                      clients=args.clients, timeout=args.timeout, deadline=deadline)
+            rows.append((label, mb, base, seq, fails + skipped, conc, cfails + cskipped, wall))
     print_table(rows, clients=args.clients)
 
 

@@ -6,6 +6,7 @@ second app would get none) and run it with :func:`serve`, which uses waitress un
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -128,3 +129,55 @@ def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bo
     waitress.serve(app.server, host=host, port=port, threads=threads,
                    max_request_body_size=MAX_REQUEST_BODY_BYTES, ident="tracklens",
                    clear_untrusted_proxy_headers=True)
+
+
+@contextlib.contextmanager
+def serve_in_subprocess(*, data_dir=None, env: dict | None = None, log_path=None, timeout: float = 180.0):
+    """Run `tracklens dashboard` in a child process on a free loopback port (for tests and benchmarks).
+
+    Yields the base URL once ``/_dash-layout`` answers; stops the process on exit. Raises
+    TracklensError with the end of the server's log when it exits or does not answer in time.
+    """
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    import config
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, str(config.PROJ_ROOT / "cli.py"), "dashboard", "--port", str(port)]
+    if data_dir is not None:
+        command += ["--data", str(data_dir)]
+    child_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", **(env or {})}
+    log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="tracklens-dashboard-", suffix=".log")[1])
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command, cwd=config.PROJ_ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise TracklensError(f"the dashboard exited with status {proc.returncode}:\n"
+                                     f"{log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                with urllib.request.urlopen(url + "/_dash-layout", timeout=5):
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TracklensError(f"the dashboard did not answer within {timeout:.0f} s:\n"
+                                     f"{log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -11,13 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +38,6 @@ def _chromium_or_skip() -> str:
     pytest.skip(f"{CHROMIUM} not installed (run `make system-deps`)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wav_bytes(y: np.ndarray, sr: int = config.SAMPLE_RATE) -> bytes:
     import soundfile as sf
 
@@ -61,38 +49,12 @@ def _wav_bytes(y: np.ndarray, sr: int = config.SAMPLE_RATE) -> bytes:
 @pytest.fixture(scope="module")
 def server(demo_catalogue, tmp_path_factory):
     """`tracklens dashboard --data <demo catalogue>` on a free loopback port; yields its URL."""
-    port = _free_port()
+    from dashboard.app import serve_in_subprocess
+
     log_path = tmp_path_factory.mktemp("dashboard") / "server.log"
-    env = {**os.environ, "TRACKLENS_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "TF_ENABLE_ONEDNN_OPTS": "0"}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(config.PROJ_ROOT / "cli.py"), "dashboard", "--port", str(port),
-             "--data", str(demo_catalogue)],
-            cwd=config.PROJ_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"dashboard exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_dash-layout", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"dashboard did not answer within {START_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with serve_in_subprocess(data_dir=demo_catalogue, env={"TRACKLENS_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB)},
+                             log_path=log_path, timeout=START_TIMEOUT_S) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from dash import Input, Output, State, callback, dcc, html
 
 import explore
 from dashboard import data
+from dashboard.components import figure_panel
 from errors import TracklensError
 
 
@@ -132,12 +133,9 @@ def layout(**_query) -> html.Div:
             html.P(id="charts-count", className="note", **{"aria-live": "polite"}),
             html.Div(
                 [
-                    html.Div(dcc.Graph(id="charts-heatmap", config={"displaylogo": False}), className="panel wide",
-                             role="figure", **{"aria-label": "correlation heatmap with popularity"}),
-                    html.Div(dcc.Graph(id="charts-scatter", config={"displaylogo": False}), className="panel",
-                             role="figure", **{"aria-label": "feature against popularity with trend"}),
-                    html.Div(dcc.Graph(id="charts-trends", config={"displaylogo": False}), className="panel",
-                             role="figure", **{"aria-label": "feature trends by year"}),
+                    figure_panel("charts-heatmap", "correlation heatmap with popularity", wide=True),
+                    figure_panel("charts-scatter", "feature against popularity with trend"),
+                    figure_panel("charts-trends", "feature trends by year"),
                 ],
                 className="grid",
             ),

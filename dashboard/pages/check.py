@@ -16,6 +16,7 @@ from dash import Input, Output, State, callback, clientside_callback, dcc, html
 import explore
 import librosa_visuals
 from dashboard import data, track
+from dashboard.components import figure_panel
 
 
 LOG = logging.getLogger(__name__)
@@ -91,12 +92,6 @@ def check_upload(contents: str | None, filename: str | None):
     return status, results, summary
 
 
-def graph(id_: str, figure, label: str) -> html.Div:
-    """A figure in a panel; the panel carries the accessible name (dcc.Graph takes no aria-*)."""
-    return html.Div(dcc.Graph(id=id_, figure=figure, config={"displaylogo": False}),
-                    className="panel", role="figure", **{"aria-label": label})
-
-
 def comparison_note(report: track.TrackReport) -> html.Div:
     """Say which features the comparison used and which Spotify-only ones an upload lacks."""
     ranked = ", ".join(c for c in explore.CONTINUOUS_FEATURES if c in report.comparable)
@@ -146,38 +141,38 @@ def tag_list(tags: dict | None) -> html.Div:
 def render_report(report: track.TrackReport) -> list:
     """The result section for one analysed upload."""
     charts = data.charts()
-    profile = explore.hit_profile(report.comparable, charts, backend="plotly") if len(charts) else None
     if report.blend:
         blend_section = [
             html.P(f"Blend: {report.blend_label}", className="blend-label", id="check-blend-label"),
-            html.Div([graph("check-blend", explore.blend_bar(report.blend, top=None), "genre blend bar chart"),
+            html.Div([figure_panel("check-blend", "genre blend bar chart", explore.blend_bar(report.blend, top=None)),
                       html.Div([tag_list(report.tags)], className="panel")], className="grid"),
-            graph("check-timeline", explore.blend_timeline(report.timeline), "genre blend over time"),
+            figure_panel("check-timeline", "genre blend over time", explore.blend_timeline(report.timeline)),
         ]
     else:
         blend_section = [html.P(report.notes[0] if report.notes else "No genre blend available.",
                                 className="notice", id="check-no-model"), tag_list(report.tags)]
+    spectrogram = librosa_visuals.spectrogram_figure(report.log_mel, frame_seconds=report.frame_seconds,
+                                                     title=report.filename)
+    chromagram = librosa_visuals.chromagram_figure(report.chroma, frame_seconds=report.frame_seconds,
+                                                   title=report.filename)
     children = [
         html.H2("Genre blend"),
         *blend_section,
-        html.Div([graph("check-spectrogram", librosa_visuals.spectrogram_figure(
-                            report.log_mel, frame_seconds=report.frame_seconds, title=report.filename),
-                        "mel spectrogram"),
-                  graph("check-chromagram", librosa_visuals.chromagram_figure(
-                            report.chroma, frame_seconds=report.frame_seconds, title=report.filename),
-                        "chromagram")], className="grid"),
+        html.Div([figure_panel("check-spectrogram", "mel spectrogram", spectrogram),
+                  figure_panel("check-chromagram", "chromagram", chromagram)], className="grid"),
         html.H2("Against the chart hits"),
         comparison_note(report),
     ]
     grid = []
-    if profile is not None:
-        grid.append(graph("check-profile", profile, "percentiles among chart hits"))
+    if len(charts):
+        grid.append(figure_panel("check-profile", "percentiles among chart hits",
+                                 explore.hit_profile(report.comparable, charts, backend="plotly")))
     if report.map_xy is not None:
         ref = track.chart_reference()
         groups = ref.table["group"] if ref.kind == "audio" else None  # genres; chart years would be noise
-        grid.append(graph("check-map", explore.track_map(ref.coords, ref.table["name"], report.map_xy,
-                                                          groups=groups, label=report.filename),
-                          "map of chart tracks with the upload"))
+        grid.append(figure_panel("check-map", "map of chart tracks with the upload",
+                                 explore.track_map(ref.coords, ref.table["name"], report.map_xy, groups=groups,
+                                                   label=report.filename)))
     children += [html.Div(grid, className="grid"), nearest_table(report)]
     notes = report.notes if report.blend else report.notes[1:]  # the first is shown above
     children += [html.P(n, className="note") for n in notes]

@@ -11,6 +11,7 @@ from dash import Input, Output, callback, dcc, html
 
 import explore
 from dashboard import data
+from dashboard.components import figure_panel
 
 
 NO_REPORT = ("No evaluation report yet. Train and evaluate models with `tracklens train ...` and "
@@ -67,12 +68,9 @@ def layout(**_query) -> html.Div:
             html.Div([chooser], className="controls", style={"marginTop": "0.8rem"}),
             html.Div(
                 [
-                    html.Div(dcc.Graph(id="models-roc", config={"displaylogo": False}), className="panel",
-                             role="figure", **{"aria-label": "ROC curves per genre"}),
-                    html.Div(dcc.Graph(id="models-confusion", config={"displaylogo": False}), className="panel",
-                             role="figure", **{"aria-label": "confusion matrix"}),
-                    html.Div(dcc.Graph(id="models-reliability", config={"displaylogo": False}), className="panel",
-                             role="figure", **{"aria-label": "reliability diagram"}),
+                    figure_panel("models-roc", "ROC curves per genre"),
+                    figure_panel("models-confusion", "confusion matrix"),
+                    figure_panel("models-reliability", "reliability diagram"),
                 ],
                 className="grid",
             ) if names else html.Div(),
