@@ -37,8 +37,10 @@ def comparison_table(rows: list[dict]) -> html.Table:
 
     def fmt(v):
         if isinstance(v, float):
-            return "–" if v != v else f"{v:.3f}"
-        return str(v)
+            if v != v:
+                return "–"
+            return f"{int(v):,}" if v.is_integer() and abs(v) >= 10 else f"{v:.3f}"
+        return f"{v:,}" if isinstance(v, int) else str(v)
     return html.Table(
         [html.Caption("Model comparison on the validation fold, track level (from `tracklens evaluate`)"),
          html.Thead(html.Tr([html.Th(c.replace("_", " "), scope="col") for c in columns])),
