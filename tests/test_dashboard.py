@@ -224,7 +224,10 @@ def test_models_page_says_when_no_report(pages, monkeypatch, tmp_path):
 
 
 def test_models_page_picks_up_a_report_written_while_running(pages, monkeypatch, tmp_path):
+    from dashboard import data
+
     monkeypatch.setattr(config, "REPORTS_DIR", tmp_path)
+    monkeypatch.setattr(data, "_model_dirs", lambda: [tmp_path / "no-models"])  # ignore real trained models
     assert "models-empty" in _ids(pages["models"].layout())
     pd.DataFrame({"model": ["knn", "mlp"], "accuracy": [0.5, 0.7]}).to_csv(tmp_path / "comparison.csv", index=False)
     layout = pages["models"].layout()
