@@ -170,6 +170,7 @@ def trained(demo_features, tmp_path_factory):
     return out, {r["name"]: r for r in results}
 
 
+@pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_every_model_learns(trained):
     _, results = trained
     for name, r in results.items():
@@ -179,6 +180,7 @@ def test_every_model_learns(trained):
         assert r["metrics"]["macro_roc_auc"] > 0.75, name
 
 
+@pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_cards_and_evaluate_report(trained, tmp_path):
     from models import train
 
@@ -198,6 +200,7 @@ def _copy_model(trained, tmp_path, name="linear"):
     return target
 
 
+@pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_tampered_card_or_weights_refused(trained, tmp_path):
     from models import blend
 
@@ -216,6 +219,7 @@ def test_tampered_card_or_weights_refused(trained, tmp_path):
         blend.load_model(model_dir)
 
 
+@pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_model_from_another_version_refused(trained, tmp_path):
     from models import blend
 
@@ -230,6 +234,7 @@ def test_model_from_another_version_refused(trained, tmp_path):
         blend.load_model(trained[0] / "logreg")
 
 
+@pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_blend_sums_to_one_with_timeline(trained, demo_catalogue):
     from models import blend
 
@@ -273,6 +278,7 @@ def _mp3_distance(model, wav, tmp_path):
     return 0.5 * float(np.abs(a - b).sum())  # total variation distance: the most any genre's share moves
 
 
+@pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_wav_and_mp3_give_the_same_blend(trained, demo_catalogue, tmp_path):
     """The CNN on log-mel is format-invariant even on synthetic clips.
 
@@ -299,6 +305,7 @@ def test_default_model_blend_is_format_invariant_on_real_music(shared_data, tmp_
     assert _mp3_distance(blend.load_default_model(), wav, tmp_path) < 0.05
 
 
+@pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_short_clip_gets_a_blend(trained, demo_catalogue, tmp_path):
     from models import blend
 
@@ -316,6 +323,7 @@ def _run_cli(*args):
                           cwd=config.PROJ_ROOT, timeout=300)
 
 
+@pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_predict_cli_csv_contract_and_error_rows(trained, demo_catalogue, tmp_path):
     import soundfile as sf
 
@@ -344,6 +352,7 @@ def test_predict_cli_csv_contract_and_error_rows(trained, demo_catalogue, tmp_pa
     assert len(list((tmp_path / "sorted").glob("*/*.wav"))) == 2 and wavs[0].is_file()  # copied, not moved
 
 
+@pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_train_cli_refuses_unknown_model(demo_features):
     proc = _run_cli("train", "--features", str(demo_features), "--models", "linear,transformer")
     assert proc.returncode == 2 and "transformer" in proc.stderr and "Traceback" not in proc.stderr
@@ -384,3 +393,16 @@ def test_model_modules_and_help_do_not_import_tensorflow():
             "print('tensorflow' in sys.modules or 'keras' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=config.PROJ_ROOT, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
+
+
+def test_predict_and_evaluate_on_a_feature_table(tmp_path):
+    """`--features-csv` scores published-schema rows with the shipped model; same csv contract."""
+    path = _write(tmp_path, _toy_table({"rock": 2, "jazz": 2}))
+    proc = _run_cli("predict", "--features-csv", str(path), "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(__import__("io").StringIO(proc.stdout))
+    assert list(table.columns) == ["path", "top_genre", *config.GTZAN_GENRES]
+    assert list(table["path"]) == ["rock.00000", "rock.00001", "jazz.00000", "jazz.00001"]
+    np.testing.assert_allclose(table[list(config.GTZAN_GENRES)].sum(axis=1), 1.0, atol=1e-4)
+    proc = _run_cli("evaluate", "--features-csv", str(path))
+    assert proc.returncode == 0 and "macro_roc_auc" in proc.stdout, proc.stderr
