@@ -36,6 +36,13 @@ def _normalized_input(input_shape, norm, *, axis: int | None):
     return inputs, x
 
 
+def _time_major_input(input_shape, norm, *, noise: float):
+    """(n_features, frames) input, normalised per feature, transposed to (frames, n_features), noised."""
+    inputs, x = _normalized_input(input_shape, norm, axis=1)
+    x = layers.Permute((2, 1), name="time_major")(x)
+    return inputs, layers.GaussianNoise(noise, name="noise")(x)
+
+
 def _classifier(x, n_classes: int, *, dropout: float, l2: float):
     x = layers.Dropout(dropout, name="dropout_out")(x)
     return layers.Dense(n_classes, activation="softmax", kernel_regularizer=regularizers.L2(l2), name="genre")(x)
@@ -96,9 +103,7 @@ def build_lstm(
     input_shape : (n_features, frames), the feature engine's ``sequence`` layout; the model
     transposes to (frames, n_features) itself. ``norm`` is per feature, shape (n_features,).
     """
-    inputs, x = _normalized_input(input_shape, norm, axis=1)
-    x = layers.Permute((2, 1), name="time_major")(x)
-    x = layers.GaussianNoise(noise, name="noise")(x)
+    inputs, x = _time_major_input(input_shape, norm, noise=noise)
     for i, n_units in enumerate(units):
         last = i == len(units) - 1
         x = layers.LSTM(n_units, return_sequences=not last, kernel_regularizer=regularizers.L2(l2), name=f"lstm{i}")(x)
@@ -123,9 +128,7 @@ def build_lstm_cnn(
 
     input_shape : (n_features, frames); ``norm`` per feature, shape (n_features,).
     """
-    inputs, x = _normalized_input(input_shape, norm, axis=1)
-    x = layers.Permute((2, 1), name="time_major")(x)
-    x = layers.GaussianNoise(noise, name="noise")(x)
+    inputs, x = _time_major_input(input_shape, norm, noise=noise)
     for i, n_filters in enumerate(filters):
         x = layers.Conv1D(n_filters, 5 if i == 0 else 3, padding="same", activation="relu",
                           kernel_regularizer=regularizers.L2(l2), name=f"conv{i}")(x)
