@@ -312,6 +312,7 @@ def features_cmd(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786): run the files on that cluster instead of local processes."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=f"Per-file result cache (default {config.CACHE_DIR})."),
     max_duration: float = typer.Option(config.FEATURE_MAX_DURATION_S, "--max-duration", help="Seconds analysed per file; longer files are cut and marked truncated."),
+    embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Also write pretrained embeddings: 'musicnn' -> OUT-stem.MSD_musicnn.parquet (200-d per 3 s patch and track mean, 50 MSD tags; cached)."),
 ) -> None:
     """Compute audio features: one row per track (segment -1) and per segment, 57 GTZAN
     columns + Spotify-comparable tempo/loudness/key/mode/duration_ms.
@@ -327,8 +328,12 @@ def features_cmd(
       tracklens features ../shared/data/gtzan/audio --out data/processed/gtzan.parquet --jobs -1
       tracklens features songs/ --out songs.parquet --segment 3 --overlap 0.5
       tracklens features manifest.csv --out f.parquet --scheduler tcp://10.0.0.5:8786
+      tracklens features songs/ --out songs.parquet --embeddings musicnn
     """
     import features
+
+    if embeddings not in (None, "musicnn"):
+        raise TracklensError(f"--embeddings {embeddings!r}: the only pretrained model is 'musicnn'")
 
     result = features.extract_features(source, out=out, segment_seconds=segment or None, overlap=overlap,
                                        jobs=jobs, scheduler=scheduler, cache_dir=cache_dir,
@@ -339,6 +344,13 @@ def features_cmd(
         typer.echo(f"frame matrices -> {result.frames}")
     if result.n_errors:
         typer.echo(f"{result.n_errors} files skipped, reasons in {result.errors}")
+    if embeddings:
+        from models import musicnn
+
+        emb_out = musicnn.embeddings_path(out)
+        table, errs = musicnn.extract_embeddings(source, out=emb_out, cache_dir=cache_dir, max_duration=max_duration)
+        typer.echo(f"musicnn (MSD_musicnn) embeddings of {table['track_id'].nunique()} tracks -> {emb_out}"
+                   + (f" ({len(errs)} files skipped)" if errs else ""))
 
 
 # --- genre models (models/) -----------------------------------------------------------------
@@ -435,6 +447,7 @@ def predict(
     sort_into: Optional[Path] = typer.Option(None, "--sort-into", help="Copy each file into DIR/<top genre>/ (never overwrites)."),
     move: bool = typer.Option(False, "--move", help="With --sort-into: move instead of copy."),
     features_csv: Optional[Path] = typer.Option(None, "--features-csv", help="Score the rows of a GTZAN-schema feature table instead of audio files."),
+    tags: bool = typer.Option(False, "--tags", help="Also show the pretrained musicnn model's top-5 tags per file (MSD: rock, female vocalists, chillout, ...)."),
 ) -> None:
     """Genre blend of each file: a probability per genre (summing to 1), the top genre and a blend label.
 
@@ -448,8 +461,12 @@ def predict(
       tracklens predict data/demo/audio/*/*.wav --format csv > blends.csv
       tracklens predict inbox/*.mp3 --sort-into sorted/
       tracklens predict --features-csv ../shared/data/gtzan/features/features_30_sec.csv --format csv
+      tracklens predict song.mp3 --tags
     """
     from models import blend
+
+    if tags and features_csv is not None:
+        raise TracklensError("--tags needs audio files, not --features-csv")
 
     genre_model = blend.load_model(model)
     if features_csv is not None:
@@ -466,7 +483,12 @@ def predict(
             raise TracklensError("give at least one audio file (or --features-csv PATH)")
         names = [str(p) for p in paths]
         results = blend.predict_files(paths, model=genre_model, progress=fmt == "table" and len(paths) > 3)
-    typer.echo(blend.format_results(names, results, genre_model.genres, fmt=fmt, top=top))
+    text = blend.format_results(names, results, genre_model.genres, fmt=fmt, top=top)
+    if tags:
+        from models import musicnn
+
+        text = musicnn.attach_tags(text, musicnn.describe_files(paths), fmt=fmt)
+    typer.echo(text)
     failed = [r for r in results if not isinstance(r, blend.Blend)]
     if fmt != "table":
         for err in failed:

@@ -256,3 +256,41 @@ def test_window_inputs_match_card_columns():
     assert x.shape == (2, 307) and np.all(np.isfinite(x)) and spans[0][0] == 0.0
     direct = musicnn.embed(clip=clip)
     np.testing.assert_allclose(x[:, :200], direct["embedding"], rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """Two labelled 7 s clips and one broken file."""
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("musicnn_audio")
+    sr = 22050
+    t = np.arange(7 * sr) / sr
+    for genre, freq in (("a", 220.0), ("b", 880.0)):
+        (root / genre).mkdir()
+        sf.write(root / genre / f"{genre}.00000.wav", (0.3 * np.sin(2 * np.pi * freq * t)).astype("float32"), sr)
+    (root / "b" / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    return root
+
+
+def test_cli_features_embeddings_and_predict_tags(run_cli, tiny_folder, tmp_path, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.setenv("TRACKLENS_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "features.parquet"
+    code, stdout, _ = run_cli("features", tiny_folder, "--out", out, "--embeddings", "musicnn",
+                              "--cache-dir", tmp_path / "cache")
+    assert code in (0, None), stdout
+    emb = pd.read_parquet(musicnn.embeddings_path(out))
+    assert set(emb["track_id"]) == {"a.00000", "b.00000"} and "MSD_musicnn" in stdout
+    code, _, err = run_cli("features", tiny_folder, "--out", out, "--embeddings", "vggish")
+    assert code == 2 and "--embeddings" in err and "musicnn" in err
+
+    clip = tiny_folder / "a" / "a.00000.wav"
+    code, stdout, _ = run_cli("predict", clip, "--tags")
+    assert code in (0, None) and "musicnn tags" in stdout and f"{clip}: " in stdout
+    code, stdout, _ = run_cli("predict", clip, tiny_folder / "b" / "broken.wav", "--tags", "--format", "csv")
+    rows = pd.read_csv(__import__("io").StringIO(stdout), keep_default_na=False)
+    assert list(rows.columns)[-1] == "tags" and rows["tags"][0].count(":") == 5 and rows["tags"][1] == ""
+    code, stdout, _ = run_cli("predict", clip, "--tags", "--format", "json")
+    assert len(json.loads(stdout)[0]["tags"]) == 5
