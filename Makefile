@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test venv system-deps lock bench clean musicnn-weights default-model
+.PHONY: help demo test venv system-deps lock bench clean musicnn-checkpoints musicnn-weights default-model
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -54,18 +54,20 @@ default-model: venv ## retrain the shipped genre model (models/default/) on the 
 	  --models $(DEFAULT_MODEL_ARCH) --final --name default --seed 42 --out models
 	$(BIN)/tracklens predict $(GTZAN_DIR)/audio/metal/metal.00002.opus --top 3
 
-test: venv system-deps ## run the whole test suite
+test: venv system-deps musicnn-checkpoints ## run the whole test suite (the musicnn checkpoints let the equivalence test run)
 	$(BIN)/python -m pytest
 
 MUSICNN_CACHE := data/interim/musicnn-0.1.0
 MUSICNN_WHEEL := musicnn-0.1.0-py3-none-any.whl
 MUSICNN_WHEEL_SHA256 := f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa
 MUSICNN_MODELS ?= MSD_musicnn
-musicnn-weights: venv ## re-create models/pretrained/ from musicnn 0.1.0's checkpoints (fetches the pinned 29 MB wheel from PyPI once)
+musicnn-checkpoints: venv ## fetch musicnn 0.1.0's original checkpoints (pinned 29 MB wheel, hash-checked) for the equivalence test
 	@test -f $(MUSICNN_CACHE)/musicnn/MSD_musicnn/.index || { \
 	  $(BIN)/python -m pip download -q --no-deps --only-binary :all: musicnn==0.1.0 -d $(MUSICNN_CACHE) && \
 	  echo "$(MUSICNN_WHEEL_SHA256)  $(MUSICNN_CACHE)/$(MUSICNN_WHEEL)" | sha256sum -c --quiet && \
 	  $(BIN)/python -m zipfile -e $(MUSICNN_CACHE)/$(MUSICNN_WHEEL) $(MUSICNN_CACHE); }
+
+musicnn-weights: musicnn-checkpoints ## re-create models/pretrained/ from musicnn 0.1.0's checkpoints
 	$(BIN)/python models/pretrained/convert_musicnn.py $(MUSICNN_CACHE)/musicnn --models $(MUSICNN_MODELS)
 
 bench: venv ## run the benchmarks in bench/ on ../shared/data and print their tables
