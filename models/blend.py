@@ -8,7 +8,9 @@ its card and its calibration temperature. :func:`predict_blend` turns an audio f
   of the time on the validation fold);
 - ``top_genre`` and ``label``: the top genre, or ``"<top>-<second>"`` (e.g. ``"hiphop-metal"``)
   when the second genre's probability is within :data:`BLEND_MARGIN` of the top one's;
-- ``timeline``: the blend per analysis window across the track.
+- ``timeline``: the blend per analysis window across the track;
+- ``tags``: for musicnn embedding models, the track's mean musicnn tag likelihoods (a by-product
+  of the same forward pass; None for other models).
 
 Any length works. Files are decoded in blocks of ~30 s (``audio.load_audio`` with an offset), so
 a full album track never sits in memory whole; the last block is aligned to the track's end.
@@ -58,6 +60,7 @@ class Blend:
     model: str
     margin: float = BLEND_MARGIN
     notes: list[str] = field(default_factory=list)
+    tags: dict[str, float] | None = None  # musicnn tag likelihoods (track mean) when the model reads them
 
     @property
     def blend(self) -> dict[str, float]:
@@ -227,6 +230,10 @@ def _window_inputs(model: GenreModel, part, *, short_input: str) -> tuple[np.nda
 
     from features import featurize_clip
 
+    if model.input_kind.startswith("musicnn"):  # embedding models: musicnn repeat-pads short input itself
+        from models.musicnn_models import window_inputs
+
+        return window_inputs(part, model.card["input"]["columns"])
     seg = model.window_s
     if len(part.y) < int(round(seg * part.sr)):
         if short_input == "as_is" and model.input_kind == "summary":
@@ -262,12 +269,14 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
     model = model or load_default_model()
     clip, path, duration_s = _source_clip(source)
     block_s = model.window_s * max(1, int(BLOCK_S // model.window_s))  # whole windows per decoded block
-    rows, spans = [], []
+    tag_columns = [i for i, c in enumerate(model.card["input"].get("columns") or []) if c.startswith("tag:")]
+    rows, spans, tag_rows = [], [], []
     for start, end, part in _windows(clip, path, duration_s, block_s):
         x, local = _window_inputs(model, part, short_input=short_input)
         if len(x):
             rows.append(model.predict_raw(x))
             spans += [(start + a, min(start + b, end)) for a, b in local]
+            tag_rows.append(x[:, tag_columns])
     if not rows:
         raise TracklensError(f"{path or 'clip'}: no analysable audio")
     raw = np.vstack(rows)
@@ -277,9 +286,14 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
     timeline.insert(0, "start_s", [round(a, 3) for a, _ in spans])
     timeline.insert(1, "end_s", [round(b, 3) for _, b in spans])
     timeline["top_genre"] = [model.genres[i] for i in raw.argmax(axis=1)]
-    notes = [f"shorter than the model's {model.window_s:g} s window: {short_input}"] if duration_s < model.window_s else []
+    how = "repeat-padded" if model.input_kind.startswith("musicnn") else short_input
+    notes = [f"shorter than the model's {model.window_s:g} s window: {how}"] if duration_s < model.window_s else []
+    tags = None
+    if tag_columns:  # the embedding model's inputs include musicnn's tags: their track mean, for free
+        names = [model.card["input"]["columns"][i][4:] for i in tag_columns]
+        tags = dict(zip(names, np.vstack(tag_rows).mean(axis=0).astype(float)))
     return Blend(path=path, genres=model.genres, probabilities=track, timeline=timeline, duration_s=duration_s,
-                 model=model.name, margin=margin, notes=notes)
+                 model=model.name, margin=margin, notes=notes, tags=tags)
 
 
 # --- batches and feature tables ---------------------------------------------------------------------
