@@ -3,7 +3,7 @@
 Everything here writes into ``data/raw`` (or a path the caller names) and nothing else in the
 project is imported except config, errors, audio and (for chart validation) prepare.
 
-Writes are atomic (a temp file in the destination folder, then ``os.replace``), so an
+Writes are atomic (:mod:`fileio`: a temp file in the destination folder, then ``os.replace``), so an
 interrupted run never leaves a half-written file under its final name, and every writer
 resumes: re-running skips what is already there.
 
@@ -22,18 +22,18 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import config
 from errors import CredentialsError, TracklensError
+from fileio import atomic_output
 
 logger = logging.getLogger("tracklens.acquire")
 
@@ -210,31 +210,6 @@ def _retry_after(headers) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-# --- atomic files ----------------------------------------------------------------------------
-
-
-@contextmanager
-def atomic_output(path: str | Path, mode: str = "w", **open_kwargs):
-    """Open a temp file beside ``path``; on success it replaces ``path``, on error it vanishes.
-
-    The temp file lives in the destination folder so ``os.replace`` is atomic (same filesystem).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **open_kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _write_csv(path: Path, rows: list[dict], columns: Iterable[str]) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import config
-from acquire import atomic_output
+from fileio import atomic_output
 from errors import TracklensError
 
 # Order matters only for the default subset (`n_genres`): the first six are mutually distinct.

@@ -97,7 +97,7 @@ def _plotly_grid(titles: Sequence[str], *, ncols: int = 4, **kwargs):
 
 def save_figure(fig, path: str | Path, *, dpi: int = 110) -> Path:
     """Write a matplotlib figure (PNG/SVG/PDF by suffix) or a Plotly figure (HTML) atomically."""
-    from acquire import atomic_output
+    from fileio import atomic_output
 
     path = Path(path)
     if hasattr(fig, "savefig"):

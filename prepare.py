@@ -31,6 +31,7 @@ import pandas as pd
 
 import config
 from errors import TracklensError
+from fileio import atomic_output
 
 _FLOAT = "float"
 _INT = "int"
@@ -341,7 +342,6 @@ def prepare_charts(data, *, bad_values: str = "raise") -> tuple[pd.DataFrame, Pr
 
 def write_csv_atomic(df: pd.DataFrame, path) -> Path:
     """Write `df` to `path` via a temporary file and :func:`os.replace` (never a half file)."""
-    from acquire import atomic_output  # the project's one atomic writer
 
     path = Path(path)
     try:

@@ -642,17 +642,6 @@ def test_folder_errors(tmp_path, make, match):
         acquire.folder_manifest(make(tmp_path), progress=False)
 
 
-def test_atomic_output_leaves_nothing_on_error(tmp_path):
-    target = tmp_path / "out.csv"
-    target.write_text("old", encoding="utf-8")
-    with pytest.raises(RuntimeError):
-        with acquire.atomic_output(target) as handle:
-            handle.write("half")
-            raise RuntimeError("boom")
-    assert target.read_text(encoding="utf-8") == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
-
-
 # --- CLI --------------------------------------------------------------------------------------
 
 
