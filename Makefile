@@ -48,10 +48,14 @@ demo: venv ## run the whole pipeline on a generated demo catalogue (no credentia
 	fi
 
 GTZAN_DIR ?= ../shared/data/gtzan
-DEFAULT_MODEL_ARCH ?= linear
-default-model: venv ## retrain the shipped genre model (models/default/) on the real GTZAN train+valid folds
-	$(BIN)/tracklens train --features $(GTZAN_DIR)/features/features_30_sec.csv --splits $(GTZAN_DIR)/splits \
+DEFAULT_MODEL_ARCH ?= musicnn_linear
+DEFAULT_POOL := data/processed/gtzan_default/features.parquet
+default-model: venv ## retrain the shipped genre models (models/default/: musicnn + linear head; models/default-table/: 57 features) on the real GTZAN train+valid folds
+	$(BIN)/tracklens features $(GTZAN_DIR) --out $(DEFAULT_POOL) --embeddings musicnn
+	$(BIN)/tracklens train --features $(DEFAULT_POOL) --splits $(GTZAN_DIR)/splits \
 	  --models $(DEFAULT_MODEL_ARCH) --final --name default --seed 42 --out models
+	$(BIN)/tracklens train --features $(GTZAN_DIR)/features/features_30_sec.csv --splits $(GTZAN_DIR)/splits \
+	  --models linear --final --name default-table --seed 42 --out models
 	$(BIN)/tracklens predict $(GTZAN_DIR)/audio/metal/metal.00002.opus --top 3
 
 test: venv system-deps musicnn-checkpoints ## run the whole test suite (the musicnn checkpoints let the equivalence test run)

@@ -357,7 +357,9 @@ def features_cmd(
 
 _MODEL_NAMES_HELP = ("Comma-separated: Keras cnn, lstm, lstm_cnn (frame models, need the frames beside a "
                      "features.parquet), linear, mlp (57 summary features) and the baselines logreg, knn, "
-                     "random_forest, svm, gradient_boosting; 'all' for every one, 'summary' for the summary-feature ones.")
+                     "random_forest, svm, gradient_boosting; 'all' for every one, 'summary' for the summary-feature ones; "
+                     "or musicnn_linear, musicnn_mlp, musicnn_fusion (musicnn embeddings: run `tracklens features "
+                     "... --embeddings musicnn` first).")
 
 
 def _model_list(text: str) -> list[str]:
@@ -396,9 +398,17 @@ def train(
     """
     from models import train as train_module
 
-    results = train_module.train_models(features, _model_list(models), out_dir=out, epochs=epochs, seed=seed,
-                                        split_dir=splits, valid_fraction=valid_fraction, augment=augment,
-                                        final=final, name=name, log=lambda line: typer.echo(line))
+    names = _model_list(models)
+    if names and all(n.startswith("musicnn_") for n in names):  # embedding models read OUT-stem.MSD_musicnn.parquet
+        from models import musicnn_models
+
+        results = musicnn_models.train_embedding_models(features, names, out_dir=out, epochs=epochs, seed=seed,
+                                                        split_dir=splits, valid_fraction=valid_fraction, final=final,
+                                                        name=name, log=lambda line: typer.echo(line))
+    else:
+        results = train_module.train_models(features, names, out_dir=out, epochs=epochs, seed=seed,
+                                            split_dir=splits, valid_fraction=valid_fraction, augment=augment,
+                                            final=final, name=name, log=lambda line: typer.echo(line))
     typer.echo(f"{len(results)} model(s) in {out}; next: tracklens evaluate --models-dir {out}")
 
 
@@ -407,7 +417,7 @@ def evaluate(
     models_dir: Path = typer.Option(config.TRAINED_MODELS_DIR, "--models-dir", help="Folder of trained model directories.", show_default="data/models"),
     out: Path = typer.Option(config.REPORTS_DIR / "models", "--out", help="Report folder (comparison.csv, figures/, report.html).", show_default="reports/models"),
     features_csv: Optional[Path] = typer.Option(None, "--features-csv", help="Instead: score one summary-feature model (--model) on a GTZAN-schema feature table with a label column."),
-    model: Optional[str] = typer.Option(None, "--model", help="With --features-csv: model name or folder (default: the shipped model)."),
+    model: Optional[str] = typer.Option(None, "--model", help="With --features-csv: model name or folder (default: the shipped 57-feature model, models/default-table)."),
 ) -> None:
     """Compare trained models: accuracy, balanced accuracy, macro and per-genre ROC-AUC, log-loss, ECE, times.
 
@@ -419,7 +429,7 @@ def evaluate(
     if features_csv is not None:
         from models import blend, datasets, evaluate as ev
 
-        genre_model = blend.load_model(model)
+        genre_model = blend.load_model(model, table=True)
         table, proba = blend.predict_table(genre_model, features_csv)
         if table["label"].isna().any():
             raise TracklensError(f"{features_csv}: scoring needs a label column on every row")
@@ -441,7 +451,7 @@ def evaluate(
 @app.command()
 def predict(
     paths: Optional[list[Path]] = typer.Argument(None, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model name (in data/models) or folder; default: the shipped models/default."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name (in data/models) or folder; default: the shipped models/default (musicnn embeddings + linear head), or models/default-table with --features-csv."),
     fmt: str = typer.Option("table", "--format", help="table, csv (path,top_genre,<one column per genre>) or json (with the per-window timeline)."),
     top: int = typer.Option(3, "--top", min=1, help="Genres shown per file in the table format."),
     sort_into: Optional[Path] = typer.Option(None, "--sort-into", help="Copy each file into DIR/<top genre>/ (never overwrites)."),
@@ -468,7 +478,7 @@ def predict(
     if tags and features_csv is not None:
         raise TracklensError("--tags needs audio files, not --features-csv")
 
-    genre_model = blend.load_model(model)
+    genre_model = blend.load_model(model, table=features_csv is not None)
     if features_csv is not None:
         table, proba = blend.predict_table(genre_model, features_csv)
         if fmt == "csv":

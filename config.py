@@ -22,7 +22,9 @@ REPORTS_DIR = PROJ_ROOT / "reports"
 FIGURES_DIR = REPORTS_DIR / "figures"
 MODELS_DIR = PROJ_ROOT / "models"
 TRAINED_MODELS_DIR = Path(os.environ.get("TRACKLENS_MODELS_DIR", DATA_DIR / "models"))
-DEFAULT_MODEL_DIR = MODELS_DIR / "default"  # the shipped model, tracked in git
+DEFAULT_MODEL_DIR = MODELS_DIR / "default"  # the shipped model (musicnn embeddings + linear head), tracked in git
+# the shipped 57-feature model, for feature tables (predict/evaluate --features-csv), tracked in git
+DEFAULT_TABLE_MODEL_DIR = MODELS_DIR / "default-table"
 
 # The real public data lives beside the repository, never inside it.
 SHARED_DATA_DIR = Path(os.environ.get("TRACKLENS_SHARED_DATA", PROJ_ROOT.parent / "shared" / "data"))

@@ -152,10 +152,11 @@ class GenreModel:
         return table[columns].to_numpy(np.float32)
 
 
-def resolve_model_dir(model: str | Path | None) -> Path:
-    """``None`` -> the shipped default; an existing folder -> itself; a name -> TRAINED_MODELS_DIR/name."""
+def resolve_model_dir(model: str | Path | None, *, table: bool = False) -> Path:
+    """``None`` -> the shipped default (``table``: the shipped 57-feature model, for feature tables);
+    an existing folder -> itself; a name -> TRAINED_MODELS_DIR/name."""
     if model is None:
-        return config.DEFAULT_MODEL_DIR
+        return config.DEFAULT_TABLE_MODEL_DIR if table else config.DEFAULT_MODEL_DIR
     path = Path(model)
     if path.is_dir():
         return path
@@ -165,9 +166,10 @@ def resolve_model_dir(model: str | Path | None) -> Path:
     raise TracklensError(f"model {model!r}: no such folder, and no trained model of that name in {config.TRAINED_MODELS_DIR}")
 
 
-def load_model(model: str | Path | None = None) -> GenreModel:
-    """Load a model by folder or name (default: the shipped model in ``models/default``)."""
-    return GenreModel.load(resolve_model_dir(model))
+def load_model(model: str | Path | None = None, *, table: bool = False) -> GenreModel:
+    """Load a model by folder or name (default: the shipped model in ``models/default``; with
+    ``table``, for GTZAN-schema feature tables, the shipped summary model in ``models/default-table``)."""
+    return GenreModel.load(resolve_model_dir(model, table=table))
 
 
 def load_default_model() -> GenreModel:
@@ -322,8 +324,8 @@ def predict_table(model: GenreModel, features_csv: str | Path) -> tuple[pd.DataF
     Returns (the normalised table with ``track_id`` and optional ``label``, calibrated probabilities).
     """
     if model.input_kind != "summary":
-        raise TracklensError(f"model {model.name} reads {model.input_kind} frames; a feature table needs a "
-                             "summary-feature model (linear, mlp)")
+        raise TracklensError(f"model {model.name} reads {model.input_kind} inputs from audio; a feature table needs a "
+                             "summary-feature model (linear, mlp; the shipped one is models/default-table)")
     table = datasets.read_feature_table(features_csv)
     return table, model.predict_proba(model.summary_matrix(table))
 
