@@ -39,7 +39,10 @@ demo: venv ## run the whole pipeline on a generated demo catalogue (no credentia
 	$(BIN)/tracklens predict $(DEMO_DIR)/audio/*/*.00000.wav --model $(DEMO_DIR)/models/mlp --top 3
 	$(BIN)/tracklens figures --charts $(DEMO_DIR)/charts_clean.csv --audio $(DEMO_DIR)/audio --out reports/figures
 	@echo
-	@echo "Demo outputs are in $(DEMO_DIR)/"
+	@echo "Demo outputs:"
+	@echo "  data and features   $(DEMO_DIR)/ (charts_clean.csv, splits/, features.parquet, models/)"
+	@echo "  model comparison    reports/demo-models/report.html"
+	@echo "  figures             reports/figures/"
 	@if [ "$(SERVE)" = "1" ]; then \
 	  echo "Starting the dashboard (Ctrl-C stops it; make demo SERVE=0 skips this step) ..."; \
 	  $(BIN)/tracklens dashboard; \
