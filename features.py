@@ -123,8 +123,50 @@ try:
                 out[r, i] = buf[h]
         return out
 
+    @numba.njit(cache=True, nogil=True)
+    def _harmonic_stft_t(stft_t, harm, perc_t):
+        """``(stft * softmask(harm, perc)).T`` in one pass: librosa.util.softmask(power=2,
+        split_zeros=True) in float32, written frame-major for the inverse FFT.
+
+        ``stft_t``, ``perc_t`` : [shape=(t, f)]; ``harm`` : [shape=(f, t)] (the layouts the two
+        median filters produce, so nothing is transposed or copied first).
+        """
+        n_t, n_f = stft_t.shape
+        out = np.empty_like(stft_t)
+        half = np.float32(0.5)
+        for t0 in range(0, n_t, 32):  # blocks of frames: harm's strided reads stay in cache
+            t1 = min(t0 + 32, n_t)
+            for t in range(t0, t1):
+                for f in range(n_f):
+                    h = harm[f, t]
+                    p = perc_t[t, f]
+                    h2 = h * h
+                    den = h2 + p * p
+                    out[t, f] = stft_t[t, f] * (h2 / den if den > 0 else half)
+        return out
+
+    @numba.njit(cache=True, nogil=True)
+    def _rolloff_bins(mag_t, roll_percent):
+        """Per frame of ``mag_t`` [shape=(t, f)], the first bin whose running float32 sum
+        reaches ``roll_percent`` of the frame's total (numpy's cumsum/argmax, without the
+        (f, t) cumulative-sum array)."""
+        n_t, n_f = mag_t.shape
+        out = np.zeros(n_t, np.int64)
+        for t in range(n_t):
+            total = np.float32(0.0)
+            for f in range(n_f):
+                total += mag_t[t, f]
+            threshold = roll_percent * total
+            acc = np.float32(0.0)
+            for f in range(n_f):
+                acc += mag_t[t, f]
+                if acc >= threshold:
+                    out[t] = f
+                    break
+        return out
+
 except ImportError:  # pragma: no cover - numba ships with librosa
-    _running_median_rows = None
+    _running_median_rows = _harmonic_stft_t = _rolloff_bins = None
 
 
 def median_filter_1d(x: np.ndarray, *, size: int, axis: int) -> np.ndarray:
@@ -323,8 +365,12 @@ class Analysis:
     @functools.cached_property
     def rolloff(self) -> np.ndarray:
         # librosa.feature.spectral_rolloff (85 %): first bin whose cumulative energy reaches it
-        cum = np.cumsum(self.magnitude, axis=0)
-        idx = np.argmax(cum >= 0.85 * cum[-1], axis=0)
+        mag = self.magnitude
+        if _rolloff_bins is not None and mag.dtype == np.float32 and mag.flags.f_contiguous:
+            idx = _rolloff_bins(mag.T, np.float32(0.85))
+        else:
+            cum = np.cumsum(mag, axis=0)
+            idx = np.argmax(cum >= 0.85 * cum[-1], axis=0)
         return self._freqs[idx][None, :]
 
     @functools.cached_property
@@ -368,11 +414,17 @@ class Analysis:
         mag = self.magnitude
         harm = median_filter_1d(mag, size=HPSS_KERNEL, axis=-1)
         perc = median_filter_1d(mag, size=HPSS_KERNEL, axis=0)
-        # librosa.util.softmask(harm, perc, power=2, split_zeros=True), in float32
-        h2, p2 = harm * harm, perc * perc
-        den = h2 + p2
-        mask_h = np.divide(h2, den, out=np.full_like(den, 0.5), where=den > 0)
-        harmonic = _istft(self.stft * mask_h, n_fft=self.n_fft, hop_length=self.hop_length, length=len(self.y))
+        if _harmonic_stft_t is not None and self.stft.flags.f_contiguous:
+            # librosa's STFT is frame-major in memory (F order): .T views, no copies
+            masked_t = _harmonic_stft_t(self.stft.T, harm if harm.flags.c_contiguous else np.ascontiguousarray(harm),
+                                        np.ascontiguousarray(perc.T))
+            harmonic = _istft(masked_t.T, n_fft=self.n_fft, hop_length=self.hop_length, length=len(self.y))
+        else:
+            # librosa.util.softmask(harm, perc, power=2, split_zeros=True), in float32
+            h2, p2 = harm * harm, perc * perc
+            den = h2 + p2
+            mask_h = np.divide(h2, den, out=np.full_like(den, 0.5), where=den > 0)
+            harmonic = _istft(self.stft * mask_h, n_fft=self.n_fft, hop_length=self.hop_length, length=len(self.y))
         # The two soft masks sum to 1, so percussive = istft(stft) - harmonic = y - harmonic
         # (istft(stft(y)) == y to float precision); this saves the second inverse STFT.
         return harmonic, (self.y - harmonic).astype(np.float32)

@@ -94,6 +94,17 @@ def test_summary_equals_plain_librosa(clip_y, analysis):
     assert got["tempo"] == pytest.approx(float(librosa.feature.tempo(y=y, sr=SR)[0]))
 
 
+def test_fused_kernels_equal_the_numpy_formulas(clip_y):
+    """The numba soft-mask and rolloff kernels (taken on librosa's frame-major STFT) give the
+    same bits as the plain numpy expressions (taken on a row-major copy)."""
+    fast = features.analyze(clip_y, sr=SR)
+    plain = features.analyze(clip_y, sr=SR)
+    plain.stft = np.ascontiguousarray(plain.stft)
+    assert fast.stft.flags.f_contiguous and not plain.stft.flags.f_contiguous
+    np.testing.assert_array_equal(fast.rolloff, plain.rolloff)
+    np.testing.assert_array_equal(fast.harmonic, plain.harmonic)
+
+
 def test_tuning_estimate_is_close_to_librosas(analysis):
     import librosa
 
