@@ -250,17 +250,17 @@ def _check_track(raw: bytes, name: str) -> TrackReport:
 
     clip = _decode(raw, name)
     ref = chart_reference()
-    # The blend (models.blend analyses its own windows) and the tagger run beside this thread's
-    # analysis: NumPy, librosa and TensorFlow release the GIL, so one upload uses both cores.
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="check") as pool:
-        blend_job, tags_job = pool.submit(_blend, clip), pool.submit(_tags, clip)
+    # The blend and the tags (one musicnn pass over the track's patches with the shipped model) run
+    # beside this thread's analysis: NumPy, librosa and TensorFlow release the GIL, so one upload
+    # uses both cores.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check") as pool:
+        blend_job = pool.submit(_blend_and_tags, clip)
         # One analysis for the pictures and the chart comparison; the costly summary features
         # (HPSS, ...) only when the reference has them too.
         a = features.analyze(clip.y, sr=clip.sr)
         comparable = features.spotify_comparable_features(a, duration_s=clip.source_duration_s)
         track_features = {**features.summary_features(a), **comparable} if ref.kind == "audio" else dict(comparable)
-        blend, blend_label, timeline, notes = blend_job.result()
-        tags = tags_job.result()
+        blend, blend_label, timeline, notes, tags = blend_job.result()
     log_mel, step = _decimate(a.log_mel, MAX_DISPLAY_FRAMES)
     chroma, _ = _decimate(a.chroma, MAX_DISPLAY_FRAMES)
     map_xy, nearest = None, pd.DataFrame(columns=["name", "group", "distance"])
@@ -278,18 +278,25 @@ def _check_track(raw: bytes, name: str) -> TrackReport:
     )
 
 
-def _blend(clip) -> tuple[dict | None, str, pd.DataFrame, list]:
-    """Genre blend of the whole track, its label, the per-window timeline and notes.
+def _blend_and_tags(clip) -> tuple[dict | None, str, pd.DataFrame, list, dict | None]:
+    """Genre blend of the whole track, its label, the per-window timeline, notes and musicnn tags.
 
-    Without a usable default model the blend is None and the note says why.
+    The shipped model reads musicnn's embedding and tags per 3 s patch, so the blend's forward
+    pass over every patch also gives the tags (``Blend.tags``); another default model (e.g. a
+    57-feature one) gets them from :func:`_tags`. Without a usable default model the blend is
+    None and the note says why.
     """
     from models import blend as blend_module
 
     model = data.default_model()
     if model is None:
-        return None, "unavailable", pd.DataFrame(), [f"No genre blend: {data.default_model_problem()}"]
+        return None, "unavailable", pd.DataFrame(), [f"No genre blend: {data.default_model_problem()}"], _tags(clip)
     result = blend_module.predict_blend(model, clip)
-    return result.blend, result.label, result.timeline, list(result.notes)
+    if result.tags is None:
+        tags = _tags(clip)
+    else:
+        tags = dict(sorted(result.tags.items(), key=lambda kv: -kv[1])[:N_TAGS])
+    return result.blend, result.label, result.timeline, list(result.notes), tags
 
 
 def warm_up() -> None:
@@ -306,7 +313,8 @@ def warm_up() -> None:
 
 
 def _tags(clip) -> dict | None:
-    """musicnn's most likely tags ``{tag: likelihood}`` where its weights ship, else None.
+    """musicnn's most likely tags ``{tag: likelihood}`` where its weights ship, else None
+    (only for a default model that does not read musicnn's tags itself).
 
     Tagging every 3 s patch costs ~0.1 s each here (80 for a 4-minute song), so the tags are
     the mean over at most ``MAX_TAG_PATCHES`` patches spread evenly over the track.

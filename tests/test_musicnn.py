@@ -258,6 +258,27 @@ def test_window_inputs_match_card_columns():
     np.testing.assert_allclose(x[:, :200], direct["embedding"], rtol=1e-5)
 
 
+def test_predict_blend_with_an_embedding_model_gives_blend_and_tags_in_one_pass():
+    """The shipped default reads musicnn inputs: predict_blend classifies every 3 s patch, and its
+    tags are the track mean of the same pass's taggram; input shorter than a patch is repeat-padded."""
+    from audio import AudioClip
+    from models import blend
+
+    model = blend.load_default_model()
+    assert model.input_kind.startswith("musicnn")
+    sr = 22050
+    t = np.arange(7 * sr) / sr
+    y = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sign(np.sin(2 * np.pi * 2 * t))) / 2).astype("float32")
+    for seconds, n_windows in ((7.0, 2), (2.0, 1)):
+        n = int(seconds * sr)
+        clip = AudioClip(y=y[:n], sr=sr, path=None, source_sr=sr, channels=1, source_duration_s=seconds)
+        result = blend.predict_blend(model, clip)
+        assert result.probabilities.sum() == pytest.approx(1.0) and len(result.timeline) == n_windows
+        direct = musicnn.embed(clip=clip)
+        np.testing.assert_allclose([result.tags[tag] for tag in musicnn.MSD_TAGS], direct["tags"], rtol=1e-4, atol=1e-6)
+    assert result.notes and "repeat-padded" in result.notes[0]
+
+
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
     """Two labelled 7 s clips and one broken file."""
