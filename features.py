@@ -165,8 +165,45 @@ try:
                     break
         return out
 
+    @numba.njit(cache=True, nogil=True)
+    def _frame_rms_zcr(y, n_fft, hop_length, n_frames):
+        """librosa.feature.rms(y=) and zero_crossing_rate(y) with centred frames of ``n_fft``
+        samples, from running sums in one pass over ``y`` (no padded or framed copies).
+
+        RMS pads with zeros and sums float64 squares; ZCR pads with the edge samples, counts
+        |y| <= 1e-10 as 0 (positive) and crossings between neighbours inside a frame.
+        """
+        pad = n_fft // 2
+        n = len(y)
+        m = n + 2 * pad
+        csq = np.zeros(m + 1)
+        ccross = np.zeros(m, np.int64)  # ccross[i]: crossings between padded samples j, j+1 for j < i
+        tiny = np.float32(1e-10)
+        acc = 0.0
+        count = 0
+        prev_neg = False
+        for i in range(m):
+            j = min(max(i - pad, 0), n - 1)
+            v = y[j]
+            if pad <= i < pad + n:
+                acc += np.float64(v) * np.float64(v)
+            csq[i + 1] = acc
+            neg = v < 0 and abs(v) > tiny
+            if i > 0 and neg != prev_neg:
+                count += 1
+            ccross[i] = count
+            prev_neg = neg
+        rms = np.empty(n_frames, np.float32)
+        zcr = np.empty(n_frames)
+        for t in range(n_frames):
+            s = t * hop_length
+            power = (csq[s + n_fft] - csq[s]) / n_fft
+            rms[t] = np.sqrt(max(power, 0.0))
+            zcr[t] = (ccross[s + n_fft - 1] - ccross[s]) / n_fft
+        return rms, zcr
+
 except ImportError:  # pragma: no cover - numba ships with librosa
-    _running_median_rows = _harmonic_stft_t = _rolloff_bins = None
+    _running_median_rows = _harmonic_stft_t = _rolloff_bins = _frame_rms_zcr = None
 
 
 def median_filter_1d(x: np.ndarray, *, size: int, axis: int) -> np.ndarray:
@@ -381,7 +418,10 @@ class Analysis:
                                                  n_bands=N_CONTRAST_BANDS)
 
     @functools.cached_property
-    def rms(self) -> np.ndarray:
+    def _rms_zcr(self) -> tuple[np.ndarray, np.ndarray]:
+        if _frame_rms_zcr is not None:
+            rms, zcr = _frame_rms_zcr(self.y, self.n_fft, self.hop_length, self.n_frames)
+            return rms[None, :], zcr[None, :]
         # librosa.feature.rms(y=...): centred frames of n_fft samples, zero padding; as running
         # sums (float64) instead of a framed copy of the signal.
         pad = self.n_fft // 2
@@ -389,19 +429,23 @@ class Analysis:
         csum = np.concatenate([[0.0], np.cumsum(sq)])
         starts = np.arange(self.n_frames) * self.hop_length
         power = (csum[starts + self.n_fft] - csum[starts]) / self.n_fft
-        return np.sqrt(np.maximum(power, 0.0)).astype(np.float32)[None, :]
-
-    @functools.cached_property
-    def zero_crossing_rate(self) -> np.ndarray:
+        rms = np.sqrt(np.maximum(power, 0.0)).astype(np.float32)[None, :]
         # librosa.feature.zero_crossing_rate(y): edge-padded centred frames, |y| <= 1e-10 counts
         # as 0 (positive), crossings between neighbours inside a frame / frame length.
-        pad = self.n_fft // 2
         y = np.pad(self.y, pad, mode="edge")
         y = np.where(np.abs(y) <= 1e-10, np.float32(0.0), y)
         change = np.signbit(y[1:]) != np.signbit(y[:-1])
         csum = np.concatenate([[0], np.cumsum(change, dtype=np.int64)])
-        starts = np.arange(self.n_frames) * self.hop_length
-        return ((csum[starts + self.n_fft - 1] - csum[starts]) / self.n_fft)[None, :]
+        zcr = ((csum[starts + self.n_fft - 1] - csum[starts]) / self.n_fft)[None, :]
+        return rms, zcr
+
+    @property
+    def rms(self) -> np.ndarray:
+        return self._rms_zcr[0]
+
+    @property
+    def zero_crossing_rate(self) -> np.ndarray:
+        return self._rms_zcr[1]
 
     @functools.cached_property
     def _freqs(self) -> np.ndarray:

@@ -94,15 +94,18 @@ def test_summary_equals_plain_librosa(clip_y, analysis):
     assert got["tempo"] == pytest.approx(float(librosa.feature.tempo(y=y, sr=SR)[0]))
 
 
-def test_fused_kernels_equal_the_numpy_formulas(clip_y):
-    """The numba soft-mask and rolloff kernels (taken on librosa's frame-major STFT) give the
-    same bits as the plain numpy expressions (taken on a row-major copy)."""
+def test_fused_kernels_equal_the_numpy_formulas(clip_y, monkeypatch):
+    """The numba kernels (soft mask, rolloff on librosa's frame-major STFT; RMS and ZCR in one
+    pass over y) give the same bits as the plain numpy expressions they replace."""
     fast = features.analyze(clip_y, sr=SR)
+    fast_values = (fast.rolloff, fast.harmonic, fast.rms, fast.zero_crossing_rate)
+    monkeypatch.setattr(features, "_frame_rms_zcr", None)
     plain = features.analyze(clip_y, sr=SR)
-    plain.stft = np.ascontiguousarray(plain.stft)
+    plain.stft = np.ascontiguousarray(plain.stft)  # not frame-major: the numpy path
     assert fast.stft.flags.f_contiguous and not plain.stft.flags.f_contiguous
-    np.testing.assert_array_equal(fast.rolloff, plain.rolloff)
-    np.testing.assert_array_equal(fast.harmonic, plain.harmonic)
+    for got, want in zip(fast_values, (plain.rolloff, plain.harmonic, plain.rms, plain.zero_crossing_rate)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
 
 
 def test_tuning_estimate_is_close_to_librosas(analysis):
