@@ -94,6 +94,8 @@ class GenreModel:
     def load(cls, model_dir: str | Path) -> "GenreModel":
         """Load and verify; raises ModelCardError (a TracklensError) with the reason on any doubt."""
         keras_model, card = store.load_keras_model(model_dir)
+        if str(card["input"].get("kind", "")).startswith("musicnn"):
+            _check_embedding_weights(card, Path(model_dir))
         return cls(keras_model, card, Path(model_dir))
 
     @property
@@ -150,6 +152,17 @@ class GenreModel:
         if missing:
             raise TracklensError(f"feature table lacks {missing[:5]} needed by model {self.name}")
         return table[columns].to_numpy(np.float32)
+
+
+def _check_embedding_weights(card: dict, model_dir: Path) -> None:
+    """Refuse a head trained on other musicnn weights than the shipped ones (its inputs would differ)."""
+    from models import musicnn
+
+    name = card["input"].get("embedding_model", musicnn.DEFAULT_MUSICNN)
+    shipped = musicnn.read_manifest().get(name, {}).get("weights_sha256")
+    if shipped is None or shipped != card["input"].get("embedding_weights_sha256"):
+        raise store.ModelCardError(f"{model_dir}: trained on {name} weights {str(card['input'].get('embedding_weights_sha256'))[:12]}..., "
+                                   f"but models/pretrained/ has {str(shipped)[:12]}...; retrain it (e.g. `make default-model`)")
 
 
 def resolve_model_dir(model: str | Path | None, *, table: bool = False) -> Path:

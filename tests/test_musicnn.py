@@ -279,6 +279,21 @@ def test_predict_blend_with_an_embedding_model_gives_blend_and_tags_in_one_pass(
     assert result.notes and "repeat-padded" in result.notes[0]
 
 
+def test_embedding_model_trained_on_other_weights_is_refused(tmp_path, monkeypatch):
+    import shutil as sh
+
+    from models import blend, store
+
+    model_dir = tmp_path / "model"
+    sh.copytree(blend.resolve_model_dir(None), model_dir)
+    card = store.read_card(model_dir)
+    card["input"]["embedding_weights_sha256"] = "0" * 64
+    card["card_sha256"] = store.card_digest(card)
+    store.write_json(model_dir / store.CARD_NAME, card)
+    with pytest.raises(store.ModelCardError, match="retrain"):
+        blend.load_model(model_dir)
+
+
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
     """Two labelled 7 s clips and one broken file."""
