@@ -3,10 +3,13 @@ one file at a time) vs tracklens' feature engine with 1 job and with all cores, 
 
 Run:  .venv/bin/python bench/features.py [--clips 12]    (also `make bench`)
 
-Each approach runs in its own process (so peak memory is its own: the process plus its workers,
-sampled every 20 ms) on the same real GTZAN clips from ../shared/data, after one untimed warm-up
-clip (numba compilation, imports). Timings include decoding. The machine is shared, so compare
-the ratios within one run, not absolute times across runs.
+Each approach runs in its own process (so peak memory is its own: the process plus its
+workers, sampled every 20 ms) on the same real GTZAN clips from ../shared/data, after one
+untimed warm-up clip (numba compilation, imports); single-process approaches run with thread
+pools of 1 (OMP/BLAS/numba), so their CPU time is one core's work. Timings include decoding
+(Opus; the WAV rows repeat plain librosa and 1 job on the same clips written as 22 050 Hz float
+WAV, where decoding is nearly free). The machine is shared, so compare the ratios within one
+run, not absolute times across runs.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import config  # noqa: E402
+
+# One core per single-process approach: no BLAS/OpenMP/numba thread pools, so CPU time per clip
+# is one core's work (the all-cores run parallelises over files instead).
+ONE_THREAD_ENV = {**os.environ, **{v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                                     "NUMBA_NUM_THREADS")}}
 
 
 def plain_librosa(path: str) -> dict:
@@ -176,29 +184,45 @@ def main() -> None:
     print(f"{len(files)} GTZAN clips ({audio_s:.0f} s of audio, Opus) on {os.cpu_count()} cores; "
           "57 GTZAN summary features per clip, decoding included")
 
+    # The same clips as 22 050 Hz float WAV: decoding becomes nearly free, so these two rows show
+    # the engine's own ratio with a file as input (Opus decoding is ~0.1 s per clip for both).
+    from audio import load_audio
+
+    wav_dir = Path(tempfile.mkdtemp(prefix="tracklens-bench-wav-"))
+    wavs = []
+    for f in files:
+        wavs.append(str(wav_dir / (Path(f).stem + ".wav")))
+        sf.write(wavs[-1], load_audio(f).y, config.SAMPLE_RATE, subtype="FLOAT")
+
     results = {}
-    for approach in ("decode", "plain", "tracklens_1job", "tracklens_all_cores"):
-        done = subprocess.run([sys.executable, __file__, "--run", approach, "--files", *files],
-                              capture_output=True, text=True, check=False)
+    for approach, paths in (("decode", files), ("plain", files), ("tracklens_1job", files),
+                            ("tracklens_all_cores", files), ("plain_wav", wavs), ("tracklens_1job_wav", wavs)):
+        done = subprocess.run([sys.executable, __file__, "--run", approach.removesuffix("_wav"), "--files", *paths],
+                              capture_output=True, text=True, check=False,
+                              env=None if approach == "tracklens_all_cores" else ONE_THREAD_ENV)
         if done.returncode != 0:
             sys.exit(f"{approach} failed:\n{done.stderr[-2000:]}")
         results[approach] = json.loads(done.stdout.strip().splitlines()[-1])
 
     base, base_cpu = results["plain"]["seconds"], results["plain"]["cpu"]
+    wav_base, wav_base_cpu = results["plain_wav"]["seconds"], results["plain_wav"]["cpu"]
     print()
     print("| approach | clips/s | audio s/s | speed-up (wall) | CPU s/clip | speed-up (CPU) | peak memory (MB) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     labels = {"decode": "decode only (the floor: soundfile + soxr)", "plain": "plain librosa, 1 file at a time", "tracklens_1job": "tracklens, 1 job",
-              "tracklens_all_cores": f"tracklens, {os.cpu_count()} jobs"}
+              "tracklens_all_cores": f"tracklens, {os.cpu_count()} jobs",
+              "plain_wav": "plain librosa, WAV input (22 050 Hz float)", "tracklens_1job_wav": "tracklens, 1 job, WAV input"}
     for approach, res in results.items():
+        ref, ref_cpu = (wav_base, wav_base_cpu) if approach.endswith("_wav") else (base, base_cpu)
         s = res["seconds"]
         cpu = res["cpu"]
-        cpu_cells = f"{cpu / len(files):.3f} | {base_cpu / cpu:.1f}x" if cpu else "(workers) | -"
-        print(f"| {labels[approach]} | {len(files) / s:.2f} | {audio_s / s:.1f} | {base / s:.1f}x | {cpu_cells} "
+        cpu_cells = f"{cpu / len(files):.3f} | {ref_cpu / cpu:.1f}x" if cpu else "(workers) | -"
+        print(f"| {labels[approach]} | {len(files) / s:.2f} | {audio_s / s:.1f} | {ref / s:.1f}x | {cpu_cells} "
               f"| {res['peak_mb']:.0f} |")
+    print("(speed-ups: Opus rows against plain librosa on Opus; WAV rows against plain librosa on WAV)")
 
     done = subprocess.run([sys.executable, __file__, "--run", "stages", "--files", *files[:4]],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False, env=ONE_THREAD_ENV)
     if done.returncode != 0:
         sys.exit(f"stages failed:\n{done.stderr[-2000:]}")
     st = json.loads(done.stdout.strip().splitlines()[-1])
