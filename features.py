@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,9 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 import config
-from audio import AUDIO_EXTENSIONS, AudioClip, AudioError, file_checksum, load_audio
+from audio import AUDIO_EXTENSIONS, AudioClip, file_checksum, load_audio
 from errors import TracklensError
+from fileio import atomic_path, atomic_write_bytes
 
 # Bump when any computed value changes, so cached entries from older code are not reused.
 FEATURE_VERSION = 1
@@ -797,11 +797,6 @@ def _cache_file(cache_dir: Path, checksum: str, params: dict) -> Path:
     return cache_dir / "features" / key[:2] / f"{key}.pkl"
 
 
-def _write_atomic_bytes(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda tmp: Path(tmp).write_bytes(payload))
-
-
 def _read_cache(path: Path) -> dict | None:
     try:
         with open(path, "rb") as handle:
@@ -936,7 +931,8 @@ def extract_features(
     if max_duration <= 0:
         raise TracklensError(f"max_duration={max_duration} must be > 0 seconds")
     segment_bounds(1, sr=config.SAMPLE_RATE, segment_seconds=segment_seconds, overlap=overlap)  # validates
-    jobs = os.cpu_count() or 1 if jobs == -1 else jobs
+    if jobs == -1:
+        jobs = os.cpu_count() or 1
     params = {"segment_seconds": float(segment_seconds or 0.0), "overlap": float(overlap),
               "sr": config.SAMPLE_RATE, "n_fft": config.N_FFT, "hop_length": config.HOP_LENGTH,
               "max_duration": float(max_duration)}
@@ -969,7 +965,7 @@ def extract_features(
                     failed[item["path"]] = result["error"]
                 else:
                     result["checksum"] = item["checksum"]
-                    _write_atomic_bytes(item["cache"], pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+                    atomic_write_bytes(item["cache"], pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
                 bar.update()
 
     rows, done = [], []
@@ -991,10 +987,10 @@ def extract_features(
     table = pd.DataFrame(rows, columns=list(FEATURE_COLUMNS))
     table = table.astype({"segment": "int64", "length": "int64", "key": "int64", "mode": "int64",
                           "duration_ms": "int64", "truncated": "bool"}) if len(table) else table
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out, lambda tmp: table.to_parquet(tmp, index=False))
-    err_frame = pd.DataFrame(errors, columns=["path", "reason"])
-    _atomic_write(errors_path(out), lambda tmp: err_frame.to_csv(tmp, index=False))
+    with atomic_path(out) as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_path(errors_path(out)) as tmp:
+        pd.DataFrame(errors, columns=["path", "reason"]).to_csv(tmp, index=False)
     frames_file = frames_path(out)
     if params["segment_seconds"]:
         _write_frames(frames_file, done, params)
@@ -1005,17 +1001,6 @@ def extract_features(
     return ExtractResult(out=out, frames=frames_file, errors=errors_path(out), n_tracks=len(done),
                          n_segments=n_segments, n_errors=len(errors), n_cached=n_cached,
                          n_computed=len(todo) - len(failed))
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _write_frames(path: Path, done: list[dict], params: dict) -> None:
@@ -1048,7 +1033,8 @@ def _write_frames(path: Path, done: list[dict], params: dict) -> None:
                             block = _read_cache(item["cache"])["frames"][kind]
                             handle.write(np.ascontiguousarray(block, dtype=FRAMES_DTYPE).tobytes())
 
-    _atomic_write(path, write)
+    with atomic_path(path) as tmp:
+        write(str(tmp))
 
 
 def load_frames(path: str | Path, *, dtype: Any = np.float32) -> dict:

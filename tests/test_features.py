@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -410,3 +409,16 @@ def test_agrees_with_published_gtzan_features(shared_data, tmp_path):
     assert np.mean(np.abs(ours["tempo"].to_numpy() / ref["tempo"].to_numpy() - 1) < 0.01) >= 0.65
     assert np.all(np.abs(ours[["harmony_mean", "perceptr_mean"]].to_numpy()) < 1e-3)
     assert (np.abs(ours["length"].to_numpy() - ref["length"].to_numpy()) < 0.02 * SR).all()
+
+
+def test_one_job_runs_in_this_process(tmp_path, folder, monkeypatch):
+    """--jobs 1 computes in this process: no worker pool to start, nothing to pickle across."""
+    import joblib
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a worker pool was started for jobs=1")
+
+    monkeypatch.setattr(joblib, "Parallel", no_pool)
+    result = features.extract_features(folder, out=tmp_path / "one.parquet", cache_dir=tmp_path / "c",
+                                       segment_seconds=None, jobs=1, progress=False)
+    assert result.n_computed >= 2
