@@ -37,6 +37,9 @@ SPOTIFY_ONLY_COLUMNS = ("danceability", "energy", "speechiness", "acousticness",
 N_NEAREST = 5
 N_TAGS = 8
 MAX_TAG_PATCHES = 4
+# The blend (and, with the musicnn default, the tags) reads at most this much audio: 30 s blocks
+# spread over the track. Classifying every 3 s patch of a 4-minute song doubled the check's latency.
+MAX_BLEND_SECONDS = 60.0
 MAX_DISPLAY_FRAMES = 1200  # spectrogram/chromagram columns sent to the browser
 _CACHE_SIZE = 8
 
@@ -291,7 +294,7 @@ def _blend_and_tags(clip) -> tuple[dict | None, str, pd.DataFrame, list, dict | 
     model = data.default_model()
     if model is None:
         return None, "unavailable", pd.DataFrame(), [f"No genre blend: {data.default_model_problem()}"], _tags(clip)
-    result = blend_module.predict_blend(model, clip)
+    result = blend_module.predict_blend(model, clip, max_seconds=MAX_BLEND_SECONDS)
     if result.tags is None:
         tags = _tags(clip)
     else:

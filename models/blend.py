@@ -224,11 +224,21 @@ def _source_clip(source):
     raise TracklensError(f"cannot predict a blend from {type(source).__name__}: pass a path, AudioClip or ClipFeatures")
 
 
-def _windows(clip, path, duration_s: float, window_s: float) -> Iterator[tuple[float, float, object]]:
-    """Yield (start_s, end_s, AudioClip) per window, decoding a file one window at a time."""
+def _windows(clip, path, duration_s: float, window_s: float, *,
+             max_windows: int | None = None) -> Iterator[tuple[float, float, object]]:
+    """Yield (start_s, end_s, AudioClip) per window, decoding a file one window at a time.
+
+    ``max_windows``: at most that many windows, at the centres of equal parts of the track (so
+    intro and outro do not stand for the whole).
+    """
     from audio import AudioClip, load_audio
 
-    for start in window_starts(duration_s, window_s):
+    starts = window_starts(duration_s, window_s)
+    if max_windows is not None and len(starts) > max_windows:
+        k = max(1, max_windows)
+        keep = np.unique(((np.arange(k) + 0.5) / k * (len(starts) - 1)).round().astype(int))
+        starts = [starts[i] for i in keep]
+    for start in starts:
         if clip is None:
             part = load_audio(path, offset=start, max_duration=window_s)
         else:
@@ -264,7 +274,7 @@ def _window_inputs(model: GenreModel, part, *, short_input: str) -> tuple[np.nda
 
 
 def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MARGIN,
-                  short_input: str = SHORT_INPUT) -> Blend:
+                  short_input: str = SHORT_INPUT, max_seconds: float | None = None) -> Blend:
     """The genre blend of one track.
 
     Parameters
@@ -273,6 +283,8 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
     source : audio file path, :class:`audio.AudioClip` or :class:`features.ClipFeatures`
     margin : probability gap below which the label names two genres
     short_input : "as_is" or "loop" for input shorter than a summary model's window
+    max_seconds : analyse at most about this much audio, as ~30 s blocks evenly spread over the
+        track (for interactive use on long tracks; None: all of it)
 
     Returns
     -------
@@ -286,7 +298,8 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
     block_s = model.window_s * max(1, int(BLOCK_S // model.window_s))  # whole windows per decoded block
     tag_columns = [i for i, c in enumerate(model.card["input"].get("columns") or []) if c.startswith("tag:")]
     rows, spans, tag_rows = [], [], []
-    for start, end, part in _windows(clip, path, duration_s, block_s):
+    max_blocks = None if max_seconds is None else max(1, int(max_seconds // block_s))
+    for start, end, part in _windows(clip, path, duration_s, block_s, max_windows=max_blocks):
         x, local = _window_inputs(model, part, short_input=short_input)
         if len(x):
             rows.append(model.predict_raw(x))
@@ -303,6 +316,8 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
     timeline["top_genre"] = [model.genres[i] for i in raw.argmax(axis=1)]
     how = "repeat-padded" if model.input_kind.startswith("musicnn") else short_input
     notes = [f"shorter than the model's {model.window_s:g} s window: {how}"] if duration_s < model.window_s else []
+    if max_blocks is not None and len(window_starts(duration_s, block_s)) > max_blocks:
+        notes.append(f"blend of {max_blocks} evenly spread {block_s:g} s blocks of the {duration_s:.0f} s track")
     tags = None
     if tag_columns:  # the embedding model's inputs include musicnn's tags: their track mean, for free
         names = [model.card["input"]["columns"][i][4:] for i in tag_columns]

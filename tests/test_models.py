@@ -265,6 +265,18 @@ def test_window_starts_cover_long_tracks():
     assert window_starts(61.0, 30.0) == [0.0, 30.0]  # a 1 s remainder is not worth a window
 
 
+def test_capped_windows_spread_over_the_track_not_its_ends():
+    """`predict_blend(max_seconds=...)` (the dashboard on long songs) reads evenly spread blocks."""
+    from audio import AudioClip
+    from models.blend import _windows
+
+    clip = AudioClip(y=np.zeros(240 * 100, np.float32), sr=100, path=None, source_sr=100, channels=1,
+                     source_duration_s=240.0)
+    assert [w[0] for w in _windows(clip, None, 240.0, 30.0)] == [0.0, 30.0, 60.0, 90.0, 120.0, 150.0, 180.0, 210.0]
+    capped = [(a, b, len(part.y)) for a, b, part in _windows(clip, None, 240.0, 30.0, max_windows=2)]
+    assert capped == [(60.0, 90.0, 3000), (150.0, 180.0, 3000)]
+
+
 def _ffmpeg(src, dst, *args):
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *args, str(dst)], check=True)
 
