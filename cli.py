@@ -497,7 +497,12 @@ def predict(
     if tags:
         from models import musicnn
 
-        text = musicnn.attach_tags(text, musicnn.describe_files(paths), fmt=fmt)
+        if all(r.tags is not None for r in results if isinstance(r, blend.Blend)):  # a musicnn model: tags came
+            items = [{"path": str(r.path), "tags": sorted(r.tags.items(), key=lambda kv: -kv[1])}  # with the blend
+                     if isinstance(r, blend.Blend) else r for r in results]
+        else:
+            items = musicnn.describe_files(paths)
+        text = musicnn.attach_tags(text, items, fmt=fmt)
     typer.echo(text)
     failed = [r for r in results if not isinstance(r, blend.Blend)]
     if fmt != "table":
