@@ -514,7 +514,8 @@ def extract_embeddings(sources, *, out: str | Path, name: str = DEFAULT_MUSICNN,
     from tqdm.auto import tqdm
 
     from audio import file_checksum, load_audio
-    from features import _source_items, _write_atomic_bytes  # one source/manifest reader for both tables
+    from features import _source_items  # one source/manifest reader for both tables
+    from fileio import atomic_write_bytes
 
     out = Path(out)
     if out.suffix.lower() != ".parquet":
@@ -545,7 +546,7 @@ def extract_embeddings(sources, *, out: str | Path, name: str = DEFAULT_MUSICNN,
             result = embedder.embed(clip=clip)
             buffer = io.BytesIO()
             np.savez(buffer, **{k: result[k] for k in ("embedding", "taggram", "starts_s")})
-            _write_atomic_bytes(cache, buffer.getvalue())
+            atomic_write_bytes(cache, buffer.getvalue())
         ident = {"track_id": item["track_id"], "path": item["path"], "label": item["label"], "checksum": checksum}
         starts = np.asarray(result["starts_s"], dtype=float)
         patch_s = PATCH_FRAMES * MUSICNN_HOP / MUSICNN_SR
@@ -561,9 +562,9 @@ def extract_embeddings(sources, *, out: str | Path, name: str = DEFAULT_MUSICNN,
     out.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     table.to_parquet(buffer, index=False)
-    _write_atomic_bytes(out, buffer.getvalue())
+    atomic_write_bytes(out, buffer.getvalue())
     err_frame = pd.DataFrame(errors, columns=["path", "reason"])
-    _write_atomic_bytes(out.with_name(out.name.removesuffix(".parquet") + ".errors.csv"),
+    atomic_write_bytes(out.with_name(out.name.removesuffix(".parquet") + ".errors.csv"),
                         err_frame.to_csv(index=False).encode())
     return table, errors
 
