@@ -22,6 +22,9 @@ timeline). The track blend is the normalised geometric mean of the window probab
 temperature-scaled. A summary model analyses input shorter than one
 window as it is (``SHORT_INPUT``; bench/accuracy.py compares it with looping the clip to the
 window length); frame models need whole 3 s segments, so short input is looped for them.
+Embedding models (``musicnn_*``, the shipped default) read musicnn's embedding and tags per 3 s
+patch of each block (:func:`models.musicnn_models.window_inputs`); musicnn repeat-pads input
+shorter than one patch, as it was trained.
 """
 
 from __future__ import annotations
