@@ -12,7 +12,6 @@ catalogue in ``DEMO_DATA_DIR`` (written by `make demo`).
 from __future__ import annotations
 
 import functools
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from errors import TracklensError
-from models.store import atomic_write
+from fileio import atomic_write_bytes
 
 EPS = 1e-12
 
@@ -276,7 +276,7 @@ def _save_png(fig, path: Path) -> None:
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
-    atomic_write(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def comparison_table(results: Sequence[dict], *, class_names: Sequence[str]):
@@ -309,7 +309,7 @@ def write_report(results: Sequence[dict], out_dir: str | Path, *, class_names: S
     """
     out_dir = Path(out_dir)
     table = comparison_table(results, class_names=class_names)
-    atomic_write(out_dir / "comparison.csv", table.to_csv(index=False, float_format="%.4f").encode())
+    atomic_write_bytes(out_dir / "comparison.csv", table.to_csv(index=False, float_format="%.4f").encode())
     sections = []
     for r in results:
         name = r["name"]
@@ -335,5 +335,5 @@ def write_report(results: Sequence[dict], out_dir: str | Path, *, class_names: S
             f"<h1>{html.escape(title)}</h1><p>Track-level scores on the validation fold; probabilities "
             "after temperature scaling (ece_uncalibrated: before).</p>"
             f"{body}\n{''.join(sections)}</body></html>")
-    atomic_write(out_dir / "report.html", page.encode())
+    atomic_write_bytes(out_dir / "report.html", page.encode())
     return out_dir / "report.html"

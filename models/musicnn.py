@@ -36,7 +36,9 @@ from typing import Mapping
 import numpy as np
 
 import config
+from audio import file_checksum
 from errors import TracklensError
+from fileio import atomic_path, atomic_write_bytes
 
 # Signal processing of the original (musicnn/configuration.py and the checkpoints' config.json).
 MUSICNN_SR = 16_000
@@ -321,15 +323,6 @@ def find_original_package() -> Path | None:
     return next((c for c in candidates if (c / DEFAULT_MUSICNN / ".index").is_file()), None)
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 (hex) of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def convert_checkpoint(checkpoint: str | Path, *, name: str = DEFAULT_MUSICNN,
                        out_dir: str | Path = PRETRAINED_DIR, source: str = ORIGINAL_SOURCE) -> dict:
     """Convert one musicnn checkpoint into ``out_dir/<name>.weights.h5`` and record it.
@@ -348,14 +341,13 @@ def convert_checkpoint(checkpoint: str | Path, *, name: str = DEFAULT_MUSICNN,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.weights.h5"
-    tmp = out_dir / f".{name}.tmp.weights.h5"
-    model.save_weights(tmp)
-    os.replace(tmp, target)
+    with atomic_path(target, suffix=".weights.h5") as tmp:  # Keras insists on the suffix
+        model.save_weights(tmp)
     entry = {
         "weights": target.name,
-        "weights_sha256": file_sha256(target),
+        "weights_sha256": file_checksum(target),
         "source": source,
-        "source_checkpoint_sha256": {suffix: file_sha256(prefix + suffix)
+        "source_checkpoint_sha256": {suffix: file_checksum(prefix + suffix)
                                      for suffix in (".index", ".data-00000-of-00001")},
         "n_variables": len(variables),
         "n_parameters": int(sum(v.size for v in variables.values())),
@@ -366,9 +358,7 @@ def convert_checkpoint(checkpoint: str | Path, *, name: str = DEFAULT_MUSICNN,
     manifest_path = out_dir / MANIFEST_PATH.name
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     manifest[name] = entry
-    tmp_manifest = manifest_path.with_suffix(".json.tmp")
-    tmp_manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp_manifest, manifest_path)
+    atomic_write_bytes(manifest_path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return entry
 
 
@@ -396,7 +386,7 @@ def load_pretrained(name: str = DEFAULT_MUSICNN, *, weights_dir: str | Path = PR
     path = weights_dir / entry["weights"]
     if not path.is_file():
         raise MusicnnError(f"{path}: missing; run `make musicnn-weights`")
-    actual = file_sha256(path)
+    actual = file_checksum(path)
     if actual != entry["weights_sha256"]:
         raise MusicnnError(f"{path}: SHA-256 {actual[:12]}… does not match the recorded "
                            f"{entry['weights_sha256'][:12]}…; the file is corrupt or was replaced")
@@ -513,9 +503,8 @@ def extract_embeddings(sources, *, out: str | Path, name: str = DEFAULT_MUSICNN,
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from audio import file_checksum, load_audio
+    from audio import load_audio
     from features import _source_items  # one source/manifest reader for both tables
-    from fileio import atomic_write_bytes
 
     out = Path(out)
     if out.suffix.lower() != ".parquet":

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 from audio import file_checksum
 from errors import TracklensError
+from fileio import atomic_path, atomic_write_bytes
 
 CARD_NAME = "card.json"
 WEIGHTS_NAME = "model.keras"
@@ -54,20 +53,9 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write bytes via a temp file in the same folder and a rename (readers never see half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; cards and reports are meant to be read
-    os.replace(tmp, path)
-
-
 def write_json(path: str | Path, obj) -> None:
     """Atomic, indented JSON write."""
-    atomic_write(path, (json.dumps(obj, indent=1, default=_json_default) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, default=_json_default) + "\n").encode())
 
 
 def _json_default(value):
@@ -96,9 +84,8 @@ def save_model_dir(model_dir: str | Path, card: dict, *, keras_model=None) -> Pa
             "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "predictor": keras_model is not None}
     if keras_model is not None:
-        tmp = model_dir / f".tmp-{os.getpid()}.keras"  # Keras insists on the .keras suffix
-        keras_model.save(tmp)
-        os.replace(tmp, model_dir / WEIGHTS_NAME)
+        with atomic_path(model_dir / WEIGHTS_NAME, suffix=".keras") as tmp:  # Keras insists on the suffix
+            keras_model.save(tmp)
         card["weights_file"] = WEIGHTS_NAME
         card["weights_sha256"] = file_checksum(model_dir / WEIGHTS_NAME)
     card["card_sha256"] = card_digest(card)

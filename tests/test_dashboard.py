@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import subprocess
 import sys
 
@@ -216,8 +215,6 @@ def test_heatmap_click_picks_feature(pages):
 
 
 def test_models_page_says_when_no_report(pages, monkeypatch, tmp_path):
-    from dashboard import data
-
     monkeypatch.setattr(config, "REPORTS_DIR", tmp_path)
     layout = pages["models"].layout()
     assert "models-empty" in _ids(layout) and "No evaluation report yet" in _text(layout)

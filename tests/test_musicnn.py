@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audio import file_checksum
 from models import musicnn
 
 ORIGINAL_RUNNER = Path(__file__).with_name("musicnn_original.py")
@@ -36,7 +37,7 @@ def _as_checkpoint(model) -> dict[str, np.ndarray]:
 def test_shipped_weights_match_manifest_and_give_valid_outputs(model):
     entry = json.loads(musicnn.MANIFEST_PATH.read_text())[musicnn.DEFAULT_MUSICNN]
     path = musicnn.PRETRAINED_DIR / entry["weights"]
-    assert musicnn.file_sha256(path) == entry["weights_sha256"]
+    assert file_checksum(path) == entry["weights_sha256"]
     assert entry["n_parameters"] == model.count_params() == 792_079
     assert len(entry["source_checkpoint_sha256"]) == 2 and "ISC" in entry["licence"]
     assert (musicnn.PRETRAINED_DIR / "LICENSE-musicnn.md").read_text().count("Permission to use") == 1
