@@ -515,6 +515,18 @@ def predict(
         raise typer.Exit(1)
 
 
+# `tracklens --help` lists the verbs in the order of the data flow, not of definition.
+_FLOW = ["demo-data", "prepare", "split", "features", "train", "evaluate", "predict", "figures", "dashboard"]
+
+
+def _flow_position(command) -> int:
+    name = command.name or command.callback.__name__.replace("_", "-")
+    return _FLOW.index(name) if name in _FLOW else len(_FLOW)
+
+
+app.registered_commands.sort(key=_flow_position)
+
+
 def main() -> None:
     """Console entry point: run the app and turn project errors into clean exits."""
     debug = "--debug" in sys.argv[1:]
