@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import os
-import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -794,14 +794,33 @@ def _cache_file(cache_dir: Path, checksum: str, params: dict) -> Path:
     key_src = json.dumps({"checksum": checksum, "version": FEATURE_VERSION,
                           **{k: params[k] for k in _PROCESS_KEYS}}, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()
-    return cache_dir / "features" / key[:2] / f"{key}.pkl"
+    return cache_dir / "features" / key[:2] / f"{key}.npz"
 
 
-def _read_cache(path: Path) -> dict | None:
+def _encode_cache(result: dict) -> bytes:
+    """A cache entry as .npz bytes: frame matrices as arrays, everything else as one JSON string.
+
+    No pickle, so a cache folder is never a way to run code; rows hold only str, int, float and
+    bool, which JSON round-trips exactly.
+    """
+    frames = result.get("frames")
+    meta = {**{k: v for k, v in result.items() if k != "frames"},
+            "frame_kinds": None if frames is None else list(frames)}
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array(json.dumps(meta)), **{f"frame_{k}": v for k, v in (frames or {}).items()})
+    return buffer.getvalue()
+
+
+def _read_cache(path: Path, *, frames: bool = True) -> dict | None:
+    """The cache entry at ``path``, or None when missing or damaged; ``frames=False`` reads only
+    the rows (cheap: the .npz members are read on demand)."""
     try:
-        with open(path, "rb") as handle:
-            entry = pickle.load(handle)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+        with np.load(path, allow_pickle=False) as data:
+            entry = json.loads(str(data["meta"]))
+            kinds = entry.pop("frame_kinds")
+            if frames:
+                entry["frames"] = None if kinds is None else {k: data[f"frame_{k}"] for k in kinds}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # missing or damaged (e.g. killed mid-write by an old version): recompute
     return entry if isinstance(entry, dict) and entry.get("error") is None else None
 
@@ -950,7 +969,7 @@ def extract_features(
             errors.append({"path": item["path"], "reason": f"cannot read ({exc.strerror or type(exc).__name__})"})
             continue
         item["cache"] = _cache_file(cache_root, item["checksum"], params)
-        if not item["cache"].is_file():
+        if _read_cache(item["cache"], frames=False) is None:  # missing or damaged: (re)compute
             todo.append(item)
     n_cached = sum(1 for item in items if "cache" in item) - len(todo)
 
@@ -965,7 +984,7 @@ def extract_features(
                     failed[item["path"]] = result["error"]
                 else:
                     result["checksum"] = item["checksum"]
-                    atomic_write_bytes(item["cache"], pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+                    atomic_write_bytes(item["cache"], _encode_cache(result))
                 bar.update()
 
     rows, done = [], []

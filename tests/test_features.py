@@ -422,3 +422,21 @@ def test_one_job_runs_in_this_process(tmp_path, folder, monkeypatch):
     result = features.extract_features(folder, out=tmp_path / "one.parquet", cache_dir=tmp_path / "c",
                                        segment_seconds=None, jobs=1, progress=False)
     assert result.n_computed >= 2
+
+
+def test_cache_holds_no_pickles_and_a_damaged_entry_is_recomputed(tmp_path, folder):
+    import pickle
+
+    kwargs = dict(out=tmp_path / "f.parquet", cache_dir=tmp_path / "c", segment_seconds=3.0, progress=False)
+    first = features.extract_features(folder, **kwargs)
+    entries = sorted((tmp_path / "c").rglob("*.npz"))
+    assert len(entries) == len(GOOD)
+    for entry in entries:
+        with np.load(entry, allow_pickle=False) as data:  # raises on any object (pickled) array
+            assert "meta" in data.files
+    reference = pd.read_parquet(first.out)
+    # A pickle planted under an entry's name is never unpickled: the entry counts as damaged.
+    entries[0].write_bytes(pickle.dumps({"rows": [], "frames": None, "error": None}))
+    again = features.extract_features(folder, **kwargs)
+    assert again.n_computed == 1 and again.n_cached == len(GOOD) - 1
+    pd.testing.assert_frame_equal(pd.read_parquet(again.out), reference)
