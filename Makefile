@@ -45,7 +45,7 @@ demo: venv ## run the whole pipeline on a generated demo catalogue (no credentia
 	@echo "  figures             reports/figures/"
 	@if [ "$(SERVE)" = "1" ]; then \
 	  echo "Starting the dashboard (Ctrl-C stops it; make demo SERVE=0 skips this step) ..."; \
-	  $(BIN)/tracklens dashboard; \
+	  TF_ENABLE_ONEDNN_OPTS=1 $(BIN)/tracklens dashboard; \
 	else \
 	  echo "Dashboard not started (SERVE=$(SERVE)); start it with: $(BIN)/tracklens dashboard"; \
 	fi
