@@ -18,6 +18,7 @@ import io
 import json
 import os
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -503,12 +504,17 @@ class Analysis:
     @functools.cached_property
     def k_weighted(self) -> np.ndarray:
         """``y`` through the BS.1770 K-weighting filters (pyloudnorm's), float64."""
-        import pyloudnorm
+        return _k_weight(self.y, sr=self.sr)
 
-        out = self.y.astype(np.float64)
-        for stage in pyloudnorm.Meter(self.sr)._filters.values():
-            out = stage.apply_filter(out)
-        return out
+
+def _k_weight(y: np.ndarray, *, sr: int) -> np.ndarray:
+    """``y`` through the BS.1770 K-weighting filters (pyloudnorm's), float64."""
+    import pyloudnorm
+
+    out = np.asarray(y, dtype=np.float64)
+    for stage in pyloudnorm.Meter(sr)._filters.values():
+        out = stage.apply_filter(out)
+    return out
 
 
 _TEMPOGRAM_WIN = 384  # librosa.feature.tempo's ac_size=8 s at 22 050 Hz / 512
@@ -593,11 +599,7 @@ def integrated_loudness(y: np.ndarray, *, sr: int, k_weighted: np.ndarray | None
     (-0.691 dB, BS.1770's offset); the floor is -70 (the absolute gate).
     """
     if k_weighted is None:
-        import pyloudnorm
-
-        k_weighted = np.asarray(y, dtype=np.float64)
-        for stage in pyloudnorm.Meter(sr)._filters.values():
-            k_weighted = stage.apply_filter(k_weighted)
+        k_weighted = _k_weight(y, sr=sr)
     z = _block_power(k_weighted, sr=sr)
     with np.errstate(divide="ignore"):
         if z.size:
@@ -811,15 +813,13 @@ def _encode_cache(result: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _read_cache(path: Path, *, frames: bool = True) -> dict | None:
-    """The cache entry at ``path``, or None when missing or damaged; ``frames=False`` reads only
-    the rows (cheap: the .npz members are read on demand)."""
+def _read_cache(path: Path) -> dict | None:
+    """The rows part of the cache entry at ``path`` (cheap: .npz members are read on demand, and
+    the frame matrices are read one kind at a time by :func:`_write_frames`), or None when
+    missing or damaged."""
     try:
         with np.load(path, allow_pickle=False) as data:
             entry = json.loads(str(data["meta"]))
-            kinds = entry.pop("frame_kinds")
-            if frames:
-                entry["frames"] = None if kinds is None else {k: data[f"frame_{k}"] for k in kinds}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # missing or damaged (e.g. killed mid-write by an old version): recompute
     return entry if isinstance(entry, dict) and entry.get("error") is None else None
@@ -866,7 +866,7 @@ def _source_items(sources: Any) -> tuple[list[dict], list[dict]]:
         else:
             items.append({"path": str(path), "label": label})
     stems = [Path(item["path"]).stem for item in items]
-    duplicated = {s for s in stems if stems.count(s) > 1}
+    duplicated = {s for s, n in Counter(stems).items() if n > 1}
     for item, stem in zip(items, stems):
         # The file stem (GTZAN: "blues.00000") matches split files; clashes keep their folder.
         item["track_id"] = stem if stem not in duplicated else Path(item["path"]).with_suffix("").as_posix()
@@ -969,7 +969,7 @@ def extract_features(
             errors.append({"path": item["path"], "reason": f"cannot read ({exc.strerror or type(exc).__name__})"})
             continue
         item["cache"] = _cache_file(cache_root, item["checksum"], params)
-        if _read_cache(item["cache"], frames=False) is None:  # missing or damaged: (re)compute
+        if _read_cache(item["cache"]) is None:  # missing or damaged: (re)compute
             todo.append(item)
     n_cached = sum(1 for item in items if "cache" in item) - len(todo)
 
@@ -1049,7 +1049,8 @@ def _write_frames(path: Path, done: list[dict], params: dict) -> None:
                     np.lib.format.write_array_header_2_0(handle, header)
                     for item, count in zip(done, counts):
                         if count:
-                            block = _read_cache(item["cache"])["frames"][kind]
+                            with np.load(item["cache"], allow_pickle=False) as data:  # only this kind
+                                block = data[f"frame_{kind}"]
                             handle.write(np.ascontiguousarray(block, dtype=FRAMES_DTYPE).tobytes())
 
     with atomic_path(path) as tmp:
