@@ -177,8 +177,9 @@ def plot_mfcc(analysis, *, title: str = ""):
     return _single(analysis_image(analysis, "mfcc", title=title), size=(9.0, 3.0))
 
 
-def _draw_spectral_shape(analysis, ax, *, title: str = ""):
-    draw_image(analysis_image(analysis, "linear", title=title), ax)
+def _draw_spectral_shape(analysis, ax, *, title: str = "", image=None):
+    # ``image``: the linear spectrogram already prepared by the caller (overview draws it twice)
+    draw_image(image if image is not None else analysis_image(analysis, "linear", title=title), ax)
     t = frame_times(analysis)
     ax.plot(t, analysis.spectral_centroid[0], color="white", lw=1, label="spectral centroid")
     ax.plot(t, analysis.rolloff[0], color="cyan", lw=1, label="roll-off (85%)")
@@ -259,11 +260,12 @@ def overview(analysis, *, title: str = ""):
     fig, axes = _figure(8, 1, size=(10.0, 2.6), sharex=True)
     ax = axes[:, 0]
     plot_waveform(analysis, ax=ax[0])
-    draw_image(analysis_image(analysis, "linear"), ax[1])
+    linear = analysis_image(analysis, "linear")
+    draw_image(linear, ax[1])
     draw_image(analysis_image(analysis, "mel"), ax[2])
     draw_image(analysis_image(analysis, "chroma"), ax[3])
     draw_image(analysis_image(analysis, "mfcc"), ax[4])
-    _draw_spectral_shape(analysis, ax[5])
+    _draw_spectral_shape(analysis, ax[5], image=linear)
     _draw_zcr_rms(analysis, ax[6])
     _draw_beats(analysis, ax[7])
     fig.suptitle(f"{title or 'clip'}: {analysis.duration_s:.1f} s at {analysis.sr} Hz")

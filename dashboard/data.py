@@ -110,12 +110,6 @@ def charts():
     return df
 
 
-def chart_report() -> dict:
-    """The cleaning report from `prepare.prepare_charts` (rows dropped and why)."""
-    _, report = _prepared()
-    return report if isinstance(report, dict) else getattr(report, "__dict__", {})
-
-
 
 @dataclass(frozen=True)
 class ModelReport:

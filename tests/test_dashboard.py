@@ -189,7 +189,8 @@ def test_charts_layout_and_callbacks(pages):
     assert count == f"{int(df['explicit'].astype(bool).sum())} songs match the filters."
     n_points = sum(len(t.x) for t in scatter.data if t.mode == "markers")
     assert n_points == int(df["explicit"].astype(bool).sum())
-    heatmap, trends = charts.update_heatmap_trends(years, None, "all", "energy", None)
+    heatmap = charts.update_heatmap(years, None, "all", None)
+    trends = charts.update_trends(years, None, "all", "energy", None)
     z = np.asarray(heatmap.data[0].z)
     assert z.shape[0] == z.shape[1] and np.allclose(np.diag(z), 1.0)
     assert "popularity" in list(heatmap.data[0].x)
@@ -197,7 +198,7 @@ def test_charts_layout_and_callbacks(pages):
 
 
 def test_charts_callbacks_explain_an_empty_selection(pages):
-    heatmap, trends = pages["charts"].update_heatmap_trends([1990, 1991], None, "all", "energy", None)
+    heatmap = pages["charts"].update_heatmap([1990, 1991], None, "all", None)
     assert "Nothing to draw" in heatmap.layout.annotations[0].text
 
 

@@ -166,20 +166,27 @@ def update_scatter(years, genres, explicit, feature):
     return safe_figure(explore.popularity_scatter, df, feature=feature), count
 
 
-@callback(Output("charts-heatmap", "figure"), Output("charts-trends", "figure"),
+# The heatmap does not depend on the chosen feature, so it has its own callback: picking a feature
+# (or clicking a heatmap cell) must not redo the correlations and their bootstrap.
+@callback(Output("charts-heatmap", "figure"),
+          Input("charts-years", "value"), Input("charts-genres", "value"),
+          Input("charts-explicit", "value"), Input("charts-scatter", "selectedData"))
+def update_heatmap(years, genres, explicit, selection):
+    """Correlation heatmap for the filtered (and scatter-selected) songs."""
+    df = selected_rows(filter_charts(data.charts(), years=years, genres=genres, explicit=explicit), selection)
+    return safe_figure(explore.corr_heatmap, df, columns=feature_columns(df), n_boot=HEATMAP_BOOTSTRAP,
+                       backend="plotly")
+
+
+@callback(Output("charts-trends", "figure"),
           Input("charts-years", "value"), Input("charts-genres", "value"),
           Input("charts-explicit", "value"), Input("charts-feature", "value"),
           Input("charts-scatter", "selectedData"))
-def update_heatmap_trends(years, genres, explicit, feature, selection):
-    """Correlation heatmap and yearly trends for the filtered (and scatter-selected) songs."""
-    df = filter_charts(data.charts(), years=years, genres=genres, explicit=explicit)
-    df = selected_rows(df, selection)
-    heatmap = safe_figure(explore.corr_heatmap, df, columns=feature_columns(df), n_boot=HEATMAP_BOOTSTRAP,
-                          backend="plotly")
+def update_trends(years, genres, explicit, feature, selection):
+    """Yearly trends of the chosen feature and popularity for the filtered (and selected) songs."""
+    df = selected_rows(filter_charts(data.charts(), years=years, genres=genres, explicit=explicit), selection)
     span = tuple(years) if years else None
-    trends = safe_figure(explore.yearly_trends, df, features=[feature, "popularity"], years=span,
-                         backend="plotly")
-    return heatmap, trends
+    return safe_figure(explore.yearly_trends, df, features=[feature, "popularity"], years=span, backend="plotly")
 
 
 # Registered last: pages imported as ordinary modules must hand Dash their layout explicitly.
