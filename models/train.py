@@ -22,6 +22,7 @@ import pandas as pd
 
 import config
 from errors import TracklensError
+from fileio import atomic_output
 from models import datasets, evaluate, store
 
 # Per-family defaults: maximum epochs, early-stopping patience, batch size, Adam learning rate.
@@ -201,9 +202,8 @@ def write_predictions(path: Path, result: dict, genres: Sequence[str]) -> None:
     for prefix, scores in (("raw_", result["y_score_raw"]), ("cal_", result["y_score"])):
         for j, g in enumerate(genres):
             frame[prefix + g] = scores[:, j]
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False, float_format="%.6f")
-    tmp.replace(path)
+    with atomic_output(path, newline="") as handle:
+        frame.to_csv(handle, index=False, float_format="%.6f")
 
 
 def read_predictions(path: Path, genres: Sequence[str]) -> dict:
@@ -214,11 +214,9 @@ def read_predictions(path: Path, genres: Sequence[str]) -> dict:
             "y_score": frame[[f"cal_{g}" for g in genres]].to_numpy()}
 
 
-def _frames(features_path: Path, kind: str, fold_of: dict, genres: Sequence[str]):
-    """(x, y, track ids, fold) arrays of one frame matrix kind, for tracks that have a fold."""
-    from features import load_frames
-
-    frames = load_frames(features_path)
+def _frames(frames: dict, features_path: Path, kind: str, fold_of: dict, genres: Sequence[str]):
+    """(x, y, track ids, fold) arrays of one frame matrix kind (from ``features.load_frames``),
+    for tracks that have a fold."""
     ids = np.asarray(frames["track_id"]).astype(str)
     folds = np.array([fold_of.get(t, "") for t in ids])
     keep = folds != ""
@@ -267,7 +265,7 @@ def train_models(features_path: str | Path, model_names: Sequence[str], *, out_d
     n_tracks = {f: int(table.loc[table["fold"] == f, "track_id"].nunique()) for f in datasets.FOLDS}
     log(f"{features_path.name}: {n_tracks['train']} train / {n_tracks['valid']} valid tracks, "
         f"{len(genres)} genres; models -> {out_dir}")
-    results = []
+    results, frames = [], None
     for arch in model_names:
         kind = datasets.MODEL_INPUTS.get(arch, "summary")
         if kind == "summary":
@@ -277,7 +275,11 @@ def train_models(features_path: str | Path, model_names: Sequence[str], *, out_d
             row_s = float(rows["duration_s"].median())
             window_s = row_s if (rows["segment"] >= 0).all() else min(TRACK_MODEL_WINDOW_S, row_s)
         else:
-            x, y, ids, folds = _frames(features_path, kind, fold_of, genres)
+            if frames is None:  # read once, shared by every frame model of this run
+                from features import load_frames
+
+                frames = load_frames(features_path)
+            x, y, ids, folds = _frames(frames, features_path, kind, fold_of, genres)
             window_s = row_s = float(config.SEGMENT_SECONDS)
         tr, va = folds == "train", folds == "valid"
         log(f"{arch}: {int(tr.sum())} train / {int(va.sum())} valid rows of {kind} {tuple(x.shape[1:])}")
