@@ -24,6 +24,7 @@ Features are computed once with features.extract_features and cached in data/int
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 import warnings
@@ -162,7 +163,8 @@ def part_audio() -> pd.DataFrame:
     if not models:
         print("\n(audio: run the `table` part first)")
         return pd.DataFrame()
-    by_window = {"whole clip": audio_features(3.0), "10 s windows": audio_features(10.0), "3 s windows": audio_features(3.0)}
+    three_s = audio_features(3.0)  # whole-clip rows and 3 s windows come from the same table
+    by_window = {"whole clip": three_s, "10 s windows": audio_features(10.0), "3 s windows": three_s}
     rows = []
     for name, model in models.items():
         genres = model.genres
@@ -188,13 +190,18 @@ def part_audio() -> pd.DataFrame:
 # --- part: frames -------------------------------------------------------------------------------------
 
 
-def _frame_data(kind: str):
+@functools.lru_cache(maxsize=1)
+def _frames_and_genres():
+    """The 3 s frame matrices and genre order, read once per run (every frame model uses them)."""
     import features
 
-    frame = audio_features(3.0)
-    data = features.load_frames(WORK / "features_3s.parquet")
+    genres = datasets.genre_order(audio_features(3.0)["label"])  # first: it writes the file if missing
+    return features.load_frames(WORK / "features_3s.parquet"), genres
+
+
+def _frame_data(kind: str):
+    data, genres = _frames_and_genres()
     ids = np.asarray(data["track_id"]).astype(str)
-    genres = datasets.genre_order(frame["label"])
     return data[kind], datasets.encode(np.asarray(data["label"]).astype(str), genres), ids, genres
 
 
