@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import config
-from errors import CredentialsError, TracklensError
-from fileio import atomic_output
+from tracklens import config
+from tracklens.errors import CredentialsError, TracklensError
+from tracklens.fileio import atomic_output
 
 logger = logging.getLogger("tracklens.acquire")
 
@@ -834,14 +834,14 @@ def acquire_charts(path: str | Path, out: str | Path | None = None) -> ChartsRes
     Validation is ``prepare.load_charts`` (one-line errors naming the file and column). An
     identical copy already at the destination is left alone.
     """
-    from audio import file_checksum
+    from tracklens.audio import file_checksum
 
     path = Path(path)
     if not path.is_file():
         raise TracklensError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise TracklensError(f"{path}: empty file (0 bytes)")
-    import prepare  # schema rules live in one place: prepare.py
+    from tracklens import prepare  # schema rules live in one place: prepare.py
 
     frame = prepare.load_charts(path)
     out = Path(out) if out is not None else config.RAW_DATA_DIR
@@ -867,7 +867,7 @@ def label_for(path: Path, root: Path) -> str:
 
 
 def _audio_files(root: Path) -> list[Path]:
-    from audio import AUDIO_EXTENSIONS
+    from tracklens.audio import AUDIO_EXTENSIONS
 
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -878,7 +878,7 @@ def _audio_files(root: Path) -> list[Path]:
 
 
 def _manifest_row(path: Path, root: Path, *, decode: bool) -> dict:
-    from audio import AudioError, file_checksum, load_audio, probe_audio
+    from tracklens.audio import AudioError, file_checksum, load_audio, probe_audio
 
     row = {"path": str(path), "label": label_for(path, root), "duration_s": None,
            "sample_rate": None, "channels": None, "checksum": "", "error": ""}
@@ -909,7 +909,7 @@ def folder_manifest(path: str | Path, *, decode: bool = False, progress: bool = 
     Returns a pandas DataFrame; raises TracklensError when ``path`` is not a folder or holds
     no audio files.
     """
-    from audio import AUDIO_EXTENSIONS
+    from tracklens.audio import AUDIO_EXTENSIONS
 
     root = Path(path)
     if not root.is_dir():

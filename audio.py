@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-import config
-from errors import TracklensError
+from tracklens import config
+from tracklens.errors import TracklensError
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".au", ".aiff", ".aif", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".mp4"}

@@ -13,8 +13,8 @@ from typing import Optional
 
 import typer
 
-import config
-from errors import TracklensError
+from tracklens import config
+from tracklens.errors import TracklensError
 
 app = typer.Typer(
     name="tracklens",
@@ -67,7 +67,7 @@ def demo_data_cmd(
 
       tracklens demo-data --out /tmp/tiny --genres 4 --clips 5 --seconds 6 --seed 7
     """
-    import demo_data
+    from tracklens import demo_data
 
     cat = demo_data.make_demo_catalogue(
         out, seed=seed, genres=genres, clips_per_genre=clips, clip_seconds=seconds,
@@ -94,7 +94,7 @@ def prepare_cmd(
 
       tracklens prepare ../shared/data/spotify/songs_normalize.csv --out data/processed/charts.csv
     """
-    import prepare
+    from tracklens import prepare
 
     report = prepare.prepare_file(csv, out, bad_values="drop" if drop_bad_values else "raise")
     for line in report.lines():
@@ -121,7 +121,7 @@ def split_cmd(
 
       tracklens split data/processed/charts.csv --out data/processed/splits --seed 7 --fractions 0.8,0.1,0.1
     """
-    import preprocessing
+    from tracklens import preprocessing
 
     try:
         shares = tuple(float(f) for f in fractions.split(","))
@@ -156,7 +156,7 @@ def figures_cmd(
 
       tracklens figures --charts ../shared/data/spotify/songs_normalize.csv --out reports/figures
     """
-    import explore
+    from tracklens import explore
 
     paths, summary = explore.write_main_figures(out, charts=charts, audio_dir=audio, seed=seed)
     if summary:
@@ -178,7 +178,7 @@ def dashboard(
       tracklens dashboard                      # http://127.0.0.1:8050/
       tracklens dashboard --data data/demo --port 8060
     """
-    from dashboard.app import serve
+    from tracklens.dashboard.app import serve
 
     serve(host=host, port=port, data_dir=data, debug=debug)
 
@@ -216,7 +216,7 @@ def acquire_spotify_cmd(
       tracklens acquire spotify artist https://open.spotify.com/artist/6vWDO969PvNqNYHIOW5v0m
       tracklens acquire spotify search "genre:jazz year:1959" --limit 30
     """
-    import acquire
+    from tracklens import acquire
 
     result = acquire.acquire_spotify(source.value, ref, out, market=market, limit=limit)
     typer.echo(f"{result.added} new tracks, {result.already_present} already in the file, "
@@ -243,7 +243,7 @@ def acquire_previews_cmd(
       tracklens acquire previews data/raw/spotify_tracks.csv
       tracklens acquire previews data/raw/album.csv --out data/raw/album_previews --workers 2
     """
-    import acquire
+    from tracklens import acquire
 
     report = acquire.download_previews(tracks, out, workers=workers, limit=limit)
     for line in report.summary_lines():
@@ -264,7 +264,7 @@ def acquire_charts_cmd(
       tracklens acquire charts ../shared/data/spotify/songs_normalize.csv
       tracklens acquire charts my_charts.csv --out data/raw/charts.csv
     """
-    import acquire
+    from tracklens import acquire
 
     result = acquire.acquire_charts(path, out)
     verb = "copied to" if result.copied else "already at"
@@ -287,7 +287,7 @@ def acquire_folder_cmd(
       tracklens acquire folder data/demo/audio --out data/demo/manifest.csv
       tracklens acquire folder ../shared/data/gtzan/audio --out data/raw/gtzan_manifest.csv --decode
     """
-    import acquire
+    from tracklens import acquire
 
     frame = acquire.write_manifest(path, out, decode=decode)
     bad = frame[frame["error"] != ""]
@@ -330,7 +330,7 @@ def features_cmd(
       tracklens features manifest.csv --out f.parquet --scheduler tcp://10.0.0.5:8786
       tracklens features songs/ --out songs.parquet --embeddings musicnn
     """
-    import features
+    from tracklens import features
 
     if embeddings not in (None, "musicnn"):
         raise TracklensError(f"--embeddings {embeddings!r}: the only pretrained model is 'musicnn'")
@@ -345,7 +345,7 @@ def features_cmd(
     if result.n_errors:
         typer.echo(f"{result.n_errors} files skipped, reasons in {result.errors}")
     if embeddings:
-        from models import musicnn
+        from tracklens.models import musicnn
 
         emb_out = musicnn.embeddings_path(out)
         table, errs = musicnn.extract_embeddings(source, out=emb_out, cache_dir=cache_dir, max_duration=max_duration)
@@ -363,7 +363,7 @@ _MODEL_NAMES_HELP = ("Comma-separated: Keras cnn, lstm, lstm_cnn (frame models, 
 
 
 def _model_list(text: str) -> list[str]:
-    from models import datasets
+    from tracklens.models import datasets
 
     aliases = {"all": datasets.KERAS_MODELS + datasets.BASELINE_MODELS,
                "summary": ("linear", "mlp") + datasets.BASELINE_MODELS}
@@ -396,11 +396,11 @@ def train(
       tracklens train --features ../shared/data/gtzan/features/features_30_sec.csv \\
           --splits ../shared/data/gtzan/splits --models summary --out data/models/gtzan
     """
-    from models import train as train_module
+    from tracklens.models import train as train_module
 
     names = _model_list(models)
     if names and all(n.startswith("musicnn_") for n in names):  # embedding models read OUT-stem.MSD_musicnn.parquet
-        from models import musicnn_models
+        from tracklens.models import musicnn_models
 
         results = musicnn_models.train_embedding_models(features, names, out_dir=out, epochs=epochs, seed=seed,
                                                         split_dir=splits, valid_fraction=valid_fraction, final=final,
@@ -427,7 +427,7 @@ def evaluate(
       tracklens evaluate --features-csv ../shared/data/gtzan/features/features_30_sec.csv
     """
     if features_csv is not None:
-        from models import blend, datasets, evaluate as ev
+        from tracklens.models import blend, datasets, evaluate as ev
 
         genre_model = blend.load_model(model, table=True)
         table, proba = blend.predict_table(genre_model, features_csv)
@@ -439,7 +439,7 @@ def evaluate(
         for key in ("accuracy", "balanced_accuracy", "macro_roc_auc", "log_loss", "ece"):
             typer.echo(f"  {key:18s} {scores[key]:.3f}")
         return
-    from models import train as train_module
+    from tracklens.models import train as train_module
 
     report, table = train_module.evaluate_models(models_dir, out_dir=out)
     with __import__("pandas").option_context("display.width", 160, "display.max_columns", 12):
@@ -473,7 +473,7 @@ def predict(
       tracklens predict --features-csv ../shared/data/gtzan/features/features_30_sec.csv --format csv
       tracklens predict song.mp3 --tags
     """
-    from models import blend
+    from tracklens.models import blend
 
     if tags and features_csv is not None:
         raise TracklensError("--tags needs audio files, not --features-csv")
@@ -495,7 +495,7 @@ def predict(
         results = blend.predict_files(paths, model=genre_model, progress=fmt == "table" and len(paths) > 3)
     text = blend.format_results(names, results, genre_model.genres, fmt=fmt, top=top)
     if tags:
-        from models import musicnn
+        from tracklens.models import musicnn
 
         if all(r.tags is not None for r in results if isinstance(r, blend.Blend)):  # a musicnn model: tags came
             items = [{"path": str(r.path), "tags": sorted(r.tags.items(), key=lambda kv: -kv[1])}  # with the blend

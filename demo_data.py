@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-import config
-from fileio import atomic_output
-from errors import TracklensError
+from tracklens import config
+from tracklens.fileio import atomic_output
+from tracklens.errors import TracklensError
 
 # Order matters only for the default subset (`n_genres`): the first six are mutually distinct.
 DEMO_GENRES = ("blues", "classical", "disco", "hiphop", "metal", "reggae", "country", "rock")

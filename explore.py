@@ -21,8 +21,8 @@ from typing import Callable, Literal, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-import config
-from errors import TracklensError
+from tracklens import config
+from tracklens.errors import TracklensError
 
 Backend = Literal["matplotlib", "plotly"]
 
@@ -97,7 +97,7 @@ def _plotly_grid(titles: Sequence[str], *, ncols: int = 4, **kwargs):
 
 def save_figure(fig, path: str | Path, *, dpi: int = 110) -> Path:
     """Write a matplotlib figure (PNG/SVG/PDF by suffix) or a Plotly figure (HTML) atomically."""
-    from fileio import atomic_output
+    from tracklens.fileio import atomic_output
 
     path = Path(path)
     if hasattr(fig, "savefig"):
@@ -459,7 +459,7 @@ def explode_genres(df: pd.DataFrame, *, column: str = "genre") -> pd.DataFrame:
 
     Rows with no genre (the table's literal ``set()`` or empty) are dropped.
     """
-    import preprocessing
+    from tracklens import preprocessing
 
     if column not in df.columns:
         raise TracklensError(f"chart table lacks column {column!r}")
@@ -469,7 +469,7 @@ def explode_genres(df: pd.DataFrame, *, column: str = "genre") -> pd.DataFrame:
 
 def popularity_bands(popularity: pd.Series) -> pd.Series:
     """Popularity bands as the data engineer defines them (preprocessing.popularity_band)."""
-    import preprocessing
+    from tracklens import preprocessing
 
     return preprocessing.popularity_band(popularity)
 
@@ -964,7 +964,7 @@ def load_model_report(model_dir: str | Path) -> dict:
     temperature-calibrated validation scores) as written by ``tracklens train``. Returns
     ``{"model", "class_names", "y_true", "y_score", "metrics"}``.
     """
-    from models import store, train
+    from tracklens.models import store, train
 
     model_dir = Path(model_dir)
     card = store.read_card(model_dir, verify_weights=False)
@@ -1297,7 +1297,7 @@ def example_sources(*, demo_dir: str | Path | None = None) -> dict:
                 "note": "real data: Top Hits Spotify 2000-2019 and GTZAN clips (shared data folder)"}
     demo = Path(demo_dir) if demo_dir is not None else config.DATA_DIR / "demo"
     if not (demo / "charts.csv").is_file() or not (demo / "audio").is_dir():
-        import demo_data
+        from tracklens import demo_data
 
         demo_data.make_demo_catalogue(demo, seed=config.DEFAULT_SEED, **NOTEBOOK_DEMO_SIZE)
     return {"kind": "demo", "charts": demo / "charts.csv", "audio": demo / "audio",
@@ -1312,7 +1312,7 @@ def write_main_figures(out_dir: str | Path = config.FIGURES_DIR, *, charts: str 
         raise TracklensError("nothing to draw: give a chart CSV, an audio folder, or both")
     written, summary = [], []
     if charts is not None:
-        import prepare
+        from tracklens import prepare
 
         df, report = prepare.prepare_charts(charts)
         summary.append(f"{charts}: {report.rows_in} rows read, {len(df)} kept after cleaning (duplicates dropped)")
@@ -1320,7 +1320,7 @@ def write_main_figures(out_dir: str | Path = config.FIGURES_DIR, *, charts: str 
         written += paths
         summary.append(text)
     if audio_dir is not None:
-        import librosa_visuals
+        from tracklens import librosa_visuals
 
         written += librosa_visuals.write_audio_figures(audio_dir, out_dir)
     return written, "\n".join(summary)

@@ -25,10 +25,10 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-import config
-from audio import AUDIO_EXTENSIONS, AudioClip, file_checksum, load_audio
-from errors import TracklensError
-from fileio import atomic_path, atomic_write_bytes
+from tracklens import config
+from tracklens.audio import AUDIO_EXTENSIONS, AudioClip, file_checksum, load_audio
+from tracklens.errors import TracklensError
+from tracklens.fileio import atomic_path, atomic_write_bytes
 
 # Bump when any computed value changes, so cached entries from older code are not reused.
 FEATURE_VERSION = 1
@@ -834,7 +834,7 @@ def _source_items(sources: Any) -> tuple[list[dict], list[dict]]:
     else:
         src = Path(sources)
         if src.is_dir():
-            import acquire
+            from tracklens import acquire
 
             manifest, base = acquire.folder_manifest(src, progress=False), Path.cwd()
         elif src.is_file() and src.suffix.lower() == ".csv":

@@ -19,8 +19,8 @@ from typing import Literal, Mapping
 
 import numpy as np
 
-import config
-from errors import TracklensError
+from tracklens import config
+from tracklens.errors import TracklensError
 
 Kind = Literal["linear", "mel", "chroma", "mfcc"]
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -360,7 +360,7 @@ def chromagram_figure(chroma: np.ndarray, *, frame_seconds: float = config.HOP_L
 
 def genre_examples(audio_dir: str | Path, *, per_genre: int = 1) -> dict[str, list[Path]]:
     """The first ``per_genre`` audio files (sorted by name) of each ``<genre>/`` folder of ``audio_dir``."""
-    import audio
+    from tracklens import audio
 
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
@@ -377,8 +377,8 @@ def genre_examples(audio_dir: str | Path, *, per_genre: int = 1) -> dict[str, li
 
 def analyze_file(path: str | Path, *, max_seconds: float = 30.0):
     """Decode a file (:func:`audio.load_audio`, at most ``max_seconds``) and analyse it once."""
-    import audio
-    import features
+    from tracklens import audio
+    from tracklens import features
 
     clip = audio.load_audio(path, sr=config.SAMPLE_RATE, max_duration=max_seconds)
     return features.analyze(clip.y, sr=clip.sr)
@@ -390,9 +390,9 @@ def write_audio_figures(audio_dir: str | Path, out_dir: str | Path, *, max_secon
     ``audio_dir`` holds ``<genre>/<clip>`` files (GTZAN layout); each clip is analysed once.
     Unreadable files are skipped for the next file of the same genre.
     """
-    from explore import save_figure
+    from tracklens.explore import save_figure
 
-    from audio import AudioError
+    from tracklens.audio import AudioError
 
     out_dir = Path(out_dir)
     analyses, names, errors = {}, {}, []

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import config
-from errors import TracklensError
-from fileio import atomic_output
+from tracklens import config
+from tracklens.errors import TracklensError
+from tracklens.fileio import atomic_output
 
 _FLOAT = "float"
 _INT = "int"

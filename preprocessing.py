@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import config
-from errors import TracklensError
+from tracklens import config
+from tracklens.errors import TracklensError
 
 #: Popularity bands as (name, lowest, highest), inclusive. Cut points 60 and 72 split the real
 #: table's non-zero rows into roughly equal thirds (534 / 726 / 614 of 1874). Popularity 0 is a
@@ -271,7 +271,7 @@ def split_file(src, out_dir, *, seed: int = config.DEFAULT_SEED, fractions=DEFAU
     The genre vocabulary comes from the whole table so all three files have the same columns.
     Files are written atomically.
     """
-    import prepare
+    from tracklens import prepare
 
     clean, report = prepare.prepare_charts(src)
     splits = split_by_popularity(engineer_features(clean), seed=seed, fractions=fractions)

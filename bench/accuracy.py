@@ -33,10 +33,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import config  # noqa: E402
-from models import datasets, evaluate, train  # noqa: E402
+from tracklens import config  # noqa: E402
+from tracklens.models import datasets, evaluate, train  # noqa: E402
 
 GTZAN = config.SHARED_DATA_DIR / "gtzan"
 TABLE = GTZAN / "features" / "features_30_sec.csv"
@@ -60,7 +59,7 @@ def print_table(title: str, frame: pd.DataFrame) -> None:
 
 def audio_features(segment_s: float) -> pd.DataFrame:
     """Feature-engine rows for every shared clip (cached), joined with fold and kind from the manifest."""
-    import features
+    from tracklens import features
 
     manifest = pd.read_csv(GTZAN / "manifest.csv")
     sources = pd.DataFrame({"path": [str(config.SHARED_DATA_DIR.parents[1] / p) for p in manifest["path"]],
@@ -141,9 +140,9 @@ def _score_rows(model, rows: pd.DataFrame, genres, *, method: str = "mean_prob")
 
 def _looped_rows(rows: pd.DataFrame, window_s: float) -> pd.DataFrame:
     """Summary rows of each clip looped to ``window_s`` (the blend's treatment of short input)."""
-    from audio import load_audio
-    from features import featurize_clip
-    from models.blend import _loop_to
+    from tracklens.audio import load_audio
+    from tracklens.features import featurize_clip
+    from tracklens.models.blend import _loop_to
 
     out = []
     for path, tid, label in rows[["path", "track_id", "label"]].itertuples(index=False):
@@ -156,7 +155,7 @@ def _looped_rows(rows: pd.DataFrame, window_s: float) -> pd.DataFrame:
 
 
 def part_audio() -> pd.DataFrame:
-    from models.blend import GenreModel
+    from tracklens.models.blend import GenreModel
 
     models = {name: GenreModel.load(WORK / "models" / name) for name in ("linear", "mlp")
               if (WORK / "models" / name / "model.keras").is_file()}
@@ -193,7 +192,7 @@ def part_audio() -> pd.DataFrame:
 @functools.lru_cache(maxsize=1)
 def _frames_and_genres():
     """The 3 s frame matrices and genre order, read once per run (every frame model uses them)."""
-    import features
+    from tracklens import features
 
     genres = datasets.genre_order(audio_features(3.0)["label"])  # first: it writes the file if missing
     return features.load_frames(WORK / "features_3s.parquet"), genres

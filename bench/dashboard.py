@@ -31,8 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import config  # noqa: E402
+from tracklens import config  # noqa: E402
 
 GENRES = config.GTZAN_GENRES
 LONG_SECONDS = 240.0
@@ -91,7 +90,7 @@ def long_files(clips: list[Path], n: int) -> list[bytes]:
     as MP3 at 44.1 kHz stereo (each clip is decoded once)."""
     import soundfile as sf
 
-    import audio
+    from tracklens import audio
 
     pool = [audio.load_audio(c, sr=44_100).y for c in clips[:12]]
     out = []
@@ -136,7 +135,7 @@ def main() -> None:
     short = [(c.name, c.read_bytes(), "audio/ogg") for c in clips[:n_short]]
     longs = [(f"long{i}.mp3", raw, "audio/mpeg") for i, raw in enumerate(long_files(clips, n_long))]
 
-    from dashboard.app import serve_in_subprocess
+    from tracklens.dashboard.app import serve_in_subprocess
 
     start = time.monotonic()
     with serve_in_subprocess(timeout=300) as url:
@@ -167,7 +166,7 @@ def main() -> None:
 
 def direct_seconds(file) -> float:
     """Seconds for the dashboard's analysis of one upload in this process (uncached), after a warm-up."""
-    from dashboard import data, track
+    from tracklens.dashboard import data, track
 
     if not getattr(direct_seconds, "warm", False):  # configure() clears the caches: once only
         data.configure(None)

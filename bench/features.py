@@ -24,10 +24,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import config  # noqa: E402
+from tracklens import config  # noqa: E402
 
 # One core per single-process approach: no BLAS/OpenMP/numba thread pools, so CPU time per clip
 # is one core's work (the all-cores run parallelises over files instead).
@@ -66,8 +64,8 @@ def stage_times(files: list[str]) -> dict:
     import librosa
     import numpy as np
 
-    import features
-    from audio import load_audio
+    from tracklens import features
+    from tracklens.audio import load_audio
 
     clips = [load_audio(f).y for f in files]
     spectral_plain = lambda y: [  # noqa: E731 - the plain approach minus HPSS
@@ -118,7 +116,7 @@ def run_one(approach: str, files: list[str]) -> dict:
     """Time one approach on ``files`` (after an untimed warm-up on the first) in this process."""
     import pandas as pd
 
-    import features
+    from tracklens import features
 
     cache = tempfile.mkdtemp(prefix="tracklens-bench-cache-")
     out = Path(cache) / "features.parquet"
@@ -132,7 +130,7 @@ def run_one(approach: str, files: list[str]) -> dict:
         return {row["path"]: {c: float(row[c]) for c in features.SUMMARY_COLUMNS} for _, row in table.iterrows()}
 
     def decode_only(path: str) -> dict:
-        from audio import load_audio
+        from tracklens.audio import load_audio
 
         load_audio(path)
         return {}
@@ -186,7 +184,7 @@ def main() -> None:
 
     # The same clips as 22 050 Hz float WAV: decoding becomes nearly free, so these two rows show
     # the engine's own ratio with a file as input (Opus decoding is ~0.1 s per clip for both).
-    from audio import load_audio
+    from tracklens.audio import load_audio
 
     wav_dir = Path(tempfile.mkdtemp(prefix="tracklens-bench-wav-"))
     wavs = []
@@ -238,7 +236,7 @@ def main() -> None:
 
     # Deviation of tracklens' values from the plain approach, per column (relative to the
     # column's spread over the clips, so near-zero means do not blow up).
-    import features
+    from tracklens import features
 
     plain, ours = results["plain"]["values"], results["tracklens_1job"]["values"]
     print()

@@ -26,12 +26,11 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-import config  # noqa: E402
+from tracklens import config  # noqa: E402
 
 
 def shared_manifest() -> pd.DataFrame:
@@ -42,8 +41,8 @@ def shared_manifest() -> pd.DataFrame:
 
 def build_tables(out_dir: Path) -> pd.DataFrame:
     """One row per (track, patch) with embedding, tag and handcrafted columns; track rows have segment -1."""
-    import features
-    from models import musicnn
+    from tracklens import features
+    from tracklens.models import musicnn
 
     manifest = shared_manifest()
     emb_path = out_dir / "gtzan_shared.MSD_musicnn.parquet"
@@ -56,9 +55,9 @@ def build_tables(out_dir: Path) -> pd.DataFrame:
 
 
 def column_sets(table: pd.DataFrame) -> dict[str, list[str]]:
-    import features
+    from tracklens import features
 
-    from models import musicnn
+    from tracklens.models import musicnn
 
     hand = list(features.SUMMARY_COLUMNS)
     learned = musicnn.embedding_columns(table)
@@ -90,7 +89,7 @@ MODELS = [  # (name, inputs, classifier, rows it learns from)
 
 
 def fit_predict(table, train_mask, test_mask, columns, classifier, rows, genres, seed):
-    from models import datasets
+    from tracklens.models import datasets
 
     level = table["segment"] == -1 if rows == "tracks" else table["segment"] >= 0
     # snippets shorter than one segment have no segment rows in the feature table: use their track row
@@ -109,8 +108,8 @@ def fit_predict(table, train_mask, test_mask, columns, classifier, rows, genres,
 
 
 def score(name, test, proba, genres, train_s, infer_s, seed):
-    from models import datasets
-    from models.train import score_model
+    from tracklens.models import datasets
+    from tracklens.models.train import score_model
 
     y = datasets.encode(test["label"].astype(str), genres)
     return score_model(name, test["track_id"].to_numpy(), y, proba, genres=genres, train_s=train_s,
@@ -123,9 +122,9 @@ def speed(n_clips: int = 5) -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    import features
-    from audio import load_audio
-    from models import musicnn
+    from tracklens import features
+    from tracklens.audio import load_audio
+    from tracklens.models import musicnn
 
     manifest = shared_manifest()
     paths = manifest.loc[manifest["kind"] == "full30s", "path"].iloc[:: max(1, 96 // n_clips)][:n_clips]

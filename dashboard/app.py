@@ -14,8 +14,8 @@ import os
 import dash
 from dash import Dash, Input, Output, callback, dcc, html
 
-from dashboard import data
-from errors import TracklensError
+from tracklens.dashboard import data
+from tracklens.errors import TracklensError
 
 TITLE = "tracklens"
 # The server refuses bodies larger than the upload limit as base64 (4/3) plus room for the JSON.
@@ -48,7 +48,7 @@ def get_app() -> Dash:
         title=TITLE,
         suppress_callback_exceptions=True,  # each page's components exist only on that page
     )
-    from dashboard.pages import charts, check, models  # noqa: F401  (registers the pages)
+    from tracklens.dashboard.pages import charts, check, models  # noqa: F401  (registers the pages)
 
     app.layout = layout
     return app
@@ -146,12 +146,12 @@ def serve_in_subprocess(*, data_dir=None, env: dict | None = None, log_path=None
     import urllib.request
     from pathlib import Path
 
-    import config
+    from tracklens import config
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, str(config.PROJ_ROOT / "cli.py"), "dashboard", "--port", str(port)]
+    command = [sys.executable, "-m", "tracklens.cli", "dashboard", "--port", str(port)]
     if data_dir is not None:
         command += ["--data", str(data_dir)]
     child_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", **(env or {})}

@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import config
-from errors import TracklensError
+from tracklens import config
+from tracklens.errors import TracklensError
 
 # TRACKLENS_MAX_UPLOAD_MB lowers the limit (the browser tests use it to exercise the refusal).
 MAX_UPLOAD_MB = int(os.environ.get("TRACKLENS_MAX_UPLOAD_MB", "50"))
@@ -57,7 +57,7 @@ def configure(data_dir: str | Path | None = None) -> None:
             raise TracklensError(
                 f"--data {data_dir}: no chart table found (looked for {', '.join(CHART_FILENAMES)})")
     _settings["data_dir"] = data_dir
-    from dashboard import track
+    from tracklens.dashboard import track
 
     for cached in (chart_source, _prepared, _load_report, default_model, track.chart_reference):
         cached.cache_clear()
@@ -90,7 +90,7 @@ def chart_source() -> ChartSource:
 
 @functools.lru_cache(maxsize=1)
 def _prepared():
-    import prepare
+    from tracklens import prepare
 
     source = chart_source()
     if source.path is None:
@@ -104,7 +104,7 @@ def charts():
 
     df, _ = _prepared()
     if df is None:
-        import prepare
+        from tracklens import prepare
 
         return pd.DataFrame(columns=list(prepare.CHART_COLUMNS))
     return df
@@ -157,7 +157,7 @@ def _load_report(path: Path, mtime: float) -> ModelReport | None:
         return None  # half-written or foreign: as if absent
     if "model" not in table.columns:
         return None
-    from models import store, train
+    from tracklens.models import store, train
 
     predictions = {}
     for name in table["model"].astype(str):
@@ -183,7 +183,7 @@ def default_model():
 
     :func:`default_model_problem` then says why.
     """
-    from models import blend
+    from tracklens.models import blend
 
     try:
         return blend.load_default_model()
@@ -211,7 +211,7 @@ def warm_up() -> str:
     the first upload does not pay for imports and JIT compilation; return a one-line summary."""
     df = charts()
     model = default_model()
-    from dashboard import track
+    from tracklens.dashboard import track
 
     reference = track.chart_reference()
     track.warm_up()

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import config
-from dashboard import data
-from errors import TracklensError
+from tracklens import config
+from tracklens.dashboard import data
+from tracklens.errors import TracklensError
 
 #: Chart columns that can be computed from audio (features.spotify_comparable_features).
 COMPARABLE_COLUMNS = ("tempo", "loudness", "key", "mode", "duration_ms")
@@ -129,7 +129,7 @@ def chart_reference() -> Reference:
     from sklearn.neighbors import NearestNeighbors
     from sklearn.preprocessing import StandardScaler
 
-    import features
+    from tracklens import features
 
     source = data.chart_source()
     audio_rows = _audio_feature_table(source.root) if source.kind == "demo" else None
@@ -222,7 +222,7 @@ def _renamed(report: TrackReport, filename: str) -> TrackReport:
 
 
 def _decode(raw: bytes, name: str):
-    import audio
+    from tracklens import audio
 
     try:
         clip = audio.load_audio_bytes(raw, name=name, sr=config.SAMPLE_RATE,
@@ -249,7 +249,7 @@ def _decimate(matrix: np.ndarray, max_frames: int) -> tuple[np.ndarray, int]:
 
 
 def _check_track(raw: bytes, name: str) -> TrackReport:
-    import features
+    from tracklens import features
 
     clip = _decode(raw, name)
     ref = chart_reference()
@@ -289,7 +289,7 @@ def _blend_and_tags(clip) -> tuple[dict | None, str, pd.DataFrame, list, dict | 
     57-feature one) gets them from :func:`_tags`. Without a usable default model the blend is
     None and the note says why.
     """
-    from models import blend as blend_module
+    from tracklens.models import blend as blend_module
 
     model = data.default_model()
     if model is None:
@@ -325,7 +325,7 @@ def _tags(clip) -> dict | None:
     embedder = _tagger()
     if embedder is None:
         return None
-    from models import musicnn
+    from tracklens.models import musicnn
 
     patch_s = musicnn.PATCH_FRAMES * musicnn.MUSICNN_HOP / musicnn.MUSICNN_SR
     n = int(np.ceil((patch_s + 0.05) * clip.sr))  # one patch of samples, a little margin
@@ -340,7 +340,7 @@ def _tags(clip) -> dict | None:
 def _tagger():
     """The process-wide musicnn embedder, or None when its module or weights are missing."""
     try:
-        from models import musicnn
+        from tracklens.models import musicnn
 
         return musicnn.get_embedder()
     except (ImportError, TracklensError, OSError):

@@ -37,9 +37,9 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-import config
-from errors import TracklensError
-from models import datasets, evaluate, store
+from tracklens import config
+from tracklens.errors import TracklensError
+from tracklens.models import datasets, evaluate, store
 
 BLEND_MARGIN = 0.10  # a second genre within 0.10 probability of the top one names a blend
 # Measured by bench/accuracy.py on the real GTZAN valid fold (see README "Genre models"):
@@ -159,7 +159,7 @@ class GenreModel:
 
 def _check_embedding_weights(card: dict, model_dir: Path) -> None:
     """Refuse a head trained on other musicnn weights than the shipped ones (its inputs would differ)."""
-    from models import musicnn
+    from tracklens.models import musicnn
 
     name = card["input"].get("embedding_model", musicnn.DEFAULT_MUSICNN)
     shipped = musicnn.read_manifest().get(name, {}).get("weights_sha256")
@@ -212,7 +212,7 @@ def _loop_to(y: np.ndarray, n: int) -> np.ndarray:
 
 def _source_clip(source):
     """(AudioClip or None, path or None, duration in s) without decoding a file."""
-    from audio import AudioClip, probe_audio
+    from tracklens.audio import AudioClip, probe_audio
 
     if isinstance(source, (str, Path)):
         return None, str(source), float(probe_audio(source)["duration_s"])
@@ -234,7 +234,7 @@ def _windows(clip, path, duration_s: float, window_s: float, *,
     ``max_windows``: at most that many windows, at the centres of equal parts of the track (so
     intro and outro do not stand for the whole).
     """
-    from audio import AudioClip, load_audio
+    from tracklens.audio import AudioClip, load_audio
 
     starts = window_starts(duration_s, window_s)
     if max_windows is not None and len(starts) > max_windows:
@@ -256,10 +256,10 @@ def _window_inputs(model: GenreModel, part, *, short_input: str) -> tuple[np.nda
     """The model's raw inputs for one decoded block: one row per ``window_s`` segment, with spans (s)."""
     from dataclasses import replace
 
-    from features import featurize_clip
+    from tracklens.features import featurize_clip
 
     if model.input_kind.startswith("musicnn"):  # embedding models: musicnn repeat-pads short input itself
-        from models.musicnn_models import window_inputs
+        from tracklens.models.musicnn_models import window_inputs
 
         return window_inputs(part, model.card["input"]["columns"])
     seg = model.window_s

@@ -21,8 +21,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-import config
-from errors import TracklensError
+from tracklens import config
+from tracklens.errors import TracklensError
 
 # What each model reads: the summary table or one of the feature engine's frame matrices.
 MODEL_INPUTS = {
@@ -39,7 +39,7 @@ FOLDS = ("train", "valid")
 
 def summary_columns() -> tuple[str, ...]:
     """The 57 GTZAN summary feature names, in the Kaggle table's order (from the feature engine)."""
-    from features import SUMMARY_COLUMNS
+    from tracklens.features import SUMMARY_COLUMNS
 
     return tuple(SUMMARY_COLUMNS)
 

@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from errors import TracklensError
-from fileio import atomic_write_bytes
+from tracklens.errors import TracklensError
+from tracklens.fileio import atomic_write_bytes
 
 EPS = 1e-12
 

@@ -35,10 +35,10 @@ from typing import Mapping
 
 import numpy as np
 
-import config
-from audio import file_checksum
-from errors import TracklensError
-from fileio import atomic_path, atomic_write_bytes
+from tracklens import config
+from tracklens.audio import file_checksum
+from tracklens.errors import TracklensError
+from tracklens.fileio import atomic_path, atomic_write_bytes
 
 # Signal processing of the original (musicnn/configuration.py and the checkpoints' config.json).
 MUSICNN_SR = 16_000
@@ -503,8 +503,8 @@ def extract_embeddings(sources, *, out: str | Path, name: str = DEFAULT_MUSICNN,
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from audio import load_audio
-    from features import _source_items  # one source/manifest reader for both tables
+    from tracklens.audio import load_audio
+    from tracklens.features import _source_items  # one source/manifest reader for both tables
 
     out = Path(out)
     if out.suffix.lower() != ".parquet":
@@ -566,7 +566,7 @@ def describe_files(paths, *, name: str = DEFAULT_MUSICNN, k: int = 5) -> list[di
     them), "taggram": (n_patches, n_tags)}``, or the TracklensError that stopped that file (the
     batch goes on).
     """
-    from audio import load_audio
+    from tracklens.audio import load_audio
 
     out: list[dict | TracklensError] = []
     for path in paths:
@@ -618,7 +618,7 @@ def join_features(embeddings, features_table, *, columns=None):
     if not isinstance(features_table, pd.DataFrame):
         features_table = pd.read_parquet(features_table)
     if columns is None:
-        from features import SUMMARY_COLUMNS as columns
+        from tracklens.features import SUMMARY_COLUMNS as columns
     missing = [c for c in ("track_id", "segment", *columns) if c not in features_table.columns]
     if missing:
         raise MusicnnError(f"feature table lacks columns {missing[:5]}")

@@ -21,9 +21,9 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-import config
-from errors import TracklensError
-from models import datasets, musicnn
+from tracklens import config
+from tracklens.errors import TracklensError
+from tracklens.models import datasets, musicnn
 
 # name -> (builder in models.builders, input kind)
 EMBEDDING_MODELS = {
@@ -71,7 +71,7 @@ def _short_tracks(rows: pd.DataFrame) -> set:
 
 def _split_scores(result: dict, short: set, genres) -> dict:
     """Metrics of one scored result for full clips/excerpts and for short snippets separately."""
-    from models import evaluate
+    from tracklens.models import evaluate
 
     out = {}
     is_short = np.isin(result["tracks"], list(short))
@@ -93,7 +93,7 @@ def grouped_cv(architecture: str, x: np.ndarray, y: np.ndarray, track_ids: np.nd
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from models.train import refit_keras, score_model
+    from tracklens.models.train import refit_keras, score_model
 
     raw = np.zeros((len(x), len(genres)))
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
@@ -120,8 +120,8 @@ def train_embedding_models(features_path: str | Path, model_names: Sequence[str]
     ``name`` renames the directory and card (one model only), e.g. ``default``.
     Returns one result dict per model.
     """
-    from models import store
-    from models.train import fit_keras, refit_keras, score_model, write_predictions
+    from tracklens.models import store
+    from tracklens.models.train import fit_keras, refit_keras, score_model, write_predictions
 
     unknown = [m for m in model_names if m not in EMBEDDING_MODELS]
     if unknown or not model_names:
@@ -221,7 +221,7 @@ def window_inputs(part, columns: Sequence[str]) -> tuple[np.ndarray, list[tuple[
     patch_s = musicnn.PATCH_FRAMES * musicnn.MUSICNN_HOP / musicnn.MUSICNN_SR
     spans = [(float(s), float(min(s + patch_s, part.duration_s))) for s in out["starts_s"]]
     if any(c not in values for c in columns):
-        from features import featurize_clip
+        from tracklens.features import featurize_clip
 
         cf = featurize_clip(part, segment_seconds=WINDOW_S)
         rows = cf.segments or [cf.track]

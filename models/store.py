@@ -23,9 +23,9 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from audio import file_checksum
-from errors import TracklensError
-from fileio import atomic_path, atomic_write_bytes
+from tracklens.audio import file_checksum
+from tracklens.errors import TracklensError
+from tracklens.fileio import atomic_path, atomic_write_bytes
 
 CARD_NAME = "card.json"
 WEIGHTS_NAME = "model.keras"
@@ -138,7 +138,7 @@ def _check_versions(card: dict, path: Path) -> None:
         raise ModelCardError(f"{path}: model saved with Keras {saved}, this install has Keras {here}; retrain it")
     feature_version = card["input"].get("feature_version")
     if feature_version is not None:
-        from features import FEATURE_VERSION
+        from tracklens.features import FEATURE_VERSION
 
         if feature_version != FEATURE_VERSION:
             raise ModelCardError(f"{path}: model expects features version {feature_version}, the feature engine "

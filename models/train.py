@@ -20,10 +20,10 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-import config
-from errors import TracklensError
-from fileio import atomic_output
-from models import datasets, evaluate, store
+from tracklens import config
+from tracklens.errors import TracklensError
+from tracklens.fileio import atomic_output
+from tracklens.models import datasets, evaluate, store
 
 # Per-family defaults: maximum epochs, early-stopping patience, batch size, Adam learning rate.
 SUMMARY_FIT = {"epochs": 150, "patience": 20, "batch_size": 32, "learning_rate": 5e-3}
@@ -85,7 +85,7 @@ def _augmented_batches(x, y_onehot, *, batch_size: int, seed: int, fill: np.ndar
 def _compiled(architecture: str, x_train: np.ndarray, *, n_classes: int, seed: int, params: dict | None):
     """Seeded, compiled model with the training statistics baked in; returns (model, (mean, var))."""
     keras = _keras()
-    from models.builders import BUILDERS
+    from tracklens.models.builders import BUILDERS
 
     keras.utils.set_random_seed(seed)
     norm = norm_stats(x_train)
@@ -156,7 +156,7 @@ def refit_keras(architecture: str, x: np.ndarray, y: np.ndarray, *, n_classes: i
 
 def fit_baseline(name: str, x_train: np.ndarray, y_train: np.ndarray, *, seed: int = config.DEFAULT_SEED):
     """Fit one baseline pipeline by name (``models.baselines.BASELINES``); returns (pipeline, seconds)."""
-    from models.baselines import BASELINES
+    from tracklens.models.baselines import BASELINES
 
     start = time.perf_counter()
     pipe = BASELINES[name](random_state=seed).fit(x_train, y_train)
@@ -276,7 +276,7 @@ def train_models(features_path: str | Path, model_names: Sequence[str], *, out_d
             window_s = row_s if (rows["segment"] >= 0).all() else min(TRACK_MODEL_WINDOW_S, row_s)
         else:
             if frames is None:  # read once, shared by every frame model of this run
-                from features import load_frames
+                from tracklens.features import load_frames
 
                 frames = load_frames(features_path)
             x, y, ids, folds = _frames(frames, features_path, kind, fold_of, genres)
@@ -341,7 +341,7 @@ def train_models(features_path: str | Path, model_names: Sequence[str], *, out_d
 
 
 def _feature_version() -> int:
-    from features import FEATURE_VERSION
+    from tracklens.features import FEATURE_VERSION
 
     return int(FEATURE_VERSION)
 

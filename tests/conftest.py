@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-import config
+from tracklens import config
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -32,7 +32,7 @@ def demo_catalogue(tmp_path_factory):
     Layout: ``audio/<genre>/<genre>.NNNNN.wav`` (6 genres x 8 clips x 6 s, 22 050 Hz mono) and
     ``charts.csv`` (Top Hits schema, ~310 rows). Treat it as read-only: it is shared.
     """
-    import demo_data
+    from tracklens import demo_data
 
     root = tmp_path_factory.mktemp("demo_catalogue")
     demo_data.make_demo_catalogue(root, seed=config.DEFAULT_SEED, **DEMO_TEST_SIZE)
@@ -47,7 +47,7 @@ def run_cli(monkeypatch, capsys):
     """
     import sys
 
-    import cli
+    from tracklens import cli
 
     def run(*args):
         monkeypatch.setattr(sys, "argv", ["tracklens", *map(str, args)])

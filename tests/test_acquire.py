@@ -24,10 +24,10 @@ import responses
 import soundfile as sf
 from responses import matchers
 
-import acquire
-import config
-from audio import file_checksum
-from errors import CredentialsError, TracklensError
+from tracklens import acquire
+from tracklens import config
+from tracklens.audio import file_checksum
+from tracklens.errors import CredentialsError, TracklensError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "api"
 API = "https://api.spotify.com/v1"
@@ -647,7 +647,7 @@ def test_folder_errors(tmp_path, make, match):
 
 def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     """Run `tracklens ARGS` in-process through cli.main (so `responses` mocks apply)."""
-    import cli
+    from tracklens import cli
 
     monkeypatch.setattr(sys, "argv", ["tracklens", *args])
     with pytest.raises(SystemExit) as info:

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import audio
-import config
-from audio import AudioError
+from tracklens import audio
+from tracklens import config
+from tracklens.audio import AudioError
 
 SR = config.SAMPLE_RATE
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import config
-from errors import TracklensError
+from tracklens import config
+from tracklens.errors import TracklensError
 
 
 def _wav_bytes(y: np.ndarray, sr: int = config.SAMPLE_RATE) -> bytes:
@@ -58,7 +58,7 @@ def _text(component) -> str:
 @pytest.fixture(scope="module")
 def app(demo_catalogue):
     """The app (one per process) on the small demo catalogue."""
-    from dashboard import app as app_module, data
+    from tracklens.dashboard import app as app_module, data
 
     data.configure(demo_catalogue)
     return app_module.get_app()
@@ -66,7 +66,7 @@ def app(demo_catalogue):
 
 @pytest.fixture(scope="module")
 def pages(app):
-    from dashboard.pages import charts, check, models
+    from tracklens.dashboard.pages import charts, check, models
 
     return {"charts": charts, "check": check, "models": models}
 
@@ -75,7 +75,7 @@ def pages(app):
 
 
 def test_configure_rejects_missing_folder_and_folder_without_table(tmp_path):
-    from dashboard import data
+    from tracklens.dashboard import data
 
     with pytest.raises(TracklensError, match="no such folder"):
         data.configure(tmp_path / "nope")
@@ -84,7 +84,7 @@ def test_configure_rejects_missing_folder_and_folder_without_table(tmp_path):
 
 
 def test_chart_source_prefers_data_dir_then_shared_then_demo(tmp_path, monkeypatch, demo_catalogue):
-    from dashboard import data
+    from tracklens.dashboard import data
 
     try:
         data.configure(demo_catalogue)
@@ -108,8 +108,8 @@ def test_chart_source_prefers_data_dir_then_shared_then_demo(tmp_path, monkeypat
 
 
 def test_charts_are_the_prepared_table(app, demo_catalogue):
-    import prepare
-    from dashboard import data
+    from tracklens import prepare
+    from tracklens.dashboard import data
 
     expected, _ = prepare.prepare_charts(demo_catalogue / "charts.csv")
     assert len(data.charts()) == len(expected)
@@ -120,7 +120,7 @@ def test_charts_are_the_prepared_table(app, demo_catalogue):
 
 
 def test_app_nav_lists_pages_in_order(app):
-    from dashboard import app as app_module
+    from tracklens.dashboard import app as app_module
 
     links = app_module.nav_links()
     assert [link.children for link in links] == ["Charts & popularity", "Models", "Check your track"]
@@ -130,7 +130,7 @@ def test_app_nav_lists_pages_in_order(app):
 
 
 def test_last_track_line(app):
-    from dashboard import app as app_module
+    from tracklens.dashboard import app as app_module
 
     assert app_module.show_last_track(None) == ""
     line = app_module.show_last_track({"filename": "song.mp3", "blend_label": "rock-metal"})
@@ -177,7 +177,7 @@ def test_selected_rows_follow_scatter_customdata(pages, small_charts):
 
 
 def test_charts_layout_and_callbacks(pages):
-    from dashboard import data
+    from tracklens.dashboard import data
 
     charts = pages["charts"]
     layout = charts.layout()
@@ -222,7 +222,7 @@ def test_models_page_says_when_no_report(pages, monkeypatch, tmp_path):
 
 
 def test_models_page_picks_up_a_report_written_while_running(pages, monkeypatch, tmp_path):
-    from dashboard import data
+    from tracklens.dashboard import data
 
     monkeypatch.setattr(config, "REPORTS_DIR", tmp_path)
     monkeypatch.setattr(data, "_model_dirs", lambda: [tmp_path / "no-models"])  # ignore real trained models
@@ -234,7 +234,7 @@ def test_models_page_picks_up_a_report_written_while_running(pages, monkeypatch,
 
 
 def test_models_page_table_and_figures(pages, monkeypatch):
-    from dashboard import data
+    from tracklens.dashboard import data
 
     rng = np.random.default_rng(0)
     genres = ["blues", "rock", "jazz"]
@@ -262,7 +262,7 @@ def test_models_page_table_and_figures(pages, monkeypatch):
 
 
 def test_decode_contents_checks_type_size_and_encoding(pages, monkeypatch):
-    from dashboard import data, track
+    from tracklens.dashboard import data, track
 
     raw = b"RIFF" + bytes(100)
     assert track.decode_contents(_data_uri(raw), "a.wav") == raw
@@ -280,7 +280,7 @@ def test_decode_contents_checks_type_size_and_encoding(pages, monkeypatch):
 
 
 def test_display_name_never_keeps_a_path():
-    from dashboard import track
+    from tracklens.dashboard import track
 
     assert track.display_name("../../etc/passwd.wav") == "passwd.wav"
     assert track.display_name("C:\\music\\song.mp3") == "song.mp3"
@@ -288,7 +288,7 @@ def test_display_name_never_keeps_a_path():
 
 
 def test_check_upload_gives_blend_and_comparison(pages, demo_catalogue):
-    from dashboard import data
+    from tracklens.dashboard import data
 
     clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[0]
     status, results, summary = pages["check"].check_upload(_data_uri(clip.read_bytes()), clip.name)
@@ -307,7 +307,7 @@ def test_check_upload_gives_blend_and_comparison(pages, demo_catalogue):
 
 
 def test_check_report_nearest_and_map(pages, demo_catalogue):
-    from dashboard import track
+    from tracklens.dashboard import track
 
     clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[1]
     report = track.check_track(clip.read_bytes(), clip.name)
@@ -335,7 +335,7 @@ def test_check_upload_refuses_bad_audio_with_one_line(pages, name, make, expecte
 
 
 def test_check_upload_refuses_too_long(pages, monkeypatch):
-    from dashboard import data
+    from tracklens.dashboard import data
 
     monkeypatch.setattr(data, "MAX_UPLOAD_SECONDS", 2.0)
     y = 0.3 * np.sin(np.arange(4 * config.SAMPLE_RATE) * 0.05).astype(np.float32)
@@ -344,7 +344,7 @@ def test_check_upload_refuses_too_long(pages, monkeypatch):
 
 
 def test_check_layout_states_limits(pages):
-    from dashboard import data
+    from tracklens.dashboard import data
 
     layout = pages["check"].layout()
     assert {"check-upload", "check-status", "check-player", "check-results"} <= _ids(layout)
@@ -354,8 +354,8 @@ def test_check_layout_states_limits(pages):
 
 
 def test_chart_reference_uses_full_audio_features_when_catalogue_has_them(tmp_path, demo_catalogue, monkeypatch):
-    import features
-    from dashboard import data, track
+    from tracklens import features
+    from tracklens.dashboard import data, track
 
     rng = np.random.default_rng(1)
     rows = pd.DataFrame(rng.normal(size=(12, len(features.SUMMARY_COLUMNS))), columns=list(features.SUMMARY_COLUMNS))
@@ -380,7 +380,7 @@ def test_chart_reference_uses_full_audio_features_when_catalogue_has_them(tmp_pa
 
 
 def test_dashboard_command_rejects_missing_data_folder(tmp_path):
-    result = subprocess.run([sys.executable, str(config.PROJ_ROOT / "cli.py"), "dashboard", "--data",
+    result = subprocess.run([sys.executable, "-m", "tracklens.cli", "dashboard", "--data",
                              str(tmp_path / "nope")], capture_output=True, text=True, timeout=120,
                             cwd=config.PROJ_ROOT)
     assert result.returncode == 2
@@ -388,7 +388,7 @@ def test_dashboard_command_rejects_missing_data_folder(tmp_path):
 
 
 def test_dashboard_help_has_examples():
-    result = subprocess.run([sys.executable, str(config.PROJ_ROOT / "cli.py"), "dashboard", "--help"],
+    result = subprocess.run([sys.executable, "-m", "tracklens.cli", "dashboard", "--help"],
                             capture_output=True, text=True, timeout=60, cwd=config.PROJ_ROOT)
     assert result.returncode == 0 and "--port" in result.stdout and "tracklens dashboard --data" in result.stdout
 
@@ -396,7 +396,7 @@ def test_dashboard_help_has_examples():
 def test_serve_refuses_a_busy_port_with_one_line():
     import socket
 
-    from dashboard import app as app_module
+    from tracklens.dashboard import app as app_module
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import config
+from tracklens import config
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -49,7 +49,7 @@ def _wav_bytes(y: np.ndarray, sr: int = config.SAMPLE_RATE) -> bytes:
 @pytest.fixture(scope="module")
 def server(demo_catalogue, tmp_path_factory):
     """`tracklens dashboard --data <demo catalogue>` on a free loopback port; yields its URL."""
-    from dashboard.app import serve_in_subprocess
+    from tracklens.dashboard.app import serve_in_subprocess
 
     log_path = tmp_path_factory.mktemp("dashboard") / "server.log"
     with serve_in_subprocess(data_dir=demo_catalogue, env={"TRACKLENS_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB)},
@@ -184,7 +184,7 @@ def test_check_refuses_too_large_file_in_browser(server, page):
 
 def test_server_enforces_request_size_limit(server):
     """waitress refuses a body over the limit from its Content-Length, before reading it."""
-    from dashboard.app import MAX_REQUEST_BODY_BYTES  # computed from the default limit
+    from tracklens.dashboard.app import MAX_REQUEST_BODY_BYTES  # computed from the default limit
 
     host, port = server.removeprefix("http://").split(":")
     too_big = (UPLOAD_LIMIT_MB * 2 + 2) * 1024 * 1024

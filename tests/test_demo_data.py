@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-import config
-import demo_data
-from errors import TracklensError
+from tracklens import config
+from tracklens import demo_data
+from tracklens.errors import TracklensError
 
 
 def _digest(path) -> str:

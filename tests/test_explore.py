@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import explore
-from errors import TracklensError
+from tracklens import explore
+from tracklens.errors import TracklensError
 
 
 @pytest.fixture(scope="module")
 def charts(demo_catalogue):
-    import prepare
+    from tracklens import prepare
 
     df, _ = prepare.prepare_charts(demo_catalogue / "charts.csv")
     return df
@@ -78,7 +78,7 @@ def test_group_distribution_and_yearly_data(charts):
     top = exploded["genre"].value_counts().head(3)
     assert by_genre.groupby("group", observed=True).size().sort_values(ascending=False).to_dict() == top.to_dict()
     by_band = explore.group_data(charts, by="band", features=["energy"])
-    import preprocessing
+    from tracklens import preprocessing
 
     assert list(by_band["group"].cat.categories) == list(preprocessing.BAND_NAMES)
     dist = explore.distribution_data(charts, features=["tempo"], bins=12)
@@ -178,7 +178,7 @@ def test_misuse_gives_clear_errors(charts):
 def test_figures_command_writes_pngs(demo_catalogue, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import cli
+    from tracklens import cli
 
     monkeypatch.setattr(explore, "popularity_model", _fast_model)  # 3 folds, 1 repeat: the CLI path, quicker
     result = CliRunner().invoke(cli.app, ["figures", "--charts", str(demo_catalogue / "charts.csv"), "--out", str(tmp_path)])

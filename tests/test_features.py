@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-import config
-import features
-from errors import TracklensError
+from tracklens import config
+from tracklens import features
+from tracklens.errors import TracklensError
 
 SR = config.SAMPLE_RATE
 
@@ -153,7 +153,7 @@ def test_analyze_rejects_bad_signals():
 
 
 def _clip(y, path="x.wav"):
-    from audio import AudioClip
+    from tracklens.audio import AudioClip
 
     return AudioClip(y=y, sr=SR, path=path, source_sr=SR, channels=1, source_duration_s=len(y) / SR)
 
@@ -239,7 +239,7 @@ def test_batch_rows_errors_and_frames(extracted):
     assert frames["log_mel"].shape == (4, 128, 130) and frames["log_mel"].dtype == np.float32
     assert frames["meta"]["sequence_rows"] == list(features.SEQUENCE_ROWS)
     # stored float16: equal to a fresh analysis of that segment within float16 precision
-    from audio import load_audio
+    from tracklens.audio import load_audio
 
     cf = features.featurize_clip(load_audio(tracks.loc["jazz.00000", "path"]))
     np.testing.assert_allclose(frames["log_mel"][1], cf.frames["log_mel"][1], rtol=2e-3, atol=0.05)

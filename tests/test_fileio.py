@@ -1,6 +1,6 @@
 import pytest
 
-import fileio
+from tracklens import fileio
 
 
 def test_atomic_output_replaces_only_on_success(tmp_path):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import config
-import features
-import librosa_visuals as lv
-from errors import TracklensError
+from tracklens import config
+from tracklens import features
+from tracklens import librosa_visuals as lv
+from tracklens.errors import TracklensError
 
 SR = config.SAMPLE_RATE
 DURATION = 4.0
@@ -107,7 +107,7 @@ def test_plotly_versions_share_the_prepared_image(analysis):
 def test_gallery_layout_and_png(analysis, tmp_path):
     import matplotlib.image
 
-    from explore import save_figure
+    from tracklens.explore import save_figure
 
     fig = lv.genre_gallery({"blues": analysis, "rock": analysis, "jazz": analysis}, views=("waveform", "mel"))
     image_axes = [ax for ax in fig.axes if ax.collections and ax.get_title()]

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import config
-from errors import TracklensError
-from models import datasets, evaluate, store
+from tracklens import config
+from tracklens.errors import TracklensError
+from tracklens.models import datasets, evaluate, store
 
 RNG = np.random.default_rng(0)
 
@@ -151,7 +151,7 @@ KERAS = ("cnn", "lstm", "lstm_cnn", "linear", "mlp")
 
 @pytest.fixture(scope="session")
 def demo_features(demo_catalogue, tmp_path_factory):
-    import features
+    from tracklens import features
 
     out = tmp_path_factory.mktemp("demo_features") / "features.parquet"
     features.extract_features(demo_catalogue / "audio", out=out, segment_seconds=3.0, jobs=1,
@@ -161,7 +161,7 @@ def demo_features(demo_catalogue, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained(demo_features, tmp_path_factory):
-    from models import train
+    from tracklens.models import train
 
     out = tmp_path_factory.mktemp("demo_models")
     results = train.train_models(demo_features, [*KERAS, "logreg", "random_forest"], out_dir=out, epochs=20,
@@ -182,7 +182,7 @@ def test_every_model_learns(trained):
 
 @pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_cards_and_evaluate_report(trained, tmp_path):
-    from models import train
+    from tracklens.models import train
 
     out, _ = trained
     card = store.read_card(out / "mlp")
@@ -202,7 +202,7 @@ def _copy_model(trained, tmp_path, name="linear"):
 
 @pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_tampered_card_or_weights_refused(trained, tmp_path):
-    from models import blend
+    from tracklens.models import blend
 
     model_dir = _copy_model(trained, tmp_path)
     card_path = model_dir / store.CARD_NAME
@@ -221,7 +221,7 @@ def test_tampered_card_or_weights_refused(trained, tmp_path):
 
 @pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_model_from_another_version_refused(trained, tmp_path):
-    from models import blend
+    from tracklens.models import blend
 
     model_dir = _copy_model(trained, tmp_path)
     card = store.read_card(model_dir)
@@ -236,7 +236,7 @@ def test_model_from_another_version_refused(trained, tmp_path):
 
 @pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_blend_sums_to_one_with_timeline(trained, demo_catalogue):
-    from models import blend
+    from tracklens.models import blend
 
     model = blend.load_model(trained[0] / "cnn")
     wav = sorted((demo_catalogue / "audio").glob("*/*.wav"))[0]
@@ -248,7 +248,7 @@ def test_blend_sums_to_one_with_timeline(trained, demo_catalogue):
 
 
 def test_blend_label_margin():
-    from models.blend import Blend
+    from tracklens.models.blend import Blend
 
     genres = ["hiphop", "metal", "pop"]
     close = Blend(None, genres, np.array([0.45, 0.40, 0.15]), pd.DataFrame(), 30.0, "m")
@@ -257,7 +257,7 @@ def test_blend_label_margin():
 
 
 def test_window_starts_cover_long_tracks():
-    from models.blend import window_starts
+    from tracklens.models.blend import window_starts
 
     assert window_starts(2.0, 30.0) == [0.0]
     starts = window_starts(200.0, 30.0)
@@ -267,8 +267,8 @@ def test_window_starts_cover_long_tracks():
 
 def test_capped_windows_spread_over_the_track_not_its_ends():
     """`predict_blend(max_seconds=...)` (the dashboard on long songs) reads evenly spread blocks."""
-    from audio import AudioClip
-    from models.blend import _windows
+    from tracklens.audio import AudioClip
+    from tracklens.models.blend import _windows
 
     clip = AudioClip(y=np.zeros(240 * 100, np.float32), sr=100, path=None, source_sr=100, channels=1,
                      source_duration_s=240.0)
@@ -282,7 +282,7 @@ def _ffmpeg(src, dst, *args):
 
 
 def _mp3_distance(model, wav, tmp_path):
-    from models import blend
+    from tracklens.models import blend
 
     mp3 = tmp_path / f"{wav.stem}.mp3"
     _ffmpeg(wav, mp3, "-b:a", "192k")
@@ -298,7 +298,7 @@ def test_wav_and_mp3_give_the_same_blend(trained, demo_catalogue, tmp_path):
     whose quiet noise floor is all MP3 removes, by > 1 standard deviation of the demo set; on real
     music the shift is negligible - see the next test.)
     """
-    from models import blend
+    from tracklens.models import blend
 
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg not installed")
@@ -308,7 +308,7 @@ def test_wav_and_mp3_give_the_same_blend(trained, demo_catalogue, tmp_path):
 
 
 def test_default_model_blend_is_format_invariant_on_real_music(shared_data, tmp_path):
-    from models import blend
+    from tracklens.models import blend
 
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg not installed")
@@ -319,7 +319,7 @@ def test_default_model_blend_is_format_invariant_on_real_music(shared_data, tmp_
 
 @pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_short_clip_gets_a_blend(trained, demo_catalogue, tmp_path):
-    from models import blend
+    from tracklens.models import blend
 
     model = blend.load_model(trained[0] / "mlp")
     wav = sorted((demo_catalogue / "audio").glob("*/*.wav"))[5]
@@ -374,7 +374,7 @@ def test_train_cli_refuses_unknown_model(demo_features):
 
 
 def test_default_models_ship_verified_and_small():
-    from models import musicnn
+    from tracklens.models import musicnn
 
     card = store.read_card(config.DEFAULT_MODEL_DIR)
     size = sum(p.stat().st_size for p in config.DEFAULT_MODEL_DIR.iterdir())
@@ -399,7 +399,7 @@ def test_default_model_classifies_real_music(shared_data):
     the card's valid-fold scores (train-only fit) and bench/musicnn.py measure that, and the
     learning tests on held-out demo data check that training learns.
     """
-    from models import blend
+    from tracklens.models import blend
 
     model = blend.load_default_model()
     gtzan = shared_data / "gtzan"
@@ -418,7 +418,7 @@ def test_predict_cli_default_model_csv_contract_on_real_music(shared_data, tmp_p
     error row for a corrupt file, and the same forward pass's tags with --tags (json)."""
     from typer.testing import CliRunner
 
-    import cli
+    from tracklens import cli
 
     good = [shared_data / "gtzan" / "audio" / "metal" / "metal.00002.opus",
             sorted((shared_data / "gtzan" / "audio_snippets_2to3s" / "disco").glob("*.opus"))[0]]

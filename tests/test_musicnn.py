@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audio import file_checksum
-from models import musicnn
+from tracklens.audio import file_checksum
+from tracklens.models import musicnn
 
 ORIGINAL_RUNNER = Path(__file__).with_name("musicnn_original.py")
 # One clip per genre with a clear MSD tag, plus one without (classical).
@@ -110,7 +110,7 @@ def test_preprocessing_shapes_padding_and_no_float16_overflow():
 
 @pytest.mark.realdata
 def test_real_clips_get_fitting_tags_and_embeddings(shared_data):
-    from audio import load_audio
+    from tracklens.audio import load_audio
 
     embedder = musicnn.get_embedder()
     results = {}
@@ -135,7 +135,7 @@ needs_original = pytest.mark.skipif(musicnn.find_original_package() is None,
 @pytest.mark.realdata
 def test_equivalent_to_original_graph(shared_data, model, tmp_path):
     """The author's own saved TF1 graph and checkpoint, run in a subprocess, vs. this model."""
-    from audio import load_audio
+    from tracklens.audio import load_audio
 
     files = [shared_data / "gtzan" / "audio" / rel for rel in EQUIVALENCE_CLIPS]
     ckpt = musicnn.find_original_package() / musicnn.DEFAULT_MUSICNN
@@ -207,7 +207,7 @@ def _synthetic_tables(tmp_path, *, n_genres=4, n_tracks=10, n_segments=2, seed=0
     """A features.parquet and its musicnn table with a genre signal in the embeddings only."""
     import pandas as pd
 
-    from models import datasets
+    from tracklens.models import datasets
 
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(n_genres, musicnn.EMBEDDING_SIZE))
@@ -229,7 +229,7 @@ def _synthetic_tables(tmp_path, *, n_genres=4, n_tracks=10, n_segments=2, seed=0
 
 
 def test_embedding_models_learn_and_join_the_comparison_report(tmp_path):
-    from models import musicnn_models, train
+    from tracklens.models import musicnn_models, train
 
     features_path = _synthetic_tables(tmp_path)
     results = musicnn_models.train_embedding_models(features_path, ["musicnn_linear", "musicnn_fusion"],
@@ -246,8 +246,8 @@ def test_embedding_models_learn_and_join_the_comparison_report(tmp_path):
 
 
 def test_window_inputs_match_card_columns():
-    from audio import AudioClip
-    from models import datasets, musicnn_models
+    from tracklens.audio import AudioClip
+    from tracklens.models import datasets, musicnn_models
 
     sr = 22050
     y = (0.3 * np.sin(2 * np.pi * 330 * np.arange(7 * sr) / sr)).astype("float32")
@@ -262,8 +262,8 @@ def test_window_inputs_match_card_columns():
 def test_predict_blend_with_an_embedding_model_gives_blend_and_tags_in_one_pass():
     """The shipped default reads musicnn inputs: predict_blend classifies every 3 s patch, and its
     tags are the track mean of the same pass's taggram; input shorter than a patch is repeat-padded."""
-    from audio import AudioClip
-    from models import blend
+    from tracklens.audio import AudioClip
+    from tracklens.models import blend
 
     model = blend.load_default_model()
     assert model.input_kind.startswith("musicnn")
@@ -283,7 +283,7 @@ def test_predict_blend_with_an_embedding_model_gives_blend_and_tags_in_one_pass(
 def test_embedding_model_trained_on_other_weights_is_refused(tmp_path, monkeypatch):
     import shutil as sh
 
-    from models import blend, store
+    from tracklens.models import blend, store
 
     model_dir = tmp_path / "model"
     sh.copytree(blend.resolve_model_dir(None), model_dir)

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-import config
+from tracklens import config
 
 NOTEBOOK_DIR = config.PROJ_ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))

@@ -9,9 +9,9 @@ import unicodedata
 import pandas as pd
 import pytest
 
-import config
-import prepare
-from errors import TracklensError
+from tracklens import config
+from tracklens import prepare
+from tracklens.errors import TracklensError
 
 
 def _row(**over):

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import config
-import prepare
-import preprocessing as pp
-from errors import TracklensError
+from tracklens import config
+from tracklens import prepare
+from tracklens import preprocessing as pp
+from tracklens.errors import TracklensError
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ import dash
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
-import explore
-from dashboard import data
-from dashboard.components import figure_panel
-from errors import TracklensError
+from tracklens import explore
+from tracklens.dashboard import data
+from tracklens.dashboard.components import figure_panel
+from tracklens.errors import TracklensError
 
 
 # Audio-descriptor columns of the Top Hits schema that make sense against popularity.

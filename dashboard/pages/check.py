@@ -13,10 +13,10 @@ import logging
 import dash
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
-import explore
-import librosa_visuals
-from dashboard import data, track
-from dashboard.components import figure_panel
+from tracklens import explore
+from tracklens import librosa_visuals
+from tracklens.dashboard import data, track
+from tracklens.dashboard.components import figure_panel
 
 
 LOG = logging.getLogger(__name__)

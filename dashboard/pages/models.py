@@ -9,9 +9,9 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, callback, dcc, html
 
-import explore
-from dashboard import data
-from dashboard.components import figure_panel
+from tracklens import explore
+from tracklens.dashboard import data
+from tracklens.dashboard.components import figure_panel
 
 
 NO_REPORT = ("No evaluation report yet. Train and evaluate models with `tracklens train ...` and "

@@ -16,9 +16,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
 
-from models import musicnn  # noqa: E402
+from tracklens.models import musicnn  # noqa: E402
 
 
 def main(argv=None) -> int:
