@@ -8,6 +8,7 @@ when complete. On any error the temp file is removed and the previous target sta
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -46,3 +47,72 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_output(path, "wb") as handle:
         handle.write(data)
+
+
+# --- CSV: every CSV the project writes is safe to open in a spreadsheet ------------------------
+# A text cell starting with = + - @ TAB or CR is run as a formula by Excel/LibreOffice/Sheets
+# (OWASP "CSV injection"). Such cells are written with a leading apostrophe, which spreadsheets
+# show as text; read_csv removes it again, so a round trip gives the original text. A cell that
+# already starts with apostrophes before such a character gets one more, so the rule reverses.
+# Numbers (also negative ones stored as text, e.g. "-5.3") are left alone: they run nothing.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _needs_quote(text: str) -> bool:
+    return text.lstrip("'")[:1] in FORMULA_PREFIXES and not _NUMBER.match(text.lstrip("'"))
+
+
+def escape_cell(value):
+    """``value`` as a spreadsheet will show it as text (strings only; other values unchanged)."""
+    if isinstance(value, str) and _needs_quote(value):
+        return "'" + value
+    return value
+
+
+def unescape_cell(value):
+    """Undo :func:`escape_cell`."""
+    if isinstance(value, str) and value[:1] == "'" and _needs_quote(value[1:]):
+        return value[1:]
+    return value
+
+
+def _map_text_columns(frame, fn):
+    import pandas as pd
+
+    out = frame.copy()
+    for column in out.columns:
+        if not (pd.api.types.is_numeric_dtype(out[column]) or pd.api.types.is_bool_dtype(out[column])):
+            out[column] = out[column].map(fn, na_action="ignore")
+    return out
+
+
+def csv_safe(frame):
+    """A copy of a DataFrame with every formula-like text cell escaped (see FORMULA_PREFIXES)."""
+    return _map_text_columns(frame, escape_cell)
+
+
+def to_csv_text(frame, **to_csv_kwargs) -> str:
+    """The CSV text of ``frame`` with formula-like cells escaped (for stdout)."""
+    safe = csv_safe(frame)
+    to_csv_kwargs.setdefault("index", False)
+    # Python's csv writer quotes a field only for the characters of its line terminator, so a
+    # cell holding a bare CR would split the row for readers: such tables are written with CRLF.
+    has_cr = any(safe[c].astype(str).str.contains("\r", regex=False).any()
+                 for c in safe.columns if safe[c].dtype == object or str(safe[c].dtype).startswith("str"))
+    to_csv_kwargs.setdefault("lineterminator", "\r\n" if has_cr else "\n")
+    return safe.to_csv(**to_csv_kwargs)
+
+
+def write_csv(frame, path: str | Path, **to_csv_kwargs) -> Path:
+    """Write ``frame`` to ``path`` atomically, formula-like cells escaped; returns the path."""
+    with atomic_output(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(to_csv_text(frame, **to_csv_kwargs))
+    return Path(path)
+
+
+def read_csv(path, **read_csv_kwargs):
+    """Read a CSV the project wrote (or any CSV), undoing :func:`escape_cell` on text cells."""
+    import pandas as pd
+
+    return _map_text_columns(pd.read_csv(path, **read_csv_kwargs), unescape_cell)

@@ -29,3 +29,22 @@ def test_atomic_path_keeps_suffix_and_cleans_up(tmp_path):
     assert not target.exists() and list(target.parent.iterdir()) == []
     fileio.atomic_write_bytes(target, b"done")
     assert target.read_bytes() == b"done"
+
+
+FORMULAS = ["=cmd|' /C calc'!A0", "+SUM(1+1)", "@SUM(1+1)", '=HYPERLINK("http://x","y")', "\t=1+1", "\r=1",
+            "-2+3"]
+HARMLESS = ["-5.3", "plain", "'quoted", "a\nb", "", "'=already", "''@twice"]
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_escaped_and_read_back(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"text": FORMULAS + HARMLESS, "n": range(len(FORMULAS) + len(HARMLESS))})
+    path = fileio.write_csv(frame, tmp_path / "out.csv")
+    raw = pd.read_csv(path, keep_default_na=False, dtype=str)  # what a spreadsheet would get
+    for cell in raw["text"]:
+        assert cell.lstrip("'")[:1] not in fileio.FORMULA_PREFIXES or cell.startswith("'") or cell == "-5.3", cell
+    assert list(raw["text"][: len(FORMULAS)]) == ["'" + f for f in FORMULAS]
+    back = fileio.read_csv(path, keep_default_na=False, dtype={"text": str})
+    assert list(back["text"]) == FORMULAS + HARMLESS
+    assert list(back["n"]) == list(frame["n"])
