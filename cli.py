@@ -39,8 +39,14 @@ SeedOption = typer.Option(config.DEFAULT_SEED, "--seed", help="Random seed (resu
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full Python tracebacks on errors."),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", envvar="TRACKLENS_HOME", show_envvar=True,
+        help="Folder for data/, reports/ and the cache (default: the repository checkout when run "
+             "inside it, else your user data folder, e.g. ~/.local/share/tracklens)."),
 ) -> None:
     """tracklens: music catalogue exploration and genre blends."""
+    if data_dir is not None:
+        config.set_home(data_dir)
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -138,7 +144,7 @@ def split_cmd(
 def figures_cmd(
     charts: Optional[Path] = typer.Option(None, "--charts", help="A chart CSV (raw or prepared; cleaned by the `prepare` rules first)."),
     audio: Optional[Path] = typer.Option(None, "--audio", help="A folder of <genre>/<clip> audio files (GTZAN layout)."),
-    out: Path = typer.Option(config.FIGURES_DIR, "--out", help="Folder for the PNG figures."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNG figures.", show_default="reports/figures"),
     seed: int = SeedOption,
 ) -> None:
     """Write the main exploration figures as PNGs and print the statistics behind them.
@@ -158,6 +164,7 @@ def figures_cmd(
     """
     from tracklens import explore
 
+    out = out or config.FIGURES_DIR
     paths, summary = explore.write_main_figures(out, charts=charts, audio_dir=audio, seed=seed)
     if summary:
         typer.echo(summary)
@@ -197,7 +204,7 @@ class SpotifySource(str, Enum):
 def acquire_spotify_cmd(
     source: SpotifySource = typer.Argument(..., metavar="SOURCE", help="playlist, album, artist (its top tracks) or search."),
     ref: str = typer.Argument(..., metavar="ID_OR_QUERY", help="Spotify ID, URI or open.spotify.com URL; the query text for search."),
-    out: Path = typer.Option(config.RAW_DATA_DIR / "spotify_tracks.csv", "--out", "-o", show_default="data/raw/spotify_tracks.csv", help="Tracks CSV; an existing one is resumed (no duplicate ids)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", show_default="data/raw/spotify_tracks.csv", help="Tracks CSV; an existing one is resumed (no duplicate ids)."),
     market: Optional[str] = typer.Option(None, "--market", help="ISO country code for availability (top tracks default to US)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many tracks from the source (search: default 50)."),
 ) -> None:
@@ -218,6 +225,7 @@ def acquire_spotify_cmd(
     """
     from tracklens import acquire
 
+    out = out or config.RAW_DATA_DIR / "spotify_tracks.csv"
     result = acquire.acquire_spotify(source.value, ref, out, market=market, limit=limit)
     typer.echo(f"{result.added} new tracks, {result.already_present} already in the file, "
                f"{result.skipped} skipped (local/removed/episodes) -> {result.path} ({result.total_rows} rows)")
@@ -228,7 +236,7 @@ def acquire_spotify_cmd(
 @acquire_app.command("previews")
 def acquire_previews_cmd(
     tracks: Path = typer.Argument(..., help="Tracks CSV with id and isrc and/or preview_url (from `acquire spotify`)."),
-    out: Path = typer.Option(config.RAW_DATA_DIR / "previews", "--out", "-o", show_default="data/raw/previews", help="Folder for <track id>.mp3 files."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", show_default="data/raw/previews", help="Folder for <track id>.mp3 files."),
     workers: int = typer.Option(4, "--workers", min=1, max=16, help="Parallel downloads."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N tracks."),
 ) -> None:
@@ -245,7 +253,7 @@ def acquire_previews_cmd(
     """
     from tracklens import acquire
 
-    report = acquire.download_previews(tracks, out, workers=workers, limit=limit)
+    report = acquire.download_previews(tracks, out or config.RAW_DATA_DIR / "previews", workers=workers, limit=limit)
     for line in report.summary_lines():
         typer.echo(line)
 
@@ -379,7 +387,7 @@ def train(
     models: str = typer.Option("linear,mlp", "--models", help=_MODEL_NAMES_HELP),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Maximum epochs for Keras models (early stopping on the validation fold; default 150 summary / 40 frame models)."),
     seed: int = SeedOption,
-    out: Path = typer.Option(config.TRAINED_MODELS_DIR, "--out", help="Folder for <model>/ directories (model.keras + card.json).", show_default="data/models"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for <model>/ directories (model.keras + card.json).", show_default="data/models"),
     splits: Optional[Path] = typer.Option(None, "--splits", help="Folder with train*.txt / valid*.txt (genre/clip.ext per line), e.g. the fault-filtered GTZAN split; default: a seeded split stratified by genre, grouped by track."),
     valid_fraction: float = typer.Option(0.25, "--valid-fraction", min=0.05, max=0.5, help="Share of tracks in the validation fold when --splits is not given."),
     augment: bool = typer.Option(False, "--augment", help="SpecAugment masks + mixup for the frame models."),
@@ -398,6 +406,7 @@ def train(
     """
     from tracklens.models import train as train_module
 
+    out = out or config.TRAINED_MODELS_DIR
     names = _model_list(models)
     if names and all(n.startswith("musicnn_") for n in names):  # embedding models read OUT-stem.MSD_musicnn.parquet
         from tracklens.models import musicnn_models
@@ -414,8 +423,8 @@ def train(
 
 @app.command()
 def evaluate(
-    models_dir: Path = typer.Option(config.TRAINED_MODELS_DIR, "--models-dir", help="Folder of trained model directories.", show_default="data/models"),
-    out: Path = typer.Option(config.REPORTS_DIR / "models", "--out", help="Report folder (comparison.csv, figures/, report.html).", show_default="reports/models"),
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir", help="Folder of trained model directories.", show_default="data/models"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Report folder (comparison.csv, figures/, report.html).", show_default="reports/models"),
     features_csv: Optional[Path] = typer.Option(None, "--features-csv", help="Instead: score one summary-feature model (--model) on a GTZAN-schema feature table with a label column."),
     model: Optional[str] = typer.Option(None, "--model", help="With --features-csv: model name or folder (default: the shipped 57-feature model, models/default-table)."),
 ) -> None:
@@ -441,7 +450,8 @@ def evaluate(
         return
     from tracklens.models import train as train_module
 
-    report, table = train_module.evaluate_models(models_dir, out_dir=out)
+    report, table = train_module.evaluate_models(models_dir or config.TRAINED_MODELS_DIR,
+                                                 out_dir=out or config.REPORTS_DIR / "models")
     with __import__("pandas").option_context("display.width", 160, "display.max_columns", 12):
         typer.echo(table[["model", "accuracy", "balanced_accuracy", "macro_roc_auc", "log_loss", "ece",
                           "train_s", "infer_ms_per_track"]].round(3).to_string(index=False))

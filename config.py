@@ -1,8 +1,18 @@
 """One place for paths, audio constants and environment settings.
 
 Everything else imports from here; nothing here imports project code.
-Secrets are read from the environment (or a `.env` file at the project root) and are never
+Secrets are read from the environment (or a `.env` file in the tracklens home) and are never
 stored in module globals that might be logged: use :func:`spotify_credentials` when needed.
+
+Two kinds of folders:
+- **shipped, read-only** (inside the installed package): the default models and pretrained
+  weights, ``PACKAGE_DIR / "models"``. A wheel carries them, so ``tracklens predict`` gives the
+  same answer from any folder.
+- **writable** (data, cache, reports, trained models): under the *tracklens home*, which is
+  ``$TRACKLENS_HOME`` (or ``tracklens --data-dir DIR``), else the repository checkout when the
+  command runs inside it (``data/`` and ``reports/`` beside ``prepare.py``, as Cookiecutter Data
+  Science lays them out), else the user data folder (``platformdirs``, e.g.
+  ``~/.local/share/tracklens``). Nothing is ever written inside site-packages.
 """
 
 from __future__ import annotations
@@ -10,24 +20,64 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROJ_ROOT = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJ_ROOT = PACKAGE_DIR  # TODO(lead): old name, being replaced by PACKAGE_DIR / REPO_ROOT / HOME
+# A source checkout (an editable install, or the repo itself) holds pyproject.toml; a wheel does not.
+REPO_ROOT: Path | None = PACKAGE_DIR if (PACKAGE_DIR / "pyproject.toml").is_file() else None
 
-# Cookiecutter-style data flow: raw is immutable input, interim is cache, processed is output.
-DATA_DIR = Path(os.environ.get("TRACKLENS_DATA_DIR", PROJ_ROOT / "data"))
-RAW_DATA_DIR = DATA_DIR / "raw"
-INTERIM_DATA_DIR = DATA_DIR / "interim"
-PROCESSED_DATA_DIR = DATA_DIR / "processed"
-CACHE_DIR = Path(os.environ.get("TRACKLENS_CACHE_DIR", INTERIM_DATA_DIR / "cache"))
-REPORTS_DIR = PROJ_ROOT / "reports"
-FIGURES_DIR = REPORTS_DIR / "figures"
-MODELS_DIR = PROJ_ROOT / "models"
-TRAINED_MODELS_DIR = Path(os.environ.get("TRACKLENS_MODELS_DIR", DATA_DIR / "models"))
+# Shipped with the package (read-only): default models and pretrained weights.
+MODELS_DIR = PACKAGE_DIR / "models"
 DEFAULT_MODEL_DIR = MODELS_DIR / "default"  # the shipped model (musicnn embeddings + linear head), tracked in git
 # the shipped 57-feature model, for feature tables (predict/evaluate --features-csv), tracked in git
 DEFAULT_TABLE_MODEL_DIR = MODELS_DIR / "default-table"
+PRETRAINED_DIR = MODELS_DIR / "pretrained"
 
-# The real public data lives beside the repository, never inside it.
-SHARED_DATA_DIR = Path(os.environ.get("TRACKLENS_SHARED_DATA", PROJ_ROOT.parent / "shared" / "data"))
+
+def default_home(cwd: Path | None = None) -> Path:
+    """The writable tracklens home: $TRACKLENS_HOME, else the checkout we run inside, else the user data folder."""
+    env = os.environ.get("TRACKLENS_HOME", "").strip()
+    if env:
+        return Path(env).expanduser().resolve()
+    cwd = (cwd or Path.cwd()).resolve()
+    if REPO_ROOT is not None and (cwd == REPO_ROOT or REPO_ROOT in cwd.parents):
+        return REPO_ROOT
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("tracklens", appauthor=False))
+
+
+def set_home(home: str | Path) -> None:
+    """Point every writable folder below ``home`` (what ``--data-dir`` and $TRACKLENS_HOME do).
+
+    Module-level names are rebound, so code that reads ``config.DATA_DIR`` at call time follows.
+    """
+    global HOME, DATA_DIR, RAW_DATA_DIR, INTERIM_DATA_DIR, PROCESSED_DATA_DIR, CACHE_DIR
+    global REPORTS_DIR, FIGURES_DIR, TRAINED_MODELS_DIR, SHARED_DATA_DIR
+    HOME = Path(home).expanduser().resolve()
+    # Cookiecutter-style data flow: raw is immutable input, interim is cache, processed is output.
+    DATA_DIR = Path(os.environ.get("TRACKLENS_DATA_DIR", HOME / "data"))
+    RAW_DATA_DIR = DATA_DIR / "raw"
+    INTERIM_DATA_DIR = DATA_DIR / "interim"
+    PROCESSED_DATA_DIR = DATA_DIR / "processed"
+    CACHE_DIR = Path(os.environ.get("TRACKLENS_CACHE_DIR", INTERIM_DATA_DIR / "cache"))
+    REPORTS_DIR = HOME / "reports"
+    FIGURES_DIR = REPORTS_DIR / "figures"
+    TRAINED_MODELS_DIR = Path(os.environ.get("TRACKLENS_MODELS_DIR", DATA_DIR / "models"))
+    # The real public data lives beside the repository (../shared/data), never inside it.
+    SHARED_DATA_DIR = Path(os.environ.get("TRACKLENS_SHARED_DATA", (REPO_ROOT or HOME).parent / "shared" / "data"))
+
+
+HOME: Path
+DATA_DIR: Path
+RAW_DATA_DIR: Path
+INTERIM_DATA_DIR: Path
+PROCESSED_DATA_DIR: Path
+CACHE_DIR: Path
+REPORTS_DIR: Path
+FIGURES_DIR: Path
+TRAINED_MODELS_DIR: Path
+SHARED_DATA_DIR: Path
+set_home(default_home())
 
 # Audio analysis constants, shared by features, models and visuals.
 SAMPLE_RATE = 22_050
@@ -58,12 +108,12 @@ CHART_COLUMNS = (
 
 
 def load_dotenv_once() -> None:
-    """Load `PROJ_ROOT/.env` into the environment without overriding what is already set."""
+    """Load `HOME/.env` into the environment without overriding what is already set."""
     try:
         from dotenv import load_dotenv
     except ImportError:  # python-dotenv is a pinned dependency; stay importable without it
         return
-    load_dotenv(PROJ_ROOT / ".env", override=False)
+    load_dotenv(HOME / ".env", override=False)
 
 
 def spotify_credentials() -> tuple[str, str] | None:
