@@ -29,9 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tracklens import config
+from tracklens import config, fileio
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_output
 
 _FLOAT = "float"
 _INT = "int"
@@ -97,6 +96,7 @@ class PrepareReport:
     dropped_columns: list[tuple[str, str]] = field(default_factory=list)  # (column, reason)
     dropped_rows: list[tuple[int, str]] = field(default_factory=list)  # (count, reason)
     filled: list[tuple[int, str]] = field(default_factory=list)  # (count, what was done)
+    notes: list[str] = field(default_factory=list)  # facts about the kept table, e.g. no genres
 
     @property
     def n_dropped(self) -> int:
@@ -108,6 +108,7 @@ class PrepareReport:
         out += [f"dropped column {col!r}: {why}" for col, why in self.dropped_columns]
         out += [f"dropped {n} row{'s' * (n != 1)}: {why}" for n, why in self.dropped_rows if n]
         out += [f"filled {n} value{'s' * (n != 1)}: {what}" for n, what in self.filled if n]
+        out += self.notes
         out.append(f"kept {self.rows_out} rows x {len(CHART_COLUMNS)} columns")
         return out
 
@@ -202,7 +203,8 @@ def _read_csv(path) -> tuple[pd.DataFrame, str]:
         raise TracklensError(f"{source}: file is empty (0 bytes)")
     try:
         # Everything as text: typing is done (and explained) by _coerce, not guessed by pandas.
-        df = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+        # fileio.read_csv undoes the spreadsheet escaping of a CSV this project wrote.
+        df = fileio.read_csv(p, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise TracklensError(f"{source}: file is empty (no header line)") from None
     except UnicodeDecodeError:
@@ -244,7 +246,8 @@ def load_charts(path) -> pd.DataFrame:
 
 
 def _nfc(s: pd.Series) -> pd.Series:
-    return s.map(lambda v: unicodedata.normalize("NFC", v) if isinstance(v, str) else v)
+    # The str accessor keeps the str dtype even when every value is missing (map would not).
+    return s.str.normalize("NFC")
 
 
 def duplicate_key(artist: pd.Series, song: pd.Series) -> pd.Series:
@@ -309,6 +312,8 @@ def prepare_charts(data, *, bad_values: str = "raise") -> tuple[pd.DataFrame, Pr
         if not missing.any():
             continue
         if strategy == "drop":
+            if missing.all():  # an empty output would only fail later, less clearly
+                raise TracklensError(f"{source}: column {col!r} has no values at all ({why})")
             drop(missing, why)
             continue
         if strategy == "false":
@@ -334,6 +339,8 @@ def prepare_charts(data, *, bad_values: str = "raise") -> tuple[pd.DataFrame, Pr
 
     df = df.astype(CHART_COLUMNS).reset_index(drop=True)
     report.rows_out = len(df)
+    if len(df) and (df["genre"] == "").all():
+        report.notes.append("genre: no genres known (every genre is empty; split adds no genre_* flags)")
     return df, report
 
 
@@ -341,15 +348,12 @@ def prepare_charts(data, *, bad_values: str = "raise") -> tuple[pd.DataFrame, Pr
 
 
 def write_csv_atomic(df: pd.DataFrame, path) -> Path:
-    """Write `df` to `path` via a temporary file and :func:`os.replace` (never a half file)."""
-
+    """:func:`fileio.write_csv` (atomic, formula-like cells escaped) with a one-line error."""
     path = Path(path)
     try:
-        with atomic_output(path, "w", encoding="utf-8", newline="") as handle:
-            df.to_csv(handle, index=False)
+        return fileio.write_csv(df, path)
     except OSError as exc:
         raise TracklensError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    return path
 
 
 def prepare_file(src, out, *, bad_values: str = "raise") -> PrepareReport:

@@ -257,9 +257,12 @@ class SplitResult:
     counts: dict[str, int]
     shares: pd.DataFrame
     cleaned_rows: int  # rows prepare dropped from the input (0 for an already clean table)
+    genre_flags: list[str]  # the genre_* columns of every split
 
     def lines(self) -> list[str]:
         out = [f"{name}: {self.counts[name]} rows -> {path}" for name, path in self.paths.items()]
+        out.append(f"genre flags: {len(self.genre_flags)} genre_* columns" if self.genre_flags
+                   else "genre: no genres known (no genre_* columns)")
         out.append("popularity band shares (%):")
         out += self.shares.to_string().splitlines()
         return out
@@ -269,12 +272,14 @@ def split_file(src, out_dir, *, seed: int = config.DEFAULT_SEED, fractions=DEFAU
     """Clean (idempotently), engineer and split a chart CSV into ``out_dir/{train,validate,test}.csv``.
 
     The genre vocabulary comes from the whole table so all three files have the same columns.
-    Files are written atomically.
+    Files are written atomically, formula-like text cells escaped (:func:`fileio.write_csv`).
     """
     from tracklens import prepare
 
     clean, report = prepare.prepare_charts(src)
-    splits = split_by_popularity(engineer_features(clean), seed=seed, fractions=fractions)
+    engineered = engineer_features(clean)
+    splits = split_by_popularity(engineered, seed=seed, fractions=fractions)
     out_dir = Path(out_dir)
     paths = {name: prepare.write_csv_atomic(part, out_dir / f"{name}.csv") for name, part in splits.items()}
-    return SplitResult(paths, {k: len(v) for k, v in splits.items()}, band_shares(splits), report.n_dropped)
+    flags = [c for c in engineered.columns if c.startswith("genre_")]
+    return SplitResult(paths, {k: len(v) for k, v in splits.items()}, band_shares(splits), report.n_dropped, flags)

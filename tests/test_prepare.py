@@ -213,6 +213,55 @@ def test_failed_prepare_keeps_existing_output(tmp_path):
         prepare.prepare_file(bad, bad)
 
 
+def test_all_empty_genre_is_valid_and_reported(tmp_path, run_cli):
+    src = _write(tmp_path, [_row(song=f"S{i}", popularity=10 * i, genre="") for i in range(8)])
+    clean, report = prepare.prepare_charts(src)
+    assert len(clean) == 8 and (clean["genre"] == "").all() and clean["genre"].dtype == "str"
+    assert "genre: no genres known" in str(report)
+    code, stdout, stderr = run_cli("prepare", src, "--out", tmp_path / "clean.csv")
+    assert code == 0, stderr
+    assert "genre: no genres known" in stdout
+
+
+@pytest.mark.parametrize("column, why", [("artist", "no artist"), ("song", "no song title"),
+                                         ("popularity", "no popularity"), ("year", "no year")])
+def test_a_column_rows_cannot_live_without_being_all_empty_is_one_line(tmp_path, column, why):
+    src = _write(tmp_path, [{**_row(song=f"S{i}", artist=f"A{i}"), column: None} for i in range(3)])
+    with pytest.raises(TracklensError) as exc:
+        prepare.prepare_charts(src)
+    assert str(exc.value).startswith(f"{src}: column {column!r} has no values at all ({why}")
+    assert "\n" not in str(exc.value)
+
+
+# Cells a spreadsheet would run as formulas (OWASP CSV injection). The tab one is trimmed by
+# prepare's whitespace rule, which is exactly what made it a live formula before.
+FORMULA_CELLS = {
+    "artist": ["=cmd|' /C calc'!A0", '=HYPERLINK("http://evil.example","click")', "Plain", "Plain"],
+    "song": ["+SUM(1,2)", "@SUM(1+1)", "\t=1+1", "-2+3"],
+    "genre": ["=evil, pop", "pop", "@rock", "pop"],
+}
+FORMULA_CLEANED = {**FORMULA_CELLS, "song": ["+SUM(1,2)", "@SUM(1+1)", "=1+1", "-2+3"]}
+
+
+def formula_rows():
+    return [_row(**{col: values[i] for col, values in FORMULA_CELLS.items()}, popularity=20 * i)
+            for i in range(4)]
+
+
+def test_formula_cells_are_escaped_in_the_cleaned_csv_and_read_back(tmp_path):
+    src = _write(tmp_path, formula_rows())
+    out = tmp_path / "clean.csv"
+    prepare.prepare_file(src, out)
+    raw = pd.read_csv(out, dtype=str, keep_default_na=False)  # what a spreadsheet gets
+    for col, values in FORMULA_CLEANED.items():
+        shown = ["'" + v if v[0] in "=+-@" else v for v in values]
+        assert list(raw[col]) == shown, col
+    again, report = prepare.prepare_charts(out)  # prepare reads its own output back unchanged
+    for col, values in FORMULA_CLEANED.items():
+        assert list(again[col]) == values, col
+    assert report.n_dropped == 0
+
+
 # --- CLI --------------------------------------------------------------------------------------
 
 

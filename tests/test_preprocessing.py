@@ -186,6 +186,49 @@ def test_cli_split_errors(tmp_path, run_cli):
     assert not (tmp_path / "s").exists()
 
 
+def _chart_csv(path, **columns):
+    """A small valid chart CSV: 9 rows spread over the popularity bands, ``columns`` overriding."""
+    n = 9
+    table = pd.DataFrame({
+        "artist": [f"Artist {i}" for i in range(n)], "song": [f"Song {i}" for i in range(n)],
+        "duration_ms": 200000, "explicit": False, "year": 2010, "popularity": [0, 10, 30, 50, 60, 65, 70, 80, 90],
+        "danceability": 0.6, "energy": 0.7, "key": 5, "loudness": -5.0, "mode": 1, "speechiness": 0.05,
+        "acousticness": 0.1, "instrumentalness": 0.0, "liveness": 0.1, "valence": 0.5, "tempo": 120.0,
+        "genre": "pop", **columns,
+    })
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_cli_split_without_any_genre_says_so(tmp_path, run_cli):
+    src = _chart_csv(tmp_path / "charts.csv", genre="")
+    code, out, err = run_cli("prepare", src, "--out", tmp_path / "clean.csv")
+    assert code == 0, err
+    code, out, err = run_cli("split", tmp_path / "clean.csv", "--out", tmp_path / "splits")
+    assert code == 0, err
+    assert "genre: no genres known" in out
+    parts = [pd.read_csv(tmp_path / "splits" / f"{n}.csv") for n in pp.SPLIT_NAMES]
+    assert sum(map(len, parts)) == 9 and not any(c.startswith("genre_") for c in parts[0].columns)
+    assert (parts[0]["n_genres"] == 0).all()
+
+
+def test_split_files_escape_formula_cells_and_read_back(tmp_path):
+    from tracklens import fileio
+
+    formulas = ["=cmd|' /C calc'!A0", "+SUM(1,2)", "@SUM(1+1)", '=HYPERLINK("http://evil.example","x")']
+    names = formulas + [f"Song {i}" for i in range(len(formulas), 9)]
+    src = _chart_csv(tmp_path / "charts.csv", song=names, artist=["-2+3"] * 9)
+    clean = tmp_path / "clean.csv"
+    prepare.prepare_file(src, clean)
+    result = pp.split_file(clean, tmp_path / "splits")
+    assert result.cleaned_rows == 0  # the escaped cleaned file reads back as the same table
+    raw = pd.concat([pd.read_csv(p, dtype=str, keep_default_na=False) for p in result.paths.values()])
+    assert sorted(raw["song"]) == sorted(["'" + f for f in formulas] + names[len(formulas):])
+    assert set(raw["artist"]) == {"'-2+3"}
+    back = pd.concat([fileio.read_csv(p) for p in result.paths.values()])
+    assert sorted(back["song"]) == sorted(names) and set(back["artist"]) == {"-2+3"}
+
+
 # --- real data --------------------------------------------------------------------------------
 
 
