@@ -277,6 +277,8 @@ def split_file(src, out_dir, *, seed: int = config.DEFAULT_SEED, fractions=DEFAU
     from tracklens import prepare
 
     clean, report = prepare.prepare_charts(src)
+    if len(clean) < len(SPLIT_NAMES):
+        raise TracklensError(f"{src}: {len(clean)} row(s) left after cleaning; cannot split three ways")
     engineered = engineer_features(clean)
     splits = split_by_popularity(engineered, seed=seed, fractions=fractions)
     out_dir = Path(out_dir)

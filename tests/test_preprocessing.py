@@ -184,6 +184,9 @@ def test_cli_split_errors(tmp_path, run_cli):
     code, _, err = run_cli("demo-data", "--out", tmp_path, "--genres", 1)
     assert code == 2 and "Traceback" not in err  # Typer's own usage error for a bad range
     assert not (tmp_path / "s").exists()
+    emptied = _chart_csv(tmp_path / "all_out_of_range.csv", popularity=101)
+    code, _, err = run_cli("split", emptied, "--out", tmp_path / "s")
+    assert code == 2 and err.strip() == f"tracklens: error: {emptied}: 0 row(s) left after cleaning; cannot split three ways"
 
 
 def _chart_csv(path, **columns):
