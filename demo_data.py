@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tracklens import config
+from tracklens import config, fileio
 from tracklens.fileio import atomic_output
 from tracklens.errors import TracklensError
 
@@ -550,7 +550,5 @@ def make_demo_catalogue(
 
     _remove_stale_clips(audio_dir, {(g, i) for g in genres for i in range(clips_per_genre)})
     charts = make_chart_table(chart_rows, seed=seed)
-    charts_csv = root / "charts.csv"
-    with atomic_output(charts_csv, "w", encoding="utf-8", newline="") as handle:
-        charts.to_csv(handle, index=False)
+    charts_csv = fileio.write_csv(charts, root / "charts.csv")
     return DemoCatalogue(root, audio_dir, charts_csv, genres, clips_per_genre, clip_seconds, len(charts))

@@ -148,6 +148,18 @@ def test_chart_has_the_real_tables_faults(charts):
     assert (~charts["artist"].map(str.isascii)).any()  # unicode artist names
 
 
+def test_chart_csv_escapes_formula_cells(tmp_path, monkeypatch):
+    from tracklens import fileio
+
+    table = demo_data.make_chart_table(50, seed=1)
+    table.loc[0, "artist"], table.loc[1, "song"] = "=cmd|' /C calc'!A0", "@SUM(1+1)"
+    monkeypatch.setattr(demo_data, "make_chart_table", lambda n_rows, seed: table)
+    demo_data.make_demo_catalogue(tmp_path, genres=2, clips_per_genre=1, clip_seconds=1.0, chart_rows=50)
+    raw = pd.read_csv(tmp_path / "charts.csv", dtype=str, keep_default_na=False)
+    assert (raw.loc[0, "artist"], raw.loc[1, "song"]) == ("'=cmd|' /C calc'!A0", "'@SUM(1+1)")
+    pd.testing.assert_frame_equal(fileio.read_csv(tmp_path / "charts.csv", keep_default_na=False), table)
+
+
 def test_popularity_correlations_are_real_but_modest():
     df = demo_data.make_chart_table(2000, seed=11)
     nonzero = df[df["popularity"] > 0]
