@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_write_bytes
+from tracklens.fileio import atomic_write_bytes, write_csv
 
 EPS = 1e-12
 
@@ -309,7 +309,7 @@ def write_report(results: Sequence[dict], out_dir: str | Path, *, class_names: S
     """
     out_dir = Path(out_dir)
     table = comparison_table(results, class_names=class_names)
-    atomic_write_bytes(out_dir / "comparison.csv", table.to_csv(index=False, float_format="%.4f").encode())
+    write_csv(table, out_dir / "comparison.csv", float_format="%.4f")
     sections = []
     for r in results:
         name = r["name"]

@@ -38,7 +38,7 @@ import numpy as np
 from tracklens import config
 from tracklens.audio import file_checksum
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_path, atomic_write_bytes
+from tracklens.fileio import atomic_path, atomic_write_bytes, read_csv, to_csv_text, write_csv
 
 # Signal processing of the original (musicnn/configuration.py and the checkpoints' config.json).
 MUSICNN_SR = 16_000
@@ -553,8 +553,7 @@ def extract_embeddings(sources, *, out: str | Path, name: str = DEFAULT_MUSICNN,
     table.to_parquet(buffer, index=False)
     atomic_write_bytes(out, buffer.getvalue())
     err_frame = pd.DataFrame(errors, columns=["path", "reason"])
-    atomic_write_bytes(out.with_name(out.name.removesuffix(".parquet") + ".errors.csv"),
-                        err_frame.to_csv(index=False).encode())
+    write_csv(err_frame, out.with_name(out.name.removesuffix(".parquet") + ".errors.csv"))
     return table, errors
 
 
@@ -635,11 +634,9 @@ def attach_tags(text: str, items, *, fmt: str, k: int = 5) -> str:
         return [] if isinstance(item, Exception) else [(t, round(p, 4)) for t, p in item["tags"][:k]]
 
     if fmt == "csv":
-        import pandas as pd
-
-        frame = pd.read_csv(io.StringIO(text), keep_default_na=False)
+        frame = read_csv(io.StringIO(text), keep_default_na=False)
         frame["tags"] = [";".join(f"{t}:{p:.3f}" for t, p in tag_pairs(item)) for item in items]
-        return frame.to_csv(index=False, lineterminator="\n")
+        return to_csv_text(frame)
     if fmt == "json":
         data = json.loads(text)
         for entry, item in zip(data, items):

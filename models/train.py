@@ -20,9 +20,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from tracklens import config
+from tracklens import config, fileio
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_output
 from tracklens.models import datasets, evaluate, store
 
 # Per-family defaults: maximum epochs, early-stopping patience, batch size, Adam learning rate.
@@ -202,13 +201,12 @@ def write_predictions(path: Path, result: dict, genres: Sequence[str]) -> None:
     for prefix, scores in (("raw_", result["y_score_raw"]), ("cal_", result["y_score"])):
         for j, g in enumerate(genres):
             frame[prefix + g] = scores[:, j]
-    with atomic_output(path, newline="") as handle:
-        frame.to_csv(handle, index=False, float_format="%.6f")
+    fileio.write_csv(frame, path, float_format="%.6f")
 
 
 def read_predictions(path: Path, genres: Sequence[str]) -> dict:
     """Inverse of :func:`write_predictions`: track ids, label indices, raw and calibrated scores."""
-    frame = pd.read_csv(path)
+    frame = fileio.read_csv(path)
     return {"tracks": frame["track_id"].to_numpy(), "y_true": datasets.encode(frame["label"].astype(str), genres),
             "y_score_raw": frame[[f"raw_{g}" for g in genres]].to_numpy(),
             "y_score": frame[[f"cal_{g}" for g in genres]].to_numpy()}
