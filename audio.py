@@ -1,11 +1,19 @@
 """Audio I/O: turn any audio file (or uploaded bytes) into a validated mono float32 signal.
 
 This is the only module that decodes audio. Everything downstream receives an :class:`AudioClip`.
+Every decode path (soundfile, ffmpeg, uploads) shares one check of what it accepts
+(:func:`_plan_read`): channel count, sample rate and duration from the header, then finite
+samples within [-1, 1], so the CLI, `features` and the dashboard refuse the same files with the
+same message, and memory and time stay bounded whatever a header claims.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import math
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +25,18 @@ from tracklens.errors import TracklensError
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".au", ".aiff", ".aif", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".mp4"}
 )
+
+# What the decoder accepts, checked from the header before any sample is read; every read size
+# derives from these checked values (a 65535-channel header made ffmpeg's reader ask for one
+# 137 GB block; a 1 Hz one upsampled each 30 s window of a 1.3 MB file to 26.5 M samples).
+MAX_CHANNELS = 64  # 7th-order Ambisonics, the widest layout in real use (22.2 surround is 24)
+MIN_SAMPLE_RATE = 4_000  # half of telephone audio's 8 kHz: nothing musical is stored lower
+MAX_SAMPLE_RATE = 384_000  # the highest studio PCM rate (DXD is 352.8 kHz)
+# Lossy decoders overshoot full scale: peaks of 1.25-1.93 measured on MP3/AAC/Opus/Vorbis
+# encodings of a full-scale square wave and of clipped noise. Samples up to MAX_PEAK are clipped
+# to [-1, 1]; larger ones are not audio scaled to [-1, 1] (e.g. a float WAV of integer values).
+MAX_PEAK = 4.0
+HEADER_BYTES = 4096  # read to sniff WAV/AIFF/AU headers before a decoder opens the file
 
 
 class AudioError(TracklensError):
@@ -48,7 +68,12 @@ class AudioClip:
 
 
 def file_checksum(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, read in chunks (hex string)."""
+    """SHA-256 of a file's bytes, read in chunks (hex string).
+
+    Raises AudioError for a FIFO, directory or device (checked before opening: reading a FIFO
+    blocks forever); OSError, as ``open`` does, for a missing or unreadable path.
+    """
+    _require_regular(Path(path), missing_ok=True)
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk_size):
@@ -56,28 +81,35 @@ def file_checksum(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-# Decoded samples per block when streaming: bounds memory for long files (~4 MB of float32 stereo).
-_BLOCK_FRAMES = 1 << 19
-_FFMPEG_TIMEOUT_S = 300
+# Decoded float32 bytes per block when streaming: bounds memory for long files and for any
+# (checked) channel count: 4 MiB is 2^19 stereo frames.
+_BLOCK_BYTES = 1 << 22
+_FFMPEG_TIMEOUT_S = 300  # ffmpeg decodes 20 min (MAX_DURATION_S) of any format in seconds
+_FFPROBE_TIMEOUT_S = 60
 
 
 def probe_audio(path: str | Path) -> dict:
     """Read an audio file's header only: ``{"duration_s", "sample_rate", "channels"}``.
 
     soundfile first; formats libsndfile cannot open (M4A/AAC, ...) are probed with ``ffprobe``.
-    Raises AudioError with the reason when the file is missing, empty or not audio.
+    Raises AudioError with the reason when the file is missing, empty, not audio or holds a
+    stream the decoder refuses (channel count, sample rate; see :func:`_check_stream`).
     """
     import soundfile as sf
 
     path = _check_file(path)
+    name = str(path)
     try:
-        info = sf.info(str(path))
+        info = sf.info(name)
     except Exception as exc:  # libsndfile's error types vary by format
-        return _ffprobe(path, why=_short(exc))
-    if info.frames <= 0 or info.samplerate <= 0:
-        raise AudioError(f"{path}: holds no audio frames")
-    return {"duration_s": info.frames / info.samplerate, "sample_rate": int(info.samplerate),
-            "channels": int(info.channels)}
+        found = _ffprobe(path, why=_short(exc))
+    else:
+        found = {"duration_s": info.frames / info.samplerate if info.samplerate > 0 else math.nan,
+                 "sample_rate": int(info.samplerate), "channels": int(info.channels)}
+        if info.frames <= 0:
+            found["duration_s"] = 0.0
+    _check_stream(name, **found)
+    return found
 
 
 def load_audio(
@@ -96,12 +128,14 @@ def load_audio(
     longer input is cut at ``max_duration`` and marked ``truncated``.
 
     Raises AudioError for a missing, empty, undecodable, too short (< ``min_duration`` s) or
-    silent file, naming the file and the reason.
+    silent file, for a path that is not a regular file (FIFO, directory, symlink loop), for a
+    stream outside :data:`MAX_CHANNELS` / :data:`MIN_SAMPLE_RATE`..:data:`MAX_SAMPLE_RATE`, and
+    for samples that are not finite or far outside [-1, 1], naming the file and the reason.
     """
     path = _check_file(path)
     name = str(path)
     try:
-        clip = _decode_soundfile(str(path), name=name, path=name, sr=sr, offset=offset,
+        clip = _decode_soundfile(name, name=name, path=name, sr=sr, offset=offset,
                                  max_duration=max_duration)
     except _SoundfileFailed as exc:
         clip = _decode_ffmpeg(path, name=name, path=name, sr=sr, offset=offset,
@@ -123,7 +157,8 @@ def load_audio_bytes(
 
     ``filename`` (alias ``name``) is used in messages and for its extension only. Formats
     soundfile reads are decoded from memory; others are written to a private temporary folder
-    for ffmpeg (MP4/M4A need a seekable file) that is removed afterwards.
+    for ffmpeg (MP4/M4A need a seekable file) that is removed afterwards. The same checks as
+    :func:`load_audio` apply, with the same messages.
     """
     import io
     import tempfile
@@ -131,6 +166,7 @@ def load_audio_bytes(
     label = filename or name or "upload"
     if not data:
         raise AudioError(f"{label}: empty file (0 bytes)")
+    _check_sniffed_header(label, data[:HEADER_BYTES])
     try:
         clip = _decode_soundfile(io.BytesIO(data), name=label, path=None, sr=sr, offset=0.0,
                                  max_duration=max_duration)
@@ -150,33 +186,158 @@ class _SoundfileFailed(Exception):
     """soundfile could not decode the input; the message says why (ffmpeg is tried next)."""
 
 
+# --- what the decoder accepts ---------------------------------------------------------------------
+
+_NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _require_regular(path: Path, *, missing_ok: bool = False) -> os.stat_result | None:
+    """``os.stat`` of ``path`` once it is a regular file (following symlinks), else AudioError.
+
+    Checked before anything opens the file: opening a FIFO for reading blocks until a writer
+    appears (forever), and decoders word "directory" or "symlink loop" as unrelated failures.
+    ``missing_ok``: a path that cannot be stat-ed (missing, symlink loop, ...) gives None, for
+    callers whose own ``open`` raises the usual OSError.
+    """
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        if missing_ok:
+            return None
+        if exc.errno == errno.ELOOP:
+            raise AudioError(f"{path}: not a regular file (a symbolic link loop)") from None
+        if isinstance(exc, FileNotFoundError):
+            raise AudioError(f"{path}: no such file" + (" (broken symbolic link)" if os.path.islink(path) else "")) from None
+        raise AudioError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((what for is_kind, what in _NOT_REGULAR if is_kind(info.st_mode)), "not a file")
+        raise AudioError(f"{path}: not a regular file ({kind})")
+    return info
+
+
 def _check_file(path: str | Path) -> Path:
+    """``path`` as a Path once it names a readable, non-empty regular file whose header (when
+    it is a WAV, AIFF or AU one) the decoder accepts; AudioError otherwise."""
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    if _require_regular(path).st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{path}: cannot read (permission denied)")
+    with open(path, "rb") as handle:
+        _check_sniffed_header(str(path), handle.read(HEADER_BYTES))
     return path
+
+
+def _check_stream(name: str, *, sample_rate: int, channels: int, duration_s: float = math.nan) -> None:
+    """The one check of a stream's header values, whoever read them (our sniff, soundfile,
+    ffprobe): raises AudioError naming the file and what is unsupported. NaN duration: unknown."""
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(f"{name}: unsupported channel count {channels} (tracklens reads 1 to {MAX_CHANNELS} channels)")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{name}: unsupported sample rate {sample_rate} Hz (tracklens reads "
+                         f"{MIN_SAMPLE_RATE:,} to {MAX_SAMPLE_RATE:,} Hz)")
+    if duration_s <= 0:
+        raise AudioError(f"{name}: holds no audio frames")
+
+
+@dataclass(frozen=True)
+class _ReadPlan:
+    """What to read from a checked stream; every size derives from checked header values."""
+
+    source_sr: int
+    channels: int
+    start: int  # first frame (``offset``)
+    limit: int  # frames to read at most (``max_duration``)
+    block_frames: int  # frames per read: _BLOCK_BYTES of float32 whatever the channel count
+
+
+def _plan_read(name: str, *, sample_rate: int, channels: int, duration_s: float, offset: float,
+               max_duration: float) -> _ReadPlan:
+    _check_stream(name, sample_rate=sample_rate, channels=channels, duration_s=duration_s)
+    if not (math.isfinite(offset) and offset >= 0 and math.isfinite(max_duration) and max_duration > 0):
+        raise TracklensError(f"{name}: cannot read from {offset!r} s for {max_duration!r} s "
+                             "(offset and duration must be finite, offset >= 0, duration > 0)")
+    return _ReadPlan(source_sr=sample_rate, channels=channels, start=int(round(offset * sample_rate)),
+                     limit=int(round(max_duration * sample_rate)), block_frames=_BLOCK_BYTES // (4 * channels))
+
+
+def _check_sniffed_header(name: str, head: bytes) -> None:
+    """Apply :func:`_check_stream` to a WAV/AIFF/AU header before any decoder reads the file.
+
+    libsndfile and ffmpeg refuse such headers in their own words ("Too many channels
+    specified", "Decoder requires channel count"), and some ffmpeg versions accept 65535
+    channels; reading the header here gives one message whichever library would have read it.
+    """
+    found = _sniff_header(head)
+    if found is not None:
+        _check_stream(name, channels=found[0], sample_rate=found[1])
+
+
+def _sniff_header(head: bytes) -> tuple[int, int] | None:
+    """(channels, sample rate) from the first bytes of a WAV (RIFF/RF64), AU or AIFF file, or None."""
+    import struct
+
+    if head[:4] == b".snd" and len(head) >= 24:
+        rate, channels = struct.unpack_from(">II", head, 16)
+        return channels, rate
+    riff = head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE"
+    aiff = head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC")
+    if not (riff or aiff):
+        return None
+    order, wanted = ("<", b"fmt ") if riff else (">", b"COMM")
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, size = head[pos:pos + 4], struct.unpack_from(order + "I", head, pos + 4)[0]
+        if chunk == wanted and riff and pos + 16 <= len(head):
+            channels, rate = struct.unpack_from("<HI", head, pos + 10)
+            return channels, rate
+        if chunk == wanted and aiff and pos + 26 <= len(head):
+            channels = struct.unpack_from(">H", head, pos + 8)[0]
+            exponent, mantissa = struct.unpack_from(">HQ", head, pos + 16)  # 80-bit extended float
+            shift = (exponent & 0x7FFF) - 16383 - 63
+            return channels, min(mantissa >> -shift if shift < 0 else mantissa << min(shift, 64), 2**32)
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _check_samples(block: np.ndarray, name: str) -> None:
+    """Decoded samples must be finite and near [-1, 1] (see MAX_PEAK); AudioError otherwise."""
+    if not block.size:
+        return
+    low, high = float(block.min()), float(block.max())  # NaN propagates through min/max
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise AudioError(f"{name}: decoded audio holds NaN or infinite samples")
+    if max(-low, high) > MAX_PEAK:
+        raise AudioError(f"{name}: sample values reach {max(-low, high):.3g}, far outside [-1, 1] "
+                         "(float audio that was never normalised?)")
 
 
 class _Downmixer:
     """Collects blocks of (frames, channels) audio as mono at the target rate, resampling as a
-    stream (soxr HQ, the same samples as librosa's one-shot ``soxr_hq``)."""
+    stream (soxr HQ, the same samples as librosa's one-shot ``soxr_hq``); checks each block's
+    samples and clips the result to [-1, 1] (lossy decoders and the resampler overshoot)."""
 
-    def __init__(self, source_sr: int, sr: int):
+    def __init__(self, source_sr: int, sr: int, *, name: str):
         import soxr
 
+        self.name = name
         self.parts: list[np.ndarray] = []
         self.stream = soxr.ResampleStream(source_sr, sr, 1, dtype="float32", quality="HQ") if source_sr != sr else None
 
     def add(self, block: np.ndarray, *, last: bool = False) -> None:
+        _check_samples(block, self.name)
         mono = np.ascontiguousarray(block.mean(axis=1) if block.ndim == 2 else block, dtype=np.float32)
         self.parts.append(self.stream.resample_chunk(mono, last=last) if self.stream else mono)
 
     def result(self) -> np.ndarray:
         if self.stream is not None:
             self.add(np.zeros(0, np.float32), last=True)
-        return np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
+        y = np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
+        return np.clip(y, -1.0, 1.0, out=y)
+
+
+# --- decoders -------------------------------------------------------------------------------------
 
 
 def _decode_soundfile(source, *, name: str, path: str | None, sr: int, offset: float,
@@ -188,32 +349,34 @@ def _decode_soundfile(source, *, name: str, path: str | None, sr: int, offset: f
     except Exception as exc:
         raise _SoundfileFailed(_short(exc)) from exc
     with handle:
-        source_sr, channels, total = int(handle.samplerate), int(handle.channels), int(handle.frames)
-        if source_sr <= 0 or total <= 0:
-            raise AudioError(f"{name}: holds no audio frames")
-        start = int(round(offset * source_sr))
-        limit = int(round(max_duration * source_sr))
-        mixer = _Downmixer(source_sr, sr)
+        total = int(handle.frames)
+        plan = _plan_read(name, sample_rate=int(handle.samplerate), channels=int(handle.channels),
+                          duration_s=total / handle.samplerate if handle.samplerate > 0 else math.nan,
+                          offset=offset, max_duration=max_duration)
+        mixer = _Downmixer(plan.source_sr, sr, name=name)
         done = 0
         try:
-            if start:
-                handle.seek(start)
-            while done < limit:
-                block = handle.read(min(_BLOCK_FRAMES, limit - done), dtype="float32", always_2d=True)
+            if plan.start:
+                handle.seek(plan.start)
+            while done < plan.limit:
+                block = handle.read(min(plan.block_frames, plan.limit - done), dtype="float32", always_2d=True)
                 if not len(block):
                     break
                 done += len(block)
                 mixer.add(block)
+        except AudioError:
+            raise
         except Exception as exc:
-            raise _SoundfileFailed(f"decoding failed after {done / source_sr:.1f} s ({_short(exc)})") from exc
-    expected = min(limit, total - start)
+            raise _SoundfileFailed(f"decoding failed after {done / plan.source_sr:.1f} s ({_short(exc)})") from exc
+    source_sr = plan.source_sr
+    expected = min(plan.limit, total - plan.start)
     if expected - done > max(1.0 * source_sr, 0.05 * expected):
         # e.g. a cut-off MP3: the header promises more than the data holds
         raise AudioError(f"{name}: damaged or truncated file (decoded {done / source_sr:.1f} s of the "
                          f"{expected / source_sr:.1f} s its header announces)")
     y = mixer.result()
-    return AudioClip(y=y, sr=sr, path=path, source_sr=source_sr, channels=channels,
-                     source_duration_s=total / source_sr, truncated=total - start > limit)
+    return AudioClip(y=y, sr=sr, path=path, source_sr=source_sr, channels=plan.channels,
+                     source_duration_s=total / source_sr, truncated=total - plan.start > plan.limit)
 
 
 def _ffmpeg_exe(name: str, why: str) -> str:
@@ -227,7 +390,8 @@ def _ffmpeg_exe(name: str, why: str) -> str:
 
 
 def _ffprobe(path: Path, *, why: str, name: str | None = None) -> dict:
-    import json
+    """The first audio stream's ``{"duration_s", "sample_rate", "channels"}`` as ffprobe reads
+    them (unchecked; NaN duration when unknown). AudioError when there is no audio stream."""
     import shutil
     import subprocess
 
@@ -239,80 +403,104 @@ def _ffprobe(path: Path, *, why: str, name: str | None = None) -> dict:
     cmd = [exe, "-v", "error", "-select_streams", "a:0", "-show_entries",
            "stream=sample_rate,channels:format=duration", "-of", "json", str(path)]
     try:
-        done = subprocess.run(cmd, capture_output=True, timeout=_FFMPEG_TIMEOUT_S, check=False)
-        info = json.loads(done.stdout or b"{}")
-    except (subprocess.TimeoutExpired, ValueError) as exc:
-        raise AudioError(f"{name}: not readable as audio ({why}; ffprobe: {_short(exc)})") from exc
-    streams = info.get("streams") or []
-    if done.returncode != 0 or not streams:
-        reason = _short_text(done.stderr) or "no audio stream"
-        raise AudioError(f"{name}: not readable as audio (soundfile: {why}; ffmpeg: {reason.replace(str(path) + ': ', '')})")
-    stream = streams[0]
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=_FFPROBE_TIMEOUT_S,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise AudioError(f"{name}: not readable as audio (soundfile: {why}; ffprobe took longer than "
+                         f"{_FFPROBE_TIMEOUT_S} s)") from None
+    info = _json_object(done.stdout) if done.returncode == 0 else {}
+    streams = [s for s in info.get("streams") or [] if isinstance(s, dict)]
+    if not streams:  # ffprobe failed (its stdout is then cut-off JSON) or found no audio stream
+        reason = _short_text(done.stderr).replace(str(path) + ": ", "") or "no audio stream"
+        raise AudioError(f"{name}: not readable as audio: no audio stream found (soundfile: {why}; ffmpeg: {reason})")
+    stream, container = streams[0], info.get("format") if isinstance(info.get("format"), dict) else {}
+    return {"duration_s": _number(container.get("duration"), math.nan),
+            "sample_rate": int(_number(stream.get("sample_rate"), 0)), "channels": int(_number(stream.get("channels"), 0))}
+
+
+def _json_object(text: bytes) -> dict:
+    import json
+
     try:
-        duration = float((info.get("format") or {}).get("duration") or "nan")
+        value = json.loads(text or b"{}")
     except ValueError:
-        duration = float("nan")
-    return {"duration_s": duration, "sample_rate": int(stream.get("sample_rate") or 0),
-            "channels": int(stream.get("channels") or 0)}
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value, default: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if math.isfinite(number) else default
 
 
 def _decode_ffmpeg(file: Path, *, name: str, path: str | None, sr: int, offset: float,
                    max_duration: float, why: str) -> AudioClip:
     """Decode with the ffmpeg program: float32 PCM at the file's own rate streamed through a
-    pipe in blocks, downmixed and resampled here exactly like the soundfile path."""
+    pipe in blocks, downmixed and resampled here exactly like the soundfile path.
+
+    ffmpeg's messages go to a temporary file, not a second pipe: a damaged file can make it
+    write more than a pipe holds (64 KiB) while we wait on its audio, and both would wait forever.
+    A watchdog stops it after _FFMPEG_TIMEOUT_S.
+    """
     import subprocess
+    import tempfile
+    import threading
 
     exe = _ffmpeg_exe(name, why)
     info = _ffprobe(file, why=why, name=name)
-    source_sr, channels = info["sample_rate"], info["channels"]
-    if source_sr <= 0 or channels <= 0:
-        raise AudioError(f"{name}: not readable as audio ({why}; ffmpeg: no sample rate/channels)")
+    plan = _plan_read(name, sample_rate=info["sample_rate"], channels=info["channels"],
+                      duration_s=info["duration_s"], offset=offset, max_duration=max_duration)
     cmd = [exe, "-nostdin", "-v", "error"]
     if offset:
         cmd += ["-ss", f"{offset:.6f}"]
     # Half a second more than allowed tells a long file from one that is exactly max_duration.
     cmd += ["-i", str(file), "-map", "0:a:0", "-t", f"{max_duration + 0.5:.6f}", "-vn", "-sn",
-            "-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(channels), "-ar", str(source_sr), "pipe:1"]
-    limit = int(round(max_duration * source_sr))
-    mixer = _Downmixer(source_sr, sr)
-    done, pending = 0, b""
-    frame_bytes = 4 * channels
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+            "-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(plan.channels), "-ar", str(plan.source_sr), "pipe:1"]
+    mixer = _Downmixer(plan.source_sr, sr, name=name)
+    frame_bytes = 4 * plan.channels
+    done, pending, more_after_limit = 0, b"", False
+    expired = threading.Event()
+    with tempfile.TemporaryFile() as messages, \
+            subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=messages) as proc:
+        watchdog = threading.Timer(_FFMPEG_TIMEOUT_S, lambda: (expired.set(), proc.kill()))
+        watchdog.start()
         try:
-            while chunk := proc.stdout.read(_BLOCK_FRAMES * frame_bytes):
+            while done < plan.limit and (chunk := proc.stdout.read(plan.block_frames * frame_bytes)):
                 pending += chunk
-                n = len(pending) // frame_bytes
-                if done < limit and n:
-                    take = min(n, limit - done)
-                    block = np.frombuffer(pending[: take * frame_bytes], dtype="<f4").reshape(take, channels)
-                    mixer.add(block)
+                take = min(len(pending) // frame_bytes, plan.limit - done)
+                if take:
+                    mixer.add(np.frombuffer(pending[: take * frame_bytes], dtype="<f4").reshape(take, plan.channels))
                     done += take
-                pending = pending[n * frame_bytes:] if done < limit else b""
-                if done >= limit and len(chunk) and proc.poll() is None:
-                    truncated_early = True
-                    proc.kill()
-                    break
-            else:
-                truncated_early = False
-            err = proc.stderr.read()
-            proc.wait(timeout=_FFMPEG_TIMEOUT_S)
-        except BaseException:
-            proc.kill()
-            raise
+                    pending = pending[take * frame_bytes:]
+            if done >= plan.limit:  # anything beyond the limit means the file goes on
+                more_after_limit = bool(pending) or bool(proc.stdout.read(frame_bytes))
+                proc.kill()
+            proc.wait()  # bounded by the watchdog
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
+        messages.seek(0)
+        err = messages.read()[-4096:]
+    if expired.is_set():
+        raise AudioError(f"{name}: not readable as audio (ffmpeg took longer than {_FFMPEG_TIMEOUT_S} s and was stopped)")
     if done == 0:
         raise AudioError(f"{name}: not readable as audio (soundfile: {why}; "
                          f"ffmpeg: {_short_text(err).replace(str(file) + ': ', '') or 'no samples decoded'})")
     duration = info["duration_s"]
-    truncated = truncated_early or (np.isfinite(duration) and duration - offset > max_duration + 1e-3)
-    y = mixer.result()
-    return AudioClip(y=y, sr=sr, path=path, source_sr=source_sr, channels=channels,
-                     source_duration_s=float(duration) if np.isfinite(duration) else done / source_sr,
-                     truncated=bool(truncated))
+    if done < plan.limit:  # ffmpeg reached the end: the decoded length is the truth, whatever the header says
+        truncated, duration = False, offset + done / plan.source_sr
+    else:
+        truncated = more_after_limit or (math.isfinite(duration) and duration - offset > max_duration + 1e-3)
+        duration = duration if math.isfinite(duration) else offset + done / plan.source_sr
+    return AudioClip(y=mixer.result(), sr=sr, path=path, source_sr=plan.source_sr, channels=plan.channels,
+                     source_duration_s=float(duration), truncated=bool(truncated))
 
 
 def _validate(clip: AudioClip, *, min_duration: float, name: str) -> None:
-    if not np.all(np.isfinite(clip.y)):
-        raise AudioError(f"{name}: decoded audio holds NaN or infinite samples")
     if clip.duration_s < min_duration:
         raise AudioError(f"{name}: too short ({clip.duration_s:.2f} s < {min_duration:g} s)")
     if float(np.max(np.abs(clip.y))) < 1e-4:
@@ -323,8 +511,11 @@ def _short(exc: BaseException) -> str:
     import re
 
     # libsndfile repeats the path ("Error opening '/x.wav': Format not recognised."); the
-    # caller names the file already.
+    # caller names the file already. Its "File does not exist or is not a regular file (possibly
+    # a pipe?)" means "no format I know" here: the path was checked to be a regular file first.
     text = re.sub(r"^Error opening .*?: ", "", _short_text(str(exc)))
+    if text.startswith("File does not exist or is not a regular file"):
+        text = "format not recognised"
     return text.rstrip(".") or type(exc).__name__
 
 

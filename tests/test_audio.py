@@ -171,3 +171,151 @@ def test_twenty_minute_file_is_streamed_and_truncated(tmp_path):
     assert peak < 3 * clip.y.nbytes + 8 * 2**20, f"peak {peak / 2**20:.1f} MB"
     full = audio.probe_audio(path)
     assert full["duration_s"] == pytest.approx(1200.0)
+
+
+# --- what the decoder accepts: one check for every path (files, uploads, probe) -------------------
+
+
+def _with_wav_header(src: Path, dst: Path, *, channels: int | None = None, rate: int | None = None) -> Path:
+    """A copy of the PCM WAV ``src`` whose fmt chunk claims other channels / sample rate."""
+    import struct
+
+    data = bytearray(src.read_bytes())
+    fmt = data.find(b"fmt ")
+    if channels is not None:
+        data[fmt + 10: fmt + 12] = struct.pack("<H", channels)
+    if rate is not None:
+        data[fmt + 12: fmt + 16] = struct.pack("<I", rate)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.mark.parametrize("channels, rate, message", [
+    (65535, None, "unsupported channel count 65535"),
+    (0, None, "unsupported channel count 0"),
+    # 1 Hz: each 30 s window of a 1.3 MB file was upsampled to 26.5 M samples (predict ran > 600 s)
+    (None, 1, "unsupported sample rate 1 Hz"),
+    (None, 1_000_000, "unsupported sample rate 1000000 Hz"),
+])
+def test_header_values_outside_the_accepted_range_are_refused_on_every_path(files, tmp_path, channels, rate, message):
+    bad = _with_wav_header(files["wav"], tmp_path / "bad.wav", channels=channels, rate=rate)
+    for read in (audio.load_audio, audio.probe_audio, lambda p: audio.load_audio_bytes(p.read_bytes(), name=str(p))):
+        with pytest.raises(AudioError) as err:
+            read(bad)
+        assert str(err.value).startswith(f"{bad}: {message}"), err.value
+
+
+@needs_ffmpeg
+def test_ffprobe_header_values_are_checked_before_any_read(files, monkeypatch):
+    """Some ffprobe versions accept a 65535-channel header: the read size (block x channels) was
+    then a 137 GB MemoryError that no caller expected."""
+    real = audio._ffprobe
+
+    def claims_65535_channels(path, *, why, name=None):
+        return {**real(path, why=why, name=name), "channels": 65535}
+
+    monkeypatch.setattr(audio, "_ffprobe", claims_65535_channels)
+    with pytest.raises(AudioError, match="unsupported channel count 65535"):
+        audio.load_audio(files["m4a"])
+
+
+@pytest.mark.parametrize("value, outcome", [(np.nan, "NaN or infinite"), (1e30, "far outside"), (1.5, None)])
+def test_float_samples_must_be_finite_and_near_full_scale(tmp_path, value, outcome):
+    y = tone(2.0)
+    y[SR // 2] = value
+    path = tmp_path / "float.wav"
+    sf.write(path, y, SR, subtype="FLOAT")
+    if outcome is None:  # a lossy-decoder-like overshoot is clipped, never passed on
+        clip = audio.load_audio(path)
+        assert np.max(np.abs(clip.y)) == pytest.approx(1.0)
+        return
+    with pytest.raises(AudioError, match=outcome):
+        audio.load_audio(path)
+
+
+def test_what_is_not_a_regular_file_is_named_and_never_opened(tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder.wav"
+    folder.mkdir()
+    loop = tmp_path / "loop.wav"
+    loop.symlink_to(tmp_path / "loop2.wav")
+    (tmp_path / "loop2.wav").symlink_to(loop)
+    for path, kind in ((fifo, "a named pipe"), (folder, "a directory"), (loop, "a symbolic link loop")):
+        with pytest.raises(AudioError, match=rf"^{path}: not a regular file \({kind}\)$"):
+            audio.load_audio(path)
+        with pytest.raises(AudioError, match="not a regular file"):
+            audio.probe_audio(path)
+    # hashing a FIFO would block forever in open(): it must be refused first
+    outcome = []
+
+    def checksum():
+        try:
+            audio.file_checksum(fifo)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    worker = threading.Thread(target=checksum, daemon=True)
+    worker.start()
+    worker.join(5)
+    if worker.is_alive():  # release the blocked open() before failing
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert outcome and isinstance(outcome[0], AudioError) and "not a regular file" in str(outcome[0])
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("content", [b"ID3\x04\x00\x00\x00\x00\x00\x0a" + bytes(10), b"these are my notes\n" * 20])
+def test_mp3_without_audio_says_no_audio_stream(tmp_path, content):
+    path = tmp_path / "song.mp3"
+    path.write_bytes(content)
+    with pytest.raises(AudioError) as err:
+        audio.load_audio(path)
+    text = str(err.value)
+    assert "no audio stream" in text and "pipe" not in text, text
+
+
+def _fake_ffmpeg(tmp_path: Path, monkeypatch, script: str) -> None:
+    """Put an ``ffmpeg`` running ``script`` first on PATH (the real ffprobe is still found)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "ffmpeg"
+    exe.write_text("#!/bin/sh\n" + script + "\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+
+
+def _load_within(path: Path, seconds: float):
+    """load_audio(path) in a thread: (finished in time, the AudioError or clip)."""
+    import threading
+
+    box = []
+    worker = threading.Thread(target=lambda: box.append(_try_load(path)), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return not worker.is_alive(), (box[0] if box else None)
+
+
+def _try_load(path):
+    try:
+        return audio.load_audio(path)
+    except AudioError as exc:
+        return exc
+
+
+@needs_ffmpeg
+def test_a_hanging_ffmpeg_is_stopped(files, tmp_path, monkeypatch):
+    _fake_ffmpeg(tmp_path, monkeypatch, "exec sleep 60")
+    monkeypatch.setattr(audio, "_FFMPEG_TIMEOUT_S", 1)
+    finished, result = _load_within(files["m4a"], 15)
+    assert finished and isinstance(result, AudioError) and "took longer than 1 s" in str(result), result
+
+
+@needs_ffmpeg
+def test_ffmpeg_writing_more_messages_than_a_pipe_holds_does_not_deadlock(files, tmp_path, monkeypatch):
+    # 1 MB of messages and no audio: with stderr on a pipe, ffmpeg and the reader waited on each other
+    _fake_ffmpeg(tmp_path, monkeypatch, "head -c 1000000 /dev/zero | tr '\\000' x >&2; echo >&2; echo 'bad packet' >&2; exit 1")
+    finished, result = _load_within(files["m4a"], 30)
+    assert finished and isinstance(result, AudioError) and "bad packet" in str(result), result
