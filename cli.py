@@ -162,10 +162,10 @@ def figures_cmd(
 
       tracklens figures --charts ../shared/data/spotify/songs_normalize.csv --out reports/figures
     """
-    from tracklens import explore
+    from tracklens import reports
 
     out = out or config.FIGURES_DIR
-    paths, summary = explore.write_main_figures(out, charts=charts, audio_dir=audio, seed=seed)
+    paths, summary = reports.write_main_figures(out, charts=charts, audio_dir=audio, seed=seed)
     if summary:
         typer.echo(summary)
     typer.echo(f"wrote {len(paths)} figures to {out}")

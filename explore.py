@@ -4,18 +4,17 @@ Every figure is a pair: a public ``*_data`` function that prepares a small, test
 from a cleaned chart DataFrame (see :func:`prepare.prepare_charts`), and a figure function
 ``f(df, *, ..., backend="plotly"|"matplotlib")`` that calls it and hands the result to one of
 two renderers: Plotly (the default: interactive in Jupyter and the dashboard) or matplotlib
-(static PNGs for reports, ``backend="matplotlib"``). Nothing here shows a window or writes a file unless asked
-(:func:`save_figure`, :func:`write_chart_figures`).
+(static PNGs for reports, ``backend="matplotlib"``). This module only takes data and returns
+figures: it reads no file, writes no file and shows no window (``tracklens.reports`` writes them).
 
 The numbers are meant to be read with their uncertainty: correlations carry p-values and
-bootstrap intervals, trends carry confidence bands, and the popularity model is scored by
-cross-validation against a trivial baseline.
+bootstrap intervals, trends carry confidence bands, and the popularity model
+(:mod:`tracklens.models.popularity`) is scored by cross-validation against a trivial baseline.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Literal, Mapping, Sequence
 
 import numpy as np
@@ -23,44 +22,19 @@ import pandas as pd
 
 from tracklens import config
 from tracklens.errors import TracklensError
+from tracklens.models.popularity import (AUDIO_FEATURES, TARGET, PopularityReport, numeric_frame, pick_features,
+                                         popularity_model)
 
 Backend = Literal["matplotlib", "plotly"]
 
-#: Numeric audio descriptors of the Top Hits table, in the table's column order.
-AUDIO_FEATURES = (
-    "duration_ms", "explicit", "danceability", "energy", "key", "loudness", "mode",
-    "speechiness", "acousticness", "instrumentalness", "liveness", "valence", "tempo",
-)
 #: Continuous features worth a scatter, a trend or a distribution (key/mode/explicit are codes).
 CONTINUOUS_FEATURES = (
     "danceability", "energy", "loudness", "speechiness", "acousticness",
     "instrumentalness", "liveness", "valence", "tempo", "duration_ms",
 )
-TARGET = "popularity"
 
 
 # --- shared helpers -----------------------------------------------------------------------
-
-
-def _numeric_frame(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """The named columns as float, complete cases only; a clear error for missing columns."""
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise TracklensError(f"chart table lacks column(s) {missing}; has {list(df.columns)}")
-    out = df.loc[:, list(columns)].astype(float).dropna()
-    if len(out) < 3:
-        raise TracklensError(f"need at least 3 complete rows for statistics, got {len(out)}")
-    return out
-
-
-def _pick_features(df: pd.DataFrame, features: Sequence[str] | None, default: Sequence[str]) -> list[str]:
-    """Requested features, or the defaults this table actually has."""
-    if features is not None:
-        return list(features)
-    present = [f for f in default if f in df.columns]
-    if not present:
-        raise TracklensError(f"chart table has none of the audio features {list(default)}")
-    return present
 
 
 def _render(data, renderers: Mapping[str, Callable], backend: str):
@@ -93,22 +67,6 @@ def _plotly_grid(titles: Sequence[str], *, ncols: int = 4, **kwargs):
     fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=list(titles), **kwargs)
     positions = [(i // ncols + 1, i % ncols + 1) for i in range(len(titles))]
     return fig, positions
-
-
-def save_figure(fig, path: str | Path, *, dpi: int = 110) -> Path:
-    """Write a matplotlib figure (PNG/SVG/PDF by suffix) or a Plotly figure (HTML) atomically."""
-    from tracklens.fileio import atomic_output
-
-    path = Path(path)
-    if hasattr(fig, "savefig"):
-        with atomic_output(path, "wb") as handle:
-            fig.savefig(handle, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi)
-    elif path.suffix.lower() == ".html":
-        with atomic_output(path, "w", encoding="utf-8") as handle:
-            fig.write_html(handle, include_plotlyjs=True, full_html=True)
-    else:
-        raise TracklensError(f"{path}: Plotly figures are written as .html here")
-    return path
 
 
 # --- correlations -------------------------------------------------------------------------
@@ -207,8 +165,8 @@ def corr_data(
     """
     if method not in ("pearson", "spearman"):
         raise TracklensError(f"method={method!r} must be 'pearson' or 'spearman'")
-    feats = [f for f in _pick_features(df, columns, AUDIO_FEATURES) if f != target]
-    data = _numeric_frame(df, feats + [target])
+    feats = [f for f in pick_features(df, columns, AUDIO_FEATURES) if f != target]
+    data = numeric_frame(df, feats + [target])
     varying = [f for f in feats if data[f].nunique() > 1]  # constant columns have no correlation
     if not varying:
         raise TracklensError("every feature is constant; nothing to correlate")
@@ -306,7 +264,7 @@ def _corr_heatmap_plotly(d: CorrData):
 
 
 def corr_heatmap(
-    df: pd.DataFrame,
+    df: pd.DataFrame | CorrData,
     target: str = TARGET,
     method: Literal["pearson", "spearman"] = "pearson",
     *,
@@ -320,9 +278,11 @@ def corr_heatmap(
 
     Cells show r and significance stars (uncorrected p); the side panel shows r with the
     bootstrap interval, so "louder songs are more popular" is read with its uncertainty.
-    See :func:`corr_data` for the parameters. Returns a matplotlib Figure or a plotly Figure.
+    See :func:`corr_data` for the parameters; ``df`` may also be a CorrData already computed (the
+    other parameters but ``backend`` are then ignored). Returns a matplotlib or a plotly Figure.
     """
-    d = corr_data(df, target=target, method=method, columns=columns, n_boot=n_boot, ci=ci, seed=seed)
+    d = df if isinstance(df, CorrData) else corr_data(df, target=target, method=method, columns=columns,
+                                                      n_boot=n_boot, ci=ci, seed=seed)
     return _render(d, {"matplotlib": _corr_heatmap_mpl, "plotly": _corr_heatmap_plotly}, backend)
 
 
@@ -362,10 +322,10 @@ def trend_data(
     """
     from scipy import stats
 
-    feats = _pick_features(df, features, CONTINUOUS_FEATURES)
+    feats = pick_features(df, features, CONTINUOUS_FEATURES)
     points, lines, rows = [], [], []
     for f in feats:
-        data = _numeric_frame(df, [f, target])
+        data = numeric_frame(df, [f, target])
         x, y = data[f].to_numpy(), data[target].to_numpy()
         n = len(x)
         sxx = ((x - x.mean()) ** 2).sum()
@@ -486,7 +446,7 @@ def group_data(
     by="genre" counts a multi-genre track in each of its genres and keeps the ``top_genres``
     most common; by="band" uses :func:`popularity_bands`. Groups are ordered categoricals.
     """
-    feats = _pick_features(df, features, CONTINUOUS_FEATURES)
+    feats = pick_features(df, features, CONTINUOUS_FEATURES)
     if by == "genre":
         long = explode_genres(df)
         order = list(long["genre"].value_counts().index[:top_genres])
@@ -550,7 +510,7 @@ def catplot_viz(df: pd.DataFrame, *, by: Literal["genre", "band"] = "genre", fea
 
 def distribution_data(df: pd.DataFrame, *, features: Sequence[str] | None = None, bins: int = 30) -> pd.DataFrame:
     """Histogram of each feature as density: long table (feature, left, right, density, count)."""
-    feats = _pick_features(df, features, CONTINUOUS_FEATURES + (TARGET,))
+    feats = pick_features(df, features, CONTINUOUS_FEATURES + (TARGET,))
     parts = []
     for f in feats:
         x = pd.to_numeric(df[f], errors="coerce").dropna().to_numpy(dtype=float)
@@ -616,8 +576,8 @@ def yearly_data(
     """
     from scipy import stats
 
-    feats = _pick_features(df, features, CONTINUOUS_FEATURES + (TARGET,))
-    data = _numeric_frame(df, ["year"] + feats)
+    feats = pick_features(df, features, CONTINUOUS_FEATURES + (TARGET,))
+    data = numeric_frame(df, ["year"] + feats)
     if years is not None:
         data = data[data["year"].between(*years)]
     long = data.melt(id_vars="year", var_name="feature", value_name="value")
@@ -690,7 +650,7 @@ def hit_profile_data(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *
     ties counted half), hits_p10, hits_median, hits_p90, n
     """
     track = dict(track)
-    candidates = _pick_features(df, features, CONTINUOUS_FEATURES)
+    candidates = pick_features(df, features, CONTINUOUS_FEATURES)
     feats = [f for f in candidates if f in track and track[f] is not None and np.isfinite(float(track[f]))]
     if not feats:
         raise TracklensError(f"track has none of the features {candidates}")
@@ -756,132 +716,7 @@ def hit_profile(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *, fea
     return _render(d, {"matplotlib": _hit_profile_mpl, "plotly": _hit_profile_plotly}, backend)
 
 
-# --- the popularity model -----------------------------------------------------------------
-
-
-@dataclass
-class PopularityReport:
-    """Cross-validated popularity scores.
-
-    scores : DataFrame (task, model, metric, mean, std) — regression R² and hit AUC per model,
-        baselines included
-    importances : DataFrame indexed by feature: mean, std of the drop in R² when the feature is
-        permuted on held-out folds (best regression model), sorted descending
-    """
-
-    scores: pd.DataFrame
-    importances: pd.DataFrame
-    n: int
-    n_splits: int
-    hit_threshold: float
-    best_model: str
-    verdict: str
-    features: list = field(default_factory=list)
-
-    def score(self, task: str, model: str) -> tuple[float, float]:
-        row = self.scores[(self.scores.task == task) & (self.scores.model == model)].iloc[0]
-        return float(row["mean"]), float(row["std"])
-
-
-def popularity_model(
-    df: pd.DataFrame,
-    *,
-    features: Sequence[str] | None = None,
-    target: str = TARGET,
-    hit_quantile: float = 0.75,
-    n_splits: int = 5,
-    n_repeats: int = 5,
-    group: str | None = "artist",
-    seed: int = config.DEFAULT_SEED,
-) -> PopularityReport:
-    """How much of popularity do the audio features predict? Cross-validated, against a baseline.
-
-    Regression of ``target`` (R²; baseline: predict the training mean, R² ≈ 0) and a "hit"
-    classification (``target`` in the top ``1 - hit_quantile``; AUC, baseline 0.5) with a ridge
-    / logistic model and gradient boosting. Folds are grouped by ``group`` (artist) so an
-    artist's fame cannot leak from training to test folds. Permutation importances are measured
-    on the held-out folds of the best regression model.
-    """
-    from sklearn.dummy import DummyClassifier, DummyRegressor
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-    from sklearn.linear_model import LogisticRegression, RidgeCV
-    from sklearn.model_selection import GroupKFold, KFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from threadpoolctl import threadpool_limits
-
-    feats = [f for f in _pick_features(df, features, AUDIO_FEATURES) if f != target]
-    data = _numeric_frame(df, feats + [target])
-    if len(data) < 5 * n_splits:
-        raise TracklensError(f"need at least {5 * n_splits} tracks for {n_splits}-fold CV, got {len(data)}")
-    X, y = data[feats].to_numpy(), data[target].to_numpy()
-    threshold = float(np.quantile(y, hit_quantile))
-    hit = (y >= threshold).astype(int)
-    if group and group in df.columns and df.loc[data.index, group].nunique() >= n_splits:
-        groups = df.loc[data.index, group].astype(str).to_numpy()
-        folds = list(GroupKFold(n_splits, shuffle=True, random_state=seed).split(X, y, groups))
-    else:
-        folds = list(KFold(n_splits, shuffle=True, random_state=seed).split(X))
-
-    regressors = {
-        "baseline (mean)": lambda: DummyRegressor(strategy="mean"),
-        "ridge": lambda: make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 12))),
-        "gradient boosting": lambda: HistGradientBoostingRegressor(
-            max_iter=150, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20, random_state=seed),
-    }
-    classifiers = {
-        "baseline (prior)": lambda: DummyClassifier(strategy="prior"),
-        "logistic": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
-        "gradient boosting": lambda: HistGradientBoostingClassifier(
-            max_iter=150, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20, random_state=seed),
-    }
-    with threadpool_limits(1):  # 2k rows: OpenMP start-up costs more than it saves on shared cores
-        return _popularity_cv(X, y, hit, folds, regressors, classifiers, feats, threshold, n_repeats, seed)
-
-
-def _popularity_cv(X, y, hit, folds, regressors, classifiers, feats, threshold, n_repeats, seed) -> PopularityReport:
-    from sklearn.inspection import permutation_importance
-    from sklearn.metrics import r2_score, roc_auc_score
-
-    rows, fitted = [], {}
-    for name, make in regressors.items():
-        per_fold = []
-        for k, (tr, te) in enumerate(folds):
-            est = make().fit(X[tr], y[tr])
-            per_fold.append(r2_score(y[te], est.predict(X[te])))
-            fitted[(name, k)] = est
-        rows.append({"task": "popularity (R²)", "model": name, "metric": "r2", "mean": np.mean(per_fold), "std": np.std(per_fold)})
-    for name, make in classifiers.items():
-        per_fold = []
-        for tr, te in folds:
-            if len(np.unique(hit[te])) < 2:
-                continue
-            est = make().fit(X[tr], hit[tr])
-            per_fold.append(roc_auc_score(hit[te], est.predict_proba(X[te])[:, 1]))
-        rows.append({"task": "hit (AUC)", "model": name, "metric": "auc", "mean": np.mean(per_fold), "std": np.std(per_fold)})
-    scores = pd.DataFrame(rows)
-
-    reg = scores[scores.metric == "r2"].set_index("model")["mean"]
-    best = str(reg.drop("baseline (mean)").idxmax())
-    drops = []
-    for k, (_, te) in enumerate(folds):
-        res = permutation_importance(fitted[(best, k)], X[te], y[te], scoring="r2", n_repeats=n_repeats,
-                                     random_state=seed)
-        drops.append(res.importances)  # (n_features, n_repeats)
-    drops = np.concatenate(drops, axis=1)
-    importances = pd.DataFrame({"mean": drops.mean(axis=1), "std": drops.std(axis=1)}, index=pd.Index(feats, name="feature"))
-    importances = importances.sort_values("mean", ascending=False)
-
-    r2, r2_sd = float(reg[best]), float(scores.set_index(["metric", "model"]).loc[("r2", best), "std"])
-    auc_row = scores[(scores.metric == "auc") & (scores.model != "baseline (prior)")].sort_values("mean").iloc[-1]
-    baseline_r2 = float(reg["baseline (mean)"])
-    if r2 < 0.1:
-        verdict = (f"Audio features explain little of popularity: best CV R² = {r2:.3f} ± {r2_sd:.3f} ({best}) "
-                   f"vs {baseline_r2:.3f} for the mean; hit AUC {auc_row['mean']:.3f} ± {auc_row['std']:.3f} vs 0.5.")
-    else:
-        verdict = (f"Audio features explain part of popularity: best CV R² = {r2:.3f} ± {r2_sd:.3f} ({best}) "
-                   f"vs {baseline_r2:.3f} for the mean; hit AUC {auc_row['mean']:.3f} ± {auc_row['std']:.3f} vs 0.5.")
-    return PopularityReport(scores, importances, len(y), len(folds), threshold, best, verdict, list(feats))
+# --- the popularity model's report (fit by models.popularity) -----------------------------
 
 
 def _popularity_mpl(rep: PopularityReport):
@@ -955,26 +790,6 @@ def _report_scores(report: Mapping) -> tuple[str, list[str], np.ndarray, np.ndar
         raise TracklensError(f"evaluation report of {name!r}: y_score shape {y_score.shape} does not match "
                              f"{len(y_true)} tracks x {len(classes)} classes")
     return name, classes, y_true, y_score
-
-
-def load_model_report(model_dir: str | Path) -> dict:
-    """The evaluation report of a trained model directory, in the form the figures above take.
-
-    Reads ``card.json`` (name, genres, metrics) and ``valid_predictions.csv`` (track-level,
-    temperature-calibrated validation scores) as written by ``tracklens train``. Returns
-    ``{"model", "class_names", "y_true", "y_score", "metrics"}``.
-    """
-    from tracklens.models import store, train
-
-    model_dir = Path(model_dir)
-    card = store.read_card(model_dir, verify_weights=False)
-    predictions = model_dir / store.PREDICTIONS_NAME
-    if not predictions.is_file():
-        raise TracklensError(f"{model_dir}: no {store.PREDICTIONS_NAME}; this model was shipped without "
-                             "validation predictions, so no ROC or confusion can be drawn")
-    scores = train.read_predictions(predictions, card["genres"])
-    return {"model": card["name"], "class_names": list(card["genres"]), "y_true": scores["y_true"],
-            "y_score": scores["y_score"], "metrics": card.get("metrics", {})}
 
 
 def roc_data(report: Mapping) -> pd.DataFrame:
@@ -1214,7 +1029,7 @@ def track_map(coords, names, point, *, groups=None, label: str = "your track", b
     return _render(d, {"matplotlib": _map_mpl, "plotly": _map_plotly}, backend)
 
 
-# --- text summary and the figures command -------------------------------------------------
+# --- text summaries --------------------------------------------------------------------------
 
 
 def summarize_correlations(d: CorrData, *, k: int = 3) -> str:
@@ -1247,80 +1062,3 @@ def summarize_popularity(rep: PopularityReport) -> str:
 def example_track(df: pd.DataFrame) -> pd.Series:
     """The most popular track of the table (the example for the hit-profile figure)."""
     return df.loc[pd.to_numeric(df[TARGET], errors="coerce").idxmax()]
-
-
-def write_chart_figures(df: pd.DataFrame, out_dir: str | Path, *, seed: int = config.DEFAULT_SEED) -> tuple[list[Path], str]:
-    """Render the main chart figures of a cleaned table as PNGs in ``out_dir``.
-
-    Returns the written paths and a text summary (correlations with intervals, model scores).
-    """
-    from tqdm.auto import tqdm
-
-    out_dir = Path(out_dir)
-    pearson = corr_data(df, method="pearson", seed=seed)
-    spearman = corr_data(df, method="spearman", seed=seed)
-    report = popularity_model(df, seed=seed)
-    track = example_track(df)
-    mpl = "matplotlib"
-    jobs = {
-        "charts_corr_pearson.png": lambda: _corr_heatmap_mpl(pearson),
-        "charts_corr_spearman.png": lambda: _corr_heatmap_mpl(spearman),
-        "charts_param_viz.png": lambda: param_viz(df, backend=mpl),
-        "charts_by_genre.png": lambda: catplot_viz(df, by="genre", backend=mpl),
-        "charts_by_band.png": lambda: catplot_viz(df, by="band", backend=mpl),
-        "charts_distributions.png": lambda: distribution_plots(df, backend=mpl),
-        "charts_yearly_trends.png": lambda: yearly_trends(df, backend=mpl),
-        "charts_hit_profile.png": lambda: hit_profile(track, df, backend=mpl),
-        "charts_popularity_model.png": lambda: _popularity_mpl(report),
-    }
-    written = [save_figure(make(), out_dir / name) for name, make in tqdm(jobs.items(), desc="chart figures", leave=False)]
-    summary = "\n".join([summarize_correlations(pearson), summarize_correlations(spearman), summarize_popularity(report)])
-    return written, summary
-
-
-#: The small demo catalogue notebooks build when neither real nor demo data is there.
-NOTEBOOK_DEMO_SIZE = {"genres": 6, "clips_per_genre": 4, "clip_seconds": 8.0, "chart_rows": 400}
-
-
-def example_sources(*, demo_dir: str | Path | None = None) -> dict:
-    """Where the notebooks read from: real data when present, else the demo catalogue.
-
-    Real: the Top Hits CSV and the GTZAN clips under ``config.SHARED_DATA_DIR``. Demo:
-    ``demo_dir`` (default ``config.DATA_DIR / "demo"``, what ``make demo`` writes), built small
-    (:data:`NOTEBOOK_DEMO_SIZE`) if it does not exist yet. Returns ``{"kind", "charts",
-    "audio", "note"}``; the paths are the files and folders to read.
-    """
-    charts = config.SHARED_DATA_DIR / "spotify" / "songs_normalize.csv"
-    audio_dir = config.SHARED_DATA_DIR / "gtzan" / "audio"
-    if charts.is_file() and audio_dir.is_dir():
-        return {"kind": "real", "charts": charts, "audio": audio_dir,
-                "note": "real data: Top Hits Spotify 2000-2019 and GTZAN clips (shared data folder)"}
-    demo = Path(demo_dir) if demo_dir is not None else config.DATA_DIR / "demo"
-    if not (demo / "charts.csv").is_file() or not (demo / "audio").is_dir():
-        from tracklens import demo_data
-
-        demo_data.make_demo_catalogue(demo, seed=config.DEFAULT_SEED, **NOTEBOOK_DEMO_SIZE)
-    return {"kind": "demo", "charts": demo / "charts.csv", "audio": demo / "audio",
-            "note": "demo data: synthetic chart table and synthesised audio (the real data was not found)"}
-
-
-def write_main_figures(out_dir: str | Path = config.FIGURES_DIR, *, charts: str | Path | None = None,
-                       audio_dir: str | Path | None = None, seed: int = config.DEFAULT_SEED) -> tuple[list[Path], str]:
-    """The main figures of a chart CSV (cleaned by :func:`prepare.prepare_charts` first) and/or a
-    ``<genre>/<clip>`` audio folder, as PNGs in ``out_dir``; returns (paths, text summary)."""
-    if charts is None and audio_dir is None:
-        raise TracklensError("nothing to draw: give a chart CSV, an audio folder, or both")
-    written, summary = [], []
-    if charts is not None:
-        from tracklens import prepare
-
-        df, report = prepare.prepare_charts(charts)
-        summary.append(f"{charts}: {report.rows_in} rows read, {len(df)} kept after cleaning (duplicates dropped)")
-        paths, text = write_chart_figures(df, out_dir, seed=seed)
-        written += paths
-        summary.append(text)
-    if audio_dir is not None:
-        from tracklens import librosa_visuals
-
-        written += librosa_visuals.write_audio_figures(audio_dir, out_dir)
-    return written, "\n".join(summary)

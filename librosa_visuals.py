@@ -4,7 +4,8 @@ Every view takes a :class:`features.Analysis` (``features.analyze(y, sr=...)``) 
 STFT and what is derived from it (mel, chroma, MFCC, centroid, HPSS ...): nothing here computes
 a second STFT or loads audio. Figures are matplotlib ``Figure`` objects built without pyplot
 (nothing pops up, nothing leaks); axes are in seconds, Hz and dB with colour bars, and titles
-carry the file name passed as ``title``.
+carry the file name passed as ``title``. Nothing here reads or writes a file: ``tracklens.reports``
+decodes clips and writes the figures.
 
 The spectrogram and chromagram also have Plotly versions for the dashboard
 (:func:`spectrogram_figure`, :func:`chromagram_figure`), drawn from the same prepared
@@ -14,7 +15,6 @@ The spectrogram and chromagram also have Plotly versions for the dashboard
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, Mapping
 
 import numpy as np
@@ -353,63 +353,3 @@ def chromagram_figure(chroma: np.ndarray, *, frame_seconds: float = config.HOP_L
                       title: str = ""):
     """Plotly chromagram from an analysis' ``chroma`` [shape=(12, t)]."""
     return _plotly_image(spec_image(chroma, kind="chroma", frame_seconds=frame_seconds, title=title))
-
-
-# --- figures for a folder of audio ----------------------------------------------------------
-
-
-def genre_examples(audio_dir: str | Path, *, per_genre: int = 1) -> dict[str, list[Path]]:
-    """The first ``per_genre`` audio files (sorted by name) of each ``<genre>/`` folder of ``audio_dir``."""
-    from tracklens import audio
-
-    audio_dir = Path(audio_dir)
-    if not audio_dir.is_dir():
-        raise TracklensError(f"{audio_dir}: not a folder of audio")
-    examples = {}
-    for folder in sorted(p for p in audio_dir.iterdir() if p.is_dir()):
-        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in audio.AUDIO_EXTENSIONS)
-        if files:
-            examples[folder.name] = files[:per_genre]
-    if not examples:
-        raise TracklensError(f"{audio_dir}: no <genre>/<clip> audio files found")
-    return examples
-
-
-def analyze_file(path: str | Path, *, max_seconds: float = 30.0):
-    """Decode a file (:func:`audio.load_audio`, at most ``max_seconds``) and analyse it once."""
-    from tracklens import audio
-    from tracklens import features
-
-    clip = audio.load_audio(path, sr=config.SAMPLE_RATE, max_duration=max_seconds)
-    return features.analyze(clip.y, sr=clip.sr)
-
-
-def write_audio_figures(audio_dir: str | Path, out_dir: str | Path, *, max_seconds: float = 30.0) -> list[Path]:
-    """Gallery (first clip of each genre folder), overview, HPSS and chroma+spectrogram of the first clip.
-
-    ``audio_dir`` holds ``<genre>/<clip>`` files (GTZAN layout); each clip is analysed once.
-    Unreadable files are skipped for the next file of the same genre.
-    """
-    from tracklens.explore import save_figure
-
-    from tracklens.audio import AudioError
-
-    out_dir = Path(out_dir)
-    analyses, names, errors = {}, {}, []
-    for genre, files in genre_examples(audio_dir, per_genre=5).items():
-        for path in files:  # an unreadable or too short file is skipped for the next one
-            try:
-                analyses[genre], names[genre] = analyze_file(path, max_seconds=max_seconds), path.name
-                break
-            except (AudioError, TracklensError) as exc:
-                errors.append(str(exc))
-    if not analyses:
-        raise TracklensError(f"{audio_dir}: none of the example clips could be analysed ({errors[0]})")
-    first = next(iter(analyses))
-    return [
-        save_figure(genre_gallery(analyses, titles=names), out_dir / "audio_genre_gallery.png"),
-        save_figure(overview(analyses[first], title=names[first]), out_dir / "audio_overview.png"),
-        save_figure(plot_hpss(analyses[first], title=names[first]), out_dir / "audio_hpss.png"),
-        save_figure(visualize_Chromagram_y_Spectrogram(analyses[first], title=names[first]),
-                    out_dir / "audio_chromagram_spectrogram.png"),
-    ]

@@ -5,7 +5,9 @@ A model directory holds
 - ``model.keras``: the Keras model (loaded with ``safe_mode=True`` only: no lambdas, no pickles);
 - ``card.json``: what the model is and how far to trust it: data, split, feature set, parameters,
   metrics, calibration temperature, library versions and the SHA-256 of ``model.keras``;
-- optionally ``history.json`` (training curves) and ``valid_predictions.csv`` (for the report).
+- optionally ``history.json`` (training curves) and ``valid_predictions.csv`` (track-level
+  validation scores, raw and temperature-scaled: :func:`write_predictions`, :func:`read_predictions`,
+  and :func:`load_model_report` for the ROC, confusion and reliability figures).
 
 Baselines (scikit-learn) have a card and predictions but no weights: a fitted scikit-learn model
 can only be stored by pickling, and loading a pickle runs arbitrary code. Loading refuses, with a
@@ -23,9 +25,12 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from typing import Sequence
+
 from tracklens.audio import file_checksum
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_path, atomic_write_bytes
+from tracklens.fileio import atomic_path, atomic_write_bytes, read_csv, write_csv
+from tracklens.models import datasets
 
 CARD_NAME = "card.json"
 WEIGHTS_NAME = "model.keras"
@@ -171,3 +176,60 @@ def load_keras_model(model_dir: str | Path):
     except Exception as exc:  # a malformed archive or an unsafe layer
         raise ModelCardError(f"{model_dir}: Keras refused the model file ({str(exc).splitlines()[0][:200]})") from exc
     return model, card
+
+
+# --- validation predictions -------------------------------------------------------------------
+
+
+def write_predictions(path: str | Path, result: dict, genres: Sequence[str]) -> Path:
+    """Write a model's track-level validation scores: ``track_id``, ``label``, ``raw_<genre>``, ``cal_<genre>``.
+
+    ``result`` holds ``tracks``, ``y_true`` (class indices), ``y_score_raw`` and ``y_score``
+    (calibrated), each score matrix [shape=(n_tracks, len(genres))].
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame({"track_id": result["tracks"], "label": [genres[i] for i in result["y_true"]]})
+    for prefix, scores in (("raw_", result["y_score_raw"]), ("cal_", result["y_score"])):
+        for j, genre in enumerate(genres):
+            frame[prefix + genre] = scores[:, j]
+    return write_csv(frame, path, float_format="%.6f")  # track ids are file names: formula cells escaped
+
+
+def read_predictions(path: str | Path, genres: Sequence[str]) -> dict:
+    """Inverse of :func:`write_predictions`: track ids, label indices, raw and calibrated scores."""
+    columns = ["track_id", "label", *(f"{prefix}{g}" for prefix in ("raw_", "cal_") for g in genres)]
+    try:
+        frame = read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise TracklensError(f"{path}: unreadable predictions ({exc})") from exc
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise TracklensError(f"{path}: predictions lack column(s) {missing[:4]}; retrain the model")
+    try:
+        scores = {prefix: frame[[f"{prefix}{g}" for g in genres]].to_numpy(dtype=float) for prefix in ("raw_", "cal_")}
+    except ValueError as exc:
+        raise TracklensError(f"{path}: predictions hold non-numeric scores ({exc})") from exc
+    try:
+        y_true = datasets.encode(frame["label"].astype(str), genres)
+    except TracklensError as exc:
+        raise TracklensError(f"{path}: {exc}") from exc
+    return {"tracks": frame["track_id"].to_numpy(), "y_true": y_true, "y_score_raw": scores["raw_"], "y_score": scores["cal_"]}
+
+
+def load_model_report(model_dir: str | Path) -> dict:
+    """The evaluation report of a trained model directory, in the form ``explore``'s figures take.
+
+    Reads ``card.json`` (name, genres, metrics) and ``valid_predictions.csv`` (track-level,
+    temperature-calibrated validation scores) as written by ``tracklens train``. Returns
+    ``{"model", "class_names", "y_true", "y_score", "metrics"}``.
+    """
+    model_dir = Path(model_dir)
+    card = read_card(model_dir, verify_weights=False)
+    predictions = model_dir / PREDICTIONS_NAME
+    if not predictions.is_file():
+        raise TracklensError(f"{model_dir}: no {PREDICTIONS_NAME}; this model was shipped without "
+                             "validation predictions, so no ROC or confusion can be drawn")
+    scores = read_predictions(predictions, card["genres"])
+    return {"model": card["name"], "class_names": list(card["genres"]), "y_true": scores["y_true"],
+            "y_score": scores["y_score"], "metrics": card.get("metrics", {})}

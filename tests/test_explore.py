@@ -1,4 +1,7 @@
-"""explore.py: figures are checked by the data they draw, plus rendered PNGs and the CLI."""
+"""explore.py and the popularity model it draws: figures are checked by the data they draw.
+
+Writing figures (PNGs, the ``figures`` command) is tested in test_reports.py.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from scipy import stats
 
 from tracklens import explore
 from tracklens.errors import TracklensError
+from tracklens.models import popularity
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +50,8 @@ def test_heatmap_matrix_equals_df_corr(charts, method):
     np.testing.assert_allclose(np.asarray(fig.data[0].z, dtype=float), expected.to_numpy())
     mpl = explore.corr_heatmap(charts, method=method, n_boot=200, backend="matplotlib")
     np.testing.assert_allclose(mpl.axes[0].images[0].get_array(), expected.to_numpy())
+    drawn = explore.corr_heatmap(d, backend="matplotlib")  # a CorrData already computed is drawn as it is
+    np.testing.assert_allclose(drawn.axes[0].images[0].get_array(), expected.to_numpy())
 
 
 def test_corr_pvalues_and_intervals(planted):
@@ -104,7 +110,7 @@ def test_hit_profile_percentiles(charts):
 
 
 def test_popularity_model_finds_planted_signal(planted):
-    rep = explore.popularity_model(planted, features=["energy", "valence", "tempo"], n_splits=4, n_repeats=3)
+    rep = popularity.popularity_model(planted, features=["energy", "valence", "tempo"], n_splits=4, n_repeats=3)
     r2, _ = rep.score("popularity (R²)", rep.best_model)
     base, _ = rep.score("popularity (R²)", "baseline (mean)")
     auc, _ = rep.score("hit (AUC)", "logistic")
@@ -115,7 +121,7 @@ def test_popularity_model_finds_planted_signal(planted):
 
 def test_popularity_model_says_when_features_explain_little(planted):
     noise = planted.assign(popularity=np.random.default_rng(1).permutation(planted["popularity"].to_numpy()))
-    rep = explore.popularity_model(noise, features=["energy", "valence", "tempo"], n_splits=4, n_repeats=2)
+    rep = popularity.popularity_model(noise, features=["energy", "valence", "tempo"], n_splits=4, n_repeats=2)
     assert rep.score("popularity (R²)", rep.best_model)[0] < 0.1
     assert rep.verdict.startswith("Audio features explain little")
     fig = explore.popularity_model_figure(rep, backend="matplotlib")
@@ -153,16 +159,6 @@ def test_blend_and_map_figures():
     assert explore.blend_timeline(timeline, backend="matplotlib").axes
 
 
-def test_rendered_png_is_not_empty(charts, tmp_path):
-    import matplotlib.image
-
-    path = explore.save_figure(explore.corr_heatmap(charts, n_boot=100, backend="matplotlib"), tmp_path / "corr.png")
-    image = matplotlib.image.imread(path)
-    assert image.shape[0] > 300 and image.shape[1] > 300
-    assert image[..., :3].std() > 0.05  # not a blank canvas
-    assert not list(tmp_path.glob(".*"))  # no temp file left behind
-
-
 def test_misuse_gives_clear_errors(charts):
     with pytest.raises(TracklensError, match="backend"):
         explore.distribution_plots(charts, backend="svg")
@@ -170,49 +166,3 @@ def test_misuse_gives_clear_errors(charts):
         explore.corr_data(charts, method="kendall")
     with pytest.raises(TracklensError, match="lacks column"):
         explore.corr_data(charts.drop(columns="popularity"))
-    with pytest.raises(TracklensError, match="nothing to draw"):
-        explore.write_main_figures("out")
-
-
-@pytest.mark.slow  # ~20 s: renders all nine figures
-def test_figures_command_writes_pngs(demo_catalogue, tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from tracklens import cli
-
-    monkeypatch.setattr(explore, "popularity_model", _fast_model)  # 3 folds, 1 repeat: the CLI path, quicker
-    result = CliRunner().invoke(cli.app, ["figures", "--charts", str(demo_catalogue / "charts.csv"), "--out", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    assert "strongest:" in result.output and "baseline (mean)" in result.output
-    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert "charts_corr_pearson.png" in pngs and "charts_popularity_model.png" in pngs and len(pngs) == 9
-
-
-_real_model = explore.popularity_model
-
-
-def _fast_model(df, seed):
-    return _real_model(df, seed=seed, n_splits=3, n_repeats=1)
-
-
-@pytest.mark.realdata
-def test_realdata_correlations_use_prepared_charts(shared_data, monkeypatch):
-    """The figures command correlates the cleaned table: duplicates and untitled rows dropped."""
-    csv = shared_data / "spotify" / "songs_normalize.csv"
-    raw = pd.read_csv(csv)
-    seen = {}
-
-    def capture(df, out_dir, *, seed):
-        seen["df"] = df
-        return [], ""
-
-    monkeypatch.setattr(explore, "write_chart_figures", capture)
-    explore.write_main_figures("unused", charts=csv)
-    df = seen["df"]
-    assert len(df) < len(raw) - 59  # at least the 59 exact duplicates are gone
-    assert not df.duplicated().any() and not df.duplicated(["artist", "song"]).any()
-    d = explore.corr_data(df, n_boot=100)
-    assert d.n == len(df)
-    cols = list(d.matrix.columns)
-    pd.testing.assert_frame_equal(d.matrix, df[cols].astype(float).corr().loc[cols, cols])
-    assert not np.allclose(d.matrix, raw[cols].astype(float).corr().loc[cols, cols])

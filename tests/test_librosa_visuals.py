@@ -1,4 +1,7 @@
-"""librosa_visuals.py: images checked by their data, shapes and axis ranges; no second STFT."""
+"""librosa_visuals.py: images checked by their data, shapes and axis ranges; no second STFT.
+
+Decoding clips and writing the audio figures is tested in test_reports.py.
+"""
 
 from __future__ import annotations
 
@@ -107,7 +110,7 @@ def test_plotly_versions_share_the_prepared_image(analysis):
 def test_gallery_layout_and_png(analysis, tmp_path):
     import matplotlib.image
 
-    from tracklens.explore import save_figure
+    from tracklens.reports import save_figure
 
     fig = lv.genre_gallery({"blues": analysis, "rock": analysis, "jazz": analysis}, views=("waveform", "mel"))
     image_axes = [ax for ax in fig.axes if ax.collections and ax.get_title()]
@@ -126,25 +129,3 @@ def test_misuse_errors(analysis):
         lv.spectrogram_figure(np.zeros(10))
     with pytest.raises(TracklensError, match="view"):
         lv.genre_gallery({"a": analysis}, views=("waveform", "cqt"))
-    with pytest.raises(TracklensError, match="not a folder"):
-        lv.write_audio_figures("/nonexistent/audio", "out")
-
-
-def test_unreadable_clips_are_skipped_or_named(tmp_path, analysis):
-    import soundfile as sf
-
-    (tmp_path / "rock").mkdir()
-    (tmp_path / "rock" / "rock.00000.wav").write_bytes(b"not audio at all")
-    with pytest.raises(TracklensError, match="rock.00000.wav"):
-        lv.write_audio_figures(tmp_path, tmp_path / "out")
-    sf.write(tmp_path / "rock" / "rock.00001.wav", analysis.y, SR)  # the next file of the genre is used
-    paths = lv.write_audio_figures(tmp_path, tmp_path / "out")
-    assert len(paths) == 4 and all(p.is_file() for p in paths)
-
-
-@pytest.mark.slow  # decodes and analyses one clip per demo genre, renders four figures
-def test_write_audio_figures_on_demo_catalogue(demo_catalogue, tmp_path):
-    paths = lv.write_audio_figures(demo_catalogue / "audio", tmp_path)
-    assert sorted(p.name for p in paths) == sorted(
-        ["audio_genre_gallery.png", "audio_overview.png", "audio_hpss.png", "audio_chromagram_spectrogram.png"])
-    assert all(p.stat().st_size > 10_000 for p in paths)

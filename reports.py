@@ -1,0 +1,142 @@
+"""The one module that writes figures and reports to disk.
+
+The views (:mod:`tracklens.explore`, :mod:`tracklens.librosa_visuals`) take data and return
+figures. This module sits at the end of the flow: it reads the inputs (a chart CSV cleaned by
+:func:`prepare.prepare_charts`, audio clips decoded by :mod:`tracklens.audio` and analysed once by
+:func:`features.analyze`), asks the views for figures and writes each one atomically through
+:mod:`tracklens.fileio`, so an interrupted run never leaves half a PNG behind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from tracklens import audio, config, explore, features, librosa_visuals, prepare
+from tracklens.errors import TracklensError
+from tracklens.fileio import atomic_output
+from tracklens.models import popularity
+
+
+def save_figure(fig, path: str | Path, *, dpi: int = 110) -> Path:
+    """Write a matplotlib figure (PNG/SVG/PDF by suffix) or a Plotly figure (HTML) atomically."""
+    path = Path(path)
+    if hasattr(fig, "savefig"):
+        with atomic_output(path, "wb") as handle:
+            fig.savefig(handle, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi)
+    elif path.suffix.lower() == ".html":
+        with atomic_output(path, "w", encoding="utf-8") as handle:
+            fig.write_html(handle, include_plotlyjs=True, full_html=True)
+    else:
+        raise TracklensError(f"{path}: Plotly figures are written as .html here")
+    return path
+
+
+# --- chart figures ----------------------------------------------------------------------------
+
+
+def write_chart_figures(df: pd.DataFrame, out_dir: str | Path, *, seed: int = config.DEFAULT_SEED) -> tuple[list[Path], str]:
+    """Render the main chart figures of a cleaned table as PNGs in ``out_dir``.
+
+    Returns the written paths and a text summary (correlations with intervals, model scores).
+    The correlations and the popularity model are computed once, for both figure and summary.
+    """
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    pearson = explore.corr_data(df, method="pearson", seed=seed)
+    spearman = explore.corr_data(df, method="spearman", seed=seed)
+    report = popularity.popularity_model(df, seed=seed)
+    track = explore.example_track(df)
+    mpl = "matplotlib"
+    jobs = {
+        "charts_corr_pearson.png": lambda: explore.corr_heatmap(pearson, backend=mpl),
+        "charts_corr_spearman.png": lambda: explore.corr_heatmap(spearman, backend=mpl),
+        "charts_param_viz.png": lambda: explore.param_viz(df, backend=mpl),
+        "charts_by_genre.png": lambda: explore.catplot_viz(df, by="genre", backend=mpl),
+        "charts_by_band.png": lambda: explore.catplot_viz(df, by="band", backend=mpl),
+        "charts_distributions.png": lambda: explore.distribution_plots(df, backend=mpl),
+        "charts_yearly_trends.png": lambda: explore.yearly_trends(df, backend=mpl),
+        "charts_hit_profile.png": lambda: explore.hit_profile(track, df, backend=mpl),
+        "charts_popularity_model.png": lambda: explore.popularity_model_figure(report, backend=mpl),
+    }
+    written = [save_figure(make(), out_dir / name) for name, make in tqdm(jobs.items(), desc="chart figures", leave=False)]
+    summary = "\n".join([explore.summarize_correlations(pearson), explore.summarize_correlations(spearman),
+                         explore.summarize_popularity(report)])
+    return written, summary
+
+
+# --- audio figures ----------------------------------------------------------------------------
+
+
+def genre_examples(audio_dir: str | Path, *, per_genre: int = 1) -> dict[str, list[Path]]:
+    """The first ``per_genre`` audio files (sorted by name) of each ``<genre>/`` folder of ``audio_dir``."""
+    audio_dir = Path(audio_dir)
+    if not audio_dir.is_dir():
+        raise TracklensError(f"{audio_dir}: not a folder of audio")
+    examples = {}
+    for folder in sorted(p for p in audio_dir.iterdir() if p.is_dir()):
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in audio.AUDIO_EXTENSIONS)
+        if files:
+            examples[folder.name] = files[:per_genre]
+    if not examples:
+        raise TracklensError(f"{audio_dir}: no <genre>/<clip> audio files found")
+    return examples
+
+
+def analyze_file(path: str | Path, *, max_seconds: float = 30.0):
+    """Decode a file (:func:`audio.load_audio`, at most ``max_seconds``) and analyse it once."""
+    clip = audio.load_audio(path, sr=config.SAMPLE_RATE, max_duration=max_seconds)
+    return features.analyze(clip.y, sr=clip.sr)
+
+
+def write_audio_figures(audio_dir: str | Path, out_dir: str | Path, *, max_seconds: float = 30.0) -> list[Path]:
+    """Gallery (first clip of each genre folder), overview, HPSS and chroma+spectrogram of the first clip.
+
+    ``audio_dir`` holds ``<genre>/<clip>`` files (GTZAN layout); each clip is analysed once.
+    Unreadable files are skipped for the next file of the same genre.
+    """
+    out_dir = Path(out_dir)
+    analyses, names, errors = {}, {}, []
+    for genre, files in genre_examples(audio_dir, per_genre=5).items():
+        for path in files:  # an unreadable or too short file is skipped for the next one
+            try:
+                analyses[genre], names[genre] = analyze_file(path, max_seconds=max_seconds), path.name
+                break
+            except TracklensError as exc:  # audio.AudioError included
+                errors.append(str(exc))
+    if not analyses:
+        raise TracklensError(f"{audio_dir}: none of the example clips could be analysed ({errors[0]})")
+    first = next(iter(analyses))
+    views = {
+        "audio_genre_gallery.png": lambda: librosa_visuals.genre_gallery(analyses, titles=names),
+        "audio_overview.png": lambda: librosa_visuals.overview(analyses[first], title=names[first]),
+        "audio_hpss.png": lambda: librosa_visuals.plot_hpss(analyses[first], title=names[first]),
+        "audio_chromagram_spectrogram.png":
+            lambda: librosa_visuals.visualize_Chromagram_y_Spectrogram(analyses[first], title=names[first]),
+    }
+    return [save_figure(make(), out_dir / name) for name, make in views.items()]
+
+
+# --- the figures command ----------------------------------------------------------------------
+
+
+def write_main_figures(out_dir: str | Path | None = None, *, charts: str | Path | None = None,
+                       audio_dir: str | Path | None = None, seed: int = config.DEFAULT_SEED) -> tuple[list[Path], str]:
+    """The main figures of a chart CSV (cleaned by :func:`prepare.prepare_charts` first) and/or a
+    ``<genre>/<clip>`` audio folder, as PNGs in ``out_dir`` (default ``config.FIGURES_DIR``, read
+    at call time so ``--data-dir`` moves it); returns (paths, text summary)."""
+    if charts is None and audio_dir is None:
+        raise TracklensError("nothing to draw: give a chart CSV, an audio folder, or both")
+    out_dir = Path(out_dir) if out_dir is not None else config.FIGURES_DIR
+    written, summary = [], []
+    if charts is not None:
+        df, report = prepare.prepare_charts(charts)
+        summary.append(f"{charts}: {report.rows_in} rows read, {len(df)} kept after cleaning (duplicates dropped)")
+        paths, text = write_chart_figures(df, out_dir, seed=seed)
+        written += paths
+        summary.append(text)
+    if audio_dir is not None:
+        written += write_audio_figures(audio_dir, out_dir)
+    return written, "\n".join(summary)
