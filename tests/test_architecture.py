@@ -1,0 +1,208 @@
+"""The package's import graph, read from the source with ``ast`` (nothing is imported).
+
+Every module of the installed package counts: the root modules, ``models/``, ``dashboard/`` and
+``dashboard/pages/`` (``tests/`` and ``bench/`` are not part of it). Imports inside functions count
+too: a lazy import is still a dependency. The rules:
+
+(a) No import cycle among project modules.
+(b) Data flows one way, acquire -> prepare/features -> models -> views -> writers -> apps: a module
+    imports only modules of its own or a lower rank in :data:`RANKS`; a module with no rank fails
+    until it is given one.
+(c) Views (explore, librosa_visuals) take data and return figures: they import only
+    :data:`VIEW_MAY_IMPORT` (no audio decoding, no file reading or writing, no model store).
+(d) No module uses another project module's private name: neither ``from x import _y`` nor
+    ``x._y``.
+
+Violations are named one per string; the test asserts the set found equals
+:data:`KNOWN_VIOLATIONS` exactly, so fixing one forces the list to shrink and a new one fails.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import tracklens
+
+PACKAGE_DIR = Path(tracklens.__file__).resolve().parent
+PACKAGE_FOLDERS = ("", "models", "dashboard", "dashboard/pages")
+
+#: Lower ranks are further up the flow; a module may import its own rank or lower.
+RANKS = {
+    "config": 0, "errors": 0, "fileio": 0,
+    "audio": 1,
+    "acquire": 2, "demo_data": 2,
+    "prepare": 3,
+    "preprocessing": 4, "features": 4, "numba_cache": 4,  # numba_cache: warms features' kernels before batch workers
+    "models": 5,  # every models.* module
+    "explore": 6, "librosa_visuals": 6,
+    "reports": 7,
+    "dashboard": 8,  # every dashboard.* module
+    "cli": 9,
+}
+VIEWS = ("explore", "librosa_visuals")
+#: What a view may import: constants, errors, pure table helpers and the in-memory popularity model.
+VIEW_MAY_IMPORT = {"config", "errors", "preprocessing", "models.popularity"}
+
+# To be removed by the package issue: each lies in a file another engineer is changing.
+KNOWN_VIOLATIONS = {
+    "cycle: dashboard.data <-> dashboard.track",  # lazy imports both ways
+    "flow: acquire (2) -> prepare (3)",
+    "private: models.musicnn -> features._source_items",
+}
+
+
+def package_modules() -> dict[str, Path]:
+    """Dotted module name (relative to tracklens; a package by its folder name) -> source file."""
+    modules = {}
+    for folder in PACKAGE_FOLDERS:
+        for path in sorted((PACKAGE_DIR / folder).glob("*.py")):
+            parts = [*Path(folder).parts, path.stem]
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            if parts:  # the root __init__ only holds __version__
+                modules[".".join(parts)] = path
+    return modules
+
+
+def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    """The absolute dotted name a (possibly relative) ``from`` import refers to."""
+    if not node.level:
+        return node.module or ""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join(["tracklens", *base, *([node.module] if node.module else [])])
+
+
+def imports_of(module: str, path: Path, modules: set[str]) -> tuple[set[str], set[str]]:
+    """(project modules ``module`` imports, the private names of them it uses as ``x._y``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    targets, private, aliases = set(), set(), {}
+
+    def project(dotted: str) -> str | None:
+        name = dotted.removeprefix("tracklens").lstrip(".")
+        return name if dotted.split(".")[0] == "tracklens" and name in modules else None
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if target := project(alias.name):
+                    targets.add(target)
+                    if alias.asname:
+                        aliases[alias.asname] = target
+        elif isinstance(node, ast.ImportFrom):
+            source = _absolute(node, module, path.name == "__init__.py")
+            for alias in node.names:
+                if submodule := project(f"{source}.{alias.name}"):
+                    targets.add(submodule)
+                    aliases[alias.asname or alias.name] = submodule
+                elif target := project(source):
+                    targets.add(target)
+                    if alias.name.startswith("_"):
+                        private.add(f"{target}.{alias.name}")
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            private.add(f"{aliases[node.value.id]}.{node.attr}")
+    targets.discard(module)
+    return targets, private
+
+
+def import_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(module -> project modules it imports, module -> other modules' private names it uses)."""
+    modules = package_modules()
+    graph, private = {}, {}
+    for name, path in modules.items():
+        graph[name], private[name] = imports_of(name, path, set(modules))
+    return graph, private
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan), each sorted."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def rank(module: str) -> int | None:
+    return RANKS.get(module, RANKS.get(module.split(".")[0]))
+
+
+def violations(graph: dict[str, set[str]], private: dict[str, set[str]]) -> set[str]:
+    """Every broken rule, one readable string each (see the module docstring)."""
+    found = {"cycle: " + " <-> ".join(component) for component in cycles(graph)}
+    for module, targets in graph.items():
+        if rank(module) is None:
+            found.add(f"unranked: {module}")
+            continue
+        for target in targets:
+            if rank(target) is None:
+                continue  # reported once as unranked
+            if rank(target) > rank(module):
+                found.add(f"flow: {module} ({rank(module)}) -> {target} ({rank(target)})")
+            if module in VIEWS and target not in VIEW_MAY_IMPORT:
+                found.add(f"view: {module} -> {target}")
+        found.update(f"private: {module} -> {name}" for name in private[module])
+    return found
+
+
+def test_import_graph_follows_the_rules():
+    graph, private = import_graph()
+    assert {"explore", "models.train", "dashboard.pages.check", "cli"} <= set(graph)  # the scan sees the package
+    found = violations(graph, private)
+    new, fixed = sorted(found - KNOWN_VIOLATIONS), sorted(KNOWN_VIOLATIONS - found)
+    assert not new and not fixed, f"new violations: {new}; fixed (remove from KNOWN_VIOLATIONS): {fixed}"
+
+
+def test_checker_sees_lazy_imports_cycles_and_private_names(tmp_path):
+    """The scanner itself: a function-level import, a relative import, a cycle and ``x._y``."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "explore.py").write_text("def f():\n    from tracklens.models import store\n    return store._x\n")
+    (tmp_path / "models" / "store.py").write_text("from ..explore import f\nfrom .train import _fit\n")
+    (tmp_path / "models" / "train.py").write_text("")
+    modules = {"explore": tmp_path / "explore.py", "models.store": tmp_path / "models" / "store.py",
+               "models.train": tmp_path / "models" / "train.py"}
+    graph, private = {}, {}
+    for name, path in modules.items():
+        graph[name], private[name] = imports_of(name, path, set(modules))
+    assert graph == {"explore": {"models.store"}, "models.store": {"explore", "models.train"}, "models.train": set()}
+    assert violations(graph, private) == {
+        "cycle: explore <-> models.store",
+        "flow: models.store (5) -> explore (6)",
+        "view: explore -> models.store",
+        "private: explore -> models.store._x",
+        "private: models.store -> models.train._fit",
+    }
+
+
+@pytest.mark.parametrize("module", sorted(RANKS))
+def test_every_ranked_module_exists(module):
+    """A rank for a module that is gone is a stale rule."""
+    modules = package_modules()
+    assert module in modules or any(m.startswith(module + ".") for m in modules)
