@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from tracklens import config, fileio
+from tracklens import config
 from tracklens.errors import TracklensError
 from tracklens.models import datasets, evaluate, store
 
@@ -196,20 +196,9 @@ def score_model(name: str, track_ids, y_true, proba, *, genres, train_s: float, 
             "infer_ms": 1000.0 * infer_s / max(len(tracks), 1), "n_params": n_params, "history": history}
 
 
-def write_predictions(path: Path, result: dict, genres: Sequence[str]) -> None:
-    frame = pd.DataFrame({"track_id": result["tracks"], "label": [genres[i] for i in result["y_true"]]})
-    for prefix, scores in (("raw_", result["y_score_raw"]), ("cal_", result["y_score"])):
-        for j, g in enumerate(genres):
-            frame[prefix + g] = scores[:, j]
-    fileio.write_csv(frame, path, float_format="%.6f")
-
-
-def read_predictions(path: Path, genres: Sequence[str]) -> dict:
-    """Inverse of :func:`write_predictions`: track ids, label indices, raw and calibrated scores."""
-    frame = fileio.read_csv(path)
-    return {"tracks": frame["track_id"].to_numpy(), "y_true": datasets.encode(frame["label"].astype(str), genres),
-            "y_score_raw": frame[[f"raw_{g}" for g in genres]].to_numpy(),
-            "y_score": frame[[f"cal_{g}" for g in genres]].to_numpy()}
+# Predictions CSV I/O lives in store (write_csv/read_csv, broken files a one-line error); these
+# names stay importable for models/musicnn_models.py and dashboard/data.py until they use store.
+write_predictions, read_predictions = store.write_predictions, store.read_predictions
 
 
 def _frames(frames: dict, features_path: Path, kind: str, fold_of: dict, genres: Sequence[str]):
@@ -330,7 +319,7 @@ def train_models(features_path: str | Path, model_names: Sequence[str], *, out_d
         store.save_model_dir(model_dir, card, keras_model=keras_model)
         if history:
             store.write_json(model_dir / store.HISTORY_NAME, history)
-        write_predictions(model_dir / store.PREDICTIONS_NAME, result, genres)
+        store.write_predictions(model_dir / store.PREDICTIONS_NAME, result, genres)
         m = result["metrics"]
         log(f"{model_name}: valid accuracy {m['accuracy']:.3f}, macro ROC-AUC {m['macro_roc_auc']:.3f}, "
             f"ECE {m['ece_uncalibrated']:.3f} -> {m['ece']:.3f} (T={result['temperature']:.2f}), {train_s:.1f} s")
@@ -370,7 +359,7 @@ def evaluate_models(models_dir: str | Path, *, out_dir: str | Path = config.REPO
         history_path = d / store.HISTORY_NAME
         history = _read_json(history_path) if history_path.is_file() else None
         metrics = card["metrics"]
-        results.append({"name": card["name"], **read_predictions(pred_path, genres),
+        results.append({"name": card["name"], **store.read_predictions(pred_path, genres),
                         "temperature": card["calibration"]["temperature"], "train_s": metrics.get("train_s"),
                         "infer_ms": metrics.get("infer_ms_per_track"), "n_params": metrics.get("n_params"),
                         "history": history})
