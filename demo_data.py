@@ -552,3 +552,29 @@ def make_demo_catalogue(
     charts = make_chart_table(chart_rows, seed=seed)
     charts_csv = fileio.write_csv(charts, root / "charts.csv")
     return DemoCatalogue(root, audio_dir, charts_csv, genres, clips_per_genre, clip_seconds, len(charts))
+
+
+# --- where notebooks read from ------------------------------------------------------------
+
+#: The small demo catalogue notebooks build when neither real nor demo data is there.
+NOTEBOOK_DEMO_SIZE = {"genres": 6, "clips_per_genre": 4, "clip_seconds": 8.0, "chart_rows": 400}
+
+
+def example_sources(*, demo_dir: str | Path | None = None) -> dict:
+    """Where the notebooks read from: real data when present, else the demo catalogue.
+
+    Real: the Top Hits CSV and the GTZAN clips under ``config.SHARED_DATA_DIR``. Demo:
+    ``demo_dir`` (default ``config.DATA_DIR / "demo"``, what ``make demo`` writes), built small
+    (:data:`NOTEBOOK_DEMO_SIZE`) if it does not exist yet. Returns ``{"kind", "charts",
+    "audio", "note"}``; the paths are the files and folders to read.
+    """
+    charts = config.SHARED_DATA_DIR / "spotify" / "songs_normalize.csv"
+    audio_dir = config.SHARED_DATA_DIR / "gtzan" / "audio"
+    if charts.is_file() and audio_dir.is_dir():
+        return {"kind": "real", "charts": charts, "audio": audio_dir,
+                "note": "real data: Top Hits Spotify 2000-2019 and GTZAN clips (shared data folder)"}
+    demo = Path(demo_dir) if demo_dir is not None else config.DATA_DIR / "demo"
+    if not (demo / "charts.csv").is_file() or not (demo / "audio").is_dir():
+        make_demo_catalogue(demo, seed=config.DEFAULT_SEED, **NOTEBOOK_DEMO_SIZE)
+    return {"kind": "demo", "charts": demo / "charts.csv", "audio": demo / "audio",
+            "note": "demo data: synthetic chart table and synthesised audio (the real data was not found)"}

@@ -172,3 +172,19 @@ def test_popularity_correlations_are_real_but_modest():
 def test_chart_table_is_deterministic():
     pd.testing.assert_frame_equal(demo_data.make_chart_table(200, seed=1), demo_data.make_chart_table(200, seed=1))
     assert not demo_data.make_chart_table(200, seed=1).equals(demo_data.make_chart_table(200, seed=2))
+
+
+def test_example_sources_prefer_real_data_else_build_the_small_demo(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    monkeypatch.setattr(config, "SHARED_DATA_DIR", shared)
+    src = demo_data.example_sources(demo_dir=tmp_path / "demo")
+    assert src["kind"] == "demo"
+    clips = sorted(src["audio"].rglob("*.wav"))
+    size = demo_data.NOTEBOOK_DEMO_SIZE
+    assert len(clips) == size["genres"] * size["clips_per_genre"] and src["charts"].is_file()
+
+    (shared / "spotify").mkdir(parents=True)
+    (shared / "spotify" / "songs_normalize.csv").write_text("artist\n")
+    (shared / "gtzan" / "audio").mkdir(parents=True)
+    real = demo_data.example_sources(demo_dir=tmp_path / "demo")
+    assert real["kind"] == "real" and real["charts"] == shared / "spotify" / "songs_normalize.csv"
