@@ -1,7 +1,7 @@
 """Acquire raw inputs: Spotify track metadata, 30 s previews, chart CSVs and folders of audio.
 
 Everything here writes into ``data/raw`` (or a path the caller names) and nothing else in the
-project is imported except config, errors, audio and (for chart validation) prepare.
+project is imported except config, errors, fileio and audio.
 
 Writes are atomic (:mod:`fileio`: a temp file in the destination folder, then ``os.replace``), so an
 interrupted run never leaves a half-written file under its final name, and every writer
@@ -831,12 +831,34 @@ class ChartsResult:
     copied: bool
 
 
-def acquire_charts(path: str | Path, out: str | Path | None = None) -> ChartsResult:
-    """Validate a Top-Hits-style chart CSV and copy it, byte for byte, into ``data/raw``.
+def chart_rows(path: Path) -> int:
+    """Rows of a chart CSV whose header holds every Top Hits column (config.CHART_COLUMNS).
+
+    The light check ``acquire`` can make without the cleaning rules; ``prepare.load_charts`` is
+    the full schema (types, ranges), which ``tracklens acquire charts`` passes as ``validate``.
+    """
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise TracklensError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in config.CHART_COLUMNS if c not in frame.columns]
+    if missing:
+        raise TracklensError(f"{path}: column(s) {', '.join(missing)} missing (a Top Hits chart CSV has "
+                             f"{', '.join(config.CHART_COLUMNS)})")
+    return len(frame)
+
+
+def acquire_charts(path: str | Path, out: str | Path | None = None, *,
+                   validate: Callable[[Path], object] | None = None) -> ChartsResult:
+    """Check a Top-Hits-style chart CSV and copy it, byte for byte, into ``data/raw``.
 
     ``out`` is a folder (the file keeps its name) or a ``.csv`` path; default RAW_DATA_DIR.
-    Validation is ``prepare.load_charts`` (one-line errors naming the file and column). An
-    identical copy already at the destination is left alone.
+    ``validate(path)`` returns the validated table (e.g. ``prepare.load_charts``, which the CLI
+    passes: one-line errors naming the file and column); without it only the header is checked
+    (:func:`chart_rows`), since acquiring comes before cleaning in the flow. An identical copy
+    already at the destination is left alone.
     """
     from tracklens.audio import file_checksum
 
@@ -845,16 +867,14 @@ def acquire_charts(path: str | Path, out: str | Path | None = None) -> ChartsRes
         raise TracklensError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise TracklensError(f"{path}: empty file (0 bytes)")
-    from tracklens import prepare  # schema rules live in one place: prepare.py
-
-    frame = prepare.load_charts(path)
+    rows = len(validate(path)) if validate is not None else chart_rows(path)
     out = Path(out) if out is not None else config.RAW_DATA_DIR
     dest = out if out.suffix.lower() == ".csv" and not out.is_dir() else out / path.name
     if dest.exists() and (dest.resolve() == path.resolve() or file_checksum(dest) == file_checksum(path)):
-        return ChartsResult(path=dest, rows=len(frame), copied=False)
+        return ChartsResult(path=dest, rows=rows, copied=False)
     with open(path, "rb") as source, atomic_output(dest, "wb") as target:
         shutil.copyfileobj(source, target)
-    return ChartsResult(path=dest, rows=len(frame), copied=True)
+    return ChartsResult(path=dest, rows=rows, copied=True)
 
 
 _GTZAN_NAME = re.compile(r"^(?P<label>[A-Za-z][A-Za-z0-9_-]*)\.\d{3,6}\.[A-Za-z0-9]+$")

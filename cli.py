@@ -272,9 +272,9 @@ def acquire_charts_cmd(
       tracklens acquire charts ../shared/data/spotify/songs_normalize.csv
       tracklens acquire charts my_charts.csv --out data/raw/charts.csv
     """
-    from tracklens import acquire
+    from tracklens import acquire, prepare
 
-    result = acquire.acquire_charts(path, out)
+    result = acquire.acquire_charts(path, out, validate=prepare.load_charts)  # full schema, types too
     verb = "copied to" if result.copied else "already at"
     typer.echo(f"{path}: {result.rows} rows, valid; {verb} {result.path}")
 

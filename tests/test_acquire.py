@@ -766,6 +766,13 @@ def test_cli_charts(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(monkeypatch, capsys, "acquire", "charts", str(tmp_path / "nope.csv"))
     assert code == 2 and err.count("\n") == 1 and "nope.csv: no such file" in err
 
+    # the verb validates with the full schema (prepare.load_charts), not only the header
+    mistyped = tmp_path / "mistyped.csv"
+    mistyped.write_text(source.read_text(encoding="utf-8").replace(",78,", ",seventy-eight,"), encoding="utf-8")
+    assert acquire.acquire_charts(mistyped, tmp_path / "header-only").rows == 3  # the header check alone passes it
+    code, _, err = run_cli(monkeypatch, capsys, "acquire", "charts", str(mistyped), "--out", str(tmp_path / "raw2"))
+    assert code == 2 and "popularity" in err and "seventy-eight" in err and not (tmp_path / "raw2").exists()
+
 
 @pytest.mark.parametrize("verb", ["spotify", "previews", "charts", "folder"])
 def test_cli_help_has_examples(monkeypatch, capsys, verb):
