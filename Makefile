@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test venv system-deps lock bench clean musicnn-checkpoints musicnn-weights default-model
+.PHONY: help demo test venv system-deps lock bench clean musicnn-checkpoints musicnn-weights default-model efficientat-weights efficientat-fixture
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -76,6 +76,13 @@ musicnn-checkpoints: venv ## fetch musicnn 0.1.0's original checkpoints (pinned 
 
 musicnn-weights: musicnn-checkpoints ## re-create models/pretrained/ from musicnn 0.1.0's checkpoints
 	$(BIN)/python models/pretrained/convert_musicnn.py $(MUSICNN_CACHE)/musicnn --models $(MUSICNN_MODELS)
+
+TORCH_VENV := data/interim/torch-venv
+efficientat-weights: venv ## re-create models/pretrained/mn04_as.weights.h5 + efficientat.json from ../shared/weights/efficientat (no torch needed)
+	$(BIN)/python models/pretrained/convert_efficientat.py
+
+efficientat-fixture: venv ## record tests/fixtures/efficientat/ from the PyTorch original (side venv $(TORCH_VENV): torch 2.13.0 CPU)
+	$(BIN)/python bench/efficientat_original.py --torch-venv $(TORCH_VENV)
 
 bench: venv ## run the benchmarks in bench/ on ../shared/data and print their tables
 	$(BIN)/python bench/features.py
