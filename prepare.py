@@ -83,7 +83,19 @@ assert set(NULL_STRATEGY) == set(CHART_COLUMNS)
 
 _TRUE = {"true", "t", "1", "yes", "y", "1.0"}
 _FALSE = {"false", "f", "0", "no", "n", "0.0"}
-_NO_GENRE = {"set()", "[]", "none", "nan"}
+#: What the Top Hits table writes for "no genre" (its literal ``set()``, and blanks), lower-cased.
+NO_GENRE = frozenset({"", "set()", "[]", "none", "nan"})
+
+
+def split_genres(genre) -> list[str]:
+    """The genres of one row's comma-separated ``genre`` string (``set()`` and blanks -> []).
+
+    The one genre parser: cleaning, the split's ``genre_*`` flags, the figures and the
+    dashboard's genre filter all read genres through it.
+    """
+    if not isinstance(genre, str) or genre.strip().lower() in NO_GENRE:
+        return []
+    return [g.strip() for g in genre.split(",") if g.strip()]
 
 
 @dataclass
@@ -300,7 +312,7 @@ def prepare_charts(data, *, bad_values: str = "raise") -> tuple[pd.DataFrame, Pr
 
     for col in ("artist", "song", "genre"):
         df[col] = _nfc(df[col])
-    no_genre = df["genre"].str.lower().isin(_NO_GENRE)
+    no_genre = df["genre"].str.strip().str.lower().isin(NO_GENRE - {""})
     df.loc[no_genre, "genre"] = ""
     report.filled.append((int(no_genre.sum()), "genre 'set()' (no genre) -> empty; rows kept"))
 

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tracklens import config
+from tracklens import config, prepare
 from tracklens.errors import TracklensError
+from tracklens.prepare import split_genres  # the one genre parser (re-exported for views)
 
 #: Popularity bands as (name, lowest, highest), inclusive. Cut points 60 and 72 split the real
 #: table's non-zero rows into roughly equal thirds (534 / 726 / 614 of 1874). Popularity 0 is a
@@ -57,7 +58,6 @@ FEATURE_COLUMNS = (
 FEAT_PATTERN = re.compile(
     r"[\(\[]\s*(?:feat\.?|ft\.?|featuring|with)\s|\b(?:feat|ft)\.|\bfeaturing\b", re.IGNORECASE
 )
-_NO_GENRE = {"", "set()", "[]", "nan", "none"}
 
 
 def genre_slug(genre: str) -> str:
@@ -66,13 +66,6 @@ def genre_slug(genre: str) -> str:
     if not slug:
         raise TracklensError(f"genre {genre!r} has no letters or digits to name a column after")
     return slug
-
-
-def split_genres(genre) -> list[str]:
-    """The genres of one row's comma-separated ``genre`` string (``set()`` and blanks -> [])."""
-    if not isinstance(genre, str) or genre.strip().lower() in _NO_GENRE:
-        return []
-    return [g.strip() for g in genre.split(",") if g.strip()]
 
 
 def popularity_band(popularity):
@@ -274,8 +267,6 @@ def split_file(src, out_dir, *, seed: int = config.DEFAULT_SEED, fractions=DEFAU
     The genre vocabulary comes from the whole table so all three files have the same columns.
     Files are written atomically, formula-like text cells escaped (:func:`fileio.write_csv`).
     """
-    from tracklens import prepare
-
     clean, report = prepare.prepare_charts(src)
     if len(clean) < len(SPLIT_NAMES):
         raise TracklensError(f"{src}: {len(clean)} row(s) left after cleaning; cannot split three ways")
