@@ -458,6 +458,57 @@ def evaluate(
     typer.echo(f"report: {report}")
 
 
+def _print_as_they_finish(names, results, genres, *, fmt: str, top: int) -> list:
+    """Print each file's row as soon as it is done, so a batch stopped at file 58 has printed 57
+    rows; errors go to stderr as they happen (the table shows them in its rows). Returns the results."""
+    from tracklens.models import blend
+
+    done = []
+
+    def recorded():
+        for result in results:
+            done.append(result)
+            if fmt != "table" and not isinstance(result, blend.Blend):
+                print(f"tracklens: {result}", file=sys.stderr, flush=True)
+            yield result
+
+    for piece in blend.format_pieces(names, recorded(), genres, fmt=fmt, top=top):
+        typer.echo(piece, nl=False)  # click flushes every echo
+    return done
+
+
+def _print_with_tags(names, paths, results, genres, *, fmt: str, top: int) -> None:
+    """--tags: musicnn's tags join the whole rendered output, so it is printed once, at the end."""
+    from tracklens.models import blend, musicnn
+
+    text = blend.format_results(names, results, genres, fmt=fmt, top=top)
+    if all(r.tags is not None for r in results if isinstance(r, blend.Blend)):  # a musicnn model: tags came
+        items = [{"path": str(r.path), "tags": sorted(r.tags.items(), key=lambda kv: -kv[1])}  # with the blend
+                 if isinstance(r, blend.Blend) else r for r in results]
+    else:
+        items = musicnn.describe_files(paths)
+    typer.echo(musicnn.attach_tags(text, items, fmt=fmt))
+    if fmt != "table":
+        for err in (r for r in results if not isinstance(r, blend.Blend)):
+            print(f"tracklens: {err}", file=sys.stderr)
+
+
+def _sort_files(results, dest: Path, *, move: bool) -> bool:
+    """--sort-into: sort the classified files and say what happened; True when all could be sorted."""
+    from tracklens.models import blend
+
+    outcomes = blend.sort_into(results, dest, move=move)
+    for outcome in outcomes:
+        if outcome.note:
+            print(f"tracklens: {outcome.note}", file=sys.stderr)
+    verb = "moved" if move else "copied"
+    sorted_now = sum(o.action == verb for o in outcomes)
+    kept = sum(o.action == "kept" for o in outcomes)
+    print(f"{verb} {sorted_now} file(s) into {dest}/<genre>/" + (f"; {kept} left where they were" if kept else ""),
+          file=sys.stderr)
+    return all(o.action != "failed" for o in outcomes)
+
+
 @app.command()
 def predict(
     paths: Optional[list[Path]] = typer.Argument(None, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...)."),
@@ -472,8 +523,10 @@ def predict(
     """Genre blend of each file: a probability per genre (summing to 1), the top genre and a blend label.
 
     The label names two genres (e.g. hiphop-metal) when the second is within 0.10 of the top.
-    A file that cannot be analysed gets an error row (csv: top_genre=error) and the batch goes on;
-    the exit status is then 1.
+    Each file's row is printed as soon as it is done (with --tags: all at the end). A file that
+    cannot be analysed gets an error row (csv: top_genre=error) and the batch goes on; the exit
+    status is then 1. --sort-into never overwrites or loses a file: a name taken by a different
+    file gets a -1, -2... suffix, and a file already in its genre folder stays where it is.
 
     \b
     Examples:
@@ -483,45 +536,37 @@ def predict(
       tracklens predict --features-csv ../shared/data/gtzan/features/features_30_sec.csv --format csv
       tracklens predict song.mp3 --tags
     """
+    from tracklens import fileio
     from tracklens.models import blend
 
     if tags and features_csv is not None:
         raise TracklensError("--tags needs audio files, not --features-csv")
+    blend.check_format(fmt)
+    if features_csv is None and not paths:
+        raise TracklensError("give at least one audio file (or --features-csv PATH)")
 
     genre_model = blend.load_model(model, table=features_csv is not None)
+    genres = genre_model.genres
     if features_csv is not None:
         table, proba = blend.predict_table(genre_model, features_csv)
-        if fmt == "csv":
-            typer.echo(blend.blend_rows(table["track_id"], proba, genre_model.genres).to_csv(index=False), nl=False)
-            return
         names, results = list(table["track_id"]), [
-            blend.Blend(path=t, genres=genre_model.genres, probabilities=p, timeline=__import__("pandas").DataFrame(),
+            blend.Blend(path=t, genres=genres, probabilities=p, timeline=__import__("pandas").DataFrame(),
                         duration_s=float(d), model=genre_model.name)
             for t, p, d in zip(table["track_id"], proba, table["duration_s"])]
+        if fmt == "csv":  # all rows at once: one CSV render instead of one per row
+            typer.echo(fileio.to_csv_text(blend.csv_frame(names, results, genres)), nl=False)
+            return
     else:
-        if not paths:
-            raise TracklensError("give at least one audio file (or --features-csv PATH)")
         names = [str(p) for p in paths]
-        results = blend.predict_files(paths, model=genre_model, progress=fmt == "table" and len(paths) > 3)
-    text = blend.format_results(names, results, genre_model.genres, fmt=fmt, top=top)
+        # no progress bar: the rows printed as each file finishes show the progress
+        results = blend.iter_predictions(paths, model=genre_model)
     if tags:
-        from tracklens.models import musicnn
-
-        if all(r.tags is not None for r in results if isinstance(r, blend.Blend)):  # a musicnn model: tags came
-            items = [{"path": str(r.path), "tags": sorted(r.tags.items(), key=lambda kv: -kv[1])}  # with the blend
-                     if isinstance(r, blend.Blend) else r for r in results]
-        else:
-            items = musicnn.describe_files(paths)
-        text = musicnn.attach_tags(text, items, fmt=fmt)
-    typer.echo(text)
-    failed = [r for r in results if not isinstance(r, blend.Blend)]
-    if fmt != "table":
-        for err in failed:
-            print(f"tracklens: {err}", file=sys.stderr)
-    if sort_into is not None:
-        moved = blend.sort_into(results, sort_into, move=move)
-        print(f"{'moved' if move else 'copied'} {len(moved)} file(s) into {sort_into}/<genre>/", file=sys.stderr)
-    if failed:
+        results = list(results)
+        _print_with_tags(names, paths, results, genres, fmt=fmt, top=top)
+    else:
+        results = _print_as_they_finish(names, results, genres, fmt=fmt, top=top)
+    sorted_all = _sort_files(results, sort_into, move=move) if sort_into is not None else True
+    if not sorted_all or any(not isinstance(r, blend.Blend) for r in results):
         raise typer.Exit(1)
 
 

@@ -29,15 +29,16 @@ shorter than one patch, as it was trained.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-from tracklens import config
+from tracklens import config, fileio
 from tracklens.errors import TracklensError
 from tracklens.models import datasets, evaluate, store
 
@@ -335,18 +336,29 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
 def predict_files(paths: Sequence[str | Path], *, model: GenreModel | None = None, margin: float = BLEND_MARGIN,
                   progress: bool = False) -> list[Blend | TracklensError]:
     """One Blend per path, or the TracklensError that explains why that file has none (batch continues)."""
+    return list(iter_predictions(paths, model=model, margin=margin, progress=progress))
+
+
+def iter_predictions(paths: Sequence[str | Path], *, model: GenreModel | None = None, margin: float = BLEND_MARGIN,
+                     progress: bool = False) -> Iterator[Blend | TracklensError]:
+    """:func:`predict_files` one file at a time, each result as soon as that file is done."""
     from tqdm import tqdm
 
     model = model or load_default_model()
-    out: list[Blend | TracklensError] = []
     for path in tqdm(list(paths), desc="predict", unit="file", disable=not progress):
-        try:
-            out.append(predict_blend(model, path, margin=margin))
-        except TracklensError as exc:
-            out.append(exc)
-        except (OSError, ValueError, RuntimeError) as exc:  # decoder/library failures on odd files
-            out.append(TracklensError(f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"))
-    return out
+        yield _predict_or_error(model, path, margin=margin)
+
+
+def _predict_or_error(model: GenreModel, path, *, margin: float) -> Blend | TracklensError:
+    """The file's Blend, or the error that explains why it has none: any failure on one file,
+    of any type (a decoder's MemoryError included), is that file's; only Ctrl-C and exit stop the batch."""
+    try:
+        return predict_blend(model, path, margin=margin)
+    except TracklensError as exc:
+        return exc
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        return TracklensError(f"{path}: {type(exc).__name__}" + (f": {detail}" if detail else ""))
 
 
 def predict_table(model: GenreModel, features_csv: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -361,9 +373,17 @@ def predict_table(model: GenreModel, features_csv: str | Path) -> tuple[pd.DataF
     return table, model.predict_proba(model.summary_matrix(table))
 
 
-def blend_rows(names: Sequence[str], proba: np.ndarray, genres: Sequence[str]) -> pd.DataFrame:
-    """The stable CSV contract: ``path, top_genre, <one column per genre>`` (model genre order)."""
-    frame = pd.DataFrame({"path": list(names), "top_genre": [genres[i] for i in np.argmax(proba, axis=1)]})
+def csv_frame(names: Sequence[str], results: Sequence[Blend | Exception], genres: Sequence[str]) -> pd.DataFrame:
+    """The stable CSV contract, the one place rows are made: ``path, top_genre, <one column per
+    genre>`` (model genre order); a file that failed gets ``top_genre`` = ``error`` and empty
+    genre cells. Write it with ``fileio.to_csv_text`` (formula-like cells escaped)."""
+    genres = list(genres)
+    failed = np.full(len(genres), np.nan)
+    proba = np.array([r.probabilities if isinstance(r, Blend) else failed for r in results],
+                     dtype=np.float64).reshape(len(results), len(genres))
+    frame = pd.DataFrame({"path": [str(n) for n in names],
+                          "top_genre": [genres[int(np.argmax(p))] if isinstance(r, Blend) else "error"
+                                        for p, r in zip(proba, results)]})
     for j, g in enumerate(genres):
         frame[g] = np.round(proba[:, j], 6)
     return frame
@@ -378,73 +398,128 @@ def _error_text(err: Exception) -> str:
     return str(err).strip() or type(err).__name__
 
 
-def format_results(names: Sequence[str], results: Sequence[Blend | Exception], genres: Sequence[str], *,
-                   fmt: str = "table", top: int = 3) -> str:
-    """Render blends (or per-file errors) as ``table``, ``csv`` or ``json`` text.
-
-    csv keeps the stable contract ``path,top_genre,<one column per genre>``; a file that failed
-    gets ``top_genre`` = ``error`` and empty genre cells (the reason goes to stderr / json).
-    """
-    import json
-
+def check_format(fmt: str) -> None:
     if fmt not in OUTPUT_FORMATS:
         raise TracklensError(f"--format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
-    genres = list(genres)
+
+
+def format_results(names: Sequence[str], results: Sequence[Blend | Exception], genres: Sequence[str], *,
+                   fmt: str = "table", top: int = 3) -> str:
+    """Render blends (or per-file errors) as ``table``, ``csv`` or ``json`` text (see :func:`format_pieces`)."""
+    return "".join(format_pieces(names, results, genres, fmt=fmt, top=top)).rstrip("\n")
+
+
+def format_pieces(names: Sequence[str], results: Iterable[Blend | Exception], genres: Sequence[str], *,
+                  fmt: str = "table", top: int = 3) -> Iterator[str]:
+    """The output text in pieces, one per result as soon as ``results`` yields it, so a batch
+    stopped part-way has written every finished file: first the csv header (json: ``[``), then
+    one piece per file, then json's ``]``; joined, the text of one whole render.
+
+    csv keeps the stable contract of :func:`csv_frame`; json is one list of objects (an error:
+    ``{"path", "error"}``); table is one line per file.
+    """
+    check_format(fmt)
+    names = [str(n) for n in names]
     if fmt == "csv":
-        rows = []
+        yield fileio.to_csv_text(csv_frame([], [], genres))
         for name, r in zip(names, results):
-            if isinstance(r, Blend):
-                rows.append(blend_rows([name], r.probabilities[None], genres).iloc[0].to_dict())
-            else:
-                rows.append({"path": name, "top_genre": "error", **{g: None for g in genres}})
-        return pd.DataFrame(rows, columns=["path", "top_genre", *genres]).to_csv(index=False, lineterminator="\n")
-    if fmt == "json":
-        items = []
+            yield fileio.to_csv_text(csv_frame([name], [r], genres), header=False)
+    elif fmt == "json":
+        yield "["
+        separator = "\n"
+        for name, r in zip(names, results):  # each item as json.dumps(whole list, indent=1) would write it
+            yield separator + "\n".join(" " + line for line in json.dumps(_json_item(name, r), indent=1).splitlines())
+            separator = ",\n"
+        yield "]\n" if separator == "\n" else "\n]\n"
+    else:
+        width = max([len(n) for n in names] + [4])
         for name, r in zip(names, results):
-            if isinstance(r, Blend):
-                items.append({"path": name, "top_genre": r.top_genre, "label": r.label,
-                              "probabilities": {g: round(float(p), 6) for g, p in zip(r.genres, r.probabilities)},
-                              "duration_s": round(r.duration_s, 3), "model": r.model, "notes": r.notes,
-                              "timeline": r.timeline.round(4).to_dict(orient="records")})
-            else:
-                items.append({"path": name, "error": _error_text(r)})
-        return json.dumps(items, indent=1)
-    lines = []
-    width = max([len(str(n)) for n in names] + [4])
-    for name, r in zip(names, results):
-        if isinstance(r, Blend):
-            blend = "  ".join(f"{g} {p:5.1%}" for g, p in r.top(top))
-            lines.append(f"{str(name):<{width}}  {r.label:<20}  {blend}")
-        else:
-            lines.append(f"{str(name):<{width}}  ERROR  {_error_text(r)}")
-    return "\n".join(lines)
+            yield _table_line(name, r, width=width, top=top) + "\n"
 
 
-def sort_into(results: Sequence[Blend | Exception], dest: str | Path, *, move: bool = False) -> list[tuple[str, Path]]:
+def _json_item(name: str, r: Blend | Exception) -> dict:
+    if not isinstance(r, Blend):
+        return {"path": name, "error": _error_text(r)}
+    return {"path": name, "top_genre": r.top_genre, "label": r.label,
+            "probabilities": {g: round(float(p), 6) for g, p in zip(r.genres, r.probabilities)},
+            "duration_s": round(r.duration_s, 3), "model": r.model, "notes": r.notes,
+            "timeline": r.timeline.round(4).to_dict(orient="records")}
+
+
+def _table_line(name: str, r: Blend | Exception, *, width: int, top: int) -> str:
+    if not isinstance(r, Blend):
+        return f"{name:<{width}}  ERROR  {_error_text(r)}"
+    blend = "  ".join(f"{g} {p:5.1%}" for g, p in r.top(top))
+    return f"{name:<{width}}  {r.label:<20}  {blend}"
+
+
+@dataclass(frozen=True)
+class Sorted:
+    """What :func:`sort_into` did with one file: ``action`` is "copied", "moved" (also when an
+    identical copy was already there), "kept" (nothing to do; ``note`` says why) or "failed"."""
+
+    source: str
+    target: Path | None
+    action: str
+    note: str = ""
+
+
+def sort_into(results: Sequence[Blend | Exception], dest: str | Path, *, move: bool = False) -> list[Sorted]:
     """Copy (or with ``move=True`` move) each classified file into ``dest/<top_genre>/``.
 
-    Never overwrites: an existing different file of the same name gets a ``-1``, ``-2``... suffix;
-    an identical one is left as it is. Returns ``[(source, destination), ...]``.
+    Never loses or overwrites a file: an existing different file of the same name gets a ``-1``,
+    ``-2``... suffix; an identical regular file is kept as the copy; a file already at its place
+    (the same file, e.g. ``sorted/pop/a.wav`` sorted into ``sorted``) is left where it is, and so
+    is a file given twice. Copies are written through :func:`fileio.atomic_path` (a fresh
+    ``mkstemp`` name, never a predictable temp file a planted symlink could redirect), and a
+    source is removed only once its copy is in place. A file that cannot be sorted gets a
+    "failed" entry and the others go on.
     """
-    import filecmp
-    import shutil
-
-    done = []
+    outcomes: list[Sorted] = []
+    placed: dict[str, Path] = {}  # real path of each source sorted in this run -> where it went
     for r in results:
         if not isinstance(r, Blend) or not r.path:
             continue
-        src = Path(r.path)
-        folder = Path(dest) / r.top_genre
-        folder.mkdir(parents=True, exist_ok=True)
-        target, n = folder / src.name, 0
-        while target.exists() and not filecmp.cmp(src, target, shallow=False):
-            n += 1
-            target = folder / f"{src.stem}-{n}{src.suffix}"
-        if not target.exists():
-            tmp = folder / f".{target.name}.part"
-            shutil.copy2(src, tmp)
-            tmp.replace(target)
-        if move:
-            src.unlink()
-        done.append((str(src), target))
-    return done
+        try:
+            outcomes.append(_sort_one(Path(r.path), Path(dest) / r.top_genre, move=move, placed=placed))
+        except OSError as exc:
+            outcomes.append(Sorted(str(r.path), None, "failed", f"{r.path}: not sorted ({exc.strerror or exc})"))
+    return outcomes
+
+
+def _sort_one(src: Path, folder: Path, *, move: bool, placed: dict[str, Path]) -> Sorted:
+    import os
+    import shutil
+
+    key = os.path.realpath(src)
+    if key in placed:
+        return Sorted(str(src), placed[key], "kept", f"{src}: given more than once; sorted once, into {placed[key]}")
+    if not src.is_file():
+        return Sorted(str(src), None, "failed", f"{src}: no longer there (moved or deleted during the run); not sorted")
+    folder.mkdir(parents=True, exist_ok=True)
+    target, n = folder / src.name, 0
+    while os.path.lexists(target):
+        if target.exists() and os.path.samefile(src, target):
+            placed[key] = target
+            return Sorted(str(src), target, "kept", f"{src}: already in {folder}; left where it is")
+        if _identical_regular_file(src, target):
+            break
+        n += 1
+        target = folder / f"{src.stem}-{n}{src.suffix}"
+    else:
+        with fileio.atomic_path(target, suffix=".part") as tmp:
+            shutil.copyfile(src, tmp)
+            shutil.copystat(src, tmp)
+    if move:
+        src.unlink()
+    placed[key] = target
+    return Sorted(str(src), target, "moved" if move else "copied")
+
+
+def _identical_regular_file(src: Path, target: Path) -> bool:
+    """True when ``target`` itself (not through a symlink) is a regular file with ``src``'s bytes;
+    a FIFO or device is never opened (reading a FIFO blocks forever)."""
+    import filecmp
+    import stat
+
+    return stat.S_ISREG(target.lstat().st_mode) and filecmp.cmp(src, target, shallow=False)
