@@ -13,7 +13,8 @@ AudioSet by knowledge distillation from PaSST transformers. tracklens does not d
   NumPy, and :func:`embed` turns a clip into 10 s windows of 527 AudioSet logits and the pooled
   384-d embedding, plus their track means.
 
-Architecture (upstream ``models/mn/model.py``, ``block_types.py``, ``utils.py`` at bae1dd1):
+Architecture (upstream ``models/mn/model.py``, ``block_types.py`` and ``utils.py``, read at
+138342a and bae1dd1; ``models/preprocess.py`` at dea76ee):
 log-mel (128 bands, frames) -> conv 3x3/2 (8, BN, hard-swish) -> 15 inverted-residual blocks
 (the MobileNetV3-Large table, channels scaled by 0.4 and rounded to multiples of 8; squeeze-
 excitation over channels in the blocks the table marks) -> conv 1x1 (384, BN, hard-swish) ->
@@ -69,7 +70,6 @@ MIN_SAMPLES = N_FFT // 2 + 2
 WIDTH_MULT = 0.4
 N_CLASSES = 527
 EMBEDDING_SIZE = 384  # 6 x the last block's 64 channels
-HIDDEN_SIZE = 512  # make_divisible(1280 x 0.4, 8)
 BN_EPSILON = 1e-3
 SE_REDUCTION = 4
 DROPOUT = 0.2
@@ -115,13 +115,6 @@ class EfficientATError(TracklensError):
 
 
 # ----------------------------------------------------------------------------- front end
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round ``value`` to the nearest multiple of ``divisor`` (at least ``divisor``), never more
-    than 10 % down: how MobileNet (and upstream ``models/mn/utils.py``) scales channel counts."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
-
-
 @functools.lru_cache(maxsize=1)
 def mel_filterbank() -> np.ndarray:
     """Kaldi-style mel filter bank (128, 513), as ``torchaudio.compliance.kaldi.get_mel_banks``.
@@ -215,6 +208,13 @@ def cut_windows(y: np.ndarray, *, window_s: float = WINDOW_S, hop_s: float | Non
 
 
 # ----------------------------------------------------------------------------- model
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor`` (at least ``divisor``), never more
+    than 10 % down: how MobileNet (and upstream ``models/mn/utils.py``) scales channel counts."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
 def block_settings(width_mult: float = WIDTH_MULT) -> list[Bneck]:
     """MOBILENET_V3_LARGE with every channel count scaled by ``width_mult`` (make_divisible)."""
     return [b._replace(in_channels=make_divisible(b.in_channels * width_mult),

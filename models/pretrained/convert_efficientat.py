@@ -59,6 +59,8 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     float32/int64 storages, or whose tensors point outside their storage.
     """
     path = Path(path)
+    if not path.is_file():
+        raise EfficientATError(f"{path}: no such file")
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
