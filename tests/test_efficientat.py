@@ -58,6 +58,11 @@ def _as_state_dict(model) -> dict[str, np.ndarray]:
     return out
 
 
+# float32 FFT rounding in near-silent bins, magnified by the log: 6.2e-5 measured on the synthetic
+# signal; a wrong constant costs >= 3e-2 (periodic window 0.032, pre-emphasis 0.96 0.36)
+LOG_MEL_ATOL = 5e-4
+
+
 def _compare(mine: dict, logits, embedding) -> None:
     """Port vs original: logits within 1e-4, embeddings within 1e-4, same top-5 classes per window."""
     assert mine["logits"].shape == logits.shape and mine["embedding"].shape == embedding.shape
@@ -234,7 +239,7 @@ def test_matches_pytorch_original_on_synthetic_signal(embedder, original, record
     y = recorder.synthetic_signal()
     assert recorder.waveform_sha256(y) == meta["synthetic"]["sha256"], "synthetic input differs from the recording's"
     mel = efficientat.log_mel(y)
-    assert np.abs(mel - arrays["synthetic_mel"]).max() <= 1e-4
+    assert np.abs(mel - arrays["synthetic_mel"]).max() <= LOG_MEL_ATOL
     _compare(embedder.embed(y, sr=efficientat.SAMPLE_RATE), arrays["synthetic_logits"], arrays["synthetic_embedding"])
 
 
@@ -254,7 +259,7 @@ def test_matches_pytorch_original_on_real_clips(shared_data, embedder, original,
         _compare(out, arrays[f"{i}_logits"], arrays[f"{i}_embedding"])
         _, windows = efficientat.cut_windows(clip.y)
         edges = np.stack([np.concatenate([s[:, :8], s[:, -8:]], axis=1) for s in map(efficientat.log_mel, windows)])
-        assert np.abs(edges - arrays[f"{i}_mel_edges"]).max() <= 1e-4
+        assert np.abs(edges - arrays[f"{i}_mel_edges"]).max() <= LOG_MEL_ATOL
         np.testing.assert_allclose(out["mean"], out["embedding"].mean(axis=0), rtol=1e-6)
         top_classes[Path(clip_meta["path"]).stem] = [name for name, _ in efficientat.top_tags(out["tags"], k=6)]
     # the track means name the GTZAN genre among AudioSet's classes
