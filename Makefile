@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test venv system-deps lock bench clean musicnn-checkpoints musicnn-weights default-model efficientat-weights efficientat-fixture
+.PHONY: help demo test venv system-deps lock bench clean musicnn-checkpoints musicnn-weights default-model efficientat-weights efficientat-fixture descriptors-model
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -21,6 +21,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip==26.3
 	$(BIN)/python -m pip install -q -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m tracklens.numba_cache  # compile numba's cache once, here: see numba_cache.py
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create .venv/ and install the pinned dependencies (reused when up to date)
@@ -60,6 +61,10 @@ default-model: venv ## retrain the shipped genre models (models/default/: musicn
 	$(BIN)/tracklens train --features $(GTZAN_DIR)/features/features_30_sec.csv --splits $(GTZAN_DIR)/splits \
 	  --models linear --final --name default-table --seed 42 --out models
 	$(BIN)/tracklens predict $(GTZAN_DIR)/audio/metal/metal.00002.opus --top 3
+
+FMA_TABLE ?= ../shared/data/fma/echonest_librosa_650.csv
+descriptors-model: venv ## rebuild models/descriptors/ (energy, acousticness ... estimated from audio) from the FMA + Echo Nest table; fixed seed
+	$(BIN)/python -m tracklens.models.descriptors --table $(FMA_TABLE) --out models/descriptors --seed 42
 
 test: venv system-deps musicnn-checkpoints ## run the whole test suite (the musicnn checkpoints let the equivalence test run)
 	$(BIN)/python -m pytest
