@@ -15,6 +15,7 @@ import typer
 
 from tracklens import config
 from tracklens.errors import TracklensError
+from tracklens.models import registry  # no numpy: the --models help is built from it
 
 app = typer.Typer(
     name="tracklens",
@@ -363,22 +364,11 @@ def features_cmd(
 
 # --- genre models (models/) -----------------------------------------------------------------
 
-_MODEL_NAMES_HELP = ("Comma-separated: Keras cnn, lstm, lstm_cnn (frame models, need the frames beside a "
-                     "features.parquet), linear, mlp (57 summary features) and the baselines logreg, knn, "
-                     "random_forest, svm, gradient_boosting; 'all' for every one, 'summary' for the summary-feature ones; "
-                     "or musicnn_linear, musicnn_mlp, musicnn_fusion (musicnn embeddings: run `tracklens features "
-                     "... --embeddings musicnn` first).")
+_MODEL_NAMES_HELP = registry.names_help()
 
 
 def _model_list(text: str) -> list[str]:
-    from tracklens.models import datasets
-
-    aliases = {"all": datasets.KERAS_MODELS + datasets.BASELINE_MODELS,
-               "summary": ("linear", "mlp") + datasets.BASELINE_MODELS}
-    names: list[str] = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        names += [n for n in aliases.get(part, (part,)) if n not in names]
-    return names
+    return registry.parse_names(text)
 
 
 @app.command()
@@ -391,7 +381,7 @@ def train(
     splits: Optional[Path] = typer.Option(None, "--splits", help="Folder with train*.txt / valid*.txt (genre/clip.ext per line), e.g. the fault-filtered GTZAN split; default: a seeded split stratified by genre, grouped by track."),
     valid_fraction: float = typer.Option(0.25, "--valid-fraction", min=0.05, max=0.5, help="Share of tracks in the validation fold when --splits is not given."),
     augment: bool = typer.Option(False, "--augment", help="SpecAugment masks + mixup for the frame models."),
-    final: bool = typer.Option(False, "--final", help="After validation, refit on train + valid for the best epoch count (for shipping; the card keeps the validation scores)."),
+    final: bool = typer.Option(False, "--final", help="After validation (for shipping): CV grouped by track over train + valid at the best epoch count (its out-of-fold predictions set the temperature), then a refit on train + valid for that count; the card keeps the validation and CV scores."),
     name: Optional[str] = typer.Option(None, "--name", help="Directory/card name for a single model (e.g. default)."),
 ) -> None:
     """Train genre models; each lands in OUT/<model>/ with a model card, curves and validation predictions.
@@ -407,17 +397,9 @@ def train(
     from tracklens.models import train as train_module
 
     out = out or config.TRAINED_MODELS_DIR
-    names = _model_list(models)
-    if names and all(n.startswith("musicnn_") for n in names):  # embedding models read OUT-stem.MSD_musicnn.parquet
-        from tracklens.models import musicnn_models
-
-        results = musicnn_models.train_embedding_models(features, names, out_dir=out, epochs=epochs, seed=seed,
-                                                        split_dir=splits, valid_fraction=valid_fraction, final=final,
-                                                        name=name, log=lambda line: typer.echo(line))
-    else:
-        results = train_module.train_models(features, names, out_dir=out, epochs=epochs, seed=seed,
-                                            split_dir=splits, valid_fraction=valid_fraction, augment=augment,
-                                            final=final, name=name, log=lambda line: typer.echo(line))
+    results = train_module.train_models(features, _model_list(models), out_dir=out, epochs=epochs, seed=seed,
+                                        split_dir=splits, valid_fraction=valid_fraction, augment=augment,
+                                        final=final, name=name, log=lambda line: typer.echo(line))
     typer.echo(f"{len(results)} model(s) in {out}; next: tracklens evaluate --models-dir {out}")
 
 
@@ -429,6 +411,9 @@ def evaluate(
     model: Optional[str] = typer.Option(None, "--model", help="With --features-csv: model name or folder (default: the shipped 57-feature model, models/default-table)."),
 ) -> None:
     """Compare trained models: accuracy, balanced accuracy, macro and per-genre ROC-AUC, log-loss, ECE, times.
+
+    ECE is top-label, over equal-width confidence bins (how many is printed under the table): the
+    same number the cards, the reliability diagrams and the dashboard show.
 
     \b
     Examples:
@@ -447,15 +432,17 @@ def evaluate(
         typer.echo(f"{genre_model.name} on {features_csv} ({scores['n']} rows):")
         for key in ("accuracy", "balanced_accuracy", "macro_roc_auc", "log_loss", "ece"):
             typer.echo(f"  {key:18s} {scores[key]:.3f}")
+        typer.echo(f"({ev.ECE_NOTE})")
         return
-    from tracklens.models import train as train_module
+    from tracklens import reports
+    from tracklens.models import evaluate as ev
 
-    report, table = train_module.evaluate_models(models_dir or config.TRAINED_MODELS_DIR,
-                                                 out_dir=out or config.REPORTS_DIR / "models")
+    report, table = reports.evaluate_models(models_dir or config.TRAINED_MODELS_DIR,
+                                            out_dir=out or config.REPORTS_DIR / "models")
     with __import__("pandas").option_context("display.width", 160, "display.max_columns", 12):
         typer.echo(table[["model", "accuracy", "balanced_accuracy", "macro_roc_auc", "log_loss", "ece",
                           "train_s", "infer_ms_per_track"]].round(3).to_string(index=False))
-    typer.echo(f"report: {report}")
+    typer.echo(f"({ev.ECE_NOTE})\nreport: {report}")
 
 
 def _print_as_they_finish(names, results, genres, *, fmt: str, top: int) -> list:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from tracklens import config
 from tracklens.errors import TracklensError
+from tracklens.models import evaluate
 from tracklens.models.popularity import (AUDIO_FEATURES, TARGET, PopularityReport, numeric_frame, pick_features,
                                          popularity_model)
 
@@ -764,7 +765,7 @@ def popularity_model_figure(report_or_df: PopularityReport | pd.DataFrame, *, ba
     return _render(rep, {"matplotlib": _popularity_mpl, "plotly": _popularity_plotly}, backend)
 
 
-# --- genre model reports (ROC, confusion, reliability) ------------------------------------
+# --- genre model reports (ROC, confusion, reliability, training curves) --------------------
 
 
 def _report_scores(report: Mapping) -> tuple[str, list[str], np.ndarray, np.ndarray]:
@@ -821,17 +822,28 @@ def confusion_data(report: Mapping) -> pd.DataFrame:
     return out
 
 
-def reliability_data(report: Mapping, *, n_bins: int = 10) -> pd.DataFrame:
-    """Accuracy against mean confidence (top-class probability) per confidence bin; ECE in attrs."""
+def reliability_data(report: Mapping) -> pd.DataFrame:
+    """Accuracy against mean confidence (top-class probability) per confidence bin.
+
+    The bins and the ECE (in ``attrs``, with ``n_bins``) are :func:`models.evaluate.calibration_bins`
+    and :func:`models.evaluate.expected_calibration_error`'s: the number the cards and the
+    comparison table show.
+    """
     name, _, y_true, y_score = _report_scores(report)
-    confidence = y_score.max(axis=1)
-    correct = (y_score.argmax(axis=1) == y_true).astype(float)
-    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-    out = (pd.DataFrame({"bin": bins, "confidence": confidence, "accuracy": correct})
-           .groupby("bin").agg(confidence=("confidence", "mean"), accuracy=("accuracy", "mean"),
-                               count=("accuracy", "size")).reset_index())
-    out.attrs.update(model=name, ece=float((out["count"] * (out["accuracy"] - out["confidence"]).abs()).sum() / len(y_true)))
+    out = pd.DataFrame(evaluate.calibration_bins(y_true, y_score))
+    out.attrs.update(model=name, n_bins=evaluate.ECE_BINS, ece=evaluate.expected_calibration_error(y_true, y_score))
     return out
+
+
+def training_data(history: Mapping[str, Sequence[float]]) -> pd.DataFrame:
+    """Loss and accuracy per epoch (a ``keras.callbacks.History.history``) as a long table:
+    ``metric`` (loss / accuracy), ``split`` (train / valid), ``epoch`` (from 1), ``value``."""
+    parts = [pd.DataFrame({"metric": metric, "split": "valid" if key.startswith("val_") else "train",
+                           "epoch": np.arange(1, len(history[key]) + 1), "value": np.asarray(history[key], float)})
+             for metric in ("loss", "accuracy") for key in (metric, f"val_{metric}") if key in history]
+    if not parts:
+        raise TracklensError("training history holds no loss or accuracy per epoch")
+    return pd.concat(parts, ignore_index=True)
 
 
 def _roc_mpl(d):
@@ -885,12 +897,15 @@ def _confusion_plotly(d):
     return fig
 
 
+def _reliability_title(d) -> str:
+    return f"{d.attrs['model']}: reliability, ECE ({d.attrs['n_bins']} bins) = {d.attrs['ece']:.3f}"
+
+
 def _reliability_mpl(d):
     fig, (ax,) = _mpl_figure(1, panel_size=(4.8, 4.4))
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.plot(d["confidence"], d["accuracy"], marker="o")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence", ylabel="accuracy",
-           title=f"{d.attrs['model']}: reliability, ECE={d.attrs['ece']:.3f}")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence", ylabel="accuracy", title=_reliability_title(d))
     return fig
 
 
@@ -901,9 +916,32 @@ def _reliability_plotly(d):
                      go.Scatter(x=d["confidence"], y=d["accuracy"], mode="lines+markers", customdata=d["count"],
                                 hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} tracks)<extra></extra>",
                                 showlegend=False)])
-    fig.update_layout(title=f"{d.attrs['model']}: reliability, ECE={d.attrs['ece']:.3f}",
-                      xaxis={"range": [0, 1], "title": "mean confidence"}, yaxis={"range": [0, 1], "title": "accuracy"})
+    fig.update_layout(title=_reliability_title(d), xaxis={"range": [0, 1], "title": "mean confidence"},
+                      yaxis={"range": [0, 1], "title": "accuracy"})
     return fig
+
+
+def _training_mpl(d):
+    groups = list(d.groupby("metric", sort=False))
+    fig, axes = _mpl_figure(len(groups), ncols=2, panel_size=(3.6, 3.0))
+    for ax, (metric, part) in zip(axes, groups):
+        for split, curve in part.groupby("split", sort=False):
+            ax.plot(curve["epoch"], curve["value"], label=split)
+        ax.set(xlabel="epoch", title=f"{d.attrs['model']}: {metric}")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def _training_plotly(d):
+    import plotly.graph_objects as go
+
+    metrics = list(dict.fromkeys(d["metric"]))
+    fig, positions = _plotly_grid([f"{d.attrs['model']}: {m}" for m in metrics], ncols=2)
+    for (row, col), metric in zip(positions, metrics):
+        for split, curve in d[d["metric"] == metric].groupby("split", sort=False):
+            fig.add_trace(go.Scatter(x=curve["epoch"], y=curve["value"], mode="lines", name=f"{metric} {split}"),
+                          row=row, col=col)
+    return fig.update_xaxes(title="epoch")
 
 
 def roc_curves(report: Mapping, *, backend: Backend = "plotly"):
@@ -916,10 +954,16 @@ def confusion_matrix(report: Mapping, *, backend: Backend = "plotly"):
     return _render(confusion_data(report), {"matplotlib": _confusion_mpl, "plotly": _confusion_plotly}, backend)
 
 
-def reliability_diagram(report: Mapping, *, n_bins: int = 10, backend: Backend = "plotly"):
-    """Reliability diagram of an evaluation report (see :func:`reliability_data`)."""
-    d = reliability_data(report, n_bins=n_bins)
-    return _render(d, {"matplotlib": _reliability_mpl, "plotly": _reliability_plotly}, backend)
+def reliability_diagram(report: Mapping, *, backend: Backend = "plotly"):
+    """Reliability diagram of an evaluation report, its ECE in the title (see :func:`reliability_data`)."""
+    return _render(reliability_data(report), {"matplotlib": _reliability_mpl, "plotly": _reliability_plotly}, backend)
+
+
+def training_curves(history: Mapping[str, Sequence[float]], *, model: str = "model", backend: Backend = "plotly"):
+    """Loss and accuracy per epoch of one training run (see :func:`training_data`)."""
+    d = training_data(history)
+    d.attrs["model"] = model
+    return _render(d, {"matplotlib": _training_mpl, "plotly": _training_plotly}, backend)
 
 
 # --- genre blend of one track --------------------------------------------------------------

@@ -3,20 +3,23 @@
 The views (:mod:`tracklens.explore`, :mod:`tracklens.librosa_visuals`) take data and return
 figures. This module sits at the end of the flow: it reads the inputs (a chart CSV cleaned by
 :func:`prepare.prepare_charts`, audio clips decoded by :mod:`tracklens.audio` and analysed once by
-:func:`features.analyze`), asks the views for figures and writes each one atomically through
-:mod:`tracklens.fileio`, so an interrupted run never leaves half a PNG behind.
+:func:`features.analyze`, trained model folders read by :mod:`models.store`), asks the views for
+figures and writes each one atomically through :mod:`tracklens.fileio`, so an interrupted run
+never leaves half a PNG behind.
 """
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
 from tracklens import audio, config, explore, features, librosa_visuals, prepare
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_output
-from tracklens.models import popularity
+from tracklens.fileio import atomic_output, atomic_write_bytes, write_csv
+from tracklens.models import evaluate, popularity, store
 
 
 def save_figure(fig, path: str | Path, *, dpi: int = 110) -> Path:
@@ -140,3 +143,65 @@ def write_main_figures(out_dir: str | Path | None = None, *, charts: str | Path 
     if audio_dir is not None:
         written += write_audio_figures(audio_dir, out_dir)
     return written, "\n".join(summary)
+
+
+# --- the genre-model comparison report (tracklens evaluate) -------------------------------------
+
+
+def model_figures(result: dict, *, class_names: Sequence[str]) -> dict:
+    """The report's matplotlib figures of one scored model: ROC, confusion, reliability (calibrated
+    and, with ``y_score_raw``, before temperature scaling) and, with a ``history``, training curves."""
+    name, mpl = result["name"], "matplotlib"
+    report = {"model": name, "class_names": list(class_names), "y_true": result["y_true"], "y_score": result["y_score"]}
+    figures = {"roc": explore.roc_curves(report, backend=mpl),
+               "confusion": explore.confusion_matrix(report, backend=mpl),
+               "reliability": explore.reliability_diagram(report, backend=mpl)}
+    if result.get("y_score_raw") is not None:
+        raw = {**report, "model": f"{name} before temperature scaling", "y_score": result["y_score_raw"]}
+        figures["reliability_raw"] = explore.reliability_diagram(raw, backend=mpl)
+    if result.get("history"):
+        figures["training"] = explore.training_curves(result["history"], model=name, backend=mpl)
+    return figures
+
+
+def write_report(results: Sequence[dict], out_dir: str | Path, *, class_names: Sequence[str],
+                 title: str = "tracklens genre models") -> Path:
+    """Write ``comparison.csv`` (:func:`models.evaluate.comparison_table`), each model's figures
+    (:func:`model_figures`, PNG under ``figures/``) and ``report.html`` into ``out_dir``.
+
+    Each result as :func:`models.train.score_model` returns it (``name``, ``y_true``, ``y_score``,
+    optionally ``y_score_raw``, ``history`` and costs). Returns the path of the HTML page.
+    """
+    out_dir = Path(out_dir)
+    table = evaluate.comparison_table(results, class_names=class_names)
+    write_csv(table, out_dir / "comparison.csv", float_format="%.4f")  # model names: formula cells escaped
+    sections = []
+    for r in results:
+        images = []
+        for kind, fig in model_figures(r, class_names=class_names).items():
+            rel = f"figures/{r['name']}_{kind}.png"
+            save_figure(fig, out_dir / rel, dpi=90)
+            images.append(f'<img src="{html.escape(rel)}" alt="{html.escape(r["name"])} {kind}" height="300">')
+        sections.append(f"<h2>{html.escape(r['name'])}</h2>\n<p>{''.join(images)}</p>")
+    body = table.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-", border=0)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
+            "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p>Track-level scores on the validation fold; probabilities "
+            f"after temperature scaling (ece_uncalibrated: before). {html.escape(evaluate.ECE_NOTE)}; the "
+            "reliability diagrams use the same bins.</p>"
+            f"{body}\n{''.join(sections)}</body></html>")
+    atomic_write_bytes(out_dir / "report.html", page.encode())
+    return out_dir / "report.html"
+
+
+def evaluate_models(models_dir: str | Path, *, out_dir: str | Path, names: Sequence[str] | None = None
+                    ) -> tuple[Path, pd.DataFrame]:
+    """The comparison report of every trained model folder under ``models_dir`` (``tracklens evaluate``).
+
+    Reads each card and its saved validation predictions (:func:`models.store.load_validation_results`,
+    weights verified for Keras models). Returns (path of report.html, the comparison table).
+    """
+    results = store.load_validation_results(models_dir, names=names)
+    genres = results[0]["genres"]
+    return write_report(results, out_dir, class_names=genres), evaluate.comparison_table(results, class_names=genres)

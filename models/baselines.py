@@ -2,8 +2,9 @@
 
 Each factory takes ``random_state`` (where the estimator is random) and returns an unfitted
 pipeline with ``fit`` / ``predict_proba``. They share the split and the report with the Keras
-models. Baselines are scored in the run that trains them; they are not saved as predictors
-(a fitted scikit-learn object can only be stored by pickling, which we never load).
+models (:mod:`models.registry` gives each its model name). Baselines are scored in the run that
+trains them; they are not saved as predictors (a fitted scikit-learn object can only be stored
+by pickling, which we never load).
 """
 
 from __future__ import annotations
@@ -44,12 +45,3 @@ def gradient_boosting(*, max_iter: int = 100, random_state: int | None = None) -
     return make_pipeline(StandardScaler(), HistGradientBoostingClassifier(
         max_iter=max_iter, learning_rate=0.1, max_leaf_nodes=15, max_bins=64, l2_regularization=1.0,
         early_stopping=True, random_state=random_state))
-
-
-BASELINES = {
-    "logreg": logistic_regression,
-    "knn": knn,
-    "random_forest": random_forest,
-    "svm": svm_rbf,
-    "gradient_boosting": gradient_boosting,
-}

@@ -1,9 +1,9 @@
 """Keras model builders: ``build_x(input_shape, n_classes, *, ...) -> keras.Model``.
 
 Pure functions in the style of the keras-io audio examples: named layers, no ``compile``/``fit``
-(training lives in :mod:`models.train`). Every model ends in a softmax layer named ``genre`` and
-takes its input exactly as the feature engine stores it, so a saved ``.keras`` file is
-self-contained:
+(training lives in :mod:`models.train`; :mod:`models.registry` says which builder each model
+uses). Every model ends in a softmax layer named ``genre`` and takes its input exactly as the
+feature engine stores it, so a saved ``.keras`` file is self-contained:
 
 - ``cnn``       log-mel patches ``(n_mels, frames)``, e.g. ``(128, 130)`` for 3 s
 - ``lstm``      frame sequences ``(n_features, frames)`` (MFCC + spectral features per frame)
@@ -173,12 +173,3 @@ def build_mlp(
         x = layers.Dropout(dropout, name=f"dropout{i}")(x)
     outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=regularizers.L2(l2), name="genre")(x)
     return keras.Model(inputs, outputs, name=name)
-
-
-BUILDERS = {
-    "cnn": build_cnn,
-    "lstm": build_lstm,
-    "lstm_cnn": build_lstm_cnn,
-    "linear": build_linear,
-    "mlp": build_mlp,
-}

@@ -1,24 +1,27 @@
-"""Evaluation: pure metric functions, temperature scaling, figures and the comparison report.
+"""Evaluation: pure metric functions, temperature scaling, aggregation and the comparison table.
 
 Metric functions follow mir_eval's habit: ``f(y_true, y_score) -> dict of named scores``, inputs
 validated first. ``y_true`` holds integer class indices ``(n,)``; ``y_score`` holds class
-probabilities ``(n, n_classes)`` whose rows sum to 1. Figures are matplotlib ``Figure`` objects
-built without pyplot (no global state, no display); the report writes PNG files and one HTML page.
+probabilities ``(n, n_classes)`` whose rows sum to 1. Nothing here reads or writes a file or draws
+a figure: the figures are :mod:`tracklens.explore`'s (the reliability diagram takes its bins and
+ECE from :func:`calibration_bins`), and :mod:`tracklens.reports` writes the report.
 """
 
 from __future__ import annotations
 
-import html
 import math
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_write_bytes, write_csv
 
 EPS = 1e-12
+#: Equal-width confidence bins of the expected calibration error, everywhere it is shown (card,
+#: comparison table, report, dashboard, reliability diagrams).
+ECE_BINS = 15
+#: How tables and help texts state what their ``ece`` columns are.
+ECE_NOTE = f"ece: top-label expected calibration error over {ECE_BINS} equal-width confidence bins"
 
 
 # --- validation and small helpers ----------------------------------------------------------------
@@ -57,18 +60,29 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
 # --- metrics --------------------------------------------------------------------------------------
 
 
-def expected_calibration_error(y_true, y_score, *, n_bins: int = 15) -> float:
-    """Top-label ECE: |accuracy - confidence| averaged over equal-width confidence bins, weighted by count."""
+def calibration_bins(y_true, y_score, *, n_bins: int = ECE_BINS) -> dict[str, np.ndarray]:
+    """Top-label confidence in ``n_bins`` equal-width bins over [0, 1], the bins that hold samples only.
+
+    Returns
+    -------
+    dict of (n_nonempty,) arrays: ``bin`` (index), ``confidence`` (mean top-class probability),
+    ``accuracy`` (share whose top class is right) and ``count``
+    """
     y_true, y_score = check_scores(y_true, y_score)
     confidence = y_score.max(axis=1)
     correct = (y_score.argmax(axis=1) == y_true).astype(float)
     bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        mask = bins == b
-        if mask.any():
-            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
-    return float(ece)
+    count = np.bincount(bins, minlength=n_bins)
+    held = np.flatnonzero(count)
+    return {"bin": held, "count": count[held],
+            "confidence": np.bincount(bins, weights=confidence, minlength=n_bins)[held] / count[held],
+            "accuracy": np.bincount(bins, weights=correct, minlength=n_bins)[held] / count[held]}
+
+
+def expected_calibration_error(y_true, y_score, *, n_bins: int = ECE_BINS) -> float:
+    """Top-label ECE: |accuracy - confidence| of each :func:`calibration_bins` bin, weighted by its count."""
+    b = calibration_bins(y_true, y_score, n_bins=n_bins)
+    return float(np.sum(b["count"] * np.abs(b["accuracy"] - b["confidence"])) / np.sum(b["count"]))
 
 
 def log_loss(y_true, y_score) -> float:
@@ -90,7 +104,8 @@ def roc_auc_per_class(y_true, y_score) -> np.ndarray:
     return out
 
 
-def classification_metrics(y_true, y_score, *, class_names: Sequence[str] | None = None, n_bins: int = 15) -> dict:
+def classification_metrics(y_true, y_score, *, class_names: Sequence[str] | None = None,
+                           n_bins: int = ECE_BINS) -> dict:
     """All headline scores in one dict.
 
     Returns
@@ -178,105 +193,10 @@ def aggregate_segments(groups, y_score, *, method: str = "mean_prob") -> tuple[n
     return groups[first][order], probs[order]
 
 
-# --- figures --------------------------------------------------------------------------------------
-
-
-def _figure(width: float = 5.0, height: float = 4.0):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def plot_roc_curves(y_true, y_score, *, class_names: Sequence[str], title: str = ""):
-    """One-vs-rest ROC curve per class present in ``y_true``, AUC in the legend."""
-    from sklearn.metrics import roc_curve
-
-    y_true, y_score = check_scores(y_true, y_score)
-    aucs = roc_auc_per_class(y_true, y_score)
-    fig = _figure()
-    ax = fig.add_subplot()
-    for c, name in enumerate(class_names):
-        if np.isfinite(aucs[c]):
-            fpr, tpr, _ = roc_curve(y_true == c, y_score[:, c])
-            ax.plot(fpr, tpr, lw=1.2, label=f"{name} {aucs[c]:.2f}")
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title or "ROC (one vs rest)")
-    ax.legend(fontsize=7, loc="lower right")
-    return fig
-
-
-def plot_confusion(y_true, y_score, *, class_names: Sequence[str], title: str = ""):
-    """Row-normalised confusion matrix (rows: true genre, columns: predicted)."""
-    y_true, y_score = check_scores(y_true, y_score)
-    k = len(class_names)
-    cm = np.zeros((k, k))
-    np.add.at(cm, (y_true, y_score.argmax(axis=1)), 1)
-    rows = cm.sum(axis=1, keepdims=True)
-    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    fig = _figure(5.5, 4.8)
-    ax = fig.add_subplot()
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for i in range(k):
-        for j in range(k):
-            if cm[i, j]:
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xticks(range(k), class_names, rotation=60, fontsize=7)
-    ax.set_yticks(range(k), class_names, fontsize=7)
-    ax.set(xlabel="predicted", ylabel="true", title=title or "confusion")
-    return fig
-
-
-def plot_reliability(y_true, y_score, *, n_bins: int = 10, title: str = ""):
-    """Reliability diagram: accuracy vs mean confidence per confidence bin, ECE in the title."""
-    y_true, y_score = check_scores(y_true, y_score)
-    confidence = y_score.max(axis=1)
-    correct = y_score.argmax(axis=1) == y_true
-    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-    centers, accs, counts = [], [], []
-    for b in range(n_bins):
-        mask = bins == b
-        if mask.any():
-            centers.append(confidence[mask].mean())
-            accs.append(correct[mask].mean())
-            counts.append(mask.sum())
-    fig = _figure()
-    ax = fig.add_subplot()
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.scatter(centers, accs, s=20 + 200 * np.asarray(counts) / max(len(y_true), 1))
-    ax.plot(centers, accs, lw=1)
-    ece = expected_calibration_error(y_true, y_score)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
-           title=f"{title} ECE={ece:.3f}".strip())
-    return fig
-
-
-def plot_training_curves(history: dict, *, title: str = ""):
-    """Loss and accuracy per epoch (``history`` as from ``keras.callbacks.History.history``)."""
-    fig = _figure(7.0, 3.0)
-    for i, metric in enumerate(("loss", "accuracy")):
-        ax = fig.add_subplot(1, 2, i + 1)
-        for key in (metric, f"val_{metric}"):
-            if key in history:
-                ax.plot(range(1, len(history[key]) + 1), history[key], label=key)
-        ax.set(xlabel="epoch", title=f"{title} {metric}".strip())
-        if ax.lines:
-            ax.legend(fontsize=7)
-    return fig
-
-
-# --- the comparison report ------------------------------------------------------------------------
+# --- the comparison table ---------------------------------------------------------------------------
 
 TABLE_COLUMNS = ("model", "accuracy", "balanced_accuracy", "macro_roc_auc", "log_loss", "ece",
                  "ece_uncalibrated", "temperature", "train_s", "infer_ms_per_track", "n_params", "n")
-
-
-def _save_png(fig, path: Path) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def comparison_table(results: Sequence[dict], *, class_names: Sequence[str]):
@@ -284,6 +204,7 @@ def comparison_table(results: Sequence[dict], *, class_names: Sequence[str]):
 
     Each result: ``name``, ``y_true``, ``y_score`` (calibrated), optionally ``y_score_raw``
     (before temperature scaling), ``temperature``, ``train_s``, ``infer_ms``, ``n_params``.
+    ``ece`` and ``ece_uncalibrated`` use :data:`ECE_BINS` bins (see :data:`ECE_NOTE`).
     """
     import pandas as pd
 
@@ -300,40 +221,3 @@ def comparison_table(results: Sequence[dict], *, class_names: Sequence[str]):
     per_genre = [c for c in table.columns if c.startswith("roc_auc_")]
     return table[[c for c in TABLE_COLUMNS if c in table.columns] + per_genre]
 
-
-def write_report(results: Sequence[dict], out_dir: str | Path, *, class_names: Sequence[str],
-                 title: str = "tracklens genre models") -> Path:
-    """Write ``comparison.csv``, per-model PNG figures and ``report.html`` into ``out_dir``.
-
-    Returns the path of the HTML page. Files are written atomically (temp file + rename).
-    """
-    out_dir = Path(out_dir)
-    table = comparison_table(results, class_names=class_names)
-    write_csv(table, out_dir / "comparison.csv", float_format="%.4f")
-    sections = []
-    for r in results:
-        name = r["name"]
-        figures = {
-            "roc": plot_roc_curves(r["y_true"], r["y_score"], class_names=class_names, title=f"{name} ROC"),
-            "confusion": plot_confusion(r["y_true"], r["y_score"], class_names=class_names, title=f"{name} confusion"),
-            "reliability": plot_reliability(r["y_true"], r["y_score"], title=f"{name} calibrated"),
-        }
-        if r.get("y_score_raw") is not None:
-            figures["reliability_raw"] = plot_reliability(r["y_true"], r["y_score_raw"], title=f"{name} raw")
-        if r.get("history"):
-            figures["training"] = plot_training_curves(r["history"], title=name)
-        images = []
-        for kind, fig in figures.items():
-            rel = f"figures/{name}_{kind}.png"
-            _save_png(fig, out_dir / rel)
-            images.append(f'<img src="{html.escape(rel)}" alt="{html.escape(name)} {kind}" height="300">')
-        sections.append(f"<h2>{html.escape(name)}</h2>\n<p>{''.join(images)}</p>")
-    body = table.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-", border=0)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
-            "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>Track-level scores on the validation fold; probabilities "
-            "after temperature scaling (ece_uncalibrated: before).</p>"
-            f"{body}\n{''.join(sections)}</body></html>")
-    atomic_write_bytes(out_dir / "report.html", page.encode())
-    return out_dir / "report.html"

@@ -6,8 +6,9 @@ A model directory holds
 - ``card.json``: what the model is and how far to trust it: data, split, feature set, parameters,
   metrics, calibration temperature, library versions and the SHA-256 of ``model.keras``;
 - optionally ``history.json`` (training curves) and ``valid_predictions.csv`` (track-level
-  validation scores, raw and temperature-scaled: :func:`write_predictions`, :func:`read_predictions`,
-  and :func:`load_model_report` for the ROC, confusion and reliability figures).
+  validation scores, raw and temperature-scaled: :func:`write_predictions`, :func:`read_predictions`;
+  :func:`load_validation_result(s) <load_validation_results>` read them back with the card for the
+  comparison report, :func:`load_model_report` for the ROC, confusion and reliability figures).
 
 Baselines (scikit-learn) have a card and predictions but no weights: a fitted scikit-learn model
 can only be stored by pickling, and loading a pickle runs arbitrary code. Loading refuses, with a
@@ -217,6 +218,49 @@ def read_predictions(path: str | Path, genres: Sequence[str]) -> dict:
     return {"tracks": frame["track_id"].to_numpy(), "y_true": y_true, "y_score_raw": scores["raw_"], "y_score": scores["cal_"]}
 
 
+def load_validation_result(model_dir: str | Path, *, verify_weights: bool = False) -> dict:
+    """A trained model's card and saved validation scores, in the form :func:`models.train.score_model` returns.
+
+    Returns ``{"name", "genres", "tracks", "y_true", "y_score_raw", "y_score", "temperature",
+    "train_s", "infer_ms", "n_params", "history", "metrics"}`` (``history`` None when absent).
+    Raises TracklensError naming the folder when the card or ``valid_predictions.csv`` is missing
+    or broken.
+    """
+    model_dir = Path(model_dir)
+    card = read_card(model_dir, verify_weights=verify_weights)
+    predictions = model_dir / PREDICTIONS_NAME
+    if not predictions.is_file():
+        raise TracklensError(f"{model_dir}: no {PREDICTIONS_NAME} (validation predictions); this model was "
+                             "saved without them, so it cannot be scored or drawn (retrain it)")
+    history_path = model_dir / HISTORY_NAME
+    try:
+        history = json.loads(history_path.read_text()) if history_path.is_file() else None
+    except (OSError, ValueError) as exc:
+        raise TracklensError(f"{history_path}: unreadable training history ({exc})") from exc
+    metrics = card.get("metrics", {})
+    return {"name": card["name"], "genres": list(card["genres"]),
+            **read_predictions(predictions, card["genres"]),
+            "temperature": card["calibration"].get("temperature"), "train_s": metrics.get("train_s"),
+            "infer_ms": metrics.get("infer_ms_per_track"), "n_params": metrics.get("n_params"),
+            "history": history, "metrics": metrics}
+
+
+def load_validation_results(models_dir: str | Path, *, names: Sequence[str] | None = None) -> list[dict]:
+    """:func:`load_validation_result` of every model folder under ``models_dir`` (those in ``names``
+    only, when given), weights verified, sorted by folder name; all must share one genre list."""
+    models_dir = Path(models_dir)
+    dirs = sorted(p.parent for p in models_dir.glob(f"*/{CARD_NAME}"))
+    if names:
+        dirs = [d for d in dirs if d.name in set(names)]
+    if not dirs:
+        raise TracklensError(f"{models_dir}: no trained models found (run `tracklens train` first)")
+    results = [load_validation_result(d, verify_weights=True) for d in dirs]
+    for d, r in zip(dirs, results):
+        if r["genres"] != results[0]["genres"]:
+            raise TracklensError(f"{d}: genres {r['genres']} differ from the other models' {results[0]['genres']}")
+    return results
+
+
 def load_model_report(model_dir: str | Path) -> dict:
     """The evaluation report of a trained model directory, in the form ``explore``'s figures take.
 
@@ -224,12 +268,6 @@ def load_model_report(model_dir: str | Path) -> dict:
     temperature-calibrated validation scores) as written by ``tracklens train``. Returns
     ``{"model", "class_names", "y_true", "y_score", "metrics"}``.
     """
-    model_dir = Path(model_dir)
-    card = read_card(model_dir, verify_weights=False)
-    predictions = model_dir / PREDICTIONS_NAME
-    if not predictions.is_file():
-        raise TracklensError(f"{model_dir}: no {PREDICTIONS_NAME}; this model was shipped without "
-                             "validation predictions, so no ROC or confusion can be drawn")
-    scores = read_predictions(predictions, card["genres"])
-    return {"model": card["name"], "class_names": list(card["genres"]), "y_true": scores["y_true"],
-            "y_score": scores["y_score"], "metrics": card.get("metrics", {})}
+    result = load_validation_result(model_dir)
+    return {"model": result["name"], "class_names": result["genres"], "y_true": result["y_true"],
+            "y_score": result["y_score"], "metrics": result["metrics"]}

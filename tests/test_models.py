@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tracklens import config
+from tracklens import config, fileio, reports
 from tracklens.errors import TracklensError
-from tracklens.models import datasets, evaluate, store
+from tracklens.models import datasets, evaluate, registry, store
 
 RNG = np.random.default_rng(0)
 
@@ -96,10 +96,50 @@ def test_report_writes_table_figures_and_html(tmp_path):
     y, p = _random_scores(k=3)
     results = [{"name": "m1", "y_true": y, "y_score": p, "y_score_raw": p, "temperature": 1.0,
                 "history": {"loss": [1.0, 0.5], "val_loss": [1.1, 0.9]}}]
-    page = evaluate.write_report(results, tmp_path, class_names=["a", "b", "c"])
+    page = reports.write_report(results, tmp_path, class_names=["a", "b", "c"])
     table = pd.read_csv(tmp_path / "comparison.csv")
     assert table.loc[0, "model"] == "m1" and {"macro_roc_auc", "ece", "roc_auc_b"} <= set(table.columns)
     assert "m1_roc.png" in page.read_text() and (tmp_path / "figures" / "m1_training.png").stat().st_size > 1000
+    assert evaluate.ECE_NOTE in page.read_text()
+
+
+FORMULA = '=HYPERLINK("http://evil.example","x")'
+
+
+def test_comparison_table_escapes_model_names(tmp_path):
+    y = np.array([0, 1, 0, 1])
+    p = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])
+    reports.write_report([{"name": FORMULA, "y_true": y, "y_score": p, "y_score_raw": p}], tmp_path,
+                         class_names=["a", "b"])
+    assert pd.read_csv(tmp_path / "comparison.csv")["model"].item() == "'" + FORMULA
+    assert fileio.read_csv(tmp_path / "comparison.csv")["model"].item() == FORMULA
+
+
+def test_attach_tags_escapes_and_keeps_blend_cells():
+    from tracklens.models import musicnn
+
+    blend_csv = fileio.to_csv_text(pd.DataFrame({"path": ["=cmd.wav"], "top_genre": ["rock"], "rock": [1.0]}))
+    text = musicnn.attach_tags(blend_csv, [{"path": "=cmd.wav", "tags": [("@rock", 0.9)]}], fmt="csv")
+    raw = pd.read_csv(__import__("io").StringIO(text), dtype=str)
+    assert raw.loc[0, "path"] == "'=cmd.wav" and raw.loc[0, "tags"] == "'@rock:0.900"
+
+
+# --- the model registry ----------------------------------------------------------------------------
+
+
+def test_registry_resolves_every_model_and_expands_aliases():
+    """Each name's factory exists in its module and the card's architecture is its builder or itself."""
+    for name, model in registry.MODELS.items():
+        assert model.input_kind in registry.INPUT_SOURCES and callable(registry.factory(name)), name
+        if model.family == "baseline":
+            assert registry.architecture(name) == name
+    assert registry.architecture("musicnn_mlp") == "mlp" and registry.architecture("cnn") == "cnn"
+    assert registry.sample_rate("log_mel") == 22050 and registry.sample_rate("musicnn") == 16000
+    assert registry.parse_names("linear, summary,cnn") == ["linear", "mlp", "logreg", "knn", "random_forest", "svm",
+                                                          "gradient_boosting", "cnn"]
+    assert "musicnn_linear" not in registry.parse_names("all") and "cnn" in registry.parse_names("all")
+    with pytest.raises(TracklensError, match="'transformer'"):
+        registry.parse_names("linear,transformer")
 
 
 # --- data checks -----------------------------------------------------------------------------------
@@ -182,15 +222,17 @@ def test_every_model_learns(trained):
 
 @pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
 def test_cards_and_evaluate_report(trained, tmp_path):
-    from tracklens.models import train
-
     out, _ = trained
     card = store.read_card(out / "mlp")
     assert card["predictor"] and card["input"]["kind"] == "summary" and len(card["input"]["columns"]) == 57
     assert card["split"]["seed"] == config.DEFAULT_SEED and "keras" in card["library_versions"]
+    assert card["input"]["sample_rate"] == 22050 and store.read_card(out / "cnn")["input"]["kind"] == "log_mel"
     assert not store.read_card(out / "logreg")["predictor"]
-    report, table = train.evaluate_models(out, out_dir=tmp_path)
+    report, table = reports.evaluate_models(out, out_dir=tmp_path)
     assert set(table["model"]) == {*KERAS, "logreg", "random_forest"} and report.is_file()
+    # the table's ECE is the one each card recorded at training time
+    cards = {m: store.read_card(out / m)["metrics"]["valid_track_level"]["ece"] for m in table["model"]}
+    np.testing.assert_allclose(table.set_index("model")["ece"].loc[list(cards)], list(cards.values()), atol=1e-5)
 
 
 def _copy_model(trained, tmp_path, name="linear"):

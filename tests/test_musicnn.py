@@ -229,20 +229,41 @@ def _synthetic_tables(tmp_path, *, n_genres=4, n_tracks=10, n_segments=2, seed=0
 
 
 def test_embedding_models_learn_and_join_the_comparison_report(tmp_path):
-    from tracklens.models import musicnn_models, train
+    """Embedding models go through the one training path, mixed with a summary model in one run."""
+    from tracklens import reports
+    from tracklens.models import train
 
     features_path = _synthetic_tables(tmp_path)
-    results = musicnn_models.train_embedding_models(features_path, ["musicnn_linear", "musicnn_fusion"],
-                                                    out_dir=tmp_path / "models", epochs=15, log=lambda s: None)
-    for r in results:  # held-out tracks, 4 genres: chance is 0.25
+    results = train.train_models(features_path, ["musicnn_linear", "musicnn_fusion", "logreg"],
+                                 out_dir=tmp_path / "models", epochs=15, log=lambda s: None)
+    for r in results[:2]:  # held-out tracks, 4 genres: chance is 0.25
         assert r["metrics"]["balanced_accuracy"] > 0.6, (r["name"], r["metrics"])
     card = json.loads((tmp_path / "models" / "musicnn_fusion" / "card.json").read_text())
     assert card["input"]["kind"] == "musicnn_fusion" and len(card["input"]["columns"]) == 307
+    assert card["architecture"] == "mlp" and card["input"]["sample_rate"] == musicnn.MUSICNN_SR
     assert card["input"]["embedding_weights_sha256"] == musicnn.read_manifest()["MSD_musicnn"]["weights_sha256"]
-    _, table = train.evaluate_models(tmp_path / "models", out_dir=tmp_path / "report")
-    assert set(table["model"]) == {"musicnn_linear", "musicnn_fusion"}
-    with pytest.raises(musicnn.TracklensError, match="no musicnn embeddings"):
-        musicnn_models.training_rows(tmp_path / "nowhere.parquet")
+    assert card["data"]["tracks_shorter_than_a_patch"] == {"train": 0, "valid": 0}
+    _, table = reports.evaluate_models(tmp_path / "models", out_dir=tmp_path / "report")
+    assert set(table["model"]) == {"musicnn_linear", "musicnn_fusion", "logreg"}
+    musicnn.embeddings_path(features_path).unlink()
+    with pytest.raises(musicnn.TracklensError, match="no musicnn embeddings"):  # before any training
+        train.train_models(features_path, ["linear", "musicnn_linear"], out_dir=tmp_path / "again",
+                           log=lambda s: None)
+    assert not (tmp_path / "again").exists()
+
+
+def test_final_embedding_model_card_has_cv_temperature_and_refit(tmp_path):
+    """--final (how models/default was made): grouped CV sets the temperature, then a refit."""
+    from tracklens.models import train
+
+    features_path = _synthetic_tables(tmp_path, n_tracks=6)
+    (result,) = train.train_models(features_path, ["musicnn_linear"], out_dir=tmp_path / "models", epochs=4,
+                                   final=True, name="shipped", cv_folds=3, log=lambda s: None)
+    card = json.loads((tmp_path / "models" / "shipped" / "card.json").read_text())
+    assert card["name"] == "shipped" and card["split"]["refit"]["folds"] == "train+valid"
+    assert card["calibration"]["fitted_on"].startswith("3-fold CV grouped by track")
+    assert card["calibration"]["temperature"] != pytest.approx(result["temperature"])  # the CV's, not the valid fold's
+    assert card["metrics"]["grouped_cv"]["track_level"]["n"] == 24 and "valid_by_kind" in card["metrics"]
 
 
 def test_window_inputs_match_card_columns():
