@@ -53,6 +53,7 @@ def test_wheel_holds_one_package_with_its_models_and_assets(wheel):
     for needed in ("tracklens/__init__.py", "tracklens/prepare.py", "tracklens/models/blend.py",
                    "tracklens/models/default/model.keras", "tracklens/models/default/card.json",
                    "tracklens/models/default-table/model.keras", "tracklens/models/pretrained/MSD_musicnn.weights.h5",
+                   "tracklens/models/pretrained/mn04_as.weights.h5", "tracklens/models/descriptors/estimator.json",
                    "tracklens/dashboard/assets/style.css", "tracklens/dashboard/pages/check.py"):
         assert needed in names, needed
     assert not [n for n in names if n.startswith(("tracklens/tests/", "tracklens/bench/", "tracklens/data/"))]
