@@ -33,15 +33,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-from tracklens import config  # noqa: E402
-from tracklens.models import datasets, evaluate, train  # noqa: E402
+from tracklens import config
+from tracklens.models import datasets, evaluate, registry, train
 
 GTZAN = config.SHARED_DATA_DIR / "gtzan"
 TABLE = GTZAN / "features" / "features_30_sec.csv"
 SPLITS = GTZAN / "splits"
 WORK = config.INTERIM_DATA_DIR / "bench_gtzan"
-SUMMARY_MODELS = ("linear", "mlp", *datasets.BASELINE_MODELS)
+SUMMARY_MODELS = registry.ALIASES["summary"]
 SHOW = ["model", "accuracy", "balanced_accuracy", "macro_roc_auc", "log_loss", "ece_uncalibrated", "ece",
         "train_s", "infer_ms_per_track"]
 
@@ -104,7 +103,7 @@ def part_cv(epochs: int | None, n_folds: int, seed: int = config.DEFAULT_SEED) -
     for name in SUMMARY_MODELS:
         scores, start = [], time.perf_counter()
         for k, (tr, te) in enumerate(StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed).split(x, y, groups)):
-            if name in datasets.KERAS_MODELS:  # early stopping on an inner split, never on the scored fold
+            if registry.spec(name).family == "keras":  # early stopping on an inner split, never on the scored fold
                 fit_idx, stop_idx = train_test_split(tr, test_size=0.15, stratify=y[tr], random_state=seed)
                 model, _, _ = train.fit_keras(name, x[fit_idx], y[fit_idx], x[stop_idx], y[stop_idx],
                                               n_classes=len(genres), epochs=epochs, seed=seed, log=log)
@@ -210,7 +209,7 @@ def part_frames(epochs: int | None, n_folds: int, augment: bool, names=("cnn", "
 
     rows = []
     for name in names:
-        x, y, ids, genres = _frame_data(datasets.MODEL_INPUTS[name])
+        x, y, ids, genres = _frame_data(registry.spec(name).input_kind)
         for aug in ((False, True) if augment and name == "cnn" else (False,)):
             oof = np.zeros((len(y), len(genres)))
             start, train_s = time.perf_counter(), 0.0

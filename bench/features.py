@@ -24,8 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-
-from tracklens import config  # noqa: E402
+from tracklens import config
 
 # One core per single-process approach: no BLAS/OpenMP/numba thread pools, so CPU time per clip
 # is one core's work (the all-cores run parallelises over files instead).

@@ -27,10 +27,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from tracklens import config  # noqa: E402
+from tracklens import config
 
 
 def shared_manifest() -> pd.DataFrame:
