@@ -569,19 +569,51 @@ def _flow_position(command) -> int:
 app.registered_commands.sort(key=_flow_position)
 
 
+INTERRUPTED = "tracklens: interrupted; work already written is kept."
+
+
+def _leaf_command(args: list[str]):
+    """``(index in args, click command)`` of the (sub)command ``args`` run, or ``(None, None)``."""
+    command, at, i = typer.main.get_command(app), None, 0
+    while hasattr(command, "commands"):  # a group (typer ships its own copy of click: duck-typed)
+        takes_value = {o for p in command.params if p.param_type_name == "option" and not p.is_flag for o in p.opts}
+        while i < len(args) and args[i].startswith("-"):
+            i += 1 + (args[i] in takes_value)  # skip the group's options (and a value: --data-dir DIR)
+        if i >= len(args) or args[i] not in command.commands:
+            return None, None
+        command, at, i = command.commands[args[i]], i, i + 1
+    return at, command
+
+
+def _hoist_debug(args: list[str]) -> list[str]:
+    """``args`` with every ``--debug`` moved before the verb, where the root option reads it, so
+    `tracklens features --debug ...` works too. A command with its own ``--debug`` (dashboard:
+    Dash's debug server) keeps those after its name; nothing after ``--`` is touched."""
+    stop = args.index("--") if "--" in args else len(args)
+    at, command = _leaf_command(args[:stop])
+    owns_debug = command is not None and any("--debug" in getattr(p, "opts", ()) for p in command.params)
+    moved = {i for i in range(at if owns_debug else stop) if args[i] == "--debug"}
+    return ["--debug", *(a for i, a in enumerate(args) if i not in moved)] if moved else args
+
+
 def main() -> None:
     """Console entry point: run the app and turn project errors into clean exits."""
-    debug = "--debug" in sys.argv[1:]
+    args = sys.argv[1:]
+    debug = "--debug" in args
     try:
-        app(prog_name="tracklens")
+        app(args=_hoist_debug(args), prog_name="tracklens")
     except TracklensError as exc:
         if debug:
             raise
         print(f"tracklens: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("tracklens: interrupted; work already written is kept.", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into a silent exit 130
+            print(INTERRUPTED, file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":

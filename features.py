@@ -17,6 +17,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import stat
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,10 +27,10 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from tracklens import config
+from tracklens import config, numba_cache
 from tracklens.audio import AUDIO_EXTENSIONS, AudioClip, file_checksum, load_audio
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_path, atomic_write_bytes
+from tracklens.fileio import atomic_path, atomic_write_bytes, write_csv
 
 # Bump when any computed value changes, so cached entries from older code are not reused.
 FEATURE_VERSION = 1
@@ -775,6 +777,7 @@ def featurize_file(path: str, params: dict) -> dict:
     never raises for a bad file, so one file cannot abort a batch.
     """
     try:
+        numba_cache.warm_numba()  # once per process: a Dask worker warms itself, siblings wait
         clip = load_audio(path, sr=params["sr"], max_duration=params["max_duration"])
         cf = featurize_clip(clip, segment_seconds=params["segment_seconds"], overlap=params["overlap"],
                             track_id="", n_fft=params["n_fft"], hop_length=params["hop_length"])
@@ -861,7 +864,8 @@ def _source_items(sources: Any) -> tuple[list[dict], list[dict]]:
         label = record.get("label")
         label = "" if label is None or (isinstance(label, float) and np.isnan(label)) else str(label)
         error = str(record.get("error") or "").strip()
-        if error and error.lower() != "nan":
+        error = (error if error.lower() != "nan" else "") or _not_a_regular_file(path)
+        if error:
             errors.append({"path": str(path), "reason": error})
         else:
             items.append({"path": str(path), "label": label})
@@ -873,22 +877,66 @@ def _source_items(sources: Any) -> tuple[list[dict], list[dict]]:
     return items, errors
 
 
+def _not_a_regular_file(path: Path) -> str:
+    """Why ``path`` cannot be checksummed ('' when it can), from ``os.stat`` alone: opening a
+    FIFO blocks forever and a link to /dev/zero never ends, so neither is ever opened."""
+    try:
+        mode = os.stat(path).st_mode  # follows symlinks: a link to a device is a device
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or type(exc).__name__})"
+    return "" if stat.S_ISREG(mode) else "not a regular file"
+
+
+class _WorkerCrash(Exception):
+    """A worker process died mid-batch. ``how``: e.g. "signal 11 (SIGSEGV)"; ``suspects``: the
+    files it may have been analysing (dispatched, not finished)."""
+
+    def __init__(self, how: str, suspects: list[str]):
+        super().__init__(how)
+        self.how, self.suspects = how, suspects
+
+
+def _exit_reason(exc: BaseException) -> str:
+    # loky words it "The exit codes of the workers are {SIGSEGV(-11)}"
+    found = re.search(r"\b(SIG[A-Z0-9]+)\((-?\d+)\)", str(exc))
+    return f"signal {abs(int(found[2]))} ({found[1]})" if found else "it exited unexpectedly"
+
+
 def _run_local(todo: list[dict], params: dict, jobs: int) -> Iterator[dict]:
     if jobs == 1 or len(todo) <= 1:
         for item in todo:
             yield featurize_file(item["path"], params)
         return
+    from concurrent.futures.process import BrokenProcessPool  # loky's TerminatedWorkerError too
+
     from joblib import Parallel, delayed
+
+    dispatched: list[str] = []
+    finished: set[str] = set()
+
+    def tasks():
+        for item in todo:
+            dispatched.append(item["path"])
+            yield delayed(featurize_file)(item["path"], params)
 
     # Unordered generator: results stream back (and get cached) as they finish; joblib dispatches
     # only a few tasks ahead, so memory stays bounded whatever the batch size.
-    yield from Parallel(n_jobs=jobs, return_as="generator_unordered")(
-        delayed(featurize_file)(item["path"], params) for item in todo)
+    try:
+        for result in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks()):
+            finished.add(result["path"])
+            yield result
+    except BrokenProcessPool as exc:
+        if "SIGINT" in str(exc):  # Ctrl-C reached the workers first: an interrupt, not a crash
+            raise KeyboardInterrupt from exc
+        raise _WorkerCrash(_exit_reason(exc), [p for p in dispatched if p not in finished]) from exc
 
 
 def _run_dask(todo: list[dict], params: dict, scheduler: Any) -> Iterator[dict]:
     try:
         from distributed import Client, as_completed
+        from distributed.scheduler import KilledWorker
     except ImportError as exc:  # pragma: no cover - pinned dependency
         raise TracklensError("--scheduler needs the 'distributed' package") from exc
     own = not isinstance(scheduler, Client)
@@ -898,8 +946,13 @@ def _run_dask(todo: list[dict], params: dict, scheduler: Any) -> Iterator[dict]:
         raise TracklensError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from exc
     try:
         futures = client.map(featurize_file, [item["path"] for item in todo], params=params, pure=False)
+        path_of = {future.key: item["path"] for future, item in zip(futures, todo)}
         for future in as_completed(futures):
-            yield future.result()
+            try:
+                result = future.result()
+            except KilledWorker as exc:  # the scheduler gave up after workers died on this file
+                raise _WorkerCrash("the Dask worker died", [path_of[future.key]]) from exc
+            yield result
             future.release()
     finally:
         if own:
@@ -938,6 +991,9 @@ def extract_features(
 
     Returns an :class:`ExtractResult`. The parquet has one row per track (``segment`` -1) then
     its segments, columns FEATURE_COLUMNS, in source order. All files are written atomically.
+    Raises TracklensError when a worker process crashes: files finished before stay cached, and
+    numba's compiled-code cache (the usual cause, see :mod:`tracklens.numba_cache`) is checked
+    and rebuilt when damaged, so rerunning the same command resumes.
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -968,6 +1024,9 @@ def extract_features(
         except OSError as exc:
             errors.append({"path": item["path"], "reason": f"cannot read ({exc.strerror or type(exc).__name__})"})
             continue
+        except TracklensError as exc:  # e.g. replaced by a FIFO since it was listed
+            errors.append({"path": item["path"], "reason": str(exc).removeprefix(f"{item['path']}: ")})
+            continue
         item["cache"] = _cache_file(cache_root, item["checksum"], params)
         if _read_cache(item["cache"]) is None:  # missing or damaged: (re)compute
             todo.append(item)
@@ -975,17 +1034,22 @@ def extract_features(
 
     failed: dict[str, str] = {}
     if todo:
+        numba_cache.warm_numba(check=True)  # compiled here, once, before any worker can race on it
         by_path = {item["path"]: item for item in todo}
         results = _run_dask(todo, params, scheduler) if scheduler else _run_local(todo, params, jobs)
-        with tqdm(total=len(todo), desc="features", unit="file", disable=not progress) as bar:
-            for result in results:
-                item = by_path[result["path"]]
-                if result["error"] is not None:
-                    failed[item["path"]] = result["error"]
-                else:
-                    result["checksum"] = item["checksum"]
-                    atomic_write_bytes(item["cache"], _encode_cache(result))
-                bar.update()
+        try:
+            with tqdm(total=len(todo), desc="features", unit="file", disable=not progress) as bar:
+                for result in results:
+                    item = by_path[result["path"]]
+                    if result["error"] is not None:
+                        failed[item["path"]] = result["error"]
+                    else:
+                        result["checksum"] = item["checksum"]
+                        atomic_write_bytes(item["cache"], _encode_cache(result))
+                    bar.update()
+        except _WorkerCrash as crash:
+            n_done = n_cached + bar.n - len(failed)
+            raise _crash_error(crash, n_done, n_cached + len(todo)) from crash
 
     rows, done = [], []
     for item in items:
@@ -1008,8 +1072,7 @@ def extract_features(
                           "duration_ms": "int64", "truncated": "bool"}) if len(table) else table
     with atomic_path(out) as tmp:
         table.to_parquet(tmp, index=False)
-    with atomic_path(errors_path(out)) as tmp:
-        pd.DataFrame(errors, columns=["path", "reason"]).to_csv(tmp, index=False)
+    write_csv(pd.DataFrame(errors, columns=["path", "reason"]), errors_path(out))
     frames_file = frames_path(out)
     if params["segment_seconds"]:
         _write_frames(frames_file, done, params)
@@ -1020,6 +1083,21 @@ def extract_features(
     return ExtractResult(out=out, frames=frames_file, errors=errors_path(out), n_tracks=len(done),
                          n_segments=n_segments, n_errors=len(errors), n_cached=n_cached,
                          n_computed=len(todo) - len(failed))
+
+
+def _crash_error(crash: _WorkerCrash, n_done: int, n_files: int) -> TracklensError:
+    """The one line for a worker crash, after checking numba's cache (the usual cause, numba
+    issue #10128: a damaged cache is rebuilt here, and says so), so a rerun resumes cleanly."""
+    try:
+        numba_cache.check_cache()
+        note = ""
+    except TracklensError as exc:
+        note = f" ({exc})"
+    names = crash.suspects
+    where = (names[0] if len(names) == 1 else "a file" if not names else
+             f"one of {len(names)} files in progress ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})")
+    return TracklensError(f"a worker process crashed ({crash.how}) on {where}{note}; {n_done} of {n_files} files "
+                          f"are done and cached; rerun the same command to resume")
 
 
 def _write_frames(path: Path, done: list[dict], params: dict) -> None:

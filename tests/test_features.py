@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -283,7 +284,7 @@ def test_interrupted_run_resumes(folder, tmp_path, monkeypatch):
     out = tmp_path / "f.parquet"
     with pytest.raises(KeyboardInterrupt):
         features.extract_features(folder, out=out, cache_dir=tmp_path / "c", segment_seconds=None, progress=False)
-    assert not out.exists() and not list(tmp_path.glob(".*tmp"))
+    assert not out.exists() and not list(tmp_path.rglob(".*.part"))  # fileio.atomic_path's temp names
     done_before = {p for p in calls[:2]}
     calls.clear()
     monkeypatch.setattr(features, "featurize_file", lambda p, params: calls.append(p) or real(p, params))
@@ -308,6 +309,145 @@ def test_one_bad_file_among_fifty_in_parallel(tmp_path):
     assert list(table["track_id"]) == [f"clip{i:02d}" for i in range(49)]  # source order, not finish order
     assert (table["length"] == int(1.2 * SR)).all() and table[list(features.SUMMARY_COLUMNS)].notna().all().all()
     assert "clip49.wav" in pd.read_csv(result.errors)["path"].iloc[0]
+
+
+def test_numba_is_warmed_before_any_worker_pool_starts(folder, tmp_path, monkeypatch):
+    """numba issue #10128: workers compiling the same cached gufuncs at once can poison the cache."""
+    import joblib
+
+    from tracklens import numba_cache
+
+    events = []
+    monkeypatch.setattr(numba_cache, "warm_numba", lambda **kwargs: events.append("warm"))
+
+    def pool(*args, **kwargs):
+        events.append("pool")
+        return lambda tasks: (fn(*a, **kw) for fn, a, kw in tasks)
+
+    monkeypatch.setattr(joblib, "Parallel", pool)
+    features.extract_features(folder, out=tmp_path / "f.parquet", cache_dir=tmp_path / "c", segment_seconds=None,
+                              jobs=2, progress=False)
+    assert events[:2] == ["warm", "pool"]
+
+
+def test_a_worker_crash_keeps_finished_files_and_is_one_line(folder, tmp_path, monkeypatch, run_cli):
+    from tracklens import numba_cache
+
+    real = features.featurize_file
+    crash_on = str(folder / "rock" / "rock.00000.wav")
+
+    def segfault_on_one_file(path, params):  # a closure: pickled by value into the workers
+        if path == crash_on:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(path, params)
+
+    checks = []
+    monkeypatch.setattr(features, "featurize_file", segfault_on_one_file)
+    monkeypatch.setattr(numba_cache, "check_cache", lambda: checks.append(1))
+    cache = tmp_path / "c"
+    args = ("features", folder, "--out", tmp_path / "f.parquet", "--segment", "0", "--cache-dir", cache, "--jobs", "2")
+    code, _, err = run_cli(*args)
+    line = err.strip().splitlines()[-1]  # the lines above it are the progress bar
+    assert code == 2 and "Traceback" not in err, err
+    assert line.startswith("tracklens: error: a worker process crashed (signal 11 (SIGSEGV)) on ") and "rock.00000.wav" in line
+    done = re.search(r"; (\d+) of (\d+) files are done and cached; rerun the same command to resume$", line)
+    assert done and int(done[1]) < int(done[2]), line
+    assert checks == [1]  # numba's cache, the usual cause, was checked (and rebuilt if poisoned)
+    n_done = int(done[1])
+    assert n_done == len(list(cache.rglob("*.npz"))) and not (tmp_path / "f.parquet").exists()
+
+    monkeypatch.setattr(features, "featurize_file", real)
+    result = features.extract_features(folder, out=tmp_path / "f.parquet", cache_dir=cache, segment_seconds=None,
+                                       progress=False)
+    assert result.n_cached == n_done and result.n_tracks == len(GOOD)
+
+
+@pytest.mark.slow  # ~15-30 s: a real `tracklens features --jobs 2` process, stopped with Ctrl-C
+def test_ctrl_c_exits_130_says_so_and_keeps_finished_files(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for i in range(40):
+        sf.write(audio / f"clip{i:02d}.wav", synth(3.0, seed=i), SR)
+    cache = tmp_path / "c"
+    tracklens = Path(sys.executable).parent / "tracklens"
+    run = subprocess.Popen([str(tracklens), "features", str(audio), "--out", str(tmp_path / "f.parquet"), "--jobs", "2",
+                            "--segment", "0", "--cache-dir", str(cache)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while len(list(cache.rglob("*.npz"))) < 2 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    _, err = run.communicate(timeout=120)
+    kept = len(list(cache.rglob("*.npz")))
+    assert run.returncode == 130, err[-2000:]
+    assert err.rstrip().endswith("tracklens: interrupted; work already written is kept."), err[-2000:]
+    assert 2 <= kept < 40 and not (tmp_path / "f.parquet").exists()
+
+
+def test_debug_works_after_the_verb_too(tmp_path, run_cli):
+    missing = tmp_path / "nope"
+    code, _, err = run_cli("features", missing, "--out", tmp_path / "x.parquet")
+    assert code == 2 and "no such file or folder" in err
+    with pytest.raises(TracklensError, match="no such file or folder"):  # --debug: the traceback
+        run_cli("features", missing, "--debug", "--out", tmp_path / "x.parquet")
+    with pytest.raises(TracklensError, match="no such file or folder"):
+        run_cli("--debug", "features", missing, "--out", tmp_path / "x.parquet")
+
+
+def test_dashboard_keeps_its_own_debug_option():
+    from tracklens import cli
+
+    assert cli._hoist_debug(["dashboard", "--debug"]) == ["dashboard", "--debug"]
+    assert cli._hoist_debug(["features", "a", "--debug"]) == ["--debug", "features", "a"]
+    assert cli._hoist_debug(["features", "a", "--", "--debug"]) == ["features", "a", "--", "--debug"]
+
+
+def test_fifos_and_devices_get_an_error_row_and_the_run_finishes(tmp_path, folder):
+    """A FIFO blocks a reader forever and /dev/zero never ends: neither may be opened."""
+    import os
+    import signal
+
+    from tracklens import fileio
+
+    audio = tmp_path / "audio"
+    (audio / "jazz").mkdir(parents=True)
+    shutil.copy(folder / "jazz" / "jazz.00000.wav", audio / "jazz" / "jazz.00000.wav")
+    os.mkfifo(audio / "jazz" / "fifo.wav")
+    (audio / "jazz" / "zero.wav").symlink_to("/dev/zero")
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame({"path": [str(audio / "jazz" / n) for n in ("jazz.00000.wav", "fifo.wav", "zero.wav")]
+                  + ["=HYPERLINK(1).wav"], "label": "jazz"}).to_csv(manifest, index=False)
+
+    def hung(*_):
+        raise TimeoutError("extract_features hung on a non-regular file")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        for source in (manifest, audio):
+            out = tmp_path / f"{source.stem}.parquet"
+            result = features.extract_features(source, out=out, cache_dir=tmp_path / "c", segment_seconds=None,
+                                               progress=False)
+            assert result.n_tracks == 1
+            errors = fileio.read_csv(result.errors)
+            reasons = dict(zip(errors["path"].map(lambda p: Path(p).name), errors["reason"]))
+            assert "not a regular file" in reasons["fifo.wav"] and "not a regular file" in reasons["zero.wav"]
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    # the errors side file is written formula-safe (fileio.write_csv) and reads back unchanged
+    assert "'=HYPERLINK(1).wav" in (tmp_path / "manifest.errors.csv").read_text()
+    manifest_errors = fileio.read_csv(tmp_path / "manifest.errors.csv")
+    assert "=HYPERLINK(1).wav" in set(manifest_errors["path"])
 
 
 def test_long_file_is_truncated_with_a_note(tmp_path):
