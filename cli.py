@@ -328,8 +328,8 @@ def features_cmd(
 
     Writes OUT (parquet), OUT-stem.frames.npz (log-mel 128xT, MFCC 20xT, sequence 40xT per
     segment) and OUT-stem.errors.csv (unreadable files and why; never fatal). Results are
-    cached per file (checksum + parameters): a rerun, or a run after Ctrl-C, computes only
-    what is new or changed.
+    cached per file (checksum + parameters): a rerun, or a run after Ctrl-C or a crashed
+    worker process, computes only what is new or changed.
 
     \b
     Examples:

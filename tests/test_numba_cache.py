@@ -121,7 +121,7 @@ def test_compile_lock_prevents_the_gufunc_cache_race(tmp_path):
     assert not b_compiled_beside_a
 
 
-@pytest.mark.slow  # ~60 s: one cold compile of librosa's and our numba code (~30 s of CPU) and 6 processes
+@pytest.mark.slow  # ~80 s on 2 cores: one cold compile (53 s of CPU) while 7 more processes wait, then load
 def test_two_cold_parallel_feature_runs_at_once_never_crash(tmp_path):
     """The failing first run: an empty numba cache and `tracklens features --jobs 2`, twice at once
     (6 processes that all need the same compiled code), then a later load of that cache."""
