@@ -124,7 +124,8 @@ def test_compile_lock_prevents_the_gufunc_cache_race(tmp_path):
 @pytest.mark.slow  # ~80 s on 2 cores: one cold compile (53 s of CPU) while 7 more processes wait, then load
 def test_two_cold_parallel_feature_runs_at_once_never_crash(tmp_path):
     """The failing first run: an empty numba cache and `tracklens features --jobs 2`, twice at once
-    (6 processes that all need the same compiled code), then a later load of that cache."""
+    (8 processes that need the same compiled code: 2 runs, their checks, 4 workers), then a
+    later load of that cache."""
     audio = tmp_path / "audio"
     audio.mkdir()
     t = np.arange(int(3.5 * config.SAMPLE_RATE)) / config.SAMPLE_RATE
