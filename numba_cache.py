@@ -257,5 +257,8 @@ def _write_stamp() -> None:
 
 if __name__ == "__main__":  # `python -m tracklens.numba_cache`: check, repair and warm (make venv)
     started = time.perf_counter()
-    check_cache()
+    try:
+        check_cache()
+    except TracklensError as exc:
+        sys.exit(f"tracklens: error: {exc}")
     print(f"numba cache warm ({_numba_cache_dir()}, {time.perf_counter() - started:.1f} s)")
