@@ -8,9 +8,18 @@ the browser does (`/_dash-update-component`) with real GTZAN audio from ../share
 
 For each size it measures one client at a time, then ``--clients`` at once, and the same analysis
 called in-process without HTTP (the plain baseline); it prints p50/p95/max latency, the ratio to
-the baseline and the number of failed requests. Bounded: ``--sequential``, ``--requests`` (30 s)
-and ``--long-requests`` (4 min) uploads and a ``--time-limit`` for the whole run (requests not
-started by then are skipped and counted as failed).
+the baseline and the number of failed requests. A last phase posts ``--bad-requests`` bad uploads
+(corrupt, a header announcing 1024 channels and 4 GB, text named .wav, NaN samples, a 1 Hz header
+that decodes to 10 minutes) mixed with good clips, ``--clients`` at once: each must get its
+own answer (an error line for a bad file, a result for a good one).
+
+The server's memory is read from /proc/<pid>/status: resident size (VmRSS) before and after each
+phase (after a short settle) and its peak during the phase (VmHWM, reset per phase through
+/proc/<pid>/clear_refs where allowed, and VmRSS sampled every 50 ms).
+
+Bounded: ``--sequential``, ``--requests`` (30 s), ``--long-requests`` (4 min) and ``--bad-requests``
+uploads and a ``--time-limit`` for the whole run (requests not started by then are skipped and
+counted as failed).
 
     .venv/bin/python bench/dashboard.py                  # 4 clients: 12 x 30 s, 4 x 4 min
     .venv/bin/python bench/dashboard.py --clients 2 --requests 6 --long-requests 2
@@ -20,10 +29,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io
 import json
 import os
-import sys
+import struct
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -31,10 +42,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tracklens import config  # noqa: E402
+from tracklens import config
 
 GENRES = config.GTZAN_GENRES
 LONG_SECONDS = 240.0
+MEMORY_SAMPLE_S = 0.05
+SETTLE_S = 3.0  # after a phase, before reading "after": in-flight work and frees finish
 
 
 def upload_callback(url: str) -> dict:
@@ -59,8 +72,11 @@ def payload(dep: dict, name: str, raw: bytes, mime: str) -> bytes:
     return json.dumps(body).encode()
 
 
-def post(url: str, body: bytes, timeout: float) -> tuple[float, str | None]:
-    """(latency in s, None) on success, or (latency, reason) when the request failed."""
+def post(url: str, body: bytes, timeout: float, *, expect_ok: bool = True) -> tuple[float, str | None, str]:
+    """(latency in s, None or why the answer is wrong, the page's status line).
+
+    ``expect_ok``: a result (``check-ok``) is right; otherwise an error line (``check-error``) is.
+    """
     start = time.perf_counter()
     request = urllib.request.Request(url + "/_dash-update-component", data=body,
                                      headers={"Content-Type": "application/json"}, method="POST")
@@ -68,12 +84,88 @@ def post(url: str, body: bytes, timeout: float) -> tuple[float, str | None]:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             answer = json.load(response)
     except Exception as exc:  # a failed request is counted, not fatal
-        return time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:160]
+        return time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:160], ""
     elapsed = time.perf_counter() - start
-    text = json.dumps(answer.get("response", {}))
-    if "check-error" in text or "check-ok" not in text:
-        return elapsed, "the page answered with an error: " + text[:160]
-    return elapsed, None
+    status = answer.get("response", {}).get("check-status", {}).get("children") or {}
+    line = str(status.get("props", {}).get("children", "")) if isinstance(status, dict) else ""
+    wanted = "check-ok" if expect_ok else "check-error"
+    if json.dumps(status).count(f'"{wanted}"') != 1:
+        return elapsed, f"expected {wanted}, the page answered: {line[:160]}", line
+    return elapsed, None, line
+
+
+class MemoryWatch:
+    """The resident memory of process ``pid`` (MB): before, peak and after each :meth:`phase`."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.rows: list[tuple[str, float, float, float]] = []
+        self._peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def status_mb(self, key: str) -> float:
+        """A ``Vm*`` line of /proc/<pid>/status in MB (nan once the process is gone)."""
+        try:
+            with open(f"/proc/{self.pid}/status") as status:
+                for line in status:
+                    if line.startswith(key + ":"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return float("nan")
+
+    def _sample(self) -> None:
+        while not self._stop.wait(MEMORY_SAMPLE_S):
+            rss = self.status_mb("VmRSS")
+            if rss == rss:
+                self._peak = max(self._peak, rss)
+
+    def _reset_peak(self) -> None:
+        with contextlib.suppress(OSError):  # "5" resets VmHWM (Linux >= 4.0); else only the samples count
+            with open(f"/proc/{self.pid}/clear_refs", "w") as clear:
+                clear.write("5")
+        self._peak = self.status_mb("VmRSS")
+
+    @contextlib.contextmanager
+    def phase(self, label: str):
+        before = self.status_mb("VmRSS")
+        self._reset_peak()
+        yield
+        time.sleep(SETTLE_S)
+        peak = max(self._peak, self.status_mb("VmHWM"))
+        self.rows.append((label, before, peak, self.status_mb("VmRSS")))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _wav_header(channels: int, sr: int, data_bytes: int) -> bytes:
+    """A 32-bit float WAV header announcing ``data_bytes`` of samples."""
+    block = channels * 4
+    return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 0xFFFFFFFF, b"WAVE", b"fmt ", 16, 3, channels, sr,
+                       sr * block & 0xFFFFFFFF, block, 32, b"data", data_bytes)
+
+
+def bad_files() -> list[tuple[str, bytes, str]]:
+    """Uploads the page must refuse with a one-line reason: (name, bytes, mime)."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(1 << 18).astype("<f4") * 0.1
+    nan_wav = io.BytesIO()
+    with_nan = noise[: 5 * config.SAMPLE_RATE].copy()
+    with_nan[1000:1100] = np.nan
+    sf.write(nan_wav, with_nan, config.SAMPLE_RATE, format="WAV", subtype="FLOAT")
+    return [
+        ("corrupt.wav", b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(range(256)) * 8, "audio/wav"),
+        ("huge-header.wav", _wav_header(1024, 384_000, 0xFFFFFFF0) + noise.tobytes(), "audio/wav"),
+        ("notes.wav", b"these are notes, not audio samples\n" * 300, "audio/wav"),
+        ("nan.wav", nan_wav.getvalue(), "audio/wav"),
+        ("one-hertz.wav", _wav_header(1, 1, 0xFFFFFFF0) + noise[:1 << 16].tobytes(), "audio/wav"),
+    ]
 
 
 def real_clips(shared: Path) -> list[Path]:
@@ -115,12 +207,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=12, help="30 s uploads in the concurrent phase (default 12)")
     parser.add_argument("--long-requests", type=int, default=4,
                         help="4-minute uploads in the concurrent phase (default 4)")
+    parser.add_argument("--bad-requests", type=int, default=20,
+                        help="bad uploads in the mixed phase, with a good clip after every fourth (default 20)")
     parser.add_argument("--sequential", type=int, default=2, help="uploads per size, one at a time (default 2)")
     parser.add_argument("--time-limit", type=float, default=540.0, help="seconds for the whole run (default 540)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request before it counts as failed")
     args = parser.parse_args()
-    if args.clients < 1 or args.requests < 1 or args.long_requests < 1 or args.sequential < 0:
-        parser.error("--clients, --requests and --long-requests must be >= 1, --sequential >= 0")
+    if min(args.clients, args.requests, args.long_requests) < 1 or min(args.sequential, args.bad_requests) < 0:
+        parser.error("--clients, --requests and --long-requests must be >= 1, --sequential and --bad-requests >= 0")
     shared = config.SHARED_DATA_DIR
     if not (shared / "gtzan" / "audio").is_dir():
         raise SystemExit(f"bench/dashboard.py: needs the real GTZAN clips in {shared / 'gtzan' / 'audio'}")
@@ -129,39 +223,82 @@ def main() -> None:
     clips = real_clips(shared)
     n_short = args.sequential + args.requests + 1
     n_long = args.sequential + args.long_requests + 1
-    if n_short > len(clips):
-        parser.error(f"only {len(clips)} distinct 30 s clips: lower --requests/--sequential")
+    n_mixed_good = args.bad_requests // 4
+    if n_short + n_mixed_good > len(clips):
+        parser.error(f"only {len(clips)} distinct 30 s clips: lower --requests/--sequential/--bad-requests")
     print(f"preparing {n_short} x 30 s clips and {n_long} x {LONG_SECONDS / 60:g}-minute MP3 files ...", flush=True)
     short = [(c.name, c.read_bytes(), "audio/ogg") for c in clips[:n_short]]
     longs = [(f"long{i}.mp3", raw, "audio/mpeg") for i, raw in enumerate(long_files(clips, n_long))]
+    mixed = mixed_uploads(bad_files(), [(c.name, c.read_bytes(), "audio/ogg")
+                                        for c in clips[n_short: n_short + n_mixed_good]], args.bad_requests)
 
     from tracklens.dashboard.app import serve_in_subprocess
 
     start = time.monotonic()
-    with serve_in_subprocess(timeout=300) as url:
-        dep = upload_callback(url)
-        print(f"dashboard ready in {time.monotonic() - start:.1f} s (start-up loads the model and warms up)",
-              flush=True)
+    with serve_in_subprocess(timeout=300) as server:
+        memory = MemoryWatch(server.pid)
+        dep = upload_callback(server.url)
+        print(f"dashboard ready in {time.monotonic() - start:.1f} s (start-up loads the model and warms up); "
+              f"{memory.status_mb('VmRSS'):.0f} MB resident", flush=True)
         rows = []
         for label, files, n_conc in (("30 s clip", short, args.requests), ("4 min MP3", longs, args.long_requests)):
-            bodies = [payload(dep, n, raw, mime) for n, raw, mime in files]
-            mb = np.mean([len(raw) for _, raw, _ in files]) / 2**20
-            # The plain baseline: the same analysis in this process, no HTTP, one at a time.
-            base = direct_seconds(files[-1])
-            seq, fails, skipped = [], 0, 0
-            for body in bodies[: args.sequential]:
-                if time.monotonic() > deadline:
-                    skipped += 1
-                    continue
-                elapsed, error = post(url, body, args.timeout)
-                seq.append(elapsed)
-                fails += error is not None
-                if error:
-                    print(f"  failed: {error}")
-            conc, cfails, cskipped, wall = concurrent(url, bodies[args.sequential: args.sequential + n_conc],
-                                                      clients=args.clients, timeout=args.timeout, deadline=deadline)
-            rows.append((label, mb, base, seq, fails + skipped, conc, cfails + cskipped, wall))
+            with memory.phase(label):
+                rows.append(latency_phase(server.url, dep, label, files, n_conc, args, deadline))
+        with memory.phase(f"{args.bad_requests} bad + {n_mixed_good} good"):
+            outcome = mixed_phase(server.url, dep, mixed, args, deadline)
+        memory.stop()
     print_table(rows, clients=args.clients)
+    print_memory(memory.rows)
+    print_mixed(outcome, clients=args.clients)
+
+
+def latency_phase(url: str, dep: dict, label: str, files: list, n_conc: int, args, deadline: float) -> tuple:
+    """One size: the in-process baseline, ``--sequential`` uploads one at a time, then ``n_conc`` at once."""
+    bodies = [payload(dep, n, raw, mime) for n, raw, mime in files]
+    mb = np.mean([len(raw) for _, raw, _ in files]) / 2**20
+    # The plain baseline: the same analysis in this process, no HTTP, one at a time.
+    base = direct_seconds(files[-1])
+    seq, fails, skipped = [], 0, 0
+    for body in bodies[: args.sequential]:
+        if time.monotonic() > deadline:
+            skipped += 1
+            continue
+        elapsed, error, _ = post(url, body, args.timeout)
+        seq.append(elapsed)
+        fails += error is not None
+        if error:
+            print(f"  failed: {error}")
+    conc, cfails, cskipped, wall = concurrent(url, bodies[args.sequential: args.sequential + n_conc],
+                                              clients=args.clients, timeout=args.timeout, deadline=deadline)
+    return label, mb, base, seq, fails + skipped, conc, cfails + cskipped, wall
+
+
+def mixed_uploads(bad: list, good: list, n_bad: int) -> list[tuple[str, bytes, str, bool]]:
+    """``n_bad`` bad uploads (cycling through ``bad``) with a good one after every fourth:
+    (name, bytes, mime, expect_ok)."""
+    out, good_left = [], list(good)
+    for i in range(n_bad):
+        out.append((*bad[i % len(bad)], False))
+        if i % 4 == 3 and good_left:
+            out.append((*good_left.pop(0), True))
+    return out + [(*g, True) for g in good_left]
+
+
+def mixed_phase(url: str, dep: dict, uploads: list, args, deadline: float) -> dict:
+    """Post bad and good uploads ``--clients`` at once; count wrong answers, keep each error line."""
+    def one(upload):
+        name, raw, mime, expect_ok = upload
+        if time.monotonic() > deadline:
+            return name, "skipped at the time limit", ""
+        _, problem, line = post(url, payload(dep, name, raw, mime), args.timeout, expect_ok=expect_ok)
+        return name, problem, line
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.clients) as pool:
+        answers = list(pool.map(one, uploads))
+    lines = {name: line for name, problem, line in answers if problem is None and not name.endswith(".opus")}
+    return {"n": len(uploads), "wrong": [(n, p) for n, p, _ in answers if p is not None], "lines": lines,
+            "wall": time.perf_counter() - start}
 
 
 def direct_seconds(file) -> float:
@@ -192,7 +329,7 @@ def concurrent(url: str, bodies: list[bytes], *, clients: int, timeout: float, d
             if result is None:
                 skipped += 1
                 continue
-            elapsed, error = result
+            elapsed, error, _ = result
             latencies.append(elapsed)
             if error:
                 failures += 1
@@ -217,6 +354,27 @@ def print_table(rows, *, clients: int) -> None:
     print()
     print("in-process: the same analysis called directly (no HTTP, no concurrency), the plain baseline;")
     print(f"p50/p95/max: {clients} uploads at once; failed: errors, timeouts and requests skipped at the time limit.")
+
+
+def print_memory(rows) -> None:
+    print()
+    print("server memory (resident, MB; /proc/<pid>/status of the waitress process)")
+    print("| phase | before | peak | after |")
+    print("| --- | ---: | ---: | ---: |")
+    for label, before, peak, after in rows:
+        print(f"| {label} | {before:.0f} | {peak:.0f} | {after:.0f} |")
+    print(f"peak: VmHWM reset at the phase's start (else since start) or VmRSS sampled every "
+          f"{MEMORY_SAMPLE_S * 1000:.0f} ms, whichever is higher; after: {SETTLE_S:g} s after the phase's last answer.")
+
+
+def print_mixed(outcome: dict, *, clients: int) -> None:
+    print()
+    print(f"bad uploads mixed with good ones, {clients} at once: {outcome['n']} requests in "
+          f"{outcome['wall']:.1f} s, {len(outcome['wrong'])} wrong answers")
+    for name, problem in outcome["wrong"][:10]:
+        print(f"  wrong: {name}: {problem}")
+    for name, line in outcome["lines"].items():
+        print(f"  {line}")
 
 
 if __name__ == "__main__":

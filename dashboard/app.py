@@ -7,6 +7,7 @@ second app would get none) and run it with :func:`serve`, which uses waitress un
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import os
@@ -14,7 +15,7 @@ import os
 import dash
 from dash import Dash, Input, Output, callback, dcc, html
 
-from tracklens.dashboard import data
+from tracklens.dashboard import data, memory
 from tracklens.errors import TracklensError
 
 TITLE = "tracklens"
@@ -49,8 +50,10 @@ def get_app() -> Dash:
         suppress_callback_exceptions=True,  # each page's components exist only on that page
     )
     from tracklens.dashboard.pages import charts, check, models  # noqa: F401  (registers the pages)
+    from tracklens.dashboard import security
 
     app.layout = layout
+    security.install(app)  # security headers on every response; malformed callback requests get 400
     return app
 
 
@@ -106,6 +109,21 @@ def _check_port_free(host: str, port: int) -> None:
                                  "or stop what is using it") from exc
 
 
+def _warm_numba() -> None:
+    """Compile (or load) numba's kernels once, in this thread, before any thread pool starts
+    (waitress's threads, the check's blend thread); ``check=True`` repairs a damaged numba cache
+    in a child process first instead of crashing the server (SIGSEGV) at its first analysis.
+
+    Skipped while ``tracklens.numba_cache`` is not installed (it is being added beside this);
+    the warm-up tone in ``data.warm_up`` then compiles them.
+    """
+    try:
+        from tracklens.numba_cache import warm_numba
+    except ImportError:
+        return
+    warm_numba(check=True)
+
+
 def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bool = False,
           threads: int = 4) -> None:
     """Load data and model once, then serve the app until Ctrl-C.
@@ -116,6 +134,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bo
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     data.configure(data_dir)
     _check_port_free(host, port)  # before the slow warm-up, so a clash is reported at once
+    memory.limit_malloc_arenas()  # before TensorFlow's and waitress's threads exist
+    _warm_numba()
     summary = data.warm_up()
     app = get_app()
     url = f"http://{host}:{port}/"
@@ -131,12 +151,21 @@ def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bo
                    clear_untrusted_proxy_headers=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class ServedDashboard:
+    """A dashboard running in a child process: its base URL, process id and log file."""
+
+    url: str
+    pid: int
+    log_path: object
+
+
 @contextlib.contextmanager
 def serve_in_subprocess(*, data_dir=None, env: dict | None = None, log_path=None, timeout: float = 180.0):
     """Run `tracklens dashboard` in a child process on a free loopback port (for tests and benchmarks).
 
-    Yields the base URL once ``/_dash-layout`` answers; stops the process on exit. Raises
-    TracklensError with the end of the server's log when it exits or does not answer in time.
+    Yields a :class:`ServedDashboard` once ``/_dash-layout`` answers; stops the process on exit.
+    Raises TracklensError with the end of the server's log when it exits or does not answer in time.
     """
     import socket
     import subprocess
@@ -174,7 +203,7 @@ def serve_in_subprocess(*, data_dir=None, env: dict | None = None, log_path=None
                 raise TracklensError(f"the dashboard did not answer within {timeout:.0f} s:\n"
                                      f"{log_path.read_text(errors='replace')[-3000:]}")
             time.sleep(0.5)
-        yield url
+        yield ServedDashboard(url=url, pid=proc.pid, log_path=log_path)
     finally:
         proc.terminate()
         try:

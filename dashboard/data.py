@@ -149,15 +149,15 @@ def model_report() -> ModelReport | None:
 
 @functools.lru_cache(maxsize=2)
 def _load_report(path: Path, mtime: float) -> ModelReport | None:
-    import pandas as pd
+    from tracklens import fileio
 
     try:
-        table = pd.read_csv(path)
+        table = fileio.read_csv(path)  # undoes the formula escaping of model names
     except (OSError, ValueError):
         return None  # half-written or foreign: as if absent
     if "model" not in table.columns:
         return None
-    from tracklens.models import store, train
+    from tracklens.models import store
 
     predictions = {}
     for name in table["model"].astype(str):
@@ -165,11 +165,11 @@ def _load_report(path: Path, mtime: float) -> ModelReport | None:
             folder = root / name
             if (folder / store.PREDICTIONS_NAME).is_file() and (folder / store.CARD_NAME).is_file():
                 try:
-                    genres = store.read_card(folder, verify_weights=False)["genres"]
-                    pred = train.read_predictions(folder / store.PREDICTIONS_NAME, genres)
-                except (TracklensError, OSError, KeyError, ValueError):
+                    result = store.load_validation_result(folder)
+                except (TracklensError, OSError):
                     continue
-                predictions[name] = {"y_true": pred["y_true"], "y_score": pred["y_score"], "genres": list(genres)}
+                predictions[name] = {"y_true": result["y_true"], "y_score": result["y_score"],
+                                     "genres": list(result["genres"])}
                 break
     return ModelReport(table=table, path=path, predictions=predictions)
 

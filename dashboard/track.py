@@ -17,6 +17,8 @@ import binascii
 import collections
 import functools
 import hashlib
+import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from tracklens import config
-from tracklens.dashboard import data
+from tracklens.dashboard import data, memory
 from tracklens.errors import TracklensError
 
 #: Chart columns that can be computed from audio (features.spotify_comparable_features).
@@ -41,11 +43,20 @@ MAX_TAG_PATCHES = 4
 # spread over the track. Classifying every 3 s patch of a 4-minute song doubled the check's latency.
 MAX_BLEND_SECONDS = 60.0
 MAX_DISPLAY_FRAMES = 1200  # spectrogram/chromagram columns sent to the browser
-_CACHE_SIZE = 8
+# A report holds no STFT (< 1 MB: decimated pictures, small tables); a few cover re-checking the last uploads.
+_CACHE_SIZE = 3
+# One check keeps two cores busy (analysis beside the blend thread) and peaks ~500 MB above the
+# server for a 4-minute track, so more checks at once add memory, not speed: 4 concurrent 4-minute
+# uploads on 2 cores peaked at 2.56 GB without this limit, 1.54 GB with it, and their p50 latency
+# fell from 32.6 s to 19.3 s (bench/dashboard.py --clients 4).
+MAX_CONCURRENT_CHECKS = max(1, (os.cpu_count() or 2) // 2)
+GENERIC_FAILURE = "could not be analysed (an unexpected error on the server; it has been logged)"
+LOG = logging.getLogger(__name__)
 
 
 class UploadError(TracklensError):
-    """An upload that cannot be checked (wrong type, too large, too long, unreadable, silent)."""
+    """An upload the page refuses before or after decoding (wrong type, too large, too long);
+    the decoder's own refusals (unreadable, silent, over its limits) are ``audio.AudioError``."""
 
 
 def decode_contents(contents: str, filename: str) -> bytes:
@@ -78,6 +89,21 @@ def display_name(filename: str | None) -> str:
     """The base name of an uploaded file, for messages only (never used as a path)."""
     name = str(filename or "upload").replace("\\", "/").rsplit("/", 1)[-1]
     return "".join(ch for ch in name if ch.isprintable())[:120] or "upload"
+
+
+def failure_message(exc: BaseException, filename: str | None) -> str:
+    """The one line the page shows when a check fails.
+
+    A TracklensError (a bad or over-limit file, as the decoder explains it) is shown as is, with
+    the file name in front; anything else is a fault of the server, not of the file: its
+    traceback goes to the server log and the user gets a generic line without Python's
+    exception name or text.
+    """
+    name = display_name(filename)
+    if isinstance(exc, TracklensError):
+        return _with_name(str(exc), name)
+    LOG.error("check your track failed for %r", name, exc_info=exc)
+    return f"{name}: {GENERIC_FAILURE}"
 
 
 # --- the chart reference ------------------------------------------------------------------
@@ -194,12 +220,15 @@ class TrackReport:
 
 _cache: collections.OrderedDict = collections.OrderedDict()
 _cache_lock = threading.Lock()
+_check_slots = threading.BoundedSemaphore(MAX_CONCURRENT_CHECKS)
 
 
 def check_track(raw: bytes, filename: str) -> TrackReport:
-    """Decode, featurize, blend and compare one upload (cached by content hash).
+    """Decode, featurize, blend and compare one upload (cached by content hash; at most
+    ``MAX_CONCURRENT_CHECKS`` at once, the others wait).
 
-    Raises UploadError for unreadable, silent, too short or too long audio.
+    Raises TracklensError (audio.AudioError, UploadError) for unreadable, silent, too short or
+    too long audio.
     """
     key = hashlib.sha256(raw).hexdigest()
     with _cache_lock:
@@ -207,7 +236,11 @@ def check_track(raw: bytes, filename: str) -> TrackReport:
             _cache.move_to_end(key)
             report = _cache[key]
             return report if report.filename == display_name(filename) else _renamed(report, filename)
-    report = _check_track(raw, display_name(filename))
+    try:
+        with _check_slots:
+            report = _check_track(raw, display_name(filename))
+    finally:
+        memory.return_freed_memory()  # the analysis' arrays are freed by now
     with _cache_lock:
         _cache[key] = report
         while len(_cache) > _CACHE_SIZE:
@@ -224,11 +257,7 @@ def _renamed(report: TrackReport, filename: str) -> TrackReport:
 def _decode(raw: bytes, name: str):
     from tracklens import audio
 
-    try:
-        clip = audio.load_audio_bytes(raw, name=name, sr=config.SAMPLE_RATE,
-                                      max_duration=data.MAX_UPLOAD_SECONDS)
-    except TracklensError as exc:
-        raise UploadError(_with_name(str(exc), name)) from exc
+    clip = audio.load_audio_bytes(raw, name=name, sr=config.SAMPLE_RATE, max_duration=data.MAX_UPLOAD_SECONDS)
     if clip.truncated or clip.source_duration_s > data.MAX_UPLOAD_SECONDS + 0.5:
         raise UploadError(f"{name}: too long ({clip.source_duration_s / 60:.1f} min); the limit is "
                           f"{data.MAX_UPLOAD_SECONDS / 60:g} min — trim it and upload again")

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import base64
+import collections
+import hashlib
 import io
+import re
 import subprocess
 import sys
+import threading
+import time
+import types
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -137,6 +144,107 @@ def test_last_track_line(app):
     assert "song.mp3" in line and "rock-metal" in line
 
 
+def test_serve_defaults_to_loopback_without_debug():
+    import inspect
+
+    from tracklens.dashboard import app as app_module
+
+    defaults = {name: p.default for name, p in inspect.signature(app_module.serve).parameters.items()}
+    assert defaults["host"] == "127.0.0.1" and defaults["debug"] is False
+
+
+# --- HTTP hardening -----------------------------------------------------------------------
+
+
+def test_every_response_carries_the_security_headers(app):
+    from tracklens.dashboard import security
+
+    client = app.server.test_client()
+    index = client.get("/check")
+    policy_text = index.headers["Content-Security-Policy"]
+    for response in (index, client.get("/_dash-layout"), client.get("/_dash-dependencies"),
+                     client.get("/assets/style.css"), client.get("/no-such-page")):
+        assert response.status_code == 200
+        for header, value in security.SECURITY_HEADERS.items():
+            assert response.headers.get(header) == value, header
+        assert response.headers.get("Content-Security-Policy") == policy_text
+    policy = dict(directive.split(" ", 1) for directive in policy_text.split("; "))
+    assert policy["default-src"] == "'self'" and policy["object-src"] == "'none'"
+    assert policy["frame-ancestors"] == "'none'" and policy["base-uri"] == "'none'"
+    assert "'unsafe-inline'" not in policy["script-src"]  # inline scripts run by their hashes only
+    # Every inline script of the page is allowed by its hash (else the app would not start);
+    # Dash's "no Internet Explorer" alert sits in a conditional comment no browser runs.
+    page = re.sub(r"<!--.*?-->", "", index.get_data(as_text=True), flags=re.S)
+    inline = re.findall(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>(.*?)</script>", page, re.S)
+    assert len(inline) >= 2  # the renderer's start-up line and the player's clientside callback
+    for script in inline:
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in policy["script-src"].split()
+
+
+_MISSING = object()
+
+
+def _callback_body(**changes) -> dict:
+    """A well-formed call of the header's last-track callback, with ``changes`` (``_MISSING`` drops a key)."""
+    body = {"output": "app-last-track.children", "outputs": {"id": "app-last-track", "property": "children"},
+            "inputs": [{"id": "app-track", "property": "data",
+                        "value": {"filename": "song.mp3", "blend_label": "rock-metal"}}],
+            "state": [], "changedPropIds": ["app-track.data"]}
+    body.update(changes)
+    return {key: value for key, value in body.items() if value is not _MISSING}
+
+
+_INPUT = _callback_body()["inputs"][0]
+
+
+def test_well_formed_callback_request_is_answered(app):
+    response = app.server.test_client().post("/_dash-update-component", json=_callback_body())
+    assert response.status_code == 200
+    assert "Last checked: song.mp3" in response.get_json()["response"]["app-last-track"]["children"]
+
+
+@pytest.mark.parametrize("body", [
+    _callback_body(inputs=None),
+    _callback_body(inputs=_MISSING),
+    _callback_body(inputs=[]),
+    _callback_body(inputs=[_INPUT, _INPUT]),
+    _callback_body(inputs=["app-track.data"]),
+    _callback_body(inputs=[{**_INPUT, "id": 5}]),
+    _callback_body(inputs=[{**_INPUT, "id": "check-upload", "property": "contents"}]),
+    _callback_body(state="filename"),
+    _callback_body(outputs=_MISSING),
+    _callback_body(outputs=[{"id": "app-last-track", "property": "children"}] * 2),
+    _callback_body(outputs={"id": "check-status", "property": "children"}),
+    _callback_body(output="no-such-component.children"),
+    _callback_body(output=None),
+    _callback_body(output=["app-last-track.children"]),
+    _callback_body(changedPropIds="app-track.data"),
+    [_callback_body()],
+    "a JSON string",
+], ids=["inputs-null", "inputs-missing", "inputs-empty", "inputs-too-many", "input-a-string", "input-id-a-number",
+        "input-of-another-callback", "state-a-string", "outputs-missing", "outputs-too-many",
+        "outputs-of-another-callback", "unknown-output", "output-null", "output-a-list",
+        "changed-a-string", "body-a-list", "body-a-string"])
+def test_malformed_callback_request_gets_400_without_traceback(app, body):
+    response = app.server.test_client().post("/_dash-update-component", json=body)
+    _assert_refused(response)
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"", b"\xff\xfe"], ids=["broken", "empty", "binary"])
+def test_callback_request_that_is_not_json_gets_400(app, raw):
+    client = app.server.test_client()
+    _assert_refused(client.post("/_dash-update-component", data=raw, content_type="application/json"))
+    _assert_refused(client.post("/_dash-update-component", data=raw, content_type="text/plain"))
+
+
+def _assert_refused(response) -> None:
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400, (response.status_code, text[:300])
+    assert text.startswith("bad callback request: ") and text.count("\n") == 1
+    assert "Traceback" not in text and "File " not in text
+
+
 # --- charts page --------------------------------------------------------------------------
 
 
@@ -231,6 +339,21 @@ def test_models_page_picks_up_a_report_written_while_running(pages, monkeypatch,
     layout = pages["models"].layout()
     assert "models-table" in _ids(layout) and "No saved validation predictions" in _text(layout)
     assert _text(layout).index("mlp") < _text(layout).index("knn")  # best first
+
+
+def test_model_report_reads_saved_validation_predictions(monkeypatch, tmp_path):
+    from tracklens.dashboard import data
+    from tracklens.models import store
+
+    monkeypatch.setattr(config, "REPORTS_DIR", tmp_path)
+    monkeypatch.setattr(data, "_model_dirs", lambda: [config.MODELS_DIR])  # the shipped models/default
+    (tmp_path / "comparison.csv").write_text("model,accuracy\ndefault,0.7\nnot-saved,0.5\n")
+    report = data.model_report()
+    expected = store.load_validation_result(config.DEFAULT_MODEL_DIR)
+    assert list(report.predictions) == ["default"]
+    saved = report.predictions["default"]
+    assert saved["genres"] == list(expected["genres"]) and np.array_equal(saved["y_true"], expected["y_true"])
+    assert saved["y_score"].shape == (len(expected["y_true"]), len(expected["genres"]))
 
 
 def test_models_page_table_and_figures(pages, monkeypatch):
@@ -332,6 +455,78 @@ def test_check_upload_refuses_bad_audio_with_one_line(pages, name, make, expecte
     assert results == [] and "check-error" in _ids(status)
     message = _text(status)
     assert message.startswith(name) and expected in message and "\n" not in message
+
+
+@pytest.mark.parametrize("error, shown", [
+    (TracklensError("song.wav: unsupported channel count (3000)"), "song.wav: unsupported channel count (3000)"),
+    (TracklensError("no audio stream"), "song.wav: no audio stream"),
+])
+def test_check_upload_shows_a_tracklens_error_as_it_is(pages, monkeypatch, error, shown):
+    from tracklens.dashboard import track
+
+    monkeypatch.setattr(track, "_check_track", _raises(error))
+    status, results, _ = pages["check"].check_upload(_data_uri(b"RIFF" + bytes(64)), "song.wav")
+    assert _text(status) == shown and results == []
+
+
+@pytest.mark.parametrize("error, detail", [(MemoryError(), "MemoryError"), (ValueError("Input must be finite"), "finite"),
+                                           (KeyError("tempo"), "tempo")], ids=["MemoryError", "ValueError", "KeyError"])
+def test_check_upload_hides_an_unexpected_error_and_logs_it(pages, monkeypatch, caplog, error, detail):
+    from tracklens.dashboard import track
+
+    monkeypatch.setattr(track, "_check_track", _raises(error))
+    with caplog.at_level("ERROR", logger=track.LOG.name):
+        status, results, _ = pages["check"].check_upload(_data_uri(b"RIFF" + bytes(64)), "song.wav")
+    assert _text(status) == f"song.wav: {track.GENERIC_FAILURE}" and results == []
+    assert detail not in _text(status) and type(error).__name__ not in _text(status)
+    logged = [r for r in caplog.records if r.exc_info and r.exc_info[1] is error]
+    assert len(logged) == 1 and "song.wav" in logged[0].getMessage()  # the traceback is in the server log
+
+
+def _raises(error: BaseException):
+    def fail(raw, name):
+        raise error
+    return fail
+
+
+def test_report_cache_keeps_only_the_last_few_uploads(monkeypatch):
+    from tracklens.dashboard import track
+
+    analysed = []
+    monkeypatch.setattr(track, "_cache", collections.OrderedDict())
+    monkeypatch.setattr(track, "_check_track",
+                        lambda raw, name: analysed.append(name) or types.SimpleNamespace(filename=name))
+    for i in range(6):
+        track.check_track(f"upload {i}".encode(), f"{i}.wav")
+    assert len(track._cache) == track._CACHE_SIZE <= 3
+    track.check_track(b"upload 5", "5.wav")  # the newest is still cached
+    assert len(analysed) == 6
+    track.check_track(b"upload 0", "0.wav")  # the oldest was dropped
+    assert len(analysed) == 7
+
+
+def test_checks_beyond_the_limit_wait_for_a_free_slot(monkeypatch):
+    from tracklens.dashboard import track
+
+    running, peak, lock = 0, 0, threading.Lock()
+
+    def slow_check(raw, name):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.2)
+        with lock:
+            running -= 1
+        return types.SimpleNamespace(filename=name)
+
+    monkeypatch.setattr(track, "_cache", collections.OrderedDict())
+    monkeypatch.setattr(track, "_check_track", slow_check)
+    n = track.MAX_CONCURRENT_CHECKS + 3
+    with ThreadPoolExecutor(n) as pool:
+        reports = list(pool.map(lambda i: track.check_track(f"upload {i}".encode(), f"{i}.wav"), range(n)))
+    assert [r.filename for r in reports] == [f"{i}.wav" for i in range(n)]
+    assert peak == track.MAX_CONCURRENT_CHECKS
 
 
 def test_check_upload_refuses_too_long(pages, monkeypatch):

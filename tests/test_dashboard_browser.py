@@ -1,7 +1,9 @@
 """End-to-end: the dashboard served by `tracklens dashboard` (waitress), driven in headless Debian
 Chromium by Playwright. Loads every page, uploads real audio, waits for the genre blend and checks
-it, refuses corrupt / silent / too-large files with a readable message; screenshots go to
-reports/screenshots/.
+it against the same blend computed in this process, refuses corrupt / silent / too-large files with
+a readable message, and checks that all of it works under the server's Content-Security-Policy
+(no violation reported, no console error). Screenshots go to a temporary folder, or to
+$TRACKLENS_SCREENSHOTS when set.
 
 Skips only when /usr/bin/chromium is missing and CI is unset (in CI a missing browser fails).
 """
@@ -9,7 +11,6 @@ Skips only when /usr/bin/chromium is missing and CI is unset (in CI a missing br
 from __future__ import annotations
 
 import io
-import json
 import os
 import socket
 from pathlib import Path
@@ -24,7 +25,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-gpu"]
-SCREENSHOTS = config.REPORTS_DIR / "screenshots"
+SCREENSHOTS_ENV = "TRACKLENS_SCREENSHOTS"
+# Records every CSP violation of a document (the init script runs again on each navigation).
+CSP_LISTENER = ("window.__cspViolations = []; document.addEventListener('securitypolicyviolation', "
+                "e => window.__cspViolations.push(e.violatedDirective + ' blocked ' + e.blockedURI));")
+# The evaluation report the server is given (in its private tracklens home): best model first on the page.
+REPORT_MODELS = {"knn": 0.61, "mlp": 0.93}
 UPLOAD_LIMIT_MB = 2  # the server under test refuses more, so "too large" is cheap to exercise
 START_TIMEOUT_S = 180
 RESULT_TIMEOUT_MS = 90_000
@@ -47,34 +53,76 @@ def _wav_bytes(y: np.ndarray, sr: int = config.SAMPLE_RATE) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def server(demo_catalogue, tmp_path_factory):
+def screenshots(tmp_path_factory) -> Path:
+    """Where screenshots go: $TRACKLENS_SCREENSHOTS when set (kept there), else a temporary folder."""
+    kept = os.environ.get(SCREENSHOTS_ENV, "").strip()
+    folder = Path(kept).expanduser() if kept else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tracklens_home(tmp_path_factory) -> Path:
+    """A private tracklens home for the server: no trained models, one evaluation report."""
+    home = tmp_path_factory.mktemp("home")
+    report = home / "reports" / "evaluation"
+    report.mkdir(parents=True)
+    rows = "".join(f"{name},{auc}\n" for name, auc in REPORT_MODELS.items())
+    (report / "comparison.csv").write_text("model,macro_roc_auc\n" + rows)
+    return home
+
+
+@pytest.fixture(scope="module")
+def server(demo_catalogue, tracklens_home, tmp_path_factory):
     """`tracklens dashboard --data <demo catalogue>` on a free loopback port; yields its URL."""
     from tracklens.dashboard.app import serve_in_subprocess
 
     log_path = tmp_path_factory.mktemp("dashboard") / "server.log"
-    with serve_in_subprocess(data_dir=demo_catalogue, env={"TRACKLENS_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB)},
-                             log_path=log_path, timeout=START_TIMEOUT_S) as url:
-        yield url
+    env = {"TRACKLENS_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB), "TRACKLENS_HOME": str(tracklens_home)}
+    with serve_in_subprocess(data_dir=demo_catalogue, env=env, log_path=log_path,
+                             timeout=START_TIMEOUT_S) as served:
+        yield served.url
 
 
 @pytest.fixture(scope="module")
 def page():
-    """One headless Chromium page at laptop width (1366 x 900)."""
+    """One headless Chromium page at laptop width (1366 x 900) that records page errors, console
+    errors and CSP violations."""
     executable = _chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         context = browser.new_context(viewport={"width": 1366, "height": 900})
+        context.add_init_script(CSP_LISTENER)
         pg = context.new_page()
         pg.set_default_timeout(60_000)
         errors: list[str] = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
         pg.js_errors = errors
         yield pg
         context.close()
         browser.close()
+
+
+def _assert_clean(page) -> None:
+    """No script error, console error or CSP violation on the current page (call before leaving it)."""
+    assert page.evaluate("window.__cspViolations") == []
+    assert page.js_errors == []
+
+
+@pytest.fixture(scope="module")
+def expected_blend():
+    """The blend the page must show for an upload, computed in this process without the server."""
+    from tracklens import audio
+    from tracklens.dashboard import data, track
+    from tracklens.models import blend as blend_module
+
+    def compute(raw: bytes, name: str) -> dict:
+        clip = audio.load_audio_bytes(raw, name=name, sr=config.SAMPLE_RATE)
+        return blend_module.predict_blend(data.default_model(), clip, max_seconds=track.MAX_BLEND_SECONDS).blend
+    return compute
 
 
 def _upload(page, url: str, name: str, payload: bytes, mime: str = "audio/wav") -> None:
@@ -96,49 +144,53 @@ def _blend_of(page) -> dict:
     return dict(zip(names, (float(v) / 100.0 for v in values)))  # the bars are in percent
 
 
-def _check_blend(page, *, genres) -> tuple[dict, str]:
+def _check_blend(page, expected: dict) -> None:
+    """The page's blend bars equal ``expected`` and its label names the top genre."""
     blend = _blend_of(page)
     label = page.inner_text("#check-blend-label")
-    assert set(blend) == set(genres), f"blend genres {sorted(blend)} != model genres {sorted(genres)}"
+    assert blend == pytest.approx(expected, abs=0.01)
     assert sum(blend.values()) == pytest.approx(1.0, abs=0.02)
-    assert all(0.0 <= v <= 1.0 for v in blend.values())
     top = max(blend, key=blend.get)
     assert label.startswith("Blend:") and top in label, f"label {label!r} does not name the top genre {top}"
-    return blend, label
 
 
-@pytest.fixture(scope="module")
-def model_genres():
-    """The shipped default model's genres, from its model card (no TensorFlow in this process)."""
-    card = json.loads((config.DEFAULT_MODEL_DIR / "card.json").read_text())
-    return list(card["genres"])
+def test_pages_are_served_with_security_headers(server, page):
+    response = page.goto(server + "/check")
+    headers = response.headers
+    assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+    script_src = next(d for d in headers["content-security-policy"].split("; ") if d.startswith("script-src "))
+    assert "'sha256-" in script_src and "'unsafe-inline'" not in script_src
+    page.wait_for_selector("#check-upload")
+    _assert_clean(page)
 
 
-def test_charts_page_renders_figures(server, page):
+def test_charts_page_renders_figures(server, page, screenshots):
     page.goto(server + "/")
     for graph in ("#charts-heatmap", "#charts-scatter", "#charts-trends"):
         page.wait_for_selector(f"{graph} .main-svg")
     assert "songs match the filters" in page.inner_text("#charts-count")
-    page.screenshot(path=str(SCREENSHOTS / "charts.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "charts.png"), full_page=True)
     # Narrowing the filter reaches the server and changes the count.
     before = page.inner_text("#charts-count")
     page.click("#charts-explicit input[value='yes']")
     page.wait_for_function("(b) => document.querySelector('#charts-count').innerText !== b", arg=before)
-    assert page.js_errors == []
+    _assert_clean(page)
 
 
-def test_models_page_renders(server, page):
+def test_models_page_shows_the_report(server, page, screenshots):
     page.goto(server + "/models")
-    page.wait_for_selector("#models-table, #models-empty")
-    text = page.inner_text("main")
-    assert "Model comparison" in text or "No evaluation report yet" in text
-    page.screenshot(path=str(SCREENSHOTS / "models.png"), full_page=True)
+    table = page.wait_for_selector("#models-table")
+    assert "Model comparison" in table.inner_text()
+    models = [cell.inner_text() for cell in page.query_selector_all("#models-table tbody tr td:first-child")]
+    assert models == sorted(REPORT_MODELS, key=REPORT_MODELS.get, reverse=True)  # best first
+    page.screenshot(path=str(screenshots / "models.png"), full_page=True)
+    _assert_clean(page)
 
 
-def test_check_demo_clip_gives_blend(server, page, demo_catalogue, model_genres):
+def test_check_demo_clip_gives_blend(server, page, demo_catalogue, expected_blend, screenshots):
     clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[0]
     _upload(page, server, clip.name, clip.read_bytes())
-    blend, label = _check_blend(page, genres=model_genres)
+    _check_blend(page, expected_blend(clip.read_bytes(), clip.name))
     for section in ("#check-timeline", "#check-spectrogram", "#check-chromagram", "#check-profile", "#check-map"):
         page.wait_for_selector(f"{section} .main-svg")
     note = page.inner_text("#check-comparison-note")
@@ -147,15 +199,20 @@ def test_check_demo_clip_gives_blend(server, page, demo_catalogue, model_genres)
     src = page.get_attribute("#check-player", "src") or ""
     assert src.startswith("data:audio")
     assert clip.name in page.inner_text("#app-last-track")
-    page.screenshot(path=str(SCREENSHOTS / "check_demo.png"), full_page=True)
-    assert page.js_errors == []
+    page.hover("#check-spectrogram")  # Plotly's PNG export goes through a blob: image (img-src)
+    with page.expect_download() as download:
+        page.click("#check-spectrogram button[data-title='Download plot as a PNG']")
+    assert download.value.suggested_filename.endswith(".png")
+    page.screenshot(path=str(screenshots / "check_demo.png"), full_page=True)
+    _assert_clean(page)
 
 
-def test_check_real_gtzan_clip(server, page, shared_data, model_genres):
+def test_check_real_gtzan_clip(server, page, shared_data, expected_blend, screenshots):
     clip = sorted((shared_data / "gtzan" / "audio" / "rock").glob("*.opus"))[0]
     _upload(page, server, clip.name, clip.read_bytes(), mime="audio/ogg")
-    blend, _ = _check_blend(page, genres=model_genres)
-    page.screenshot(path=str(SCREENSHOTS / "check_gtzan.png"), full_page=True)
+    _check_blend(page, expected_blend(clip.read_bytes(), clip.name))
+    page.screenshot(path=str(screenshots / "check_gtzan.png"), full_page=True)
+    _assert_clean(page)
 
 
 @pytest.mark.parametrize("name, payload, expected", [
@@ -163,16 +220,18 @@ def test_check_real_gtzan_clip(server, page, shared_data, model_genres):
     ("silence.wav", None, "silent"),
     ("notes.txt", b"hello", "unsupported file type"),
 ])
-def test_check_refuses_bad_files(server, page, name, payload, expected):
+def test_check_refuses_bad_files(server, page, screenshots, name, payload, expected):
     if payload is None:
         payload = _wav_bytes(np.zeros(5 * config.SAMPLE_RATE, dtype=np.float32))
     _upload(page, server, name, payload)
     error = page.wait_for_selector("#check-error", timeout=RESULT_TIMEOUT_MS)
     text = error.inner_text()
-    assert expected in text and name in text
+    assert text.startswith(name) and expected in text
+    assert "could not be analysed" not in text  # the reason itself, not the fallback for a server fault
     assert page.query_selector("#check-blend-label") is None
     if name == "corrupt.wav":
-        page.screenshot(path=str(SCREENSHOTS / "check_corrupt.png"), full_page=True)
+        page.screenshot(path=str(screenshots / "check_corrupt.png"), full_page=True)
+    _assert_clean(page)
 
 
 def test_check_refuses_too_large_file_in_browser(server, page):
@@ -180,6 +239,7 @@ def test_check_refuses_too_large_file_in_browser(server, page):
     _upload(page, server, "huge.wav", payload)
     error = page.wait_for_selector("#check-error", timeout=10_000)
     assert "huge.wav: too large" in error.inner_text()
+    _assert_clean(page)
 
 
 def test_server_enforces_request_size_limit(server):

@@ -8,8 +8,6 @@ from the upload itself, so the file does not travel back from the server.
 
 from __future__ import annotations
 
-import logging
-
 import dash
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
@@ -19,7 +17,6 @@ from tracklens.dashboard import data, track
 from tracklens.dashboard.components import figure_panel
 
 
-LOG = logging.getLogger(__name__)
 ACCEPT = ",".join(data.UPLOAD_EXTENSIONS) + ",audio/*"
 FORMATS = "WAV, MP3, OGG, FLAC or M4A"
 
@@ -81,12 +78,8 @@ def check_upload(contents: str | None, filename: str | None):
         raw = track.decode_contents(contents, filename)
         report = track.check_track(raw, filename)
         results, summary = render_report(report), report.summary()
-    except track.UploadError as exc:
-        return error_box(str(exc)), [], dash.no_update
-    except Exception as exc:  # the page must answer, whatever a decoder or model does
-        LOG.exception("check your track failed for %r", track.display_name(filename))
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        return error_box(f"{track.display_name(filename)}: could not be analysed ({reason})"), [], dash.no_update
+    except Exception as exc:  # the page must answer, whatever a decoder, model or figure does
+        return error_box(track.failure_message(exc, filename)), [], dash.no_update
     status = html.P(f"{report.filename}: {report.duration_s:.1f} s analysed.", className="note",
                     id="check-ok")
     return status, results, summary

@@ -1,0 +1,127 @@
+"""HTTP hardening of the dashboard's Flask server: security headers on every response, and a
+strict check of callback requests so a malformed one gets HTTP 400 instead of a 500 (Dash
+itself indexes the body blindly: ``"inputs": null`` raised TypeError inside Dash).
+
+:func:`install` wires both into a Dash app; the policy's script hashes are taken per response,
+so the clientside callbacks Dash registers at its first request are covered too.
+"""
+
+from __future__ import annotations
+
+import logging
+
+LOG = logging.getLogger(__name__)
+
+#: Headers every response carries (the CSP is added by :func:`install`; it needs the app).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",  # no guessing a script out of an upload or JSON answer
+    "X-Frame-Options": "DENY",  # no framing (clickjacking); frame-ancestors says the same for CSP browsers
+    "Referrer-Policy": "no-referrer",  # the app links nowhere that needs to know where a user came from
+}
+
+
+def content_security_policy(script_hashes) -> str:
+    """The tightest policy Dash 4 and Plotly work under (checked in Chromium by the browser tests).
+
+    ``script_hashes``: ``Dash.csp_hashes()``, the hashes of the inline scripts Dash writes into
+    its index page (the renderer's start-up line and the clientside callbacks), so no
+    ``'unsafe-inline'`` is needed for scripts.
+    """
+    directives = {
+        "default-src": ["'self'"],
+        # 'unsafe-eval': regl, the WebGL layer of Plotly's go.Scattergl (the charts scatter, the
+        # track map), builds its draw calls with Function(); without it those points are not drawn.
+        "script-src": ["'self'", "'unsafe-eval'", *script_hashes],
+        # Dash's renderer, dcc components and Plotly inject <style> elements and style attributes.
+        "style-src": ["'self'", "'unsafe-inline'"],
+        # Plotly draws heatmaps (spectrogram, chromagram, correlations) as data: PNG images, and
+        # its "download plot as a PNG" button renders the figure through a blob: image.
+        "img-src": ["'self'", "data:", "blob:"],
+        # The audio player plays the upload from the upload's own data: URI (no round trip).
+        "media-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],  # the app writes no <base>, and nobody else may
+        "form-action": ["'none'"],  # the app has no forms (the upload is read by script)
+        "frame-ancestors": ["'none'"],
+    }
+    return "; ".join(" ".join([name, *values]) for name, values in directives.items())
+
+
+def install(app) -> None:
+    """Add the security headers and the callback request check to ``app``'s Flask server."""
+    import flask
+
+    update_path = app.config.routes_pathname_prefix + "_dash-update-component"
+
+    @app.server.before_request
+    def refuse_malformed_callback():
+        if flask.request.path != update_path or flask.request.method != "POST":
+            return None
+        problem = callback_request_problem(flask.request.get_json(silent=True), app.callback_map)
+        if problem is None:
+            return None
+        LOG.warning("refused a callback request: %s", problem)
+        return flask.Response(f"bad callback request: {problem}\n", status=400, mimetype="text/plain")
+
+    @app.server.after_request
+    def add_security_headers(response):
+        response.headers.update(SECURITY_HEADERS)
+        # Hashed per response (~27 us): Dash adds the pages' title script at its first request.
+        response.headers["Content-Security-Policy"] = content_security_policy(app.csp_hashes())
+        return response
+
+
+def callback_request_problem(body, callback_map: dict) -> str | None:
+    """Why ``body`` is not a well-formed call of a registered callback, or None when it is.
+
+    Checks the envelope the Dash renderer sends: ``output`` names a registered callback;
+    ``inputs`` and ``state`` list that callback's dependencies in order (``{"id", "property",
+    "value"}``); ``outputs`` names its outputs; ``changedPropIds`` is a list of strings. The
+    values themselves are the callbacks' business.
+    """
+    if not isinstance(body, dict):
+        return "the body is not a JSON object"
+    output = body.get("output")
+    if not isinstance(output, str) or output not in callback_map:
+        return "'output' does not name a callback of this app"
+    spec = callback_map[output]
+    multi = output.startswith("..")  # "..a.children...b.value..": several outputs
+    declared = {
+        "inputs": [f"{d['id']}.{d['property']}" for d in spec.get("inputs", [])],
+        "state": [f"{d['id']}.{d['property']}" for d in spec.get("state", [])],
+        # "@hash" marks an allow_duplicate output; the renderer names the plain property
+        "outputs": [part.split("@", 1)[0] for part in (output[2:-2].split("...") if multi else [output])],
+    }
+    outputs = body.get("outputs")
+    given = {"inputs": body.get("inputs"), "state": body.get("state", []),
+             "outputs": outputs if multi or outputs is None else [outputs]}
+    for field, names in declared.items():
+        problem = _dependencies_problem(field, given[field], names)
+        if problem:
+            return problem
+    changed = body.get("changedPropIds", [])
+    if not isinstance(changed, list) or not all(isinstance(prop_id, str) for prop_id in changed):
+        return "'changedPropIds' must be a list of strings"
+    return None
+
+
+def _is_prop(entry) -> bool:
+    """An ``{"id", "property", ...}`` entry (a pattern-matching id is a dict)."""
+    return (isinstance(entry, dict) and isinstance(entry.get("id"), (str, dict))
+            and isinstance(entry.get("property"), str))
+
+
+def _matches(entry, declared: str) -> bool:
+    """``entry`` is the dependency ``declared`` ("id.property"). A pattern-matching one
+    ("{...}.property") may be one entry or a list of them (ALL), whatever ids they match."""
+    if declared.startswith("{"):
+        return _is_prop(entry) or (isinstance(entry, list) and all(_is_prop(e) for e in entry))
+    return _is_prop(entry) and f"{entry['id']}.{entry['property']}" == declared
+
+
+def _dependencies_problem(field: str, entries, declared: list[str]) -> str | None:
+    if not isinstance(entries, list) or len(entries) != len(declared):
+        return f"'{field}' must list the callback's {len(declared)} {field}"
+    if not all(_matches(entry, name) for entry, name in zip(entries, declared)):
+        return f"'{field}' does not match the callback's {field}"
+    return None
