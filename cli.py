@@ -445,7 +445,7 @@ def evaluate(
     typer.echo(f"({ev.ECE_NOTE})\nreport: {report}")
 
 
-def _print_as_they_finish(names, results, genres, *, fmt: str, top: int) -> list:
+def _print_as_they_finish(names, results, genres, *, fmt: str, top: int, tags: bool = False) -> list:
     """Print each file's row as soon as it is done, so a batch stopped at file 58 has printed 57
     rows; errors go to stderr as they happen (the table shows them in its rows). Returns the results."""
     from tracklens.models import blend
@@ -459,25 +459,9 @@ def _print_as_they_finish(names, results, genres, *, fmt: str, top: int) -> list
                 print(f"tracklens: {result}", file=sys.stderr, flush=True)
             yield result
 
-    for piece in blend.format_pieces(names, recorded(), genres, fmt=fmt, top=top):
+    for piece in blend.format_pieces(names, recorded(), genres, fmt=fmt, top=top, tags=tags):
         typer.echo(piece, nl=False)  # click flushes every echo
     return done
-
-
-def _print_with_tags(names, paths, results, genres, *, fmt: str, top: int) -> None:
-    """--tags: musicnn's tags join the whole rendered output, so it is printed once, at the end."""
-    from tracklens.models import blend, musicnn
-
-    text = blend.format_results(names, results, genres, fmt=fmt, top=top)
-    if all(r.tags is not None for r in results if isinstance(r, blend.Blend)):  # a musicnn model: tags came
-        items = [{"path": str(r.path), "tags": sorted(r.tags.items(), key=lambda kv: -kv[1])}  # with the blend
-                 if isinstance(r, blend.Blend) else r for r in results]
-    else:
-        items = musicnn.describe_files(paths)
-    typer.echo(musicnn.attach_tags(text, items, fmt=fmt))
-    if fmt != "table":
-        for err in (r for r in results if not isinstance(r, blend.Blend)):
-            print(f"tracklens: {err}", file=sys.stderr)
 
 
 def _sort_files(results, dest: Path, *, move: bool) -> bool:
@@ -500,20 +484,24 @@ def _sort_files(results, dest: Path, *, move: bool) -> bool:
 def predict(
     paths: Optional[list[Path]] = typer.Argument(None, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name (in data/models) or folder; default: the shipped models/default (musicnn embeddings + linear head), or models/default-table with --features-csv."),
-    fmt: str = typer.Option("table", "--format", help="table, csv (path,top_genre,<one column per genre>) or json (with the per-window timeline)."),
+    fmt: str = typer.Option("table", "--format", help="table, csv (path,top_genre,<one column per genre>,fit) or json (with the per-window timeline, fit reason and chart-genre tags)."),
     top: int = typer.Option(3, "--top", min=1, help="Genres shown per file in the table format."),
     sort_into: Optional[Path] = typer.Option(None, "--sort-into", help="Copy each file into DIR/<top genre>/ (never overwrites)."),
     move: bool = typer.Option(False, "--move", help="With --sort-into: move instead of copy."),
     features_csv: Optional[Path] = typer.Option(None, "--features-csv", help="Score the rows of a GTZAN-schema feature table instead of audio files."),
-    tags: bool = typer.Option(False, "--tags", help="Also show the pretrained musicnn model's top-5 tags per file (MSD: rock, female vocalists, chillout, ...)."),
+    tags: bool = typer.Option(False, "--tags", help="Also show the top-5 tags of the tagger the model ran (musicnn's MSD tags: rock, female vocalists, chillout, ...; or AudioSet's classes), from the same pass (csv: a trailing tags column)."),
 ) -> None:
     """Genre blend of each file: a probability per genre (summing to 1), the top genre and a blend label.
 
     The label names two genres (e.g. hiphop-metal) when the second is within 0.10 of the top.
-    Each file's row is printed as soon as it is done (with --tags: all at the end). A file that
-    cannot be analysed gets an error row (csv: top_genre=error) and the batch goes on; the exit
-    status is then 1. --sort-into never overwrites or loses a file: a name taken by a different
-    file gets a -1, -2... suffix, and a file already in its genre folder stays where it is.
+    Every window of the track is blended (up to 10 minutes). The fit column says whether the ten
+    genres describe the track at all (ok / poor: speech, noise or a genre outside them, e.g.
+    techno; see README "Genre models"); table and json also list chart-genre tags (AudioSet
+    genres mapped onto the chart table's genres, uncalibrated). Each file's row is printed as soon
+    as it is done. A file that cannot be analysed gets an error row (csv: top_genre=error) and the
+    batch goes on; the exit status is then 1. --sort-into never overwrites or loses a file: a name
+    taken by a different file gets a -1, -2... suffix, and a file already in its genre folder
+    stays where it is.
 
     \b
     Examples:
@@ -547,11 +535,7 @@ def predict(
         names = [str(p) for p in paths]
         # no progress bar: the rows printed as each file finishes show the progress
         results = blend.iter_predictions(paths, model=genre_model)
-    if tags:
-        results = list(results)
-        _print_with_tags(names, paths, results, genres, fmt=fmt, top=top)
-    else:
-        results = _print_as_they_finish(names, results, genres, fmt=fmt, top=top)
+    results = _print_as_they_finish(names, results, genres, fmt=fmt, top=top, tags=tags)
     sorted_all = _sort_files(results, sort_into, move=move) if sort_into is not None else True
     if not sorted_all or any(not isinstance(r, blend.Blend) for r in results):
         raise typer.Exit(1)

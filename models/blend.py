@@ -33,7 +33,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,10 @@ BLEND_MARGIN = 0.10  # a second genre within 0.10 probability of the top one nam
 # Measured by bench/accuracy.py on the real GTZAN valid fold (see README "Genre models"):
 SHORT_INPUT = "as_is"  # summary models: analyse a short clip as it is ("loop": repeat it to one window)
 BLOCK_S = 30.0  # audio is decoded in ~30 s blocks; the model's windows inside each are classified
+#: predict_blend reads at most this much of a track by default (the feature engine's limit, 10 min)
+MAX_BLEND_S = config.FEATURE_MAX_DURATION_S
+#: Input kinds read from EfficientAT windows (models.efficientat_models; no numpy import needed here)
+EFFICIENTAT_KINDS = ("efficientat", "fusion")
 
 
 @dataclass
@@ -64,7 +68,13 @@ class Blend:
     model: str
     margin: float = BLEND_MARGIN
     notes: list[str] = field(default_factory=list)
-    tags: dict[str, float] | None = None  # musicnn tag likelihoods (track mean) when the model reads them
+    tags: dict[str, float] | None = None  # tag likelihoods (track mean) of the tagger the model ran
+    tags_source: str | None = None  # which tagger: "MSD_musicnn" or "mn04_as (AudioSet)"
+    fit: str | None = None  # "ok" / "poor": do the genres describe the track (None: not judged)
+    fit_reason: str = ""
+    wider_genres: list[tuple[str, float]] = field(default_factory=list)  # AudioSet genres beyond the ten
+    chart_genres: list[tuple[str, float]] = field(default_factory=list)  # chart genre, likelihood (uncalibrated)
+    analysed_s: float = 0.0  # seconds of audio the blend read (the timeline rows say which)
 
     @property
     def blend(self) -> dict[str, float]:
@@ -85,6 +95,26 @@ class Blend:
     def top(self, k: int) -> list[tuple[str, float]]:
         return list(self.blend.items())[:k]
 
+    @property
+    def analysed(self) -> list[tuple[float, float]]:
+        """The stretches of the track the blend read, ``[(start_s, end_s), ...]`` (overlaps merged)."""
+        return merge_spans(zip(self.timeline.get("start_s", []), self.timeline.get("end_s", [])))
+
+    def top_tags(self, k: int = 5) -> list[tuple[str, float]]:
+        """The ``k`` most likely tags of :attr:`tags`, best first (empty without tags)."""
+        return sorted((self.tags or {}).items(), key=lambda kv: -kv[1])[:k]
+
+
+def merge_spans(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted ``(start, end)`` spans with overlapping or touching ones joined."""
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted((float(a), float(b)) for a, b in spans):
+        if merged and start <= merged[-1][1] + 1e-6:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
 
 class GenreModel:
     """A verified, calibrated genre model loaded from a directory (``model.keras`` + ``card.json``)."""
@@ -98,8 +128,13 @@ class GenreModel:
     def load(cls, model_dir: str | Path) -> "GenreModel":
         """Load and verify; raises ModelCardError (a TracklensError) with the reason on any doubt."""
         keras_model, card = store.load_keras_model(model_dir)
-        if str(card["input"].get("kind", "")).startswith("musicnn"):
-            _check_embedding_weights(card, Path(model_dir))
+        kind = str(card["input"].get("kind", ""))
+        if kind.startswith("musicnn") or kind == "fusion":
+            _check_embedding_weights(card["input"].get("musicnn", card), Path(model_dir))
+        if kind in EFFICIENTAT_KINDS:
+            from tracklens.models import efficientat_models
+
+            efficientat_models.check_weights(card, Path(model_dir))
         return cls(keras_model, card, Path(model_dir))
 
     @property
@@ -113,6 +148,11 @@ class GenreModel:
     @property
     def input_kind(self) -> str:
         return self.card["input"]["kind"]
+
+    @property
+    def sample_rate(self) -> int:
+        """Rate (Hz) the model's audio is decoded at (the card's; older cards: the feature engine's)."""
+        return int(self.card["input"].get("sample_rate", config.SAMPLE_RATE))
 
     @property
     def window_s(self) -> float:
@@ -158,14 +198,17 @@ class GenreModel:
         return table[columns].to_numpy(np.float32)
 
 
-def _check_embedding_weights(card: dict, model_dir: Path) -> None:
-    """Refuse a head trained on other musicnn weights than the shipped ones (its inputs would differ)."""
+def _check_embedding_weights(record: dict, model_dir: Path) -> None:
+    """Refuse a head trained on other musicnn weights than the shipped ones (its inputs would differ).
+
+    ``record``: the card (its ``input`` holds the musicnn fields) or, for fusion, ``input.musicnn``."""
     from tracklens.models import musicnn
 
-    name = card["input"].get("embedding_model", musicnn.DEFAULT_MUSICNN)
+    record = record.get("input", record)
+    name = record.get("embedding_model", musicnn.DEFAULT_MUSICNN)
     shipped = musicnn.read_manifest().get(name, {}).get("weights_sha256")
-    if shipped is None or shipped != card["input"].get("embedding_weights_sha256"):
-        raise store.ModelCardError(f"{model_dir}: trained on {name} weights {str(card['input'].get('embedding_weights_sha256'))[:12]}..., "
+    if shipped is None or shipped != record.get("embedding_weights_sha256"):
+        raise store.ModelCardError(f"{model_dir}: trained on {name} weights {str(record.get('embedding_weights_sha256'))[:12]}..., "
                                    f"but models/pretrained/ has {str(shipped)[:12]}...; retrain it (e.g. `make default-model`)")
 
 
@@ -228,9 +271,9 @@ def _source_clip(source):
     raise TracklensError(f"cannot predict a blend from {type(source).__name__}: pass a path, AudioClip or ClipFeatures")
 
 
-def _windows(clip, path, duration_s: float, window_s: float, *,
-             max_windows: int | None = None) -> Iterator[tuple[float, float, object]]:
-    """Yield (start_s, end_s, AudioClip) per window, decoding a file one window at a time.
+def _windows(clip, path, duration_s: float, window_s: float, *, max_windows: int | None = None,
+             sr: int = config.SAMPLE_RATE) -> Iterator[tuple[float, float, object]]:
+    """Yield (start_s, end_s, AudioClip) per window, decoding a file one window at a time (at ``sr``).
 
     ``max_windows``: at most that many windows, at the centres of equal parts of the track (so
     intro and outro do not stand for the whole).
@@ -244,7 +287,7 @@ def _windows(clip, path, duration_s: float, window_s: float, *,
         starts = [starts[i] for i in keep]
     for start in starts:
         if clip is None:
-            part = load_audio(path, offset=start, max_duration=window_s)
+            part = load_audio(path, sr=sr, offset=start, max_duration=window_s)
         else:
             i0 = int(round(start * clip.sr))
             part = AudioClip(y=clip.y[i0:i0 + int(round(window_s * clip.sr))], sr=clip.sr, path=clip.path,
@@ -253,42 +296,110 @@ def _windows(clip, path, duration_s: float, window_s: float, *,
         yield start, start + part.duration_s, part
 
 
-def _window_inputs(model: GenreModel, part, *, short_input: str) -> tuple[np.ndarray, list[tuple[float, float]]]:
+class WindowRows(NamedTuple):
+    """One decoded block's model inputs: ``x`` (n, ...), ``spans`` [(start_s, end_s)] relative to the
+    block, and the AudioSet ``logits`` (n, 527) when the model's own pass computed them (else None)."""
+
+    x: np.ndarray
+    spans: list[tuple[float, float]]
+    logits: np.ndarray | None = None
+
+
+def file_blocks(path: str | Path, *, sr: int, block_s: float = BLOCK_S) -> Iterator[tuple[float, float, object]]:
+    """(start_s, end_s, AudioClip) of every block :func:`predict_blend` decodes from a whole file at
+    ``sr`` (models.heads caches training inputs through it, so they match prediction exactly)."""
+    from tracklens.audio import probe_audio
+
+    return _windows(None, str(path), float(probe_audio(path)["duration_s"]), block_s, sr=sr)
+
+
+def _window_inputs(model: GenreModel, part, *, short_input: str) -> WindowRows:
     """The model's raw inputs for one decoded block: one row per ``window_s`` segment, with spans (s)."""
     from dataclasses import replace
 
     from tracklens.features import featurize_clip
 
+    if model.input_kind in EFFICIENTAT_KINDS:  # EfficientAT windows: any length is one or more windows
+        from tracklens.models import efficientat_models
+
+        return WindowRows(*efficientat_models.window_inputs(part, model.card["input"]["columns"]))
     if model.input_kind.startswith("musicnn"):  # embedding models: musicnn repeat-pads short input itself
         from tracklens.models.musicnn_models import window_inputs
 
-        return window_inputs(part, model.card["input"]["columns"])
+        return WindowRows(*window_inputs(part, model.card["input"]["columns"]))
     seg = model.window_s
     if len(part.y) < int(round(seg * part.sr)):
         if short_input == "as_is" and model.input_kind == "summary":
             cf = featurize_clip(part, segment_seconds=None)
-            return np.array([[cf.track[c] for c in model.card["input"]["columns"]]], np.float32), [(0.0, part.duration_s)]
+            return WindowRows(np.array([[cf.track[c] for c in model.card["input"]["columns"]]], np.float32),
+                              [(0.0, part.duration_s)])
         part = replace(part, y=_loop_to(part.y, int(round(seg * part.sr))))
     cf = featurize_clip(part, segment_seconds=seg)
     spans = [(s["start_s"], s["end_s"]) for s in cf.segments]
     if model.input_kind == "summary":
         columns = model.card["input"]["columns"]
-        return np.array([[s[c] for c in columns] for s in cf.segments], np.float32), spans
-    return cf.frames[model.input_kind], spans
+        return WindowRows(np.array([[s[c] for c in columns] for s in cf.segments], np.float32), spans)
+    return WindowRows(cf.frames[model.input_kind], spans)
+
+
+def _at_rate(clip, sr: int):
+    """``clip`` resampled to ``sr`` (soxr_hq, as the decoder resamples) when it is at another rate."""
+    if clip is None or clip.sr == sr:
+        return clip
+    from dataclasses import replace
+
+    import librosa
+
+    return replace(clip, y=librosa.resample(clip.y, orig_sr=clip.sr, target_sr=sr, res_type="soxr_hq").astype(np.float32),
+                   sr=sr)
+
+
+class _AudioSetEvidence:
+    """The track's AudioSet likelihoods, gathered block by block for the fit rule and chart genres:
+    from the model's own pass (EfficientAT models) or one extra EfficientAT pass per block."""
+
+    def __init__(self):
+        self.rows: list[np.ndarray] = []
+        self.problem: str | None = None
+
+    def add(self, logits: np.ndarray | None, part) -> None:
+        if self.problem is not None:
+            return
+        if logits is None:
+            try:
+                from tracklens.models import efficientat
+
+                logits = efficientat.embed(clip=part)["logits"]
+            except TracklensError as exc:  # no tagger: the blend stands, unjudged
+                self.problem = str(exc)
+                return
+        self.rows.append(np.asarray(logits, dtype=np.float64))
+
+    def likelihoods(self) -> np.ndarray | None:
+        """Track mean of the windows' sigmoid likelihoods (527,), or None without evidence."""
+        if self.problem is not None or not self.rows:
+            return None
+        return (1.0 / (1.0 + np.exp(-np.vstack(self.rows)))).mean(axis=0)
 
 
 def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MARGIN,
-                  short_input: str = SHORT_INPUT, max_seconds: float | None = None) -> Blend:
+                  short_input: str = SHORT_INPUT, max_seconds: float | None = MAX_BLEND_S,
+                  judge_fit: bool = True) -> Blend:
     """The genre blend of one track.
 
     Parameters
     ----------
     model : a loaded GenreModel (None: the shipped default)
     source : audio file path, :class:`audio.AudioClip` or :class:`features.ClipFeatures`
+        (decoded, or resampled, at the card's sample rate)
     margin : probability gap below which the label names two genres
     short_input : "as_is" or "loop" for input shorter than a summary model's window
     max_seconds : analyse at most about this much audio, as ~30 s blocks evenly spread over the
-        track (for interactive use on long tracks; None: all of it)
+        track (default: the 10-minute limit; None: all of it). ``Blend.timeline`` and
+        ``Blend.analysed`` say exactly which seconds were read.
+    judge_fit : also decide whether the ten genres describe the track (:mod:`models.fit`, from
+        EfficientAT's AudioSet tags: one extra pass per block for other models) and give the
+        chart-genre tags (:mod:`models.chart_genres`)
 
     Returns
     -------
@@ -299,16 +410,20 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
         raise TracklensError(f"short_input={short_input!r} must be 'loop' or 'as_is'")
     model = model or load_default_model()
     clip, path, duration_s = _source_clip(source)
+    clip = _at_rate(clip, model.sample_rate)
     block_s = model.window_s * max(1, int(BLOCK_S // model.window_s))  # whole windows per decoded block
     tag_columns = [i for i, c in enumerate(model.card["input"].get("columns") or []) if c.startswith("tag:")]
     rows, spans, tag_rows = [], [], []
+    evidence = _AudioSetEvidence() if judge_fit else None
     max_blocks = None if max_seconds is None else max(1, int(max_seconds // block_s))
-    for start, end, part in _windows(clip, path, duration_s, block_s, max_windows=max_blocks):
-        x, local = _window_inputs(model, part, short_input=short_input)
-        if len(x):
-            rows.append(model.predict_raw(x))
-            spans += [(start + a, min(start + b, end)) for a, b in local]
-            tag_rows.append(x[:, tag_columns])
+    for start, end, part in _windows(clip, path, duration_s, block_s, max_windows=max_blocks, sr=model.sample_rate):
+        block = _window_inputs(model, part, short_input=short_input)
+        if len(block.x):
+            rows.append(model.predict_raw(block.x))
+            spans += [(start + a, min(start + b, end)) for a, b in block.spans]
+            tag_rows.append(block.x[:, tag_columns])
+            if evidence is not None:
+                evidence.add(block.logits, part)
     if not rows:
         raise TracklensError(f"{path or 'clip'}: no analysable audio")
     raw = np.vstack(rows)
@@ -318,16 +433,49 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
     timeline.insert(0, "start_s", [round(a, 3) for a, _ in spans])
     timeline.insert(1, "end_s", [round(b, 3) for _, b in spans])
     timeline["top_genre"] = [model.genres[i] for i in raw.argmax(axis=1)]
-    how = "repeat-padded" if model.input_kind.startswith("musicnn") else short_input
-    notes = [f"shorter than the model's {model.window_s:g} s window: {how}"] if duration_s < model.window_s else []
-    if max_blocks is not None and len(window_starts(duration_s, block_s)) > max_blocks:
-        notes.append(f"blend of {max_blocks} evenly spread {block_s:g} s blocks of the {duration_s:.0f} s track")
-    tags = None
+    result = Blend(path=path, genres=model.genres, probabilities=track, timeline=timeline, duration_s=duration_s,
+                   model=model.name, margin=margin)
+    result.analysed_s = float(sum(b - a for a, b in result.analysed))
+    result.notes = _notes(model, result, duration_s, short_input)
     if tag_columns:  # the embedding model's inputs include musicnn's tags: their track mean, for free
         names = [model.card["input"]["columns"][i][4:] for i in tag_columns]
-        tags = dict(zip(names, np.vstack(tag_rows).mean(axis=0).astype(float)))
-    return Blend(path=path, genres=model.genres, probabilities=track, timeline=timeline, duration_s=duration_s,
-                 model=model.name, margin=margin, notes=notes, tags=tags)
+        result.tags = dict(zip(names, np.vstack(tag_rows).mean(axis=0).astype(float)))
+        result.tags_source = model.card["input"].get("musicnn", model.card["input"]).get("embedding_model")
+    if evidence is not None:
+        _judge(result, evidence)
+    return result
+
+
+def _notes(model: GenreModel, result: Blend, duration_s: float, short_input: str) -> list[str]:
+    """The blend's status lines: what a short input was padded with, and how much was blended."""
+    how = "repeat-padded" if model.input_kind.startswith("musicnn") else (
+        "one shorter window" if model.input_kind in EFFICIENTAT_KINDS else short_input)
+    notes = [f"shorter than the model's {model.window_s:g} s window: {how}"] if duration_s < model.window_s else []
+    stretches = result.analysed
+    if result.analysed_s >= duration_s - 0.5 * model.window_s or len(stretches) == 1 and stretches[0][0] <= 0.01:
+        notes.append(f"blended {result.analysed_s:.0f} s of the {duration_s:.0f} s track "
+                     f"({len(result.timeline)} windows of {model.window_s:g} s)")
+    else:
+        parts = ", ".join(f"{a:.0f}-{b:.0f} s" for a, b in stretches)
+        notes.append(f"blended {result.analysed_s:.0f} s of the {duration_s:.0f} s track: {parts}")
+    return notes
+
+
+def _judge(result: Blend, evidence: _AudioSetEvidence) -> None:
+    """Fill the Blend's fit verdict, wider genres, chart-genre tags (and AudioSet tags where none)."""
+    from tracklens.models import chart_genres, efficientat, fit
+
+    likelihoods = evidence.likelihoods()
+    if likelihoods is None:
+        result.fit_reason = f"not judged: {evidence.problem or 'no AudioSet evidence'}"
+        return
+    names = efficientat.class_names()
+    verdict = fit.judge(likelihoods, names)
+    result.fit, result.fit_reason, result.wider_genres = verdict.fit, verdict.reason, verdict.wider_genres
+    result.chart_genres = chart_genres.chart_genre_scores(likelihoods, names)
+    if result.tags is None:
+        result.tags = dict(zip(names, likelihoods.astype(float)))
+        result.tags_source = f"{efficientat.DEFAULT_MODEL} (AudioSet)"
 
 
 # --- batches and feature tables ---------------------------------------------------------------------
@@ -373,10 +521,20 @@ def predict_table(model: GenreModel, features_csv: str | Path) -> tuple[pd.DataF
     return table, model.predict_proba(model.summary_matrix(table))
 
 
-def csv_frame(names: Sequence[str], results: Sequence[Blend | Exception], genres: Sequence[str]) -> pd.DataFrame:
+N_TAGS = 5  # tags per file with --tags
+N_CHART = 3  # chart-genre tags per file in the table format
+
+
+def _tag_text(r: Blend, k: int = N_TAGS) -> str:
+    return ";".join(f"{t}:{p:.3f}" for t, p in r.top_tags(k))
+
+
+def csv_frame(names: Sequence[str], results: Sequence[Blend | Exception], genres: Sequence[str], *,
+              tags: bool = False) -> pd.DataFrame:
     """The stable CSV contract, the one place rows are made: ``path, top_genre, <one column per
-    genre>`` (model genre order); a file that failed gets ``top_genre`` = ``error`` and empty
-    genre cells. Write it with ``fileio.to_csv_text`` (formula-like cells escaped)."""
+    genre>`` (model genre order), ``fit`` (``ok`` / ``poor``, empty when not judged) and, with
+    ``tags``, ``tags`` (``tag:likelihood;...``, the top 5). A file that failed gets ``top_genre``
+    = ``error`` and empty cells. Write it with ``fileio.to_csv_text`` (formula-like cells escaped)."""
     genres = list(genres)
     failed = np.full(len(genres), np.nan)
     proba = np.array([r.probabilities if isinstance(r, Blend) else failed for r in results],
@@ -386,6 +544,9 @@ def csv_frame(names: Sequence[str], results: Sequence[Blend | Exception], genres
                                         for p, r in zip(proba, results)]})
     for j, g in enumerate(genres):
         frame[g] = np.round(proba[:, j], 6)
+    frame["fit"] = [(r.fit or "") if isinstance(r, Blend) else "" for r in results]
+    if tags:
+        frame["tags"] = [_tag_text(r) if isinstance(r, Blend) else "" for r in results]
     return frame
 
 
@@ -404,53 +565,76 @@ def check_format(fmt: str) -> None:
 
 
 def format_results(names: Sequence[str], results: Sequence[Blend | Exception], genres: Sequence[str], *,
-                   fmt: str = "table", top: int = 3) -> str:
+                   fmt: str = "table", top: int = 3, tags: bool = False) -> str:
     """Render blends (or per-file errors) as ``table``, ``csv`` or ``json`` text (see :func:`format_pieces`)."""
-    return "".join(format_pieces(names, results, genres, fmt=fmt, top=top)).rstrip("\n")
+    return "".join(format_pieces(names, results, genres, fmt=fmt, top=top, tags=tags)).rstrip("\n")
 
 
 def format_pieces(names: Sequence[str], results: Iterable[Blend | Exception], genres: Sequence[str], *,
-                  fmt: str = "table", top: int = 3) -> Iterator[str]:
+                  fmt: str = "table", top: int = 3, tags: bool = False) -> Iterator[str]:
     """The output text in pieces, one per result as soon as ``results`` yields it, so a batch
     stopped part-way has written every finished file: first the csv header (json: ``[``), then
     one piece per file, then json's ``]``; joined, the text of one whole render.
 
     csv keeps the stable contract of :func:`csv_frame`; json is one list of objects (an error:
-    ``{"path", "error"}``); table is one line per file.
+    ``{"path", "error"}``); table is one line per file (and its tags on the next, with ``tags``).
+    Every format carries the fit verdict; table and json the chart-genre tags too.
     """
     check_format(fmt)
     names = [str(n) for n in names]
     if fmt == "csv":
-        yield fileio.to_csv_text(csv_frame([], [], genres))
+        yield fileio.to_csv_text(csv_frame([], [], genres, tags=tags))
         for name, r in zip(names, results):
-            yield fileio.to_csv_text(csv_frame([name], [r], genres), header=False)
+            yield fileio.to_csv_text(csv_frame([name], [r], genres, tags=tags), header=False)
     elif fmt == "json":
         yield "["
         separator = "\n"
         for name, r in zip(names, results):  # each item as json.dumps(whole list, indent=1) would write it
-            yield separator + "\n".join(" " + line for line in json.dumps(_json_item(name, r), indent=1).splitlines())
+            item = json.dumps(_json_item(name, r, tags=tags), indent=1)
+            yield separator + "\n".join(" " + line for line in item.splitlines())
             separator = ",\n"
         yield "]\n" if separator == "\n" else "\n]\n"
     else:
         width = max([len(n) for n in names] + [4])
         for name, r in zip(names, results):
-            yield _table_line(name, r, width=width, top=top) + "\n"
+            yield _table_line(name, r, width=width, top=top, tags=tags) + "\n"
 
 
-def _json_item(name: str, r: Blend | Exception) -> dict:
+def _pairs(items: Iterable[tuple[str, float]]) -> list[list]:
+    return [[name, round(float(score), 4)] for name, score in items]
+
+
+def _json_item(name: str, r: Blend | Exception, *, tags: bool = False) -> dict:
+    from tracklens.models.chart_genres import LABEL
+
     if not isinstance(r, Blend):
         return {"path": name, "error": _error_text(r)}
-    return {"path": name, "top_genre": r.top_genre, "label": r.label,
+    item = {"path": name, "top_genre": r.top_genre, "label": r.label,
             "probabilities": {g: round(float(p), 6) for g, p in zip(r.genres, r.probabilities)},
-            "duration_s": round(r.duration_s, 3), "model": r.model, "notes": r.notes,
-            "timeline": r.timeline.round(4).to_dict(orient="records")}
+            "fit": r.fit, "fit_reason": r.fit_reason, "wider_genres": _pairs(r.wider_genres),
+            "chart_genres": _pairs(r.chart_genres), "chart_genres_note": LABEL,
+            "duration_s": round(r.duration_s, 3), "analysed_s": round(r.analysed_s, 3), "model": r.model,
+            "notes": r.notes, "timeline": r.timeline.round(4).to_dict(orient="records")}
+    if tags:
+        item.update(tags=_pairs(r.top_tags()), tags_source=r.tags_source)
+    return item
 
 
-def _table_line(name: str, r: Blend | Exception, *, width: int, top: int) -> str:
+def _table_line(name: str, r: Blend | Exception, *, width: int, top: int, tags: bool = False) -> str:
     if not isinstance(r, Blend):
         return f"{name:<{width}}  ERROR  {_error_text(r)}"
     blend = "  ".join(f"{g} {p:5.1%}" for g, p in r.top(top))
-    return f"{name:<{width}}  {r.label:<20}  {blend}"
+    line = f"{name:<{width}}  {r.label:<20}  {blend}"
+    if r.fit == "poor":
+        line += f"  | fit: POOR, {r.fit_reason}"
+    elif r.fit:
+        line += "  | fit: ok"
+    if r.chart_genres:
+        line += "  | chart genres (AudioSet, uncalibrated): " + ", ".join(f"{g} {p:.2f}" for g, p in r.chart_genres[:N_CHART])
+    if tags:
+        source = r.tags_source or "no tagger"
+        line += f"\n{'':<{width}}  tags ({source}): " + ", ".join(f"{t} {p:.2f}" for t, p in r.top_tags())
+    return line
 
 
 @dataclass(frozen=True)

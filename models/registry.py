@@ -46,17 +46,29 @@ MODELS: dict[str, ModelSpec] = {
     "musicnn_linear": ModelSpec("keras", "build_linear", "musicnn"),
     "musicnn_mlp": ModelSpec("keras", "build_mlp", "musicnn"),
     "musicnn_fusion": ModelSpec("keras", "build_mlp", "musicnn_fusion"),
+    "efficientat_linear": ModelSpec("keras", "build_linear", "efficientat"),
+    "efficientat_mlp": ModelSpec("keras", "build_mlp", "efficientat"),
+    "fusion_linear": ModelSpec("keras", "build_linear", "fusion"),
 }
 
 #: Input kind -> where its rows come from: "summary" (the 57 columns of a feature table),
-#: "frames" (``features.load_frames`` beside a features.parquet) or "embeddings" (the musicnn
-#: table beside it; ``musicnn_fusion`` adds the 57 summary features of the same 3 s segment).
+#: "frames" (``features.load_frames`` beside a features.parquet), "embeddings" (the musicnn
+#: table beside it; ``musicnn_fusion`` adds the 57 summary features of the same 3 s segment) or
+#: "efficientat_windows" (EfficientAT's 10 s windows, ``fusion`` with musicnn's patch means:
+#: :mod:`models.efficientat_models`, cached and trained by :mod:`models.heads`).
 INPUT_SOURCES = {
     "summary": "summary",
     "log_mel": "frames",
     "sequence": "frames",
     "musicnn": "embeddings",
     "musicnn_fusion": "embeddings",
+    "efficientat": "efficientat_windows",
+    "fusion": "efficientat_windows",
+}
+
+#: Sources ``tracklens train`` cannot read yet, and what trains their models instead.
+TRAINED_ELSEWHERE = {
+    "efficientat_windows": "python -m tracklens.models.heads (`make default-model`), on the shared GTZAN audio",
 }
 
 #: How the CLI help names each (family, input source) group of models.
@@ -65,12 +77,14 @@ _GROUP_HELP = {
     ("keras", "summary"): "Keras on the 57 summary features",
     ("baseline", "summary"): "scikit-learn baselines on them (scored, not saved as predictors)",
     ("keras", "embeddings"): "Keras on musicnn embeddings (run `tracklens features ... --embeddings musicnn` first)",
+    ("keras", "efficientat_windows"): ("Keras on EfficientAT windows (alone or fused with musicnn; trained by "
+                                       "`make default-model`, not by this command)"),
 }
 
 #: Names that stand for several models. The embedding models are left out of "all": they need a
-#: table the feature engine does not write by default.
+#: table the feature engine does not write by default (or another trainer).
 ALIASES = {
-    "all": tuple(n for n, s in MODELS.items() if INPUT_SOURCES[s.input_kind] != "embeddings"),
+    "all": tuple(n for n, s in MODELS.items() if INPUT_SOURCES[s.input_kind] in ("summary", "frames")),
     "summary": tuple(n for n, s in MODELS.items() if s.input_kind == "summary"),
 }
 
@@ -85,11 +99,14 @@ def spec(name: str) -> ModelSpec:
 
 
 def parse_names(text: str) -> list[str]:
-    """``"linear, summary,cnn"`` -> model names, each once, in the order given (aliases expanded)."""
+    """``"linear, summary,cnn"`` -> model names ``tracklens train`` can train, each once, in the
+    order given (aliases expanded); TracklensError naming the trainer of a model it cannot."""
     names: list[str] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         for name in ALIASES.get(part, (part,)):
-            spec(name)
+            elsewhere = TRAINED_ELSEWHERE.get(INPUT_SOURCES[spec(name).input_kind])
+            if elsewhere:
+                raise TracklensError(f"{name} is not trained by `tracklens train`; it is trained by {elsewhere}")
             if name not in names:
                 names.append(name)
     if not names:
@@ -119,6 +136,10 @@ def sample_rate(input_kind: str) -> int:
         from tracklens.models.musicnn import MUSICNN_SR  # numpy-heavy module: only when asked
 
         return MUSICNN_SR
+    if INPUT_SOURCES[input_kind] == "efficientat_windows":
+        from tracklens.models.efficientat import SAMPLE_RATE
+
+        return SAMPLE_RATE
     return config.SAMPLE_RATE
 
 
