@@ -54,12 +54,9 @@ demo: venv ## run the whole pipeline on a generated demo catalogue (no credentia
 GTZAN_DIR ?= ../shared/data/gtzan
 DEFAULT_MODEL_ARCH ?= musicnn_linear
 DEFAULT_POOL := data/processed/gtzan_default/features.parquet
-default-model: venv ## retrain the shipped genre models (models/default/: musicnn + linear head; models/default-table/: 57 features) on the real GTZAN train+valid folds
-	$(BIN)/tracklens features $(GTZAN_DIR) --out $(DEFAULT_POOL) --embeddings musicnn
-	$(BIN)/tracklens train --features $(DEFAULT_POOL) --splits $(GTZAN_DIR)/splits \
-	  --models $(DEFAULT_MODEL_ARCH) --final --name default --seed 42 --out models
-	$(BIN)/tracklens train --features $(GTZAN_DIR)/features/features_30_sec.csv --splits $(GTZAN_DIR)/splits \
-	  --models linear --final --name default-table --seed 42 --out models
+default-model: venv ## retrain the shipped genre models by measurement (models/default/: best of the musicnn / EfficientAT heads and fusions on whole clips; models/default-table/: best on the 57 published features) on the real GTZAN train+valid folds, and print the fit rule's rates
+	$(BIN)/python -m tracklens.models.heads --out models --name default --seed 42
+	$(BIN)/python -m tracklens.models.table_model --out models --seed 42
 	$(BIN)/tracklens predict $(GTZAN_DIR)/audio/metal/metal.00002.opus --top 3
 
 FMA_TABLE ?= ../shared/data/fma/echonest_librosa_650.csv
