@@ -10,10 +10,8 @@ same message, and memory and time stay bounded whatever a header claims.
 from __future__ import annotations
 
 import errno
-import hashlib
 import math
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,9 @@ import numpy as np
 
 from tracklens import config
 from tracklens.errors import TracklensError
+# file_checksum moved to fileio (with the atomic writer); re-exported for the callers that still
+# import it from here (acquire, models.store/heads/descriptors, the efficientat converter, tests).
+from tracklens.fileio import file_checksum, special_file_kind  # noqa: F401
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".au", ".aiff", ".aif", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".mp4"}
@@ -65,20 +66,6 @@ class AudioClip:
     @property
     def duration_s(self) -> float:
         return len(self.y) / self.sr
-
-
-def file_checksum(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, read in chunks (hex string).
-
-    Raises AudioError for a FIFO, directory or device (checked before opening: reading a FIFO
-    blocks forever); OSError, as ``open`` does, for a missing or unreadable path.
-    """
-    _require_regular(Path(path), missing_ok=True)
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # Decoded float32 bytes per block when streaming: bounds memory for long files and for any
@@ -188,30 +175,22 @@ class _SoundfileFailed(Exception):
 
 # --- what the decoder accepts ---------------------------------------------------------------------
 
-_NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
-                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
-
-
-def _require_regular(path: Path, *, missing_ok: bool = False) -> os.stat_result | None:
+def _require_regular(path: Path) -> os.stat_result:
     """``os.stat`` of ``path`` once it is a regular file (following symlinks), else AudioError.
 
     Checked before anything opens the file: opening a FIFO for reading blocks until a writer
     appears (forever), and decoders word "directory" or "symlink loop" as unrelated failures.
-    ``missing_ok``: a path that cannot be stat-ed (missing, symlink loop, ...) gives None, for
-    callers whose own ``open`` raises the usual OSError.
     """
     try:
         info = os.stat(path)
     except OSError as exc:
-        if missing_ok:
-            return None
         if exc.errno == errno.ELOOP:
             raise AudioError(f"{path}: not a regular file (a symbolic link loop)") from None
         if isinstance(exc, FileNotFoundError):
             raise AudioError(f"{path}: no such file" + (" (broken symbolic link)" if os.path.islink(path) else "")) from None
         raise AudioError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    if not stat.S_ISREG(info.st_mode):
-        kind = next((what for is_kind, what in _NOT_REGULAR if is_kind(info.st_mode)), "not a file")
+    kind = special_file_kind(info.st_mode)
+    if kind:
         raise AudioError(f"{path}: not a regular file ({kind})")
     return info
 

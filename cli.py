@@ -314,14 +314,14 @@ def acquire_folder_cmd(
 @app.command("features")
 def features_cmd(
     source: Path = typer.Argument(..., help="A manifest CSV (from `acquire folder`), a folder of audio, or one audio file."),
-    out: Path = typer.Option(..., "--out", "-o", help="Feature table to write (.parquet)."),
+    out: str = typer.Option(..., "--out", "-o", help="Feature table to write (.parquet; with --scheduler a folder of parquet parts, may be an fsspec URL such as s3://bucket/f.parquet)."),
     segment: float = typer.Option(config.SEGMENT_SECONDS, "--segment", help="Segment length in seconds (0: whole tracks only, no frame matrices)."),
     overlap: float = typer.Option(0.0, "--overlap", help="Segment overlap as a fraction in [0, 1), e.g. 0.5."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Local worker processes (-1: all cores)."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786): run the files on that cluster instead of local processes."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786): run the files on that cluster instead of local processes; the workers write the outputs."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=f"Per-file result cache (default {config.CACHE_DIR})."),
     max_duration: float = typer.Option(config.FEATURE_MAX_DURATION_S, "--max-duration", help="Seconds analysed per file; longer files are cut and marked truncated."),
-    embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Also write pretrained embeddings: 'musicnn' -> OUT-stem.MSD_musicnn.parquet (200-d per 3 s patch and track mean, 50 MSD tags; cached)."),
+    embeddings: Optional[str] = typer.Option(None, "--embeddings", help="Also write pretrained embeddings, a comma list: 'musicnn' -> OUT-stem.MSD_musicnn.parquet (200-d per 3 s patch and track mean, 50 MSD tags), 'efficientat' -> OUT-stem.mn04_as.parquet (384-d + 527 AudioSet logits per 10 s window and track mean); cached like the features."),
 ) -> None:
     """Compute audio features: one row per track (segment -1) and per segment, 57 GTZAN
     columns + Spotify-comparable tempo/loudness/key/mode/duration_ms.
@@ -329,20 +329,32 @@ def features_cmd(
     Writes OUT (parquet), OUT-stem.frames.npz (log-mel 128xT, MFCC 20xT, sequence 40xT per
     segment) and OUT-stem.errors.csv (unreadable files and why; never fatal). Results are
     cached per file (checksum + parameters): a rerun, or a run after Ctrl-C or a crashed
-    worker process, computes only what is new or changed.
+    worker process, computes only what is new or changed. With --scheduler the workers write
+    OUT as a folder of parquet parts (pandas.read_parquet reads it like a file) with the frames
+    per part in OUT/_frames/, and a rerun redoes only the parts that are missing.
 
     \b
     Examples:
       tracklens features data/demo/manifest.csv --out data/demo/features.parquet
       tracklens features ../shared/data/gtzan/audio --out data/processed/gtzan.parquet --jobs -1
       tracklens features songs/ --out songs.parquet --segment 3 --overlap 0.5
-      tracklens features manifest.csv --out f.parquet --scheduler tcp://10.0.0.5:8786
-      tracklens features songs/ --out songs.parquet --embeddings musicnn
+      tracklens features manifest.csv --out s3://bucket/f.parquet --scheduler tcp://10.0.0.5:8786
+      tracklens features songs/ --out songs.parquet --embeddings musicnn,efficientat
     """
-    from tracklens import features
+    from tracklens import batch, features
 
-    if embeddings not in (None, "musicnn"):
-        raise TracklensError(f"--embeddings {embeddings!r}: the only pretrained model is 'musicnn'")
+    names = [name.strip() for name in (embeddings or "").split(",") if name.strip()]
+    tasks = []
+    if names:
+        from tracklens.models import efficientat, musicnn
+
+        # name -> its batch.Task: a per-file embedding function plugs in with one entry here
+        embedders = {"musicnn": musicnn.embedding_task, "efficientat": efficientat.embedding_task}
+        unknown = [name for name in names if name not in embedders]
+        if unknown:
+            raise TracklensError(f"--embeddings {embeddings!r}: no pretrained model {unknown[0]!r}; "
+                                 f"choose from {', '.join(embedders)}")
+        tasks = [embedders[name](max_duration=max_duration) for name in dict.fromkeys(names)]
 
     result = features.extract_features(source, out=out, segment_seconds=segment or None, overlap=overlap,
                                        jobs=jobs, scheduler=scheduler, cache_dir=cache_dir,
@@ -353,13 +365,12 @@ def features_cmd(
         typer.echo(f"frame matrices -> {result.frames}")
     if result.n_errors:
         typer.echo(f"{result.n_errors} files skipped, reasons in {result.errors}")
-    if embeddings:
-        from tracklens.models import musicnn
-
-        emb_out = musicnn.embeddings_path(out)
-        table, errs = musicnn.extract_embeddings(source, out=emb_out, cache_dir=cache_dir, max_duration=max_duration)
-        typer.echo(f"musicnn (MSD_musicnn) embeddings of {table['track_id'].nunique()} tracks -> {emb_out}"
-                   + (f" ({len(errs)} files skipped)" if errs else ""))
+    for task, name in zip(tasks, dict.fromkeys(names)):
+        # one process locally: each model is loaded once and TensorFlow uses the cores itself
+        done = batch.run(task, source, out=batch.sibling(out, f".{task.name}.parquet"), scheduler=scheduler,
+                         cache_dir=cache_dir)
+        typer.echo(f"{name} ({task.name}) embeddings of {done.n_tracks} tracks -> {done.out}"
+                   + (f" ({done.n_errors} files skipped)" if done.n_errors else ""))
 
 
 # --- genre models (models/) -----------------------------------------------------------------

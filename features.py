@@ -1,5 +1,6 @@
 """Audio features from one analysis per clip: GTZAN-compatible summaries, Spotify-comparable
-columns, fixed-length segments and frame matrices; batch extraction that is cached and parallel.
+columns, fixed-length segments and frame matrices; :func:`features_task` hands the per-file
+function to the batch runner (:mod:`tracklens.batch`: cache, processes, Dask, outputs).
 
 One :class:`Analysis` holds one STFT of a clip; every spectral feature (mel, MFCC, chroma,
 centroid, bandwidth, rolloff, contrast, harmonic/percussive split, onset strength, tempo) is
@@ -13,24 +14,16 @@ Data flow: audio -> features -> (parquet + frames) -> models / explore / dashboa
 from __future__ import annotations
 
 import functools
-import hashlib
-import io
-import json
-import os
-import re
-import stat
-import zipfile
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import numpy as np
 
-from tracklens import config, numba_cache
-from tracklens.audio import AUDIO_EXTENSIONS, AudioClip, file_checksum, load_audio
+from tracklens import batch, config, numba_cache
+from tracklens.audio import AudioClip, load_audio
+from tracklens.batch import load_frames  # noqa: F401 - callers read the engine's frames as features.load_frames
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_path, atomic_write_bytes, write_csv
 
 # Bump when any computed value changes, so cached entries from older code are not reused.
 FEATURE_VERSION = 1
@@ -735,228 +728,52 @@ def featurize_clip(clip: AudioClip, *, segment_seconds: float | None = config.SE
     return ClipFeatures(track=track, segments=segments, frames=frames, analysis=a)
 
 
-# --- batches: cache, parallel, Dask, outputs ------------------------------------------------
+# --- the engine as a batch task (tracklens.batch runs it: cache, processes, Dask, outputs) ---
 
 FRAME_KINDS: tuple[str, ...] = ("log_mel", "mfcc", "sequence")
-FRAMES_DTYPE = np.float16  # on disk: halves the size; ~3 significant digits is plenty for models
-DASK_CONNECT_TIMEOUT = "15s"
-_PROCESS_KEYS = ("segment_seconds", "overlap", "sr", "n_fft", "hop_length", "max_duration")
+_FEATURE_DTYPES = {**dict.fromkeys(("segment", "length", "key", "mode", "duration_ms"), "int64"), "truncated": "bool"}
 
 
-@dataclass
-class ExtractResult:
-    """What :func:`extract_features` wrote and how it got there."""
+def featurize_file(path: str, params: dict) -> batch.FileResult:
+    """The engine's per-file function, what local processes and Dask workers run: decode
+    ``path`` (``params``: see :func:`features_task`) and analyse it once.
 
-    out: Path
-    frames: Path | None
-    errors: Path
-    n_tracks: int
-    n_segments: int
-    n_errors: int
-    n_cached: int
-    n_computed: int
-
-
-def frames_path(out: str | Path) -> Path:
-    """``features.parquet`` -> ``features.frames.npz`` (the segment frame matrices beside it)."""
-    out = Path(out)
-    return out.with_name(out.name.removesuffix(out.suffix) + ".frames.npz")
-
-
-def errors_path(out: str | Path) -> Path:
-    """``features.parquet`` -> ``features.errors.csv`` (unreadable files and why)."""
-    out = Path(out)
-    return out.with_name(out.name.removesuffix(out.suffix) + ".errors.csv")
-
-
-def featurize_file(path: str, params: dict) -> dict:
-    """The per-file unit of work (local processes and Dask workers run exactly this).
-
-    Returns ``{"path", "rows": [track row, *segment rows], "frames": {kind: float16 array},
-    "error": None}`` without track_id/label (the caller adds them), or ``{"path", "error": reason}``;
-    never raises for a bad file, so one file cannot abort a batch.
+    Returns the track row then the segment rows (without ``track_id``, ``path``, ``label`` and
+    ``checksum``, which the runner adds) and, with segments, their frame matrices. Raises
+    TracklensError for a file that cannot be decoded or analysed.
     """
-    try:
-        numba_cache.warm_numba()  # once per process: a Dask worker warms itself, siblings wait
-        clip = load_audio(path, sr=params["sr"], max_duration=params["max_duration"])
-        cf = featurize_clip(clip, segment_seconds=params["segment_seconds"], overlap=params["overlap"],
-                            track_id="", n_fft=params["n_fft"], hop_length=params["hop_length"])
-    except TracklensError as exc:
-        return {"path": path, "error": str(exc).removeprefix(f"{path}: ")}
-    except MemoryError:
-        return {"path": path, "error": "out of memory while analysing (lower max_duration)"}
-    except Exception as exc:  # a library failure on one odd file must not stop the batch
-        return {"path": path, "error": f"analysis failed ({type(exc).__name__}: {exc})"[:300]}
+    clip = load_audio(path, sr=params["sr"], max_duration=params["max_duration"])
+    cf = featurize_clip(clip, segment_seconds=params["segment_seconds"], overlap=params["overlap"],
+                        track_id="", n_fft=params["n_fft"], hop_length=params["hop_length"])
     rows = [cf.track, *cf.segments]
     for row in rows:
         for key in ("track_id", "path", "label"):
             row.pop(key, None)
-    frames = {kind: cf.frames[kind].astype(FRAMES_DTYPE) for kind in FRAME_KINDS}
-    return {"path": path, "rows": rows, "frames": frames, "error": None}
+    frames = {kind: cf.frames[kind] for kind in FRAME_KINDS} if params["segment_seconds"] else {}
+    return batch.FileResult(rows=rows, frames=frames)
 
 
-def _cache_file(cache_dir: Path, checksum: str, params: dict) -> Path:
-    key_src = json.dumps({"checksum": checksum, "version": FEATURE_VERSION,
-                          **{k: params[k] for k in _PROCESS_KEYS}}, sort_keys=True)
-    key = hashlib.sha256(key_src.encode()).hexdigest()
-    return cache_dir / "features" / key[:2] / f"{key}.npz"
+def features_task(*, segment_seconds: float | None = config.SEGMENT_SECONDS, overlap: float = 0.0,
+                  max_duration: float = config.FEATURE_MAX_DURATION_S) -> batch.Task:
+    """The feature engine as a :class:`batch.Task`: :func:`featurize_file` with these parameters,
+    FEATURE_COLUMNS, and frame matrices per segment (``log_mel``, ``mfcc``, ``sequence``).
 
-
-def _encode_cache(result: dict) -> bytes:
-    """A cache entry as .npz bytes: frame matrices as arrays, everything else as one JSON string.
-
-    No pickle, so a cache folder is never a way to run code; rows hold only str, int, float and
-    bool, which JSON round-trips exactly.
+    Its ``warm`` hook compiles numba's cache before any pool and in each worker before its first
+    file, under numba_cache's host lock (numba #10128); after a worker crash the cache is checked.
     """
-    frames = result.get("frames")
-    meta = {**{k: v for k, v in result.items() if k != "frames"},
-            "frame_kinds": None if frames is None else list(frames)}
-    buffer = io.BytesIO()
-    np.savez(buffer, meta=np.array(json.dumps(meta)), **{f"frame_{k}": v for k, v in (frames or {}).items()})
-    return buffer.getvalue()
-
-
-def _read_cache(path: Path) -> dict | None:
-    """The rows part of the cache entry at ``path`` (cheap: .npz members are read on demand, and
-    the frame matrices are read one kind at a time by :func:`_write_frames`), or None when
-    missing or damaged."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            entry = json.loads(str(data["meta"]))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None  # missing or damaged (e.g. killed mid-write by an old version): recompute
-    return entry if isinstance(entry, dict) and entry.get("error") is None else None
-
-
-def _source_items(sources: Any) -> tuple[list[dict], list[dict]]:
-    """``(items, errors)``: items have path, label, track_id; errors have path, reason."""
-    import pandas as pd
-
-    if isinstance(sources, pd.DataFrame):
-        manifest, base = sources, Path.cwd()
-    else:
-        src = Path(sources)
-        if src.is_dir():
-            from tracklens import acquire
-
-            manifest, base = acquire.folder_manifest(src, progress=False), Path.cwd()
-        elif src.is_file() and src.suffix.lower() == ".csv":
-            try:
-                manifest = pd.read_csv(src, dtype={"path": str, "label": str, "error": str}, keep_default_na=False)
-            except Exception as exc:
-                raise TracklensError(f"{src}: cannot read manifest CSV ({exc})") from exc
-            base = src.parent
-        elif src.is_file() and src.suffix.lower() in AUDIO_EXTENSIONS:
-            manifest, base = pd.DataFrame({"path": [str(src)], "label": [""]}), Path.cwd()
-        else:
-            raise TracklensError(f"{src}: not a folder, a manifest CSV or an audio file"
-                                 if src.exists() else f"{src}: no such file or folder")
-    if "path" not in manifest.columns:
-        raise TracklensError("manifest needs a 'path' column (one audio file per row)")
-    items, errors = [], []
-    for record in manifest.to_dict("records"):
-        raw = str(record.get("path") or "").strip()
-        if not raw:
-            continue
-        path = Path(raw)
-        if not path.is_absolute() and not path.exists() and (base / path).exists():
-            path = base / path
-        label = record.get("label")
-        label = "" if label is None or (isinstance(label, float) and np.isnan(label)) else str(label)
-        error = str(record.get("error") or "").strip()
-        error = (error if error.lower() != "nan" else "") or _not_a_regular_file(path)
-        if error:
-            errors.append({"path": str(path), "reason": error})
-        else:
-            items.append({"path": str(path), "label": label})
-    stems = [Path(item["path"]).stem for item in items]
-    duplicated = {s for s, n in Counter(stems).items() if n > 1}
-    for item, stem in zip(items, stems):
-        # The file stem (GTZAN: "blues.00000") matches split files; clashes keep their folder.
-        item["track_id"] = stem if stem not in duplicated else Path(item["path"]).with_suffix("").as_posix()
-    return items, errors
-
-
-def _not_a_regular_file(path: Path) -> str:
-    """Why ``path`` cannot be checksummed ('' when it can), from ``os.stat`` alone: opening a
-    FIFO blocks forever and a link to /dev/zero never ends, so neither is ever opened."""
-    try:
-        mode = os.stat(path).st_mode  # follows symlinks: a link to a device is a device
-    except FileNotFoundError:
-        return "no such file"
-    except OSError as exc:
-        return f"cannot read ({exc.strerror or type(exc).__name__})"
-    return "" if stat.S_ISREG(mode) else "not a regular file"
-
-
-class _WorkerCrash(Exception):
-    """A worker process died mid-batch. ``how``: e.g. "signal 11 (SIGSEGV)"; ``suspects``: the
-    files it may have been analysing (dispatched, not finished)."""
-
-    def __init__(self, how: str, suspects: list[str]):
-        super().__init__(how)
-        self.how, self.suspects = how, suspects
-
-
-def _exit_reason(exc: BaseException) -> str:
-    # loky words it "The exit codes of the workers are {SIGSEGV(-11)}"
-    found = re.search(r"\b(SIG[A-Z0-9]+)\((-?\d+)\)", str(exc))
-    return f"signal {abs(int(found[2]))} ({found[1]})" if found else "it exited unexpectedly"
-
-
-def _run_local(todo: list[dict], params: dict, jobs: int) -> Iterator[dict]:
-    if jobs == 1 or len(todo) <= 1:
-        for item in todo:
-            yield featurize_file(item["path"], params)
-        return
-    from concurrent.futures.process import BrokenProcessPool  # loky's TerminatedWorkerError too
-
-    from joblib import Parallel, delayed
-
-    dispatched: list[str] = []
-    finished: set[str] = set()
-
-    def tasks():
-        for item in todo:
-            dispatched.append(item["path"])
-            yield delayed(featurize_file)(item["path"], params)
-
-    # Unordered generator: results stream back (and get cached) as they finish; joblib dispatches
-    # only a few tasks ahead, so memory stays bounded whatever the batch size.
-    try:
-        for result in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks()):
-            finished.add(result["path"])
-            yield result
-    except BrokenProcessPool as exc:
-        if "SIGINT" in str(exc):  # Ctrl-C reached the workers first: an interrupt, not a crash
-            raise KeyboardInterrupt from exc
-        raise _WorkerCrash(_exit_reason(exc), [p for p in dispatched if p not in finished]) from exc
-
-
-def _run_dask(todo: list[dict], params: dict, scheduler: Any) -> Iterator[dict]:
-    try:
-        from distributed import Client, as_completed
-        from distributed.scheduler import KilledWorker
-    except ImportError as exc:  # pragma: no cover - pinned dependency
-        raise TracklensError("--scheduler needs the 'distributed' package") from exc
-    own = not isinstance(scheduler, Client)
-    try:
-        client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT) if own else scheduler
-    except (OSError, TimeoutError) as exc:
-        raise TracklensError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from exc
-    try:
-        futures = client.map(featurize_file, [item["path"] for item in todo], params=params, pure=False)
-        path_of = {future.key: item["path"] for future, item in zip(futures, todo)}
-        for future in as_completed(futures):
-            try:
-                result = future.result()
-            except KilledWorker as exc:  # the scheduler gave up after workers died on this file
-                raise _WorkerCrash("the Dask worker died", [path_of[future.key]]) from exc
-            yield result
-            future.release()
-    finally:
-        if own:
-            client.close()
+    if max_duration <= 0:
+        raise TracklensError(f"max_duration={max_duration} must be > 0 seconds")
+    segment_bounds(1, sr=config.SAMPLE_RATE, segment_seconds=segment_seconds, overlap=overlap)  # validates
+    params = {"segment_seconds": float(segment_seconds or 0.0), "overlap": float(overlap), "sr": config.SAMPLE_RATE,
+              "n_fft": config.N_FFT, "hop_length": config.HOP_LENGTH, "max_duration": float(max_duration)}
+    frames = {}
+    if params["segment_seconds"]:
+        n_t = segment_n_frames(params["segment_seconds"], sr=params["sr"], hop_length=params["hop_length"])
+        frames = {"log_mel": (config.N_MELS, n_t), "mfcc": (config.N_MFCC, n_t), "sequence": (len(SEQUENCE_ROWS), n_t)}
+    return batch.Task(name="features", run_file=featurize_file, params=params, version=FEATURE_VERSION,
+                      columns=FEATURE_COLUMNS, dtypes=_FEATURE_DTYPES, frames=frames,
+                      frames_meta={"feature_version": FEATURE_VERSION, "sequence_rows": list(SEQUENCE_ROWS), **params},
+                      warm=numba_cache.warm_numba, after_crash=numba_cache.check_cache)
 
 
 def extract_features(
@@ -970,192 +787,26 @@ def extract_features(
     cache_dir: str | Path | None = None,
     max_duration: float = config.FEATURE_MAX_DURATION_S,
     progress: bool = True,
-) -> ExtractResult:
+) -> batch.RunResult:
     """Features of every audio file in ``sources`` -> ``out`` (parquet) and its side files.
 
     Parameters
     ----------
-    sources : a folder of audio (labels from sub-folders), a manifest CSV with ``path`` (and
-        ``label``, ``error``) columns as written by ``tracklens acquire folder``, one audio file,
-        or a DataFrame with those columns
-    out : the parquet file; ``<stem>.frames.npz`` (segment frame matrices, see
-        :func:`load_frames`) and ``<stem>.errors.csv`` (path, reason) are written beside it
-    segment_seconds, overlap : fixed windows per track (None or 0: whole tracks only)
-    jobs : local worker processes (-1: all cores); ignored when ``scheduler`` is given
-    scheduler : a Dask scheduler address (``tcp://host:8786``) or ``distributed.Client``; the
-        workers must see the same file paths
-    cache_dir : per-file results, keyed by file checksum + parameters + FEATURE_VERSION
-        (default ``config.CACHE_DIR``); each file is cached as soon as it is done, so an
-        interrupted run resumes and a rerun computes only new or changed files
+    sources, out, jobs, scheduler, cache_dir, progress : as :func:`batch.run` takes them (a
+        folder, manifest CSV, audio file or DataFrame; ``out`` a ``.parquet`` path or URL)
+    segment_seconds, overlap : fixed windows per track (None or 0: whole tracks only, no frames)
     max_duration : seconds analysed per file; longer files are cut and marked ``truncated``
 
-    Returns an :class:`ExtractResult`. The parquet has one row per track (``segment`` -1) then
-    its segments, columns FEATURE_COLUMNS, in source order. All files are written atomically.
-    Raises TracklensError when a worker process crashes: files finished before stay cached, and
-    numba's compiled-code cache (the usual cause, see :mod:`tracklens.numba_cache`) is checked
-    and rebuilt when damaged, so rerunning the same command resumes.
+    Returns a :class:`batch.RunResult`. The table has one row per track (``segment`` -1) then
+    its segments, columns FEATURE_COLUMNS, in source order; the frames (see
+    :func:`batch.load_frames`) and ``<stem>.errors.csv`` are written beside it (a Dask run
+    writes a folder of parts: see :mod:`tracklens.batch`). Cached per file: keyed by checksum,
+    these parameters and FEATURE_VERSION. Raises TracklensError when a worker process crashes:
+    finished files stay cached, numba's compiled-code cache (the usual cause, see
+    :mod:`tracklens.numba_cache`) is checked and rebuilt when damaged, and rerunning resumes.
     """
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    out = Path(out)
-    if out.suffix.lower() != ".parquet":
-        raise TracklensError(f"--out {out}: the feature table must be a .parquet file")
-    if jobs == 0 or jobs < -1:
-        raise TracklensError(f"jobs={jobs} must be a positive number of processes or -1 for all cores")
-    if max_duration <= 0:
-        raise TracklensError(f"max_duration={max_duration} must be > 0 seconds")
-    segment_bounds(1, sr=config.SAMPLE_RATE, segment_seconds=segment_seconds, overlap=overlap)  # validates
-    if jobs == -1:
-        jobs = os.cpu_count() or 1
-    params = {"segment_seconds": float(segment_seconds or 0.0), "overlap": float(overlap),
-              "sr": config.SAMPLE_RATE, "n_fft": config.N_FFT, "hop_length": config.HOP_LENGTH,
-              "max_duration": float(max_duration)}
-    cache_root = Path(cache_dir) if cache_dir is not None else config.CACHE_DIR
-
-    items, errors = _source_items(sources)
-    todo = []
-    for item in tqdm(items, desc="checksums", unit="file", disable=not progress or len(items) < 200):
-        try:
-            item["checksum"] = file_checksum(item["path"])
-        except FileNotFoundError:
-            errors.append({"path": item["path"], "reason": "no such file"})
-            continue
-        except OSError as exc:
-            errors.append({"path": item["path"], "reason": f"cannot read ({exc.strerror or type(exc).__name__})"})
-            continue
-        except TracklensError as exc:  # e.g. replaced by a FIFO since it was listed
-            errors.append({"path": item["path"], "reason": str(exc).removeprefix(f"{item['path']}: ")})
-            continue
-        item["cache"] = _cache_file(cache_root, item["checksum"], params)
-        if _read_cache(item["cache"]) is None:  # missing or damaged: (re)compute
-            todo.append(item)
-    n_cached = sum(1 for item in items if "cache" in item) - len(todo)
-
-    failed: dict[str, str] = {}
-    if todo:
-        numba_cache.warm_numba(check=True)  # compiled here, once, before any worker can race on it
-        by_path = {item["path"]: item for item in todo}
-        results = _run_dask(todo, params, scheduler) if scheduler else _run_local(todo, params, jobs)
-        try:
-            with tqdm(total=len(todo), desc="features", unit="file", disable=not progress) as bar:
-                for result in results:
-                    item = by_path[result["path"]]
-                    if result["error"] is not None:
-                        failed[item["path"]] = result["error"]
-                    else:
-                        result["checksum"] = item["checksum"]
-                        atomic_write_bytes(item["cache"], _encode_cache(result))
-                    bar.update()
-        except _WorkerCrash as crash:
-            n_done = n_cached + bar.n - len(failed)
-            raise _crash_error(crash, n_done, n_cached + len(todo)) from crash
-
-    rows, done = [], []
-    for item in items:
-        if "cache" not in item:
-            continue
-        if item["path"] in failed:
-            errors.append({"path": item["path"], "reason": failed[item["path"]]})
-            continue
-        entry = _read_cache(item["cache"])
-        if entry is None:
-            errors.append({"path": item["path"], "reason": "cache entry unreadable; rerun to recompute"})
-            continue
-        for row in entry["rows"]:
-            rows.append({**row, "track_id": item["track_id"], "path": item["path"], "label": item["label"],
-                         "checksum": item["checksum"]})
-        done.append(item)
-
-    table = pd.DataFrame(rows, columns=list(FEATURE_COLUMNS))
-    table = table.astype({"segment": "int64", "length": "int64", "key": "int64", "mode": "int64",
-                          "duration_ms": "int64", "truncated": "bool"}) if len(table) else table
-    with atomic_path(out) as tmp:
-        table.to_parquet(tmp, index=False)
-    write_csv(pd.DataFrame(errors, columns=["path", "reason"]), errors_path(out))
-    frames_file = frames_path(out)
-    if params["segment_seconds"]:
-        _write_frames(frames_file, done, params)
-    else:
-        frames_file.unlink(missing_ok=True)
-        frames_file = None
-    n_segments = int((table["segment"] >= 0).sum()) if len(table) else 0
-    return ExtractResult(out=out, frames=frames_file, errors=errors_path(out), n_tracks=len(done),
-                         n_segments=n_segments, n_errors=len(errors), n_cached=n_cached,
-                         n_computed=len(todo) - len(failed))
-
-
-def _crash_error(crash: _WorkerCrash, n_done: int, n_files: int) -> TracklensError:
-    """The one line for a worker crash, after checking numba's cache (the usual cause, numba
-    issue #10128: a damaged cache is rebuilt here, and says so), so a rerun resumes cleanly."""
-    try:
-        numba_cache.check_cache()
-        note = ""
-    except TracklensError as exc:
-        note = f" ({exc})"
-    names = crash.suspects
-    where = (names[0] if len(names) == 1 else "a file" if not names else
-             f"one of {len(names)} files in progress ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})")
-    return TracklensError(f"a worker process crashed ({crash.how}) on {where}{note}; {n_done} of {n_files} files "
-                          f"are done and cached; rerun the same command to resume")
-
-
-def _write_frames(path: Path, done: list[dict], params: dict) -> None:
-    """Stream every track's segment matrices into one .npz, one cache entry in memory at a time."""
-    n_t = segment_n_frames(params["segment_seconds"], sr=params["sr"], hop_length=params["hop_length"])
-    heights = {"log_mel": config.N_MELS, "mfcc": config.N_MFCC, "sequence": len(SEQUENCE_ROWS)}
-    ids, segments, labels, counts = [], [], [], []
-    for item in done:
-        rows = [r for r in _read_cache(item["cache"])["rows"] if r["segment"] >= 0]
-        ids += [item["track_id"]] * len(rows)
-        labels += [item["label"]] * len(rows)
-        segments += [r["segment"] for r in rows]
-        counts.append(len(rows))
-    n = len(ids)
-    meta = {"feature_version": FEATURE_VERSION, "sequence_rows": list(SEQUENCE_ROWS), **params}
-
-    def write(tmp: str) -> None:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for name, arr in (("track_id", np.array(ids, dtype=str)), ("segment", np.array(segments, np.int64)),
-                              ("label", np.array(labels, dtype=str)), ("meta", np.array(json.dumps(meta)))):
-                with zf.open(f"{name}.npy", "w", force_zip64=True) as handle:
-                    np.lib.format.write_array(handle, arr)
-            for kind in FRAME_KINDS:
-                with zf.open(f"{kind}.npy", "w", force_zip64=True) as handle:
-                    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(FRAMES_DTYPE)),
-                              "fortran_order": False, "shape": (n, heights[kind], n_t)}
-                    np.lib.format.write_array_header_2_0(handle, header)
-                    for item, count in zip(done, counts):
-                        if count:
-                            with np.load(item["cache"], allow_pickle=False) as data:  # only this kind
-                                block = data[f"frame_{kind}"]
-                            handle.write(np.ascontiguousarray(block, dtype=FRAMES_DTYPE).tobytes())
-
-    with atomic_path(path) as tmp:
-        write(str(tmp))
-
-
-def load_frames(path: str | Path, *, dtype: Any = np.float32) -> dict:
-    """Read the segment frame matrices written by :func:`extract_features`.
-
-    ``path`` is the ``.frames.npz`` or its ``features.parquet``. Returns a dict with
-    ``track_id`` (N,), ``segment`` (N,), ``label`` (N,), ``log_mel`` (N, 128, T),
-    ``mfcc`` (N, 20, T), ``sequence`` (N, 40, T) as ``dtype``, and ``meta`` (dict: parameters,
-    ``sequence_rows`` names).
-    """
-    path = Path(path)
-    if path.suffix == ".parquet":
-        path = frames_path(path)
-    if not path.is_file():
-        raise TracklensError(f"{path}: no frame matrices (run `tracklens features ... --segment 3`)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            out = {name: data[name] for name in ("track_id", "segment", "label")}
-            out.update({kind: data[kind].astype(dtype) for kind in FRAME_KINDS})
-            out["meta"] = json.loads(str(data["meta"]))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise TracklensError(f"{path}: not a tracklens frames file ({exc})") from exc
-    return out
+    task = features_task(segment_seconds=segment_seconds, overlap=overlap, max_duration=max_duration)
+    return batch.run(task, sources, out=out, jobs=jobs, scheduler=scheduler, cache_dir=cache_dir, progress=progress)
 
 
 def compare_with_reference(ours: Any, reference: Any, *, columns: Iterable[str] = SUMMARY_COLUMNS):

@@ -1,17 +1,78 @@
-"""Atomic file writes: the project's one way to write an output file.
+"""Atomic file writes: the project's one way to write an output file; and file checksums.
 
 A reader (or a crash, or Ctrl-C) never sees half a file: data goes to a temp file in the
 destination folder (same filesystem, so ``os.replace`` is atomic) and replaces the target only
 when complete. On any error the temp file is removed and the previous target stays untouched.
+
+A target may also be an fsspec URL (``s3://bucket/x.parquet``, ``gs://...``, ``memory://...``;
+``file://`` is a local path): the file is written locally, uploaded under a hidden temp name in
+the destination folder and moved onto the target, so readers never see a partial object there
+either. Only the local part needs nothing beyond the standard library; URLs need ``fsspec``
+(installed with dask) and, for cloud stores, its backend (``s3fs``, ``gcsfs``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import stat
 import tempfile
+import uuid
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from tracklens.errors import TracklensError
+
+# --- checksums ---------------------------------------------------------------------------------
+
+_SPECIAL_FILES = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def special_file_kind(mode: int) -> str | None:
+    """What a path that is not a regular file is ("a named pipe", ...), from its ``st_mode``;
+    None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for is_kind, what in _SPECIAL_FILES if is_kind(mode)), "not a file")
+
+
+def file_checksum(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, read in chunks (hex string).
+
+    Raises TracklensError for a FIFO, directory or device (checked before opening: reading a
+    FIFO blocks forever, a link to /dev/zero never ends); OSError, as ``open`` does, for a
+    missing or unreadable path.
+    """
+    with suppress(OSError):  # a missing path: open() below raises the usual error
+        kind = special_file_kind(os.stat(path).st_mode)
+        if kind:
+            raise TracklensError(f"{path}: not a regular file ({kind})")
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- atomic writes -------------------------------------------------------------------------------
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(target: str | Path) -> bool:
+    """True for an fsspec URL other than ``file://`` (a ``Path`` never is one: it folds ``//``)."""
+    return isinstance(target, str) and bool(_URL.match(target)) and not target.startswith("file://")
+
+
+def output_target(target: str | Path) -> str | Path:
+    """``target`` as the writers here take it: a URL string, else a local ``Path``
+    (``file:///x`` -> ``/x``)."""
+    if is_url(target):
+        return str(target)
+    text = str(target)
+    return Path(text.removeprefix("file://")) if text.startswith("file://") else Path(target)
 
 
 @contextmanager
@@ -19,8 +80,13 @@ def atomic_path(path: str | Path, *, suffix: str = ".part"):
     """Yield a temp path beside ``path`` for a writer that wants a file name (pyarrow, numpy, Keras).
 
     ``suffix`` lets writers that insist on an extension (e.g. ``.keras``, ``.npz``) keep it.
+    ``path`` may be an fsspec URL (see the module docstring).
     """
-    path = Path(path)
+    path = output_target(path)
+    if isinstance(path, str):
+        with _atomic_url_path(path, suffix=suffix) as tmp:
+            yield tmp
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
@@ -32,6 +98,32 @@ def atomic_path(path: str | Path, *, suffix: str = ".part"):
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextmanager
+def _atomic_url_path(url: str, *, suffix: str):
+    """A local temp file, uploaded on success as a hidden object in the target's folder and then
+    moved onto ``url`` (a rename where the store has them, a server-side copy on object stores)."""
+    import fsspec
+
+    fs, remote = fsspec.core.url_to_fs(url)
+    folder, _, name = remote.rpartition("/")
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix)
+    os.close(fd)
+    staging = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.part"
+    try:
+        yield Path(tmp)
+        fs.makedirs(folder, exist_ok=True)
+        try:
+            fs.put_file(tmp, staging)
+            fs.mv(staging, remote)
+        except BaseException:
+            with suppress(Exception):
+                fs.rm(staging)
+            raise
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 @contextmanager

@@ -12,6 +12,15 @@ AudioSet by knowledge distillation from PaSST transformers. tracklens does not d
 - :func:`log_mel` reproduces the original front end (``models/preprocess.py``, eval mode) in
   NumPy, and :func:`embed` turns a clip into 10 s windows of 527 AudioSet logits and the pooled
   384-d embedding, plus their track means.
+- :func:`embedding_task` runs :func:`embed` on a catalogue through the batch runner
+  (``tracklens features SRC --out OUT.parquet --embeddings efficientat``, cached like the
+  features), writing ``OUT-stem.mn04_as.parquet``: one row per track, then one per 10 s window
+  (windows as :func:`cut_windows` cuts them), columns ``track_id, path, label, checksum`` (as in
+  the feature table, so the tables join on ``track_id, segment``), ``segment`` (-1 the track,
+  0.. its windows), ``start_s``, ``end_s`` (seconds), ``emb_000`` … ``emb_383`` (the pooled
+  embedding) and ``logit_000`` … ``logit_526`` (AudioSet logits, :func:`class_names` order;
+  apply a sigmoid for likelihoods), all float32. The track row holds the mean over its windows
+  of both (a mean of logits, not of likelihoods).
 
 Architecture (upstream ``models/mn/model.py``, ``block_types.py`` and ``utils.py``, read at
 138342a and bae1dd1; ``models/preprocess.py`` at dea76ee):
@@ -36,9 +45,9 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
-from tracklens import config
-from tracklens.audio import file_checksum
+from tracklens import batch, config
 from tracklens.errors import TracklensError
+from tracklens.fileio import file_checksum
 
 DEFAULT_MODEL = "mn04_as"
 PRETRAINED_DIR = config.MODELS_DIR / "pretrained"
@@ -448,3 +457,30 @@ def top_tags(tags: np.ndarray, *, name: str = DEFAULT_MODEL, k: int = 5) -> list
     order = np.argsort(-np.asarray(tags))[:k]
     names = class_names(name)
     return [(names[i], float(tags[i])) for i in order]
+
+
+# ----------------------------------------------------------------------------- batches
+EMBEDDING_VERSION = 1  # bump when the table rows of the same file and weights would change
+EMBEDDING_COLUMNS = tuple(f"emb_{i:03d}" for i in range(EMBEDDING_SIZE))
+LOGIT_COLUMNS = tuple(f"logit_{i:03d}" for i in range(N_CLASSES))
+
+
+def embed_file(path: str, params: dict) -> batch.FileResult:
+    """The per-file function of :func:`embedding_task`: the track row then one row per window."""
+    from tracklens.audio import load_audio
+
+    clip = load_audio(path, sr=SAMPLE_RATE, max_duration=params["max_duration"])
+    result = get_embedder(params["model"]).embed(clip=clip)
+    starts = np.asarray(result["starts_s"], dtype=float)
+    ends = np.minimum(starts + WINDOW_S, clip.duration_s)  # a track shorter than a window is one window
+    return batch.window_result(starts, ends, embedding=result["embedding"], logits=result["logits"])
+
+
+def embedding_task(name: str = DEFAULT_MODEL, *, max_duration: float = config.FEATURE_MAX_DURATION_S) -> batch.Task:
+    """EfficientAT embeddings and logits as a :class:`batch.Task` (the table: module docstring);
+    cached per file by its checksum, the weights' SHA-256, EMBEDDING_VERSION and ``max_duration``."""
+    params = {"model": name, "weights_sha256": _manifest_entry(name, PRETRAINED_DIR)["weights_sha256"],
+              "max_duration": float(max_duration)}
+    return batch.Task(name=name, run_file=embed_file, params=params, version=EMBEDDING_VERSION,
+                      columns=(*batch.ID_COLUMNS, "segment", "start_s", "end_s", *EMBEDDING_COLUMNS, *LOGIT_COLUMNS),
+                      dtypes={"segment": "int64"}, blocks={"embedding": EMBEDDING_COLUMNS, "logits": LOGIT_COLUMNS})

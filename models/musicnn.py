@@ -26,7 +26,6 @@ Importing this module is cheap; Keras/TensorFlow load inside the functions that 
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 import os
@@ -35,10 +34,9 @@ from typing import Mapping
 
 import numpy as np
 
-from tracklens import config
-from tracklens.audio import file_checksum
+from tracklens import batch, config
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_path, atomic_write_bytes, read_csv, to_csv_text, write_csv
+from tracklens.fileio import atomic_path, atomic_write_bytes, file_checksum, read_csv, to_csv_text
 
 # Signal processing of the original (musicnn/configuration.py and the checkpoints' config.json).
 MUSICNN_SR = 16_000
@@ -472,6 +470,7 @@ def top_tags(tags: np.ndarray, *, name: str = DEFAULT_MUSICNN, k: int = 5) -> li
 # ----------------------------------------------------------------------------- batches
 EMBEDDING_VERSION = 1  # bump when embeddings of the same file and weights would change
 EMBEDDING_COLUMNS = tuple(f"emb_{i:03d}" for i in range(EMBEDDING_SIZE))
+PATCH_S = PATCH_FRAMES * MUSICNN_HOP / MUSICNN_SR  # 2.992 s of audio per patch
 
 
 def embeddings_path(features_out: str | Path, name: str = DEFAULT_MUSICNN) -> Path:
@@ -480,81 +479,64 @@ def embeddings_path(features_out: str | Path, name: str = DEFAULT_MUSICNN) -> Pa
     return out.with_name(out.name.removesuffix(out.suffix) + f".{name}.parquet")
 
 
+def embed_file(path: str, params: dict) -> batch.FileResult:
+    """musicnn's per-file function for the batch runner (``params``: see :func:`embedding_task`):
+    the track row (``segment`` -1, the mean of its patches) then one row per 3 s patch."""
+    from tracklens.audio import load_audio
+
+    clip = load_audio(path, sr=MUSICNN_SR, max_duration=params["max_duration"])
+    result = get_embedder(params["model"]).embed(clip=clip)
+    starts = np.asarray(result["starts_s"], dtype=float)
+    return batch.window_result(starts, starts + PATCH_S, embedding=result["embedding"], taggram=result["taggram"])
+
+
+def embedding_task(name: str = DEFAULT_MUSICNN, *, max_duration: float = config.FEATURE_MAX_DURATION_S) -> batch.Task:
+    """musicnn embeddings as a :class:`batch.Task` (what ``tracklens features --embeddings musicnn`` runs).
+
+    The table: ``track_id, path, label, checksum, segment, start_s, end_s``, ``emb_000`` …
+    ``emb_199`` and one ``tag:<name>`` column per tag (float32); one row per track (``segment``
+    -1: mean over its patches) then one per 3 s patch. Cached per file, keyed by its checksum,
+    the weights' SHA-256, EMBEDDING_VERSION and ``max_duration`` (seconds embedded per file).
+    """
+    if name not in TAGS:
+        raise MusicnnError(f"unknown musicnn model {name!r}; choose one of {sorted(TAGS)}")
+    tag_columns = tuple(f"tag:{t}" for t in TAGS[name])
+    params = {"model": name, "weights_sha256": read_manifest().get(name, {}).get("weights_sha256", ""),
+              "max_duration": float(max_duration)}
+    return batch.Task(name=name, run_file=embed_file, params=params, version=EMBEDDING_VERSION,
+                      columns=(*batch.ID_COLUMNS, "segment", "start_s", "end_s", *EMBEDDING_COLUMNS, *tag_columns),
+                      dtypes={"segment": "int64"}, blocks={"embedding": EMBEDDING_COLUMNS, "taggram": tag_columns})
+
+
 def extract_embeddings(sources, *, out: str | Path, name: str = DEFAULT_MUSICNN,
                        cache_dir: str | Path | None = None,
-                       max_duration: float = config.FEATURE_MAX_DURATION_S, progress: bool = True):
+                       max_duration: float = config.FEATURE_MAX_DURATION_S, progress: bool = True,
+                       scheduler=None):
     """musicnn embeddings and tags of every audio file in ``sources`` -> ``out`` (parquet).
+
+    Runs :func:`embedding_task` through :func:`batch.run` (the features' cache, resume rule and
+    parallel path) in this process, or on a Dask cluster with ``scheduler``.
 
     Parameters
     ----------
-    sources : what :func:`features.extract_features` takes (folder, manifest CSV, audio file,
-        DataFrame); track ids are the same, so the table joins ``features.parquet``
+    sources : what :func:`batch.run` takes (folder, manifest CSV, audio file, DataFrame); track
+        ids are the same as the features', so the table joins ``features.parquet``
     out : the parquet file (:func:`embeddings_path` names it beside ``features.parquet``)
-    cache_dir : per-file results keyed by file checksum + weights checksum + EMBEDDING_VERSION
-        (default ``config.CACHE_DIR``), so a rerun only embeds new or changed files
+    cache_dir : the cache folder (default ``config.CACHE_DIR``), so a rerun only embeds new or
+        changed files
     max_duration : seconds embedded per file
 
-    Returns ``(table, errors)``. The table has one row per track (``segment`` -1: mean over its
-    patches) then one per 3 s patch: ``track_id, path, label, checksum, segment, start_s, end_s``,
-    ``emb_000``…``emb_199`` and one ``tag:<name>`` column per tag; ``errors`` lists
-    ``{"path", "reason"}`` for files that could not be embedded (written to
-    ``<stem>.errors.csv``). All files are written atomically.
+    Returns ``(table, errors)``: the table of :func:`embedding_task`, and ``{"path", "reason"}``
+    for files that could not be embedded (also written to ``<stem>.errors.csv``).
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
-    from tracklens.audio import load_audio
-    from tracklens.features import _source_items  # one source/manifest reader for both tables
-
-    out = Path(out)
-    if out.suffix.lower() != ".parquet":
+    if not str(out).lower().endswith(".parquet"):
         raise MusicnnError(f"--out {out}: the embedding table must be a .parquet file")
-    weights_sha = read_manifest().get(name, {}).get("weights_sha256", "")
-    cache_root = (Path(cache_dir) if cache_dir is not None else config.CACHE_DIR) / "musicnn"
-    items, errors = _source_items(sources)
-    embedder = None
-    rows = []
-    for item in tqdm(items, desc=f"{name} embeddings", unit="file", disable=not progress):
-        try:
-            checksum = file_checksum(item["path"])
-        except OSError as exc:
-            errors.append({"path": item["path"], "reason": f"cannot read ({exc.strerror or type(exc).__name__})"})
-            continue
-        key = hashlib.sha256(json.dumps([checksum, weights_sha, EMBEDDING_VERSION, max_duration]).encode()).hexdigest()
-        cache = cache_root / key[:2] / f"{key}.npz"
-        try:
-            with np.load(cache) as cached:
-                result = {k: cached[k] for k in ("embedding", "taggram", "starts_s")}
-        except (OSError, ValueError, KeyError, EOFError):
-            try:
-                clip = load_audio(item["path"], sr=MUSICNN_SR, max_duration=max_duration)
-            except TracklensError as exc:
-                errors.append({"path": item["path"], "reason": str(exc).removeprefix(f"{item['path']}: ")})
-                continue
-            embedder = embedder or get_embedder(name)
-            result = embedder.embed(clip=clip)
-            buffer = io.BytesIO()
-            np.savez(buffer, **{k: result[k] for k in ("embedding", "taggram", "starts_s")})
-            atomic_write_bytes(cache, buffer.getvalue())
-        ident = {"track_id": item["track_id"], "path": item["path"], "label": item["label"], "checksum": checksum}
-        starts = np.asarray(result["starts_s"], dtype=float)
-        patch_s = PATCH_FRAMES * MUSICNN_HOP / MUSICNN_SR
-        emb, tags = result["embedding"], result["taggram"]
-        rows.append((ident, -1, 0.0, float(starts[-1] + patch_s), emb.mean(axis=0), tags.mean(axis=0)))
-        rows += [(ident, i, float(s), float(s + patch_s), emb[i], tags[i]) for i, s in enumerate(starts)]
-    tag_columns = [f"tag:{t}" for t in TAGS[name]]
-    table = pd.DataFrame([{**ident, "segment": seg, "start_s": start, "end_s": end} for ident, seg, start, end, _, _ in rows],
-                         columns=["track_id", "path", "label", "checksum", "segment", "start_s", "end_s"])
-    values = pd.DataFrame(np.array([np.concatenate([e, t]) for *_, e, t in rows]).reshape(len(rows), -1),
-                          columns=[*EMBEDDING_COLUMNS, *tag_columns], dtype="float32")
-    table = pd.concat([table, values], axis=1)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    table.to_parquet(buffer, index=False)
-    atomic_write_bytes(out, buffer.getvalue())
-    err_frame = pd.DataFrame(errors, columns=["path", "reason"])
-    write_csv(err_frame, out.with_name(out.name.removesuffix(".parquet") + ".errors.csv"))
-    return table, errors
+    result = batch.run(embedding_task(name, max_duration=max_duration), sources, out=out, scheduler=scheduler,
+                       cache_dir=cache_dir, progress=progress)
+    errors = read_csv(result.errors, dtype=str, keep_default_na=False).to_dict("records")
+    return pd.read_parquet(result.out), errors
 
 
 # ----------------------------------------------------------------------------- tag blend

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from tracklens import config
-from tracklens import features
+from tracklens import batch, features
 from tracklens.errors import TracklensError
 
 SR = config.SAMPLE_RATE
@@ -476,7 +476,7 @@ def test_dask_scheduler_equals_local(folder, extracted, tmp_path):
 
 
 def test_misuse_is_reported(tmp_path, folder, monkeypatch):
-    monkeypatch.setattr(features, "DASK_CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(batch, "DASK_CONNECT_TIMEOUT", "1s")
     with pytest.raises(TracklensError, match="parquet"):
         features.extract_features(folder, out=tmp_path / "x.csv")
     with pytest.raises(TracklensError, match="no such file or folder"):
