@@ -34,6 +34,29 @@ CONTINUOUS_FEATURES = (
     "instrumentalness", "liveness", "valence", "tempo", "duration_ms",
 )
 
+#: Units of the chart table's columns in axis titles.
+#: Spotify's descriptors are 0-1 scores; its loudness is the track's integrated level in dB
+#: relative to digital full scale (hence negative), not an upload's LUFS.
+AXIS_UNITS = {
+    "tempo": "BPM", "loudness": "dB, Spotify", "duration_ms": "min", "popularity": "0–100",
+    **{f: "0–1" for f in ("danceability", "energy", "speechiness", "acousticness", "instrumentalness",
+                          "liveness", "valence")},
+}
+#: Columns drawn under another name, and the factor from the table's unit to the drawn one.
+DISPLAY_NAMES = {"duration_ms": "duration"}
+DISPLAY_SCALE = {"duration_ms": 1 / 60_000}
+
+
+def feature_name(column: str) -> str:
+    """The name a column is drawn under (``duration_ms`` is drawn in minutes, as ``duration``)."""
+    return DISPLAY_NAMES.get(column, column)
+
+
+def feature_label(column: str) -> str:
+    """An axis title with the unit: ``"tempo (BPM)"``, ``"duration (min)"``; the name alone without one."""
+    unit = AXIS_UNITS.get(column)
+    return f"{feature_name(column)} ({unit})" if unit else feature_name(column)
+
 
 # --- shared helpers -----------------------------------------------------------------------
 
@@ -60,6 +83,11 @@ def _mpl_figure(n_panels: int, *, ncols: int = 4, panel_size=(3.2, 2.6)):
     return fig, axes[:n_panels]
 
 
+#: Plotly margins (px) for figures without a legend or colour bar on the right: Plotly's 80 px on
+#: each side left a phone-wide (~330 px) figure half its width for the plot.
+COMPACT_MARGIN = {"l": 60, "r": 20, "t": 90, "b": 60}
+
+
 def _plotly_grid(titles: Sequence[str], *, ncols: int = 4, **kwargs):
     from plotly.subplots import make_subplots
 
@@ -68,6 +96,15 @@ def _plotly_grid(titles: Sequence[str], *, ncols: int = 4, **kwargs):
     fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=list(titles), **kwargs)
     positions = [(i // ncols + 1, i % ncols + 1) for i in range(len(titles))]
     return fig, positions
+
+
+def _in_display_units(d: pd.DataFrame, columns: Sequence[str], *, per_unit: Sequence[str] = ()) -> pd.DataFrame:
+    """A long table (with a ``feature`` column) with ``columns`` in each feature's drawn unit
+    (:data:`DISPLAY_SCALE`) and ``per_unit`` columns (densities) divided by the same factor."""
+    scale = d["feature"].astype(str).map(lambda f: DISPLAY_SCALE.get(f, 1.0)).astype(float)
+    out = d.assign(**{c: d[c] * scale for c in columns}, **{c: d[c] / scale for c in per_unit})
+    out.attrs.update(d.attrs)
+    return out
 
 
 # --- correlations -------------------------------------------------------------------------
@@ -203,18 +240,30 @@ def _stars(p: float) -> str:
 
 
 def _corr_title(d: CorrData) -> str:
-    return (
-        f"{d.method.capitalize()} correlations, n={d.n} tracks "
-        f"(uncorrected * p<.05, ** p<.01, *** p<.001; bars: {d.ci:.0%} bootstrap CI)"
-    )
+    return f"{d.method.capitalize()} correlations, n={d.n} tracks"
 
 
-def _corr_heatmap_mpl(d: CorrData):
+def _corr_note(d: CorrData) -> str:
+    return f"uncorrected * p<.05, ** p<.01, *** p<.001; bars: {d.ci:.0%} bootstrap CI"
+
+
+def _corr_intervals_axes(ax, d: CorrData) -> None:
+    """Each feature's r with the target and its bootstrap interval, ranked, on a matplotlib axes."""
+    t = d.target.sort_values("r")
+    ypos = np.arange(len(t))
+    ax.errorbar(t["r"], ypos, xerr=[t["r"] - t["ci_low"], t["ci_high"] - t["r"]], fmt="o", capsize=3,
+                color="tab:blue")
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(ypos, [f"{f} {_stars(p)}" for f, p in zip(t.index, t["p"])])
+    ax.set_xlabel(f"r with {d.target_name}")
+
+
+def _corr_heatmap_mpl(d: CorrData, *, intervals: bool = True):
     from matplotlib.figure import Figure
 
     k = len(d.matrix)
-    fig = Figure(figsize=(6 + 0.55 * k, 0.5 * k + 2.0), layout="constrained")
-    ax, ax_ci = fig.subplots(1, 2, width_ratios=[k, 0.45 * k])
+    fig = Figure(figsize=(6 + (0.55 if intervals else 0.35) * k, 0.5 * k + 2.0), layout="constrained")
+    ax, ax_ci = fig.subplots(1, 2, width_ratios=[k, 0.45 * k]) if intervals else (fig.subplots(), None)
     im = ax.imshow(d.matrix.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(k), d.matrix.columns, rotation=60, ha="right")
     ax.set_yticks(range(k), d.matrix.index)
@@ -224,44 +273,86 @@ def _corr_heatmap_mpl(d: CorrData):
             ax.text(j, i, f"{value:.2f}\n{_stars(d.pvalues.iat[i, j]) if i != j else ''}",
                     ha="center", va="center", fontsize=6.5, color="white" if abs(value) > 0.6 else "black")
     fig.colorbar(im, ax=ax, shrink=0.7, label=f"{d.method} r")
-
-    t = d.target.sort_values("r")
-    ypos = np.arange(len(t))
-    ax_ci.errorbar(t["r"], ypos, xerr=[t["r"] - t["ci_low"], t["ci_high"] - t["r"]], fmt="o", capsize=3,
-                   color="tab:blue")
-    ax_ci.axvline(0, color="grey", lw=0.8)
-    ax_ci.set_yticks(ypos, [f"{f} {_stars(p)}" for f, p in zip(t.index, t["p"])])
-    ax_ci.set_xlabel(f"r with {d.target_name}")
-    ax_ci.set_title(f"vs {d.target_name}", fontsize=10)
-    fig.suptitle(_corr_title(d), fontsize=10)
+    if ax_ci is not None:
+        _corr_intervals_axes(ax_ci, d)
+        ax_ci.set_title(f"vs {d.target_name}", fontsize=10)
+    fig.suptitle(f"{_corr_title(d)} ({_corr_note(d)})", fontsize=10)
     return fig
 
 
-def _corr_heatmap_plotly(d: CorrData):
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+def _corr_intervals_mpl(d: CorrData):
+    fig, (ax,) = _mpl_figure(1, panel_size=(4.6, 0.3 * len(d.target) + 1.6))
+    _corr_intervals_axes(ax, d)
+    ax.set_title(f"r with {d.target_name}, {d.ci:.0%} bootstrap CI (n={d.n})", fontsize=10)
+    return fig
 
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.7, 0.3], subplot_titles=("", f"vs {d.target_name}"))
+
+def _corr_matrix_trace(d: CorrData, colorbar: dict):
+    import plotly.graph_objects as go
+
     text = [[f"{d.matrix.iat[i, j]:.2f}{_stars(d.pvalues.iat[i, j]) if i != j else ''}"
              for j in range(len(d.matrix))] for i in range(len(d.matrix))]
-    fig.add_trace(go.Heatmap(
+    return go.Heatmap(
         z=d.matrix.to_numpy(), x=list(d.matrix.columns), y=list(d.matrix.index), zmin=-1, zmax=1,
         colorscale="RdBu_r", text=text, texttemplate="%{text}", textfont={"size": 9},
-        colorbar={"title": f"{d.method} r", "x": 0.66}, customdata=d.pvalues.to_numpy(),
+        colorbar={"title": {"text": f"{d.method} r"}, **colorbar}, customdata=d.pvalues.to_numpy(),
         hovertemplate="%{y} vs %{x}<br>r=%{z:.3f}<br>p=%{customdata:.2g}<extra></extra>",
-    ), row=1, col=1)
+    )
+
+
+def _corr_interval_trace(d: CorrData):
+    import plotly.graph_objects as go
+
     t = d.target.sort_values("r")
-    fig.add_trace(go.Scatter(
+    return go.Scatter(
         x=t["r"], y=list(t.index), mode="markers", marker={"size": 8},
         error_x={"type": "data", "symmetric": False, "array": t["ci_high"] - t["r"], "arrayminus": t["r"] - t["ci_low"]},
         customdata=np.c_[t["p"], t["ci_low"], t["ci_high"]],
         hovertemplate="%{y}: r=%{x:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}], p=%{customdata[0]:.2g}<extra></extra>",
         showlegend=False,
-    ), row=1, col=2)
+    )
+
+
+def _corr_height(d: CorrData) -> int:
+    return max(450, 32 * len(d.matrix) + 150)
+
+
+#: Column widths and gap (paper fractions) of the heatmap + intervals figure: the colourbar sits
+#: in the gap and the intervals' feature names on their right, so neither covers the other (with
+#: the names on the left, next to a colourbar at x=0.66, they overlapped at 1440 px).
+CORR_COLUMNS = (0.7, 0.3)
+CORR_GAP = 0.12
+
+
+def _corr_heatmap_plotly(d: CorrData, *, intervals: bool = True):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    title = {"text": _corr_title(d), "subtitle": {"text": _corr_note(d)}}
+    if not intervals:
+        fig = go.Figure(_corr_matrix_trace(d, {}))
+        fig.update_yaxes(autorange="reversed")
+        return fig.update_layout(title=title, height=_corr_height(d))
+    fig = make_subplots(rows=1, cols=2, column_widths=list(CORR_COLUMNS), horizontal_spacing=CORR_GAP,
+                        subplot_titles=("", f"vs {d.target_name}"))
+    matrix_end = (1 - CORR_GAP) * CORR_COLUMNS[0]
+    fig.add_trace(_corr_matrix_trace(d, {"x": matrix_end + 0.01, "xanchor": "left", "thickness": 14}), row=1, col=1)
+    fig.add_trace(_corr_interval_trace(d), row=1, col=2)
     fig.add_vline(x=0, line_color="grey", line_width=1, row=1, col=2)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
-    fig.update_layout(title=_corr_title(d), height=max(450, 32 * len(d.matrix) + 150))
-    return fig
+    fig.update_yaxes(side="right", row=1, col=2)
+    fig.update_xaxes(title_text=f"r with {d.target_name}", row=1, col=2)
+    return fig.update_layout(title=title, height=_corr_height(d))
+
+
+def _corr_intervals_plotly(d: CorrData):
+    import plotly.graph_objects as go
+
+    fig = go.Figure(_corr_interval_trace(d))
+    fig.add_vline(x=0, line_color="grey", line_width=1)
+    return fig.update_layout(
+        title={"text": f"r with {d.target_name}", "subtitle": {"text": f"n={d.n}; bars: {d.ci:.0%} bootstrap CI"}},
+        xaxis_title=f"{d.method} r", height=28 * len(d.target) + 150, margin=COMPACT_MARGIN)
 
 
 def corr_heatmap(
@@ -273,18 +364,36 @@ def corr_heatmap(
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = config.DEFAULT_SEED,
+    intervals: bool = True,
     backend: Backend = "plotly",
 ):
     """Clustered, annotated correlation heatmap with each feature's r vs ``target`` and its CI.
 
-    Cells show r and significance stars (uncorrected p); the side panel shows r with the
-    bootstrap interval, so "louder songs are more popular" is read with its uncertainty.
-    See :func:`corr_data` for the parameters; ``df`` may also be a CorrData already computed (the
-    other parameters but ``backend`` are then ignored). Returns a matplotlib or a plotly Figure.
+    Cells show r and significance stars (uncorrected p); the side panel (``intervals``; False
+    leaves it out, see :func:`corr_intervals`) shows r with the bootstrap interval, so "louder
+    songs are more popular" is read with its uncertainty. See :func:`corr_data` for the
+    parameters; ``df`` may also be a CorrData already computed (the other parameters but
+    ``intervals`` and ``backend`` are then ignored). Returns a matplotlib or a plotly Figure.
     """
-    d = df if isinstance(df, CorrData) else corr_data(df, target=target, method=method, columns=columns,
-                                                      n_boot=n_boot, ci=ci, seed=seed)
-    return _render(d, {"matplotlib": _corr_heatmap_mpl, "plotly": _corr_heatmap_plotly}, backend)
+    d = _corr_data_of(df, target=target, method=method, columns=columns, n_boot=n_boot, ci=ci, seed=seed)
+    renderers = {"matplotlib": lambda x: _corr_heatmap_mpl(x, intervals=intervals),
+                 "plotly": lambda x: _corr_heatmap_plotly(x, intervals=intervals)}
+    return _render(d, renderers, backend)
+
+
+def corr_intervals(df: pd.DataFrame | CorrData, target: str = TARGET,
+                   method: Literal["pearson", "spearman"] = "pearson", *, backend: Backend = "plotly", **kwargs):
+    """Each feature's correlation with ``target``, ranked, with its bootstrap interval: the
+    heatmap's side panel as a figure of its own (readable on a phone, where a 13 x 13 matrix is not).
+
+    Takes what :func:`corr_heatmap` takes.
+    """
+    d = _corr_data_of(df, target=target, method=method, **kwargs)
+    return _render(d, {"matplotlib": _corr_intervals_mpl, "plotly": _corr_intervals_plotly}, backend)
+
+
+def _corr_data_of(df: pd.DataFrame | CorrData, **kwargs) -> CorrData:
+    return df if isinstance(df, CorrData) else corr_data(df, **kwargs)
 
 
 # --- each feature against popularity ------------------------------------------------------
@@ -353,21 +462,36 @@ def trend_data(
 
 def _trend_label(d: TrendData, f: str) -> str:
     s = d.stats.loc[f]
-    return f"{f}: r={s['r']:.2f}{_stars(s['p'])}"
+    return f"{feature_name(f)}: r={s['r']:.2f}{_stars(s['p'])}"
+
+
+def _trend_title(d: TrendData) -> str:
+    feats = list(d.stats.index)
+    return _trend_label(d, feats[0]) if len(feats) == 1 else f"Features vs {feature_name(d.target_name)}"
+
+
+def _trend_note(d: TrendData) -> str:
+    return f"line: least squares; band: {d.ci:.0%} confidence"
+
+
+def _display_trends(d: TrendData) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The points and lines with x in each feature's drawn unit."""
+    return _in_display_units(d.points, ["x"]), _in_display_units(d.lines, ["x"])
 
 
 def _param_viz_mpl(d: TrendData):
     feats = list(d.stats.index)
+    points, lines = _display_trends(d)
     fig, axes = _mpl_figure(len(feats))
     for ax, f in zip(axes, feats):
-        pts, line = d.points[d.points.feature == f], d.lines[d.lines.feature == f]
+        pts, line = points[points.feature == f], lines[lines.feature == f]
         ax.scatter(pts["x"], pts["y"], s=4, alpha=0.25, color="tab:grey", rasterized=True)
         ax.plot(line["x"], line["fit"], color="tab:red")
         ax.fill_between(line["x"], line["low"], line["high"], color="tab:red", alpha=0.25)
         ax.set_title(_trend_label(d, f), fontsize=9)
-        ax.set_xlabel(f)
-        ax.set_ylabel(d.target_name)
-    fig.suptitle(f"Each feature against {d.target_name}: OLS trend with {d.ci:.0%} confidence band")
+        ax.set_xlabel(feature_label(f))
+        ax.set_ylabel(feature_label(d.target_name))
+    fig.suptitle(f"{_trend_title(d)} ({_trend_note(d)})")
     return fig
 
 
@@ -375,21 +499,28 @@ def _param_viz_plotly(d: TrendData):
     import plotly.graph_objects as go
 
     feats = list(d.stats.index)
-    fig, pos = _plotly_grid([_trend_label(d, f) for f in feats])
+    points, lines = _display_trends(d)
+    fig, pos = _plotly_grid([_trend_label(d, f) for f in feats] if len(feats) > 1 else [""])
+    y_title = feature_label(d.target_name)
     for f, (row, col) in zip(feats, pos):
-        pts, line = d.points[d.points.feature == f], d.lines[d.lines.feature == f]
-        # customdata carries the row index so a box/lasso selection maps back to tracks
-        fig.add_trace(go.Scattergl(x=pts["x"], y=pts["y"], mode="markers", customdata=pts[["row"]].to_numpy(),
-                                   marker={"size": 4, "color": "grey", "opacity": 0.35}, name=f, showlegend=False,
-                                   hovertemplate=f"{f}=%{{x:.3g}}<br>{d.target_name}=%{{y}}<extra></extra>"),
+        pts, line = points[points.feature == f], lines[lines.feature == f]
+        x_title = feature_label(f)
+        # customdata carries the row index so a box/lasso selection maps back to tracks. Plain SVG
+        # (go.Scatter), not WebGL: at most trend_data's max_points (2000) points, and WebGL's
+        # regl needs 'unsafe-eval' in the dashboard's Content-Security-Policy.
+        fig.add_trace(go.Scatter(x=pts["x"], y=pts["y"], mode="markers", customdata=pts[["row"]].to_numpy(),
+                                 marker={"size": 4, "color": "grey", "opacity": 0.35}, name=f, showlegend=False,
+                                 hovertemplate=f"{x_title}: %{{x:.3g}}<br>{y_title}: %{{y}}<extra></extra>"),
                       row=row, col=col)
         fig.add_trace(go.Scatter(x=np.r_[line["x"], line["x"][::-1]], y=np.r_[line["high"], line["low"][::-1]],
                                  fill="toself", fillcolor="rgba(214,39,40,0.25)", line={"width": 0},
                                  hoverinfo="skip", showlegend=False), row=row, col=col)
         fig.add_trace(go.Scatter(x=line["x"], y=line["fit"], mode="lines", line={"color": "rgb(214,39,40)"},
                                  showlegend=False), row=row, col=col)
-        fig.update_xaxes(title_text=f, row=row, col=col)
-    fig.update_layout(title=f"Each feature against {d.target_name} ({d.ci:.0%} band)", height=260 * pos[-1][0] + 80)
+        fig.update_xaxes(title_text=x_title, row=row, col=col)
+        fig.update_yaxes(title_text=y_title, row=row, col=col)
+    fig.update_layout(title={"text": _trend_title(d), "subtitle": {"text": _trend_note(d)}},
+                      height=260 * pos[-1][0] + 100, margin=COMPACT_MARGIN)
     return fig
 
 
@@ -473,6 +604,7 @@ def _group_labels(d: pd.DataFrame) -> list[str]:
 def _catplot_mpl(d: pd.DataFrame):
     feats = list(dict.fromkeys(d["feature"]))
     groups = list(d["group"].cat.categories)
+    d = _in_display_units(d, ["value"])
     fig, axes = _mpl_figure(len(feats), ncols=3, panel_size=(4.2, 2.8))
     for ax, f in zip(axes, feats):
         sub = d[d.feature == f]
@@ -480,7 +612,7 @@ def _catplot_mpl(d: pd.DataFrame):
         ax.boxplot(values, tick_labels=_group_labels(d), showfliers=False, patch_artist=True,
                    boxprops={"facecolor": "tab:blue", "alpha": 0.4})
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
-        ax.set_title(f, fontsize=9)
+        ax.set_title(feature_label(f), fontsize=9)
     fig.suptitle(f"Feature distributions by {d.attrs.get('by', 'group')} (boxes: quartiles, whiskers 1.5 IQR)")
     return fig
 
@@ -490,7 +622,8 @@ def _catplot_plotly(d: pd.DataFrame):
 
     feats = list(dict.fromkeys(d["feature"]))
     labels = dict(zip(d["group"].cat.categories, _group_labels(d)))
-    fig, pos = _plotly_grid(feats, ncols=3)
+    d = _in_display_units(d, ["value"])
+    fig, pos = _plotly_grid([feature_label(f) for f in feats], ncols=3)
     for f, (row, col) in zip(feats, pos):
         sub = d[d.feature == f].sort_values("group")
         fig.add_trace(go.Box(x=sub["group"].map(labels).astype(str), y=sub["value"], name=f, boxpoints=False,
@@ -528,11 +661,13 @@ def distribution_data(df: pd.DataFrame, *, features: Sequence[str] | None = None
 
 def _distributions_mpl(d: pd.DataFrame):
     feats = list(dict.fromkeys(d["feature"]))
+    d = _in_display_units(d, ["left", "right"], per_unit=["density"])
     fig, axes = _mpl_figure(len(feats))
     for ax, f in zip(axes, feats):
         sub = d[d.feature == f]
         ax.bar(sub["left"], sub["density"], width=sub["right"] - sub["left"], align="edge", color="tab:blue", alpha=0.7)
-        ax.set_title(f"{f} (n={int(sub['count'].sum())})", fontsize=9)
+        ax.set_title(f"{feature_name(f)} (n={int(sub['count'].sum())})", fontsize=9)
+        ax.set_xlabel(AXIS_UNITS.get(f, ""))
         ax.set_yticks([])
     fig.suptitle("Distributions of the chart hits' features (density)")
     return fig
@@ -542,9 +677,11 @@ def _distributions_plotly(d: pd.DataFrame):
     import plotly.graph_objects as go
 
     feats = list(dict.fromkeys(d["feature"]))
-    fig, pos = _plotly_grid(feats)
+    d = _in_display_units(d, ["left", "right"], per_unit=["density"])
+    fig, pos = _plotly_grid([feature_name(f) for f in feats])
     for f, (row, col) in zip(feats, pos):
         sub = d[d.feature == f]
+        fig.update_xaxes(title_text=AXIS_UNITS.get(f), row=row, col=col)
         fig.add_trace(go.Bar(x=(sub["left"] + sub["right"]) / 2, y=sub["density"], width=sub["right"] - sub["left"],
                              customdata=sub["count"], hovertemplate="%{x:.3g}: %{customdata} tracks<extra></extra>",
                              showlegend=False), row=row, col=col)
@@ -566,14 +703,15 @@ def yearly_data(
     df: pd.DataFrame,
     *,
     features: Sequence[str] | None = None,
-    years: tuple[int, int] | None = (2000, 2019),
+    years: tuple[int, int] | None = None,
     min_tracks: int = 5,
     ci: float = 0.95,
 ) -> pd.DataFrame:
     """Per year and feature: mean, t-interval of the mean and n (long table).
 
-    ``years`` limits the range (the Top Hits table holds a few 1998-1999 and 2020 rows outside
-    its stated 2000-2019); years with fewer than ``min_tracks`` tracks are dropped.
+    ``years`` limits the range (inclusive; None: every year in ``df``, which for the Top Hits
+    table is 1998-2020, not its stated 2000-2019); years with fewer than ``min_tracks`` tracks
+    are dropped (Top Hits: 1998 has 1, 2020 has 3).
     """
     from scipy import stats
 
@@ -593,15 +731,21 @@ def yearly_data(
     return agg.sort_values(["feature", "year"]).reset_index(drop=True)
 
 
-def _yearly_mpl(d: pd.DataFrame):
+def _yearly_features(d: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
+    """The features drawn, in order, and ``d`` with mean and interval in their drawn units."""
     feats = list(d["feature"].cat.categories.intersection(d["feature"].unique()))
+    return feats, _in_display_units(d, ["mean", "low", "high"])
+
+
+def _yearly_mpl(d: pd.DataFrame):
+    feats, d = _yearly_features(d)
     fig, axes = _mpl_figure(len(feats))
     for ax, f in zip(axes, feats):
         sub = d[d.feature == f]
         ax.plot(sub["year"], sub["mean"], marker="o", ms=3)
         ax.fill_between(sub["year"], sub["low"], sub["high"], alpha=0.25)
-        ax.set_title(f, fontsize=9)
-        ax.set_xlabel("year")
+        ax.set_title(feature_name(f), fontsize=9)
+        ax.set(xlabel="year", ylabel=AXIS_UNITS.get(f, ""))
     fig.suptitle(f"Yearly mean of each feature with its {d.attrs.get('ci', 0.95):.0%} confidence interval")
     return fig
 
@@ -609,22 +753,25 @@ def _yearly_mpl(d: pd.DataFrame):
 def _yearly_plotly(d: pd.DataFrame):
     import plotly.graph_objects as go
 
-    feats = list(d["feature"].cat.categories.intersection(d["feature"].unique()))
-    fig, pos = _plotly_grid(feats)
+    feats, d = _yearly_features(d)
+    fig, pos = _plotly_grid([feature_name(f) for f in feats])
     for f, (row, col) in zip(feats, pos):
         sub = d[d.feature == f]
+        fig.update_yaxes(title_text=AXIS_UNITS.get(f), row=row, col=col)
         fig.add_trace(go.Scatter(x=np.r_[sub["year"], sub["year"][::-1]], y=np.r_[sub["high"], sub["low"][::-1]],
                                  fill="toself", fillcolor="rgba(31,119,180,0.25)", line={"width": 0},
                                  hoverinfo="skip", showlegend=False), row=row, col=col)
         fig.add_trace(go.Scatter(x=sub["year"], y=sub["mean"], mode="lines+markers", customdata=sub["n"],
                                  hovertemplate="%{x}: %{y:.3g} (n=%{customdata})<extra></extra>", showlegend=False),
                       row=row, col=col)
-    fig.update_layout(title="Yearly mean of each feature (band: confidence interval)", height=230 * pos[-1][0] + 80)
+    fig.update_layout(title={"text": "Yearly means",
+                             "subtitle": {"text": f"band: {d.attrs.get('ci', 0.95):.0%} confidence interval"}},
+                      height=230 * pos[-1][0] + 100, margin=COMPACT_MARGIN)
     return fig
 
 
 def yearly_trends(df: pd.DataFrame, *, features: Sequence[str] | None = None,
-                  years: tuple[int, int] | None = (2000, 2019), backend: Backend = "plotly"):
+                  years: tuple[int, int] | None = None, backend: Backend = "plotly"):
     """Yearly means of each feature with confidence bands (see :func:`yearly_data`)."""
     d = yearly_data(df, features=features, years=years)
     return _render(d, {"matplotlib": _yearly_mpl, "plotly": _yearly_plotly}, backend)
@@ -794,7 +941,8 @@ def _report_scores(report: Mapping) -> tuple[str, list[str], np.ndarray, np.ndar
 
 
 def roc_data(report: Mapping) -> pd.DataFrame:
-    """One-vs-rest ROC curve of each class present: long table (class, fpr, tpr, auc)."""
+    """One-vs-rest ROC curve of each class present: long table (class, fpr, tpr, auc, n), where
+    ``n`` is the class's number of tracks (a curve from 1-3 tracks is no estimate of its AUC)."""
     from sklearn.metrics import auc, roc_curve
 
     name, classes, y_true, y_score = _report_scores(report)
@@ -804,7 +952,8 @@ def roc_data(report: Mapping) -> pd.DataFrame:
         if positives.all() or not positives.any():
             continue  # no curve without both positives and negatives
         fpr, tpr, _ = roc_curve(positives, y_score[:, c])
-        parts.append(pd.DataFrame({"class": cls, "fpr": fpr, "tpr": tpr, "auc": auc(fpr, tpr)}))
+        parts.append(pd.DataFrame({"class": cls, "fpr": fpr, "tpr": tpr, "auc": auc(fpr, tpr),
+                                   "n": int(positives.sum())}))
     if not parts:
         raise TracklensError(f"evaluation report of {name!r}: no class has both positives and negatives")
     out = pd.concat(parts, ignore_index=True)
@@ -846,10 +995,14 @@ def training_data(history: Mapping[str, Sequence[float]]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _roc_name(cls: str, curve: pd.DataFrame) -> str:
+    return f"{cls} {curve['auc'].iloc[0]:.2f} (n={curve['n'].iloc[0]})"
+
+
 def _roc_mpl(d):
     fig, (ax,) = _mpl_figure(1, panel_size=(5.2, 4.4))
     for cls, sub in d.groupby("class", sort=False):
-        ax.plot(sub["fpr"], sub["tpr"], lw=1.2, label=f"{cls} {sub['auc'].iloc[0]:.2f}")
+        ax.plot(sub["fpr"], sub["tpr"], lw=1.2, label=_roc_name(cls, sub))
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{d.attrs['model']}: ROC (one vs rest), AUC")
     ax.legend(fontsize=7, loc="lower right")
@@ -859,17 +1012,25 @@ def _roc_mpl(d):
 def _roc_plotly(d):
     import plotly.graph_objects as go
 
-    fig = go.Figure([go.Scatter(x=sub["fpr"], y=sub["tpr"], mode="lines", name=f"{cls} {sub['auc'].iloc[0]:.2f}")
+    fig = go.Figure([go.Scatter(x=sub["fpr"], y=sub["tpr"], mode="lines", name=_roc_name(cls, sub))
                      for cls, sub in d.groupby("class", sort=False)])
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, showlegend=False))
-    fig.update_layout(title=f"{d.attrs['model']}: ROC (one vs rest), AUC in legend", xaxis_title="false positive rate",
-                      yaxis_title="true positive rate")
+    # The legend goes below the plot: on the right it took half of a phone-wide figure.
+    fig.update_layout(title={"text": f"{d.attrs['model']}: ROC, one vs rest",
+                             "subtitle": {"text": "legend: AUC (n = tracks of the genre)"}},
+                      xaxis_title="false positive rate", yaxis_title="true positive rate",
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.22}, height=560, margin=COMPACT_MARGIN)
     return fig
 
 
 def _row_share(d: pd.DataFrame) -> np.ndarray:
     rows = d.to_numpy().sum(axis=1, keepdims=True)
     return np.divide(d.to_numpy(), rows, out=np.zeros(d.shape), where=rows > 0)
+
+
+def _true_labels(d: pd.DataFrame) -> list[str]:
+    """Row labels with the number of tracks of each true class: an empty row reads "hiphop (0)"."""
+    return [f"{cls} ({n})" for cls, n in zip(d.index, d.to_numpy().sum(axis=1))]
 
 
 def _confusion_mpl(d):
@@ -880,8 +1041,8 @@ def _confusion_mpl(d):
         if count:
             ax.text(j, i, count, ha="center", va="center", fontsize=7, color="white" if share[i, j] > 0.5 else "black")
     ax.set_xticks(range(d.shape[1]), d.columns, rotation=60, fontsize=7)
-    ax.set_yticks(range(d.shape[0]), d.index, fontsize=7)
-    ax.set(xlabel="predicted", ylabel="true", title=f"{d.attrs['model']}: confusion (colour: share of row)")
+    ax.set_yticks(range(d.shape[0]), _true_labels(d), fontsize=7)
+    ax.set(xlabel="predicted", ylabel="true (tracks)", title=f"{d.attrs['model']}: confusion (colour: share of row)")
     fig.colorbar(im, ax=ax, shrink=0.7)
     return fig
 
@@ -889,16 +1050,27 @@ def _confusion_mpl(d):
 def _confusion_plotly(d):
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Heatmap(z=_row_share(d), x=list(d.columns), y=list(d.index), colorscale="Blues", zmin=0, zmax=1,
-                               text=d.to_numpy(), texttemplate="%{text}",
+    # No colour bar (the cells hold the counts) and every genre labelled: on a phone the bar took
+    # a quarter of the width and Plotly dropped every other genre name.
+    rows = _true_labels(d)
+    fig = go.Figure(go.Heatmap(z=_row_share(d), x=list(d.columns), y=rows, colorscale="Blues", zmin=0, zmax=1,
+                               showscale=False, text=d.to_numpy(), texttemplate="%{text}",
                                hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.0%})<extra></extra>"))
-    fig.update_layout(title=f"{d.attrs['model']}: confusion (colour: share of row)", xaxis_title="predicted",
-                      yaxis={"title": "true", "autorange": "reversed"})
+    fig.update_layout(title={"text": f"{d.attrs['model']}: confusion",
+                             "subtitle": {"text": "colour: share of the row (true genre)"}},
+                      xaxis={"title": "predicted", "tickmode": "array", "tickvals": list(d.columns)},
+                      yaxis={"title": "true (tracks)", "autorange": "reversed", "tickmode": "array", "tickvals": rows},
+                      margin=COMPACT_MARGIN)
     return fig
 
 
+def _ece_text(d) -> str:
+    """The ECE as every table and figure states it: with its bin count, 3 decimals."""
+    return f"ECE ({d.attrs['n_bins']} bins) = {d.attrs['ece']:.3f}"
+
+
 def _reliability_title(d) -> str:
-    return f"{d.attrs['model']}: reliability, ECE ({d.attrs['n_bins']} bins) = {d.attrs['ece']:.3f}"
+    return f"{d.attrs['model']}: reliability, {_ece_text(d)}"
 
 
 def _reliability_mpl(d):
@@ -916,7 +1088,8 @@ def _reliability_plotly(d):
                      go.Scatter(x=d["confidence"], y=d["accuracy"], mode="lines+markers", customdata=d["count"],
                                 hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} tracks)<extra></extra>",
                                 showlegend=False)])
-    fig.update_layout(title=_reliability_title(d), xaxis={"range": [0, 1], "title": "mean confidence"},
+    fig.update_layout(title={"text": f"Reliability: {_ece_text(d)}", "subtitle": {"text": d.attrs["model"]}},
+                      margin=COMPACT_MARGIN, xaxis={"range": [0, 1], "title": "mean confidence"},
                       yaxis={"range": [0, 1], "title": "accuracy"})
     return fig
 
@@ -1058,8 +1231,8 @@ def _map_plotly(d: pd.DataFrame):
     import plotly.graph_objects as go
 
     ref, you = d.iloc[:-1], d.iloc[-1]
-    fig = go.Figure([go.Scattergl(x=sub["x"], y=sub["y"], mode="markers", name=str(g), text=sub["name"],
-                                  marker={"size": 5, "opacity": 0.6}, hovertemplate="%{text}<extra></extra>")
+    fig = go.Figure([go.Scatter(x=sub["x"], y=sub["y"], mode="markers", name=str(g), text=sub["name"],
+                                marker={"size": 5, "opacity": 0.6}, hovertemplate="%{text}<extra></extra>")
                      for g, sub in ref.groupby("group", sort=False)])
     fig.add_trace(go.Scatter(x=[you["x"]], y=[you["y"]], mode="markers", name=d.attrs["label"],
                              marker={"symbol": "star", "size": 18, "color": "black"}))

@@ -174,6 +174,33 @@ def _load_report(path: Path, mtime: float) -> ModelReport | None:
     return ModelReport(table=table, path=path, predictions=predictions)
 
 
+def shipped_model_report() -> tuple[dict | None, str]:
+    """The shipped default model's validation report for the models page, or ``(None, why)``.
+
+    The report is :func:`models.store.load_model_report`'s (``model``, ``class_names``,
+    ``y_true``, ``y_score``, ``metrics``) plus the ``card``; it needs no training. Cached per
+    card modification time.
+    """
+    from tracklens.models import store
+
+    folder = config.DEFAULT_MODEL_DIR
+    try:
+        mtime = (folder / store.CARD_NAME).stat().st_mtime
+    except OSError:
+        return None, f"{folder}: the shipped default model is missing (run `make default-model`)"
+    return _load_shipped_report(folder, mtime)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_shipped_report(folder: Path, mtime: float) -> tuple[dict | None, str]:
+    from tracklens.models import store
+
+    try:
+        return {**store.load_model_report(folder), "card": store.read_card(folder, verify_weights=False)}, ""
+    except (TracklensError, OSError) as exc:
+        return None, str(exc)
+
+
 _model_problem: dict = {}
 
 

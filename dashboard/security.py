@@ -29,9 +29,9 @@ def content_security_policy(script_hashes) -> str:
     """
     directives = {
         "default-src": ["'self'"],
-        # 'unsafe-eval': regl, the WebGL layer of Plotly's go.Scattergl (the charts scatter, the
-        # track map), builds its draw calls with Function(); without it those points are not drawn.
-        "script-src": ["'self'", "'unsafe-eval'", *script_hashes],
+        # No 'unsafe-eval': the figures use SVG go.Scatter (<= ~2000 points), not go.Scattergl,
+        # whose WebGL layer (regl) builds its draw calls with Function().
+        "script-src": ["'self'", *script_hashes],
         # Dash's renderer, dcc components and Plotly inject <style> elements and style attributes.
         "style-src": ["'self'", "'unsafe-inline'"],
         # Plotly draws heatmaps (spectrogram, chromagram, correlations) as data: PNG images, and

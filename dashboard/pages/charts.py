@@ -1,11 +1,15 @@
 """Charts & popularity: what goes with popularity in the chart table, and how it changed by year.
 
 Filters (year range, genre, explicit) apply to every figure. Cross-filtering: clicking a cell of
-the correlation heatmap picks the scatter's feature; a box/lasso selection in the scatter
-restricts the heatmap and the yearly trends to the selected songs.
+the correlation heatmap (or a feature in the ranked correlations) picks the scatter's feature; a
+box/lasso selection in the scatter restricts the correlations and the yearly trends to the
+selected songs. On a phone the ranked correlations come first and the 13 x 13 matrix keeps
+readable cells, scrolling sideways inside its panel (dashboard/assets/style.css).
 """
 
 from __future__ import annotations
+
+import functools
 
 import dash
 import pandas as pd
@@ -78,6 +82,14 @@ def selected_rows(df: pd.DataFrame, selection: dict | None) -> pd.DataFrame:
     return df.loc[sorted(set(index))] if index else df
 
 
+def year_marks(first: int, last: int, *, step: int = 5) -> dict[int, str]:
+    """Slider labels on the multiples of ``step`` within [first, last] (the ends only when none
+    falls inside): labels at both ends and every 5 years from the first collided at the end
+    ("2018" over "2020" for 1998-2020)."""
+    marks = {y: str(y) for y in range(first, last + 1) if y % step == 0}
+    return marks or {first: str(first), last: str(last)}
+
+
 def message_figure(text: str):
     """An empty figure that says why there is nothing to draw."""
     import plotly.graph_objects as go
@@ -96,25 +108,39 @@ def safe_figure(make, *args, **kwargs):
         return message_figure(f"Nothing to draw for this selection: {exc}")
 
 
+@functools.lru_cache(maxsize=4)
+def _correlations_of(source: data.ChartSource, rows: tuple) -> explore.CorrData:
+    df = data.charts().loc[list(rows)]
+    return explore.corr_data(df, columns=feature_columns(df), n_boot=HEATMAP_BOOTSTRAP)
+
+
+def correlations(years, genres, explicit, selection) -> explore.CorrData:
+    """Correlations of the filtered (and scatter-selected) songs, computed once for the heatmap
+    and the ranked intervals (~150 ms with the bootstrap on the 1924 Top Hits songs)."""
+    df = selected_rows(filter_charts(data.charts(), years=years, genres=genres, explicit=explicit), selection)
+    return _correlations_of(data.chart_source(), tuple(df.index))
+
+
 def layout(**_query) -> html.Div:
     df = data.charts()
     source = data.chart_source()
     features = feature_columns(df)
     years = (int(df["year"].min()), int(df["year"].max())) if len(df) else (2000, 2020)
-    year_marks = {y: str(y) for y in range(years[0], years[1] + 1) if (y - years[0]) % 5 == 0 or y == years[1]}
+    span = f", {years[0]}–{years[1]}" if len(df) else ""  # from the data: Top Hits holds 1998-2020
     notes = [html.P(n, className="notice") for n in source.notes]
     return html.Div(
         [
             html.H1("Charts & popularity"),
-            html.P(f"Chart table: {source.label}, {len(df)} songs after cleaning. Click a heatmap "
-                   "cell to pick the scatter's feature; select points in the scatter (box or lasso) "
-                   "to restrict the heatmap and the trends to them.", className="note"),
+            html.P(f"Chart table: {source.label}, {len(df)} songs{span} after cleaning. Click a heatmap "
+                   "cell or a ranked feature to pick the scatter's feature; select points in the scatter "
+                   "(box or lasso) to restrict the correlations and the trends to them.", className="note",
+                   id="charts-source"),
             *notes,
             html.Div(
                 [
                     html.Div([html.Label("Years", htmlFor="charts-years"),
                               dcc.RangeSlider(id="charts-years", min=years[0], max=years[1], step=1,
-                                              value=list(years), marks=year_marks,
+                                              value=list(years), marks=year_marks(*years),
                                               tooltip={"placement": "bottom"}, allowCross=False)],
                              className="control", style={"flex": "2 1 320px"}),
                     html.Div([html.Label("Genres (empty = all)", htmlFor="charts-genres"),
@@ -124,7 +150,8 @@ def layout(**_query) -> html.Div:
                               dcc.RadioItems(id="charts-explicit", options=EXPLICIT_OPTIONS, value="all",
                                              inline=True)], className="control"),
                     html.Div([html.Label("Feature for scatter and trends", htmlFor="charts-feature"),
-                              dcc.Dropdown(id="charts-feature", options=features, clearable=False,
+                              dcc.Dropdown(id="charts-feature", clearable=False,
+                                           options=[{"label": explore.feature_label(f), "value": f} for f in features],
                                            value="energy" if "energy" in features else (features[0] if features else None))],
                              className="control"),
                 ],
@@ -133,7 +160,14 @@ def layout(**_query) -> html.Div:
             html.P(id="charts-count", className="note", **{"aria-live": "polite"}),
             html.Div(
                 [
-                    figure_panel("charts-heatmap", "correlation heatmap with popularity", wide=True),
+                    scrolling_figure_panel("charts-heatmap", "correlation heatmap of the features and popularity"),
+                    figure_panel("charts-intervals", "each feature's correlation with popularity, ranked, "
+                                 "with its bootstrap interval"),
+                ],
+                className="grid corr-row",
+            ),
+            html.Div(
+                [
                     figure_panel("charts-scatter", "feature against popularity with trend"),
                     figure_panel("charts-trends", "feature trends by year"),
                 ],
@@ -143,17 +177,33 @@ def layout(**_query) -> html.Div:
     )
 
 
+def scrolling_figure_panel(id_: str, label: str) -> html.Div:
+    """A figure panel whose graph keeps a minimum width (style.css ``.scroll-x``) and scrolls
+    sideways inside the panel on a narrow screen, so the page itself never does."""
+    panel = figure_panel(id_, label)
+    panel.children = html.Div(panel.children, className="scroll-x")
+    return panel
+
+
 @callback(Output("charts-feature", "value"), Input("charts-heatmap", "clickData"),
           State("charts-feature", "options"), prevent_initial_call=True)
 def pick_feature(click: dict | None, options: list) -> str:
     """A click on a heatmap cell picks that cell's feature (whichever axis is not popularity)."""
     if not click or not click.get("points"):
         raise dash.exceptions.PreventUpdate
+    values = [o["value"] if isinstance(o, dict) else o for o in options]
     point = click["points"][0]
     for name in (point.get("x"), point.get("y")):
-        if name in options and name != "popularity":
+        if name in values and name != "popularity":
             return name
     raise dash.exceptions.PreventUpdate
+
+
+@callback(Output("charts-feature", "value", allow_duplicate=True), Input("charts-intervals", "clickData"),
+          State("charts-feature", "options"), prevent_initial_call=True)
+def pick_ranked_feature(click: dict | None, options: list) -> str:
+    """A click on a feature of the ranked correlations picks it, as a heatmap click does."""
+    return pick_feature(click, options)
 
 
 @callback(Output("charts-scatter", "figure"), Output("charts-count", "children"),
@@ -166,16 +216,22 @@ def update_scatter(years, genres, explicit, feature):
     return safe_figure(explore.popularity_scatter, df, feature=feature), count
 
 
-# The heatmap does not depend on the chosen feature, so it has its own callback: picking a feature
-# (or clicking a heatmap cell) must not redo the correlations and their bootstrap.
+# The correlations do not depend on the chosen feature, so they have their own callbacks: picking a
+# feature (or clicking a heatmap cell) must not redo them and their bootstrap.
 @callback(Output("charts-heatmap", "figure"),
           Input("charts-years", "value"), Input("charts-genres", "value"),
           Input("charts-explicit", "value"), Input("charts-scatter", "selectedData"))
 def update_heatmap(years, genres, explicit, selection):
     """Correlation heatmap for the filtered (and scatter-selected) songs."""
-    df = selected_rows(filter_charts(data.charts(), years=years, genres=genres, explicit=explicit), selection)
-    return safe_figure(explore.corr_heatmap, df, columns=feature_columns(df), n_boot=HEATMAP_BOOTSTRAP,
-                       backend="plotly")
+    return safe_figure(lambda: explore.corr_heatmap(correlations(years, genres, explicit, selection), intervals=False))
+
+
+@callback(Output("charts-intervals", "figure"),
+          Input("charts-years", "value"), Input("charts-genres", "value"),
+          Input("charts-explicit", "value"), Input("charts-scatter", "selectedData"))
+def update_intervals(years, genres, explicit, selection):
+    """Each feature's correlation with popularity, ranked, with its interval (same songs as the heatmap)."""
+    return safe_figure(lambda: explore.corr_intervals(correlations(years, genres, explicit, selection)))
 
 
 @callback(Output("charts-trends", "figure"),
