@@ -53,7 +53,7 @@ def read_feature_table(path: str | Path) -> pd.DataFrame:
     order. Raises TracklensError naming the file and what is missing.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():  # a file, or a Dask run's folder of parquet parts (pd.read_parquet reads both)
         raise TracklensError(f"{path}: no such feature table")
     try:
         df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)

@@ -43,7 +43,7 @@ def join_embeddings(features_path: str | Path, table: pd.DataFrame, *,
     """
     features_path = Path(features_path)
     emb_path = Path(embeddings_path) if embeddings_path else musicnn.embeddings_path(features_path)
-    if not emb_path.is_file():
+    if not emb_path.exists():  # a file, or a Dask run's folder of parquet parts
         raise TracklensError(f"{emb_path}: no musicnn embeddings beside {features_path.name}; run "
                              f"`tracklens features ... --out {features_path} --embeddings musicnn`")
     emb = pd.read_parquet(emb_path).drop(columns=["label", "path", "checksum"], errors="ignore")
