@@ -780,24 +780,48 @@ def yearly_trends(df: pd.DataFrame, *, features: Sequence[str] | None = None,
 # --- hit profile ("check your track") -----------------------------------------------------
 
 
+MIN_BAR = 1.5  # percentile points: a feature at P0 still draws a visible bar
+
+
+def format_feature(feature: str, value: float) -> str:
+    """A chart value with its unit (:data:`AXIS_UNITS`): "120 BPM", "-5.3 dB, Spotify", a
+    duration as "3:43", a 0-1 score as "0.72"."""
+    value = float(value)
+    if feature == "duration_ms":
+        total = int(round(value / 1000))
+        return f"{total // 60}:{total % 60:02d}"
+    unit = AXIS_UNITS.get(feature, "")
+    if not unit or unit[0].isdigit():  # a score's range is no unit to repeat after each value
+        return f"{value:.3g}"
+    return f"{value:.0f} {unit}" if unit == "BPM" else f"{value:.1f} {unit}"
+
+
+def _percentile_among(ref: np.ndarray, v: float) -> float:
+    """Share of ``ref`` below ``v`` in percent, ties counted half."""
+    return 100.0 * ((ref < v).sum() + 0.5 * (ref == v).sum()) / len(ref)
+
+
 def hit_profile_data(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *,
-                     features: Sequence[str] | None = None, label: str | None = None) -> pd.DataFrame:
+                     features: Sequence[str] | None = None, label: str | None = None,
+                     errors: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Where a track's features sit among the chart hits.
 
     Parameters
     ----------
-    track : feature -> value (e.g. a chart row, or features.spotify_comparable_features of an
-        upload, which holds only tempo, loudness, key, mode, duration_ms); features the track
-        lacks are skipped
+    track : feature -> value (e.g. a chart row); features the track lacks are skipped. The values
+        must be the chart's own measures (an upload's LUFS is not Spotify's loudness)
     df : the chart table (the reference distribution)
     label : the track's name for titles; default "artist - song" when the track has them
+    errors : feature -> uncertainty of an estimated value (e.g. a held-out mean error); such a
+        feature is placed as the range from the percentile of value - error to that of value + error
 
     Returns
     -------
-    DataFrame indexed by feature: value, percentile (0-100, share of hits with a lower value,
-    ties counted half), hits_p10, hits_median, hits_p90, n
+    DataFrame indexed by feature: value, error (0 for a measured value), percentile (0-100, share
+    of hits with a lower value, ties counted half), percentile_low, percentile_high (equal to
+    percentile without an error), hits_p10, hits_median, hits_p90, n
     """
-    track = dict(track)
+    track, errors = dict(track), dict(errors or {})
     candidates = pick_features(df, features, CONTINUOUS_FEATURES)
     feats = [f for f in candidates if f in track and track[f] is not None and np.isfinite(float(track[f]))]
     if not feats:
@@ -805,11 +829,11 @@ def hit_profile_data(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *
     rows = []
     for f in feats:
         ref = pd.to_numeric(df[f], errors="coerce").dropna().to_numpy(dtype=float)
-        v = float(track[f])
-        pct = 100.0 * ((ref < v).sum() + 0.5 * (ref == v).sum()) / len(ref)
+        v, e = float(track[f]), abs(float(errors.get(f, 0.0)))
         p10, med, p90 = np.percentile(ref, [10, 50, 90])
-        rows.append({"feature": f, "value": v, "percentile": pct, "hits_p10": p10, "hits_median": med,
-                     "hits_p90": p90, "n": len(ref)})
+        rows.append({"feature": f, "value": v, "error": e, "percentile": _percentile_among(ref, v),
+                     "percentile_low": _percentile_among(ref, v - e), "percentile_high": _percentile_among(ref, v + e),
+                     "hits_p10": p10, "hits_median": med, "hits_p90": p90, "n": len(ref)})
     out = pd.DataFrame(rows).set_index("feature")
     if label is None and track.get("song") is not None:
         label = f"{track.get('artist', '?')} - {track['song']}"
@@ -821,20 +845,43 @@ def _hit_title(d: pd.DataFrame) -> str:
     return f"Hit profile: {d.attrs.get('label', 'the track')} against {int(d['n'].max())} chart hits"
 
 
+def _hit_bars(d: pd.DataFrame) -> pd.DataFrame:
+    """What both renderers draw per feature: bar start and width (a point value fills from 0, an
+    estimate spans its percentile range; at least MIN_BAR wide), tick label (name, then the value
+    in its unit on a second line, so the labels stay narrow on a phone), and the percentile label
+    with where it goes (right of the bar while it ends below 70, else left of it while it starts
+    above 30, else inside its end) so it never runs off the axis."""
+    ranged = d["error"] > 0
+    start = np.where(ranged, d["percentile_low"], 0.0)
+    width = np.maximum(np.where(ranged, d["percentile_high"] - d["percentile_low"], d["percentile"]), MIN_BAR)
+    start = np.minimum(start, 100.0 - width)
+    end = start + width
+    tick = [f"{f}\n{v:.2f} ± {e:.2f}" if e > 0 else f"{f}\n{format_feature(f, v)}"
+            for f, v, e in zip(d.index, d["value"], d["error"])]
+    text = [f"P{lo:.0f}-P{hi:.0f}" if r and round(lo) != round(hi) else f"P{p:.0f}"
+            for r, lo, hi, p in zip(ranged, d["percentile_low"], d["percentile_high"], d["percentile"])]
+    spot = np.where(end <= 70, "right", np.where(start >= 30, "left", "inside"))
+    x = np.where(spot == "right", end + 1, np.where(spot == "left", start - 1, end - 1))
+    return pd.DataFrame({"start": start, "width": width, "tick": tick, "text": text, "spot": spot, "x": x},
+                        index=d.index)
+
+
 def _hit_profile_mpl(d: pd.DataFrame):
     from matplotlib.figure import Figure
 
+    bars = _hit_bars(d)
     fig = Figure(figsize=(7, 0.45 * len(d) + 1.6), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(d))[::-1]
     ax.axvspan(25, 75, color="tab:green", alpha=0.12, label="middle half of hits")
     ax.axvline(50, color="tab:green", lw=1)
-    ax.barh(y, d["percentile"], color="tab:blue", alpha=0.7, height=0.6)
-    for yi, (f, row) in zip(y, d.iterrows()):
-        ax.text(min(row["percentile"] + 1.5, 88), yi, f"{row['value']:.3g} (P{row['percentile']:.0f})", va="center", fontsize=8)
-    ax.set_yticks(y, d.index)
+    ax.barh(y, bars["width"], left=bars["start"], color="tab:blue", alpha=0.7, height=0.6)
+    for yi, (_, b) in zip(y, bars.iterrows()):
+        ax.text(b["x"], yi, b["text"], va="center", fontsize=8, color="white" if b["spot"] == "inside" else "black",
+                ha="left" if b["spot"] == "right" else "right")
+    ax.set_yticks(y, bars["tick"])
     ax.set_xlim(0, 100)
-    ax.set_xlabel("percentile among chart hits (%)")
+    ax.set_xlabel("percentile among hits (%)")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(_hit_title(d), fontsize=10)
     return fig
@@ -843,24 +890,31 @@ def _hit_profile_mpl(d: pd.DataFrame):
 def _hit_profile_plotly(d: pd.DataFrame):
     import plotly.graph_objects as go
 
+    bars = _hit_bars(d)
+    spread = [f"hits P10 {format_feature(f, a)}, median {format_feature(f, b)}, P90 {format_feature(f, c)}"
+              for f, a, b, c in zip(d.index, d["hits_p10"], d["hits_median"], d["hits_p90"])]
+    ticks = [t.replace("\n", "<br>") for t in bars["tick"]]
     fig = go.Figure(go.Bar(
-        x=d["percentile"], y=list(d.index), orientation="h", text=[f"{v:.3g} (P{p:.0f})" for v, p in zip(d["value"], d["percentile"])],
-        customdata=d[["hits_p10", "hits_median", "hits_p90"]].to_numpy(),
-        hovertemplate="%{y}: %{text}<br>hits P10 %{customdata[0]:.3g}, median %{customdata[1]:.3g}, "
-                      "P90 %{customdata[2]:.3g}<extra></extra>",
+        x=bars["width"], base=bars["start"], y=ticks, orientation="h", text=list(bars["text"]),
+        textposition="none", customdata=spread,
+        hovertemplate="%{y}: %{text}<br>%{customdata}<extra></extra>",
     ))
+    for tick, b in zip(ticks, bars.itertuples()):
+        fig.add_annotation(x=b.x, y=tick, text=b.text, showarrow=False,
+                           xanchor="left" if b.spot == "right" else "right",
+                           font={"color": "white" if b.spot == "inside" else "#1b1b1b"})
     fig.add_vrect(x0=25, x1=75, fillcolor="green", opacity=0.12, line_width=0)
     fig.add_vline(x=50, line_color="green", line_width=1)
     fig.update_layout(title=_hit_title(d),
-                      xaxis={"range": [0, 100], "title": "percentile among chart hits (%)"},
-                      yaxis={"autorange": "reversed"}, height=40 * len(d) + 160)
+                      xaxis={"range": [0, 100], "title": "percentile among hits (%)"},
+                      yaxis={"autorange": "reversed", "automargin": True}, height=50 * len(d) + 160)
     return fig
 
 
 def hit_profile(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *, features: Sequence[str] | None = None,
-                label: str | None = None, backend: Backend = "plotly"):
+                label: str | None = None, errors: Mapping[str, float] | None = None, backend: Backend = "plotly"):
     """Percentile of each of a track's features among the chart hits (see :func:`hit_profile_data`)."""
-    d = hit_profile_data(track, df, features=features, label=label)
+    d = hit_profile_data(track, df, features=features, label=label, errors=errors)
     return _render(d, {"matplotlib": _hit_profile_mpl, "plotly": _hit_profile_plotly}, backend)
 
 
@@ -1150,19 +1204,45 @@ def blend_data(blend: Mapping[str, float], *, top: int | None = None) -> pd.Seri
     return out.head(top) if top else out
 
 
-def timeline_data(timeline: pd.DataFrame) -> pd.DataFrame:
-    """Per-segment genre probabilities indexed by segment start (s), genres by mean probability."""
+def timeline_data(timeline: pd.DataFrame, *, duration_s: float | None = None) -> pd.DataFrame:
+    """Per-window genre probabilities indexed by window start (s), genres by mean probability.
+
+    ``attrs``: ``end_s`` (each window's end, in the index's order; start + the median window
+    length without an ``end_s`` column) and ``duration_s`` (the track's length, default the last end),
+    so a figure can draw exactly the analysed windows on the whole track's time axis.
+    """
     if "start_s" not in timeline.columns:
         raise TracklensError(f"blend timeline needs a start_s column; has {list(timeline.columns)}")
     skip = {"start_s", "end_s", "segment", "top_genre", "label"}
     genres = [c for c in timeline.columns if c not in skip and pd.api.types.is_numeric_dtype(timeline[c])]
-    out = timeline.set_index("start_s")[genres].astype(float).sort_index()
-    return out[out.mean().sort_values(ascending=False).index]
+    ordered = timeline.sort_values("start_s")
+    out = ordered.set_index("start_s")[genres].astype(float)
+    out = out[out.mean().sort_values(ascending=False).index]
+    if "end_s" in ordered.columns:
+        ends = ordered["end_s"].astype(float).to_numpy()
+    else:
+        step = float(np.median(np.diff(out.index))) if len(out) > 1 else 1.0
+        ends = out.index.to_numpy(dtype=float) + step
+    out.attrs["end_s"] = [float(e) for e in ends]
+    out.attrs["duration_s"] = float(duration_s) if duration_s is not None else float(ends.max(initial=0.0))
+    return out
+
+
+def _value_labels(values: np.ndarray, *, inside_from: float) -> tuple[list[str], list[str]]:
+    """Percent labels for bars on a 0-100 axis, and where each goes: inside a long bar, beyond a
+    short one (so no label runs off the axis)."""
+    return ([f"{v:.0f}%" for v in values], ["inside" if v >= inside_from else "outside" for v in values])
 
 
 def _blend_mpl(d: pd.Series):
     fig, (ax,) = _mpl_figure(1, panel_size=(5.5, 0.3 * len(d) + 1.2))
-    ax.barh(d.index[::-1], d.to_numpy()[::-1] * 100, color="tab:purple", alpha=0.8)
+    values = d.to_numpy()[::-1] * 100
+    bars = ax.barh(d.index[::-1], values, color="tab:purple", alpha=0.8)
+    texts, spots = _value_labels(values, inside_from=70)
+    for bar, text, spot in zip(bars, texts, spots):
+        inside = spot == "inside"
+        ax.text(bar.get_width() + (-1 if inside else 1), bar.get_y() + bar.get_height() / 2, text, va="center",
+                ha="right" if inside else "left", fontsize=8, color="white" if inside else "black")
     ax.set(xlim=(0, 100), xlabel="probability (%)", title="Genre blend")
     return fig
 
@@ -1170,41 +1250,77 @@ def _blend_mpl(d: pd.Series):
 def _blend_plotly(d: pd.Series):
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Bar(x=d.to_numpy() * 100, y=list(d.index), orientation="h",
-                           hovertemplate="%{y}: %{x:.1f}%<extra></extra>"))
+    values = d.to_numpy() * 100
+    texts, spots = _value_labels(values, inside_from=70)
+    fig = go.Figure(go.Bar(x=values, y=list(d.index), orientation="h", text=texts, textposition=spots,
+                           cliponaxis=False, hovertemplate="%{y}: %{x:.1f}%<extra></extra>"))
     fig.update_layout(title="Genre blend", xaxis={"range": [0, 100], "title": "probability (%)"},
                       yaxis={"autorange": "reversed"}, height=30 * len(d) + 160)
     return fig
 
 
+TIMELINE_TITLE = "Genre blend over time (analysed windows)"
+
+
+def _nice_step(raw: float) -> float:
+    """The smallest 1, 2 or 5 x 10^k at least ``raw`` (a tick spacing)."""
+    power = 10.0 ** np.floor(np.log10(max(raw, 1e-9)))
+    return float(next(m * power for m in (1, 2, 5, 10) if m * power >= raw))
+
+
 def _timeline_mpl(d: pd.DataFrame):
     fig, (ax,) = _mpl_figure(1, panel_size=(8, 3.2))
-    ax.stackplot(d.index, d.to_numpy().T * 100, labels=d.columns)
-    ax.set(xlabel="time (s)", ylabel="probability (%)", ylim=(0, 100), title="Genre blend over time")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    starts = d.index.to_numpy(dtype=float)
+    widths = np.asarray(d.attrs["end_s"]) - starts
+    bottom = np.zeros(len(d))
+    for g in d.columns:
+        ax.bar(starts, d[g].to_numpy() * 100, width=widths, bottom=bottom, align="edge", label=g)
+        bottom += d[g].to_numpy() * 100
+    ax.set(xlabel="time (s)", ylabel="probability (%)", ylim=(0, 100), xlim=(0, d.attrs["duration_s"]),
+           title=TIMELINE_TITLE)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=5)
     return fig
 
 
 def _timeline_plotly(d: pd.DataFrame):
     import plotly.graph_objects as go
 
-    fig = go.Figure([go.Scatter(x=d.index, y=d[g] * 100, name=g, stackgroup="blend", mode="lines") for g in d.columns])
-    fig.update_layout(title="Genre blend over time", xaxis_title="time (s)", yaxis={"range": [0, 100], "title": "probability (%)"})
+    starts = d.index.to_numpy(dtype=float)
+    ends = np.asarray(d.attrs["end_s"])
+    fig = go.Figure([go.Bar(x=(starts + ends) / 2, width=ends - starts, y=d[g] * 100, name=g,
+                            customdata=np.stack([starts, ends], axis=1),
+                            hovertemplate=f"{g}: %{{y:.0f}}%<br>%{{customdata[0]:.0f}}-%{{customdata[1]:.0f}} s"
+                                          "<extra></extra>")
+                     for g in d.columns])
+    # A horizontal legend below the plot, entries of fixed width: on a phone it wraps into rows
+    # instead of taking half the plot's width.
+    fig.update_layout(title=TIMELINE_TITLE, barmode="stack", bargap=0,
+                      xaxis={"range": [0, d.attrs["duration_s"]], "title": "time in the track (s)",
+                             "dtick": _nice_step(d.attrs["duration_s"] / 6)},  # else Plotly ticks each bar
+                      yaxis={"range": [0, 100], "title": "probability (%)"},
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.4, "x": 0, "traceorder": "normal",
+                              "entrywidth": 80, "entrywidthmode": "pixels"})
     return fig
 
 
 def blend_bar(blend: Mapping[str, float], *, top: int | None = 10, backend: Backend = "plotly"):
-    """Bar chart of a track's genre blend (see :func:`blend_data`)."""
+    """Bar chart of a track's genre blend, each bar labelled with its percent (see :func:`blend_data`)."""
     return _render(blend_data(blend, top=top), {"matplotlib": _blend_mpl, "plotly": _blend_plotly}, backend)
 
 
-def blend_timeline(timeline: pd.DataFrame, *, backend: Backend = "plotly"):
-    """Stacked genre probabilities per segment over time (see :func:`timeline_data`)."""
-    return _render(timeline_data(timeline), {"matplotlib": _timeline_mpl, "plotly": _timeline_plotly}, backend)
+def blend_timeline(timeline: pd.DataFrame, *, duration_s: float | None = None, backend: Backend = "plotly"):
+    """Stacked genre probabilities of each analysed window, on the whole track's time axis: parts
+    the blend did not read stay empty (see :func:`timeline_data`)."""
+    d = timeline_data(timeline, duration_s=duration_s)
+    return _render(d, {"matplotlib": _timeline_mpl, "plotly": _timeline_plotly}, backend)
 
 
-def track_map_data(coords, names, point, *, groups=None, label: str = "your track") -> pd.DataFrame:
-    """Chart tracks in a 2-D map (x, y, name, group) plus the given point as the last row (group=label)."""
+def track_map_data(coords, names, point, *, groups=None, label: str = "your track",
+                   axis_titles: Sequence[str] = ("component 1", "component 2")) -> pd.DataFrame:
+    """Chart tracks in a 2-D map (x, y, name, group) plus the given point as the last row (group=label).
+
+    ``axis_titles`` (in ``attrs``) say what the map's axes are, e.g. what a PCA component loads on.
+    """
     coords = np.asarray(coords, dtype=float)
     if coords.ndim != 2 or coords.shape[1] != 2 or len(coords) != len(names):
         raise TracklensError(f"track map needs coords of shape (n, 2) for n names; got {coords.shape} for {len(names)}")
@@ -1213,6 +1329,7 @@ def track_map_data(coords, names, point, *, groups=None, label: str = "your trac
     you = pd.DataFrame({"x": [float(point[0])], "y": [float(point[1])], "name": [label], "group": [label]})
     out = pd.concat([ref, you], ignore_index=True)
     out.attrs["label"] = label
+    out.attrs["axis_titles"] = tuple(axis_titles)
     return out
 
 
@@ -1222,7 +1339,8 @@ def _map_mpl(d: pd.DataFrame):
     for g, sub in ref.groupby("group", sort=False):
         ax.scatter(sub["x"], sub["y"], s=8, alpha=0.5, label=str(g))
     ax.scatter([you["x"]], [you["y"]], marker="*", s=250, color="black", label=d.attrs["label"])
-    ax.set(xlabel="component 1", ylabel="component 2", title="Chart tracks and the track (2-D map)")
+    xlabel, ylabel = d.attrs["axis_titles"]
+    ax.set(xlabel=xlabel, ylabel=ylabel, title="Chart tracks and the track (2-D map)")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
     return fig
 
@@ -1236,13 +1354,17 @@ def _map_plotly(d: pd.DataFrame):
                      for g, sub in ref.groupby("group", sort=False)])
     fig.add_trace(go.Scatter(x=[you["x"]], y=[you["y"]], mode="markers", name=d.attrs["label"],
                              marker={"symbol": "star", "size": 18, "color": "black"}))
-    fig.update_layout(title="Chart tracks and the track (2-D map)", xaxis_title="component 1", yaxis_title="component 2")
+    xlabel, ylabel = (t.replace(": ", ":<br>", 1) for t in d.attrs["axis_titles"])  # narrow on a phone
+    fig.update_layout(title="Chart tracks and the track (2-D map)",
+                      xaxis={"title": xlabel, "automargin": True}, yaxis={"title": ylabel, "automargin": True},
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0})
     return fig
 
 
-def track_map(coords, names, point, *, groups=None, label: str = "your track", backend: Backend = "plotly"):
+def track_map(coords, names, point, *, groups=None, label: str = "your track",
+              axis_titles: Sequence[str] = ("component 1", "component 2"), backend: Backend = "plotly"):
     """Scatter of chart tracks in a 2-D map with one track highlighted (see :func:`track_map_data`)."""
-    d = track_map_data(coords, names, point, groups=groups, label=label)
+    d = track_map_data(coords, names, point, groups=groups, label=label, axis_titles=axis_titles)
     return _render(d, {"matplotlib": _map_mpl, "plotly": _map_plotly}, backend)
 
 

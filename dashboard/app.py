@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import math
 import os
 
 import dash
@@ -19,8 +18,12 @@ from tracklens.dashboard import data, memory
 from tracklens.errors import TracklensError
 
 TITLE = "tracklens"
-# The server refuses bodies larger than the upload limit as base64 (4/3) plus room for the JSON.
-MAX_REQUEST_BODY_BYTES = math.ceil(data.MAX_UPLOAD_BYTES * 4 / 3) + (1 << 20)
+# waitress refuses larger bodies from their Content-Length, before reading them: an upload (the
+# raw file, to the upload route) up to the byte cap, plus room for the request's other parts.
+MAX_REQUEST_BODY_BYTES = data.MAX_UPLOAD_BYTES + (64 << 10)
+# Everything else is small JSON (a callback with a whole upload in it was the old way): larger
+# bodies get 413 before Flask parses them.
+MAX_OTHER_BODY_BYTES = 1 << 20
 
 
 #: Colour-blind-safe qualitative palette (Okabe & Ito 2008) for every figure without its own colours.
@@ -50,11 +53,30 @@ def get_app() -> Dash:
         suppress_callback_exceptions=True,  # each page's components exist only on that page
     )
     from tracklens.dashboard.pages import charts, check, models  # noqa: F401  (registers the pages)
-    from tracklens.dashboard import security
+    from tracklens.dashboard import security, uploads
 
     app.layout = layout
+    _limit_bodies(app)  # first: nothing reads an oversized body
+    uploads.install(app)  # POST <prefix>_upload: the file, streamed to a private temporary file
     security.install(app)  # security headers on every response; malformed callback requests get 400
     return app
+
+
+def _limit_bodies(app) -> None:
+    """413 for a body over MAX_OTHER_BODY_BYTES on any route but the upload route."""
+    import flask
+
+    from tracklens.dashboard import uploads
+
+    upload_path = app.config.routes_pathname_prefix + uploads.ROUTE
+
+    @app.server.before_request
+    def refuse_large_body():
+        length = flask.request.content_length
+        if flask.request.path != upload_path and length is not None and length > MAX_OTHER_BODY_BYTES:
+            return flask.Response(f"request body too large ({length} bytes; at most {MAX_OTHER_BODY_BYTES})\n",
+                                  status=413, mimetype="text/plain")
+        return None
 
 
 def nav_links() -> list:

@@ -12,6 +12,7 @@ catalogue in ``DEMO_DATA_DIR`` (written by `make demo`).
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +20,29 @@ from pathlib import Path
 from tracklens import config
 from tracklens.errors import TracklensError
 
-# TRACKLENS_MAX_UPLOAD_MB lowers the limit (the browser tests use it to exercise the refusal).
-MAX_UPLOAD_MB = int(os.environ.get("TRACKLENS_MAX_UPLOAD_MB", "50"))
-MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
-MAX_UPLOAD_SECONDS = 10 * 60.0  # longer uploads are refused: the page must answer within seconds
+# The upload limit is a duration, checked from the file's header before anything is decoded.
+MAX_UPLOAD_SECONDS = 10 * 60.0
 UPLOAD_EXTENSIONS = (".wav", ".mp3", ".ogg", ".opus", ".flac", ".m4a")
+# The byte cap follows from it: 10 minutes of the largest format accepted at full length, PCM
+# (WAV/FLAC/...) up to 24-bit, 48 kHz, stereo = 172.8 MB, plus 1 MiB for headers and tags, rounded
+# up to whole MB (2^20 bytes): 166 MB. Larger formats (32-bit float, 96 kHz, more channels) are
+# accepted up to the duration that fits.
+LARGEST_FORMAT = {"bits": 24, "sample_rate": 48_000, "channels": 2}
+_LARGEST_BYTES = math.ceil((int(MAX_UPLOAD_SECONDS) * LARGEST_FORMAT["sample_rate"] * LARGEST_FORMAT["channels"]
+                            * LARGEST_FORMAT["bits"] // 8 + (1 << 20)) / 2**20) * 2**20
+# TRACKLENS_MAX_UPLOAD_MB lowers the byte cap (the browser tests use it to exercise the refusal).
+MAX_UPLOAD_BYTES = int(float(os.environ.get("TRACKLENS_MAX_UPLOAD_MB", "0")) * 2**20) or _LARGEST_BYTES
+MAX_UPLOAD_MB = round(MAX_UPLOAD_BYTES / 2**20)
+
+
+def byte_cap_text() -> str:
+    """The byte cap and where it comes from, e.g. "files up to 166 MB (10 minutes of 24-bit 48 kHz stereo WAV)"."""
+    text = f"files up to {MAX_UPLOAD_MB} MB"
+    if MAX_UPLOAD_BYTES != _LARGEST_BYTES:
+        return text
+    f = LARGEST_FORMAT
+    return text + (f" ({MAX_UPLOAD_SECONDS / 60:g} minutes of {f['bits']}-bit {f['sample_rate'] / 1000:g} kHz "
+                   f"{'stereo' if f['channels'] == 2 else str(f['channels']) + '-channel'} WAV)")
 DEMO_DATA_DIR = getattr(config, "DEMO_DATA_DIR", config.DATA_DIR / "demo")
 TOP_HITS_RELPATH = Path("spotify") / "songs_normalize.csv"
 CHART_FILENAMES = ("charts.csv", "songs_normalize.csv", str(TOP_HITS_RELPATH))
@@ -57,9 +76,9 @@ def configure(data_dir: str | Path | None = None) -> None:
             raise TracklensError(
                 f"--data {data_dir}: no chart table found (looked for {', '.join(CHART_FILENAMES)})")
     _settings["data_dir"] = data_dir
-    from tracklens.dashboard import track
+    from tracklens.dashboard import compare
 
-    for cached in (chart_source, _prepared, _load_report, default_model, track.chart_reference):
+    for cached in (chart_source, _prepared, _load_report, default_model, compare.chart_reference):
         cached.cache_clear()
 
 
@@ -80,7 +99,7 @@ def chart_source() -> ChartSource:
         return ChartSource(path, kind, data_dir, f"{path} ({'demo catalogue' if kind == 'demo' else 'Top Hits'})")
     shared = config.SHARED_DATA_DIR / TOP_HITS_RELPATH
     if shared.is_file():
-        return ChartSource(shared, "top_hits", shared.parent, "Top Hits Spotify 2000–2019 (real data)")
+        return ChartSource(shared, "top_hits", shared.parent, "Top Hits Spotify (real data)")
     demo = DEMO_DATA_DIR / "charts.csv"
     if demo.is_file():
         return ChartSource(demo, "demo", DEMO_DATA_DIR, "demo catalogue (generated)")
@@ -225,12 +244,26 @@ def default_model_problem() -> str:
     return _model_problem.get("reason", "")
 
 
+def chart_years() -> tuple[int, int] | None:
+    """The first and last year of the chart table, from its rows (None without any)."""
+    import pandas as pd
+
+    years = pd.to_numeric(charts().get("year", pd.Series(dtype=float)), errors="coerce").dropna()
+    return (int(years.min()), int(years.max())) if len(years) else None
+
+
+def chart_label() -> str:
+    """The chart table's label with the years its rows span (e.g. "... (real data), 1998–2020")."""
+    years = chart_years()
+    return chart_source().label + (f", {years[0]}–{years[1]}" if years else "")
+
+
 def source_info() -> dict:
     """A small JSON-able description of what the dashboard shows (for the header/footer)."""
     source = chart_source()
     model = default_model()
     name = getattr(model, "name", None) or ("none" if model is None else type(model).__name__)
-    return {"label": source.label, "kind": source.kind, "notes": list(source.notes), "model": name}
+    return {"label": chart_label(), "kind": source.kind, "notes": list(source.notes), "model": name}
 
 
 def warm_up() -> str:
@@ -238,11 +271,11 @@ def warm_up() -> str:
     the first upload does not pay for imports and JIT compilation; return a one-line summary."""
     df = charts()
     model = default_model()
-    from tracklens.dashboard import track
+    from tracklens.dashboard import compare, track
 
-    reference = track.chart_reference()
+    reference = compare.chart_reference()
     track.warm_up()
-    source = chart_source()
     model_text = getattr(model, "name", None) or f"none ({default_model_problem()})"
-    return (f"{len(df)} chart rows from {source.label}; genre model {model_text}; "
-            f"comparison on {len(reference.columns)} features of {len(reference.table)} chart tracks")
+    compared = (f"neighbours among {len(reference.table)} {reference.source}" if reference is not None
+                else "no chart tracks to compare with")
+    return f"{len(df)} chart rows from {chart_label()}; genre model {model_text}; {compared}"

@@ -1,20 +1,17 @@
-"""Check your track: decode an upload in memory, featurize it, blend it, compare it with chart hits.
+"""Check your track: decode an upload, analyse it, blend it, compare it with the chart hits.
 
-The upload never touches the file system under a user-chosen name: bytes are decoded by
-`audio.load_audio_bytes` (from memory); the file name is only shown and used for its extension.
-The chart reference (scaler, 2-D PCA map, nearest-neighbour index) is fitted once per process.
-
-Like with like: the real Top Hits table has no audio, so an upload is compared with it on the
-columns computable from audio (tempo, loudness, key, mode, duration). Where the chart catalogue
-has audio features (the demo catalogue after `tracklens features`), the full audio feature set
-is used for the map and the neighbours.
+The upload reaches this module as a file the upload route stored under a random name
+(`dashboard.uploads`), or as bytes (the warm-up tone, tests); its own name is only shown and
+used for its extension. It is decoded in streaming blocks (`audio.load_audio`) and analysed 30 s
+at a time (:data:`ANALYSIS_BLOCK_S`), so a check's memory does not grow with the track's length
+beyond the decoded signal itself. What is compared with the chart hits, and how, is
+`dashboard.compare`'s business.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import collections
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -28,20 +25,17 @@ import numpy as np
 import pandas as pd
 
 from tracklens import config
-from tracklens.dashboard import data, memory
+from tracklens.dashboard import compare, data, memory
 from tracklens.errors import TracklensError
 
-#: Chart columns that can be computed from audio (features.spotify_comparable_features).
-COMPARABLE_COLUMNS = ("tempo", "loudness", "key", "mode", "duration_ms")
-#: Spotify's own descriptors, which no audio analysis here reproduces.
-SPOTIFY_ONLY_COLUMNS = ("danceability", "energy", "speechiness", "acousticness",
-                        "instrumentalness", "liveness", "valence")
-N_NEAREST = 5
 N_TAGS = 8
 MAX_TAG_PATCHES = 4
 # The blend (and, with the musicnn default, the tags) reads at most this much audio: 30 s blocks
 # spread over the track. Classifying every 3 s patch of a 4-minute song doubled the check's latency.
 MAX_BLEND_SECONDS = 60.0
+# The track is analysed in blocks of about this length and the blocks' results combined: a whole
+# 10-minute analysis peaked at 1.5 GB (STFT, chroma, descriptor features), one 30 s block at ~100 MB.
+ANALYSIS_BLOCK_S = 30.0
 MAX_DISPLAY_FRAMES = 1200  # spectrogram/chromagram columns sent to the browser
 # A report holds no STFT (< 1 MB: decimated pictures, small tables); a few cover re-checking the last uploads.
 _CACHE_SIZE = 3
@@ -55,34 +49,8 @@ LOG = logging.getLogger(__name__)
 
 
 class UploadError(TracklensError):
-    """An upload the page refuses before or after decoding (wrong type, too large, too long);
-    the decoder's own refusals (unreadable, silent, over its limits) are ``audio.AudioError``."""
-
-
-def decode_contents(contents: str, filename: str) -> bytes:
-    """Bytes of a dcc.Upload ``contents`` data URI, after type and size checks.
-
-    Raises UploadError naming the file: not an audio extension, not base64, empty, or larger
-    than ``data.MAX_UPLOAD_BYTES``.
-    """
-    name = display_name(filename)
-    suffix = Path(name).suffix.lower()
-    if suffix not in data.UPLOAD_EXTENSIONS:
-        allowed = ", ".join(e.lstrip(".").upper() for e in data.UPLOAD_EXTENSIONS)
-        raise UploadError(f"{name}: unsupported file type '{suffix or 'none'}'; upload {allowed}")
-    header, sep, payload = (contents or "").partition(",")
-    if not sep or not header.startswith("data:") or not header.endswith(";base64"):
-        raise UploadError(f"{name}: the upload arrived malformed (not a base64 data URI); try again")
-    if len(payload) * 3 // 4 > data.MAX_UPLOAD_BYTES + 3:
-        raise UploadError(f"{name}: too large ({len(payload) * 3 / 4 / 2**20:.1f} MB); "
-                          f"the limit is {data.MAX_UPLOAD_MB} MB")
-    try:
-        raw = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise UploadError(f"{name}: the upload arrived malformed ({exc})") from exc
-    if not raw:
-        raise UploadError(f"{name}: empty file (0 bytes)")
-    return raw
+    """An upload the page refuses after decoding (too long); the decoder's own refusals
+    (unreadable, silent, over its limits) are ``audio.AudioError``."""
 
 
 def display_name(filename: str | None) -> str:
@@ -106,86 +74,8 @@ def failure_message(exc: BaseException, filename: str | None) -> str:
     return f"{name}: {GENERIC_FAILURE}"
 
 
-# --- the chart reference ------------------------------------------------------------------
-
-
-@dataclass
-class Reference:
-    """Chart tracks to compare an upload with, and the models fitted on them once.
-
-    table : DataFrame with ``name`` (what to show) and the ``columns`` used
-    columns : feature columns of the comparison
-    kind : "audio" (full audio features of catalogue clips) or "chart" (audio-computable chart columns)
-    coords : np.ndarray [shape=(n, 2)], the PCA map of ``table``
-    """
-
-    table: pd.DataFrame
-    columns: list
-    kind: str
-    description: str
-    scaler: object = None
-    pca: object = None
-    coords: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
-    neighbours: object = None
-
-    def project(self, row: dict) -> np.ndarray:
-        """Standardised features of ``row`` [shape=(1, n_columns)]; missing values -> chart mean."""
-        x = np.array([[float(row.get(c, np.nan)) for c in self.columns]])
-        x = np.where(np.isfinite(x), x, self.scaler.mean_)
-        return self.scaler.transform(x)
-
-
-def _audio_feature_table(root: Path | None) -> pd.DataFrame | None:
-    """Whole-track rows of a features table written for the catalogue audio, if one exists."""
-    if root is None:
-        return None
-    for path in (root / "features.parquet", root / "features" / "features.parquet"):
-        if path.is_file():
-            df = pd.read_parquet(path)
-            if "segment" in df.columns:
-                df = df[df["segment"] == -1]
-            return df if len(df) else None
-    return None
-
-
-@functools.lru_cache(maxsize=1)
-def chart_reference() -> Reference:
-    """Build the comparison reference once: scaler, 2-D PCA map and neighbour index."""
-    from sklearn.decomposition import PCA
-    from sklearn.neighbors import NearestNeighbors
-    from sklearn.preprocessing import StandardScaler
-
-    from tracklens import features
-
-    source = data.chart_source()
-    audio_rows = _audio_feature_table(source.root) if source.kind == "demo" else None
-    if audio_rows is not None:
-        columns = [c for c in dict.fromkeys((*features.SUMMARY_COLUMNS, *COMPARABLE_COLUMNS))
-                   if c in audio_rows.columns]  # GTZAN's summary columns include tempo
-        names = audio_rows.get("track_id", audio_rows.index.astype(str)).astype(str)
-        labels = audio_rows["label"].astype(str) if "label" in audio_rows.columns else ""
-        table = audio_rows[columns].astype(float).assign(name=names.to_numpy(), group=np.asarray(labels))
-        kind = "audio"
-        description = (f"the full audio feature set ({len(columns)} features) of the "
-                       f"{len(table)} catalogue clips")
-    else:
-        charts = data.charts()
-        columns = [c for c in COMPARABLE_COLUMNS if c in charts.columns]
-        table = charts[columns].apply(pd.to_numeric, errors="coerce")
-        table = table.assign(name=(charts.get("artist", "").astype(str) + " — " + charts.get("song", "").astype(str)),
-                             group=charts.get("year", "").astype(str)).dropna(subset=columns)
-        kind = "chart"
-        description = (f"the chart columns computable from audio ({', '.join(columns)}) of "
-                       f"{len(table)} chart hits")
-    table = table.reset_index(drop=True)
-    ref = Reference(table=table, columns=columns, kind=kind, description=description)
-    if len(table) >= 3:
-        ref.scaler = StandardScaler().fit(table[columns].to_numpy())
-        z = ref.scaler.transform(table[columns].to_numpy())
-        ref.pca = PCA(n_components=2, random_state=config.DEFAULT_SEED).fit(z)
-        ref.coords = ref.pca.transform(z)
-        ref.neighbours = NearestNeighbors(n_neighbors=min(N_NEAREST, len(table))).fit(z)
-    return ref
+def _with_name(message: str, name: str) -> str:
+    return message if message.startswith(name) else f"{name}: {message}"
 
 
 # --- one upload ---------------------------------------------------------------------------
@@ -193,29 +83,46 @@ def chart_reference() -> Reference:
 
 @dataclass
 class TrackReport:
-    """Everything the page shows for one upload (small: no STFT is kept)."""
+    """Everything the page shows for one upload (small: no STFT is kept).
+
+    genre_blend : the models.blend Blend (its timeline, fit verdict, chart-genre tags...), or
+        None without a genre model (``blend_problem`` says why)
+    upload : what the chart comparison needs (compare.Upload)
+    distance_columns : the continuous features the neighbours and the map used
+    """
 
     filename: str
     duration_s: float
-    blend: dict
-    blend_label: str
-    timeline: pd.DataFrame
-    comparable: dict
-    track_features: dict
+    upload: compare.Upload
+    genre_blend: object
+    blend_problem: str
     log_mel: np.ndarray
     chroma: np.ndarray
     frame_seconds: float
+    whole_track: bool
+    distance_columns: list
     map_xy: tuple | None
     nearest: pd.DataFrame
-    reference_description: str
-    reference_kind: str
     tags: dict | None = None
-    notes: list = field(default_factory=list)
+    tags_caption: str = ""
+
+    @property
+    def blend(self) -> dict:
+        """``{genre: probability}``, most likely first (empty without a model)."""
+        return self.genre_blend.blend if self.genre_blend is not None else {}
+
+    @property
+    def blend_label(self) -> str:
+        return self.genre_blend.label if self.genre_blend is not None else "unavailable"
+
+    @property
+    def comparable(self) -> dict:
+        return self.upload.comparable
 
     def summary(self) -> dict:
         """JSON-able headline for the app-level store."""
         return {"filename": self.filename, "blend_label": self.blend_label,
-                "blend": {k: round(float(v), 4) for k, v in (self.blend or {}).items()}}
+                "blend": {k: round(float(v), 4) for k, v in self.blend.items()}}
 
 
 _cache: collections.OrderedDict = collections.OrderedDict()
@@ -223,22 +130,24 @@ _cache_lock = threading.Lock()
 _check_slots = threading.BoundedSemaphore(MAX_CONCURRENT_CHECKS)
 
 
-def check_track(raw: bytes, filename: str) -> TrackReport:
-    """Decode, featurize, blend and compare one upload (cached by content hash; at most
-    ``MAX_CONCURRENT_CHECKS`` at once, the others wait).
+def check_track(source: bytes | Path, filename: str, *, digest: str | None = None) -> TrackReport:
+    """Decode, analyse, blend and compare one upload: its bytes, or a stored file (then give its
+    SHA-256 as ``digest``). Cached by content hash; at most ``MAX_CONCURRENT_CHECKS`` at once, the
+    others wait.
 
     Raises TracklensError (audio.AudioError, UploadError) for unreadable, silent, too short or
     too long audio.
     """
-    key = hashlib.sha256(raw).hexdigest()
+    key = digest or hashlib.sha256(source).hexdigest()
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             report = _cache[key]
-            return report if report.filename == display_name(filename) else _renamed(report, filename)
+            return report if report.filename == display_name(filename) else \
+                dataclasses.replace(report, filename=display_name(filename))
     try:
         with _check_slots:
-            report = _check_track(raw, display_name(filename))
+            report = _check_track(source, display_name(filename))
     finally:
         memory.return_freed_memory()  # the analysis' arrays are freed by now
     with _cache_lock:
@@ -248,87 +157,178 @@ def check_track(raw: bytes, filename: str) -> TrackReport:
     return report
 
 
-def _renamed(report: TrackReport, filename: str) -> TrackReport:
-    import dataclasses
-
-    return dataclasses.replace(report, filename=display_name(filename))
-
-
-def _decode(raw: bytes, name: str):
+def _decode(source: bytes | Path, name: str):
     from tracklens import audio
 
-    clip = audio.load_audio_bytes(raw, name=name, sr=config.SAMPLE_RATE, max_duration=data.MAX_UPLOAD_SECONDS)
+    if isinstance(source, (bytes, bytearray)):
+        clip = audio.load_audio_bytes(bytes(source), name=name, sr=config.SAMPLE_RATE,
+                                      max_duration=data.MAX_UPLOAD_SECONDS)
+    else:
+        try:
+            clip = audio.load_audio(source, sr=config.SAMPLE_RATE, max_duration=data.MAX_UPLOAD_SECONDS)
+        except audio.AudioError as exc:  # its message names the stored file, not the user's
+            raise audio.AudioError(str(exc).replace(str(source), name)) from None
     if clip.truncated or clip.source_duration_s > data.MAX_UPLOAD_SECONDS + 0.5:
         raise UploadError(f"{name}: too long ({clip.source_duration_s / 60:.1f} min); the limit is "
                           f"{data.MAX_UPLOAD_SECONDS / 60:g} min — trim it and upload again")
     return clip
 
 
-def _with_name(message: str, name: str) -> str:
-    return message if message.startswith(name) else f"{name}: {message}"
-
-
-def _decimate(matrix: np.ndarray, max_frames: int) -> tuple[np.ndarray, int]:
-    """Average groups of frames so at most ``max_frames`` columns remain; returns (matrix, step)."""
-    step = max(1, int(np.ceil(matrix.shape[1] / max_frames)))
-    if step == 1:
-        return matrix, 1
-    n = matrix.shape[1] // step * step
-    return matrix[:, :n].reshape(matrix.shape[0], -1, step).mean(axis=2), step
-
-
-def _check_track(raw: bytes, name: str) -> TrackReport:
-    from tracklens import features
-
-    clip = _decode(raw, name)
-    ref = chart_reference()
-    # The blend and the tags (one musicnn pass over the track's patches with the shipped model) run
-    # beside this thread's analysis: NumPy, librosa and TensorFlow release the GIL, so one upload
-    # uses both cores.
+def _check_track(source: bytes | Path, name: str) -> TrackReport:
+    clip = _decode(source, name)
+    ref = compare.chart_reference()
+    # The blend and the tags run beside this thread's analysis: NumPy, librosa and TensorFlow
+    # release the GIL, so one upload uses both cores.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check") as pool:
         blend_job = pool.submit(_blend_and_tags, clip)
-        # One analysis for the pictures and the chart comparison; the costly summary features
-        # (HPSS, ...) only when the reference has them too.
-        a = features.analyze(clip.y, sr=clip.sr)
-        comparable = features.spotify_comparable_features(a, duration_s=clip.source_duration_s)
-        track_features = {**features.summary_features(a), **comparable} if ref.kind == "audio" else dict(comparable)
-        blend, blend_label, timeline, notes, tags = blend_job.result()
-    log_mel, step = _decimate(a.log_mel, MAX_DISPLAY_FRAMES)
-    chroma, _ = _decimate(a.chroma, MAX_DISPLAY_FRAMES)
-    map_xy, nearest = None, pd.DataFrame(columns=["name", "group", "distance"])
-    if ref.pca is not None:
-        z = ref.project(track_features)
-        map_xy = tuple(float(v) for v in ref.pca.transform(z)[0])
-        dist, idx = ref.neighbours.kneighbors(z)
-        nearest = ref.table.iloc[idx[0]][["name", "group", *ref.columns]].assign(distance=dist[0])
+        analysis = analyse(clip, summary=ref is not None and ref.kind == "audio")
+        genre_blend, problem, tags, caption = blend_job.result()
+    charts = data.charts()
+    upload = compare.Upload(comparable=analysis.comparable, duration_s=clip.source_duration_s,
+                            estimates=analysis.estimates, unavailable=analysis.unavailable)
+    whole = compare.is_whole_track(clip.source_duration_s, charts)
+    map_xy, nearest, columns = None, pd.DataFrame(columns=["name", "group", "distance"]), []
+    if ref is not None:
+        row = {**analysis.summary, **analysis.comparable, **{k: v for k, (v, _) in analysis.estimates.items()}}
+        columns = ref.columns_for(row, whole_track=whole)
+        nearest = ref.nearest(row, columns)
+        map_xy = ref.place(row, columns)
     return TrackReport(
-        filename=name, duration_s=clip.duration_s, blend=blend, blend_label=blend_label,
-        timeline=timeline, comparable=comparable, track_features=track_features,
-        log_mel=log_mel, chroma=chroma, frame_seconds=step * a.hop_length / a.sr,
-        map_xy=map_xy, nearest=nearest, reference_description=ref.description,
-        reference_kind=ref.kind, tags=tags, notes=notes,
+        filename=name, duration_s=clip.duration_s, upload=upload, genre_blend=genre_blend, blend_problem=problem,
+        log_mel=analysis.log_mel, chroma=analysis.chroma, frame_seconds=analysis.frame_seconds,
+        whole_track=whole, distance_columns=columns, map_xy=map_xy, nearest=nearest, tags=tags, tags_caption=caption,
     )
 
 
-def _blend_and_tags(clip) -> tuple[dict | None, str, pd.DataFrame, list, dict | None]:
-    """Genre blend of the whole track, its label, the per-window timeline, notes and musicnn tags.
+# --- the analysis, block by block ---------------------------------------------------------
+
+
+@dataclass
+class TrackAnalysis:
+    """The whole track's analysis, combined from its blocks.
+
+    comparable : tempo (BPM, the blocks' duration-weighted median), loudness (integrated LUFS of
+        the whole signal), key and mode (from the mean chroma), duration_ms (of the file)
+    estimates : descriptor -> (estimate, held-out error), from the frame-weighted means of the
+        estimator's features; ``unavailable`` says why the others have none
+    summary : the 57 summary features (blocks' duration-weighted means), only when asked for
+    log_mel, chroma : decimated to at most MAX_DISPLAY_FRAMES columns of ``frame_seconds``
+    """
+
+    comparable: dict
+    estimates: dict
+    unavailable: dict
+    summary: dict
+    log_mel: np.ndarray
+    chroma: np.ndarray
+    frame_seconds: float
+
+
+def block_bounds(n_samples: int, sr: int, block_s: float = ANALYSIS_BLOCK_S) -> list[tuple[int, int]]:
+    """Sample ranges of about ``block_s`` seconds covering the signal (a 40 s track is one block,
+    a 50 s one two of 25 s: no block is shorter than 2/3 of ``block_s``)."""
+    n_blocks = max(1, int(round(n_samples / (block_s * sr))))
+    edges = np.linspace(0, n_samples, n_blocks + 1).round().astype(int)
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def analyse(clip, *, summary: bool = False) -> TrackAnalysis:
+    """Analyse ``clip`` block by block (see :class:`TrackAnalysis` for how blocks combine)."""
+    from tracklens import features
+
+    estimator, unavailable = _descriptor_estimator()
+    hop = config.HOP_LENGTH
+    step = max(1, int(np.ceil((1 + len(clip.y) // hop) / MAX_DISPLAY_FRAMES)))
+    chroma_sum, n_frames = np.zeros(12), 0
+    tempos, weights, fma_means, summaries, log_mels, chromas = [], [], [], [], [], []
+    for start, end in block_bounds(len(clip.y), clip.sr):
+        a = features.analyze(clip.y[start:end], sr=clip.sr)
+        chroma_sum += a.chroma.sum(axis=1, dtype=np.float64)
+        n_frames += a.n_frames
+        tempos.append(a.tempo)
+        weights.append(end - start)
+        if estimator is not None:
+            from tracklens.models import descriptors
+
+            fma_means.append((descriptors.fma_feature_means(a), a.n_frames))
+        if summary:
+            summaries.append(features.summary_features(a))
+        log_mels.append(_decimate(a.log_mel, step))
+        chromas.append(_decimate(a.chroma, step))
+        del a  # its STFT and derived arrays go before the next block's
+    key, mode = features.estimate_key(chroma_sum / n_frames)
+    comparable = {"tempo": _weighted_median(tempos, weights),
+                  "loudness": features.integrated_loudness(clip.y, sr=clip.sr), "key": key, "mode": mode,
+                  "duration_ms": int(round(clip.source_duration_s * 1000))}
+    return TrackAnalysis(
+        comparable=comparable, estimates=_estimates(estimator, fma_means), unavailable=unavailable,
+        summary=pd.DataFrame(summaries).mul(weights, axis=0).sum().div(sum(weights)).to_dict() if summary else {},
+        log_mel=np.hstack(log_mels), chroma=np.hstack(chromas), frame_seconds=step * hop / clip.sr)
+
+
+def _weighted_median(values: list[float], weights: list[float]) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(np.asarray(weights, dtype=float)[order])
+    return float(np.asarray(values)[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
+def _decimate(matrix: np.ndarray, step: int) -> np.ndarray:
+    """Average groups of ``step`` frames (the last group may be shorter)."""
+    if step == 1:
+        return matrix
+    starts = np.arange(0, matrix.shape[1], step)
+    return np.add.reduceat(matrix, starts, axis=1) / np.diff(np.append(starts, matrix.shape[1]))
+
+
+def _descriptor_estimator():
+    """(the shipped descriptor estimator or None, {descriptor: why it has no estimate})."""
+    from tracklens.models import descriptors
+
+    try:
+        estimator = descriptors.load_estimator()
+    except TracklensError as exc:
+        return None, {name: f"no descriptor estimator ({exc})" for name in descriptors.DESCRIPTORS}
+    return estimator, dict(estimator.unavailable)
+
+
+def _estimates(estimator, fma_means: list[tuple[dict, int]]) -> dict:
+    """descriptor -> (estimate, held-out error) from the blocks' feature means, frame-weighted."""
+    if estimator is None or not fma_means:
+        return {}
+    frames = np.array([n for _, n in fma_means], dtype=float)
+    matrix = np.array([[means[c] for c in estimator.columns] for means, _ in fma_means])
+    values = estimator.predict((frames @ matrix / frames.sum())[None, :])
+    return {name: (float(v[0]), float(estimator.held_out_mae[name])) for name, v in values.items()}
+
+
+# --- the genre blend and tags -------------------------------------------------------------
+
+
+def _blend_and_tags(clip) -> tuple[object, str, dict | None, str]:
+    """(the models.blend Blend or None, why there is none, tags, where the tags come from).
 
     The shipped model reads musicnn's embedding and tags per 3 s patch, so the blend's forward
     pass over every patch also gives the tags (``Blend.tags``); another default model (e.g. a
-    57-feature one) gets them from :func:`_tags`. Without a usable default model the blend is
-    None and the note says why.
+    57-feature one) gets them from :func:`_tags`.
     """
     from tracklens.models import blend as blend_module
 
     model = data.default_model()
     if model is None:
-        return None, "unavailable", pd.DataFrame(), [f"No genre blend: {data.default_model_problem()}"], _tags(clip)
+        tags = _tags(clip)
+        return None, f"No genre blend: {data.default_model_problem()}", tags, _fallback_caption(tags)
     result = blend_module.predict_blend(model, clip, max_seconds=MAX_BLEND_SECONDS)
     if result.tags is None:
         tags = _tags(clip)
-    else:
-        tags = dict(sorted(result.tags.items(), key=lambda kv: -kv[1])[:N_TAGS])
-    return result.blend, result.label, result.timeline, list(result.notes), tags
+        return result, "", tags, _fallback_caption(tags)
+    tags = dict(sorted(result.tags.items(), key=lambda kv: -kv[1])[:N_TAGS])
+    source = getattr(result, "tags_source", None) or "the model's tagger"
+    analysed = getattr(result, "analysed_s", 0.0) or result.duration_s
+    return result, "", tags, f"{source}, mean over every window of the {analysed:.0f} s the blend read"
+
+
+def _fallback_caption(tags: dict | None) -> str:
+    return f"musicnn: mean of {MAX_TAG_PATCHES} 3 s excerpts spread over the track" if tags else ""
 
 
 def warm_up() -> None:

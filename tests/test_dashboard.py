@@ -30,10 +30,6 @@ def _wav_bytes(y: np.ndarray, sr: int = config.SAMPLE_RATE) -> bytes:
     return buffer.getvalue()
 
 
-def _data_uri(raw: bytes, mime: str = "audio/wav") -> str:
-    return f"data:{mime};base64,{base64.b64encode(raw).decode()}"
-
-
 def _ids(component) -> set[str]:
     """Every component id inside a Dash component tree."""
     found = set()
@@ -384,99 +380,430 @@ def test_models_page_table_and_figures(pages, monkeypatch):
 # --- check your track ---------------------------------------------------------------------
 
 
-def test_decode_contents_checks_type_size_and_encoding(pages, monkeypatch):
-    from tracklens.dashboard import data, track
+def _upload(app, raw, name: str, **headers):
+    """POST an upload to the upload route as assets/upload.js does: (HTTP status, JSON answer)."""
+    from urllib.parse import quote
 
-    raw = b"RIFF" + bytes(100)
-    assert track.decode_contents(_data_uri(raw), "a.wav") == raw
-    with pytest.raises(track.UploadError, match=r"notes\.txt: unsupported file type '\.txt'"):
-        track.decode_contents(_data_uri(raw), "notes.txt")
-    with pytest.raises(track.UploadError, match="malformed"):
-        track.decode_contents("not a data uri", "a.wav")
-    with pytest.raises(track.UploadError, match="malformed"):
-        track.decode_contents("data:audio/wav;base64,@@@@", "a.wav")
-    with pytest.raises(track.UploadError, match="empty file"):
-        track.decode_contents("data:audio/wav;base64,", "a.wav")
-    monkeypatch.setattr(data, "MAX_UPLOAD_BYTES", 50)
-    with pytest.raises(track.UploadError, match="a.wav: too large"):
-        track.decode_contents(_data_uri(raw), "a.wav")
+    from tracklens.dashboard import uploads
+
+    response = app.server.test_client().post(f"/{uploads.ROUTE}?name={quote(name)}", data=raw,
+                                             headers={uploads.HEADER: "1", **headers})
+    return response.status_code, response.get_json()
 
 
-def test_display_name_never_keeps_a_path():
+def _check(app, pages, raw: bytes, name: str):
+    """Upload, then run the page's callback as the browser does: (status, results, summary, player state)."""
+    code, answer = _upload(app, raw, name)
+    assert code == 200, answer
+    return pages["check"].check_upload({"id": answer["id"], "name": name})
+
+
+def _demo_clip(demo_catalogue, i: int = 0):
+    return sorted((demo_catalogue / "audio").glob("*/*.wav"))[i]
+
+
+def _by_id(component, id_: str):
+    """The component with ``id_`` inside a Dash component tree (None when absent)."""
+    if isinstance(component, (list, tuple)):
+        return next((found for c in component if (found := _by_id(c, id_)) is not None), None)
+    if hasattr(component, "to_plotly_json"):
+        if getattr(component, "id", None) == id_:
+            return component
+        return _by_id(getattr(component, "children", None), id_)
+    return None
+
+
+def _figure(results, id_: str):
+    return _by_id(results, id_).figure
+
+
+def _wav_header(*, channels: int, sr: int, bits: int, seconds: float) -> bytes:
+    """A PCM WAV header announcing ``seconds`` of audio."""
+    import struct
+
+    block = channels * bits // 8
+    data_bytes = int(seconds * sr) * block
+    return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data_bytes, b"WAVE", b"fmt ", 16, 1, channels, sr,
+                       sr * block, block, bits, b"data", data_bytes)
+
+
+def test_upload_route_stores_the_file_for_one_check(app, pages, demo_catalogue):
+    from tracklens.dashboard import uploads
+
+    raw = _demo_clip(demo_catalogue).read_bytes()
+    code, answer = _upload(app, raw, "../../song.wav")
+    assert code == 200 and answer["name"] == "song.wav" and answer["duration_s"] == pytest.approx(6.0, abs=0.05)
+    with uploads.claim(answer["id"]) as stored:
+        assert stored.path.read_bytes() == raw and stored.path.parent.name.startswith("tracklens-uploads-")
+        assert stored.sha256 == hashlib.sha256(raw).hexdigest()
+    assert not stored.path.exists()  # deleted once checked
+    status, results, summary, player = pages["check"].check_upload({"id": answer["id"], "name": "song.wav"})
+    assert "no longer on the server" in _text(status) and results == [] and player == {"id": answer["id"], "ok": False}
+
+
+@pytest.mark.parametrize("name, raw, headers, code, message", [
+    ("notes.txt", b"hello", {}, 415, "notes.txt: unsupported file type '.txt'"),
+    ("empty.wav", b"", {}, 400, "empty.wav: empty file"),
+    ("corrupt.wav", b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(2048), {}, 422, "corrupt.wav: not readable"),
+    ("long.wav", _wav_header(channels=1, sr=4_000, bits=8, seconds=660) + b"\x80" * (660 * 4_000), {}, 413,
+     "long.wav: too long (11.0 min); the limit is 10 min"),
+    ("song.wav", b"RIFF", {"X-Tracklens-Upload": "0"}, 400, "header"),
+], ids=["type", "empty", "unreadable", "too-long-by-header", "no-header"])
+def test_upload_route_refuses_with_one_line_and_keeps_nothing(app, name, raw, headers, code, message):
+    from tracklens.dashboard import uploads
+
+    before = uploads.pending_count()
+    status, answer = _upload(app, raw, name, **headers)
+    assert status == code and message in answer["error"] and "\n" not in answer["error"]
+    assert "tracklens-uploads-" not in answer["error"]  # the stored file's name is never shown
+    assert uploads.pending_count() == before
+    if uploads._folder:
+        assert list(uploads._folder[0].iterdir()) == []
+
+
+def test_upload_over_the_byte_cap_is_refused_before_reading(app):
+    from tracklens.dashboard import data, uploads
+
+    class Unread(io.RawIOBase):
+        def read(self, size=-1):
+            raise AssertionError("the body was read")
+
+    with pytest.raises(uploads.UploadRefused, match=r"big\.wav: too large \(166\.0 MB\); files up to 166 MB "
+                                                    r"\(10 minutes of 24-bit 48 kHz stereo WAV\)") as refused:
+        uploads.store(Unread(), filename="big.wav", content_length=data.MAX_UPLOAD_BYTES + 1)
+    assert refused.value.status == 413
+    response = _post_stream(app, "big.wav", Unread(), data.MAX_UPLOAD_BYTES + 1)
+    assert response.status_code == 413 and "big.wav: too large" in response.get_json()["error"]
+
+
+def _post_stream(app, name: str, stream, size: int):
+    """POST ``stream`` (``size`` bytes, never held whole) to the upload route."""
+    from tracklens.dashboard import uploads
+
+    return app.server.test_client().post(f"/{uploads.ROUTE}?name={name}", headers={uploads.HEADER: "1"},
+                                         environ_overrides={"wsgi.input": stream, "CONTENT_LENGTH": str(size)})
+
+
+class _Stream(io.RawIOBase):
+    """A header then ``n_zero`` zero bytes, read in pieces: a big upload that never sits in memory."""
+
+    def __init__(self, header: bytes, n_zero: int):
+        self.header, self.left = header, n_zero
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if self.header:
+            n = min(len(buffer), len(self.header))
+            buffer[:n], self.header = self.header[:n], self.header[n:]
+            return n
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def test_a_ten_minute_24_bit_stereo_wav_is_accepted(app):
+    """The limit is a duration: 10 minutes of 44.1 kHz 24-bit stereo (159 MB) passes the byte cap
+    and the header check (the old 50 MB cap stopped 16-bit stereo at 4:57)."""
+    from tracklens.dashboard import data, uploads
+
+    header = _wav_header(channels=2, sr=44_100, bits=24, seconds=600)
+    size = len(header) + 600 * 44_100 * 2 * 3
+    assert size < data.MAX_UPLOAD_BYTES
+    response = _post_stream(app, "album-track.wav", _Stream(header, size - len(header)), size)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["duration_s"] == pytest.approx(600.0)
+    with uploads.claim(response.get_json()["id"]) as stored:
+        assert stored.path.stat().st_size == size
+
+
+def test_analysis_memory_does_not_grow_with_the_track(monkeypatch):
+    """Blocks of ANALYSIS_BLOCK_S: 2 minutes peak at the memory of one block, where one whole
+    analysis (STFT, chroma, descriptor features of all of it) peaked ~3x higher."""
+    import tracemalloc
+
+    from tracklens import audio
     from tracklens.dashboard import track
 
-    assert track.display_name("../../etc/passwd.wav") == "passwd.wav"
-    assert track.display_name("C:\\music\\song.mp3") == "song.mp3"
-    assert track.display_name(None) == "upload"
+    sr = config.SAMPLE_RATE
+    t = np.arange(120 * sr) / sr
+    y = (0.2 * np.sin(2 * np.pi * 220 * t) + 0.05 * np.random.default_rng(0).standard_normal(len(t))).astype(np.float32)
+    clip = audio.AudioClip(y=y, sr=sr, path=None, source_sr=sr, channels=1, source_duration_s=120.0)
+    track.analyse(audio.AudioClip(y=y[: 5 * sr], sr=sr, path=None, source_sr=sr, channels=1, source_duration_s=5.0))
+    tracemalloc.start()
+    try:
+        result = track.analyse(clip)
+        peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert peak_mb < 120, peak_mb  # whole-track analysis of the same 2 minutes: ~270 MB
+    assert result.comparable["duration_ms"] == 120_000 and result.log_mel.shape[1] <= track.MAX_DISPLAY_FRAMES
+    assert result.comparable["key"] == 9 and result.frame_seconds * result.log_mel.shape[1] == pytest.approx(120, abs=1)
 
 
-def test_check_upload_gives_blend_and_comparison(pages, demo_catalogue):
+def test_block_bounds_cover_the_signal_without_short_blocks():
+    from tracklens.dashboard import track
+
+    sr = 100
+    assert track.block_bounds(40 * sr, sr) == [(0, 4000)]
+    bounds = track.block_bounds(50 * sr, sr)
+    assert bounds == [(0, 2500), (2500, 5000)]
+    long = track.block_bounds(601 * sr, sr)
+    assert long[0][0] == 0 and long[-1][1] == 601 * sr and all(a[1] == b[0] for a, b in zip(long, long[1:]))
+    assert min(b - a for a, b in long) >= 20 * sr
+
+
+def test_check_layout_states_the_limits_once(pages):
     from tracklens.dashboard import data
 
-    clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[0]
-    status, results, summary = pages["check"].check_upload(_data_uri(clip.read_bytes()), clip.name)
-    assert "check-ok" in _ids(status)
-    ids = _ids(results)
-    assert {"check-blend", "check-blend-label", "check-timeline", "check-spectrogram", "check-chromagram",
-            "check-comparison-note", "check-profile", "check-map", "check-nearest"} <= ids, ids
-    model = data.default_model()
-    blend = summary["blend"]
-    assert list(blend) and set(blend) == set(model.genres)
-    assert sum(blend.values()) == pytest.approx(1.0, abs=1e-3)
-    top = max(blend, key=blend.get)
-    assert summary["blend_label"].split("-")[0] == top
-    text = _text(results)
-    assert "danceability" in text and "tempo" in text  # says what was and was not compared
+    layout = pages["check"].layout()
+    assert {"check-upload", "check-upload-ref", "check-status", "check-player", "check-results"} <= _ids(layout)
+    limits = _text(_by_id(layout, "check-limits"))
+    assert "up to 10 minutes (files up to 166 MB (10 minutes of 24-bit 48 kHz stereo WAV))" in limits
+    assert limits.count("minutes") == 2 and "MB" in limits
+    zone = _by_id(layout, "check-upload-zone")
+    assert zone.children.max_size == 0  # dcc.Upload reads nothing; upload.js posts the file to the route
+    assert getattr(zone, "data-max-bytes") == str(data.MAX_UPLOAD_BYTES)
 
 
-def test_check_report_nearest_and_map(pages, demo_catalogue):
+def test_check_shows_your_track_first_with_units_and_ranks(app, pages, demo_catalogue):
+    from tracklens.models import descriptors
+
+    clip = _demo_clip(demo_catalogue)
+    status, results, summary, player = _check(app, pages, clip.read_bytes(), clip.name)
+    assert "check-ok" in _ids(status) and player["ok"] is True
+    assert results[0].children[0].children == "Your track"  # the first thing shown
+    rows = {f: _text(_by_id(results, f"check-card-{f}")) for f in (
+        "tempo", "key", "loudness", "duration_ms", *descriptors.DESCRIPTORS)}
+    assert re.search(r"tempo \d+ BPM P\d+ ", rows["tempo"])
+    assert re.search(r"key [A-G]#? (major|minor) not ranked a category", rows["key"])
+    assert re.search(r"loudness -?\d+\.\d LUFS not ranked .*Spotify's own dB measure", rows["loudness"])
+    assert re.search(r"duration 0:06 not ranked .*excerpt", rows["duration_ms"])
+    for name in ("acousticness", "energy"):
+        assert re.search(rf"{name} 0\.\d\d ± 0\.\d\d P\d+(-P\d+)? {re.escape(descriptors.DESCRIPTOR_LABEL)}", rows[name])
+    for name in ("danceability", "instrumentalness", "liveness", "speechiness", "valence"):
+        assert re.search(rf"{name} not available not ranked held-out R² 0\.\d\d", rows[name]), rows[name]
+    assert "e+0" not in _text(results)  # no duration as 2.4e+05 ms
+
+
+def test_loudness_is_never_ranked_among_spotify_loudness(app, pages, demo_catalogue):
+    """An upload's LUFS is not Spotify's loudness: the hit profile ranks no loudness (a normally
+    mastered -8.4 LUFS track landed at P7 of the Top Hits' Spotify values)."""
+    from tracklens.dashboard import compare, data
+
+    clip = _demo_clip(demo_catalogue)
+    _, results, _, _ = _check(app, pages, clip.read_bytes(), clip.name)
+    profile = _figure(results, "check-profile")
+    assert [tick.split("<br>")[0] for tick in profile.data[0].y] == ["tempo", "acousticness", "energy"]
+    upload = compare.Upload(comparable={"tempo": 120.0, "loudness": -8.4, "key": 9, "mode": 0, "duration_ms": 200_000},
+                            duration_s=200.0)
+    loudness = next(r for r in compare.your_track(upload, data.charts()) if r.feature == "loudness")
+    assert loudness.value == "-8.4 LUFS" and loudness.percentile is None and "median" in loudness.note
+
+
+def test_duration_is_ranked_only_for_a_whole_track(app):
+    from tracklens.dashboard import compare, data
+
+    charts = data.charts()
+    shortest = charts["duration_ms"].min() / 1000
+    row = {"tempo": 120.0, "loudness": -9.0, "key": 0, "mode": 1}
+
+    def duration_row(seconds):
+        upload = compare.Upload(comparable={**row, "duration_ms": seconds * 1000}, duration_s=seconds)
+        return next(r for r in compare.your_track(upload, charts) if r.feature == "duration_ms")
+
+    assert duration_row(30).percentile is None and "excerpt" in duration_row(30).note
+    whole = duration_row(shortest + 60)
+    assert whole.percentile is not None and whole.value == compare.minutes(shortest + 60)
+    ref = compare.chart_reference()
+    assert "duration_ms" not in ref.columns_for({**row, "duration_ms": 30_000}, whole_track=False)
+    assert "duration_ms" in ref.columns_for({**row, "duration_ms": 300_000}, whole_track=True)
+
+
+def test_neighbours_table_starts_with_the_track_in_chart_units(app, pages, demo_catalogue):
+    clip = _demo_clip(demo_catalogue, 1)
+    _, results, _, _ = _check(app, pages, clip.read_bytes(), clip.name)
+    table = _by_id(results, "check-nearest")
+    header = _text(table.children[1])
+    assert header.startswith("track year distance tempo") and "key" in header
+    rows = table.children[2].children
+    assert len(rows) == 6 and rows[0].className == "you"
+    assert _text(rows[0]).startswith(f"{clip.name} your track —")
+    assert re.search(r"\d+ BPM .* [A-G]#? (major|minor)$", _text(rows[1]))
+
+
+def _reference(rows: list[tuple[float, int, int]]):
+    from tracklens.dashboard import compare
+
+    table = pd.DataFrame(rows, columns=["tempo", "key", "mode"]).assign(name=[f"t{i}" for i in range(len(rows))],
+                                                                        group="")
+    return compare.Reference(table=table, continuous=["tempo"], kind="chart", source="test rows")
+
+
+def test_key_distance_follows_the_circle_of_fifths_and_mode_is_a_category():
+    """Key 0-11 as a number put C (0) nearer F# (6) than G (7); on the circle of fifths G is C's
+    neighbour, A minor (C major's relative) sits with C major, and mode counts as a category."""
+    ref = _reference([(100.0, 0, 1), (100.0, 7, 1), (100.0, 6, 1), (100.0, 9, 0), (100.0, 11, 1), (90.0, 0, 1),
+                      (110.0, 0, 1)])
+    nearest = ref.nearest({"tempo": 100.0, "key": 0, "mode": 1}, ["tempo"], k=7)
+    assert list(nearest["name"])[:2] == ["t0", "t1"]  # itself, then G major
+    distance = dict(zip(nearest["name"], nearest["distance"]))
+    assert distance["t1"] == pytest.approx(2 * np.sin(np.pi / 12))  # neighbours on the circle
+    assert distance["t3"] == pytest.approx(1.0)  # A minor: same notes, other mode
+    assert distance["t1"] < distance["t4"] < distance["t2"] == pytest.approx(2.0)  # G < B < F#
+
+
+def test_real_clips_of_different_genres_get_different_neighbours(shared_data, demo_catalogue):
+    """With key as a number and duration in the distance, jazz, hip-hop and classical clips all
+    got the same five neighbours."""
+    from tracklens.dashboard import data, track
+
+    try:
+        data.configure(None)  # the real Top Hits table
+        clips = {g: sorted((shared_data / "gtzan" / "audio" / g).glob("*.opus"))[0]
+                 for g in ("jazz", "hiphop", "classical")}
+        nearest = {g: frozenset(track.check_track(c.read_bytes(), c.name).nearest["name"]) for g, c in clips.items()}
+    finally:
+        data.configure(demo_catalogue)
+    assert all(len(names) == 5 for names in nearest.values())
+    assert len(set(nearest.values())) == 3, nearest
+
+
+def test_map_axes_say_what_the_components_load_on(app, pages, demo_catalogue):
+    clip = _demo_clip(demo_catalogue, 2)
+    _, results, _, _ = _check(app, pages, clip.read_bytes(), clip.name)
+    chart_map = _figure(results, "check-map")
+    for axis, n in ((chart_map.layout.xaxis, 1), (chart_map.layout.yaxis, 2)):
+        assert re.fullmatch(rf"component {n} \(\d+%\):<br>[+-][\w# ↔]+, [+-][\w# ↔]+", axis.title.text), axis.title.text
+    assert "circle of fifths" in _text(_by_id(results, "check-comparison-note"))
+
+
+def test_hit_profile_draws_p0_and_keeps_labels_on_the_axis(app):
+    """A feature at P0 still gets a bar and a label; a label near P95 goes left of the bar end,
+    not past the axis (it overlapped the bar ends at P94-P96)."""
+    from tracklens import explore
+    from tracklens.dashboard import data
+
+    charts = data.charts()
+    tempo = charts["tempo"]
+    track = {"tempo": tempo.min() - 1, "energy": float(np.percentile(charts["energy"], 95))}
+    fig = explore.hit_profile(track, charts, features=["tempo", "energy"])
+    widths = dict(zip((t.split("<br>")[0] for t in fig.data[0].y), fig.data[0].x))
+    assert widths["tempo"] >= 1  # percentile points: visible
+    labels = {a.y.split("<br>")[0]: a for a in fig.layout.annotations}
+    assert labels["tempo"].text == "P0" and labels["tempo"].x > 0
+    assert labels["energy"].text == "P95" and labels["energy"].xanchor == "right" and labels["energy"].x < 100
+    assert labels["tempo"].y.endswith("BPM")
+
+
+def test_blend_heading_once_bars_labelled_and_tags_caption_true(app, pages, demo_catalogue):
+    clip = _demo_clip(demo_catalogue, 3)
+    _, results, summary, _ = _check(app, pages, clip.read_bytes(), clip.name)
+    titles = [_text(c) for c in _walk(results) if type(c).__name__ in ("H2", "H3")]
+    titles += [_figure(results, i).layout.title.text or "" for i in ("check-blend", "check-timeline")]
+    assert sum(t == "Genre blend" for t in titles) == 1, titles
+    bars = _figure(results, "check-blend").data[0]
+    assert list(bars.text) == [f"{100 * p:.0f}%" for p in summary["blend"].values()]
+    caption = _text(_by_id(results, "check-tags-caption"))
+    assert "four 3 s excerpts" not in _text(results) and "every window" in caption
+
+
+def _walk(component):
+    if isinstance(component, (list, tuple)):
+        for c in component:
+            yield from _walk(c)
+    elif hasattr(component, "to_plotly_json"):
+        yield component
+        yield from _walk(getattr(component, "children", None))
+
+
+def test_chart_label_years_come_from_the_data(app):
+    from tracklens.dashboard import data
+
+    years = data.charts()["year"]
+    label = data.source_info()["label"]
+    assert label.endswith(f", {years.min()}–{years.max()}") and "2000–2019" not in label
+
+
+def _blend(**fields):
+    from tracklens.models.blend import Blend
+
+    timeline = pd.DataFrame({"start_s": [45.0, 48.0, 165.0], "end_s": [48.0, 51.0, 168.0], "rock": [0.6, 0.5, 0.4],
+                             "pop": [0.4, 0.5, 0.6]})
+    return Blend(path=None, genres=["rock", "pop"], probabilities=np.array([0.5, 0.5]), timeline=timeline,
+                 duration_s=240.0, model="test", notes=["blended 9 s of the 240 s track: 45-51 s, 165-168 s"],
+                 **fields)
+
+
+def test_poor_fit_warns_and_names_wider_and_chart_genres(app, pages, demo_catalogue):
+    import dataclasses
+
     from tracklens.dashboard import track
+    from tracklens.models import chart_genres
 
-    clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[1]
+    clip = _demo_clip(demo_catalogue)
     report = track.check_track(clip.read_bytes(), clip.name)
-    ref = track.chart_reference()
-    assert len(report.nearest) == track.N_NEAREST
-    assert report.nearest["distance"].is_monotonic_increasing
-    z = ref.project(report.track_features)
-    brute = np.sqrt(((ref.scaler.transform(ref.table[ref.columns].to_numpy()) - z) ** 2).sum(axis=1))
-    assert report.nearest["distance"].iloc[0] == pytest.approx(brute.min())
-    assert report.map_xy == pytest.approx(tuple(ref.pca.transform(z)[0]))
-    assert report.log_mel.shape[0] == config.N_MELS and report.chroma.shape[0] == 12
-    assert report.comparable["duration_ms"] == pytest.approx(6000, abs=50)
+    poor = _blend(fit="poor", fit_reason="a wider genre far ahead of the ten (Soul music)",
+                  wider_genres=[("Soul music", 0.41), ("Funk", 0.2)], chart_genres=[("R&B", 0.45), ("pop", 0.3)])
+    section = pages["check"].blend_section(dataclasses.replace(report, genre_blend=poor))
+    warning = _text(_by_id(section, "check-fit-warning"))
+    assert "does not fit these ten genres" in warning and "Soul music (0.41)" in warning and "uncalibrated" in warning
+    genres = _by_id(section, "check-chart-genres")
+    assert chart_genres.LABEL in _text(genres) and "R&B 0.45" in _text(genres)
+    assert re.search(r"R&B: \d+ chart hits", _text(genres)) and " — " in _text(genres)  # artist — song
+    ok = pages["check"].blend_section(dataclasses.replace(report, genre_blend=_blend(fit="ok")))
+    assert _by_id(ok, "check-fit-warning") is None
+
+
+def test_timeline_draws_only_the_analysed_windows_on_the_whole_track(pages):
+    from tracklens import explore
+
+    blend = _blend()
+    fig = explore.blend_timeline(blend.timeline, duration_s=240.0)
+    assert list(fig.layout.xaxis.range) == [0, 240.0]
+    rock = next(t for t in fig.data if t.name == "rock")
+    assert list(rock.x) == [46.5, 49.5, 166.5] and list(rock.width) == [3.0, 3.0, 3.0]
+    assert fig.layout.legend.orientation == "h"  # below the plot: a vertical one took half a phone's width
+    line = _text(pages["check"].status_line(types.SimpleNamespace(filename="song.mp3", duration_s=240.0,
+                                                                    genre_blend=blend)))
+    assert line == "song.mp3: 4:00 analysed; genre blend: blended 9 s of the 240 s track: 45-51 s, 165-168 s."
 
 
 @pytest.mark.parametrize("name, make, expected", [
-    ("corrupt.wav", lambda: b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(2048), "corrupt.wav"),
     ("silence.wav", lambda: _wav_bytes(np.zeros(3 * config.SAMPLE_RATE, np.float32)), "silent"),
     ("blip.wav", lambda: _wav_bytes(0.5 * np.ones(2000, np.float32)), "too short"),
 ])
-def test_check_upload_refuses_bad_audio_with_one_line(pages, name, make, expected):
-    status, results, summary = pages["check"].check_upload(_data_uri(make()), name)
-    assert results == [] and "check-error" in _ids(status)
+def test_check_refuses_bad_audio_with_one_line(app, pages, name, make, expected):
+    status, results, summary, player = _check(app, pages, make(), name)
+    assert results == [] and "check-error" in _ids(status) and player["ok"] is False
     message = _text(status)
     assert message.startswith(name) and expected in message and "\n" not in message
+    assert "tracklens-uploads-" not in message
 
 
 @pytest.mark.parametrize("error, shown", [
     (TracklensError("song.wav: unsupported channel count (3000)"), "song.wav: unsupported channel count (3000)"),
     (TracklensError("no audio stream"), "song.wav: no audio stream"),
 ])
-def test_check_upload_shows_a_tracklens_error_as_it_is(pages, monkeypatch, error, shown):
+def test_check_upload_shows_a_tracklens_error_as_it_is(app, pages, demo_catalogue, monkeypatch, error, shown):
     from tracklens.dashboard import track
 
     monkeypatch.setattr(track, "_check_track", _raises(error))
-    status, results, _ = pages["check"].check_upload(_data_uri(b"RIFF" + bytes(64)), "song.wav")
+    status, results, _, _ = _check(app, pages, _demo_clip(demo_catalogue, 4).read_bytes(), "song.wav")
     assert _text(status) == shown and results == []
 
 
 @pytest.mark.parametrize("error, detail", [(MemoryError(), "MemoryError"), (ValueError("Input must be finite"), "finite"),
                                            (KeyError("tempo"), "tempo")], ids=["MemoryError", "ValueError", "KeyError"])
-def test_check_upload_hides_an_unexpected_error_and_logs_it(pages, monkeypatch, caplog, error, detail):
+def test_check_upload_hides_an_unexpected_error_and_logs_it(app, pages, demo_catalogue, monkeypatch, caplog,
+                                                            error, detail):
     from tracklens.dashboard import track
 
     monkeypatch.setattr(track, "_check_track", _raises(error))
     with caplog.at_level("ERROR", logger=track.LOG.name):
-        status, results, _ = pages["check"].check_upload(_data_uri(b"RIFF" + bytes(64)), "song.wav")
+        status, results, _, _ = _check(app, pages, _demo_clip(demo_catalogue, 5).read_bytes(), "song.wav")
     assert _text(status) == f"song.wav: {track.GENERIC_FAILURE}" and results == []
     assert detail not in _text(status) and type(error).__name__ not in _text(status)
     logged = [r for r in caplog.records if r.exc_info and r.exc_info[1] is error]
@@ -484,7 +811,7 @@ def test_check_upload_hides_an_unexpected_error_and_logs_it(pages, monkeypatch, 
 
 
 def _raises(error: BaseException):
-    def fail(raw, name):
+    def fail(source, name):
         raise error
     return fail
 
@@ -495,7 +822,7 @@ def test_report_cache_keeps_only_the_last_few_uploads(monkeypatch):
     analysed = []
     monkeypatch.setattr(track, "_cache", collections.OrderedDict())
     monkeypatch.setattr(track, "_check_track",
-                        lambda raw, name: analysed.append(name) or types.SimpleNamespace(filename=name))
+                        lambda source, name: analysed.append(name) or types.SimpleNamespace(filename=name))
     for i in range(6):
         track.check_track(f"upload {i}".encode(), f"{i}.wav")
     assert len(track._cache) == track._CACHE_SIZE <= 3
@@ -510,7 +837,7 @@ def test_checks_beyond_the_limit_wait_for_a_free_slot(monkeypatch):
 
     running, peak, lock = 0, 0, threading.Lock()
 
-    def slow_check(raw, name):
+    def slow_check(source, name):
         nonlocal running, peak
         with lock:
             running += 1
@@ -529,28 +856,28 @@ def test_checks_beyond_the_limit_wait_for_a_free_slot(monkeypatch):
     assert peak == track.MAX_CONCURRENT_CHECKS
 
 
-def test_check_upload_refuses_too_long(pages, monkeypatch):
+def test_display_name_never_keeps_a_path():
+    from tracklens.dashboard import track
+
+    assert track.display_name("../../etc/passwd.wav") == "passwd.wav"
+    assert track.display_name("C:\\music\\song.mp3") == "song.mp3"
+    assert track.display_name(None) == "upload"
+
+
+def test_check_refuses_too_long_after_decoding(app, pages, monkeypatch):
+    """A file whose header says less than it holds is still stopped by the decoder's limit."""
     from tracklens.dashboard import data
 
-    monkeypatch.setattr(data, "MAX_UPLOAD_SECONDS", 2.0)
     y = 0.3 * np.sin(np.arange(4 * config.SAMPLE_RATE) * 0.05).astype(np.float32)
-    status, results, _ = pages["check"].check_upload(_data_uri(_wav_bytes(y)), "long.wav")
+    code, answer = _upload(app, _wav_bytes(y), "long.wav")
+    monkeypatch.setattr(data, "MAX_UPLOAD_SECONDS", 2.0)
+    status, _, _, _ = pages["check"].check_upload({"id": answer["id"], "name": "long.wav"})
     assert "long.wav: too long" in _text(status)
 
 
-def test_check_layout_states_limits(pages):
-    from tracklens.dashboard import data
-
-    layout = pages["check"].layout()
-    assert {"check-upload", "check-status", "check-player", "check-results"} <= _ids(layout)
-    assert f"{data.MAX_UPLOAD_MB} MB" in _text(layout)
-    upload = next(c for c in layout.children if getattr(c, "id", None) == "check-upload-zone").children
-    assert upload.max_size == data.MAX_UPLOAD_BYTES
-
-
-def test_chart_reference_uses_full_audio_features_when_catalogue_has_them(tmp_path, demo_catalogue, monkeypatch):
+def test_chart_reference_uses_full_audio_features_when_catalogue_has_them(tmp_path, demo_catalogue):
     from tracklens import features
-    from tracklens.dashboard import data, track
+    from tracklens.dashboard import compare, data
 
     rng = np.random.default_rng(1)
     rows = pd.DataFrame(rng.normal(size=(12, len(features.SUMMARY_COLUMNS))), columns=list(features.SUMMARY_COLUMNS))
@@ -562,11 +889,14 @@ def test_chart_reference_uses_full_audio_features_when_catalogue_has_them(tmp_pa
     rows.to_parquet(root / "features.parquet")
     try:
         data.configure(root)
-        ref = track.chart_reference()
-        assert ref.kind == "audio" and len(ref.table) == 12 and ref.coords.shape == (12, 2)
-        assert set(features.SUMMARY_COLUMNS) <= set(ref.columns)
-        dist, idx = ref.neighbours.kneighbors(ref.project(rows.iloc[3].to_dict()))
-        assert ref.table["name"].iloc[idx[0][0]] == "t3" and dist[0][0] == pytest.approx(0.0, abs=1e-6)
+        ref = compare.chart_reference()
+        assert ref.kind == "audio" and len(ref.table) == 12 and "loudness" in ref.continuous
+        assert set(features.SUMMARY_COLUMNS) <= set(ref.continuous)
+        row = rows.iloc[3].to_dict()
+        columns = ref.columns_for(row, whole_track=False)
+        nearest = ref.nearest(row, columns)
+        assert nearest["name"].iloc[0] == "t3" and nearest["distance"].iloc[0] == pytest.approx(0.0, abs=1e-6)
+        assert ref.chart_map(columns).coords.shape == (12, 2)
     finally:
         data.configure(demo_catalogue)
 
@@ -601,8 +931,8 @@ def test_serve_refuses_a_busy_port_with_one_line():
             app_module._check_port_free("127.0.0.1", port)
 
 
-def test_check_upload_decodes_m4a(pages, demo_catalogue, tmp_path):
-    """M4A goes through ffmpeg (a private temporary folder); the page treats it like any upload."""
+def test_check_upload_decodes_m4a(app, pages, demo_catalogue, tmp_path):
+    """M4A goes through ffmpeg; the page treats it like any upload."""
     import os
     import shutil
 
@@ -610,10 +940,10 @@ def test_check_upload_decodes_m4a(pages, demo_catalogue, tmp_path):
         if os.environ.get("CI"):
             pytest.fail("ffmpeg missing in CI: `.ci/system-deps` should have installed it")
         pytest.skip("ffmpeg not installed")
-    clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[2]
+    clip = _demo_clip(demo_catalogue, 2)
     m4a = tmp_path / "song.m4a"
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-c:a", "aac", "-b:a", "96k", str(m4a)], check=True,
                    timeout=60)
-    status, results, summary = pages["check"].check_upload(_data_uri(m4a.read_bytes(), "audio/mp4"), "song.m4a")
+    status, results, summary, _ = _check(app, pages, m4a.read_bytes(), "song.m4a")
     assert "check-ok" in _ids(status), _text(status)
-    assert "song.m4a: 6.0 s analysed" in _text(status) or "song.m4a: 6.1 s analysed" in _text(status)
+    assert _text(status).startswith("song.m4a: 0:06 analysed")

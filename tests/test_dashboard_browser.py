@@ -1,9 +1,9 @@
 """End-to-end: the dashboard served by `tracklens dashboard` (waitress), driven in headless Debian
 Chromium by Playwright. Loads every page, uploads real audio, waits for the genre blend and checks
 it against the same blend computed in this process, refuses corrupt / silent / too-large files with
-a readable message, and checks that all of it works under the server's Content-Security-Policy
-(no violation reported, no console error). Screenshots go to a temporary folder, or to
-$TRACKLENS_SCREENSHOTS when set.
+a readable message (the player then plays nothing), and checks that all of it works under the
+server's Content-Security-Policy (no violation reported, no console error). Screenshots go to a
+temporary folder, or to $TRACKLENS_SCREENSHOTS when set.
 
 Skips only when /usr/bin/chromium is missing and CI is unset (in CI a missing browser fails).
 """
@@ -112,6 +112,15 @@ def _assert_clean(page) -> None:
     assert page.js_errors == []
 
 
+def _expect_refused(page, status: int) -> None:
+    """Take the one console line Chromium logs for an upload the server refused with ``status``
+    (any 4xx answer to fetch() is logged as an error), so :func:`_assert_clean` sees only the unexpected."""
+    logged = f"Failed to load resource: the server responded with a status of {status} "
+    matches = [e for e in page.js_errors if e.startswith(logged)]
+    assert len(matches) == 1, page.js_errors
+    page.js_errors.remove(matches[0])
+
+
 @pytest.fixture(scope="module")
 def expected_blend():
     """The blend the page must show for an upload, computed in this process without the server."""
@@ -194,10 +203,11 @@ def test_check_demo_clip_gives_blend(server, page, demo_catalogue, expected_blen
     for section in ("#check-timeline", "#check-spectrogram", "#check-chromagram", "#check-profile", "#check-map"):
         page.wait_for_selector(f"{section} .main-svg")
     note = page.inner_text("#check-comparison-note")
-    assert "danceability" in note and "tempo" in note
-    assert len(page.query_selector_all("#check-nearest tbody tr")) == 5
-    src = page.get_attribute("#check-player", "src") or ""
-    assert src.startswith("data:audio")
+    assert "circle of fifths" in note and "tempo" in note
+    rows = page.query_selector_all("#check-nearest tbody tr")
+    assert len(rows) == 6 and rows[0].inner_text().startswith(clip.name)  # the track, then its five nearest
+    assert "not available" in page.inner_text("#check-card-danceability")
+    _wait_for_player(page, visible=True)
     assert clip.name in page.inner_text("#app-last-track")
     page.hover("#check-spectrogram")  # Plotly's PNG export goes through a blob: image (img-src)
     with page.expect_download() as download:
@@ -229,8 +239,10 @@ def test_check_refuses_bad_files(server, page, screenshots, name, payload, expec
     assert text.startswith(name) and expected in text
     assert "could not be analysed" not in text  # the reason itself, not the fallback for a server fault
     assert page.query_selector("#check-blend-label") is None
+    _wait_for_player(page, visible=False)
     if name == "corrupt.wav":
         page.screenshot(path=str(screenshots / "check_corrupt.png"), full_page=True)
+        _expect_refused(page, 422)  # refused by the upload route, from its header
     _assert_clean(page)
 
 
@@ -238,19 +250,59 @@ def test_check_refuses_too_large_file_in_browser(server, page):
     payload = b"\x00" * ((UPLOAD_LIMIT_MB + 1) * 1024 * 1024)
     _upload(page, server, "huge.wav", payload)
     error = page.wait_for_selector("#check-error", timeout=10_000)
-    assert "huge.wav: too large" in error.inner_text()
+    assert "huge.wav: too large" in error.inner_text() and f"files up to {UPLOAD_LIMIT_MB} MB" in error.inner_text()
     _assert_clean(page)
 
 
-def test_server_enforces_request_size_limit(server):
-    """waitress refuses a body over the limit from its Content-Length, before reading it."""
+def _wait_for_player(page, *, visible: bool) -> None:
+    """The player plays the last accepted upload (its own data: URI), or is hidden without a source."""
+    if visible:
+        page.wait_for_function("() => { const p = document.querySelector('#check-player');"
+                               " return p.src.startsWith('data:audio') && getComputedStyle(p).display !== 'none'; }")
+    else:
+        page.wait_for_function("() => { const p = document.querySelector('#check-player');"
+                               " return !p.getAttribute('src') && getComputedStyle(p).display === 'none'; }")
+
+
+def _choose(page, name: str, payload: bytes, mime: str = "audio/wav") -> None:
+    """Choose a file in the upload box of the page already open (no reload: the player's state carries over)."""
+    page.set_input_files("#check-upload input[type=file]", files=[{"name": name, "mimeType": mime, "buffer": payload}])
+
+
+def test_player_follows_the_last_accepted_upload(server, page, demo_catalogue):
+    """After a refused upload the player kept the previous file; after an unreadable one it showed an
+    empty player. Now every outcome but an analysed file hides it."""
+    clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[1]
+    _upload(page, server, clip.name, clip.read_bytes())
+    page.wait_for_selector("#check-ok", timeout=RESULT_TIMEOUT_MS)
+    _wait_for_player(page, visible=True)
+    for name, payload, shown in [
+        ("huge.wav", b"\x00" * ((UPLOAD_LIMIT_MB + 1) << 20), "#check-error"),  # refused in the browser
+        (clip.name, clip.read_bytes(), "#check-ok"),
+        ("corrupt.wav", b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(range(256)) * 8, "#check-error"),  # by the server
+        (clip.name, clip.read_bytes(), "#check-ok"),
+        ("silence.wav", _wav_bytes(np.zeros(5 * config.SAMPLE_RATE, dtype=np.float32)), "#check-error"),  # unreadable
+    ]:
+        _choose(page, name, payload)
+        page.wait_for_selector(shown, timeout=RESULT_TIMEOUT_MS)
+        assert page.inner_text(shown).startswith(name)
+        _wait_for_player(page, visible=shown == "#check-ok")
+    _expect_refused(page, 422)
+    _assert_clean(page)
+
+
+@pytest.mark.parametrize("path, content_type", [("/_dash-update-component", "application/json"),
+                                                 ("/_upload?name=big.wav", "application/octet-stream")])
+def test_server_enforces_request_size_limit(server, path, content_type):
+    """waitress refuses a body over the limit from its Content-Length, before reading it: an
+    upload over the (lowered) byte cap, a callback over the same."""
     from tracklens.dashboard.app import MAX_REQUEST_BODY_BYTES  # computed from the default limit
 
     host, port = server.removeprefix("http://").split(":")
     too_big = (UPLOAD_LIMIT_MB * 2 + 2) * 1024 * 1024
     assert too_big < MAX_REQUEST_BODY_BYTES  # the test server runs with a lowered limit
     with socket.create_connection((host, int(port)), timeout=30) as conn:
-        conn.sendall(f"POST /_dash-update-component HTTP/1.1\r\nHost: {host}\r\n"
-                     f"Content-Type: application/json\r\nContent-Length: {too_big}\r\n\r\n".encode())
+        conn.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nX-Tracklens-Upload: 1\r\n"
+                     f"Content-Type: {content_type}\r\nContent-Length: {too_big}\r\n\r\n".encode())
         status_line = conn.recv(4096).split(b"\r\n", 1)[0].decode()
     assert " 413 " in status_line, status_line

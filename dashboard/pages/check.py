@@ -1,64 +1,72 @@
-"""Check your track: upload audio and see its genre blend, its sound, and how it compares with
-chart hits.
+"""Check your track: upload audio and see its own values, its genre blend, its sound, and how it
+compares with the chart hits.
 
-The upload is decoded from memory (`dashboard.track`), analysed once, and cached by content hash;
-all figures come from explore.py and librosa_visuals.py. The audio player is fed client-side
-from the upload itself, so the file does not travel back from the server.
+The file goes to the server as it is, through the upload route (`dashboard.uploads`, sent by
+assets/upload.js; dcc.Upload only draws the drop zone), is checked from its header, analysed
+once and cached by content hash (`dashboard.track`); what is compared with the hits, and how,
+is `dashboard.compare`'s. All figures come from explore.py and librosa_visuals.py. The player
+plays the file from the browser's own copy, and only once the server has accepted it.
 """
 
 from __future__ import annotations
 
 import dash
-from dash import Input, Output, State, callback, clientside_callback, dcc, html
+import pandas as pd
+from dash import Input, Output, callback, clientside_callback, dcc, html
 
-from tracklens import explore
-from tracklens import librosa_visuals
-from tracklens.dashboard import data, track
+from tracklens import explore, librosa_visuals
+from tracklens.dashboard import compare, data, track, uploads
 from tracklens.dashboard.components import figure_panel
 
-
 ACCEPT = ",".join(data.UPLOAD_EXTENSIONS) + ",audio/*"
-FORMATS = "WAV, MP3, OGG, FLAC or M4A"
+FORMATS = "WAV, MP3, OGG/Opus, FLAC or M4A"
+N_GENRE_HITS = 8  # chart hits listed per chart genre
 
 
 def limits_text() -> str:
-    return (f"{FORMATS}; up to {data.MAX_UPLOAD_MB} MB and {data.MAX_UPLOAD_SECONDS / 60:g} minutes. "
-            "The file is analysed in memory and not stored.")
+    return (f"{FORMATS}, up to {data.MAX_UPLOAD_SECONDS / 60:g} minutes ({data.byte_cap_text()}). "
+            "The file is analysed on the server and deleted right after.")
 
 
 def layout(**_query) -> html.Div:
+    prefix = dash.get_app().config.routes_pathname_prefix
     return html.Div(
         [
             html.H1("Check your track"),
-            html.P("Upload a track to see its genre blend (from the shipped default model), its "
-                   "spectrogram and chromagram, and where it sits among chart hits.", className="note"),
+            html.P("Upload a track to see its tempo, key, loudness and estimated descriptors, its genre "
+                   "blend (from the shipped default model), its spectrogram and chromagram, and where it "
+                   "sits among chart hits.", className="note"),
             html.Div(
+                # max_size=0: dcc.Upload never reads a file itself (it would send it base64 in a
+                # callback); upload.js sends it to the upload route.
                 dcc.Upload(
                     id="check-upload",
                     children=html.Div([html.Strong("Drag and drop an audio file here, or click to browse."),
                                        html.Br(), html.Span(limits_text(), id="check-limits")]),
-                    accept=ACCEPT, max_size=data.MAX_UPLOAD_BYTES, multiple=False, className="upload",
-                    className_reject="upload", style_reject={"borderColor": "#D55E00"},
+                    accept=ACCEPT, max_size=0, multiple=False, className="upload", className_reject="upload",
                 ),
-                id="check-upload-zone", **{"data-max-bytes": str(data.MAX_UPLOAD_BYTES),
-                                          "data-max-mb": str(data.MAX_UPLOAD_MB)},
+                id="check-upload-zone",
+                **{"data-upload-url": prefix + uploads.ROUTE, "data-max-bytes": str(data.MAX_UPLOAD_BYTES),
+                   "data-limit": data.byte_cap_text(), "data-extensions": ",".join(data.UPLOAD_EXTENSIONS)},
             ),
+            dcc.Store(id="check-upload-ref"),  # {"id", "name"} of a stored upload, set by upload.js
+            dcc.Store(id="check-player-state"),  # {"id", "ok"}: whether the player may play that upload
             html.Div(id="check-status", role="status", **{"aria-live": "polite"}),
-            html.Audio(id="check-player", controls=True, style={"display": "none", "marginTop": "0.6rem"},
+            html.Audio(id="check-player", controls=True, style={"display": "none"},
                        **{"aria-label": "the uploaded track"}),
             dcc.Loading(html.Div(id="check-results"), type="default", delay_show=150),
         ]
     )
 
 
-# The player gets the data URI straight from the upload component: no server round trip.
+# The player shows the upload the server just analysed, from the browser's copy (upload.js), and
+# nothing after a refused or unreadable one.
 clientside_callback(
-    """function(contents) {
-        if (!contents) { return [window.dash_clientside.no_update, {display: "none"}]; }
-        return [contents, {display: "block", marginTop: "0.6rem"}];
+    """function(state) {
+        return window.tracklensUpload ? window.tracklensUpload.player(state) : [null, {display: "none"}];
     }""",
     Output("check-player", "src"), Output("check-player", "style"),
-    Input("check-upload", "contents"),
+    Input("check-player-state", "data"),
 )
 
 
@@ -67,109 +75,227 @@ def error_box(message: str) -> html.Div:
 
 
 @callback(Output("check-status", "children"), Output("check-results", "children"),
-          Output("app-track", "data"),
-          Input("check-upload", "contents"), State("check-upload", "filename"),
-          prevent_initial_call=True)
-def check_upload(contents: str | None, filename: str | None):
-    """Analyse an upload and render the results, or explain in one line why it cannot be."""
-    if not contents:
+          Output("app-track", "data"), Output("check-player-state", "data"),
+          Input("check-upload-ref", "data"), prevent_initial_call=True)
+def check_upload(ref: dict | None):
+    """Analyse a stored upload and render the results, or explain in one line why it cannot be."""
+    if not isinstance(ref, dict) or not ref.get("id"):
         raise dash.exceptions.PreventUpdate
+    upload_id, filename = str(ref["id"]), ref.get("name")
     try:
-        raw = track.decode_contents(contents, filename)
-        report = track.check_track(raw, filename)
+        with uploads.claim(upload_id) as upload:
+            filename = upload.name
+            report = track.check_track(upload.path, upload.name, digest=upload.sha256)
         results, summary = render_report(report), report.summary()
     except Exception as exc:  # the page must answer, whatever a decoder, model or figure does
-        return error_box(track.failure_message(exc, filename)), [], dash.no_update
-    status = html.P(f"{report.filename}: {report.duration_s:.1f} s analysed.", className="note",
-                    id="check-ok")
-    return status, results, summary
+        return (error_box(track.failure_message(exc, filename)), [], dash.no_update,
+                {"id": upload_id, "ok": False})
+    return status_line(report), results, summary, {"id": upload_id, "ok": True}
+
+
+def status_line(report: track.TrackReport) -> html.P:
+    """What was analysed: the whole track, and how much of it the blend read."""
+    blended = _blended_note(report.genre_blend)
+    text = f"{report.filename}: {compare.minutes(report.duration_s)} analysed"
+    return html.P(text + (f"; genre blend: {blended}" if blended else "") + ".", className="note", id="check-ok")
+
+
+def _blended_note(blend) -> str:
+    """The blend's own status line on how much it read ("blended 60 s of the 240 s track: ...")."""
+    return next((n for n in getattr(blend, "notes", None) or [] if n.startswith("blended")), "")
+
+
+# --- your track ---------------------------------------------------------------------------
+
+
+def your_track_card(report: track.TrackReport, charts: pd.DataFrame) -> html.Div:
+    """The track's own values first: each with its percentile among the hits, or why it has none."""
+    rows = compare.your_track(report.upload, charts)
+    body = [html.Tr([html.Th(r.label, scope="row"), _td("your track", r.value, className="value"),
+                     _td("among the hits", _percentile_text(r.percentile), className="rank"),
+                     _td("how", r.note, className="how")], id=f"check-card-{r.feature}")
+            for r in rows]
+    head = html.Thead(html.Tr([html.Th(c, scope="col") for c in ("", "your track", "among the hits", "how")]))
+    return html.Div([
+        html.H2("Your track"),
+        html.Table([html.Caption(f"{report.filename}, against {len(charts)} chart hits ({data.chart_label()})"),
+                    head, html.Tbody(body)], className="simple stack", id="check-card"),
+    ])
+
+
+def _td(label: str, text: str, **kwargs) -> html.Td:
+    """A cell that names its column on a phone, where the table stacks (style.css: table.stack)."""
+    return html.Td(text, **{"data-label": label}, **kwargs)
+
+
+def _percentile_text(percentile: tuple[float, float] | None) -> str:
+    if percentile is None:
+        return "not ranked"
+    low, high = percentile
+    return f"P{low:.0f}" if round(low) == round(high) else f"P{low:.0f}-P{high:.0f}"
+
+
+# --- genre blend ----------------------------------------------------------------------------
+
+
+def blend_section(report: track.TrackReport) -> list:
+    blend = report.genre_blend
+    if blend is None:
+        return [html.H2("Genre blend"), html.P(report.blend_problem, className="notice", id="check-no-model"),
+                tag_list(report)]
+    bars = explore.blend_bar(report.blend, top=None)
+    bars.update_layout(title=None, margin={"t": 20})  # the section heading names it
+    timeline = explore.blend_timeline(blend.timeline, duration_s=report.upload.duration_s)
+    return [
+        html.H2("Genre blend"),
+        *fit_warning(blend),
+        html.P(f"Blend: {report.blend_label}", className="blend-label", id="check-blend-label"),
+        html.Div([figure_panel("check-blend", "genre blend bar chart", bars),
+                  html.Div([tag_list(report)], className="panel")], className="grid"),
+        figure_panel("check-timeline", "genre blend over time", timeline, html_title=True),
+        html.P(_blended_note(blend), className="note", id="check-blend-status"),
+        *chart_genre_section(blend),
+    ]
+
+
+def fit_warning(blend) -> list:
+    """A warning when the ten genres do not describe the track (models.fit), with the wider
+    AudioSet genres it is closest to."""
+    if getattr(blend, "fit", None) != "poor":
+        return []
+    wider = ", ".join(f"{g} ({p:.2f})" for g, p in getattr(blend, "wider_genres", [])[:3])
+    return [html.Div([html.Strong("This track does not fit these ten genres"),
+                      html.Span(f": {blend.fit_reason}. The blend below is the closest of the ten, not a description."),
+                      html.P(f"Closest wider genres (AudioSet likelihoods, uncalibrated): {wider}.") if wider else None],
+                     className="warning", id="check-fit-warning", role="status")]
+
+
+def chart_genre_section(blend) -> list:
+    """The chart genres the track sounds like (AudioSet tags mapped onto the chart's genre words,
+    uncalibrated) and, for the first few, chart hits of that genre."""
+    from tracklens.models import chart_genres
+
+    scores = list(getattr(blend, "chart_genres", None) or [])[:3]
+    if not scores:
+        return []
+    charts = data.charts()
+    lists = [_genre_hits(genre, charts) for genre, _ in scores]
+    return [html.Div([
+        html.P(f"Chart genres it sounds like — {chart_genres.LABEL}: "
+               + ", ".join(f"{g} {p:.2f}" for g, p in scores) + ".", className="note"),
+        *[x for x in lists if x is not None],
+    ], id="check-chart-genres")]
+
+
+def _genre_hits(genre: str, charts: pd.DataFrame) -> html.Details | None:
+    from tracklens.prepare import split_genres
+
+    if "genre" not in charts.columns:
+        return None
+    tagged = charts[charts["genre"].map(lambda value: genre in split_genres(value))]
+    if not len(tagged):
+        return None
+    if "popularity" in tagged.columns:
+        tagged = tagged.sort_values("popularity", ascending=False)
+    items = [html.Li(f"{r.get('artist', '?')} — {r.get('song', '?')} ({r.get('year', '?')})")
+             for _, r in tagged.head(N_GENRE_HITS).iterrows()]
+    return html.Details([html.Summary(f"{genre}: {len(tagged)} chart hits, the most popular"), html.Ul(items)])
+
+
+def tag_list(report: track.TrackReport) -> html.Div:
+    if not report.tags:
+        return html.Div(html.P("Tags: the pretrained tagger (musicnn) is not installed.", className="note"),
+                        id="check-tags")
+    return html.Div([html.H3("Tags", className="figure-title"),
+                     html.P(report.tags_caption, className="note", id="check-tags-caption"),
+                     html.Div([html.Span(f"{t} {p:.0%}", className="tag") for t, p in report.tags.items()],
+                              className="tags")], id="check-tags")
+
+
+# --- against the chart hits -----------------------------------------------------------------
 
 
 def comparison_note(report: track.TrackReport) -> html.Div:
-    """Say which features the comparison used and which Spotify-only ones an upload lacks."""
-    ranked = ", ".join(c for c in explore.CONTINUOUS_FEATURES if c in report.comparable)
-    missing = ", ".join(track.SPOTIFY_ONLY_COLUMNS)
+    """Say what is compared with the hits, how, and what is not."""
+    ref = compare.chart_reference()
+    distance = ref.describe(report.distance_columns) if ref is not None else "nothing (no chart table)"
     return html.Div(
-        [html.P(f"Percentiles among the chart hits: {ranked} (key and mode are categories, shown in "
-                f"the table); the map and the nearest tracks use {report.reference_description}."),
-         html.P(f"Not available for an upload (Spotify-only descriptors): {missing}.")],
+        [html.P("Percentiles compare like with like: tempo, and duration for a whole track, with the hits' own "
+                "values; acousticness and energy as the range their estimate's error allows. Loudness is shown, "
+                "never ranked (LUFS is not Spotify's loudness); key and mode are categories."),
+         html.P(f"The map and the nearest tracks use {distance}.")],
         className="notice", id="check-comparison-note",
     )
 
 
 def nearest_table(report: track.TrackReport) -> html.Table:
-    rows = report.nearest
-    # The chart-unit columns read best; the full audio set has 60+ columns, too many for a table.
-    show = [c for c in track.COMPARABLE_COLUMNS if c in rows.columns]
-    group = "genre" if report.reference_kind == "audio" else "year"
+    """The upload first, then its nearest chart tracks, in the features the distance used."""
+    ref = compare.chart_reference()
+    columns = [*report.distance_columns, *(["key"] if ref is not None and ref.has_key else [])]
+    shown = [c for c in columns if c in explore.CONTINUOUS_FEATURES or c == "key"]
+    group = "genre" if ref is not None and ref.kind == "audio" else "year"
+    you = {**report.comparable, **{k: v for k, (v, _) in report.upload.estimates.items()}}
+    rows = [_neighbour_row(report.filename, (group, "your track"), "—", you, shown, report.upload.estimates, you=True)]
+    rows += [_neighbour_row(r["name"], (group, r["group"]), f"{r['distance']:.2f}", r, shown, {})
+             for _, r in report.nearest.iterrows()]
+    head = [html.Th(c, scope="col") for c in ("track", group, "distance", *map(_column_title, shown))]
     return html.Table(
-        [html.Caption("Five nearest chart tracks by audio features (standardised distance)"),
-         html.Thead(html.Tr([html.Th("track", scope="col"), html.Th(group, scope="col"),
-                             html.Th("distance", scope="col")] + [html.Th(c, scope="col") for c in show])),
-         html.Tbody([html.Tr([html.Td(r["name"]), html.Td(r["group"]), html.Td(f"{r['distance']:.2f}")]
-                             + [html.Td(_cell(c, r[c])) for c in show]) for _, r in rows.iterrows()])],
-        className="simple", id="check-nearest",
+        [html.Caption(f"Your track and the {len(report.nearest)} nearest chart tracks"),
+         html.Thead(html.Tr(head)), html.Tbody(rows)],
+        className="simple stack", id="check-nearest",
     )
 
 
-def _cell(column: str, value) -> str:
-    """A table cell in the chart's units: key as a pitch class, mode as major/minor."""
-    value = float(value)
-    if column == "key":
-        return librosa_visuals.PITCH_CLASSES[int(value)] if 0 <= value < 12 else "none"
-    if column == "mode":
-        return "major" if value >= 0.5 else "minor"
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+def _column_title(column: str) -> str:
+    return {"duration_ms": "duration", "key": "key"}.get(column, column)
 
 
-def tag_list(tags: dict | None) -> html.Div:
-    if not tags:
-        return html.Div(html.P("Tags: the pretrained tagger (musicnn) is not installed.", className="note"),
-                        id="check-tags")
-    return html.Div([html.H2("Tags (musicnn, from four 3 s excerpts)"),
-                     html.Div([html.Span(f"{t} {p:.0%}", className="tag") for t, p in tags.items()],
-                              className="tags")], id="check-tags")
+def _neighbour_row(name, group: tuple[str, str], distance, values, shown, estimates, *, you: bool = False) -> html.Tr:
+    cells = [_td("track", name, className="value"), _td(*group), _td("distance", distance)]
+    for c in shown:
+        if c == "key":
+            text = compare.key_name(values["key"], values["mode"])
+        elif c in estimates:
+            text = f"{estimates[c][0]:.2f} ± {estimates[c][1]:.2f}"
+        else:
+            text = explore.format_feature(c, values[c])
+        cells.append(_td(_column_title(c), text))
+    return html.Tr(cells, className="you" if you else None)
+
+
+def chart_section(report: track.TrackReport, charts: pd.DataFrame) -> list:
+    children = [html.H2("Against the chart hits"), comparison_note(report)]
+    grid = []
+    values, errors = report.upload.ranked(charts)
+    if len(charts) and values:
+        profile = explore.hit_profile(values, charts, features=list(values), errors=errors, label=report.filename)
+        grid.append(figure_panel("check-profile", "percentiles among chart hits", profile, html_title=True))
+    ref = compare.chart_reference()
+    if report.map_xy is not None and ref is not None:
+        chart_map = ref.chart_map(report.distance_columns)
+        groups = ref.table["group"] if ref.kind == "audio" else None  # genres; chart years would be noise
+        grid.append(figure_panel("check-map", "map of chart tracks with the upload",
+                                 explore.track_map(chart_map.coords, ref.table["name"], report.map_xy, groups=groups,
+                                                   label=report.filename, axis_titles=chart_map.axis_titles),
+                                 html_title=True))
+    return children + [html.Div(grid, className="grid"), nearest_table(report)]
 
 
 def render_report(report: track.TrackReport) -> list:
     """The result section for one analysed upload."""
     charts = data.charts()
-    if report.blend:
-        blend_section = [
-            html.P(f"Blend: {report.blend_label}", className="blend-label", id="check-blend-label"),
-            html.Div([figure_panel("check-blend", "genre blend bar chart", explore.blend_bar(report.blend, top=None)),
-                      html.Div([tag_list(report.tags)], className="panel")], className="grid"),
-            figure_panel("check-timeline", "genre blend over time", explore.blend_timeline(report.timeline)),
-        ]
-    else:
-        blend_section = [html.P(report.notes[0] if report.notes else "No genre blend available.",
-                                className="notice", id="check-no-model"), tag_list(report.tags)]
     spectrogram = librosa_visuals.spectrogram_figure(report.log_mel, frame_seconds=report.frame_seconds,
                                                      title=report.filename)
     chromagram = librosa_visuals.chromagram_figure(report.chroma, frame_seconds=report.frame_seconds,
                                                    title=report.filename)
-    children = [
-        html.H2("Genre blend"),
-        *blend_section,
-        html.Div([figure_panel("check-spectrogram", "mel spectrogram", spectrogram),
-                  figure_panel("check-chromagram", "chromagram", chromagram)], className="grid"),
-        html.H2("Against the chart hits"),
-        comparison_note(report),
+    return [
+        your_track_card(report, charts),
+        *blend_section(report),
+        html.H2("Sound"),
+        html.Div([figure_panel("check-spectrogram", "mel spectrogram", spectrogram, html_title=True),
+                  figure_panel("check-chromagram", "chromagram", chromagram, html_title=True)], className="grid"),
+        *chart_section(report, charts),
     ]
-    grid = []
-    if len(charts):
-        grid.append(figure_panel("check-profile", "percentiles among chart hits",
-                                 explore.hit_profile(report.comparable, charts, backend="plotly")))
-    if report.map_xy is not None:
-        ref = track.chart_reference()
-        groups = ref.table["group"] if ref.kind == "audio" else None  # genres; chart years would be noise
-        grid.append(figure_panel("check-map", "map of chart tracks with the upload",
-                                 explore.track_map(ref.coords, ref.table["name"], report.map_xy, groups=groups,
-                                                   label=report.filename)))
-    children += [html.Div(grid, className="grid"), nearest_table(report)]
-    notes = report.notes if report.blend else report.notes[1:]  # the first is shown above
-    children += [html.P(n, className="note") for n in notes]
-    return children
 
 
 # Registered last: pages imported as ordinary modules must hand Dash their layout explicitly.

@@ -1,0 +1,111 @@
+// "Check your track" uploads. The file goes to the server as it is (POST to the upload route,
+// streamed to a temporary file there), not base64 inside a callback: dcc.Upload only draws the
+// drop zone (max_size=0, so it reads nothing). Too large or wrong type is said here at once;
+// the server checks again (413/415) and reads the header's duration before decoding.
+// The player gets the browser's own copy, and only for an upload the server analysed.
+(function () {
+  var pending = null;  // {id, file, source: Promise of a data: URI} of the upload being checked
+
+  function setProps(id, props) {
+    if (window.dash_clientside && window.dash_clientside.set_props) {
+      window.dash_clientside.set_props(id, props);
+    }
+  }
+
+  function statusBox(message, isError) {
+    return {type: "Div", namespace: "dash_html_components",
+            props: isError ? {children: message, className: "error", role: "alert", id: "check-error"}
+                           : {children: message, className: "note", id: "check-busy"}};
+  }
+
+  function clearPlayer() {
+    setProps("check-player", {src: null, style: {display: "none"}});
+  }
+
+  function refuse(message) {
+    pending = null;
+    clearPlayer();
+    setProps("check-status", {children: statusBox(message, true)});
+    setProps("check-results", {children: []});
+  }
+
+  function readAsDataUrl(file) {
+    return new Promise(function (resolve, reject) {
+      var reader = new FileReader();
+      reader.onload = function () { resolve(reader.result); };
+      reader.onerror = function () { reject(reader.error); };
+      reader.readAsDataURL(file);
+    });
+  }
+
+  function send(file, zone) {
+    var limit = Number(zone.getAttribute("data-max-bytes"));
+    var allowed = zone.getAttribute("data-extensions").split(",");
+    var dot = file.name.lastIndexOf(".");
+    var suffix = dot >= 0 ? file.name.slice(dot).toLowerCase() : "";
+    clearPlayer();
+    if (allowed.indexOf(suffix) < 0) {
+      var names = allowed.map(function (e) { return e.slice(1).toUpperCase(); }).join(", ");
+      refuse(file.name + ": unsupported file type '" + (suffix || "none") + "'; upload " + names);
+      return;
+    }
+    if (limit && file.size > limit) {
+      refuse(file.name + ": too large (" + (file.size / 1048576).toFixed(1) + " MB); " +
+             zone.getAttribute("data-limit"));
+      return;
+    }
+    pending = {file: file, id: null, source: null};
+    var mine = pending;
+    setProps("check-status", {children: statusBox("Uploading " + file.name + " (" +
+             (file.size / 1048576).toFixed(1) + " MB) ...", false)});
+    setProps("check-results", {children: []});
+    fetch(zone.getAttribute("data-upload-url") + "?name=" + encodeURIComponent(file.name),
+          {method: "POST", body: file, headers: {"X-Tracklens-Upload": "1"}})
+      .then(function (response) {
+        return response.json().then(function (body) { return {ok: response.ok, body: body}; },
+                                    function () { return {ok: false, body: {}}; });
+      })
+      .then(function (answer) {
+        if (mine !== pending) { return; }  // a newer upload replaced this one
+        if (!answer.ok || !answer.body.id) {
+          refuse(answer.body.error || (file.name + ": the server refused the upload"));
+          return;
+        }
+        mine.id = answer.body.id;
+        mine.source = readAsDataUrl(file);
+        setProps("check-status", {children: statusBox("Analysing " + file.name + " ...", false)});
+        setProps("check-upload-ref", {data: {id: answer.body.id, name: answer.body.name}});
+      })
+      .catch(function () {
+        if (mine === pending) { refuse(file.name + ": the upload did not reach the server; try again"); }
+      });
+  }
+
+  function zoneOf(target) {
+    return target && target.closest ? target.closest("#check-upload-zone") : null;
+  }
+
+  document.addEventListener("change", function (e) {
+    var zone = zoneOf(e.target);
+    if (zone && e.target.files && e.target.files.length) {
+      send(e.target.files[0], zone);
+      e.target.value = "";  // choosing the same file again is a new upload
+    }
+  }, true);
+  document.addEventListener("drop", function (e) {
+    var zone = zoneOf(e.target);
+    if (zone && e.dataTransfer && e.dataTransfer.files.length) { send(e.dataTransfer.files[0], zone); }
+  }, true);
+
+  window.tracklensUpload = {
+    // For the page's clientside callback: [src, style] of the player once the server answered.
+    player: function (state) {
+      var hidden = [null, {display: "none"}];
+      if (!state || !state.ok || !pending || pending.id !== state.id || !pending.source) {
+        return hidden;
+      }
+      return pending.source.then(function (uri) { return [uri, {display: "block"}]; },
+                                 function () { return hidden; });
+    }
+  };
+})();

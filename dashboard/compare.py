@@ -1,0 +1,318 @@
+"""How an upload is compared with the chart hits: like with like, each feature in its own way.
+
+The chart table's columns are Spotify's measures. For an upload:
+
+- **tempo** (BPM, librosa's beat tracker; Spotify's is another tracker of the same quantity):
+  ranked among the hits;
+- **key and mode**: categories, never ranked; the card gives the share of hits in the same key;
+- **loudness**: the upload's integrated loudness (LUFS, ITU-R BS.1770) is *not* Spotify's
+  ``loudness`` (its own dB measure: median -5.3 dB over the Top Hits, where a normally mastered
+  -8 LUFS track would rank at P7), so it is never ranked: both are shown side by side;
+- **duration**: ranked only for a whole track (at least as long as the shortest hit); an
+  excerpt's length says nothing about the song's;
+- **acousticness, energy**: estimated from audio (:mod:`models.descriptors`) with their held-out
+  error; ranked as a percentile range (the percentiles of estimate - error and estimate + error);
+- danceability, instrumentalness, liveness, speechiness, valence: not available (the estimator
+  says why).
+
+The nearest chart tracks and the 2-D map use a distance that respects each feature
+(:class:`Reference`): the continuous features in standard deviations of the hits, key on the
+circle of fifths (a minor key beside its relative major), mode as a category, duration only for
+whole tracks, loudness never (the two sides measure it differently).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from tracklens import config
+from tracklens.dashboard import data
+from tracklens.librosa_visuals import PITCH_CLASSES
+
+N_NEAREST = 5
+#: The Spotify-style descriptors an upload can get, estimated from audio (models.descriptors).
+ESTIMATED = ("acousticness", "energy")
+# Distance weights: one standard deviation of a continuous feature counts 1; a key across the
+# circle of fifths counts 2 (neighbouring keys 0.52: the chord between them on a unit circle); a
+# different mode counts 1.
+MODE_WEIGHT = 1.0
+KEY_AXES = ("key C↔F#", "key A↔D#")  # the circle of fifths' cos/sin axes, named by their poles
+
+
+def minutes(seconds: float) -> str:
+    """``m:ss`` (e.g. 223.3 -> "3:43")."""
+    total = int(round(float(seconds)))
+    return f"{total // 60}:{total % 60:02d}"
+
+
+def key_name(key, mode) -> str:
+    """Spotify's key (0-11, -1 none) and mode (1 major, 0 minor) as words, e.g. "A minor"."""
+    key = int(round(float(key)))
+    if not 0 <= key < 12:
+        return "no key detected"
+    return f"{PITCH_CLASSES[key]} {'major' if int(round(float(mode))) == 1 else 'minor'}"
+
+
+def fifths_angle(key, mode) -> float:
+    """Angle (radians) of a key on the circle of fifths; a minor key sits on its relative major
+    (A minor with C major), so keys sharing their notes are neighbours. NaN for no key."""
+    key, mode = int(round(float(key))), int(round(float(mode)))
+    if not 0 <= key < 12:
+        return float("nan")
+    major = key if mode == 1 else (key + 3) % 12
+    return 2 * np.pi * (major * 7 % 12) / 12
+
+
+def is_whole_track(duration_s: float, charts: pd.DataFrame) -> bool:
+    """An upload at least as long as the shortest chart hit counts as a whole song (a 30 s
+    excerpt does not: its length says nothing about the song's)."""
+    durations = pd.to_numeric(charts.get("duration_ms", pd.Series(dtype=float)), errors="coerce").dropna()
+    return bool(len(durations)) and duration_s * 1000 >= durations.min()
+
+
+# --- the "your track" card ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the "your track" card.
+
+    feature : chart column (``key`` stands for key and mode)
+    value : the upload's value in words and units
+    percentile : (low, high) among the hits, equal for a point value; None when not ranked
+    note : how the value was measured, or why it is not ranked
+    """
+
+    feature: str
+    label: str
+    value: str
+    percentile: tuple[float, float] | None
+    note: str
+
+
+@dataclass
+class Upload:
+    """What the comparison needs of one analysed upload."""
+
+    comparable: dict  # features.spotify_comparable_features: tempo, loudness, key, mode, duration_ms
+    duration_s: float
+    estimates: dict = field(default_factory=dict)  # descriptor -> (value, held-out error)
+    unavailable: dict = field(default_factory=dict)  # descriptor -> why it has no estimate
+
+    def ranked(self, charts: pd.DataFrame) -> tuple[dict, dict]:
+        """``(values, errors)``: the features ranked among ``charts`` (see the module docstring)."""
+        values = {"tempo": self.comparable["tempo"]}
+        if is_whole_track(self.duration_s, charts):
+            values["duration_ms"] = self.comparable["duration_ms"]
+        values.update({name: value for name, (value, _) in self.estimates.items()})
+        errors = {name: error for name, (_, error) in self.estimates.items()}
+        return {k: v for k, v in values.items() if k in charts.columns}, errors
+
+
+def your_track(upload: Upload, charts: pd.DataFrame) -> list[Row]:
+    """The card's rows: tempo, key, loudness, duration, then every Spotify descriptor."""
+    from tracklens import explore
+    from tracklens.models import descriptors
+
+    values, errors = upload.ranked(charts)
+    profile = explore.hit_profile_data(values, charts, features=list(values), errors=errors) if values else None
+
+    def percentile(feature):
+        if profile is None or feature not in profile.index:
+            return None
+        return float(profile.loc[feature, "percentile_low"]), float(profile.loc[feature, "percentile_high"])
+
+    c, n = upload.comparable, len(charts)
+    rows = [Row("tempo", "tempo", f"{c['tempo']:.0f} BPM", percentile("tempo"),
+                "beat tracking (librosa); the hits' tempo is Spotify's estimate of the same quantity"),
+            Row("key", "key", key_name(c["key"], c["mode"]), None, _key_note(c, charts)),
+            Row("loudness", "loudness", f"{c['loudness']:.1f} LUFS", None, _loudness_note(charts)),
+            Row("duration_ms", "duration", minutes(upload.duration_s), percentile("duration_ms"),
+                f"among {n} hits" if percentile("duration_ms") else _excerpt_note(upload, charts))]
+    for name in descriptors.DESCRIPTORS:
+        if name in upload.estimates:
+            value, error = upload.estimates[name]
+            rows.append(Row(name, name, f"{value:.2f} ± {error:.2f}", percentile(name),
+                            f"{descriptors.DESCRIPTOR_LABEL}; ± its held-out mean error"))
+        else:
+            rows.append(Row(name, name, "not available", None,
+                            upload.unavailable.get(name, "not estimated from audio")))
+    return rows
+
+
+def _key_note(c: dict, charts: pd.DataFrame) -> str:
+    if not 0 <= int(c["key"]) < 12 or not {"key", "mode"} <= set(charts.columns):
+        return "a category, not a scale: not ranked"
+    same = ((charts["key"] == int(c["key"])) & (charts["mode"] == int(c["mode"]))).mean()
+    return f"a category, not a scale: not ranked; {same:.1%} of the hits are in {key_name(c['key'], c['mode'])}"
+
+
+def _loudness_note(charts: pd.DataFrame) -> str:
+    hits = pd.to_numeric(charts.get("loudness", pd.Series(dtype=float)), errors="coerce").dropna()
+    if not len(hits):
+        return "integrated loudness (ITU-R BS.1770)"
+    p10, p50, p90 = np.percentile(hits, [10, 50, 90])
+    return (f"integrated loudness (ITU-R BS.1770). Not ranked: the hits' loudness is Spotify's own dB "
+            f"measure (median {p50:.1f} dB, P10-P90 {p10:.1f} to {p90:.1f} dB), not LUFS; the two differ "
+            "by a track-dependent amount, so a rank would mislead")
+
+
+def _excerpt_note(upload: Upload, charts: pd.DataFrame) -> str:
+    hits = pd.to_numeric(charts.get("duration_ms", pd.Series(dtype=float)), errors="coerce").dropna()
+    if not len(hits):
+        return "no chart durations to compare with"
+    return (f"not ranked: shorter than the shortest hit ({minutes(hits.min() / 1000)}), so taken for an "
+            f"excerpt; the hits are whole songs (median {minutes(hits.median() / 1000)})")
+
+
+# --- neighbours and map -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChartMap:
+    """A 2-D PCA map of the chart tracks for one set of encoded features."""
+
+    coords: np.ndarray  # (n, 2)
+    axis_titles: tuple[str, str]
+    pca: object
+
+
+@dataclass
+class Reference:
+    """Chart tracks to compare an upload with, and how features are encoded for the distance.
+
+    table : DataFrame with ``name``, ``group`` and the raw feature columns
+    continuous : columns compared in standard deviations of the hits (``mean``/``scale``)
+    kind : "chart" (the chart table's columns) or "audio" (catalogue clips' full audio features)
+    """
+
+    table: pd.DataFrame
+    continuous: list
+    kind: str
+    source: str
+    mean: pd.Series = None
+    scale: pd.Series = None
+    has_key: bool = True
+
+    def __post_init__(self):
+        values = self.table[self.continuous].astype(float)
+        self.mean, self.scale = values.mean(), values.std(ddof=0).replace(0.0, 1.0)
+        self._encoded_by_columns: dict = {}  # two column sets at most: with and without duration
+        self._maps: dict = {}
+
+    def columns_for(self, row: dict, *, whole_track: bool) -> list[str]:
+        """The continuous columns both the chart and ``row`` have (duration only for whole tracks)."""
+        return [c for c in self.continuous if c in row and np.isfinite(float(row[c]))
+                and (c != "duration_ms" or whole_track)]
+
+    def encode(self, rows: pd.DataFrame, columns: list[str]) -> np.ndarray:
+        """Rows as distance coordinates: z-scores of ``columns``, then (with key) the circle of
+        fifths' cos and sin (no key: the centre) and the mode (0/1, times MODE_WEIGHT)."""
+        parts = [((rows[columns].astype(float) - self.mean[columns]) / self.scale[columns]).to_numpy()]
+        if self.has_key:
+            angle = np.array([fifths_angle(k, m) for k, m in zip(rows["key"], rows["mode"])])
+            parts += [np.nan_to_num(np.cos(angle))[:, None], np.nan_to_num(np.sin(angle))[:, None],
+                      MODE_WEIGHT * (rows["mode"].astype(float).to_numpy()[:, None] == 1)]
+        return np.hstack(parts)
+
+    def coordinate_names(self, columns: list[str]) -> list[str]:
+        return [*columns, *KEY_AXES, "mode"] if self.has_key else list(columns)
+
+    def describe(self, columns: list[str]) -> str:
+        """One sentence: which features the distance uses, and how."""
+        shown = ", ".join("duration" if c == "duration_ms" else c for c in columns)
+        text = f"{shown} (each in standard deviations of the {len(self.table)} {self.source})"
+        if self.has_key:
+            text += ", key on the circle of fifths (a minor key beside its relative major) and mode (major/minor)"
+        return text
+
+    def nearest(self, row: dict, columns: list[str], k: int = N_NEAREST) -> pd.DataFrame:
+        """The ``k`` chart tracks nearest to ``row`` (Euclidean in :meth:`encode`'s coordinates)."""
+        chart = self._encoded(tuple(columns))
+        me = self.encode(pd.DataFrame([row]), columns)
+        distance = np.sqrt(((chart - me) ** 2).sum(axis=1))
+        order = np.argsort(distance, kind="stable")[:k]
+        return self.table.iloc[order].assign(distance=distance[order])
+
+    def chart_map(self, columns: list[str]) -> ChartMap:
+        """The PCA map of the chart tracks in these coordinates (fitted once per column set)."""
+        key = tuple(columns)
+        if key not in self._maps:
+            from sklearn.decomposition import PCA
+
+            pca = PCA(n_components=2, random_state=config.DEFAULT_SEED).fit(self._encoded(key))
+            names = self.coordinate_names(columns)
+            titles = tuple(_axis_title(i, pca, names) for i in range(2))
+            self._maps[key] = ChartMap(pca.transform(self._encoded(key)), titles, pca)
+        return self._maps[key]
+
+    def place(self, row: dict, columns: list[str]) -> tuple[float, float]:
+        """``row``'s position on :meth:`chart_map`."""
+        xy = self.chart_map(columns).pca.transform(self.encode(pd.DataFrame([row]), columns))[0]
+        return float(xy[0]), float(xy[1])
+
+    def _encoded(self, columns: tuple) -> np.ndarray:
+        if columns not in self._encoded_by_columns:
+            self._encoded_by_columns[columns] = self.encode(self.table, list(columns))
+        return self._encoded_by_columns[columns]
+
+
+def _axis_title(i: int, pca, names: list[str]) -> str:
+    """"component 1 (31 %): +energy, -acousticness": the two features it loads on most."""
+    loadings = pca.components_[i]
+    top = np.argsort(-np.abs(loadings))[:2]
+    parts = ", ".join(f"{'+' if loadings[j] > 0 else '-'}{names[j].replace('duration_ms', 'duration')}" for j in top)
+    return f"component {i + 1} ({pca.explained_variance_ratio_[i]:.0%}): {parts}"
+
+
+def _audio_feature_table(root) -> pd.DataFrame | None:
+    """Whole-track rows of a features table written for the catalogue audio, if one exists."""
+    if root is None:
+        return None
+    for path in (root / "features.parquet", root / "features" / "features.parquet"):
+        if path.is_file():
+            df = pd.read_parquet(path)
+            if "segment" in df.columns:
+                df = df[df["segment"] == -1]
+            return df if len(df) else None
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def chart_reference() -> Reference | None:
+    """The comparison reference, built once per process (None with fewer than 3 usable rows).
+
+    With the demo catalogue's audio features (after `tracklens features`): its clips, on the full
+    summary feature set computed the same way as the upload's (loudness included: both are LUFS).
+    Otherwise the chart table's columns an upload can be given: tempo, acousticness and energy
+    (estimated), duration (whole tracks), key and mode.
+    """
+    from tracklens import features
+
+    source = data.chart_source()
+    audio_rows = _audio_feature_table(source.root) if source.kind == "demo" else None
+    if audio_rows is not None:
+        continuous = [c for c in dict.fromkeys((*features.SUMMARY_COLUMNS, "tempo", "loudness", "duration_ms"))
+                      if c in audio_rows.columns]
+        has_key = {"key", "mode"} <= set(audio_rows.columns)
+        names = audio_rows.get("track_id", audio_rows.index.astype(str)).astype(str)
+        labels = audio_rows["label"].astype(str) if "label" in audio_rows.columns else ""
+        table = audio_rows[continuous + (["key", "mode"] if has_key else [])].astype(float)
+        table = table.assign(name=names.to_numpy(), group=np.asarray(labels))
+        kind, what = "audio", "catalogue clips"
+    else:
+        charts = data.charts()
+        continuous = [c for c in ("tempo", *ESTIMATED, "duration_ms") if c in charts.columns]
+        has_key = {"key", "mode"} <= set(charts.columns)
+        table = charts[continuous + (["key", "mode"] if has_key else [])].apply(pd.to_numeric, errors="coerce")
+        table = table.assign(name=charts.get("artist", "").astype(str) + " — " + charts.get("song", "").astype(str),
+                             group=charts.get("year", "").astype(str)).dropna()
+        kind, what = "chart", "chart hits"
+    table = table.reset_index(drop=True)
+    if len(table) < 3:
+        return None
+    return Reference(table=table, continuous=continuous, kind=kind, source=what, has_key=has_key)

@@ -1,0 +1,100 @@
+"""The check page with a real upload (a GTZAN clip against the real Top Hits table) in headless
+Chromium at a laptop's 1440 px and a phone's 390 px: the page never scrolls sideways, no figure
+text or HTML figure title is clipped, no label runs into a plot area or over a bar end, and no CSP
+violation or script error. Screenshots (check_1440.png, check_390.png) go to
+$TRACKLENS_SCREENSHOTS when set. Reuses the helpers of the two other browser test files.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from test_dashboard_browser import CSP_LISTENER, RESULT_TIMEOUT_MS, START_TIMEOUT_S, _assert_clean, screenshots  # noqa: F401
+from test_dashboard_pages_browser import (CLIPPED_FIGURE_TEXT, FIGURE_LABELS, LAPTOP, OVERLAPS, PHONE, TOO_WIDE,  # noqa: F401
+                                          browser)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHECK_GRAPHS = ("#check-blend", "#check-timeline", "#check-spectrogram", "#check-chromagram", "#check-profile",
+                "#check-map")
+
+# HTML figure titles (and every other heading or table cell) whose text is wider than its box.
+CLIPPED_HTML_TEXT = """() => [...document.querySelectorAll('h1, h2, h3, td, th, caption, .note, .notice')]
+  .filter(el => el.scrollWidth > el.clientWidth + 1)
+  .map(el => `${el.tagName.toLowerCase()}#${el.id}: ${el.textContent.slice(0, 40)}`)"""
+
+# Hit-profile percentile labels that overlap a bar without being inside it, or leave the plot area
+# (at P94-P96 they overlapped the bar ends).
+PROFILE_LABELS_ASTRAY = """() => {
+  const graph = document.querySelector('#check-profile .js-plotly-plot');
+  const area = graph.querySelector('.nsewdrag').getBoundingClientRect();
+  const bars = [...graph.querySelectorAll('.barlayer .point path')].map(p => p.getBoundingClientRect());
+  const inside = (a, b) => a.left >= b.left - 1 && a.right <= b.right + 1 && a.top >= b.top - 1 && a.bottom <= b.bottom + 1;
+  const meet = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  const out = [];
+  for (const label of graph.querySelectorAll('.annotation-text')) {
+    const r = label.getBoundingClientRect();
+    if (!inside(r, area)) out.push(`${label.textContent} leaves the plot area`);
+    if (bars.some(b => meet(r, b) && !inside(r, b))) out.push(`${label.textContent} overlaps a bar end`);
+  }
+  return out;
+}"""
+
+
+@pytest.fixture(scope="module")
+def real_server(shared_data, tmp_path_factory):
+    """`tracklens dashboard` on the real Top Hits table (a private tracklens home)."""
+    from tracklens.dashboard.app import serve_in_subprocess
+
+    home = tmp_path_factory.mktemp("home")
+    log_path = tmp_path_factory.mktemp("dashboard") / "server.log"
+    with serve_in_subprocess(env={"TRACKLENS_HOME": str(home)}, log_path=log_path, timeout=START_TIMEOUT_S) as served:
+        yield served.url
+
+
+@pytest.fixture(scope="module")
+def real_clip(shared_data):
+    return sorted((shared_data / "gtzan" / "audio" / "hiphop").glob("*.opus"))[0]
+
+
+def _checked(browser, url: str, width: int, clip):
+    """A page of ``width`` px that uploaded ``clip`` and drew every figure of the result."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    context.add_init_script(CSP_LISTENER)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.js_errors = []
+    page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
+    page.on("console", lambda message: page.js_errors.append(message.text) if message.type == "error" else None)
+    page.goto(url + "/check")
+    page.set_input_files("#check-upload input[type=file]", str(clip))
+    page.wait_for_selector("#check-ok", timeout=RESULT_TIMEOUT_MS)
+    for graph in CHECK_GRAPHS:
+        page.wait_for_selector(f"{graph} .main-svg")
+    page.wait_for_load_state("networkidle")
+    return page
+
+
+@pytest.mark.parametrize("width", [LAPTOP, PHONE])
+def test_check_page_fits_the_screen_with_text_unclipped(real_server, browser, screenshots, real_clip, width):
+    page = _checked(browser, real_server, width, real_clip)
+    try:
+        page.screenshot(path=str(screenshots / f"check_{width}.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert page.evaluate(TOO_WIDE) == []
+        assert page.evaluate(CLIPPED_FIGURE_TEXT, FIGURE_LABELS) == []
+        assert page.evaluate(CLIPPED_HTML_TEXT) == []
+        assert page.inner_text("#check-card-tempo td.value").endswith("BPM")
+        _assert_clean(page)
+    finally:
+        page.context.close()
+
+
+@pytest.mark.parametrize("width", [LAPTOP, PHONE])
+def test_check_page_labels_overlap_nothing(real_server, browser, real_clip, width):
+    page = _checked(browser, real_server, width, real_clip)
+    try:
+        assert page.evaluate(OVERLAPS, FIGURE_LABELS) == []
+        assert page.evaluate(PROFILE_LABELS_ASTRAY) == []
+    finally:
+        page.context.close()
