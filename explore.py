@@ -240,11 +240,12 @@ def _stars(p: float) -> str:
 
 
 def _corr_title(d: CorrData) -> str:
-    return f"{d.method.capitalize()} correlations, n={d.n} tracks"
+    return f"{d.method.capitalize()} correlations (n={d.n})"
 
 
-def _corr_note(d: CorrData) -> str:
-    return f"uncorrected * p<.05, ** p<.01, *** p<.001; bars: {d.ci:.0%} bootstrap CI"
+def _corr_note(d: CorrData, *, intervals: bool = True) -> str:
+    stars = "* p<.05, ** p<.01, *** p<.001 (uncorrected)"
+    return f"{stars}; bars: {d.ci:.0%} bootstrap CI" if intervals else stars
 
 
 def _corr_intervals_axes(ax, d: CorrData) -> None:
@@ -328,7 +329,7 @@ def _corr_heatmap_plotly(d: CorrData, *, intervals: bool = True):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    title = {"text": _corr_title(d), "subtitle": {"text": _corr_note(d)}}
+    title = {"text": _corr_title(d), "subtitle": {"text": _corr_note(d, intervals=intervals)}}
     if not intervals:
         fig = go.Figure(_corr_matrix_trace(d, {}))
         fig.update_yaxes(autorange="reversed")
@@ -737,9 +738,9 @@ def _yearly_features(d: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
     return feats, _in_display_units(d, ["mean", "low", "high"])
 
 
-def _yearly_mpl(d: pd.DataFrame):
+def _yearly_mpl(d: pd.DataFrame, *, ncols: int = 4):
     feats, d = _yearly_features(d)
-    fig, axes = _mpl_figure(len(feats))
+    fig, axes = _mpl_figure(len(feats), ncols=ncols)
     for ax, f in zip(axes, feats):
         sub = d[d.feature == f]
         ax.plot(sub["year"], sub["mean"], marker="o", ms=3)
@@ -750,11 +751,11 @@ def _yearly_mpl(d: pd.DataFrame):
     return fig
 
 
-def _yearly_plotly(d: pd.DataFrame):
+def _yearly_plotly(d: pd.DataFrame, *, ncols: int = 4):
     import plotly.graph_objects as go
 
     feats, d = _yearly_features(d)
-    fig, pos = _plotly_grid([feature_name(f) for f in feats])
+    fig, pos = _plotly_grid([feature_name(f) for f in feats], ncols=ncols)
     for f, (row, col) in zip(feats, pos):
         sub = d[d.feature == f]
         fig.update_yaxes(title_text=AXIS_UNITS.get(f), row=row, col=col)
@@ -766,15 +767,17 @@ def _yearly_plotly(d: pd.DataFrame):
                       row=row, col=col)
     fig.update_layout(title={"text": "Yearly means",
                              "subtitle": {"text": f"band: {d.attrs.get('ci', 0.95):.0%} confidence interval"}},
-                      height=230 * pos[-1][0] + 100, margin=COMPACT_MARGIN)
+                      height=230 * pos[-1][0] + 120, margin={**COMPACT_MARGIN, "t": 110})  # room for the panel titles
     return fig
 
 
 def yearly_trends(df: pd.DataFrame, *, features: Sequence[str] | None = None,
-                  years: tuple[int, int] | None = None, backend: Backend = "plotly"):
-    """Yearly means of each feature with confidence bands (see :func:`yearly_data`)."""
+                  years: tuple[int, int] | None = None, ncols: int = 4, backend: Backend = "plotly"):
+    """Yearly means of each feature with confidence bands (see :func:`yearly_data`), ``ncols``
+    panels a row (1 stacks them: each keeps the figure's width and its unit's axis title room)."""
     d = yearly_data(df, features=features, years=years)
-    return _render(d, {"matplotlib": _yearly_mpl, "plotly": _yearly_plotly}, backend)
+    return _render(d, {"matplotlib": lambda x: _yearly_mpl(x, ncols=ncols),
+                       "plotly": lambda x: _yearly_plotly(x, ncols=ncols)}, backend)
 
 
 # --- hit profile ("check your track") -----------------------------------------------------
@@ -1140,9 +1143,11 @@ def _reliability_plotly(d):
 
     fig = go.Figure([go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, showlegend=False),
                      go.Scatter(x=d["confidence"], y=d["accuracy"], mode="lines+markers", customdata=d["count"],
+                                marker={"size": 4 + 2 * np.sqrt(d["count"].to_numpy())},  # a 2-track bin is no evidence
                                 hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} tracks)<extra></extra>",
                                 showlegend=False)])
-    fig.update_layout(title={"text": f"Reliability: {_ece_text(d)}", "subtitle": {"text": d.attrs["model"]}},
+    fig.update_layout(title={"text": f"Reliability: {_ece_text(d)}",
+                             "subtitle": {"text": f"{d.attrs['model']}; dot area: tracks in the bin"}},
                       margin=COMPACT_MARGIN, xaxis={"range": [0, 1], "title": "mean confidence"},
                       yaxis={"range": [0, 1], "title": "accuracy"})
     return fig

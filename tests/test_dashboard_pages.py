@@ -26,10 +26,20 @@ def _find(component, id_: str):
     return _find(getattr(component, "children", None), id_)
 
 
+def _first_of_type(component, type_name: str):
+    """The first component of type ``type_name`` (e.g. "Tbody") inside a Dash component tree."""
+    if isinstance(component, (list, tuple)):
+        return next((found for child in component if (found := _first_of_type(child, type_name)) is not None), None)
+    if not hasattr(component, "to_plotly_json"):
+        return None
+    if type(component).__name__ == type_name:
+        return component
+    return _first_of_type(getattr(component, "children", None), type_name)
+
+
 def _table_rows(table) -> list[list[str]]:
-    """The body cells of an html.Table as text."""
-    body = next(part for part in table.children if type(part).__name__ == "Tbody")
-    return [[_text(cell) for cell in row.children] for row in body.children]
+    """The body cells of the table inside ``table`` as text."""
+    return [[_text(cell) for cell in row.children] for row in _first_of_type(table, "Tbody").children]
 
 
 def _figure_in(layout, graph_id: str):
@@ -112,10 +122,11 @@ def test_models_page_shows_a_comparison_beside_the_shipped_model(pages, no_train
     assert "shipped default model" in _text(shipped) and "Check your track" in _text(shipped)
     assert "Models trained here" in _text(trained) and "models-empty" not in _ids(layout)
     comparison = _find(layout, "models-table")
-    headers = [_text(th) for th in comparison.children[1].children.children]
+    headers = [_text(th) for th in _first_of_type(comparison, "Thead").children.children]
     assert headers[0] == "model" and f"ECE ({evaluate.ECE_BINS} bins)" in headers
     assert [row[0] for row in _table_rows(comparison)] == ["mlp", "knn"]
-    assert "trained here" in _text(comparison.children[0]) and evaluate.ECE_NOTE in _text(comparison.children[0])
+    caption = _text(_find(layout, "models-table-caption"))
+    assert "trained here" in caption and evaluate.ECE_NOTE in caption
 
 
 def test_models_page_names_a_broken_shipped_model_and_keeps_the_rest(pages, no_trained_models, monkeypatch):

@@ -242,7 +242,9 @@ def update_trends(years, genres, explicit, feature, selection):
     """Yearly trends of the chosen feature and popularity for the filtered (and selected) songs."""
     df = selected_rows(filter_charts(data.charts(), years=years, genres=genres, explicit=explicit), selection)
     span = tuple(years) if years else None
-    return safe_figure(explore.yearly_trends, df, features=[feature, "popularity"], years=span, backend="plotly")
+    # Stacked (one panel a row): side by side, on a phone, each panel's unit title ran into the other.
+    return safe_figure(explore.yearly_trends, df, features=[feature, "popularity"], years=span, ncols=1,
+                       backend="plotly")
 
 
 # Registered last: pages imported as ordinary modules must hand Dash their layout explicitly.

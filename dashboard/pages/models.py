@@ -37,7 +37,8 @@ HEADLINE_METRICS = (
 #: each of its n tracks carries 1/n of both, so with 3 tracks one track moves them by up to 0.33.
 ROUGH_BELOW = 5
 COLUMN_HEADERS = {"ece": ECE_HEADER, "ece_uncalibrated": f"{ECE_HEADER} before scaling",
-                  "macro_roc_auc": "macro ROC-AUC", "infer_ms_per_track": "infer ms per track"}
+                  "macro_roc_auc": "macro ROC-AUC", "train_s": "training (s)",
+                  "infer_ms_per_track": "inference (ms per track)", "n_params": "parameters", "n": "tracks"}
 
 
 def format_value(value) -> str:
@@ -51,13 +52,17 @@ def format_value(value) -> str:
 
 
 def simple_table(caption: str, headers: list[str], rows: list[list], id_: str) -> html.Div:
-    """An accessible table (caption, column headers) in a container that scrolls sideways on a
-    narrow screen instead of widening the page."""
-    return html.Div(html.Table(
-        [html.Caption(caption),
-         html.Thead(html.Tr([html.Th(h, scope="col") for h in headers])),
-         html.Tbody([html.Tr([html.Td(format_value(v)) for v in row]) for row in rows])],
-        className="simple", id=id_), className="table-scroll")
+    """A table named by its caption, with column headers, in a container that scrolls sideways on
+    a narrow screen instead of widening the page. The caption stays outside the scrolling part
+    (as a <caption> it scrolled with a wide table and was cut off on a phone)."""
+    caption_id = f"{id_}-caption"
+    return html.Div([
+        html.P(caption, className="table-caption", id=caption_id),
+        html.Div(html.Table(
+            [html.Thead(html.Tr([html.Th(h, scope="col") for h in headers])),
+             html.Tbody([html.Tr([html.Td(format_value(v)) for v in row]) for row in rows])],
+            className="simple", **{"aria-labelledby": caption_id}), className="table-scroll"),
+    ], id=id_)
 
 
 # --- the shipped default model --------------------------------------------------------------------
@@ -172,8 +177,8 @@ def comparison_rows(table) -> list[dict]:
 def comparison_table(rows: list[dict], source) -> html.Div:
     """The comparison as an accessible table (caption says where it is from and what ECE is)."""
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    return simple_table(f"Models trained here, on the validation fold, track level (from `tracklens evaluate`: "
-                        f"{source}); {evaluate.ECE_NOTE}",
+    return simple_table(f"Model comparison of the models trained here, on the validation fold, track level (from "
+                        f"`tracklens evaluate`: {source}); {evaluate.ECE_NOTE}",
                         [COLUMN_HEADERS.get(c, c.replace("_", " ")) for c in columns],
                         [[row.get(c) for c in columns] for row in rows], "models-table")
 
