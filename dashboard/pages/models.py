@@ -146,8 +146,8 @@ def shipped_section() -> html.Section:
     return html.Section([
         heading,
         card_summary(report["card"]),
-        simple_table(f"Validation scores of the shipped model on {fold} (track level, after temperature "
-                     "scaling)", ["metric", "value", "how to read it"], headline_rows(report), "models-shipped-metrics"),
+        simple_table(f"Validation scores of the shipped model on {fold} (track level, after temperature scaling)",
+                     ["metric", "value", "how to read it"], headline_rows(report), "models-shipped-metrics"),
         html.P(cross_validation_note(report["card"]), className="note"),
         simple_table(f"Per genre on {fold}. Recall: share of the genre's tracks whose top genre is right. With "
                      f"fewer than {ROUGH_BELOW} tracks one track moves ROC-AUC and recall by up to 1/n.",
