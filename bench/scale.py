@@ -9,7 +9,8 @@ tempo, with noise; root, chord, tempo, length and level vary per track), written
 every track is computed. The workers are warmed (imports, numba's cache) before the first size.
 Each size runs its client in a fresh process connected to the one cluster, so its peak RSS
 (``ru_maxrss``) is that size's own; the client's one-time start (imports, numba's cache check,
-constant whatever the size) is timed apart from the run. Output MB: the partitioned table folder
+constant whatever the size) is timed apart from the run. Worker CPU s: user + system time the
+worker processes spent during the size's run (what a busy shared machine does not inflate). Output MB: the partitioned table folder
 (parquet parts, frames per part, markers) and the errors file. The machine is shared: compare
 the rows of one run, not absolute times across runs.
 """
@@ -60,6 +61,14 @@ def warm_worker() -> None:
 
     features.features_task()
     numba_cache.warm_numba()
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time (user + system); run on each worker."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def one_size(args) -> None:
@@ -120,6 +129,7 @@ def main() -> None:
             client.run(warm_worker)
             rows = []
             for n in args.sizes:
+                cpu_before = sum(client.run(cpu_seconds).values())
                 run = subprocess.run([sys.executable, __file__, "--scheduler", cluster.scheduler_address,
                                       "--audio", str(work / "audio"), "--n", str(n), "--out",
                                       str(work / f"out{n}" / "features.parquet"), "--cache", str(work / f"cache{n}"),
@@ -127,13 +137,16 @@ def main() -> None:
                 if run.returncode:
                     sys.exit(f"size {n} failed:\n{run.stderr[-3000:]}")
                 row = json.loads(run.stdout.strip().splitlines()[-1])
+                row["worker_cpu_s"] = sum(client.run(cpu_seconds).values()) - cpu_before
                 rows.append(row)
                 print(f"  {n} done: {row}", flush=True)
-    print("\n| tracks | parts | wall s | s per track | client start s | client peak RSS MB | output MB |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("\n| tracks | parts | wall s | s per track | worker CPU s per track | client start s | client peak RSS MB "
+          "| output MB |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         print(f"| {row['tracks']} | {row['parts']} | {row['wall_s']:.1f} | {row['wall_s'] / row['tracks']:.4f} | "
-              f"{row['start_s']:.1f} | {row['peak_rss_mb']:.0f} | {row['output_mb']:.1f} |")
+              f"{row['worker_cpu_s'] / row['tracks']:.4f} | {row['start_s']:.1f} | {row['peak_rss_mb']:.0f} | "
+              f"{row['output_mb']:.1f} |")
     per_track = [r["wall_s"] / r["tracks"] for r in rows]
     rss = [r["peak_rss_mb"] for r in rows]
     print(f"\ncost per track: max/min {max(per_track) / min(per_track):.2f}x (target <= 1.5x); "
