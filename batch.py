@@ -561,11 +561,12 @@ def _crash_error(task: Task, crash: _WorkerCrash, n_done: int, n_files: int) -> 
 def _plan_parts(task: Task, items: list[dict], part_size: int) -> list[dict]:
     """Consecutive runs of ``part_size`` items, each named by its index and a hash of what it
     holds (files, labels, ids, known checksums, the task's parameters): a rerun on the same
-    sources finds its finished parts by name."""
+    sources finds its finished parts by name. At least one part, so that even a catalogue of
+    only bad files is a (0-row) table with its columns."""
     width = max(5, len(str(max(len(items) - 1, 0) // part_size)))
     identity = [task.name, task.version, task.params]
     parts = []
-    for index, first in enumerate(range(0, len(items), part_size)):
+    for index, first in enumerate(range(0, max(len(items), 1), part_size)):
         chunk = items[first:first + part_size]
         content = [[item[k] for k in ("path", "file", "label", "track_id", "checksum")] for item in chunk]
         digest = hashlib.sha256(json.dumps([identity, content], sort_keys=True).encode()).hexdigest()[:10]

@@ -83,7 +83,8 @@ def read_json(url: str):
 
 
 def test_dask_parts_read_back_as_the_local_table(files, tmp_path, threads_cluster):
-    local = batch.run(FAKE, files, out=tmp_path / "t.parquet", cache_dir=tmp_path / "c1", progress=False)
+    local = batch.run(FAKE, files, out=memory_url("local.parquet"), cache_dir=tmp_path / "c1", progress=False)
+    assert local.out.startswith("memory://") and local.frames.endswith("/local.frames.npz")  # one file each
     url = memory_url("t.parquet")
     remote = batch.run(FAKE, files, out=url, scheduler=threads_cluster, cache_dir=tmp_path / "c2", part_size=2,
                        progress=False)
@@ -106,6 +107,16 @@ def test_dask_parts_read_back_as_the_local_table(files, tmp_path, threads_cluste
     assert (remote.n_tracks, remote.n_segments, remote.n_errors, remote.n_computed) == (5, 5, 1, 5)
     description = read_json(f"{url}/{batch.DATASET_FILE}")
     assert description["complete"] and description["parts"] == stems and description["task"] == "fake"
+
+
+def test_a_catalogue_of_only_bad_files_is_an_empty_table_in_both_layouts(tmp_path, threads_cluster):
+    manifest = pd.DataFrame({"path": ["a.wav", "b.wav"], "label": "x", "error": ["empty file (0 bytes)", "not audio"]})
+    local = batch.run(FAKE, manifest, out=tmp_path / "t.parquet", cache_dir=tmp_path / "c", progress=False)
+    parted = batch.run(FAKE, manifest, out=tmp_path / "p.parquet", scheduler=threads_cluster, cache_dir=tmp_path / "c",
+                       progress=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(parted.out), pd.read_parquet(local.out))
+    assert list(pd.read_parquet(parted.out).columns) == list(FAKE.columns) and parted.n_errors == 2
+    assert batch.load_frames(parted.out)["grid"].shape == (0, 2, 4)
 
 
 def test_run_part_returns_counts_and_errors_only(files, tmp_path):
