@@ -1,4 +1,5 @@
-"""The genre blend: a calibrated probability per genre for any track, with a label and a timeline.
+"""The genre blend: a calibrated probability per genre for any track, with a label, a timeline,
+a verdict on whether the ten genres fit it, and chart-genre tags.
 
 :class:`GenreModel` wraps a verified model directory (see :mod:`models.store`): the Keras model,
 its card and its calibration temperature. :func:`predict_blend` turns an audio file, an
@@ -8,23 +9,30 @@ its card and its calibration temperature. :func:`predict_blend` turns an audio f
   of the time on the validation fold);
 - ``top_genre`` and ``label``: the top genre, or ``"<top>-<second>"`` (e.g. ``"hiphop-metal"``)
   when the second genre's probability is within :data:`BLEND_MARGIN` of the top one's;
-- ``timeline``: the blend per analysis window across the track;
-- ``tags``: for musicnn embedding models, the track's mean musicnn tag likelihoods (a by-product
-  of the same forward pass; None for other models).
+- ``timeline``: the blend per analysis window, with each window's exact ``start_s`` / ``end_s``;
+  ``analysed`` / ``analysed_s`` say which seconds of the track were read;
+- ``fit`` (``ok`` / ``poor``), ``fit_reason`` and ``wider_genres``: whether the ten genres
+  describe the track at all (:mod:`models.fit`, from EfficientAT's AudioSet tags);
+- ``chart_genres``: AudioSet genres mapped onto the chart table's genres (:mod:`models.chart_genres`;
+  uncalibrated likelihoods);
+- ``tags`` / ``tags_source``: the track mean of the tagger the model ran (musicnn's MSD tags for
+  musicnn and fusion models, else AudioSet's classes) - from the same forward pass.
 
-Any length works. Files are decoded in blocks of ~30 s (``audio.load_audio`` with an offset), so
-a full album track never sits in memory whole; the last block is aligned to the track's end.
-Inside each block the model classifies windows of ``card.input.window_s`` seconds (3 s for
-segment-trained models; 10 s for models trained on the published 30 s GTZAN table, which
-bench/accuracy.py found as accurate as whole 30 s clips once averaged, and more useful for the
-timeline). The track blend is the normalised geometric mean of the window probabilities
-(the card's ``calibration.aggregation``, the one its temperature was fitted with), then
-temperature-scaled. A summary model analyses input shorter than one
-window as it is (``SHORT_INPUT``; bench/accuracy.py compares it with looping the clip to the
-window length); frame models need whole 3 s segments, so short input is looped for them.
-Embedding models (``musicnn_*``, the shipped default) read musicnn's embedding and tags per 3 s
-patch of each block (:func:`models.musicnn_models.window_inputs`); musicnn repeat-pads input
-shorter than one patch, as it was trained.
+Any model kind of :mod:`models.registry` works, decoded at the sample rate its card records
+(``input.sample_rate``: 16 kHz musicnn, 32 kHz EfficientAT and fusion, 22.05 kHz feature models;
+in-memory audio at another rate is resampled to it). Files are decoded in blocks of ~30 s
+(``audio.load_audio`` with an offset), so a long track never sits in memory whole; the last block
+is aligned to the track's end. By default every block of a track up to the 10-minute limit is
+blended (:data:`MAX_BLEND_S`; ``max_seconds`` reads fewer, evenly spread). Inside each block the
+model classifies windows of ``card.input.window_s`` seconds: 10 s EfficientAT windows
+(:mod:`models.efficientat_models`; a shorter input is one shorter window), musicnn's 3 s patches
+(:func:`models.musicnn_models.window_inputs`; shorter input is repeat-padded, as musicnn was
+trained), 3 s segments for frame models, 10 s for models trained on the published 30 s GTZAN
+table (bench/accuracy.py found them as accurate as whole clips once averaged). The track blend
+is the normalised geometric mean of the window probabilities (the card's
+``calibration.aggregation``, the one its temperature was fitted with), then temperature-scaled.
+A summary model analyses input shorter than one window as it is (``SHORT_INPUT``); frame models
+need whole 3 s segments, so short input is looped for them.
 """
 
 from __future__ import annotations
@@ -46,6 +54,9 @@ BLEND_MARGIN = 0.10  # a second genre within 0.10 probability of the top one nam
 # Measured by bench/accuracy.py on the real GTZAN valid fold (see README "Genre models"):
 SHORT_INPUT = "as_is"  # summary models: analyse a short clip as it is ("loop": repeat it to one window)
 BLOCK_S = 30.0  # audio is decoded in ~30 s blocks; the model's windows inside each are classified
+#: The shipped models besides config.DEFAULT_MODEL_DIR, by folder name (``--model default-fast`` works).
+FAST_MODEL_DIR = config.MODELS_DIR / "default-fast"
+SHIPPED_NAMES = ("default", "default-fast", "default-table")
 #: predict_blend reads at most this much of a track by default (the feature engine's limit, 10 min)
 MAX_BLEND_S = config.FEATURE_MAX_DURATION_S
 #: Input kinds read from EfficientAT windows (models.efficientat_models; no numpy import needed here)
@@ -214,7 +225,8 @@ def _check_embedding_weights(record: dict, model_dir: Path) -> None:
 
 def resolve_model_dir(model: str | Path | None, *, table: bool = False) -> Path:
     """``None`` -> the shipped default (``table``: the shipped 57-feature model, for feature tables);
-    an existing folder -> itself; a name -> TRAINED_MODELS_DIR/name."""
+    an existing folder -> itself; a name -> TRAINED_MODELS_DIR/name, else a shipped folder's name
+    (:data:`SHIPPED_NAMES`)."""
     if model is None:
         return config.DEFAULT_TABLE_MODEL_DIR if table else config.DEFAULT_MODEL_DIR
     path = Path(model)
@@ -223,6 +235,8 @@ def resolve_model_dir(model: str | Path | None, *, table: bool = False) -> Path:
     candidate = config.TRAINED_MODELS_DIR / str(model)
     if candidate.is_dir():
         return candidate
+    if str(model) in SHIPPED_NAMES:
+        return config.MODELS_DIR / str(model)
     raise TracklensError(f"model {model!r}: no such folder, and no trained model of that name in {config.TRAINED_MODELS_DIR}")
 
 
@@ -235,6 +249,12 @@ def load_model(model: str | Path | None = None, *, table: bool = False) -> Genre
 def load_default_model() -> GenreModel:
     """The shipped default model (``config.DEFAULT_MODEL_DIR``)."""
     return GenreModel.load(config.DEFAULT_MODEL_DIR)
+
+
+def load_fast_model() -> GenreModel:
+    """The shipped one-pass EfficientAT model (:data:`FAST_MODEL_DIR`): cheap enough to blend a
+    whole track interactively (README "Genre models" has its cost and accuracy beside the default's)."""
+    return GenreModel.load(FAST_MODEL_DIR)
 
 
 # --- windows over a track ---------------------------------------------------------------------------
@@ -630,10 +650,12 @@ def _table_line(name: str, r: Blend | Exception, *, width: int, top: int, tags: 
     elif r.fit:
         line += "  | fit: ok"
     if r.chart_genres:
-        line += "  | chart genres (AudioSet, uncalibrated): " + ", ".join(f"{g} {p:.2f}" for g, p in r.chart_genres[:N_CHART])
+        from tracklens.models.chart_genres import SHOWN_FROM
+
+        shown = [f"{g} {p:.2f}" for g, p in r.chart_genres[:N_CHART] if p >= SHOWN_FROM]
+        line += "  | chart genres (AudioSet, uncalibrated): " + (", ".join(shown) or f"none from {SHOWN_FROM:.2f}")
     if tags:
-        source = r.tags_source or "no tagger"
-        line += f"\n{'':<{width}}  tags ({source}): " + ", ".join(f"{t} {p:.2f}" for t, p in r.top_tags())
+        line += f"\n{'':<{width}}  {r.tags_source or 'no'} tags: " + ", ".join(f"{t} {p:.2f}" for t, p in r.top_tags())
     return line
 
 

@@ -29,6 +29,7 @@ from tracklens.errors import TracklensError
 CHART_GENRES = ("pop", "hip hop", "R&B", "Dance/Electronic", "rock", "metal", "latin", "country",
                 "Folk/Acoustic", "World/Traditional", "easy listening", "blues", "jazz", "classical")
 LABEL = "chart-genre tags (AudioSet likelihoods, uncalibrated)"
+SHOWN_FROM = 0.05  # summaries name chart genres from this likelihood up (speech scores ~0.00 everywhere)
 
 AUDIOSET_TO_CHART: dict[str, str] = {
     "Pop music": "pop",

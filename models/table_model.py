@@ -81,7 +81,8 @@ def ship(best: str, results: list[dict], c: float, features: Path, splits: Path,
          name: str = "default-table", seed: int = config.DEFAULT_SEED) -> Path:
     """Save the winner as ``out_dir/name``: a Keras winner through ``train_models(final=True)``;
     a logistic regression exported exactly into the Keras linear layers, refit on train + valid,
-    its temperature from 5-fold CV over train + valid."""
+    its temperature fitted on the train-only fit's predictions for the artist-disjoint valid fold
+    (5-fold CV over train + valid shares artists across folds: its temperature is recorded too)."""
     from tracklens.models import baselines, heads, store, train
 
     if best not in ("logreg", "logreg_cv"):
@@ -108,8 +109,9 @@ def ship(best: str, results: list[dict], c: float, features: Path, splits: Path,
                "refit": {"folds": "train+valid", "rows": int(len(inputs.y))}},
         parameters={"fitted_by": f"scikit-learn LogisticRegression(C={c}) on standardised features, exported exactly "
                                  f"into the Keras linear layers (max difference {gap:.1e})", "C": c, "seed": seed},
-        calibration={"temperature": cv["temperature"],
-                     "fitted_on": "5-fold CV over train + valid, out-of-fold track-level predictions"},
+        calibration={"temperature": result["temperature"],
+                     "fitted_on": "the train-only fit's track-level predictions on the artist-disjoint valid fold; "
+                                  f"5-fold CV over train + valid (artists shared) gave {cv['temperature']:.2f}"},
         metrics={"note": "valid_*: fitted on the train fold, scored on the valid fold; the weights here were then "
                          "refit on train + valid",
                  "why_shipped": f"{best} had the best valid accuracy of the candidates (chosen on that fold, so "

@@ -50,11 +50,14 @@ def test_evidence_reads_the_right_audioset_classes():
 
 
 def test_tune_keeps_in_vocabulary_flags_low_and_catches_the_rest():
-    in_vocab = [_evidence(music=0.8 + 0.01 * i, inside=0.3, wider=0.1) for i in range(20)]
-    out_of_vocab = [_evidence(music=0.05)] * 5 + [_evidence(music=0.9, inside=0.02, wider=0.3)] * 5
+    """Two OOV tracks look exactly like in-vocabulary ones: catching them would flag every
+    in-vocabulary track, so the tuned rule leaves them and catches the other ten."""
+    in_vocab = [_evidence(music=0.3 + 0.01 * i, inside=0.3, wider=0.1) for i in range(20)]
+    out_of_vocab = ([_evidence(music=0.05)] * 5 + [_evidence(music=0.9, inside=0.02, wider=0.3)] * 5
+                    + [_evidence(music=0.49, inside=0.3, wider=0.1)] * 2)
     rule = fit.tune(in_vocab, out_of_vocab)
     flagged_in, flagged_out = fit.flag_rates(in_vocab, out_of_vocab, rule)
-    assert flagged_in <= fit.MAX_FLAGGED_IN and flagged_out == 1.0
+    assert flagged_in <= fit.MAX_FLAGGED_IN and flagged_out == pytest.approx(10 / 12)
 
 
 def test_oov_audio_is_seeded():

@@ -1,0 +1,233 @@
+"""The genre blend on any registered model kind: sample rates, the whole track, the output
+contract (fit, tags, chart genres), the heads' exact export, chart-genre tags and the shipped models.
+
+Stub models (fixed outputs, no TensorFlow) test the blend's plumbing; the shipped models and the
+learning test use the real EfficientAT network and skip without ../shared/data where they need it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tracklens import config
+from tracklens.audio import AudioClip
+from tracklens.errors import TracklensError
+from tracklens.models import blend, chart_genres, efficientat, efficientat_models, heads, registry, store
+
+GENRES = ["pop", "rock"]
+
+
+class _Fixed:
+    """Stands in for a Keras model: every window is 80 % pop."""
+
+    def __call__(self, x, training=False):
+        return np.tile([0.8, 0.2], (len(x), 1))
+
+
+def _stub(kind: str, *, sample_rate: int, window_s: float) -> blend.GenreModel:
+    card = {"name": "stub", "genres": GENRES,
+            "input": {"kind": kind, "window_s": window_s, "shape": [1], "columns": ["x"], "sample_rate": sample_rate},
+            "calibration": {"temperature": 1.0, "aggregation": "mean_logprob"}}
+    return blend.GenreModel(_Fixed(), card, Path("stub"))
+
+
+@pytest.fixture
+def seen_rates(monkeypatch):
+    """Replace the model inputs by one row per ``window_s`` of each block; record each block's rate."""
+    rates = []
+
+    def window_inputs(model, part, *, short_input):
+        rates.append(part.sr)
+        starts = np.arange(0.0, part.duration_s - 1e-6, model.window_s)
+        spans = [(float(s), float(min(s + model.window_s, part.duration_s))) for s in starts]
+        return blend.WindowRows(np.zeros((len(spans), 1), np.float32), spans)
+
+    monkeypatch.setattr(blend, "_window_inputs", window_inputs)
+    return rates
+
+
+def _clip(seconds: float, sr: int) -> AudioClip:
+    y = 0.1 * np.sin(np.arange(int(seconds * sr)) / 7.0).astype(np.float32)
+    return AudioClip(y=y, sr=sr, path=None, source_sr=sr, channels=1, source_duration_s=seconds)
+
+
+def _wav(path: Path, seconds: float, sr: int = 22050) -> Path:
+    import soundfile as sf
+
+    sf.write(path, _clip(seconds, sr).y, sr)
+    return path
+
+
+# --- the blend serves any kind, at the card's rate, over the whole track --------------------------------
+
+
+@pytest.mark.parametrize("kind, rate", [("efficientat", 32_000), ("musicnn", 16_000), ("summary", 22_050)])
+def test_audio_is_decoded_at_the_cards_sample_rate(kind, rate, seen_rates, tmp_path):
+    """Files were always decoded at 22 050 Hz (then resampled again inside musicnn / EfficientAT)."""
+    model = _stub(kind, sample_rate=rate, window_s=10.0)
+    blend.predict_blend(model, _wav(tmp_path / "a.wav", 12.0), judge_fit=False)
+    blend.predict_blend(model, _clip(12.0, 44_100), judge_fit=False)  # in-memory audio is resampled to it
+    assert seen_rates == [rate, rate]
+
+
+def test_the_whole_track_is_blended_and_says_which_seconds(seen_rates):
+    """A 4-minute track: every 10 s window, 0-240 s, and the status line says so (the check page
+    used to blend 60 s and draw the rest as if measured)."""
+    model = _stub("efficientat", sample_rate=1000, window_s=10.0)
+    whole = blend.predict_blend(model, _clip(240.0, 1000), judge_fit=False)
+    assert (whole.timeline["start_s"].iloc[0], whole.timeline["end_s"].iloc[-1]) == (0.0, 240.0)
+    assert len(whole.timeline) == 24 and whole.analysed == [(0.0, 240.0)] and whole.analysed_s == 240.0
+    assert "blended 240 s of the 240 s track (24 windows of 10 s)" in whole.notes
+    capped = blend.predict_blend(model, _clip(240.0, 1000), max_seconds=60, judge_fit=False)
+    assert capped.analysed == [(60.0, 90.0), (150.0, 180.0)] and capped.analysed_s == 60.0
+    assert "blended 60 s of the 240 s track: 60-90 s, 150-180 s" in capped.notes
+
+
+# --- the output contract ------------------------------------------------------------------------------
+
+
+def _blend(fit: str | None = "ok", tags: dict | None = None) -> blend.Blend:
+    return blend.Blend(path="a.wav", genres=GENRES, probabilities=np.array([0.7, 0.3]), timeline=pd.DataFrame(),
+                       duration_s=30.0, model="stub", fit=fit, fit_reason="sounds like Techno (0.22)",
+                       wider_genres=[("Techno", 0.22)], chart_genres=[("Dance/Electronic", 0.22), ("pop", 0.05)],
+                       tags=tags, tags_source="MSD_musicnn")
+
+
+def test_csv_has_a_trailing_fit_column_and_tags_after_it():
+    from tracklens import fileio
+
+    results = [_blend("poor", {"=cmd": 0.5, "rock": 0.4}), TracklensError("b.wav: corrupt")]
+    frame = blend.csv_frame(["a.wav", "b.wav"], results, GENRES)
+    assert list(frame.columns) == ["path", "top_genre", *GENRES, "fit"] and list(frame["fit"]) == ["poor", ""]
+    text = "".join(blend.format_pieces(["a.wav", "b.wav"], results, GENRES, fmt="csv", tags=True))
+    assert ",poor,'=cmd:0.500;rock:0.400\n" in text  # a formula-like cell is escaped in the file
+    back = fileio.read_csv(io.StringIO(text), keep_default_na=False)
+    assert list(back.columns)[-2:] == ["fit", "tags"]
+    assert back.loc[0, "tags"] == "=cmd:0.500;rock:0.400" and back.loc[1, "tags"] == ""
+
+
+def test_json_and_table_show_fit_chart_genres_and_tags_from_the_blend():
+    text = blend.format_results(["a.wav"], [_blend("poor", {"rock": 0.5, "pop": 0.1})], GENRES, fmt="json", tags=True)
+    item = json.loads(text)[0]
+    assert (item["fit"], item["fit_reason"], item["wider_genres"]) == ("poor", "sounds like Techno (0.22)", [["Techno", 0.22]])
+    assert item["chart_genres"][0] == ["Dance/Electronic", 0.22] and "uncalibrated" in item["chart_genres_note"]
+    assert item["tags"] == [["rock", 0.5], ["pop", 0.1]] and item["tags_source"] == "MSD_musicnn"
+    table = blend.format_results(["a.wav"], [_blend("poor", {"rock": 0.5})], GENRES, fmt="table", tags=True)
+    assert "fit: POOR, sounds like Techno" in table and "Dance/Electronic 0.22" in table
+    assert "MSD_musicnn tags: rock 0.50" in table
+
+
+# --- heads: exported exactly; fusion windows; registry --------------------------------------------------
+
+
+def test_heads_export_exactly_into_keras():
+    """A linear head, an MLP and a late fusion of two linear heads reproduce scikit-learn's
+    probabilities (the fusion: softmax of the weighted sum of the heads' log-probabilities)."""
+    from tracklens.models import evaluate
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(120, 8)) * [1, 2, 3, 4, 5, 6, 7, 300]).astype(np.float32)
+    y = rng.integers(0, 3, 120)
+    for kind in ("linear", "mlp"):
+        pipeline = heads.fit_head(kind, x, y, 0.5)
+        model = heads.to_keras([pipeline], [kind], (1.0,), 3)
+        np.testing.assert_allclose(np.asarray(model(x)), pipeline.predict_proba(x), atol=1e-5)
+    a, b = heads.fit_head("linear", x[:, :5], y, 0.3), heads.fit_head("linear", x[:, 5:], y, 0.1)
+    fused = heads.to_keras([a, b], ["linear", "linear"], (0.7, 0.3), 3)
+    expected = evaluate.softmax(0.7 * np.log(a.predict_proba(x[:, :5])) + 0.3 * np.log(b.predict_proba(x[:, 5:])), axis=1)
+    np.testing.assert_allclose(np.asarray(fused(x)), expected, atol=1e-5)
+
+
+def test_fusion_windows_average_the_patches_centred_in_them(monkeypatch):
+    from tracklens.models import musicnn
+
+    starts = np.arange(10) * 2.992  # a 30 s block's patches
+    fake = {"embedding": np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 200), np.float32),
+            "taggram": np.zeros((10, 50), np.float32), "starts_s": starts}
+    monkeypatch.setattr(musicnn, "embed", lambda clip: fake)
+    means = efficientat_models.musicnn_window_means(None, [(0.0, 10.0), (10.0, 20.0), (20.0, 30.0)])
+    # centres 1.5, 4.5, 7.5 | 10.5, 13.5, 16.5, 19.4 | 22.4, 25.4, 28.4
+    np.testing.assert_allclose(means[:, 0], [1.0, 4.5, 8.0])
+
+
+def test_registry_knows_the_efficientat_kinds():
+    assert registry.sample_rate("efficientat") == registry.sample_rate("fusion") == efficientat.SAMPLE_RATE
+    assert "efficientat_linear" not in registry.parse_names("all")
+    with pytest.raises(TracklensError, match="make default-model"):
+        registry.parse_names("linear,fusion_linear")
+
+
+# --- chart-genre tags -----------------------------------------------------------------------------------
+
+
+def test_chart_genre_map_covers_every_chart_genre_with_real_audioset_classes():
+    indices = chart_genres.class_indices(efficientat.class_names())
+    assert set(indices) == set(chart_genres.CHART_GENRES) and all(indices.values())
+
+
+def test_chart_vocabulary_is_the_chart_tables(shared_data):
+    vocabulary = chart_genres.chart_vocabulary(shared_data / "spotify" / "songs_normalize.csv")
+    assert vocabulary == list(chart_genres.CHART_GENRES)
+
+
+def test_chart_genre_scores_rank_the_strongest_class():
+    names = efficientat.class_names()
+    likelihoods = np.full(len(names), 0.01)
+    likelihoods[names.index("Techno")] = 0.3
+    likelihoods[names.index("Pop music")] = 0.1
+    scores = chart_genres.chart_genre_scores(likelihoods, names)
+    assert scores[:2] == [("Dance/Electronic", 0.3), ("pop", 0.1)] and len(scores) == len(chart_genres.CHART_GENRES)
+
+
+# --- learning, and the shipped models ---------------------------------------------------------------------
+
+
+def test_an_efficientat_head_learns_genres_of_held_out_artists(shared_data):
+    """Train on train-fold clips, score the artist-disjoint valid fold's clips (4 genres, chance 0.25)."""
+    from tracklens.audio import load_audio
+
+    files = heads.shared_files(shared_data / "gtzan")
+    files = files[files["label"].isin(["classical", "country", "jazz", "metal"]) & (files["length"] == "clips")]
+    picked = files.groupby(["fold", "label"]).head(4)
+    columns = list(efficientat_models.EMBEDDING_COLUMNS)
+    rows = {p: efficientat_models.window_inputs(load_audio(p, sr=efficientat.SAMPLE_RATE), columns).x for p in picked["path"]}
+    train = picked[picked["fold"] == "train"]
+    x = np.vstack([rows[p] for p in train["path"]])
+    y = np.concatenate([[label] * len(rows[p]) for p, label in zip(train["path"], train["label"])])
+    head = heads.fit_head("linear", x, y, 0.1)
+    valid = picked[picked["fold"] == "valid"]
+    predicted = [head.classes_[np.log(head.predict_proba(rows[p])).mean(axis=0).argmax()] for p in valid["path"]]
+    assert len(valid) == 16 and np.mean(np.array(predicted) == valid["label"].to_numpy()) >= 0.75
+
+
+def test_the_shipped_default_reads_its_kind_at_its_rate_and_judges_fit(shared_data):
+    card = store.read_card(config.DEFAULT_MODEL_DIR)
+    kind = card["input"]["kind"]
+    assert card["input"]["sample_rate"] == registry.sample_rate(kind)
+    assert card["metrics"]["why_shipped"] and card["metrics"]["comparison"]
+    result = blend.predict_blend(None, shared_data / "gtzan" / "audio" / "metal" / "metal.00002.opus")
+    assert result.top_genre == "metal" and result.fit == "ok" and result.chart_genres[0][0] in ("metal", "rock")
+    assert result.analysed_s == pytest.approx(30.0, abs=0.1) and result.tags
+
+
+def test_the_shipped_table_model_is_the_measured_winner_exactly(shared_data):
+    """models/default-table: if logistic regression won, its Keras layers reproduce scikit-learn's."""
+    from tracklens.models import baselines, datasets, table_model
+
+    card = store.read_card(config.DEFAULT_TABLE_MODEL_DIR)
+    assert card["metrics"]["why_shipped"] and card["input"]["kind"] == "summary"
+    if "C" not in card["parameters"]:
+        pytest.skip("a Keras model won the table comparison: nothing exported")
+    features, splits = table_model.table_paths(shared_data / "gtzan")
+    table = datasets.assign_folds(datasets.read_feature_table(features), split_dir=splits)
+    inputs = datasets.summary_inputs(table, card["genres"])
+    pipeline = baselines.logistic_regression(C=card["parameters"]["C"], random_state=card["parameters"]["seed"])
+    model = blend.load_model(config.DEFAULT_TABLE_MODEL_DIR)
+    np.testing.assert_allclose(model.predict_raw(inputs.x), pipeline.fit(inputs.x, inputs.y).predict_proba(inputs.x),
+                               atol=1e-5)
