@@ -665,12 +665,13 @@ def _dask_parts(task: Task, parts: list[dict], *, out, scheduler: Any, cache_roo
         raise TracklensError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from exc
     try:
         futures = client.map(run_part, parts, task=task, out=str(out), cache_root=str(cache_root), pure=False)
-        part_of = {future.key: part for future, part in zip(futures, parts)}
         for future in as_completed(futures):
             try:
                 result = future.result()
-            except KilledWorker as exc:  # the scheduler gave up after workers died on this part
-                raise _WorkerCrash("the Dask worker died", [i["path"] for i in part_of[future.key]["items"]]) from exc
+            except KilledWorker as exc:  # the scheduler gave up after workers died holding this part
+                # every part the dead worker held fails with it, the innocent ones too: name them all
+                failed = [part for f, part in zip(futures, parts) if f.status == "error"]
+                raise _WorkerCrash("the Dask worker died", [i["path"] for part in failed for i in part["items"]]) from exc
             yield result
             future.release()
     finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -177,6 +178,39 @@ def test_outputs_are_never_mixed_or_written_over_foreign_files(files, tmp_path, 
     other_task = dataclasses.replace(FAKE, name="other")
     with pytest.raises(TracklensError, match="holds a 'fake' table"):
         batch.run(other_task, files, out=parted, scheduler=threads_cluster, cache_dir=tmp_path / "c", progress=False)
+
+
+def exit_on_clip3(path: str, params: dict) -> batch.FileResult:
+    """count_bytes, except that the process dies on clip3 (a segfaulting decoder, say)."""
+    if Path(path).name == "clip3.wav":
+        os._exit(1)
+    return count_bytes(path, params)
+
+
+def test_a_dead_dask_worker_is_one_line_and_finished_parts_stay(files, tmp_path):
+    import dask
+    from distributed import LocalCluster
+
+    out = tmp_path / "t.parquet"
+    kwargs = dict(out=out, cache_dir=tmp_path / "c", part_size=2, progress=False)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                         dashboard_address=None) as cluster:
+        with pytest.raises(TracklensError) as crash:
+            batch.run(dataclasses.replace(FAKE, run_file=exit_on_clip3), files, scheduler=cluster.scheduler_address,
+                      **kwargs)
+        line = str(crash.value)
+        # the worker held part 1, and part 2 too when Dask had handed it ahead: both are named
+        assert "\n" not in line and re.match(r"a worker process crashed \(the Dask worker died\) on one of [24] files", line)
+        assert "clip2.wav, " in line and "clip3.wav" in line
+        assert line.endswith("2 of 6 files are done and cached; rerun the same command to resume")
+        finished = sorted(out.glob("_done/*.json"))
+        assert len(finished) == 1 and finished[0].stem.startswith("part-00000-")  # clip0, clip1: kept
+        stamp = finished[0].stat().st_mtime_ns
+        again = batch.run(FAKE, files, scheduler=cluster.scheduler_address, **kwargs)
+    assert again.n_tracks == 5 and finished[0].stat().st_mtime_ns == stamp  # resumed: part 0 not redone
+    pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(
+        batch.run(FAKE, files, out=tmp_path / "local.parquet", cache_dir=tmp_path / "c", progress=False).out))
 
 
 # --- sources -----------------------------------------------------------------------------------------
