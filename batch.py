@@ -784,12 +784,12 @@ def _frame_files(path: str | Path) -> list[Path | str]:
         description = _dataset_description(fs, root)
         if description is None or not description.get("frames"):
             raise TracklensError(f"{path}: no frame matrices (run `tracklens features ... --segment 3`)")
-        files = [_join(target, f"_frames/{name}.npz") for name in description["parts"]]
-        missing = [f for f in files if not fs.exists(_fs(f)[1])]
-        if missing or not description.get("complete"):
-            raise TracklensError(f"{path}: unfinished ({len(files) - len(missing)} of {len(files)} parts written); "
+        present = {found.rsplit("/", 1)[-1].removesuffix(".npz") for found in fs.glob(f"{root}/_frames/part-*.npz")}
+        written = [name for name in description["parts"] if name in present]  # one listing, not a call per part
+        if len(written) < len(description["parts"]) or not description.get("complete"):
+            raise TracklensError(f"{path}: unfinished ({len(written)} of {len(description['parts'])} parts written); "
                                  f"rerun the same command to finish it")
-        return files
+        return [_join(target, f"_frames/{name}.npz") for name in written]
     source = frames_path(target) if str(target).endswith(".parquet") else target
     if not fs.isfile(_fs(source)[1]):
         raise TracklensError(f"{path}: no frame matrices (run `tracklens features ... --segment 3`)")
