@@ -39,11 +39,11 @@ ANALYSIS_BLOCK_S = 30.0
 MAX_DISPLAY_FRAMES = 1200  # spectrogram/chromagram columns sent to the browser
 # A report holds no STFT (< 1 MB: decimated pictures, small tables); a few cover re-checking the last uploads.
 _CACHE_SIZE = 3
-# One check keeps two cores busy (analysis beside the blend thread) and peaks ~500 MB above the
-# server for a 4-minute track, so more checks at once add memory, not speed: 4 concurrent 4-minute
-# uploads on 2 cores peaked at 2.56 GB without this limit, 1.54 GB with it, and their p50 latency
-# fell from 32.6 s to 19.3 s (bench/dashboard.py --clients 4).
-MAX_CONCURRENT_CHECKS = max(1, (os.cpu_count() or 2) // 2)
+# Checks run at most one per core at once, the others wait. One per two cores (the old limit)
+# ran four 30 s uploads strictly one after another: their p95 was 4-7x one check's latency. A
+# check's memory no longer grows with the track (block-wise analysis), so one per core costs
+# little memory (bench/dashboard.py --clients 4: see README "Dashboard").
+MAX_CONCURRENT_CHECKS = max(1, os.cpu_count() or 2)
 GENERIC_FAILURE = "could not be analysed (an unexpected error on the server; it has been logged)"
 LOG = logging.getLogger(__name__)
 

@@ -642,6 +642,16 @@ def _reference(rows: list[tuple[float, int, int]]):
     return compare.Reference(table=table, continuous=["tempo"], kind="chart", source="test rows")
 
 
+def test_keys_and_durations_read_as_words():
+    from tracklens.dashboard import compare
+
+    assert [compare.key_name(9, 0), compare.key_name(0, 1), compare.key_name(6.0, 1.0)] == \
+        ["A minor", "C major", "F# major"]
+    assert compare.key_name(-1, -1) == "no key detected"
+    assert [compare.minutes(s) for s in (223.3, 30.0, 59.6, 600)] == ["3:43", "0:30", "1:00", "10:00"]
+    assert compare.fifths_angle(9, 0) == compare.fifths_angle(0, 1)  # A minor sits on C major
+
+
 def test_key_distance_follows_the_circle_of_fifths_and_mode_is_a_category():
     """Key 0-11 as a number put C (0) nearer F# (6) than G (7); on the circle of fifths G is C's
     neighbour, A minor (C major's relative) sits with C major, and mode counts as a category."""
@@ -854,6 +864,31 @@ def test_checks_beyond_the_limit_wait_for_a_free_slot(monkeypatch):
         reports = list(pool.map(lambda i: track.check_track(f"upload {i}".encode(), f"{i}.wav"), range(n)))
     assert [r.filename for r in reports] == [f"{i}.wav" for i in range(n)]
     assert peak == track.MAX_CONCURRENT_CHECKS
+
+
+def test_one_check_per_core_runs_at_once():
+    """One check per two cores ran four uploads on 2 cores one after another (p95 4-7x one check)."""
+    import os
+
+    from tracklens.dashboard import track
+
+    assert track.MAX_CONCURRENT_CHECKS == max(1, os.cpu_count() or 2)
+
+
+def test_server_runs_tensorflow_fast_and_plotly_merges_its_template_once(app):
+    """oneDNN on (the musicnn blend ~3x faster) and one thread per op unless the environment says
+    otherwise; the default template merged once (merging "plotly_white+tracklens" for every
+    figure was half of a check page's rendering, under the GIL)."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from tracklens.dashboard import app as app_module
+
+    assert app_module.SERVER_ENV["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    assert app_module.SERVER_ENV["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert "+" not in pio.templates.default
+    layout = go.Figure().layout.template.layout
+    assert list(layout.colorway) == list(app_module.OKABE_ITO) and layout.plot_bgcolor == "white"
 
 
 def test_display_name_never_keeps_a_path():
