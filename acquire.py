@@ -860,7 +860,7 @@ def acquire_charts(path: str | Path, out: str | Path | None = None, *,
     (:func:`chart_rows`), since acquiring comes before cleaning in the flow. An identical copy
     already at the destination is left alone.
     """
-    from tracklens.audio import file_checksum
+    from tracklens.fileio import file_checksum
 
     path = Path(path)
     if not path.is_file():
@@ -922,7 +922,8 @@ def _not_a_regular_file(path: Path) -> str | None:
 
 
 def _manifest_row(path: Path, root: Path, *, decode: bool) -> dict:
-    from tracklens.audio import AudioError, file_checksum, load_audio, probe_audio
+    from tracklens.audio import AudioError, load_audio, probe_audio
+    from tracklens.fileio import file_checksum
 
     row = {"path": str(path), "label": label_for(path, root), "duration_s": None,
            "sample_rate": None, "channels": None, "checksum": "", "error": ""}

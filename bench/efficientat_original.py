@@ -218,7 +218,8 @@ def main(argv=None) -> int:
         return 0
 
     from tracklens import config
-    from tracklens.audio import file_checksum, load_audio
+    from tracklens.audio import load_audio
+    from tracklens.fileio import file_checksum
     from tracklens.models import efficientat
     from tracklens.models.pretrained.convert_efficientat import SOURCE_FILE, shared_weights_dir
 

@@ -406,7 +406,7 @@ def evaluate_all(table, *, seed: int = config.DEFAULT_SEED) -> tuple[dict, dict]
 
 def build(table_path: str | Path, out_dir: str | Path = ESTIMATOR_DIR, *, seed: int = config.DEFAULT_SEED) -> dict:
     """Evaluate every descriptor, write ``estimator.json`` (shipped ones) and ``card.json``; return the card."""
-    from tracklens.audio import file_checksum
+    from tracklens.fileio import file_checksum
     from tracklens.fileio import atomic_write_bytes
     from tracklens.models.store import library_versions, write_json
 

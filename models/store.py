@@ -28,7 +28,7 @@ from pathlib import Path
 
 from typing import Sequence
 
-from tracklens.audio import file_checksum
+from tracklens.fileio import file_checksum
 from tracklens.errors import TracklensError
 from tracklens.fileio import atomic_path, atomic_write_bytes, read_csv, write_csv
 from tracklens.models import datasets

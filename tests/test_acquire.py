@@ -27,7 +27,7 @@ from responses import matchers
 
 from tracklens import acquire
 from tracklens import config
-from tracklens.audio import file_checksum
+from tracklens.fileio import file_checksum
 from tracklens.errors import CredentialsError, TracklensError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "api"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tracklens.audio import file_checksum
+from tracklens.fileio import file_checksum
 from tracklens.models import efficientat
 from tracklens.models.pretrained import convert_efficientat
 

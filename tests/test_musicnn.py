@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tracklens.audio import file_checksum
+from tracklens.fileio import file_checksum
 from tracklens.models import musicnn
 
 ORIGINAL_RUNNER = Path(__file__).with_name("musicnn_original.py")

@@ -30,8 +30,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 import numpy as np  # noqa: E402
 
 from tracklens import config  # noqa: E402
-from tracklens.audio import file_checksum  # noqa: E402
-from tracklens.fileio import atomic_path, atomic_write_bytes  # noqa: E402
+from tracklens.fileio import atomic_path, atomic_write_bytes, file_checksum  # noqa: E402
 from tracklens.models import efficientat  # noqa: E402
 from tracklens.models.efficientat import EfficientATError  # noqa: E402
 
