@@ -163,6 +163,13 @@ def test_registry_knows_the_efficientat_kinds():
         registry.parse_names("linear,fusion_linear")
 
 
+def test_shipped_models_resolve_by_name(monkeypatch, tmp_path):
+    monkeypatch.setattr(config, "TRAINED_MODELS_DIR", tmp_path)  # no trained model of that name
+    assert blend.resolve_model_dir("default-fast") == blend.FAST_MODEL_DIR == config.MODELS_DIR / "default-fast"
+    with pytest.raises(TracklensError, match="no such folder"):
+        blend.resolve_model_dir("default-slow")
+
+
 # --- chart-genre tags -----------------------------------------------------------------------------------
 
 
