@@ -493,8 +493,8 @@ def _judge(result: Blend, evidence: _AudioSetEvidence) -> None:
     verdict = fit.judge(likelihoods, names)
     result.fit, result.fit_reason, result.wider_genres = verdict.fit, verdict.reason, verdict.wider_genres
     result.chart_genres = chart_genres.chart_genre_scores(likelihoods, names)
-    if result.tags is None:
-        result.tags = dict(zip(names, likelihoods.astype(float)))
+    if result.tags is None:  # AudioSet's classes, less the root ones every piece of music gets
+        result.tags = {n: float(p) for n, p in zip(names, likelihoods) if n not in fit.GENERIC_CLASSES}
         result.tags_source = f"{efficientat.DEFAULT_MODEL} (AudioSet)"
 
 

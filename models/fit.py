@@ -47,6 +47,8 @@ WIDER_CLASSES: tuple[str, ...] = (
     "Vocal music", "A capella", "Music for children",
 )
 MUSIC_CLASS = "Music"
+#: AudioSet's root classes for any music: they describe nothing (left out of reasons and tags).
+GENERIC_CLASSES = (MUSIC_CLASS, "Musical instrument")
 #: Tuned by :func:`tune` (see the module docstring); ``python -m tracklens.models.fit`` prints the rates again.
 RULE = {"min_music": 0.30, "min_log_ratio": 1.2, "min_wider": 0.10}
 EPS = 1e-4  # keeps the ratio finite when a likelihood is ~0
@@ -84,9 +86,9 @@ def evidence(likelihoods: np.ndarray, class_names: Sequence[str]) -> Evidence:
     position = _index(class_names)
     inside = max(((c, p[position[c]]) for classes in GENRE_CLASSES.values() for c in classes), key=lambda cp: cp[1])
     wider = sorted(((c, float(p[position[c]])) for c in WIDER_CLASSES), key=lambda cp: -cp[1])
-    music = position[MUSIC_CLASS]
-    others = [i for i in np.argsort(-p) if i != music and class_names[i] != "Musical instrument"]
-    return Evidence(float(p[music]), float(inside[1]), inside[0], wider, (class_names[others[0]], float(p[others[0]])))
+    others = [i for i in np.argsort(-p) if class_names[i] not in GENERIC_CLASSES]
+    return Evidence(float(p[position[MUSIC_CLASS]]), float(inside[1]), inside[0], wider,
+                    (class_names[others[0]], float(p[others[0]])))
 
 
 def decide(ev: Evidence, rule: dict = RULE) -> Verdict:

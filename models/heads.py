@@ -1,4 +1,4 @@
-"""Genre heads on pretrained embeddings, trained and compared on the shared GTZAN audio.
+"""Genre heads on pretrained embeddings, trained, compared and shipped on the shared GTZAN audio.
 
 The data: every file of ``../shared/data/gtzan`` (manifest.csv: 133 full 30 s clips, 51
 classical 15 s excerpts, 214 snippets of 2-3 s; train and valid folds of the fault-filtered,
@@ -6,6 +6,14 @@ artist-disjoint split; the test fold is not there and is never used). Each file'
 are computed once, through the blend's own code (:func:`file_windows`: the same blocks,
 sample rates and window functions as :func:`models.blend.predict_blend`), and cached under
 ``data/interim/genre_windows/`` keyed by the file's checksum and the embedding weights.
+
+Then: :data:`CANDIDATES` (linear / MLP heads on musicnn, on EfficientAT, and their late and
+early fusion) are scored by :func:`compare` (artist-disjoint valid fold and grouped CV, clips and
+snippets apart), :func:`best_candidate` picks what ships, :func:`to_keras` exports the
+scikit-learn fits exactly into the Keras builders' layers and :func:`ship` saves the model folder
+with its card. :func:`fit_rule_rates` tunes and scores :mod:`models.fit` on the same data plus
+seeded out-of-vocabulary audio. ``python -m tracklens.models.heads`` (``make default-model``)
+does all of it; ``bench/genre.py`` prints the comparison with timings.
 """
 
 from __future__ import annotations
@@ -489,9 +497,13 @@ def ship(candidate: Candidate, result: dict, rows: dict[str, Rows], out_dir: str
                                                                  "GTZAN manifest (full clips, 15 s excerpts, snippets)"})
     genres = joined.genres
     valid, cv = result["valid"], result["cv"]
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    model(joined.x[joined.fold == "valid"], training=False)  # the head alone, as train.score_model times it
+    infer_ms = 1000 * (time.perf_counter() - start) / len(valid["clips"])
     card = train.model_card(
-        registry_name, inputs, {"metrics": scores(valid, genres), "train_s": time.perf_counter() - start,
-                                "infer_ms": float("nan"), "n_params": int(model.count_params())},
+        registry_name, inputs, {"metrics": scores(valid, genres), "train_s": train_s, "infer_ms": infer_ms,
+                                "n_params": int(model.count_params())},
         card_name=card_name, genres=genres, features_path=shared_files_path(),
         split={"method": "split files (fault-filtered, artist-disjoint train/valid)", "seed": seed,
                "refit": {"folds": "train+valid", "rows": int(len(joined.y))}},
@@ -505,6 +517,7 @@ def ship(candidate: Candidate, result: dict, rows: dict[str, Rows], out_dir: str
         metrics={"valid_by_kind": {length: scores(valid, genres, length=length) for length in ("clips", "snippets")},
                  "grouped_cv": {"protocol": f"{N_FOLDS}-fold stratified CV grouped by clip over train + valid; artists "
                                             "repeat across clips (GTZAN), so optimistic",
+                                "track_level": scores(cv, genres),
                                 **{length: scores(cv, genres, length=length) for length in ("clips", "snippets")}},
                  "note": "valid_*: heads fitted on the train fold, scored on the artist-disjoint valid fold (each "
                          "track's temperature fitted on the other valid tracks); the weights here were then refit "

@@ -223,6 +223,14 @@ def test_the_shipped_default_reads_its_kind_at_its_rate_and_judges_fit(shared_da
     assert result.analysed_s == pytest.approx(30.0, abs=0.1) and result.tags
 
 
+def test_the_fast_model_tags_with_audioset_classes_but_not_their_roots(shared_data):
+    """default-fast reads no musicnn tags: its Blend.tags are AudioSet's, from the same pass, less
+    "Music" / "Musical instrument" (every piece of music gets them)."""
+    result = blend.predict_blend(blend.load_fast_model(), shared_data / "gtzan" / "audio" / "metal" / "metal.00002.opus")
+    assert result.tags_source == "mn04_as (AudioSet)" and result.model == "default-fast"
+    assert "Music" not in result.tags and "Heavy metal" in dict(result.top_tags(10))
+
+
 def test_the_shipped_table_model_is_the_measured_winner_exactly(shared_data):
     """models/default-table: if logistic regression won, its Keras layers reproduce scikit-learn's."""
     from tracklens.models import baselines, datasets, table_model
