@@ -276,7 +276,7 @@ def spotify_client(*, credentials: tuple[str, str] | None = None, timeout: float
 
     credentials = credentials or config.spotify_credentials()
     if credentials is None:
-        raise CredentialsError(MISSING_CREDENTIALS.format(env=config.PROJ_ROOT / ".env"))
+        raise CredentialsError(MISSING_CREDENTIALS.format(env=config.HOME / ".env"))
     # spotipy logs every HTTP error at ERROR level (and the bearer token at DEBUG); errors are
     # reported once, by us, so keep its logger quiet.
     logging.getLogger("spotipy").setLevel(logging.CRITICAL)

@@ -19,9 +19,7 @@ import numpy as np
 
 from tracklens import config
 from tracklens.errors import TracklensError
-# file_checksum moved to fileio (with the atomic writer); re-exported for the callers that still
-# import it from here (acquire, models.store/heads/descriptors, the efficientat converter, tests).
-from tracklens.fileio import file_checksum, special_file_kind  # noqa: F401
+from tracklens.fileio import special_file_kind
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".au", ".aiff", ".aif", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".mp4"}

@@ -21,13 +21,13 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-PROJ_ROOT = PACKAGE_DIR  # TODO(lead): old name, being replaced by PACKAGE_DIR / REPO_ROOT / HOME
 # A source checkout (an editable install, or the repo itself) holds pyproject.toml; a wheel does not.
 REPO_ROOT: Path | None = PACKAGE_DIR if (PACKAGE_DIR / "pyproject.toml").is_file() else None
 
 # Shipped with the package (read-only): default models and pretrained weights.
 MODELS_DIR = PACKAGE_DIR / "models"
-DEFAULT_MODEL_DIR = MODELS_DIR / "default"  # the shipped model (musicnn embeddings + linear head), tracked in git
+DEFAULT_MODEL_DIR = MODELS_DIR / "default"  # the shipped model (EfficientAT + musicnn embeddings, linear head)
+DEFAULT_FAST_MODEL_DIR = MODELS_DIR / "default-fast"  # one EfficientAT pass + linear head (whole tracks quickly)
 # the shipped 57-feature model, for feature tables (predict/evaluate --features-csv), tracked in git
 DEFAULT_TABLE_MODEL_DIR = MODELS_DIR / "default-table"
 PRETRAINED_DIR = MODELS_DIR / "pretrained"

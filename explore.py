@@ -1053,7 +1053,10 @@ def training_data(history: Mapping[str, Sequence[float]]) -> pd.DataFrame:
 
 
 def _roc_name(cls: str, curve: pd.DataFrame) -> str:
-    return f"{cls} {curve['auc'].iloc[0]:.2f} (n={curve['n'].iloc[0]})"
+    n = curve["n"].iloc[0]
+    if n < 2:  # one track's rank among the rest: a curve, but not an estimate of anything
+        return f"{cls} (n={n}: no AUC)"
+    return f"{cls} {curve['auc'].iloc[0]:.2f} (n={n})"
 
 
 def _roc_mpl(d):
@@ -1072,11 +1075,13 @@ def _roc_plotly(d):
     fig = go.Figure([go.Scatter(x=sub["fpr"], y=sub["tpr"], mode="lines", name=_roc_name(cls, sub))
                      for cls, sub in d.groupby("class", sort=False)])
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, showlegend=False))
-    # The legend goes below the plot: on the right it took half of a phone-wide figure.
+    # The legend goes below the plot: on the right it took half of a phone-wide figure. On a phone
+    # it is one entry per row (ten rows): the height leaves the plot >= 300 px even then, so the
+    # legend's offset (a share of the plot's height) stays clear of the axis title.
     fig.update_layout(title={"text": f"{d.attrs['model']}: ROC, one vs rest",
                              "subtitle": {"text": "legend: AUC (n = tracks of the genre)"}},
                       xaxis_title="false positive rate", yaxis_title="true positive rate",
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.22}, height=560, margin=COMPACT_MARGIN)
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.22}, height=680, margin=COMPACT_MARGIN)
     return fig
 
 

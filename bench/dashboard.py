@@ -370,7 +370,7 @@ def direct_seconds(file) -> float:
 
     if not getattr(direct_seconds, "warm", False):  # configure() clears the caches: once only
         data.configure(None)
-        data.warm_up()
+        track.warm_up()
         direct_seconds.warm = True
     name, raw, _ = file
     start = time.perf_counter()

@@ -140,21 +140,6 @@ def _check_port_free(host: str, port: int) -> None:
                                  "or stop what is using it") from exc
 
 
-def _warm_numba() -> None:
-    """Compile (or load) numba's kernels once, in this thread, before any thread pool starts
-    (waitress's threads, the check's blend thread); ``check=True`` repairs a damaged numba cache
-    in a child process first instead of crashing the server (SIGSEGV) at its first analysis.
-
-    Skipped while ``tracklens.numba_cache`` is not installed (it is being added beside this);
-    the warm-up tone in ``data.warm_up`` then compiles them.
-    """
-    try:
-        from tracklens.numba_cache import warm_numba
-    except ImportError:
-        return
-    warm_numba(check=True)
-
-
 def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bool = False,
           threads: int = 4) -> None:
     """Load data and model once, then serve the app until Ctrl-C.
@@ -166,8 +151,14 @@ def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bo
     data.configure(data_dir)
     _check_port_free(host, port)  # before the slow warm-up, so a clash is reported at once
     memory.limit_malloc_arenas()  # before TensorFlow's and waitress's threads exist
-    _warm_numba()
-    summary = data.warm_up()
+    # numba's kernels compiled once, here, before any thread pool starts (waitress's threads, the
+    # check's blend thread); check=True repairs a damaged numba cache in a child process first
+    # instead of crashing the server (SIGSEGV) at its first analysis.
+    from tracklens.dashboard import track
+    from tracklens.numba_cache import warm_numba
+
+    warm_numba(check=True)
+    summary = track.warm_up()
     app = get_app()
     url = f"http://{host}:{port}/"
     print(f"tracklens dashboard: {summary}")
@@ -218,7 +209,7 @@ def serve_in_subprocess(*, data_dir=None, env: dict | None = None, log_path=None
     log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="tracklens-dashboard-", suffix=".log")[1])
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command, cwd=config.PROJ_ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, cwd=config.PACKAGE_DIR, env=child_env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -282,6 +282,7 @@ def _audio_feature_table(root) -> pd.DataFrame | None:
     return None
 
 
+@data.cleared_on_configure
 @functools.lru_cache(maxsize=1)
 def chart_reference() -> Reference | None:
     """The comparison reference, built once per process (None with fewer than 3 usable rows).

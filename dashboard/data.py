@@ -1,8 +1,9 @@
 """The dashboard's read-only data layer: chart table, evaluation reports, default model.
 
 Everything is loaded once per process and cached (`functools.lru_cache`); callbacks only read.
-:func:`configure` picks the data folder (``--data``) and clears the caches; :func:`warm_up`
-loads everything at start-up so the first request does not pay for it.
+:func:`configure` picks the data folder (``--data``) and clears the caches (its own and those
+registered with :func:`cleared_on_configure`); ``track.warm_up`` loads everything at start-up so
+the first request does not pay for it.
 
 Where the chart table comes from, in order: the ``--data`` folder (its `charts.csv` or Top Hits
 `songs_normalize.csv`); the real Top Hits table in ``config.SHARED_DATA_DIR``; the demo
@@ -48,6 +49,14 @@ TOP_HITS_RELPATH = Path("spotify") / "songs_normalize.csv"
 CHART_FILENAMES = ("charts.csv", "songs_normalize.csv", str(TOP_HITS_RELPATH))
 
 _settings: dict = {"data_dir": None}
+_caches_to_clear: list = []  # lru_cache'd readers elsewhere that depend on the data folder
+
+
+def cleared_on_configure(cached):
+    """Decorator for an ``lru_cache``'d function that reads what :func:`configure` chooses: the
+    next ``configure`` clears it (the dependents register here, so this layer imports none of them)."""
+    _caches_to_clear.append(cached)
+    return cached
 
 
 @dataclass(frozen=True)
@@ -76,9 +85,7 @@ def configure(data_dir: str | Path | None = None) -> None:
             raise TracklensError(
                 f"--data {data_dir}: no chart table found (looked for {', '.join(CHART_FILENAMES)})")
     _settings["data_dir"] = data_dir
-    from tracklens.dashboard import compare
-
-    for cached in (chart_source, _prepared, _load_report, default_model, compare.chart_reference):
+    for cached in (chart_source, _prepared, _load_report, default_model, *_caches_to_clear):
         cached.cache_clear()
 
 
@@ -264,18 +271,3 @@ def source_info() -> dict:
     model = default_model()
     name = getattr(model, "name", None) or ("none" if model is None else type(model).__name__)
     return {"label": chart_label(), "kind": source.kind, "notes": list(source.notes), "model": name}
-
-
-def warm_up() -> str:
-    """Load the chart table, model, tagger and comparison map, and analyse a short test tone, so
-    the first upload does not pay for imports and JIT compilation; return a one-line summary."""
-    df = charts()
-    model = default_model()
-    from tracklens.dashboard import compare, track
-
-    reference = compare.chart_reference()
-    track.warm_up()
-    model_text = getattr(model, "name", None) or f"none ({default_model_problem()})"
-    compared = (f"neighbours among {len(reference.table)} {reference.source}" if reference is not None
-                else "no chart tracks to compare with")
-    return f"{len(df)} chart rows from {chart_label()}; genre model {model_text}; {compared}"

@@ -331,8 +331,10 @@ def _fallback_caption(tags: dict | None) -> str:
     return f"musicnn: mean of {MAX_TAG_PATCHES} 3 s excerpts spread over the track" if tags else ""
 
 
-def warm_up() -> None:
-    """Run one 4 s test tone through the whole check (not cached), loading every lazy part."""
+def warm_up() -> str:
+    """Load the chart table, model, tagger and comparison map, and run one 4 s test tone through
+    the whole check (not cached), so the first upload pays for no imports or JIT compilation;
+    return a one-line summary of what the dashboard serves."""
     import io
 
     import soundfile as sf
@@ -341,7 +343,12 @@ def warm_up() -> None:
     y = (0.3 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2).astype(np.float32)
     buffer = io.BytesIO()
     sf.write(buffer, y, config.SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    df, model, reference = data.charts(), data.default_model(), compare.chart_reference()
     _check_track(buffer.getvalue(), "warm-up.wav")
+    model_text = getattr(model, "name", None) or f"none ({data.default_model_problem()})"
+    compared = (f"neighbours among {len(reference.table)} {reference.source}" if reference is not None
+                else "no chart tracks to compare with")
+    return f"{len(df)} chart rows from {data.chart_label()}; genre model {model_text}; {compared}"
 
 
 def _tags(clip) -> dict | None:

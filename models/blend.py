@@ -55,7 +55,7 @@ BLEND_MARGIN = 0.10  # a second genre within 0.10 probability of the top one nam
 SHORT_INPUT = "as_is"  # summary models: analyse a short clip as it is ("loop": repeat it to one window)
 BLOCK_S = 30.0  # audio is decoded in ~30 s blocks; the model's windows inside each are classified
 #: The shipped models besides config.DEFAULT_MODEL_DIR, by folder name (``--model default-fast`` works).
-FAST_MODEL_DIR = config.MODELS_DIR / "default-fast"
+FAST_MODEL_DIR = config.DEFAULT_FAST_MODEL_DIR
 SHIPPED_NAMES = ("default", "default-fast", "default-table")
 #: predict_blend reads at most this much of a track by default (the feature engine's limit, 10 min)
 MAX_BLEND_S = config.FEATURE_MAX_DURATION_S

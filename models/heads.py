@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from tracklens import config
-from tracklens.audio import file_checksum
+from tracklens.fileio import file_checksum
 from tracklens.errors import TracklensError
 from tracklens.fileio import atomic_write_bytes
 from tracklens.models import datasets, evaluate

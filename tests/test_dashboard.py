@@ -942,14 +942,14 @@ def test_chart_reference_uses_full_audio_features_when_catalogue_has_them(tmp_pa
 def test_dashboard_command_rejects_missing_data_folder(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tracklens.cli", "dashboard", "--data",
                              str(tmp_path / "nope")], capture_output=True, text=True, timeout=120,
-                            cwd=config.PROJ_ROOT)
+                            cwd=config.PACKAGE_DIR)
     assert result.returncode == 2
     assert result.stderr.strip() == f"tracklens: error: --data {tmp_path / 'nope'}: no such folder"
 
 
 def test_dashboard_help_has_examples():
     result = subprocess.run([sys.executable, "-m", "tracklens.cli", "dashboard", "--help"],
-                            capture_output=True, text=True, timeout=60, cwd=config.PROJ_ROOT)
+                            capture_output=True, text=True, timeout=60, cwd=config.PACKAGE_DIR)
     assert result.returncode == 0 and "--port" in result.stdout and "tracklens dashboard --data" in result.stdout
 
 

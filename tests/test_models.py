@@ -373,8 +373,8 @@ def test_short_clip_gets_a_blend(trained, demo_catalogue, tmp_path):
 
 
 def _run_cli(*args):
-    return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], capture_output=True, text=True,
-                          cwd=config.PROJ_ROOT, timeout=300)
+    return subprocess.run([sys.executable, "-m", "tracklens.cli", *args], capture_output=True, text=True,
+                          cwd=config.PACKAGE_DIR, timeout=300)
 
 
 @pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
@@ -394,7 +394,7 @@ def test_predict_cli_csv_contract_and_error_rows(trained, demo_catalogue, tmp_pa
     assert proc.returncode == 1, proc.stderr
     genres = store.read_card(trained[0] / "linear")["genres"]
     lines = proc.stdout.strip().splitlines()
-    assert lines[0] == ",".join(["path", "top_genre", *genres])
+    assert lines[0] == ",".join(["path", "top_genre", *genres, "fit"])
     table = pd.read_csv(__import__("io").StringIO(proc.stdout))
     assert list(table["path"]) == list(map(str, files))
     assert list(table["top_genre"].iloc[1:4]) == ["error"] * 3
@@ -416,18 +416,24 @@ def test_train_cli_refuses_unknown_model(demo_features):
 
 
 def test_default_models_ship_verified_and_small():
-    from tracklens.models import musicnn
+    from tracklens.models import efficientat, musicnn
 
     card = store.read_card(config.DEFAULT_MODEL_DIR)
-    size = sum(p.stat().st_size for p in config.DEFAULT_MODEL_DIR.iterdir())
-    assert size < 5 * 2 ** 20  # the head only: the musicnn weights ship once, in models/pretrained/
-    assert card["genres"] == list(config.GTZAN_GENRES)
+    fast = store.read_card(config.DEFAULT_FAST_MODEL_DIR)
+    for folder in (config.DEFAULT_MODEL_DIR, config.DEFAULT_FAST_MODEL_DIR):
+        size = sum(p.stat().st_size for p in folder.iterdir())
+        assert size < 5 * 2 ** 20, folder  # the head only: pretrained weights ship once, in models/pretrained/
+    assert card["genres"] == fast["genres"] == list(config.GTZAN_GENRES)
     assert "gtzan" in json.dumps(card["data"]).lower()
-    # musicnn embeddings + linear head, tied to the shipped pretrained weights by checksum
-    assert card["input"]["kind"] == "musicnn" and card["architecture"] == "linear"
-    assert card["input"]["embedding_weights_sha256"] == musicnn.read_manifest()["MSD_musicnn"]["weights_sha256"]
-    assert "ISC" in card["input"]["embedding_licence"]
-    assert card["metrics"]["valid_by_kind"]["clips"]["n"] > 0 and card["metrics"]["grouped_cv"]["track_level"]["n"] > 0
+    # default: EfficientAT + musicnn embeddings, one linear layer; default-fast: EfficientAT alone.
+    # Both tied to the shipped pretrained weights by checksum.
+    assert (card["input"]["kind"], card["architecture"]) == ("fusion", "linear")
+    assert (fast["input"]["kind"], fast["architecture"]) == ("efficientat", "linear")
+    eat_sha = efficientat.read_manifest()[efficientat.DEFAULT_MODEL]["weights_sha256"]
+    assert card["input"]["embedding_weights_sha256"] == fast["input"]["embedding_weights_sha256"] == eat_sha
+    assert card["input"]["musicnn"]["embedding_weights_sha256"] == musicnn.read_manifest()["MSD_musicnn"]["weights_sha256"]
+    assert "MIT" in card["input"]["embedding_licence"] and "ISC" in card["input"]["musicnn"]["embedding_licence"]
+    assert card["metrics"]["valid_by_kind"]["clips"]["n"] > 0 and card["metrics"]["grouped_cv"]["clips"]["n"] > 0
     table_card = store.read_card(config.DEFAULT_TABLE_MODEL_DIR)  # the one --features-csv uses
     assert table_card["input"]["kind"] == "summary" and table_card["genres"] == list(config.GTZAN_GENRES)
 
@@ -469,7 +475,7 @@ def test_predict_cli_default_model_csv_contract_on_real_music(shared_data, tmp_p
     result = CliRunner().invoke(cli.app, ["predict", *map(str, [good[0], corrupt, good[1]]), "--format", "csv"])
     assert result.exit_code == 1, result.output
     lines = result.stdout.strip().splitlines()
-    assert lines[0] == ",".join(["path", "top_genre", *config.GTZAN_GENRES])
+    assert lines[0] == ",".join(["path", "top_genre", *config.GTZAN_GENRES, "fit"])
     table = pd.read_csv(__import__("io").StringIO("\n".join(lines) + "\n"))
     assert list(table["path"]) == [str(good[0]), str(corrupt), str(good[1])]
     assert table["top_genre"].tolist()[:2] == ["metal", "error"]
@@ -477,12 +483,14 @@ def test_predict_cli_default_model_csv_contract_on_real_music(shared_data, tmp_p
 
 
 def test_model_modules_and_help_do_not_import_tensorflow():
-    code = ("import sys, cli, models.blend, models.train, models.evaluate, models.datasets, models.baselines\n"
+    code = ("import sys\n"
+            "from tracklens import cli\n"
+            "from tracklens.models import blend, train, evaluate, datasets, baselines\n"
             "from typer.testing import CliRunner\n"
             "for cmd in ('train', 'evaluate', 'predict'):\n"
             "    assert CliRunner().invoke(cli.app, [cmd, '--help']).exit_code == 0\n"
             "print('tensorflow' in sys.modules or 'keras' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=config.PROJ_ROOT, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=config.PACKAGE_DIR, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
 
 
@@ -492,7 +500,7 @@ def test_predict_and_evaluate_on_a_feature_table(tmp_path):
     proc = _run_cli("predict", "--features-csv", str(path), "--format", "csv")
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(__import__("io").StringIO(proc.stdout))
-    assert list(table.columns) == ["path", "top_genre", *config.GTZAN_GENRES]
+    assert list(table.columns) == ["path", "top_genre", *config.GTZAN_GENRES, "fit"]
     assert list(table["path"]) == ["rock.00000", "rock.00001", "jazz.00000", "jazz.00001"]
     np.testing.assert_allclose(table[list(config.GTZAN_GENRES)].sum(axis=1), 1.0, atol=1e-4)
     proc = _run_cli("evaluate", "--features-csv", str(path))

@@ -14,7 +14,7 @@ import pytest
 
 from tracklens import config
 
-NOTEBOOK_DIR = config.PROJ_ROOT / "notebooks"
+NOTEBOOK_DIR = config.PACKAGE_DIR / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 CELL_TIMEOUT_S = 240
 DEMO_NOTE = "demo data: synthetic chart table and synthesised audio"

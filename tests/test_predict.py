@@ -110,9 +110,10 @@ def test_predict_csv_keeps_every_row_when_files_are_bad(stub_model, tmp_path, ru
     code, out, err = run_cli("predict", *files, "--format", "csv")
     assert code == 1
     table = _csv(out)
-    assert list(table.columns) == ["path", "top_genre", *GENRES]
+    assert list(table.columns) == ["path", "top_genre", *GENRES, "fit"]
     assert list(table["path"]) == list(map(str, files))
     assert list(table["top_genre"]) == ["pop", "error", "pop", "error", "error"]
+    assert list(table["fit"].iloc[[1, 3, 4]]) == ["", "", ""]  # no fit judged for a file that failed
     assert f"{bad}: unsupported channel count 65535" in err
     assert f"{fifo}: not a regular file (a named pipe)" in err
     assert f"{tmp_path / 'folder.wav'}: not a regular file (a directory)" in err

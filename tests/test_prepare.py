@@ -284,8 +284,8 @@ def test_cli_prepare_errors_are_one_line(tmp_path, run_cli):
 def test_cli_prepare_no_traceback_in_a_real_process(tmp_path):
     missing = tmp_path / "missing.csv"
     proc = subprocess.run(
-        [sys.executable, "-c", "import cli; cli.main()", "prepare", str(missing), "--out", str(tmp_path / "o.csv")],
-        capture_output=True, text=True, cwd=config.PROJ_ROOT, timeout=60,
+        [sys.executable, "-m", "tracklens.cli", "prepare", str(missing), "--out", str(tmp_path / "o.csv")],
+        capture_output=True, text=True, cwd=config.PACKAGE_DIR, timeout=60,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"tracklens: error: {missing}: file not found"

@@ -142,7 +142,8 @@ def shipped_section() -> html.Section:
     n = len(report["y_true"])
     genres = genre_rows(report)
     present = sum(row["tracks"] > 0 for row in genres)
-    fold = f"its validation fold: {n} tracks of {present} of the {len(genres)} genres"
+    fold = (f"its validation fold: {n} tracks of {present} of the {len(genres)} genres" if present < len(genres)
+            else f"its validation fold: {n} tracks of all {len(genres)} genres")
     return html.Section([
         heading,
         card_summary(report["card"]),
