@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -42,8 +42,9 @@ assert len(SUMMARY_COLUMNS) == 57
 
 # Spotify's audio-defined columns we compute, in chart units (tempo is shared with the GTZAN set).
 SPOTIFY_COLUMNS: tuple[str, ...] = ("tempo", "loudness", "key", "mode", "duration_ms")
-# Spotify's perceptual columns: no audio definition and no paired training data here, so never
-# computed (documented in README "Audio features").
+# Spotify's perceptual columns: no audio definition, so the engine never computes them (README
+# "Audio features"); models.descriptors estimates those it can from audio, with their error, as
+# extra track columns (energy_est, acousticness_est: see TrackExtras).
 SPOTIFY_NOT_COMPUTED: tuple[str, ...] = (
     "danceability", "energy", "speechiness", "acousticness", "instrumentalness", "liveness", "valence",
 )
@@ -734,17 +735,35 @@ FRAME_KINDS: tuple[str, ...] = ("log_mel", "mfcc", "sequence")
 _FEATURE_DTYPES = {**dict.fromkeys(("segment", "length", "key", "mode", "duration_ms"), "int64"), "truncated": "bool"}
 
 
-def featurize_file(path: str, params: dict) -> batch.FileResult:
+@dataclass(frozen=True)
+class TrackExtras:
+    """More whole-track columns that a later stage computes from the same :class:`Analysis`
+    (the descriptor estimates of ``models.descriptors``), plugged in without features importing it.
+
+    columns : the names ``compute`` returns, appended to FEATURE_COLUMNS
+    compute : ``Analysis -> {column: value}``; module-level, so worker processes can unpickle it
+    tag : names ``compute`` and the weights it uses (part of the cache key: new weights, new values)
+    """
+
+    columns: tuple[str, ...]
+    compute: Callable[[Any], dict[str, float]]
+    tag: str
+
+
+def featurize_file(path: str, params: dict, extras: TrackExtras | None = None) -> batch.FileResult:
     """The engine's per-file function, what local processes and Dask workers run: decode
     ``path`` (``params``: see :func:`features_task`) and analyse it once.
 
-    Returns the track row then the segment rows (without ``track_id``, ``path``, ``label`` and
-    ``checksum``, which the runner adds) and, with segments, their frame matrices. Raises
-    TracklensError for a file that cannot be decoded or analysed.
+    Returns the track row (with ``extras``' columns) then the segment rows (without
+    ``track_id``, ``path``, ``label`` and ``checksum``, which the runner adds) and, with
+    segments, their frame matrices. Raises TracklensError for a file that cannot be decoded or
+    analysed.
     """
     clip = load_audio(path, sr=params["sr"], max_duration=params["max_duration"])
     cf = featurize_clip(clip, segment_seconds=params["segment_seconds"], overlap=params["overlap"],
                         track_id="", n_fft=params["n_fft"], hop_length=params["hop_length"])
+    if extras is not None:
+        cf.track.update(extras.compute(cf.analysis))
     rows = [cf.track, *cf.segments]
     for row in rows:
         for key in ("track_id", "path", "label"):
@@ -754,9 +773,10 @@ def featurize_file(path: str, params: dict) -> batch.FileResult:
 
 
 def features_task(*, segment_seconds: float | None = config.SEGMENT_SECONDS, overlap: float = 0.0,
-                  max_duration: float = config.FEATURE_MAX_DURATION_S) -> batch.Task:
+                  max_duration: float = config.FEATURE_MAX_DURATION_S, extras: TrackExtras | None = None) -> batch.Task:
     """The feature engine as a :class:`batch.Task`: :func:`featurize_file` with these parameters,
-    FEATURE_COLUMNS, and frame matrices per segment (``log_mel``, ``mfcc``, ``sequence``).
+    FEATURE_COLUMNS (then ``extras``' columns, filled on track rows only), and frame matrices
+    per segment (``log_mel``, ``mfcc``, ``sequence``).
 
     Its ``warm`` hook compiles numba's cache before any pool and in each worker before its first
     file, under numba_cache's host lock (numba #10128); after a worker crash the cache is checked.
@@ -770,8 +790,12 @@ def features_task(*, segment_seconds: float | None = config.SEGMENT_SECONDS, ove
     if params["segment_seconds"]:
         n_t = segment_n_frames(params["segment_seconds"], sr=params["sr"], hop_length=params["hop_length"])
         frames = {"log_mel": (config.N_MELS, n_t), "mfcc": (config.N_MFCC, n_t), "sequence": (len(SEQUENCE_ROWS), n_t)}
-    return batch.Task(name="features", run_file=featurize_file, params=params, version=FEATURE_VERSION,
-                      columns=FEATURE_COLUMNS, dtypes=_FEATURE_DTYPES, frames=frames,
+    run_file, columns = featurize_file, FEATURE_COLUMNS
+    if extras is not None:
+        params["extras"] = extras.tag
+        run_file, columns = functools.partial(featurize_file, extras=extras), (*FEATURE_COLUMNS, *extras.columns)
+    return batch.Task(name="features", run_file=run_file, params=params, version=FEATURE_VERSION,
+                      columns=columns, dtypes=_FEATURE_DTYPES, frames=frames,
                       frames_meta={"feature_version": FEATURE_VERSION, "sequence_rows": list(SEQUENCE_ROWS), **params},
                       warm=numba_cache.warm_numba, after_crash=numba_cache.check_cache)
 
@@ -786,6 +810,7 @@ def extract_features(
     scheduler: Any = None,
     cache_dir: str | Path | None = None,
     max_duration: float = config.FEATURE_MAX_DURATION_S,
+    extras: TrackExtras | None = None,
     progress: bool = True,
 ) -> batch.RunResult:
     """Features of every audio file in ``sources`` -> ``out`` (parquet) and its side files.
@@ -796,6 +821,8 @@ def extract_features(
         folder, manifest CSV, audio file or DataFrame; ``out`` a ``.parquet`` path or URL)
     segment_seconds, overlap : fixed windows per track (None or 0: whole tracks only, no frames)
     max_duration : seconds analysed per file; longer files are cut and marked ``truncated``
+    extras : more whole-track columns from the same analysis (:class:`TrackExtras`; the CLI adds
+        the descriptor estimates ``energy_est``, ``acousticness_est`` this way)
 
     Returns a :class:`batch.RunResult`. The table has one row per track (``segment`` -1) then
     its segments, columns FEATURE_COLUMNS, in source order; the frames (see
@@ -805,7 +832,7 @@ def extract_features(
     finished files stay cached, numba's compiled-code cache (the usual cause, see
     :mod:`tracklens.numba_cache`) is checked and rebuilt when damaged, and rerunning resumes.
     """
-    task = features_task(segment_seconds=segment_seconds, overlap=overlap, max_duration=max_duration)
+    task = features_task(segment_seconds=segment_seconds, overlap=overlap, max_duration=max_duration, extras=extras)
     return batch.run(task, sources, out=out, jobs=jobs, scheduler=scheduler, cache_dir=cache_dir, progress=progress)
 
 

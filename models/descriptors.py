@@ -260,6 +260,18 @@ def estimate_columns(analysis) -> dict[str, float]:
     return {f"{name}_est": result.value for name, result in estimate(analysis=analysis).items()}
 
 
+def feature_extras():
+    """The shipped estimates as extra track columns of ``tracklens features`` output
+    (``features.TrackExtras``: ``acousticness_est``, ``energy_est``), keyed in the cache by the
+    estimator's SHA-256. Raises TracklensError when the shipped estimator cannot be read."""
+    from tracklens import features
+
+    estimator = load_estimator()
+    return features.TrackExtras(columns=tuple(f"{name}_est" for name in estimator.descriptors),
+                                compute=estimate_columns,
+                                tag=f"descriptors {estimator.card['estimator_sha256']}")
+
+
 # --- building the estimator from the shared table (scikit-learn; `make descriptors-model`) -------
 
 HELD_OUT_FRACTION = 0.2  # 130 of 650 tracks, never used for fitting or model choice

@@ -196,3 +196,30 @@ def test_build_writes_an_estimator_that_predicts_like_scikit_learn(tmp_path, mon
         figures = card["descriptors"][name]["held_out"]
         assert (r2, mae) == pytest.approx((figures["r2"], figures["mae"]), abs=1e-4), name
         assert r2 > 0.6, name
+
+
+def test_features_command_adds_the_estimates_to_track_rows(run_cli, tmp_path):
+    """`tracklens features` output carries acousticness_est / energy_est on each track row (the
+    values `estimate` gives for the same audio) and leaves segment rows empty."""
+    import pandas as pd
+    import soundfile as sf
+
+    from tracklens.audio import load_audio
+
+    for kind in ("sine", "noise"):
+        (tmp_path / "audio" / kind).mkdir(parents=True)
+        sf.write(tmp_path / "audio" / kind / f"{kind}.wav", _signal(kind, 7.0), 22050)
+    out = tmp_path / "features.parquet"
+    code, stdout, stderr = run_cli("features", tmp_path / "audio", "--out", out, "--cache-dir", tmp_path / "cache")
+    assert code in (0, None), stderr
+    table = pd.read_parquet(out)
+    shipped = [f"{name}_est" for name in descriptors.load_estimator().descriptors]
+    assert shipped == ["acousticness_est", "energy_est"] and list(table.columns[-2:]) == shipped
+    tracks = table[table["segment"] == -1].set_index("track_id")
+    for kind in ("sine", "noise"):
+        clip = load_audio(tmp_path / "audio" / kind / f"{kind}.wav", sr=22050)
+        expected = descriptors.estimate(clip.y, sr=clip.sr)
+        for name, result in expected.items():
+            assert tracks.loc[kind, f"{name}_est"] == pytest.approx(result.value, abs=1e-6)
+    assert tracks.loc["sine", "acousticness_est"] > tracks.loc["noise", "acousticness_est"]
+    assert table.loc[table["segment"] >= 0, shipped].isna().all().all()
