@@ -56,6 +56,19 @@ def file_checksum(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def verified_file(path: str | Path, sha256: str, *, remedy: str, error: type[TracklensError] = TracklensError) -> Path:
+    """``path`` once it exists and its SHA-256 is the recorded ``sha256`` (shipped weights);
+    else ``error`` saying which, with ``remedy`` (e.g. "run `make musicnn-weights`") for a missing file."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: missing; {remedy}")
+    actual = file_checksum(path)
+    if actual != sha256:
+        raise error(f"{path}: SHA-256 {actual[:12]}… does not match the recorded {sha256[:12]}…; "
+                    "the file is corrupt or was replaced")
+    return path
+
+
 # --- atomic writes -------------------------------------------------------------------------------
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")

@@ -47,7 +47,7 @@ import numpy as np
 
 from tracklens import batch, config
 from tracklens.errors import TracklensError
-from tracklens.fileio import file_checksum
+from tracklens.fileio import verified_file
 
 DEFAULT_MODEL = "mn04_as"
 PRETRAINED_DIR = config.MODELS_DIR / "pretrained"
@@ -369,13 +369,8 @@ def load_pretrained(name: str = DEFAULT_MODEL, *, weights_dir: str | Path = PRET
     """
     weights_dir = Path(weights_dir)
     entry = _manifest_entry(name, weights_dir)
-    path = weights_dir / entry["weights"]
-    if not path.is_file():
-        raise EfficientATError(f"{path}: missing; run `make efficientat-weights`")
-    actual = file_checksum(path)
-    if actual != entry["weights_sha256"]:
-        raise EfficientATError(f"{path}: SHA-256 {actual[:12]}… does not match the recorded "
-                               f"{entry['weights_sha256'][:12]}…; the file is corrupt or was replaced")
+    path = verified_file(weights_dir / entry["weights"], entry["weights_sha256"],
+                         remedy="run `make efficientat-weights`", error=EfficientATError)
     model = build_mn04(n_frames, n_classes=len(entry["classes"]), name=name)
     model.load_weights(path)
     return model

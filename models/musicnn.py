@@ -36,7 +36,7 @@ import numpy as np
 
 from tracklens import batch, config
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_path, atomic_write_bytes, file_checksum, read_csv, to_csv_text
+from tracklens.fileio import atomic_path, atomic_write_bytes, file_checksum, read_csv, to_csv_text, verified_file
 
 # Signal processing of the original (musicnn/configuration.py and the checkpoints' config.json).
 MUSICNN_SR = 16_000
@@ -381,13 +381,8 @@ def load_pretrained(name: str = DEFAULT_MUSICNN, *, weights_dir: str | Path = PR
         raise MusicnnError(f"{weights_dir / MANIFEST_PATH.name}: no entry for {name!r} (have {sorted(manifest)}); "
                            "run `make musicnn-weights`")
     entry = manifest[name]
-    path = weights_dir / entry["weights"]
-    if not path.is_file():
-        raise MusicnnError(f"{path}: missing; run `make musicnn-weights`")
-    actual = file_checksum(path)
-    if actual != entry["weights_sha256"]:
-        raise MusicnnError(f"{path}: SHA-256 {actual[:12]}… does not match the recorded "
-                           f"{entry['weights_sha256'][:12]}…; the file is corrupt or was replaced")
+    path = verified_file(weights_dir / entry["weights"], entry["weights_sha256"],
+                         remedy="run `make musicnn-weights`", error=MusicnnError)
     model = build_musicnn(input_shape, n_tags=len(entry["tags"]), name=name)
     model.load_weights(path)
     return model
