@@ -80,63 +80,63 @@ try:
     import numba
 
     @numba.njit(cache=True, nogil=True)
-    def _running_median_rows(x, k, idx):
-        """Median over a sliding window of odd length ``k`` along the last axis of 2-D ``x``;
-        ``idx`` maps padded positions to columns (the edge mode).
+    def _running_median_axis0(x, k, idx):
+        """Median over a sliding window of odd length ``k`` along axis 0 of C-contiguous 2-D
+        ``x``, all columns in lockstep; ``idx`` maps padded positions to rows (the edge mode).
 
-        Keeps the window sorted and replaces one value per step (O(k), not O(k log k)), so it
-        equals ``scipy.ndimage.median_filter(x, size=(1, k), mode="reflect")`` exactly.
+        Each column keeps its window sorted; one step removes the leaving value and inserts
+        the arriving one with compares and min/max only, the same few operations for every
+        column, so the loop over a row vectorises (4x faster than one sorted window per row
+        with a data-dependent shift). Equals ``scipy.ndimage.median_filter(x, size=(k, 1),
+        mode="reflect")`` exactly: every output is one of the inputs.
         """
-        n_rows, n = x.shape
+        n, n_cols = x.shape
         out = np.empty_like(x)
-        h = k // 2
-        buf = np.empty(k, x.dtype)
-        row = np.empty(n + k - 1, x.dtype)
-        for r in range(n_rows):
-            for j in range(n + k - 1):
-                row[j] = x[r, idx[j]]
+        inf = np.float32(np.inf)
+        # rows 1..k: the sorted windows; row 0 = -inf and row k + 1 = +inf end every column
+        buf = np.empty((k + 2, n_cols), x.dtype)
+        nxt = np.empty((k + 2, n_cols), x.dtype)
+        buf[0], nxt[0], buf[k + 1], nxt[k + 1] = -inf, -inf, inf, inf
+        window = np.empty(k, x.dtype)
+        for c in range(n_cols):
             for j in range(k):
-                buf[j] = row[j]
-            buf.sort()
-            out[r, 0] = buf[h]
-            for i in range(1, n):
-                old = row[i - 1]
-                new = row[i - 1 + k]
-                # Ranks by counting (branch-free, vectorised over the 31 values), then one
-                # bounded shift: cheaper than a binary search with unpredictable branches.
-                p = 0  # position of `old` (its leftmost copy)
-                q = 0  # values below `new`
-                for j in range(k):
-                    p += np.int64(buf[j] < old)
-                    q += np.int64(buf[j] < new)
-                if q > p:
-                    q -= 1  # `old` is below `new` and leaves
-                    for j in range(p, q):
-                        buf[j] = buf[j + 1]
-                else:
-                    for j in range(p, q, -1):
-                        buf[j] = buf[j - 1]
-                buf[q] = new
-                out[r, i] = buf[h]
+                window[j] = x[idx[j], c]
+            window.sort()
+            for j in range(k):
+                buf[j + 1, c] = window[j]
+        out[0] = buf[k // 2 + 1]
+        for i in range(1, n):
+            leaving, arriving = x[idx[i - 1]], x[idx[i - 1 + k]]
+            for j in range(1, k + 1):
+                below, here, above, dest = buf[j - 1], buf[j], buf[j + 1], nxt[j]
+                for c in range(n_cols):
+                    # d(j): sorted row j with `leaving` removed (rows at or past it move up);
+                    # then `arriving` goes between d(j - 1) and d(j).
+                    old = leaving[c]
+                    d_below = below[c] if below[c] < old else here[c]
+                    d_here = here[c] if here[c] < old else above[c]
+                    dest[c] = max(d_below, min(d_here, arriving[c]))
+            buf, nxt = nxt, buf
+            out[i] = buf[k // 2 + 1]
         return out
 
     @numba.njit(cache=True, nogil=True)
-    def _harmonic_stft_t(stft_t, harm, perc_t):
+    def _harmonic_stft_t(stft_t, harm_t, perc):
         """``(stft * softmask(harm, perc)).T`` in one pass: librosa.util.softmask(power=2,
         split_zeros=True) in float32, written frame-major for the inverse FFT.
 
-        ``stft_t``, ``perc_t`` : [shape=(t, f)]; ``harm`` : [shape=(f, t)] (the layouts the two
+        ``stft_t``, ``harm_t`` : [shape=(t, f)]; ``perc`` : [shape=(f, t)] (the layouts the two
         median filters produce, so nothing is transposed or copied first).
         """
         n_t, n_f = stft_t.shape
         out = np.empty_like(stft_t)
         half = np.float32(0.5)
-        for t0 in range(0, n_t, 32):  # blocks of frames: harm's strided reads stay in cache
+        for t0 in range(0, n_t, 32):  # blocks of frames: perc's strided reads stay in cache
             t1 = min(t0 + 32, n_t)
             for t in range(t0, t1):
                 for f in range(n_f):
-                    h = harm[f, t]
-                    p = perc_t[t, f]
+                    h = harm_t[t, f]
+                    p = perc[f, t]
                     h2 = h * h
                     den = h2 + p * p
                     out[t, f] = stft_t[t, f] * (h2 / den if den > 0 else half)
@@ -200,25 +200,27 @@ try:
         return rms, zcr
 
 except ImportError:  # pragma: no cover - numba ships with librosa
-    _running_median_rows = _harmonic_stft_t = _rolloff_bins = _frame_rms_zcr = None
+    _running_median_axis0 = _harmonic_stft_t = _rolloff_bins = _frame_rms_zcr = None
 
 
 def median_filter_1d(x: np.ndarray, *, size: int, axis: int) -> np.ndarray:
     """Exact median filter of odd ``size`` along ``axis`` of a 2-D array (scipy "reflect" edges).
 
-    Same values as ``scipy.ndimage.median_filter`` with a 1-D kernel, ~10x faster.
+    Same values as ``scipy.ndimage.median_filter`` with a 1-D kernel, ~40x faster. The result
+    is C-contiguous in the layout where ``axis`` is the outer one (along axis 1: the transpose
+    of a C-contiguous array), which costs no copy when ``x`` is already in that layout.
     """
     if size % 2 != 1 or size < 1:
         raise TracklensError(f"median filter size={size} must be a positive odd integer")
-    if _running_median_rows is None or x.shape[axis] <= size // 2:  # tiny inputs: scipy's edge rule
+    if _running_median_axis0 is None or x.shape[axis] <= size // 2:  # tiny inputs: scipy's edge rule
         from scipy.ndimage import median_filter
 
         shape = [1, 1]
         shape[axis] = size
         return median_filter(x, size=shape, mode="reflect")
-    rows = np.ascontiguousarray(x if axis in (-1, 1) else x.T)
-    out = _running_median_rows(rows, size, _reflect_index(rows.shape[1], size))
-    return out if axis in (-1, 1) else out.T
+    along = np.ascontiguousarray(x if axis == 0 else x.T)
+    out = _running_median_axis0(along, size, _reflect_index(along.shape[0], size))
+    return out if axis == 0 else out.T
 
 
 @functools.lru_cache(maxsize=32)
@@ -451,14 +453,14 @@ class Analysis:
     @functools.cached_property
     def _hpss(self) -> tuple[np.ndarray, np.ndarray]:
         # librosa.decompose.hpss on the shared STFT (kernel 31, soft mask power 2, margin 1),
-        # with an exact O(k) running median instead of scipy's generic median_filter.
+        # with an exact vectorised running median instead of scipy's generic median_filter.
         mag = self.magnitude
         harm = median_filter_1d(mag, size=HPSS_KERNEL, axis=-1)
         perc = median_filter_1d(mag, size=HPSS_KERNEL, axis=0)
         if _harmonic_stft_t is not None and self.stft.flags.f_contiguous:
-            # librosa's STFT is frame-major in memory (F order): .T views, no copies
-            masked_t = _harmonic_stft_t(self.stft.T, harm if harm.flags.c_contiguous else np.ascontiguousarray(harm),
-                                        np.ascontiguousarray(perc.T))
+            # librosa's STFT is frame-major in memory (F order): .T views, and the median
+            # filter along time returns frame-major too: no copies
+            masked_t = _harmonic_stft_t(self.stft.T, np.ascontiguousarray(harm.T), np.ascontiguousarray(perc))
             harmonic = _istft(masked_t.T, n_fft=self.n_fft, hop_length=self.hop_length, length=len(self.y))
         else:
             # librosa.util.softmask(harm, perc, power=2, split_zeros=True), in float32

@@ -336,13 +336,13 @@ def test_a_worker_crash_keeps_finished_files_and_is_one_line(folder, tmp_path, m
     real = features.featurize_file
     crash_on = str(folder / "rock" / "rock.00000.wav")
 
-    def segfault_on_one_file(path, params):  # a closure: pickled by value into the workers
+    def segfault_on_one_file(path, params, **extras):  # a closure: pickled by value into the workers
         if path == crash_on:
             import os
             import signal
 
             os.kill(os.getpid(), signal.SIGSEGV)
-        return real(path, params)
+        return real(path, params, **extras)
 
     checks = []
     monkeypatch.setattr(features, "featurize_file", segfault_on_one_file)
@@ -359,9 +359,12 @@ def test_a_worker_crash_keeps_finished_files_and_is_one_line(folder, tmp_path, m
     n_done = int(done[1])
     assert n_done == len(list(cache.rglob("*.npz"))) and not (tmp_path / "f.parquet").exists()
 
+    from tracklens.models import descriptors
+
     monkeypatch.setattr(features, "featurize_file", real)
+    # the CLI's run: the same extra columns, so the same cache keys
     result = features.extract_features(folder, out=tmp_path / "f.parquet", cache_dir=cache, segment_seconds=None,
-                                       progress=False)
+                                       extras=descriptors.feature_extras(), progress=False)
     assert result.n_cached == n_done and result.n_tracks == len(GOOD)
 
 
