@@ -13,5 +13,14 @@ Modules
 - ``train``: the one training path for every model, and the one place model cards are built.
 - ``store``: model cards (data, split, features, metrics, versions, SHA-256), safe loading,
   validation predictions (the report itself is written by ``tracklens.reports``).
-- ``blend``: :class:`~models.blend.GenreModel` and :func:`~models.blend.predict_blend`.
+- ``blend``: :class:`~models.blend.GenreModel` and :func:`~models.blend.predict_blend` (the genre
+  blend of any model kind, with its fit verdict, chart-genre tags and timeline).
+- ``fit`` / ``chart_genres`` / ``oov``: does a track fit the ten genres (AudioSet evidence, a tuned
+  rule), its chart genres from AudioSet classes, and the seeded out-of-vocabulary audio that tests it.
+- ``musicnn`` / ``efficientat``: the pretrained embedders (Keras ports, SHA-checked shipped
+  weights); ``musicnn_models`` / ``efficientat_models`` their windows and input kinds.
+- ``heads``: genre heads on those embeddings compared on the shared GTZAN audio and shipped
+  (``models/default``, ``default-fast``); ``table_model`` the 57-feature ``default-table``.
+- ``descriptors``: Spotify-style acousticness/energy estimated from audio, with held-out error.
+- ``popularity``: the in-memory popularity model the explore figures and notebooks fit.
 """
