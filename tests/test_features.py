@@ -78,7 +78,7 @@ def test_summary_equals_plain_librosa(clip_y, analysis):
     y = clip_y
     harmonic, percussive = librosa.effects.hpss(y)
     plain = {
-        "chroma_stft": librosa.feature.chroma_stft(y=y, sr=SR, tuning=analysis.tuning),
+        "chroma_stft": librosa.feature.chroma_stft(y=y, sr=SR),
         "rms": librosa.feature.rms(y=y),
         "spectral_centroid": librosa.feature.spectral_centroid(y=y, sr=SR),
         "spectral_bandwidth": librosa.feature.spectral_bandwidth(y=y, sr=SR),
@@ -96,23 +96,44 @@ def test_summary_equals_plain_librosa(clip_y, analysis):
 
 def test_fused_kernels_equal_the_numpy_formulas(clip_y, monkeypatch):
     """The numba kernels (soft mask, rolloff on librosa's frame-major STFT; RMS and ZCR in one
-    pass over y) give the same bits as the plain numpy expressions they replace."""
+    pass over y; piptrack's peak search for the tuning) give the same bits as the plain numpy
+    and librosa code they replace."""
     fast = features.analyze(clip_y, sr=SR)
-    fast_values = (fast.rolloff, fast.harmonic, fast.rms, fast.zero_crossing_rate)
+    fast_values = (fast.rolloff, fast.harmonic, fast.rms, fast.zero_crossing_rate, fast.tuning)
     monkeypatch.setattr(features, "_frame_rms_zcr", None)
+    monkeypatch.setattr(features, "_tuning_peaks", None)
     plain = features.analyze(clip_y, sr=SR)
     plain.stft = np.ascontiguousarray(plain.stft)  # not frame-major: the numpy path
     assert fast.stft.flags.f_contiguous and not plain.stft.flags.f_contiguous
-    for got, want in zip(fast_values, (plain.rolloff, plain.harmonic, plain.rms, plain.zero_crossing_rate)):
-        assert got.dtype == want.dtype
+    plain_values = (plain.rolloff, plain.harmonic, plain.rms, plain.zero_crossing_rate, plain.tuning)
+    for got, want in zip(fast_values, plain_values):
+        assert np.asarray(got).dtype == np.asarray(want).dtype
         np.testing.assert_array_equal(got, want)
 
 
-def test_tuning_estimate_is_close_to_librosas(analysis):
+def _assert_tuning_is_librosas(a: features.Analysis) -> None:
+    """piptrack's peaks, bit for bit, then librosa.estimate_tuning's value."""
     import librosa
 
-    full = librosa.estimate_tuning(S=analysis.power, sr=SR, bins_per_octave=12)
-    assert abs(analysis.tuning - full) <= 0.1
+    pitches, mags = librosa.piptrack(S=a.power, sr=a.sr, n_fft=a.n_fft)
+    frames, bins = np.nonzero(pitches.T)
+    got_pitch, got_mag = features.piptrack_peaks(a.power, sr=a.sr, n_fft=a.n_fft)
+    assert len(frames) > 100
+    np.testing.assert_array_equal(got_pitch, pitches.T[frames, bins])
+    np.testing.assert_array_equal(got_mag, mags.T[frames, bins])
+    assert a.tuning == librosa.estimate_tuning(S=a.power, sr=a.sr, bins_per_octave=12)
+
+
+def test_tuning_estimate_equals_librosas(analysis):
+    """The numba peak search gives the tuning chroma_stft estimates."""
+    _assert_tuning_is_librosas(analysis)
+
+
+def test_tuning_estimate_equals_librosas_on_real_clips(shared_data):
+    from tracklens.audio import load_audio
+
+    for path in sorted((shared_data / "gtzan" / "audio").glob("*/*.00003.opus"))[:4]:
+        _assert_tuning_is_librosas(features.analyze(load_audio(path).y))
 
 
 def test_spotify_comparable_features(analysis):
