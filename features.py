@@ -142,6 +142,26 @@ try:
         return out
 
     @numba.njit(cache=True, nogil=True)
+    def _overlap_add(frames, window, sum_square, hop_length, tiny):
+        """librosa.istft's windowed overlap-add of ``frames`` [shape=(t, n_fft)], divided by
+        ``sum_square`` where it exceeds ``tiny``; float32, each sample's terms added in the
+        order n_fft/hop shifted copies add them (one pass: 15 -> 4 ms for 30 s)."""
+        n_t, n_fft = frames.shape
+        y = np.zeros(hop_length * (n_t - 1) + n_fft, np.float32)
+        for k in range(n_fft // hop_length):
+            part = window[k * hop_length:(k + 1) * hop_length]
+            for t in range(n_t):
+                # views indexed by the loop counter alone: the loop vectorises
+                out = y[(t + k) * hop_length:(t + k + 1) * hop_length]
+                frame = frames[t, k * hop_length:(k + 1) * hop_length]
+                for j in range(hop_length):
+                    out[j] += frame[j] * part[j]
+        for i in range(len(y)):
+            if sum_square[i] > tiny:
+                y[i] /= sum_square[i]
+        return y
+
+    @numba.njit(cache=True, nogil=True)
     def _tuning_peaks(power_t, lo, hi, sr, n_fft):
         """The peaks librosa.piptrack (defaults) finds in ``power_t`` [shape=(t, f)] between
         bins ``lo`` and ``hi``: their interpolated frequencies and magnitudes, float32, frame by
@@ -233,7 +253,7 @@ try:
         return rms, zcr
 
 except ImportError:  # pragma: no cover - numba ships with librosa
-    _running_median_axis0 = _harmonic_stft_t = _tuning_peaks = _rolloff_bins = _frame_rms_zcr = None
+    _running_median_axis0 = _harmonic_stft_t = _overlap_add = _tuning_peaks = _rolloff_bins = _frame_rms_zcr = None
 
 
 def median_filter_1d(x: np.ndarray, *, size: int, axis: int) -> np.ndarray:
@@ -295,7 +315,7 @@ def _istft_window(n_fft: int, hop_length: int, n_frames: int) -> tuple[np.ndarra
 
 
 def _istft(stft: np.ndarray, *, n_fft: int, hop_length: int, length: int) -> np.ndarray:
-    """librosa.istft (Hann, center=True, ``length``) to float rounding, ~2x faster: one batched
+    """librosa.istft (Hann, center=True, ``length``) to float rounding, ~4x faster: one batched
     inverse FFT and an overlap-add of n_fft/hop shifted copies instead of a per-frame loop."""
     import scipy.fft
 
@@ -306,13 +326,17 @@ def _istft(stft: np.ndarray, *, n_fft: int, hop_length: int, length: int) -> np.
     n_frames = stft.shape[1]
     window, sum_square = _istft_window(n_fft, hop_length, n_frames)
     frames = scipy.fft.irfft(np.ascontiguousarray(stft.T), n=n_fft, axis=1).astype(np.float32, copy=False)
-    frames *= window
-    y = np.zeros(hop_length * (n_frames - 1) + n_fft, np.float32)
-    for k in range(n_fft // hop_length):
-        part = frames[:, k * hop_length:(k + 1) * hop_length].reshape(-1)
-        y[k * hop_length:k * hop_length + part.size] += part
-    nonzero = sum_square > np.finfo(np.float32).tiny
-    y[nonzero] /= sum_square[nonzero]
+    tiny = np.finfo(np.float32).tiny
+    if _overlap_add is not None:
+        y = _overlap_add(frames, window, sum_square, hop_length, tiny)
+    else:
+        frames *= window
+        y = np.zeros(hop_length * (n_frames - 1) + n_fft, np.float32)
+        for k in range(n_fft // hop_length):
+            part = frames[:, k * hop_length:(k + 1) * hop_length].reshape(-1)
+            y[k * hop_length:k * hop_length + part.size] += part
+        nonzero = sum_square > tiny
+        y[nonzero] /= sum_square[nonzero]
     y = y[n_fft // 2:n_fft // 2 + length]
     return y if len(y) == length else np.pad(y, (0, length - len(y)))
 

@@ -95,13 +95,14 @@ def test_summary_equals_plain_librosa(clip_y, analysis):
 
 
 def test_fused_kernels_equal_the_numpy_formulas(clip_y, monkeypatch):
-    """The numba kernels (soft mask, rolloff on librosa's frame-major STFT; RMS and ZCR in one
-    pass over y; piptrack's peak search for the tuning) give the same bits as the plain numpy
-    and librosa code they replace."""
+    """The numba kernels (soft mask, rolloff on librosa's frame-major STFT; the inverse STFT's
+    overlap-add; RMS and ZCR in one pass over y; piptrack's peak search for the tuning) give
+    the same bits as the plain numpy and librosa code they replace."""
     fast = features.analyze(clip_y, sr=SR)
     fast_values = (fast.rolloff, fast.harmonic, fast.rms, fast.zero_crossing_rate, fast.tuning)
     monkeypatch.setattr(features, "_frame_rms_zcr", None)
     monkeypatch.setattr(features, "_tuning_peaks", None)
+    monkeypatch.setattr(features, "_overlap_add", None)
     plain = features.analyze(clip_y, sr=SR)
     plain.stft = np.ascontiguousarray(plain.stft)  # not frame-major: the numpy path
     assert fast.stft.flags.f_contiguous and not plain.stft.flags.f_contiguous
