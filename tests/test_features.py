@@ -96,17 +96,19 @@ def test_summary_equals_plain_librosa(clip_y, analysis):
 
 def test_fused_kernels_equal_the_numpy_formulas(clip_y, monkeypatch):
     """The numba kernels (soft mask, rolloff on librosa's frame-major STFT; the inverse STFT's
-    overlap-add; RMS and ZCR in one pass over y; piptrack's peak search for the tuning) give
-    the same bits as the plain numpy and librosa code they replace."""
+    overlap-add; RMS and ZCR in one pass over y; piptrack's peak search for the tuning;
+    pyloudnorm's K-weighting) give the same bits as the numpy, librosa and pyloudnorm code
+    they replace."""
     fast = features.analyze(clip_y, sr=SR)
-    fast_values = (fast.rolloff, fast.harmonic, fast.rms, fast.zero_crossing_rate, fast.tuning)
+    fast_values = (fast.rolloff, fast.harmonic, fast.rms, fast.zero_crossing_rate, fast.tuning, fast.k_weighted)
     monkeypatch.setattr(features, "_frame_rms_zcr", None)
     monkeypatch.setattr(features, "_tuning_peaks", None)
     monkeypatch.setattr(features, "_overlap_add", None)
+    monkeypatch.setattr(features, "_biquad_cascade", None)
     plain = features.analyze(clip_y, sr=SR)
     plain.stft = np.ascontiguousarray(plain.stft)  # not frame-major: the numpy path
     assert fast.stft.flags.f_contiguous and not plain.stft.flags.f_contiguous
-    plain_values = (plain.rolloff, plain.harmonic, plain.rms, plain.zero_crossing_rate, plain.tuning)
+    plain_values = (plain.rolloff, plain.harmonic, plain.rms, plain.zero_crossing_rate, plain.tuning, plain.k_weighted)
     for got, want in zip(fast_values, plain_values):
         assert np.asarray(got).dtype == np.asarray(want).dtype
         np.testing.assert_array_equal(got, want)
