@@ -366,7 +366,7 @@ def piptrack_peaks(power: np.ndarray, *, sr: int, n_fft: int) -> tuple[np.ndarra
     # piptrack's band: 150 Hz <= f < min(4 kHz, Nyquist), never the first or last bin
     freqs = _fft_frequencies(sr, n_fft)
     band = np.flatnonzero((freqs >= 150.0) & (freqs < min(4000.0, sr / 2)))
-    if _tuning_peaks is not None and power.T.flags.c_contiguous and band.size:
+    if _tuning_peaks is not None and power.dtype == np.float32 and power.T.flags.c_contiguous and band.size:
         return _tuning_peaks(power.T, band[0], band[-1] + 1, float(sr), n_fft)
     import librosa
 
@@ -601,7 +601,8 @@ class Analysis:
 def _k_weight(y: np.ndarray, *, sr: int) -> np.ndarray:
     """``y`` through the BS.1770 K-weighting filters (pyloudnorm's), float64: the same bits as
     pyloudnorm's two lfilter calls, 5x faster (11 -> 2 ms for 30 s)."""
-    if _biquad_cascade is not None:
+    y = np.asarray(y)
+    if _biquad_cascade is not None and y.dtype == np.float32 and y.ndim == 1:  # what numba_cache warms
         return _biquad_cascade(y, *_k_weighting_stages(sr))
     import pyloudnorm
 
