@@ -139,6 +139,17 @@ def test_tuning_estimate_equals_librosas_on_real_clips(shared_data):
         _assert_tuning_is_librosas(features.analyze(load_audio(path).y))
 
 
+def test_tempogram_equals_librosas(analysis):
+    """The sliding-sum tempogram equals librosa's FFT one to rounding, across the frames where
+    it recomputes its sums directly (every 128) and those it slides."""
+    import librosa
+
+    want = librosa.feature.tempogram(onset_envelope=analysis.onset_envelope, sr=SR, hop_length=config.HOP_LENGTH,
+                                     win_length=384)
+    assert analysis.n_frames > 2 * features._TEMPOGRAM_REFRESH and analysis.tempogram.flags.c_contiguous
+    np.testing.assert_allclose(analysis.tempogram, want, rtol=0, atol=1e-12)
+
+
 def test_spotify_comparable_features(analysis):
     import pyloudnorm
 
