@@ -6,6 +6,7 @@ Every TracklensError becomes one line on stderr and exit status 2; `--debug` sho
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -598,6 +599,8 @@ def main() -> None:
     """Console entry point: run the app and turn project errors into clean exits."""
     args = sys.argv[1:]
     debug = "--debug" in args
+    # TensorFlow's C++ start-up notices (CPU instructions, absl) say nothing to a user; its errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         app(args=_hoist_debug(args), prog_name="tracklens")
     except TracklensError as exc:
