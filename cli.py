@@ -595,12 +595,22 @@ def _hoist_debug(args: list[str]) -> list[str]:
     return ["--debug", *(a for i, a in enumerate(args) if i not in moved)] if moved else args
 
 
+LOKY_CLEANUP_WARNING = "ignore:resource_tracker:UserWarning"
+
+
 def main() -> None:
     """Console entry point: run the app and turn project errors into clean exits."""
     args = sys.argv[1:]
     debug = "--debug" in args
     # TensorFlow's C++ start-up notices (CPU instructions, absl) say nothing to a user; its errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # After Ctrl-C, joblib's killed workers leave semaphores that loky's resource tracker (a child
+    # process, hence the environment) removes, warning "resource_tracker: There appear to be N
+    # leaked semlock objects" after our last line: nothing is left behind, so the warning only
+    # buried "tracklens: interrupted ...".
+    filters = os.environ.get("PYTHONWARNINGS", "")
+    if LOKY_CLEANUP_WARNING not in filters:
+        os.environ["PYTHONWARNINGS"] = f"{filters},{LOKY_CLEANUP_WARNING}".lstrip(",")
     try:
         app(args=_hoist_debug(args), prog_name="tracklens")
     except TracklensError as exc:
