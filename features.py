@@ -945,14 +945,40 @@ def featurize_file(path: str, params: dict, extras: TrackExtras | None = None) -
     return batch.FileResult(rows=rows, frames=frames)
 
 
+WARM_CLIP_SECONDS = 4.0  # one 3 s segment and a whole track: every code path of featurize_clip
+
+
+def warm_kernels() -> None:
+    """Run every numba kernel of the analysis once (this module's and librosa's it calls), on a
+    4 s tone with clicks: the warm-up workload :mod:`tracklens.numba_cache` compiles under its lock."""
+    sr = config.SAMPLE_RATE
+    t = np.arange(int(WARM_CLIP_SECONDS * sr)) / sr
+    # a tone plus clicks: tuning, chroma, HPSS, onsets and tempo all see real content
+    y = 0.3 * np.sin(2 * np.pi * 440.0 * t) + (np.arange(len(t)) % (sr // 2) < 64) * 0.5
+    clip = AudioClip(y=y.astype(np.float32), sr=sr, path=None, source_sr=sr, channels=1,
+                     source_duration_s=WARM_CLIP_SECONDS)
+    featurize_clip(clip, segment_seconds=config.SEGMENT_SECONDS)
+
+
+def warm_numba(*, check: bool = False) -> None:
+    """Compile the analysis' numba kernels once in this process, before any pool or thread
+    (:func:`numba_cache.warm_numba` with :func:`warm_kernels`; ``check``: see there)."""
+    numba_cache.warm_numba(warm_kernels, check=check)
+
+
+def check_numba_cache() -> bool:
+    """Check numba's cache in a child process and rebuild it when damaged (:func:`numba_cache.check_cache`)."""
+    return numba_cache.check_cache(warm_kernels)
+
+
 def _prepare_process(**kwargs: Any) -> None:
     """The features task's ``warm`` hook, run before any pool and in each worker before each
-    file: numba's compile cache (:func:`numba_cache.warm_numba`, ``kwargs``), and glibc's
+    file: numba's compile cache (:func:`warm_numba`, ``kwargs``), and glibc's
     allocator told to keep freed blocks. One analysis allocates ~100 MB of short-lived arrays;
     handed back to the kernel, every clip faulted them in again (9 500 page faults, 37 ms of
     system CPU per 30 s clip; 1 job from Opus 0.28 -> 0.26 s per clip, the same peak memory)."""
     _keep_freed_memory()
-    numba_cache.warm_numba(**kwargs)
+    warm_numba(**kwargs)
 
 
 @functools.cache
@@ -993,7 +1019,7 @@ def features_task(*, segment_seconds: float | None = config.SEGMENT_SECONDS, ove
     return batch.Task(name="features", run_file=run_file, params=params, version=FEATURE_VERSION,
                       columns=columns, dtypes=_FEATURE_DTYPES, frames=frames,
                       frames_meta={"feature_version": FEATURE_VERSION, "sequence_rows": list(SEQUENCE_ROWS), **params},
-                      warm=_prepare_process, after_crash=numba_cache.check_cache)
+                      warm=_prepare_process, after_crash=check_numba_cache)
 
 
 def extract_features(

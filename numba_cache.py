@@ -9,7 +9,8 @@ come from two processes with different ABI tags, and every later call jumps to a
 ``localmax``, ...) and features.py caches its kernels, so a cold ``features --jobs 2`` crashed
 1 run in 6.
 
-- :func:`warm_numba` runs a tiny analysis in this process, once, holding an exclusive lock
+- :func:`warm_numba` runs a warm-up workload (the feature engine's ``features.warm_kernels``: a
+  tiny analysis, passed in by its caller) in this process, once, holding an exclusive lock
   file in numba's cache folder: sibling processes on the same host (joblib or Dask workers, a
   second CLI run, the dashboard) wait, then load the finished cache instead of compiling beside
   it. Cold, it compiles for 40 s of CPU; warm, it costs 0.17 s of CPU where the analysis
@@ -19,8 +20,9 @@ come from two processes with different ABI tags, and every later call jumps to a
   and once per numba/librosa version and cache folder): a child killed by a signal means a
   poisoned cache, whose ``.nbi``/``.nbc`` files are removed before the warm-up runs again.
 
-``python -m tracklens.numba_cache`` runs the check (``make venv`` does, so a fresh clone
-starts warm).
+``python -m tracklens.numba_cache`` runs the check on :data:`DEFAULT_WORKLOAD` (``make venv``
+does, so a fresh clone starts warm). This module imports no project code beyond errors: the
+workload comes from the caller, so the engine can call it without an import cycle.
 """
 
 from __future__ import annotations
@@ -37,13 +39,15 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 from tracklens.errors import TracklensError
 
 LOCK_NAME = "tracklens-numba.lock"
 LOCK_TIMEOUT_S = 1800  # a cold compile: 53 s of CPU with EXTRA_MODULES, ~3 min on a busy 2-core machine
 CHECK_TIMEOUT_S = 1800
-WARM_CLIP_SECONDS = 4.0  # one 3 s segment and a whole track: every code path of featurize_clip
+# What `python -m tracklens.numba_cache` warms: the feature engine's kernels and librosa's it calls.
+DEFAULT_WORKLOAD = "tracklens.features:warm_kernels"
 # librosa modules the project reaches outside the per-file analysis (librosa_visuals' beat_track).
 # Warmed by the child check and at install only: importing librosa.beat costs 2.7 s of CPU even
 # from a warm cache, more than the whole analysis loads (3.0 s), too much for every worker.
@@ -56,10 +60,11 @@ _thread_lock = threading.Lock()
 _warmed = False
 
 
-def warm_numba(*, check: bool = False) -> None:
-    """Compile (or load from numba's cache) every numba function the analysis uses, in this
+def warm_numba(workload: Callable[[], None], *, check: bool = False) -> None:
+    """Compile (or load from numba's cache) every numba function ``workload`` reaches, in this
     process, once per process; sibling processes on this host wait on a lock meanwhile.
 
+    workload : a module-level function that runs the kernels once (``features.warm_kernels``)
     check : first run :func:`check_cache` in a child process unless a stamp says it already
         passed for this numba/librosa version and cache folder (costs one warm-up, once)
     """
@@ -68,13 +73,13 @@ def warm_numba(*, check: bool = False) -> None:
         if _warmed:
             return
         if check and not _is_checked():
-            check_cache()
+            check_cache(workload)
         with compile_lock():
-            _analyse_tiny_clip()
+            workload()
         _warmed = True
 
 
-def check_cache() -> bool:
+def check_cache(workload: Callable[[], None]) -> bool:
     """Run the warm-up in a child process; if the child dies by a signal (a poisoned cache),
     remove the cache files of librosa and tracklens, say so on stderr and warm up again.
 
@@ -83,7 +88,7 @@ def check_cache() -> bool:
     """
     repaired = False
     for attempt in (1, 2):
-        child = _run_warm_child()
+        child = _run_warm_child(workload)
         if child.returncode == 0:
             _write_stamp()
             return repaired
@@ -149,31 +154,18 @@ def compile_lock(timeout_s: float = LOCK_TIMEOUT_S):
 # --- internals ----------------------------------------------------------------------------------
 
 
-def _warm_everything() -> None:
-    """What the child of :func:`check_cache` runs: the analysis, then EXTRA_MODULES."""
-    warm_numba()
+def _warm_everything(workload: Callable[[], None]) -> None:
+    """What the child of :func:`check_cache` runs: the workload, then EXTRA_MODULES."""
+    warm_numba(workload)
     with compile_lock():
         for name in EXTRA_MODULES:
             importlib.import_module(name)  # their gufuncs have signatures: compiled on import
 
 
-def _analyse_tiny_clip() -> None:
-    import numpy as np
-
-    from tracklens import config, features
-    from tracklens.audio import AudioClip
-
-    sr = config.SAMPLE_RATE
-    t = np.arange(int(WARM_CLIP_SECONDS * sr)) / sr
-    # a tone plus clicks: tuning, chroma, HPSS, onsets and tempo all see real content
-    y = 0.3 * np.sin(2 * np.pi * 440.0 * t) + (np.arange(len(t)) % (sr // 2) < 64) * 0.5
-    clip = AudioClip(y=y.astype(np.float32), sr=sr, path=None, source_sr=sr, channels=1,
-                     source_duration_s=WARM_CLIP_SECONDS)
-    features.featurize_clip(clip, segment_seconds=config.SEGMENT_SECONDS)
-
-
-def _run_warm_child() -> subprocess.CompletedProcess:
-    code = "from tracklens.numba_cache import _warm_everything; _warm_everything()"
+def _run_warm_child(workload: Callable[[], None]) -> subprocess.CompletedProcess:
+    code = (f"from {workload.__module__} import {workload.__qualname__} as workload\n"
+            "from tracklens.numba_cache import _warm_everything\n"
+            "_warm_everything(workload)")
     try:
         return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -255,10 +247,11 @@ def _write_stamp() -> None:
         stamp.write_text("numba warm-up passed\n")
 
 
-if __name__ == "__main__":  # `python -m tracklens.numba_cache`: check, repair and warm (make venv)
+if __name__ == "__main__":  # `python -m tracklens.numba_cache [module:function]`: check, repair, warm (make venv)
     started = time.perf_counter()
+    module, _, function = (sys.argv[1] if len(sys.argv) > 1 else DEFAULT_WORKLOAD).partition(":")
     try:
-        check_cache()
+        check_cache(getattr(importlib.import_module(module), function))
     except TracklensError as exc:
         sys.exit(f"tracklens: error: {exc}")
     print(f"numba cache warm ({_numba_cache_dir()}, {time.perf_counter() - started:.1f} s)")

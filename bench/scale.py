@@ -57,10 +57,10 @@ def write_tracks(folder: Path, n: int, *, seed: int = 0) -> list[str]:
 
 def warm_worker() -> None:
     """Run on each worker before timing: imports and numba's cache (under its host lock)."""
-    from tracklens import features, numba_cache
+    from tracklens import features
 
     features.features_task()
-    numba_cache.warm_numba()
+    features.warm_numba()
 
 
 def cpu_seconds() -> float:

@@ -154,10 +154,10 @@ def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bo
     # numba's kernels compiled once, here, before any thread pool starts (waitress's threads, the
     # check's blend thread); check=True repairs a damaged numba cache in a child process first
     # instead of crashing the server (SIGSEGV) at its first analysis.
+    from tracklens import features
     from tracklens.dashboard import track
-    from tracklens.numba_cache import warm_numba
 
-    warm_numba(check=True)
+    features.warm_numba(check=True)
     summary = track.warm_up()
     app = get_app()
     url = f"http://{host}:{port}/"

@@ -353,7 +353,7 @@ def test_numba_is_warmed_before_any_worker_pool_starts(folder, tmp_path, monkeyp
     from tracklens import numba_cache
 
     events = []
-    monkeypatch.setattr(numba_cache, "warm_numba", lambda **kwargs: events.append("warm"))
+    monkeypatch.setattr(numba_cache, "warm_numba", lambda *args, **kwargs: events.append("warm"))
 
     def pool(*args, **kwargs):
         events.append("pool")
@@ -373,7 +373,7 @@ def test_warm_hook_keeps_freed_arrays_for_the_next_file():
 
     code = ("import resource, numpy as np\n"
             "from tracklens import features, numba_cache\n"
-            "numba_cache.warm_numba = lambda **kwargs: None\n"
+            "numba_cache.warm_numba = lambda *args, **kwargs: None\n"
             "features.features_task().warm()\n"
             "np.ones(20 << 20, np.uint8).sum()\n"  # a 20 MB array, used and freed
             "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
@@ -399,7 +399,7 @@ def test_a_worker_crash_keeps_finished_files_and_is_one_line(folder, tmp_path, m
 
     checks = []
     monkeypatch.setattr(features, "featurize_file", segfault_on_one_file)
-    monkeypatch.setattr(numba_cache, "check_cache", lambda: checks.append(1))
+    monkeypatch.setattr(numba_cache, "check_cache", lambda workload: checks.append(workload))
     cache = tmp_path / "c"
     args = ("features", folder, "--out", tmp_path / "f.parquet", "--segment", "0", "--cache-dir", cache, "--jobs", "2")
     code, _, err = run_cli(*args)
@@ -408,7 +408,7 @@ def test_a_worker_crash_keeps_finished_files_and_is_one_line(folder, tmp_path, m
     assert line.startswith("tracklens: error: a worker process crashed (signal 11 (SIGSEGV)) on ") and "rock.00000.wav" in line
     done = re.search(r"; (\d+) of (\d+) files are done and cached; rerun the same command to resume$", line)
     assert done and int(done[1]) < int(done[2]), line
-    assert checks == [1]  # numba's cache, the usual cause, was checked (and rebuilt if poisoned)
+    assert checks == [features.warm_kernels]  # numba's cache, the usual cause, was checked (and rebuilt if poisoned)
     n_done = int(done[1])
     assert n_done == len(list(cache.rglob("*.npz"))) and not (tmp_path / "f.parquet").exists()
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tracklens import config, numba_cache
+from tracklens import config, features, numba_cache
 from tracklens.errors import TracklensError
 
 # Two cached gufuncs, as in numba's own reproducer of #10128: a process that finds `fast` cached
@@ -139,7 +139,7 @@ def test_two_cold_parallel_feature_runs_at_once_never_crash(tmp_path):
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for k in range(2)]
     outcomes = [(run.wait(600), run.stderr.read()[-2000:]) for run in runs]
-    later = subprocess.run([sys.executable, "-c", "from tracklens.numba_cache import warm_numba; warm_numba()"],
+    later = subprocess.run([sys.executable, "-c", "from tracklens import features; features.warm_numba()"],
                            env=env, capture_output=True, text=True, timeout=600)
     assert [code for code, _ in outcomes] == [0, 0], outcomes
     assert later.returncode == 0, later.stderr[-2000:]
@@ -180,9 +180,9 @@ def test_a_warm_up_killed_by_a_signal_clears_the_cache_and_warms_again(fake_sour
         "pass",
     ])
     monkeypatch.setattr(numba_cache, "_run_warm_child",
-                        lambda: subprocess.run([sys.executable, "-c", next(children)], capture_output=True, text=True))
+                        lambda workload: subprocess.run([sys.executable, "-c", next(children)], capture_output=True, text=True))
 
-    assert numba_cache.check_cache() is True
+    assert numba_cache.check_cache(features.warm_kernels) is True
     left = sorted(p.relative_to(fake_sources).as_posix() for p in fake_sources.rglob("__pycache__/*")
                   if not p.name.startswith("tracklens-warm-"))
     assert left == sorted(f"{folder}/__pycache__/{name}" for folder, names in kept.items() for name in names)
@@ -203,10 +203,10 @@ def test_only_the_folders_numba_uses_are_cleared(monkeypatch, tmp_path):
 
 
 def test_a_warm_up_that_keeps_crashing_is_one_clear_error(fake_sources, monkeypatch):
-    monkeypatch.setattr(numba_cache, "_run_warm_child", lambda: subprocess.run(
+    monkeypatch.setattr(numba_cache, "_run_warm_child", lambda workload: subprocess.run(
         [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"], capture_output=True, text=True))
     with pytest.raises(TracklensError, match=r"numba warm-up failed \(died by signal 11 \(SIGSEGV\)\)"):
-        numba_cache.check_cache()
+        numba_cache.check_cache(features.warm_kernels)
     assert not numba_cache._is_checked()
 
 
@@ -226,8 +226,7 @@ def test_warm_numba_runs_once_per_process_holding_the_host_lock(fake_sources, mo
                 held.append(True)
         time.sleep(0.2)  # long enough for the other threads to pile up behind it
 
-    monkeypatch.setattr(numba_cache, "_analyse_tiny_clip", analyse)
-    threads = [threading.Thread(target=numba_cache.warm_numba) for _ in range(4)]
+    threads = [threading.Thread(target=numba_cache.warm_numba, args=(analyse,)) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -237,11 +236,10 @@ def test_warm_numba_runs_once_per_process_holding_the_host_lock(fake_sources, mo
 
 def test_warm_numba_checks_in_a_child_only_without_a_stamp(fake_sources, monkeypatch):
     checks = []
-    monkeypatch.setattr(numba_cache, "_analyse_tiny_clip", lambda: None)
-    monkeypatch.setattr(numba_cache, "check_cache", lambda: checks.append(1) or numba_cache._write_stamp())
+    monkeypatch.setattr(numba_cache, "check_cache", lambda workload: checks.append(1) or numba_cache._write_stamp())
     for _ in range(2):
         monkeypatch.setattr(numba_cache, "_warmed", False)
-        numba_cache.warm_numba(check=True)
+        numba_cache.warm_numba(lambda: None, check=True)
     assert checks == [1]
 
 
