@@ -431,8 +431,9 @@ def test_ctrl_c_exits_130_says_so_and_keeps_finished_files(tmp_path):
 
     audio = tmp_path / "audio"
     audio.mkdir()
-    for i in range(40):
-        sf.write(audio / f"clip{i:02d}.wav", synth(3.0, seed=i), SR)
+    n_files = 240  # ~12 s of work at 20 clips/s (2 jobs, quiet machine): still running when Ctrl-C comes
+    for i in range(n_files):
+        sf.write(audio / f"clip{i:03d}.wav", synth(3.0, seed=i), SR)
     cache = tmp_path / "c"
     tracklens = Path(sys.executable).parent / "tracklens"
     run = subprocess.Popen([str(tracklens), "features", str(audio), "--out", str(tmp_path / "f.parquet"), "--jobs", "2",
@@ -440,13 +441,13 @@ def test_ctrl_c_exits_130_says_so_and_keeps_finished_files(tmp_path):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 300
     while len(list(cache.rglob("*.npz"))) < 2 and run.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(0.02)
     os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
     _, err = run.communicate(timeout=120)
     kept = len(list(cache.rglob("*.npz")))
     assert run.returncode == 130, err[-2000:]
     assert err.rstrip().endswith("tracklens: interrupted; work already written is kept."), err[-2000:]
-    assert 2 <= kept < 40 and not (tmp_path / "f.parquet").exists()
+    assert 2 <= kept < n_files and not (tmp_path / "f.parquet").exists()
 
 
 def test_debug_works_after_the_verb_too(tmp_path, run_cli):
