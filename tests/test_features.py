@@ -438,7 +438,10 @@ def test_ctrl_c_exits_130_says_so_and_keeps_finished_files(tmp_path):
     tracklens = Path(sys.executable).parent / "tracklens"
     run = subprocess.Popen([str(tracklens), "features", str(audio), "--out", str(tmp_path / "f.parquet"), "--jobs", "2",
                             "--segment", "0", "--cache-dir", str(cache)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                           # as in a terminal: a suite started in the background (`make test &`)
+                           # hands its children SIGINT ignored, and Python then keeps it ignored
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while len(list(cache.rglob("*.npz"))) < 2 and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
