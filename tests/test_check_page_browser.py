@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from test_dashboard_browser import CSP_LISTENER, RESULT_TIMEOUT_MS, START_TIMEOUT_S, _assert_clean, screenshots  # noqa: F401
-from test_dashboard_pages_browser import (CLIPPED_FIGURE_TEXT, FIGURE_LABELS, LAPTOP, OVERLAPS, PHONE, TOO_WIDE,  # noqa: F401
+from test_dashboard_pages_browser import (FIGURE_LABELS, LAPTOP, OVERLAPS, PHONE, assert_fits_the_screen,  # noqa: F401
                                           browser)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -80,9 +80,7 @@ def test_check_page_fits_the_screen_with_text_unclipped(real_server, browser, sc
     page = _checked(browser, real_server, width, real_clip)
     try:
         page.screenshot(path=str(screenshots / f"check_{width}.png"), full_page=True)
-        assert page.evaluate("document.documentElement.scrollWidth") <= width
-        assert page.evaluate(TOO_WIDE) == []
-        assert page.evaluate(CLIPPED_FIGURE_TEXT, FIGURE_LABELS) == []
+        assert_fits_the_screen(page, width)
         assert page.evaluate(CLIPPED_HTML_TEXT) == []
         assert page.inner_text("#check-card-tempo td.value").endswith("BPM")
         _assert_clean(page)

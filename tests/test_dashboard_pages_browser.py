@@ -121,15 +121,20 @@ def _open(browser, url: str, width: int, name: str):
     return page
 
 
+def assert_fits_the_screen(page, width: int) -> None:
+    """The page never scrolls sideways, no element is wider than it, no figure text is clipped."""
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert page.evaluate(TOO_WIDE) == []
+    assert page.evaluate(CLIPPED_FIGURE_TEXT, FIGURE_LABELS) == []
+
+
 @pytest.mark.parametrize("name", sorted(PAGES))
 @pytest.mark.parametrize("width", [LAPTOP, PHONE])
 def test_page_fits_the_screen_with_figure_text_unclipped(server, browser, screenshots, name, width):
     page = _open(browser, server, width, name)
     try:
         page.screenshot(path=str(screenshots / f"{name}_{width}.png"), full_page=True)
-        assert page.evaluate("document.documentElement.scrollWidth") <= width
-        assert page.evaluate(TOO_WIDE) == []
-        assert page.evaluate(CLIPPED_FIGURE_TEXT, FIGURE_LABELS) == []
+        assert_fits_the_screen(page, width)
         _assert_clean(page)
     finally:
         page.context.close()
