@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test venv system-deps lock bench clean musicnn-checkpoints musicnn-weights default-model efficientat-weights efficientat-fixture descriptors-model
+.PHONY: help demo test docs venv system-deps lock bench clean musicnn-checkpoints musicnn-weights default-model efficientat-weights efficientat-fixture descriptors-model
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -65,6 +65,12 @@ descriptors-model: venv ## rebuild models/descriptors/ (energy, acousticness ...
 
 test: venv system-deps musicnn-checkpoints ## run the whole test suite (the musicnn checkpoints let the equivalence test run)
 	$(BIN)/python -m pytest
+
+docs: venv ## build the docs site into site/ (mkdocs, warnings are errors; the API pages read the source)
+	@# the API pages read the checkout under its import name: a link in a temp folder (never inside the repo)
+	@src=$$(mktemp -d) && ln -s $(CURDIR) $$src/tracklens && \
+	  TRACKLENS_DOCS_PATH=$$src NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q; rc=$$?; rm -rf $$src; exit $$rc
+	@echo "docs site: site/index.html"
 
 MUSICNN_CACHE := data/interim/musicnn-0.1.0
 MUSICNN_WHEEL := musicnn-0.1.0-py3-none-any.whl
