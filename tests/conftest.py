@@ -57,3 +57,47 @@ def run_cli(monkeypatch, capsys):
         return exc.value.code, captured.out, captured.err
 
     return run
+
+
+# --- genre models trained once per session on the demo catalogue's features --------------------
+
+KERAS = ("cnn", "lstm", "lstm_cnn", "linear", "mlp")
+
+
+@pytest.fixture(scope="session")
+def demo_features(demo_catalogue, tmp_path_factory):
+    from tracklens import features
+
+    out = tmp_path_factory.mktemp("demo_features") / "features.parquet"
+    features.extract_features(demo_catalogue / "audio", out=out, segment_seconds=3.0, jobs=1,
+                              cache_dir=out.parent / "cache", progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained(demo_features, tmp_path_factory):
+    from tracklens.models import train
+
+    out = tmp_path_factory.mktemp("demo_models")
+    results = train.train_models(demo_features, [*KERAS, "logreg", "random_forest"], out_dir=out, epochs=20,
+                                 seed=config.DEFAULT_SEED, valid_fraction=0.34, log=lambda line: None,
+                                 params={"cnn": {"filters": (8, 16, 32)}, "lstm": {"units": (32, 16)}})
+    return out, {r["name"]: r for r in results}
+
+
+# --- the dashboard app on the demo catalogue --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def app(demo_catalogue):
+    """The app (one per process) on the small demo catalogue."""
+    from tracklens.dashboard import app as app_module, data
+
+    data.configure(demo_catalogue)
+    return app_module.get_app()
+
+
+@pytest.fixture(scope="module")
+def pages(app):
+    from tracklens.dashboard.pages import charts, check, models
+
+    return {"charts": charts, "check": check, "models": models}

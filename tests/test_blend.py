@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -246,3 +248,102 @@ def test_the_shipped_table_model_is_the_measured_winner_exactly(shared_data):
     model = blend.load_model(config.DEFAULT_TABLE_MODEL_DIR)
     np.testing.assert_allclose(model.predict_raw(inputs.x), pipeline.fit(inputs.x, inputs.y).predict_proba(inputs.x),
                                atol=1e-5)
+
+
+# --- blends from models trained on the demo catalogue, and format invariance ---------------------
+
+
+@pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
+def test_blend_sums_to_one_with_timeline(trained, demo_catalogue):
+    from tracklens.models import blend
+
+    model = blend.load_model(trained[0] / "cnn")
+    wav = sorted((demo_catalogue / "audio").glob("*/*.wav"))[0]
+    result = blend.predict_blend(model, wav)
+    assert result.probabilities.sum() == pytest.approx(1.0, abs=1e-6)
+    assert len(result.timeline) == 2 and result.timeline["end_s"].iloc[-1] <= 6.01  # 6 s clip, 3 s segments
+    np.testing.assert_allclose(result.timeline[model.genres].sum(axis=1), 1.0, atol=1e-6)
+    assert result.label.split("-")[0] == result.top_genre
+
+
+def test_blend_label_margin():
+    from tracklens.models.blend import Blend
+
+    genres = ["hiphop", "metal", "pop"]
+    close = Blend(None, genres, np.array([0.45, 0.40, 0.15]), pd.DataFrame(), 30.0, "m")
+    clear = Blend(None, genres, np.array([0.70, 0.20, 0.10]), pd.DataFrame(), 30.0, "m")
+    assert close.label == "hiphop-metal" and clear.label == "hiphop"
+
+
+def test_window_starts_cover_long_tracks():
+    from tracklens.models.blend import window_starts
+
+    assert window_starts(2.0, 30.0) == [0.0]
+    starts = window_starts(200.0, 30.0)
+    assert starts[:2] == [0.0, 30.0] and starts[-1] == pytest.approx(170.0)
+    assert window_starts(61.0, 30.0) == [0.0, 30.0]  # a 1 s remainder is not worth a window
+
+
+def test_capped_windows_spread_over_the_track_not_its_ends():
+    """`predict_blend(max_seconds=...)` (the dashboard on long songs) reads evenly spread blocks."""
+    from tracklens.audio import AudioClip
+    from tracklens.models.blend import _windows
+
+    clip = AudioClip(y=np.zeros(240 * 100, np.float32), sr=100, path=None, source_sr=100, channels=1,
+                     source_duration_s=240.0)
+    assert [w[0] for w in _windows(clip, None, 240.0, 30.0)] == [0.0, 30.0, 60.0, 90.0, 120.0, 150.0, 180.0, 210.0]
+    capped = [(a, b, len(part.y)) for a, b, part in _windows(clip, None, 240.0, 30.0, max_windows=2)]
+    assert capped == [(60.0, 90.0, 3000), (150.0, 180.0, 3000)]
+
+
+def _ffmpeg(src, dst, *args):
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *args, str(dst)], check=True)
+
+
+def _mp3_distance(model, wav, tmp_path):
+    from tracklens.models import blend
+
+    mp3 = tmp_path / f"{wav.stem}.mp3"
+    _ffmpeg(wav, mp3, "-b:a", "192k")
+    a, b = (blend.predict_blend(model, p).probabilities for p in (wav, mp3))
+    return 0.5 * float(np.abs(a - b).sum())  # total variation distance: the most any genre's share moves
+
+
+@pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
+def test_wav_and_mp3_give_the_same_blend(trained, demo_catalogue, tmp_path):
+    """The CNN on log-mel is format-invariant even on synthetic clips.
+
+    (The demo's summary models are not: MP3 shifts the high MFCC means of the synthetic clips,
+    whose quiet noise floor is all MP3 removes, by > 1 standard deviation of the demo set; on real
+    music the shift is negligible - see the next test.)
+    """
+    from tracklens.models import blend
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed")
+    model = blend.load_model(trained[0] / "cnn")
+    wav = sorted((demo_catalogue / "audio").glob("*/*.wav"))[3]
+    assert _mp3_distance(model, wav, tmp_path) < 0.10
+
+
+def test_default_model_blend_is_format_invariant_on_real_music(shared_data, tmp_path):
+    from tracklens.models import blend
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed")
+    wav = tmp_path / "rock.00000.wav"
+    _ffmpeg(shared_data / "gtzan" / "audio" / "rock" / "rock.00000.opus", wav)
+    assert _mp3_distance(blend.load_default_model(), wav, tmp_path) < 0.05
+
+
+@pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)
+def test_short_clip_gets_a_blend(trained, demo_catalogue, tmp_path):
+    from tracklens.models import blend
+
+    model = blend.load_model(trained[0] / "mlp")
+    wav = sorted((demo_catalogue / "audio").glob("*/*.wav"))[5]
+    short = tmp_path / "short.wav"
+    _ffmpeg(wav, short, "-t", "2")
+    for mode in ("loop", "as_is"):
+        result = blend.predict_blend(model, short, short_input=mode)
+        assert result.probabilities.sum() == pytest.approx(1.0) and result.duration_s < 2.1

@@ -12,7 +12,7 @@ import pytest
 from tracklens import config, explore
 from tracklens.models import evaluate, store
 
-from test_dashboard import _ids, _text, app, pages  # noqa: F401  (fixtures: the app on the demo catalogue)
+from dashboard_helpers import _ids, _text
 
 
 def _find(component, id_: str):

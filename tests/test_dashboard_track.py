@@ -1,0 +1,123 @@
+"""Analysing an upload (dashboard/track.py): memory in blocks, the report cache, concurrent checks."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import types
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from tracklens import config
+
+
+def test_analysis_memory_does_not_grow_with_the_track(monkeypatch):
+    """Blocks of ANALYSIS_BLOCK_S: 2 minutes peak at the memory of one block, where one whole
+    analysis (STFT, chroma, descriptor features of all of it) peaked ~3x higher."""
+    import tracemalloc
+
+    from tracklens import audio
+    from tracklens.dashboard import track
+
+    sr = config.SAMPLE_RATE
+    t = np.arange(120 * sr) / sr
+    y = (0.2 * np.sin(2 * np.pi * 220 * t) + 0.05 * np.random.default_rng(0).standard_normal(len(t))).astype(np.float32)
+    clip = audio.AudioClip(y=y, sr=sr, path=None, source_sr=sr, channels=1, source_duration_s=120.0)
+    track.analyse(audio.AudioClip(y=y[: 5 * sr], sr=sr, path=None, source_sr=sr, channels=1, source_duration_s=5.0))
+    tracemalloc.start()
+    try:
+        result = track.analyse(clip)
+        peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert peak_mb < 120, peak_mb  # whole-track analysis of the same 2 minutes: ~270 MB
+    assert result.comparable["duration_ms"] == 120_000 and result.log_mel.shape[1] <= track.MAX_DISPLAY_FRAMES
+    assert result.comparable["key"] == 9 and result.frame_seconds * result.log_mel.shape[1] == pytest.approx(120, abs=1)
+
+
+def test_block_bounds_cover_the_signal_without_short_blocks():
+    from tracklens.dashboard import track
+
+    sr = 100
+    assert track.block_bounds(40 * sr, sr) == [(0, 4000)]
+    bounds = track.block_bounds(50 * sr, sr)
+    assert bounds == [(0, 2500), (2500, 5000)]
+    long = track.block_bounds(601 * sr, sr)
+    assert long[0][0] == 0 and long[-1][1] == 601 * sr and all(a[1] == b[0] for a, b in zip(long, long[1:]))
+    assert min(b - a for a, b in long) >= 20 * sr
+
+
+def test_report_cache_keeps_only_the_last_few_uploads(monkeypatch):
+    from tracklens.dashboard import track
+
+    analysed = []
+    monkeypatch.setattr(track, "_cache", collections.OrderedDict())
+    monkeypatch.setattr(track, "_check_track",
+                        lambda source, name: analysed.append(name) or types.SimpleNamespace(filename=name))
+    for i in range(6):
+        track.check_track(f"upload {i}".encode(), f"{i}.wav")
+    assert len(track._cache) == track._CACHE_SIZE <= 3
+    track.check_track(b"upload 5", "5.wav")  # the newest is still cached
+    assert len(analysed) == 6
+    track.check_track(b"upload 0", "0.wav")  # the oldest was dropped
+    assert len(analysed) == 7
+
+
+def test_checks_beyond_the_limit_wait_for_a_free_slot(monkeypatch):
+    from tracklens.dashboard import track
+
+    running, peak, lock = 0, 0, threading.Lock()
+
+    def slow_check(source, name):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.2)
+        with lock:
+            running -= 1
+        return types.SimpleNamespace(filename=name)
+
+    monkeypatch.setattr(track, "_cache", collections.OrderedDict())
+    monkeypatch.setattr(track, "_check_track", slow_check)
+    n = track.MAX_CONCURRENT_CHECKS + 3
+    with ThreadPoolExecutor(n) as pool:
+        reports = list(pool.map(lambda i: track.check_track(f"upload {i}".encode(), f"{i}.wav"), range(n)))
+    assert [r.filename for r in reports] == [f"{i}.wav" for i in range(n)]
+    assert peak == track.MAX_CONCURRENT_CHECKS
+
+
+def test_one_check_per_core_runs_at_once():
+    """One check per two cores ran four uploads on 2 cores one after another (p95 4-7x one check)."""
+    import os
+
+    from tracklens.dashboard import track
+
+    assert os.cpu_count() and track.MAX_CONCURRENT_CHECKS == os.cpu_count()
+
+
+def test_display_name_never_keeps_a_path():
+    from tracklens.dashboard import track
+
+    assert track.display_name("../../etc/passwd.wav") == "passwd.wav"
+    assert track.display_name("C:\\music\\song.mp3") == "song.mp3"
+    assert track.display_name(None) == "upload"
+
+
+def test_real_clips_of_different_genres_get_different_neighbours(shared_data, demo_catalogue):
+    """With key as a number and duration in the distance, jazz, hip-hop and classical clips all
+    got the same five neighbours."""
+    from tracklens.dashboard import data, track
+
+    try:
+        data.configure(None)  # the real Top Hits table
+        clips = {g: sorted((shared_data / "gtzan" / "audio" / g).glob("*.opus"))[0]
+                 for g in ("jazz", "hiphop", "classical")}
+        nearest = {g: frozenset(track.check_track(c.read_bytes(), c.name).nearest["name"]) for g, c in clips.items()}
+    finally:
+        data.configure(demo_catalogue)
+    assert all(len(names) == 5 for names in nearest.values())
+    assert len(set(nearest.values())) == 3, nearest
