@@ -54,21 +54,21 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tracklens import batch, config, features
+from tracklens import acquire, batch, config, features
 from tracklens.errors import TracklensError
 from tracklens.fileio import atomic_write_bytes, file_checksum, read_csv, write_csv
 
 FORMAT = "tracklens-catalogue"
 FORMAT_VERSION = 1
+#: bump when the per-file results of the same file and versions change (the batch cache key)
+ANALYSIS_VERSION = 2  # 2: AudioSet likelihoods block
 #: the genre model a catalogue is built with: EfficientAT only, so the embedding, the blend, the
 #: fit verdict and the chart-genre tags all come from one forward pass (the fusion model `default`
 #: adds musicnn at ~0.9 s per 30 s clip, beyond the 10,000-previews-per-hour-on-2-cores budget)
@@ -77,9 +77,12 @@ CARD_FILE = "card.json"
 TRACKS_FILE = "tracks.parquet"
 ERRORS_FILE = "errors.csv"
 ANALYSIS_FILE = "_analysis.parquet"
-PREVIEWS_INDEX = "previews.csv"  # written by `tracklens acquire previews`: id, artist, title, isrc
+PREVIEWS_INDEX = acquire.PREVIEWS_INDEX  # written by `tracklens acquire previews`: id, artist, title, isrc
 EMBEDDING_SIZE = 384
 EMBEDDING_COLUMNS = tuple(f"emb_{i:03d}" for i in range(EMBEDDING_SIZE))
+N_AUDIOSET = 527
+#: the track's AudioSet likelihoods (EfficientAT's tagger, same pass), in efficientat.class_names() order
+AUDIOSET_COLUMNS = tuple(f"as_{i:03d}" for i in range(N_AUDIOSET))
 #: the engine's values shown beside a neighbour (and in reports), in this order
 VALUE_COLUMNS = ("tempo", "key_name", "loudness", "duration_s", "energy_est", "acousticness_est")
 KEY_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -111,13 +114,16 @@ class Track:
         columns) plus ``energy_est`` / ``acousticness_est``
     blend : the :class:`models.blend.Blend` (probabilities, timeline, fit, chart genres)
     embedding : float32 (384,), EfficientAT's mean window embedding
+    audioset : float32 (527,), the track's AudioSet likelihoods (same pass; the fit verdict's evidence)
     """
 
     path: str | None
     values: dict
     blend: Any
     embedding: np.ndarray
+    audioset: np.ndarray
     model: str = DEFAULT_MODEL
+    analysis: Any = field(default=None, repr=False)  # the engine's features.Analysis, for figures (not stored)
 
     def row(self) -> dict:
         """The track as one catalogue row (JSON scalars; no identity columns, no embedding)."""
@@ -176,12 +182,15 @@ def analyse(source: Any, *, model: str | None = None, max_duration: float = conf
     values.update(_descriptor_extras().compute(cf.analysis))
     genre_model = _genre_model(model_name)
     result = blend_mod.predict_blend(genre_model, blend_source, max_seconds=max_duration)
-    embedding = result.embedding
-    if embedding is None:  # a model whose pass makes no EfficientAT embedding: one extra pass
+    embedding, audioset = result.embedding, result.audioset
+    if embedding is None or audioset is None:  # a model whose pass makes neither: one extra pass
         from tracklens.models import efficientat
 
-        embedding = efficientat.embed(clip=clip)["mean"]
-    return Track(path=path, values=values, blend=result, embedding=np.asarray(embedding, np.float32), model=model_name)
+        extra = efficientat.embed(clip=clip)
+        embedding = extra["mean"] if embedding is None else embedding
+        audioset = extra["tags"] if audioset is None else audioset
+    return Track(path=path, values=values, blend=result, embedding=np.asarray(embedding, np.float32),
+                 audioset=np.asarray(audioset, np.float32), model=model_name, analysis=cf.analysis)
 
 
 def _resampled(clip, sr: int):
@@ -199,7 +208,8 @@ def _resampled(clip, sr: int):
 def analyse_file(path: str, params: dict) -> batch.FileResult:
     """The catalogue's per-file function (what local processes and Dask workers run)."""
     track = analyse(path, model=params["model"], max_duration=params["max_duration"])
-    return batch.FileResult(rows=[{**track.row(), "segment": -1}], blocks={"embedding": track.embedding[None, :]})
+    return batch.FileResult(rows=[{**track.row(), "segment": -1}],
+                            blocks={"embedding": track.embedding[None, :], "audioset": track.audioset[None, :]})
 
 
 @functools.lru_cache(maxsize=4)
@@ -233,45 +243,22 @@ def catalogue_task(model: str = DEFAULT_MODEL, *, max_duration: float = config.F
     model_columns = (*(f"blend_{g}" for g in genres), "top_genre", "blend_label", "fit", "fit_reason",
                      "chart_genres", "chart_genre")
     columns = (*batch.ID_COLUMNS, "segment", *value_columns, "key_name", "duration_s", *model_columns,
-               *EMBEDDING_COLUMNS)
+               *EMBEDDING_COLUMNS, *AUDIOSET_COLUMNS)
     text = ("key_name", "top_genre", "blend_label", "fit", "fit_reason", "chart_genres", "chart_genre")
     dtypes = {**dict.fromkeys(("segment", "length", "key", "mode", "duration_ms"), "int64"), "truncated": "bool",
               **dict.fromkeys(text, "str")}
     params = {"model": model, "model_sha256": v["model"]["sha256"], "embedding": v["embedding"]["weights_sha256"],
               "descriptors": v["descriptors"]["tag"], "feature_version": features.FEATURE_VERSION,
               "max_duration": float(max_duration)}
-    return batch.Task(name="catalogue", run_file=analyse_file, params=params, version=FORMAT_VERSION,
-                      columns=columns, dtypes=dtypes, blocks={"embedding": EMBEDDING_COLUMNS},
+    return batch.Task(name="catalogue", run_file=analyse_file, params=params, version=ANALYSIS_VERSION,
+                      columns=columns, dtypes=dtypes, blocks={"embedding": EMBEDDING_COLUMNS, "audioset": AUDIOSET_COLUMNS},
                       warm=features.warm_numba, after_crash=features.check_numba_cache)
 
 
 # --- names and metadata ---------------------------------------------------------------------------
 
-_ARTIST_COLUMNS = ("artist", "artists", "artist_name")
-_TITLE_COLUMNS = ("title", "song", "name", "track", "track_name")
-
-
-def normalise_name(text: Any) -> str:
-    """Artist / title text reduced for matching: accents, case, punctuation, "feat. ..." and
-    bracketed parts ("(Remastered 2011)", "- Radio Edit") removed."""
-    if text is None or (isinstance(text, float) and np.isnan(text)):
-        return ""
-    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().lower()
-    text = re.sub(r"[\(\[].*?[\)\]]", " ", text)
-    text = re.sub(r"\s+-\s+.*$", " ", text)  # "Song - Radio Edit"
-    text = re.sub(r"\b(feat|ft|featuring)\b.*$", " ", text)
-    text = text.replace("&", " and ")
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
-
-
-def _first_artist(text: Any) -> str:
-    """The first credited artist ("A; B", "A, B" and "A & B" name several)."""
-    return normalise_name(re.split(r";|,| & | x ", str(text or ""), maxsplit=1)[0])
-
-
-def _pick(columns, names) -> str | None:
-    lower = {str(c).lower(): c for c in columns}
-    return next((lower[n] for n in names if n in lower), None)
+_ARTIST_COLUMNS, _TITLE_COLUMNS = acquire.ARTIST_COLUMNS, acquire.TITLE_COLUMNS
+normalise_name, _first_artist, _pick = acquire.normalise_name, acquire.first_artist, acquire.pick_column
 
 
 def _source_names(source: Any, tracks):
@@ -521,6 +508,8 @@ class Catalogue:
     card: dict
     errors: Any
     _index: Any = field(default=None, repr=False)
+    _tags: Any = field(default=None, repr=False)
+    _masks: dict = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -552,28 +541,41 @@ class Catalogue:
         return self._index
 
     def genres(self) -> list[str]:
-        """Every genre ``within`` accepts here: blend genres, chart genres, meta genres."""
+        """Every genre ``within`` accepts here: blend genres, chart genres, metadata genres."""
         found = set(self.card.get("model", {}).get("genres", []))
-        found.update(g for text in self.tracks.get("chart_genres", []) for g in str(text).split("; ") if g)
-        if f"{META_PREFIX}genre" in self.tracks.columns:
-            found.update(g.strip() for text in self.tracks[f"{META_PREFIX}genre"].dropna() for g in str(text).split(","))
-        return sorted(g for g in found if g and g.lower() != "nan")
+        for tags in self._genre_tags():
+            found.update(tags)
+        names = {g.lower(): g for g in sorted(found, reverse=True)}  # one spelling per genre
+        return sorted(names.values(), key=str.lower)
+
+    def _genre_tags(self) -> list[set[str]]:
+        """Per track, the genres it belongs to (as written): its blend's top genre and label's
+        parts, its chart-genre tags, its metadata genre(s)."""
+        if self._tags is None:
+            t = self.tracks
+            columns = [t[c].fillna("").astype(str) for c in ("top_genre", "blend_label", "chart_genres",
+                                                               f"{META_PREFIX}genre") if c in t.columns]
+            splitters = {"blend_label": "-", "chart_genres": "; ", f"{META_PREFIX}genre": ","}
+            self._tags = [set() for _ in range(len(t))]
+            for col in columns:
+                sep = splitters.get(col.name)
+                for tags, text in zip(self._tags, col):
+                    tags.update(p.strip() for p in (text.split(sep) if sep else [text]) if p.strip())
+        return self._tags
 
     def within(self, genre: str) -> np.ndarray:
-        """Boolean mask of the tracks of ``genre``: their blend's top genre or label names it, or
-        a chart-genre tag, or the metadata's genre. Raises CatalogueError for a genre none has."""
+        """Boolean mask of the tracks of ``genre`` (any case): their blend's top genre or label
+        names it, or a chart-genre tag, or the metadata's genre. Raises CatalogueError for a
+        genre no track has."""
         wanted = genre.strip().lower()
-        t = self.tracks
-        mask = t["top_genre"].str.lower().eq(wanted).to_numpy()
-        mask |= t["blend_label"].str.lower().str.split("-").map(lambda parts: wanted in parts).to_numpy()
-        mask |= t["chart_genres"].str.lower().str.split("; ").map(lambda parts: wanted in parts).to_numpy()
-        if f"{META_PREFIX}genre" in t.columns:
-            mask |= t[f"{META_PREFIX}genre"].fillna("").astype(str).str.lower().str.split(",").map(
-                lambda parts: wanted in [p.strip() for p in parts]).to_numpy()
-        if genre.strip().lower() not in {g.lower() for g in self.genres()}:
-            raise CatalogueError(f"--within {genre}: no such genre in {self.name}; "
-                                 f"its genres: {', '.join(self.genres())}")
-        return mask
+        if wanted not in self._masks:
+            mask = np.fromiter((wanted in {g.lower() for g in tags} for tags in self._genre_tags()), bool,
+                               count=len(self.tracks))
+            if not mask.any():
+                raise CatalogueError(f"--within {genre}: no track of that genre in {self.name}; "
+                                     f"its genres: {', '.join(self.genres())}")
+            self._masks[wanted] = mask
+        return self._masks[wanted]
 
 
 class SoundIndex:
@@ -585,7 +587,7 @@ class SoundIndex:
         self.mean = x.mean(axis=0) if len(x) else np.zeros(x.shape[1], np.float32)
         std = x.std(axis=0) if len(x) > 1 else np.ones(x.shape[1], np.float32)
         self.scale = np.where(std > 1e-6, std, 1.0).astype(np.float32)
-        self.matrix = self.transform(x)
+        self.matrix = np.ascontiguousarray(self.transform(x))  # row-major: a DataFrame hands columns (8x slower products)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         z = (np.atleast_2d(np.asarray(x, np.float32)) - self.mean) / self.scale
@@ -641,7 +643,8 @@ def neighbour_frame(cat: "Catalogue", rows: np.ndarray, scores: np.ndarray):
     spotify = [c for c in (f"{META_PREFIX}genre", *(META_PREFIX + c for c in ("tempo", "energy", "acousticness",
                                                                           "danceability", "valence", "loudness")))
                if c in t.columns]
-    frame = t.iloc[rows][[c for c in (*columns, *spotify, "path") if c in t.columns]].reset_index(drop=True)
+    shown = [t.columns.get_loc(c) for c in (*columns, *spotify, "path") if c in t.columns]
+    frame = t.iloc[np.asarray(rows, int), shown].reset_index(drop=True)  # rows and columns at once: no wide copy
     frame.insert(0, "similarity", np.round(np.asarray(scores, float), 4))
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
     return frame
