@@ -237,21 +237,25 @@ def acquire_spotify_cmd(
 
 @acquire_app.command("previews")
 def acquire_previews_cmd(
-    tracks: Path = typer.Argument(..., help="Tracks CSV with id and isrc and/or preview_url (from `acquire spotify`)."),
+    tracks: Path = typer.Argument(..., help="Tracks CSV with id and isrc and/or preview_url (from `acquire spotify`), or a chart table with artist and song/title columns (searched on Deezer)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", show_default="data/raw/previews", help="Folder for <track id>.mp3 files."),
     workers: int = typer.Option(4, "--workers", min=1, max=16, help="Parallel downloads."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N tracks."),
 ) -> None:
-    """Download 30 s MP3 previews: Spotify's preview_url, else Deezer's preview by ISRC.
+    """Download 30 s MP3 previews: Spotify's preview_url, else Deezer's preview by ISRC, else
+    (a chart table, which has no ISRC) Deezer's search by artist + title, taking only a result
+    whose normalised artist and title match (never a cover under another name).
 
     Downloads are atomic and resumable: files already there are skipped, a cut download never
-    leaves a file behind. Prints what failed and why; exit status 0 even when some tracks
-    have no preview.
+    leaves a file behind. Chart rows get ids from artist + title, and OUT/previews.csv names
+    each file's song, so `tracklens catalogue build OUT --meta TABLE` can join the table.
+    Prints what failed and why; exit status 0 even when some tracks have no preview.
 
     \b
     Examples:
       tracklens acquire previews data/raw/spotify_tracks.csv
       tracklens acquire previews data/raw/album.csv --out data/raw/album_previews --workers 2
+      tracklens acquire previews ../shared/data/spotify/songs_normalize.csv --out data/raw/tophits
     """
     from tracklens import acquire
 

@@ -203,15 +203,20 @@ def test_similar_within_a_genre_and_its_errors(fake, refs, tmp_path):
         catalogue.similar(np.zeros(3), cat)
 
 
-def test_the_index_is_fitted_on_the_catalogue_only():
+def test_similarity_is_half_sound_half_genre_blend():
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(50, catalogue.EMBEDDING_SIZE)).astype(np.float32) * 3 + 7
-    index = catalogue.SoundIndex(x)
-    before = index.matrix.copy()
-    index.scores(rng.normal(size=catalogue.EMBEDDING_SIZE) * 100)
-    np.testing.assert_array_equal(index.matrix, before)
-    np.testing.assert_allclose(np.linalg.norm(index.matrix, axis=1), 1.0, atol=1e-5)
-    assert index.scores(x[7]).argmax() == 7
+    emb = rng.normal(size=(3, catalogue.EMBEDDING_SIZE)).astype(np.float32)
+    emb[1] = emb[0] * 5  # the same sound, louder embedding: cosine 1
+    blends = np.array([[1, 0, 0], [0, 1, 0], [0.6, 0.8, 0]], np.float32)
+    index = catalogue.SoundIndex(emb, blends)
+    scores = index.scores(emb[0], np.array([1, 0, 0], np.float32))
+    sound = emb @ emb[0] / np.linalg.norm(emb, axis=1) / np.linalg.norm(emb[0])
+    np.testing.assert_allclose(scores, 0.5 * sound + 0.5 * np.array([1.0, 0.0, 0.6]), atol=1e-5)
+    assert scores[0] == pytest.approx(1.0, abs=1e-5) and scores[1] == pytest.approx(0.5, abs=1e-5)
+    np.testing.assert_allclose(index.scores(emb[0]), sound, atol=1e-5)  # no blend given: sound alone
+    np.testing.assert_allclose(catalogue.SoundIndex(emb, blends, genre_weight=0.0).scores(emb[0], blends[0]), sound, atol=1e-5)
+    with pytest.raises(catalogue.CatalogueError, match="genre_weight"):
+        catalogue.SoundIndex(emb, blends, genre_weight=1.5)
 
 
 def test_neighbour_formats(fake, refs, tmp_path):
