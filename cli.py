@@ -572,7 +572,8 @@ app.add_typer(catalogue_app, name="catalogue")
 @catalogue_app.command("build")
 def catalogue_build_cmd(
     source: Path = typer.Argument(..., help="A folder of audio, a manifest CSV (`acquire folder`), or the folder `acquire previews` wrote."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Catalogue folder to write (default: HOME/data/catalogues/<source name>); a rebuild adds only new or changed files."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Catalogue folder to write; a rebuild adds only new or changed files."),
+    name: Optional[str] = typer.Option(None, "--name", help="Instead of --out: HOME/data/catalogues/NAME, where the dashboard's picker and `similar --catalogue NAME` find it (default name: the source's)."),
     meta: Optional[Path] = typer.Option(None, "--meta", help="Metadata table (CSV/parquet, e.g. the Top Hits CSV) joined by ISRC or normalised artist + title; its columns arrive prefixed spotify_."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Local worker processes (-1: all cores)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786): the workers analyse the files and write the parts."),
@@ -588,14 +589,18 @@ def catalogue_build_cmd(
 
     \b
     Examples:
-      tracklens catalogue build data/demo/audio --out data/catalogues/demo
-      tracklens catalogue build my_refs/ --out data/catalogues/refs --jobs -1
+      tracklens catalogue build data/demo/audio --name demo
+      tracklens catalogue build my_refs/ --out refs_catalogue --jobs -1
       tracklens acquire previews ../shared/data/spotify/songs_normalize.csv --out data/raw/tophits
-      tracklens catalogue build data/raw/tophits --out data/catalogues/tophits --meta ../shared/data/spotify/songs_normalize.csv
+      tracklens catalogue build data/raw/tophits --name tophits --meta ../shared/data/spotify/songs_normalize.csv
     """
     from tracklens import catalogue
 
-    out = out or catalogue.catalogues_dir() / (source.stem if source.is_file() else source.name)
+    if out is not None and name is not None:
+        raise TracklensError("give --out or --name, not both")
+    if name is not None and (not name.strip() or Path(name).name != name or name.startswith(".")):
+        raise TracklensError(f"--name {name!r}: a plain folder name (no '/', not hidden)")
+    out = out or catalogue.catalogues_dir() / (name or (source.stem if source.is_file() else source.name))
     cat = catalogue.build(source, out, meta=meta, jobs=jobs, scheduler=scheduler, model=model, cache_dir=cache_dir)
     counts = cat.card["counts"]
     typer.echo(f"{counts['tracks']} tracks ({counts['analysed_now']} analysed now, {counts['from_cache']} from cache), "
@@ -647,7 +652,7 @@ def similar_cmd(
 
     \b
     Examples:
-      tracklens similar song.mp3 --catalogue data/catalogues/demo
+      tracklens similar song.mp3 --catalogue demo
       tracklens similar mix1.wav mix2.wav --catalogue tophits --top 10 --within rock
       tracklens similar song.mp3 --catalogue tophits --format csv > neighbours.csv
     """
@@ -684,6 +689,7 @@ def check_cmd(
     catalogue_path: Optional[Path] = typer.Option(None, "--catalogue", "-c", help="Also list the nearest tracks by sound in this catalogue."),
     top: int = typer.Option(5, "--top", "-k", min=1, help="Neighbours listed."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Leave out the spectrogram figure (a smaller file)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Genre model (default: the catalogue's, else default-fast; with a catalogue another model's blend is compared by sound alone)."),
 ) -> None:
     """Check one track and write a self-contained HTML report: the engine's values with their
     sources, the genre blend and its timeline, fit and chart-genre tags, the nearest catalogue
@@ -693,12 +699,12 @@ def check_cmd(
     \b
     Examples:
       tracklens check song.mp3 --out song-check.html
-      tracklens check song.mp3 --catalogue data/catalogues/demo --out song-check.html
+      tracklens check song.mp3 --catalogue demo --out song-check.html
     """
     from tracklens import catalogue, reports
 
     cat = catalogue.load(_catalogue_folder(catalogue_path)) if catalogue_path is not None else None
-    track = catalogue.analyse(file, model=cat.model if cat is not None else None)
+    track = catalogue.analyse(file, model=model or (cat.model if cat is not None else None))
     neighbours = catalogue.similar(track, cat, top=top) if cat is not None else None
     written = reports.write_check_report(track, out, neighbours=neighbours, figures=not no_figures,
                                          catalogue_name=cat.name if cat is not None else None)
