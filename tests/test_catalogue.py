@@ -347,3 +347,38 @@ def test_real_analysis_finds_planted_near_duplicates_in_order(demo_catalogue, tm
     row = cat.tracks.set_index("track_id").loc["copy.0"]
     assert row["tempo"] > 0 and row["key_name"] and 0 <= row["energy_est"] <= 1
     assert sum(row[f"blend_{g}"] for g in cat.card["model"]["genres"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_chart_hits_route_previews_by_search_then_build_with_meta(fake, tmp_path):
+    """Item 3 offline: a chart table -> `acquire previews` (Deezer search, shaped answers, generated
+    MP3 audio) -> `catalogue build --meta` joins the chart's values to the tracks by artist + title."""
+    import io
+
+    import responses
+
+    from tracklens import acquire
+
+    charts = tmp_path / "charts.csv"
+    pd.DataFrame({"artist": ["Britney Spears", "blink-182"], "song": ["Toxic", "All The Small Things"],
+                  "energy": [0.84, 0.9], "tempo": [143.0, 148.7], "genre": ["pop", "rock, pop"]}).to_csv(charts, index=False)
+    mp3 = {}
+    for name, freq in (("toxic", 220), ("blink", 330)):
+        buffer = io.BytesIO()
+        sf.write(buffer, tone(freq, seconds=3.0), SR, format="MP3")
+        mp3[name] = buffer.getvalue()
+    answers = {"Toxic": (1, "Britney Spears", "toxic"), "All The Small Things": (2, "blink-182", "blink")}
+    with responses.RequestsMock() as mock:
+        for title, (deezer_id, artist, name) in answers.items():
+            url = f"https://cdn.example/preview-{deezer_id}.mp3"
+            mock.get("https://api.deezer.com/search", match=[responses.matchers.query_param_matcher(
+                {"q": f'artist:"{artist}" track:"{title}"', "limit": "10"})],
+                json={"data": [{"id": deezer_id, "title": title, "title_short": title, "preview": url,
+                                "artist": {"id": 9, "name": artist}, "type": "track"}], "total": 1})
+            mock.get(url, body=mp3[name])
+        report = acquire.download_previews(charts, tmp_path / "previews", workers=1, progress=False,
+                                           policy=acquire.RetryPolicy(sleep=lambda s: None))
+    assert len(report.downloaded) == 2 and not report.failed
+    cat = build(tmp_path / "previews", tmp_path / "cat", meta=charts)
+    t = cat.tracks.set_index("title")
+    assert t.loc["Toxic", "spotify_energy"] == 0.84 and t.loc["All The Small Things", "spotify_tempo"] == 148.7
+    assert set(t["spotify_matched_by"]) == {"artist+title"} and len(cat.errors) == 0
