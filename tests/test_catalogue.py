@@ -382,3 +382,18 @@ def test_chart_hits_route_previews_by_search_then_build_with_meta(fake, tmp_path
     t = cat.tracks.set_index("title")
     assert t.loc["Toxic", "spotify_energy"] == 0.84 and t.loc["All The Small Things", "spotify_tempo"] == 148.7
     assert set(t["spotify_matched_by"]) == {"artist+title"} and len(cat.errors) == 0
+
+
+def test_the_new_commands_help_is_instant_and_has_examples():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from typer.testing import CliRunner\n"
+            "from tracklens import cli\n"
+            "for cmd in (['catalogue', 'build'], ['catalogue', 'list'], ['similar'], ['check']):\n"
+            "    result = CliRunner().invoke(cli.app, [*cmd, '--help'])\n"
+            "    assert result.exit_code == 0 and 'Examples:' in result.output, result.output\n"
+            "print(sorted(m for m in ('tensorflow', 'pandas', 'librosa') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=config.PACKAGE_DIR, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
