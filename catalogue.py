@@ -11,6 +11,7 @@ Public API (``from tracklens import catalogue``)::
     track = catalogue.analyse(path_or_clip, model=None)   # the builder's per-track analysis
     catalogue.similar(query, cat, top=5, within=None, genre_weight=0.5)  # -> DataFrame, nearest first
     catalogue.format_neighbours([(name, frame_or_error), ...], "table" | "csv" | "json") -> str
+    catalogue.percentiles(track, cat, within=None)  # -> DataFrame: value, percentile, p25/median/p75, n
     cat.tracks        # DataFrame, one row per track (columns below)
     cat.card          # dict: engine / model / embedding versions, counts, how it was built
     cat.errors        # DataFrame: path, reason (files that could not be analysed)
@@ -671,6 +672,42 @@ def similar(query: Any, cat: "Catalogue | str | Path", *, top: int = 5, within: 
     part = np.argpartition(-sub, k - 1)[:k] if k < len(sub) else np.arange(len(sub))
     order = part[np.lexsort((candidates[part], -sub[part]))]  # ties: catalogue order
     return neighbour_frame(cat, candidates[order], sub[order])
+
+
+#: the engine's numeric values a track is placed among (percentiles, middle half)
+COMPARABLE_VALUES = ("tempo", "loudness", "duration_s", "energy_est", "acousticness_est")
+
+
+def percentiles(query: Any, cat: "Catalogue | str | Path", *, within: str | None = None,
+                columns: tuple[str, ...] = COMPARABLE_VALUES):
+    """Where a track sits among the catalogue's tracks (of genre ``within``, else all), value by
+    value, every value measured by the same engine: one row per column with ``value``,
+    ``percentile`` (share of catalogue tracks below it, ties counted half, 0-100), ``p25``,
+    ``median``, ``p75`` and ``n`` (tracks compared). ``query``: a :class:`Track`, a catalogue row
+    (dict / Series) or an audio path (analysed with the catalogue's model)."""
+    import pandas as pd
+
+    cat = cat if isinstance(cat, Catalogue) else load(cat)
+    if isinstance(query, Track):
+        row = query.row()
+    elif isinstance(query, (dict, pd.Series)):
+        row = dict(query)
+    else:
+        row = analyse(query, model=cat.model).row()
+    pool = cat.tracks[cat.within(within)] if within else cat.tracks
+    out = []
+    for col in columns:
+        values = pd.to_numeric(pool[col], errors="coerce").dropna().to_numpy() if col in pool.columns else np.array([])
+        value = row.get(col)
+        value = float(value) if value is not None and np.isfinite(value) else np.nan
+        if len(values) and np.isfinite(value):
+            pct = 100.0 * (np.sum(values < value) + 0.5 * np.sum(values == value)) / len(values)
+            p25, median, p75 = np.percentile(values, [25, 50, 75])
+        else:
+            pct = p25 = median = p75 = np.nan
+        out.append({"value_name": col, "value": value, "percentile": pct, "p25": p25, "median": median,
+                    "p75": p75, "n": len(values)})
+    return pd.DataFrame(out)
 
 
 def neighbour_frame(cat: "Catalogue", rows: np.ndarray, scores: np.ndarray):

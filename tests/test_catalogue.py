@@ -397,3 +397,16 @@ def test_the_new_commands_help_is_instant_and_has_examples():
             "print(sorted(m for m in ('tensorflow', 'pandas', 'librosa') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=config.PACKAGE_DIR, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+
+
+def test_percentiles_place_a_track_among_the_catalogue_or_its_genre(fake, refs, tmp_path):
+    cat = build(refs, tmp_path / "cat")
+    tempos = cat.tracks["tempo"]  # the fake engine: 150 for metal, 140 for jazz
+    assert set(tempos) == {150.0, 140.0}
+    all_tracks = catalogue.percentiles({"tempo": 145.0, "loudness": None}, cat, columns=("tempo", "loudness")).set_index("value_name")
+    assert all_tracks.loc["tempo", "percentile"] == 50.0 and all_tracks.loc["tempo", "n"] == 8
+    assert np.isnan(all_tracks.loc["loudness", "percentile"])
+    jazz = catalogue.percentiles({"tempo": 145.0}, cat, within="jazz", columns=("tempo",)).iloc[0]
+    assert jazz["percentile"] == 100.0 and jazz["n"] == 4 and jazz["median"] == 140.0
+    tie = catalogue.percentiles({"tempo": 140.0}, cat, columns=("tempo",)).iloc[0]
+    assert tie["percentile"] == 25.0  # four below-or-equal ties count half: 4 * 0.5 / 8
