@@ -410,3 +410,17 @@ def test_percentiles_place_a_track_among_the_catalogue_or_its_genre(fake, refs, 
     assert jazz["percentile"] == 100.0 and jazz["n"] == 4 and jazz["median"] == 140.0
     tie = catalogue.percentiles({"tempo": 140.0}, cat, columns=("tempo",)).iloc[0]
     assert tie["percentile"] == 25.0  # four below-or-equal ties count half: 4 * 0.5 / 8
+
+
+def test_build_on_a_dask_cluster_writes_parts_and_the_same_catalogue(fake, refs, tmp_path):
+    """--scheduler: the workers analyse the files and write the parts; the catalogue is the same."""
+    from distributed import LocalCluster
+
+    local = build(refs, tmp_path / "local")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        on_cluster = catalogue.build(refs, tmp_path / "dask", scheduler=cluster.scheduler_address, progress=False,
+                                     cache_dir=tmp_path / "dask-cache")
+    assert (on_cluster.path / catalogue.ANALYSIS_FILE).is_dir()  # a folder of parts
+    columns = ["track_id", "top_genre", "tempo", *catalogue.EMBEDDING_COLUMNS]
+    pd.testing.assert_frame_equal(on_cluster.tracks[columns], local.tracks[columns])
+    assert on_cluster.card["built"]["scheduler"] == cluster.scheduler_address
