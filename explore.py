@@ -112,12 +112,15 @@ def _in_display_units(d: pd.DataFrame, columns: Sequence[str], *, per_unit: Sequ
 
 @dataclass
 class CorrData:
-    """Prepared correlation data.
+    """Prepared associations of the features with each other and with the target.
 
-    matrix : DataFrame [features + target]^2, clustered order, target last
+    matrix : DataFrame [target + features]^2, target first (so its row and column stay in view
+        on a phone, where the rest scrolls), then the features in clustered order
     pvalues : DataFrame, same shape, two-sided p-values of each coefficient
-    target : DataFrame indexed by feature: r, p, q (Benjamini-Hochberg), ci_low, ci_high,
-        sorted by |r| descending
+    measures : DataFrame, same shape, each cell's :data:`MEASURES` key ("pearson"/"spearman" for
+        two numbers, "eta" for a category and a number, "cramers_v" for two categories)
+    target : DataFrame indexed by feature: r (the coefficient: r/ρ, or η for a category), measure,
+        p, q (Benjamini-Hochberg), ci_low, ci_high, sorted by |r| descending
     """
 
     matrix: pd.DataFrame
@@ -127,6 +130,7 @@ class CorrData:
     target_name: str
     n: int
     ci: float
+    measures: pd.DataFrame | None = None
 
 
 def _corr_pvalues(r: np.ndarray, n: int) -> np.ndarray:
@@ -165,6 +169,177 @@ def _bootstrap_corr(x: np.ndarray, y: np.ndarray, *, method: str, n_boot: int, c
     return np.nanquantile(draws, alpha, axis=0), np.nanquantile(draws, 1 - alpha, axis=0)
 
 
+# --- associations: a measure that fits each pair of columns ---------------------------------
+
+#: Chart columns that are categories, not quantities: Spotify's pitch class (0 = C ... 11 = B),
+#: its mode (1 major, 0 minor) and the explicit flag. Their codes have no order or distance, so
+#: a Pearson r of "key" against popularity measures nothing; they are related to a number by the
+#: correlation ratio and to each other by Cramér's V.
+CATEGORICAL_FEATURES = ("key", "mode", "explicit")
+
+#: Each measure's symbol (as cells and ticks show it) and its name (as the figures' notes say it).
+MEASURES = {
+    "pearson": ("r", "Pearson r (number–number)"),
+    "spearman": ("ρ", "Spearman ρ (number–number)"),
+    "eta": ("η", "correlation ratio η, bias-adjusted (category–number, 0–1)"),
+    "cramers_v": ("V", "Cramér's V, bias-adjusted (category–category, 0–1)"),
+}
+
+
+def correlation_ratio(categories, values, *, adjusted: bool = True) -> tuple[float, float]:
+    """The correlation ratio η of a number on a category, and the one-way ANOVA p-value.
+
+    η² is the share of the number's variance between the categories' means
+    (SS_between / SS_total); η is in 0-1 and unsigned (a category has no direction). Plain η² is
+    biased upwards by the number of categories k: under no association it is (k - 1) / (n - 1)
+    on average (key's 12 classes on the 1924 Top Hits rows give η ≈ 0.076 from noise alone,
+    more than any real feature's r with popularity). ``adjusted`` (default) removes that bias as
+    adjusted R² does (ε² = (SS_between - (k - 1) MS_within) / SS_total, clipped at 0), so the
+    value is comparable with an |r|.
+
+    Parameters
+    ----------
+    categories : array-like [shape=(n,)], any hashable codes
+    values : array-like [shape=(n,)], finite numbers
+    adjusted : remove the small-sample bias (plain η for a two-level category equals |point-biserial r|)
+
+    Returns
+    -------
+    (eta, p) ; p of the F test (k - 1, n - k degrees of freedom), 1.0 when undefined
+    """
+    from scipy import stats
+
+    codes, levels = pd.factorize(pd.Series(categories).to_numpy())
+    y = np.asarray(values, dtype=float)
+    k, n = len(levels), len(y)
+    total = ((y - y.mean()) ** 2).sum()
+    if total == 0 or k < 2 or n <= k:
+        return 0.0, 1.0
+    between = _between_sum_of_squares(codes[None, :], y[None, :], k)[0]
+    within = total - between
+    f = (between / (k - 1)) / max(within / (n - k), 1e-300)
+    return float(_eta(between, total, k, n, adjusted=adjusted)), float(stats.f.sf(f, k - 1, n - k))
+
+
+def _between_sum_of_squares(codes: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """SS_between of each row: codes, y [shape=(b, n)] (codes in 0..k-1) -> [shape=(b,)]."""
+    b = len(codes)
+    flat = (codes + k * np.arange(b)[:, None]).ravel()  # one bincount for every row's groups
+    counts = np.bincount(flat, minlength=b * k).reshape(b, k)
+    sums = np.bincount(flat, weights=y.ravel(), minlength=b * k).reshape(b, k)
+    between = (sums**2 / np.maximum(counts, 1)).sum(axis=1) - y.sum(axis=1) ** 2 / y.shape[1]
+    return np.maximum(between, 0.0)
+
+
+def _eta(between, total, k: int, n: int, *, adjusted: bool):
+    """η (or the bias-adjusted η, see :func:`correlation_ratio`) from the sums of squares."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = between / total
+        if adjusted:
+            share = share - (k - 1) / (n - k) * (1 - share)
+        return np.sqrt(np.clip(share, 0.0, 1.0))
+
+
+def cramers_v(a, b, *, adjusted: bool = True) -> tuple[float, float]:
+    """Cramér's V of two categories, and the chi-squared test's p-value.
+
+    V = sqrt(chi² / (n (min(r, c) - 1))) of the r x c contingency table, without Yates'
+    correction; 0-1, 0 when either has a single level. ``adjusted`` (default) is Bergsma's (2013)
+    bias correction (plain V grows with the table's size even without any association); plain
+    V of a 2 x 2 table equals |phi|.
+    """
+    from scipy import stats
+
+    table = pd.crosstab(pd.Series(np.asarray(a)), pd.Series(np.asarray(b))).to_numpy()
+    n = table.sum()
+    rows, cols = table.shape
+    if min(rows, cols) < 2 or n < 2:
+        return 0.0, 1.0
+    chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
+    phi2 = chi2 / n
+    if not adjusted:
+        return float(np.sqrt(phi2 / (min(rows, cols) - 1))), float(p)
+    phi2 = max(0.0, phi2 - (rows - 1) * (cols - 1) / (n - 1))
+    rows_c, cols_c = rows - (rows - 1) ** 2 / (n - 1), cols - (cols - 1) ** 2 / (n - 1)
+    return float(np.sqrt(phi2 / max(min(rows_c, cols_c) - 1, 1e-12))), float(p)
+
+
+def association_measure(x_is_category: bool, y_is_category: bool, method: str = "pearson") -> str:
+    """The :data:`MEASURES` key that fits a pair: ``method`` for two numbers, ``"eta"`` for a
+    category and a number, ``"cramers_v"`` for two categories."""
+    if x_is_category and y_is_category:
+        return "cramers_v"
+    return "eta" if x_is_category or y_is_category else method
+
+
+def associations(df: pd.DataFrame, columns: Sequence[str], *, categorical: Sequence[str] = CATEGORICAL_FEATURES,
+                 method: Literal["pearson", "spearman"] = "pearson") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Association of every pair of ``columns`` by the measure that fits the pair.
+
+    Number-number pairs get ``method`` (Pearson r or Spearman ρ, signed, with the t-test p-value),
+    a category and a number the correlation ratio η (:func:`correlation_ratio`; with "spearman",
+    η of the number's ranks), two categories Cramér's V (:func:`cramers_v`). Columns named in
+    ``categorical`` are categories; the others are read as numbers. Rows with a missing value
+    in any of ``columns`` are dropped first (complete cases, as ``DataFrame.corr`` on them).
+
+    Returns
+    -------
+    (values, pvalues, measures) ; three DataFrames [columns x columns]: the coefficient, its
+    two-sided p-value and the :data:`MEASURES` key of each cell (diagonal: 1, 0, the column's own)
+    """
+    if method not in ("pearson", "spearman"):
+        raise TracklensError(f"method={method!r} must be 'pearson' or 'spearman'")
+    cols = list(columns)
+    data = numeric_frame(df, cols)
+    is_cat = {c: c in categorical for c in cols}
+    numbers = [c for c in cols if not is_cat[c]]
+    as_numbers = data[numbers].rank() if method == "spearman" else data[numbers]
+    values = pd.DataFrame(np.eye(len(cols)), index=cols, columns=cols)
+    measures = pd.DataFrame(
+        [[association_measure(is_cat[a], is_cat[b], method) for b in cols] for a in cols], index=cols, columns=cols)
+    pvalues = pd.DataFrame(np.zeros((len(cols), len(cols))), index=cols, columns=cols)
+    if numbers:  # one vectorised Pearson on (ranked) numbers, as DataFrame.corr computes it
+        r = as_numbers.corr(method="pearson")
+        values.loc[numbers, numbers] = r.to_numpy()
+        pvalues.loc[numbers, numbers] = _corr_pvalues(r.to_numpy(), len(data))
+        for c in numbers:
+            pvalues.loc[c, c] = 0.0
+    for i, a in enumerate(cols):
+        for b in cols[i + 1:]:
+            if not (is_cat[a] or is_cat[b]):
+                continue
+            if is_cat[a] and is_cat[b]:
+                v, p = cramers_v(data[a], data[b])
+            else:
+                cat, num = (a, b) if is_cat[a] else (b, a)
+                v, p = correlation_ratio(data[cat], as_numbers[num])
+            values.loc[a, b] = values.loc[b, a] = v
+            pvalues.loc[a, b] = pvalues.loc[b, a] = p
+    return values, pvalues, measures
+
+
+def _bootstrap_eta(codes: np.ndarray, y: np.ndarray, *, n_boot: int, ci: float, seed: int):
+    """Percentile bootstrap interval of the (adjusted) correlation ratio of ``y`` on each category column.
+
+    codes : [shape=(n, p)] integer category codes, y : [shape=(n,)] -> (low, high) each [shape=(p,)]
+    """
+    rng = np.random.default_rng(seed)
+    n, p = codes.shape
+    draws = []
+    for start in range(0, n_boot, 100):  # chunks keep memory at ~n*k*100 booleans per column
+        idx = rng.integers(0, n, size=(min(100, n_boot - start), n))
+        yb = y[idx]
+        total = ((yb - yb.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        etas = []
+        for j in range(p):
+            k = int(codes[:, j].max()) + 1
+            etas.append(_eta(_between_sum_of_squares(codes[idx, j], yb, k), total, k, n, adjusted=True))
+        draws.append(np.stack(etas, axis=1))
+    draws = np.concatenate(draws)
+    alpha = (1 - ci) / 2
+    return np.nanquantile(draws, alpha, axis=0), np.nanquantile(draws, 1 - alpha, axis=0)
+
+
 def _bh(p: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (q-values)."""
     order = np.argsort(p)
@@ -181,35 +356,41 @@ def corr_data(
     target: str = TARGET,
     method: Literal["pearson", "spearman"] = "pearson",
     columns: Sequence[str] | None = None,
+    categorical: Sequence[str] = CATEGORICAL_FEATURES,
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = config.DEFAULT_SEED,
 ) -> CorrData:
-    """Correlations of audio features with each other and with ``target``, with their uncertainty.
+    """Associations of audio features with each other and with ``target``, with their uncertainty.
 
     Parameters
     ----------
     df : cleaned chart table (one row per track)
-    target : column the features are related to
-    method : "pearson" (linear) or "spearman" (rank, robust to skew such as speechiness)
+    target : the number the features are related to (not a category)
+    method : "pearson" (linear) or "spearman" (rank, robust to skew such as speechiness), for
+        number-number pairs; see :func:`associations` for the categories' measures
     columns : feature columns to use (``target`` may be among them); default all of
         :data:`AUDIO_FEATURES` present
+    categorical : columns read as categories (default :data:`CATEGORICAL_FEATURES`)
     n_boot, ci, seed : percentile bootstrap of the feature-target coefficients
 
     Returns
     -------
-    CorrData ; ``matrix`` equals ``df[cols].corr(method)`` reordered by hierarchical clustering
-    of the features on 1 - |r| (target last).
+    CorrData ; ``matrix`` is :func:`associations` reordered: the target first, then the features
+    clustered hierarchically on 1 - |association|. For number-number pairs it equals
+    ``df[cols].corr(method)`` on the complete rows.
     """
     if method not in ("pearson", "spearman"):
         raise TracklensError(f"method={method!r} must be 'pearson' or 'spearman'")
+    if target in categorical:
+        raise TracklensError(f"target {target!r} is a category; correlate a number such as {TARGET!r}")
     feats = [f for f in pick_features(df, columns, AUDIO_FEATURES) if f != target]
     data = numeric_frame(df, feats + [target])
     varying = [f for f in feats if data[f].nunique() > 1]  # constant columns have no correlation
     if not varying:
         raise TracklensError("every feature is constant; nothing to correlate")
     data = data[varying + [target]]
-    full = data.corr(method=method)
+    full, full_p, full_measures = associations(data, varying + [target], categorical=categorical, method=method)
 
     order = varying
     if len(varying) > 2:
@@ -220,84 +401,137 @@ def corr_data(
         np.fill_diagonal(dist, 0.0)
         tree = linkage(squareform(np.clip(dist, 0, None), checks=False), method="average")
         order = [varying[i] for i in leaves_list(tree)]
-    cols = order + [target]
-    matrix = full.loc[cols, cols]
+    cols = [target] + order
+    matrix, pvalues, measures = (m.loc[cols, cols] for m in (full, full_p, full_measures))
     n = len(data)
-    pvalues = pd.DataFrame(_corr_pvalues(matrix.to_numpy(), n), index=cols, columns=cols)
 
-    r = matrix.loc[order, target].to_numpy()
+    y = data[target].to_numpy()
+    low, high = pd.Series(np.nan, index=order), pd.Series(np.nan, index=order)
+    numbers = [f for f in order if f not in categorical]
+    cats = [f for f in order if f in categorical]
+    if numbers:
+        lo, hi = _bootstrap_corr(data[numbers].to_numpy(), y, method=method, n_boot=n_boot, ci=ci, seed=seed)
+        low[numbers], high[numbers] = lo, hi
+    if cats:
+        codes = np.stack([pd.factorize(data[c])[0] for c in cats], axis=1)
+        y_eta = data[target].rank().to_numpy() if method == "spearman" else y
+        lo, hi = _bootstrap_eta(codes, y_eta, n_boot=n_boot, ci=ci, seed=seed)
+        low[cats], high[cats] = lo, hi
     p = pvalues.loc[order, target].to_numpy()
-    low, high = _bootstrap_corr(
-        data[order].to_numpy(), data[target].to_numpy(), method=method, n_boot=n_boot, ci=ci, seed=seed
-    )
-    table = pd.DataFrame({"r": r, "p": p, "q": _bh(p), "ci_low": low, "ci_high": high}, index=pd.Index(order, name="feature"))
+    table = pd.DataFrame({"r": matrix.loc[order, target].to_numpy(), "measure": measures.loc[order, target].to_numpy(),
+                          "p": p, "q": _bh(p), "ci_low": low.to_numpy(), "ci_high": high.to_numpy()},
+                         index=pd.Index(order, name="feature"))
     table = table.reindex(table["r"].abs().sort_values(ascending=False).index)
-    return CorrData(matrix, pvalues, table, method, target, n, ci)
+    return CorrData(matrix, pvalues, table, method, target, n, ci, measures)
 
 
 def _stars(p: float) -> str:
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
 
 
+def _measures_of(d: CorrData) -> list[str]:
+    """The :data:`MEASURES` keys of the matrix's off-diagonal cells, the number-number one first."""
+    if d.measures is None:
+        return [d.method]
+    cells = d.measures.to_numpy()[~np.eye(len(d.measures), dtype=bool)]
+    return [m for m in (d.method, "eta", "cramers_v") if m in set(cells)] or [d.method]
+
+
+def _symbol(measure: str) -> str:
+    return MEASURES[measure][0]
+
+
 def _corr_title(d: CorrData) -> str:
-    return f"{d.method.capitalize()} correlations (n={d.n})"
+    kinds = _measures_of(d)
+    return f"{MEASURES[d.method][1].split(' (')[0]} correlations (n={d.n})" if kinds == [d.method] \
+        else f"Associations (n={d.n})"
 
 
-def _corr_note(d: CorrData, *, intervals: bool = True) -> str:
+def _measures_note(d: CorrData, *, sep: str = "; ") -> str:
+    """Which measure each symbol is: "r: Pearson r (number–number); η: correlation ratio ..."."""
+    return sep.join(f"{_symbol(m)}: {MEASURES[m][1]}" for m in _measures_of(d))
+
+
+def _corr_note(d: CorrData, *, intervals: bool = True, sep: str = "; ") -> str:
+    """The measures, the stars and the bars; ``sep="<br>"`` puts each on a line of its own (Plotly
+    does not wrap a subtitle, and one line of all three ran off a 390 px phone)."""
     stars = "* p<.05, ** p<.01, *** p<.001 (uncorrected)"
-    return f"{stars}; bars: {d.ci:.0%} bootstrap CI" if intervals else stars
+    parts = [_measures_note(d, sep=sep), stars] + ([f"bars: {d.ci:.0%} bootstrap CI"] if intervals else [])
+    return sep.join(parts)
+
+
+def _target_measure(d: CorrData) -> str:
+    """The x-axis title of the ranked coefficients: "r / η with popularity"."""
+    used = [m for m in (d.method, "eta") if m in set(d.target["measure"])] if "measure" in d.target else [d.method]
+    return f"{' / '.join(_symbol(m) for m in used)} with {feature_name(d.target_name)}"
+
+
+def _cell_text(d: CorrData, i: int, j: int) -> str:
+    """A cell's coefficient with its symbol when it is not the number-number measure, and its stars."""
+    value = d.matrix.iat[i, j]
+    if i == j:
+        return f"{value:.2f}"
+    measure = d.measures.iat[i, j] if d.measures is not None else d.method
+    prefix = f"{_symbol(measure)} " if measure != d.method else ""
+    return f"{prefix}{value:.2f}{_stars(d.pvalues.iat[i, j])}"
+
+
+def _matrix_names(d: CorrData) -> list[str]:
+    return [feature_name(c) for c in d.matrix.columns]
 
 
 def _corr_intervals_axes(ax, d: CorrData) -> None:
-    """Each feature's r with the target and its bootstrap interval, ranked, on a matplotlib axes."""
+    """Each feature's coefficient with the target and its bootstrap interval, ranked, on a matplotlib axes."""
     t = d.target.sort_values("r")
     ypos = np.arange(len(t))
     ax.errorbar(t["r"], ypos, xerr=[t["r"] - t["ci_low"], t["ci_high"] - t["r"]], fmt="o", capsize=3,
                 color="tab:blue")
     ax.axvline(0, color="grey", lw=0.8)
-    ax.set_yticks(ypos, [f"{f} {_stars(p)}" for f, p in zip(t.index, t["p"])])
-    ax.set_xlabel(f"r with {d.target_name}")
+    ax.set_yticks(ypos, [f"{feature_name(f)} {_stars(p)}" for f, p in zip(t.index, t["p"])])
+    ax.set_xlabel(_target_measure(d))
 
 
 def _corr_heatmap_mpl(d: CorrData, *, intervals: bool = True):
     from matplotlib.figure import Figure
 
     k = len(d.matrix)
-    fig = Figure(figsize=(6 + (0.55 if intervals else 0.35) * k, 0.5 * k + 2.0), layout="constrained")
+    fig = Figure(figsize=(6 + (0.55 if intervals else 0.35) * k, 0.5 * k + 2.4), layout="constrained")
     ax, ax_ci = fig.subplots(1, 2, width_ratios=[k, 0.45 * k]) if intervals else (fig.subplots(), None)
     im = ax.imshow(d.matrix.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_xticks(range(k), d.matrix.columns, rotation=60, ha="right")
-    ax.set_yticks(range(k), d.matrix.index)
+    ax.set_xticks(range(k), _matrix_names(d), rotation=60, ha="right")
+    ax.set_yticks(range(k), _matrix_names(d))
     for i in range(k):
         for j in range(k):
             value = d.matrix.iat[i, j]
-            ax.text(j, i, f"{value:.2f}\n{_stars(d.pvalues.iat[i, j]) if i != j else ''}",
-                    ha="center", va="center", fontsize=6.5, color="white" if abs(value) > 0.6 else "black")
-    fig.colorbar(im, ax=ax, shrink=0.7, label=f"{d.method} r")
+            ax.text(j, i, _cell_text(d, i, j).replace(" ", "\n", 1) if i != j else "1", ha="center", va="center",
+                    fontsize=6, color="white" if abs(value) > 0.6 else "black")
+    fig.colorbar(im, ax=ax, shrink=0.7, label="association")
     if ax_ci is not None:
         _corr_intervals_axes(ax_ci, d)
-        ax_ci.set_title(f"vs {d.target_name}", fontsize=10)
-    fig.suptitle(f"{_corr_title(d)} ({_corr_note(d)})", fontsize=10)
+        ax_ci.set_title(f"vs {feature_name(d.target_name)}", fontsize=10)
+    fig.suptitle(f"{_corr_title(d)}\n{_corr_note(d, intervals=intervals, sep=chr(10))}", fontsize=9)
     return fig
 
 
 def _corr_intervals_mpl(d: CorrData):
     fig, (ax,) = _mpl_figure(1, panel_size=(4.6, 0.3 * len(d.target) + 1.6))
     _corr_intervals_axes(ax, d)
-    ax.set_title(f"r with {d.target_name}, {d.ci:.0%} bootstrap CI (n={d.n})", fontsize=10)
+    ax.set_title(f"{_target_measure(d)}, {d.ci:.0%} bootstrap CI (n={d.n})", fontsize=10)
     return fig
 
 
 def _corr_matrix_trace(d: CorrData, colorbar: dict):
     import plotly.graph_objects as go
 
-    text = [[f"{d.matrix.iat[i, j]:.2f}{_stars(d.pvalues.iat[i, j]) if i != j else ''}"
-             for j in range(len(d.matrix))] for i in range(len(d.matrix))]
+    k = len(d.matrix)
+    text = [[_cell_text(d, i, j) for j in range(k)] for i in range(k)]
+    measures = d.measures.to_numpy() if d.measures is not None else np.full((k, k), d.method, dtype=object)
+    names = np.vectorize(lambda m: MEASURES[m][1])(measures)
     return go.Heatmap(
-        z=d.matrix.to_numpy(), x=list(d.matrix.columns), y=list(d.matrix.index), zmin=-1, zmax=1,
+        z=d.matrix.to_numpy(), x=_matrix_names(d), y=_matrix_names(d), zmin=-1, zmax=1,
         colorscale="RdBu_r", text=text, texttemplate="%{text}", textfont={"size": 9},
-        colorbar={"title": {"text": f"{d.method} r"}, **colorbar}, customdata=d.pvalues.to_numpy(),
-        hovertemplate="%{y} vs %{x}<br>r=%{z:.3f}<br>p=%{customdata:.2g}<extra></extra>",
+        colorbar={"title": {"text": "association"}, **colorbar}, customdata=np.dstack([d.pvalues.to_numpy(), names]),
+        hovertemplate="%{y} vs %{x}<br>%{customdata[1]}: %{z:.3f}<br>p=%{customdata[0]:.2g}<extra></extra>",
     )
 
 
@@ -305,11 +539,13 @@ def _corr_interval_trace(d: CorrData):
     import plotly.graph_objects as go
 
     t = d.target.sort_values("r")
+    symbols = [_symbol(m) for m in t["measure"]] if "measure" in t else [_symbol(d.method)] * len(t)
     return go.Scatter(
-        x=t["r"], y=list(t.index), mode="markers", marker={"size": 8},
+        x=t["r"], y=[feature_name(f) for f in t.index], mode="markers", marker={"size": 8},
         error_x={"type": "data", "symmetric": False, "array": t["ci_high"] - t["r"], "arrayminus": t["r"] - t["ci_low"]},
-        customdata=np.c_[t["p"], t["ci_low"], t["ci_high"]],
-        hovertemplate="%{y}: r=%{x:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}], p=%{customdata[0]:.2g}<extra></extra>",
+        customdata=np.c_[t["p"], t["ci_low"], t["ci_high"], symbols],
+        hovertemplate="%{y}: %{customdata[3]}=%{x:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}], "
+                      "p=%{customdata[0]:.2g}<extra></extra>",
         showlegend=False,
     )
 
@@ -329,20 +565,23 @@ def _corr_heatmap_plotly(d: CorrData, *, intervals: bool = True):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    title = {"text": _corr_title(d), "subtitle": {"text": _corr_note(d, intervals=intervals)}}
+    title = {"text": _corr_title(d), "subtitle": {"text": _corr_note(d, intervals=intervals, sep="<br>")}}
+    # The target is the first row and column (top, left): on a phone the matrix scrolls sideways
+    # inside its panel, and the target's column is the one in view.
     if not intervals:
         fig = go.Figure(_corr_matrix_trace(d, {}))
         fig.update_yaxes(autorange="reversed")
-        return fig.update_layout(title=title, height=_corr_height(d))
+        fig.update_xaxes(side="top")
+        return fig.update_layout(title=title, height=_corr_height(d), margin={"t": 150})
     fig = make_subplots(rows=1, cols=2, column_widths=list(CORR_COLUMNS), horizontal_spacing=CORR_GAP,
-                        subplot_titles=("", f"vs {d.target_name}"))
+                        subplot_titles=("", f"vs {feature_name(d.target_name)}"))
     matrix_end = (1 - CORR_GAP) * CORR_COLUMNS[0]
     fig.add_trace(_corr_matrix_trace(d, {"x": matrix_end + 0.01, "xanchor": "left", "thickness": 14}), row=1, col=1)
     fig.add_trace(_corr_interval_trace(d), row=1, col=2)
     fig.add_vline(x=0, line_color="grey", line_width=1, row=1, col=2)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
     fig.update_yaxes(side="right", row=1, col=2)
-    fig.update_xaxes(title_text=f"r with {d.target_name}", row=1, col=2)
+    fig.update_xaxes(title_text=_target_measure(d), row=1, col=2)
     return fig.update_layout(title=title, height=_corr_height(d))
 
 
@@ -352,8 +591,9 @@ def _corr_intervals_plotly(d: CorrData):
     fig = go.Figure(_corr_interval_trace(d))
     fig.add_vline(x=0, line_color="grey", line_width=1)
     return fig.update_layout(
-        title={"text": f"r with {d.target_name}", "subtitle": {"text": f"n={d.n}; bars: {d.ci:.0%} bootstrap CI"}},
-        xaxis_title=f"{d.method} r", height=28 * len(d.target) + 150, margin=COMPACT_MARGIN)
+        title={"text": _target_measure(d),
+               "subtitle": {"text": f"n={d.n}; bars: {d.ci:.0%} bootstrap CI<br>{_measures_note(d, sep='<br>')}"}},
+        xaxis_title=_target_measure(d), height=28 * len(d.target) + 170, margin={**COMPACT_MARGIN, "t": 120})
 
 
 def corr_heatmap(
@@ -368,9 +608,11 @@ def corr_heatmap(
     intervals: bool = True,
     backend: Backend = "plotly",
 ):
-    """Clustered, annotated correlation heatmap with each feature's r vs ``target`` and its CI.
+    """Clustered, annotated association heatmap with each feature's coefficient vs ``target`` and its CI.
 
-    Cells show r and significance stars (uncorrected p); the side panel (``intervals``; False
+    Cells show the pair's measure (r or ρ for two numbers, η for a category and a number, V for
+    two categories; :func:`associations`) and significance stars (uncorrected p); the target is
+    the first row and column. The side panel (``intervals``; False
     leaves it out, see :func:`corr_intervals`) shows r with the bootstrap interval, so "louder
     songs are more popular" is read with its uncertainty. See :func:`corr_data` for the
     parameters; ``df`` may also be a CorrData already computed (the other parameters but
@@ -1382,14 +1624,16 @@ def track_map(coords, names, point, *, groups=None, label: str = "your track",
 
 
 def summarize_correlations(d: CorrData, *, k: int = 3) -> str:
-    """The ``k`` strongest and ``k`` weakest feature-target correlations with their intervals."""
+    """The ``k`` strongest and ``k`` weakest feature-target associations with their intervals
+    (each with its measure's symbol: r/ρ for a number, η for a category)."""
     t = d.target
 
     def line(f, row):
-        return (f"  {f:<17} r={row['r']:+.3f}  {d.ci:.0%} CI [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]  "
-                f"p={row['p']:.2g}  q={row['q']:.2g}")
+        symbol = _symbol(row.get("measure", d.method))
+        return (f"  {feature_name(f):<17} {symbol}={row['r']:+.3f}  {d.ci:.0%} CI [{row['ci_low']:+.3f}, "
+                f"{row['ci_high']:+.3f}]  p={row['p']:.2g}  q={row['q']:.2g}")
 
-    out = [f"{d.method} correlation with {d.target_name} (n={d.n}), strongest:"]
+    out = [f"association with {d.target_name} (n={d.n}; {_measures_note(d)}), strongest:"]
     out += [line(f, r) for f, r in t.head(k).iterrows()]
     out.append("weakest:")
     out += [line(f, r) for f, r in t.tail(k).iloc[::-1].iterrows()]

@@ -207,7 +207,7 @@ def test_correlations_drawn_as_a_matrix_and_ranked_intervals(pages):
     assert [t.type for t in heatmap.data] == ["heatmap"]  # the matrix alone: its colour bar covers nothing
     expected = explore.corr_data(df, columns=pages["charts"].feature_columns(df), n_boot=10).target.sort_values("r")
     (ranked,) = intervals.data
-    assert list(ranked.y) == list(expected.index)
+    assert list(ranked.y) == [explore.feature_name(f) for f in expected.index]  # words: "duration"
     np.testing.assert_allclose(ranked.x, expected["r"])
     assert len(ranked.error_x.array) == len(expected)
 
