@@ -34,28 +34,75 @@ CONTINUOUS_FEATURES = (
     "instrumentalness", "liveness", "valence", "tempo", "duration_ms",
 )
 
-#: Units of the chart table's columns in axis titles.
+#: Each chart column's name in words and its unit: the one map every figure, table and control
+#: labels a column by (:func:`feature_name`, :func:`feature_label`, :func:`format_feature`).
 #: Spotify's descriptors are 0-1 scores; its loudness is the track's integrated level in dB
-#: relative to digital full scale (hence negative), not an upload's LUFS.
-AXIS_UNITS = {
-    "tempo": "BPM", "loudness": "dB, Spotify", "duration_ms": "min", "popularity": "0–100",
-    **{f: "0–1" for f in ("danceability", "energy", "speechiness", "acousticness", "instrumentalness",
-                          "liveness", "valence")},
+#: relative to digital full scale (hence negative), not an upload's LUFS. Duration is stored in
+#: ms, drawn in minutes with m:ss ticks (:data:`DISPLAY_SCALE`).
+COLUMN_LABELS: dict[str, tuple[str, str | None]] = {
+    "duration_ms": ("duration", "m:ss"),
+    "tempo": ("tempo", "BPM"),
+    "loudness": ("loudness", "dB, Spotify"),
+    "popularity": ("popularity", "0–100"),
+    **{f: (f, "0–1") for f in ("danceability", "energy", "speechiness", "acousticness", "instrumentalness",
+                               "liveness", "valence")},
+    "key": ("key", None), "mode": ("mode", None), "explicit": ("explicit", None), "year": ("year", None),
 }
-#: Columns drawn under another name, and the factor from the table's unit to the drawn one.
-DISPLAY_NAMES = {"duration_ms": "duration"}
+#: Units of the columns in axis titles (from :data:`COLUMN_LABELS`).
+AXIS_UNITS = {c: unit for c, (_, unit) in COLUMN_LABELS.items() if unit}
+#: Columns drawn under another name (from :data:`COLUMN_LABELS`).
+DISPLAY_NAMES = {c: name for c, (name, _) in COLUMN_LABELS.items() if name != c}
+#: The factor from a column's stored unit to the drawn one.
 DISPLAY_SCALE = {"duration_ms": 1 / 60_000}
 
 
 def feature_name(column: str) -> str:
-    """The name a column is drawn under (``duration_ms`` is drawn in minutes, as ``duration``)."""
+    """The name a column is drawn under in words (``duration_ms`` is drawn as ``duration``)."""
     return DISPLAY_NAMES.get(column, column)
 
 
 def feature_label(column: str) -> str:
-    """An axis title with the unit: ``"tempo (BPM)"``, ``"duration (min)"``; the name alone without one."""
+    """An axis title with the unit: ``"tempo (BPM)"``, ``"duration (m:ss)"``; the name alone without one."""
     unit = AXIS_UNITS.get(column)
     return f"{feature_name(column)} ({unit})" if unit else feature_name(column)
+
+
+def minutes_text(minutes: float) -> str:
+    """Minutes as m:ss: 3.5 -> "3:30"."""
+    total = int(round(float(minutes) * 60))
+    return f"{'-' if total < 0 else ''}{abs(total) // 60}:{abs(total) % 60:02d}"
+
+
+def duration_ticks(low: float, high: float, *, target: int = 5) -> tuple[list[float], list[str]]:
+    """Tick positions (minutes) at 15 s, 30 s, 1, 2, 5 or 10 min steps over [low, high], about
+    ``target`` of them, with their m:ss labels (Plotly formats numbers only)."""
+    span = max(float(high) - float(low), 1e-9)
+    step = next((s for s in (0.25, 0.5, 1, 2, 5, 10, 20) if span / s <= target), 30.0)
+    vals = list(np.arange(np.ceil(low / step) * step, high + 1e-9, step))
+    return vals, [minutes_text(v) for v in vals]
+
+
+def _hover_label(column: str) -> str:
+    """A column's label for a hover's plain number: a duration there is decimal minutes, not m:ss."""
+    return f"{feature_name(column)} (min)" if column in DISPLAY_SCALE else feature_label(column)
+
+
+def _axis_ticks_plotly(feature: str, values) -> dict:
+    """Plotly axis properties that write a duration axis (in minutes) as m:ss; {} for other columns."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if feature != "duration_ms" or not len(values):
+        return {}
+    vals, text = duration_ticks(values.min(), values.max())
+    return {"tickmode": "array", "tickvals": vals, "ticktext": text}
+
+
+def _axis_ticks_mpl(axis, feature: str) -> None:
+    """Write a matplotlib duration axis (in minutes) as m:ss."""
+    if feature == "duration_ms":
+        from matplotlib.ticker import FuncFormatter
+
+        axis.set_major_formatter(FuncFormatter(lambda v, _: minutes_text(v)))
 
 
 # --- shared helpers -----------------------------------------------------------------------
@@ -733,6 +780,7 @@ def _param_viz_mpl(d: TrendData):
         ax.fill_between(line["x"], line["low"], line["high"], color="tab:red", alpha=0.25)
         ax.set_title(_trend_label(d, f), fontsize=9)
         ax.set_xlabel(feature_label(f))
+        _axis_ticks_mpl(ax.xaxis, f)
         ax.set_ylabel(feature_label(d.target_name))
     fig.suptitle(f"{_trend_title(d)} ({_trend_note(d)})")
     return fig
@@ -753,14 +801,14 @@ def _param_viz_plotly(d: TrendData):
         # regl needs 'unsafe-eval' in the dashboard's Content-Security-Policy.
         fig.add_trace(go.Scatter(x=pts["x"], y=pts["y"], mode="markers", customdata=pts[["row"]].to_numpy(),
                                  marker={"size": 4, "color": "grey", "opacity": 0.35}, name=f, showlegend=False,
-                                 hovertemplate=f"{x_title}: %{{x:.3g}}<br>{y_title}: %{{y}}<extra></extra>"),
+                                 hovertemplate=f"{_hover_label(f)}: %{{x:.3g}}<br>{y_title}: %{{y}}<extra></extra>"),
                       row=row, col=col)
         fig.add_trace(go.Scatter(x=np.r_[line["x"], line["x"][::-1]], y=np.r_[line["high"], line["low"][::-1]],
                                  fill="toself", fillcolor="rgba(214,39,40,0.25)", line={"width": 0},
                                  hoverinfo="skip", showlegend=False), row=row, col=col)
         fig.add_trace(go.Scatter(x=line["x"], y=line["fit"], mode="lines", line={"color": "rgb(214,39,40)"},
                                  showlegend=False), row=row, col=col)
-        fig.update_xaxes(title_text=x_title, row=row, col=col)
+        fig.update_xaxes(title_text=x_title, row=row, col=col, **_axis_ticks_plotly(f, line["x"]))
         fig.update_yaxes(title_text=y_title, row=row, col=col)
     fig.update_layout(title={"text": _trend_title(d), "subtitle": {"text": _trend_note(d)}},
                       height=260 * pos[-1][0] + 100, margin=COMPACT_MARGIN)
@@ -855,6 +903,7 @@ def _catplot_mpl(d: pd.DataFrame):
         ax.boxplot(values, tick_labels=_group_labels(d), showfliers=False, patch_artist=True,
                    boxprops={"facecolor": "tab:blue", "alpha": 0.4})
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+        _axis_ticks_mpl(ax.yaxis, f)
         ax.set_title(feature_label(f), fontsize=9)
     fig.suptitle(f"Feature distributions by {d.attrs.get('by', 'group')} (boxes: quartiles, whiskers 1.5 IQR)")
     return fig
@@ -869,8 +918,9 @@ def _catplot_plotly(d: pd.DataFrame):
     fig, pos = _plotly_grid([feature_label(f) for f in feats], ncols=3)
     for f, (row, col) in zip(feats, pos):
         sub = d[d.feature == f].sort_values("group")
-        fig.add_trace(go.Box(x=sub["group"].map(labels).astype(str), y=sub["value"], name=f, boxpoints=False,
-                             showlegend=False), row=row, col=col)
+        fig.add_trace(go.Box(x=sub["group"].map(labels).astype(str), y=sub["value"], name=feature_name(f),
+                             boxpoints=False, showlegend=False), row=row, col=col)
+        fig.update_yaxes(row=row, col=col, **_axis_ticks_plotly(f, sub["value"].quantile([0.0, 1.0])))
     fig.update_layout(title=f"Feature distributions by {d.attrs.get('by', 'group')}", height=300 * pos[-1][0] + 80)
     return fig
 
@@ -911,6 +961,7 @@ def _distributions_mpl(d: pd.DataFrame):
         ax.bar(sub["left"], sub["density"], width=sub["right"] - sub["left"], align="edge", color="tab:blue", alpha=0.7)
         ax.set_title(f"{feature_name(f)} (n={int(sub['count'].sum())})", fontsize=9)
         ax.set_xlabel(AXIS_UNITS.get(f, ""))
+        _axis_ticks_mpl(ax.xaxis, f)
         ax.set_yticks([])
     fig.suptitle("Distributions of the chart hits' features (density)")
     return fig
@@ -924,7 +975,8 @@ def _distributions_plotly(d: pd.DataFrame):
     fig, pos = _plotly_grid([feature_name(f) for f in feats])
     for f, (row, col) in zip(feats, pos):
         sub = d[d.feature == f]
-        fig.update_xaxes(title_text=AXIS_UNITS.get(f), row=row, col=col)
+        fig.update_xaxes(title_text=AXIS_UNITS.get(f), row=row, col=col,
+                         **_axis_ticks_plotly(f, np.r_[sub["left"], sub["right"]]))
         fig.add_trace(go.Bar(x=(sub["left"] + sub["right"]) / 2, y=sub["density"], width=sub["right"] - sub["left"],
                              customdata=sub["count"], hovertemplate="%{x:.3g}: %{customdata} tracks<extra></extra>",
                              showlegend=False), row=row, col=col)
@@ -989,6 +1041,7 @@ def _yearly_mpl(d: pd.DataFrame, *, ncols: int = 4):
         ax.fill_between(sub["year"], sub["low"], sub["high"], alpha=0.25)
         ax.set_title(feature_name(f), fontsize=9)
         ax.set(xlabel="year", ylabel=AXIS_UNITS.get(f, ""))
+        _axis_ticks_mpl(ax.yaxis, f)
     fig.suptitle(f"Yearly mean of each feature with its {d.attrs.get('ci', 0.95):.0%} confidence interval")
     return fig
 
@@ -1000,7 +1053,8 @@ def _yearly_plotly(d: pd.DataFrame, *, ncols: int = 4):
     fig, pos = _plotly_grid([feature_name(f) for f in feats], ncols=ncols)
     for f, (row, col) in zip(feats, pos):
         sub = d[d.feature == f]
-        fig.update_yaxes(title_text=AXIS_UNITS.get(f), row=row, col=col)
+        fig.update_yaxes(title_text=AXIS_UNITS.get(f), row=row, col=col,
+                         **_axis_ticks_plotly(f, np.r_[sub["low"], sub["high"]]))
         fig.add_trace(go.Scatter(x=np.r_[sub["year"], sub["year"][::-1]], y=np.r_[sub["high"], sub["low"][::-1]],
                                  fill="toself", fillcolor="rgba(31,119,180,0.25)", line={"width": 0},
                                  hoverinfo="skip", showlegend=False), row=row, col=col)
@@ -1025,16 +1079,12 @@ def yearly_trends(df: pd.DataFrame, *, features: Sequence[str] | None = None,
 # --- hit profile ("check your track") -----------------------------------------------------
 
 
-MIN_BAR = 1.5  # percentile points: a feature at P0 still draws a visible bar
-
-
 def format_feature(feature: str, value: float) -> str:
     """A chart value with its unit (:data:`AXIS_UNITS`): "120 BPM", "-5.3 dB, Spotify", a
     duration as "3:43", a 0-1 score as "0.72"."""
     value = float(value)
     if feature == "duration_ms":
-        total = int(round(value / 1000))
-        return f"{total // 60}:{total % 60:02d}"
+        return minutes_text(value / 60_000)
     unit = AXIS_UNITS.get(feature, "")
     if not unit or unit[0].isdigit():  # a score's range is no unit to repeat after each value
         return f"{value:.3g}"
@@ -1046,6 +1096,21 @@ def _percentile_among(ref: np.ndarray, v: float) -> float:
     return 100.0 * ((ref < v).sum() + 0.5 * (ref == v).sum()) / len(ref)
 
 
+def _check_known_columns(df: pd.DataFrame, *named: Mapping | Sequence | None) -> None:
+    """One line naming every column of ``named`` (a track's values, the features asked for, the
+    errors) that the chart table lacks, with the nearest real name: a typo such as "loudnes"
+    was silently left out of the profile."""
+    import difflib
+
+    known = [str(c) for c in df.columns]
+    unknown = list(dict.fromkeys(str(k) for keys in named if keys for k in keys if k not in df.columns))
+    if unknown:
+        hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(u, known, n=1)) else repr(u)
+                 for u in unknown]
+        raise TracklensError(f"hit profile: unknown column(s) {', '.join(hints)}; the chart table has "
+                             f"{', '.join(c for c in known if c in CONTINUOUS_FEATURES)}")
+
+
 def hit_profile_data(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *,
                      features: Sequence[str] | None = None, label: str | None = None,
                      errors: Mapping[str, float] | None = None) -> pd.DataFrame:
@@ -1053,8 +1118,9 @@ def hit_profile_data(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *
 
     Parameters
     ----------
-    track : feature -> value (e.g. a chart row); features the track lacks are skipped. The values
-        must be the chart's own measures (an upload's LUFS is not Spotify's loudness)
+    track : feature -> value (e.g. a chart row); features the track lacks are skipped, a name the
+        chart table lacks is an error (so a typo is not silently dropped). The values must be the
+        chart's own measures (an upload's LUFS is not Spotify's loudness)
     df : the chart table (the reference distribution)
     label : the track's name for titles; default "artist - song" when the track has them
     errors : feature -> uncertainty of an estimated value (e.g. a held-out mean error); such a
@@ -1067,6 +1133,7 @@ def hit_profile_data(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *
     percentile without an error), hits_p10, hits_median, hits_p90, n
     """
     track, errors = dict(track), dict(errors or {})
+    _check_known_columns(df, track, features, errors)
     candidates = pick_features(df, features, CONTINUOUS_FEATURES)
     feats = [f for f in candidates if f in track and track[f] is not None and np.isfinite(float(track[f]))]
     if not feats:
@@ -1090,44 +1157,56 @@ def _hit_title(d: pd.DataFrame) -> str:
     return f"Hit profile: {d.attrs.get('label', 'the track')} against {int(d['n'].max())} chart hits"
 
 
-def _hit_bars(d: pd.DataFrame) -> pd.DataFrame:
-    """What both renderers draw per feature: bar start and width (a point value fills from 0, an
-    estimate spans its percentile range; at least MIN_BAR wide), tick label (name, then the value
-    in its unit on a second line, so the labels stay narrow on a phone), and the percentile label
-    with where it goes (right of the bar while it ends below 70, else left of it while it starts
-    above 30, else inside its end) so it never runs off the axis."""
-    ranged = d["error"] > 0
-    start = np.where(ranged, d["percentile_low"], 0.0)
-    width = np.maximum(np.where(ranged, d["percentile_high"] - d["percentile_low"], d["percentile"]), MIN_BAR)
-    start = np.minimum(start, 100.0 - width)
-    end = start + width
-    tick = [f"{f}\n{v:.2f} ± {e:.2f}" if e > 0 else f"{f}\n{format_feature(f, v)}"
+#: The chart hits' bands drawn behind every hit profile (with a legend entry each).
+HIT_BANDS = ((25.0, 75.0, "middle half of the hits (P25–P75)"),)
+HIT_MEDIAN_LABEL = "median hit (P50)"
+MEASURED_LABEL = "measured value (point)"
+ESTIMATE_LABEL = "estimate ± held-out error (range)"
+
+
+def _hit_marks(d: pd.DataFrame) -> pd.DataFrame:
+    """What both renderers draw per feature: a measured value is a point at its percentile, an
+    estimate a range from the percentile of value - error to that of value + error (``low``,
+    ``high``; equal for a point); the tick label (name, then the value in its unit on a second
+    line, so the labels stay narrow on a phone); and the percentile label with where it goes
+    (right of the mark while it ends at or below 70, else left of it) so it never runs off the
+    axis or over a range's end."""
+    ranged = (d["error"] > 0).to_numpy()
+    low = np.where(ranged, d["percentile_low"], d["percentile"])
+    high = np.where(ranged, d["percentile_high"], d["percentile"])
+    tick = [f"{feature_name(f)}\n{v:.2f} ± {e:.2f}" if e > 0 else f"{feature_name(f)}\n{format_feature(f, v)}"
             for f, v, e in zip(d.index, d["value"], d["error"])]
     text = [f"P{lo:.0f}-P{hi:.0f}" if r and round(lo) != round(hi) else f"P{p:.0f}"
             for r, lo, hi, p in zip(ranged, d["percentile_low"], d["percentile_high"], d["percentile"])]
-    spot = np.where(end <= 70, "right", np.where(start >= 30, "left", "inside"))
-    x = np.where(spot == "right", end + 1, np.where(spot == "left", start - 1, end - 1))
-    return pd.DataFrame({"start": start, "width": width, "tick": tick, "text": text, "spot": spot, "x": x},
-                        index=d.index)
+    spot = np.where(high <= 70, "right", "left")
+    x = np.where(spot == "right", high + 2.5, low - 2.5)
+    return pd.DataFrame({"ranged": ranged, "low": low, "high": high, "percentile": d["percentile"].to_numpy(),
+                         "tick": tick, "text": text, "spot": spot, "x": x}, index=d.index)
 
 
 def _hit_profile_mpl(d: pd.DataFrame):
     from matplotlib.figure import Figure
 
-    bars = _hit_bars(d)
-    fig = Figure(figsize=(7, 0.45 * len(d) + 1.6), layout="constrained")
+    marks = _hit_marks(d)
+    fig = Figure(figsize=(7, 0.45 * len(d) + 2.0), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(d))[::-1]
-    ax.axvspan(25, 75, color="tab:green", alpha=0.12, label="middle half of hits")
-    ax.axvline(50, color="tab:green", lw=1)
-    ax.barh(y, bars["width"], left=bars["start"], color="tab:blue", alpha=0.7, height=0.6)
-    for yi, (_, b) in zip(y, bars.iterrows()):
-        ax.text(b["x"], yi, b["text"], va="center", fontsize=8, color="white" if b["spot"] == "inside" else "black",
-                ha="left" if b["spot"] == "right" else "right")
-    ax.set_yticks(y, bars["tick"])
+    for lo, hi, label in HIT_BANDS:
+        ax.axvspan(lo, hi, color="tab:green", alpha=0.12, label=label)
+    ax.axvline(50, color="tab:green", lw=1, label=HIT_MEDIAN_LABEL)
+    ranged = marks["ranged"].to_numpy()
+    if ranged.any():
+        ax.barh(y[ranged], (marks["high"] - marks["low"])[ranged].clip(lower=0.8), left=marks["low"][ranged],
+                color="tab:blue", alpha=0.45, height=0.35, label=ESTIMATE_LABEL)
+    if (~ranged).any():
+        ax.plot(marks["percentile"][~ranged], y[~ranged], "o", color="tab:blue", ms=7, label=MEASURED_LABEL,
+                clip_on=False)
+    for yi, (_, m) in zip(y, marks.iterrows()):
+        ax.text(m["x"], yi, m["text"], va="center", fontsize=8, ha="left" if m["spot"] == "right" else "right")
+    ax.set_yticks(y, marks["tick"])
     ax.set_xlim(0, 100)
     ax.set_xlabel("percentile among hits (%)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=7, frameon=False)
     ax.set_title(_hit_title(d), fontsize=10)
     return fig
 
@@ -1135,24 +1214,37 @@ def _hit_profile_mpl(d: pd.DataFrame):
 def _hit_profile_plotly(d: pd.DataFrame):
     import plotly.graph_objects as go
 
-    bars = _hit_bars(d)
+    marks = _hit_marks(d)
     spread = [f"hits P10 {format_feature(f, a)}, median {format_feature(f, b)}, P90 {format_feature(f, c)}"
               for f, a, b, c in zip(d.index, d["hits_p10"], d["hits_median"], d["hits_p90"])]
-    ticks = [t.replace("\n", "<br>") for t in bars["tick"]]
-    fig = go.Figure(go.Bar(
-        x=bars["width"], base=bars["start"], y=ticks, orientation="h", text=list(bars["text"]),
-        textposition="none", customdata=spread,
+    ticks = [t.replace("\n", "<br>") for t in marks["tick"]]
+    ranged = marks["ranged"].to_numpy()
+    # The first trace holds every feature (its y is the axis' order): measured values as points,
+    # an estimate's own percentile as a small tick inside its range.
+    fig = go.Figure(go.Scatter(
+        x=marks["percentile"], y=ticks, mode="markers", name=MEASURED_LABEL, text=list(marks["text"]),
+        customdata=spread, cliponaxis=False, showlegend=bool((~ranged).any()),
+        marker={"size": np.where(ranged, 9, 11), "symbol": np.where(ranged, "line-ns", "circle"),
+                "color": "rgb(31,119,180)", "line": {"width": 2, "color": "rgb(31,119,180)"}},
         hovertemplate="%{y}: %{text}<br>%{customdata}<extra></extra>",
     ))
-    for tick, b in zip(ticks, bars.itertuples()):
-        fig.add_annotation(x=b.x, y=tick, text=b.text, showarrow=False,
-                           xanchor="left" if b.spot == "right" else "right",
-                           font={"color": "white" if b.spot == "inside" else "#1b1b1b"})
-    fig.add_vrect(x0=25, x1=75, fillcolor="green", opacity=0.12, line_width=0)
-    fig.add_vline(x=50, line_color="green", line_width=1)
-    fig.update_layout(title=_hit_title(d),
+    if ranged.any():
+        fig.add_trace(go.Bar(
+            x=(marks["high"] - marks["low"])[ranged].clip(lower=0.8), base=marks["low"][ranged],
+            y=[t for t, r in zip(ticks, ranged) if r], orientation="h", width=0.35, name=ESTIMATE_LABEL,
+            marker={"color": "rgba(31,119,180,0.45)"}, text=list(marks["text"][ranged]), textposition="none",
+            hovertemplate="%{y}: %{text}<extra></extra>"))
+    for tick, m in zip(ticks, marks.itertuples()):
+        fig.add_annotation(x=m.x, y=tick, text=m.text, showarrow=False,
+                           xanchor="left" if m.spot == "right" else "right", font={"color": "#1b1b1b"})
+    for lo, hi, label in HIT_BANDS:
+        fig.add_vrect(x0=lo, x1=hi, fillcolor="green", opacity=0.12, line_width=0, layer="below",
+                      showlegend=True, name=label)
+    fig.add_vline(x=50, line_color="green", line_width=1, showlegend=True, name=HIT_MEDIAN_LABEL)
+    fig.update_layout(title=_hit_title(d), barmode="overlay",
                       xaxis={"range": [0, 100], "title": "percentile among hits (%)"},
-                      yaxis={"autorange": "reversed", "automargin": True}, height=50 * len(d) + 160)
+                      yaxis={"autorange": "reversed", "automargin": True}, height=50 * len(d) + 230,
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0})
     return fig
 
 

@@ -28,7 +28,7 @@ def _shipped_model_line() -> str:
 # What each notebook prints on the demo catalogue, and how many figures it draws (one per
 # plotting call: 01 six, 02 ten views, 03 ROC + confusion + reliability + blend bar + timeline).
 EXPECTED_OUTPUT = {
-    "01_charts_popularity.ipynb": (lambda: [DEMO_NOTE, "spearman correlation with popularity",
+    "01_charts_popularity.ipynb": (lambda: [DEMO_NOTE, "association with popularity", " tracks from ",
                                             "5-fold CV grouped by artist"], 6),
     "02_audio_visuals.ipynb": (lambda: [DEMO_NOTE, " s at 22050 Hz, "], 10),
     "03_genre_models.ipynb": (lambda: [_shipped_model_line(), "No comparison table under reports/ yet",
