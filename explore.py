@@ -1712,6 +1712,165 @@ def track_map(coords, names, point, *, groups=None, label: str = "your track",
     return _render(d, {"matplotlib": _map_mpl, "plotly": _map_plotly}, backend)
 
 
+# --- a playlist's tracks (tracklens playlist) ------------------------------------------------
+
+#: Labels of the playlist table's measured columns (whose measure, and its unit).
+PLAYLIST_LABELS = {
+    "tracklens_tempo_bpm": "tempo (BPM, tracklens)",
+    "tracklens_energy_est": "energy (0–1, tracklens estimate)",
+    "tracklens_acousticness_est": "acousticness (0–1, tracklens estimate)",
+    "tracklens_loudness_lufs": "loudness (LUFS of the preview, tracklens)",
+    "spotify_popularity": "popularity (0–100, Spotify)",
+}
+CAMELOT_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def playlist_points_data(table: pd.DataFrame, *, x: str = "tracklens_tempo_bpm",
+                         y: str = "tracklens_energy_est") -> pd.DataFrame:
+    """The analysed tracks of a playlist table as points: x, y, y_err (the estimate's held-out
+    error, 0 without one), label ("artist - title"), camelot. ``attrs``: axis labels and
+    ``n_without`` (tracks without both values, e.g. no preview)."""
+    for column in (x, y):
+        if column not in table.columns:
+            raise TracklensError(f"playlist table lacks column {column!r}; has {list(table.columns)}")
+    err = y.removesuffix("_est") + "_err" if y.endswith("_est") else None
+    values = pd.DataFrame({
+        "x": pd.to_numeric(table[x], errors="coerce"), "y": pd.to_numeric(table[y], errors="coerce"),
+        "y_err": pd.to_numeric(table[err], errors="coerce") if err and err in table.columns else 0.0,
+        "label": table.get("artists", pd.Series("", index=table.index)).astype(str) + " - "
+        + table.get("title", pd.Series("", index=table.index)).astype(str),
+        "camelot": table.get("tracklens_camelot", pd.Series("", index=table.index)).fillna("").astype(str),
+    })
+    out = values.dropna(subset=["x", "y"]).fillna({"y_err": 0.0}).reset_index(drop=True)
+    if out.empty:
+        raise TracklensError(f"no track has both {x} and {y} (were the previews analysed?)")
+    out.attrs.update(x_label=PLAYLIST_LABELS.get(x, x), y_label=PLAYLIST_LABELS.get(y, y),
+                     n_without=int(len(table) - len(out)))
+    return out
+
+
+def _playlist_title(d: pd.DataFrame) -> str:
+    without = f"; {d.attrs['n_without']} without a value left out" if d.attrs["n_without"] else ""
+    return f"{len(d)} tracks{without}"
+
+
+def _playlist_scatter_mpl(d: pd.DataFrame):
+    fig, (ax,) = _mpl_figure(1, panel_size=(7.0, 4.8))
+    ax.errorbar(d["x"], d["y"], yerr=d["y_err"], fmt="o", color="tab:blue", ecolor="tab:blue", alpha=0.7,
+                capsize=2, label="track (bar: ± held-out error)")
+    for _, row in d.iterrows():
+        ax.annotate(row["label"][:28], (row["x"], row["y"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel=d.attrs["x_label"], ylabel=d.attrs["y_label"], title=f"Playlist: {_playlist_title(d)}")
+    ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+def _playlist_scatter_plotly(d: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Scatter(
+        x=d["x"], y=d["y"], mode="markers", text=d["label"], customdata=d[["y_err", "camelot"]].to_numpy(),
+        error_y={"type": "data", "array": d["y_err"], "thickness": 1}, marker={"size": 9},
+        name="track (bar: ± held-out error)",
+        hovertemplate="%{text}<br>%{x:.0f}, %{y:.2f} ± %{customdata[0]:.2f}, key %{customdata[1]}<extra></extra>"))
+    return fig.update_layout(title={"text": "Playlist", "subtitle": {"text": _playlist_title(d)}},
+                             xaxis_title=d.attrs["x_label"], yaxis_title=d.attrs["y_label"], margin=COMPACT_MARGIN)
+
+
+def playlist_scatter(table: pd.DataFrame, *, x: str = "tracklens_tempo_bpm", y: str = "tracklens_energy_est",
+                     backend: Backend = "plotly"):
+    """A playlist's tracks by tempo and estimated energy (or any two measured columns), each
+    estimate with its held-out error bar (see :func:`playlist_points_data`)."""
+    d = playlist_points_data(table, x=x, y=y)
+    return _render(d, {"matplotlib": _playlist_scatter_mpl, "plotly": _playlist_scatter_plotly}, backend)
+
+
+def camelot_key(code: str) -> str:
+    """The key a Camelot code names: "8A" -> "A minor", "8B" -> "C major"."""
+    number, letter = int(code[:-1]), code[-1]
+    major = (7 * (number - 8)) % 12  # each step round the wheel is a fifth (7 semitones)
+    return f"{CAMELOT_NAMES[major]} major" if letter == "B" else f"{CAMELOT_NAMES[(major - 3) % 12]} minor"
+
+
+def camelot_wheel_data(table: pd.DataFrame, *, column: str = "tracklens_camelot") -> pd.DataFrame:
+    """The 24 Camelot keys (1A..12B) with how many tracks of the playlist are in each: code,
+    number, letter, key, angle (degrees clockwise from the top, 1 at 30°... 12 at the top),
+    tracks (count) and titles ("artist - title; ...")."""
+    if column not in table.columns:
+        raise TracklensError(f"playlist table lacks column {column!r}; were the previews analysed?")
+    codes = table[column].fillna("").astype(str)
+    labels = (table.get("artists", pd.Series("", index=table.index)).astype(str) + " - "
+              + table.get("title", pd.Series("", index=table.index)).astype(str))
+    rows = []
+    for number in range(1, 13):
+        for letter in "AB":
+            code = f"{number}{letter}"
+            mask = codes == code
+            rows.append({"code": code, "number": number, "letter": letter, "key": camelot_key(code),
+                         "angle": (number % 12) * 30.0, "tracks": int(mask.sum()),
+                         "titles": "; ".join(labels[mask])})
+    out = pd.DataFrame(rows)
+    out.attrs["n_unknown"] = int((codes == "").sum())
+    return out
+
+
+def _wheel_note(d: pd.DataFrame, *, sep: str = "<br>") -> str:
+    """What the rings mean (each part on a line of its own: one line ran off a phone-wide figure)."""
+    n = d.attrs.get("n_unknown", 0)
+    unknown = [f"{n} track{'s' if n != 1 else ''} without a key left out"] if n else []
+    return sep.join(["inner ring minor (A), outer major (B)", "neighbouring keys mix harmonically", *unknown])
+
+
+def _camelot_wheel_mpl(d: pd.DataFrame):
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.2, 6.6), layout="constrained")
+    ax = fig.add_subplot(projection="polar")
+    ax.set_theta_zero_location("N")
+    ax.set_theta_direction(-1)
+    cmap, top = colormaps["Blues"], max(1, int(d["tracks"].max()))
+    for _, row in d.iterrows():
+        theta, bottom = np.deg2rad(row["angle"]), 1.0 if row["letter"] == "A" else 2.0
+        ax.bar(theta, 1.0, width=np.deg2rad(30), bottom=bottom, color=cmap(0.1 + 0.8 * row["tracks"] / top),
+               edgecolor="white")
+        short = row["key"].replace(" minor", "m").replace(" major", "")
+        ax.text(theta, bottom + 0.5, f"{row['code']}\n{short}" + (f"\n({row['tracks']})" if row["tracks"] else ""),
+                ha="center", va="center", fontsize=7, color="white" if row["tracks"] / top > 0.6 else "black")
+    ax.set_ylim(0, 3)
+    ax.set_axis_off()
+    ax.set_title(f"Key wheel (Camelot): tracks per key\n{_wheel_note(d, sep=chr(10))}", fontsize=9)
+    return fig
+
+
+def _camelot_wheel_plotly(d: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for letter, base, name in (("A", 1.0, "minor (A)"), ("B", 2.0, "major (B)")):
+        ring = d[d["letter"] == letter]
+        fig.add_trace(go.Barpolar(
+            r=[1.0] * len(ring), base=base, theta=ring["angle"], width=[30] * len(ring), name=name,
+            marker={"color": ring["tracks"], "colorscale": "Blues", "cmin": 0, "cmax": max(1, int(d["tracks"].max())),
+                    "line": {"color": "white", "width": 1}},
+            customdata=ring[["code", "key", "tracks", "titles"]].to_numpy(),
+            hovertemplate="%{customdata[0]} %{customdata[1]}: %{customdata[2]} tracks<br>%{customdata[3]}<extra></extra>"))
+        fig.add_trace(go.Scatterpolar(r=[base + 0.5] * len(ring), theta=ring["angle"], mode="text",
+                                      text=ring["code"], showlegend=False, hoverinfo="skip"))
+    return fig.update_layout(
+        title={"text": "Key wheel (Camelot)", "subtitle": {"text": _wheel_note(d)}},
+        polar={"radialaxis": {"visible": False, "range": [0, 3]},
+               "angularaxis": {"direction": "clockwise", "rotation": 90, "showticklabels": False}},
+        legend={"orientation": "h", "y": -0.1}, margin={**COMPACT_MARGIN, "t": 140})
+
+
+def camelot_wheel(table: pd.DataFrame, *, column: str = "tracklens_camelot", backend: Backend = "plotly"):
+    """The playlist's keys on the Camelot wheel, each key coloured by its number of tracks
+    (see :func:`camelot_wheel_data`)."""
+    d = camelot_wheel_data(table, column=column)
+    return _render(d, {"matplotlib": _camelot_wheel_mpl, "plotly": _camelot_wheel_plotly}, backend)
+
+
 # --- text summaries --------------------------------------------------------------------------
 
 

@@ -157,8 +157,8 @@ def sort_playlist(playlist: str, out: str | Path | None = None, *, work: str | P
     previews = acquire.download_previews(tracks_csv, folder / "previews", workers=workers, session=session,
                                          policy=policy, progress=progress)
     result.downloaded = len(previews.downloaded)
-    catalogue_tracks, catalogue_errors, result.analysed_now = _analyse(folder, tracks, jobs=jobs, model=model,
-                                                                       progress=progress)
+    catalogue_tracks, catalogue_errors, result.analysed_now = analyse_previews(
+        folder, tracks, jobs=jobs, model=model, progress=progress)
     table = playlist_table(tracks, catalogue_tracks, missing=previews.failed, failed=catalogue_errors)
     table = sort_table(table, sort)
     for track_id, reason in previews.failed.items():
@@ -200,12 +200,17 @@ def _title_of(tracks, track_id: str) -> str:
     return f"{row['artists'].iloc[0]} - {row['name'].iloc[0]} ({track_id})"
 
 
-def _analyse(folder: Path, tracks, *, jobs: int, model: str | None, progress: bool):
-    """The catalogue's analysis of the previews on disk: (tracks table, {id: error}, analysed now)."""
+def analyse_previews(folder: str | Path, tracks, *, jobs: int = 1, model: str | None = None, progress: bool = True):
+    """The catalogue's analysis (:func:`catalogue.build`) of the previews in ``folder/previews``,
+    built into ``folder/catalogue`` (its per-file cache: a rerun analyses only new previews).
+
+    Returns ``(tracks table, {spotify id: why its analysis failed}, number analysed now)``.
+    """
     import pandas as pd
 
     from tracklens import catalogue
 
+    folder = Path(folder)
     preview_dir = folder / "previews"
     files = [preview_dir / f"{i}.mp3" for i in tracks["id"] if (preview_dir / f"{i}.mp3").is_file()]
     if not files:

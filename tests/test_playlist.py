@@ -92,7 +92,7 @@ def fake_analysis(monkeypatch, values: dict | None = None):
                  "top_genre": "rock", "blend_label": "rock", "fit": "good", "fit_reason": "", **(values or {})}
                 for i in ids]
         return pd.DataFrame(rows, columns=["track_id"] + (list(rows[0])[1:] if rows else [])), {}, len(ids)
-    monkeypatch.setattr(pl, "_analyse", analyse)
+    monkeypatch.setattr(pl, "analyse_previews", analyse)
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -260,3 +260,41 @@ def test_whole_flow_on_generated_previews_then_a_rerun_analyses_nothing(tmp_path
     assert table["status"].iloc[-1].startswith("no preview")  # the Deezer miss last, still a row
     written = "".join(p.read_text(errors="replace") for p in work.rglob("*") if p.is_file() and p.suffix in (".csv", ".json"))
     assert SECRET not in written + (tmp_path / "t.csv").read_text() + capsys.readouterr().out
+
+
+# --- the playlist's figures (explore) ------------------------------------------------------------
+
+
+def _small_table() -> pd.DataFrame:
+    return pd.DataFrame({
+        "artists": ["a", "b", "c", "d"], "title": ["w", "x", "y", "z"],
+        "tracklens_tempo_bpm": [120.0, 90.0, None, 140.0], "tracklens_energy_est": [0.5, 0.3, None, 0.9],
+        "tracklens_energy_err": [0.11, 0.11, None, 0.11], "tracklens_camelot": ["8A", "8A", "", "9B"]})
+
+
+def test_key_wheel_counts_tracks_per_camelot_key_and_names_each_key():
+    from tracklens import explore
+
+    for key in range(12):
+        for mode in (0, 1):
+            assert explore.camelot_key(pl.camelot(key, mode)) == pl.key_name(key, mode)
+    d = explore.camelot_wheel_data(_small_table())
+    assert len(d) == 24 and d["tracks"].sum() == 3 and d.attrs["n_unknown"] == 1
+    assert d.set_index("code").loc["8A", "titles"] == "a - w; b - x"
+    assert d.set_index("code").loc["12B", "angle"] == 0.0  # 12 at the top, as the wheel is printed
+    fig = explore.camelot_wheel(_small_table())
+    assert "1 track without a key left out" in fig.layout.title.subtitle.text
+    assert explore.camelot_wheel(_small_table(), backend="matplotlib").axes
+
+
+def test_tempo_energy_scatter_draws_each_estimate_with_its_error():
+    from tracklens import explore
+
+    fig = explore.playlist_scatter(_small_table())
+    (points,) = fig.data
+    np.testing.assert_allclose(np.asarray(points.x, dtype=float), [120, 90, 140])
+    np.testing.assert_allclose(np.asarray(points.error_y.array, dtype=float), [0.11] * 3)
+    assert fig.layout.xaxis.title.text == "tempo (BPM, tracklens)" and "estimate" in fig.layout.yaxis.title.text
+    assert "1 without a value left out" in fig.layout.title.subtitle.text
+    with pytest.raises(TracklensError, match="lacks column"):
+        explore.playlist_scatter(_small_table().drop(columns="tracklens_energy_est"))
