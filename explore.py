@@ -226,11 +226,14 @@ CATEGORICAL_FEATURES = ("key", "mode", "explicit")
 
 #: Each measure's symbol (as cells and ticks show it) and its name (as the figures' notes say it).
 MEASURES = {
-    "pearson": ("r", "Pearson r (number–number)"),
-    "spearman": ("ρ", "Spearman ρ (number–number)"),
-    "eta": ("η", "correlation ratio η, bias-adjusted (category–number, 0–1)"),
-    "cramers_v": ("V", "Cramér's V, bias-adjusted (category–category, 0–1)"),
+    "pearson": ("r", "Pearson r, two numbers"),
+    "spearman": ("ρ", "Spearman ρ, two numbers"),
+    "eta": ("η", "correlation ratio, bias-adjusted: a category and a number (0–1)"),
+    "cramers_v": ("V", "Cramér's V, bias-adjusted: two categories (0–1)"),
 }
+#: The measures' short names, for a phone-wide figure's subtitle.
+SHORT_MEASURES = {"pearson": "Pearson", "spearman": "Spearman", "eta": "correlation ratio (adjusted)",
+                  "cramers_v": "Cramér's V (adjusted)"}
 
 
 def correlation_ratio(categories, values, *, adjusted: bool = True) -> tuple[float, float]:
@@ -513,6 +516,13 @@ def _target_measure(d: CorrData) -> str:
     return f"{' / '.join(_symbol(m) for m in used)} with {feature_name(d.target_name)}"
 
 
+def _target_measures_note(d: CorrData) -> str:
+    """The ranked figure's short key to its symbols, "r: Pearson; η: correlation ratio (adjusted)":
+    one line that fits a 390 px phone."""
+    used = [m for m in (d.method, "eta") if m in set(d.target["measure"])] if "measure" in d.target else [d.method]
+    return "; ".join(f"{_symbol(m)}: {SHORT_MEASURES[m]}" for m in used)
+
+
 def _cell_text(d: CorrData, i: int, j: int) -> str:
     """A cell's coefficient with its symbol when it is not the number-number measure, and its stars."""
     value = d.matrix.iat[i, j]
@@ -614,12 +624,12 @@ def _corr_heatmap_plotly(d: CorrData, *, intervals: bool = True):
 
     title = {"text": _corr_title(d), "subtitle": {"text": _corr_note(d, intervals=intervals, sep="<br>")}}
     # The target is the first row and column (top, left): on a phone the matrix scrolls sideways
-    # inside its panel, and the target's column is the one in view.
+    # inside its panel, and the target's column is the one in view. The subtitle's lines (one per
+    # measure) take the top margin, so the column names stay at the bottom.
     if not intervals:
         fig = go.Figure(_corr_matrix_trace(d, {}))
         fig.update_yaxes(autorange="reversed")
-        fig.update_xaxes(side="top")
-        return fig.update_layout(title=title, height=_corr_height(d), margin={"t": 150})
+        return fig.update_layout(title=title, height=_corr_height(d) + 90, margin={"t": 190})
     fig = make_subplots(rows=1, cols=2, column_widths=list(CORR_COLUMNS), horizontal_spacing=CORR_GAP,
                         subplot_titles=("", f"vs {feature_name(d.target_name)}"))
     matrix_end = (1 - CORR_GAP) * CORR_COLUMNS[0]
@@ -639,7 +649,7 @@ def _corr_intervals_plotly(d: CorrData):
     fig.add_vline(x=0, line_color="grey", line_width=1)
     return fig.update_layout(
         title={"text": _target_measure(d),
-               "subtitle": {"text": f"n={d.n}; bars: {d.ci:.0%} bootstrap CI<br>{_measures_note(d, sep='<br>')}"}},
+               "subtitle": {"text": f"n={d.n}; bars: {d.ci:.0%} bootstrap CI<br>{_target_measures_note(d)}"}},
         xaxis_title=_target_measure(d), height=28 * len(d.target) + 170, margin={**COMPACT_MARGIN, "t": 120})
 
 

@@ -99,13 +99,14 @@ def test_figures_say_which_measure_each_number_is(planted_key):
     note = heatmap.layout.title.subtitle.text
     assert "r: Pearson" in note and "η: correlation ratio" in note and "V: Cramér's V" in note
     names = list(heatmap.data[0].x)
-    assert names[0] == "popularity" and heatmap.layout.xaxis.side == "top"
+    assert names[0] == "popularity"
     cells = np.asarray(heatmap.data[0].text)
     assert cells[names.index("key"), names.index("popularity")].startswith("η ")
     assert cells[names.index("key"), names.index("mode")].startswith("V ")
     assert not cells[names.index("energy"), names.index("popularity")][0].isalpha()  # r: the plain number
     ranked = explore.corr_intervals(d)
     assert ranked.layout.xaxis.title.text == "r / η with popularity"
+    assert "η: correlation ratio (adjusted)" in ranked.layout.title.subtitle.text
     summary = explore.summarize_correlations(d)
     assert "key               η=" in summary and "energy            r=" in summary
     mpl = explore.corr_heatmap(d, backend="matplotlib")
