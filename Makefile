@@ -38,12 +38,15 @@ demo: venv ## run the whole pipeline on a generated demo catalogue (no credentia
 	$(BIN)/tracklens train --features $(DEMO_DIR)/features.parquet --models all --epochs 8 --out $(DEMO_DIR)/models
 	$(BIN)/tracklens evaluate --models-dir $(DEMO_DIR)/models --out reports/demo-models
 	$(BIN)/tracklens predict $(DEMO_DIR)/audio/*/*.00000.wav --model $(DEMO_DIR)/models/mlp --top 3
+	$(BIN)/tracklens catalogue build $(DEMO_DIR)/audio --name demo --jobs -1
+	$(BIN)/tracklens similar $(DEMO_DIR)/audio/rock/rock.00001.wav --catalogue demo --top 3
 	$(BIN)/tracklens figures --charts $(DEMO_DIR)/charts_clean.csv --audio $(DEMO_DIR)/audio --out reports/figures
 	@echo
 	@echo "Demo outputs:"
 	@echo "  data and features   $(DEMO_DIR)/ (charts_clean.csv, splits/, features.parquet, models/)"
 	@echo "  model comparison    reports/demo-models/report.html"
 	@echo "  figures             reports/figures/"
+	@echo "  catalogue           data/catalogues/demo/ (the check page's picker; tracklens similar FILE --catalogue demo)"
 	@if [ "$(SERVE)" = "1" ]; then \
 	  echo "Starting the dashboard (Ctrl-C stops it; make demo SERVE=0 skips this step) ..."; \
 	  TF_ENABLE_ONEDNN_OPTS=1 $(BIN)/tracklens dashboard; \

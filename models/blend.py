@@ -87,6 +87,7 @@ class Blend:
     chart_genres: list[tuple[str, float]] = field(default_factory=list)  # chart genre, likelihood (uncalibrated)
     analysed_s: float = 0.0  # seconds of audio the blend read (the timeline rows say which)
     embedding: np.ndarray | None = None  # track mean of EfficientAT's window embeddings, when the model's pass made them
+    audioset: np.ndarray | None = None  # the track's 527 AudioSet likelihoods the fit verdict read (None: not judged)
 
     @property
     def blend(self) -> dict[str, float]:
@@ -495,6 +496,7 @@ def _judge(result: Blend, evidence: _AudioSetEvidence) -> None:
         result.fit_reason = f"not judged: {evidence.problem or 'no AudioSet evidence'}"
         return
     names = efficientat.class_names()
+    result.audioset = np.asarray(likelihoods, dtype=np.float32)
     verdict = fit.judge(likelihoods, names)
     result.fit, result.fit_reason, result.wider_genres = verdict.fit, verdict.reason, verdict.wider_genres
     result.chart_genres = chart_genres.chart_genre_scores(likelihoods, names)
