@@ -75,12 +75,17 @@ def spotify(mock, *, page1_status: int = 200, page2_status: int = 200, headers: 
 
 
 def deezer(mock, previews: dict[str, bytes]):
-    """T1 and T3 have previews on Deezer (the recorded track object, its preview URL ours); T2 is a miss."""
+    """T1 and T3 have previews on Deezer (the recorded track object, its preview URL ours); T2 is a miss
+    by ISRC and by search (the one result is another artist's cover)."""
     recorded = fixture("deezer_track_isrc.json")
     for track_id, body in previews.items():
         mock.get(DEEZER.format(ISRC[track_id]), json={**recorded, "isrc": ISRC[track_id], "preview": PREVIEW.format(track_id)})
         mock.get(PREVIEW.format(track_id), body=body, headers={"Content-Type": "audio/mpeg"})
     mock.get(DEEZER.format(ISRC[T2]), json=fixture("deezer_error_not_found.json"))  # HTTP 200 + error body
+    # ... then Deezer's search by artist + title, which finds only a cover by someone else
+    mock.get("https://api.deezer.com/search", json={"data": [{**recorded, "id": 99, "title": "Sorry",
+                                                               "artist": {"id": 9, "name": "Karaoke Stars"}}],
+                                                     "total": 1})
 
 
 def fake_analysis(monkeypatch, values: dict | None = None):
@@ -133,7 +138,7 @@ def test_table_says_whose_measure_each_column_is_and_keeps_the_track_without_a_p
     by_id = table.set_index("spotify_id")
     assert by_id.loc[T1, "status"] == "analysed" and by_id.loc[T1, "tracklens_camelot"] == "8A"
     assert by_id.loc[T1, "tracklens_key"] == "A minor" and by_id.loc[T1, "spotify_duration"] == "3:26"
-    assert by_id.loc[T2, "status"].startswith("no preview: not found: Deezer has no track with ISRC USSM11600002")
+    assert by_id.loc[T2, "status"] == "no preview: not found: Deezer search found no track by 'Beyoncé' titled 'Sorry' (1 other results)"
     assert by_id.loc[T2, "tracklens_tempo_bpm"] == ""  # no measure invented for it
     from tracklens.models import descriptors
 
@@ -144,7 +149,7 @@ def test_table_says_whose_measure_each_column_is_and_keeps_the_track_without_a_p
     lines = result.summary_lines()
     assert lines[0].startswith("3 tracks: 2 analysed from their preview, 1 without")
     assert any("audio-features endpoint is closed" in line for line in lines)
-    assert any(T2 in line and "Deezer has no track" in line for line in lines)
+    assert any(T2 in line and "Deezer search found no track" in line for line in lines)
 
 
 def test_rerun_fetches_and_downloads_only_what_is_new(monkeypatch, tmp_path, client, policy, previews):
