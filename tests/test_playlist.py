@@ -303,3 +303,25 @@ def test_tempo_energy_scatter_draws_each_estimate_with_its_error():
     assert "1 without a value left out" in fig.layout.title.subtitle.text
     with pytest.raises(TracklensError, match="lacks column"):
         explore.playlist_scatter(_small_table().drop(columns="tracklens_energy_est"))
+
+
+def test_cli_writes_the_sorted_table_and_prints_what_it_did(tmp_path, monkeypatch, capsys, previews):
+    from tracklens import cli
+
+    fake_analysis(monkeypatch)  # the replayed answers hold no 429 or 5xx: the default retries never sleep
+    monkeypatch.setenv("SPOTIPY_CLIENT_ID", "test-client-id")
+    monkeypatch.setenv("SPOTIPY_CLIENT_SECRET", SECRET)
+    out = tmp_path / "playlist.csv"
+    monkeypatch.setattr("sys.argv", ["tracklens", "playlist", f"spotify:playlist:{PLAYLIST}", "--out", str(out),
+                                     "--sort", "tempo", "--work", str(tmp_path / "work")])
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        spotify(mock)
+        deezer(mock, previews)
+        with pytest.raises(SystemExit) as exit_:
+            cli.main()
+    assert exit_.value.code == 0
+    printed = capsys.readouterr()
+    assert printed.out.startswith("3 tracks: 2 analysed from their preview, 1 without")
+    assert SECRET not in printed.out + printed.err + out.read_text()
+    table = pd.read_csv(out)
+    assert list(table["spotify_id"])[-1] == T2  # sorted by tempo: the track without one last
