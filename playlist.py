@@ -29,10 +29,6 @@ from typing import Any
 from tracklens import acquire, config
 from tracklens.errors import TracklensError
 
-#: Camelot wheel numbers of the major keys by pitch class (0 = C): C is 8B, each fifth up adds 1.
-#: A minor key has its relative major's number (A minor = C major's 8) with the letter A.
-PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-
 #: The table's first columns, in order: who the track is and what happened to it.
 IDENTITY_COLUMNS = ("position", "spotify_id", "title", "artists", "album", "isrc", "status")
 #: Spotify's metadata carried into the table (renamed ``spotify_<name>``).
@@ -49,6 +45,9 @@ NO_PREVIEW = "no preview"
 
 def camelot(key: Any, mode: Any) -> str:
     """The Camelot wheel code of a key: pitch class 0-11 (0 = C) and mode (1 major, 0 minor).
+
+    The wheel numbers the major keys by fifths, C major = 8B (each fifth up adds 1); a minor key
+    has its relative major's number with the letter A (A minor = 8A).
 
     ``camelot(9, 0)`` (A minor) -> ``"8A"``; ``camelot(0, 1)`` (C major) -> ``"8B"``; "" when unknown.
     DJs mix tracks whose codes are equal or one apart (same letter) or share the number.
@@ -72,9 +71,10 @@ def camelot_order(code: str) -> float:
 
 
 def key_name(key: Any, mode: Any) -> str:
-    """``"A minor"`` from a pitch class (0 = C) and mode; "" when unknown."""
-    code = camelot(key, mode)
-    return f"{PITCH_CLASSES[int(key)]} {'major' if int(mode) == 1 else 'minor'}" if code else ""
+    """``"A minor"`` from a pitch class (0 = C) and mode (the catalogue's names); "" when unknown."""
+    from tracklens import catalogue
+
+    return catalogue.key_name(key, mode) if camelot(key, mode) else ""
 
 
 def work_folder(playlist: str, work: str | Path | None = None) -> Path:

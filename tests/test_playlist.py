@@ -240,7 +240,9 @@ def test_cli_prints_one_line_for_bad_input_and_no_secret(tmp_path, monkeypatch, 
 
 
 @pytest.mark.slow  # the genre model's first load (~20 s)
-def test_whole_flow_on_generated_previews_then_a_rerun_analyses_nothing(tmp_path, client, policy, previews, capsys):
+def test_whole_flow_on_generated_previews_then_a_rerun_analyses_nothing(tmp_path, client, policy, previews, capsys,
+                                                                         monkeypatch):
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")  # the batch runner's per-file cache, empty
     work = tmp_path / "work"
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         spotify(mock)
