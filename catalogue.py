@@ -3,21 +3,26 @@ neighbours by sound and be compared with values measured the same way.
 
 Public API (``from tracklens import catalogue``)::
 
-    cat = catalogue.build(source, out, meta=None, jobs=1, scheduler=None, progress=True)
+    cat = catalogue.build(source, out, meta=None, model=None, jobs=1, scheduler=None, progress=True)
         # source: a folder of audio, a manifest CSV, or the folder `tracklens acquire previews`
         # writes; a rerun analyses only new or changed files (the batch runner's cache)
     cat = catalogue.load(path)             # refuses a catalogue of another engine / model version
     catalogue.available(home=None)         # [Path, ...]: the catalogues in HOME/data/catalogues/
     track = catalogue.analyse(path_or_clip, model=None)   # the builder's per-track analysis
-    catalogue.similar(query, cat, top=5, within=None)     # -> DataFrame, nearest first
+    catalogue.similar(query, cat, top=5, within=None, genre_weight=0.5)  # -> DataFrame, nearest first
+    catalogue.format_neighbours([(name, frame_or_error), ...], "table" | "csv" | "json") -> str
+    catalogue.percentiles(track, cat, within=None)  # -> DataFrame: value, percentile, p25/median/p75, n
     cat.tracks        # DataFrame, one row per track (columns below)
     cat.card          # dict: engine / model / embedding versions, counts, how it was built
     cat.errors        # DataFrame: path, reason (files that could not be analysed)
     cat.audio_path(track_id)  # Path of the track's audio when it is still on disk, else None
-    cat.genres()      # the genre names ``within`` accepts
+    cat.genres()      # the genre names ``within`` accepts; cat.within(genre) -> bool mask
+    cat.model         # the genre model it was built with: analyse queries with the same one
+    reports.write_check_report(track, "x.html", neighbours=frame)  # the `check` report (+ CSV, JSON)
 
 ``query`` is an audio path, an :class:`audio.AudioClip`, a :class:`Track` from :func:`analyse`
-(analyse once, compare with many catalogues) or a raw embedding vector.
+(analyse once, compare with many catalogues; ``Track.row()`` is its catalogue row, ``Track.blend``
+the full Blend with timeline) or a raw vector (the 384-d embedding: by sound alone).
 
 A catalogue is a folder::
 
@@ -39,7 +44,8 @@ Columns of ``tracks``, each named after where its value comes from:
   ``blend_label``, ``fit`` / ``fit_reason`` (:mod:`models.fit`), ``chart_genres`` (chart-genre
   tags from AudioSet, "pop; rock"), ``chart_genre`` (the likeliest)
 - the sound embedding: ``emb_000`` ... ``emb_383``, EfficientAT mn04's 384-d embedding averaged
-  over the track's 10 s windows (chosen by measurement: docs/compare-by-sound.md)
+  over the track's 10 s windows (chosen by measurement: docs/compare-by-sound.md); ``as_000`` ...
+  ``as_526``: the track's AudioSet likelihoods from the same pass
 - ``--meta TABLE``: the table's values prefixed ``spotify_`` (``spotify_energy`` beside the
   engine's ``energy_est``), joined by ISRC or by normalised artist + title
 
@@ -668,6 +674,42 @@ def similar(query: Any, cat: "Catalogue | str | Path", *, top: int = 5, within: 
     return neighbour_frame(cat, candidates[order], sub[order])
 
 
+#: the engine's numeric values a track is placed among (percentiles, middle half)
+COMPARABLE_VALUES = ("tempo", "loudness", "duration_s", "energy_est", "acousticness_est")
+
+
+def percentiles(query: Any, cat: "Catalogue | str | Path", *, within: str | None = None,
+                columns: tuple[str, ...] = COMPARABLE_VALUES):
+    """Where a track sits among the catalogue's tracks (of genre ``within``, else all), value by
+    value, every value measured by the same engine: one row per column with ``value``,
+    ``percentile`` (share of catalogue tracks below it, ties counted half, 0-100), ``p25``,
+    ``median``, ``p75`` and ``n`` (tracks compared). ``query``: a :class:`Track`, a catalogue row
+    (dict / Series) or an audio path (analysed with the catalogue's model)."""
+    import pandas as pd
+
+    cat = cat if isinstance(cat, Catalogue) else load(cat)
+    if isinstance(query, Track):
+        row = query.row()
+    elif isinstance(query, (dict, pd.Series)):
+        row = dict(query)
+    else:
+        row = analyse(query, model=cat.model).row()
+    pool = cat.tracks[cat.within(within)] if within else cat.tracks
+    out = []
+    for col in columns:
+        values = pd.to_numeric(pool[col], errors="coerce").dropna().to_numpy() if col in pool.columns else np.array([])
+        value = row.get(col)
+        value = float(value) if value is not None and np.isfinite(value) else np.nan
+        if len(values) and np.isfinite(value):
+            pct = 100.0 * (np.sum(values < value) + 0.5 * np.sum(values == value)) / len(values)
+            p25, median, p75 = np.percentile(values, [25, 50, 75])
+        else:
+            pct = p25 = median = p75 = np.nan
+        out.append({"value_name": col, "value": value, "percentile": pct, "p25": p25, "median": median,
+                    "p75": p75, "n": len(values)})
+    return pd.DataFrame(out)
+
+
 def neighbour_frame(cat: "Catalogue", rows: np.ndarray, scores: np.ndarray):
     """Catalogue rows ``rows`` with their similarity, values side by side (see :func:`similar`)."""
     import pandas as pd
@@ -710,7 +752,8 @@ def format_neighbours(results: list[tuple[str, Any]], fmt: str = "table") -> str
         if isinstance(r, Exception):
             blocks.append(f"{q}: error: {r}")
             continue
-        shown = r.drop(columns=[c for c in ("path",) if c in r.columns])
+        empty = [c for c in ("artist", "title") if c in r.columns and not r[c].astype(str).str.strip().any()]
+        shown = r.drop(columns=[c for c in ("path", *empty) if c in r.columns])
         with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_colwidth", 28):
             blocks.append(f"{q}\n{shown.to_string(index=False, float_format=lambda v: f'{v:.3g}')}")
     return "\n\n".join(blocks)

@@ -298,7 +298,9 @@ def check_report_html(track, *, neighbours: pd.DataFrame | None = None, catalogu
     value_rows = "".join(
         f"<tr><td>{esc(v['name'])}</td><td>{esc(_fmt(v['value']))} {esc(v['unit'])}</td><td>{esc(v['source'])}</td></tr>"
         for v in data["values"])
-    chart = ", ".join(f"{esc(g)} {p:.2f}" for g, p in data["chart_genres"]) or "none"
+    from tracklens.models import chart_genres
+
+    chart = ", ".join(f"{esc(g)} {p:.2f}" for g, p in data["chart_genres"] if p >= chart_genres.SHOWN_FROM) or "none"
     sections = [
         f"<h1>tracklens check: {esc(name)}</h1>",
         f"<p>Genre blend <b>{esc(data['label'])}</b> (model {esc(data['model'])}); fit: "
@@ -310,10 +312,12 @@ def check_report_html(track, *, neighbours: pd.DataFrame | None = None, catalogu
         "<p class='small'>" + esc("; ".join(data["notes"])) + "</p>",
     ]
     if neighbours is not None:
-        shown = neighbours.drop(columns=[c for c in ("path",) if c in neighbours.columns])
+        empty = [c for c in ("artist", "title") if c in neighbours.columns
+                 and not neighbours[c].astype(str).str.strip().any()]
+        shown = neighbours.drop(columns=[c for c in ("path", *empty) if c in neighbours.columns])
         sections.append(f"<h2>Nearest by sound in {esc(catalogue_name or 'the catalogue')}</h2>"
-                        "<p class='small'>Cosine similarity of EfficientAT embeddings (standardised on the "
-                        "catalogue); values measured by the same engine.</p>"
+                        "<p class='small'>Similarity: half the cosine of the EfficientAT sound embeddings, half "
+                        "the cosine of the genre blends; every value measured by the same engine.</p>"
                         + shown.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="-", border=0))
     if figures and track.analysis is not None:
         sections.append("<h2>Figures</h2>" + _figure_img(librosa_visuals.overview(track.analysis, title=name),

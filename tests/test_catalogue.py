@@ -326,21 +326,101 @@ def test_real_analysis_finds_planted_near_duplicates_in_order(demo_catalogue, tm
     """The shipped analysis end to end: a demo clip's copies, less and more degraded, rank 1, 2, 3."""
     refs = tmp_path / "refs"
     for genre in ("metal", "classical", "disco"):
+        (refs / genre).mkdir(parents=True)
         for src in sorted((demo_catalogue / "audio" / genre).glob("*.wav"))[:2]:
-            shutil.copy(src, refs / genre / src.name) if (refs / genre).is_dir() else (
-                (refs / genre).mkdir(parents=True), shutil.copy(src, refs / genre / src.name))
+            shutil.copy(src, refs / genre / src.name)
     query_file = sorted((demo_catalogue / "audio" / "disco").glob("*.wav"))[5]
     y, sr = sf.read(query_file, dtype="float32")
     rng = np.random.default_rng(0)
-    for i, noise in enumerate((0.005, 0.05)):
-        write(refs / "planted" / f"copy.{i}.wav", y + noise * rng.normal(size=len(y)).astype(np.float32))
+    degraded = (0.9 * y,  # quieter only
+                y + 0.005 * rng.normal(size=len(y)).astype(np.float32),  # a little hiss
+                y + 0.012 * rng.normal(size=len(y)).astype(np.float32))  # more hiss
+    for i, version in enumerate(degraded):
+        write(refs / "planted" / f"copy.{i}.wav", version)
     cat = catalogue.build(refs, tmp_path / "cat", progress=False, cache_dir=tmp_path / "cache")
-    assert cat.card["counts"]["errors"] == 0 and len(cat) == 8
+    assert cat.card["counts"]["errors"] == 0 and len(cat) == 9
     track = catalogue.analyse(query_file)
     assert track.embedding.shape == (catalogue.EMBEDDING_SIZE,) and track.audioset.shape == (catalogue.N_AUDIOSET,)
-    result = catalogue.similar(track, cat, top=3)
-    assert list(result["track_id"][:2]) == ["copy.0", "copy.1"]
-    assert result["similarity"].iloc[0] > result["similarity"].iloc[1] > result["similarity"].iloc[2]
+    result = catalogue.similar(track, cat, top=4)
+    assert list(result["track_id"][:3]) == ["copy.0", "copy.1", "copy.2"]
+    assert result["similarity"].iloc[2] > result["similarity"].iloc[3]
     row = cat.tracks.set_index("track_id").loc["copy.0"]
     assert row["tempo"] > 0 and row["key_name"] and 0 <= row["energy_est"] <= 1
     assert sum(row[f"blend_{g}"] for g in cat.card["model"]["genres"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_chart_hits_route_previews_by_search_then_build_with_meta(fake, tmp_path):
+    """Item 3 offline: a chart table -> `acquire previews` (Deezer search, shaped answers, generated
+    MP3 audio) -> `catalogue build --meta` joins the chart's values to the tracks by artist + title."""
+    import io
+
+    import responses
+
+    from tracklens import acquire
+
+    charts = tmp_path / "charts.csv"
+    pd.DataFrame({"artist": ["Britney Spears", "blink-182"], "song": ["Toxic", "All The Small Things"],
+                  "energy": [0.84, 0.9], "tempo": [143.0, 148.7], "genre": ["pop", "rock, pop"]}).to_csv(charts, index=False)
+    mp3 = {}
+    for name, freq in (("toxic", 220), ("blink", 330)):
+        buffer = io.BytesIO()
+        sf.write(buffer, tone(freq, seconds=3.0), SR, format="MP3")
+        mp3[name] = buffer.getvalue()
+    answers = {"Toxic": (1, "Britney Spears", "toxic"), "All The Small Things": (2, "blink-182", "blink")}
+    with responses.RequestsMock() as mock:
+        for title, (deezer_id, artist, name) in answers.items():
+            url = f"https://cdn.example/preview-{deezer_id}.mp3"
+            mock.get("https://api.deezer.com/search", match=[responses.matchers.query_param_matcher(
+                {"q": f'artist:"{artist}" track:"{title}"', "limit": "10"})],
+                json={"data": [{"id": deezer_id, "title": title, "title_short": title, "preview": url,
+                                "artist": {"id": 9, "name": artist}, "type": "track"}], "total": 1})
+            mock.get(url, body=mp3[name])
+        report = acquire.download_previews(charts, tmp_path / "previews", workers=1, progress=False,
+                                           policy=acquire.RetryPolicy(sleep=lambda s: None))
+    assert len(report.downloaded) == 2 and not report.failed
+    cat = build(tmp_path / "previews", tmp_path / "cat", meta=charts)
+    t = cat.tracks.set_index("title")
+    assert t.loc["Toxic", "spotify_energy"] == 0.84 and t.loc["All The Small Things", "spotify_tempo"] == 148.7
+    assert set(t["spotify_matched_by"]) == {"artist+title"} and len(cat.errors) == 0
+
+
+def test_the_new_commands_help_is_instant_and_has_examples():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from typer.testing import CliRunner\n"
+            "from tracklens import cli\n"
+            "for cmd in (['catalogue', 'build'], ['catalogue', 'list'], ['similar'], ['check']):\n"
+            "    result = CliRunner().invoke(cli.app, [*cmd, '--help'])\n"
+            "    assert result.exit_code == 0 and 'Examples:' in result.output, result.output\n"
+            "print(sorted(m for m in ('tensorflow', 'pandas', 'librosa') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=config.PACKAGE_DIR, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+
+
+def test_percentiles_place_a_track_among_the_catalogue_or_its_genre(fake, refs, tmp_path):
+    cat = build(refs, tmp_path / "cat")
+    tempos = cat.tracks["tempo"]  # the fake engine: 150 for metal, 140 for jazz
+    assert set(tempos) == {150.0, 140.0}
+    all_tracks = catalogue.percentiles({"tempo": 145.0, "loudness": None}, cat, columns=("tempo", "loudness")).set_index("value_name")
+    assert all_tracks.loc["tempo", "percentile"] == 50.0 and all_tracks.loc["tempo", "n"] == 8
+    assert np.isnan(all_tracks.loc["loudness", "percentile"])
+    jazz = catalogue.percentiles({"tempo": 145.0}, cat, within="jazz", columns=("tempo",)).iloc[0]
+    assert jazz["percentile"] == 100.0 and jazz["n"] == 4 and jazz["median"] == 140.0
+    tie = catalogue.percentiles({"tempo": 140.0}, cat, columns=("tempo",)).iloc[0]
+    assert tie["percentile"] == 25.0  # four below-or-equal ties count half: 4 * 0.5 / 8
+
+
+def test_build_on_a_dask_cluster_writes_parts_and_the_same_catalogue(fake, refs, tmp_path):
+    """--scheduler: the workers analyse the files and write the parts; the catalogue is the same."""
+    from distributed import LocalCluster
+
+    local = build(refs, tmp_path / "local")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        on_cluster = catalogue.build(refs, tmp_path / "dask", scheduler=cluster.scheduler_address, progress=False,
+                                     cache_dir=tmp_path / "dask-cache")
+    assert (on_cluster.path / catalogue.ANALYSIS_FILE).is_dir()  # a folder of parts
+    columns = ["track_id", "top_genre", "tempo", *catalogue.EMBEDDING_COLUMNS]
+    pd.testing.assert_frame_equal(on_cluster.tracks[columns], local.tracks[columns])
+    assert on_cluster.card["built"]["scheduler"] == cluster.scheduler_address
