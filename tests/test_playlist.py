@@ -327,3 +327,17 @@ def test_cli_writes_the_sorted_table_and_prints_what_it_did(tmp_path, monkeypatc
     assert SECRET not in printed.out + printed.err + out.read_text()
     table = pd.read_csv(out)
     assert list(table["spotify_id"])[-1] == T2  # sorted by tempo: the track without one last
+
+
+def test_playlist_help_is_instant_and_has_examples():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from typer.testing import CliRunner\n"
+            "from tracklens import cli\n"
+            "result = CliRunner().invoke(cli.app, ['playlist', '--help'])\n"
+            "assert result.exit_code == 0 and 'tracklens playlist https://open.spotify.com/playlist/' in result.output\n"
+            "print(sorted(m for m in ('tensorflow', 'pandas', 'librosa', 'spotipy') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=config.PACKAGE_DIR, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
