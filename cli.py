@@ -173,6 +173,49 @@ def figures_cmd(
     typer.echo(f"wrote {len(paths)} figures to {out}")
 
 
+class PlaylistSort(str, Enum):
+    playlist = "playlist"
+    tempo = "tempo"
+    energy = "energy"
+    acousticness = "acousticness"
+    key = "key"
+    loudness = "loudness"
+    duration = "duration"
+    popularity = "popularity"
+
+
+@app.command("playlist")
+def playlist_cmd(
+    playlist: str = typer.Argument(..., metavar="PLAYLIST", help="Spotify playlist URL, URI or ID."),
+    out: Path = typer.Option(..., "--out", "-o", help="The table (CSV), one row per track; replaced on a rerun."),
+    sort: PlaylistSort = typer.Option(PlaylistSort.playlist, "--sort", help="Row order: playlist order, or by a measure (key: around the Camelot wheel)."),
+    work: Optional[Path] = typer.Option(None, "--work", show_default="data/playlists/<playlist id>", help="Folder for the metadata, previews and analysis cache."),
+    market: Optional[str] = typer.Option(None, "--market", help="ISO country code for availability."),
+    workers: int = typer.Option(4, "--workers", min=1, max=16, help="Parallel preview downloads."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Processes analysing previews."),
+) -> None:
+    """Sort your playlist again: tempo, key, energy ... measured from each track's 30 s preview.
+
+    Spotify's metadata -> previews from Deezer by ISRC -> tracklens's analysis -> one table per
+    track: tempo (BPM), key (musical and Camelot), loudness (LUFS of the preview), duration,
+    estimated energy / acousticness with their held-out error, the genre blend and its fit. Each
+    column says whose measure it is (spotify_* or tracklens_*). A rerun fetches and analyses only
+    what is new; a track without a preview keeps a row that says so. Needs SPOTIPY_CLIENT_ID and
+    SPOTIPY_CLIENT_SECRET (environment or .env).
+
+    \b
+    Examples:
+      tracklens playlist https://open.spotify.com/playlist/<playlist id> --out playlist.csv
+      tracklens playlist spotify:playlist:<playlist id> --out playlist.csv --sort tempo
+    """
+    from tracklens import playlist as playlist_mod
+
+    result = playlist_mod.sort_playlist(playlist, out, work=work, sort=sort.value, market=market,
+                                        workers=workers, jobs=jobs)
+    for line in result.summary_lines():
+        typer.echo(line)
+
+
 @app.command()
 def dashboard(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to your network."),
@@ -714,7 +757,7 @@ def check_cmd(
 
 # `tracklens --help` lists the verbs in the order of the data flow, not of definition.
 _FLOW = ["demo-data", "prepare", "split", "features", "train", "evaluate", "predict", "catalogue", "similar", "check",
-         "figures", "dashboard"]
+         "playlist", "figures", "dashboard"]
 
 
 def _flow_position(command) -> int:

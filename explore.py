@@ -34,28 +34,75 @@ CONTINUOUS_FEATURES = (
     "instrumentalness", "liveness", "valence", "tempo", "duration_ms",
 )
 
-#: Units of the chart table's columns in axis titles.
+#: Each chart column's name in words and its unit: the one map every figure, table and control
+#: labels a column by (:func:`feature_name`, :func:`feature_label`, :func:`format_feature`).
 #: Spotify's descriptors are 0-1 scores; its loudness is the track's integrated level in dB
-#: relative to digital full scale (hence negative), not an upload's LUFS.
-AXIS_UNITS = {
-    "tempo": "BPM", "loudness": "dB, Spotify", "duration_ms": "min", "popularity": "0–100",
-    **{f: "0–1" for f in ("danceability", "energy", "speechiness", "acousticness", "instrumentalness",
-                          "liveness", "valence")},
+#: relative to digital full scale (hence negative), not an upload's LUFS. Duration is stored in
+#: ms, drawn in minutes with m:ss ticks (:data:`DISPLAY_SCALE`).
+COLUMN_LABELS: dict[str, tuple[str, str | None]] = {
+    "duration_ms": ("duration", "m:ss"),
+    "tempo": ("tempo", "BPM"),
+    "loudness": ("loudness", "dB, Spotify"),
+    "popularity": ("popularity", "0–100"),
+    **{f: (f, "0–1") for f in ("danceability", "energy", "speechiness", "acousticness", "instrumentalness",
+                               "liveness", "valence")},
+    "key": ("key", None), "mode": ("mode", None), "explicit": ("explicit", None), "year": ("year", None),
 }
-#: Columns drawn under another name, and the factor from the table's unit to the drawn one.
-DISPLAY_NAMES = {"duration_ms": "duration"}
+#: Units of the columns in axis titles (from :data:`COLUMN_LABELS`).
+AXIS_UNITS = {c: unit for c, (_, unit) in COLUMN_LABELS.items() if unit}
+#: Columns drawn under another name (from :data:`COLUMN_LABELS`).
+DISPLAY_NAMES = {c: name for c, (name, _) in COLUMN_LABELS.items() if name != c}
+#: The factor from a column's stored unit to the drawn one.
 DISPLAY_SCALE = {"duration_ms": 1 / 60_000}
 
 
 def feature_name(column: str) -> str:
-    """The name a column is drawn under (``duration_ms`` is drawn in minutes, as ``duration``)."""
+    """The name a column is drawn under in words (``duration_ms`` is drawn as ``duration``)."""
     return DISPLAY_NAMES.get(column, column)
 
 
 def feature_label(column: str) -> str:
-    """An axis title with the unit: ``"tempo (BPM)"``, ``"duration (min)"``; the name alone without one."""
+    """An axis title with the unit: ``"tempo (BPM)"``, ``"duration (m:ss)"``; the name alone without one."""
     unit = AXIS_UNITS.get(column)
     return f"{feature_name(column)} ({unit})" if unit else feature_name(column)
+
+
+def minutes_text(minutes: float) -> str:
+    """Minutes as m:ss: 3.5 -> "3:30"."""
+    total = int(round(float(minutes) * 60))
+    return f"{'-' if total < 0 else ''}{abs(total) // 60}:{abs(total) % 60:02d}"
+
+
+def duration_ticks(low: float, high: float, *, target: int = 5) -> tuple[list[float], list[str]]:
+    """Tick positions (minutes) at 15 s, 30 s, 1, 2, 5 or 10 min steps over [low, high], about
+    ``target`` of them, with their m:ss labels (Plotly formats numbers only)."""
+    span = max(float(high) - float(low), 1e-9)
+    step = next((s for s in (0.25, 0.5, 1, 2, 5, 10, 20) if span / s <= target), 30.0)
+    vals = list(np.arange(np.ceil(low / step) * step, high + 1e-9, step))
+    return vals, [minutes_text(v) for v in vals]
+
+
+def _hover_label(column: str) -> str:
+    """A column's label for a hover's plain number: a duration there is decimal minutes, not m:ss."""
+    return f"{feature_name(column)} (min)" if column in DISPLAY_SCALE else feature_label(column)
+
+
+def _axis_ticks_plotly(feature: str, values) -> dict:
+    """Plotly axis properties that write a duration axis (in minutes) as m:ss; {} for other columns."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if feature != "duration_ms" or not len(values):
+        return {}
+    vals, text = duration_ticks(values.min(), values.max())
+    return {"tickmode": "array", "tickvals": vals, "ticktext": text}
+
+
+def _axis_ticks_mpl(axis, feature: str) -> None:
+    """Write a matplotlib duration axis (in minutes) as m:ss."""
+    if feature == "duration_ms":
+        from matplotlib.ticker import FuncFormatter
+
+        axis.set_major_formatter(FuncFormatter(lambda v, _: minutes_text(v)))
 
 
 # --- shared helpers -----------------------------------------------------------------------
@@ -112,12 +159,15 @@ def _in_display_units(d: pd.DataFrame, columns: Sequence[str], *, per_unit: Sequ
 
 @dataclass
 class CorrData:
-    """Prepared correlation data.
+    """Prepared associations of the features with each other and with the target.
 
-    matrix : DataFrame [features + target]^2, clustered order, target last
+    matrix : DataFrame [target + features]^2, target first (so its row and column stay in view
+        on a phone, where the rest scrolls), then the features in clustered order
     pvalues : DataFrame, same shape, two-sided p-values of each coefficient
-    target : DataFrame indexed by feature: r, p, q (Benjamini-Hochberg), ci_low, ci_high,
-        sorted by |r| descending
+    measures : DataFrame, same shape, each cell's :data:`MEASURES` key ("pearson"/"spearman" for
+        two numbers, "eta" for a category and a number, "cramers_v" for two categories)
+    target : DataFrame indexed by feature: r (the coefficient: r/ρ, or η for a category), measure,
+        p, q (Benjamini-Hochberg), ci_low, ci_high, sorted by |r| descending
     """
 
     matrix: pd.DataFrame
@@ -127,6 +177,7 @@ class CorrData:
     target_name: str
     n: int
     ci: float
+    measures: pd.DataFrame | None = None
 
 
 def _corr_pvalues(r: np.ndarray, n: int) -> np.ndarray:
@@ -165,6 +216,180 @@ def _bootstrap_corr(x: np.ndarray, y: np.ndarray, *, method: str, n_boot: int, c
     return np.nanquantile(draws, alpha, axis=0), np.nanquantile(draws, 1 - alpha, axis=0)
 
 
+# --- associations: a measure that fits each pair of columns ---------------------------------
+
+#: Chart columns that are categories, not quantities: Spotify's pitch class (0 = C ... 11 = B),
+#: its mode (1 major, 0 minor) and the explicit flag. Their codes have no order or distance, so
+#: a Pearson r of "key" against popularity measures nothing; they are related to a number by the
+#: correlation ratio and to each other by Cramér's V.
+CATEGORICAL_FEATURES = ("key", "mode", "explicit")
+
+#: Each measure's symbol (as cells and ticks show it) and its name (as the figures' notes say it).
+MEASURES = {
+    "pearson": ("r", "Pearson r, two numbers"),
+    "spearman": ("ρ", "Spearman ρ, two numbers"),
+    "eta": ("η", "correlation ratio, bias-adjusted: a category and a number (0–1)"),
+    "cramers_v": ("V", "Cramér's V, bias-adjusted: two categories (0–1)"),
+}
+#: The measures' short names, for a phone-wide figure's subtitle.
+SHORT_MEASURES = {"pearson": "Pearson", "spearman": "Spearman", "eta": "correlation ratio (adjusted)",
+                  "cramers_v": "Cramér's V (adjusted)"}
+
+
+def correlation_ratio(categories, values, *, adjusted: bool = True) -> tuple[float, float]:
+    """The correlation ratio η of a number on a category, and the one-way ANOVA p-value.
+
+    η² is the share of the number's variance between the categories' means
+    (SS_between / SS_total); η is in 0-1 and unsigned (a category has no direction). Plain η² is
+    biased upwards by the number of categories k: under no association it is (k - 1) / (n - 1)
+    on average (key's 12 classes on the 1924 Top Hits rows give η ≈ 0.076 from noise alone,
+    more than any real feature's r with popularity). ``adjusted`` (default) removes that bias as
+    adjusted R² does (ε² = (SS_between - (k - 1) MS_within) / SS_total, clipped at 0), so the
+    value is comparable with an |r|.
+
+    Parameters
+    ----------
+    categories : array-like [shape=(n,)], any hashable codes
+    values : array-like [shape=(n,)], finite numbers
+    adjusted : remove the small-sample bias (plain η for a two-level category equals |point-biserial r|)
+
+    Returns
+    -------
+    (eta, p) ; p of the F test (k - 1, n - k degrees of freedom), 1.0 when undefined
+    """
+    from scipy import stats
+
+    codes, levels = pd.factorize(pd.Series(categories).to_numpy())
+    y = np.asarray(values, dtype=float)
+    k, n = len(levels), len(y)
+    total = ((y - y.mean()) ** 2).sum()
+    if total == 0 or k < 2 or n <= k:
+        return 0.0, 1.0
+    between = _between_sum_of_squares(codes[None, :], y[None, :], k)[0]
+    within = total - between
+    f = (between / (k - 1)) / max(within / (n - k), 1e-300)
+    return float(_eta(between, total, k, n, adjusted=adjusted)), float(stats.f.sf(f, k - 1, n - k))
+
+
+def _between_sum_of_squares(codes: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """SS_between of each row: codes, y [shape=(b, n)] (codes in 0..k-1) -> [shape=(b,)]."""
+    b = len(codes)
+    flat = (codes + k * np.arange(b)[:, None]).ravel()  # one bincount for every row's groups
+    counts = np.bincount(flat, minlength=b * k).reshape(b, k)
+    sums = np.bincount(flat, weights=y.ravel(), minlength=b * k).reshape(b, k)
+    between = (sums**2 / np.maximum(counts, 1)).sum(axis=1) - y.sum(axis=1) ** 2 / y.shape[1]
+    return np.maximum(between, 0.0)
+
+
+def _eta(between, total, k: int, n: int, *, adjusted: bool):
+    """η (or the bias-adjusted η, see :func:`correlation_ratio`) from the sums of squares."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = between / total
+        if adjusted:
+            share = share - (k - 1) / (n - k) * (1 - share)
+        return np.sqrt(np.clip(share, 0.0, 1.0))
+
+
+def cramers_v(a, b, *, adjusted: bool = True) -> tuple[float, float]:
+    """Cramér's V of two categories, and the chi-squared test's p-value.
+
+    V = sqrt(chi² / (n (min(r, c) - 1))) of the r x c contingency table, without Yates'
+    correction; 0-1, 0 when either has a single level. ``adjusted`` (default) is Bergsma's (2013)
+    bias correction (plain V grows with the table's size even without any association); plain
+    V of a 2 x 2 table equals |phi|.
+    """
+    from scipy import stats
+
+    table = pd.crosstab(pd.Series(np.asarray(a)), pd.Series(np.asarray(b))).to_numpy()
+    n = table.sum()
+    rows, cols = table.shape
+    if min(rows, cols) < 2 or n < 2:
+        return 0.0, 1.0
+    chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
+    phi2 = chi2 / n
+    if not adjusted:
+        return float(np.sqrt(phi2 / (min(rows, cols) - 1))), float(p)
+    phi2 = max(0.0, phi2 - (rows - 1) * (cols - 1) / (n - 1))
+    rows_c, cols_c = rows - (rows - 1) ** 2 / (n - 1), cols - (cols - 1) ** 2 / (n - 1)
+    return float(np.sqrt(phi2 / max(min(rows_c, cols_c) - 1, 1e-12))), float(p)
+
+
+def association_measure(x_is_category: bool, y_is_category: bool, method: str = "pearson") -> str:
+    """The :data:`MEASURES` key that fits a pair: ``method`` for two numbers, ``"eta"`` for a
+    category and a number, ``"cramers_v"`` for two categories."""
+    if x_is_category and y_is_category:
+        return "cramers_v"
+    return "eta" if x_is_category or y_is_category else method
+
+
+def associations(df: pd.DataFrame, columns: Sequence[str], *, categorical: Sequence[str] = CATEGORICAL_FEATURES,
+                 method: Literal["pearson", "spearman"] = "pearson") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Association of every pair of ``columns`` by the measure that fits the pair.
+
+    Number-number pairs get ``method`` (Pearson r or Spearman ρ, signed, with the t-test p-value),
+    a category and a number the correlation ratio η (:func:`correlation_ratio`; with "spearman",
+    η of the number's ranks), two categories Cramér's V (:func:`cramers_v`). Columns named in
+    ``categorical`` are categories; the others are read as numbers. Rows with a missing value
+    in any of ``columns`` are dropped first (complete cases, as ``DataFrame.corr`` on them).
+
+    Returns
+    -------
+    (values, pvalues, measures) ; three DataFrames [columns x columns]: the coefficient, its
+    two-sided p-value and the :data:`MEASURES` key of each cell (diagonal: 1, 0, the column's own)
+    """
+    if method not in ("pearson", "spearman"):
+        raise TracklensError(f"method={method!r} must be 'pearson' or 'spearman'")
+    cols = list(columns)
+    data = numeric_frame(df, cols)
+    is_cat = {c: c in categorical for c in cols}
+    numbers = [c for c in cols if not is_cat[c]]
+    as_numbers = data[numbers].rank() if method == "spearman" else data[numbers]
+    values = pd.DataFrame(np.eye(len(cols)), index=cols, columns=cols)
+    measures = pd.DataFrame(
+        [[association_measure(is_cat[a], is_cat[b], method) for b in cols] for a in cols], index=cols, columns=cols)
+    pvalues = pd.DataFrame(np.zeros((len(cols), len(cols))), index=cols, columns=cols)
+    if numbers:  # one vectorised Pearson on (ranked) numbers, as DataFrame.corr computes it
+        r = as_numbers.corr(method="pearson")
+        values.loc[numbers, numbers] = r.to_numpy()
+        pvalues.loc[numbers, numbers] = _corr_pvalues(r.to_numpy(), len(data))
+        for c in numbers:
+            pvalues.loc[c, c] = 0.0
+    for i, a in enumerate(cols):
+        for b in cols[i + 1:]:
+            if not (is_cat[a] or is_cat[b]):
+                continue
+            if is_cat[a] and is_cat[b]:
+                v, p = cramers_v(data[a], data[b])
+            else:
+                cat, num = (a, b) if is_cat[a] else (b, a)
+                v, p = correlation_ratio(data[cat], as_numbers[num])
+            values.loc[a, b] = values.loc[b, a] = v
+            pvalues.loc[a, b] = pvalues.loc[b, a] = p
+    return values, pvalues, measures
+
+
+def _bootstrap_eta(codes: np.ndarray, y: np.ndarray, *, n_boot: int, ci: float, seed: int):
+    """Percentile bootstrap interval of the (adjusted) correlation ratio of ``y`` on each category column.
+
+    codes : [shape=(n, p)] integer category codes, y : [shape=(n,)] -> (low, high) each [shape=(p,)]
+    """
+    rng = np.random.default_rng(seed)
+    n, p = codes.shape
+    draws = []
+    for start in range(0, n_boot, 100):  # chunks keep memory at ~n*k*100 booleans per column
+        idx = rng.integers(0, n, size=(min(100, n_boot - start), n))
+        yb = y[idx]
+        total = ((yb - yb.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        etas = []
+        for j in range(p):
+            k = int(codes[:, j].max()) + 1
+            etas.append(_eta(_between_sum_of_squares(codes[idx, j], yb, k), total, k, n, adjusted=True))
+        draws.append(np.stack(etas, axis=1))
+    draws = np.concatenate(draws)
+    alpha = (1 - ci) / 2
+    return np.nanquantile(draws, alpha, axis=0), np.nanquantile(draws, 1 - alpha, axis=0)
+
+
 def _bh(p: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (q-values)."""
     order = np.argsort(p)
@@ -181,35 +406,41 @@ def corr_data(
     target: str = TARGET,
     method: Literal["pearson", "spearman"] = "pearson",
     columns: Sequence[str] | None = None,
+    categorical: Sequence[str] = CATEGORICAL_FEATURES,
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = config.DEFAULT_SEED,
 ) -> CorrData:
-    """Correlations of audio features with each other and with ``target``, with their uncertainty.
+    """Associations of audio features with each other and with ``target``, with their uncertainty.
 
     Parameters
     ----------
     df : cleaned chart table (one row per track)
-    target : column the features are related to
-    method : "pearson" (linear) or "spearman" (rank, robust to skew such as speechiness)
+    target : the number the features are related to (not a category)
+    method : "pearson" (linear) or "spearman" (rank, robust to skew such as speechiness), for
+        number-number pairs; see :func:`associations` for the categories' measures
     columns : feature columns to use (``target`` may be among them); default all of
         :data:`AUDIO_FEATURES` present
+    categorical : columns read as categories (default :data:`CATEGORICAL_FEATURES`)
     n_boot, ci, seed : percentile bootstrap of the feature-target coefficients
 
     Returns
     -------
-    CorrData ; ``matrix`` equals ``df[cols].corr(method)`` reordered by hierarchical clustering
-    of the features on 1 - |r| (target last).
+    CorrData ; ``matrix`` is :func:`associations` reordered: the target first, then the features
+    clustered hierarchically on 1 - |association|. For number-number pairs it equals
+    ``df[cols].corr(method)`` on the complete rows.
     """
     if method not in ("pearson", "spearman"):
         raise TracklensError(f"method={method!r} must be 'pearson' or 'spearman'")
+    if target in categorical:
+        raise TracklensError(f"target {target!r} is a category; correlate a number such as {TARGET!r}")
     feats = [f for f in pick_features(df, columns, AUDIO_FEATURES) if f != target]
     data = numeric_frame(df, feats + [target])
     varying = [f for f in feats if data[f].nunique() > 1]  # constant columns have no correlation
     if not varying:
         raise TracklensError("every feature is constant; nothing to correlate")
     data = data[varying + [target]]
-    full = data.corr(method=method)
+    full, full_p, full_measures = associations(data, varying + [target], categorical=categorical, method=method)
 
     order = varying
     if len(varying) > 2:
@@ -220,84 +451,144 @@ def corr_data(
         np.fill_diagonal(dist, 0.0)
         tree = linkage(squareform(np.clip(dist, 0, None), checks=False), method="average")
         order = [varying[i] for i in leaves_list(tree)]
-    cols = order + [target]
-    matrix = full.loc[cols, cols]
+    cols = [target] + order
+    matrix, pvalues, measures = (m.loc[cols, cols] for m in (full, full_p, full_measures))
     n = len(data)
-    pvalues = pd.DataFrame(_corr_pvalues(matrix.to_numpy(), n), index=cols, columns=cols)
 
-    r = matrix.loc[order, target].to_numpy()
+    y = data[target].to_numpy()
+    low, high = pd.Series(np.nan, index=order), pd.Series(np.nan, index=order)
+    numbers = [f for f in order if f not in categorical]
+    cats = [f for f in order if f in categorical]
+    if numbers:
+        lo, hi = _bootstrap_corr(data[numbers].to_numpy(), y, method=method, n_boot=n_boot, ci=ci, seed=seed)
+        low[numbers], high[numbers] = lo, hi
+    if cats:
+        codes = np.stack([pd.factorize(data[c])[0] for c in cats], axis=1)
+        y_eta = data[target].rank().to_numpy() if method == "spearman" else y
+        lo, hi = _bootstrap_eta(codes, y_eta, n_boot=n_boot, ci=ci, seed=seed)
+        low[cats], high[cats] = lo, hi
     p = pvalues.loc[order, target].to_numpy()
-    low, high = _bootstrap_corr(
-        data[order].to_numpy(), data[target].to_numpy(), method=method, n_boot=n_boot, ci=ci, seed=seed
-    )
-    table = pd.DataFrame({"r": r, "p": p, "q": _bh(p), "ci_low": low, "ci_high": high}, index=pd.Index(order, name="feature"))
+    table = pd.DataFrame({"r": matrix.loc[order, target].to_numpy(), "measure": measures.loc[order, target].to_numpy(),
+                          "p": p, "q": _bh(p), "ci_low": low.to_numpy(), "ci_high": high.to_numpy()},
+                         index=pd.Index(order, name="feature"))
     table = table.reindex(table["r"].abs().sort_values(ascending=False).index)
-    return CorrData(matrix, pvalues, table, method, target, n, ci)
+    return CorrData(matrix, pvalues, table, method, target, n, ci, measures)
 
 
 def _stars(p: float) -> str:
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
 
 
+def _measures_of(d: CorrData) -> list[str]:
+    """The :data:`MEASURES` keys of the matrix's off-diagonal cells, the number-number one first."""
+    if d.measures is None:
+        return [d.method]
+    cells = d.measures.to_numpy()[~np.eye(len(d.measures), dtype=bool)]
+    return [m for m in (d.method, "eta", "cramers_v") if m in set(cells)] or [d.method]
+
+
+def _symbol(measure: str) -> str:
+    return MEASURES[measure][0]
+
+
 def _corr_title(d: CorrData) -> str:
-    return f"{d.method.capitalize()} correlations (n={d.n})"
+    kinds = _measures_of(d)
+    return f"{MEASURES[d.method][1].split(' (')[0]} correlations (n={d.n})" if kinds == [d.method] \
+        else f"Associations (n={d.n})"
 
 
-def _corr_note(d: CorrData, *, intervals: bool = True) -> str:
+def _measures_note(d: CorrData, *, sep: str = "; ") -> str:
+    """Which measure each symbol is: "r: Pearson r (number–number); η: correlation ratio ..."."""
+    return sep.join(f"{_symbol(m)}: {MEASURES[m][1]}" for m in _measures_of(d))
+
+
+def _corr_note(d: CorrData, *, intervals: bool = True, sep: str = "; ") -> str:
+    """The measures, the stars and the bars; ``sep="<br>"`` puts each on a line of its own (Plotly
+    does not wrap a subtitle, and one line of all three ran off a 390 px phone)."""
     stars = "* p<.05, ** p<.01, *** p<.001 (uncorrected)"
-    return f"{stars}; bars: {d.ci:.0%} bootstrap CI" if intervals else stars
+    parts = [_measures_note(d, sep=sep), stars] + ([f"bars: {d.ci:.0%} bootstrap CI"] if intervals else [])
+    return sep.join(parts)
+
+
+def _target_measure(d: CorrData) -> str:
+    """The x-axis title of the ranked coefficients: "r / η with popularity"."""
+    used = [m for m in (d.method, "eta") if m in set(d.target["measure"])] if "measure" in d.target else [d.method]
+    return f"{' / '.join(_symbol(m) for m in used)} with {feature_name(d.target_name)}"
+
+
+def _target_measures_note(d: CorrData) -> str:
+    """The ranked figure's short key to its symbols, "r: Pearson; η: correlation ratio (adjusted)":
+    one line that fits a 390 px phone."""
+    used = [m for m in (d.method, "eta") if m in set(d.target["measure"])] if "measure" in d.target else [d.method]
+    return "; ".join(f"{_symbol(m)}: {SHORT_MEASURES[m]}" for m in used)
+
+
+def _cell_text(d: CorrData, i: int, j: int) -> str:
+    """A cell's coefficient with its symbol when it is not the number-number measure, and its stars."""
+    value = d.matrix.iat[i, j]
+    if i == j:
+        return f"{value:.2f}"
+    measure = d.measures.iat[i, j] if d.measures is not None else d.method
+    prefix = f"{_symbol(measure)} " if measure != d.method else ""
+    return f"{prefix}{value:.2f}{_stars(d.pvalues.iat[i, j])}"
+
+
+def _matrix_names(d: CorrData) -> list[str]:
+    return [feature_name(c) for c in d.matrix.columns]
 
 
 def _corr_intervals_axes(ax, d: CorrData) -> None:
-    """Each feature's r with the target and its bootstrap interval, ranked, on a matplotlib axes."""
+    """Each feature's coefficient with the target and its bootstrap interval, ranked, on a matplotlib axes."""
     t = d.target.sort_values("r")
     ypos = np.arange(len(t))
     ax.errorbar(t["r"], ypos, xerr=[t["r"] - t["ci_low"], t["ci_high"] - t["r"]], fmt="o", capsize=3,
                 color="tab:blue")
     ax.axvline(0, color="grey", lw=0.8)
-    ax.set_yticks(ypos, [f"{f} {_stars(p)}" for f, p in zip(t.index, t["p"])])
-    ax.set_xlabel(f"r with {d.target_name}")
+    ax.set_yticks(ypos, [f"{feature_name(f)} {_stars(p)}" for f, p in zip(t.index, t["p"])])
+    ax.set_xlabel(_target_measure(d))
 
 
 def _corr_heatmap_mpl(d: CorrData, *, intervals: bool = True):
     from matplotlib.figure import Figure
 
     k = len(d.matrix)
-    fig = Figure(figsize=(6 + (0.55 if intervals else 0.35) * k, 0.5 * k + 2.0), layout="constrained")
+    fig = Figure(figsize=(6 + (0.55 if intervals else 0.35) * k, 0.5 * k + 2.4), layout="constrained")
     ax, ax_ci = fig.subplots(1, 2, width_ratios=[k, 0.45 * k]) if intervals else (fig.subplots(), None)
     im = ax.imshow(d.matrix.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_xticks(range(k), d.matrix.columns, rotation=60, ha="right")
-    ax.set_yticks(range(k), d.matrix.index)
+    ax.set_xticks(range(k), _matrix_names(d), rotation=60, ha="right")
+    ax.set_yticks(range(k), _matrix_names(d))
     for i in range(k):
         for j in range(k):
             value = d.matrix.iat[i, j]
-            ax.text(j, i, f"{value:.2f}\n{_stars(d.pvalues.iat[i, j]) if i != j else ''}",
-                    ha="center", va="center", fontsize=6.5, color="white" if abs(value) > 0.6 else "black")
-    fig.colorbar(im, ax=ax, shrink=0.7, label=f"{d.method} r")
+            ax.text(j, i, _cell_text(d, i, j).replace(" ", "\n", 1) if i != j else "1", ha="center", va="center",
+                    fontsize=6, color="white" if abs(value) > 0.6 else "black")
+    fig.colorbar(im, ax=ax, shrink=0.7, label="association")
     if ax_ci is not None:
         _corr_intervals_axes(ax_ci, d)
-        ax_ci.set_title(f"vs {d.target_name}", fontsize=10)
-    fig.suptitle(f"{_corr_title(d)} ({_corr_note(d)})", fontsize=10)
+        ax_ci.set_title(f"vs {feature_name(d.target_name)}", fontsize=10)
+    fig.suptitle(f"{_corr_title(d)}\n{_corr_note(d, intervals=intervals, sep=chr(10))}", fontsize=9)
     return fig
 
 
 def _corr_intervals_mpl(d: CorrData):
     fig, (ax,) = _mpl_figure(1, panel_size=(4.6, 0.3 * len(d.target) + 1.6))
     _corr_intervals_axes(ax, d)
-    ax.set_title(f"r with {d.target_name}, {d.ci:.0%} bootstrap CI (n={d.n})", fontsize=10)
+    ax.set_title(f"{_target_measure(d)}, {d.ci:.0%} bootstrap CI (n={d.n})", fontsize=10)
     return fig
 
 
 def _corr_matrix_trace(d: CorrData, colorbar: dict):
     import plotly.graph_objects as go
 
-    text = [[f"{d.matrix.iat[i, j]:.2f}{_stars(d.pvalues.iat[i, j]) if i != j else ''}"
-             for j in range(len(d.matrix))] for i in range(len(d.matrix))]
+    k = len(d.matrix)
+    text = [[_cell_text(d, i, j) for j in range(k)] for i in range(k)]
+    measures = d.measures.to_numpy() if d.measures is not None else np.full((k, k), d.method, dtype=object)
+    names = np.vectorize(lambda m: MEASURES[m][1])(measures)
     return go.Heatmap(
-        z=d.matrix.to_numpy(), x=list(d.matrix.columns), y=list(d.matrix.index), zmin=-1, zmax=1,
+        z=d.matrix.to_numpy(), x=_matrix_names(d), y=_matrix_names(d), zmin=-1, zmax=1,
         colorscale="RdBu_r", text=text, texttemplate="%{text}", textfont={"size": 9},
-        colorbar={"title": {"text": f"{d.method} r"}, **colorbar}, customdata=d.pvalues.to_numpy(),
-        hovertemplate="%{y} vs %{x}<br>r=%{z:.3f}<br>p=%{customdata:.2g}<extra></extra>",
+        colorbar={"title": {"text": "association"}, **colorbar}, customdata=np.dstack([d.pvalues.to_numpy(), names]),
+        hovertemplate="%{y} vs %{x}<br>%{customdata[1]}: %{z:.3f}<br>p=%{customdata[0]:.2g}<extra></extra>",
     )
 
 
@@ -305,11 +596,13 @@ def _corr_interval_trace(d: CorrData):
     import plotly.graph_objects as go
 
     t = d.target.sort_values("r")
+    symbols = [_symbol(m) for m in t["measure"]] if "measure" in t else [_symbol(d.method)] * len(t)
     return go.Scatter(
-        x=t["r"], y=list(t.index), mode="markers", marker={"size": 8},
+        x=t["r"], y=[feature_name(f) for f in t.index], mode="markers", marker={"size": 8},
         error_x={"type": "data", "symmetric": False, "array": t["ci_high"] - t["r"], "arrayminus": t["r"] - t["ci_low"]},
-        customdata=np.c_[t["p"], t["ci_low"], t["ci_high"]],
-        hovertemplate="%{y}: r=%{x:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}], p=%{customdata[0]:.2g}<extra></extra>",
+        customdata=np.c_[t["p"], t["ci_low"], t["ci_high"], symbols],
+        hovertemplate="%{y}: %{customdata[3]}=%{x:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}], "
+                      "p=%{customdata[0]:.2g}<extra></extra>",
         showlegend=False,
     )
 
@@ -329,20 +622,23 @@ def _corr_heatmap_plotly(d: CorrData, *, intervals: bool = True):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    title = {"text": _corr_title(d), "subtitle": {"text": _corr_note(d, intervals=intervals)}}
+    title = {"text": _corr_title(d), "subtitle": {"text": _corr_note(d, intervals=intervals, sep="<br>")}}
+    # The target is the first row and column (top, left): on a phone the matrix scrolls sideways
+    # inside its panel, and the target's column is the one in view. The subtitle's lines (one per
+    # measure) take the top margin, so the column names stay at the bottom.
     if not intervals:
         fig = go.Figure(_corr_matrix_trace(d, {}))
         fig.update_yaxes(autorange="reversed")
-        return fig.update_layout(title=title, height=_corr_height(d))
+        return fig.update_layout(title=title, height=_corr_height(d) + 90, margin={"t": 190})
     fig = make_subplots(rows=1, cols=2, column_widths=list(CORR_COLUMNS), horizontal_spacing=CORR_GAP,
-                        subplot_titles=("", f"vs {d.target_name}"))
+                        subplot_titles=("", f"vs {feature_name(d.target_name)}"))
     matrix_end = (1 - CORR_GAP) * CORR_COLUMNS[0]
     fig.add_trace(_corr_matrix_trace(d, {"x": matrix_end + 0.01, "xanchor": "left", "thickness": 14}), row=1, col=1)
     fig.add_trace(_corr_interval_trace(d), row=1, col=2)
     fig.add_vline(x=0, line_color="grey", line_width=1, row=1, col=2)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
     fig.update_yaxes(side="right", row=1, col=2)
-    fig.update_xaxes(title_text=f"r with {d.target_name}", row=1, col=2)
+    fig.update_xaxes(title_text=_target_measure(d), row=1, col=2)
     return fig.update_layout(title=title, height=_corr_height(d))
 
 
@@ -352,8 +648,9 @@ def _corr_intervals_plotly(d: CorrData):
     fig = go.Figure(_corr_interval_trace(d))
     fig.add_vline(x=0, line_color="grey", line_width=1)
     return fig.update_layout(
-        title={"text": f"r with {d.target_name}", "subtitle": {"text": f"n={d.n}; bars: {d.ci:.0%} bootstrap CI"}},
-        xaxis_title=f"{d.method} r", height=28 * len(d.target) + 150, margin=COMPACT_MARGIN)
+        title={"text": _target_measure(d),
+               "subtitle": {"text": f"n={d.n}; bars: {d.ci:.0%} bootstrap CI<br>{_target_measures_note(d)}"}},
+        xaxis_title=_target_measure(d), height=28 * len(d.target) + 170, margin={**COMPACT_MARGIN, "t": 120})
 
 
 def corr_heatmap(
@@ -368,9 +665,11 @@ def corr_heatmap(
     intervals: bool = True,
     backend: Backend = "plotly",
 ):
-    """Clustered, annotated correlation heatmap with each feature's r vs ``target`` and its CI.
+    """Clustered, annotated association heatmap with each feature's coefficient vs ``target`` and its CI.
 
-    Cells show r and significance stars (uncorrected p); the side panel (``intervals``; False
+    Cells show the pair's measure (r or ρ for two numbers, η for a category and a number, V for
+    two categories; :func:`associations`) and significance stars (uncorrected p); the target is
+    the first row and column. The side panel (``intervals``; False
     leaves it out, see :func:`corr_intervals`) shows r with the bootstrap interval, so "louder
     songs are more popular" is read with its uncertainty. See :func:`corr_data` for the
     parameters; ``df`` may also be a CorrData already computed (the other parameters but
@@ -491,6 +790,7 @@ def _param_viz_mpl(d: TrendData):
         ax.fill_between(line["x"], line["low"], line["high"], color="tab:red", alpha=0.25)
         ax.set_title(_trend_label(d, f), fontsize=9)
         ax.set_xlabel(feature_label(f))
+        _axis_ticks_mpl(ax.xaxis, f)
         ax.set_ylabel(feature_label(d.target_name))
     fig.suptitle(f"{_trend_title(d)} ({_trend_note(d)})")
     return fig
@@ -511,14 +811,14 @@ def _param_viz_plotly(d: TrendData):
         # regl needs 'unsafe-eval' in the dashboard's Content-Security-Policy.
         fig.add_trace(go.Scatter(x=pts["x"], y=pts["y"], mode="markers", customdata=pts[["row"]].to_numpy(),
                                  marker={"size": 4, "color": "grey", "opacity": 0.35}, name=f, showlegend=False,
-                                 hovertemplate=f"{x_title}: %{{x:.3g}}<br>{y_title}: %{{y}}<extra></extra>"),
+                                 hovertemplate=f"{_hover_label(f)}: %{{x:.3g}}<br>{y_title}: %{{y}}<extra></extra>"),
                       row=row, col=col)
         fig.add_trace(go.Scatter(x=np.r_[line["x"], line["x"][::-1]], y=np.r_[line["high"], line["low"][::-1]],
                                  fill="toself", fillcolor="rgba(214,39,40,0.25)", line={"width": 0},
                                  hoverinfo="skip", showlegend=False), row=row, col=col)
         fig.add_trace(go.Scatter(x=line["x"], y=line["fit"], mode="lines", line={"color": "rgb(214,39,40)"},
                                  showlegend=False), row=row, col=col)
-        fig.update_xaxes(title_text=x_title, row=row, col=col)
+        fig.update_xaxes(title_text=x_title, row=row, col=col, **_axis_ticks_plotly(f, line["x"]))
         fig.update_yaxes(title_text=y_title, row=row, col=col)
     fig.update_layout(title={"text": _trend_title(d), "subtitle": {"text": _trend_note(d)}},
                       height=260 * pos[-1][0] + 100, margin=COMPACT_MARGIN)
@@ -613,6 +913,7 @@ def _catplot_mpl(d: pd.DataFrame):
         ax.boxplot(values, tick_labels=_group_labels(d), showfliers=False, patch_artist=True,
                    boxprops={"facecolor": "tab:blue", "alpha": 0.4})
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+        _axis_ticks_mpl(ax.yaxis, f)
         ax.set_title(feature_label(f), fontsize=9)
     fig.suptitle(f"Feature distributions by {d.attrs.get('by', 'group')} (boxes: quartiles, whiskers 1.5 IQR)")
     return fig
@@ -627,8 +928,9 @@ def _catplot_plotly(d: pd.DataFrame):
     fig, pos = _plotly_grid([feature_label(f) for f in feats], ncols=3)
     for f, (row, col) in zip(feats, pos):
         sub = d[d.feature == f].sort_values("group")
-        fig.add_trace(go.Box(x=sub["group"].map(labels).astype(str), y=sub["value"], name=f, boxpoints=False,
-                             showlegend=False), row=row, col=col)
+        fig.add_trace(go.Box(x=sub["group"].map(labels).astype(str), y=sub["value"], name=feature_name(f),
+                             boxpoints=False, showlegend=False), row=row, col=col)
+        fig.update_yaxes(row=row, col=col, **_axis_ticks_plotly(f, sub["value"].quantile([0.0, 1.0])))
     fig.update_layout(title=f"Feature distributions by {d.attrs.get('by', 'group')}", height=300 * pos[-1][0] + 80)
     return fig
 
@@ -669,6 +971,7 @@ def _distributions_mpl(d: pd.DataFrame):
         ax.bar(sub["left"], sub["density"], width=sub["right"] - sub["left"], align="edge", color="tab:blue", alpha=0.7)
         ax.set_title(f"{feature_name(f)} (n={int(sub['count'].sum())})", fontsize=9)
         ax.set_xlabel(AXIS_UNITS.get(f, ""))
+        _axis_ticks_mpl(ax.xaxis, f)
         ax.set_yticks([])
     fig.suptitle("Distributions of the chart hits' features (density)")
     return fig
@@ -682,7 +985,8 @@ def _distributions_plotly(d: pd.DataFrame):
     fig, pos = _plotly_grid([feature_name(f) for f in feats])
     for f, (row, col) in zip(feats, pos):
         sub = d[d.feature == f]
-        fig.update_xaxes(title_text=AXIS_UNITS.get(f), row=row, col=col)
+        fig.update_xaxes(title_text=AXIS_UNITS.get(f), row=row, col=col,
+                         **_axis_ticks_plotly(f, np.r_[sub["left"], sub["right"]]))
         fig.add_trace(go.Bar(x=(sub["left"] + sub["right"]) / 2, y=sub["density"], width=sub["right"] - sub["left"],
                              customdata=sub["count"], hovertemplate="%{x:.3g}: %{customdata} tracks<extra></extra>",
                              showlegend=False), row=row, col=col)
@@ -747,6 +1051,7 @@ def _yearly_mpl(d: pd.DataFrame, *, ncols: int = 4):
         ax.fill_between(sub["year"], sub["low"], sub["high"], alpha=0.25)
         ax.set_title(feature_name(f), fontsize=9)
         ax.set(xlabel="year", ylabel=AXIS_UNITS.get(f, ""))
+        _axis_ticks_mpl(ax.yaxis, f)
     fig.suptitle(f"Yearly mean of each feature with its {d.attrs.get('ci', 0.95):.0%} confidence interval")
     return fig
 
@@ -758,7 +1063,8 @@ def _yearly_plotly(d: pd.DataFrame, *, ncols: int = 4):
     fig, pos = _plotly_grid([feature_name(f) for f in feats], ncols=ncols)
     for f, (row, col) in zip(feats, pos):
         sub = d[d.feature == f]
-        fig.update_yaxes(title_text=AXIS_UNITS.get(f), row=row, col=col)
+        fig.update_yaxes(title_text=AXIS_UNITS.get(f), row=row, col=col,
+                         **_axis_ticks_plotly(f, np.r_[sub["low"], sub["high"]]))
         fig.add_trace(go.Scatter(x=np.r_[sub["year"], sub["year"][::-1]], y=np.r_[sub["high"], sub["low"][::-1]],
                                  fill="toself", fillcolor="rgba(31,119,180,0.25)", line={"width": 0},
                                  hoverinfo="skip", showlegend=False), row=row, col=col)
@@ -783,16 +1089,12 @@ def yearly_trends(df: pd.DataFrame, *, features: Sequence[str] | None = None,
 # --- hit profile ("check your track") -----------------------------------------------------
 
 
-MIN_BAR = 1.5  # percentile points: a feature at P0 still draws a visible bar
-
-
 def format_feature(feature: str, value: float) -> str:
     """A chart value with its unit (:data:`AXIS_UNITS`): "120 BPM", "-5.3 dB, Spotify", a
     duration as "3:43", a 0-1 score as "0.72"."""
     value = float(value)
     if feature == "duration_ms":
-        total = int(round(value / 1000))
-        return f"{total // 60}:{total % 60:02d}"
+        return minutes_text(value / 60_000)
     unit = AXIS_UNITS.get(feature, "")
     if not unit or unit[0].isdigit():  # a score's range is no unit to repeat after each value
         return f"{value:.3g}"
@@ -804,6 +1106,21 @@ def _percentile_among(ref: np.ndarray, v: float) -> float:
     return 100.0 * ((ref < v).sum() + 0.5 * (ref == v).sum()) / len(ref)
 
 
+def _check_known_columns(df: pd.DataFrame, *named: Mapping | Sequence | None) -> None:
+    """One line naming every column of ``named`` (a track's values, the features asked for, the
+    errors) that the chart table lacks, with the nearest real name: a typo such as "loudnes"
+    was silently left out of the profile."""
+    import difflib
+
+    known = [str(c) for c in df.columns]
+    unknown = list(dict.fromkeys(str(k) for keys in named if keys for k in keys if k not in df.columns))
+    if unknown:
+        hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(u, known, n=1)) else repr(u)
+                 for u in unknown]
+        raise TracklensError(f"hit profile: unknown column(s) {', '.join(hints)}; the chart table has "
+                             f"{', '.join(c for c in known if c in CONTINUOUS_FEATURES)}")
+
+
 def hit_profile_data(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *,
                      features: Sequence[str] | None = None, label: str | None = None,
                      errors: Mapping[str, float] | None = None) -> pd.DataFrame:
@@ -811,8 +1128,9 @@ def hit_profile_data(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *
 
     Parameters
     ----------
-    track : feature -> value (e.g. a chart row); features the track lacks are skipped. The values
-        must be the chart's own measures (an upload's LUFS is not Spotify's loudness)
+    track : feature -> value (e.g. a chart row); features the track lacks are skipped, a name the
+        chart table lacks is an error (so a typo is not silently dropped). The values must be the
+        chart's own measures (an upload's LUFS is not Spotify's loudness)
     df : the chart table (the reference distribution)
     label : the track's name for titles; default "artist - song" when the track has them
     errors : feature -> uncertainty of an estimated value (e.g. a held-out mean error); such a
@@ -825,6 +1143,7 @@ def hit_profile_data(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *
     percentile without an error), hits_p10, hits_median, hits_p90, n
     """
     track, errors = dict(track), dict(errors or {})
+    _check_known_columns(df, track, features, errors)
     candidates = pick_features(df, features, CONTINUOUS_FEATURES)
     feats = [f for f in candidates if f in track and track[f] is not None and np.isfinite(float(track[f]))]
     if not feats:
@@ -848,44 +1167,56 @@ def _hit_title(d: pd.DataFrame) -> str:
     return f"Hit profile: {d.attrs.get('label', 'the track')} against {int(d['n'].max())} chart hits"
 
 
-def _hit_bars(d: pd.DataFrame) -> pd.DataFrame:
-    """What both renderers draw per feature: bar start and width (a point value fills from 0, an
-    estimate spans its percentile range; at least MIN_BAR wide), tick label (name, then the value
-    in its unit on a second line, so the labels stay narrow on a phone), and the percentile label
-    with where it goes (right of the bar while it ends below 70, else left of it while it starts
-    above 30, else inside its end) so it never runs off the axis."""
-    ranged = d["error"] > 0
-    start = np.where(ranged, d["percentile_low"], 0.0)
-    width = np.maximum(np.where(ranged, d["percentile_high"] - d["percentile_low"], d["percentile"]), MIN_BAR)
-    start = np.minimum(start, 100.0 - width)
-    end = start + width
-    tick = [f"{f}\n{v:.2f} ± {e:.2f}" if e > 0 else f"{f}\n{format_feature(f, v)}"
+#: The chart hits' bands drawn behind every hit profile (with a legend entry each).
+HIT_BANDS = ((25.0, 75.0, "middle half of the hits (P25–P75)"),)
+HIT_MEDIAN_LABEL = "median hit (P50)"
+MEASURED_LABEL = "measured value (point)"
+ESTIMATE_LABEL = "estimate ± held-out error (range)"
+
+
+def _hit_marks(d: pd.DataFrame) -> pd.DataFrame:
+    """What both renderers draw per feature: a measured value is a point at its percentile, an
+    estimate a range from the percentile of value - error to that of value + error (``low``,
+    ``high``; equal for a point); the tick label (name, then the value in its unit on a second
+    line, so the labels stay narrow on a phone); and the percentile label with where it goes
+    (right of the mark while it ends at or below 70, else left of it) so it never runs off the
+    axis or over a range's end."""
+    ranged = (d["error"] > 0).to_numpy()
+    low = np.where(ranged, d["percentile_low"], d["percentile"])
+    high = np.where(ranged, d["percentile_high"], d["percentile"])
+    tick = [f"{feature_name(f)}\n{v:.2f} ± {e:.2f}" if e > 0 else f"{feature_name(f)}\n{format_feature(f, v)}"
             for f, v, e in zip(d.index, d["value"], d["error"])]
     text = [f"P{lo:.0f}-P{hi:.0f}" if r and round(lo) != round(hi) else f"P{p:.0f}"
             for r, lo, hi, p in zip(ranged, d["percentile_low"], d["percentile_high"], d["percentile"])]
-    spot = np.where(end <= 70, "right", np.where(start >= 30, "left", "inside"))
-    x = np.where(spot == "right", end + 1, np.where(spot == "left", start - 1, end - 1))
-    return pd.DataFrame({"start": start, "width": width, "tick": tick, "text": text, "spot": spot, "x": x},
-                        index=d.index)
+    spot = np.where(high <= 70, "right", "left")
+    x = np.where(spot == "right", high + 2.5, low - 2.5)
+    return pd.DataFrame({"ranged": ranged, "low": low, "high": high, "percentile": d["percentile"].to_numpy(),
+                         "tick": tick, "text": text, "spot": spot, "x": x}, index=d.index)
 
 
 def _hit_profile_mpl(d: pd.DataFrame):
     from matplotlib.figure import Figure
 
-    bars = _hit_bars(d)
-    fig = Figure(figsize=(7, 0.45 * len(d) + 1.6), layout="constrained")
+    marks = _hit_marks(d)
+    fig = Figure(figsize=(7, 0.45 * len(d) + 2.0), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(d))[::-1]
-    ax.axvspan(25, 75, color="tab:green", alpha=0.12, label="middle half of hits")
-    ax.axvline(50, color="tab:green", lw=1)
-    ax.barh(y, bars["width"], left=bars["start"], color="tab:blue", alpha=0.7, height=0.6)
-    for yi, (_, b) in zip(y, bars.iterrows()):
-        ax.text(b["x"], yi, b["text"], va="center", fontsize=8, color="white" if b["spot"] == "inside" else "black",
-                ha="left" if b["spot"] == "right" else "right")
-    ax.set_yticks(y, bars["tick"])
+    for lo, hi, label in HIT_BANDS:
+        ax.axvspan(lo, hi, color="tab:green", alpha=0.12, label=label)
+    ax.axvline(50, color="tab:green", lw=1, label=HIT_MEDIAN_LABEL)
+    ranged = marks["ranged"].to_numpy()
+    if ranged.any():
+        ax.barh(y[ranged], (marks["high"] - marks["low"])[ranged].clip(lower=0.8), left=marks["low"][ranged],
+                color="tab:blue", alpha=0.45, height=0.35, label=ESTIMATE_LABEL)
+    if (~ranged).any():
+        ax.plot(marks["percentile"][~ranged], y[~ranged], "o", color="tab:blue", ms=7, label=MEASURED_LABEL,
+                clip_on=False)
+    for yi, (_, m) in zip(y, marks.iterrows()):
+        ax.text(m["x"], yi, m["text"], va="center", fontsize=8, ha="left" if m["spot"] == "right" else "right")
+    ax.set_yticks(y, marks["tick"])
     ax.set_xlim(0, 100)
     ax.set_xlabel("percentile among hits (%)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=7, frameon=False)
     ax.set_title(_hit_title(d), fontsize=10)
     return fig
 
@@ -893,24 +1224,37 @@ def _hit_profile_mpl(d: pd.DataFrame):
 def _hit_profile_plotly(d: pd.DataFrame):
     import plotly.graph_objects as go
 
-    bars = _hit_bars(d)
+    marks = _hit_marks(d)
     spread = [f"hits P10 {format_feature(f, a)}, median {format_feature(f, b)}, P90 {format_feature(f, c)}"
               for f, a, b, c in zip(d.index, d["hits_p10"], d["hits_median"], d["hits_p90"])]
-    ticks = [t.replace("\n", "<br>") for t in bars["tick"]]
-    fig = go.Figure(go.Bar(
-        x=bars["width"], base=bars["start"], y=ticks, orientation="h", text=list(bars["text"]),
-        textposition="none", customdata=spread,
+    ticks = [t.replace("\n", "<br>") for t in marks["tick"]]
+    ranged = marks["ranged"].to_numpy()
+    # The first trace holds every feature (its y is the axis' order): measured values as points,
+    # an estimate's own percentile as a small tick inside its range.
+    fig = go.Figure(go.Scatter(
+        x=marks["percentile"], y=ticks, mode="markers", name=MEASURED_LABEL, text=list(marks["text"]),
+        customdata=spread, cliponaxis=False, showlegend=bool((~ranged).any()),
+        marker={"size": np.where(ranged, 9, 11), "symbol": np.where(ranged, "line-ns", "circle"),
+                "color": "rgb(31,119,180)", "line": {"width": 2, "color": "rgb(31,119,180)"}},
         hovertemplate="%{y}: %{text}<br>%{customdata}<extra></extra>",
     ))
-    for tick, b in zip(ticks, bars.itertuples()):
-        fig.add_annotation(x=b.x, y=tick, text=b.text, showarrow=False,
-                           xanchor="left" if b.spot == "right" else "right",
-                           font={"color": "white" if b.spot == "inside" else "#1b1b1b"})
-    fig.add_vrect(x0=25, x1=75, fillcolor="green", opacity=0.12, line_width=0)
-    fig.add_vline(x=50, line_color="green", line_width=1)
-    fig.update_layout(title=_hit_title(d),
+    if ranged.any():
+        fig.add_trace(go.Bar(
+            x=(marks["high"] - marks["low"])[ranged].clip(lower=0.8), base=marks["low"][ranged],
+            y=[t for t, r in zip(ticks, ranged) if r], orientation="h", width=0.35, name=ESTIMATE_LABEL,
+            marker={"color": "rgba(31,119,180,0.45)"}, text=list(marks["text"][ranged]), textposition="none",
+            hovertemplate="%{y}: %{text}<extra></extra>"))
+    for tick, m in zip(ticks, marks.itertuples()):
+        fig.add_annotation(x=m.x, y=tick, text=m.text, showarrow=False,
+                           xanchor="left" if m.spot == "right" else "right", font={"color": "#1b1b1b"})
+    for lo, hi, label in HIT_BANDS:
+        fig.add_vrect(x0=lo, x1=hi, fillcolor="green", opacity=0.12, line_width=0, layer="below",
+                      showlegend=True, name=label)
+    fig.add_vline(x=50, line_color="green", line_width=1, showlegend=True, name=HIT_MEDIAN_LABEL)
+    fig.update_layout(title=_hit_title(d), barmode="overlay",
                       xaxis={"range": [0, 100], "title": "percentile among hits (%)"},
-                      yaxis={"autorange": "reversed", "automargin": True}, height=50 * len(d) + 160)
+                      yaxis={"autorange": "reversed", "automargin": True}, height=50 * len(d) + 230,
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0})
     return fig
 
 
@@ -1378,18 +1722,179 @@ def track_map(coords, names, point, *, groups=None, label: str = "your track",
     return _render(d, {"matplotlib": _map_mpl, "plotly": _map_plotly}, backend)
 
 
+# --- a playlist's tracks (tracklens playlist) ------------------------------------------------
+
+#: Labels of the playlist table's measured columns (whose measure, and its unit).
+PLAYLIST_LABELS = {
+    "tracklens_tempo_bpm": "tempo (BPM, tracklens)",
+    "tracklens_energy_est": "energy (0–1, tracklens estimate)",
+    "tracklens_acousticness_est": "acousticness (0–1, tracklens estimate)",
+    "tracklens_loudness_lufs": "loudness (LUFS of the preview, tracklens)",
+    "spotify_popularity": "popularity (0–100, Spotify)",
+}
+CAMELOT_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def playlist_points_data(table: pd.DataFrame, *, x: str = "tracklens_tempo_bpm",
+                         y: str = "tracklens_energy_est") -> pd.DataFrame:
+    """The analysed tracks of a playlist table as points: x, y, y_err (the estimate's held-out
+    error, 0 without one), label ("artist - title"), camelot. ``attrs``: axis labels and
+    ``n_without`` (tracks without both values, e.g. no preview)."""
+    for column in (x, y):
+        if column not in table.columns:
+            raise TracklensError(f"playlist table lacks column {column!r}; has {list(table.columns)}")
+    err = y.removesuffix("_est") + "_err" if y.endswith("_est") else None
+    values = pd.DataFrame({
+        "x": pd.to_numeric(table[x], errors="coerce"), "y": pd.to_numeric(table[y], errors="coerce"),
+        "y_err": pd.to_numeric(table[err], errors="coerce") if err and err in table.columns else 0.0,
+        "label": table.get("artists", pd.Series("", index=table.index)).astype(str) + " - "
+        + table.get("title", pd.Series("", index=table.index)).astype(str),
+        "camelot": table.get("tracklens_camelot", pd.Series("", index=table.index)).fillna("").astype(str),
+    })
+    out = values.dropna(subset=["x", "y"]).fillna({"y_err": 0.0}).reset_index(drop=True)
+    if out.empty:
+        raise TracklensError(f"no track has both {x} and {y} (were the previews analysed?)")
+    out.attrs.update(x_label=PLAYLIST_LABELS.get(x, x), y_label=PLAYLIST_LABELS.get(y, y),
+                     n_without=int(len(table) - len(out)))
+    return out
+
+
+def _playlist_title(d: pd.DataFrame) -> str:
+    without = f"; {d.attrs['n_without']} without a value left out" if d.attrs["n_without"] else ""
+    return f"{len(d)} tracks{without}"
+
+
+def _playlist_scatter_mpl(d: pd.DataFrame):
+    fig, (ax,) = _mpl_figure(1, panel_size=(7.0, 4.8))
+    ax.errorbar(d["x"], d["y"], yerr=d["y_err"], fmt="o", color="tab:blue", ecolor="tab:blue", alpha=0.7,
+                capsize=2, label="track (bar: ± held-out error)")
+    for _, row in d.iterrows():
+        ax.annotate(row["label"][:28], (row["x"], row["y"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel=d.attrs["x_label"], ylabel=d.attrs["y_label"], title=f"Playlist: {_playlist_title(d)}")
+    ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+def _playlist_scatter_plotly(d: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Scatter(
+        x=d["x"], y=d["y"], mode="markers", text=d["label"], customdata=d[["y_err", "camelot"]].to_numpy(),
+        error_y={"type": "data", "array": d["y_err"], "thickness": 1}, marker={"size": 9},
+        name="track (bar: ± held-out error)",
+        hovertemplate="%{text}<br>%{x:.0f}, %{y:.2f} ± %{customdata[0]:.2f}, key %{customdata[1]}<extra></extra>"))
+    return fig.update_layout(title={"text": "Playlist", "subtitle": {"text": _playlist_title(d)}},
+                             xaxis_title=d.attrs["x_label"], yaxis_title=d.attrs["y_label"], margin=COMPACT_MARGIN)
+
+
+def playlist_scatter(table: pd.DataFrame, *, x: str = "tracklens_tempo_bpm", y: str = "tracklens_energy_est",
+                     backend: Backend = "plotly"):
+    """A playlist's tracks by tempo and estimated energy (or any two measured columns), each
+    estimate with its held-out error bar (see :func:`playlist_points_data`)."""
+    d = playlist_points_data(table, x=x, y=y)
+    return _render(d, {"matplotlib": _playlist_scatter_mpl, "plotly": _playlist_scatter_plotly}, backend)
+
+
+def camelot_key(code: str) -> str:
+    """The key a Camelot code names: "8A" -> "A minor", "8B" -> "C major"."""
+    number, letter = int(code[:-1]), code[-1]
+    major = (7 * (number - 8)) % 12  # each step round the wheel is a fifth (7 semitones)
+    return f"{CAMELOT_NAMES[major]} major" if letter == "B" else f"{CAMELOT_NAMES[(major - 3) % 12]} minor"
+
+
+def camelot_wheel_data(table: pd.DataFrame, *, column: str = "tracklens_camelot") -> pd.DataFrame:
+    """The 24 Camelot keys (1A..12B) with how many tracks of the playlist are in each: code,
+    number, letter, key, angle (degrees clockwise from the top, 1 at 30°... 12 at the top),
+    tracks (count) and titles ("artist - title; ...")."""
+    if column not in table.columns:
+        raise TracklensError(f"playlist table lacks column {column!r}; were the previews analysed?")
+    codes = table[column].fillna("").astype(str)
+    labels = (table.get("artists", pd.Series("", index=table.index)).astype(str) + " - "
+              + table.get("title", pd.Series("", index=table.index)).astype(str))
+    rows = []
+    for number in range(1, 13):
+        for letter in "AB":
+            code = f"{number}{letter}"
+            mask = codes == code
+            rows.append({"code": code, "number": number, "letter": letter, "key": camelot_key(code),
+                         "angle": (number % 12) * 30.0, "tracks": int(mask.sum()),
+                         "titles": "; ".join(labels[mask])})
+    out = pd.DataFrame(rows)
+    out.attrs["n_unknown"] = int((codes == "").sum())
+    return out
+
+
+def _wheel_note(d: pd.DataFrame, *, sep: str = "<br>") -> str:
+    """What the rings mean (each part on a line of its own: one line ran off a phone-wide figure)."""
+    n = d.attrs.get("n_unknown", 0)
+    unknown = [f"{n} track{'s' if n != 1 else ''} without a key left out"] if n else []
+    return sep.join(["inner ring minor (A), outer major (B)", "neighbouring keys mix harmonically", *unknown])
+
+
+def _camelot_wheel_mpl(d: pd.DataFrame):
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.2, 6.6), layout="constrained")
+    ax = fig.add_subplot(projection="polar")
+    ax.set_theta_zero_location("N")
+    ax.set_theta_direction(-1)
+    cmap, top = colormaps["Blues"], max(1, int(d["tracks"].max()))
+    for _, row in d.iterrows():
+        theta, bottom = np.deg2rad(row["angle"]), 1.0 if row["letter"] == "A" else 2.0
+        ax.bar(theta, 1.0, width=np.deg2rad(30), bottom=bottom, color=cmap(0.1 + 0.8 * row["tracks"] / top),
+               edgecolor="white")
+        short = row["key"].replace(" minor", "m").replace(" major", "")
+        ax.text(theta, bottom + 0.5, f"{row['code']}\n{short}" + (f"\n({row['tracks']})" if row["tracks"] else ""),
+                ha="center", va="center", fontsize=7, color="white" if row["tracks"] / top > 0.6 else "black")
+    ax.set_ylim(0, 3)
+    ax.set_axis_off()
+    ax.set_title(f"Key wheel (Camelot): tracks per key\n{_wheel_note(d, sep=chr(10))}", fontsize=9)
+    return fig
+
+
+def _camelot_wheel_plotly(d: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for letter, base, name in (("A", 1.0, "minor (A)"), ("B", 2.0, "major (B)")):
+        ring = d[d["letter"] == letter]
+        fig.add_trace(go.Barpolar(
+            r=[1.0] * len(ring), base=base, theta=ring["angle"], width=[30] * len(ring), name=name,
+            marker={"color": ring["tracks"], "colorscale": "Blues", "cmin": 0, "cmax": max(1, int(d["tracks"].max())),
+                    "line": {"color": "white", "width": 1}},
+            customdata=ring[["code", "key", "tracks", "titles"]].to_numpy(),
+            hovertemplate="%{customdata[0]} %{customdata[1]}: %{customdata[2]} tracks<br>%{customdata[3]}<extra></extra>"))
+        fig.add_trace(go.Scatterpolar(r=[base + 0.5] * len(ring), theta=ring["angle"], mode="text",
+                                      text=ring["code"], showlegend=False, hoverinfo="skip"))
+    return fig.update_layout(
+        title={"text": "Key wheel (Camelot)", "subtitle": {"text": _wheel_note(d)}},
+        polar={"radialaxis": {"visible": False, "range": [0, 3]},
+               "angularaxis": {"direction": "clockwise", "rotation": 90, "showticklabels": False}},
+        legend={"orientation": "h", "y": -0.1}, margin={**COMPACT_MARGIN, "t": 140})
+
+
+def camelot_wheel(table: pd.DataFrame, *, column: str = "tracklens_camelot", backend: Backend = "plotly"):
+    """The playlist's keys on the Camelot wheel, each key coloured by its number of tracks
+    (see :func:`camelot_wheel_data`)."""
+    d = camelot_wheel_data(table, column=column)
+    return _render(d, {"matplotlib": _camelot_wheel_mpl, "plotly": _camelot_wheel_plotly}, backend)
+
+
 # --- text summaries --------------------------------------------------------------------------
 
 
 def summarize_correlations(d: CorrData, *, k: int = 3) -> str:
-    """The ``k`` strongest and ``k`` weakest feature-target correlations with their intervals."""
+    """The ``k`` strongest and ``k`` weakest feature-target associations with their intervals
+    (each with its measure's symbol: r/ρ for a number, η for a category)."""
     t = d.target
 
     def line(f, row):
-        return (f"  {f:<17} r={row['r']:+.3f}  {d.ci:.0%} CI [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]  "
-                f"p={row['p']:.2g}  q={row['q']:.2g}")
+        symbol = _symbol(row.get("measure", d.method))
+        return (f"  {feature_name(f):<17} {symbol}={row['r']:+.3f}  {d.ci:.0%} CI [{row['ci_low']:+.3f}, "
+                f"{row['ci_high']:+.3f}]  p={row['p']:.2g}  q={row['q']:.2g}")
 
-    out = [f"{d.method} correlation with {d.target_name} (n={d.n}), strongest:"]
+    out = [f"association with {d.target_name} (n={d.n}; {_measures_note(d)}), strongest:"]
     out += [line(f, r) for f, r in t.head(k).iterrows()]
     out.append("weakest:")
     out += [line(f, r) for f, r in t.tail(k).iloc[::-1].iterrows()]

@@ -148,16 +148,26 @@ def _single(img: SpecImage, *, size=(9.0, 3.4)):
     return fig
 
 
-def plot_waveform(analysis, *, title: str = "", ax=None):
-    """Waveform (amplitude against time in seconds)."""
+def plot_waveform(analysis, *, title: str = "", ax=None, peak: float | None = None):
+    """Waveform (amplitude against time in seconds; full scale is ±1).
+
+    ``peak`` fixes the amplitude axis at ±peak (:func:`genre_gallery` gives every row the same
+    one, so a quiet clip looks quiet); default: the clip's own peak.
+    """
     fig, axes = (ax.figure, None) if ax is not None else _figure()
     ax = ax if ax is not None else axes[0, 0]
     t = np.arange(len(analysis.y)) / analysis.sr
     step = max(1, len(t) // 20000)  # the eye cannot see more points; keeps figures light
     ax.plot(t[::step], analysis.y[::step], lw=0.5, color="tab:blue")
-    ax.set(xlabel="time (s)", ylabel="amplitude", xlim=(0, analysis.duration_s),
-           title=" · ".join(p for p in (title, "waveform") if p))
+    limit = 1.05 * (peak if peak is not None else waveform_peak([analysis]))
+    ax.set(xlabel="time (s)", ylabel="amplitude (full scale ±1)", xlim=(0, analysis.duration_s),
+           ylim=(-limit, limit), title=" · ".join(p for p in (title, "waveform") if p))
     return fig
+
+
+def waveform_peak(analyses) -> float:
+    """The largest absolute sample of the analyses (at least 1e-3, so silence still draws)."""
+    return max([float(np.max(np.abs(a.y), initial=0.0)) for a in analyses] + [1e-3])
 
 
 def plot_spectrogram(analysis, *, kind: Literal["linear", "mel"] = "mel", title: str = ""):
@@ -290,7 +300,8 @@ def genre_gallery(analyses: Mapping[str, object], *, titles: Mapping[str, str] |
 
     analyses : genre -> Analysis ; titles : genre -> file name shown in the row's titles
     views : columns, from "waveform", "linear", "mel", "chroma", "mfcc". Each image column
-    shares one colour scale (so genres compare), shown by the colour bar under the column.
+    shares one colour scale (so genres compare), shown by the colour bar under the column; the
+    waveforms share one amplitude scale (± the loudest clip's peak).
     """
     if not analyses:
         raise TracklensError("genre gallery needs at least one analysed clip")
@@ -301,13 +312,14 @@ def genre_gallery(analyses: Mapping[str, object], *, titles: Mapping[str, str] |
     images = {v: {g: analysis_image(a, v) for g, a in analyses.items()} for v in views if v != "waveform"}
     limits = {v: (min(float(i.values.min()) for i in imgs.values()), max(float(i.values.max()) for i in imgs.values()))
               for v, imgs in images.items()}
+    peak = waveform_peak(analyses.values())  # one amplitude scale: genres' loudness compares
     fig, axes = _figure(len(analyses), len(views), size=(4.0, 2.1))
     for i, (genre, a) in enumerate(analyses.items()):
         name = f"{genre}: {titles[genre]}" if genre in titles else genre
         for j, view in enumerate(views):
             ax = axes[i, j]
             if view == "waveform":
-                plot_waveform(a, ax=ax)
+                plot_waveform(a, ax=ax, peak=peak)
             else:
                 low, high = limits[view]
                 draw_image(images[view][genre], ax, colorbar=False, vmin=low, vmax=high)

@@ -40,6 +40,7 @@ RANKS = {
     "explore": 6, "librosa_visuals": 6,
     "catalogue": 6,  # measured tracks and neighbours by sound: uses features + models; reports, dashboard, cli use it
     "reports": 7,
+    "playlist": 7,  # Spotify playlist -> previews -> catalogue analysis -> one table (acquire + catalogue)
     "dashboard": 8,  # every dashboard.* module
     "cli": 9,
 }

@@ -163,7 +163,7 @@ def test_year_marks_do_not_collide_at_the_end(pages):
 
 
 @pytest.mark.parametrize("feature, axis_title", [("tempo", "tempo (BPM)"), ("loudness", "loudness (dB, Spotify)"),
-                                                 ("duration_ms", "duration (min)"), ("energy", "energy (0–1)")])
+                                                 ("duration_ms", "duration (m:ss)"), ("energy", "energy (0–1)")])
 def test_scatter_axes_carry_units(pages, feature, axis_title):
     from tracklens.dashboard import data
 
@@ -184,7 +184,8 @@ def test_trends_axes_carry_units(pages):
     years = [int(df["year"].min()), int(df["year"].max())]
     trends = pages["charts"].update_trends(years, None, "all", "duration_ms", None)
     assert [a.text for a in trends.layout.annotations] == ["duration", "popularity"]
-    assert (trends.layout.yaxis.title.text, trends.layout.yaxis2.title.text) == ("min", "0–100")
+    assert (trends.layout.yaxis.title.text, trends.layout.yaxis2.title.text) == ("m:ss", "0–100")
+    assert all(":" in t for t in trends.layout.yaxis.ticktext)  # minutes drawn, read as m:ss
     means = trends.data[1].y  # the duration panel's yearly means, in minutes
     assert max(means) == pytest.approx(df.groupby("year")["duration_ms"].mean().max() / 60_000)
 
@@ -207,7 +208,7 @@ def test_correlations_drawn_as_a_matrix_and_ranked_intervals(pages):
     assert [t.type for t in heatmap.data] == ["heatmap"]  # the matrix alone: its colour bar covers nothing
     expected = explore.corr_data(df, columns=pages["charts"].feature_columns(df), n_boot=10).target.sort_values("r")
     (ranked,) = intervals.data
-    assert list(ranked.y) == list(expected.index)
+    assert list(ranked.y) == [explore.feature_name(f) for f in expected.index]  # words: "duration"
     np.testing.assert_allclose(ranked.x, expected["r"])
     assert len(ranked.error_x.array) == len(expected)
 

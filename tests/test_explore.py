@@ -41,17 +41,21 @@ def planted():
 
 @pytest.mark.parametrize("method", ["pearson", "spearman"])
 def test_heatmap_matrix_equals_df_corr(charts, method):
+    """Number-number cells are DataFrame.corr's; category cells (key, mode, explicit) are η or V
+    (tests/test_associations.py)."""
     d = explore.corr_data(charts, method=method, n_boot=200)
     cols = list(d.matrix.columns)
-    assert cols[-1] == "popularity" and len(cols) == len(set(cols))
-    expected = charts[cols].astype(float).corr(method=method).loc[cols, cols]
-    pd.testing.assert_frame_equal(d.matrix, expected)
+    assert cols[0] == "popularity" and len(cols) == len(set(cols))
+    numbers = [c for c in cols if c not in explore.CATEGORICAL_FEATURES]
+    expected = charts[cols].astype(float).corr(method=method).loc[numbers, numbers]
+    pd.testing.assert_frame_equal(d.matrix.loc[numbers, numbers], expected)
+    at = [cols.index(c) for c in numbers]
     fig = explore.corr_heatmap(charts, method=method, n_boot=200)
-    np.testing.assert_allclose(np.asarray(fig.data[0].z, dtype=float), expected.to_numpy())
+    np.testing.assert_allclose(np.asarray(fig.data[0].z, dtype=float)[np.ix_(at, at)], expected.to_numpy())
     mpl = explore.corr_heatmap(charts, method=method, n_boot=200, backend="matplotlib")
-    np.testing.assert_allclose(mpl.axes[0].images[0].get_array(), expected.to_numpy())
+    np.testing.assert_allclose(mpl.axes[0].images[0].get_array()[np.ix_(at, at)], expected.to_numpy())
     drawn = explore.corr_heatmap(d, backend="matplotlib")  # a CorrData already computed is drawn as it is
-    np.testing.assert_allclose(drawn.axes[0].images[0].get_array(), expected.to_numpy())
+    np.testing.assert_allclose(drawn.axes[0].images[0].get_array(), d.matrix.to_numpy())
 
 
 def test_corr_pvalues_and_intervals(planted):

@@ -4,7 +4,12 @@ Filters (year range, genre, explicit) apply to every figure. Cross-filtering: cl
 the correlation heatmap (or a feature in the ranked correlations) picks the scatter's feature; a
 box/lasso selection in the scatter restricts the correlations and the yearly trends to the
 selected songs. On a phone the ranked correlations come first and the 13 x 13 matrix keeps
-readable cells, scrolling sideways inside its panel (dashboard/assets/style.css).
+readable cells, scrolling sideways inside its panel (dashboard/assets/style.css); popularity is
+its first row and column, so what scrolls away is feature-feature pairs, and a note says so.
+
+Key, mode and explicit are categories: each pair is related by the measure that fits it
+(:func:`explore.associations`: r for two numbers, η for a category and a number, Cramér's V for two
+categories), and the figures say which.
 """
 
 from __future__ import annotations
@@ -160,7 +165,8 @@ def layout(**_query) -> html.Div:
             html.P(id="charts-count", className="note", **{"aria-live": "polite"}),
             html.Div(
                 [
-                    scrolling_figure_panel("charts-heatmap", "correlation heatmap of the features and popularity"),
+                    scrolling_figure_panel("charts-heatmap", "association heatmap of the features and popularity",
+                                           hint=SCROLL_HINT),
                     figure_panel("charts-intervals", "each feature's correlation with popularity, ranked, "
                                  "with its bootstrap interval"),
                 ],
@@ -177,25 +183,36 @@ def layout(**_query) -> html.Div:
     )
 
 
-def scrolling_figure_panel(id_: str, label: str) -> html.Div:
+SCROLL_HINT = ("Popularity is the first row and column. On a narrow screen the matrix scrolls sideways "
+               "(swipe it) for the other pairs.")
+
+
+def scrolling_figure_panel(id_: str, label: str, *, hint: str | None = None) -> html.Div:
     """A figure panel whose graph keeps a minimum width (style.css ``.scroll-x``) and scrolls
-    sideways inside the panel on a narrow screen, so the page itself never does."""
+    sideways inside the panel on a narrow screen, so the page itself never does; ``hint`` is a
+    note above it that says so (a scrolling region gives no sign of itself on a touch screen)."""
     panel = figure_panel(id_, label)
-    panel.children = html.Div(panel.children, className="scroll-x")
+    notes = [html.P(hint, className="note", id=f"{id_}-hint")] if hint else []
+    panel.children = [*notes, html.Div(panel.children, className="scroll-x")]
     return panel
 
 
 @callback(Output("charts-feature", "value"), Input("charts-heatmap", "clickData"),
           State("charts-feature", "options"), prevent_initial_call=True)
 def pick_feature(click: dict | None, options: list) -> str:
-    """A click on a heatmap cell picks that cell's feature (whichever axis is not popularity)."""
+    """A click on a heatmap cell picks that cell's feature (whichever axis is not popularity).
+
+    The figures name the columns in words (:func:`explore.feature_name`: "duration", not
+    "duration_ms"); a click maps the drawn name back to the column."""
     if not click or not click.get("points"):
         raise dash.exceptions.PreventUpdate
     values = [o["value"] if isinstance(o, dict) else o for o in options]
+    by_name = {**{explore.feature_name(v): v for v in values}, **{v: v for v in values}}
     point = click["points"][0]
     for name in (point.get("x"), point.get("y")):
-        if name in values and name != "popularity":
-            return name
+        column = by_name.get(name)
+        if column is not None and column != "popularity":
+            return column
     raise dash.exceptions.PreventUpdate
 
 
@@ -222,7 +239,7 @@ def update_scatter(years, genres, explicit, feature):
           Input("charts-years", "value"), Input("charts-genres", "value"),
           Input("charts-explicit", "value"), Input("charts-scatter", "selectedData"))
 def update_heatmap(years, genres, explicit, selection):
-    """Correlation heatmap for the filtered (and scatter-selected) songs."""
+    """Association heatmap for the filtered (and scatter-selected) songs."""
     return safe_figure(lambda: explore.corr_heatmap(correlations(years, genres, explicit, selection), intervals=False))
 
 
