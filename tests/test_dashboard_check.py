@@ -71,8 +71,8 @@ def test_map_axes_say_what_the_components_load_on(app, pages, demo_catalogue):
 
 
 def test_hit_profile_draws_p0_and_keeps_labels_on_the_axis(app):
-    """A feature at P0 still gets a bar and a label; a label near P95 goes left of the bar end,
-    not past the axis (it overlapped the bar ends at P94-P96)."""
+    """A feature at P0 is drawn as a point at 0 (not clipped by the axis) with its label; a label
+    near P95 goes left of the mark, not past the axis (it overlapped the bar ends at P94-P96)."""
     from tracklens import explore
     from tracklens.dashboard import data
 
@@ -81,7 +81,7 @@ def test_hit_profile_draws_p0_and_keeps_labels_on_the_axis(app):
     track = {"tempo": tempo.min() - 1, "energy": float(np.percentile(charts["energy"], 95))}
     fig = explore.hit_profile(track, charts, features=["tempo", "energy"])
     widths = dict(zip((t.split("<br>")[0] for t in fig.data[0].y), fig.data[0].x))
-    assert widths["tempo"] >= 1  # percentile points: visible
+    assert widths["tempo"] == 0 and fig.data[0].cliponaxis is False  # a measured value is a point, visible at P0
     labels = {a.y.split("<br>")[0]: a for a in fig.layout.annotations}
     assert labels["tempo"].text == "P0" and labels["tempo"].x > 0
     assert labels["energy"].text == "P95" and labels["energy"].xanchor == "right" and labels["energy"].x < 100
