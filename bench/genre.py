@@ -147,15 +147,24 @@ def plot(table: pd.DataFrame, shipped: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    clips = table[(table["protocol"] == "valid") & (table["length"] == "clips")]
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
-    for row in clips.itertuples():
-        colour = "tab:red" if row.model == shipped else "tab:blue"
-        ax.errorbar(row.cpu_s, row.accuracy, yerr=row.se, fmt="o", color=colour, capsize=3)
-        ax.annotate(row.model, (row.cpu_s, row.accuracy), textcoords="offset points", xytext=(5, 3), fontsize=7)
+    clips = table[(table["protocol"] == "valid") & (table["length"] == "clips")].copy()
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
+    # candidates of one cost (the same networks) side by side, labels spread to stay readable
+    clips["group"] = clips["cpu_s"].round(2)
+    for _, group in clips.groupby("group"):
+        group = group.sort_values("accuracy", ascending=False)
+        label_y = None
+        for k, row in enumerate(group.itertuples()):
+            x = row.cpu_s + 0.004 * k
+            colour = "tab:red" if row.model == shipped else "tab:blue"
+            ax.errorbar(x, row.accuracy, yerr=row.se, fmt="o", color=colour, capsize=3, alpha=0.8)
+            label_y = row.accuracy if label_y is None else min(row.accuracy, label_y - 0.012)
+            ax.annotate(row.model + (" (shipped)" if row.model == shipped else ""), (x, row.accuracy),
+                        xytext=(row.cpu_s + 0.035, label_y), fontsize=7, color=colour, va="center",
+                        arrowprops={"arrowstyle": "-", "color": "lightgrey", "linewidth": 0.6})
     ax.axvline(0.5, color="grey", linestyle=":", linewidth=1)
-    ax.text(0.52, ax.get_ylim()[0], "0.5 CPU-s budget", fontsize=7, color="grey", va="bottom")
-    ax.set_xscale("log")
+    ax.text(0.49, ax.get_ylim()[0] + 0.005, "0.5 CPU-s budget", fontsize=7, color="grey", va="bottom", ha="right")
+    ax.set_xlim(0, 0.55)
     ax.set_xlabel("CPU-s per 30 s clip (blend + fit verdict, one core)")
     ax.set_ylabel(f"accuracy, valid-fold whole clips (n={int(clips['n'].iloc[0])}) ± 1 SE")
     ax.set_title(f"Genre candidates: accuracy against cost (red: shipped default, {shipped})", fontsize=9)
@@ -172,6 +181,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="regularisation fixed (heads.QUICK_STRENGTHS), not chosen again")
     parser.add_argument("--results", type=Path, help="a pickle of heads.compare results to read instead of comparing")
     parser.add_argument("--costs", type=Path, help="a JSON of CPU-s per candidate (an earlier timing of this run) to read")
+    parser.add_argument("--skip-fit", action="store_true", help="leave out the fit score's open-set measures")
     args = parser.parse_args()
     if args.results:
         import pickle
@@ -190,6 +200,7 @@ def main() -> None:
         one_core()
         print("timings (one core):")
         costs = timings(rows)
+        print(json.dumps(costs))
     table = headline(results, costs, seed=args.seed)
     print(markdown(table))
     print("\nper-genre recall, valid fold's whole clips and grouped CV's:\n"
@@ -205,6 +216,8 @@ def main() -> None:
     best, _ = heads.best_candidate(results, costs=costs)
     plot(table, best["name"], args.plot)
     print(f"plot: {args.plot}")
+    if args.skip_fit:
+        return
     from tracklens.models import fit
 
     files = heads.shared_files()
