@@ -851,16 +851,30 @@ def clip_accuracy(result: dict) -> tuple[float, float, int]:
     return s["accuracy"], float(np.sqrt(s["accuracy"] * (1 - s["accuracy"]) / s["n"])), s["n"]
 
 
+def _recipe_earns_its_place(result: dict, results: list[dict]) -> bool:
+    """A training recipe (mixup, augmented audio) is kept only where it beats its plain twin (same
+    heads on the same inputs) by more than the twin's standard error on the valid fold's whole clips."""
+    candidate = _BY_NAME[result["name"]]
+    if candidate.recipe == PLAIN:
+        return True
+    twins = [r for r in results if _BY_NAME[r["name"]].parts == candidate.parts and _BY_NAME[r["name"]].recipe == PLAIN]
+    if not twins:
+        return False
+    acc, se, _ = clip_accuracy(twins[0])
+    return clip_accuracy(result)[0] > acc + se
+
+
 def best_candidate(results: list[dict], *, costs: dict[str, float] | None = None, fast_only: bool = False,
                    names: set[str] | None = None) -> tuple[dict, str]:
     """What ships, measured where users are: the highest accuracy on the artist-disjoint valid
-    fold's whole 30 s clips; every candidate within one standard error of it counts as tied,
+    fold's whole 30 s clips (a recipe candidate only where it beats its plain twin by more than
+    an SE); every candidate within one standard error of it counts as tied,
     and of those the cheapest (CPU-s per 30 s clip, :func:`candidate_cost`) ships (equal cost:
     the more accurate, then the higher balanced accuracy). ``fast_only``: among the one-pass EfficientAT candidates; ``names``:
     among these candidates."""
     by_name = {c.name: c for c in CANDIDATES}
     pool = [r for r in results if (not fast_only or all(s in FAST_SETS for s, _ in by_name[r["name"]].parts))
-            and (names is None or r["name"] in names)]
+            and (names is None or r["name"] in names) and _recipe_earns_its_place(r, results)]
     top = max(pool, key=lambda r: clip_accuracy(r)[0])
     top_acc, se, n = clip_accuracy(top)
     tied = [r for r in pool if clip_accuracy(r)[0] >= top_acc - se]

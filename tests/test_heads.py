@@ -186,3 +186,10 @@ def test_fusion_and_musicnn_stay_available_by_name():
     for name, kind in (("fusion", "fusion"), ("musicnn", "musicnn")):
         assert blend.resolve_model_dir(name) == config.MODELS_DIR / name
         assert store.read_card(config.MODELS_DIR / name)["input"]["kind"] == kind
+
+
+def test_a_recipe_ships_only_where_it_beats_its_plain_twin_by_more_than_an_se():
+    # mixup +2 clips over efficientat_linear (SE ~0.05): not kept, whatever it costs
+    plain, mixed = _result("efficientat_linear", 60), _result("efficientat_linear_mixup", 62)
+    assert heads.best_candidate([plain, mixed])[0]["name"] == "efficientat_linear"
+    assert heads.best_candidate([plain, _result("efficientat_linear_mixup", 66)])[0]["name"] == "efficientat_linear_mixup"
