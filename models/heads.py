@@ -1,19 +1,25 @@
 """Genre heads on pretrained embeddings, trained, compared and shipped on the shared GTZAN audio.
 
-The data: every file of ``../shared/data/gtzan`` (manifest.csv: 133 full 30 s clips, 51
-classical 15 s excerpts, 214 snippets of 2-3 s; train and valid folds of the fault-filtered,
-artist-disjoint split; the test fold is not there and is never used). Each file's model inputs
-are computed once, through the blend's own code (:func:`file_windows`: the same blocks,
-sample rates and window functions as :func:`models.blend.predict_blend`), and cached under
-``data/interim/genre_windows/`` keyed by the file's checksum and the embedding weights.
+The data: every file of ``../shared/data/gtzan`` (manifest.csv: 172 full 22 kHz clips + 26 full
+clips at 16 kHz, 46 classical 15 s excerpts, 179 snippets of 2-3 s; train and valid folds of the
+fault-filtered, artist-disjoint split; the test fold is not there and is never used). Each file's
+model inputs are computed once, through the blend's own code (:func:`file_windows`: the same
+blocks, sample rates and window functions as :func:`models.blend.predict_blend`), and cached
+under ``data/interim/genre_windows/`` keyed by the file's checksum and the embedding weights;
+augmented copies (:func:`augmented_windows`) beside them.
 
-Then: :data:`CANDIDATES` (linear / MLP heads on musicnn, on EfficientAT, and their late and
-early fusion) are scored by :func:`compare` (artist-disjoint valid fold and grouped CV, clips and
-snippets apart), :func:`best_candidate` picks what ships, :func:`to_keras` exports the
-scikit-learn fits exactly into the Keras builders' layers and :func:`ship` saves the model folder
-with its card. :func:`fit_rule_rates` tunes and scores :mod:`models.fit` on the same data plus
-seeded out-of-vocabulary audio. ``python -m tracklens.models.heads`` (``make default-model``)
-does all of it; ``bench/genre.py`` prints the comparison with timings.
+Then: :data:`CANDIDATES` (linear / MLP heads on musicnn, on EfficientAT, their late and early
+fusion, and EfficientAT heads trained with mixup or augmented audio, :class:`Recipe`) are scored
+by :func:`compare` (artist-disjoint valid fold and grouped CV; whole 30 s clips, excerpts and
+snippets apart), :func:`best_candidate` picks what ships (accuracy on the valid fold's whole
+clips, the cheapest within one standard error), :func:`to_keras` exports the scikit-learn fits
+exactly into the Keras builders' layers and :func:`ship` saves the model folder with its card.
+:func:`fit_rule_rates` tunes and scores :mod:`models.fit` on the same data plus seeded
+out-of-vocabulary audio; :func:`held_out_genre_ood` and :func:`synthetic_ood` score its
+continuous form as the open-set literature does (AUROC, FPR at 95 % TPR).
+``python -m tracklens.models.heads`` (``make default-model``) ships ``default``,
+``default-fast``, ``fusion`` and ``musicnn``; ``bench/genre.py`` prints the comparison with
+timings; docs/genre-models.md holds the numbers.
 """
 
 from __future__ import annotations
