@@ -7,8 +7,6 @@ their cards store (never with a refit: a scikit-learn refit is not bit-stable ac
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -75,7 +73,6 @@ def test_augmented_rows_join_only_their_own_clips_training(monkeypatch):
 
 
 def test_augmented_audio_stays_close_to_the_original():
-    rng = np.random.default_rng(0)
     sr = 32_000
     t = np.arange(sr * 2) / sr
     y = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
@@ -84,7 +81,7 @@ def test_augmented_audio_stays_close_to_the_original():
     assert abs(len(a) / len(y) - 1) <= 0.06 and np.abs(a).max() <= 1.0
     peak = np.fft.rfftfreq(len(a), 1 / sr)[np.abs(np.fft.rfft(a)).argmax()]
     assert 440 * 2 ** (-1 / 12) - 1 <= peak <= 440 * 2 ** (1 / 12) + 1  # at most a semitone away
-    assert not np.array_equal(a, heads.augment_audio(y, sr, rng))
+    assert not np.array_equal(a, heads.augment_audio(y, sr, np.random.default_rng(0)))
 
 
 # --- the choice: accuracy on whole clips, cost breaking ties -------------------------------------------
@@ -125,8 +122,8 @@ def _evidence(music, inside, wider):
 def test_the_poor_fit_score_is_positive_exactly_when_a_rule_fires():
     rule = {"min_music": 0.3, "min_log_ratio": 1.0, "min_wider": 0.0}
     rows = [_evidence(0.9, 0.2, 0.01), _evidence(0.1, 0.2, 0.01), _evidence(0.9, 0.01, 0.5), _evidence(0.9, 0.1, 0.2)]
-    score = heads_score = fit.poor_fit_score(rows, rule)
-    assert list(heads_score >= 0) == [fit.decide(ev, rule).fit == "poor" for ev in rows] == [False, True, True, False]
+    score = fit.poor_fit_score(rows, rule)
+    assert list(score >= 0) == [fit.decide(ev, rule).fit == "poor" for ev in rows] == [False, True, True, False]
     assert score[2] == pytest.approx(np.log((0.5 + fit.EPS) / (0.01 + fit.EPS)) - 1.0)
 
 
