@@ -887,12 +887,18 @@ def best_candidate(results: list[dict], *, costs: dict[str, float] | None = None
     best = min(tied, key=lambda r: (candidate_cost(by_name[r["name"]], costs), -clip_accuracy(r)[0],
                                     -scores(r["valid"], r["genres"], length="clips")["balanced_accuracy"]))
     acc = clip_accuracy(best)[0]
+    left_out = [r["name"] for r in results if not _recipe_earns_its_place(r, results) and (names is None or r["name"] in names)
+                and (not fast_only or all(s in FAST_SETS for s, _ in by_name[r["name"]].parts))]
     among = ("the one-pass EfficientAT candidates" if fast_only else
              ", ".join(sorted(names)) if names else "all candidates")
     why = (f"{best['name']}: accuracy {acc:.3f} on the artist-disjoint valid fold's {n} whole 30 s clips (train-fold "
            f"fit), at {candidate_cost(by_name[best['name']], costs):.2f} CPU-s per 30 s clip. Among {among} the best was "
-           f"{top['name']} ({top_acc:.3f} +- {se:.3f} SE); the {len(tied)} within one SE of it count as tied "
-           f"({', '.join(r['name'] for r in tied)}) and the cheapest ships. Data: every train/valid file of "
+           f"{top['name']} ({top_acc:.3f} +- {se:.3f} SE, {candidate_cost(by_name[top['name']], costs):.2f} CPU-s); "
+           f"the {len(tied)} within one SE of it count as tied ({', '.join(r['name'] for r in tied)}) and the "
+           f"cheapest ships"
+           + (f"; training recipes that did not beat their plain twin by more than an SE were left out "
+              f"({', '.join(left_out)})" if left_out else "")
+           + ". Data: every train/valid file of "
            f"../shared/data/gtzan (test fold never used). metrics.comparison holds every candidate")
     return best, why
 
