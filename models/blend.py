@@ -56,7 +56,7 @@ SHORT_INPUT = "as_is"  # summary models: analyse a short clip as it is ("loop": 
 BLOCK_S = 30.0  # audio is decoded in ~30 s blocks; the model's windows inside each are classified
 #: The shipped models besides config.DEFAULT_MODEL_DIR, by folder name (``--model default-fast`` works).
 FAST_MODEL_DIR = config.DEFAULT_FAST_MODEL_DIR
-SHIPPED_NAMES = ("default", "default-fast", "default-table")
+SHIPPED_NAMES = ("default", "default-fast", "default-table", "fusion", "musicnn")  # fusion, musicnn: earlier recipes, by name
 #: predict_blend reads at most this much of a track by default (the feature engine's limit, 10 min)
 MAX_BLEND_S = config.FEATURE_MAX_DURATION_S
 #: Input kinds read from EfficientAT windows (models.efficientat_models; no numpy import needed here)
