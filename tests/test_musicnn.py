@@ -350,7 +350,7 @@ def test_cli_features_embeddings_and_predict_tags(run_cli, tiny_folder, tmp_path
     assert code == 2 and "--embeddings" in err and "musicnn" in err
 
     clip = tiny_folder / "a" / "a.00000.wav"
-    code, stdout, _ = run_cli("predict", clip, "--tags")
+    code, stdout, _ = run_cli("predict", clip, "--tags", "--model", "musicnn")  # musicnn ships by name
     assert code in (0, None) and "MSD_musicnn tags: " in stdout and f"{clip}" in stdout
     code, stdout, _ = run_cli("predict", clip, tiny_folder / "b" / "broken.wav", "--tags", "--format", "csv")
     rows = pd.read_csv(__import__("io").StringIO(stdout), keep_default_na=False)
