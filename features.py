@@ -677,10 +677,15 @@ class Analysis:
                                             aggregate=np.median)
 
     @functools.cached_property
+    def beat_tempogram(self) -> np.ndarray:
+        """Autocorrelation tempogram [shape=(384, t)] of :attr:`beat_envelope`."""
+        return self._tempogram_of(self.beat_envelope)
+
+    @functools.cached_property
     def tempo_estimate(self) -> "TempoEstimate":
         """The tempo (BPM) a musician would tap, and its x2 / x1/2 alternative when close:
-        :func:`estimate_tempo` of the tempogram of :attr:`beat_envelope`."""
-        return estimate_tempo(self._tempogram_of(self.beat_envelope), sr=self.sr, hop_length=self.hop_length)
+        :func:`estimate_tempo` of :attr:`beat_tempogram`."""
+        return estimate_tempo(self.beat_tempogram, sr=self.sr, hop_length=self.hop_length)
 
     @functools.cached_property
     def key(self) -> KeyEstimate:
@@ -734,7 +739,8 @@ def tempo_candidates(tempogram: np.ndarray, *, sr: int, hop_length: int) -> tupl
 
 
 def estimate_tempo(tempogram: np.ndarray, *, sr: int, hop_length: int) -> TempoEstimate:
-    """The tempo of a tempogram [shape=(lags, t)]: the candidate peak with the highest strength
+    """The tempo of a tempogram [shape=(lags, t)] (or of its mean over frames [shape=(lags,)],
+    e.g. a long track's, summed block by block): the candidate peak with the highest strength
     times a log-normal prior (TEMPO_PRIOR), and its x2 / x1/2 alternative when that scores
     within ALT_TEMPO_RATIO of it."""
     bpm, height = tempo_candidates(tempogram, sr=sr, hop_length=hop_length)
@@ -901,9 +907,10 @@ def mono_meter(y: np.ndarray, *, sr: int) -> loudness.LoudnessMeter:
     return meter
 
 
-def channel_meter(path: str, *, max_duration: float) -> loudness.LoudnessMeter:
-    """A loudness meter fed with every channel of ``path`` at its own rate (BS.1770)."""
-    sr, channels, blocks = load_channels(path, max_duration=max_duration)
+def channel_meter(source, *, name: str | None = None, max_duration: float = config.MAX_DURATION_S) -> loudness.LoudnessMeter:
+    """A loudness meter fed with every channel of ``source`` (a path or an upload's bytes;
+    ``name`` for messages) at its own rate, as BS.1770 measures."""
+    sr, channels, blocks = load_channels(source, name=name, max_duration=max_duration)
     return loudness.measure_blocks(blocks, sr, channels)
 
 
