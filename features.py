@@ -871,6 +871,42 @@ def estimate_key(chroma: np.ndarray, **kwargs: Any) -> tuple[int, int]:
     return k.key, k.mode
 
 
+# --- scoring tempo and key against annotations (bench/tempo_key.py, tests) -------------------
+
+
+def parse_key(text: str) -> tuple[int, int] | None:
+    """An annotation's key: "G minor" -> (7, 0); "" -> None. Mode 1 major, 0 minor (Spotify's
+    convention); sharps as in KEY_NAMES."""
+    if not text:
+        return None
+    tonic, mode = text.split()
+    return KEY_NAMES.index(f"{tonic} major"), 1 if mode == "major" else 0
+
+
+def tempo_scores(estimate: float, reference: float) -> tuple[bool, bool]:
+    """(Acc1, Acc2): within 4 % of the reference; also at x2, x3, 1/2, 1/3 of it."""
+    ok = lambda factor: abs(estimate * factor - reference) <= 0.04 * reference
+    return ok(1.0), any(ok(f) for f in (1.0, 2.0, 3.0, 0.5, 1.0 / 3.0))
+
+
+def mirex_key_score(estimate: tuple[int, int], reference: tuple[int, int]) -> float:
+    """MIREX key weighting (mir_eval.key.weighted_score's rules)."""
+    (ek, em), (rk, rm) = estimate, reference
+    if ek < 0:
+        return 0.0
+    if (ek, em) == (rk, rm):
+        return 1.0
+    if em == rm and (ek - rk) % 12 == 7:
+        return 0.5
+    if em == 0 and rm == 1 and (ek - rk) % 12 == 9:
+        return 0.3
+    if em == 1 and rm == 0 and (ek - rk) % 12 == 3:
+        return 0.3
+    if em != rm and ek == rk:
+        return 0.2
+    return 0.0
+
+
 def integrated_loudness(y: np.ndarray, *, sr: int) -> float:
     """ITU-R BS.1770-4 integrated loudness (LUFS) of mono ``y`` (:mod:`tracklens.loudness`; a
     file's channels are measured by :func:`channel_meter`). -70 for silence or under 0.4 s."""

@@ -32,40 +32,7 @@ import numpy as np
 
 from tracklens import audio, config, features
 
-PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 KINDS = ("full30s", "full30s_16k", "excerpt15s")
-
-
-def parse_key(text: str) -> tuple[int, int] | None:
-    """"G minor" -> (7, 0); "" -> None. Mode 1 major, 0 minor (Spotify's convention)."""
-    if not text:
-        return None
-    tonic, mode = text.split()
-    return PITCH_CLASSES.index(tonic), 1 if mode == "major" else 0
-
-
-def tempo_scores(estimate: float, reference: float) -> tuple[bool, bool]:
-    """(Acc1, Acc2): within 4 % of the reference; also at x2, x3, 1/2, 1/3 of it."""
-    ok = lambda factor: abs(estimate * factor - reference) <= 0.04 * reference
-    return ok(1.0), any(ok(f) for f in (1.0, 2.0, 3.0, 0.5, 1.0 / 3.0))
-
-
-def mirex_key_score(estimate: tuple[int, int], reference: tuple[int, int]) -> float:
-    """MIREX key weighting (mir_eval.key.weighted_score's rules)."""
-    (ek, em), (rk, rm) = estimate, reference
-    if ek < 0:
-        return 0.0
-    if (ek, em) == (rk, rm):
-        return 1.0
-    if em == rm and (ek - rk) % 12 == 7:
-        return 0.5
-    if em == 0 and rm == 1 and (ek - rk) % 12 == 9:
-        return 0.3
-    if em == 1 and rm == 0 and (ek - rk) % 12 == 3:
-        return 0.3
-    if em != rm and ek == rk:
-        return 0.2
-    return 0.0
 
 
 def clips(data: Path, fold: str, limit: int | None) -> list[dict]:
@@ -77,7 +44,7 @@ def clips(data: Path, fold: str, limit: int | None) -> list[dict]:
             path = Path(r["path"])
             path = data / path.relative_to("shared/data") if path.parts[:2] == ("shared", "data") else data / path
             rows.append({"clip": r["clip"], "genre": r["genre"], "path": str(path),
-                         "tempo": float(note["tempo_bpm"]), "key": parse_key(note["key"])})
+                         "tempo": float(note["tempo_bpm"]), "key": features.parse_key(note["key"])})
     return rows[:limit] if limit else rows
 
 
@@ -110,10 +77,10 @@ SYSTEMS = ("tracklens", "tracklens v2", "librosa")
 
 
 def score(results: list[dict], system: str) -> dict:
-    acc = np.array([tempo_scores(r[system]["tempo"], r["tempo"]) for r in results])
+    acc = np.array([features.tempo_scores(r[system]["tempo"], r["tempo"]) for r in results])
     keyed = [r for r in results if r["key"] is not None]
     exact = np.array([r[system]["key"] == r["key"] for r in keyed], dtype=float)
-    mirex = np.array([mirex_key_score(r[system]["key"], r["key"]) for r in keyed])
+    mirex = np.array([features.mirex_key_score(r[system]["key"], r["key"]) for r in keyed])
     return {"n": len(results), "acc1": acc[:, 0].mean(), "acc2": acc[:, 1].mean(), "n_key": len(keyed),
             "key_exact": exact.mean() if keyed else np.nan, "mirex": mirex.mean() if keyed else np.nan}
 
