@@ -199,9 +199,13 @@ def load_channels(source, *, name: str | None = None, max_duration: float = conf
     except Exception as exc:  # libsndfile's error types vary by format
         handle, why = None, _short(exc)
     if handle is not None:
-        plan = _plan_read(label, sample_rate=int(handle.samplerate), channels=int(handle.channels),
-                          duration_s=handle.frames / handle.samplerate if handle.samplerate > 0 else math.nan,
-                          offset=0.0, max_duration=max_duration)
+        try:
+            plan = _plan_read(label, sample_rate=int(handle.samplerate), channels=int(handle.channels),
+                              duration_s=handle.frames / handle.samplerate if handle.samplerate > 0 else math.nan,
+                              offset=0.0, max_duration=max_duration)
+        except BaseException:
+            handle.close()
+            raise
 
         def soundfile_blocks():
             with handle:
@@ -246,7 +250,8 @@ def load_channels(source, *, name: str | None = None, max_duration: float = conf
                         pending += chunk
                         take = len(pending) // frame_bytes
                         if take:
-                            block = np.frombuffer(pending[: take * frame_bytes], dtype="<f4").reshape(take, plan.channels)
+                            block = np.frombuffer(pending[: take * frame_bytes], dtype="<f4")
+                            block = block.reshape(take, plan.channels)
                             _check_samples(block, label)
                             pending = pending[take * frame_bytes:]
                             yield block

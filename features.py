@@ -60,7 +60,9 @@ ID_COLUMNS: tuple[str, ...] = ("track_id", "path", "label", "segment", "start_s"
 # onsets; GTZAN valid fold Acc1 0.74 vs 0.59 for ``tempo``), its x2 / x1/2 alternative when the
 # evidence is close (NaN when not), true peak (dBTP, oversampled), loudness range (EBU Tech 3342,
 # LU), the key's confidence (0-1) and its runner-up ("E minor").
-CARD_COLUMNS: tuple[str, ...] = ("bpm", "tempo_alt", "true_peak_dbtp", "loudness_range_lu", "key_confidence", "key_runner_up")
+CARD_COLUMNS: tuple[str, ...] = (
+    "bpm", "tempo_alt", "true_peak_dbtp", "loudness_range_lu", "key_confidence", "key_runner_up",
+)
 EXTRA_COLUMNS: tuple[str, ...] = ("truncated", "checksum")
 FEATURE_COLUMNS: tuple[str, ...] = (
     *ID_COLUMNS, *SUMMARY_COLUMNS, *(c for c in SPOTIFY_COLUMNS if c != "tempo"), *CARD_COLUMNS, *EXTRA_COLUMNS,
@@ -943,7 +945,8 @@ def card_features(analysis: Analysis, measured: loudness.Loudness) -> dict:
     tempo's alternative, the key's confidence and runner-up from ``analysis``."""
     tempo, key = analysis.tempo_estimate, analysis.key
     return {"bpm": tempo.bpm, "tempo_alt": tempo.alternative, "true_peak_dbtp": measured.true_peak_dbtp,
-            "loudness_range_lu": measured.loudness_range_lu, "key_confidence": key.confidence, "key_runner_up": key.runner_up_name}
+            "loudness_range_lu": measured.loudness_range_lu, "key_confidence": key.confidence,
+            "key_runner_up": key.runner_up_name}
 
 
 def mono_meter(y: np.ndarray, *, sr: int) -> loudness.LoudnessMeter:
@@ -953,7 +956,8 @@ def mono_meter(y: np.ndarray, *, sr: int) -> loudness.LoudnessMeter:
     return meter
 
 
-def channel_meter(source, *, name: str | None = None, max_duration: float = config.MAX_DURATION_S) -> loudness.LoudnessMeter:
+def channel_meter(source, *, name: str | None = None,
+                  max_duration: float = config.MAX_DURATION_S) -> loudness.LoudnessMeter:
     """A loudness meter fed with every channel of ``source`` (a path or an upload's bytes;
     ``name`` for messages) at its own rate, as BS.1770 measures."""
     sr, channels, blocks = load_channels(source, name=name, max_duration=max_duration)

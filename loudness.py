@@ -126,6 +126,7 @@ def _interpolation_filter(factor: int) -> tuple[np.ndarray, float]:
 
 
 _TP_CONTEXT = 20  # input samples each side that a 32-tap phase filter needs (>= 16)
+_ADD_FRAMES = 1 << 16  # frames measured at a time (1.5 s at 44.1 kHz)
 _TP_CHUNK = 1024  # input samples per true-peak chunk; chunks that cannot beat the peak are skipped
 
 
@@ -160,13 +161,21 @@ class LoudnessMeter:
         return int(round((k + 1) * STEP_S * self.sr))
 
     def add(self, block) -> None:
+        """Measure the next ``(frames, channels)`` (or mono ``(frames,)``) samples; a long block
+        is measured in pieces of _ADD_FRAMES, so memory stays bounded (the float64 copies of
+        10 minutes at once took ~300 MB)."""
+        block = np.asarray(block)
+        if block.ndim == 1:
+            block = block[:, None]
+        if block.ndim != 2 or block.shape[1] != self.channels:
+            raise TracklensError(f"block of shape {np.shape(block)} does not hold {self.channels} channel(s)")
+        for start in range(0, len(block), _ADD_FRAMES):
+            self._add(block[start:start + _ADD_FRAMES])
+
+    def _add(self, block: np.ndarray) -> None:
         from scipy import signal
 
         x = np.asarray(block, dtype=np.float64)
-        if x.ndim == 1:
-            x = x[:, None]
-        if x.ndim != 2 or x.shape[1] != self.channels:
-            raise TracklensError(f"block of shape {np.shape(block)} does not hold {self.channels} channel(s)")
         if not len(x):
             return
         if not np.all(np.isfinite(x)):

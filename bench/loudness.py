@@ -135,7 +135,8 @@ def main(argv=None) -> int:
             off_ideal = abs(ours["tp"] - ideal) if np.isfinite(ideal) else np.inf
             worst_either = max(worst_either, min(abs(d["tp"]), off_ideal))
             print(f"{name:32s} {ref['lufs']:9.3f} {ours['lufs']:8.3f} {d['lufs']:+6.3f} {ref['lra']:7.2f} "
-                  f"{ours['lra']:6.2f} {d['lra']:+6.2f} {ref['tp']:7.2f} {ours['tp']:7.2f} {d['tp']:+6.2f} {ideal:8.2f}")
+                  f"{ours['lra']:6.2f} {d['lra']:+6.2f} {ref['tp']:7.2f} {ours['tp']:7.2f} {d['tp']:+6.2f} "
+                  f"{ideal:8.2f}")
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)

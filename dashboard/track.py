@@ -270,7 +270,8 @@ def analyse(clip, *, summary: bool = False, meter=None) -> TrackAnalysis:
                   "loudness": measured.integrated_lufs, "true_peak_dbtp": measured.true_peak_dbtp,
                   "loudness_range_lu": measured.loudness_range_lu,
                   "normalisation": loudness.normalisation(measured.integrated_lufs, measured.true_peak_dbtp),
-                  "key": key.key, "mode": key.mode, "key_confidence": key.confidence, "key_runner_up": key.runner_up_name,
+                  "key": key.key, "mode": key.mode, "key_confidence": key.confidence,
+                  "key_runner_up": key.runner_up_name,
                   "duration_ms": int(round(clip.source_duration_s * 1000))}
     return TrackAnalysis(
         comparable=comparable, estimates=_estimates(estimator, fma_means), unavailable=unavailable,
