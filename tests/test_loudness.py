@@ -169,3 +169,40 @@ def test_agrees_with_ffmpeg_ebur128(tmp_path, sr, channels):
     assert ours.integrated_lufs == pytest.approx(ref["I"], abs=0.1)
     assert ours.loudness_range_lu == pytest.approx(ref["LRA"], abs=0.5)
     assert ours.true_peak_dbtp == pytest.approx(ref["TP"], abs=0.2)
+
+
+@pytest.mark.skipif(FFMPEG is None, reason="ffmpeg not installed")
+def test_load_channels_falls_back_to_ffmpeg_for_bytes_and_paths(tmp_path):
+    """M4A (AAC), which soundfile cannot open: both channels at the file's rate through ffmpeg,
+    from a path and from an upload's bytes, and the loudness of the decoded AAC is the WAV's
+    within what the lossy codec changes (0.2 LU)."""
+    from scipy import signal
+
+    rng = np.random.default_rng(2)
+    # noise under 6 kHz: AAC keeps it (full-band noise lost 0.3 LU to the encoder's low-pass)
+    x = signal.sosfilt(signal.butter(8, 6000, fs=44_100, output="sos"), rng.standard_normal((44_100 * 4, 2)), axis=0)
+    x = 0.1 * x / x.std()
+    x[:, 1] *= 0.5
+    wav = tmp_path / "src.wav"
+    sf.write(wav, x.astype(np.float32), 44_100, subtype="FLOAT")
+    m4a = tmp_path / "song.m4a"
+    subprocess.run([FFMPEG, "-v", "error", "-i", str(wav), "-c:a", "aac", "-b:a", "256k", str(m4a)], check=True)
+    want = loudness.measure(x, 44_100).integrated_lufs
+    for source in (m4a, m4a.read_bytes()):
+        sr, channels, blocks = audio.load_channels(source, name="song.m4a")
+        assert (sr, channels) == (44_100, 2)
+        assert loudness.measure_blocks(blocks, sr, channels).result().integrated_lufs == pytest.approx(want, abs=0.2)
+
+
+def test_load_channels_refuses_a_header_it_cannot_read(tmp_path):
+    """A WAV header announcing 65 535 channels is refused before any read, with load_audio's message."""
+    import struct
+
+    header = (b"RIFF" + struct.pack("<I", 36 + 8) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 65535, 8_000,
+                                                                               8_000 * 65535, 65535, 8)
+              + b"data" + struct.pack("<I", 8) + b"\0" * 8)
+    path = tmp_path / "wide.wav"
+    path.write_bytes(header)
+    for source in (path, header):
+        with pytest.raises(audio.AudioError, match="unsupported channel count 65535"):
+            audio.load_channels(source, name="wide.wav")
