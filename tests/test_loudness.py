@@ -206,3 +206,20 @@ def test_load_channels_refuses_a_header_it_cannot_read(tmp_path):
     for source in (path, header):
         with pytest.raises(audio.AudioError, match="unsupported channel count 65535"):
             audio.load_channels(source, name="wide.wav")
+
+
+def test_true_peak_chunk_skip_gives_the_full_filters_result():
+    """The meter skips chunks that cannot beat the peak found so far; the result must be one
+    full pass's (loud clipped noise: every chunk is near the peak; quiet noise with one burst:
+    one is)."""
+    from scipy import signal
+
+    rng = np.random.default_rng(4)
+    loud = np.clip(0.6 * rng.standard_normal((SR * 3, 2)), -0.99, 0.99)
+    burst = 0.01 * rng.standard_normal((SR * 3, 1))
+    burst[SR:SR + 300] *= 60
+    h, _ = loudness._interpolation_filter(loudness.oversampling_factor(SR))
+    for x in (loud, burst):
+        full = max(np.max(np.abs(signal.upfirdn(h, x[:, c], up=4))) for c in range(x.shape[1]))
+        full = max(full, np.max(np.abs(x)))  # the meter never reads under the sample peak
+        assert loudness.measure(x, SR).true_peak_dbtp == pytest.approx(20 * np.log10(full), abs=1e-9)
