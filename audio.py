@@ -167,6 +167,105 @@ def load_audio_bytes(
     return clip
 
 
+def load_channels(source, *, name: str | None = None, max_duration: float = config.MAX_DURATION_S):
+    """Open ``source`` (a path, or an upload's bytes) for reading every channel at the file's own
+    sample rate, for meters that need them (BS.1770 loudness sums the channels' powers; a
+    downmix reads 3-6 dB low on stereo).
+
+    Returns ``(sample_rate, channels, blocks)``: ``blocks`` yields float32 arrays
+    [shape=(frames, channels)] of at most 4 MiB each, at most ``max_duration`` seconds in all,
+    not clipped (a lossy decoder's overshoot is a real true peak). The header checks, the sample
+    checks and the messages are :func:`load_audio`'s; soundfile first, then ffmpeg (through a
+    private temporary file for bytes), stopped after the same timeout.
+    """
+    import io
+    import subprocess
+    import tempfile
+    import threading
+
+    import soundfile as sf
+
+    is_bytes = isinstance(source, (bytes, bytearray, memoryview))
+    if is_bytes:
+        label = name or "upload"
+        if not len(source):
+            raise AudioError(f"{label}: empty file (0 bytes)")
+        _check_sniffed_header(label, bytes(source[:HEADER_BYTES]))
+    else:
+        path = _check_file(source)
+        label = name or str(path)
+    try:
+        handle = sf.SoundFile(io.BytesIO(bytes(source)) if is_bytes else str(path))
+    except Exception as exc:  # libsndfile's error types vary by format
+        handle, why = None, _short(exc)
+    if handle is not None:
+        try:
+            plan = _plan_read(label, sample_rate=int(handle.samplerate), channels=int(handle.channels),
+                              duration_s=handle.frames / handle.samplerate if handle.samplerate > 0 else math.nan,
+                              offset=0.0, max_duration=max_duration)
+        except BaseException:
+            handle.close()
+            raise
+
+        def soundfile_blocks():
+            with handle:
+                done = 0
+                while done < plan.limit:
+                    block = handle.read(min(plan.block_frames, plan.limit - done), dtype="float32", always_2d=True)
+                    if not len(block):
+                        return
+                    _check_samples(block, label)
+                    done += len(block)
+                    yield block
+
+        return plan.source_sr, plan.channels, soundfile_blocks()
+
+    tmp = tempfile.TemporaryDirectory(prefix="tracklens-channels-") if is_bytes else None
+    try:
+        file = path if tmp is None else Path(tmp.name) / f"upload{Path(label).suffix.lower() or '.bin'}"
+        if tmp is not None:
+            file.write_bytes(bytes(source))
+        exe = _ffmpeg_exe(label, why)
+        info = _ffprobe(file, why=why, name=label)
+        plan = _plan_read(label, sample_rate=info["sample_rate"], channels=info["channels"],
+                          duration_s=info["duration_s"], offset=0.0, max_duration=max_duration)
+    except BaseException:
+        if tmp is not None:
+            tmp.cleanup()
+        raise
+
+    def ffmpeg_blocks():
+        cmd = [exe, "-nostdin", "-v", "error", "-i", str(file), "-map", "0:a:0", "-t", f"{max_duration:.6f}",
+               "-vn", "-sn", "-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(plan.channels),
+               "-ar", str(plan.source_sr), "pipe:1"]
+        frame_bytes = 4 * plan.channels
+        try:
+            with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL) as proc:
+                watchdog = threading.Timer(_FFMPEG_TIMEOUT_S, proc.kill)
+                watchdog.start()
+                try:
+                    pending = b""
+                    while chunk := proc.stdout.read(plan.block_frames * frame_bytes):
+                        pending += chunk
+                        take = len(pending) // frame_bytes
+                        if take:
+                            block = np.frombuffer(pending[: take * frame_bytes], dtype="<f4")
+                            block = block.reshape(take, plan.channels)
+                            _check_samples(block, label)
+                            pending = pending[take * frame_bytes:]
+                            yield block
+                finally:
+                    watchdog.cancel()
+                    if proc.poll() is None:
+                        proc.kill()
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
+
+    return plan.source_sr, plan.channels, ffmpeg_blocks()
+
+
 class _SoundfileFailed(Exception):
     """soundfile could not decode the input; the message says why (ffmpeg is tried next)."""
 

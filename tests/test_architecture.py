@@ -35,6 +35,7 @@ RANKS = {
     "audio": 1,
     "acquire": 2, "demo_data": 2,
     "prepare": 3, "batch": 3,  # batch: the runner the engine and the embedding models plug into (knows neither)
+    "loudness": 4,  # the BS.1770 meter the engine and the card use
     "preprocessing": 4, "features": 4, "numba_cache": 4,  # numba_cache: the compile lock; the caller hands it the kernels to warm
     "models": 5,  # every models.* module
     "explore": 6, "librosa_visuals": 6,

@@ -96,19 +96,17 @@ def test_summary_equals_plain_librosa(clip_y, analysis):
 
 def test_fused_kernels_equal_the_numpy_formulas(clip_y, monkeypatch):
     """The numba kernels (soft mask, rolloff on librosa's frame-major STFT; the inverse STFT's
-    overlap-add; RMS and ZCR in one pass over y; piptrack's peak search for the tuning;
-    pyloudnorm's K-weighting) give the same bits as the numpy, librosa and pyloudnorm code
-    they replace."""
+    overlap-add; RMS and ZCR in one pass over y; piptrack's peak search for the tuning) give
+    the same bits as the numpy and librosa code they replace."""
     fast = features.analyze(clip_y, sr=SR)
-    fast_values = (fast.rolloff, fast.harmonic, fast.rms, fast.zero_crossing_rate, fast.tuning, fast.k_weighted)
+    fast_values = (fast.rolloff, fast.harmonic, fast.rms, fast.zero_crossing_rate, fast.tuning)
     monkeypatch.setattr(features, "_frame_rms_zcr", None)
     monkeypatch.setattr(features, "_tuning_peaks", None)
     monkeypatch.setattr(features, "_overlap_add", None)
-    monkeypatch.setattr(features, "_biquad_cascade", None)
     plain = features.analyze(clip_y, sr=SR)
     plain.stft = np.ascontiguousarray(plain.stft)  # not frame-major: the numpy path
     assert fast.stft.flags.f_contiguous and not plain.stft.flags.f_contiguous
-    plain_values = (plain.rolloff, plain.harmonic, plain.rms, plain.zero_crossing_rate, plain.tuning, plain.k_weighted)
+    plain_values = (plain.rolloff, plain.harmonic, plain.rms, plain.zero_crossing_rate, plain.tuning)
     for got, want in zip(fast_values, plain_values):
         assert np.asarray(got).dtype == np.asarray(want).dtype
         np.testing.assert_array_equal(got, want)
@@ -158,8 +156,11 @@ def test_spotify_comparable_features(analysis):
     assert got["tempo"] == pytest.approx(120.0, abs=3.0)
     assert got["key"] in range(12) and got["mode"] in (0, 1)
     assert got["duration_ms"] == 8250
+    # BS.1770-4 over the one channel (tracklens.loudness, libebur128's filter design as ffmpeg's
+    # ebur128); pyloudnorm designs the 38 Hz high-pass differently, 0.1 LU apart at 22 050 Hz
+    assert got["loudness"] == features.integrated_loudness(analysis.y, sr=SR)
     reference = pyloudnorm.Meter(SR).integrated_loudness(analysis.y.astype(np.float64))
-    assert got["loudness"] == pytest.approx(reference, abs=1e-6)
+    assert got["loudness"] == pytest.approx(reference, abs=0.15)
 
 
 def test_loudness_of_a_sine_and_key_of_a_minor_chord():
