@@ -233,21 +233,47 @@ def test_the_fast_model_tags_with_audioset_classes_but_not_their_roots(shared_da
     assert "Music" not in result.tags and "Heavy metal" in dict(result.top_tags(10))
 
 
-def test_the_shipped_table_model_is_the_measured_winner_exactly(shared_data):
-    """models/default-table: if logistic regression won, its Keras layers reproduce scikit-learn's."""
-    from tracklens.models import baselines, datasets, table_model
+# lbfgs stops when the largest gradient component of scikit-learn's objective falls below
+# LogisticRegression's tol (1e-4): where below it depends on the CPU's BLAS (a refit on another CPU
+# gave probabilities 2.4e-3 away), so the test checks what every fit guarantees, not one fit's point.
+# Shipped weights: 9.6e-5; a wrong C (0.5 for 0.3) or other rows give >= 1e-3.
+LOGREG_TOL = 1e-4
+
+
+def test_the_shipped_table_model_is_its_cards_logistic_regression(shared_data):
+    """models/default-table, if logistic regression won: its Keras layers are the standardiser of the
+    published table's train + valid rows and a minimum of the L2 logistic loss with the card's C.
+
+    No refit (bench/table_model_refit.py refits and reports how far this CPU's fit lands): the
+    scaler statistics are compared at float32 rounding, the weights by the optimality condition.
+    """
+    from tracklens.models import datasets, evaluate, table_model
 
     card = store.read_card(config.DEFAULT_TABLE_MODEL_DIR)
     assert card["metrics"]["why_shipped"] and card["input"]["kind"] == "summary"
     if "C" not in card["parameters"]:
         pytest.skip("a Keras model won the table comparison: nothing exported")
+    c = card["parameters"]["C"]
+    assert card["architecture"] == "linear" and c in table_model.LOGREG_C
     features, splits = table_model.table_paths(shared_data / "gtzan")
     table = datasets.assign_folds(datasets.read_feature_table(features), split_dir=splits)
     inputs = datasets.summary_inputs(table, card["genres"])
-    pipeline = baselines.logistic_regression(C=card["parameters"]["C"], random_state=card["parameters"]["seed"])
-    model = blend.load_model(config.DEFAULT_TABLE_MODEL_DIR)
-    np.testing.assert_allclose(model.predict_raw(inputs.x), pipeline.fit(inputs.x, inputs.y).predict_proba(inputs.x),
-                               atol=1e-5)
+    assert len(inputs.y) == card["split"]["refit"]["rows"]  # refit on train + valid
+    keras_model = blend.load_model(config.DEFAULT_TABLE_MODEL_DIR).keras_model  # checks the card's SHA-256s
+    norm = keras_model.get_layer("normalize").get_config()
+    mean, variance = (np.asarray(norm[k], np.float64).ravel() for k in ("mean", "variance"))
+    x = inputs.x.astype(np.float64)
+    # float32 storage of the scaler's statistics: ~1e-7 of a standard deviation, a change of rows >> 1e-3
+    assert (np.abs(mean - x.mean(axis=0)) / x.std(axis=0)).max() <= 1e-6
+    np.testing.assert_allclose(variance, x.var(axis=0), rtol=1e-6)
+    kernel, bias = (np.asarray(w, np.float64) for w in keras_model.get_layer("genre").get_weights())
+    z = (x - mean) / np.sqrt(variance)
+    proba = evaluate.softmax(z @ kernel + bias, axis=1)
+    np.testing.assert_allclose(np.asarray(keras_model(inputs.x)), proba, atol=1e-5)  # float32 forward pass
+    residual = proba - np.eye(len(card["genres"]))[inputs.y]
+    n = len(x)  # scikit-learn's objective: mean log-loss + ||W||^2 / (2 C n), intercept unpenalised
+    gradient = np.concatenate([(z.T @ residual / n + kernel / (c * n)).ravel(), residual.mean(axis=0)])
+    assert np.abs(gradient).max() <= LOGREG_TOL, np.abs(gradient).max()
 
 
 # --- blends from models trained on the demo catalogue, and format invariance ---------------------
