@@ -352,6 +352,7 @@ def test_wav_and_mp3_give_the_same_blend(trained, demo_catalogue, tmp_path):
     assert _mp3_distance(model, wav, tmp_path) < 0.10
 
 
+@pytest.mark.slow  # > 10 s on 2 busy cores: the shipped model on a 30 s clip twice, plus ffmpeg
 def test_default_model_blend_is_format_invariant_on_real_music(shared_data, tmp_path):
     from tracklens.models import blend
 

@@ -243,6 +243,7 @@ def test_matches_pytorch_original_on_synthetic_signal(embedder, original, record
     _compare(embedder.embed(y, sr=efficientat.SAMPLE_RATE), arrays["synthetic_logits"], arrays["synthetic_embedding"])
 
 
+@pytest.mark.slow  # > 10 s on 2 busy cores: five real clips through the network
 @pytest.mark.realdata
 def test_matches_pytorch_original_on_real_clips(shared_data, embedder, original, recorder):
     from tracklens.audio import load_audio

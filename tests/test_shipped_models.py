@@ -40,6 +40,7 @@ SNIPPETS = ["blues.00010", "country.00011", "disco.00012", "hiphop.00010", "jazz
             "reggae.00011", "rock.00017"]
 
 
+@pytest.mark.slow  # > 10 s on 2 busy cores: the shipped models on 19 real clips
 def test_default_model_classifies_real_music(gtzan_clip):
     """Out of the box on real GTZAN audio (a full clip of each genre and a 2-3 s snippet of nine
     genres; chance: 1 of 10 top-1, 3 top-3).
