@@ -107,6 +107,7 @@ def test_display_name_never_keeps_a_path():
     assert track.display_name(None) == "upload"
 
 
+@pytest.mark.slow  # three real clips fully analysed (10 s in make test-fast)
 def test_real_clips_of_different_genres_get_different_neighbours(gtzan_clip, demo_catalogue):
     """With key as a number and duration in the distance, jazz, hip-hop and classical clips all
     got the same five neighbours."""

@@ -383,6 +383,7 @@ def test_warm_hook_keeps_freed_arrays_for_the_next_file():
     assert faults < 50  # 0 here; 500-1000 when the freed 20 MB went back to the kernel
 
 
+@pytest.mark.slow  # a worker pool that loses a process (16 s in make test-fast)
 def test_a_worker_crash_keeps_finished_files_and_is_one_line(folder, tmp_path, monkeypatch, run_cli):
     from tracklens import numba_cache
 
