@@ -659,67 +659,173 @@ def _table_line(name: str, r: Blend | Exception, *, width: int, top: int, tags: 
     return line
 
 
+#: --sort-into files a track the ten genres do not describe (``Blend.fit == "poor"``) here, never under a genre
+POOR_FIT_FOLDER = "_does-not-fit"
+#: What :func:`sort_into` can do with a file, in the order the summary counts them
+SORT_ACTIONS = ("copied", "moved", "already there", "skipped", "failed")
+
+
 @dataclass(frozen=True)
 class Sorted:
-    """What :func:`sort_into` did with one file: ``action`` is "copied", "moved" (also when an
-    identical copy was already there), "kept" (nothing to do; ``note`` says why) or "failed"."""
+    """What :func:`sort_into` did with one file. ``action``: "copied" / "moved" (a new copy was
+    placed), "already there" (the file, or an identical copy, was in its folder before; with
+    ``move`` the duplicate source is removed), "skipped" (given twice, or gone before it could be
+    sorted) or "failed" (``note`` says why). ``poor_fit``: filed under :data:`POOR_FIT_FOLDER`."""
 
     source: str
     target: Path | None
     action: str
     note: str = ""
+    poor_fit: bool = False
+
+
+def sort_folder(result: Blend, dest: str | Path) -> Path:
+    """Where :func:`sort_into` files ``result``: ``dest/<top genre>``, or ``dest/_does-not-fit``
+    when the fit verdict says the ten genres do not describe the track."""
+    return Path(dest) / (POOR_FIT_FOLDER if result.fit == "poor" else result.top_genre)
 
 
 def sort_into(results: Sequence[Blend | Exception], dest: str | Path, *, move: bool = False) -> list[Sorted]:
-    """Copy (or with ``move=True`` move) each classified file into ``dest/<top_genre>/``.
+    """Copy (or with ``move=True`` move) each classified file into :func:`sort_folder`.
 
-    Never loses or overwrites a file: an existing different file of the same name gets a ``-1``,
-    ``-2``... suffix; an identical regular file is kept as the copy; a file already at its place
-    (the same file, e.g. ``sorted/pop/a.wav`` sorted into ``sorted``) is left where it is, and so
-    is a file given twice. Copies are written through :func:`fileio.atomic_path` (a fresh
-    ``mkstemp`` name, never a predictable temp file a planted symlink could redirect), and a
-    source is removed only once its copy is in place. A file that cannot be sorted gets a
-    "failed" entry and the others go on.
+    Never loses or overwrites a file, also with other processes sorting into ``dest`` at the same
+    time. A target name is claimed atomically (``os.link`` onto a name that must not exist yet:
+    it fails rather than replace), never checked and then written; a name taken by a different
+    file gets a ``-1``, ``-2``... suffix. A copy is written under a fresh ``mkstemp`` name in the
+    genre folder (a planted symlink never redirects it) and its bytes are checked against what
+    was read from the source before it gets its name; a source is removed (``move``) only after
+    that. On one filesystem a move is a hard link plus unlink, no copy. An identical regular file
+    already there is kept as the copy; a file already at its place, or given twice, is left
+    where it is. A file that cannot be sorted gets a "failed" entry and the others go on.
     """
     outcomes: list[Sorted] = []
     placed: dict[str, Path] = {}  # real path of each source sorted in this run -> where it went
     for r in results:
         if not isinstance(r, Blend) or not r.path:
             continue
+        folder = sort_folder(r, dest)
         try:
-            outcomes.append(_sort_one(Path(r.path), Path(dest) / r.top_genre, move=move, placed=placed))
+            outcome = _sort_one(Path(r.path), folder, move=move, placed=placed)
         except OSError as exc:
-            outcomes.append(Sorted(str(r.path), None, "failed", f"{r.path}: not sorted ({exc.strerror or exc})"))
+            outcome = Sorted(str(r.path), None, "failed", f"{r.path}: not sorted ({exc.strerror or exc})")
+        if r.fit == "poor" and outcome.action != "failed":
+            from dataclasses import replace
+
+            outcome = replace(outcome, poor_fit=True)
+        outcomes.append(outcome)
     return outcomes
 
 
 def _sort_one(src: Path, folder: Path, *, move: bool, placed: dict[str, Path]) -> Sorted:
     import os
-    import shutil
 
     key = os.path.realpath(src)
     if key in placed:
-        return Sorted(str(src), placed[key], "kept", f"{src}: given more than once; sorted once, into {placed[key]}")
+        return Sorted(str(src), placed[key], "skipped", f"{src}: given more than once; sorted once, into {placed[key]}")
     if not src.is_file():
-        return Sorted(str(src), None, "failed", f"{src}: no longer there (moved or deleted during the run); not sorted")
+        return Sorted(str(src), None, "skipped", f"{src}: no longer there (moved or deleted during the run); not sorted")
+    blocker = _not_a_folder(folder)
+    if blocker is not None:
+        return Sorted(str(src), None, "failed", f"{src}: not sorted: {blocker} is a file, not a folder")
     folder.mkdir(parents=True, exist_ok=True)
-    target, n = folder / src.name, 0
-    while os.path.lexists(target):
-        if target.exists() and os.path.samefile(src, target):
-            placed[key] = target
-            return Sorted(str(src), target, "kept", f"{src}: already in {folder}; left where it is")
-        if _identical_regular_file(src, target):
-            break
-        n += 1
-        target = folder / f"{src.stem}-{n}{src.suffix}"
-    else:
-        with fileio.atomic_path(target, suffix=".part") as tmp:
-            shutil.copyfile(src, tmp)
-            shutil.copystat(src, tmp)
-    if move:
-        src.unlink()
+    try:
+        target, how = _claim(src, folder, move=move)
+    except FileNotFoundError:
+        if src.exists():
+            raise
+        return Sorted(str(src), None, "skipped", f"{src}: no longer there (moved by another process?); not sorted")
     placed[key] = target
+    if how == "same":
+        return Sorted(str(src), target, "already there", f"{src}: already in {folder}; left where it is")
+    if move:
+        src.unlink(missing_ok=True)  # another process moving the same file may have removed it already
+    if how == "identical":
+        return Sorted(str(src), target, "already there",
+                      f"{src}: an identical copy is already {target}" + ("; removed the source" if move else ""))
     return Sorted(str(src), target, "moved" if move else "copied")
+
+
+def _not_a_folder(folder: Path) -> Path | None:
+    """The first of ``folder`` and its parents that exists but is not a directory (None: none)."""
+    for path in [folder, *folder.parents]:
+        if path.exists() or path.is_symlink():
+            return None if path.is_dir() else path
+    return None
+
+
+def _claim(src: Path, folder: Path, *, move: bool) -> tuple[Path, str]:
+    """Give ``src``'s bytes a name in ``folder`` that no other file had: ``(target, how)``, how
+    "placed" (a new file), "identical" (an identical regular file already had a candidate name)
+    or "same" (``src`` itself is already there). Raises FileNotFoundError when ``src`` vanished."""
+    import os
+
+    staged: Path | None = None  # the bytes to link under the target name
+    own_copy = False  # staged is a temp copy of ours, to remove afterwards
+    try:
+        n = 0
+        while True:
+            target = folder / (src.name if n == 0 else f"{src.stem}-{n}{src.suffix}")
+            if os.path.lexists(target):
+                if target.exists() and os.path.samefile(src, target):
+                    return target, "same"
+                if _identical_regular_file(src, target):
+                    return target, "identical"
+                n += 1
+                continue
+            if staged is None:
+                if move and not src.is_symlink() and _same_device(src, folder):
+                    staged = src  # a hard link moves it: no copy, nothing to verify
+                else:
+                    staged, own_copy = _verified_copy(src, folder), True
+            try:
+                os.link(staged, target, follow_symlinks=False)  # fails when the name exists: never replaces
+            except FileExistsError:
+                continue  # taken since we looked: look at that name again
+            except OSError:
+                if own_copy:
+                    raise
+                staged, own_copy = _verified_copy(src, folder), True  # no hard links there: copy
+                continue
+            return target, "placed"
+    finally:
+        if own_copy and staged is not None:
+            staged.unlink(missing_ok=True)
+
+
+def _same_device(src: Path, folder: Path) -> bool:
+    import os
+
+    return os.stat(src).st_dev == os.stat(folder).st_dev
+
+
+def _verified_copy(src: Path, folder: Path) -> Path:
+    """A copy of ``src`` (bytes, mode and times) under a fresh hidden temp name in ``folder``,
+    its bytes read back and compared with the bytes read from ``src``; raises OSError when they
+    differ (a failing disk), so no source is removed for a bad copy."""
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix=f".{src.name}.", suffix=".part", dir=folder)
+    tmp = Path(name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as writer, open(src, "rb") as reader:
+            while block := reader.read(1 << 20):
+                digest.update(block)
+                writer.write(block)
+            writer.flush()
+            os.fsync(writer.fileno())
+        shutil.copystat(src, tmp)
+        if fileio.file_checksum(tmp) != digest.hexdigest():
+            import errno
+
+            raise OSError(errno.EIO, f"the copy in {folder} does not match the source")
+        return tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _identical_regular_file(src: Path, target: Path) -> bool:

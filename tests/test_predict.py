@@ -162,9 +162,11 @@ def test_streamed_output_is_the_same_text_as_one_render(tmp_path):
 # --- --sort-into never loses or overwrites a file ---------------------------------------------------
 
 
-def test_sorting_a_file_already_in_its_place_keeps_it(stub_model, tmp_path, run_cli):
+def test_sorting_a_file_already_in_its_place_keeps_it(stub_model, tmp_path, run_cli, monkeypatch):
     """`predict s/pop/good.wav --sort-into s --move` judged the file "identical" to itself and
     deleted the only copy."""
+    # a fitting track (a sine tone's own verdict, "poor", would file it under _does-not-fit/)
+    monkeypatch.setattr(blend, "_judge", lambda result, evidence: setattr(result, "fit", "ok"))
     song = _wav(tmp_path / "s" / "pop" / "good.wav")
     before = song.read_bytes()
     code, _, err = run_cli("predict", song, "--sort-into", tmp_path / "s", "--move")
@@ -177,7 +179,7 @@ def test_the_same_file_twice_with_move_is_sorted_once(tmp_path):
     song = _wav(tmp_path / "inbox" / "song.wav")
     before = song.read_bytes()
     outcomes = blend.sort_into([_blend_of(song), _blend_of(song)], tmp_path / "sorted", move=True)
-    assert [o.action for o in outcomes] == ["moved", "kept"]
+    assert [o.action for o in outcomes] == ["moved", "skipped"]
     assert "given more than once" in outcomes[1].note
     assert not song.exists() and (tmp_path / "sorted" / "pop" / "song.wav").read_bytes() == before
 
