@@ -93,7 +93,9 @@ def atomic_path(path: str | Path, *, suffix: str = ".part"):
     """Yield a temp path beside ``path`` for a writer that wants a file name (pyarrow, numpy, Keras).
 
     ``suffix`` lets writers that insist on an extension (e.g. ``.keras``, ``.npz``) keep it.
-    ``path`` may be an fsspec URL (see the module docstring).
+    ``path`` may be an fsspec URL (see the module docstring). The temp file (``.<name>.XXXXXXXX
+    <suffix>``) is ``flock``-ed while it is written, so :func:`remove_stale_temp_files` can tell
+    one a killed process left (no lock: the kernel drops it with the process) from one in use.
     """
     path = output_target(path)
     if isinstance(path, str):
@@ -102,8 +104,8 @@ def atomic_path(path: str | Path, *, suffix: str = ".part"):
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
     try:
+        _lock(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be read
         os.replace(tmp, path)
@@ -111,6 +113,48 @@ def atomic_path(path: str | Path, *, suffix: str = ".part"):
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)
+
+
+def _lock(fd: int, *, wait: bool = True) -> bool:
+    """``flock`` ``fd`` exclusively; without ``wait``, False when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # not on Windows: no cleaning of stale temp files there
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except OSError:
+        return False
+    return True
+
+
+def remove_stale_temp_files(path: str | Path) -> list[Path]:
+    """Remove the temp files :func:`atomic_path` left beside ``path`` when a process writing it
+    was killed (``.<name>.XXXXXXXX<suffix>``, no process holding its lock); returns them.
+    A temp file another process is still writing is left alone. URLs: nothing to do."""
+    path = output_target(path)
+    if isinstance(path, str) or not path.parent.is_dir():
+        return []
+    removed = []
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[A-Za-z0-9_]{8}(\.[A-Za-z0-9]+)?$")
+    for candidate in path.parent.iterdir():
+        if not pattern.match(candidate.name):
+            continue
+        try:
+            fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        except OSError:  # a symlink, gone, unreadable: not ours to judge
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode) and _lock(fd, wait=False):
+                candidate.unlink()
+                removed.append(candidate)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
 
 
 @contextmanager
