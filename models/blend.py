@@ -21,8 +21,9 @@ its card and its calibration temperature. :func:`predict_blend` turns an audio f
 Any model kind of :mod:`models.registry` works, decoded at the sample rate its card records
 (``input.sample_rate``: 16 kHz musicnn, 32 kHz EfficientAT and fusion, 22.05 kHz feature models;
 in-memory audio at another rate is resampled to it). Files are decoded in blocks of ~30 s
-(``audio.load_audio`` with an offset), so a long track never sits in memory whole; the last block
-is aligned to the track's end. By default every block of a track up to the 10-minute limit is
+(``audio.load_audio`` with an offset), so a long track never sits in memory whole; the blocks
+cover the track back to back, each second once, the tail a shorter last block (:func:`block_plan`;
+a plan is arithmetic and bounded, whatever duration a header claims). By default every block of a track up to the 10-minute limit is
 blended (:data:`MAX_BLEND_S`; ``max_seconds`` reads fewer, evenly spread). Inside each block the
 model classifies windows of ``card.input.window_s`` seconds: 10 s EfficientAT windows
 (:mod:`models.efficientat_models`; a shorter input is one shorter window), musicnn's 3 s patches
@@ -37,6 +38,7 @@ need whole 3 s segments, so short input is looped for them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -59,6 +61,8 @@ FAST_MODEL_DIR = config.DEFAULT_FAST_MODEL_DIR
 SHIPPED_NAMES = ("default", "default-fast", "default-table")
 #: predict_blend reads at most this much of a track by default (the feature engine's limit, 10 min)
 MAX_BLEND_S = config.FEATURE_MAX_DURATION_S
+#: A header's duration above this is treated as unknown (the blocks are then read until the data ends)
+MAX_BELIEVED_S = 24 * 3600.0
 #: Input kinds read from EfficientAT windows (models.efficientat_models; no numpy import needed here)
 EFFICIENTAT_KINDS = ("efficientat", "fusion")
 
@@ -260,14 +264,53 @@ def load_fast_model() -> GenreModel:
 # --- windows over a track ---------------------------------------------------------------------------
 
 
-def window_starts(duration_s: float, window_s: float) -> list[float]:
-    """Start times of back-to-back windows covering the track; the last one ends at the track's end."""
-    if duration_s <= window_s:
-        return [0.0]
-    starts = list(np.arange(0.0, duration_s - window_s + 1e-6, window_s))
-    if duration_s - (starts[-1] + window_s) > 0.25 * window_s:  # a long enough remainder gets its own
-        starts.append(duration_s - window_s)
-    return [float(s) for s in starts]
+#: A remainder shorter than this after the last whole block joins that block instead of being a
+#: block of its own (the decoder refuses clips under config.MIN_DURATION_S)
+TAIL_MIN_S = config.MIN_DURATION_S
+
+
+class Block(NamedTuple):
+    """One stretch of a track that :func:`predict_blend` decodes and classifies: ``[start_s, end_s)``;
+    ``last``: the plan's last block."""
+
+    start_s: float
+    end_s: float
+    last: bool
+
+
+def block_plan(duration_s: float, block_s: float, *, max_blocks: int | None = None) -> Iterator[Block]:
+    """The blocks that cover ``[0, duration_s)`` exactly once: back to back, ``block_s`` long, and
+    a remainder of at least :data:`TAIL_MIN_S` as a shorter last block of its own (a 215 s track
+    at 30 s: seven blocks and 210-215 s; a 40 s track: 0-30 and 30-40 s). A remainder under
+    :data:`TAIL_MIN_S` is left out (the decoder refuses such a clip, and no model window is that
+    short: a 30.013 s GTZAN clip is one 0-30 s block); a track shorter than one block is one block.
+
+    ``max_blocks``: at most that many blocks, those at the centres of equal parts of the track (so
+    intro and outro do not stand for the whole). The plan is arithmetic and lazy: a header that
+    claims 2^49 samples costs nothing here (the decoder then finds the data ends early). A
+    duration that is not finite (unknown) plans blocks from the start, without end: the caller
+    stops when decoding yields less than a block.
+    """
+    if not block_s > 0:
+        raise TracklensError(f"block_s={block_s} must be > 0")
+    if not math.isfinite(duration_s):
+        for i in itertools.count() if max_blocks is None else range(max(1, max_blocks)):
+            yield Block(i * block_s, (i + 1) * block_s, False)
+        return
+    n_whole = int(duration_s // block_s)
+    tail = duration_s - n_whole * block_s
+    n = max(1, n_whole + (tail >= TAIL_MIN_S))
+
+    def block(i: int) -> Block:
+        end = min(duration_s, (i + 1) * block_s) if i < n_whole else duration_s
+        return Block(i * block_s, end, i == n - 1)
+
+    if max_blocks is None or n <= max_blocks:
+        yield from map(block, range(n))
+        return
+    k = max(1, max_blocks)
+    for i in sorted({round((j + 0.5) / k * (n - 1)) for j in range(k)}):
+        yield block(int(i))
 
 
 def _loop_to(y: np.ndarray, n: int) -> np.ndarray:
@@ -279,7 +322,10 @@ def _source_clip(source):
     from tracklens.audio import AudioClip, probe_audio
 
     if isinstance(source, (str, Path)):
-        return None, str(source), float(probe_audio(source)["duration_s"])
+        duration_s = float(probe_audio(source)["duration_s"])
+        # a header claiming more than a day (2^49 samples: 800 years) is not believed: the track is
+        # then read from the start, block by block, until the data ends (NaN: length unknown)
+        return None, str(source), duration_s if duration_s <= MAX_BELIEVED_S else math.nan
     if isinstance(source, AudioClip):
         return source, source.path, source.duration_s
     analysis = getattr(source, "analysis", None)  # features.ClipFeatures
@@ -291,29 +337,33 @@ def _source_clip(source):
     raise TracklensError(f"cannot predict a blend from {type(source).__name__}: pass a path, AudioClip or ClipFeatures")
 
 
-def _windows(clip, path, duration_s: float, window_s: float, *, max_windows: int | None = None,
+def _windows(clip, path, duration_s: float, block_s: float, *, max_windows: int | None = None,
              sr: int = config.SAMPLE_RATE) -> Iterator[tuple[float, float, object]]:
-    """Yield (start_s, end_s, AudioClip) per window, decoding a file one window at a time (at ``sr``).
+    """Yield (start_s, end_s, AudioClip) per block of :func:`block_plan`, decoding a file one block
+    at a time (at ``sr``); ``end_s`` is where the decoded audio ends, never a header's promise.
 
-    ``max_windows``: at most that many windows, at the centres of equal parts of the track (so
-    intro and outro do not stand for the whole).
+    ``max_windows``: at most that many blocks, at the centres of equal parts of the track. A
+    block that decodes short of its plan ends the plan (the data ended before the header said).
     """
-    from tracklens.audio import AudioClip, load_audio
+    from tracklens.audio import AudioClip, AudioError, load_audio
 
-    starts = window_starts(duration_s, window_s)
-    if max_windows is not None and len(starts) > max_windows:
-        k = max(1, max_windows)
-        keep = np.unique(((np.arange(k) + 0.5) / k * (len(starts) - 1)).round().astype(int))
-        starts = [starts[i] for i in keep]
-    for start in starts:
-        if clip is None:
-            part = load_audio(path, sr=sr, offset=start, max_duration=window_s)
-        else:
+    for start, end, _ in block_plan(duration_s, block_s, max_blocks=max_windows):
+        planned = end - start
+        if clip is not None:
             i0 = int(round(start * clip.sr))
-            part = AudioClip(y=clip.y[i0:i0 + int(round(window_s * clip.sr))], sr=clip.sr, path=clip.path,
-                             source_sr=clip.source_sr, channels=clip.channels,
-                             source_duration_s=clip.source_duration_s)
+            i1 = int(round(end * clip.sr))
+            part = AudioClip(y=clip.y[i0:i1], sr=clip.sr, path=clip.path, source_sr=clip.source_sr,
+                             channels=clip.channels, source_duration_s=clip.source_duration_s)
+        else:
+            try:
+                part = load_audio(path, sr=sr, offset=start, max_duration=planned)
+            except AudioError:
+                if math.isfinite(duration_s) or start == 0:
+                    raise
+                return  # a track of unknown length ended at a block boundary
         yield start, start + part.duration_s, part
+        if part.duration_s < planned - 0.5:
+            return
 
 
 class WindowRows(NamedTuple):
@@ -328,9 +378,8 @@ class WindowRows(NamedTuple):
 def file_blocks(path: str | Path, *, sr: int, block_s: float = BLOCK_S) -> Iterator[tuple[float, float, object]]:
     """(start_s, end_s, AudioClip) of every block :func:`predict_blend` decodes from a whole file at
     ``sr`` (models.heads caches training inputs through it, so they match prediction exactly)."""
-    from tracklens.audio import probe_audio
-
-    return _windows(None, str(path), float(probe_audio(path)["duration_s"]), block_s, sr=sr)
+    _, name, duration_s = _source_clip(path)
+    return _windows(None, name, duration_s, block_s, sr=sr)
 
 
 def _window_inputs(model: GenreModel, part, *, short_input: str) -> WindowRows:
@@ -436,7 +485,9 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
     rows, spans, tag_rows = [], [], []
     evidence = _AudioSetEvidence() if judge_fit else None
     max_blocks = None if max_seconds is None else max(1, int(max_seconds // block_s))
+    decoded_end = 0.0
     for start, end, part in _windows(clip, path, duration_s, block_s, max_windows=max_blocks, sr=model.sample_rate):
+        decoded_end = max(decoded_end, end)
         block = _window_inputs(model, part, short_input=short_input)
         if len(block.x):
             rows.append(model.predict_raw(block.x))
@@ -446,6 +497,8 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
                 evidence.add(block.logits, part)
     if not rows:
         raise TracklensError(f"{path or 'clip'}: no analysable audio")
+    if not math.isfinite(duration_s):  # the header did not say (or was not believed): what decoding found
+        duration_s = decoded_end
     raw = np.vstack(rows)
     _, mean = evaluate.aggregate_segments(np.zeros(len(raw)), raw, method=model.aggregation)
     track = evaluate.apply_temperature(mean, model.temperature)[0]
@@ -524,9 +577,11 @@ def _predict_or_error(model: GenreModel, path, *, margin: float) -> Blend | Trac
         return predict_blend(model, path, margin=margin)
     except TracklensError as exc:
         return exc
+    except MemoryError:  # a raw "Unable to allocate 46.6 TiB ..." says nothing a user can act on
+        return TracklensError(f"{path}: not analysed: it needs more memory than is free")
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        return TracklensError(f"{path}: {type(exc).__name__}" + (f": {detail}" if detail else ""))
+        return TracklensError(f"{path}: not analysed ({type(exc).__name__}" + (f": {detail})" if detail else ")"))
 
 
 def predict_table(model: GenreModel, features_csv: str | Path) -> tuple[pd.DataFrame, np.ndarray]:

@@ -80,8 +80,8 @@ def test_any_failure_on_one_file_is_that_files_error(stub_model, tmp_path, monke
     paths = [good[0], tmp_path / "oom.wav", tmp_path / "odd.wav", good[1]]
     results = blend.predict_files(paths, model=stub_model)
     assert [type(r) for r in results] == [blend.Blend, TracklensError, TracklensError, blend.Blend]
-    assert str(results[1]) == f"{paths[1]}: MemoryError"
-    assert str(results[2]) == f"{paths[2]}: ZeroDivisionError: division by zero"
+    assert str(results[1]) == f"{paths[1]}: not analysed: it needs more memory than is free"
+    assert str(results[2]) == f"{paths[2]}: not analysed (ZeroDivisionError: division by zero)"
 
 
 def test_predict_csv_keeps_every_row_when_files_are_bad(stub_model, tmp_path, run_cli, monkeypatch):
