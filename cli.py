@@ -48,6 +48,8 @@ def _root(
 ) -> None:
     """tracklens: music catalogue exploration and genre blends."""
     if data_dir is not None:
+        if data_dir.exists() and not data_dir.is_dir():
+            raise TracklensError(f"--data-dir / TRACKLENS_HOME {data_dir}: a file, not a folder")
         config.set_home(data_dir)
 
 
@@ -360,9 +362,20 @@ def features_cmd(
 
     from tracklens.models import descriptors
 
-    result = features.extract_features(source, out=out, segment_seconds=segment or None, overlap=overlap,
-                                       jobs=jobs, scheduler=scheduler, cache_dir=cache_dir,
-                                       max_duration=max_duration, extras=descriptors.feature_extras())
+    try:
+        result = features.extract_features(source, out=out, segment_seconds=segment or None, overlap=overlap,
+                                           jobs=jobs, scheduler=scheduler, cache_dir=cache_dir,
+                                           max_duration=max_duration, extras=descriptors.feature_extras())
+    except OSError as exc:  # cannot write: say where and why; the files done so far stay cached
+        from tracklens.fileio import os_error_line
+
+        cache = Path(cache_dir or config.CACHE_DIR).absolute()
+        failed = Path(os.path.abspath(exc.filename)) if exc.filename else None
+        if failed is not None and (failed == cache or cache in failed.parents or failed in cache.parents):
+            remedy = "choose a writable --cache-dir (or --data-dir / TRACKLENS_HOME)"
+        else:
+            remedy = f"files finished so far are kept in the cache ({cache}); rerun once it can be written"
+        raise TracklensError(f"cannot write: {os_error_line(exc)}; {remedy}") from exc
     typer.echo(f"{result.n_tracks} tracks, {result.n_segments} segments ({result.n_computed} computed, "
                f"{result.n_cached} from cache) -> {result.out}")
     if result.frames:
@@ -625,6 +638,13 @@ def main() -> None:
         if debug:
             raise
         print(f"tracklens: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # a read-only or full disk, a path through a file: the path and the cause
+        if debug:
+            raise
+        from tracklens.fileio import os_error_line
+
+        print(f"tracklens: error: {os_error_line(exc)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)

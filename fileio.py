@@ -13,6 +13,7 @@ either. Only the local part needs nothing beyond the standard library; URLs need
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -103,18 +104,55 @@ def atomic_path(path: str | Path, *, suffix: str = ".part"):
             yield tmp
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:  # name the file being written, not the temp name
+        raise OSError(exc.errno, exc.strerror or _first_line(exc), str(path)) from exc
     try:
         _lock(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be read
         os.replace(tmp, path)
+    except OSError as exc:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if exc.filename in (None, tmp, str(tmp)):  # name the file being written, not our temp name
+            raise OSError(exc.errno, exc.strerror or _first_line(exc), str(path)) from exc
+        raise
     except BaseException:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     finally:
         os.close(fd)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+#: What an errno means for a user, in words (the C library's own text otherwise)
+_PLAIN_CAUSES = {errno.EROFS: "the file system is read-only", errno.ENOSPC: "no space left on the device (the disk is full)",
+                 errno.EDQUOT: "the disk quota is used up", errno.EACCES: "permission denied",
+                 errno.EPERM: "permission denied", errno.ENOENT: "no such file or folder"}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError that names the path and the cause: ``"/ro/out.parquet: the file
+    system is read-only"``; for a path through a regular file (ENOTDIR, or a folder that could not
+    be made because a file has its name) that file: ``"/x/home is a file, not a folder (needed for
+    /x/home/data/cache)"``."""
+    path = exc.filename
+    if path is not None and (exc.errno == errno.ENOTDIR or isinstance(exc, FileExistsError)):
+        blocker = next((p for p in [Path(path), *Path(path).parents]
+                        if (p.exists() or p.is_symlink()) and not p.is_dir()), None)
+        if blocker is not None:
+            needed = "" if str(blocker) == str(path) else f" (needed for {path})"
+            return f"{blocker} is a file, not a folder{needed}"
+    cause = _PLAIN_CAUSES.get(exc.errno) or exc.strerror or _first_line(exc)
+    target = path if path is not None else None
+    return f"{target}: {cause}" if target is not None else cause
 
 
 def _lock(fd: int, *, wait: bool = True) -> bool:
