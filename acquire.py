@@ -773,7 +773,11 @@ def download_previews(
     if isinstance(tracks, (str, Path)):
         path = Path(tracks)
         if not path.is_file():
-            raise TracklensError(f"{path}: no such file")
+            from tracklens.fileio import special_file_kind
+
+            kind = special_file_kind(path.stat().st_mode) if path.exists() else None  # /dev/null is there
+            raise TracklensError(f"{path}: not a regular file ({kind}), expected a tracks CSV" if kind
+                                 else f"{path}: no such file")
         rows, header = _read_csv_rows(path, required=("id",), purpose="a tracks CSV")
         if "isrc" not in header and "preview_url" not in header:
             raise TracklensError(f"{path}: needs an 'isrc' or 'preview_url' column to find previews")
