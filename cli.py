@@ -518,11 +518,11 @@ def sort_summary(outcomes, dest) -> str:
 
 @app.command()
 def predict(
-    paths: Optional[list[Path]] = typer.Argument(None, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...)."),
+    paths: Optional[list[Path]] = typer.Argument(None, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...) or folders of them (walked, sub-folders too)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name (in data/models, or a shipped one: default, default-fast, default-table) or folder; default: the shipped models/default (EfficientAT + musicnn embeddings, one linear layer; default-fast: EfficientAT alone, ~6x cheaper), or models/default-table with --features-csv."),
     fmt: str = typer.Option("table", "--format", help="table, csv (path,top_genre,<one column per genre>,fit) or json (with the per-window timeline, fit reason and chart-genre tags)."),
     top: int = typer.Option(3, "--top", min=1, help="Genres shown per file in the table format."),
-    sort_into: Optional[Path] = typer.Option(None, "--sort-into", help="Copy each file into DIR/<top genre>/ (never overwrites)."),
+    sort_into: Optional[Path] = typer.Option(None, "--sort-into", help="Copy each file into DIR/<top genre>/, or DIR/_does-not-fit/ when the ten genres do not describe it (never overwrites)."),
     move: bool = typer.Option(False, "--move", help="With --sort-into: move instead of copy."),
     features_csv: Optional[Path] = typer.Option(None, "--features-csv", help="Score the rows of a GTZAN-schema feature table instead of audio files."),
     tags: bool = typer.Option(False, "--tags", help="Also show the top-5 tags of the tagger the model ran (musicnn's MSD tags: rock, female vocalists, chillout, ...; or AudioSet's classes), from the same pass (csv: a trailing tags column)."),
@@ -535,15 +535,17 @@ def predict(
     techno; see README "Genre models"); table and json also list chart-genre tags (AudioSet
     genres mapped onto the chart table's genres, uncalibrated). Each file's row is printed as soon
     as it is done. A file that cannot be analysed gets an error row (csv: top_genre=error) and the
-    batch goes on; the exit status is then 1. --sort-into never overwrites or loses a file: a name
-    taken by a different file gets a -1, -2... suffix, and a file already in its genre folder
-    stays where it is.
+    batch goes on; the exit status is then 1. --sort-into never overwrites or loses a file, also
+    with other runs sorting into the same folder: a name taken by a different file gets a -1,
+    -2... suffix, a file already in its genre folder stays where it is, a track the genres do not
+    fit (fit: poor) goes to DIR/_does-not-fit/, and the last line counts what was copied, already
+    there, skipped or failed.
 
     \b
     Examples:
       tracklens predict song.mp3 other.wav
       tracklens predict data/demo/audio/*/*.wav --format csv > blends.csv
-      tracklens predict inbox/*.mp3 --sort-into sorted/
+      tracklens predict inbox/ --sort-into sorted/
       tracklens predict --features-csv ../shared/data/gtzan/features/features_30_sec.csv --format csv
       tracklens predict song.mp3 --tags
     """
@@ -556,6 +558,8 @@ def predict(
     if features_csv is None and not paths:
         raise TracklensError("give at least one audio file (or --features-csv PATH)")
 
+    if features_csv is None:
+        paths = blend.expand_inputs(paths)  # folders walked, nothing-to-do refused before the model loads
     genre_model = blend.load_model(model, table=features_csv is not None)
     genres = genre_model.genres
     if features_csv is not None:

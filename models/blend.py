@@ -554,6 +554,31 @@ def _judge(result: Blend, evidence: _AudioSetEvidence) -> None:
 # --- batches and feature tables ---------------------------------------------------------------------
 
 
+def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
+    """The audio files ``predict`` is given: a file as it is (a missing or odd one too, so it gets
+    its own error row), a folder walked for audio files (:data:`audio.AUDIO_EXTENSIONS`, sorted,
+    hidden names skipped). Raises TracklensError before any model is loaded when nothing is
+    left to predict (only folders without audio, or only names that do not exist)."""
+    from tracklens.audio import AUDIO_EXTENSIONS
+
+    files: list[Path] = []
+    problems: list[str] = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            found = sorted(p for p in given.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(given).parts))
+            files += found
+            if not found:
+                problems.append(f"{given}: a folder with no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")
+        else:
+            files.append(given)
+            if not (given.exists() or given.is_symlink()):
+                problems.append(f"{given}: no such file")
+    if problems and len(problems) == len(paths) and not any(p.exists() for p in files):
+        raise TracklensError("nothing to predict: " + "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else ""))
+    return files
+
+
 def predict_files(paths: Sequence[str | Path], *, model: GenreModel | None = None, margin: float = BLEND_MARGIN,
                   progress: bool = False) -> list[Blend | TracklensError]:
     """One Blend per path, or the TracklensError that explains why that file has none (batch continues)."""

@@ -170,3 +170,50 @@ def test_sorted_copies_keep_bytes_and_mode(tmp_path):
     assert outcome.target.read_bytes() == song.read_bytes()
     assert outcome.target.stat().st_mode & 0o777 == 0o640
     assert hashlib.sha256(outcome.target.read_bytes()).hexdigest() == hashlib.sha256(song.read_bytes()).hexdigest()
+
+
+# --- a folder argument is walked; nothing to do is said before the model loads -----------------------
+
+
+class _FixedProbabilities:
+    def __call__(self, x, training=False):
+        return np.tile([0.8, 0.2], (len(x), 1))
+
+
+def _wav(path: Path) -> Path:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(2 * 22050) / 22050
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 22050)
+    return path
+
+
+def test_a_folder_argument_is_walked_for_audio(tmp_path, run_cli, monkeypatch):
+    """`predict FOLDER --sort-into ...` failed ("not a regular file") after 24 s of model loading."""
+    card = {"name": "stub", "genres": GENRES,
+            "input": {"kind": "summary", "window_s": 3.0, "shape": [1], "columns": ["rms_mean"]},
+            "calibration": {"temperature": 1.0, "aggregation": "mean_prob"}}
+    model = blend.GenreModel(_FixedProbabilities(), card, Path("stub"))
+    monkeypatch.setattr(blend, "load_model", lambda *args, **kwargs: model)
+    monkeypatch.setattr(blend, "_judge", lambda result, evidence: setattr(result, "fit", "ok"))
+    songs = [_wav(tmp_path / "inbox" / "b.wav"), _wav(tmp_path / "inbox" / "sub" / "a.wav")]
+    (tmp_path / "inbox" / "notes.txt").write_text("not audio")
+    _wav(tmp_path / "inbox" / ".hidden" / "c.wav")
+    code, out, err = run_cli("predict", tmp_path / "inbox", "--format", "csv", "--sort-into", tmp_path / "sorted")
+    assert code == 0, err
+    assert [line.split(",")[0] for line in out.splitlines()[1:]] == [str(songs[0]), str(songs[1])]
+    assert sorted(p.name for p in (tmp_path / "sorted" / "pop").iterdir()) == ["a.wav", "b.wav"]
+    assert err.strip().splitlines()[-1] == f"sorted into {tmp_path / 'sorted'}/<genre>/: 2 copied"
+
+
+def test_nothing_to_predict_is_said_before_the_model_loads(tmp_path, run_cli, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(blend, "load_model", never)
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli("predict", tmp_path / "empty", tmp_path / "missing.wav")
+    assert code == 2
+    assert err.startswith(f"tracklens: error: nothing to predict: {tmp_path / 'empty'}: a folder with no audio files")
+    assert f"{tmp_path / 'missing.wav'}: no such file" in err
