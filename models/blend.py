@@ -557,7 +557,7 @@ def _judge(result: Blend, evidence: _AudioSetEvidence) -> None:
 def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
     """The audio files ``predict`` is given: a file as it is (a missing or odd one too, so it gets
     its own error row), a folder walked for audio files (:data:`audio.AUDIO_EXTENSIONS`, sorted,
-    hidden names skipped). Raises TracklensError before any model is loaded when nothing is
+    hidden names skipped; a folder without any stays, for its error row). Raises TracklensError before any model is loaded when nothing is
     left to predict (only folders without audio, or only names that do not exist)."""
     from tracklens.audio import AUDIO_EXTENSIONS
 
@@ -567,14 +567,14 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
         if given.is_dir():
             found = sorted(p for p in given.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
                            and not any(part.startswith(".") for part in p.relative_to(given).parts))
-            files += found
+            files += found or [given]  # an empty folder keeps a row of its own, saying so
             if not found:
                 problems.append(f"{given}: a folder with no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")
         else:
             files.append(given)
             if not (given.exists() or given.is_symlink()):
                 problems.append(f"{given}: no such file")
-    if problems and len(problems) == len(paths) and not any(p.exists() for p in files):
+    if problems and len(problems) == len(paths):
         raise TracklensError("nothing to predict: " + "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else ""))
     return files
 
