@@ -594,6 +594,23 @@ app.registered_commands.sort(key=_flow_position)
 
 
 INTERRUPTED = "tracklens: interrupted; work already written is kept."
+TERMINATED = "tracklens: terminated; work already written is kept."
+_signalled: list[int] = []  # SIGTERM received: main() reports it as such
+
+
+def _terminate_like_ctrl_c(signum, frame) -> None:
+    """SIGTERM (``kill``, a service manager, a closed session) unwinds as Ctrl-C does: temp
+    files are removed, worker pools stopped and finished work kept; the default action killed
+    the process where it stood."""
+    _signalled.append(signum)
+    raise KeyboardInterrupt
+
+
+def _stopped_line() -> tuple[str, int]:
+    """The last line and exit status after Ctrl-C (130) or SIGTERM (143, 128 + 15)."""
+    import signal
+
+    return (TERMINATED, 128 + signal.SIGTERM) if _signalled else (INTERRUPTED, 130)
 
 
 def _leaf_command(args: list[str]):
@@ -636,6 +653,11 @@ def main() -> None:
     filters = os.environ.get("PYTHONWARNINGS", "")
     if LOKY_CLEANUP_WARNING not in filters:
         os.environ["PYTHONWARNINGS"] = f"{filters},{LOKY_CLEANUP_WARNING}".lstrip(",")
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     try:
         app(args=_hoist_debug(args), prog_name="tracklens")
     except TracklensError as exc:
@@ -651,11 +673,14 @@ def main() -> None:
         print(f"tracklens: error: {os_error_line(exc)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        sys.exit(130)
+        line, status = _stopped_line()
+        print(line, file=sys.stderr)
+        sys.exit(status)
     except SystemExit as exc:
         if exc.code == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into a silent exit 130
-            print(INTERRUPTED, file=sys.stderr)
+            line, status = _stopped_line()
+            print(line, file=sys.stderr)
+            sys.exit(status)
         raise
 
 
