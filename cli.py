@@ -476,7 +476,7 @@ def evaluate(
 def _print_as_they_finish(names, results, genres, *, fmt: str, top: int, tags: bool = False) -> list:
     """Print each file's row as soon as it is done, so a batch stopped at file 58 has printed 57
     rows; errors go to stderr as they happen (the table shows them in its rows). Returns the results."""
-    from tracklens.models import blend
+    from tracklens.models import blend, output
 
     done = []
 
@@ -487,16 +487,16 @@ def _print_as_they_finish(names, results, genres, *, fmt: str, top: int, tags: b
                 print(f"tracklens: {result}", file=sys.stderr, flush=True)
             yield result
 
-    for piece in blend.format_pieces(names, recorded(), genres, fmt=fmt, top=top, tags=tags):
+    for piece in output.format_pieces(names, recorded(), genres, fmt=fmt, top=top, tags=tags):
         typer.echo(piece, nl=False)  # click flushes every echo
     return done
 
 
 def _sort_files(results, dest: Path, *, move: bool) -> bool:
     """--sort-into: sort the classified files and say what happened; True when all could be sorted."""
-    from tracklens.models import blend
+    from tracklens.models import output
 
-    outcomes = blend.sort_into(results, dest, move=move)
+    outcomes = output.sort_into(results, dest, move=move)
     for outcome in outcomes:
         if outcome.note:
             print(f"tracklens: {outcome.note}", file=sys.stderr)
@@ -506,13 +506,13 @@ def _sort_files(results, dest: Path, *, move: bool) -> bool:
 
 def sort_summary(outcomes, dest) -> str:
     """One line that counts what --sort-into did: "sorted into D/<genre>/: 3 copied, 1 already there"."""
-    from tracklens.models import blend
+    from tracklens.models import output
 
-    counts = [f"{n} {action}" for action in blend.SORT_ACTIONS if (n := sum(o.action == action for o in outcomes))]
+    counts = [f"{n} {action}" for action in output.SORT_ACTIONS if (n := sum(o.action == action for o in outcomes))]
     poor = sum(o.poor_fit for o in outcomes)
     line = f"sorted into {dest}/<genre>/: " + (", ".join(counts) or "nothing to sort")
     if poor:
-        line += f"; {poor} of them in {blend.POOR_FIT_FOLDER}/ (the ten genres do not describe them)"
+        line += f"; {poor} of them in {output.POOR_FIT_FOLDER}/ (the ten genres do not describe them)"
     return line
 
 
@@ -550,11 +550,11 @@ def predict(
       tracklens predict song.mp3 --tags
     """
     from tracklens import fileio
-    from tracklens.models import blend
+    from tracklens.models import blend, output
 
     if tags and features_csv is not None:
         raise TracklensError("--tags needs audio files, not --features-csv")
-    blend.check_format(fmt)
+    output.check_format(fmt)
     if features_csv is None and not paths:
         raise TracklensError("give at least one audio file (or --features-csv PATH)")
 
@@ -569,7 +569,7 @@ def predict(
                         duration_s=float(d), model=genre_model.name)
             for t, p, d in zip(table["track_id"], proba, table["duration_s"])]
         if fmt == "csv":  # all rows at once: one CSV render instead of one per row
-            typer.echo(fileio.to_csv_text(blend.csv_frame(names, results, genres)), nl=False)
+            typer.echo(fileio.to_csv_text(output.csv_frame(names, results, genres)), nl=False)
             return
     else:
         names = [str(p) for p in paths]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tracklens.models import blend
+from tracklens.models import blend, output
 
 GENRES = ["pop", "rock"]
 
@@ -41,7 +41,7 @@ def _contents(folder: Path) -> list[bytes]:
 
 def _sort_in_child(paths, dest, move, barrier, queue):
     barrier.wait()
-    outcomes = blend.sort_into([_blend_of(p) for p in paths], dest, move=move)
+    outcomes = output.sort_into([_blend_of(p) for p in paths], dest, move=move)
     queue.put([o.action for o in outcomes])
 
 
@@ -96,15 +96,15 @@ def test_a_name_taken_between_look_and_write_is_never_replaced(tmp_path, monkeyp
     """Another process places a file at the target after the name looked free: it stays."""
     song = _files(tmp_path / "inbox", 1, "mine")[0]
     target = tmp_path / "sorted" / "pop" / song.name
-    real_copy = blend._verified_copy
+    real_copy = output._verified_copy
 
     def copy_while_another_process_claims_the_name(src, folder):
         copy = real_copy(src, folder)
         target.write_bytes(b"theirs")
         return copy
 
-    monkeypatch.setattr(blend, "_verified_copy", copy_while_another_process_claims_the_name)
-    outcome, = blend.sort_into([_blend_of(song)], tmp_path / "sorted")
+    monkeypatch.setattr(output, "_verified_copy", copy_while_another_process_claims_the_name)
+    outcome, = output.sort_into([_blend_of(song)], tmp_path / "sorted")
     assert target.read_bytes() == b"theirs"
     assert outcome.action == "copied" and outcome.target.name == "song000-1.wav"
     assert outcome.target.read_bytes() == song.read_bytes()
@@ -114,9 +114,9 @@ def test_a_copy_that_does_not_match_keeps_the_source(tmp_path, monkeypatch):
     """A copy is verified before the source is removed: a bad copy fails, the source stays."""
     song = _files(tmp_path / "inbox", 1, "x")[0]
     before = song.read_bytes()
-    monkeypatch.setattr(blend, "_same_device", lambda *a: False)  # take the copy path, not a hard link
-    monkeypatch.setattr(blend.fileio, "file_checksum", lambda path: "0" * 64)
-    outcome, = blend.sort_into([_blend_of(song)], tmp_path / "sorted", move=True)
+    monkeypatch.setattr(output, "_same_device", lambda *a: False)  # take the copy path, not a hard link
+    monkeypatch.setattr(output.fileio, "file_checksum", lambda path: "0" * 64)
+    outcome, = output.sort_into([_blend_of(song)], tmp_path / "sorted", move=True)
     assert outcome.action == "failed" and "does not match" in outcome.note
     assert song.read_bytes() == before
     assert not [p for p in (tmp_path / "sorted").rglob("*") if p.is_file()]
@@ -125,8 +125,8 @@ def test_a_copy_that_does_not_match_keeps_the_source(tmp_path, monkeypatch):
 def test_a_poor_fit_is_never_filed_under_a_genre(tmp_path):
     """`--sort-into` filed a spoken podcast under classical/ and techno under hiphop/."""
     podcast, song = _files(tmp_path / "inbox", 2, "x")
-    outcomes = blend.sort_into([_blend_of(podcast, fit="poor"), _blend_of(song, fit="ok")], tmp_path / "sorted")
-    assert outcomes[0].target == tmp_path / "sorted" / blend.POOR_FIT_FOLDER / podcast.name
+    outcomes = output.sort_into([_blend_of(podcast, fit="poor"), _blend_of(song, fit="ok")], tmp_path / "sorted")
+    assert outcomes[0].target == tmp_path / "sorted" / output.POOR_FIT_FOLDER / podcast.name
     assert outcomes[0].poor_fit and not outcomes[1].poor_fit
     assert outcomes[1].target == tmp_path / "sorted" / "pop" / song.name
 
@@ -137,10 +137,10 @@ def test_counts_say_what_happened(tmp_path):
 
     songs = _files(tmp_path / "inbox", 3, "x")
     results = [_blend_of(songs[0]), _blend_of(songs[1], fit="poor"), _blend_of(songs[2]), _blend_of(songs[2])]
-    first = blend.sort_into(results, tmp_path / "sorted")
+    first = output.sort_into(results, tmp_path / "sorted")
     assert sort_summary(first, "D") == ("sorted into D/<genre>/: 3 copied, 1 skipped; 1 of them in "
                                         "_does-not-fit/ (the ten genres do not describe them)")
-    again = blend.sort_into(results[:3], tmp_path / "sorted")
+    again = output.sort_into(results[:3], tmp_path / "sorted")
     assert [o.action for o in again] == ["already there"] * 3
     assert sort_summary(again, "D").startswith("sorted into D/<genre>/: 3 already there")
 
@@ -150,7 +150,7 @@ def test_a_genre_folder_that_is_a_file_gets_a_clear_line(tmp_path):
     song = _files(tmp_path / "inbox", 1, "x")[0]
     (tmp_path / "sorted").mkdir()
     (tmp_path / "sorted" / "pop").write_bytes(b"a file")
-    outcome, = blend.sort_into([_blend_of(song)], tmp_path / "sorted", move=True)
+    outcome, = output.sort_into([_blend_of(song)], tmp_path / "sorted", move=True)
     assert outcome.action == "failed"
     assert outcome.note == f"{song}: not sorted: {tmp_path / 'sorted' / 'pop'} is a file, not a folder"
     assert song.exists()
@@ -159,14 +159,14 @@ def test_a_genre_folder_that_is_a_file_gets_a_clear_line(tmp_path):
 def test_a_destination_that_is_a_file_gets_a_clear_line(tmp_path):
     song = _files(tmp_path / "inbox", 1, "x")[0]
     (tmp_path / "dest").write_bytes(b"a file")
-    outcome, = blend.sort_into([_blend_of(song)], tmp_path / "dest")
+    outcome, = output.sort_into([_blend_of(song)], tmp_path / "dest")
     assert outcome.note.endswith(f"{tmp_path / 'dest'} is a file, not a folder")
 
 
 def test_sorted_copies_keep_bytes_and_mode(tmp_path):
     song = _files(tmp_path / "inbox", 1, "x")[0]
     song.chmod(0o640)
-    outcome, = blend.sort_into([_blend_of(song)], tmp_path / "sorted")
+    outcome, = output.sort_into([_blend_of(song)], tmp_path / "sorted")
     assert outcome.target.read_bytes() == song.read_bytes()
     assert outcome.target.stat().st_mode & 0o777 == 0o640
     assert hashlib.sha256(outcome.target.read_bytes()).hexdigest() == hashlib.sha256(song.read_bytes()).hexdigest()
