@@ -331,7 +331,9 @@ def features_cmd(
     acousticness_est/energy_est (estimated from audio, held-out MAE 0.12/0.10: README).
 
     Writes OUT (parquet), OUT-stem.frames.npz (log-mel 128xT, MFCC 20xT, sequence 40xT per
-    segment) and OUT-stem.errors.csv (unreadable files and why; never fatal). Results are
+    segment), OUT-stem.errors.csv (unreadable files and why; never fatal) and, last,
+    OUT-stem.manifest.json (the run's id and each file's SHA-256: a run killed half-way never
+    leaves a table that reads with another run's frames). Results are
     cached per file (checksum + parameters): a rerun, or a run after Ctrl-C or a crashed
     worker process, computes only what is new or changed. With --scheduler the workers write
     OUT as a folder of parquet parts (pandas.read_parquet reads it like a file) with the frames

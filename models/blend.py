@@ -287,12 +287,14 @@ def block_plan(duration_s: float, block_s: float, *, max_blocks: int | None = No
     ``max_blocks``: at most that many blocks, those at the centres of equal parts of the track (so
     intro and outro do not stand for the whole). The plan is arithmetic and lazy: a header that
     claims 2^49 samples costs nothing here (the decoder then finds the data ends early). A
-    duration that is not finite (unknown) plans blocks from the start, without end: the caller
-    stops when decoding yields less than a block.
+    duration that is unknown (NaN) or above :data:`MAX_BELIEVED_S` plans blocks from the start,
+    without end: the caller stops when decoding yields less than a block.
     """
     if not block_s > 0:
         raise TracklensError(f"block_s={block_s} must be > 0")
-    if not math.isfinite(duration_s):
+    if duration_s <= 0:  # nothing to read (NaN compares False: it goes on to the unknown-length plan)
+        return
+    if not duration_s <= MAX_BELIEVED_S:  # unknown (NaN), or a header not believed
         for i in itertools.count() if max_blocks is None else range(max(1, max_blocks)):
             yield Block(i * block_s, (i + 1) * block_s, False)
         return
@@ -320,11 +322,8 @@ def _source_clip(source):
     """(AudioClip or None, path or None, duration in s) without decoding a file."""
     from tracklens.audio import AudioClip, probe_audio
 
-    if isinstance(source, (str, Path)):
-        duration_s = float(probe_audio(source)["duration_s"])
-        # a header claiming more than a day (2^49 samples: 800 years) is not believed: the track is
-        # then read from the start, block by block, until the data ends (NaN: length unknown)
-        return None, str(source), duration_s if duration_s <= MAX_BELIEVED_S else math.nan
+    if isinstance(source, (str, Path)):  # the header's word: block_plan decides how far to believe it
+        return None, str(source), float(probe_audio(source)["duration_s"])
     if isinstance(source, AudioClip):
         return source, source.path, source.duration_s
     analysis = getattr(source, "analysis", None)  # features.ClipFeatures
@@ -357,7 +356,7 @@ def _windows(clip, path, duration_s: float, block_s: float, *, max_windows: int 
             try:
                 part = load_audio(path, sr=sr, offset=start, max_duration=planned)
             except AudioError:
-                if math.isfinite(duration_s) or start == 0:
+                if duration_s <= MAX_BELIEVED_S or start == 0:
                     raise
                 return  # a track of unknown length ended at a block boundary
         yield start, start + part.duration_s, part
@@ -496,7 +495,7 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
                 evidence.add(block.logits, part)
     if not rows:
         raise TracklensError(f"{path or 'clip'}: no analysable audio")
-    if not math.isfinite(duration_s):  # the header did not say (or was not believed): what decoding found
+    if not duration_s <= MAX_BELIEVED_S:  # the header did not say (or was not believed): what decoding found
         duration_s = decoded_end
     raw = np.vstack(rows)
     _, mean = evaluate.aggregate_segments(np.zeros(len(raw)), raw, method=model.aggregation)

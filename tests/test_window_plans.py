@@ -161,3 +161,24 @@ def test_a_40_s_file_is_blended_once_through(stub_model, tmp_path):
     clip = audio.load_audio(song, sr=SR, max_duration=60.0)
     from_memory = blend.predict_blend(stub_model, clip, judge_fit=False)  # an in-memory clip: the same plan
     assert from_memory.timeline[["start_s", "end_s"]].values.tolist() == result.timeline[["start_s", "end_s"]].values.tolist()
+
+
+def test_ten_thousand_hostile_durations_give_bounded_plans():
+    """Fuzz the planner as a hostile header would: tiny, huge, NaN, inf, negative, odd block sizes."""
+    rng = np.random.default_rng(22)
+    specials = [0.0, -1.0, -math.inf, math.inf, math.nan, 1e-300, 2.0 ** 63 / 8000, 1e308, 0.999, 1.0, 30.0]
+    durations = [*specials, *(10.0 ** rng.uniform(-3, 20, 10_000 - len(specials)))]
+    started = time.perf_counter()
+    for i, duration in enumerate(durations):
+        block_s = float(rng.choice([3.0, 10.0, 30.0, 29.999]))
+        max_blocks = None if i % 3 == 0 else int(rng.integers(1, 40))
+        plan = list(itertools.islice(blend.block_plan(duration, block_s, max_blocks=max_blocks), 100))
+        if max_blocks is not None:
+            assert len(plan) <= max_blocks
+        for start, end, _ in plan:
+            assert 0.0 <= start < end and end - start <= block_s + 1e-9
+        if 0 < duration <= blend.MAX_BELIEVED_S:
+            assert plan and all(end <= duration for _, end, _ in plan)
+        if not duration > 0 and not math.isnan(duration):
+            assert plan == []
+    assert time.perf_counter() - started < 20.0
