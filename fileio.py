@@ -109,7 +109,7 @@ def atomic_path(path: str | Path, *, suffix: str = ".part"):
     except OSError as exc:  # name the file being written, not the temp name
         raise OSError(exc.errno, exc.strerror or _first_line(exc), str(path)) from exc
     try:
-        _lock(fd)
+        lock_fd(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be read
         os.replace(tmp, path)
@@ -155,8 +155,8 @@ def os_error_line(exc: OSError) -> str:
     return f"{target}: {cause}" if target is not None else cause
 
 
-def _lock(fd: int, *, wait: bool = True) -> bool:
-    """``flock`` ``fd`` exclusively; without ``wait``, False when another process holds it."""
+def lock_fd(fd: int, *, wait: bool = True) -> bool:
+    """``flock`` ``fd`` exclusively (a temp file being written: see :func:`remove_stale_temp_files`); without ``wait``, False when another process holds it."""
     try:
         import fcntl
     except ImportError:  # not on Windows: no cleaning of stale temp files there
@@ -185,7 +185,7 @@ def remove_stale_temp_files(path: str | Path) -> list[Path]:
         except OSError:  # a symlink, gone, unreadable: not ours to judge
             continue
         try:
-            if stat.S_ISREG(os.fstat(fd).st_mode) and _lock(fd, wait=False):
+            if stat.S_ISREG(os.fstat(fd).st_mode) and lock_fd(fd, wait=False):
                 candidate.unlink()
                 removed.append(candidate)
         except OSError:

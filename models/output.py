@@ -246,6 +246,8 @@ def _claim(src: Path, folder: Path, *, move: bool) -> tuple[Path, str]:
 
     staged: Path | None = None  # the bytes to link under the target name
     own_copy = False  # staged is a temp copy of ours, to remove afterwards
+    held: list[int] = []  # fds holding the lock on our temp copies (a killed run's are removed here)
+    fileio.remove_stale_temp_files(folder / src.name)
     try:
         n = 0
         while True:
@@ -261,7 +263,7 @@ def _claim(src: Path, folder: Path, *, move: bool) -> tuple[Path, str]:
                 if move and not src.is_symlink() and _same_device(src, folder):
                     staged = src  # a hard link moves it: no copy, nothing to verify
                 else:
-                    staged, own_copy = _verified_copy(src, folder), True
+                    staged, own_copy = _verified_copy(src, folder, held), True
             try:
                 os.link(staged, target, follow_symlinks=False)  # fails when the name exists: never replaces
             except FileExistsError:
@@ -269,12 +271,14 @@ def _claim(src: Path, folder: Path, *, move: bool) -> tuple[Path, str]:
             except OSError:
                 if own_copy:
                     raise
-                staged, own_copy = _verified_copy(src, folder), True  # no hard links there: copy
+                staged, own_copy = _verified_copy(src, folder, held), True  # no hard links there: copy
                 continue
             return target, "placed"
     finally:
         if own_copy and staged is not None:
             staged.unlink(missing_ok=True)
+        for fd in held:
+            os.close(fd)
 
 
 def _same_device(src: Path, folder: Path) -> bool:
@@ -283,10 +287,12 @@ def _same_device(src: Path, folder: Path) -> bool:
     return os.stat(src).st_dev == os.stat(folder).st_dev
 
 
-def _verified_copy(src: Path, folder: Path) -> Path:
+def _verified_copy(src: Path, folder: Path, held: list[int]) -> Path:
     """A copy of ``src`` (bytes, mode and times) under a fresh hidden temp name in ``folder``,
     its bytes read back and compared with the bytes read from ``src``; raises OSError when they
-    differ (a failing disk), so no source is removed for a bad copy."""
+    differ (a failing disk), so no source is removed for a bad copy. The copy is ``flock``-ed
+    through an fd appended to ``held`` (the caller closes it), so a later run can tell a copy a
+    killed run left (:func:`fileio.remove_stale_temp_files`) from one in use."""
     import hashlib
     import os
     import shutil
@@ -294,6 +300,8 @@ def _verified_copy(src: Path, folder: Path) -> Path:
 
     fd, name = tempfile.mkstemp(prefix=f".{src.name}.", suffix=".part", dir=folder)
     tmp = Path(name)
+    held.append(os.dup(fd))
+    fileio.lock_fd(held[-1])
     try:
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as writer, open(src, "rb") as reader:

@@ -98,8 +98,8 @@ def test_a_name_taken_between_look_and_write_is_never_replaced(tmp_path, monkeyp
     target = tmp_path / "sorted" / "pop" / song.name
     real_copy = output._verified_copy
 
-    def copy_while_another_process_claims_the_name(src, folder):
-        copy = real_copy(src, folder)
+    def copy_while_another_process_claims_the_name(src, folder, held):
+        copy = real_copy(src, folder, held)
         target.write_bytes(b"theirs")
         return copy
 
@@ -217,3 +217,14 @@ def test_nothing_to_predict_is_said_before_the_model_loads(tmp_path, run_cli, mo
     assert code == 2
     assert err.startswith(f"tracklens: error: nothing to predict: {tmp_path / 'empty'}: a folder with no audio files")
     assert f"{tmp_path / 'missing.wav'}: no such file" in err
+
+
+def test_a_killed_sorts_temp_copy_is_removed_by_the_next(tmp_path):
+    song = _files(tmp_path / "inbox", 1, "x")[0]
+    folder = tmp_path / "sorted" / "pop"
+    folder.mkdir(parents=True)
+    left = folder / f".{song.name}.k1ll3d_x.part"
+    left.write_bytes(b"half a copy")  # no process holds its lock: its writer is gone
+    outcome, = output.sort_into([_blend_of(song)], tmp_path / "sorted")
+    assert outcome.action == "copied" and not left.exists()
+    assert sorted(p.name for p in folder.iterdir()) == [song.name]
