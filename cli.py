@@ -502,20 +502,8 @@ def _sort_files(results, dest: Path, *, move: bool) -> bool:
     for outcome in outcomes:
         if outcome.note:
             print(f"tracklens: {outcome.note}", file=sys.stderr)
-    print(sort_summary(outcomes, dest), file=sys.stderr)
+    print(output.sort_summary(outcomes, dest), file=sys.stderr)
     return all(o.action != "failed" for o in outcomes)
-
-
-def sort_summary(outcomes, dest) -> str:
-    """One line that counts what --sort-into did: "sorted into D/<genre>/: 3 copied, 1 already there"."""
-    from tracklens.models import output
-
-    counts = [f"{n} {action}" for action in output.SORT_ACTIONS if (n := sum(o.action == action for o in outcomes))]
-    poor = sum(o.poor_fit for o in outcomes)
-    line = f"sorted into {dest}/<genre>/: " + (", ".join(counts) or "nothing to sort")
-    if poor:
-        line += f"; {poor} of them in {output.POOR_FIT_FOLDER}/ (the ten genres do not describe them)"
-    return line
 
 
 @app.command()

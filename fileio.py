@@ -105,18 +105,19 @@ def atomic_path(path: str | Path, *, suffix: str = ".part"):
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        fd, tmp = locked_temp_file(path.parent, prefix=f".{path.name}.", suffix=suffix)
     except OSError as exc:  # name the file being written, not the temp name
         raise OSError(exc.errno, exc.strerror or _first_line(exc), str(path)) from exc
     try:
-        lock_fd(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be read
         os.replace(tmp, path)
     except OSError as exc:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
-        if exc.filename in (None, tmp, str(tmp)):  # name the file being written, not our temp name
+        # an OS error about our temp file names the file being written instead (library errors
+        # that subclass OSError, e.g. requests' ChunkedEncodingError, keep their type for retries)
+        if type(exc).__module__ == "builtins" and exc.errno is not None and exc.filename in (None, tmp, str(tmp)):
             raise OSError(exc.errno, exc.strerror or _first_line(exc), str(path)) from exc
         raise
     except BaseException:
@@ -153,6 +154,18 @@ def os_error_line(exc: OSError) -> str:
     cause = _PLAIN_CAUSES.get(exc.errno) or exc.strerror or _first_line(exc)
     target = path if path is not None else None
     return f"{target}: {cause}" if target is not None else cause
+
+
+def locked_temp_file(folder: str | Path, *, prefix: str, suffix: str) -> tuple[int, str]:
+    """``mkstemp`` in ``folder``, ``flock``-ed: ``(fd, path)``; the lock lasts until ``fd`` (and
+    its dups) are closed. Another process's :func:`remove_stale_temp_files` may remove the file
+    between its creation and the lock; that is seen (no links left) and a fresh one is made."""
+    while True:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+        lock_fd(fd)
+        if os.fstat(fd).st_nlink > 0:
+            return fd, name
+        os.close(fd)
 
 
 def lock_fd(fd: int, *, wait: bool = True) -> bool:

@@ -201,6 +201,17 @@ def sort_into(results: Sequence[Blend | Exception], dest: str | Path, *, move: b
     return outcomes
 
 
+def sort_summary(outcomes: Sequence[Sorted], dest: str | Path) -> str:
+    """One line that counts what :func:`sort_into` did, e.g. ``"sorted into D/<genre>/: 3 copied,
+    1 already there; 1 of them in _does-not-fit/ (...)"``."""
+    counts = [f"{n} {action}" for action in SORT_ACTIONS if (n := sum(o.action == action for o in outcomes))]
+    line = f"sorted into {dest}/<genre>/: " + (", ".join(counts) or "nothing to sort")
+    poor = sum(o.poor_fit for o in outcomes)
+    if poor:
+        line += f"; {poor} of them in {POOR_FIT_FOLDER}/ (the ten genres do not describe them)"
+    return line
+
+
 def _sort_one(src: Path, folder: Path, *, move: bool, placed: dict[str, Path]) -> Sorted:
     import os
 
@@ -296,12 +307,10 @@ def _verified_copy(src: Path, folder: Path, held: list[int]) -> Path:
     import hashlib
     import os
     import shutil
-    import tempfile
 
-    fd, name = tempfile.mkstemp(prefix=f".{src.name}.", suffix=".part", dir=folder)
+    fd, name = fileio.locked_temp_file(folder, prefix=f".{src.name}.", suffix=".part")
     tmp = Path(name)
-    held.append(os.dup(fd))
-    fileio.lock_fd(held[-1])
+    held.append(os.dup(fd))  # keeps the lock after the writer below closes fd
     try:
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as writer, open(src, "rb") as reader:

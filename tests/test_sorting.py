@@ -133,16 +133,14 @@ def test_a_poor_fit_is_never_filed_under_a_genre(tmp_path):
 
 def test_counts_say_what_happened(tmp_path):
     """A rerun printed "copied 19 file(s)" when nothing was copied."""
-    from tracklens.cli import sort_summary
-
     songs = _files(tmp_path / "inbox", 3, "x")
     results = [_blend_of(songs[0]), _blend_of(songs[1], fit="poor"), _blend_of(songs[2]), _blend_of(songs[2])]
     first = output.sort_into(results, tmp_path / "sorted")
-    assert sort_summary(first, "D") == ("sorted into D/<genre>/: 3 copied, 1 skipped; 1 of them in "
+    assert output.sort_summary(first, "D") == ("sorted into D/<genre>/: 3 copied, 1 skipped; 1 of them in "
                                         "_does-not-fit/ (the ten genres do not describe them)")
     again = output.sort_into(results[:3], tmp_path / "sorted")
     assert [o.action for o in again] == ["already there"] * 3
-    assert sort_summary(again, "D").startswith("sorted into D/<genre>/: 3 already there")
+    assert output.sort_summary(again, "D").startswith("sorted into D/<genre>/: 3 already there")
 
 
 def test_a_genre_folder_that_is_a_file_gets_a_clear_line(tmp_path):
