@@ -887,7 +887,11 @@ def download_previews(
     if isinstance(tracks, (str, Path)):
         path = Path(tracks)
         if not path.is_file():
-            raise TracklensError(f"{path}: no such file")
+            from tracklens.fileio import special_file_kind
+
+            kind = special_file_kind(path.stat().st_mode) if path.exists() else None  # /dev/null is there
+            raise TracklensError(f"{path}: not a regular file ({kind}), expected a tracks CSV" if kind
+                                 else f"{path}: no such file")
         rows, header = _read_csv_rows(path, required=(), purpose="a tracks CSV")
         searchable = pick_column(header, ARTIST_COLUMNS) and pick_column(header, TITLE_COLUMNS)
         if "isrc" not in header and "preview_url" not in header and not searchable:

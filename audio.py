@@ -10,8 +10,14 @@ same message, and memory and time stay bounded whatever a header claims.
 from __future__ import annotations
 
 import errno
+import io
 import math
 import os
+import re
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +91,8 @@ def probe_audio(path: str | Path) -> dict:
     path = _check_file(path)
     name = str(path)
     try:
-        info = sf.info(name)
+        with quiet_mpg123(_looks_like_mpeg(name, name)):
+            info = sf.info(name)
     except Exception as exc:  # libsndfile's error types vary by format
         found = _ffprobe(path, why=_short(exc))
     else:
@@ -428,8 +435,82 @@ def _downmix(block: np.ndarray) -> np.ndarray:
 # --- decoders -------------------------------------------------------------------------------------
 
 
+# --- libmpg123's own lines -------------------------------------------------------------------------
+# libsndfile decodes MP3 with libmpg123, which writes notes ("Note: Illegal Audio-MPEG-Header ...",
+# "[src/libmpg123/id3.c:...] error: ...") straight to file descriptor 2: a terminal showed a dozen
+# unprefixed lines per damaged file, beside tracklens' own one-line verdict. While an MPEG stream
+# is opened or read, fd 2 goes to a temp file; afterwards every captured line that is not
+# libmpg123's is written back to the real stderr (so nothing else is lost, only delayed). Threads
+# share one redirection (a count under a lock): the first in sets it up, the last out restores it.
+
+_MPG123_LINE = re.compile(rb"^(\[[^\]]*libmpg123[^\]]*\]|Note: |Warning: )")
+_MPEG_SUFFIXES = (".mp3", ".mp2", ".mp1", ".mpga", ".mpeg")
+_quiet_lock = threading.Lock()
+_quiet_state: dict = {"depth": 0}
+
+
+def _looks_like_mpeg(source, name: str) -> bool:
+    if str(name).lower().endswith(_MPEG_SUFFIXES):
+        return True
+    try:
+        if isinstance(source, io.BytesIO):
+            head = source.getbuffer()[:3].tobytes()
+        else:
+            with open(source, "rb") as handle:
+                head = handle.read(3)
+    except OSError:
+        return False
+    return head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+@contextmanager
+def quiet_mpg123(active: bool = True):
+    """Keep libmpg123's own lines off stderr for the duration (see the comment above)."""
+    if not active:
+        yield
+        return
+    state = _quiet_state
+    with _quiet_lock:
+        if state["depth"] == 0:
+            try:
+                sys.stderr.flush()
+                capture = tempfile.TemporaryFile()
+                saved = os.dup(2)
+                os.dup2(capture.fileno(), 2)
+            except (OSError, ValueError):  # no usable fd 2: nothing to keep clean
+                active = False
+            else:
+                state.update(capture=capture, saved=saved)
+        if active:
+            state["depth"] += 1
+    if not active:
+        yield
+        return
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            state["depth"] -= 1
+            if state["depth"] == 0:
+                capture, saved = state.pop("capture"), state.pop("saved")
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                kept = [line for line in capture.read().splitlines(keepends=True) if not _MPG123_LINE.match(line)]
+                capture.close()
+                if kept:
+                    os.write(2, b"".join(kept))
+
+
 def _decode_soundfile(source, *, name: str, path: str | None, sr: int, offset: float,
                       max_duration: float) -> AudioClip:
+    with quiet_mpg123(_looks_like_mpeg(source, name)):
+        return _decode_soundfile_quietly(source, name=name, path=path, sr=sr, offset=offset,
+                                         max_duration=max_duration)
+
+
+def _decode_soundfile_quietly(source, *, name: str, path: str | None, sr: int, offset: float,
+                              max_duration: float) -> AudioClip:
     import soundfile as sf
 
     try:

@@ -113,6 +113,9 @@ def key_templates(profiles: str) -> np.ndarray:
 try:
     import numba
 
+    # an installed tracklens caches its kernels in the user cache folder, not in site-packages
+    numba_cache.use_user_cache(config.PACKAGE_DIR, checkout=config.REPO_ROOT is not None)
+
     @numba.njit(cache=True, nogil=True)
     def _running_median_axis0(x, k, idx):
         """Median over a sliding window of odd length ``k`` along axis 0 of C-contiguous 2-D

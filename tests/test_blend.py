@@ -20,7 +20,7 @@ import pytest
 from tracklens import config
 from tracklens.audio import AudioClip
 from tracklens.errors import TracklensError
-from tracklens.models import blend, chart_genres, efficientat, efficientat_models, heads, registry, store
+from tracklens.models import blend, chart_genres, efficientat, efficientat_models, heads, output, registry, store
 
 GENRES = ["pop", "rock"]
 
@@ -105,9 +105,9 @@ def test_csv_has_a_trailing_fit_column_and_tags_after_it():
     from tracklens import fileio
 
     results = [_blend("poor", {"=cmd": 0.5, "rock": 0.4}), TracklensError("b.wav: corrupt")]
-    frame = blend.csv_frame(["a.wav", "b.wav"], results, GENRES)
+    frame = output.csv_frame(["a.wav", "b.wav"], results, GENRES)
     assert list(frame.columns) == ["path", "top_genre", *GENRES, "fit"] and list(frame["fit"]) == ["poor", ""]
-    text = "".join(blend.format_pieces(["a.wav", "b.wav"], results, GENRES, fmt="csv", tags=True))
+    text = "".join(output.format_pieces(["a.wav", "b.wav"], results, GENRES, fmt="csv", tags=True))
     assert ",poor,'=cmd:0.500;rock:0.400\n" in text  # a formula-like cell is escaped in the file
     back = fileio.read_csv(io.StringIO(text), keep_default_na=False)
     assert list(back.columns)[-2:] == ["fit", "tags"]
@@ -115,12 +115,12 @@ def test_csv_has_a_trailing_fit_column_and_tags_after_it():
 
 
 def test_json_and_table_show_fit_chart_genres_and_tags_from_the_blend():
-    text = blend.format_results(["a.wav"], [_blend("poor", {"rock": 0.5, "pop": 0.1})], GENRES, fmt="json", tags=True)
+    text = output.format_results(["a.wav"], [_blend("poor", {"rock": 0.5, "pop": 0.1})], GENRES, fmt="json", tags=True)
     item = json.loads(text)[0]
     assert (item["fit"], item["fit_reason"], item["wider_genres"]) == ("poor", "sounds like Techno (0.22)", [["Techno", 0.22]])
     assert item["chart_genres"][0] == ["Dance/Electronic", 0.22] and "uncalibrated" in item["chart_genres_note"]
     assert item["tags"] == [["rock", 0.5], ["pop", 0.1]] and item["tags_source"] == "MSD_musicnn"
-    table = blend.format_results(["a.wav"], [_blend("poor", {"rock": 0.5})], GENRES, fmt="table", tags=True)
+    table = output.format_results(["a.wav"], [_blend("poor", {"rock": 0.5})], GENRES, fmt="table", tags=True)
     assert "fit: POOR, sounds like Techno" in table and "Dance/Electronic 0.22" in table
     assert "MSD_musicnn tags: rock 0.50" in table
 
