@@ -315,15 +315,6 @@ def test_blend_label_margin():
     assert close.label == "hiphop-metal" and clear.label == "hiphop"
 
 
-def test_window_starts_cover_long_tracks():
-    from tracklens.models.blend import window_starts
-
-    assert window_starts(2.0, 30.0) == [0.0]
-    starts = window_starts(200.0, 30.0)
-    assert starts[:2] == [0.0, 30.0] and starts[-1] == pytest.approx(170.0)
-    assert window_starts(61.0, 30.0) == [0.0, 30.0]  # a 1 s remainder is not worth a window
-
-
 def test_capped_windows_spread_over_the_track_not_its_ends():
     """`predict_blend(max_seconds=...)` (the dashboard on long songs) reads evenly spread blocks."""
     from tracklens.audio import AudioClip
