@@ -210,7 +210,7 @@ class GuardedChannel(HTTPChannel):
                 self.request.close()
                 self.request = None
             self.request_started = None
-            self.refused_body = True
+            self.refused_body = False  # no lingering for a client this slow: it would hold its place longer
             if not self.requests:  # no answer of an earlier request is being written: ours goes out
                 with self.outbuf_lock:
                     self.outbufs[-1].append(head + body)
