@@ -243,6 +243,7 @@ def remove_all() -> None:
 def install(app) -> None:
     """Add the upload route to ``app``'s Flask server."""
     import flask
+    import werkzeug.exceptions
 
     def receive():
         if flask.request.headers.get(HEADER) != "1":
@@ -253,6 +254,11 @@ def install(app) -> None:
                            content_length=flask.request.content_length, client=client)
         except UploadRefused as exc:
             return flask.jsonify(error=str(exc)), exc.status
+        except werkzeug.exceptions.ClientDisconnected:  # the body ended before its Content-Length
+            from tracklens.dashboard.track import display_name
+
+            name = display_name(flask.request.args.get("name"))
+            return flask.jsonify(error=f"{name}: the upload was cut off before its end; try again"), 400
         duration = upload.duration_s if math.isfinite(upload.duration_s) else None
         return flask.jsonify(id=upload.id, name=upload.name, duration_s=duration)
 

@@ -500,3 +500,13 @@ def test_sigterm_removes_the_uploads(demo_catalogue, tmp_path):
                 break  # exited, not yet reaped
             time.sleep(0.2)
         assert list(temp.glob("tracklens-uploads-*")) == [], Path(served.log_path).read_text()[-2000:]
+
+
+def test_a_body_cut_off_before_its_length_gets_one_line(app, empty_store):
+    """Found by bench/fuzz_upload.py: a Content-Length over the bytes that came got werkzeug's HTML 400 page."""
+    response = app.server.test_client().post("/_upload?name=cut.wav", data=b"RIFF" + bytes(100),
+                                             headers={"X-Tracklens-Upload": "1"},
+                                             environ_overrides={"CONTENT_LENGTH": "5000"})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "cut.wav: the upload was cut off before its end; try again"}
+    assert empty_store.pending_count() == 0 and list(empty_store._private_folder().iterdir()) == []
