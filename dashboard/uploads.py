@@ -53,6 +53,10 @@ MAX_UNCLAIMED = 8  # stored uploads whose check has not claimed them yet, all cl
 MAX_UNCLAIMED_PER_CLIENT = 4  # the same for one client (a page has one; bench clients share an address)
 UNCLAIMED_GRACE_S = 10.0  # an unclaimed upload keeps its place this long, whatever comes in...
 UNCLAIMED_TTL_S = 60.0  # ...and is deleted after this (the page claims it within a second or so)
+# Bytes in the private folder at once: uploads stored, being checked or being copied (their
+# Content-Length; the byte cap when they announce none). With the server's spool budget
+# (dashboard.server.SPOOL_BUDGET_BYTES, the same) uploads hold at most 8 x the cap of disk.
+STORE_BUDGET_BYTES = 4 * data.MAX_UPLOAD_BYTES
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -80,6 +84,8 @@ class StoredUpload:
 _lock = threading.Lock()
 _pending: dict[str, StoredUpload] = {}  # stored, not yet claimed, oldest first
 _analysing: set[str] = set()  # claimed, check not finished
+_held: dict[str, int] = {}  # bytes on disk of each stored upload (unclaimed or being checked)
+_copying = [0]  # bytes announced by the uploads being copied now
 _folder: list[Path] = []
 
 
@@ -108,7 +114,8 @@ def store(stream, *, filename: str | None, content_length: int | None, client: s
         raise UploadRefused(f"{name}: unsupported file type '{suffix or 'none'}'; upload {allowed}", 415)
     if content_length is not None and content_length > data.MAX_UPLOAD_BYTES:
         raise UploadRefused(too_large_line(name, content_length), 413)
-    _make_room(name, client)
+    announced = data.MAX_UPLOAD_BYTES if content_length is None else content_length
+    _make_room(name, client, announced)
     upload_id = secrets.token_urlsafe(16)
     path = _private_folder() / f"{upload_id}{suffix}"
     try:
@@ -119,15 +126,20 @@ def store(stream, *, filename: str | None, content_length: int | None, client: s
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+    finally:
+        with _lock:
+            _copying[0] -= announced
     upload = StoredUpload(upload_id, name, path, digest, duration_s, time.monotonic(), client)
     with _lock:
         _pending[upload_id] = upload
+        _held[upload_id] = size
     return upload
 
 
-def _make_room(name: str, client: str) -> None:
+def _make_room(name: str, client: str, announced: int) -> None:
     """Refuse (503) when too much is being analysed; drop the expired unclaimed uploads, and the
-    oldest past their grace where this client or the server has no free place (503 if none is)."""
+    oldest past their grace where this client or the server has no free place (503 if none is);
+    refuse (503) when ``announced`` more bytes would pass STORE_BUDGET_BYTES, else count them."""
     now = time.monotonic()
     with _lock:
         if len(_analysing) >= MAX_ANALYSING:
@@ -150,6 +162,14 @@ def _make_room(name: str, client: str) -> None:
             dropped.append(oldest)
         else:
             refusal = None
+        for upload in dropped:
+            _held.pop(upload.id, None)
+        held = sum(_held.values()) + _copying[0]
+        if refusal is None and held + announced > STORE_BUDGET_BYTES:
+            refusal = UploadRefused(f"{name}: the server holds {held / 2**20:.0f} MB of uploads being checked; "
+                                    "try again in a minute", 503)
+        elif refusal is None:
+            _copying[0] += announced
     for upload in dropped:
         upload.path.unlink(missing_ok=True)
     if refusal is not None:
@@ -216,6 +236,7 @@ def claim(upload_id: str):
         upload.path.unlink(missing_ok=True)
         with _lock:
             _analysing.discard(upload.id)
+            _held.pop(upload.id, None)
 
 
 def pending_count() -> int:
@@ -234,6 +255,7 @@ def remove_all() -> None:
     """Delete every stored upload and the private folder (the server is stopping)."""
     with _lock:
         _pending.clear()
+        _held.clear()
         folders = list(_folder)
         _folder.clear()  # a later upload (tests) makes a new folder
     for folder in folders:

@@ -510,3 +510,18 @@ def test_a_body_cut_off_before_its_length_gets_one_line(app, empty_store):
     assert response.status_code == 400
     assert response.get_json() == {"error": "cut.wav: the upload was cut off before its end; try again"}
     assert empty_store.pending_count() == 0 and list(empty_store._private_folder().iterdir()) == []
+
+
+def test_uploads_on_disk_stay_within_the_store_budget(app, demo_catalogue, empty_store, monkeypatch):
+    """Stored and being-checked uploads share STORE_BUDGET_BYTES of disk: one more gets 503 until
+    a check ends and frees its bytes."""
+    uploads = empty_store
+    clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[0].stat().st_size
+    monkeypatch.setattr(uploads, "STORE_BUDGET_BYTES", int(clip * 2.5))
+    first, second = (_store(app, f"tab{i}", demo_catalogue).get_json()["id"] for i in range(2))
+    refused = _store(app, "tab3", demo_catalogue)
+    assert refused.status_code == 503 and "MB of uploads being checked; try again in a minute" in \
+        refused.get_json()["error"]
+    with uploads.claim(first):
+        assert _store(app, "tab3", demo_catalogue).status_code == 503  # being checked: still on disk
+    assert _store(app, "tab3", demo_catalogue).status_code == 200
