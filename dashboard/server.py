@@ -15,7 +15,8 @@ of temp space at once, and a body trickling one byte every 5 s never met waitres
 - **Receiving rate**: a request must arrive at :data:`MIN_BYTES_PER_S` on average after a
   :data:`GRACE_S` start (headers included); a slower one is closed (408). A connection that sends
   nothing is closed after :data:`IDLE_TIMEOUT_S` (waitress' ``channel_timeout``; requests being
-  answered are exempt, however long a check takes).
+  answered are exempt, however long a check takes). Up to :data:`CONNECTION_LIMIT` connections
+  are served at once (waitress' default of 100 was what 99 slow clients filled).
 - **Full temp folder**: a spool that cannot be written gets 507 with one line instead of a reset
   connection.
 
@@ -47,11 +48,14 @@ MAX_OTHER_BODY_BYTES = 1 << 20  # everything but an upload is small JSON
 MAX_REQUEST_BODY_BYTES = data.MAX_UPLOAD_BYTES + (64 << 10)
 # Bodies received at once, all connections together: four uploads at the byte cap (664 MB).
 SPOOL_BUDGET_BYTES = 4 * data.MAX_UPLOAD_BYTES
-GRACE_S = 10.0  # any request may take this long before the rate counts...
+GRACE_S = 5.0  # any request may take this long before the rate counts...
 MIN_BYTES_PER_S = 16 << 10  # ...then it must have averaged 16 KiB/s (a 166 MB upload: under 3 h)
 IDLE_TIMEOUT_S = 20  # a connection with no request being answered and nothing received is closed
 CHECK_INTERVAL_S = 1  # how often the idle connections are looked for (waitress' cleanup_interval)
 LINGER_S = 5.0  # after a refusal, read and drop the rest of the body this long at most
+# Connections at once (waitress: 100). With poll() instead of select() (limited to descriptors
+# below 1024), a few hundred cost little; the receiving deadline frees the places of slow ones.
+CONNECTION_LIMIT = 250
 
 
 class Refusal(Error):
@@ -262,10 +266,11 @@ def create_server(wsgi_app, *, host: str, port: int, threads: int, upload_path: 
     """A waitress server (not yet running: call ``.run()``) whose connections are guarded."""
     import waitress.server
 
+    options = {"connection_limit": CONNECTION_LIMIT, "asyncore_use_poll": True, "channel_timeout": IDLE_TIMEOUT_S,
+               "cleanup_interval": CHECK_INTERVAL_S, **adjustments}
     server = waitress.server.create_server(
         wsgi_app, host=host, port=port, threads=threads, ident="tracklens", clear_untrusted_proxy_headers=True,
-        max_request_body_size=MAX_REQUEST_BODY_BYTES,
-        channel_timeout=IDLE_TIMEOUT_S, cleanup_interval=CHECK_INTERVAL_S, **adjustments)
+        max_request_body_size=MAX_REQUEST_BODY_BYTES, **options)
     channel = guarded_channel(upload_path, budget)
     for listener in _listeners(server):
         listener.channel_class = channel
