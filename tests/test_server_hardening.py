@@ -525,3 +525,20 @@ def test_uploads_on_disk_stay_within_the_store_budget(app, demo_catalogue, empty
     with uploads.claim(first):
         assert _store(app, "tab3", demo_catalogue).status_code == 503  # being checked: still on disk
     assert _store(app, "tab3", demo_catalogue).status_code == 200
+
+
+def test_a_refusal_names_no_memory_address(app, empty_store, monkeypatch):
+    """Found by bench/fuzz_upload.py (seed 0, input 2990, a FLAC with two overwritten ranges):
+    ffmpeg's reason came with its decoder's address ("[flac @ 0x55fde7886c80] invalid bps: 1")."""
+    from tracklens import audio
+
+    def probe(path):
+        raise audio.AudioError(f"{path}: not readable as audio: no audio stream found (soundfile: File contains "
+                               "data in an unimplemented format; ffmpeg: [flac @ 0x55fde7886c80] invalid bps: 1)")
+
+    monkeypatch.setattr(audio, "probe_audio", probe)
+    response = app.server.test_client().post("/_upload?name=seed.flac", data=b"fLaC" + bytes(100),
+                                             headers={"X-Tracklens-Upload": "1"})
+    assert response.status_code == 422
+    assert response.get_json()["error"] == ("seed.flac: not readable as audio: no audio stream found (soundfile: File "
+                                            "contains data in an unimplemented format; ffmpeg: invalid bps: 1)")
