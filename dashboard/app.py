@@ -60,9 +60,9 @@ def get_app() -> Dash:
     from tracklens.dashboard import security, uploads
 
     app.layout = layout
-    security.install(app)  # first: Host check, then security headers; malformed callback requests get 400
-    _limit_bodies(app)  # nothing reads an oversized body (the waitress guard refuses them earlier still)
+    _limit_bodies(app)  # first: nothing reads an oversized body (the waitress guard refuses them earlier still)
     uploads.install(app)  # POST <prefix>_upload: the file, streamed to a private temporary file
+    security.install(app)  # Host check, security headers; malformed callback requests get 400
     return app
 
 
