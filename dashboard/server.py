@@ -102,11 +102,12 @@ class GuardedParser(HTTPRequestParser):
     budget: SpoolBudget = SpoolBudget(SPOOL_BUDGET_BYTES)
     reserved = 0
     limit = MAX_OTHER_BODY_BYTES
+    refused_body = False  # answered before its body was read: the connection drains before closing
 
-    def received(self, data: bytes) -> int:
+    def received(self, chunk: bytes) -> int:
         in_header = self.body_rcv is None and not self.completed
         try:
-            consumed = super().received(data)
+            consumed = super().received(chunk)
         except OSError as exc:  # the spool's temporary file could not be written
             LOG.warning("refused a request body: %s", exc)
             full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
@@ -114,7 +115,7 @@ class GuardedParser(HTTPRequestParser):
                          self._named("the server's temporary folder is full; the upload could not be "
                                      "received — try again later" if full else
                                      "the server could not store the upload; try again later"))
-            return len(data)
+            return len(chunk)
         if self.error is None and self.headers_finished:
             if in_header:
                 self._check_announced_body()
@@ -169,16 +170,16 @@ class GuardedChannel(HTTPChannel):
     lingering_until: float | None = None
     refused_body = False
 
-    def received(self, data: bytes) -> bool:
+    def received(self, chunk: bytes) -> bool:
         if self.lingering_until is not None:
             return False  # the rest of a refused body: dropped
-        if self.request is None and data and not data.isspace():
+        if self.request is None and chunk and not chunk.isspace():
             self.request_started, self.request_bytes = time.monotonic(), 0
         if self.request_started is not None:
-            self.request_bytes += len(data)
-        accepted = super().received(data)
+            self.request_bytes += len(chunk)
+        accepted = super().received(chunk)
         for request in self.requests:
-            self.refused_body |= bool(getattr(request, "refused_body", False))
+            self.refused_body |= request.refused_body
         if self.request is None:  # nothing half-received (requests in self.requests are complete)
             self.request_started = None
         return accepted
