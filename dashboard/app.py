@@ -146,7 +146,6 @@ def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bo
     """
     from tracklens.dashboard import security, uploads
 
-    _stop_on_sigterm()  # first: a SIGTERM during the warm-up cleans up too
     for name, value in SERVER_ENV.items():
         os.environ.setdefault(name, value)
     data.configure(data_dir)
@@ -159,6 +158,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bo
     from tracklens import features
     from tracklens.dashboard import track
 
+    previous_handler = _stop_on_sigterm()  # before the warm-up: a SIGTERM then cleans up too
     try:
         features.warm_numba(check=True)
         summary = track.warm_up()
@@ -175,19 +175,25 @@ def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bo
                              upload_path=app.config.routes_pathname_prefix + uploads.ROUTE).run()
     finally:
         uploads.remove_all()  # also at exit; here first, before the interpreter's slow shutdown
+        if previous_handler is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous_handler)
 
 
-def _stop_on_sigterm() -> None:
+def _stop_on_sigterm():
     """SIGTERM stops the server as Ctrl-C does (waitress' loop ends on SystemExit), so the
-    `finally` and ``atexit`` clean-ups run; by default SIGTERM ended the process without them."""
+    `finally` and ``atexit`` clean-ups run; by default SIGTERM ended the process without them.
+    Returns the handler it replaced (None off the main thread, where none can be set)."""
     import signal
     import threading
 
     def stop(signum, frame):
         raise SystemExit(128 + signum)
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, stop)
 
 
 @dataclasses.dataclass(frozen=True)

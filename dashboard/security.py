@@ -6,8 +6,9 @@ nested thousands deep raised RecursionError while parsing).
 The Host check stops DNS rebinding: a web page on ``evil.example`` whose name its owner points at
 127.0.0.1 reaches the loopback dashboard as the same origin, but its requests say
 ``Host: evil.example``. Only the names this server is known by are answered (421 otherwise):
-``localhost``, the loopback addresses, the ``--host`` the user gave, and any IP address when that
-is a wildcard (0.0.0.0, ::) — an address cannot be rebound, only a name can.
+``localhost``, the loopback addresses, the ``--host`` the user gave, and any IP address and the
+machine's own name when that is a wildcard (0.0.0.0, ::) — an address cannot be rebound, only a
+name can, and a web page cannot rename the user's machine.
 
 :func:`install` wires all three into a Dash app; the policy's script hashes are taken per
 response, so the clientside callbacks Dash registers at its first request are covered too.
@@ -62,8 +63,11 @@ def content_security_policy(script_hashes) -> str:
 def allow_host(host: str) -> None:
     """Also answer requests addressed to ``host`` (the ``--host`` the server listens on)."""
     host = host.strip().strip("[]").lower()
-    if host in WILDCARD_HOSTS:
+    if host in WILDCARD_HOSTS:  # every interface: any address, and this machine's own name
+        import socket
+
         _allowed["any_address"] = True
+        _allowed["names"].update({socket.gethostname().lower(), socket.getfqdn().lower()})
     else:
         _allowed["names"].add(host)
 

@@ -372,8 +372,9 @@ def test_host_given_with_host_is_answered(app, host_rules):
     host_rules.allow_host("tracks.lan")
     assert client.get("/_dash-layout", headers={"Host": "tracks.lan:8050"}).status_code == 200
     assert client.get("/_dash-layout", headers={"Host": "192.168.1.5:8050"}).status_code == 421
-    host_rules.allow_host("0.0.0.0")  # every interface: reached by any address, still by no other name
+    host_rules.allow_host("0.0.0.0")  # every interface: reached by any address and this machine's name
     assert client.get("/_dash-layout", headers={"Host": "192.168.1.5:8050"}).status_code == 200
+    assert client.get("/_dash-layout", headers={"Host": f"{socket.gethostname()}:8050"}).status_code == 200
     assert client.get("/_dash-layout", headers={"Host": "evil.example"}).status_code == 421
 
 
