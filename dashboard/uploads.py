@@ -22,8 +22,9 @@ or so of the answer, so an upload nobody claimed was abandoned (a closed tab): i
 :data:`UNCLAIMED_TTL_S`, and sooner, after :data:`UNCLAIMED_GRACE_S`, when a new upload needs its
 place. The places: :data:`MAX_UNCLAIMED_PER_CLIENT` per client (its address and the page's
 ``X-Tracklens-Client`` token), :data:`MAX_UNCLAIMED` in all. What makes the server busy (503) is
-what it is analysing: at most :data:`MAX_ANALYSING` claimed uploads at once. All are removed when
-the server stops (Ctrl-C, SIGTERM, or at exit).
+what it is analysing: at most :data:`MAX_ANALYSING` claimed uploads at once; and what it holds
+on disk: at most :data:`STORE_BUDGET_BYTES` of uploads. All are removed when the server stops
+(Ctrl-C, SIGTERM, or at exit). docs/dashboard-security.md lists the guarantees.
 """
 
 from __future__ import annotations
