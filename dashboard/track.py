@@ -53,10 +53,24 @@ class UploadError(TracklensError):
     (unreadable, silent, over its limits) are ``audio.AudioError``."""
 
 
+MAX_NAME_CHARS = 120  # a longer name is shortened in the middle of its stem: "<start>…<end>.wav"
+
+
 def display_name(filename: str | None) -> str:
-    """The base name of an uploaded file, for messages only (never used as a path)."""
+    """The base name of an uploaded file, for messages only (never used as a path).
+
+    Non-printable characters are dropped; a name over MAX_NAME_CHARS keeps its start, its end and
+    its whole extension (the upload route reads the type from it), with "…" in between.
+    """
     name = str(filename or "upload").replace("\\", "/").rsplit("/", 1)[-1]
-    return "".join(ch for ch in name if ch.isprintable())[:120] or "upload"
+    name = "".join(ch for ch in name if ch.isprintable()) or "upload"
+    if len(name) <= MAX_NAME_CHARS:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    suffix = dot + suffix if stem and len(suffix) < 16 else ""
+    stem = name[: len(name) - len(suffix)]
+    keep = MAX_NAME_CHARS - len(suffix) - 1
+    return stem[: keep - keep // 4] + "…" + stem[len(stem) - keep // 4:] + suffix
 
 
 def failure_message(exc: BaseException, filename: str | None) -> str:
