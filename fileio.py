@@ -104,8 +104,11 @@ def atomic_path(path: str | Path, *, suffix: str = ".part"):
             yield tmp
         return
     path.parent.mkdir(parents=True, exist_ok=True)
+    # HDF5 (h5py, Keras' .weights.h5) flock-s the file it creates itself: our lock would make its
+    # open fail with EAGAIN, so an .h5 temp file goes unlocked (nothing cleans weights' folders).
+    make_temp = tempfile.mkstemp if suffix.endswith(".h5") else locked_temp_file
     try:
-        fd, tmp = locked_temp_file(path.parent, prefix=f".{path.name}.", suffix=suffix)
+        fd, tmp = make_temp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     except OSError as exc:  # name the file being written, not the temp name
         raise OSError(exc.errno, exc.strerror or _first_line(exc), str(path)) from exc
     try:
@@ -156,12 +159,12 @@ def os_error_line(exc: OSError) -> str:
     return f"{target}: {cause}" if target is not None else cause
 
 
-def locked_temp_file(folder: str | Path, *, prefix: str, suffix: str) -> tuple[int, str]:
-    """``mkstemp`` in ``folder``, ``flock``-ed: ``(fd, path)``; the lock lasts until ``fd`` (and
+def locked_temp_file(dir: str | Path, *, prefix: str, suffix: str) -> tuple[int, str]:  # noqa: A002 (mkstemp's name)
+    """``mkstemp`` in ``dir``, ``flock``-ed: ``(fd, path)``; the lock lasts until ``fd`` (and
     its dups) are closed. Another process's :func:`remove_stale_temp_files` may remove the file
     between its creation and the lock; that is seen (no links left) and a fresh one is made."""
     while True:
-        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=dir)
         lock_fd(fd)
         if os.fstat(fd).st_nlink > 0:
             return fd, name
