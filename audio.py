@@ -688,8 +688,13 @@ def _short(exc: BaseException) -> str:
     return text.rstrip(".") or type(exc).__name__
 
 
+#: ffmpeg's log prefix names its decoder's address in memory ("[flac @ 0x55fde7886c80] "): not for a user
+FFMPEG_CONTEXT = re.compile(r"\[[\w:.-]+ @ 0x[0-9a-f]+\] ")
+
+
 def _short_text(text: str | bytes | None) -> str:
+    """The last line of a decoder's messages, without ffmpeg's memory-address prefix, at most 200 characters."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
+    return FFMPEG_CONTEXT.sub("", lines[-1])[:200] if lines else ""
