@@ -556,7 +556,7 @@ def _sort_files(results, dest: Path, *, move: bool) -> bool:
 @app.command()
 def predict(
     paths: Optional[list[Path]] = typer.Argument(None, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...) or folders of them (walked, sub-folders too)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model name (in data/models, or a shipped one: default, default-fast, default-table) or folder; default: the shipped models/default (EfficientAT + musicnn embeddings, one linear layer; default-fast: EfficientAT alone, ~6x cheaper), or models/default-table with --features-csv."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name (in data/models, or a shipped one: default, default-fast, fusion, musicnn, default-table) or folder; default: the shipped models/default (one linear layer on EfficientAT's embedding, chosen on whole clips: docs/genre-models.md; 'fusion' adds musicnn at ~3x the cost, 'musicnn' is the first default), or models/default-table with --features-csv."),
     fmt: str = typer.Option("table", "--format", help="table, csv (path,top_genre,<one column per genre>,fit) or json (with the per-window timeline, fit reason and chart-genre tags)."),
     top: int = typer.Option(3, "--top", min=1, help="Genres shown per file in the table format."),
     sort_into: Optional[Path] = typer.Option(None, "--sort-into", help="Copy each file into DIR/<top genre>/, or DIR/_does-not-fit/ when the ten genres do not describe it (never overwrites)."),

@@ -26,8 +26,8 @@ REPO_ROOT: Path | None = PACKAGE_DIR if (PACKAGE_DIR / "pyproject.toml").is_file
 
 # Shipped with the package (read-only): default models and pretrained weights.
 MODELS_DIR = PACKAGE_DIR / "models"
-DEFAULT_MODEL_DIR = MODELS_DIR / "default"  # the shipped model (EfficientAT + musicnn embeddings, linear head)
-DEFAULT_FAST_MODEL_DIR = MODELS_DIR / "default-fast"  # one EfficientAT pass + linear head (whole tracks quickly)
+DEFAULT_MODEL_DIR = MODELS_DIR / "default"  # the shipped model: one EfficientAT pass + linear head (models/default/card.json)
+DEFAULT_FAST_MODEL_DIR = MODELS_DIR / "default-fast"  # one EfficientAT pass + linear head (the same model since issue 20)
 # the shipped 57-feature model, for feature tables (predict/evaluate --features-csv), tracked in git
 DEFAULT_TABLE_MODEL_DIR = MODELS_DIR / "default-table"
 PRETRAINED_DIR = MODELS_DIR / "pretrained"
