@@ -45,9 +45,8 @@ SPOTIFY_COLUMNS: tuple[str, ...] = ("tempo", "loudness", "key", "mode", "duratio
 # Spotify's perceptual columns: no audio definition, so the engine never computes them (README
 # "Audio features"); models.descriptors estimates those it can from audio, with their error, as
 # extra track columns (energy_est, acousticness_est: see TrackExtras).
-SPOTIFY_NOT_COMPUTED: tuple[str, ...] = (
-    "danceability", "energy", "speechiness", "acousticness", "instrumentalness", "liveness", "valence",
-)
+SPOTIFY_NOT_COMPUTED: tuple[str, ...] = config.SPOTIFY_PERCEPTUAL_FEATURES
+assert {*SPOTIFY_COLUMNS, *SPOTIFY_NOT_COMPUTED} == {*config.SPOTIFY_AUDIO_FEATURES, "duration_ms"}  # order: the CSV's
 ID_COLUMNS: tuple[str, ...] = ("track_id", "path", "label", "segment", "start_s", "end_s", "length")
 EXTRA_COLUMNS: tuple[str, ...] = ("truncated", "checksum")
 FEATURE_COLUMNS: tuple[str, ...] = (
