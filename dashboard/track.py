@@ -363,8 +363,7 @@ def _tags(clip) -> dict | None:
         return None
     from tracklens.models import musicnn
 
-    patch_s = musicnn.PATCH_FRAMES * musicnn.MUSICNN_HOP / musicnn.MUSICNN_SR
-    n = int(np.ceil((patch_s + 0.05) * clip.sr))  # one patch of samples, a little margin
+    n = int(np.ceil((musicnn.PATCH_S + 0.05) * clip.sr))  # one patch of samples, a little margin
     last = max(len(clip.y) - n, 0)
     starts = np.unique(np.linspace(0, last, MAX_TAG_PATCHES).round().astype(int))
     batch = np.concatenate([musicnn.patches(musicnn.log_mel(clip.y[s:s + n], sr=clip.sr))[:1] for s in starts])

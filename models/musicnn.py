@@ -44,6 +44,7 @@ MUSICNN_N_FFT = 512
 MUSICNN_HOP = 256
 MUSICNN_N_MELS = 96
 PATCH_FRAMES = 187  # librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
+PATCH_S = PATCH_FRAMES * MUSICNN_HOP / MUSICNN_SR  # 2.992 s of audio per patch
 EMBEDDING_SIZE = 200
 
 PRETRAINED_DIR = config.MODELS_DIR / "pretrained"
@@ -465,7 +466,6 @@ def top_tags(tags: np.ndarray, *, name: str = DEFAULT_MUSICNN, k: int = 5) -> li
 # ----------------------------------------------------------------------------- batches
 EMBEDDING_VERSION = 1  # bump when embeddings of the same file and weights would change
 EMBEDDING_COLUMNS = tuple(f"emb_{i:03d}" for i in range(EMBEDDING_SIZE))
-PATCH_S = PATCH_FRAMES * MUSICNN_HOP / MUSICNN_SR  # 2.992 s of audio per patch
 
 
 def embeddings_path(features_out: str | Path, name: str = DEFAULT_MUSICNN) -> Path:

@@ -92,3 +92,11 @@ def test_only_prepare_knows_the_no_genre_marker():
                and any(isinstance(n, ast.Constant) and n.value == "set()"
                        for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))))]
     assert spelled == []
+
+
+def test_only_musicnn_turns_its_frames_into_seconds():
+    """musicnn's patch length is ``musicnn.PATCH_S``: nobody else recomputes it from its hop."""
+    uses_hop = [module for module, path in package_modules().items() if module != "models.musicnn"
+                and any(isinstance(n, ast.Attribute) and n.attr == "MUSICNN_HOP"
+                        for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))))]
+    assert uses_hop == []
