@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from tracklens import batch, config, numba_cache
+from tracklens import batch, config, numba_cache, process
 from tracklens.audio import AudioClip, load_audio
 from tracklens.batch import load_frames  # noqa: F401 - callers read the engine's frames as features.load_frames
 from tracklens.errors import TracklensError
@@ -972,24 +972,10 @@ def check_numba_cache() -> bool:
 
 def _prepare_process(**kwargs: Any) -> None:
     """The features task's ``warm`` hook, run before any pool and in each worker before each
-    file: numba's compile cache (:func:`warm_numba`, ``kwargs``), and glibc's
-    allocator told to keep freed blocks. One analysis allocates ~100 MB of short-lived arrays;
-    handed back to the kernel, every clip faulted them in again (9 500 page faults, 37 ms of
-    system CPU per 30 s clip; 1 job from Opus 0.28 -> 0.26 s per clip, the same peak memory)."""
-    _keep_freed_memory()
+    file: numba's compile cache (:func:`warm_numba`, ``kwargs``), and glibc's allocator told to
+    keep freed blocks (:func:`process.keep_freed_memory`: the measured reason is there)."""
+    process.keep_freed_memory()
     warm_numba(**kwargs)
-
-
-@functools.cache
-def _keep_freed_memory() -> None:
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD: arrays up to 64 MB come from the heap
-        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD: up to 256 MB freed at its top stay
-    except (OSError, AttributeError):
-        pass  # not glibc: that allocator's defaults stay
 
 
 def features_task(*, segment_seconds: float | None = config.SEGMENT_SECONDS, overlap: float = 0.0,

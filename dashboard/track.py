@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tracklens import config
-from tracklens.dashboard import compare, data, memory
+from tracklens import config, process
+from tracklens.dashboard import compare, data
 from tracklens.errors import TracklensError
 
 N_TAGS = 8
@@ -149,7 +149,7 @@ def check_track(source: bytes | Path, filename: str, *, digest: str | None = Non
         with _check_slots:
             report = _check_track(source, display_name(filename))
     finally:
-        memory.return_freed_memory()  # the analysis' arrays are freed by now
+        process.return_freed_memory()  # the analysis' arrays are freed by now
     with _cache_lock:
         _cache[key] = report
         while len(_cache) > _CACHE_SIZE:

@@ -32,6 +32,7 @@ PACKAGE_FOLDERS = ("", "models", "dashboard", "dashboard/pages")
 #: Lower ranks are further up the flow; a module may import its own rank or lower.
 RANKS = {
     "config": 0, "errors": 0, "fileio": 0,
+    "process": 0,  # process set-up (allocator tuning) that a batch worker and the dashboard server call
     "audio": 1,
     "acquire": 2, "demo_data": 2,
     "prepare": 3, "batch": 3,  # batch: the runner the engine and the embedding models plug into (knows neither)
