@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -1042,30 +1042,3 @@ def extract_features(
     task = features_task(segment_seconds=segment_seconds, overlap=overlap, max_duration=max_duration, extras=extras)
     return batch.run(task, sources, out=out, jobs=jobs, scheduler=scheduler, cache_dir=cache_dir, progress=progress)
 
-
-def compare_with_reference(ours: Any, reference: Any, *, columns: Iterable[str] = SUMMARY_COLUMNS):
-    """Per-column agreement of whole-track features with a reference table (e.g. the published
-    GTZAN ``features_30_sec.csv``), matched on the file stem (``blues.00000``).
-
-    Returns a DataFrame indexed by column: ``n``, ``pearson_r``, ``median_rel_err``
-    (median |ours - ref| / |ref|) and ``median_abs_err_std`` (median |ours - ref| / std(ref),
-    stable where values cross zero).
-    """
-    import pandas as pd
-
-    ours = ours[ours["segment"] == -1] if "segment" in ours.columns else ours
-    left = ours.set_index(ours["track_id"].astype(str).map(lambda s: Path(s).name))
-    key = reference["filename"] if "filename" in reference.columns else reference["track_id"]
-    right = reference.set_index(key.astype(str).map(lambda s: Path(s).stem))
-    common = left.index.intersection(right.index)
-    if len(common) < 3:
-        raise TracklensError(f"only {len(common)} clips in common with the reference table; need 3+")
-    rows = {}
-    for col in columns:
-        a = left.loc[common, col].astype(float).to_numpy()
-        b = right.loc[common, col].astype(float).to_numpy()
-        diff = np.abs(a - b)
-        rows[col] = {"n": len(common), "pearson_r": float(np.corrcoef(a, b)[0, 1]),
-                     "median_rel_err": float(np.median(diff / np.maximum(np.abs(b), 1e-12))),
-                     "median_abs_err_std": float(np.median(diff) / max(np.std(b), 1e-12))}
-    return pd.DataFrame.from_dict(rows, orient="index")
