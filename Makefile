@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test docs venv system-deps lock bench clean musicnn-checkpoints musicnn-weights default-model efficientat-weights efficientat-fixture descriptors-model
+.PHONY: help demo test test-fast docs venv system-deps lock bench clean musicnn-checkpoints musicnn-weights default-model efficientat-weights efficientat-fixture descriptors-model
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ descriptors-model: venv ## rebuild models/descriptors/ (energy, acousticness ...
 
 test: venv system-deps musicnn-checkpoints ## run the whole test suite (the musicnn checkpoints let the equivalence test run)
 	$(BIN)/python -m pytest
+
+test-fast: venv ## the unit tier while you work: all but the `slow` and `browser` tests (docs/development.md)
+	$(BIN)/python -m pytest -m "not slow and not browser"
 
 docs: venv ## build the docs site into site/ (mkdocs, warnings are errors; the API pages read the source)
 	@# the API pages read the checkout under its import name: a link in a temp folder (never inside the repo)

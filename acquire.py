@@ -56,8 +56,18 @@ LIST_SEP = "; "
 MANIFEST_COLUMNS = ("path", "label", "duration_s", "sample_rate", "channels", "checksum", "error")
 
 SPOTIFY_SOURCES = ("playlist", "album", "artist", "search")
-SPOTIFY_DEFAULT_OUT = config.RAW_DATA_DIR / "spotify_tracks.csv"
-PREVIEWS_DIR = config.RAW_DATA_DIR / "previews"
+
+
+def spotify_default_out() -> Path:
+    """Where :func:`acquire_spotify` writes by default; read when called, so ``config.set_home`` moves it."""
+    return config.RAW_DATA_DIR / "spotify_tracks.csv"
+
+
+def previews_dir() -> Path:
+    """Where :func:`download_previews` writes by default; read when called, like :func:`spotify_default_out`."""
+    return config.RAW_DATA_DIR / "previews"
+
+
 DEEZER_ISRC_URL = "https://api.deezer.com/track/isrc:{isrc}"
 DEEZER_SEARCH_URL = "https://api.deezer.com/search?q={query}&limit={limit}"
 DEEZER_SEARCH_LIMIT = 10  # candidates read per search; the best exact artist + title match wins
@@ -510,7 +520,7 @@ class SpotifyResult:
 def acquire_spotify(
     source: str,
     ref: str,
-    out: str | Path = SPOTIFY_DEFAULT_OUT,
+    out: str | Path | None = None,
     *,
     client=None,
     market: str | None = None,
@@ -524,7 +534,8 @@ def acquire_spotify(
     ----------
     source : one of SPOTIFY_SOURCES ("playlist", "album", "artist", "search")
     ref : a Spotify ID, URI or URL (or the query text for "search")
-    out : CSV path; an existing file is resumed: tracks whose id is already there are skipped
+    out : CSV path (default :func:`spotify_default_out`); an existing file is resumed: tracks whose id is
+        already there are skipped
     client : a spotipy client (default: :func:`spotify_client`, credentials from env/.env)
     market : ISO 3166-1 alpha-2 country for availability (top tracks default to "US")
     limit : stop after this many tracks from the source (search defaults to 50)
@@ -539,7 +550,7 @@ def acquire_spotify(
         raise TracklensError(f"unknown Spotify source {source!r}; use one of {', '.join(SPOTIFY_SOURCES)}")
     if limit is not None and limit < 1:
         raise TracklensError(f"limit={limit} must be a positive integer")
-    out = Path(out)
+    out = Path(out) if out is not None else spotify_default_out()
     rows, header = _read_csv_rows(out, required=("id",), purpose="a tracklens tracks CSV") if out.exists() else ([], [])
     columns = list(TRACK_COLUMNS) + [c for c in header if c not in TRACK_COLUMNS]
     known = {r["id"] for r in rows if r.get("id")}
@@ -844,7 +855,7 @@ def _fetch_preview(row: dict, out_dir: Path, *, session, policy: RetryPolicy) ->
 
 def download_previews(
     tracks: str | Path | Iterable[dict],
-    out_dir: str | Path = PREVIEWS_DIR,
+    out_dir: str | Path | None = None,
     *,
     workers: int = 4,
     limit: int | None = None,
@@ -858,7 +869,7 @@ def download_previews(
     ----------
     tracks : a tracks CSV (from :func:`acquire_spotify`) or dicts with ``id`` and ``isrc``
         and/or ``preview_url``
-    out_dir : destination folder; existing files are skipped (they are always complete)
+    out_dir : destination folder (default :func:`previews_dir`); existing files are skipped (they are always complete)
     workers : int >= 1, parallel downloads (Deezer allows ~50 requests per 5 s)
     limit : only the first ``limit`` tracks
     session : a requests.Session shared by all workers (default: one per worker thread)
@@ -873,7 +884,11 @@ def download_previews(
     if isinstance(tracks, (str, Path)):
         path = Path(tracks)
         if not path.is_file():
-            raise TracklensError(f"{path}: no such file")
+            from tracklens.fileio import special_file_kind
+
+            kind = special_file_kind(path.stat().st_mode) if path.exists() else None  # /dev/null is there
+            raise TracklensError(f"{path}: not a regular file ({kind}), expected a tracks CSV" if kind
+                                 else f"{path}: no such file")
         rows, header = _read_csv_rows(path, required=(), purpose="a tracks CSV")
         searchable = pick_column(header, ARTIST_COLUMNS) and pick_column(header, TITLE_COLUMNS)
         if "isrc" not in header and "preview_url" not in header and not searchable:
@@ -887,7 +902,7 @@ def download_previews(
     if limit is not None:
         rows = rows[:limit]
     policy = policy or RetryPolicy()
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) if out_dir is not None else previews_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob(".*.mp3.*.part"):  # temp files of a killed run
         with suppress(OSError):

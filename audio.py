@@ -10,8 +10,14 @@ same message, and memory and time stay bounded whatever a header claims.
 from __future__ import annotations
 
 import errno
+import io
 import math
 import os
+import re
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +91,8 @@ def probe_audio(path: str | Path) -> dict:
     path = _check_file(path)
     name = str(path)
     try:
-        info = sf.info(name)
+        with quiet_mpg123(_looks_like_mpeg(name, name)):
+            info = sf.info(name)
     except Exception as exc:  # libsndfile's error types vary by format
         found = _ffprobe(path, why=_short(exc))
     else:
@@ -165,6 +172,105 @@ def load_audio_bytes(
                                   max_duration=max_duration, why=str(exc))
     _validate(clip, min_duration=min_duration, name=label)
     return clip
+
+
+def load_channels(source, *, name: str | None = None, max_duration: float = config.MAX_DURATION_S):
+    """Open ``source`` (a path, or an upload's bytes) for reading every channel at the file's own
+    sample rate, for meters that need them (BS.1770 loudness sums the channels' powers; a
+    downmix reads 3-6 dB low on stereo).
+
+    Returns ``(sample_rate, channels, blocks)``: ``blocks`` yields float32 arrays
+    [shape=(frames, channels)] of at most 4 MiB each, at most ``max_duration`` seconds in all,
+    not clipped (a lossy decoder's overshoot is a real true peak). The header checks, the sample
+    checks and the messages are :func:`load_audio`'s; soundfile first, then ffmpeg (through a
+    private temporary file for bytes), stopped after the same timeout.
+    """
+    import io
+    import subprocess
+    import tempfile
+    import threading
+
+    import soundfile as sf
+
+    is_bytes = isinstance(source, (bytes, bytearray, memoryview))
+    if is_bytes:
+        label = name or "upload"
+        if not len(source):
+            raise AudioError(f"{label}: empty file (0 bytes)")
+        _check_sniffed_header(label, bytes(source[:HEADER_BYTES]))
+    else:
+        path = _check_file(source)
+        label = name or str(path)
+    try:
+        handle = sf.SoundFile(io.BytesIO(bytes(source)) if is_bytes else str(path))
+    except Exception as exc:  # libsndfile's error types vary by format
+        handle, why = None, _short(exc)
+    if handle is not None:
+        try:
+            plan = _plan_read(label, sample_rate=int(handle.samplerate), channels=int(handle.channels),
+                              duration_s=handle.frames / handle.samplerate if handle.samplerate > 0 else math.nan,
+                              offset=0.0, max_duration=max_duration)
+        except BaseException:
+            handle.close()
+            raise
+
+        def soundfile_blocks():
+            with handle:
+                done = 0
+                while done < plan.limit:
+                    block = handle.read(min(plan.block_frames, plan.limit - done), dtype="float32", always_2d=True)
+                    if not len(block):
+                        return
+                    _check_samples(block, label)
+                    done += len(block)
+                    yield block
+
+        return plan.source_sr, plan.channels, soundfile_blocks()
+
+    tmp = tempfile.TemporaryDirectory(prefix="tracklens-channels-") if is_bytes else None
+    try:
+        file = path if tmp is None else Path(tmp.name) / f"upload{Path(label).suffix.lower() or '.bin'}"
+        if tmp is not None:
+            file.write_bytes(bytes(source))
+        exe = _ffmpeg_exe(label, why)
+        info = _ffprobe(file, why=why, name=label)
+        plan = _plan_read(label, sample_rate=info["sample_rate"], channels=info["channels"],
+                          duration_s=info["duration_s"], offset=0.0, max_duration=max_duration)
+    except BaseException:
+        if tmp is not None:
+            tmp.cleanup()
+        raise
+
+    def ffmpeg_blocks():
+        cmd = [exe, "-nostdin", "-v", "error", "-i", str(file), "-map", "0:a:0", "-t", f"{max_duration:.6f}",
+               "-vn", "-sn", "-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(plan.channels),
+               "-ar", str(plan.source_sr), "pipe:1"]
+        frame_bytes = 4 * plan.channels
+        try:
+            with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL) as proc:
+                watchdog = threading.Timer(_FFMPEG_TIMEOUT_S, proc.kill)
+                watchdog.start()
+                try:
+                    pending = b""
+                    while chunk := proc.stdout.read(plan.block_frames * frame_bytes):
+                        pending += chunk
+                        take = len(pending) // frame_bytes
+                        if take:
+                            block = np.frombuffer(pending[: take * frame_bytes], dtype="<f4")
+                            block = block.reshape(take, plan.channels)
+                            _check_samples(block, label)
+                            pending = pending[take * frame_bytes:]
+                            yield block
+                finally:
+                    watchdog.cancel()
+                    if proc.poll() is None:
+                        proc.kill()
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
+
+    return plan.source_sr, plan.channels, ffmpeg_blocks()
 
 
 class _SoundfileFailed(Exception):
@@ -329,8 +435,82 @@ def _downmix(block: np.ndarray) -> np.ndarray:
 # --- decoders -------------------------------------------------------------------------------------
 
 
+# --- libmpg123's own lines -------------------------------------------------------------------------
+# libsndfile decodes MP3 with libmpg123, which writes notes ("Note: Illegal Audio-MPEG-Header ...",
+# "[src/libmpg123/id3.c:...] error: ...") straight to file descriptor 2: a terminal showed a dozen
+# unprefixed lines per damaged file, beside tracklens' own one-line verdict. While an MPEG stream
+# is opened or read, fd 2 goes to a temp file; afterwards every captured line that is not
+# libmpg123's is written back to the real stderr (so nothing else is lost, only delayed). Threads
+# share one redirection (a count under a lock): the first in sets it up, the last out restores it.
+
+_MPG123_LINE = re.compile(rb"^(\[[^\]]*libmpg123[^\]]*\]|Note: |Warning: )")
+_MPEG_SUFFIXES = (".mp3", ".mp2", ".mp1", ".mpga", ".mpeg")
+_quiet_lock = threading.Lock()
+_quiet_state: dict = {"depth": 0}
+
+
+def _looks_like_mpeg(source, name: str) -> bool:
+    if str(name).lower().endswith(_MPEG_SUFFIXES):
+        return True
+    try:
+        if isinstance(source, io.BytesIO):
+            head = source.getbuffer()[:3].tobytes()
+        else:
+            with open(source, "rb") as handle:
+                head = handle.read(3)
+    except OSError:
+        return False
+    return head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+@contextmanager
+def quiet_mpg123(active: bool = True):
+    """Keep libmpg123's own lines off stderr for the duration (see the comment above)."""
+    if not active:
+        yield
+        return
+    state = _quiet_state
+    with _quiet_lock:
+        if state["depth"] == 0:
+            try:
+                sys.stderr.flush()
+                capture = tempfile.TemporaryFile()
+                saved = os.dup(2)
+                os.dup2(capture.fileno(), 2)
+            except (OSError, ValueError):  # no usable fd 2: nothing to keep clean
+                active = False
+            else:
+                state.update(capture=capture, saved=saved)
+        if active:
+            state["depth"] += 1
+    if not active:
+        yield
+        return
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            state["depth"] -= 1
+            if state["depth"] == 0:
+                capture, saved = state.pop("capture"), state.pop("saved")
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                kept = [line for line in capture.read().splitlines(keepends=True) if not _MPG123_LINE.match(line)]
+                capture.close()
+                if kept:
+                    os.write(2, b"".join(kept))
+
+
 def _decode_soundfile(source, *, name: str, path: str | None, sr: int, offset: float,
                       max_duration: float) -> AudioClip:
+    with quiet_mpg123(_looks_like_mpeg(source, name)):
+        return _decode_soundfile_quietly(source, name=name, path=path, sr=sr, offset=offset,
+                                         max_duration=max_duration)
+
+
+def _decode_soundfile_quietly(source, *, name: str, path: str | None, sr: int, offset: float,
+                              max_duration: float) -> AudioClip:
     import soundfile as sf
 
     try:
@@ -508,8 +688,13 @@ def _short(exc: BaseException) -> str:
     return text.rstrip(".") or type(exc).__name__
 
 
+#: ffmpeg's log prefix names its decoder's address in memory ("[flac @ 0x55fde7886c80] "): not for a user
+FFMPEG_CONTEXT = re.compile(r"\[[\w:.-]+ @ 0x[0-9a-f]+\] ")
+
+
 def _short_text(text: str | bytes | None) -> str:
+    """The last line of a decoder's messages, without ffmpeg's memory-address prefix, at most 200 characters."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
+    return FFMPEG_CONTEXT.sub("", lines[-1])[:200] if lines else ""

@@ -29,10 +29,15 @@ Layouts on disk, ``OUT`` = ``features.parquet`` (``pd.read_parquet(OUT)`` reads 
     local run (one process or joblib)        Dask run (``scheduler``): workers write
     features.parquet      the table          features.parquet/                   one dataset
     features.frames.npz   segment matrices     _tracklens.json                   task, parameters, parts
-    features.errors.csv                        part-00000-<hash>.parquet         rows of files 0..49
-                                               _frames/part-00000-<hash>.npz     their segment matrices
+    features.errors.csv   unreadable files     part-00000-<hash>.parquet         rows of files 0..49
+    features.manifest.json  written last       _frames/part-00000-<hash>.npz     their segment matrices
                                                _done/part-00000-<hash>.json      counts + errors; part complete
                                              features.errors.csv
+
+A local run's files are one unit: they carry the run's id, and the manifest, written last,
+names it and each file's SHA-256; :func:`load_frames` and :func:`check_unit` refuse a table
+whose side files come from another (killed) run, and a run first removes the temp files a
+killed run left beside its outputs.
 
 A part holds ``part_size`` consecutive source files (rows in source order); its name carries a
 hash of its files and the task's parameters. A Dask worker writes the frames, then the parquet
@@ -61,13 +66,15 @@ import numpy as np
 from tracklens import config
 from tracklens.audio import AUDIO_EXTENSIONS
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_path, atomic_write_bytes, file_checksum, output_target, read_csv, write_csv
+from tracklens.fileio import (atomic_path, atomic_write_bytes, file_checksum, output_target, read_csv,
+                              remove_stale_temp_files, write_csv)
 
 ID_COLUMNS: tuple[str, ...] = ("track_id", "path", "label", "checksum")  # the runner fills these
 FRAMES_DTYPE = np.float16  # on disk: halves the size; ~3 significant digits is plenty for models
 PART_FILES = 50  # source files per part on the Dask path (~15 MB of frames for 30 s tracks)
 DASK_CONNECT_TIMEOUT = "15s"
 DATASET_FILE = "_tracklens.json"
+RUN_KEY = b"tracklens.run"  # parquet schema metadata: the id of the run that wrote the table
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -343,13 +350,21 @@ def _column_dtypes(task: Task) -> dict[str, str]:
             for c in task.columns}
 
 
-def _write_table(table, target: Path | str) -> None:
+def _write_table(table, target: Path | str, run_id: str | None = None) -> None:
+    """The table as parquet; ``run_id`` goes into its schema metadata (:data:`RUN_KEY`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if run_id is not None:
+        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), RUN_KEY: run_id.encode()})
     with atomic_path(target, suffix=".parquet") as tmp:
-        table.to_parquet(tmp, index=False)
+        pq.write_table(arrow, tmp)
 
 
-def _write_frames(task: Task, items: list[dict], target: Path | str) -> None:
-    """Stream the segment matrices of ``items`` into one .npz, one cache entry in memory at a time."""
+def _write_frames(task: Task, items: list[dict], target: Path | str, run_id: str | None = None) -> None:
+    """Stream the segment matrices of ``items`` into one .npz, one cache entry in memory at a time
+    (with a ``run_id`` member naming the run, when given)."""
     ids, segments, labels, counts = [], [], [], []
     for item in items:
         rows = [r for r in _read_entry(item["cache"])[0] if r["segment"] >= 0]
@@ -361,8 +376,11 @@ def _write_frames(task: Task, items: list[dict], target: Path | str) -> None:
 
     def write(tmp: str) -> None:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for name, arr in (("track_id", np.array(ids, dtype=str)), ("segment", np.array(segments, np.int64)),
-                              ("label", np.array(labels, dtype=str)), ("meta", np.array(json.dumps(task.frames_meta)))):
+            members = [("track_id", np.array(ids, dtype=str)), ("segment", np.array(segments, np.int64)),
+                       ("label", np.array(labels, dtype=str)), ("meta", np.array(json.dumps(task.frames_meta)))]
+            if run_id is not None:
+                members.append(("run_id", np.array(run_id)))
+            for name, arr in members:
                 with zf.open(f"{name}.npy", "w", force_zip64=True) as handle:
                     np.lib.format.write_array(handle, arr)
             for kind, (height, n_t) in task.frames.items():
@@ -378,6 +396,118 @@ def _write_frames(task: Task, items: list[dict], target: Path | str) -> None:
 
     with atomic_path(target, suffix=".npz") as tmp:
         write(str(tmp))
+
+
+# --- a local run's outputs are one unit -------------------------------------------------------------
+# The table, its frames and its errors file are written one after the other (each atomically);
+# a run killed between two of them, or stopped by a full disk, would leave a new table beside
+# old frames that both read fine. So every run has an id, written into the table (parquet
+# metadata) and the frames (a member), and a manifest naming the id and each file's SHA-256 is
+# written last. Readers (:func:`load_frames`, :func:`check_unit`) refuse a table whose frames
+# or manifest carry another id. Tables written before ids existed carry none and are read as before.
+
+
+def manifest_path(out: str | Path) -> Path | str:
+    """``features.parquet`` -> ``features.manifest.json``: written last, names the run and its files."""
+    return sibling(out, ".manifest.json")
+
+
+def _unit_files(out) -> dict[str, Path | str]:
+    return {"table": out, "frames": frames_path(out), "errors": errors_path(out), "manifest": manifest_path(out)}
+
+
+def _write_unit(task: Task, table, done: list[dict], errors: list[dict], out) -> None:
+    """Write a local run's table, frames and errors file, then the manifest that makes them one unit."""
+    import uuid
+
+    run_id = uuid.uuid4().hex
+    files = _unit_files(out)
+    _remove(files["manifest"])  # until the new one is written the unit reads as unfinished
+    if task.frames:
+        _write_frames(task, done, files["frames"], run_id)
+    else:
+        _remove(files["frames"])  # an older run's frames would not match this table
+    write_csv(_errors_frame(errors), files["errors"])
+    _write_table(table, out, run_id)
+    written = {kind: files[kind] for kind in ("table", "frames", "errors") if kind != "frames" or task.frames}
+    manifest = {"run_id": run_id, "task": task.name,
+                "files": {kind: {"name": _name(path), "sha256": _checksum_of(path)} for kind, path in written.items()}}
+    atomic_write_bytes(files["manifest"], json.dumps(manifest, indent=1).encode())
+
+
+def _name(path: Path | str) -> str:
+    return str(path).rsplit("/", 1)[-1]
+
+
+def _checksum_of(path: Path | str) -> str:
+    """SHA-256 of an output just written (a local path or URL)."""
+    fs, name = _fs(path)
+    digest = hashlib.sha256()
+    with fs.open(name, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def table_run_id(out: str | Path) -> str | None:
+    """The id of the run that wrote the table ``out`` (None: written before run ids existed)."""
+    import pyarrow.parquet as pq
+
+    fs, name = _fs(output_target(out))
+    try:
+        with fs.open(name, "rb") as handle:
+            metadata = pq.read_schema(handle).metadata or {}
+    except (OSError, ValueError) as exc:
+        raise TracklensError(f"{out}: not a readable parquet table ({exc})") from exc
+    run_id = metadata.get(RUN_KEY)
+    return run_id.decode() if run_id else None
+
+
+def _unfinished(out) -> TracklensError:
+    return TracklensError(f"{out}: its frames or errors file are from another run (a run was killed or stopped "
+                          f"while writing); rerun the same `tracklens features` command (finished files are cached)")
+
+
+def check_unit(out: str | Path, *, checksums: bool = False) -> None:
+    """Raise TracklensError unless the table ``out`` and its side files come from one finished run.
+
+    Compares the run ids of the table, the manifest and the frames (cheap); with ``checksums``
+    also every file's SHA-256 against the manifest. A table without a run id (written before
+    run ids existed) passes unchecked.
+    """
+    out = output_target(out)
+    run_id = table_run_id(out)
+    if run_id is None:
+        return
+    fs, manifest_name = _fs(manifest_path(out))
+    try:
+        with fs.open(manifest_name, "rb") as handle:
+            manifest = json.loads(handle.read())
+    except (OSError, ValueError):
+        raise _unfinished(out) from None
+    if not isinstance(manifest, dict) or manifest.get("run_id") != run_id:
+        raise _unfinished(out)
+    files = _unit_files(out)
+    if "frames" in manifest.get("files", {}) and _frames_run_id(files["frames"]) != run_id:
+        raise _unfinished(out)
+    if checksums:
+        for kind, record in manifest.get("files", {}).items():
+            try:
+                actual = _checksum_of(files[kind])
+            except OSError:
+                raise _unfinished(out) from None
+            if actual != record.get("sha256"):
+                raise TracklensError(f"{files[kind]}: changed since the run that wrote {out} (SHA-256 differs "
+                                     f"from its manifest); rerun the same `tracklens features` command")
+
+
+def _frames_run_id(frames: Path | str) -> str | None:
+    fs, name = _fs(frames)
+    try:
+        with fs.open(name, "rb") as handle, np.load(handle, allow_pickle=False) as data:
+            return str(data["run_id"]) if "run_id" in data.files else None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -428,6 +558,8 @@ def _run_here(task: Task, items: list[dict], errors: list[dict], *, out, jobs: i
 
     if _is_dir(out):
         raise TracklensError(f"{out}: a folder (a Dask run's partitioned table); choose another --out or remove it")
+    for target in _unit_files(out).values():  # what a killed run left half-written
+        remove_stale_temp_files(target)
     todo = []
     for item in tqdm(items, desc="checksums", unit="file", disable=not progress or len(items) < 200):
         reason = _checksum(item)
@@ -460,13 +592,8 @@ def _run_here(task: Task, items: list[dict], errors: list[dict], *, out, jobs: i
     table, done, unreadable = _table(task, [item for item in checked if item["path"] not in failed])
     errors += unreadable
     errors.sort(key=_source_order(items))
-    _write_table(table, out)
-    write_csv(_errors_frame(errors), errors_path(out))
+    _write_unit(task, table, done, errors, out)
     frames_file = frames_path(out) if task.frames else None
-    if frames_file is not None:
-        _write_frames(task, done, frames_file)
-    else:
-        _remove(frames_path(out))  # an older run's frames would not match this table
     return RunResult(out=out, frames=frames_file, errors=errors_path(out), n_tracks=len(done),
                      n_segments=int((table["segment"] >= 0).sum()), n_errors=len(errors), n_cached=n_cached,
                      n_computed=len(todo) - len(failed))
@@ -793,6 +920,8 @@ def _frame_files(path: str | Path) -> list[Path | str]:
     source = frames_path(target) if str(target).endswith(".parquet") else target
     if not fs.isfile(_fs(source)[1]):
         raise TracklensError(f"{path}: no frame matrices (run `tracklens features ... --segment 3`)")
+    if source != target and fs.isfile(root):
+        check_unit(target)  # the table's own frames, not an older run's
     return [source]
 
 
@@ -804,7 +933,7 @@ def _read_frames_file(source: Path | str, *, kinds: list[str] | None, wanted: se
             keep = slice(None) if wanted is None else np.isin(ids, list(wanted))
             meta = json.loads(str(data["meta"]))
             available = [member.removesuffix(".npy") for member in data.files]
-            chosen = [k for k in available if k not in ("track_id", "segment", "label", "meta")] if kinds is None else kinds
+            chosen = [k for k in available if k not in ("track_id", "segment", "label", "meta", "run_id")] if kinds is None else kinds
             absent = [k for k in chosen if k not in available]
             if absent:
                 raise TracklensError(f"{source}: no frame kind {absent[0]!r} (have {', '.join(available)})")

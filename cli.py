@@ -48,6 +48,8 @@ def _root(
 ) -> None:
     """tracklens: music catalogue exploration and genre blends."""
     if data_dir is not None:
+        if data_dir.exists() and not data_dir.is_dir():
+            raise TracklensError(f"--data-dir / TRACKLENS_HOME {data_dir}: a file, not a folder")
         config.set_home(data_dir)
 
 
@@ -376,7 +378,9 @@ def features_cmd(
     acousticness_est/energy_est (estimated from audio, held-out MAE 0.12/0.10: README).
 
     Writes OUT (parquet), OUT-stem.frames.npz (log-mel 128xT, MFCC 20xT, sequence 40xT per
-    segment) and OUT-stem.errors.csv (unreadable files and why; never fatal). Results are
+    segment), OUT-stem.errors.csv (unreadable files and why; never fatal) and, last,
+    OUT-stem.manifest.json (the run's id and each file's SHA-256: a run killed half-way never
+    leaves a table that reads with another run's frames). Results are
     cached per file (checksum + parameters): a rerun, or a run after Ctrl-C or a crashed
     worker process, computes only what is new or changed. With --scheduler the workers write
     OUT as a folder of parquet parts (pandas.read_parquet reads it like a file) with the frames
@@ -407,9 +411,20 @@ def features_cmd(
 
     from tracklens.models import descriptors
 
-    result = features.extract_features(source, out=out, segment_seconds=segment or None, overlap=overlap,
-                                       jobs=jobs, scheduler=scheduler, cache_dir=cache_dir,
-                                       max_duration=max_duration, extras=descriptors.feature_extras())
+    try:
+        result = features.extract_features(source, out=out, segment_seconds=segment or None, overlap=overlap,
+                                           jobs=jobs, scheduler=scheduler, cache_dir=cache_dir,
+                                           max_duration=max_duration, extras=descriptors.feature_extras())
+    except OSError as exc:  # cannot write: say where and why; the files done so far stay cached
+        from tracklens.fileio import os_error_line
+
+        cache = Path(cache_dir or config.CACHE_DIR).absolute()
+        failed = Path(os.path.abspath(exc.filename)) if exc.filename else None
+        if failed is not None and (failed == cache or cache in failed.parents or failed in cache.parents):
+            remedy = "choose a writable --cache-dir (or --data-dir / TRACKLENS_HOME)"
+        else:
+            remedy = f"files finished so far are kept in the cache ({cache}); rerun once it can be written"
+        raise TracklensError(f"cannot write: {os_error_line(exc)}; {remedy}") from exc
     typer.echo(f"{result.n_tracks} tracks, {result.n_segments} segments ({result.n_computed} computed, "
                f"{result.n_cached} from cache) -> {result.out}")
     if result.frames:
@@ -510,7 +525,7 @@ def evaluate(
 def _print_as_they_finish(names, results, genres, *, fmt: str, top: int, tags: bool = False) -> list:
     """Print each file's row as soon as it is done, so a batch stopped at file 58 has printed 57
     rows; errors go to stderr as they happen (the table shows them in its rows). Returns the results."""
-    from tracklens.models import blend
+    from tracklens.models import blend, output
 
     done = []
 
@@ -521,34 +536,30 @@ def _print_as_they_finish(names, results, genres, *, fmt: str, top: int, tags: b
                 print(f"tracklens: {result}", file=sys.stderr, flush=True)
             yield result
 
-    for piece in blend.format_pieces(names, recorded(), genres, fmt=fmt, top=top, tags=tags):
+    for piece in output.format_pieces(names, recorded(), genres, fmt=fmt, top=top, tags=tags):
         typer.echo(piece, nl=False)  # click flushes every echo
     return done
 
 
 def _sort_files(results, dest: Path, *, move: bool) -> bool:
     """--sort-into: sort the classified files and say what happened; True when all could be sorted."""
-    from tracklens.models import blend
+    from tracklens.models import output
 
-    outcomes = blend.sort_into(results, dest, move=move)
+    outcomes = output.sort_into(results, dest, move=move)
     for outcome in outcomes:
         if outcome.note:
             print(f"tracklens: {outcome.note}", file=sys.stderr)
-    verb = "moved" if move else "copied"
-    sorted_now = sum(o.action == verb for o in outcomes)
-    kept = sum(o.action == "kept" for o in outcomes)
-    print(f"{verb} {sorted_now} file(s) into {dest}/<genre>/" + (f"; {kept} left where they were" if kept else ""),
-          file=sys.stderr)
+    print(output.sort_summary(outcomes, dest), file=sys.stderr)
     return all(o.action != "failed" for o in outcomes)
 
 
 @app.command()
 def predict(
-    paths: Optional[list[Path]] = typer.Argument(None, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...)."),
+    paths: Optional[list[Path]] = typer.Argument(None, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...) or folders of them (walked, sub-folders too)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name (in data/models, or a shipped one: default, default-fast, default-table) or folder; default: the shipped models/default (EfficientAT + musicnn embeddings, one linear layer; default-fast: EfficientAT alone, ~6x cheaper), or models/default-table with --features-csv."),
     fmt: str = typer.Option("table", "--format", help="table, csv (path,top_genre,<one column per genre>,fit) or json (with the per-window timeline, fit reason and chart-genre tags)."),
     top: int = typer.Option(3, "--top", min=1, help="Genres shown per file in the table format."),
-    sort_into: Optional[Path] = typer.Option(None, "--sort-into", help="Copy each file into DIR/<top genre>/ (never overwrites)."),
+    sort_into: Optional[Path] = typer.Option(None, "--sort-into", help="Copy each file into DIR/<top genre>/, or DIR/_does-not-fit/ when the ten genres do not describe it (never overwrites)."),
     move: bool = typer.Option(False, "--move", help="With --sort-into: move instead of copy."),
     features_csv: Optional[Path] = typer.Option(None, "--features-csv", help="Score the rows of a GTZAN-schema feature table instead of audio files."),
     tags: bool = typer.Option(False, "--tags", help="Also show the top-5 tags of the tagger the model ran (musicnn's MSD tags: rock, female vocalists, chillout, ...; or AudioSet's classes), from the same pass (csv: a trailing tags column)."),
@@ -561,27 +572,31 @@ def predict(
     techno; see README "Genre models"); table and json also list chart-genre tags (AudioSet
     genres mapped onto the chart table's genres, uncalibrated). Each file's row is printed as soon
     as it is done. A file that cannot be analysed gets an error row (csv: top_genre=error) and the
-    batch goes on; the exit status is then 1. --sort-into never overwrites or loses a file: a name
-    taken by a different file gets a -1, -2... suffix, and a file already in its genre folder
-    stays where it is.
+    batch goes on; the exit status is then 1. --sort-into never overwrites or loses a file, also
+    with other runs sorting into the same folder: a name taken by a different file gets a -1,
+    -2... suffix, a file already in its genre folder stays where it is, a track the genres do not
+    fit (fit: poor) goes to DIR/_does-not-fit/, and the last line counts what was copied, already
+    there, skipped or failed.
 
     \b
     Examples:
       tracklens predict song.mp3 other.wav
       tracklens predict data/demo/audio/*/*.wav --format csv > blends.csv
-      tracklens predict inbox/*.mp3 --sort-into sorted/
+      tracklens predict inbox/ --sort-into sorted/
       tracklens predict --features-csv ../shared/data/gtzan/features/features_30_sec.csv --format csv
       tracklens predict song.mp3 --tags
     """
     from tracklens import fileio
-    from tracklens.models import blend
+    from tracklens.models import blend, output
 
     if tags and features_csv is not None:
         raise TracklensError("--tags needs audio files, not --features-csv")
-    blend.check_format(fmt)
+    output.check_format(fmt)
     if features_csv is None and not paths:
         raise TracklensError("give at least one audio file (or --features-csv PATH)")
 
+    if features_csv is None:
+        paths = blend.expand_inputs(paths)  # folders walked, nothing-to-do refused before the model loads
     genre_model = blend.load_model(model, table=features_csv is not None)
     genres = genre_model.genres
     if features_csv is not None:
@@ -591,7 +606,7 @@ def predict(
                         duration_s=float(d), model=genre_model.name)
             for t, p, d in zip(table["track_id"], proba, table["duration_s"])]
         if fmt == "csv":  # all rows at once: one CSV render instead of one per row
-            typer.echo(fileio.to_csv_text(blend.csv_frame(names, results, genres)), nl=False)
+            typer.echo(fileio.to_csv_text(output.csv_frame(names, results, genres)), nl=False)
             return
     else:
         names = [str(p) for p in paths]
@@ -769,6 +784,23 @@ app.registered_commands.sort(key=_flow_position)
 
 
 INTERRUPTED = "tracklens: interrupted; work already written is kept."
+TERMINATED = "tracklens: terminated; work already written is kept."
+_signalled: list[int] = []  # SIGTERM received: main() reports it as such
+
+
+def _terminate_like_ctrl_c(signum, frame) -> None:
+    """SIGTERM (``kill``, a service manager, a closed session) unwinds as Ctrl-C does: temp
+    files are removed, worker pools stopped and finished work kept; the default action killed
+    the process where it stood."""
+    _signalled.append(signum)
+    raise KeyboardInterrupt
+
+
+def _stopped_line() -> tuple[str, int]:
+    """The last line and exit status after Ctrl-C (130) or SIGTERM (143, 128 + 15)."""
+    import signal
+
+    return (TERMINATED, 128 + signal.SIGTERM) if _signalled else (INTERRUPTED, 130)
 
 
 def _leaf_command(args: list[str]):
@@ -811,6 +843,11 @@ def main() -> None:
     filters = os.environ.get("PYTHONWARNINGS", "")
     if LOKY_CLEANUP_WARNING not in filters:
         os.environ["PYTHONWARNINGS"] = f"{filters},{LOKY_CLEANUP_WARNING}".lstrip(",")
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     try:
         app(args=_hoist_debug(args), prog_name="tracklens")
     except TracklensError as exc:
@@ -818,12 +855,22 @@ def main() -> None:
             raise
         print(f"tracklens: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:  # a read-only or full disk, a path through a file: the path and the cause
+        if debug:
+            raise
+        from tracklens.fileio import os_error_line
+
+        print(f"tracklens: error: {os_error_line(exc)}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        sys.exit(130)
+        line, status = _stopped_line()
+        print(line, file=sys.stderr)
+        sys.exit(status)
     except SystemExit as exc:
         if exc.code == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into a silent exit 130
-            print(INTERRUPTED, file=sys.stderr)
+            line, status = _stopped_line()
+            print(line, file=sys.stderr)
+            sys.exit(status)
         raise
 
 

@@ -79,6 +79,16 @@ TRAINED_MODELS_DIR: Path
 SHARED_DATA_DIR: Path
 set_home(default_home())
 
+def project_relative(path: str | Path) -> str:
+    """``path`` as a model card records it: relative to the project (the checkout, else the home)
+    when it lies inside the folder that holds the project (``../shared/data/...``), else its name
+    alone, so a shipped card never names a build machine's folders."""
+    target, base = Path(path).expanduser().resolve(), (REPO_ROOT or HOME)
+    if target == base.parent or base.parent in target.parents:
+        return os.path.relpath(target, base)
+    return target.name
+
+
 # Audio analysis constants, shared by features, models and visuals.
 SAMPLE_RATE = 22_050
 N_FFT = 2048

@@ -14,6 +14,7 @@ bootstrap intervals, trends carry confidence bands, and the popularity model
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Callable, Literal, Mapping, Sequence
 
@@ -27,6 +28,19 @@ from tracklens.models.popularity import (AUDIO_FEATURES, TARGET, PopularityRepor
                                          popularity_model)
 
 Backend = Literal["matplotlib", "plotly"]
+
+
+def plotly_text(value) -> str:
+    """``value`` shown as typed in a Plotly figure.
+
+    Plotly reads a subset of HTML in every label, legend entry, hover text, title and annotation
+    (``<b>``, ``<span style=...>``, ``<a href=...>``, ``<br>``), so a file name or a table cell like
+    ``<b style="font-size:90px">BIG.wav`` became 90 px bold text and ``<a href=...>`` a link.
+    Plotly decodes ``&lt; &gt; &amp;`` back for display: escaped, the text reads as written.
+    Every name that comes from the user's data or an upload goes through this before it reaches
+    a Plotly figure (the matplotlib renderers draw text literally and get it unescaped).
+    """
+    return html.escape(str(value), quote=False)
 
 #: Continuous features worth a scatter, a trend or a distribution (key/mode/explicit are codes).
 CONTINUOUS_FEATURES = config.CHART_CONTINUOUS_FEATURES
@@ -919,7 +933,7 @@ def _catplot_plotly(d: pd.DataFrame):
     import plotly.graph_objects as go
 
     feats = list(dict.fromkeys(d["feature"]))
-    labels = dict(zip(d["group"].cat.categories, _group_labels(d)))
+    labels = dict(zip(d["group"].cat.categories, map(plotly_text, _group_labels(d))))
     d = _in_display_units(d, ["value"])
     fig, pos = _plotly_grid([feature_label(f) for f in feats], ncols=3)
     for f, (row, col) in zip(feats, pos):
@@ -1247,7 +1261,7 @@ def _hit_profile_plotly(d: pd.DataFrame):
         fig.add_vrect(x0=lo, x1=hi, fillcolor="green", opacity=0.12, line_width=0, layer="below",
                       showlegend=True, name=label)
     fig.add_vline(x=50, line_color="green", line_width=1, showlegend=True, name=HIT_MEDIAN_LABEL)
-    fig.update_layout(title=_hit_title(d), barmode="overlay",
+    fig.update_layout(title=plotly_text(_hit_title(d)), barmode="overlay",
                       xaxis={"range": [0, 100], "title": "percentile among hits (%)"},
                       yaxis={"autorange": "reversed", "automargin": True}, height=50 * len(d) + 230,
                       legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0})
@@ -1412,7 +1426,7 @@ def _roc_mpl(d):
 def _roc_plotly(d):
     import plotly.graph_objects as go
 
-    fig = go.Figure([go.Scatter(x=sub["fpr"], y=sub["tpr"], mode="lines", name=_roc_name(cls, sub))
+    fig = go.Figure([go.Scatter(x=sub["fpr"], y=sub["tpr"], mode="lines", name=plotly_text(_roc_name(cls, sub)))
                      for cls, sub in d.groupby("class", sort=False)])
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, showlegend=False))
     # The legend goes below the plot: on the right it took half of a phone-wide figure. On a phone
@@ -1454,13 +1468,13 @@ def _confusion_plotly(d):
 
     # No colour bar (the cells hold the counts) and every genre labelled: on a phone the bar took
     # a quarter of the width and Plotly dropped every other genre name.
-    rows = _true_labels(d)
-    fig = go.Figure(go.Heatmap(z=_row_share(d), x=list(d.columns), y=rows, colorscale="Blues", zmin=0, zmax=1,
+    rows, columns = [plotly_text(r) for r in _true_labels(d)], [plotly_text(c) for c in d.columns]
+    fig = go.Figure(go.Heatmap(z=_row_share(d), x=columns, y=rows, colorscale="Blues", zmin=0, zmax=1,
                                showscale=False, text=d.to_numpy(), texttemplate="%{text}",
                                hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.0%})<extra></extra>"))
     fig.update_layout(title={"text": f"{d.attrs['model']}: confusion",
                              "subtitle": {"text": "colour: share of the row (true genre)"}},
-                      xaxis={"title": "predicted", "tickmode": "array", "tickvals": list(d.columns)},
+                      xaxis={"title": "predicted", "tickmode": "array", "tickvals": columns},
                       yaxis={"title": "true (tracks)", "autorange": "reversed", "tickmode": "array", "tickvals": rows},
                       margin=COMPACT_MARGIN)
     return fig
@@ -1602,7 +1616,7 @@ def _blend_plotly(d: pd.Series):
 
     values = d.to_numpy() * 100
     texts, spots = _value_labels(values, inside_from=70)
-    fig = go.Figure(go.Bar(x=values, y=list(d.index), orientation="h", text=texts, textposition=spots,
+    fig = go.Figure(go.Bar(x=values, y=[plotly_text(g) for g in d.index], orientation="h", text=texts, textposition=spots,
                            cliponaxis=False, hovertemplate="%{y}: %{x:.1f}%<extra></extra>"))
     fig.update_layout(title="Genre blend", xaxis={"range": [0, 100], "title": "probability (%)"},
                       yaxis={"autorange": "reversed"}, height=30 * len(d) + 160)
@@ -1637,9 +1651,9 @@ def _timeline_plotly(d: pd.DataFrame):
 
     starts = d.index.to_numpy(dtype=float)
     ends = np.asarray(d.attrs["end_s"])
-    fig = go.Figure([go.Bar(x=(starts + ends) / 2, width=ends - starts, y=d[g] * 100, name=g,
+    fig = go.Figure([go.Bar(x=(starts + ends) / 2, width=ends - starts, y=d[g] * 100, name=plotly_text(g),
                             customdata=np.stack([starts, ends], axis=1),
-                            hovertemplate=f"{g}: %{{y:.0f}}%<br>%{{customdata[0]:.0f}}-%{{customdata[1]:.0f}} s"
+                            hovertemplate=f"{plotly_text(g)}: %{{y:.0f}}%<br>%{{customdata[0]:.0f}}-%{{customdata[1]:.0f}} s"
                                           "<extra></extra>")
                      for g in d.columns])
     # A horizontal legend below the plot, entries of fixed width: on a phone it wraps into rows
@@ -1699,10 +1713,11 @@ def _map_plotly(d: pd.DataFrame):
     import plotly.graph_objects as go
 
     ref, you = d.iloc[:-1], d.iloc[-1]
-    fig = go.Figure([go.Scatter(x=sub["x"], y=sub["y"], mode="markers", name=str(g), text=sub["name"],
+    fig = go.Figure([go.Scatter(x=sub["x"], y=sub["y"], mode="markers", name=plotly_text(g),
+                                text=[plotly_text(n) for n in sub["name"]],
                                 marker={"size": 5, "opacity": 0.6}, hovertemplate="%{text}<extra></extra>")
                      for g, sub in ref.groupby("group", sort=False)])
-    fig.add_trace(go.Scatter(x=[you["x"]], y=[you["y"]], mode="markers", name=d.attrs["label"],
+    fig.add_trace(go.Scatter(x=[you["x"]], y=[you["y"]], mode="markers", name=plotly_text(d.attrs["label"]),
                              marker={"symbol": "star", "size": 18, "color": "black"}))
     xlabel, ylabel = (t.replace(": ", ":<br>", 1) for t in d.attrs["axis_titles"])  # narrow on a phone
     fig.update_layout(title="Chart tracks and the track (2-D map)",

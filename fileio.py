@@ -13,6 +13,7 @@ either. Only the local part needs nothing beyond the standard library; URLs need
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -93,7 +94,9 @@ def atomic_path(path: str | Path, *, suffix: str = ".part"):
     """Yield a temp path beside ``path`` for a writer that wants a file name (pyarrow, numpy, Keras).
 
     ``suffix`` lets writers that insist on an extension (e.g. ``.keras``, ``.npz``) keep it.
-    ``path`` may be an fsspec URL (see the module docstring).
+    ``path`` may be an fsspec URL (see the module docstring). The temp file (``.<name>.XXXXXXXX
+    <suffix>``) is ``flock``-ed while it is written, so :func:`remove_stale_temp_files` can tell
+    one a killed process left (no lock: the kernel drops it with the process) from one in use.
     """
     path = output_target(path)
     if isinstance(path, str):
@@ -101,16 +104,111 @@ def atomic_path(path: str | Path, *, suffix: str = ".part"):
             yield tmp
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
+    # HDF5 (h5py, Keras' .weights.h5) flock-s the file it creates itself: our lock would make its
+    # open fail with EAGAIN, so an .h5 temp file goes unlocked (nothing cleans weights' folders).
+    make_temp = tempfile.mkstemp if suffix.endswith(".h5") else locked_temp_file
+    try:
+        fd, tmp = make_temp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as exc:  # name the file being written, not the temp name
+        raise OSError(exc.errno, exc.strerror or _first_line(exc), str(path)) from exc
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be read
         os.replace(tmp, path)
+    except OSError as exc:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        # an OS error about our temp file names the file being written instead (library errors
+        # that subclass OSError, e.g. requests' ChunkedEncodingError, keep their type for retries)
+        if type(exc).__module__ == "builtins" and exc.errno is not None and exc.filename in (None, tmp, str(tmp)):
+            raise OSError(exc.errno, exc.strerror or _first_line(exc), str(path)) from exc
+        raise
     except BaseException:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+#: What an errno means for a user, in words (the C library's own text otherwise)
+_PLAIN_CAUSES = {errno.EROFS: "the file system is read-only", errno.ENOSPC: "no space left on the device (the disk is full)",
+                 errno.EDQUOT: "the disk quota is used up", errno.EACCES: "permission denied",
+                 errno.EPERM: "permission denied", errno.ENOENT: "no such file or folder"}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError that names the path and the cause: ``"/ro/out.parquet: the file
+    system is read-only"``; for a path through a regular file (ENOTDIR, or a folder that could not
+    be made because a file has its name) that file: ``"/x/home is a file, not a folder (needed for
+    /x/home/data/cache)"``."""
+    path = exc.filename
+    if path is not None and (exc.errno == errno.ENOTDIR or isinstance(exc, FileExistsError)):
+        blocker = next((p for p in [Path(path), *Path(path).parents]
+                        if (p.exists() or p.is_symlink()) and not p.is_dir()), None)
+        if blocker is not None:
+            needed = "" if str(blocker) == str(path) else f" (needed for {path})"
+            return f"{blocker} is a file, not a folder{needed}"
+    cause = _PLAIN_CAUSES.get(exc.errno) or exc.strerror or _first_line(exc)
+    target = path if path is not None else None
+    return f"{target}: {cause}" if target is not None else cause
+
+
+def locked_temp_file(dir: str | Path, *, prefix: str, suffix: str) -> tuple[int, str]:  # noqa: A002 (mkstemp's name)
+    """``mkstemp`` in ``dir``, ``flock``-ed: ``(fd, path)``; the lock lasts until ``fd`` (and
+    its dups) are closed. Another process's :func:`remove_stale_temp_files` may remove the file
+    between its creation and the lock; that is seen (no links left) and a fresh one is made."""
+    while True:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=dir)
+        lock_fd(fd)
+        if os.fstat(fd).st_nlink > 0:
+            return fd, name
+        os.close(fd)
+
+
+def lock_fd(fd: int, *, wait: bool = True) -> bool:
+    """``flock`` ``fd`` exclusively (a temp file being written: see :func:`remove_stale_temp_files`); without ``wait``, False when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # not on Windows: no cleaning of stale temp files there
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except OSError:
+        return False
+    return True
+
+
+def remove_stale_temp_files(path: str | Path) -> list[Path]:
+    """Remove the temp files :func:`atomic_path` left beside ``path`` when a process writing it
+    was killed (``.<name>.XXXXXXXX<suffix>``, no process holding its lock); returns them.
+    A temp file another process is still writing is left alone. URLs: nothing to do."""
+    path = output_target(path)
+    if isinstance(path, str) or not path.parent.is_dir():
+        return []
+    removed = []
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[A-Za-z0-9_]{8}(\.[A-Za-z0-9]+)?$")
+    for candidate in path.parent.iterdir():
+        if not pattern.match(candidate.name):
+            continue
+        try:
+            fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        except OSError:  # a symlink, gone, unreadable: not ours to judge
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode) and lock_fd(fd, wait=False):
+                candidate.unlink()
+                removed.append(candidate)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
 
 
 @contextmanager

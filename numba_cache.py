@@ -151,6 +151,70 @@ def compile_lock(timeout_s: float = LOCK_TIMEOUT_S):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# --- where tracklens' own kernels are cached -------------------------------------------------------
+# numba caches a function in ``__pycache__`` beside its source when that folder is writable: an
+# installed wheel in a virtualenv wrote 16 files into site-packages/tracklens/__pycache__. A
+# locator placed before numba's in-tree one sends the kernels of an installed package (no
+# checkout), or of a checkout whose folder is not writable, to the user cache folder instead
+# (platformdirs, e.g. ~/.cache/tracklens/numba). NUMBA_CACHE_DIR, when set, still wins (numba's
+# own first locator), and a checkout keeps its in-tree cache.
+
+_installed: list = []  # the locator class installed in this process (at most one)
+
+
+def user_cache_dir() -> Path:
+    """Where an installed tracklens keeps numba's cache of its own kernels."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("tracklens", appauthor=False)) / "numba"
+
+
+def use_user_cache(package_dir: str | Path, *, checkout: bool, cache_dir: str | Path | None = None):
+    """Cache the numba functions defined under ``package_dir`` in ``cache_dir`` (default
+    :func:`user_cache_dir`) unless ``checkout`` and ``package_dir`` is writable; returns the
+    locator class. Call before the ``@njit(cache=True)`` decorators run (numba picks a function's
+    cache folder when it is decorated). Idempotent per process."""
+    from numba.core import caching, config as numba_config
+
+    if _installed:
+        return _installed[0]
+    package = Path(package_dir).resolve()
+    target = Path(cache_dir) if cache_dir is not None else None
+
+    class TracklensUserCacheLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
+        """numba's cache of tracklens' kernels in the user cache folder (see module comment)."""
+
+        def __init__(self, py_func, py_file):
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = str((target or user_cache_dir()) / self.get_suitable_cache_subpath(py_file))
+
+        def get_cache_path(self):
+            return self._cache_path
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            source = Path(py_file).resolve()
+            if numba_config.CACHE_DIR or package not in source.parents:
+                return None
+            if checkout and _writable(source.parent):
+                return None  # a checkout: numba's in-tree cache, as before
+            return super().from_function(py_func, py_file)
+
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # renamed in numba 0.60-ish
+    classes = impl._locator_classes  # the list numba walks, shared by its function and library caches
+    classes.insert(classes.index(caching.InTreeCacheLocator), TracklensUserCacheLocator)
+    _installed.append(TracklensUserCacheLocator)
+    return TracklensUserCacheLocator
+
+
+def _writable(folder: Path) -> bool:
+    import os
+
+    pycache = folder / "__pycache__"
+    return os.access(pycache if pycache.is_dir() else folder, os.W_OK)
+
+
 # --- internals ----------------------------------------------------------------------------------
 
 
@@ -191,9 +255,10 @@ def _librosa_dir() -> Path:
 
 
 def _locators():
+    """numba's source-file locators in its own order (with ours, when installed)."""
     from numba.core import caching, config as numba_config
 
-    classes = [caching.InTreeCacheLocator, caching.UserWideCacheLocator]
+    classes = [*_installed, caching.InTreeCacheLocator, caching.UserWideCacheLocator]
     return [caching.UserProvidedCacheLocator, *classes] if numba_config.CACHE_DIR else classes
 
 

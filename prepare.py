@@ -209,6 +209,9 @@ def _read_csv(path) -> tuple[pd.DataFrame, str]:
         raise TracklensError(f"{source}: file not found")
     if p.is_dir():
         raise TracklensError(f"{source}: is a folder, expected a CSV file")
+    kind = fileio.special_file_kind(p.stat().st_mode)  # a FIFO or /dev/zero has size 0 but is not empty
+    if kind:
+        raise TracklensError(f"{source}: not a regular file ({kind}), expected a CSV file")
     if p.stat().st_size == 0:
         raise TracklensError(f"{source}: file is empty (0 bytes)")
     try:

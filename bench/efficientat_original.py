@@ -42,11 +42,12 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import numpy as np  # noqa: E402
 
-# Relative to the shared data folder: four 30 s clips of genres AudioSet names, one 2-3 s snippet
-# (a single window shorter than 10 s).
-CLIPS = ("gtzan/audio/blues/blues.00000.opus", "gtzan/audio/classical/classical.00000.opus",
-         "gtzan/audio/metal/metal.00000.opus", "gtzan/audio/reggae/reggae.00000.opus",
-         "gtzan/audio_snippets_2to3s/rock/rock.00016.opus")
+# GTZAN clip ids and the kind ../shared/data/gtzan/manifest.csv must list them as: four 30 s clips
+# of genres AudioSet names, one 2-3 s snippet (a single window shorter than 10 s). By id, not by
+# path: when the shared data grows, a full clip replaces a snippet of the same id (rock.00016 did),
+# and the recorder then stops with the manifest's answer instead of recording another file.
+CLIPS = (("blues.00000", "full30s"), ("classical.00000", "full30s"), ("metal.00000", "full30s"),
+         ("reggae.00000", "full30s"), ("rock.00017", "snippet2to3s"))
 TORCH_VERSION = "2.13.0"
 EDGE_FRAMES = 8  # log-mel frames kept at each end of a window (where centre padding acts)
 FIXTURE_DIR = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "efficientat"
@@ -59,6 +60,24 @@ def synthetic_signal(seconds: float = 2.5, sr: int = 32_000) -> np.ndarray:
     y = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * (100 + 1000 * t) * t)
          + 0.1 * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) * np.sin(2 * np.pi * 6000 * t))
     return y.astype(np.float32)
+
+
+def clip_paths(shared_data: Path) -> list[str]:
+    """CLIPS as paths relative to ``shared_data``, from its ``gtzan/manifest.csv``; SystemExit
+    naming the clip when one is missing or of another kind."""
+    import csv
+
+    with open(shared_data / "gtzan" / "manifest.csv", newline="", encoding="utf-8") as handle:
+        rows = {row["clip"]: row for row in csv.DictReader(handle)}
+    paths = []
+    for clip, kind in CLIPS:
+        row = rows.get(clip)
+        if row is None or row["kind"] != kind:
+            found = f"kind {row['kind']!r} at {row['path']}" if row else "absent"
+            raise SystemExit(f"{clip}: the manifest lists it as {found}, not {kind!r}; choose another clip "
+                             f"id of that kind for CLIPS in {Path(__file__).name}")
+        paths.append(row["path"].removeprefix("shared/data/"))
+    return paths
 
 
 def waveform_sha256(y: np.ndarray) -> str:
@@ -226,10 +245,11 @@ def main(argv=None) -> int:
     state_dict = shared_weights_dir() / "efficientat" / SOURCE_FILE
     clips = []
     windows = {}
-    for i, rel in enumerate(CLIPS):
+    for i, ((clip_id, kind), rel) in enumerate(zip(CLIPS, clip_paths(config.SHARED_DATA_DIR))):
         y = load_audio(config.SHARED_DATA_DIR / rel, sr=efficientat.SAMPLE_RATE).y
         starts, windows[f"{i}_windows"] = efficientat.cut_windows(y)
-        clips.append({"path": rel, "n_samples": int(y.size), "sha256": waveform_sha256(y), "starts": starts.tolist()})
+        clips.append({"path": rel, "clip": clip_id, "kind": kind, "n_samples": int(y.size), "sha256": waveform_sha256(y),
+                      "starts": starts.tolist()})
     synthetic = synthetic_signal()
     windows["synthetic_windows"] = synthetic[None, :]
     python = ensure_torch_venv(args.torch_venv)
@@ -273,7 +293,7 @@ def report(original: dict, windows: dict) -> None:
         edges = np.concatenate([specs[:, :, :EDGE_FRAMES], specs[:, :, -EDGE_FRAMES:]], axis=2)
         same_top5 = all(list(np.argsort(-a)[:5]) == list(np.argsort(-b)[:5])
                         for a, b in zip(out["logits"], original[f"{clip}_logits"]))
-        print(f"{CLIPS[int(clip)] if clip.isdigit() else clip}: {len(batch)} windows, max |diff| log-mel edges "
+        print(f"{CLIPS[int(clip)][0] if clip.isdigit() else clip}: {len(batch)} windows, max |diff| log-mel edges "
               f"{np.abs(edges - original[f'{clip}_mel_edges']).max():.2e}, logits "
               f"{np.abs(out['logits'] - original[f'{clip}_logits']).max():.2e}, embedding "
               f"{np.abs(out['embedding'] - original[f'{clip}_embedding']).max():.2e}, same top-5: {same_top5}")

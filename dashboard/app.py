@@ -16,15 +16,10 @@ from dash import Dash, Input, Output, callback, dcc, html
 
 from tracklens import process
 from tracklens.dashboard import data
+from tracklens.dashboard.server import MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES  # noqa: F401  (the limits)
 from tracklens.errors import TracklensError
 
 TITLE = "tracklens"
-# waitress refuses larger bodies from their Content-Length, before reading them: an upload (the
-# raw file, to the upload route) up to the byte cap, plus room for the request's other parts.
-MAX_REQUEST_BODY_BYTES = data.MAX_UPLOAD_BYTES + (64 << 10)
-# Everything else is small JSON (a callback with a whole upload in it was the old way): larger
-# bodies get 413 before Flask parses them.
-MAX_OTHER_BODY_BYTES = 1 << 20
 
 
 #: TensorFlow settings the server starts with unless the environment sets them (measured on the
@@ -66,9 +61,9 @@ def get_app() -> Dash:
     from tracklens.dashboard import security, uploads
 
     app.layout = layout
-    _limit_bodies(app)  # first: nothing reads an oversized body
+    _limit_bodies(app)  # first: nothing reads an oversized body (the waitress guard refuses them earlier still)
     uploads.install(app)  # POST <prefix>_upload: the file, streamed to a private temporary file
-    security.install(app)  # security headers on every response; malformed callback requests get 400
+    security.install(app)  # Host check, security headers; malformed callback requests get 400
     return app
 
 
@@ -143,14 +138,20 @@ def _check_port_free(host: str, port: int) -> None:
 
 def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bool = False,
           threads: int = 4) -> None:
-    """Load data and model once, then serve the app until Ctrl-C.
+    """Load data and model once, then serve the app until Ctrl-C or SIGTERM.
 
-    Non-debug runs use waitress with a request body limit; ``debug`` uses Dash's dev server.
+    Non-debug runs use waitress behind the guard of `dashboard.server` (body size, spool budget,
+    receiving rate); ``debug`` uses Dash's dev server. Either way the app answers only requests
+    whose Host names this server (`security.allow_host`), and the users' uploads are removed
+    when the server stops, by Ctrl-C or by SIGTERM.
     """
+    from tracklens.dashboard import security, uploads
+
     for name, value in SERVER_ENV.items():
         os.environ.setdefault(name, value)
     data.configure(data_dir)
     _check_port_free(host, port)  # before the slow warm-up, so a clash is reported at once
+    security.allow_host(host)
     process.limit_malloc_arenas()  # before TensorFlow's and waitress's threads exist
     # numba's kernels compiled once, here, before any thread pool starts (waitress's threads, the
     # check's blend thread); check=True repairs a damaged numba cache in a child process first
@@ -158,20 +159,42 @@ def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bo
     from tracklens import features
     from tracklens.dashboard import track
 
-    features.warm_numba(check=True)
-    summary = track.warm_up()
-    app = get_app()
-    url = f"http://{host}:{port}/"
-    print(f"tracklens dashboard: {summary}")
-    print(f"tracklens dashboard: serving on {url} (Ctrl-C stops it)", flush=True)
-    if debug:
-        app.run(host=host, port=port, debug=True)
-        return
-    import waitress
+    previous_handler = _stop_on_sigterm()  # before the warm-up: a SIGTERM then cleans up too
+    try:
+        features.warm_numba(check=True)
+        summary = track.warm_up()
+        app = get_app()
+        url = f"http://{host}:{port}/"
+        print(f"tracklens dashboard: {summary}")
+        print(f"tracklens dashboard: serving on {url} (Ctrl-C stops it)", flush=True)
+        if debug:
+            app.run(host=host, port=port, debug=True)
+            return
+        from tracklens.dashboard import server
 
-    waitress.serve(app.server, host=host, port=port, threads=threads,
-                   max_request_body_size=MAX_REQUEST_BODY_BYTES, ident="tracklens",
-                   clear_untrusted_proxy_headers=True)
+        server.create_server(app.server, host=host, port=port, threads=threads,
+                             upload_path=app.config.routes_pathname_prefix + uploads.ROUTE).run()
+    finally:
+        uploads.remove_all()  # also at exit; here first, before the interpreter's slow shutdown
+        if previous_handler is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _stop_on_sigterm():
+    """SIGTERM stops the server as Ctrl-C does (waitress' loop ends on SystemExit), so the
+    `finally` and ``atexit`` clean-ups run; by default SIGTERM ended the process without them.
+    Returns the handler it replaced (None off the main thread, where none can be set)."""
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, stop)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,7 @@ the first request does not pay for it.
 
 Where the chart table comes from, in order: the ``--data`` folder (its `charts.csv` or Top Hits
 `songs_normalize.csv`); the real Top Hits table in ``config.SHARED_DATA_DIR``; the demo
-catalogue in ``DEMO_DATA_DIR`` (written by `make demo`).
+catalogue in :func:`demo_data_dir` (written by `make demo`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,13 @@ def byte_cap_text() -> str:
     f = LARGEST_FORMAT
     return text + (f" ({MAX_UPLOAD_SECONDS / 60:g} minutes of {f['bits']}-bit {f['sample_rate'] / 1000:g} kHz "
                    f"{'stereo' if f['channels'] == 2 else str(f['channels']) + '-channel'} WAV)")
-DEMO_DATA_DIR = getattr(config, "DEMO_DATA_DIR", config.DATA_DIR / "demo")
+
+
+def demo_data_dir() -> Path:
+    """The catalogue `make demo` writes, below the data folder in use (read when called: set_home moves it)."""
+    return config.DATA_DIR / "demo"
+
+
 TOP_HITS_RELPATH = Path("spotify") / "songs_normalize.csv"
 CHART_FILENAMES = ("charts.csv", "songs_normalize.csv", str(TOP_HITS_RELPATH))
 
@@ -107,9 +113,9 @@ def chart_source() -> ChartSource:
     shared = config.SHARED_DATA_DIR / TOP_HITS_RELPATH
     if shared.is_file():
         return ChartSource(shared, "top_hits", shared.parent, "Top Hits Spotify (real data)")
-    demo = DEMO_DATA_DIR / "charts.csv"
+    demo = demo_data_dir() / "charts.csv"
     if demo.is_file():
-        return ChartSource(demo, "demo", DEMO_DATA_DIR, "demo catalogue (generated)")
+        return ChartSource(demo, "demo", demo.parent, "demo catalogue (generated)")
     return ChartSource(None, "none", None, "none found",
                        notes=("No chart table found: run `make demo` or start with `--data DIR`.",))
 
@@ -153,7 +159,7 @@ class ModelReport:
 
 
 def _model_dirs() -> list[Path]:
-    roots = [config.TRAINED_MODELS_DIR, DEMO_DATA_DIR / "models"]
+    roots = [config.TRAINED_MODELS_DIR, demo_data_dir() / "models"]
     if _settings["data_dir"] is not None:
         roots.insert(0, _settings["data_dir"] / "models")
     return [r for r in roots if r.is_dir()]

@@ -1,16 +1,29 @@
-"""HTTP hardening of the dashboard's Flask server: security headers on every response, and a
-strict check of callback requests so a malformed one gets HTTP 400 instead of a 500 (Dash
-itself indexes the body blindly: ``"inputs": null`` raised TypeError inside Dash).
+"""HTTP hardening of the dashboard's Flask server: a Host check, security headers on every
+response, and a strict check of callback requests so a malformed one gets HTTP 400 instead of a
+500 (Dash itself indexes the body blindly: ``"inputs": null`` raised TypeError inside Dash; JSON
+nested thousands deep raised RecursionError while parsing).
 
-:func:`install` wires both into a Dash app; the policy's script hashes are taken per response,
-so the clientside callbacks Dash registers at its first request are covered too.
+The Host check stops DNS rebinding: a web page on ``evil.example`` whose name its owner points at
+127.0.0.1 reaches the loopback dashboard as the same origin, but its requests say
+``Host: evil.example``. Only the names this server is known by are answered (421 otherwise):
+``localhost``, the loopback addresses, the ``--host`` the user gave, and any IP address and the
+machine's own name when that is a wildcard (0.0.0.0, ::) — an address cannot be rebound, only a
+name can, and a web page cannot rename the user's machine.
+
+:func:`install` wires all three into a Dash app; the policy's script hashes are taken per
+response, so the clientside callbacks Dash registers at its first request are covered too.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 LOG = logging.getLogger(__name__)
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+_allowed = {"names": set(LOOPBACK_NAMES), "any_address": False}
 
 #: Headers every response carries (the CSP is added by :func:`install`; it needs the app).
 SECURITY_HEADERS = {
@@ -47,17 +60,64 @@ def content_security_policy(script_hashes) -> str:
     return "; ".join(" ".join([name, *values]) for name, values in directives.items())
 
 
+def allow_host(host: str) -> None:
+    """Also answer requests addressed to ``host`` (the ``--host`` the server listens on)."""
+    host = host.strip().strip("[]").lower()
+    if host in WILDCARD_HOSTS:  # every interface: any address, and this machine's own name
+        import socket
+
+        _allowed["any_address"] = True
+        _allowed["names"].update({socket.gethostname().lower(), socket.getfqdn().lower()})
+    else:
+        _allowed["names"].add(host)
+
+
+def host_name(host_header: str) -> str:
+    """The name in a Host header, without its port and brackets, lower case ("[::1]:8050" -> "::1")."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def host_allowed(host_header: str | None) -> bool:
+    """Whether a request with this Host header is addressed to this server (see the module docstring)."""
+    if not host_header:
+        return False
+    name = host_name(host_header)
+    if name in _allowed["names"]:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return _allowed["any_address"]
+
+
 def install(app) -> None:
-    """Add the security headers and the callback request check to ``app``'s Flask server."""
+    """Add the Host check, the security headers and the callback request check to ``app``'s Flask server."""
     import flask
 
     update_path = app.config.routes_pathname_prefix + "_dash-update-component"
 
     @app.server.before_request
+    def refuse_unknown_host():
+        host = flask.request.environ.get("HTTP_HOST")
+        if host_allowed(host):
+            return None
+        LOG.warning("refused a request for Host %r", host)
+        return flask.Response("this server does not answer for that Host name (it answers for localhost "
+                              "and the name it was started with)\n", status=421, mimetype="text/plain")
+
+    @app.server.before_request
     def refuse_malformed_callback():
         if flask.request.path != update_path or flask.request.method != "POST":
             return None
-        problem = callback_request_problem(flask.request.get_json(silent=True), app.callback_map)
+        try:
+            body = flask.request.get_json(silent=True)
+        except RecursionError:  # json's C parser gives up on deep nesting with this, not ValueError
+            body = None
+        problem = callback_request_problem(body, app.callback_map)
         if problem is None:
             return None
         LOG.warning("refused a callback request: %s", problem)

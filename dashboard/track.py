@@ -53,10 +53,24 @@ class UploadError(TracklensError):
     (unreadable, silent, over its limits) are ``audio.AudioError``."""
 
 
+MAX_NAME_CHARS = 120  # a longer name is shortened in the middle of its stem: "<start>…<end>.wav"
+
+
 def display_name(filename: str | None) -> str:
-    """The base name of an uploaded file, for messages only (never used as a path)."""
+    """The base name of an uploaded file, for messages only (never used as a path).
+
+    Non-printable characters are dropped; a name over MAX_NAME_CHARS keeps its start, its end and
+    its whole extension (the upload route reads the type from it), with "…" in between.
+    """
     name = str(filename or "upload").replace("\\", "/").rsplit("/", 1)[-1]
-    return "".join(ch for ch in name if ch.isprintable())[:120] or "upload"
+    name = "".join(ch for ch in name if ch.isprintable()) or "upload"
+    if len(name) <= MAX_NAME_CHARS:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    suffix = dot + suffix if stem and len(suffix) < 16 else ""
+    stem = name[: len(name) - len(suffix)]
+    keep = MAX_NAME_CHARS - len(suffix) - 1
+    return stem[: keep - keep // 4] + "…" + stem[len(stem) - keep // 4:] + suffix
 
 
 def failure_message(exc: BaseException, filename: str | None) -> str:
@@ -175,13 +189,16 @@ def _decode(source: bytes | Path, name: str):
 
 
 def _check_track(source: bytes | Path, name: str) -> TrackReport:
+    from tracklens import features
+
     clip = _decode(source, name)
     ref = compare.chart_reference()
     # The blend and the tags run beside this thread's analysis: NumPy, librosa and TensorFlow
     # release the GIL, so one upload uses both cores.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check") as pool:
         blend_job = pool.submit(_blend_and_tags, clip)
-        analysis = analyse(clip, summary=ref is not None and ref.kind == "audio")
+        analysis = analyse(clip, summary=ref is not None and ref.kind == "audio",
+                           meter=features.channel_meter(source, name=name, max_duration=data.MAX_UPLOAD_SECONDS))
         genre_blend, problem, tags, caption = blend_job.result()
     charts = data.charts()
     upload = compare.Upload(comparable=analysis.comparable, duration_s=clip.source_duration_s,
@@ -207,8 +224,11 @@ def _check_track(source: bytes | Path, name: str) -> TrackReport:
 class TrackAnalysis:
     """The whole track's analysis, combined from its blocks.
 
-    comparable : tempo (BPM, the blocks' duration-weighted median), loudness (integrated LUFS of
-        the whole signal), key and mode (from the mean chroma), duration_ms (of the file)
+    comparable : tempo (BPM, of the blocks' mean tempogram; tempo_alt its x2 / x1/2 when close),
+        loudness (BS.1770-4 integrated LUFS over the file's channels), true_peak_dbtp,
+        loudness_range_lu (EBU Tech 3342), normalisation (loudness.normalisation: what Spotify,
+        YouTube, Apple Music do), key and mode (from the mean chroma; key_confidence,
+        key_runner_up), duration_ms (of the file)
     estimates : descriptor -> (estimate, held-out error), from the frame-weighted means of the
         estimator's features; ``unavailable`` says why the others have none
     summary : the 57 summary features (blocks' duration-weighted means), only when asked for
@@ -232,20 +252,21 @@ def block_bounds(n_samples: int, sr: int, block_s: float = ANALYSIS_BLOCK_S) -> 
     return list(zip(edges[:-1], edges[1:]))
 
 
-def analyse(clip, *, summary: bool = False) -> TrackAnalysis:
-    """Analyse ``clip`` block by block (see :class:`TrackAnalysis` for how blocks combine)."""
-    from tracklens import features
+def analyse(clip, *, summary: bool = False, meter=None) -> TrackAnalysis:
+    """Analyse ``clip`` block by block (see :class:`TrackAnalysis` for how blocks combine);
+    ``meter``: the file's channels measured (features.channel_meter), else the mono clip is."""
+    from tracklens import features, loudness
 
     estimator, unavailable = _descriptor_estimator()
     hop = config.HOP_LENGTH
     step = max(1, int(np.ceil((1 + len(clip.y) // hop) / MAX_DISPLAY_FRAMES)))
     chroma_sum, n_frames = np.zeros(12), 0
-    tempos, weights, fma_means, summaries, log_mels, chromas = [], [], [], [], [], []
+    tempo_strength, weights, fma_means, summaries, log_mels, chromas = 0.0, [], [], [], [], []
     for start, end in block_bounds(len(clip.y), clip.sr):
         a = features.analyze(clip.y[start:end], sr=clip.sr)
         chroma_sum += a.chroma.sum(axis=1, dtype=np.float64)
         n_frames += a.n_frames
-        tempos.append(a.tempo)
+        tempo_strength = tempo_strength + a.beat_tempogram.sum(axis=1)
         weights.append(end - start)
         if estimator is not None:
             from tracklens.models import descriptors
@@ -256,20 +277,20 @@ def analyse(clip, *, summary: bool = False) -> TrackAnalysis:
         log_mels.append(_decimate(a.log_mel, step))
         chromas.append(_decimate(a.chroma, step))
         del a  # its STFT and derived arrays go before the next block's
-    key, mode = features.estimate_key(chroma_sum / n_frames)
-    comparable = {"tempo": _weighted_median(tempos, weights),
-                  "loudness": features.integrated_loudness(clip.y, sr=clip.sr), "key": key, "mode": mode,
+    key = features.key_estimate(chroma_sum / n_frames)
+    tempo = features.estimate_tempo(tempo_strength / n_frames, sr=clip.sr, hop_length=hop)
+    measured = (meter or features.mono_meter(clip.y, sr=clip.sr)).result()
+    comparable = {"tempo": tempo.bpm, "tempo_alt": tempo.alternative,
+                  "loudness": measured.integrated_lufs, "true_peak_dbtp": measured.true_peak_dbtp,
+                  "loudness_range_lu": measured.loudness_range_lu,
+                  "normalisation": loudness.normalisation(measured.integrated_lufs, measured.true_peak_dbtp),
+                  "key": key.key, "mode": key.mode, "key_confidence": key.confidence,
+                  "key_runner_up": key.runner_up_name,
                   "duration_ms": int(round(clip.source_duration_s * 1000))}
     return TrackAnalysis(
         comparable=comparable, estimates=_estimates(estimator, fma_means), unavailable=unavailable,
         summary=pd.DataFrame(summaries).mul(weights, axis=0).sum().div(sum(weights)).to_dict() if summary else {},
         log_mel=np.hstack(log_mels), chroma=np.hstack(chromas), frame_seconds=step * hop / clip.sr)
-
-
-def _weighted_median(values: list[float], weights: list[float]) -> float:
-    order = np.argsort(values)
-    cumulative = np.cumsum(np.asarray(weights, dtype=float)[order])
-    return float(np.asarray(values)[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
 
 
 def _decimate(matrix: np.ndarray, step: int) -> np.ndarray:

@@ -13,18 +13,28 @@ this server never grants) answers JSON:
 - 413 over the byte cap (from Content-Length, before reading; or while reading a chunked body)
   or longer than ``data.MAX_UPLOAD_SECONDS`` by its header;
 - 415 not an audio file type, 422 no readable audio header, 400 empty or malformed request,
-  503 too many uploads waiting for their check.
+  503 too many tracks being analysed, or too many uploads waiting for their check;
+- 507 the server's disk is full.
 
 Every error body is ``{"error": "<file name>: <reason>"}``. A stored upload lives until its check
-:func:`claim`\\ s it (then it is deleted), at most :data:`PENDING_TTL_S`; all are removed at exit.
+:func:`claim`\\ s it (then it is deleted when the check ends). The page claims it within a second
+or so of the answer, so an upload nobody claimed was abandoned (a closed tab): it is deleted after
+:data:`UNCLAIMED_TTL_S`, and sooner, after :data:`UNCLAIMED_GRACE_S`, when a new upload needs its
+place. The places: :data:`MAX_UNCLAIMED_PER_CLIENT` per client (its address and the page's
+``X-Tracklens-Client`` token), :data:`MAX_UNCLAIMED` in all. What makes the server busy (503) is
+what it is analysing: at most :data:`MAX_ANALYSING` claimed uploads at once; and what it holds
+on disk: at most :data:`STORE_BUDGET_BYTES` of uploads. All are removed when the server stops
+(Ctrl-C, SIGTERM, or at exit). docs/dashboard-security.md lists the guarantees.
 """
 
 from __future__ import annotations
 
 import atexit
 import dataclasses
+import errno
 import hashlib
 import math
+import re
 import secrets
 import shutil
 import tempfile
@@ -38,9 +48,19 @@ from tracklens.errors import TracklensError
 
 ROUTE = "_upload"
 HEADER = "X-Tracklens-Upload"
+CLIENT_HEADER = "X-Tracklens-Client"  # upload.js: a random token per page load (one client per tab)
 CHUNK_BYTES = 1 << 20  # copied to disk in 1 MiB pieces: the body never sits in memory whole
-MAX_PENDING = 8  # uploads stored and not yet checked (disk: 8 x the byte cap at most)
-PENDING_TTL_S = 600.0  # an upload whose page never asked for its check is removed after this
+MAX_ANALYSING = 8  # claimed uploads being checked (running, or waiting for a core); more: 503
+MAX_UNCLAIMED = 8  # stored uploads whose check has not claimed them yet, all clients together
+MAX_UNCLAIMED_PER_CLIENT = 4  # the same for one client (a page has one; bench clients share an address)
+UNCLAIMED_GRACE_S = 10.0  # an unclaimed upload keeps its place this long, whatever comes in...
+UNCLAIMED_TTL_S = 60.0  # ...and is deleted after this (the page claims it within a second or so)
+# Bytes in the private folder at once: uploads stored, being checked or being copied (their
+# Content-Length; the byte cap when they announce none). With the server's spool budget
+# (dashboard.server.SPOOL_BUDGET_BYTES, the same) uploads hold at most 8 x the cap of disk.
+STORE_BUDGET_BYTES = 4 * data.MAX_UPLOAD_BYTES
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+FFMPEG_CONTEXT = re.compile(r"\[[\w:.-]+ @ 0x[0-9a-f]+\] ")
 
 
 class UploadRefused(TracklensError):
@@ -61,10 +81,14 @@ class StoredUpload:
     sha256: str
     duration_s: float
     created: float
+    client: str = ""
 
 
 _lock = threading.Lock()
-_pending: dict[str, StoredUpload] = {}
+_pending: dict[str, StoredUpload] = {}  # stored, not yet claimed, oldest first
+_analysing: set[str] = set()  # claimed, check not finished
+_held: dict[str, int] = {}  # bytes on disk of each stored upload (unclaimed or being checked)
+_copying = [0]  # bytes announced by the uploads being copied now
 _folder: list[Path] = []
 
 
@@ -78,9 +102,10 @@ def _private_folder() -> Path:
         return _folder[0]
 
 
-def store(stream, *, filename: str | None, content_length: int | None) -> StoredUpload:
+def store(stream, *, filename: str | None, content_length: int | None, client: str = "") -> StoredUpload:
     """Copy an upload's body from ``stream`` to a private file and check it; see the module docstring.
 
+    ``client`` tells whose upload it is (the route passes the address and the page's token).
     Raises UploadRefused (with its HTTP status) for anything the route refuses; nothing is left on disk then.
     """
     from tracklens.dashboard.track import display_name
@@ -91,11 +116,9 @@ def store(stream, *, filename: str | None, content_length: int | None) -> Stored
         allowed = ", ".join(e.lstrip(".").upper() for e in data.UPLOAD_EXTENSIONS)
         raise UploadRefused(f"{name}: unsupported file type '{suffix or 'none'}'; upload {allowed}", 415)
     if content_length is not None and content_length > data.MAX_UPLOAD_BYTES:
-        raise UploadRefused(_too_large(name, content_length), 413)
-    _expire_old()
-    with _lock:
-        if len(_pending) >= MAX_PENDING:
-            raise UploadRefused(f"{name}: the server is busy with {len(_pending)} uploads; try again in a minute", 503)
+        raise UploadRefused(too_large_line(name, content_length), 413)
+    announced = data.MAX_UPLOAD_BYTES if content_length is None else content_length
+    _make_room(name, client, announced)
     upload_id = secrets.token_urlsafe(16)
     path = _private_folder() / f"{upload_id}{suffix}"
     try:
@@ -106,28 +129,79 @@ def store(stream, *, filename: str | None, content_length: int | None) -> Stored
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    upload = StoredUpload(upload_id, name, path, digest, duration_s, time.monotonic())
+    finally:
+        with _lock:
+            _copying[0] -= announced
+    upload = StoredUpload(upload_id, name, path, digest, duration_s, time.monotonic(), client)
     with _lock:
         _pending[upload_id] = upload
+        _held[upload_id] = size
     return upload
 
 
-def _too_large(name: str, size: int, *, more: bool = False) -> str:
+def _make_room(name: str, client: str, announced: int) -> None:
+    """Refuse (503) when too much is being analysed; drop the expired unclaimed uploads, and the
+    oldest past their grace where this client or the server has no free place (503 if none is);
+    refuse (503) when ``announced`` more bytes would pass STORE_BUDGET_BYTES, else count them."""
+    now = time.monotonic()
+    with _lock:
+        if len(_analysing) >= MAX_ANALYSING:
+            raise UploadRefused(f"{name}: the server is busy analysing {len(_analysing)} tracks; "
+                                "try again in a minute", 503)
+        dropped = [u for u in _pending.values() if now - u.created > UNCLAIMED_TTL_S]
+        for upload in dropped:
+            del _pending[upload.id]
+        for limit, mine in ((MAX_UNCLAIMED_PER_CLIENT, lambda u: u.client == client), (MAX_UNCLAIMED, None)):
+            waiting = [u for u in _pending.values() if mine is None or mine(u)]  # oldest first
+            if len(waiting) < limit:
+                continue
+            oldest = waiting[0]
+            if now - oldest.created <= UNCLAIMED_GRACE_S:
+                wait_s = UNCLAIMED_GRACE_S - (now - oldest.created)
+                refusal = UploadRefused(f"{name}: {len(waiting)} uploads are waiting for their check; "
+                                        f"try again in {max(1, round(wait_s + 0.5))} s", 503)
+                break
+            del _pending[oldest.id]
+            dropped.append(oldest)
+        else:
+            refusal = None
+        for upload in dropped:
+            _held.pop(upload.id, None)
+        held = sum(_held.values()) + _copying[0]
+        if refusal is None and held + announced > STORE_BUDGET_BYTES:
+            refusal = UploadRefused(f"{name}: the server holds {held / 2**20:.0f} MB of uploads being checked; "
+                                    "try again in a minute", 503)
+        elif refusal is None:
+            _copying[0] += announced
+    for upload in dropped:
+        upload.path.unlink(missing_ok=True)
+    if refusal is not None:
+        raise refusal
+
+
+def too_large_line(name: str, size: int, *, more: bool = False) -> str:
+    """The one line for an upload over the byte cap ("song.wav: too large (170.0 MB); files up to ...")."""
     amount = f"{'over ' if more else ''}{size / 2**20:.1f} MB"
     return f"{name}: too large ({amount}); {data.byte_cap_text()}"
 
 
 def _copy(stream, path: Path, name: str) -> tuple[str, int]:
     """Write ``stream`` to ``path`` (a new file) in CHUNK_BYTES pieces; (SHA-256, size).
-    Stops with 413 as soon as the body passes the byte cap."""
+    Stops with 413 as soon as the body passes the byte cap, with 507 when the disk is full."""
     digest, size = hashlib.sha256(), 0
-    with open(path, "xb") as out:
-        while chunk := stream.read(CHUNK_BYTES):
-            size += len(chunk)
-            if size > data.MAX_UPLOAD_BYTES:
-                raise UploadRefused(_too_large(name, size, more=True), 413)
-            digest.update(chunk)
-            out.write(chunk)
+    try:
+        with open(path, "xb") as out:
+            while chunk := stream.read(CHUNK_BYTES):
+                size += len(chunk)
+                if size > data.MAX_UPLOAD_BYTES:
+                    raise UploadRefused(too_large_line(name, size, more=True), 413)
+                digest.update(chunk)
+                out.write(chunk)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise UploadRefused(f"{name}: the server's disk is full; the upload could not be stored — "
+                                "try again later", 507) from None
+        raise
     return digest.hexdigest(), size
 
 
@@ -139,21 +213,14 @@ def _header_duration(path: Path, name: str) -> float:
     try:
         duration_s = float(audio.probe_audio(path)["duration_s"])
     except audio.AudioError as exc:
-        raise UploadRefused(str(exc).replace(str(path), name), 422) from None
+        # ffmpeg's log prefix names its decoder's address in memory ("[flac @ 0x55fde7886c80] "):
+        # not for the user (found by bench/fuzz_upload.py)
+        reason = FFMPEG_CONTEXT.sub("", str(exc).replace(str(path), name))
+        raise UploadRefused(reason, 422) from None
     if math.isfinite(duration_s) and duration_s > data.MAX_UPLOAD_SECONDS + 0.5:
         raise UploadRefused(f"{name}: too long ({duration_s / 60:.1f} min); the limit is "
                             f"{data.MAX_UPLOAD_SECONDS / 60:g} min — trim it and upload again", 413)
     return duration_s
-
-
-def _expire_old() -> None:
-    now = time.monotonic()
-    with _lock:
-        old = [u for u in _pending.values() if now - u.created > PENDING_TTL_S]
-        for upload in old:
-            del _pending[upload.id]
-    for upload in old:
-        upload.path.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -164,6 +231,8 @@ def claim(upload_id: str):
     """
     with _lock:
         upload = _pending.pop(str(upload_id), None)
+        if upload is not None:
+            _analysing.add(upload.id)
     if upload is None:
         raise TracklensError("the upload is no longer on the server (it expired or was already checked); "
                              "upload the file again")
@@ -171,25 +240,53 @@ def claim(upload_id: str):
         yield upload
     finally:
         upload.path.unlink(missing_ok=True)
+        with _lock:
+            _analysing.discard(upload.id)
+            _held.pop(upload.id, None)
 
 
 def pending_count() -> int:
+    """Uploads stored and not yet claimed."""
     with _lock:
         return len(_pending)
+
+
+def analysing_count() -> int:
+    """Uploads claimed by a check that has not finished."""
+    with _lock:
+        return len(_analysing)
+
+
+def remove_all() -> None:
+    """Delete every stored upload and the private folder (the server is stopping)."""
+    with _lock:
+        _pending.clear()
+        _held.clear()
+        folders = list(_folder)
+        _folder.clear()  # a later upload (tests) makes a new folder
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def install(app) -> None:
     """Add the upload route to ``app``'s Flask server."""
     import flask
+    import werkzeug.exceptions
 
     def receive():
         if flask.request.headers.get(HEADER) != "1":
             return flask.jsonify(error=f"uploads need the {HEADER} header"), 400
+        client = f"{flask.request.remote_addr}/{flask.request.headers.get(CLIENT_HEADER, '')[:64]}"
         try:
             upload = store(flask.request.stream, filename=flask.request.args.get("name"),
-                           content_length=flask.request.content_length)
+                           content_length=flask.request.content_length, client=client)
         except UploadRefused as exc:
             return flask.jsonify(error=str(exc)), exc.status
+        except werkzeug.exceptions.ClientDisconnected:  # the body ended before its Content-Length
+            from tracklens.dashboard.track import display_name
+
+            name = display_name(flask.request.args.get("name"))
+            return flask.jsonify(error=f"{name}: the upload was cut off before its end; try again"), 400
         duration = upload.duration_s if math.isfinite(upload.duration_s) else None
         return flask.jsonify(id=upload.id, name=upload.name, duration_s=duration)
 

@@ -21,8 +21,9 @@ its card and its calibration temperature. :func:`predict_blend` turns an audio f
 Any model kind of :mod:`models.registry` works, decoded at the sample rate its card records
 (``input.sample_rate``: 16 kHz musicnn, 32 kHz EfficientAT and fusion, 22.05 kHz feature models;
 in-memory audio at another rate is resampled to it). Files are decoded in blocks of ~30 s
-(``audio.load_audio`` with an offset), so a long track never sits in memory whole; the last block
-is aligned to the track's end. By default every block of a track up to the 10-minute limit is
+(``audio.load_audio`` with an offset), so a long track never sits in memory whole; the blocks
+cover the track back to back, each second once, the tail a shorter last block (:func:`block_plan`;
+a plan is arithmetic and bounded, whatever duration a header claims). By default every block of a track up to the 10-minute limit is
 blended (:data:`MAX_BLEND_S`; ``max_seconds`` reads fewer, evenly spread). Inside each block the
 model classifies windows of ``card.input.window_s`` seconds: 10 s EfficientAT windows
 (:mod:`models.efficientat_models`; a shorter input is one shorter window), musicnn's 3 s patches
@@ -37,7 +38,7 @@ need whole 3 s segments, so short input is looped for them.
 
 from __future__ import annotations
 
-import json
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from tracklens import config, fileio
+from tracklens import config
 from tracklens.errors import TracklensError
 from tracklens.models import datasets, evaluate, store
 
@@ -56,9 +57,11 @@ SHORT_INPUT = "as_is"  # summary models: analyse a short clip as it is ("loop": 
 BLOCK_S = 30.0  # audio is decoded in ~30 s blocks; the model's windows inside each are classified
 #: The shipped models besides config.DEFAULT_MODEL_DIR, by folder name (``--model default-fast`` works).
 FAST_MODEL_DIR = config.DEFAULT_FAST_MODEL_DIR
-SHIPPED_NAMES = ("default", "default-fast", "default-table")
+SHIPPED_NAMES = ("default", "default-fast", "default-table", "fusion", "musicnn")  # fusion, musicnn: earlier recipes, by name
 #: predict_blend reads at most this much of a track by default (the feature engine's limit, 10 min)
 MAX_BLEND_S = config.FEATURE_MAX_DURATION_S
+#: A header's duration above this is treated as unknown (the blocks are then read until the data ends)
+MAX_BELIEVED_S = 24 * 3600.0
 #: Input kinds read from EfficientAT windows (models.efficientat_models; no numpy import needed here)
 EFFICIENTAT_KINDS = ("efficientat", "fusion")
 
@@ -262,14 +265,55 @@ def load_fast_model() -> GenreModel:
 # --- windows over a track ---------------------------------------------------------------------------
 
 
-def window_starts(duration_s: float, window_s: float) -> list[float]:
-    """Start times of back-to-back windows covering the track; the last one ends at the track's end."""
-    if duration_s <= window_s:
-        return [0.0]
-    starts = list(np.arange(0.0, duration_s - window_s + 1e-6, window_s))
-    if duration_s - (starts[-1] + window_s) > 0.25 * window_s:  # a long enough remainder gets its own
-        starts.append(duration_s - window_s)
-    return [float(s) for s in starts]
+#: A remainder shorter than this after the last whole block joins that block instead of being a
+#: block of its own (the decoder refuses clips under config.MIN_DURATION_S)
+TAIL_MIN_S = config.MIN_DURATION_S
+
+
+class Block(NamedTuple):
+    """One stretch of a track that :func:`predict_blend` decodes and classifies: ``[start_s, end_s)``;
+    ``last``: the plan's last block."""
+
+    start_s: float
+    end_s: float
+    last: bool
+
+
+def block_plan(duration_s: float, block_s: float, *, max_blocks: int | None = None) -> Iterator[Block]:
+    """The blocks that cover ``[0, duration_s)`` exactly once: back to back, ``block_s`` long, and
+    a remainder of at least :data:`TAIL_MIN_S` as a shorter last block of its own (a 215 s track
+    at 30 s: seven blocks and 210-215 s; a 40 s track: 0-30 and 30-40 s). A remainder under
+    :data:`TAIL_MIN_S` is left out (the decoder refuses such a clip, and no model window is that
+    short: a 30.013 s GTZAN clip is one 0-30 s block); a track shorter than one block is one block.
+
+    ``max_blocks``: at most that many blocks, those at the centres of equal parts of the track (so
+    intro and outro do not stand for the whole). The plan is arithmetic and lazy: a header that
+    claims 2^49 samples costs nothing here (the decoder then finds the data ends early). A
+    duration that is unknown (NaN) or above :data:`MAX_BELIEVED_S` plans blocks from the start,
+    without end: the caller stops when decoding yields less than a block.
+    """
+    if not block_s > 0:
+        raise TracklensError(f"block_s={block_s} must be > 0")
+    if duration_s <= 0:  # nothing to read (NaN compares False: it goes on to the unknown-length plan)
+        return
+    if not duration_s <= MAX_BELIEVED_S:  # unknown (NaN), or a header not believed
+        for i in itertools.count() if max_blocks is None else range(max(1, max_blocks)):
+            yield Block(i * block_s, (i + 1) * block_s, False)
+        return
+    n_whole = int(duration_s // block_s)
+    tail = duration_s - n_whole * block_s
+    n = max(1, n_whole + (tail >= TAIL_MIN_S))
+
+    def block(i: int) -> Block:
+        end = min(duration_s, (i + 1) * block_s) if i < n_whole else duration_s
+        return Block(i * block_s, end, i == n - 1)
+
+    if max_blocks is None or n <= max_blocks:
+        yield from map(block, range(n))
+        return
+    k = max(1, max_blocks)
+    for i in sorted({round((j + 0.5) / k * (n - 1)) for j in range(k)}):
+        yield block(int(i))
 
 
 def _loop_to(y: np.ndarray, n: int) -> np.ndarray:
@@ -280,7 +324,7 @@ def _source_clip(source):
     """(AudioClip or None, path or None, duration in s) without decoding a file."""
     from tracklens.audio import AudioClip, probe_audio
 
-    if isinstance(source, (str, Path)):
+    if isinstance(source, (str, Path)):  # the header's word: block_plan decides how far to believe it
         return None, str(source), float(probe_audio(source)["duration_s"])
     if isinstance(source, AudioClip):
         return source, source.path, source.duration_s
@@ -293,29 +337,33 @@ def _source_clip(source):
     raise TracklensError(f"cannot predict a blend from {type(source).__name__}: pass a path, AudioClip or ClipFeatures")
 
 
-def _windows(clip, path, duration_s: float, window_s: float, *, max_windows: int | None = None,
+def _windows(clip, path, duration_s: float, block_s: float, *, max_windows: int | None = None,
              sr: int = config.SAMPLE_RATE) -> Iterator[tuple[float, float, object]]:
-    """Yield (start_s, end_s, AudioClip) per window, decoding a file one window at a time (at ``sr``).
+    """Yield (start_s, end_s, AudioClip) per block of :func:`block_plan`, decoding a file one block
+    at a time (at ``sr``); ``end_s`` is where the decoded audio ends, never a header's promise.
 
-    ``max_windows``: at most that many windows, at the centres of equal parts of the track (so
-    intro and outro do not stand for the whole).
+    ``max_windows``: at most that many blocks, at the centres of equal parts of the track. A
+    block that decodes short of its plan ends the plan (the data ended before the header said).
     """
-    from tracklens.audio import AudioClip, load_audio
+    from tracklens.audio import AudioClip, AudioError, load_audio
 
-    starts = window_starts(duration_s, window_s)
-    if max_windows is not None and len(starts) > max_windows:
-        k = max(1, max_windows)
-        keep = np.unique(((np.arange(k) + 0.5) / k * (len(starts) - 1)).round().astype(int))
-        starts = [starts[i] for i in keep]
-    for start in starts:
-        if clip is None:
-            part = load_audio(path, sr=sr, offset=start, max_duration=window_s)
-        else:
+    for start, end, _ in block_plan(duration_s, block_s, max_blocks=max_windows):
+        planned = end - start
+        if clip is not None:
             i0 = int(round(start * clip.sr))
-            part = AudioClip(y=clip.y[i0:i0 + int(round(window_s * clip.sr))], sr=clip.sr, path=clip.path,
-                             source_sr=clip.source_sr, channels=clip.channels,
-                             source_duration_s=clip.source_duration_s)
+            i1 = int(round(end * clip.sr))
+            part = AudioClip(y=clip.y[i0:i1], sr=clip.sr, path=clip.path, source_sr=clip.source_sr,
+                             channels=clip.channels, source_duration_s=clip.source_duration_s)
+        else:
+            try:
+                part = load_audio(path, sr=sr, offset=start, max_duration=planned)
+            except AudioError:
+                if duration_s <= MAX_BELIEVED_S or start == 0:
+                    raise
+                return  # a track of unknown length ended at a block boundary
         yield start, start + part.duration_s, part
+        if part.duration_s < planned - 0.5:
+            return
 
 
 class WindowRows(NamedTuple):
@@ -330,9 +378,8 @@ class WindowRows(NamedTuple):
 def file_blocks(path: str | Path, *, sr: int, block_s: float = BLOCK_S) -> Iterator[tuple[float, float, object]]:
     """(start_s, end_s, AudioClip) of every block :func:`predict_blend` decodes from a whole file at
     ``sr`` (models.heads caches training inputs through it, so they match prediction exactly)."""
-    from tracklens.audio import probe_audio
-
-    return _windows(None, str(path), float(probe_audio(path)["duration_s"]), block_s, sr=sr)
+    _, name, duration_s = _source_clip(path)
+    return _windows(None, name, duration_s, block_s, sr=sr)
 
 
 def _window_inputs(model: GenreModel, part, *, short_input: str) -> WindowRows:
@@ -439,7 +486,9 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
     rows, spans, tag_rows, embedding_rows = [], [], [], []
     evidence = _AudioSetEvidence() if judge_fit else None
     max_blocks = None if max_seconds is None else max(1, int(max_seconds // block_s))
+    decoded_end = 0.0
     for start, end, part in _windows(clip, path, duration_s, block_s, max_windows=max_blocks, sr=model.sample_rate):
+        decoded_end = max(decoded_end, end)
         block = _window_inputs(model, part, short_input=short_input)
         if len(block.x):
             rows.append(model.predict_raw(block.x))
@@ -450,6 +499,8 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
                 evidence.add(block.logits, part)
     if not rows:
         raise TracklensError(f"{path or 'clip'}: no analysable audio")
+    if not duration_s <= MAX_BELIEVED_S:  # the header did not say (or was not believed): what decoding found
+        duration_s = decoded_end
     raw = np.vstack(rows)
     _, mean = evaluate.aggregate_segments(np.zeros(len(raw)), raw, method=model.aggregation)
     track = evaluate.apply_temperature(mean, model.temperature)[0]
@@ -508,6 +559,31 @@ def _judge(result: Blend, evidence: _AudioSetEvidence) -> None:
 # --- batches and feature tables ---------------------------------------------------------------------
 
 
+def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
+    """The audio files ``predict`` is given: a file as it is (a missing or odd one too, so it gets
+    its own error row), a folder walked for audio files (:data:`audio.AUDIO_EXTENSIONS`, sorted,
+    hidden names skipped; a folder without any stays, for its error row). Raises TracklensError before any model is loaded when nothing is
+    left to predict (only folders without audio, or only names that do not exist)."""
+    from tracklens.audio import AUDIO_EXTENSIONS
+
+    files: list[Path] = []
+    problems: list[str] = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            found = sorted(p for p in given.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(given).parts))
+            files += found or [given]  # an empty folder keeps a row of its own, saying so
+            if not found:
+                problems.append(f"{given}: a folder with no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")
+        else:
+            files.append(given)
+            if not (given.exists() or given.is_symlink()):
+                problems.append(f"{given}: no such file")
+    if problems and len(problems) == len(paths):
+        raise TracklensError("nothing to predict: " + "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else ""))
+    return files
+
+
 def predict_files(paths: Sequence[str | Path], *, model: GenreModel | None = None, margin: float = BLEND_MARGIN,
                   progress: bool = False) -> list[Blend | TracklensError]:
     """One Blend per path, or the TracklensError that explains why that file has none (batch continues)."""
@@ -531,9 +607,11 @@ def _predict_or_error(model: GenreModel, path, *, margin: float) -> Blend | Trac
         return predict_blend(model, path, margin=margin)
     except TracklensError as exc:
         return exc
+    except MemoryError:  # a raw "Unable to allocate 46.6 TiB ..." says nothing a user can act on
+        return TracklensError(f"{path}: not analysed: it needs more memory than is free")
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        return TracklensError(f"{path}: {type(exc).__name__}" + (f": {detail}" if detail else ""))
+        return TracklensError(f"{path}: not analysed ({type(exc).__name__}" + (f": {detail})" if detail else ")"))
 
 
 def predict_table(model: GenreModel, features_csv: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -546,193 +624,3 @@ def predict_table(model: GenreModel, features_csv: str | Path) -> tuple[pd.DataF
                              "summary-feature model (linear, mlp; the shipped one is models/default-table)")
     table = datasets.read_feature_table(features_csv)
     return table, model.predict_proba(model.summary_matrix(table))
-
-
-N_TAGS = 5  # tags per file with --tags
-N_CHART = 3  # chart-genre tags per file in the table format
-
-
-def _tag_text(r: Blend, k: int = N_TAGS) -> str:
-    return ";".join(f"{t}:{p:.3f}" for t, p in r.top_tags(k))
-
-
-def csv_frame(names: Sequence[str], results: Sequence[Blend | Exception], genres: Sequence[str], *,
-              tags: bool = False) -> pd.DataFrame:
-    """The stable CSV contract, the one place rows are made: ``path, top_genre, <one column per
-    genre>`` (model genre order), ``fit`` (``ok`` / ``poor``, empty when not judged) and, with
-    ``tags``, ``tags`` (``tag:likelihood;...``, the top 5). A file that failed gets ``top_genre``
-    = ``error`` and empty cells. Write it with ``fileio.to_csv_text`` (formula-like cells escaped)."""
-    genres = list(genres)
-    failed = np.full(len(genres), np.nan)
-    proba = np.array([r.probabilities if isinstance(r, Blend) else failed for r in results],
-                     dtype=np.float64).reshape(len(results), len(genres))
-    frame = pd.DataFrame({"path": [str(n) for n in names],
-                          "top_genre": [genres[int(np.argmax(p))] if isinstance(r, Blend) else "error"
-                                        for p, r in zip(proba, results)]})
-    for j, g in enumerate(genres):
-        frame[g] = np.round(proba[:, j], 6)
-    frame["fit"] = [(r.fit or "") if isinstance(r, Blend) else "" for r in results]
-    if tags:
-        frame["tags"] = [_tag_text(r) if isinstance(r, Blend) else "" for r in results]
-    return frame
-
-
-# --- output formats and sorting ---------------------------------------------------------------------
-
-OUTPUT_FORMATS = ("table", "csv", "json")
-
-
-def _error_text(err: Exception) -> str:
-    return str(err).strip() or type(err).__name__
-
-
-def check_format(fmt: str) -> None:
-    if fmt not in OUTPUT_FORMATS:
-        raise TracklensError(f"--format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
-
-
-def format_results(names: Sequence[str], results: Sequence[Blend | Exception], genres: Sequence[str], *,
-                   fmt: str = "table", top: int = 3, tags: bool = False) -> str:
-    """Render blends (or per-file errors) as ``table``, ``csv`` or ``json`` text (see :func:`format_pieces`)."""
-    return "".join(format_pieces(names, results, genres, fmt=fmt, top=top, tags=tags)).rstrip("\n")
-
-
-def format_pieces(names: Sequence[str], results: Iterable[Blend | Exception], genres: Sequence[str], *,
-                  fmt: str = "table", top: int = 3, tags: bool = False) -> Iterator[str]:
-    """The output text in pieces, one per result as soon as ``results`` yields it, so a batch
-    stopped part-way has written every finished file: first the csv header (json: ``[``), then
-    one piece per file, then json's ``]``; joined, the text of one whole render.
-
-    csv keeps the stable contract of :func:`csv_frame`; json is one list of objects (an error:
-    ``{"path", "error"}``); table is one line per file (and its tags on the next, with ``tags``).
-    Every format carries the fit verdict; table and json the chart-genre tags too.
-    """
-    check_format(fmt)
-    names = [str(n) for n in names]
-    if fmt == "csv":
-        yield fileio.to_csv_text(csv_frame([], [], genres, tags=tags))
-        for name, r in zip(names, results):
-            yield fileio.to_csv_text(csv_frame([name], [r], genres, tags=tags), header=False)
-    elif fmt == "json":
-        yield "["
-        separator = "\n"
-        for name, r in zip(names, results):  # each item as json.dumps(whole list, indent=1) would write it
-            item = json.dumps(_json_item(name, r, tags=tags), indent=1)
-            yield separator + "\n".join(" " + line for line in item.splitlines())
-            separator = ",\n"
-        yield "]\n" if separator == "\n" else "\n]\n"
-    else:
-        width = max([len(n) for n in names] + [4])
-        for name, r in zip(names, results):
-            yield _table_line(name, r, width=width, top=top, tags=tags) + "\n"
-
-
-def _pairs(items: Iterable[tuple[str, float]]) -> list[list]:
-    return [[name, round(float(score), 4)] for name, score in items]
-
-
-def _json_item(name: str, r: Blend | Exception, *, tags: bool = False) -> dict:
-    from tracklens.models.chart_genres import LABEL
-
-    if not isinstance(r, Blend):
-        return {"path": name, "error": _error_text(r)}
-    item = {"path": name, "top_genre": r.top_genre, "label": r.label,
-            "probabilities": {g: round(float(p), 6) for g, p in zip(r.genres, r.probabilities)},
-            "fit": r.fit, "fit_reason": r.fit_reason, "wider_genres": _pairs(r.wider_genres),
-            "chart_genres": _pairs(r.chart_genres), "chart_genres_note": LABEL,
-            "duration_s": round(r.duration_s, 3), "analysed_s": round(r.analysed_s, 3), "model": r.model,
-            "notes": r.notes, "timeline": r.timeline.round(4).to_dict(orient="records")}
-    if tags:
-        item.update(tags=_pairs(r.top_tags()), tags_source=r.tags_source)
-    return item
-
-
-def _table_line(name: str, r: Blend | Exception, *, width: int, top: int, tags: bool = False) -> str:
-    if not isinstance(r, Blend):
-        return f"{name:<{width}}  ERROR  {_error_text(r)}"
-    blend = "  ".join(f"{g} {p:5.1%}" for g, p in r.top(top))
-    line = f"{name:<{width}}  {r.label:<20}  {blend}"
-    if r.fit == "poor":
-        line += f"  | fit: POOR, {r.fit_reason}"
-    elif r.fit:
-        line += "  | fit: ok"
-    if r.chart_genres:
-        from tracklens.models.chart_genres import SHOWN_FROM
-
-        shown = [f"{g} {p:.2f}" for g, p in r.chart_genres[:N_CHART] if p >= SHOWN_FROM]
-        line += "  | chart genres (AudioSet, uncalibrated): " + (", ".join(shown) or f"none from {SHOWN_FROM:.2f}")
-    if tags:
-        line += f"\n{'':<{width}}  {r.tags_source or 'no'} tags: " + ", ".join(f"{t} {p:.2f}" for t, p in r.top_tags())
-    return line
-
-
-@dataclass(frozen=True)
-class Sorted:
-    """What :func:`sort_into` did with one file: ``action`` is "copied", "moved" (also when an
-    identical copy was already there), "kept" (nothing to do; ``note`` says why) or "failed"."""
-
-    source: str
-    target: Path | None
-    action: str
-    note: str = ""
-
-
-def sort_into(results: Sequence[Blend | Exception], dest: str | Path, *, move: bool = False) -> list[Sorted]:
-    """Copy (or with ``move=True`` move) each classified file into ``dest/<top_genre>/``.
-
-    Never loses or overwrites a file: an existing different file of the same name gets a ``-1``,
-    ``-2``... suffix; an identical regular file is kept as the copy; a file already at its place
-    (the same file, e.g. ``sorted/pop/a.wav`` sorted into ``sorted``) is left where it is, and so
-    is a file given twice. Copies are written through :func:`fileio.atomic_path` (a fresh
-    ``mkstemp`` name, never a predictable temp file a planted symlink could redirect), and a
-    source is removed only once its copy is in place. A file that cannot be sorted gets a
-    "failed" entry and the others go on.
-    """
-    outcomes: list[Sorted] = []
-    placed: dict[str, Path] = {}  # real path of each source sorted in this run -> where it went
-    for r in results:
-        if not isinstance(r, Blend) or not r.path:
-            continue
-        try:
-            outcomes.append(_sort_one(Path(r.path), Path(dest) / r.top_genre, move=move, placed=placed))
-        except OSError as exc:
-            outcomes.append(Sorted(str(r.path), None, "failed", f"{r.path}: not sorted ({exc.strerror or exc})"))
-    return outcomes
-
-
-def _sort_one(src: Path, folder: Path, *, move: bool, placed: dict[str, Path]) -> Sorted:
-    import os
-    import shutil
-
-    key = os.path.realpath(src)
-    if key in placed:
-        return Sorted(str(src), placed[key], "kept", f"{src}: given more than once; sorted once, into {placed[key]}")
-    if not src.is_file():
-        return Sorted(str(src), None, "failed", f"{src}: no longer there (moved or deleted during the run); not sorted")
-    folder.mkdir(parents=True, exist_ok=True)
-    target, n = folder / src.name, 0
-    while os.path.lexists(target):
-        if target.exists() and os.path.samefile(src, target):
-            placed[key] = target
-            return Sorted(str(src), target, "kept", f"{src}: already in {folder}; left where it is")
-        if _identical_regular_file(src, target):
-            break
-        n += 1
-        target = folder / f"{src.stem}-{n}{src.suffix}"
-    else:
-        with fileio.atomic_path(target, suffix=".part") as tmp:
-            shutil.copyfile(src, tmp)
-            shutil.copystat(src, tmp)
-    if move:
-        src.unlink()
-    placed[key] = target
-    return Sorted(str(src), target, "moved" if move else "copied")
-
-
-def _identical_regular_file(src: Path, target: Path) -> bool:
-    """True when ``target`` itself (not through a symlink) is a regular file with ``src``'s bytes;
-    a FIFO or device is never opened (reading a FIFO blocks forever)."""
-    import filecmp
-    import stat
-
-    return stat.S_ISREG(target.lstat().st_mode) and filecmp.cmp(src, target, shallow=False)

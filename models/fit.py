@@ -80,12 +80,17 @@ def _index(class_names: Sequence[str]) -> dict[str, int]:
     return position
 
 
-def evidence(likelihoods: np.ndarray, class_names: Sequence[str]) -> Evidence:
-    """The rule's inputs from a track's AudioSet likelihoods (527,) in ``class_names`` order."""
+def evidence(likelihoods: np.ndarray, class_names: Sequence[str], *, known: Sequence[str] | None = None) -> Evidence:
+    """The rule's inputs from a track's AudioSet likelihoods (527,) in ``class_names`` order.
+
+    ``known``: the genres the model knows (default all ten); the AudioSet classes of the others
+    count as wider genres (how the held-out-genre evaluation treats two genres as unknown)."""
     p = np.asarray(likelihoods, dtype=np.float64)
     position = _index(class_names)
-    inside = max(((c, p[position[c]]) for classes in GENRE_CLASSES.values() for c in classes), key=lambda cp: cp[1])
-    wider = sorted(((c, float(p[position[c]])) for c in WIDER_CLASSES), key=lambda cp: -cp[1])
+    known = list(GENRE_CLASSES) if known is None else list(known)
+    unknown = tuple(c for g, classes in GENRE_CLASSES.items() if g not in known for c in classes)
+    inside = max(((c, p[position[c]]) for g in known for c in GENRE_CLASSES[g]), key=lambda cp: cp[1])
+    wider = sorted(((c, float(p[position[c]])) for c in (*WIDER_CLASSES, *unknown)), key=lambda cp: -cp[1])
     others = [i for i in np.argsort(-p) if class_names[i] not in GENERIC_CLASSES]
     return Evidence(float(p[position[MUSIC_CLASS]]), float(inside[1]), inside[0], wider,
                     (class_names[others[0]], float(p[others[0]])))
@@ -154,3 +159,33 @@ def tune(in_vocab: Sequence[Evidence], out_of_vocab: Sequence[Evidence]) -> dict
     middle = {k: float(np.median([r[k] for r in plateau])) for k in GRID}
     scale = {k: float(np.ptp(GRID[k])) for k in GRID}
     return min(plateau, key=lambda r: sum(((r[k] - middle[k]) / scale[k]) ** 2 for k in GRID))
+
+
+# --- a continuous score, scored as the out-of-distribution literature does ------------------------------
+
+
+def poor_fit_score(rows: Sequence[Evidence], rule: dict = RULE) -> np.ndarray:
+    """How far each track is past the rule (n,): the larger of ``log(wider / inside) -
+    min_log_ratio`` (rule 2 without its ``min_wider`` floor) and ``log(min_music / music)``
+    (rule 1). Zero or more: one of the rules fires; a threshold on it trades flags of real
+    in-vocabulary music against caught out-of-vocabulary tracks (:func:`ood_metrics`)."""
+    music, inside = (np.array([getattr(ev, f) for ev in rows], dtype=float) for f in ("music", "inside"))
+    wider = np.array([ev.wider[0][1] for ev in rows], dtype=float)
+    ratio = np.log((wider + EPS) / (inside + EPS)) - rule["min_log_ratio"]
+    return np.maximum(ratio, np.log(rule["min_music"] / (music + EPS)))
+
+
+def ood_metrics(score_in, score_out) -> dict:
+    """AUROC of telling out-of-vocabulary tracks (positives) from in-vocabulary ones by a score
+    (higher = less in vocabulary), and the false-positive rate at 95 % true-positive rate: the
+    share of in-vocabulary tracks flagged when the threshold flags 95 % of the others."""
+    from sklearn.metrics import roc_auc_score
+
+    score_in, score_out = np.asarray(score_in, float), np.asarray(score_out, float)
+    if not len(score_in) or not len(score_out):
+        raise TracklensError("ood_metrics needs in- and out-of-vocabulary scores")
+    y = np.r_[np.zeros(len(score_in)), np.ones(len(score_out))]
+    # the highest threshold that still flags 95 % of the out-of-vocabulary tracks
+    threshold = np.sort(score_out)[::-1][int(np.ceil(0.95 * len(score_out))) - 1]
+    return {"auroc": float(roc_auc_score(y, np.r_[score_in, score_out])),
+            "fpr_at_95_tpr": float(np.mean(score_in >= threshold)), "n_in": len(score_in), "n_out": len(score_out)}

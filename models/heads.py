@@ -1,19 +1,25 @@
 """Genre heads on pretrained embeddings, trained, compared and shipped on the shared GTZAN audio.
 
-The data: every file of ``../shared/data/gtzan`` (manifest.csv: 133 full 30 s clips, 51
-classical 15 s excerpts, 214 snippets of 2-3 s; train and valid folds of the fault-filtered,
-artist-disjoint split; the test fold is not there and is never used). Each file's model inputs
-are computed once, through the blend's own code (:func:`file_windows`: the same blocks,
-sample rates and window functions as :func:`models.blend.predict_blend`), and cached under
-``data/interim/genre_windows/`` keyed by the file's checksum and the embedding weights.
+The data: every file of ``../shared/data/gtzan`` (manifest.csv: 172 full 22 kHz clips + 26 full
+clips at 16 kHz, 46 classical 15 s excerpts, 179 snippets of 2-3 s; train and valid folds of the
+fault-filtered, artist-disjoint split; the test fold is not there and is never used). Each file's
+model inputs are computed once, through the blend's own code (:func:`file_windows`: the same
+blocks, sample rates and window functions as :func:`models.blend.predict_blend`), and cached
+under ``data/interim/genre_windows/`` keyed by the file's checksum and the embedding weights;
+augmented copies (:func:`augmented_windows`) beside them.
 
-Then: :data:`CANDIDATES` (linear / MLP heads on musicnn, on EfficientAT, and their late and
-early fusion) are scored by :func:`compare` (artist-disjoint valid fold and grouped CV, clips and
-snippets apart), :func:`best_candidate` picks what ships, :func:`to_keras` exports the
-scikit-learn fits exactly into the Keras builders' layers and :func:`ship` saves the model folder
-with its card. :func:`fit_rule_rates` tunes and scores :mod:`models.fit` on the same data plus
-seeded out-of-vocabulary audio. ``python -m tracklens.models.heads`` (``make default-model``)
-does all of it; ``bench/genre.py`` prints the comparison with timings.
+Then: :data:`CANDIDATES` (linear / MLP heads on musicnn, on EfficientAT, their late and early
+fusion, and EfficientAT heads trained with mixup or augmented audio, :class:`Recipe`) are scored
+by :func:`compare` (artist-disjoint valid fold and grouped CV; whole 30 s clips, excerpts and
+snippets apart), :func:`best_candidate` picks what ships (accuracy on the valid fold's whole
+clips, the cheapest within one standard error), :func:`to_keras` exports the scikit-learn fits
+exactly into the Keras builders' layers and :func:`ship` saves the model folder with its card.
+:func:`fit_rule_rates` tunes and scores :mod:`models.fit` on the same data plus seeded
+out-of-vocabulary audio; :func:`held_out_genre_ood` and :func:`synthetic_ood` score its
+continuous form as the open-set literature does (AUROC, FPR at 95 % TPR).
+``python -m tracklens.models.heads`` (``make default-model``) ships ``default``,
+``default-fast``, ``fusion`` and ``musicnn``; ``bench/genre.py`` prints the comparison with
+timings; docs/genre-models.md holds the numbers.
 """
 
 from __future__ import annotations
@@ -34,8 +40,10 @@ from tracklens.fileio import atomic_write_bytes
 from tracklens.models import datasets, evaluate
 
 CACHE_VERSION = 1  # bump when the cached inputs of the same file and weights would change
-#: manifest kind -> how the comparison groups it: whole clips (30 s, 15 s) or short windows (2-3 s)
-LENGTH_GROUPS = {"full30s": "clips", "full30s_16k": "clips", "excerpt15s": "clips", "snippet2to3s": "snippets"}
+#: manifest kind -> how the comparison groups it: whole 30 s clips (what users upload; the default is
+#: chosen on these), classical 15 s excerpts, short windows (2-3 s snippets)
+LENGTH_GROUPS = {"full30s": "clips", "full30s_16k": "clips", "excerpt15s": "excerpts", "snippet2to3s": "snippets"}
+LENGTHS = ("clips", "excerpts", "snippets")
 
 
 def cache_dir() -> Path:
@@ -164,9 +172,11 @@ def input_rows(files: pd.DataFrame, cached: dict[str, dict[str, np.ndarray]], in
 # --- heads: a linear layer or a one-hidden-layer MLP, fitted by scikit-learn ----------------------------
 
 
-def fit_head(kind: str, x: np.ndarray, y: np.ndarray, strength: float, *, seed: int = config.DEFAULT_SEED):
+def fit_head(kind: str, x: np.ndarray, y: np.ndarray, strength: float, *, seed: int = config.DEFAULT_SEED,
+             sample_weight: np.ndarray | None = None):
     """A standardising pipeline: ``linear`` = multinomial logistic regression (C = ``strength``),
-    ``mlp`` = one ReLU layer of 128 (L2 alpha = ``strength``). Both export exactly to Keras."""
+    ``mlp`` = one ReLU layer of 128 (L2 alpha = ``strength``). Both export exactly to Keras.
+    ``sample_weight`` (n,) weighs each row's loss (how :func:`fit_rows` gives mixed rows blended targets)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
@@ -182,7 +192,9 @@ def fit_head(kind: str, x: np.ndarray, y: np.ndarray, strength: float, *, seed: 
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lbfgs/adam "did not converge" at max_iter: scored as is
-        return make_pipeline(StandardScaler(), head).fit(x, y)
+        pipeline = make_pipeline(StandardScaler(), head)
+        weights = {} if sample_weight is None else {f"{pipeline.steps[-1][0]}__sample_weight": sample_weight}
+        return pipeline.fit(x, y, **weights)
 
 
 def window_logits(pipeline, x: np.ndarray, n_classes: int) -> np.ndarray:
@@ -198,31 +210,194 @@ def track_probs(logits: np.ndarray, clips: np.ndarray) -> tuple[np.ndarray, np.n
     return tracks, mean
 
 
+# --- training recipes: mixup of two genres, augmented audio ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a head's training rows are extended; scoring always reads the real windows alone.
+
+    ``mixup``: mixed rows per real row, each a convex mix ``lam * a + (1 - lam) * b`` of two
+    training windows of *different* genres (lam ~ Beta(:data:`MIXUP_ALPHA`)), trained on the
+    blended target (lam of a's genre, 1 - lam of b's: two weighted rows), which is what a genre
+    blend claims to measure. ``audio_copies``: augmented copies of each training file's audio
+    (:func:`augment_audio`: gain, EQ tilt, small pitch shift, noise), embedded again (EfficientAT
+    input sets only; cached like the real windows).
+    """
+
+    mixup: int = 0
+    audio_copies: int = 0
+
+    def __str__(self) -> str:
+        parts = ([f"mixup x{self.mixup}"] if self.mixup else []) + ([f"audio aug x{self.audio_copies}"] if self.audio_copies else [])
+        return " + ".join(parts) or "plain"
+
+
+PLAIN = Recipe()
+MIXUP_ALPHA = 0.4
+AUG_VERSION = 1  # bump when augment_audio changes
+AUG_COPIES = 1  # copies cached per file (a recipe uses the first audio_copies of them; one: the 2-core machine)
+#: Input sets whose augmented rows are cached (one EfficientAT pass; musicnn would cost 4x as much).
+AUG_SETS = ("efficientat", "efficientat_emb")
+
+
+def augment_audio(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """One augmented copy of mono audio: gain +-6 dB, spectral tilt +-2 dB/octave around 1 kHz,
+    pitch shift +-1 semitone by resampling (tempo moves with it, by at most 6 %) and white noise
+    at 20-40 dB SNR. The ranges stay inside what recordings of one genre already differ by."""
+    steps = rng.uniform(-1.0, 1.0)
+    ratio = 2.0 ** (steps / 12.0)
+    positions = np.arange(0, len(y) - 1, ratio)
+    shifted = np.interp(positions, np.arange(len(y)), y)
+    spectrum = np.fft.rfft(shifted)
+    freqs = np.maximum(np.fft.rfftfreq(len(shifted), 1.0 / sr), 20.0)
+    tilt_db = rng.uniform(-2.0, 2.0) * np.log2(freqs / 1000.0)
+    out = np.fft.irfft(spectrum * 10.0 ** (tilt_db / 20.0), n=len(shifted))
+    out *= 10.0 ** (rng.uniform(-6.0, 6.0) / 20.0)
+    power = float(np.mean(out ** 2)) + 1e-12
+    out += rng.normal(0.0, np.sqrt(power / 10.0 ** (rng.uniform(20.0, 40.0) / 10.0)), len(out))
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+def augmented_windows(path: str | Path, copy: int) -> np.ndarray:
+    """EfficientAT's window inputs (n, 911: embedding + AudioSet logits) of augmented copy
+    ``copy`` of one file, seeded by the file's checksum and ``copy`` (cached)."""
+    from tracklens.audio import AudioClip, load_audio
+    from tracklens.models import efficientat_models
+
+    checksum = file_checksum(path)
+    key = hashlib.sha256(json.dumps([checksum, *_weights_key(), AUG_VERSION, copy]).encode()).hexdigest()
+    cached = cache_dir() / "augmented" / key[:2] / f"{key}.npy"
+    try:
+        return np.load(cached)
+    except (OSError, ValueError, EOFError):
+        pass
+    clip = load_audio(path, sr=efficientat_models.SAMPLE_RATE)
+    rng = np.random.default_rng([copy, int(checksum[:8], 16)])
+    y = augment_audio(clip.y, clip.sr, rng)
+    part = AudioClip(y=y, sr=clip.sr, path=None, source_sr=clip.sr, channels=1, source_duration_s=len(y) / clip.sr)
+    x = efficientat_models.window_inputs(part, efficientat_models.input_columns("efficientat")).x
+    buffer = io.BytesIO()
+    np.save(buffer, x)
+    atomic_write_bytes(cached, buffer.getvalue())
+    return x
+
+
+@dataclass(frozen=True)
+class AugmentedRows:
+    """Window rows of augmented audio: ``rows`` (clip = the source clip) and ``copy`` (n,)."""
+
+    rows: "Rows"
+    copy: np.ndarray
+
+
+def augmented_rows(files: pd.DataFrame, input_set: str, *, copies: int = AUG_COPIES, progress: bool = True) -> AugmentedRows:
+    """:func:`augmented_windows` of every file, ``copies`` each, as rows of ``input_set`` (one of :data:`AUG_SETS`)."""
+    from tqdm import tqdm
+
+    from tracklens.models import efficientat_models
+
+    if input_set not in AUG_SETS:
+        raise TracklensError(f"no augmented rows for {input_set!r}; only {AUG_SETS}")
+    columns = INPUT_SETS[input_set][1]
+    genres = list(config.GTZAN_GENRES)
+    parts, meta = [], []
+    jobs = [(row, c) for row in files.itertuples() for c in range(copies)]
+    for row, c in tqdm(jobs, desc="augmented windows", unit="file", disable=not progress):
+        x = augmented_windows(row.path, c)[:, columns]
+        parts.append(x)
+        meta += [(row.label, row.clip, row.fold, row.length, c)] * len(x)
+    label, clip, fold, length, copy = (np.array(v) for v in zip(*meta))
+    names = efficientat_models.input_columns("fusion")[columns]
+    return AugmentedRows(Rows(np.vstack(parts).astype(np.float32), datasets.encode(label, genres), clip, fold, length,
+                              list(names), genres), copy.astype(int))
+
+
+def fit_rows(rows: "Rows", mask: np.ndarray, head: str, strength: float, recipe: Recipe = PLAIN, *,
+             augmented: AugmentedRows | None = None, seed: int = config.DEFAULT_SEED):
+    """:func:`fit_head` on the rows in ``mask``, extended as ``recipe`` says (augmented rows of
+    the same clips; then mixed rows drawn from all of these)."""
+    x, y = rows.x[mask], rows.y[mask]
+    if recipe.audio_copies:
+        if augmented is None:
+            raise TracklensError("this recipe needs augmented rows (heads.augmented_rows)")
+        extra = np.isin(augmented.rows.clip, rows.clip[mask]) & (augmented.copy < recipe.audio_copies)
+        x, y = np.vstack([x, augmented.rows.x[extra]]), np.concatenate([y, augmented.rows.y[extra]])
+    weight = np.ones(len(y))
+    if recipe.mixup:
+        rng = np.random.default_rng(seed)
+        a, b = rng.integers(len(y), size=(2, recipe.mixup * len(y)))
+        a, b = a[y[a] != y[b]], b[y[a] != y[b]]
+        lam = rng.beta(MIXUP_ALPHA, MIXUP_ALPHA, size=len(a)).astype(np.float32)
+        mixed = lam[:, None] * x[a] + (1 - lam[:, None]) * x[b]
+        x = np.vstack([x, mixed, mixed])
+        y = np.concatenate([y, y[a], y[b]])
+        weight = np.concatenate([weight, lam, 1 - lam])
+    return fit_head(head, x, y, strength, seed=seed, sample_weight=None if not recipe.mixup else weight)
+
+
 MLP_HIDDEN = 128
 STRENGTHS = {"linear": (0.003, 0.01, 0.03, 0.1, 0.3), "mlp": (0.1, 1.0, 3.0, 10.0)}
+#: ``--quick``: the values grouped CV on the train fold chose for the shipped heads on 2026-11-25
+#: (C = 0.03 for the EfficientAT and fusion heads), not chosen again: 12 fits per candidate
+#: instead of 32 (the 2026-12-07 run on the shared 2-core machine at load 15-19 used it).
+QUICK_STRENGTHS = {"linear": (0.03,), "mlp": (1.0,)}
 N_FOLDS = 5
 
 
 @dataclass(frozen=True)
 class Candidate:
     """A genre model compared here: one head on one input set, or a late fusion of several whose
-    window log-probabilities are summed with ``weights`` (chosen on the train fold when None)."""
+    window log-probabilities are summed with ``weights`` (chosen on the train fold), trained with
+    ``recipe``."""
 
     name: str
     parts: tuple[tuple[str, str], ...]  # (input set, head kind)
     note: str = ""
+    recipe: Recipe = PLAIN
 
 
 CANDIDATES = (
-    Candidate("musicnn_linear", (("musicnn", "linear"),), "today's default recipe: musicnn 3 s patches, linear"),
+    Candidate("musicnn_linear", (("musicnn", "linear"),), "the first default's recipe: musicnn 3 s patches, linear"),
     Candidate("musicnn_mlp", (("musicnn", "mlp"),), "musicnn 3 s patches, MLP"),
     Candidate("efficientat_linear", (("efficientat", "linear"),), "mn04 10 s windows (embedding + AudioSet logits), linear"),
     Candidate("efficientat_emb_linear", (("efficientat_emb", "linear"),), "mn04 embedding only, linear"),
     Candidate("efficientat_mlp", (("efficientat", "mlp"),), "mn04 10 s windows, MLP"),
+    Candidate("efficientat_linear_mixup", (("efficientat", "linear"),),
+              "mn04 windows, linear, + mixup of two genres with blended targets", Recipe(mixup=2)),
+    Candidate("efficientat_linear_aug", (("efficientat", "linear"),),
+              "mn04 windows, linear, + 1 augmented audio copy (gain, EQ tilt, pitch, noise)", Recipe(audio_copies=1)),
+    Candidate("efficientat_linear_aug_mixup", (("efficientat", "linear"),),
+              "mn04 windows, linear, + augmented audio + mixup", Recipe(mixup=2, audio_copies=1)),
     Candidate("fusion_late", (("efficientat", "linear"), ("musicnn_window", "linear")),
               "late fusion: weighted sum of the two linear heads' log-probabilities per 10 s window"),
     Candidate("fusion_early", (("fusion", "linear"),), "early fusion: one linear head on both embeddings"),
 )
+
+#: The pretrained networks each input set runs (what a blend costs; the fit verdict needs EfficientAT anyway).
+NETWORKS = {"musicnn": ("efficientat", "musicnn"), "efficientat": ("efficientat",), "efficientat_emb": ("efficientat",),
+            "musicnn_window": ("efficientat", "musicnn"), "fusion": ("efficientat", "musicnn")}
+#: CPU seconds per 30 s clip of a blend with the fit verdict, by networks run: decode + networks +
+#: head, process CPU time on one pinned core, median of 3 (``bench/genre.py``, 2026-12-07, the
+#: shared 2-core machine at load ~11-15: wall time there was 2-3x these). The bench times each
+#: candidate in the same run and passes those to :func:`best_candidate`.
+CPU_S_PER_30S = {("efficientat",): 0.10, ("efficientat", "musicnn"): 0.29}
+
+
+def networks(candidate: Candidate) -> tuple[str, ...]:
+    return tuple(sorted({n for input_set, _ in candidate.parts for n in NETWORKS[input_set]}))
+
+
+def candidate_cost(candidate: Candidate, measured: dict[str, float] | None = None) -> float:
+    """CPU-s per 30 s clip: the networks it runs decide (the head costs well under a millisecond),
+    so the lowest time ``measured`` for any candidate running the same networks (timing noise
+    must not rank two candidates that cost the same), else :data:`CPU_S_PER_30S`."""
+    same = [t for name, t in (measured or {}).items()
+            if name in _BY_NAME and networks(_BY_NAME[name]) == networks(candidate)]
+    return min(same) if same else CPU_S_PER_30S[networks(candidate)]
+
+
+_BY_NAME = {c.name: c for c in CANDIDATES}
 
 
 def grouped_splits(rows: Rows, mask: np.ndarray, *, seed: int, n_folds: int = N_FOLDS):
@@ -238,13 +413,14 @@ def grouped_splits(rows: Rows, mask: np.ndarray, *, seed: int, n_folds: int = N_
         yield fit_mask, test_mask
 
 
-def oof_logits(rows: Rows, mask: np.ndarray, head: str, strength: float, *, seed: int) -> np.ndarray:
+def oof_logits(rows: Rows, mask: np.ndarray, head: str, strength: float, recipe: Recipe = PLAIN, *, seed: int,
+               augmented: AugmentedRows | None = None) -> np.ndarray:
     """Out-of-fold window log-probabilities for the rows in ``mask`` (NaN elsewhere)."""
     k = len(rows.genres)
     out = np.full((len(rows.y), k), np.nan)
     for fit_mask, test_mask in grouped_splits(rows, mask, seed=seed):
-        out[test_mask] = window_logits(fit_head(head, rows.x[fit_mask], rows.y[fit_mask], strength, seed=seed),
-                                       rows.x[test_mask], k)
+        head_fit = fit_rows(rows, fit_mask, head, strength, recipe, augmented=augmented, seed=seed)
+        out[test_mask] = window_logits(head_fit, rows.x[test_mask], k)
     return out
 
 
@@ -256,11 +432,13 @@ def track_level(rows: Rows, logits: np.ndarray, mask: np.ndarray) -> dict:
             "probs": probs}
 
 
-def choose_strength(rows: Rows, mask: np.ndarray, head: str, *, seed: int) -> tuple[float, np.ndarray]:
-    """The regularisation with the lowest out-of-fold track log-loss on ``mask``; (strength, its OOF logits)."""
+def choose_strength(rows: Rows, mask: np.ndarray, head: str, recipe: Recipe = PLAIN, *, seed: int,
+                    augmented: AugmentedRows | None = None, grid: dict | None = None) -> tuple[float, np.ndarray]:
+    """The regularisation with the lowest out-of-fold track log-loss on ``mask`` (over
+    ``grid[head]``, default :data:`STRENGTHS`); (strength, its OOF logits)."""
     best = None
-    for strength in STRENGTHS[head]:
-        logits = oof_logits(rows, mask, head, strength, seed=seed)
+    for strength in (grid or STRENGTHS)[head]:
+        logits = oof_logits(rows, mask, head, strength, recipe, seed=seed, augmented=augmented)
         t = track_level(rows, logits, mask)
         loss = evaluate.log_loss(t["y"], t["probs"])
         if best is None or loss < best[0]:
@@ -292,25 +470,32 @@ def _choose_weights(rows: Rows, oof: list[np.ndarray], mask: np.ndarray) -> tupl
 
 
 def compare(candidate: Candidate, rows: dict[str, Rows], *, seed: int = config.DEFAULT_SEED,
-            memo: dict | None = None) -> dict:
+            memo: dict | None = None, augmented: dict[str, AugmentedRows] | None = None,
+            grid: dict | None = None) -> dict:
     """Score one candidate two ways (see bench/genre.py):
 
     ``valid``: regularisation and fusion weights chosen on the train fold alone (grouped CV by
     clip), then fitted on train and scored on the artist-disjoint valid fold, each valid track
     calibrated by a temperature fitted on the other valid tracks (5-fold cross-fitting, as
-    :func:`models.train.score_model`). The temperature that ships (``temperature``) is fitted
-    on all of these artist-disjoint predictions: the train fold's own out-of-fold predictions
-    share artists across folds and came out too confident for new artists (T 0.8-1.0 there,
-    1.1-1.4 on the valid fold);
+    :func:`models.train.score_model`);
     ``cv``: 5-fold CV grouped by clip over train + valid with those choices, temperature
-    cross-fitted (GTZAN repeats artists across clips, so optimistic). ``memo`` keeps each
-    (input set, head)'s fits across candidates (a late fusion reuses its parts').
+    cross-fitted (GTZAN repeats artists across clips, so optimistic).
+
+    The temperature that ships (``temperature``) comes from artist-safe grouped CV: the two folds
+    are artist-disjoint, so fit on train -> predict valid and fit on valid -> predict train, and
+    one temperature is fitted on all those track-level predictions. The clip-grouped CV inside the
+    train fold shares artists across its folds and comes out too confident for new artists
+    (``calibration`` holds the valid fold's ECE under each choice). ``memo`` keeps each
+    (input set, head, recipe)'s fits across candidates (a late fusion reuses its parts').
     """
     from tracklens.models import train
 
     memo = {} if memo is None else memo
+    augmented = augmented or {}
+    recipe = candidate.recipe
 
     def once(key, make):
+        key = (*key, recipe)
         if key not in memo:
             memo[key] = make()
         return memo[key]
@@ -318,28 +503,47 @@ def compare(candidate: Candidate, rows: dict[str, Rows], *, seed: int = config.D
     parts = [(input_set, rows[input_set], head) for input_set, head in candidate.parts]
     base = parts[0][1]
     train_mask, valid_mask, every = base.fold == "train", base.fold == "valid", np.ones(len(base.y), bool)
-    chosen = [once((name, head, "choose"), lambda r=r, head=head: choose_strength(r, train_mask, head, seed=seed))
-              for name, r, head in parts]
+    chosen = [once((name, head, "choose"), lambda r=r, head=head, name=name: choose_strength(
+        r, train_mask, head, recipe, seed=seed, augmented=augmented.get(name), grid=grid)) for name, r, head in parts]
     weights = _choose_weights(base, [oof for _, oof in chosen], train_mask)
 
-    def valid_part(r, head, strength):
-        head_fit = fit_head(head, r.x[train_mask], r.y[train_mask], strength, seed=seed)
-        return window_logits(head_fit, r.x[valid_mask], len(r.genres))
+    def cross_part(name, r, head, strength, fit_on, apply_to):
+        head_fit = fit_rows(r, fit_on, head, strength, recipe, augmented=augmented.get(name), seed=seed)
+        out = np.full((len(r.y), len(r.genres)), np.nan)
+        out[apply_to] = window_logits(head_fit, r.x[apply_to], len(r.genres))
+        return out
 
-    valid_logits = np.full((len(base.y), len(base.genres)), np.nan)
-    valid_logits[valid_mask] = _fuse([once((name, head, "valid"), lambda r=r, head=head, s=s: valid_part(r, head, s))
-                                      for (name, r, head), (s, _) in zip(parts, chosen)], weights)
+    valid_logits = _fuse([once((name, head, "valid"), lambda name=name, r=r, head=head, s=s: cross_part(
+        name, r, head, s, train_mask, valid_mask)) for (name, r, head), (s, _) in zip(parts, chosen)], weights)
     valid = track_level(base, valid_logits, valid_mask)
     valid["probs_raw"] = valid["probs"]
     valid["probs"] = train.cross_fitted_calibration(valid["y"], valid["probs_raw"], seed=seed)
-    temperature = evaluate.fit_temperature(valid["y"], valid["probs_raw"])
-    cv = track_level(base, _fuse([once((name, head, "cv"), lambda r=r, head=head, s=s: oof_logits(r, every, head, s, seed=seed))
-                                  for (name, r, head), (s, _) in zip(parts, chosen)], weights), every)
+    reverse_logits = _fuse([once((name, head, "reverse"), lambda name=name, r=r, head=head, s=s: cross_part(
+        name, r, head, s, valid_mask, train_mask)) for (name, r, head), (s, _) in zip(parts, chosen)], weights)
+    reverse = track_level(base, reverse_logits, train_mask)
+    temperature = evaluate.fit_temperature(np.concatenate([valid["y"], reverse["y"]]),
+                                           np.vstack([valid["probs_raw"], reverse["probs"]]))
+    train_oof = track_level(base, _fuse([oof for _, oof in chosen], weights), train_mask)
+    t_train_cv = evaluate.fit_temperature(train_oof["y"], train_oof["probs"])
+    clips = valid["length"] == "clips"
+
+    def clip_ece(probs):
+        return float(evaluate.expected_calibration_error(valid["y"][clips], probs[clips]))
+
+    calibration = {"temperature_artist_safe": temperature, "temperature_train_grouped_cv": t_train_cv,
+                   "valid_clips_ece": {"raw": clip_ece(valid["probs_raw"]),
+                                       "train_grouped_cv_T": clip_ece(evaluate.apply_temperature(valid["probs_raw"], t_train_cv)),
+                                       "valid_cross_fitted_T": clip_ece(valid["probs"])}}
+    cv = track_level(base, _fuse([once((name, head, "cv"), lambda name=name, r=r, head=head, s=s: oof_logits(
+        r, every, head, s, recipe, seed=seed, augmented=augmented.get(name))) for (name, r, head), (s, _) in zip(parts, chosen)],
+        weights), every)
     cv["probs_raw"] = cv["probs"]
     cv["probs"] = train.cross_fitted_calibration(cv["y"], cv["probs"], seed=seed)
     cv["temperature"] = evaluate.fit_temperature(cv["y"], cv["probs_raw"])
-    return {"name": candidate.name, "note": candidate.note, "strengths": [s for s, _ in chosen], "weights": weights,
-            "temperature": temperature, "valid": valid, "cv": cv, "genres": base.genres}
+    return {"name": candidate.name, "note": candidate.note, "recipe": str(recipe), "strengths": [s for s, _ in chosen],
+            "strength_grid": {head: list((grid or STRENGTHS)[head]) for _, _, head in parts},
+            "weights": weights, "temperature": temperature, "calibration": calibration, "valid": valid, "cv": cv,
+            "genres": base.genres}
 
 
 def scores(track: dict, genres: list[str], *, length: str | None = None) -> dict:
@@ -390,8 +594,9 @@ FIT_TEST_SEEDS = (1, 2)
 OOV_PER_KIND = 8
 
 
-def gtzan_evidence(files: pd.DataFrame) -> list:
-    """The fit rule's :class:`models.fit.Evidence` of shared GTZAN files (from their cached windows)."""
+def gtzan_evidence(files: pd.DataFrame, *, known: list[str] | None = None) -> list:
+    """The fit rule's :class:`models.fit.Evidence` of shared GTZAN files (from their cached windows);
+    ``known``: the genres counted as in vocabulary (default all ten)."""
     from tracklens.models import efficientat, fit
 
     names = efficientat.class_names()
@@ -399,7 +604,7 @@ def gtzan_evidence(files: pd.DataFrame) -> list:
     out = []
     for path in files["path"]:
         logits = file_windows(path)["fusion_x"][:, first:first + len(names)].astype(np.float64)
-        out.append(fit.evidence((1.0 / (1.0 + np.exp(-logits))).mean(axis=0), names))
+        out.append(fit.evidence((1.0 / (1.0 + np.exp(-logits))).mean(axis=0), names, known=known))
     return out
 
 
@@ -410,13 +615,90 @@ def oov_files(seed: int, *, per_kind: int = OOV_PER_KIND) -> list[Path]:
     return oov.write_set(config.INTERIM_DATA_DIR / "oov" / str(seed), seed=seed, per_kind=per_kind)
 
 
+def _efficientat_pass(path) -> dict:
+    from tracklens.audio import load_audio
+    from tracklens.models import efficientat
+
+    return efficientat.embed(clip=load_audio(path, sr=efficientat.SAMPLE_RATE))
+
+
 def file_evidence(path):
     """The fit rule's evidence of one audio file: EfficientAT over its 10 s windows, decoded at 32 kHz."""
-    from tracklens.audio import load_audio
     from tracklens.models import efficientat, fit
 
-    out = efficientat.embed(clip=load_audio(path, sr=efficientat.SAMPLE_RATE))
-    return fit.evidence(out["tags"], efficientat.class_names())
+    return fit.evidence(_efficientat_pass(path)["tags"], efficientat.class_names())
+
+
+def held_out_genre_ood(rows: Rows, files: pd.DataFrame, *, strength: float, seed: int = config.DEFAULT_SEED,
+                       all_pairs: bool = False, rule: dict | None = None, log=print) -> dict:
+    """"Does not fit" measured as the open-set literature does: for every pair of genres, treat
+    those two as unknown, and score how well each fit score tells their whole clips (both folds)
+    from the valid fold's whole clips of the other eight (AUROC, FPR at 95 % TPR).
+
+    Scores: ``audioset_rule`` (:func:`models.fit.poor_fit_score`, the shipped rule's evidence,
+    with the two genres' AudioSet classes counted as wider genres) and ``head_msp`` (1 - the
+    top probability of a linear head on ``rows`` (EfficientAT windows) fitted on the train
+    fold's windows of the eight genres: the maximum-softmax-probability baseline).
+    The pairs: five disjoint ones (each genre unknown once, paired by a seeded shuffle), or all
+    45 with ``all_pairs``. Returns per-pair rows and the mean / SD over pairs."""
+    import itertools
+
+    from tracklens.models import fit
+
+    rule = rule or fit.RULE
+    genres = rows.genres
+    clip_rows = files.set_index("clip")
+    full = files[files["length"] == "clips"]
+    pairs = []
+    if all_pairs:
+        rotation = list(itertools.combinations(range(len(genres)), 2))
+    else:
+        order = np.random.default_rng(seed).permutation(len(genres))
+        rotation = [tuple(sorted(order[i:i + 2])) for i in range(0, len(order), 2)]
+    for unknown in rotation:
+        known = [g for i, g in enumerate(genres) if i not in unknown]
+        names = {genres[i] for i in unknown}
+        fit_mask = (rows.fold == "train") & ~np.isin(rows.y, unknown)
+        head = fit_head("linear", rows.x[fit_mask], rows.y[fit_mask], strength, seed=seed)
+        scored = np.isin(rows.clip, full["clip"]) & ((rows.fold == "valid") | np.isin(rows.y, unknown))
+        clips, probs = track_probs(window_logits(head, rows.x[scored], len(genres)), rows.clip[scored])
+        is_out = clip_rows.loc[clips, "label"].isin(names).to_numpy()
+        msp = 1.0 - probs.max(axis=1)
+        tracks = full.set_index("clip").loc[clips].reset_index()
+        rule_score = fit.poor_fit_score(gtzan_evidence(tracks, known=known), rule)
+        row = {"unknown": "+".join(sorted(names)), "n_in": int((~is_out).sum()), "n_out": int(is_out.sum())}
+        for score_name, score in (("audioset_rule", rule_score), ("head_msp", msp)):
+            m = fit.ood_metrics(score[~is_out], score[is_out])
+            row.update({f"{score_name}_auroc": m["auroc"], f"{score_name}_fpr95": m["fpr_at_95_tpr"]})
+        pairs.append(row)
+    table = pd.DataFrame(pairs)
+    summary = {c: {"mean": float(table[c].mean()), "sd": float(table[c].std())} for c in table.columns if "_" in c and c not in ("n_in", "n_out")}
+    log(f"held-out genre pairs ({len(table)}): " + ", ".join(f"{k} {v['mean']:.3f} +- {v['sd']:.3f}" for k, v in summary.items()))
+    return {"pairs": table, "summary": summary}
+
+
+def synthetic_ood(rows: Rows, files: pd.DataFrame, *, strength: float, seed: int = config.DEFAULT_SEED,
+                  rule: dict | None = None, log=print) -> dict:
+    """The same two scores on the synthetic out-of-vocabulary set (seeds :data:`FIT_TEST_SEEDS`)
+    against the valid fold's whole clips (all ten genres; MSP of a head fitted on the train fold)."""
+    from tracklens.models import efficientat, fit
+
+    rule = rule or fit.RULE
+    valid_full = files[(files["fold"] == "valid") & (files["length"] == "clips")]
+    head = fit_head("linear", rows.x[rows.fold == "train"], rows.y[rows.fold == "train"], strength, seed=seed)
+    scored = np.isin(rows.clip, valid_full["clip"])
+    _, probs = track_probs(window_logits(head, rows.x[scored], len(rows.genres)), rows.clip[scored])
+    msp_in = 1.0 - probs.max(axis=1)
+    paths = [p for s in FIT_TEST_SEEDS for p in oov_files(s)]
+    passes = [_efficientat_pass(p) for p in paths]
+    windows = [np.hstack([o["embedding"], o["logits"]])[:, :rows.x.shape[1]] for o in passes]
+    msp_out = np.array([1.0 - evaluate.softmax(window_logits(head, x, len(rows.genres)).mean(axis=0)).max() for x in windows])
+    rule_in = fit.poor_fit_score(gtzan_evidence(valid_full), rule)
+    rule_out = fit.poor_fit_score([fit.evidence(o["tags"], efficientat.class_names()) for o in passes], rule)
+    out = {"audioset_rule": fit.ood_metrics(rule_in, rule_out), "head_msp": fit.ood_metrics(msp_in, msp_out)}
+    log("synthetic OOV vs valid whole clips: " + ", ".join(f"{k} AUROC {v['auroc']:.3f} FPR95 {v['fpr_at_95_tpr']:.3f}"
+                                                          for k, v in out.items()))
+    return out
 
 
 def fit_rule_rates(rule: dict | None = None, *, log=print) -> dict:
@@ -453,39 +735,45 @@ def fit_rule_rates(rule: dict | None = None, *, log=print) -> dict:
 
 # --- shipping ---------------------------------------------------------------------------------------
 
-#: Candidate -> (registry model name, card input kind).
+#: Candidate -> registry model name (which Keras builder and input kind its card names).
 REGISTRY_NAMES = {"musicnn_linear": "musicnn_linear", "musicnn_mlp": "musicnn_mlp",
                   "efficientat_linear": "efficientat_linear", "efficientat_emb_linear": "efficientat_linear",
-                  "efficientat_mlp": "efficientat_mlp", "fusion_late": "fusion_linear", "fusion_early": "fusion_linear"}
+                  "efficientat_mlp": "efficientat_mlp", "efficientat_linear_mixup": "efficientat_linear",
+                  "efficientat_linear_aug": "efficientat_linear", "efficientat_linear_aug_mixup": "efficientat_linear",
+                  "fusion_late": "fusion_linear", "fusion_early": "fusion_linear"}
 
 
-def fit_for_shipping(candidate: Candidate, result: dict, rows: dict[str, Rows], *, seed: int = config.DEFAULT_SEED):
+def fit_for_shipping(candidate: Candidate, result: dict, rows: dict[str, Rows], *, seed: int = config.DEFAULT_SEED,
+                     augmented: dict[str, AugmentedRows] | None = None):
     """The candidate's heads refitted on train + valid with the choices :func:`compare` made;
     returns (Keras model, the rows it reads: columns of all parts side by side)."""
-    parts = [(rows[input_set], head) for input_set, head in candidate.parts]
-    pipelines = [fit_head(head, r.x, r.y, s, seed=seed) for (r, head), s in zip(parts, result["strengths"])]
-    model = to_keras(pipelines, [head for _, head in parts], result["weights"], len(parts[0][0].genres))
-    joined = parts[0][0]
+    augmented = augmented or {}
+    parts = [(input_set, rows[input_set], head) for input_set, head in candidate.parts]
+    pipelines = [fit_rows(r, np.ones(len(r.y), bool), head, s, candidate.recipe, augmented=augmented.get(name), seed=seed)
+                 for (name, r, head), s in zip(parts, result["strengths"])]
+    model = to_keras(pipelines, [head for _, _, head in parts], result["weights"], len(parts[0][1].genres))
+    joined = parts[0][1]
     if len(parts) > 1:
-        joined = Rows(np.hstack([r.x for r, _ in parts]), joined.y, joined.clip, joined.fold, joined.length,
-                      [c for r, _ in parts for c in r.columns], joined.genres)
+        joined = Rows(np.hstack([r.x for _, r, _ in parts]), joined.y, joined.clip, joined.fold, joined.length,
+                      [c for _, r, _ in parts for c in r.columns], joined.genres)
     return model, joined
 
 
 def ship(candidate: Candidate, result: dict, rows: dict[str, Rows], out_dir: str | Path, *, card_name: str,
-         why: str, comparison: list[dict], seed: int = config.DEFAULT_SEED) -> Path:
+         why: str, comparison: list[dict], seed: int = config.DEFAULT_SEED,
+         augmented: dict[str, AugmentedRows] | None = None, cost_s: float | None = None) -> Path:
     """Refit ``candidate`` on train + valid and save it as ``out_dir/card_name`` with its card.
 
-    The card keeps the train-only fit's valid-fold scores (clips and snippets apart), the grouped
-    CV scores (optimistic), the temperature (see :func:`compare`), ``why`` it ships and the
-    whole comparison.
+    The card keeps the train-only fit's valid-fold scores (whole clips, excerpts and snippets
+    apart), the grouped CV scores (optimistic), the temperature (see :func:`compare`), ``why``
+    it ships, its cost and the whole comparison.
     """
     import time
 
     from tracklens.models import efficientat_models, musicnn_models, registry, store, train
 
     start = time.perf_counter()
-    model, joined = fit_for_shipping(candidate, result, rows, seed=seed)
+    model, joined = fit_for_shipping(candidate, result, rows, seed=seed, augmented=augmented)
     registry_name = REGISTRY_NAMES[candidate.name]
     kind = registry.spec(registry_name).input_kind
     card_input = efficientat_models.card_input(kind) if kind in efficientat_models.KINDS else musicnn_models.card_input()
@@ -494,7 +782,9 @@ def ship(candidate: Candidate, result: dict, rows: dict[str, Rows], out_dir: str
     inputs = datasets.ModelInputs(x=joined.x, y=joined.y, track_ids=joined.clip, folds=joined.fold,
                                   columns=joined.columns, window_s=window_s, card_input=card_input,
                                   short_tracks=short, card_data={"files": "all train/valid files of the shared "
-                                                                 "GTZAN manifest (full clips, 15 s excerpts, snippets)"})
+                                                                 "GTZAN manifest (full clips, 15 s excerpts, snippets)",
+                                                                 "valid_tracks": {length: int((result["valid"]["length"] == length).sum())
+                                                                                  for length in LENGTHS}})
     genres = joined.genres
     valid, cv = result["valid"], result["cv"]
     train_s = time.perf_counter() - start
@@ -507,21 +797,24 @@ def ship(candidate: Candidate, result: dict, rows: dict[str, Rows], out_dir: str
         card_name=card_name, genres=genres, features_path=shared_files_path(),
         split={"method": "split files (fault-filtered, artist-disjoint train/valid)", "seed": seed,
                "refit": {"folds": "train+valid", "rows": int(len(joined.y))}},
-        parameters={"candidate": candidate.name, "heads": [h for _, h in candidate.parts],
+        parameters={"candidate": candidate.name, "heads": [h for _, h in candidate.parts], "recipe": str(candidate.recipe),
+                    "mixup": candidate.recipe.mixup, "audio_copies": candidate.recipe.audio_copies,
                     "regularisation": result["strengths"], "fusion_weights": list(result["weights"]), "seed": seed,
                     "fitted_by": "scikit-learn (lbfgs / adam), exported exactly into the Keras layers"},
         calibration={"temperature": result["temperature"],
-                     "fitted_on": "the train-only fit's track-level predictions on the artist-disjoint valid fold "
-                                  "(new artists, as in use); grouped CV's out-of-fold temperature, too confident for new "
-                                  f"artists, was {cv['temperature']:.2f}"},
-        metrics={"valid_by_kind": {length: scores(valid, genres, length=length) for length in ("clips", "snippets")},
+                     "fitted_on": "artist-safe grouped CV: the train-fold fit's track-level predictions on the valid fold "
+                                  "and the valid-fold fit's on the train fold (the folds are artist-disjoint: new artists, "
+                                  "as in use)",
+                     **result["calibration"]},
+        metrics={"valid_by_kind": {length: scores(valid, genres, length=length) for length in LENGTHS},
                  "grouped_cv": {"protocol": f"{N_FOLDS}-fold stratified CV grouped by clip over train + valid; artists "
                                             "repeat across clips (GTZAN), so optimistic",
                                 "track_level": scores(cv, genres),
-                                **{length: scores(cv, genres, length=length) for length in ("clips", "snippets")}},
+                                **{length: scores(cv, genres, length=length) for length in LENGTHS}},
                  "note": "valid_*: heads fitted on the train fold, scored on the artist-disjoint valid fold (each "
-                         "track's temperature fitted on the other valid tracks); the weights here were then refit "
-                         "on train + valid",
+                         "track's temperature fitted on the other valid tracks); 'clips' = whole 30 s clips; the "
+                         "weights here were then refit on train + valid",
+                 "cpu_s_per_30s_clip": cost_s if cost_s is not None else candidate_cost(candidate),
                  "why_shipped": why, "comparison": comparison})
     model_dir = Path(out_dir) / card_name
     store.save_model_dir(model_dir, card, keras_model=model)
@@ -541,12 +834,12 @@ HEADLINE = ("accuracy", "balanced_accuracy", "macro_roc_auc", "ece")
 
 
 def comparison(results: list[dict]) -> list[dict]:
-    """One row per candidate x protocol (valid / cv) x length (clips / snippets): the headline
-    metrics, per-genre recall and per-genre ROC-AUC (NaN where the part lacks the genre)."""
+    """One row per candidate x protocol (valid / cv) x length (clips / excerpts / snippets): the
+    headline metrics, per-genre recall and per-genre ROC-AUC (NaN where the part lacks the genre)."""
     out = []
     for r in results:
         for protocol in ("valid", "cv"):
-            for length in ("clips", "snippets"):
+            for length in LENGTHS:
                 s = scores(r[protocol], r["genres"], length=length)
                 out.append({"model": r["name"], "protocol": protocol, "length": length, "n": s["n"],
                             **{k: round(s[k], 4) for k in HEADLINE},
@@ -558,54 +851,114 @@ def comparison(results: list[dict]) -> list[dict]:
 FAST_SETS = ("efficientat", "efficientat_emb")
 
 
-def best_candidate(results: list[dict], *, fast_only: bool = False) -> tuple[dict, str]:
-    """The candidate measuring best on whole clips, and why: the highest balanced accuracy on the
-    artist-disjoint valid fold's clips; within 0.01 of it, the higher grouped-CV clip balanced
-    accuracy. ``fast_only``: among the one-pass EfficientAT candidates (:data:`FAST_SETS`)."""
-    def clip_score(r, protocol):
-        return scores(r[protocol], r["genres"], length="clips")["balanced_accuracy"]
+def clip_accuracy(result: dict) -> tuple[float, float, int]:
+    """(accuracy, its binomial standard error, n) on the valid fold's whole 30 s clips."""
+    s = scores(result["valid"], result["genres"], length="clips")
+    return s["accuracy"], float(np.sqrt(s["accuracy"] * (1 - s["accuracy"]) / s["n"])), s["n"]
 
-    names = {c.name for c in CANDIDATES if not fast_only or all(s in FAST_SETS for s, _ in c.parts)}
-    pool = [r for r in results if r["name"] in names]
-    top = max(clip_score(r, "valid") for r in pool)
-    best = max((r for r in pool if clip_score(r, "valid") >= top - 0.01), key=lambda r: clip_score(r, "cv"))
-    among = "the one-pass EfficientAT candidates (cheap enough to blend whole tracks)" if fast_only else "all candidates"
-    why = (f"{best['name']}: whole-clip balanced accuracy {clip_score(best, 'valid'):.3f} on the artist-disjoint valid "
-           f"fold, best of {among} ({top:.3f}; within 0.01 ranked by grouped-CV clip balanced accuracy, here "
-           f"{clip_score(best, 'cv'):.3f}); metrics.comparison holds every candidate")
+
+def _recipe_earns_its_place(result: dict, results: list[dict]) -> bool:
+    """A training recipe (mixup, augmented audio) is kept only where it beats its plain twin (same
+    heads on the same inputs) by more than the twin's standard error on the valid fold's whole clips."""
+    candidate = _BY_NAME[result["name"]]
+    if candidate.recipe == PLAIN:
+        return True
+    twins = [r for r in results if _BY_NAME[r["name"]].parts == candidate.parts and _BY_NAME[r["name"]].recipe == PLAIN]
+    if not twins:
+        return False
+    acc, se, _ = clip_accuracy(twins[0])
+    return clip_accuracy(result)[0] > acc + se
+
+
+def best_candidate(results: list[dict], *, costs: dict[str, float] | None = None, fast_only: bool = False,
+                   names: set[str] | None = None) -> tuple[dict, str]:
+    """What ships, measured where users are: the highest accuracy on the artist-disjoint valid
+    fold's whole 30 s clips (a recipe candidate only where it beats its plain twin by more than
+    an SE); every candidate within one standard error of it counts as tied,
+    and of those the cheapest (CPU-s per 30 s clip, :func:`candidate_cost`) ships (equal cost:
+    the more accurate, then the higher balanced accuracy). ``fast_only``: among the one-pass EfficientAT candidates; ``names``:
+    among these candidates."""
+    by_name = {c.name: c for c in CANDIDATES}
+    pool = [r for r in results if (not fast_only or all(s in FAST_SETS for s, _ in by_name[r["name"]].parts))
+            and (names is None or r["name"] in names) and _recipe_earns_its_place(r, results)]
+    top = max(pool, key=lambda r: clip_accuracy(r)[0])
+    top_acc, se, n = clip_accuracy(top)
+    tied = [r for r in pool if clip_accuracy(r)[0] >= top_acc - se]
+    best = min(tied, key=lambda r: (candidate_cost(by_name[r["name"]], costs), -clip_accuracy(r)[0],
+                                    -scores(r["valid"], r["genres"], length="clips")["balanced_accuracy"]))
+    acc = clip_accuracy(best)[0]
+    left_out = [r["name"] for r in results if not _recipe_earns_its_place(r, results) and (names is None or r["name"] in names)
+                and (not fast_only or all(s in FAST_SETS for s, _ in by_name[r["name"]].parts))]
+    among = ("the one-pass EfficientAT candidates" if fast_only else
+             ", ".join(sorted(names)) if names else "all candidates")
+    why = (f"{best['name']}: accuracy {acc:.3f} on the artist-disjoint valid fold's {n} whole 30 s clips (train-fold "
+           f"fit), at {candidate_cost(by_name[best['name']], costs):.2f} CPU-s per 30 s clip. Among {among} the best was "
+           f"{top['name']} ({top_acc:.3f} +- {se:.3f} SE, {candidate_cost(by_name[top['name']], costs):.2f} CPU-s); "
+           f"the {len(tied)} within one SE of it count as tied ({', '.join(r['name'] for r in tied)}) and the "
+           f"cheapest ships"
+           + (f"; training recipes that did not beat their plain twin by more than an SE were left out "
+              f"({', '.join(left_out)})" if left_out else "")
+           + ". Data: every train/valid file of "
+           f"../shared/data/gtzan (test fold never used). metrics.comparison holds every candidate")
     return best, why
 
 
-def compare_all(*, seed: int = config.DEFAULT_SEED, log=print) -> tuple[list[dict], dict[str, Rows]]:
-    """Cache the shared files' inputs and :func:`compare` every candidate of :data:`CANDIDATES`."""
+def compare_all(*, seed: int = config.DEFAULT_SEED, log=print, candidates=None, grid: dict | None = None):
+    """Cache the shared files' inputs (and augmented copies) and :func:`compare` every candidate
+    of :data:`CANDIDATES`; returns (results, rows, augmented rows)."""
     files = shared_files()
     cached = cache_all(files)
     rows = {name: input_rows(files, cached, name) for name in INPUT_SETS}
+    candidates = candidates or CANDIDATES
+    augmented = {}
+    if any(c.recipe.audio_copies for c in candidates):
+        # train-fold files only (an EfficientAT pass each on the shared 2-core machine): the valid
+        # protocol trains on the train fold, so it sees every copy it could; grouped CV and the
+        # shipped refit add no augmented copies of valid-fold clips
+        augmented = {name: augmented_rows(files[files["fold"] == "train"], name) for name in AUG_SETS}
     results, memo = [], {}
-    for candidate in CANDIDATES:
+    for candidate in candidates:
         log(f"comparing {candidate.name} ...")
-        results.append(compare(candidate, rows, seed=seed, memo=memo))
-    return results, rows
+        results.append(compare(candidate, rows, seed=seed, memo=memo, augmented=augmented, grid=grid))
+    return results, rows, augmented
+
+
+#: Shipped folders besides default / default-fast: the earlier recipes, kept by name (``--model fusion``).
+NAMED = {"fusion": {"fusion_late", "fusion_early"}, "musicnn": {"musicnn_linear", "musicnn_mlp"}}
+
+
+def ship_all(results, rows, augmented, out: Path, *, name: str = "default", seed: int = config.DEFAULT_SEED,
+             costs: dict[str, float] | None = None, log=print) -> dict[str, Path]:
+    """Ship ``name`` (:func:`best_candidate` over all), ``name-fast`` (one EfficientAT pass) and the
+    best of each :data:`NAMED` family under its own name."""
+    table = comparison(results)
+    by_name = {c.name: c for c in CANDIDATES}
+    shipped = {}
+    choices = [(name, {}), (f"{name}-fast", {"fast_only": True})] + [(folder, {"names": members}) for folder, members in NAMED.items()]
+    for folder, how in choices:
+        best, why = best_candidate(results, costs=costs, **how)
+        log(f"shipping {folder}: {why}")
+        shipped[folder] = ship(by_name[best["name"]], best, rows, out, card_name=folder, why=why, comparison=table,
+                               seed=seed, augmented=augmented, cost_s=candidate_cost(by_name[best["name"]], costs))
+    return shipped
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``make default-model``: compare the candidates; ship the best as ``OUT/default`` and the best
-    one-pass EfficientAT candidate as ``OUT/default-fast`` (for whole-track blends on the check page)."""
+    """``make default-model``: compare the candidates; ship the best on whole clips (cost breaking
+    ties) as ``OUT/default``, the best one-pass EfficientAT candidate as ``OUT/default-fast`` and
+    the best fusion and musicnn models as ``OUT/fusion``, ``OUT/musicnn``."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Train, compare and ship the genre heads on the shared GTZAN audio.")
-    parser.add_argument("--out", type=Path, default=config.MODELS_DIR, help="folder for the shipped model folder")
+    parser.add_argument("--out", type=Path, default=config.MODELS_DIR, help="folder for the shipped model folders")
     parser.add_argument("--name", default="default", help="shipped folder / card name")
     parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+    parser.add_argument("--quick", action="store_true", help="regularisation fixed (QUICK_STRENGTHS), not chosen again")
     args = parser.parse_args(argv)
-    results, rows = compare_all(seed=args.seed)
-    table = comparison(results)
-    print(pd.DataFrame(table)[["model", "protocol", "length", "n", *HEADLINE]].to_string(index=False))
-    for name, fast_only in ((args.name, False), (f"{args.name}-fast", True)):
-        best, why = best_candidate(results, fast_only=fast_only)
-        candidate = next(c for c in CANDIDATES if c.name == best["name"])
-        print(f"shipping {name}: {why}")
-        print(ship(candidate, best, rows, args.out, card_name=name, why=why, comparison=table, seed=args.seed))
+    results, rows, augmented = compare_all(seed=args.seed, grid=QUICK_STRENGTHS if args.quick else None)
+    print(pd.DataFrame(comparison(results))[["model", "protocol", "length", "n", *HEADLINE]].to_string(index=False))
+    for folder, path in ship_all(results, rows, augmented, args.out, name=args.name, seed=args.seed).items():
+        print(folder, path)
     from tracklens.models import fit
 
     fit_rule_rates(fit.RULE)

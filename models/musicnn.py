@@ -50,7 +50,7 @@ PRETRAINED_DIR = config.MODELS_DIR / "pretrained"
 MANIFEST_PATH = PRETRAINED_DIR / "musicnn.json"
 DEFAULT_MUSICNN = "MSD_musicnn"
 # Where `make musicnn-weights` unpacks the pinned wheel (a cache; never needed at run time).
-ORIGINAL_PACKAGE_DIR = config.INTERIM_DATA_DIR / "musicnn-0.1.0" / "musicnn"
+ORIGINAL_PACKAGE_RELPATH = Path("musicnn-0.1.0") / "musicnn"  # below config.INTERIM_DATA_DIR, read when used
 ORIGINAL_SOURCE = ("musicnn==0.1.0 from PyPI, musicnn-0.1.0-py3-none-any.whl sha256 "
                    "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa")
 
@@ -317,7 +317,7 @@ def find_original_package() -> Path | None:
     spec = importlib.util.find_spec("musicnn")
     if spec is not None and spec.submodule_search_locations:
         candidates += [Path(p) for p in spec.submodule_search_locations]
-    candidates.append(ORIGINAL_PACKAGE_DIR)
+    candidates.append(config.INTERIM_DATA_DIR / ORIGINAL_PACKAGE_RELPATH)
     return next((c for c in candidates if (c / DEFAULT_MUSICNN / ".index").is_file()), None)
 
 

@@ -105,7 +105,7 @@ def ship(best: str, results: list[dict], c: float, features: Path, splits: Path,
                   for r in results}
     card = train.model_card(
         "linear", inputs, result, card_name=name, genres=genres, features_path=features,
-        split={"method": "split files", "split_dir": str(splits), "seed": seed,
+        split={"method": "split files", "split_dir": config.project_relative(splits), "seed": seed,
                "refit": {"folds": "train+valid", "rows": int(len(inputs.y))}},
         parameters={"fitted_by": f"scikit-learn LogisticRegression(C={c}) on standardised features, exported exactly "
                                  f"into the Keras linear layers (max difference {gap:.1e})", "C": c, "seed": seed},

@@ -271,7 +271,7 @@ def model_card(model_name: str, inputs: datasets.ModelInputs, result: dict, *, c
         "input": {"kind": kind, "columns": inputs.columns, "shape": list(inputs.x.shape[1:]),
                   "window_s": round(inputs.window_s, 3), "sample_rate": registry.sample_rate(kind),
                   **inputs.card_input},
-        "data": {"features": str(features_path),
+        "data": {"features": config.project_relative(features_path),
                  "rows": {f: int((folds == f).sum()) for f in datasets.FOLDS},
                  "tracks": {f: int(len(set(inputs.track_ids[folds == f]))) for f in datasets.FOLDS},
                  **inputs.card_data},
@@ -379,7 +379,7 @@ def train_models(features_path: str | Path, model_names: Sequence[str], *, out_d
     sources = _read_sources({registry.INPUT_SOURCES[s.input_kind] for s in specs.values()}, features_path, table,
                             embeddings_path)
     split = {"method": "split files" if split_dir else "stratified by genre, grouped by track",
-             "split_dir": str(split_dir) if split_dir else None,
+             "split_dir": config.project_relative(split_dir) if split_dir else None,
              "valid_fraction": None if split_dir else valid_fraction, "seed": seed}
     n_tracks = {f: int(table.loc[table["fold"] == f, "track_id"].nunique()) for f in datasets.FOLDS}
     log(f"{features_path.name}: {n_tracks['train']} train / {n_tracks['valid']} valid tracks, "

@@ -21,6 +21,32 @@ def shared_data():
     return config.SHARED_DATA_DIR
 
 
+@pytest.fixture(scope="session")
+def gtzan_clip(shared_data):
+    """``gtzan_clip("rock.00016", "full30s")``: the file ``manifest.csv`` lists for that clip id.
+
+    Tests name their real clips by id and kind instead of globbing ``audio*/``, so the shared data
+    growing (a full clip replacing a snippet of the same id) changes no test's sample silently:
+    a clip that moved or changed kind fails here, saying what the manifest holds now.
+    """
+    import pandas as pd
+
+    manifest = pd.read_csv(shared_data / "gtzan" / "manifest.csv").set_index("clip")
+
+    def find(clip_id: str, kind: str):
+        if clip_id not in manifest.index:
+            pytest.fail(f"GTZAN clip {clip_id} is not in {shared_data / 'gtzan' / 'manifest.csv'}: "
+                        f"pick another clip id of kind {kind!r} from it")
+        row = manifest.loc[clip_id]
+        path = shared_data / row["path"].removeprefix("shared/data/")
+        if row["kind"] != kind:
+            pytest.fail(f"GTZAN clip {clip_id} is now kind {row['kind']!r} ({path}), not {kind!r}: "
+                        f"the shared data changed; pick another clip id of kind {kind!r} from manifest.csv")
+        return path
+
+    return find
+
+
 # Small enough to build in ~2 s, big enough for a model to beat chance on held-out clips.
 DEMO_TEST_SIZE = {"genres": 6, "clips_per_genre": 8, "clip_seconds": 6.0, "chart_rows": 300}
 

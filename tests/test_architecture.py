@@ -37,6 +37,7 @@ RANKS = {
     "audio": 1,
     "acquire": 2, "demo_data": 2,
     "prepare": 3, "batch": 3,  # batch: the runner the engine and the embedding models plug into (knows neither)
+    "loudness": 4,  # the BS.1770 meter the engine and the card use
     "preprocessing": 4, "features": 4, "numba_cache": 4,  # numba_cache: the compile lock; the caller hands it the kernels to warm
     "models": 5,  # every models.* module
     "explore": 6, "librosa_visuals": 6,
@@ -58,13 +59,15 @@ INNER_RANKS = {
         "registry": 2,  # every model by name (builders, baselines, the front ends' sample rates)
         "musicnn_models": 2, "efficientat_models": 2,  # windows of audio -> an embedding model's input
         "train": 3, "blend": 3, "descriptors": 3,  # what users call: train, predict, descriptor estimates
-        "heads": 4, "table_model": 4,  # how the shipped models were built (recipes: they use train and blend)
+        "output": 4,  # what predict writes (CSV/JSON/table, --sort-into), from blend's results
+        "heads": 5, "table_model": 5,  # how the shipped models were built (recipes: they use train and blend)
     },
     "dashboard": {
         "data": 0, "components": 0, "security": 0,  # read-only data layer, layout pieces, HTTP hardening
         "compare": 1, "track": 1,  # one upload's analysis and its comparison with the chart hits
         "uploads": 2,  # the upload route hands a stored file to track
         "pages": 3,  # every dashboard.pages.* module
+        "server": 3,  # waitress with the request-body guards (the upload route's limits)
         "app": 4,
     },
 }

@@ -11,7 +11,6 @@ import pytest
 from scipy import stats
 
 from tracklens import explore
-from test_dashboard import app, pages  # noqa: F401  (fixtures: the app on the demo catalogue)
 
 
 @pytest.fixture(scope="module")

@@ -332,3 +332,14 @@ def test_ffmpeg_writing_more_messages_than_a_pipe_holds_does_not_deadlock(files,
     _fake_ffmpeg(tmp_path, monkeypatch, "head -c 1000000 /dev/zero | tr '\\000' x >&2; echo >&2; echo 'bad packet' >&2; exit 1")
     finished, result = _load_within(files["m4a"], 30)
     assert finished and isinstance(result, AudioError) and "bad packet" in str(result), result
+
+
+def test_decoder_messages_drop_ffmpeg_memory_addresses():
+    """ffmpeg prefixes its lines with the decoder's address ("[flac @ 0x55fde7886c80] "): the
+    one-line reason a user reads keeps the words and drops the address, on every path."""
+    from tracklens.audio import _short_text
+
+    assert _short_text(b"noise\n[flac @ 0x55fde7886c80] Invalid data found when processing input\n") == \
+        "Invalid data found when processing input"
+    assert _short_text("[mp3float @ 0x7f00aa] Header missing") == "Header missing"
+    assert _short_text("") == ""

@@ -34,7 +34,7 @@ def test_chart_source_prefers_data_dir_then_shared_then_demo(tmp_path, monkeypat
         assert data.chart_source().kind == "top_hits"
 
         monkeypatch.setattr(config, "SHARED_DATA_DIR", tmp_path / "absent")
-        monkeypatch.setattr(data, "DEMO_DATA_DIR", tmp_path / "no-demo")
+        monkeypatch.setattr(config, "DATA_DIR", tmp_path / "no-data")  # no demo catalogue below it
         data.configure(None)
         source = data.chart_source()
         assert source.kind == "none" and "make demo" in source.notes[0]

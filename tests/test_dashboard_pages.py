@@ -79,14 +79,14 @@ def test_models_page_shows_the_shipped_model_without_training(pages, no_trained_
 
 
 def test_models_page_flags_genres_the_validation_fold_lacks(pages, no_trained_models):
-    """The shipped fold has one hiphop, one pop, three reggae and five rock files: the first get no
-    estimate, reggae a rough one, instead of a bare number (the fold's counts from its predictions)."""
+    """The shipped fold has two hiphop, two pop, three reggae and five rock clips: the first three get
+    a rough estimate instead of a bare number (the fold's counts from its predictions)."""
     rows = {row[0]: row for row in _table_rows(_find(pages["models"].layout(), "models-shipped-genres"))}
     counts = store.load_model_report(config.DEFAULT_MODEL_DIR)
     counts = dict(zip(*np.unique(np.asarray(counts["class_names"])[counts["y_true"]], return_counts=True)))
-    assert (counts["hiphop"], counts["pop"], counts["reggae"], counts["rock"]) == (1, 1, 3, 5)
-    assert rows["hiphop"][1:] == ["1", "–", "–", "1 track: no estimate"]
-    assert rows["pop"][1:] == ["1", "–", "–", "1 track: no estimate"]
+    assert (counts["hiphop"], counts["pop"], counts["reggae"], counts["rock"]) == (2, 2, 3, 5)
+    assert rows["hiphop"][1] == "2" and rows["hiphop"][-1] == "2 tracks: rough"
+    assert rows["pop"][1] == "2" and rows["pop"][-1] == "2 tracks: rough"
     assert rows["reggae"][1] == "3" and rows["reggae"][-1] == "3 tracks: rough" and rows["reggae"][2] != "–"
     assert rows["rock"][1] == "5" and rows["rock"][-1] == ""
     assert rows["jazz"][-1] == "" and float(rows["jazz"][2]) > 0.9

@@ -167,7 +167,7 @@ def test_models_page_shows_the_shipped_model_and_the_comparison(server, browser,
     page = _open(browser, server, width, "models")
     try:
         shipped, trained = page.inner_text("#models-shipped"), page.inner_text("#models-trained")
-        assert "Check your track" in shipped and "1 track: no estimate" in shipped
+        assert "Check your track" in shipped and "2 tracks: rough" in shipped
         assert "Models trained here" in trained and page.is_visible("#models-table")
         title = page.text_content("#models-shipped-reliability .gtitle")  # SVG text: no inner_text
         ece_row = page.locator("#models-shipped-metrics tr", has_text="ECE").inner_text()

@@ -36,6 +36,7 @@ def test_missing_columns_named(tmp_path):
         datasets.read_feature_table(_write(tmp_path, frame))
 
 
+@pytest.mark.slow  # > 10 s on 2 busy cores: two CLI runs in child processes, each loading TensorFlow
 def test_predict_and_evaluate_on_a_feature_table(tmp_path):
     """`--features-csv` scores published-schema rows with the shipped model; same csv contract."""
     path = _write(tmp_path, _toy_table({"rock": 2, "jazz": 2}))

@@ -243,17 +243,24 @@ def test_matches_pytorch_original_on_synthetic_signal(embedder, original, record
     _compare(embedder.embed(y, sr=efficientat.SAMPLE_RATE), arrays["synthetic_logits"], arrays["synthetic_embedding"])
 
 
+@pytest.mark.slow  # > 10 s on 2 busy cores: five real clips through the network
 @pytest.mark.realdata
 def test_matches_pytorch_original_on_real_clips(shared_data, embedder, original, recorder):
     from tracklens.audio import load_audio
 
     meta, arrays = original
     assert len(meta["clips"]) == 5 and meta["torch"].startswith("2.13.0")
+    assert [(c["clip"], c["kind"]) for c in meta["clips"]] == list(recorder.CLIPS), "fixture older than the recorder"
+    regenerate = (f"choose clip ids that {shared_data / 'gtzan' / 'manifest.csv'} lists in {RECORDER.name}'s CLIPS "
+                  f"and re-record {FIXTURE} with `make efficientat-fixture`")
+    missing = [c["path"] for c in meta["clips"] if not (shared_data / c["path"]).is_file()]
+    if missing:
+        pytest.fail(f"the fixture's clips {missing} are no longer in {shared_data} (the shared data changed): {regenerate}")
     top_classes = {}
     for i, clip_meta in enumerate(meta["clips"]):
         clip = load_audio(shared_data / clip_meta["path"], sr=efficientat.SAMPLE_RATE)
         assert recorder.waveform_sha256(clip.y) == clip_meta["sha256"], \
-            f"{clip_meta['path']}: decoded samples differ from the recording's (decoder changed?)"
+            f"{clip_meta['path']}: decoded samples differ from the recording's (decoder or file changed?): {regenerate}"
         out = embedder.embed(clip=clip)
         assert (out["starts_s"] * efficientat.SAMPLE_RATE).round().astype(int).tolist() == clip_meta["starts"]
         _compare(out, arrays[f"{i}_logits"], arrays[f"{i}_embedding"])

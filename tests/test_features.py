@@ -96,19 +96,17 @@ def test_summary_equals_plain_librosa(clip_y, analysis):
 
 def test_fused_kernels_equal_the_numpy_formulas(clip_y, monkeypatch):
     """The numba kernels (soft mask, rolloff on librosa's frame-major STFT; the inverse STFT's
-    overlap-add; RMS and ZCR in one pass over y; piptrack's peak search for the tuning;
-    pyloudnorm's K-weighting) give the same bits as the numpy, librosa and pyloudnorm code
-    they replace."""
+    overlap-add; RMS and ZCR in one pass over y; piptrack's peak search for the tuning) give
+    the same bits as the numpy and librosa code they replace."""
     fast = features.analyze(clip_y, sr=SR)
-    fast_values = (fast.rolloff, fast.harmonic, fast.rms, fast.zero_crossing_rate, fast.tuning, fast.k_weighted)
+    fast_values = (fast.rolloff, fast.harmonic, fast.rms, fast.zero_crossing_rate, fast.tuning)
     monkeypatch.setattr(features, "_frame_rms_zcr", None)
     monkeypatch.setattr(features, "_tuning_peaks", None)
     monkeypatch.setattr(features, "_overlap_add", None)
-    monkeypatch.setattr(features, "_biquad_cascade", None)
     plain = features.analyze(clip_y, sr=SR)
     plain.stft = np.ascontiguousarray(plain.stft)  # not frame-major: the numpy path
     assert fast.stft.flags.f_contiguous and not plain.stft.flags.f_contiguous
-    plain_values = (plain.rolloff, plain.harmonic, plain.rms, plain.zero_crossing_rate, plain.tuning, plain.k_weighted)
+    plain_values = (plain.rolloff, plain.harmonic, plain.rms, plain.zero_crossing_rate, plain.tuning)
     for got, want in zip(fast_values, plain_values):
         assert np.asarray(got).dtype == np.asarray(want).dtype
         np.testing.assert_array_equal(got, want)
@@ -132,11 +130,11 @@ def test_tuning_estimate_equals_librosas(analysis):
     _assert_tuning_is_librosas(analysis)
 
 
-def test_tuning_estimate_equals_librosas_on_real_clips(shared_data):
+def test_tuning_estimate_equals_librosas_on_real_clips(gtzan_clip):
     from tracklens.audio import load_audio
 
-    for path in sorted((shared_data / "gtzan" / "audio").glob("*/*.00003.opus"))[:4]:
-        _assert_tuning_is_librosas(features.analyze(load_audio(path).y))
+    for clip_id in ("blues.00003", "classical.00003", "country.00003", "disco.00003"):
+        _assert_tuning_is_librosas(features.analyze(load_audio(gtzan_clip(clip_id, "full30s")).y))
 
 
 def test_tempogram_equals_librosas(analysis):
@@ -158,8 +156,11 @@ def test_spotify_comparable_features(analysis):
     assert got["tempo"] == pytest.approx(120.0, abs=3.0)
     assert got["key"] in range(12) and got["mode"] in (0, 1)
     assert got["duration_ms"] == 8250
+    # BS.1770-4 over the one channel (tracklens.loudness, libebur128's filter design as ffmpeg's
+    # ebur128); pyloudnorm designs the 38 Hz high-pass differently, 0.1 LU apart at 22 050 Hz
+    assert got["loudness"] == features.integrated_loudness(analysis.y, sr=SR)
     reference = pyloudnorm.Meter(SR).integrated_loudness(analysis.y.astype(np.float64))
-    assert got["loudness"] == pytest.approx(reference, abs=1e-6)
+    assert got["loudness"] == pytest.approx(reference, abs=0.15)
 
 
 def test_loudness_of_a_sine_and_key_of_a_minor_chord():
@@ -383,6 +384,7 @@ def test_warm_hook_keeps_freed_arrays_for_the_next_file():
     assert faults < 50  # 0 here; 500-1000 when the freed 20 MB went back to the kernel
 
 
+@pytest.mark.slow  # a worker pool that loses a process (16 s in make test-fast)
 def test_a_worker_crash_keeps_finished_files_and_is_one_line(folder, tmp_path, monkeypatch, run_cli):
     from tracklens import numba_cache
 
@@ -566,13 +568,22 @@ def test_manifest_input_and_cli(folder, tmp_path, run_cli):
 
 # --- real data --------------------------------------------------------------------------------
 
-# Documented tolerance against the published table (computed by librosa from the original WAVs;
-# ours from 32 kbit/s Opus re-encodings of them, so the codec is the main difference; on the
-# same audio our values equal plain librosa's, see test_summary_equals_plain_librosa).
-MIN_R = 0.97          # chroma, rms, spectral, zcr, MFCC 1-9 means and every variance
-MIN_R_HIGH_MFCC = 0.90  # MFCC 10-20 means: fine spectral detail the codec alters most
-MAX_MEDIAN_REL_ERR = 0.10   # every variance and the chroma/rms/spectral/zcr/MFCC 1-2 means
-MAX_MEDIAN_ABS_ERR_STD = 0.35  # the other MFCC means cross zero, so relative error is unstable
+# Agreement with the published table (librosa, an older version, on the original WAVs; ours on the
+# 32 kbit/s Opus re-encodings in ../shared: on the same samples ours equal plain librosa's, see
+# test_summary_equals_plain_librosa, so the codec is what is left). The bounds are what that
+# difference allows a 30-clip sample, measured on all 172 full clips (`bench/published_features.py`,
+# docs/development.md): per column, the 1st percentile of Pearson r and the 99th of the median
+# errors over 2000 random 30-clip samples; each bound is its group's worst column, rounded outwards.
+# The sample is fixed (clip ids, not a glob: the old `[::2][:32]` of `audio/` changed as ../shared
+# grew, and mfcc20_mean's 0.35, set from one sample, failed at 0.3505).
+PUBLISHED_SAMPLE = [f"{genre}.{n:05d}" for genre in ("blues", "classical", "country", "jazz", "metal", "reggae", "rock")
+                    for n in (0, 1, 2)] + ["disco.00000", "disco.00002", "disco.00003", "hiphop.00002", "hiphop.00003",
+                                           "hiphop.00004", "pop.00002", "pop.00003", "pop.00004"]  # each genre's first 3
+MIN_R = 0.96            # chroma, rms, spectral, zcr, MFCC 1-9 means, every variance (p01 0.965: mfcc17_var)
+MIN_R_HIGH_MFCC = 0.85  # MFCC 10-20 means: fine spectral detail the codec alters most (p01 0.868: mfcc19_mean)
+MAX_MEDIAN_REL_ERR = 0.12  # every variance and the chroma/rms/spectral/zcr/MFCC 1-2 means (p99 0.109: mfcc18_var)
+MAX_MEDIAN_ABS_ERR_STD = 0.46  # the other MFCC means cross zero, so relative error is unstable (p99 0.451: mfcc20_mean)
+MIN_TEMPO_MATCH = 0.5   # share of clips within 1 % of the published tempo (0.70 of all 172; p01 0.50)
 NO_CORRELATION = {
     "harmony_mean": "mean of a zero-mean waveform: the DC offset (~1e-5), which the codec sets",
     "perceptr_mean": "mean of a zero-mean waveform: the DC offset (~1e-5), which the codec sets",
@@ -581,46 +592,18 @@ NO_CORRELATION = {
 }
 
 
-def compare_with_reference(ours, reference, *, columns=features.SUMMARY_COLUMNS):
-    """Per-column agreement of whole-track features with a reference table (e.g. the published
-    GTZAN ``features_30_sec.csv``), matched on the file stem (``blues.00000``).
-
-    Returns a DataFrame indexed by column: ``n``, ``pearson_r``, ``median_rel_err``
-    (median |ours - ref| / |ref|) and ``median_abs_err_std`` (median |ours - ref| / std(ref),
-    stable where values cross zero).
-    """
-    ours = ours[ours["segment"] == -1] if "segment" in ours.columns else ours
-    left = ours.set_index(ours["track_id"].astype(str).map(lambda s: Path(s).name))
-    key = reference["filename"] if "filename" in reference.columns else reference["track_id"]
-    right = reference.set_index(key.astype(str).map(lambda s: Path(s).stem))
-    common = left.index.intersection(right.index)
-    if len(common) < 3:
-        raise TracklensError(f"only {len(common)} clips in common with the reference table; need 3+")
-    rows = {}
-    for col in columns:
-        a = left.loc[common, col].astype(float).to_numpy()
-        b = right.loc[common, col].astype(float).to_numpy()
-        diff = np.abs(a - b)
-        rows[col] = {"n": len(common), "pearson_r": float(np.corrcoef(a, b)[0, 1]),
-                     "median_rel_err": float(np.median(diff / np.maximum(np.abs(b), 1e-12))),
-                     "median_abs_err_std": float(np.median(diff) / max(np.std(b), 1e-12))}
-    return pd.DataFrame.from_dict(rows, orient="index")
-
-
 @pytest.mark.realdata
-@pytest.mark.slow  # ~15 s on 2 free cores (32 clips x 30 s, 2 jobs); up to ~50 s on a busy machine
-def test_agrees_with_published_gtzan_features(shared_data, tmp_path):
+@pytest.mark.slow  # ~15 s on 2 free cores (30 clips x 30 s, 2 jobs); up to ~50 s on a busy machine
+def test_agrees_with_published_gtzan_features(gtzan_clip, shared_data, tmp_path):
     table = pd.read_csv(shared_data / "gtzan" / "features" / "features_30_sec.csv")
-    clips = sorted((shared_data / "gtzan" / "audio").glob("*/*.opus"))
-    published = set(table["filename"].str.removesuffix(".wav"))
-    chosen = [p for p in clips if p.stem in published][::2][:32]
-    assert len(chosen) >= 30
+    chosen = [gtzan_clip(clip_id, "full30s") for clip_id in PUBLISHED_SAMPLE]
+    assert set(PUBLISHED_SAMPLE) <= set(table["filename"].str.removesuffix(".wav"))
     manifest = pd.DataFrame({"path": [str(p) for p in chosen], "label": [p.parent.name for p in chosen]})
     result = features.extract_features(manifest, out=tmp_path / "g.parquet", cache_dir=tmp_path / "c",
                                        segment_seconds=None, jobs=-1, progress=False)
     ours = pd.read_parquet(result.out)
-    assert result.n_errors == 0 and len(ours) == len(chosen)
-    cmp = compare_with_reference(ours, table)
+    assert result.n_errors == 0 and len(ours) == len(chosen) == 30
+    cmp = features.compare_with_reference(ours, table)
     print("\n" + cmp.to_string(float_format=lambda v: f"{v:.4f}"))
     for col, row in cmp.iterrows():
         if col in NO_CORRELATION:
@@ -632,7 +615,7 @@ def test_agrees_with_published_gtzan_features(shared_data, tmp_path):
         else:
             assert row["median_abs_err_std"] <= MAX_MEDIAN_ABS_ERR_STD, (col, row.to_dict())
     ref = table.set_index(table["filename"].str.removesuffix(".wav")).loc[ours["track_id"]]
-    assert np.mean(np.abs(ours["tempo"].to_numpy() / ref["tempo"].to_numpy() - 1) < 0.01) >= 0.65
+    assert np.mean(np.abs(ours["tempo"].to_numpy() / ref["tempo"].to_numpy() - 1) < 0.01) >= MIN_TEMPO_MATCH
     assert np.all(np.abs(ours[["harmony_mean", "perceptr_mean"]].to_numpy()) < 1e-3)
     assert (np.abs(ours["length"].to_numpy() - ref["length"].to_numpy()) < 0.02 * SR).all()
 

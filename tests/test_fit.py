@@ -69,6 +69,7 @@ def test_oov_audio_is_seeded():
 # --- real audio ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # > 10 s on 2 busy cores: every valid-fold clip through the shipped model
 def test_in_vocabulary_valid_clips_are_rarely_flagged(shared_data):
     """The artist-disjoint valid fold's whole clips (never used to tune the rule): at most 10 % poor."""
     files = heads.shared_files()

@@ -69,6 +69,7 @@ def test_mel_chroma_mfcc_images(analysis):
     assert mfcc.shape == (config.N_MFCC, analysis.n_frames)
 
 
+@pytest.mark.slow  # > 10 s on 2 busy cores: renders every view
 def test_every_view_reuses_the_one_stft(analysis, no_new_stft):
     figs = [
         lv.plot_waveform(analysis, title="tone.wav"), lv.plot_chromagram(analysis), lv.plot_spectral_shape(analysis),

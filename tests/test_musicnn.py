@@ -108,6 +108,7 @@ def test_preprocessing_shapes_padding_and_no_float16_overflow():
         musicnn.log_mel(np.zeros((2, 100), "float32"))
 
 
+@pytest.mark.slow  # > 10 s on 2 busy cores: musicnn on real clips
 @pytest.mark.realdata
 def test_real_clips_get_fitting_tags_and_embeddings(shared_data):
     from tracklens.audio import load_audio
@@ -226,6 +227,7 @@ def _synthetic_tables(tmp_path, *, n_genres=4, n_tracks=10, n_segments=2, seed=0
     return features_path
 
 
+@pytest.mark.slow  # > 10 s on 2 busy cores: trains embedding models
 def test_embedding_models_learn_and_join_the_comparison_report(tmp_path):
     """Embedding models go through the one training path, mixed with a summary model in one run."""
     from tracklens import reports
@@ -250,6 +252,7 @@ def test_embedding_models_learn_and_join_the_comparison_report(tmp_path):
     assert not (tmp_path / "again").exists()
 
 
+@pytest.mark.slow  # > 10 s on 2 busy cores: grouped CV, then a refit
 def test_final_embedding_model_card_has_cv_temperature_and_refit(tmp_path):
     """--final (how models/default was made): grouped CV sets the temperature, then a refit."""
     from tracklens.models import train
@@ -278,6 +281,7 @@ def test_window_inputs_match_card_columns():
     np.testing.assert_allclose(x[:, :200], direct["embedding"], rtol=1e-5)
 
 
+@pytest.mark.slow  # > 10 s on 2 busy cores: musicnn over every patch of a clip
 def test_predict_blend_with_an_embedding_model_gives_blend_and_tags_in_one_pass(tmp_path):
     """A model on musicnn inputs: predict_blend classifies every 3 s patch, and its tags are the
     track mean of the same pass's taggram; input shorter than a patch is repeat-padded."""
@@ -345,7 +349,7 @@ def test_cli_features_embeddings_and_predict_tags(run_cli, tiny_folder, tmp_path
     assert code == 2 and "--embeddings" in err and "musicnn" in err
 
     clip = tiny_folder / "a" / "a.00000.wav"
-    code, stdout, _ = run_cli("predict", clip, "--tags")
+    code, stdout, _ = run_cli("predict", clip, "--tags", "--model", "musicnn")  # musicnn ships by name
     assert code in (0, None) and "MSD_musicnn tags: " in stdout and f"{clip}" in stdout
     code, stdout, _ = run_cli("predict", clip, tiny_folder / "b" / "broken.wav", "--tags", "--format", "csv")
     rows = pd.read_csv(__import__("io").StringIO(stdout), keep_default_na=False)

@@ -76,6 +76,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> boo
     return True
 
 
+@pytest.mark.slow  # > 10 s on 2 busy cores: cold numba compiles in child processes
 def test_compile_lock_prevents_the_gufunc_cache_race(tmp_path):
     """numba #10128's interleaving, forced: A is paused mid-compile (holding the lock) when B
     starts. Without the lock, B compiles `slow` beside A, writes a kernel whose ABI tag A's

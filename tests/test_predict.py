@@ -21,7 +21,7 @@ import soundfile as sf
 
 from tracklens import config
 from tracklens.errors import TracklensError
-from tracklens.models import blend
+from tracklens.models import blend, output
 
 SR = config.SAMPLE_RATE
 GENRES = ["pop", "rock"]
@@ -80,8 +80,8 @@ def test_any_failure_on_one_file_is_that_files_error(stub_model, tmp_path, monke
     paths = [good[0], tmp_path / "oom.wav", tmp_path / "odd.wav", good[1]]
     results = blend.predict_files(paths, model=stub_model)
     assert [type(r) for r in results] == [blend.Blend, TracklensError, TracklensError, blend.Blend]
-    assert str(results[1]) == f"{paths[1]}: MemoryError"
-    assert str(results[2]) == f"{paths[2]}: ZeroDivisionError: division by zero"
+    assert str(results[1]) == f"{paths[1]}: not analysed: it needs more memory than is free"
+    assert str(results[2]) == f"{paths[2]}: not analysed (ZeroDivisionError: division by zero)"
 
 
 def test_predict_csv_keeps_every_row_when_files_are_bad(stub_model, tmp_path, run_cli, monkeypatch):
@@ -148,11 +148,11 @@ def test_rows_already_finished_survive_a_stopped_batch(stub_model, tmp_path, run
 def test_streamed_output_is_the_same_text_as_one_render(tmp_path):
     names = ["a.wav", "=cmd|' /C calc'!A0.wav", "b.wav"]
     results = [_blend_of(Path(names[0])), TracklensError("=cmd: broken"), _blend_of(Path(names[2]), "rock")]
-    as_json = blend.format_results(names, results, GENRES, fmt="json")
+    as_json = output.format_results(names, results, GENRES, fmt="json")
     assert json.loads(as_json) == [json.loads(json.dumps(item)) for item in
-                                   [blend._json_item(n, r) for n, r in zip(names, results)]]
-    assert as_json == json.dumps([blend._json_item(n, r) for n, r in zip(names, results)], indent=1)
-    as_csv = blend.format_results(names, results, GENRES, fmt="csv")
+                                   [output._json_item(n, r) for n, r in zip(names, results)]]
+    assert as_json == json.dumps([output._json_item(n, r) for n, r in zip(names, results)], indent=1)
+    as_csv = output.format_results(names, results, GENRES, fmt="csv")
     table = _csv(as_csv)
     # formula-like cells are escaped in every streamed row, the path column too
     assert list(table["path"]) == ["a.wav", "'=cmd|' /C calc'!A0.wav", "b.wav"]
@@ -162,9 +162,11 @@ def test_streamed_output_is_the_same_text_as_one_render(tmp_path):
 # --- --sort-into never loses or overwrites a file ---------------------------------------------------
 
 
-def test_sorting_a_file_already_in_its_place_keeps_it(stub_model, tmp_path, run_cli):
+def test_sorting_a_file_already_in_its_place_keeps_it(stub_model, tmp_path, run_cli, monkeypatch):
     """`predict s/pop/good.wav --sort-into s --move` judged the file "identical" to itself and
     deleted the only copy."""
+    # a fitting track (a sine tone's own verdict, "poor", would file it under _does-not-fit/)
+    monkeypatch.setattr(blend, "_judge", lambda result, evidence: setattr(result, "fit", "ok"))
     song = _wav(tmp_path / "s" / "pop" / "good.wav")
     before = song.read_bytes()
     code, _, err = run_cli("predict", song, "--sort-into", tmp_path / "s", "--move")
@@ -176,8 +178,8 @@ def test_sorting_a_file_already_in_its_place_keeps_it(stub_model, tmp_path, run_
 def test_the_same_file_twice_with_move_is_sorted_once(tmp_path):
     song = _wav(tmp_path / "inbox" / "song.wav")
     before = song.read_bytes()
-    outcomes = blend.sort_into([_blend_of(song), _blend_of(song)], tmp_path / "sorted", move=True)
-    assert [o.action for o in outcomes] == ["moved", "kept"]
+    outcomes = output.sort_into([_blend_of(song), _blend_of(song)], tmp_path / "sorted", move=True)
+    assert [o.action for o in outcomes] == ["moved", "skipped"]
     assert "given more than once" in outcomes[1].note
     assert not song.exists() and (tmp_path / "sorted" / "pop" / "song.wav").read_bytes() == before
 
@@ -188,7 +190,7 @@ def test_a_planted_symlink_never_redirects_the_copy(tmp_path):
     victim.write_bytes(b"do not overwrite")
     (tmp_path / "sorted" / "pop").mkdir(parents=True)
     (tmp_path / "sorted" / "pop" / ".song.wav.part").symlink_to(victim)
-    outcomes = blend.sort_into([_blend_of(song)], tmp_path / "sorted")
+    outcomes = output.sort_into([_blend_of(song)], tmp_path / "sorted")
     assert victim.read_bytes() == b"do not overwrite"
     assert outcomes[0].action == "copied" and outcomes[0].target.read_bytes() == song.read_bytes()
 
@@ -199,7 +201,7 @@ def test_an_existing_file_is_never_overwritten(tmp_path):
     other_bytes = other.read_bytes()
     identical = _wav(tmp_path / "inbox2" / "same.wav")
     shutil.copyfile(identical, tmp_path / "sorted" / "pop" / "same.wav")
-    outcomes = blend.sort_into([_blend_of(song), _blend_of(identical)], tmp_path / "sorted")
+    outcomes = output.sort_into([_blend_of(song), _blend_of(identical)], tmp_path / "sorted")
     assert other.read_bytes() == other_bytes
     assert outcomes[0].target.name == "song-1.wav" and outcomes[0].target.read_bytes() == song.read_bytes()
     assert outcomes[1].target.name == "same.wav" and sorted(p.name for p in other.parent.iterdir()) == [

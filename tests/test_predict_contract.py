@@ -41,15 +41,14 @@ def test_predict_cli_csv_contract_and_error_rows(trained, demo_catalogue, tmp_pa
     assert len(list((tmp_path / "sorted").glob("*/*.wav"))) == 2 and wavs[0].is_file()  # copied, not moved
 
 
-def test_predict_cli_default_model_csv_contract_on_real_music(shared_data, tmp_path):
+def test_predict_cli_default_model_csv_contract_on_real_music(gtzan_clip, tmp_path):
     """`tracklens predict --format csv` with the shipped musicnn model: the stable contract, an
     error row for a corrupt file, and the same forward pass's tags with --tags (json)."""
     from typer.testing import CliRunner
 
     from tracklens import cli
 
-    good = [shared_data / "gtzan" / "audio" / "metal" / "metal.00002.opus",
-            sorted((shared_data / "gtzan" / "audio_snippets_2to3s" / "disco").glob("*.opus"))[0]]
+    good = [gtzan_clip("metal.00002", "full30s"), gtzan_clip("disco.00012", "snippet2to3s")]
     corrupt = tmp_path / "corrupt.mp3"
     corrupt.write_bytes(b"ID3 not really an mp3")
     result = CliRunner().invoke(cli.app, ["predict", *map(str, [good[0], corrupt, good[1]]), "--format", "csv"])

@@ -84,6 +84,7 @@ def test_default_folder_is_read_when_called(demo_catalogue, tmp_path, monkeypatc
     assert seen["out_dir"] == tmp_path / "figures"
 
 
+@pytest.mark.slow  # decodes and renders audio figures (11 s in make test-fast)
 def test_unreadable_clips_are_skipped_or_named(tmp_path):
     import soundfile as sf
 

@@ -28,6 +28,7 @@ def test_train_cli_refuses_unknown_model(demo_features):
     assert proc.returncode == 2 and "transformer" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # > 10 s on 2 busy cores: a child process importing the CLI and model modules
 def test_model_modules_and_help_do_not_import_tensorflow():
     code = ("import sys\n"
             "from tracklens import cli\n"

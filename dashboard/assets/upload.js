@@ -5,6 +5,9 @@
 // The player gets the browser's own copy, and only for an upload the server analysed.
 (function () {
   var pending = null;  // {id, file, source: Promise of a data: URI} of the upload being checked
+  // This page's token: the server keeps a few unclaimed uploads per client, and a client is this
+  // page (its address alone would make every user of a shared machine one client).
+  var client = Math.random().toString(36).slice(2) + Date.now().toString(36);
 
   function setProps(id, props) {
     if (window.dash_clientside && window.dash_clientside.set_props) {
@@ -60,10 +63,20 @@
              (file.size / 1048576).toFixed(1) + " MB) ...", false)});
     setProps("check-results", {children: []});
     fetch(zone.getAttribute("data-upload-url") + "?name=" + encodeURIComponent(file.name),
-          {method: "POST", body: file, headers: {"X-Tracklens-Upload": "1"}})
+          {method: "POST", body: file, headers: {"X-Tracklens-Upload": "1", "X-Tracklens-Client": client}})
       .then(function (response) {
-        return response.json().then(function (body) { return {ok: response.ok, body: body}; },
-                                    function () { return {ok: false, body: {}}; });
+        // The server answers {"error": "<one line>"}; whatever else comes back (a proxy's page,
+        // plain text), its first line is what the server said, with the status.
+        return response.text().then(function (text) {
+          var body = {};
+          try { body = JSON.parse(text) || {}; } catch (err) {
+            var line = text.split("\n").map(function (l) { return l.trim(); })
+                           .filter(function (l) { return l; })[0] || "";
+            body = {error: file.name + ": the server refused the upload (HTTP " + response.status +
+                           (line ? ": " + line.slice(0, 200) : "") + ")"};
+          }
+          return {ok: response.ok, body: body};
+        }, function () { return {ok: false, body: {}}; });
       })
       .then(function (answer) {
         if (mine !== pending) { return; }  // a newer upload replaced this one

@@ -284,10 +284,9 @@ def chart_section(report: track.TrackReport, charts: pd.DataFrame) -> list:
 def render_report(report: track.TrackReport) -> list:
     """The result section for one analysed upload."""
     charts = data.charts()
-    spectrogram = librosa_visuals.spectrogram_figure(report.log_mel, frame_seconds=report.frame_seconds,
-                                                     title=report.filename)
-    chromagram = librosa_visuals.chromagram_figure(report.chroma, frame_seconds=report.frame_seconds,
-                                                   title=report.filename)
+    title = explore.plotly_text(report.filename)  # a Plotly title reads HTML; the name is the user's
+    spectrogram = librosa_visuals.spectrogram_figure(report.log_mel, frame_seconds=report.frame_seconds, title=title)
+    chromagram = librosa_visuals.chromagram_figure(report.chroma, frame_seconds=report.frame_seconds, title=title)
     return [
         your_track_card(report, charts),
         *blend_section(report),

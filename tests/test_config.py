@@ -1,0 +1,54 @@
+"""config.py: `set_home` (``--data-dir``, $TRACKLENS_HOME) moves every writable folder, and the
+modules that write there read the folder when they write, not when they were imported."""
+
+from __future__ import annotations
+
+import pytest
+import responses
+
+from tracklens import acquire, config
+
+from test_acquire import PLAYLIST, SECRET, TOKEN_URL, add_enrichment, add_playlist, fixture
+
+
+@pytest.fixture
+def new_home(tmp_path, monkeypatch):
+    """``config.set_home(tmp_path / "home")`` for one test; the old folders come back afterwards."""
+    for name in [n for n in vars(config) if n == "HOME" or n.endswith("_DIR")]:
+        monkeypatch.setattr(config, name, getattr(config, name))  # monkeypatch restores each on teardown
+    for variable in ("TRACKLENS_DATA_DIR", "TRACKLENS_CACHE_DIR", "TRACKLENS_MODELS_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+    home = tmp_path / "home"
+    config.set_home(home)
+    return home.resolve()
+
+
+def test_acquire_spotify_writes_below_the_home_set_after_import(new_home):
+    """acquire copied config.RAW_DATA_DIR at import: after set_home it still wrote to the old home."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
+        api.post(TOKEN_URL, json=fixture("spotify_token.json"))
+        add_playlist(api)
+        add_enrichment(api)
+        client = acquire.spotify_client(credentials=("test-client-id", SECRET))
+        result = acquire.acquire_spotify("playlist", PLAYLIST, client=client, progress=False)
+    assert result.path == new_home / "data" / "raw" / "spotify_tracks.csv"
+    assert result.path.is_file() and result.total_rows == 3
+
+
+def test_every_default_folder_follows_set_home(new_home, monkeypatch):
+    import importlib.util
+
+    from tracklens.dashboard import data
+    from tracklens.models import musicnn
+
+    data_dir = new_home / "data"
+    assert config.RAW_DATA_DIR == data_dir / "raw" and config.REPORTS_DIR == new_home / "reports"
+    assert acquire.previews_dir() == data_dir / "raw" / "previews"
+    assert data.demo_data_dir() == data_dir / "demo"
+    # `make musicnn-weights` unpacks the original package below the interim folder of the home in use
+    monkeypatch.delenv("TRACKLENS_MUSICNN_DIR", raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)  # no installed musicnn
+    unpacked = data_dir / "interim" / "musicnn-0.1.0" / "musicnn"
+    (unpacked / musicnn.DEFAULT_MUSICNN).mkdir(parents=True)
+    (unpacked / musicnn.DEFAULT_MUSICNN / ".index").write_bytes(b"")
+    assert musicnn.find_original_package() == unpacked
