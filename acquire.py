@@ -44,10 +44,7 @@ logger = logging.getLogger("tracklens.acquire")
 
 #: Audio-feature columns filled only when Spotify's audio-features endpoint answers (it is
 #: closed to apps created after Nov 2024, so these are usually empty).
-AUDIO_FEATURE_COLUMNS = (
-    "danceability", "energy", "key", "loudness", "mode", "speechiness",
-    "acousticness", "instrumentalness", "liveness", "valence", "tempo",
-)
+AUDIO_FEATURE_COLUMNS = config.SPOTIFY_AUDIO_FEATURES
 #: One row per track. List-valued fields are joined with LIST_SEP ("; "), because artist
 #: names themselves contain commas ("Tyler, The Creator").
 TRACK_COLUMNS = (

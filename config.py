@@ -108,13 +108,27 @@ GTZAN_GENRES = (
 
 DEFAULT_SEED = 42
 
+# Spotify's audio-feature columns (its audio-features endpoint; the chart table), in the chart
+# table's order: the one list every module derives its feature columns from.
+SPOTIFY_AUDIO_FEATURES = (
+    "danceability", "energy", "key", "loudness", "mode", "speechiness",
+    "acousticness", "instrumentalness", "liveness", "valence", "tempo",
+)
+#: The ones that are categories coded as integers (pitch class, major/minor), not quantities.
+SPOTIFY_CODED_FEATURES = ("key", "mode")
+#: The continuous ones, in the same order.
+SPOTIFY_CONTINUOUS_FEATURES = tuple(c for c in SPOTIFY_AUDIO_FEATURES if c not in SPOTIFY_CODED_FEATURES)
+#: Spotify's perceptual 0-1 scores: no audio definition (the feature engine cannot compute them;
+#: models.descriptors estimates some), unlike loudness (dB), tempo (BPM), key and mode.
+SPOTIFY_PERCEPTUAL_FEATURES = tuple(c for c in SPOTIFY_CONTINUOUS_FEATURES if c not in ("loudness", "tempo"))
+
 # Kaggle "Top Hits Spotify from 2000-2019" (songs_normalize.csv) columns, in file order.
 # Shared by demo_data (writes it), acquire (reads it) and prepare (validates it).
 CHART_COLUMNS = (
-    "artist", "song", "duration_ms", "explicit", "year", "popularity", "danceability",
-    "energy", "key", "loudness", "mode", "speechiness", "acousticness", "instrumentalness",
-    "liveness", "valence", "tempo", "genre",
+    "artist", "song", "duration_ms", "explicit", "year", "popularity", *SPOTIFY_AUDIO_FEATURES, "genre",
 )
+#: The chart table's continuous columns a figure draws (key/mode/explicit are codes).
+CHART_CONTINUOUS_FEATURES = (*SPOTIFY_CONTINUOUS_FEATURES, "duration_ms")
 
 
 def load_dotenv_once() -> None:

@@ -43,10 +43,7 @@ def plotly_text(value) -> str:
     return html.escape(str(value), quote=False)
 
 #: Continuous features worth a scatter, a trend or a distribution (key/mode/explicit are codes).
-CONTINUOUS_FEATURES = (
-    "danceability", "energy", "loudness", "speechiness", "acousticness",
-    "instrumentalness", "liveness", "valence", "tempo", "duration_ms",
-)
+CONTINUOUS_FEATURES = config.CHART_CONTINUOUS_FEATURES
 
 #: Each chart column's name in words and its unit: the one map every figure, table and control
 #: labels a column by (:func:`feature_name`, :func:`feature_label`, :func:`format_feature`).
@@ -58,8 +55,7 @@ COLUMN_LABELS: dict[str, tuple[str, str | None]] = {
     "tempo": ("tempo", "BPM"),
     "loudness": ("loudness", "dB, Spotify"),
     "popularity": ("popularity", "0–100"),
-    **{f: (f, "0–1") for f in ("danceability", "energy", "speechiness", "acousticness", "instrumentalness",
-                               "liveness", "valence")},
+    **{f: (f, "0–1") for f in config.SPOTIFY_PERCEPTUAL_FEATURES},
     "key": ("key", None), "mode": ("mode", None), "explicit": ("explicit", None), "year": ("year", None),
 }
 #: Units of the columns in axis titles (from :data:`COLUMN_LABELS`).

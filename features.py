@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from tracklens import batch, config, loudness, numba_cache
+from tracklens import batch, config, loudness, numba_cache, process
 from tracklens.audio import AudioClip, load_audio, load_channels
 from tracklens.batch import load_frames  # noqa: F401 - callers read the engine's frames as features.load_frames
 from tracklens.errors import TracklensError
@@ -48,9 +48,8 @@ SPOTIFY_COLUMNS: tuple[str, ...] = ("tempo", "loudness", "key", "mode", "duratio
 # Spotify's perceptual columns: no audio definition, so the engine never computes them (README
 # "Audio features"); models.descriptors estimates those it can from audio, with their error, as
 # extra track columns (energy_est, acousticness_est: see TrackExtras).
-SPOTIFY_NOT_COMPUTED: tuple[str, ...] = (
-    "danceability", "energy", "speechiness", "acousticness", "instrumentalness", "liveness", "valence",
-)
+SPOTIFY_NOT_COMPUTED: tuple[str, ...] = config.SPOTIFY_PERCEPTUAL_FEATURES
+assert {*SPOTIFY_COLUMNS, *SPOTIFY_NOT_COMPUTED} == {*config.SPOTIFY_AUDIO_FEATURES, "duration_ms"}  # order: the CSV's
 ID_COLUMNS: tuple[str, ...] = ("track_id", "path", "label", "segment", "start_s", "end_s", "length")
 # ``loudness`` is ITU-R BS.1770-4 integrated loudness in LUFS over the file's channels at its own
 # rate (tracklens.loudness; was the mono downmix before FEATURE_VERSION 3: 3-6 dB low on stereo).
@@ -1138,24 +1137,10 @@ def check_numba_cache() -> bool:
 
 def _prepare_process(**kwargs: Any) -> None:
     """The features task's ``warm`` hook, run before any pool and in each worker before each
-    file: numba's compile cache (:func:`warm_numba`, ``kwargs``), and glibc's
-    allocator told to keep freed blocks. One analysis allocates ~100 MB of short-lived arrays;
-    handed back to the kernel, every clip faulted them in again (9 500 page faults, 37 ms of
-    system CPU per 30 s clip; 1 job from Opus 0.28 -> 0.26 s per clip, the same peak memory)."""
-    _keep_freed_memory()
+    file: numba's compile cache (:func:`warm_numba`, ``kwargs``), and glibc's allocator told to
+    keep freed blocks (:func:`process.keep_freed_memory`: the measured reason is there)."""
+    process.keep_freed_memory()
     warm_numba(**kwargs)
-
-
-@functools.cache
-def _keep_freed_memory() -> None:
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD: arrays up to 64 MB come from the heap
-        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD: up to 256 MB freed at its top stay
-    except (OSError, AttributeError):
-        pass  # not glibc: that allocator's defaults stay
 
 
 def features_task(*, segment_seconds: float | None = config.SEGMENT_SECONDS, overlap: float = 0.0,

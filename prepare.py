@@ -55,8 +55,7 @@ VALID_RANGES: dict[str, tuple[float, float]] = {
     "duration_ms": (1, 3_600_000),
     "year": (1900, 2100),
     "popularity": (0, 100),
-    "danceability": (0, 1), "energy": (0, 1), "speechiness": (0, 1), "acousticness": (0, 1),
-    "instrumentalness": (0, 1), "liveness": (0, 1), "valence": (0, 1),
+    **{col: (0, 1) for col in config.SPOTIFY_PERCEPTUAL_FEATURES},
     "key": (0, 11),  # Spotify's -1 ("no key detected") is read as missing, see load_charts
     "mode": (0, 1),
     "loudness": (-60, 5),
@@ -75,8 +74,7 @@ NULL_STRATEGY: dict[str, tuple[str, str]] = {
     "mode": ("most_frequent", "categorical"),
     **{
         col: ("median", "audio feature; the median is robust to the skewed ones")
-        for col in ("duration_ms", "danceability", "energy", "loudness", "speechiness",
-                    "acousticness", "instrumentalness", "liveness", "valence", "tempo")
+        for col in ("duration_ms", *config.SPOTIFY_CONTINUOUS_FEATURES)
     },
 }
 assert set(NULL_STRATEGY) == set(CHART_COLUMNS)

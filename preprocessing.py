@@ -41,10 +41,7 @@ SPLIT_NAMES = ("train", "validate", "test")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
 
 #: Continuous columns that :func:`fit_scaler` standardises (binary and categorical ones are not).
-SCALED_COLUMNS = (
-    "duration_min", "year", "danceability", "energy", "loudness", "speechiness",
-    "acousticness", "instrumentalness", "liveness", "valence", "tempo",
-)
+SCALED_COLUMNS = ("duration_min", "year", *config.SPOTIFY_CONTINUOUS_FEATURES)
 #: Model inputs besides the ``genre_*`` flags (see :func:`feature_columns`). Not features:
 #: ``artist``, ``song`` (identifiers), ``genre`` (expanded into flags), ``popularity`` and
 #: ``popularity_band`` (targets), ``duration_ms`` (same as ``duration_min``), ``decade``

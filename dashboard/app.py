@@ -14,7 +14,8 @@ import os
 import dash
 from dash import Dash, Input, Output, callback, dcc, html
 
-from tracklens.dashboard import data, memory
+from tracklens import process
+from tracklens.dashboard import data
 from tracklens.dashboard.server import MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES  # noqa: F401  (the limits)
 from tracklens.errors import TracklensError
 
@@ -151,7 +152,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 8050, data_dir=None, debug: bo
     data.configure(data_dir)
     _check_port_free(host, port)  # before the slow warm-up, so a clash is reported at once
     security.allow_host(host)
-    memory.limit_malloc_arenas()  # before TensorFlow's and waitress's threads exist
+    process.limit_malloc_arenas()  # before TensorFlow's and waitress's threads exist
     # numba's kernels compiled once, here, before any thread pool starts (waitress's threads, the
     # check's blend thread); check=True repairs a damaged numba cache in a child process first
     # instead of crashing the server (SIGSEGV) at its first analysis.

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tracklens import config
-from tracklens.dashboard import compare, data, memory
+from tracklens import config, process
+from tracklens.dashboard import compare, data
 from tracklens.errors import TracklensError
 
 N_TAGS = 8
@@ -163,7 +163,7 @@ def check_track(source: bytes | Path, filename: str, *, digest: str | None = Non
         with _check_slots:
             report = _check_track(source, display_name(filename))
     finally:
-        memory.return_freed_memory()  # the analysis' arrays are freed by now
+        process.return_freed_memory()  # the analysis' arrays are freed by now
     with _cache_lock:
         _cache[key] = report
         while len(_cache) > _CACHE_SIZE:
@@ -384,8 +384,7 @@ def _tags(clip) -> dict | None:
         return None
     from tracklens.models import musicnn
 
-    patch_s = musicnn.PATCH_FRAMES * musicnn.MUSICNN_HOP / musicnn.MUSICNN_SR
-    n = int(np.ceil((patch_s + 0.05) * clip.sr))  # one patch of samples, a little margin
+    n = int(np.ceil((musicnn.PATCH_S + 0.05) * clip.sr))  # one patch of samples, a little margin
     last = max(len(clip.y) - n, 0)
     starts = np.unique(np.linspace(0, last, MAX_TAG_PATCHES).round().astype(int))
     batch = np.concatenate([musicnn.patches(musicnn.log_mel(clip.y[s:s + n], sr=clip.sr))[:1] for s in starts])

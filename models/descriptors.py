@@ -36,9 +36,7 @@ import numpy as np
 from tracklens import config
 from tracklens.errors import TracklensError
 
-DESCRIPTORS: tuple[str, ...] = (
-    "acousticness", "danceability", "energy", "instrumentalness", "liveness", "speechiness", "valence",
-)
+DESCRIPTORS: tuple[str, ...] = tuple(sorted(config.SPOTIFY_PERCEPTUAL_FEATURES))  # the estimator file's order
 DESCRIPTOR_LABEL = "estimated from audio (650 FMA tracks with Echo Nest values)"
 ESTIMATOR_DIR = config.MODELS_DIR / "descriptors"
 ESTIMATOR_NAME = "estimator.json"

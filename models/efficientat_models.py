@@ -88,8 +88,7 @@ def musicnn_window_means(part, spans: Sequence[tuple[float, float]]) -> np.ndarr
 
     out = musicnn.embed(clip=part)
     rows = np.concatenate([out["embedding"], out["taggram"]], axis=1)
-    patch_s = musicnn.PATCH_FRAMES * musicnn.MUSICNN_HOP / musicnn.MUSICNN_SR
-    centres = np.asarray(out["starts_s"]) + patch_s / 2
+    centres = np.asarray(out["starts_s"]) + musicnn.PATCH_S / 2
     means = []
     for start, end in spans:
         inside = (centres >= start) & (centres < max(end, start + 1e-6))

@@ -26,7 +26,6 @@ Importing this module is cheap; Keras/TensorFlow load inside the functions that 
 from __future__ import annotations
 
 import functools
-import io
 import json
 import os
 from pathlib import Path
@@ -36,7 +35,7 @@ import numpy as np
 
 from tracklens import batch, config
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_path, atomic_write_bytes, file_checksum, read_csv, to_csv_text, verified_file
+from tracklens.fileio import atomic_path, atomic_write_bytes, file_checksum, read_csv, verified_file
 
 # Signal processing of the original (musicnn/configuration.py and the checkpoints' config.json).
 MUSICNN_SR = 16_000
@@ -44,6 +43,7 @@ MUSICNN_N_FFT = 512
 MUSICNN_HOP = 256
 MUSICNN_N_MELS = 96
 PATCH_FRAMES = 187  # librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
+PATCH_S = PATCH_FRAMES * MUSICNN_HOP / MUSICNN_SR  # 2.992 s of audio per patch
 EMBEDDING_SIZE = 200
 
 PRETRAINED_DIR = config.MODELS_DIR / "pretrained"
@@ -465,7 +465,6 @@ def top_tags(tags: np.ndarray, *, name: str = DEFAULT_MUSICNN, k: int = 5) -> li
 # ----------------------------------------------------------------------------- batches
 EMBEDDING_VERSION = 1  # bump when embeddings of the same file and weights would change
 EMBEDDING_COLUMNS = tuple(f"emb_{i:03d}" for i in range(EMBEDDING_SIZE))
-PATCH_S = PATCH_FRAMES * MUSICNN_HOP / MUSICNN_SR  # 2.992 s of audio per patch
 
 
 def embeddings_path(features_out: str | Path, name: str = DEFAULT_MUSICNN) -> Path:
@@ -534,40 +533,6 @@ def extract_embeddings(sources, *, out: str | Path, name: str = DEFAULT_MUSICNN,
     return pd.read_parquet(result.out), errors
 
 
-# ----------------------------------------------------------------------------- tag blend
-def describe_files(paths, *, name: str = DEFAULT_MUSICNN, k: int = 5) -> list[dict | TracklensError]:
-    """musicnn's own tags for each file, a genre-independent second description of a track.
-
-    Returns one item per path: ``{"path", "tags": [(tag, likelihood), ...] best first (k of
-    them), "taggram": (n_patches, n_tags)}``, or the TracklensError that stopped that file (the
-    batch goes on).
-    """
-    from tracklens.audio import load_audio
-
-    out: list[dict | TracklensError] = []
-    for path in paths:
-        try:
-            clip = load_audio(path, sr=MUSICNN_SR)
-            result = embed(clip=clip, name=name)
-        except TracklensError as exc:
-            out.append(exc)
-            continue
-        out.append({"path": str(path), "tags": top_tags(result["tags"], name=name, k=k),
-                    "taggram": result["taggram"]})
-    return out
-
-
-def format_tags(items, *, k: int = 5) -> str:
-    """One line per file: ``path: tag 0.31, tag 0.22, ...`` (or the file's error)."""
-    lines = []
-    for item in items:
-        if isinstance(item, Exception):
-            lines.append(f"{item}")
-        else:
-            lines.append(f"{item['path']}: " + ", ".join(f"{t} {p:.2f}" for t, p in item["tags"][:k]))
-    return "\n".join(lines)
-
-
 def embedding_columns(table, *, tags: bool = True) -> list[str]:
     """The model-input columns of an embedding table: ``emb_*`` (and ``tag:*``), in order."""
     return [c for c in table.columns if c.startswith("emb_") or (tags and c.startswith("tag:"))]
@@ -600,23 +565,3 @@ def join_features(embeddings, features_table, *, columns=None):
         raise MusicnnError(f"feature table lacks columns {missing[:5]}")
     return embeddings.merge(features_table[["track_id", "segment", *columns]], on=["track_id", "segment"], how="inner")
 
-
-def attach_tags(text: str, items, *, fmt: str, k: int = 5) -> str:
-    """Add musicnn tags (from :func:`describe_files`, same order as the files) to blend output.
-
-    ``table``: a "tags" block after the blends; ``csv``: a trailing ``tags`` column
-    (``tag:likelihood;...``, empty for a failed file); ``json``: a ``tags`` list per item.
-    """
-    def tag_pairs(item):
-        return [] if isinstance(item, Exception) else [(t, round(p, 4)) for t, p in item["tags"][:k]]
-
-    if fmt == "csv":
-        frame = read_csv(io.StringIO(text), keep_default_na=False)
-        frame["tags"] = [";".join(f"{t}:{p:.3f}" for t, p in tag_pairs(item)) for item in items]
-        return to_csv_text(frame)
-    if fmt == "json":
-        data = json.loads(text)
-        for entry, item in zip(data, items):
-            entry["tags"] = tag_pairs(item)
-        return json.dumps(data, indent=1)
-    return text + f"\n\nmusicnn tags ({DEFAULT_MUSICNN}, likelihood per tag, not a distribution):\n" + format_tags(items, k=k)

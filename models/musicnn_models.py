@@ -87,8 +87,7 @@ def window_inputs(part, columns: Sequence[str]) -> tuple[np.ndarray, list[tuple[
     n = len(out["embedding"])
     values = {**{c: out["embedding"][:, i] for i, c in enumerate(musicnn.EMBEDDING_COLUMNS)},
               **{f"tag:{t}": out["taggram"][:, i] for i, t in enumerate(out["tag_names"])}}
-    patch_s = musicnn.PATCH_FRAMES * musicnn.MUSICNN_HOP / musicnn.MUSICNN_SR
-    spans = [(float(s), float(min(s + patch_s, part.duration_s))) for s in out["starts_s"]]
+    spans = [(float(s), float(min(s + musicnn.PATCH_S, part.duration_s))) for s in out["starts_s"]]
     if any(c not in values for c in columns):
         from tracklens.features import featurize_clip
 

@@ -21,10 +21,7 @@ from tracklens import config
 from tracklens.errors import TracklensError
 
 #: Numeric audio descriptors of the Top Hits table, in the table's column order.
-AUDIO_FEATURES = (
-    "duration_ms", "explicit", "danceability", "energy", "key", "loudness", "mode",
-    "speechiness", "acousticness", "instrumentalness", "liveness", "valence", "tempo",
-)
+AUDIO_FEATURES = ("duration_ms", "explicit", *config.SPOTIFY_AUDIO_FEATURES)
 TARGET = "popularity"
 
 

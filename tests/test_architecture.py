@@ -7,7 +7,8 @@ too: a lazy import is still a dependency. The rules:
 (a) No import cycle among project modules.
 (b) Data flows one way, acquire -> prepare/features -> models -> views -> writers -> apps: a module
     imports only modules of its own or a lower rank in :data:`RANKS`; a module with no rank fails
-    until it is given one.
+    until it is given one. Inside ``models/`` and ``dashboard/`` the same rule holds between their
+    own modules, by :data:`INNER_RANKS`.
 (c) Views (explore, librosa_visuals) take data and return figures: they import only
     :data:`VIEW_MAY_IMPORT` (no audio decoding, no file reading or writing, no model store).
 (d) No module uses another project module's private name: neither ``from x import _y`` nor
@@ -32,6 +33,7 @@ PACKAGE_FOLDERS = ("", "models", "dashboard", "dashboard/pages")
 #: Lower ranks are further up the flow; a module may import its own rank or lower.
 RANKS = {
     "config": 0, "errors": 0, "fileio": 0,
+    "process": 0,  # process set-up (allocator tuning) that a batch worker and the dashboard server call
     "audio": 1,
     "acquire": 2, "demo_data": 2,
     "prepare": 3, "batch": 3,  # batch: the runner the engine and the embedding models plug into (knows neither)
@@ -44,6 +46,30 @@ RANKS = {
     "playlist": 7,  # Spotify playlist -> previews -> catalogue analysis -> one table (acquire + catalogue)
     "dashboard": 8,  # every dashboard.* module
     "cli": 9,
+}
+#: Ranks inside a package, for imports between two of its modules (the rule of :data:`RANKS`).
+#: A module of the package with no rank here fails until it is given one.
+INNER_RANKS = {
+    "models": {
+        # pure pieces: training tables, metrics, architectures, baselines, the AudioSet-tag verdicts
+        "datasets": 0, "evaluate": 0, "builders": 0, "baselines": 0, "fit": 0, "chart_genres": 0, "oov": 0,
+        "popularity": 0,
+        "musicnn": 1, "efficientat": 1,  # the pretrained embedding front ends
+        "store": 1,  # model directories and cards
+        "registry": 2,  # every model by name (builders, baselines, the front ends' sample rates)
+        "musicnn_models": 2, "efficientat_models": 2,  # windows of audio -> an embedding model's input
+        "train": 3, "blend": 3, "descriptors": 3,  # what users call: train, predict, descriptor estimates
+        "output": 4,  # what predict writes (CSV/JSON/table, --sort-into), from blend's results
+        "heads": 5, "table_model": 5,  # how the shipped models were built (recipes: they use train and blend)
+    },
+    "dashboard": {
+        "data": 0, "components": 0, "security": 0,  # read-only data layer, layout pieces, HTTP hardening
+        "compare": 1, "track": 1,  # one upload's analysis and its comparison with the chart hits
+        "uploads": 2,  # the upload route hands a stored file to track
+        "pages": 3,  # every dashboard.pages.* module
+        "server": 3,  # waitress with the request-body guards (the upload route's limits)
+        "app": 4,
+    },
 }
 VIEWS = ("explore", "librosa_visuals")
 #: What a view may import: constants, errors, pure table helpers, the in-memory popularity model and
@@ -155,6 +181,16 @@ def rank(module: str) -> int | None:
     return RANKS.get(module, RANKS.get(module.split(".")[0]))
 
 
+def inner_rank(module: str) -> tuple[str, int | None] | None:
+    """(package, rank inside it) of a module of a package in :data:`INNER_RANKS`; None for others
+    and for the package's own ``__init__``."""
+    package, _, rest = module.partition(".")
+    if package not in INNER_RANKS or not rest:
+        return None
+    ranks = INNER_RANKS[package]
+    return package, ranks.get(rest, ranks.get(rest.split(".")[0]))
+
+
 def violations(graph: dict[str, set[str]], private: dict[str, set[str]]) -> set[str]:
     """Every broken rule, one readable string each (see the module docstring)."""
     found = {"cycle: " + " <-> ".join(component) for component in cycles(graph)}
@@ -169,6 +205,12 @@ def violations(graph: dict[str, set[str]], private: dict[str, set[str]]) -> set[
                 found.add(f"flow: {module} ({rank(module)}) -> {target} ({rank(target)})")
             if module in VIEWS and target not in VIEW_MAY_IMPORT:
                 found.add(f"view: {module} -> {target}")
+            inner, inner_target = inner_rank(module), inner_rank(target)
+            if inner and inner_target and inner[0] == inner_target[0] and None not in (inner[1], inner_target[1]) \
+                    and inner_target[1] > inner[1]:
+                found.add(f"flow in {inner[0]}: {module} ({inner[1]}) -> {target} ({inner_target[1]})")
+        if (inner := inner_rank(module)) and inner[1] is None:
+            found.add(f"unranked in {inner[0]}: {module}")
         found.update(f"private: {module} -> {name}" for name in private[module])
     return found
 
@@ -196,13 +238,35 @@ def test_checker_sees_lazy_imports_cycles_and_private_names(tmp_path):
     assert violations(graph, private) == {
         "cycle: explore <-> models.store",
         "flow: models.store (5) -> explore (6)",
+        "flow in models: models.store (1) -> models.train (3)",
         "view: explore -> models.store",
         "private: explore -> models.store._x",
         "private: models.store -> models.train._fit",
     }
 
 
-@pytest.mark.parametrize("module", sorted(RANKS))
+def test_checker_sees_upward_imports_inside_models_and_dashboard(tmp_path):
+    """A planted upward import inside models/ (store -> blend) and dashboard/ (data -> pages), and a
+    models module with no inner rank; an import down (blend -> store) is fine."""
+    sources = {"models.store": "from tracklens.models import blend\n", "models.blend": "from . import store\n",
+               "models.newcomer": "", "dashboard.data": "from tracklens.dashboard.pages import charts\n",
+               "dashboard.pages.charts": "from tracklens.dashboard import data\n"}
+    graph, private = {}, {}
+    for name, text in sources.items():
+        path = tmp_path / f"{name}.py"
+        path.write_text(text)
+        graph[name], private[name] = imports_of(name, path, set(sources))
+    assert graph["models.blend"] == {"models.store"}
+    assert violations(graph, private) == {
+        "cycle: models.blend <-> models.store",
+        "cycle: dashboard.data <-> dashboard.pages.charts",
+        "flow in models: models.store (1) -> models.blend (3)",
+        "flow in dashboard: dashboard.data (0) -> dashboard.pages.charts (3)",
+        "unranked in models: models.newcomer",
+    }
+
+
+@pytest.mark.parametrize("module", sorted(RANKS) + sorted(f"{p}.{m}" for p, ranks in INNER_RANKS.items() for m in ranks))
 def test_every_ranked_module_exists(module):
     """A rank for a module that is gone is a stale rule."""
     modules = package_modules()

@@ -6,19 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tracklens import config, fileio
+from tracklens import config
 from tracklens.models import store
 
 from model_helpers import _run_cli
-
-
-def test_attach_tags_escapes_and_keeps_blend_cells():
-    from tracklens.models import musicnn
-
-    blend_csv = fileio.to_csv_text(pd.DataFrame({"path": ["=cmd.wav"], "top_genre": ["rock"], "rock": [1.0]}))
-    text = musicnn.attach_tags(blend_csv, [{"path": "=cmd.wav", "tags": [("@rock", 0.9)]}], fmt="csv")
-    raw = pd.read_csv(__import__("io").StringIO(text), dtype=str)
-    assert raw.loc[0, "path"] == "'=cmd.wav" and raw.loc[0, "tags"] == "'@rock:0.900"
 
 
 @pytest.mark.slow  # shares the session-wide demo training (~1-2 min on 2 cores)

@@ -20,15 +20,15 @@ import dash
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
-from tracklens import explore
+from tracklens import config, explore
 from tracklens.dashboard import data
 from tracklens.dashboard.components import figure_panel
 from tracklens.errors import TracklensError
+from tracklens.prepare import split_genres  # the one genre parser
 
 
 # Audio-descriptor columns of the Top Hits schema that make sense against popularity.
-FEATURE_COLUMNS = ("danceability", "energy", "loudness", "speechiness", "acousticness",
-                   "instrumentalness", "liveness", "valence", "tempo", "duration_ms", "key", "mode")
+FEATURE_COLUMNS = (*config.CHART_CONTINUOUS_FEATURES, *config.SPOTIFY_CODED_FEATURES)
 HEATMAP_BOOTSTRAP = 200  # bootstrap resamples per interval: enough for a 95% CI, fast per callback
 EXPLICIT_OPTIONS = [{"label": "all", "value": "all"}, {"label": "explicit only", "value": "yes"},
                     {"label": "clean only", "value": "no"}]
@@ -39,20 +39,11 @@ def feature_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in FEATURE_COLUMNS if c in df.columns and pd.api.types.is_numeric_dtype(df[c])]
 
 
-def genre_tokens(series: pd.Series) -> pd.Series:
-    """Split Top Hits' comma-separated genre strings into lists of clean genre names."""
-    def split(value) -> list[str]:
-        if not isinstance(value, str):
-            return []
-        return [g.strip() for g in value.split(",") if g.strip() and g.strip() != "set()"]
-    return series.map(split)
-
-
 def genre_options(df: pd.DataFrame) -> list[str]:
     """Every genre name in the table, most frequent first."""
     if "genre" not in df.columns or df.empty:
         return []
-    return genre_tokens(df["genre"]).explode().dropna().value_counts().index.tolist()
+    return df["genre"].map(split_genres).explode().dropna().value_counts().index.tolist()
 
 
 def filter_charts(df: pd.DataFrame, *, years: list | tuple | None = None, genres: list | None = None,
@@ -65,7 +56,7 @@ def filter_charts(df: pd.DataFrame, *, years: list | tuple | None = None, genres
         mask &= df["year"].between(lo, hi)
     if genres and "genre" in df.columns:
         wanted = set(genres)
-        mask &= genre_tokens(df["genre"]).map(lambda gs: bool(wanted.intersection(gs)))
+        mask &= df["genre"].map(split_genres).map(lambda gs: bool(wanted.intersection(gs)))
     if explicit in ("yes", "no") and "explicit" in df.columns:
         mask &= df["explicit"].astype(bool) == (explicit == "yes")
     return df[mask]
