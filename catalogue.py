@@ -105,6 +105,9 @@ OUTPUT_FORMATS = ("table", "csv", "json")
 #: both chosen inside the GTZAN train fold (bench/similar.py: select_similarity)
 GENRE_WEIGHT = 0.5
 LABELLED_GENRE_WEIGHT = 0.3
+#: with labels, the centred embedding's part of the sound share (the rest: the LDA projection), so
+#: 0.2 centred embedding + 0.5 LDA + 0.3 blend; the LDA alone would tie every track of a genre
+LABELLED_SOUND_SHARE = 2 / 7
 #: below this many tracks the catalogue's mean embedding is too noisy to centre on: raw cosine
 MIN_CENTRING_TRACKS = 20
 
@@ -628,9 +631,10 @@ class SoundIndex:
     the square root of its share, so one dot product gives ``(1 - w) cos(sound) + w cos(blend)``.
 
     ``sound``: the embedding minus the catalogue's mean embedding (raw below
-    ``MIN_CENTRING_TRACKS`` tracks), or, given the catalogue tracks' genre ``labels``, the
-    embedding projected by a shrinkage LDA fitted on them (a catalogue with labels only; ``w``
-    defaults to ``LABELLED_GENRE_WEIGHT`` then). Only the catalogue is fitted: the query never is."""
+    ``MIN_CENTRING_TRACKS`` tracks). Given the catalogue tracks' genre ``labels`` (a catalogue
+    with labels only), the sound share is split between that and the embedding projected by a
+    shrinkage LDA fitted on the labels (``LABELLED_SOUND_SHARE`` of it to the centred embedding),
+    and ``w`` defaults to ``LABELLED_GENRE_WEIGHT``. Only the catalogue is fitted, never the query."""
 
     def __init__(self, embeddings: np.ndarray, blends: np.ndarray | None = None, *, genre_weight: float | None = None,
                  labels: np.ndarray | None = None):
@@ -642,23 +646,25 @@ class SoundIndex:
         self.n_genres = blends.shape[1] if blends is not None else 0
         embeddings = np.asarray(embeddings, np.float64)
         self._lda = None
-        self.centre = np.zeros(embeddings.shape[1])
+        self.centre = embeddings.mean(axis=0) if len(embeddings) >= MIN_CENTRING_TRACKS else np.zeros(embeddings.shape[1])
         if labels is not None:
             from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
             self._lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(embeddings, np.asarray(labels))
-        elif len(embeddings) >= MIN_CENTRING_TRACKS:
-            self.centre = embeddings.mean(axis=0)
         self.matrix = np.ascontiguousarray(self.transform(embeddings, blends))  # row-major: fast products
         self.sound_width = self.matrix.shape[1] - self.n_genres
 
-    def sound(self, embeddings: np.ndarray) -> np.ndarray:
-        """The sound block before normalising: centred, or LDA-projected."""
+    def _sound_parts(self, embeddings: np.ndarray) -> list[np.ndarray]:
+        """The sound blocks, each unit length and scaled by the square root of its share."""
         x = np.atleast_2d(np.asarray(embeddings, np.float64))
-        return self._lda.transform(x) if self._lda is not None else x - self.centre
+        share = 1.0 - self.genre_weight
+        if self._lda is None:
+            return [np.sqrt(share) * _unit(x - self.centre)]
+        return [np.sqrt(share * LABELLED_SOUND_SHARE) * _unit(x - self.centre),
+                np.sqrt(share * (1.0 - LABELLED_SOUND_SHARE)) * _unit(self._lda.transform(x))]
 
     def transform(self, embeddings: np.ndarray, blends: np.ndarray | None = None) -> np.ndarray:
-        parts = [np.sqrt(1.0 - self.genre_weight) * _unit(self.sound(embeddings))]
+        parts = self._sound_parts(embeddings)
         if self.n_genres:
             blends = np.zeros((len(parts[0]), self.n_genres), np.float32) if blends is None else blends
             parts.append(np.sqrt(self.genre_weight) * _unit(blends))
@@ -668,7 +674,8 @@ class SoundIndex:
         """Similarity of one track (raw ``embedding``, its blend probabilities in the catalogue's
         genre order) with every catalogue track; without ``blend``, by sound alone (-1..1)."""
         if blend is None and self.genre_weight:
-            return (self.matrix[:, :self.sound_width] @ _unit(self.sound(embedding))[0]) / np.sqrt(1.0 - self.genre_weight)
+            query = np.hstack(self._sound_parts(embedding))[0].astype(np.float32)
+            return (self.matrix[:, :self.sound_width] @ query) / (1.0 - self.genre_weight)
         return self.matrix @ self.transform(np.atleast_2d(embedding), None if blend is None else np.atleast_2d(blend))[0]
 
 
