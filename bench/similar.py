@@ -18,7 +18,10 @@ Run:  .venv/bin/python bench/similar.py [--gtzan ../shared/data/gtzan] [--work d
    Rows marked LEAKY use the shipped genre head's blend: it was refitted on train + valid, so it
    has seen these queries; they are listed for reference and never chosen. The honest rows refit
    the head's recipe on the train fold alone (:func:`train_only_blend`). The shipped similarity
-   (``catalogue.SoundIndex``) is half sound embedding, half genre blend.
+   (``catalogue.SoundIndex``, label-free and ``use_labels``) is listed beside the previous rule.
+   Before that valid run, :func:`select_similarity` chooses the similarity by 5-fold retrieval
+   inside the train fold alone (optimistic: the train fold repeats artists) and prints its table;
+   the valid fold scores each choice once.
 2. **Build throughput** (``timing``): the catalogue's per-file analysis (decode, engine values,
    descriptor estimates, genre blend + fit + chart genres + embedding in one EfficientAT pass)
    on full 30 s clips, this process pinned to one core and TensorFlow to one thread; CPU seconds
@@ -27,7 +30,8 @@ Run:  .venv/bin/python bench/similar.py [--gtzan ../shared/data/gtzan] [--work d
    ``genre pass`` is the blend call alone on the same clips (its share of the total).
 3. **``similar`` latency** (``latency``): synthetic catalogues of 10,000 and 100,000 rows with
    random 384-d embeddings; median / p95 of 50 queries (an embedding, so no audio analysis),
-   all tracks and ``within`` one genre; the one-off index build is listed apart. Target: <= 50 ms
+   all tracks, ``within`` one genre, and ``use_labels`` (the blend's top genre as the label);
+   the one-off index build is listed apart. Target: <= 50 ms
    at 100,000 rows.
 """
 
