@@ -219,6 +219,65 @@ def test_similarity_is_half_sound_half_genre_blend():
         catalogue.SoundIndex(emb, blends, genre_weight=1.5)
 
 
+def planted_catalogue(n: int = 60, seed: int = 0):
+    """``n`` random embeddings sharing one large common component (as real embeddings do: every
+    EfficientAT mean embedding points roughly the same way), two genres, and a query with three
+    planted near-duplicates appended at increasing noise."""
+    rng = np.random.default_rng(seed)
+    common = 20 * rng.normal(size=catalogue.EMBEDDING_SIZE)
+    labels = np.array(["jazz", "metal"] * (n // 2))
+    genre_shift = {g: 3 * rng.normal(size=catalogue.EMBEDDING_SIZE) for g in ("jazz", "metal")}
+    emb = np.array([common + genre_shift[g] + rng.normal(size=catalogue.EMBEDDING_SIZE) for g in labels])
+    query = common + genre_shift["jazz"] + rng.normal(size=catalogue.EMBEDDING_SIZE)
+    planted = [query + noise * rng.normal(size=catalogue.EMBEDDING_SIZE) for noise in (0.0, 0.1, 0.3)]
+    blends = np.where(labels[:, None] == np.array(["jazz", "metal"]), 0.8, 0.2)
+    emb = np.vstack([emb, planted]).astype(np.float32)
+    return emb, np.vstack([blends, [[0.8, 0.2]] * 3]).astype(np.float32), np.append(labels, ["jazz"] * 3), query
+
+
+def test_similarity_centres_the_sound_on_the_catalogue_mean():
+    emb, blends, _, query = planted_catalogue()
+    index = catalogue.SoundIndex(emb, blends)
+    centred = emb - emb.astype(np.float64).mean(axis=0)
+    q = query - emb.astype(np.float64).mean(axis=0)
+    sound = centred @ q / np.linalg.norm(centred, axis=1) / np.linalg.norm(q)
+    blend = blends @ np.array([0.8, 0.2]) / np.linalg.norm(blends, axis=1) / np.linalg.norm([0.8, 0.2])
+    np.testing.assert_allclose(index.scores(query, np.array([0.8, 0.2])), 0.5 * sound + 0.5 * blend, atol=1e-4)
+    # raw cosines are all near 1 (the common component); centred, the planted copies stand out, in order
+    order = np.argsort(-index.scores(query, np.array([0.8, 0.2])), kind="stable")
+    assert list(order[:3]) == [len(emb) - 3, len(emb) - 2, len(emb) - 1]
+    # a catalogue too small to estimate a mean is compared raw
+    small = catalogue.SoundIndex(emb[:5], blends[:5], genre_weight=0.0)
+    raw = emb[:5] @ query / np.linalg.norm(emb[:5], axis=1) / np.linalg.norm(query)
+    np.testing.assert_allclose(small.scores(query), raw, atol=1e-4)
+
+
+def test_use_labels_adds_an_lda_of_the_catalogue_labels_and_keeps_planted_copies_first():
+    emb, blends, labels, query = planted_catalogue()
+    index = catalogue.SoundIndex(emb, blends, labels=labels)
+    assert index.genre_weight == catalogue.LABELLED_GENRE_WEIGHT
+    assert index.matrix.shape[1] == catalogue.EMBEDDING_SIZE + 1 + 2  # centred embedding, 1 LDA axis (2 genres), blend
+    scores = index.scores(query, np.array([0.8, 0.2]))
+    assert set(np.argsort(-scores)[:10]) <= set(np.flatnonzero(labels == "jazz"))
+    # the LDA axis alone ties every jazz track; the centred embedding's share still ranks the copies first
+    assert list(np.argsort(-scores, kind="stable")[:3]) == [len(emb) - 3, len(emb) - 2, len(emb) - 1]
+    assert scores[-3] == pytest.approx(1.0, abs=1e-4)  # the exact copy
+    sound_alone = index.scores(query)
+    assert sound_alone.max() == pytest.approx(1.0, abs=1e-4) and sound_alone.min() >= -1.0 - 1e-4
+
+
+def test_use_labels_needs_a_labelled_catalogue(fake, refs, tmp_path):
+    cat = build(refs, tmp_path / "cat")  # folder source: its sub-folders label the tracks
+    query = refs / "metal" / "metal.00000.wav"
+    labelled = catalogue.similar(query, cat, top=4, use_labels=True)
+    assert set(labelled["top_genre"]) == {"metal"}
+    unlabelled = catalogue.load(tmp_path / "cat")
+    unlabelled.tracks["label"] = ""
+    with pytest.raises(catalogue.CatalogueError, match="no genre labels"):
+        catalogue.similar(query, unlabelled, use_labels=True)
+    assert len(catalogue.similar(query, unlabelled, top=2)) == 2  # label-free still works
+
+
 def test_neighbour_formats(fake, refs, tmp_path):
     cat = build(refs, tmp_path / "cat")
     result = catalogue.similar(refs / "jazz" / "jazz.00001.wav", cat, top=2)
@@ -325,11 +384,12 @@ def test_cli_build_similar_and_check(fake, refs, tmp_path, run_cli):
 def test_real_analysis_finds_planted_near_duplicates_in_order(demo_catalogue, tmp_path):
     """The shipped analysis end to end: a demo clip's copies, less and more degraded, rank 1, 2, 3."""
     refs = tmp_path / "refs"
-    for genre in ("metal", "classical", "disco"):
-        (refs / genre).mkdir(parents=True)
-        for src in sorted((demo_catalogue / "audio" / genre).glob("*.wav"))[:2]:
-            shutil.copy(src, refs / genre / src.name)
     query_file = sorted((demo_catalogue / "audio" / "disco").glob("*.wav"))[5]
+    for genre in ("metal", "classical", "disco"):  # 17 + 3 planted: enough to centre on the catalogue mean
+        (refs / genre).mkdir(parents=True)
+        for src in [f for f in sorted((demo_catalogue / "audio" / genre).glob("*.wav")) if f != query_file][:6]:
+            shutil.copy(src, refs / genre / src.name)
+    refs_of_disco = len(list((refs / "disco").glob("*.wav")))
     y, sr = sf.read(query_file, dtype="float32")
     rng = np.random.default_rng(0)
     degraded = (0.9 * y,  # quieter only
@@ -338,7 +398,7 @@ def test_real_analysis_finds_planted_near_duplicates_in_order(demo_catalogue, tm
     for i, version in enumerate(degraded):
         write(refs / "planted" / f"copy.{i}.wav", version)
     cat = catalogue.build(refs, tmp_path / "cat", progress=False, cache_dir=tmp_path / "cache")
-    assert cat.card["counts"]["errors"] == 0 and len(cat) == 9
+    assert cat.card["counts"]["errors"] == 0 and len(cat) == 12 + refs_of_disco + 3 >= catalogue.MIN_CENTRING_TRACKS
     track = catalogue.analyse(query_file)
     assert track.embedding.shape == (catalogue.EMBEDDING_SIZE,) and track.audioset.shape == (catalogue.N_AUDIOSET,)
     result = catalogue.similar(track, cat, top=4)
