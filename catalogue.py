@@ -82,7 +82,7 @@ from tracklens.fileio import atomic_write_bytes, file_checksum, read_csv, write_
 FORMAT = "tracklens-catalogue"
 FORMAT_VERSION = 1
 #: bump when the per-file results of the same file and versions change (the batch cache key)
-ANALYSIS_VERSION = 2  # 2: AudioSet likelihoods block
+ANALYSIS_VERSION = 3  # 2: AudioSet likelihoods block; 3: the engine's card columns (bpm, tempo_alt, true peak, LRA, key confidence)
 #: the genre model a catalogue is built with: EfficientAT only, so the embedding, the blend, the
 #: fit verdict and the chart-genre tags all come from one forward pass (the fusion model `default`
 #: adds musicnn at ~0.9 s per 30 s clip, beyond the 10,000-previews-per-hour-on-2-cores budget)
@@ -262,12 +262,12 @@ def catalogue_task(model: str = DEFAULT_MODEL, *, max_duration: float = config.F
     v = versions(model)
     genres = v["model"]["genres"]
     value_columns = (*features.SUMMARY_COLUMNS, *(c for c in features.SPOTIFY_COLUMNS if c != "tempo"),
-                     "start_s", "end_s", "length", "truncated", *_descriptor_extras().columns)
+                     *features.CARD_COLUMNS, "start_s", "end_s", "length", "truncated", *_descriptor_extras().columns)
     model_columns = (*(f"blend_{g}" for g in genres), "top_genre", "blend_label", "fit", "fit_reason",
                      "chart_genres", "chart_genre")
     columns = (*batch.ID_COLUMNS, "segment", *value_columns, "key_name", "duration_s", *model_columns,
                *EMBEDDING_COLUMNS, *AUDIOSET_COLUMNS)
-    text = ("key_name", "top_genre", "blend_label", "fit", "fit_reason", "chart_genres", "chart_genre")
+    text = ("key_name", "key_runner_up", "top_genre", "blend_label", "fit", "fit_reason", "chart_genres", "chart_genre")
     dtypes = {**dict.fromkeys(("segment", "length", "key", "mode", "duration_ms"), "int64"), "truncated": "bool",
               **dict.fromkeys(text, "str")}
     params = {"model": model, "model_sha256": v["model"]["sha256"], "embedding": v["embedding"]["weights_sha256"],
