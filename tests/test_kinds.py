@@ -101,3 +101,14 @@ def test_a_planted_kinds_weight_check_refuses_other_weights(planted):
     card["input"]["weights"] = "other"
     with pytest.raises(store.ModelCardError, match="other planted weights"):
         blend.GenreModel.load("planted-dir")
+
+
+def test_the_kinds_import_cheaply():
+    """models.registry (and so the CLI help) imports the kinds: no numpy, pandas or Keras until a kind's function runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tracklens.models.kinds, tracklens.models.registry; "
+            "print(sorted(m for m in ('numpy', 'pandas', 'keras', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
