@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from tracklens import config
-from tracklens.models import blend, heads, registry
+from tracklens.models import blend, heads, kinds, registry
 
 CLIP = "gtzan/audio/rock/rock.00000.opus"
 DEFAULT_PLOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "genre_accuracy_cost.png"
@@ -59,10 +59,9 @@ def stub_model(candidate: heads.Candidate, rows: dict) -> blend.GenreModel:
     spec = registry.spec(heads.REGISTRY_NAMES[candidate.name])
     columns = [c for input_set, _ in candidate.parts for c in rows[input_set].columns]
     keras_model = getattr(builders, spec.factory)((len(columns),), 10)
-    window_s = 10.0 if spec.input_kind in blend.EFFICIENTAT_KINDS else 3.0
+    kind = kinds.get(spec.input_kind)
     card = {"name": candidate.name, "genres": list(config.GTZAN_GENRES),
-            "input": {"kind": spec.input_kind, "columns": columns, "shape": [len(columns)], "window_s": window_s,
-                      "sample_rate": registry.sample_rate(spec.input_kind)},
+            "input": kind.card_input(columns, [len(columns)], kind.window_s),
             "calibration": {"temperature": 1.0, "aggregation": "mean_logprob"}}
     return blend.GenreModel(keras_model, card, config.MODELS_DIR)
 

@@ -5,6 +5,8 @@ Importing this package is cheap: TensorFlow/Keras load only inside the functions
 
 Modules
 - ``registry``: every model name -> (Keras builder or baseline, input kind); the one list of names.
+- ``kinds``: every input kind, one object each (source, rate, window, card record, how a block
+  becomes model input, weight checks); callers look a kind up instead of testing its name.
 - ``builders``: one short ``build_x(input_shape, n_classes, *, ...) -> keras.Model`` per architecture.
 - ``baselines``: scikit-learn ``Pipeline`` factories (logistic regression, k-NN, RF, SVM, GB).
 - ``datasets``: feature tables (GTZAN CSV or ``features.parquet``), split files, grouped splits and

@@ -39,7 +39,6 @@ need whole 3 s segments, so short input is looped for them.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Sequence
@@ -49,7 +48,7 @@ import pandas as pd
 
 from tracklens import config
 from tracklens.errors import TracklensError
-from tracklens.models import datasets, evaluate, store
+from tracklens.models import datasets, evaluate, kinds, store
 
 BLEND_MARGIN = 0.10  # a second genre within 0.10 probability of the top one names a blend
 # Measured by bench/accuracy.py on the real GTZAN valid fold (see README "Genre models"):
@@ -62,8 +61,6 @@ SHIPPED_NAMES = ("default", "default-fast", "default-table", "fusion", "musicnn"
 MAX_BLEND_S = config.FEATURE_MAX_DURATION_S
 #: A header's duration above this is treated as unknown (the blocks are then read until the data ends)
 MAX_BELIEVED_S = 24 * 3600.0
-#: Input kinds read from EfficientAT windows (models.efficientat_models; no numpy import needed here)
-EFFICIENTAT_KINDS = ("efficientat", "fusion")
 
 
 @dataclass
@@ -144,13 +141,7 @@ class GenreModel:
     def load(cls, model_dir: str | Path) -> "GenreModel":
         """Load and verify; raises ModelCardError (a TracklensError) with the reason on any doubt."""
         keras_model, card = store.load_keras_model(model_dir)
-        kind = str(card["input"].get("kind", ""))
-        if kind.startswith("musicnn") or kind == "fusion":
-            _check_embedding_weights(card["input"].get("musicnn", card), Path(model_dir))
-        if kind in EFFICIENTAT_KINDS:
-            from tracklens.models import efficientat_models
-
-            efficientat_models.check_weights(card, Path(model_dir))
+        kinds.get(card["input"].get("kind", "")).check_weights(card, Path(model_dir))
         return cls(keras_model, card, Path(model_dir))
 
     @property
@@ -164,6 +155,11 @@ class GenreModel:
     @property
     def input_kind(self) -> str:
         return self.card["input"]["kind"]
+
+    @property
+    def kind(self) -> kinds.InputKind:
+        """What the card's input kind means (:mod:`models.kinds`)."""
+        return kinds.get(self.input_kind)
 
     @property
     def sample_rate(self) -> int:
@@ -190,7 +186,7 @@ class GenreModel:
         expected = tuple(self.card["input"]["shape"])
         if x.ndim == len(expected):
             x = x[None]
-        if x.shape[1:] != expected and self.input_kind == "summary":
+        if x.shape[1:] != expected and self.kind.reads_table:
             raise TracklensError(f"model {self.name} expects inputs of shape {expected}, got {x.shape[1:]}")
         if len(x) == 0:
             return np.zeros((0, len(self.genres)))
@@ -212,20 +208,6 @@ class GenreModel:
         if missing:
             raise TracklensError(f"feature table lacks {missing[:5]} needed by model {self.name}")
         return table[columns].to_numpy(np.float32)
-
-
-def _check_embedding_weights(record: dict, model_dir: Path) -> None:
-    """Refuse a head trained on other musicnn weights than the shipped ones (its inputs would differ).
-
-    ``record``: the card (its ``input`` holds the musicnn fields) or, for fusion, ``input.musicnn``."""
-    from tracklens.models import musicnn
-
-    record = record.get("input", record)
-    name = record.get("embedding_model", musicnn.DEFAULT_MUSICNN)
-    shipped = musicnn.read_manifest().get(name, {}).get("weights_sha256")
-    if shipped is None or shipped != record.get("embedding_weights_sha256"):
-        raise store.ModelCardError(f"{model_dir}: trained on {name} weights {str(record.get('embedding_weights_sha256'))[:12]}..., "
-                                   f"but models/pretrained/ has {str(shipped)[:12]}...; retrain it (e.g. `make default-model`)")
 
 
 def resolve_model_dir(model: str | Path | None, *, table: bool = False) -> Path:
@@ -316,8 +298,7 @@ def block_plan(duration_s: float, block_s: float, *, max_blocks: int | None = No
         yield block(int(i))
 
 
-def _loop_to(y: np.ndarray, n: int) -> np.ndarray:
-    return np.tile(y, math.ceil(n / len(y)))[:n] if len(y) < n else y
+_loop_to = kinds.loop_to  # bench/accuracy.py loops a short clip as the blend does
 
 
 def _source_clip(source):
@@ -383,32 +364,8 @@ def file_blocks(path: str | Path, *, sr: int, block_s: float = BLOCK_S) -> Itera
 
 
 def _window_inputs(model: GenreModel, part, *, short_input: str) -> WindowRows:
-    """The model's raw inputs for one decoded block: one row per ``window_s`` segment, with spans (s)."""
-    from dataclasses import replace
-
-    from tracklens.features import featurize_clip
-
-    if model.input_kind in EFFICIENTAT_KINDS:  # EfficientAT windows: any length is one or more windows
-        from tracklens.models import efficientat_models
-
-        return WindowRows(*efficientat_models.window_inputs(part, model.card["input"]["columns"]))
-    if model.input_kind.startswith("musicnn"):  # embedding models: musicnn repeat-pads short input itself
-        from tracklens.models.musicnn_models import window_inputs
-
-        return WindowRows(*window_inputs(part, model.card["input"]["columns"]))
-    seg = model.window_s
-    if len(part.y) < int(round(seg * part.sr)):
-        if short_input == "as_is" and model.input_kind == "summary":
-            cf = featurize_clip(part, segment_seconds=None)
-            return WindowRows(np.array([[cf.track[c] for c in model.card["input"]["columns"]]], np.float32),
-                              [(0.0, part.duration_s)])
-        part = replace(part, y=_loop_to(part.y, int(round(seg * part.sr))))
-    cf = featurize_clip(part, segment_seconds=seg)
-    spans = [(s["start_s"], s["end_s"]) for s in cf.segments]
-    if model.input_kind == "summary":
-        columns = model.card["input"]["columns"]
-        return WindowRows(np.array([[s[c] for c in columns] for s in cf.segments], np.float32), spans)
-    return WindowRows(cf.frames[model.input_kind], spans)
+    """The model's raw inputs for one decoded block: one row per window, with spans (s) (the kind says how)."""
+    return WindowRows(*model.kind.window_inputs(part, model.card["input"], short_input=short_input))
 
 
 def _at_rate(clip, sr: int):
@@ -525,8 +482,7 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
 
 def _notes(model: GenreModel, result: Blend, duration_s: float, short_input: str) -> list[str]:
     """The blend's status lines: what a short input was padded with, and how much was blended."""
-    how = "repeat-padded" if model.input_kind.startswith("musicnn") else (
-        "one shorter window" if model.input_kind in EFFICIENTAT_KINDS else short_input)
+    how = model.kind.short_input_note or short_input
     notes = [f"shorter than the model's {model.window_s:g} s window: {how}"] if duration_s < model.window_s else []
     stretches = result.analysed
     if result.analysed_s >= duration_s - 0.5 * model.window_s or len(stretches) == 1 and stretches[0][0] <= 0.01:
@@ -619,7 +575,7 @@ def predict_table(model: GenreModel, features_csv: str | Path) -> tuple[pd.DataF
 
     Returns (the normalised table with ``track_id`` and optional ``label``, calibrated probabilities).
     """
-    if model.input_kind != "summary":
+    if not model.kind.reads_table:
         raise TracklensError(f"model {model.name} reads {model.input_kind} inputs from audio; a feature table needs a "
                              "summary-feature model (linear, mlp; the shipped one is models/default-table)")
     table = datasets.read_feature_table(features_csv)

@@ -770,14 +770,13 @@ def ship(candidate: Candidate, result: dict, rows: dict[str, Rows], out_dir: str
     """
     import time
 
-    from tracklens.models import efficientat_models, musicnn_models, registry, store, train
+    from tracklens.models import kinds, registry, store, train
 
     start = time.perf_counter()
     model, joined = fit_for_shipping(candidate, result, rows, seed=seed, augmented=augmented)
     registry_name = REGISTRY_NAMES[candidate.name]
-    kind = registry.spec(registry_name).input_kind
-    card_input = efficientat_models.card_input(kind) if kind in efficientat_models.KINDS else musicnn_models.card_input()
-    window_s = efficientat_models.WINDOW_S if kind in efficientat_models.KINDS else musicnn_models.WINDOW_S
+    kind = kinds.get(registry.spec(registry_name).input_kind)
+    card_input, window_s = kind.embedding_record(), kind.window_s
     short = frozenset(joined.clip[joined.length == "snippets"])
     inputs = datasets.ModelInputs(x=joined.x, y=joined.y, track_ids=joined.clip, folds=joined.fold,
                                   columns=joined.columns, window_s=window_s, card_input=card_input,

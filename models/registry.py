@@ -2,10 +2,8 @@
 
 A model name stands for a :class:`ModelSpec`: its family (a Keras network from
 :mod:`models.builders` or a scikit-learn pipeline from :mod:`models.baselines`), the function that
-makes it, and its input kind. An input kind comes from one source (:data:`INPUT_SOURCES`): the 57
-summary features of a feature table, the feature engine's frame matrices, or a pretrained
-network's embeddings; :func:`sample_rate` says at which rate its audio is decoded, which
-:mod:`models.train` records in every card.
+makes it, and its input kind (:mod:`models.kinds`: where its rows come from, the rate its audio
+is decoded at, which :mod:`models.train` records in every card).
 
 Importing this module is cheap (no numpy, no Keras), so the CLI builds its help text from it.
 """
@@ -14,8 +12,8 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from tracklens import config
 from tracklens.errors import TracklensError
+from tracklens.models import kinds
 
 
 class ModelSpec(NamedTuple):
@@ -24,7 +22,7 @@ class ModelSpec(NamedTuple):
     family : "keras" (``models.builders.<factory>(input_shape, n_classes, ...)``) or "baseline"
         (``models.baselines.<factory>(random_state=...)``, scored but not saved as a predictor)
     factory : the function's name in that module
-    input_kind : a key of :data:`INPUT_SOURCES`
+    input_kind : a key of :data:`models.kinds.KINDS`
     """
 
     family: Literal["keras", "baseline"]
@@ -51,20 +49,8 @@ MODELS: dict[str, ModelSpec] = {
     "fusion_linear": ModelSpec("keras", "build_linear", "fusion"),
 }
 
-#: Input kind -> where its rows come from: "summary" (the 57 columns of a feature table),
-#: "frames" (``features.load_frames`` beside a features.parquet), "embeddings" (the musicnn
-#: table beside it; ``musicnn_fusion`` adds the 57 summary features of the same 3 s segment) or
-#: "efficientat_windows" (EfficientAT's 10 s windows, ``fusion`` with musicnn's patch means:
-#: :mod:`models.efficientat_models`, cached and trained by :mod:`models.heads`).
-INPUT_SOURCES = {
-    "summary": "summary",
-    "log_mel": "frames",
-    "sequence": "frames",
-    "musicnn": "embeddings",
-    "musicnn_fusion": "embeddings",
-    "efficientat": "efficientat_windows",
-    "fusion": "efficientat_windows",
-}
+#: Input kind -> where its rows come from (:attr:`models.kinds.InputKind.source`).
+INPUT_SOURCES = {name: kind.source for name, kind in kinds.KINDS.items()}
 
 #: Sources ``tracklens train`` cannot read yet, and what trains their models instead.
 TRAINED_ELSEWHERE = {
@@ -132,15 +118,7 @@ def architecture(name: str) -> str:
 
 def sample_rate(input_kind: str) -> int:
     """Rate (Hz) the audio behind an input kind is decoded at: the feature engine's, or the embedding network's."""
-    if INPUT_SOURCES[input_kind] == "embeddings":
-        from tracklens.models.musicnn import MUSICNN_SR  # numpy-heavy module: only when asked
-
-        return MUSICNN_SR
-    if INPUT_SOURCES[input_kind] == "efficientat_windows":
-        from tracklens.models.efficientat import SAMPLE_RATE
-
-        return SAMPLE_RATE
-    return config.SAMPLE_RATE
+    return kinds.get(input_kind).sample_rate
 
 
 def names_help() -> str:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from tracklens import config
 from tracklens.errors import TracklensError
-from tracklens.models import datasets, evaluate, registry, store
+from tracklens.models import datasets, evaluate, kinds, registry, store
 
 # Per-family defaults: maximum epochs, early-stopping patience, batch size, Adam learning rate.
 SUMMARY_FIT = {"epochs": 150, "patience": 20, "batch_size": 32, "learning_rate": 5e-3}
@@ -264,13 +264,12 @@ def model_card(model_name: str, inputs: datasets.ModelInputs, result: dict, *, c
     ``split``, ``parameters``, ``calibration`` and ``metrics`` hold the run's fields; the input,
     data and the valid-fold scores come from ``inputs`` and ``result``.
     """
-    kind = registry.spec(model_name).input_kind
+    kind = kinds.get(registry.spec(model_name).input_kind)
     folds = inputs.folds
     return {
         "name": card_name, "architecture": registry.architecture(model_name), "genres": list(genres),
-        "input": {"kind": kind, "columns": inputs.columns, "shape": list(inputs.x.shape[1:]),
-                  "window_s": round(inputs.window_s, 3), "sample_rate": registry.sample_rate(kind),
-                  **inputs.card_input},
+        "input": kind.card_input(inputs.columns, list(inputs.x.shape[1:]), round(inputs.window_s, 3),
+                                 **inputs.card_input),
         "data": {"features": config.project_relative(features_path),
                  "rows": {f: int((folds == f).sum()) for f in datasets.FOLDS},
                  "tracks": {f: int(len(set(inputs.track_ids[folds == f]))) for f in datasets.FOLDS},

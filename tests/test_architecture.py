@@ -39,7 +39,7 @@ RANKS = {
     "prepare": 3, "batch": 3,  # batch: the runner the engine and the embedding models plug into (knows neither)
     "loudness": 4,  # the BS.1770 meter the engine and the card use
     "preprocessing": 4, "features": 4, "numba_cache": 4,  # numba_cache: the compile lock; the caller hands it the kernels to warm
-    "models": 5,  # every models.* module
+    "models": 5,  # every models.* module (models.kinds, the input kinds, is imported by registry, blend, train, heads)
     "explore": 6, "librosa_visuals": 6,
     "catalogue": 6,  # measured tracks and neighbours by sound: uses features + models; reports, dashboard, cli use it
     "reports": 7,
