@@ -57,6 +57,7 @@ INNER_RANKS = {
         "musicnn": 1, "efficientat": 1,  # the pretrained embedding front ends
         "store": 1,  # model directories and cards
         "registry": 2,  # every model by name (builders, baselines, the front ends' sample rates)
+        "kinds": 2,  # one object per kind of model input (rate, window, card record, weight check, windows -> input)
         "musicnn_models": 2, "efficientat_models": 2,  # windows of audio -> an embedding model's input
         "train": 3, "blend": 3, "descriptors": 3,  # what users call: train, predict, descriptor estimates
         "output": 4,  # what predict writes (CSV/JSON/table, --sort-into), from blend's results
