@@ -11,6 +11,7 @@ plays the file from the browser's own copy, and only once the server has accepte
 from __future__ import annotations
 
 import dash
+import numpy as np
 import pandas as pd
 from dash import Input, Output, callback, clientside_callback, dcc, html
 
@@ -151,11 +152,50 @@ def blend_section(report: track.TrackReport) -> list:
         *fit_warning(blend),
         html.P(f"Blend: {report.blend_label}", className="blend-label", id="check-blend-label"),
         html.Div([figure_panel("check-blend", "genre blend bar chart", bars),
-                  html.Div([tag_list(report)], className="panel")], className="grid"),
+                  html.Div([how_sure(blend), tag_list(report)], className="panel")], className="grid"),
         figure_panel("check-timeline", "genre blend over time", timeline, html_title=True),
         html.P(_blended_note(blend), className="note", id="check-blend-status"),
         *chart_genre_section(blend),
     ]
+
+
+def swatch(genre: str) -> html.Span:
+    """A small square in the genre's fixed colour (the same as in every figure)."""
+    return html.Span(className="swatch", style={"backgroundColor": explore.genre_colour(genre)},
+                     **{"aria-hidden": "true"})
+
+
+def label_rule(blend) -> str:
+    """The blend's label rule in one sentence."""
+    margin = getattr(blend, "margin", 0.10)
+    return (f"The label is the most likely genre; when the second is within {margin:.2f} of it, the label names "
+            "both (\u201ctop-second\u201d). Probabilities are calibrated on the validation fold: of the tracks "
+            "given about 60 %, about 60 % were right.")
+
+
+def how_sure(blend) -> html.Div:
+    """How often the shipped model is right for the genres the label names, on its validation
+    fold, what it confuses them with, the label rule, and a link to the models page."""
+    genres = [blend.top_genre] + [g for g, _ in blend.top(2)[1:] if blend.label != blend.top_genre]
+    validation, problem = data.shipped_model_report()
+    if validation is None or validation.get("model") != blend.model:
+        lines = [html.P(f"No validation numbers for model {blend.model}"
+                        + (f": {problem}" if problem else " (it is not the shipped default)") + ".", className="note")]
+    else:
+        y_true, predicted = np.asarray(validation["y_true"]), np.asarray(validation["y_score"]).argmax(axis=1)
+        overall = (f"Overall it named the right genre for {int((y_true == predicted).sum())} of {len(y_true)} "
+                   "validation tracks (GTZAN, artist-disjoint fold; full clips and snippets).")
+        lines = [html.P([swatch(g), " ", compare.genre_reliability(validation, g).sentence()],
+                        id=f"check-sure-{g}", className="sure-line")
+                 for g in genres if g in validation["class_names"]]
+        lines.append(html.P(overall, className="note"))
+    return html.Div([
+        html.H3("How sure?", className="figure-title"),
+        *lines,
+        html.P(label_rule(blend), className="note", id="check-label-rule"),
+        html.P(dcc.Link("Per-genre recall, ROC and confusion matrix: the models page",
+                        href=dash.get_relative_path("/models")), className="note"),
+    ], id="check-how-sure")
 
 
 def fit_warning(blend) -> list:

@@ -1,0 +1,89 @@
+"""The check page's "your track" answers (issues 18 and 19), without a browser: how sure the blend
+is (the shipped model's validation numbers beside it), one fixed colour per genre, what a track
+that does not fit is told, percentiles within the track's chart genres. The browser checks of the
+same elements are in test_check_page_elements_browser.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from test_dashboard import _by_id, _ids, _text, app, pages  # noqa: F401  (fixtures)
+
+
+def _shipped_blend(probabilities: dict, **fields):
+    """A Blend as the shipped default model would give it (its name and genres)."""
+    from tracklens.dashboard import data
+    from tracklens.models.blend import Blend
+
+    report, _ = data.shipped_model_report()
+    genres = list(report["class_names"])
+    proba = np.array([probabilities.get(g, 0.0) for g in genres])
+    proba = proba / proba.sum()
+    timeline = pd.DataFrame({"start_s": [0.0], "end_s": [30.0], **{g: [p] for g, p in zip(genres, proba)}})
+    return Blend(path=None, genres=genres, probabilities=proba, timeline=timeline, duration_s=30.0,
+                 model=report["model"], **fields)
+
+
+def test_genre_reliability_counts_right_found_and_the_commonest_swap():
+    from tracklens.dashboard import compare
+
+    names = ["blues", "country", "rock"]
+    y_true = np.array([0, 0, 1, 1, 1, 2, 2])
+    predicted = np.array([0, 1, 1, 0, 0, 2, 1])  # country<->blues swapped 3 times, country<->rock once
+    report = {"class_names": names, "y_true": y_true, "y_score": np.eye(3)[predicted]}
+    country = compare.genre_reliability(report, "country")
+    assert (country.named, country.right, country.tracks, country.found) == (3, 1, 3, 1)
+    assert country.confused_with == ("blues", 3)
+    assert country.sentence() == ("When the model says country, it is right for 1 of the 3 validation tracks it called "
+                                  "country (33%); it found 1 of the 3 country tracks. It most often confuses country "
+                                  "and blues (3 tracks either way).")
+    assert compare.genre_reliability(report, "jazz") is None
+
+
+def test_how_sure_gives_the_shipped_models_validation_numbers_for_the_label_genres(app, pages):
+    from tracklens.dashboard import compare, data
+
+    blend = _shipped_blend({"country": 0.45, "blues": 0.40, "rock": 0.15})  # label "country-blues"
+    section = pages["check"].how_sure(blend)
+    validation, _ = data.shipped_model_report()
+    for genre in ("country", "blues"):
+        assert _text(_by_id(section, f"check-sure-{genre}")).strip() == \
+            compare.genre_reliability(validation, genre).sentence()
+    assert _by_id(section, "check-sure-rock") is None
+    rule = _text(_by_id(section, "check-label-rule"))
+    assert "within 0.10" in rule and "names both" in rule
+    link = next(c for c in _walk(section) if type(c).__name__ == "Link")
+    assert link.href.endswith("/models")
+
+
+def test_how_sure_says_when_the_model_is_not_the_shipped_one(app, pages):
+    blend = _shipped_blend({"rock": 1.0})
+    blend.model = "my-own-model"
+    text = _text(pages["check"].how_sure(blend))
+    assert "No validation numbers for model my-own-model" in text and "When the model says" not in text
+
+
+def test_each_genre_keeps_its_colour_whatever_its_rank():
+    from tracklens import explore
+
+    first = explore.blend_bar({"rock": 0.6, "metal": 0.3, "pop": 0.1})
+    second = explore.blend_bar({"metal": 0.7, "pop": 0.2, "rock": 0.1})
+    colours = [dict(zip(f.data[0].y, f.data[0].marker.color)) for f in (first, second)]
+    assert colours[0] == colours[1] == {g: explore.GENRE_COLOURS[g] for g in ("rock", "metal", "pop")}
+    timeline = pd.DataFrame({"start_s": [0.0], "end_s": [10.0], "metal": [0.7], "rock": [0.3]})
+    drawn = {t.name: t.marker.color for t in explore.blend_timeline(timeline, duration_s=10.0).data}
+    assert drawn == {"metal": explore.GENRE_COLOURS["metal"], "rock": explore.GENRE_COLOURS["rock"]}
+    assert len(set(explore.GENRE_COLOURS.values())) == len(explore.GENRE_COLOURS)
+    assert explore.genre_colour("Dance/Electronic") == explore.genre_colour("Dance/Electronic")
+
+
+def _walk(component):
+    if isinstance(component, (list, tuple)):
+        for c in component:
+            yield from _walk(c)
+    elif hasattr(component, "to_plotly_json"):
+        yield component
+        yield from _walk(getattr(component, "children", None))
