@@ -44,6 +44,8 @@ _CACHE_SIZE = 3
 # check's memory no longer grows with the track (block-wise analysis), so one per core costs
 # little memory (bench/dashboard.py --clients 4: see README "Dashboard").
 MAX_CONCURRENT_CHECKS = max(1, os.cpu_count() or 2)
+#: How models.fit's "not music" verdict begins (its first rule: AudioSet's Music likelihood is low).
+NOT_MUSIC_REASON = "does not sound like music"
 GENERIC_FAILURE = "could not be analysed (an unexpected error on the server; it has been logged)"
 LOG = logging.getLogger(__name__)
 
@@ -112,8 +114,22 @@ class TrackReport:
         return self.genre_blend.blend if self.genre_blend is not None else {}
 
     @property
+    def fits(self) -> bool:
+        """False when the fit rule (models.fit) says the ten genres do not describe the track."""
+        return getattr(self.genre_blend, "fit", None) != "poor"
+
+    @property
+    def not_music(self) -> bool:
+        """True when AudioSet hears speech, noise or a tone rather than music (models.fit's first rule):
+        tempo, key, chart genres and neighbours would describe music that is not there."""
+        return not self.fits and str(getattr(self.genre_blend, "fit_reason", "")).startswith(NOT_MUSIC_REASON)
+
+    @property
     def blend_label(self) -> str:
-        return self.genre_blend.label if self.genre_blend is not None else "unavailable"
+        """The blend's label; "does not fit ..." first when the ten genres do not describe the track."""
+        if self.genre_blend is None:
+            return "unavailable"
+        return self.genre_blend.label if self.fits else f"does not fit the ten genres (closest: {self.genre_blend.label})"
 
     @property
     def comparable(self) -> dict:

@@ -6,6 +6,8 @@ same elements are in test_check_page_elements_browser.py.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -87,3 +89,47 @@ def _walk(component):
     elif hasattr(component, "to_plotly_json"):
         yield component
         yield from _walk(getattr(component, "children", None))
+
+
+@pytest.fixture(scope="module")
+def demo_report(app, demo_catalogue):
+    """One demo clip's real report (the demo catalogue's chart table)."""
+    from tracklens.dashboard import track
+
+    clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[0]
+    return track.check_track(clip.read_bytes(), clip.name)
+
+
+SPEECH = dict(fit="poor", fit_reason="does not sound like music: AudioSet hears Speech 0.71 (Music 0.08)",
+              chart_genres=[("pop", 0.01)])
+WIDER = dict(fit="poor", fit_reason="sounds like Techno (0.41), outside the ten genres: 8x their closest AudioSet genre",
+             chart_genres=[("Dance/Electronic", 0.3)])
+
+
+@pytest.mark.parametrize("fields, music_hidden", [(SPEECH, True), (WIDER, False)])
+def test_a_track_that_does_not_fit_is_said_so_everywhere(app, pages, demo_report, fields, music_hidden):
+    import dataclasses
+
+    from tracklens.dashboard import app as app_module
+
+    report = dataclasses.replace(demo_report, genre_blend=_shipped_blend({"classical": 0.9, "jazz": 0.1}, **fields))
+    assert report.blend_label == "does not fit the ten genres (closest: classical)"
+    assert app_module.show_last_track(report.summary()).endswith("— does not fit the ten genres (closest: classical)")
+    assert "does not fit the ten genres" in _text(pages["check"].status_line(report))
+    results = pages["check"].render_report(report)
+    ids = _ids(results)
+    music = {"check-card-tempo", "check-card-key", "check-card-energy", "check-chart-genres", "check-profile"}
+    assert ("check-not-music" in ids) is music_hidden
+    assert (music & ids == set()) is music_hidden, music & ids
+    assert {"check-card-loudness", "check-card-duration_ms", "check-blend", "check-spectrogram"} <= ids
+    if music_hidden:
+        note = _text(_by_id(results, "check-not-music"))
+        assert "Speech 0.71" in note and "tempo, key" in note
+        assert note.endswith(".") and not re.search(r"\.\s+[A-Z]", note)  # one sentence
+
+
+def test_a_track_that_fits_is_labelled_by_its_blend(app, pages, demo_report):
+    import dataclasses
+
+    report = dataclasses.replace(demo_report, genre_blend=_shipped_blend({"classical": 0.9, "jazz": 0.1}, fit="ok"))
+    assert report.blend_label == "classical" and "does not fit" not in _text(pages["check"].status_line(report))

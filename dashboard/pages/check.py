@@ -98,6 +98,8 @@ def status_line(report: track.TrackReport) -> html.P:
     """What was analysed: the whole track, and how much of it the blend read."""
     blended = _blended_note(report.genre_blend)
     text = f"{report.filename}: {compare.minutes(report.duration_s)} analysed"
+    if not report.fits:
+        text = f"{report.filename}: does not fit the ten genres; {compare.minutes(report.duration_s)} analysed"
     return html.P(text + (f"; genre blend: {blended}" if blended else "") + ".", className="note", id="check-ok")
 
 
@@ -112,6 +114,8 @@ def _blended_note(blend) -> str:
 def your_track_card(report: track.TrackReport, charts: pd.DataFrame) -> html.Div:
     """The track's own values first: each with its percentile among the hits, or why it has none."""
     rows = compare.your_track(report.upload, charts)
+    if report.not_music:
+        rows = [r for r in rows if r.feature in SOUND_ROWS]
     body = [html.Tr([html.Th(r.label, scope="row"), _td("your track", r.value, className="value"),
                      _td("among the hits", _percentile_text(r.percentile), className="rank"),
                      _td("how", r.note, className="how")], id=f"check-card-{r.feature}")
@@ -155,7 +159,7 @@ def blend_section(report: track.TrackReport) -> list:
                   html.Div([how_sure(blend), tag_list(report)], className="panel")], className="grid"),
         figure_panel("check-timeline", "genre blend over time", timeline, html_title=True),
         html.P(_blended_note(blend), className="note", id="check-blend-status"),
-        *chart_genre_section(blend),
+        *([] if report.not_music else chart_genre_section(blend)),
     ]
 
 
@@ -329,13 +333,28 @@ def render_report(report: track.TrackReport) -> list:
     chromagram = librosa_visuals.chromagram_figure(report.chroma, frame_seconds=report.frame_seconds,
                                                    title=report.filename)
     return [
+        *not_music_note(report),
         your_track_card(report, charts),
         *blend_section(report),
         html.H2("Sound"),
         html.Div([figure_panel("check-spectrogram", "mel spectrogram", spectrogram, html_title=True),
                   figure_panel("check-chromagram", "chromagram", chromagram, html_title=True)], className="grid"),
-        *chart_section(report, charts),
+        *([] if report.not_music else chart_section(report, charts)),
     ]
+
+
+#: The card rows that describe any sound; the others (tempo, key, descriptors) assume music.
+SOUND_ROWS = ("loudness", "duration_ms")
+
+
+def not_music_note(report: track.TrackReport) -> list:
+    """One sentence on why the music analysis is hidden when AudioSet hears no music."""
+    if not report.not_music:
+        return []
+    heard = report.genre_blend.fit_reason[len(track.NOT_MUSIC_REASON):].lstrip(": ")
+    return [html.P(f"{report.filename} does not sound like music ({heard}), so its tempo, key, estimated "
+                   "descriptors, chart genres and chart neighbours are not shown: they would describe music "
+                   "that is not there.", className="warning", id="check-not-music", role="status")]
 
 
 # Registered last: pages imported as ordinary modules must hand Dash their layout explicitly.
