@@ -373,3 +373,41 @@ def genre_reliability(report: dict, genre: str) -> GenreReliability | None:
     return GenreReliability(genre=genre, named=int((predicted == c).sum()), right=int(((predicted == c) & (y_true == c)).sum()),
                             tracks=int((y_true == c).sum()), found=int(((y_true == c) & (predicted == c)).sum()),
                             confused_with=(other, n) if n else None, n_valid=len(y_true))
+
+
+# --- the hits to compare with: those of the track's chart genres --------------------------
+
+#: Fewer hits than this in the track's chart genres and the percentiles are taken among all hits
+#: (a percentile among a handful of tracks moves by 1/n per track).
+MIN_GENRE_PEERS = 30
+#: Chart genres (strongest first) whose hits form the comparison group.
+N_PEER_GENRES = 2
+
+
+@dataclass(frozen=True)
+class Peers:
+    """The chart hits a track is ranked among, and who they are in words."""
+
+    table: pd.DataFrame
+    genres: tuple[str, ...]  # the chart genres chosen; () for all hits
+    description: str
+
+
+def genre_peers(charts: pd.DataFrame, chart_genres, *, all_hits: bool = False) -> Peers:
+    """The hits tagged with any of the track's strongest chart genres (at most
+    :data:`N_PEER_GENRES`, each from ``models.chart_genres.SHOWN_FROM``), or all hits when asked,
+    when the track has no chart genres or when fewer than :data:`MIN_GENRE_PEERS` hits carry them."""
+    from tracklens.models.chart_genres import SHOWN_FROM
+    from tracklens.prepare import split_genres
+
+    everyone = Peers(charts, (), f"all {len(charts)} chart hits")
+    if all_hits:
+        return everyone
+    genres = tuple(g for g, p in list(chart_genres or [])[:N_PEER_GENRES] if p >= SHOWN_FROM)
+    if not genres or "genre" not in charts.columns:
+        return Peers(charts, (), f"all {len(charts)} chart hits (no chart genre it clearly sounds like)")
+    tagged = charts[charts["genre"].map(lambda value: any(g in split_genres(value) for g in genres))]
+    named = " or ".join(genres)
+    if len(tagged) < MIN_GENRE_PEERS:
+        return Peers(charts, (), f"all {len(charts)} chart hits (only {len(tagged)} are tagged {named})")
+    return Peers(tagged, genres, f"the {len(tagged)} chart hits tagged {named}, the chart genres it sounds like")

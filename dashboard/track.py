@@ -204,7 +204,7 @@ def _check_track(source: bytes | Path, name: str) -> TrackReport:
                             estimates=analysis.estimates, unavailable=analysis.unavailable)
     whole = compare.is_whole_track(clip.source_duration_s, charts)
     map_xy, nearest, columns = None, pd.DataFrame(columns=["name", "group", "distance"]), []
-    if ref is not None:
+    if ref is not None and ref.kind == "audio":  # the chart table has no audio: no neighbours by sound
         row = {**analysis.summary, **analysis.comparable, **{k: v for k, (v, _) in analysis.estimates.items()}}
         columns = ref.columns_for(row, whole_track=whole)
         nearest = ref.nearest(row, columns)

@@ -133,3 +133,44 @@ def test_a_track_that_fits_is_labelled_by_its_blend(app, pages, demo_report):
 
     report = dataclasses.replace(demo_report, genre_blend=_shipped_blend({"classical": 0.9, "jazz": 0.1}, fit="ok"))
     assert report.blend_label == "classical" and "does not fit" not in _text(pages["check"].status_line(report))
+
+
+def test_genre_peers_are_the_hits_of_the_tracks_chart_genres():
+    from tracklens.dashboard import compare
+
+    charts = pd.DataFrame({"genre": ["rock"] * 20 + ["rock, metal"] * 15 + ["pop"] * 40 + ["metal"] * 5,
+                           "tempo": np.arange(80.0)})
+    peers = compare.genre_peers(charts, [("rock", 0.30), ("metal", 0.12), ("pop", 0.11)])
+    assert len(peers.table) == 40 and peers.genres == ("rock", "metal")
+    assert peers.description == "the 40 chart hits tagged rock or metal, the chart genres it sounds like"
+    assert len(compare.genre_peers(charts, [("rock", 0.3)], all_hits=True).table) == 80
+    few = compare.genre_peers(charts, [("metal", 0.3)])  # 20 hits: too few to rank among
+    assert len(few.table) == 80 and "only 20 are tagged metal" in few.description
+    faint = compare.genre_peers(charts, [("rock", 0.01)])  # below models.chart_genres.SHOWN_FROM
+    assert len(faint.table) == 80 and faint.genres == ()
+
+
+def test_top_hits_rank_within_the_chart_genres_and_show_no_three_number_neighbours(app, pages, demo_report,
+                                                                                  shared_data, demo_catalogue):
+    import dataclasses
+
+    from tracklens.dashboard import compare, data
+
+    report = dataclasses.replace(demo_report, genre_blend=_shipped_blend({"rock": 1.0}, fit="ok",
+                                                                         chart_genres=[("rock", 0.3), ("pop", 0.01)]))
+    try:
+        data.configure(None)  # the real Top Hits table: no audio
+        charts = data.charts()
+        results = pages["check"].render_report(report)
+    finally:
+        data.configure(demo_catalogue)
+    ids = _ids(results)
+    assert {"check-nearest", "check-map", "check-comparison-note"} & ids == set()
+    assert "no audio" in _text(_by_id(results, "check-no-neighbours"))
+    rock = compare.genre_peers(charts, [("rock", 0.3)]).table
+    assert 30 <= len(rock) < len(charts)
+    caption = _text(_by_id(results, "check-card"))
+    assert f"against the {len(rock)} chart hits tagged rock" in caption
+    tempo = compare.your_track(report.upload, rock)[0]
+    assert _text(_by_id(results, "check-card-tempo").children[2]) == pages["check"]._percentile_text(tempo.percentile)
+    assert f"among the {len(rock)} chart hits tagged rock" in _text(results)  # the profile's title
