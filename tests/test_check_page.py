@@ -174,3 +174,28 @@ def test_top_hits_rank_within_the_chart_genres_and_show_no_three_number_neighbou
     tempo = compare.your_track(report.upload, rock)[0]
     assert _text(_by_id(results, "check-card-tempo").children[2]) == pages["check"]._percentile_text(tempo.percentile)
     assert f"among the {len(rock)} chart hits tagged rock" in _text(results)  # the profile's title
+
+
+def test_the_page_blends_the_whole_file_as_predict_blend_does(app, tmp_path):
+    """One blend for one file (issue 19): the page decoded at 22 050 Hz, resampled twice and read
+    60 s; now it gives `predict_blend(model, path)`'s probabilities (what `tracklens predict`
+    prints), on a generated 44.1 kHz stereo clip longer than one 30 s block."""
+    import soundfile as sf
+
+    from tracklens.dashboard import data, track
+    from tracklens.models import blend
+
+    sr, seconds = 44_100, 34.0
+    t = np.arange(int(sr * seconds)) / sr
+    rng = np.random.default_rng(7)
+    left = 0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > 0) + 0.05 * rng.standard_normal(len(t))
+    right = 0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(len(t))
+    path = tmp_path / "generated.wav"
+    sf.write(path, np.stack([left, right], axis=1).astype(np.float32), sr, subtype="PCM_16")
+    stages = []
+    report = track.check_track(path, path.name, digest="generated-clip-for-this-test", on_stage=stages.append)
+    expected = blend.predict_blend(data.default_model(), path)
+    np.testing.assert_allclose(report.genre_blend.probabilities, expected.probabilities, rtol=0, atol=1e-6)
+    pd.testing.assert_frame_equal(report.genre_blend.timeline, expected.timeline, check_exact=False, atol=1e-6)
+    assert track.MAX_BLEND_SECONDS >= data.MAX_UPLOAD_SECONDS  # the whole track up to the limit, not 60 s
+    assert stages == ["decoding", "blending", "comparing"]
