@@ -37,7 +37,9 @@ MAX_BLEND_SECONDS = config.FEATURE_MAX_DURATION_S
 # The track is analysed in blocks of about this length and the blocks' results combined: a whole
 # 10-minute analysis peaked at 1.5 GB (STFT, chroma, descriptor features), one 30 s block at ~100 MB.
 ANALYSIS_BLOCK_S = 30.0
-MAX_DISPLAY_FRAMES = 1200  # spectrogram/chromagram columns sent to the browser
+# Spectrogram/chromagram columns sent to the browser: about a half-width panel's pixels on a
+# laptop. With 1200 a 30 s clip's check answered 590 KB, 480 KB of it the spectrogram (issue 19: <= 250 KB).
+MAX_DISPLAY_FRAMES = 600
 # A report holds no STFT (< 1 MB: decimated pictures, small tables); a few cover re-checking the last uploads.
 _CACHE_SIZE = 3
 # Checks run at most one per core at once, the others wait. One per two cores (the old limit)
@@ -146,6 +148,7 @@ def _no_stage(stage: str) -> None:
     """The default stage listener: hears nothing."""
 
 
+_stage_listener = threading.local()  # check_track's on_stage, for the check running in this thread
 _cache: collections.OrderedDict = collections.OrderedDict()
 _cache_lock = threading.Lock()
 _check_slots = threading.BoundedSemaphore(MAX_CONCURRENT_CHECKS)
@@ -170,8 +173,10 @@ def check_track(source: bytes | Path, filename: str, *, digest: str | None = Non
                 dataclasses.replace(report, filename=display_name(filename))
     try:
         with _check_slots:
-            report = _check_track(source, display_name(filename), on_stage)
+            _stage_listener.on_stage = on_stage
+            report = _check_track(source, display_name(filename))
     finally:
+        _stage_listener.on_stage = _no_stage
         memory.return_freed_memory()  # the analysis' arrays are freed by now
     with _cache_lock:
         _cache[key] = report
@@ -219,9 +224,9 @@ def _decode(path: Path, name: str):
     return clip
 
 
-def _check_track(source: bytes | Path, name: str, on_stage=_no_stage) -> TrackReport:
+def _check_track(source: bytes | Path, name: str) -> TrackReport:
     with _as_file(source, name) as path:
-        return _check_file(path, name, on_stage)
+        return _check_file(path, name, getattr(_stage_listener, "on_stage", _no_stage))
 
 
 def _check_file(path: Path, name: str, on_stage) -> TrackReport:

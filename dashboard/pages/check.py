@@ -10,13 +10,15 @@ plays the file from the browser's own copy, and only once the server has accepte
 
 from __future__ import annotations
 
+import functools
+
 import dash
 import numpy as np
 import pandas as pd
 from dash import Input, Output, callback, clientside_callback, dcc, html
 
 from tracklens import explore, librosa_visuals
-from tracklens.dashboard import compare, data, track, uploads
+from tracklens.dashboard import compare, data, progress, track, uploads
 from tracklens.dashboard.components import figure_panel
 
 ACCEPT = ",".join(data.UPLOAD_EXTENSIONS) + ",audio/*"
@@ -47,7 +49,7 @@ def layout(**_query) -> html.Div:
                     accept=ACCEPT, max_size=0, multiple=False, className="upload", className_reject="upload",
                 ),
                 id="check-upload-zone",
-                **{"data-upload-url": prefix + uploads.ROUTE, "data-max-bytes": str(data.MAX_UPLOAD_BYTES),
+                **{"data-upload-url": prefix + uploads.ROUTE, "data-progress-url": prefix + progress.ROUTE, "data-max-bytes": str(data.MAX_UPLOAD_BYTES),
                    "data-limit": data.byte_cap_text(), "data-extensions": ",".join(data.UPLOAD_EXTENSIONS)},
             ),
             dcc.Store(id="check-upload-ref"),  # {"id", "name"} of a stored upload, set by upload.js
@@ -56,6 +58,11 @@ def layout(**_query) -> html.Div:
             html.Audio(id="check-player", controls=True, style={"display": "none"},
                        **{"aria-label": "the uploaded track"}),
             dcc.Loading(html.Div(id="check-results"), type="default", delay_show=150),
+            # An empty, hidden graph: the browser fetches and starts Plotly (MBs of script) while
+            # the user picks a file, not after the first check has answered (3-6 s more then).
+            html.Div(dcc.Graph(id="check-warm-plotly", figure={"data": [], "layout": {"xaxis": {"visible": False},
+                                                                                   "yaxis": {"visible": False}}},
+                               config={"staticPlot": True}), className="warm-plotly", **{"aria-hidden": "true"}),
         ]
     )
 
@@ -83,14 +90,19 @@ def check_upload(ref: dict | None):
     if not isinstance(ref, dict) or not ref.get("id"):
         raise dash.exceptions.PreventUpdate
     upload_id, filename = str(ref["id"]), ref.get("name")
+    stage = functools.partial(progress.set_stage, upload_id)
     try:
+        stage("queued")
         with uploads.claim(upload_id) as upload:
             filename = upload.name
-            report = track.check_track(upload.path, upload.name, digest=upload.sha256)
+            report = track.check_track(upload.path, upload.name, digest=upload.sha256, on_stage=stage)
+        stage("drawing")
         results, summary = render_report(report), report.summary()
     except Exception as exc:  # the page must answer, whatever a decoder, model or figure does
         return (error_box(track.failure_message(exc, filename)), [], dash.no_update,
                 {"id": upload_id, "ok": False})
+    finally:
+        progress.clear(upload_id)
     return status_line(report), results, summary, {"id": upload_id, "ok": True}
 
 
@@ -340,11 +352,21 @@ def chart_section(report: track.TrackReport, peers: compare.Peers) -> list:
     return children + [html.Div(grid, className="grid"), nearest_table(report)]
 
 
+def whole_decibels(figure):
+    """The spectrogram's dB values rounded to whole dB and sent as 1-byte integers (Plotly ships
+    numpy arrays as typed arrays): a quarter of the float32 bytes, and a 1 dB step is finer than
+    the colour scale shows over its 80 dB."""
+    z = np.asarray(figure.data[0].z, dtype=np.float32)
+    if np.isfinite(z).all() and z.size and -128 <= z.min() and z.max() <= 127:
+        figure.data[0].z = np.round(z).astype(np.int8)
+    return figure
+
+
 def render_report(report: track.TrackReport) -> list:
     """The result section for one analysed upload."""
     peers = compare.genre_peers(data.charts(), getattr(report.genre_blend, "chart_genres", None))
-    spectrogram = librosa_visuals.spectrogram_figure(report.log_mel, frame_seconds=report.frame_seconds,
-                                                     title=report.filename)
+    spectrogram = whole_decibels(librosa_visuals.spectrogram_figure(report.log_mel, frame_seconds=report.frame_seconds,
+                                                                    title=report.filename))
     chromagram = librosa_visuals.chromagram_figure(report.chroma, frame_seconds=report.frame_seconds,
                                                    title=report.filename)
     return [
