@@ -62,6 +62,15 @@ SPOTIFY_SOURCES = ("playlist", "album", "artist", "search")
 SPOTIFY_DEFAULT_OUT = config.RAW_DATA_DIR / "spotify_tracks.csv"
 PREVIEWS_DIR = config.RAW_DATA_DIR / "previews"
 DEEZER_ISRC_URL = "https://api.deezer.com/track/isrc:{isrc}"
+DEEZER_SEARCH_URL = "https://api.deezer.com/search?q={query}&limit={limit}"
+DEEZER_SEARCH_LIMIT = 10  # candidates read per search; the best exact artist + title match wins
+#: written into a previews folder: which file is which track (id, artist, title, isrc), so
+#: `tracklens catalogue build FOLDER --meta TABLE` can name the files and join the table
+PREVIEWS_INDEX = "previews.csv"
+PREVIEWS_INDEX_COLUMNS = ("id", "artist", "title", "isrc", "file")
+#: column names a chart or tracks table uses for the artist and the title (first found wins)
+ARTIST_COLUMNS = ("artist", "artists", "artist_name")
+TITLE_COLUMNS = ("title", "song", "name", "track", "track_name")
 
 # Page sizes: the 2026 Web API caps search at 10 per page; several-artists at 50 ids;
 # audio-features at 100 ids; several-tracks at 50 ids.
@@ -630,22 +639,106 @@ def deezer_track_by_isrc(isrc: str, *, session=None, policy: RetryPolicy | None 
     what = f"Deezer ISRC {isrc}"
 
     def attempt():
-        response = _http_get(session, DEEZER_ISRC_URL.format(isrc=isrc), what=what)
-        try:
-            body = response.json()
-        except ValueError:
-            raise Transient("answer is not JSON") from None
-        error = body.get("error") if isinstance(body, dict) else None
-        if error:
-            code, message = error.get("code"), error.get("message") or error.get("type") or "error"
-            if code in DEEZER_TRANSIENT_CODES:
-                raise Transient(f"Deezer error {code} ({message})", status=429 if code == 4 else None)
-            if code in DEEZER_NOT_FOUND_CODES:
-                raise NotFoundError(f"Deezer has no track with ISRC {isrc}")
-            raise AcquireError(f"{what}: Deezer error {code} ({message})")
-        if not isinstance(body, dict) or "id" not in body:
+        body = _deezer_body(_http_get(session, DEEZER_ISRC_URL.format(isrc=isrc), what=what), what,
+                            not_found=f"Deezer has no track with ISRC {isrc}")
+        if "id" not in body:
             raise AcquireError(f"{what}: unexpected answer (no track id)")
         return body
+
+    return retry_call(attempt, what=what, policy=policy)
+
+
+def normalise_name(text) -> str:
+    """Artist / title text reduced for matching: accents, case, punctuation, "feat. ..." and
+    bracketed or dashed versions ("(Remastered 2011)", "- Radio Edit") removed."""
+    import unicodedata
+
+    if text is None or (isinstance(text, float) and text != text):
+        return ""
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().lower()
+    text = re.sub(r"[\(\[].*?[\)\]]", " ", text)
+    text = re.sub(r"\s+-\s+.*$", " ", text)  # "Song - Radio Edit"
+    text = re.sub(r"\b(feat|ft|featuring)\b.*$", " ", text)
+    text = text.replace("&", " and ")
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+
+
+def first_artist(text) -> str:
+    """The first credited artist, normalised ("A; B", "A, B", "A & B" and "A feat. B" name several)."""
+    return normalise_name(re.split(r";|,| & | x | feat\.? | ft\.? ", str(text or ""), maxsplit=1, flags=re.I)[0])
+
+
+def pick_column(columns: Iterable[str], names: Iterable[str]) -> str | None:
+    """The first of ``names`` among ``columns`` (any case), as spelled in ``columns``."""
+    lower = {str(c).lower(): c for c in columns}
+    return next((lower[n] for n in names if n in lower), None)
+
+
+def chart_track_id(artist: str, title: str) -> str:
+    """A file-name-safe id for a chart row without one: ``artist-title`` slug + 8 hex of its hash."""
+    import hashlib
+
+    key = f"{first_artist(artist)}|{normalise_name(title)}"
+    slug = re.sub(r"[^0-9A-Za-z]+", "-", f"{first_artist(artist)} {normalise_name(title)}").strip("-")[:60]
+    return f"{slug or 'track'}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+def _deezer_body(response, what: str, *, not_found: str | None = None) -> dict:
+    """A Deezer answer's JSON object; its HTTP-200 error bodies raised as Transient / NotFound / AcquireError."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise Transient("answer is not JSON") from None
+    error = body.get("error") if isinstance(body, dict) else None
+    if error:
+        code, message = error.get("code"), error.get("message") or error.get("type") or "error"
+        if code in DEEZER_TRANSIENT_CODES:
+            raise Transient(f"Deezer error {code} ({message})", status=429 if code == 4 else None)
+        if code in DEEZER_NOT_FOUND_CODES:
+            raise NotFoundError(not_found or f"{what}: Deezer has no such track")
+        raise AcquireError(f"{what}: Deezer error {code} ({message})")
+    if not isinstance(body, dict):
+        raise AcquireError(f"{what}: unexpected answer (not a JSON object)")
+    return body
+
+
+def _matches(track: dict, artist: str, title: str) -> bool:
+    """Whether a Deezer track object is the chart row's song: the same normalised title (full
+    or short) and the first credited artist equal to, or contained in, Deezer's artist name."""
+    names = {normalise_name(track.get("title")), normalise_name(track.get("title_short"))}
+    theirs = normalise_name((track.get("artist") or {}).get("name"))
+    ours = first_artist(artist)
+    return normalise_name(title) in names and bool(ours) and (ours == theirs or ours in theirs or theirs in ours)
+
+
+def deezer_search_track(artist: str, title: str, *, session=None, policy: RetryPolicy | None = None) -> dict:
+    """Deezer's track object for a song named by artist + title (charts carry no ISRC).
+
+    Asks Deezer's search (``artist:"..." track:"..."``) and takes the first result whose
+    normalised title and artist match (:func:`normalise_name`, :func:`first_artist`): a cover or
+    a karaoke version under another artist's name is not taken. Raises NotFoundError when no
+    result matches; quota / busy errors and 429 / 5xx / timeouts are retried like every call.
+    """
+    from urllib.parse import quote
+
+    policy = policy or RetryPolicy()
+    session = session or _default_session()
+    artist_q = re.split(r";|,| & | feat\.? | ft\.? ", str(artist), maxsplit=1, flags=re.I)[0].strip()
+    title_q = re.sub(r"\s*[\(\[].*?[\)\]]", "", str(title)).strip()
+    query = f'artist:"{artist_q}" track:"{title_q}"'
+    what = f"Deezer search {artist_q} - {title_q}"
+    url = DEEZER_SEARCH_URL.format(query=quote(query, safe=""), limit=DEEZER_SEARCH_LIMIT)
+
+    def attempt() -> dict:
+        body = _deezer_body(_http_get(session, url, what=what), what)
+        results = body.get("data")
+        if not isinstance(results, list):
+            raise AcquireError(f"{what}: unexpected answer (no data list)")
+        for track in results:
+            if isinstance(track, dict) and track.get("id") and _matches(track, artist, title):
+                return track
+        raise NotFoundError(f"Deezer search found no track by {artist_q!r} titled {title_q!r}"
+                            + (f" ({len(results)} other results)" if results else ""))
 
     return retry_call(attempt, what=what, policy=policy)
 
@@ -731,13 +824,23 @@ def _fetch_preview(row: dict, out_dir: Path, *, session, policy: RetryPolicy) ->
         except AcquireError as exc:  # an old Spotify link may be dead; Deezer may still have it
             reasons.append(str(exc))
     isrc = (row.get("isrc") or "").strip()
-    if not isrc:
-        raise NoPreviewError("; ".join(reasons) + "; no ISRC to look up on Deezer" if reasons
-                             else "no preview_url and no ISRC to look up on Deezer")
-    track = deezer_track_by_isrc(isrc, session=session, policy=policy)
+    artist, title = (row.get("artist") or "").strip(), (row.get("title") or "").strip()
+    if not isrc and not (artist and title):
+        raise NoPreviewError("; ".join(reasons) + "; no ISRC (or artist + title) to look up on Deezer" if reasons
+                             else "no preview_url and no ISRC (or artist + title) to look up on Deezer")
+    track = None
+    if isrc:
+        try:
+            track = deezer_track_by_isrc(isrc, session=session, policy=policy)
+        except NotFoundError:
+            if not (artist and title):
+                raise
+    if track is None:  # a chart row: no ISRC, or one Deezer does not know
+        track = deezer_search_track(artist, title, session=session, policy=policy)
     preview = (track.get("preview") or "").strip()
     if not preview:
-        raise NoPreviewError(f"Deezer track {track.get('id')} (ISRC {isrc}) has no preview")
+        raise NoPreviewError(f"Deezer track {track.get('id')} ({f'ISRC {isrc}' if isrc else f'{artist} - {title}'}) "
+                             "has no preview")
     download_file(preview, dest, session=session, policy=policy, what="Deezer preview")
     return "downloaded"
 
@@ -774,11 +877,16 @@ def download_previews(
         path = Path(tracks)
         if not path.is_file():
             raise TracklensError(f"{path}: no such file")
-        rows, header = _read_csv_rows(path, required=("id",), purpose="a tracks CSV")
-        if "isrc" not in header and "preview_url" not in header:
-            raise TracklensError(f"{path}: needs an 'isrc' or 'preview_url' column to find previews")
+        rows, header = _read_csv_rows(path, required=(), purpose="a tracks CSV")
+        searchable = pick_column(header, ARTIST_COLUMNS) and pick_column(header, TITLE_COLUMNS)
+        if "isrc" not in header and "preview_url" not in header and not searchable:
+            raise TracklensError(f"{path}: needs an 'isrc' or 'preview_url' column, or 'artist' and a title "
+                                 "('song', 'title' or 'name') to search Deezer, to find previews")
+        if "id" not in header and not searchable:
+            raise TracklensError(f"{path}: not a tracks CSV (missing column(s) id)")
     else:
         rows = list(tracks)
+    rows = [_with_names(row) for row in rows]
     if limit is not None:
         rows = rows[:limit]
     policy = policy or RetryPolicy()
@@ -816,7 +924,38 @@ def download_previews(
         pool.shutdown(wait=True, cancel_futures=True)  # running downloads clean up their temp files
         raise
     pool.shutdown(wait=True)
+    _write_previews_index(out_dir, todo, report)
     return report
+
+
+def _with_names(row: dict) -> dict:
+    """A tracks or chart row with ``artist`` / ``title`` under those names and an ``id`` (a chart
+    row has none: :func:`chart_track_id`)."""
+    artist_col, title_col = pick_column(row, ARTIST_COLUMNS), pick_column(row, TITLE_COLUMNS)
+    row = {**row, "artist": str(row.get(artist_col) or "") if artist_col else "",
+           "title": str(row.get(title_col) or "") if title_col else ""}
+    if not (row.get("id") or "").strip() and row["artist"].strip() and row["title"].strip():
+        row["id"] = chart_track_id(row["artist"], row["title"])
+    return row
+
+
+def _write_previews_index(out_dir: Path, todo: dict[str, dict], report: PreviewReport) -> None:
+    """Add the tracks whose preview is in ``out_dir`` to its :data:`PREVIEWS_INDEX` (id, artist,
+    title, isrc, file), keeping the rows of earlier runs; only for rows that name their songs
+    (the ids alone are the file names already)."""
+    if not any(row.get("artist") or row.get("title") for row in todo.values()):
+        return
+    index = out_dir / PREVIEWS_INDEX
+    rows = {}
+    if index.is_file():
+        with suppress(TracklensError, OSError):
+            rows = {r["id"]: r for r in _read_csv_rows(index, required=("id",), purpose="a previews index")[0]}
+    for track_id in (*report.downloaded, *report.skipped):
+        row = todo[track_id]
+        rows[track_id] = {"id": track_id, "artist": row.get("artist", ""), "title": row.get("title", ""),
+                          "isrc": row.get("isrc", "") or "", "file": f"{track_id}.mp3"}
+    if rows:
+        _write_csv(index, list(rows.values()), PREVIEWS_INDEX_COLUMNS)
 
 
 # --- local sources ---------------------------------------------------------------------------

@@ -556,8 +556,155 @@ def predict(
         raise typer.Exit(1)
 
 
+# --- catalogues and compare by sound (catalogue.py) ------------------------------------------
+
+catalogue_app = typer.Typer(
+    no_args_is_help=True,
+    help="Catalogues: folders of tracks tracklens has measured itself (values, genre blend, sound embedding).",
+)
+app.add_typer(catalogue_app, name="catalogue")
+
+
+@catalogue_app.command("build")
+def catalogue_build_cmd(
+    source: Path = typer.Argument(..., help="A folder of audio, a manifest CSV (`acquire folder`), or the folder `acquire previews` wrote."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Catalogue folder to write (default: HOME/data/catalogues/<source name>); a rebuild adds only new or changed files."),
+    meta: Optional[Path] = typer.Option(None, "--meta", help="Metadata table (CSV/parquet, e.g. the Top Hits CSV) joined by ISRC or normalised artist + title; its columns arrive prefixed spotify_."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Local worker processes (-1: all cores)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786): the workers analyse the files and write the parts."),
+    model: Optional[str] = typer.Option(None, "--model", help="Genre model (default default-fast: the blend, fit, chart genres and embedding from one EfficientAT pass)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=f"Per-file result cache (default {config.CACHE_DIR})."),
+) -> None:
+    """Analyse every track of SOURCE into a catalogue: the engine's values (tempo, key, mode,
+    LUFS, duration, energy/acousticness estimates), the genre blend, fit and chart-genre tags,
+    and a sound embedding, in CAT/tracks.parquet with CAT/card.json (versions, counts, source).
+
+    Unreadable files are listed in CAT/errors.csv and never stop the build. Results are cached
+    per file: a rebuild analyses only new or changed files.
+
+    \b
+    Examples:
+      tracklens catalogue build data/demo/audio --out data/catalogues/demo
+      tracklens catalogue build my_refs/ --out data/catalogues/refs --jobs -1
+      tracklens acquire previews ../shared/data/spotify/songs_normalize.csv --out data/raw/tophits
+      tracklens catalogue build data/raw/tophits --out data/catalogues/tophits --meta ../shared/data/spotify/songs_normalize.csv
+    """
+    from tracklens import catalogue
+
+    out = out or catalogue.catalogues_dir() / (source.stem if source.is_file() else source.name)
+    cat = catalogue.build(source, out, meta=meta, jobs=jobs, scheduler=scheduler, model=model, cache_dir=cache_dir)
+    counts = cat.card["counts"]
+    typer.echo(f"{counts['tracks']} tracks ({counts['analysed_now']} analysed now, {counts['from_cache']} from cache), "
+               f"{counts['errors']} unreadable -> {cat.path}")
+    if cat.card.get("meta"):
+        by = cat.card["meta"]["matched_by"]
+        typer.echo(f"--meta: {sum(by.values())} of {counts['tracks']} tracks matched "
+                   f"({by.get('isrc', 0)} by ISRC, {by.get('artist+title', 0)} by artist + title)")
+    for row in cat.errors.head(5).itertuples():
+        typer.echo(f"  {row.path}: {row.reason}")
+    if len(cat.errors) > 5:
+        typer.echo(f"  ... and {len(cat.errors) - 5} more in {cat.path / catalogue.ERRORS_FILE}")
+
+
+@catalogue_app.command("list")
+def catalogue_list_cmd() -> None:
+    """List the catalogues in the tracklens home (HOME/data/catalogues/) with their track counts.
+
+    \b
+    Examples:
+      tracklens catalogue list
+      tracklens --data-dir ~/music-lab catalogue list
+    """
+    from tracklens import catalogue
+
+    found = catalogue.available()
+    if not found:
+        typer.echo(f"no catalogues in {catalogue.catalogues_dir()} (build one: tracklens catalogue build SOURCE)")
+    for path in found:
+        try:
+            card = __import__("json").loads((path / catalogue.CARD_FILE).read_text())
+            typer.echo(f"{path.name}: {card['counts']['tracks']} tracks, model {card['model']['name']}, built {card['built']['at']}")
+        except (OSError, ValueError, KeyError, TypeError):
+            typer.echo(f"{path.name}: unreadable card")
+
+
+@app.command("similar")
+def similar_cmd(
+    files: list[Path] = typer.Argument(..., help="Audio files to compare."),
+    catalogue_path: Path = typer.Option(..., "--catalogue", "-c", help="Catalogue folder (or a name in HOME/data/catalogues/)."),
+    top: int = typer.Option(5, "--top", "-k", min=1, help="Neighbours per file."),
+    within: Optional[str] = typer.Option(None, "--within", help="Only catalogue tracks of this genre (blend genre, chart genre or the metadata's genre)."),
+    fmt: str = typer.Option("table", "--format", help="table, csv (a query column first) or json."),
+) -> None:
+    """The catalogue tracks that sound most like each FILE: similarity (cosine of sound
+    embeddings), genre / chart genre, and the values side by side, measured the same way.
+
+    A file that cannot be analysed gets an error entry and the others go on (exit status 1).
+
+    \b
+    Examples:
+      tracklens similar song.mp3 --catalogue data/catalogues/demo
+      tracklens similar mix1.wav mix2.wav --catalogue tophits --top 10 --within rock
+      tracklens similar song.mp3 --catalogue tophits --format csv > neighbours.csv
+    """
+    from tracklens import catalogue
+
+    if fmt not in catalogue.OUTPUT_FORMATS:
+        raise TracklensError(f"--format {fmt}: use one of {', '.join(catalogue.OUTPUT_FORMATS)}")
+    cat = catalogue.load(_catalogue_folder(catalogue_path))
+    if within:
+        cat.within(within)  # an unknown genre fails before any file is analysed
+    results = []
+    for path in files:
+        try:
+            results.append((str(path), catalogue.similar(path, cat, top=top, within=within)))
+        except TracklensError as exc:
+            results.append((str(path), exc))
+    typer.echo(catalogue.format_neighbours(results, fmt))
+    if any(isinstance(r, Exception) for _, r in results):
+        raise typer.Exit(1)
+
+
+def _catalogue_folder(path: Path) -> Path:
+    """``path`` itself, or the catalogue of that name in the tracklens home."""
+    from tracklens import catalogue
+
+    named = catalogue.catalogues_dir() / str(path)
+    return named if not path.exists() and len(path.parts) == 1 and named.is_dir() else path
+
+
+@app.command("check")
+def check_cmd(
+    file: Path = typer.Argument(..., help="The audio file to check."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report to write (.html); OUT-stem.values.csv and OUT-stem.json go beside it."),
+    catalogue_path: Optional[Path] = typer.Option(None, "--catalogue", "-c", help="Also list the nearest tracks by sound in this catalogue."),
+    top: int = typer.Option(5, "--top", "-k", min=1, help="Neighbours listed."),
+    no_figures: bool = typer.Option(False, "--no-figures", help="Leave out the spectrogram figure (a smaller file)."),
+) -> None:
+    """Check one track and write a self-contained HTML report: the engine's values with their
+    sources, the genre blend and its timeline, fit and chart-genre tags, the nearest catalogue
+    tracks by sound, and figures (inline; the page needs no other file). The values are also
+    written as CSV and JSON beside it.
+
+    \b
+    Examples:
+      tracklens check song.mp3 --out song-check.html
+      tracklens check song.mp3 --catalogue data/catalogues/demo --out song-check.html
+    """
+    from tracklens import catalogue, reports
+
+    cat = catalogue.load(_catalogue_folder(catalogue_path)) if catalogue_path is not None else None
+    track = catalogue.analyse(file, model=cat.model if cat is not None else None)
+    neighbours = catalogue.similar(track, cat, top=top) if cat is not None else None
+    written = reports.write_check_report(track, out, neighbours=neighbours, figures=not no_figures,
+                                         catalogue_name=cat.name if cat is not None else None)
+    typer.echo(f"{file}: {track.blend.label} (fit {track.blend.fit or 'not judged'}) -> {written['html']} "
+               f"(+ {written['csv'].name}, {written['json'].name})")
+
+
 # `tracklens --help` lists the verbs in the order of the data flow, not of definition.
-_FLOW = ["demo-data", "prepare", "split", "features", "train", "evaluate", "predict", "figures", "dashboard"]
+_FLOW = ["demo-data", "prepare", "split", "features", "train", "evaluate", "predict", "catalogue", "similar", "check",
+         "figures", "dashboard"]
 
 
 def _flow_position(command) -> int:

@@ -11,6 +11,7 @@ never leaves half a PNG behind.
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -205,3 +206,144 @@ def evaluate_models(models_dir: str | Path, *, out_dir: str | Path, names: Seque
     results = store.load_validation_results(models_dir, names=names)
     genres = results[0]["genres"]
     return write_report(results, out_dir, class_names=genres), evaluate.comparison_table(results, class_names=genres)
+
+
+# --- the check report (`tracklens check`, the check page's download) -------------------------------
+
+CHECK_VALUE_SOURCES = {
+    "tempo": ("BPM", "tracklens engine"), "key_name": ("", "tracklens engine"),
+    "loudness": ("LUFS", "tracklens engine (integrated loudness)"), "duration_s": ("s", "tracklens engine"),
+    "energy_est": ("0-1", "estimated from audio (650 FMA tracks with Echo Nest values)"),
+    "acousticness_est": ("0-1", "estimated from audio (650 FMA tracks with Echo Nest values)"),
+}
+
+
+def check_values(track, *, neighbours: pd.DataFrame | None = None, catalogue_name: str | None = None) -> dict:
+    """Everything a check report shows, as JSON-able data: the values with their units and
+    sources, the blend, its timeline, the fit verdict, chart-genre tags and the neighbours."""
+    b = track.blend
+    row = track.row()
+    values = [{"name": name, "value": row.get(name), "unit": unit, "source": source}
+              for name, (unit, source) in CHECK_VALUE_SOURCES.items() if name in row]
+    timeline = b.timeline[["start_s", "end_s", "top_genre"]].to_dict("records") if len(b.timeline) else []
+    return {
+        "file": track.path, "model": b.model, "values": values,
+        "blend": {g: round(float(p), 4) for g, p in b.blend.items()}, "label": b.label, "top_genre": b.top_genre,
+        "fit": b.fit, "fit_reason": b.fit_reason,
+        "chart_genres": [[g, round(float(p), 4)] for g, p in b.chart_genres],
+        "timeline": timeline, "notes": list(b.notes),
+        "catalogue": catalogue_name,
+        "neighbours": [] if neighbours is None else json.loads(neighbours.to_json(orient="records")),
+    }
+
+
+def _bars_svg(items: Sequence[tuple[str, float]], *, width: int = 360, bar: int = 16) -> str:
+    """A horizontal bar chart (values 0..1) as inline SVG: no script, no external file."""
+    rows = []
+    for i, (name, value) in enumerate(items):
+        y = i * (bar + 4)
+        w = max(0.0, min(1.0, float(value))) * (width - 150)
+        rows.append(f'<text x="0" y="{y + bar - 4}" font-size="12">{html.escape(str(name))}</text>'
+                    f'<rect x="100" y="{y}" width="{w:.1f}" height="{bar}" fill="#4a78b5"/>'
+                    f'<text x="{104 + w:.1f}" y="{y + bar - 4}" font-size="11">{float(value):.2f}</text>')
+    height = len(items) * (bar + 4)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+            f'viewBox="0 0 {width} {height}">{"".join(rows)}</svg>')
+
+
+def _timeline_svg(timeline: pd.DataFrame, genres: Sequence[str], *, width: int = 640, height: int = 120) -> str:
+    """The blend per window as stacked columns (one colour per genre) in inline SVG, with a legend."""
+    if timeline is None or not len(timeline):
+        return ""
+    palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
+    end = float(timeline["end_s"].max()) or 1.0
+    parts = []
+    for _, w in timeline.iterrows():
+        x0, x1 = float(w["start_s"]) / end * width, float(w["end_s"]) / end * width
+        y = 0.0
+        for k, g in enumerate(genres):
+            h = float(w[g]) * height
+            parts.append(f'<rect x="{x0:.1f}" y="{y:.1f}" width="{max(x1 - x0 - 1, 1):.1f}" height="{h:.1f}" '
+                         f'fill="{palette[k % len(palette)]}"><title>{html.escape(g)} {float(w[g]):.2f} '
+                         f'({float(w["start_s"]):.0f}-{float(w["end_s"]):.0f} s)</title></rect>')
+            y += h
+    legend = " ".join(f'<span style="color:{palette[k % len(palette)]}">&#9632;</span> {html.escape(g)}'
+                      for k, g in enumerate(genres))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {width} {height}" '
+            f'preserveAspectRatio="none" style="max-width:{width}px;height:{height}px" role="img">{"".join(parts)}</svg>'
+            f'<p class="small">{legend}; 0 to {end:.0f} s</p>')
+
+
+def _figure_img(fig, alt: str) -> str:
+    """A matplotlib figure as an inline PNG ``<img>`` (base64 data URI)."""
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=72, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" style="max-width:100%">'
+
+
+def check_report_html(track, *, neighbours: pd.DataFrame | None = None, catalogue_name: str | None = None,
+                      figures: bool = True) -> str:
+    """A self-contained HTML page of one check: values (with sources), blend, timeline, fit,
+    chart-genre tags, the catalogue neighbours and the engine's overview figure, all inline."""
+    data = check_values(track, neighbours=neighbours, catalogue_name=catalogue_name)
+    name = Path(track.path).name if track.path else "clip"
+    esc = html.escape
+    value_rows = "".join(
+        f"<tr><td>{esc(v['name'])}</td><td>{esc(_fmt(v['value']))} {esc(v['unit'])}</td><td>{esc(v['source'])}</td></tr>"
+        for v in data["values"])
+    chart = ", ".join(f"{esc(g)} {p:.2f}" for g, p in data["chart_genres"]) or "none"
+    sections = [
+        f"<h1>tracklens check: {esc(name)}</h1>",
+        f"<p>Genre blend <b>{esc(data['label'])}</b> (model {esc(data['model'])}); fit: "
+        f"<b>{esc(str(data['fit'] or 'not judged'))}</b> {esc(data['fit_reason'] or '')}</p>",
+        "<h2>Values</h2><table><tr><th>value</th><th></th><th>measured by</th></tr>" + value_rows + "</table>",
+        "<h2>Genre blend</h2>" + _bars_svg(list(data["blend"].items())),
+        f"<p class='small'>Chart-genre tags (AudioSet likelihoods, uncalibrated): {chart}</p>",
+        "<h2>Timeline</h2>" + _timeline_svg(track.blend.timeline, track.blend.genres),
+        "<p class='small'>" + esc("; ".join(data["notes"])) + "</p>",
+    ]
+    if neighbours is not None:
+        shown = neighbours.drop(columns=[c for c in ("path",) if c in neighbours.columns])
+        sections.append(f"<h2>Nearest by sound in {esc(catalogue_name or 'the catalogue')}</h2>"
+                        "<p class='small'>Cosine similarity of EfficientAT embeddings (standardised on the "
+                        "catalogue); values measured by the same engine.</p>"
+                        + shown.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="-", border=0))
+    if figures and track.analysis is not None:
+        sections.append("<h2>Figures</h2>" + _figure_img(librosa_visuals.overview(track.analysis, title=name),
+                                                         f"{name}: waveform, spectrograms, chroma, MFCC, beats"))
+    return ("<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+            f"<title>tracklens check: {esc(name)}</title><style>body{{font-family:sans-serif;margin:1em;max-width:60em}}"
+            "table{border-collapse:collapse;font-size:12px;display:block;overflow-x:auto}"
+            "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}.small{font-size:12px;color:#555}"
+            "</style></head><body>" + "\n".join(sections) + "</body></html>")
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return "" if value is None else str(value)
+
+
+def write_check_report(track, out: str | Path, *, neighbours: pd.DataFrame | None = None,
+                       catalogue_name: str | None = None, figures: bool = True) -> dict[str, Path]:
+    """Write ``out`` (the HTML page) and, beside it, ``<stem>.values.csv`` (name, value, unit,
+    source) and ``<stem>.json`` (everything: :func:`check_values`), each atomically."""
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise TracklensError(f"--out {out}: the report is an .html file")
+    data = check_values(track, neighbours=neighbours, catalogue_name=catalogue_name)
+    csv_path, json_path = out.with_name(out.stem + ".values.csv"), out.with_name(out.stem + ".json")
+    rows = [*data["values"], *({"name": f"blend_{g}", "value": p, "unit": "probability", "source": data["model"]}
+                               for g, p in data["blend"].items())]
+    write_csv(pd.DataFrame(rows, columns=["name", "value", "unit", "source"]), csv_path, index=False)
+    atomic_write_bytes(json_path, (json.dumps(data, indent=1, default=str) + "\n").encode())
+    page = check_report_html(track, neighbours=neighbours, catalogue_name=catalogue_name, figures=figures)
+    atomic_write_bytes(out, page.encode())
+    return {"html": out, "csv": csv_path, "json": json_path}

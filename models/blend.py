@@ -86,6 +86,8 @@ class Blend:
     wider_genres: list[tuple[str, float]] = field(default_factory=list)  # AudioSet genres beyond the ten
     chart_genres: list[tuple[str, float]] = field(default_factory=list)  # chart genre, likelihood (uncalibrated)
     analysed_s: float = 0.0  # seconds of audio the blend read (the timeline rows say which)
+    embedding: np.ndarray | None = None  # track mean of EfficientAT's window embeddings, when the model's pass made them
+    audioset: np.ndarray | None = None  # the track's 527 AudioSet likelihoods the fit verdict read (None: not judged)
 
     @property
     def blend(self) -> dict[str, float]:
@@ -433,7 +435,8 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
     clip = _at_rate(clip, model.sample_rate)
     block_s = model.window_s * max(1, int(BLOCK_S // model.window_s))  # whole windows per decoded block
     tag_columns = [i for i, c in enumerate(model.card["input"].get("columns") or []) if c.startswith("tag:")]
-    rows, spans, tag_rows = [], [], []
+    embedding_columns = [i for i, c in enumerate(model.card["input"].get("columns") or []) if c.startswith("eat_")]
+    rows, spans, tag_rows, embedding_rows = [], [], [], []
     evidence = _AudioSetEvidence() if judge_fit else None
     max_blocks = None if max_seconds is None else max(1, int(max_seconds // block_s))
     for start, end, part in _windows(clip, path, duration_s, block_s, max_windows=max_blocks, sr=model.sample_rate):
@@ -442,6 +445,7 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
             rows.append(model.predict_raw(block.x))
             spans += [(start + a, min(start + b, end)) for a, b in block.spans]
             tag_rows.append(block.x[:, tag_columns])
+            embedding_rows.append(block.x[:, embedding_columns])
             if evidence is not None:
                 evidence.add(block.logits, part)
     if not rows:
@@ -461,6 +465,8 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
         names = [model.card["input"]["columns"][i][4:] for i in tag_columns]
         result.tags = dict(zip(names, np.vstack(tag_rows).mean(axis=0).astype(float)))
         result.tags_source = model.card["input"].get("musicnn", model.card["input"]).get("embedding_model")
+    if embedding_columns:  # EfficientAT and fusion models: the sound embedding comes with the pass (tracklens.catalogue)
+        result.embedding = np.vstack(embedding_rows).mean(axis=0).astype(np.float32)
     if evidence is not None:
         _judge(result, evidence)
     return result
@@ -490,6 +496,7 @@ def _judge(result: Blend, evidence: _AudioSetEvidence) -> None:
         result.fit_reason = f"not judged: {evidence.problem or 'no AudioSet evidence'}"
         return
     names = efficientat.class_names()
+    result.audioset = np.asarray(likelihoods, dtype=np.float32)
     verdict = fit.judge(likelihoods, names)
     result.fit, result.fit_reason, result.wider_genres = verdict.fit, verdict.reason, verdict.wider_genres
     result.chart_genres = chart_genres.chart_genre_scores(likelihoods, names)

@@ -38,6 +38,7 @@ RANKS = {
     "preprocessing": 4, "features": 4, "numba_cache": 4,  # numba_cache: the compile lock; the caller hands it the kernels to warm
     "models": 5,  # every models.* module
     "explore": 6, "librosa_visuals": 6,
+    "catalogue": 6,  # measured tracks and neighbours by sound: uses features + models; reports, dashboard, cli use it
     "reports": 7,
     "dashboard": 8,  # every dashboard.* module
     "cli": 9,

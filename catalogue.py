@@ -1,0 +1,682 @@
+"""Catalogues: folders of tracks that tracklens has measured itself, so a track can meet its
+neighbours by sound and be compared with values measured the same way.
+
+Public API (``from tracklens import catalogue``)::
+
+    cat = catalogue.build(source, out, meta=None, jobs=1, scheduler=None, progress=True)
+        # source: a folder of audio, a manifest CSV, or the folder `tracklens acquire previews`
+        # writes; a rerun analyses only new or changed files (the batch runner's cache)
+    cat = catalogue.load(path)             # refuses a catalogue of another engine / model version
+    catalogue.available(home=None)         # [Path, ...]: the catalogues in HOME/data/catalogues/
+    track = catalogue.analyse(path_or_clip, model=None)   # the builder's per-track analysis
+    catalogue.similar(query, cat, top=5, within=None)     # -> DataFrame, nearest first
+    cat.tracks        # DataFrame, one row per track (columns below)
+    cat.card          # dict: engine / model / embedding versions, counts, how it was built
+    cat.errors        # DataFrame: path, reason (files that could not be analysed)
+    cat.audio_path(track_id)  # Path of the track's audio when it is still on disk, else None
+    cat.genres()      # the genre names ``within`` accepts
+
+``query`` is an audio path, an :class:`audio.AudioClip`, a :class:`Track` from :func:`analyse`
+(analyse once, compare with many catalogues) or a raw embedding vector.
+
+A catalogue is a folder::
+
+    CAT/card.json          what built it (engine FEATURE_VERSION, genre model name + SHA-256,
+                           embedding weights SHA-256, descriptor estimator SHA-256), counts, source
+    CAT/tracks.parquet     one row per analysed track
+    CAT/errors.csv         path, reason: files that could not be analysed (the error rows)
+    CAT/_analysis.parquet  the batch runner's own table (a folder of parts on a Dask run); a
+                           rebuild reuses it and the per-file cache
+
+Columns of ``tracks``, each named after where its value comes from:
+
+- identity: ``track_id`` (file stem), ``path`` (as given), ``audio_file`` (absolute), ``label``
+  (sub-folder), ``checksum``; ``artist``, ``title``, ``isrc`` when the source names them
+- the feature engine (:mod:`features`): ``tempo``, ``key``, ``mode``, ``key_name``,
+  ``loudness`` (LUFS), ``duration_ms`` and the 57 GTZAN summary columns; the descriptor
+  estimates ``energy_est``, ``acousticness_est`` (:mod:`models.descriptors`)
+- the genre model (:mod:`models.blend`): ``blend_<genre>`` probabilities, ``top_genre``,
+  ``blend_label``, ``fit`` / ``fit_reason`` (:mod:`models.fit`), ``chart_genres`` (chart-genre
+  tags from AudioSet, "pop; rock"), ``chart_genre`` (the likeliest)
+- the sound embedding: ``emb_000`` ... ``emb_383``, EfficientAT mn04's 384-d embedding averaged
+  over the track's 10 s windows (chosen by measurement: docs/compare-by-sound.md)
+- ``--meta TABLE``: the table's values prefixed ``spotify_`` (``spotify_energy`` beside the
+  engine's ``energy_est``), joined by ISRC or by normalised artist + title
+
+Similarity is the cosine of embeddings standardised with the catalogue's own mean and standard
+deviation per dimension (fitted on the catalogue only, never on the query), then L2-normalised.
+
+Data flow: audio -> batch/features -> models -> catalogue -> reports / dashboard / cli.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tracklens import acquire, batch, config, features
+from tracklens.errors import TracklensError
+from tracklens.fileio import atomic_write_bytes, file_checksum, read_csv, write_csv
+
+FORMAT = "tracklens-catalogue"
+FORMAT_VERSION = 1
+#: bump when the per-file results of the same file and versions change (the batch cache key)
+ANALYSIS_VERSION = 2  # 2: AudioSet likelihoods block
+#: the genre model a catalogue is built with: EfficientAT only, so the embedding, the blend, the
+#: fit verdict and the chart-genre tags all come from one forward pass (the fusion model `default`
+#: adds musicnn at ~0.9 s per 30 s clip, beyond the 10,000-previews-per-hour-on-2-cores budget)
+DEFAULT_MODEL = "default-fast"
+CARD_FILE = "card.json"
+TRACKS_FILE = "tracks.parquet"
+ERRORS_FILE = "errors.csv"
+ANALYSIS_FILE = "_analysis.parquet"
+PREVIEWS_INDEX = acquire.PREVIEWS_INDEX  # written by `tracklens acquire previews`: id, artist, title, isrc
+EMBEDDING_SIZE = 384
+EMBEDDING_COLUMNS = tuple(f"emb_{i:03d}" for i in range(EMBEDDING_SIZE))
+N_AUDIOSET = 527
+#: the track's AudioSet likelihoods (EfficientAT's tagger, same pass), in efficientat.class_names() order
+AUDIOSET_COLUMNS = tuple(f"as_{i:03d}" for i in range(N_AUDIOSET))
+#: the engine's values shown beside a neighbour (and in reports), in this order
+VALUE_COLUMNS = ("tempo", "key_name", "loudness", "duration_s", "energy_est", "acousticness_est")
+KEY_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+META_PREFIX = "spotify_"
+OUTPUT_FORMATS = ("table", "csv", "json")
+
+
+class CatalogueError(TracklensError):
+    """A catalogue that cannot be used (missing, damaged, or built by another version)."""
+
+
+# --- one track ----------------------------------------------------------------------------------
+
+
+def key_name(key: Any, mode: Any) -> str:
+    """``"A minor"`` from the engine's pitch class (0 = C) and mode (1 major, 0 minor); "" if unknown."""
+    try:
+        k, m = int(key), int(mode)
+    except (TypeError, ValueError):
+        return ""
+    return f"{KEY_NAMES[k % 12]} {'major' if m == 1 else 'minor'}" if k >= 0 else ""
+
+
+@dataclass
+class Track:
+    """One track as a catalogue sees it: the engine's values, the genre blend and the embedding.
+
+    values : the engine's whole-track row (tempo, key, mode, loudness, duration_ms, the 57 summary
+        columns) plus ``energy_est`` / ``acousticness_est``
+    blend : the :class:`models.blend.Blend` (probabilities, timeline, fit, chart genres)
+    embedding : float32 (384,), EfficientAT's mean window embedding
+    audioset : float32 (527,), the track's AudioSet likelihoods (same pass; the fit verdict's evidence)
+    """
+
+    path: str | None
+    values: dict
+    blend: Any
+    embedding: np.ndarray
+    audioset: np.ndarray
+    model: str = DEFAULT_MODEL
+    analysis: Any = field(default=None, repr=False)  # the engine's features.Analysis, for figures (not stored)
+
+    def row(self) -> dict:
+        """The track as one catalogue row (JSON scalars; no identity columns, no embedding)."""
+        b = self.blend
+        row = {k: v for k, v in self.values.items() if k not in ("track_id", "path", "label")}
+        row["key_name"] = key_name(row.get("key"), row.get("mode"))
+        row["duration_s"] = float(row.get("duration_ms", 0)) / 1000.0
+        row.update({f"blend_{g}": float(p) for g, p in zip(b.genres, b.probabilities)})
+        row.update(top_genre=b.top_genre, blend_label=b.label, fit=b.fit or "", fit_reason=b.fit_reason or "",
+                   chart_genres=chart_text(b.chart_genres),
+                   chart_genre=b.chart_genres[0][0] if b.chart_genres else "")
+        return row
+
+
+def chart_text(scores) -> str:
+    """Chart-genre tags at or above :data:`models.chart_genres.SHOWN_FROM`, likeliest first: ``"pop; rock"``."""
+    from tracklens.models import chart_genres
+
+    return "; ".join(name for name, p in sorted(scores, key=lambda kv: -kv[1]) if p >= chart_genres.SHOWN_FROM)
+
+
+@functools.lru_cache(maxsize=2)
+def _genre_model(name: str):
+    from tracklens.models import blend
+
+    return blend.load_model(name)
+
+
+@functools.lru_cache(maxsize=1)
+def _descriptor_extras():
+    from tracklens.models import descriptors
+
+    return descriptors.feature_extras()
+
+
+def analyse(source: Any, *, model: str | None = None, max_duration: float = config.FEATURE_MAX_DURATION_S) -> Track:
+    """The builder's analysis of one track: an audio path or an :class:`audio.AudioClip`.
+
+    Values come from the feature engine (decoded at its 22 050 Hz), the blend and the embedding
+    from one pass of the genre model ``model`` (default :data:`DEFAULT_MODEL`) at its own rate.
+    Raises AudioError / TracklensError for audio that cannot be analysed.
+    """
+    from tracklens.audio import AudioClip, load_audio
+    from tracklens.models import blend as blend_mod
+
+    model_name = model or DEFAULT_MODEL
+    if isinstance(source, AudioClip):
+        clip = source if source.sr == config.SAMPLE_RATE else _resampled(source, config.SAMPLE_RATE)
+        path, blend_source = source.path, source
+    else:
+        path = str(source)
+        clip = load_audio(path, sr=config.SAMPLE_RATE, max_duration=max_duration)
+        blend_source = path
+    cf = features.featurize_clip(clip, segment_seconds=None)
+    values = dict(cf.track)
+    values.update(_descriptor_extras().compute(cf.analysis))
+    genre_model = _genre_model(model_name)
+    result = blend_mod.predict_blend(genre_model, blend_source, max_seconds=max_duration)
+    embedding, audioset = result.embedding, result.audioset
+    if embedding is None or audioset is None:  # a model whose pass makes neither: one extra pass
+        from tracklens.models import efficientat
+
+        extra = efficientat.embed(clip=clip)
+        embedding = extra["mean"] if embedding is None else embedding
+        audioset = extra["tags"] if audioset is None else audioset
+    return Track(path=path, values=values, blend=result, embedding=np.asarray(embedding, np.float32),
+                 audioset=np.asarray(audioset, np.float32), model=model_name, analysis=cf.analysis)
+
+
+def _resampled(clip, sr: int):
+    from dataclasses import replace
+
+    import librosa
+
+    y = librosa.resample(clip.y, orig_sr=clip.sr, target_sr=sr, res_type="soxr_hq").astype(np.float32)
+    return replace(clip, y=y, sr=sr)
+
+
+# --- the batch task -----------------------------------------------------------------------------
+
+
+def analyse_file(path: str, params: dict) -> batch.FileResult:
+    """The catalogue's per-file function (what local processes and Dask workers run)."""
+    track = analyse(path, model=params["model"], max_duration=params["max_duration"])
+    return batch.FileResult(rows=[{**track.row(), "segment": -1}],
+                            blocks={"embedding": track.embedding[None, :], "audioset": track.audioset[None, :]})
+
+
+@functools.lru_cache(maxsize=4)
+def versions(model: str = DEFAULT_MODEL) -> dict:
+    """What a catalogue's numbers depend on: engine version, genre model (name, SHA-256 of its
+    files), embedding weights and descriptor estimator. A catalogue built with other versions is
+    refused by :func:`load`."""
+    from tracklens.models import blend, efficientat
+
+    model_dir = blend.resolve_model_dir(model)
+    model_sha = file_checksum(model_dir / "model.keras") if (model_dir / "model.keras").is_file() else ""
+    card = json.loads((model_dir / "card.json").read_text())
+    return {
+        "engine": {"feature_version": features.FEATURE_VERSION, "catalogue_format": FORMAT_VERSION},
+        "model": {"name": card.get("name", str(model)), "dir": str(model_dir), "kind": card["input"]["kind"],
+                  "sha256": model_sha, "genres": list(card["genres"])},
+        "embedding": {"model": efficientat.DEFAULT_MODEL, "size": EMBEDDING_SIZE, "pooling": "mean of 10 s windows",
+                      "weights_sha256": efficientat.read_manifest()[efficientat.DEFAULT_MODEL]["weights_sha256"]},
+        "descriptors": {"tag": _descriptor_extras().tag},
+    }
+
+
+def catalogue_task(model: str = DEFAULT_MODEL, *, max_duration: float = config.FEATURE_MAX_DURATION_S) -> batch.Task:
+    """The per-track analysis as a :class:`batch.Task`, cached per file by checksum and versions."""
+    from tracklens.models import chart_genres  # noqa: F401 - fail here, not in every worker
+
+    v = versions(model)
+    genres = v["model"]["genres"]
+    value_columns = (*features.SUMMARY_COLUMNS, *(c for c in features.SPOTIFY_COLUMNS if c != "tempo"),
+                     "start_s", "end_s", "length", "truncated", *_descriptor_extras().columns)
+    model_columns = (*(f"blend_{g}" for g in genres), "top_genre", "blend_label", "fit", "fit_reason",
+                     "chart_genres", "chart_genre")
+    columns = (*batch.ID_COLUMNS, "segment", *value_columns, "key_name", "duration_s", *model_columns,
+               *EMBEDDING_COLUMNS, *AUDIOSET_COLUMNS)
+    text = ("key_name", "top_genre", "blend_label", "fit", "fit_reason", "chart_genres", "chart_genre")
+    dtypes = {**dict.fromkeys(("segment", "length", "key", "mode", "duration_ms"), "int64"), "truncated": "bool",
+              **dict.fromkeys(text, "str")}
+    params = {"model": model, "model_sha256": v["model"]["sha256"], "embedding": v["embedding"]["weights_sha256"],
+              "descriptors": v["descriptors"]["tag"], "feature_version": features.FEATURE_VERSION,
+              "max_duration": float(max_duration)}
+    return batch.Task(name="catalogue", run_file=analyse_file, params=params, version=ANALYSIS_VERSION,
+                      columns=columns, dtypes=dtypes, blocks={"embedding": EMBEDDING_COLUMNS, "audioset": AUDIOSET_COLUMNS},
+                      warm=features.warm_numba, after_crash=features.check_numba_cache)
+
+
+# --- names and metadata ---------------------------------------------------------------------------
+
+_ARTIST_COLUMNS, _TITLE_COLUMNS = acquire.ARTIST_COLUMNS, acquire.TITLE_COLUMNS
+normalise_name, _first_artist, _pick = acquire.normalise_name, acquire.first_artist, acquire.pick_column
+
+
+def _source_names(source: Any, tracks):
+    """``artist``, ``title``, ``isrc`` per track from the source: a manifest CSV's own columns,
+    the previews folder's index (:data:`PREVIEWS_INDEX`), else a file stem "Artist - Title"."""
+    import pandas as pd
+
+    names = pd.DataFrame({"artist": "", "title": "", "isrc": ""}, index=tracks.index)
+    table, key = None, None
+    src = Path(source) if isinstance(source, (str, Path)) else None
+    if src is not None and src.is_file() and src.suffix.lower() == ".csv":
+        table, key = read_csv(src, dtype=str, keep_default_na=False), "path"
+    elif src is not None and (src / PREVIEWS_INDEX).is_file():
+        table, key = read_csv(src / PREVIEWS_INDEX, dtype=str, keep_default_na=False), "id"
+    elif isinstance(source, pd.DataFrame):
+        table, key = source.astype(str), "path"
+    if table is not None and key in table.columns:
+        artist, title, isrc = (_pick(table.columns, cols) for cols in (_ARTIST_COLUMNS, _TITLE_COLUMNS, ("isrc",)))
+        keys = table[key].map(lambda p: Path(str(p)).stem if key == "path" else str(p))
+        for col, found in (("artist", artist), ("title", title), ("isrc", isrc)):
+            if found is not None:
+                lookup = dict(zip(keys, table[found].astype(str)))
+                names[col] = tracks["track_id"].map(lambda t: lookup.get(Path(t).name, "")).fillna("")
+    stems = tracks["track_id"].map(lambda t: Path(str(t)).name)
+    parsed = stems.str.split(" - ", n=1, expand=True) if stems.str.contains(" - ").any() else None
+    if parsed is not None and parsed.shape[1] == 2:
+        missing = (names["artist"] == "") & parsed[1].notna()
+        names.loc[missing, "artist"] = parsed.loc[missing, 0].str.strip()
+        names.loc[missing, "title"] = parsed.loc[missing, 1].str.strip()
+    return names
+
+
+def read_meta(path: str | Path):
+    """A metadata table (CSV or parquet) with artist + title (or isrc) columns."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogueError(f"--meta {path}: no such file")
+    try:
+        table = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else read_csv(path)
+    except Exception as exc:
+        raise CatalogueError(f"--meta {path}: cannot read it ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    has_names = _pick(table.columns, _ARTIST_COLUMNS) and _pick(table.columns, _TITLE_COLUMNS)
+    if not has_names and _pick(table.columns, ("isrc",)) is None:
+        raise CatalogueError(f"--meta {path}: needs 'isrc' or 'artist' + title ('song'/'title'/'name') columns")
+    return table
+
+
+def join_meta(tracks, meta, *, prefix: str = META_PREFIX):
+    """``tracks`` with the columns of ``meta`` prefixed (``spotify_energy``), matched by ISRC,
+    else by normalised first artist + title. Returns ``(table, matched_by)`` where
+    ``matched_by`` counts the rows joined each way. The first of duplicate meta rows wins."""
+    import pandas as pd
+
+    tracks = tracks.copy()
+    m_artist, m_title, m_isrc = (_pick(meta.columns, c) for c in (_ARTIST_COLUMNS, _TITLE_COLUMNS, ("isrc",)))
+    renamed = meta.rename(columns={c: prefix + str(c).lower().replace(" ", "_") for c in meta.columns})
+    position = pd.Series(-1, index=tracks.index)
+    how = pd.Series("", index=tracks.index)
+    if m_isrc is not None and "isrc" in tracks.columns:
+        by_isrc = {}
+        for i, code in enumerate(meta[m_isrc].astype(str).str.strip().str.upper()):
+            if code and code != "NAN":
+                by_isrc.setdefault(code, i)
+        hit = tracks["isrc"].astype(str).str.strip().str.upper().map(by_isrc)
+        position[hit.notna()] = hit[hit.notna()].astype(int)
+        how[hit.notna()] = "isrc"
+    if m_artist is not None and m_title is not None:
+        by_name = {}
+        for i, (a, t) in enumerate(zip(meta[m_artist], meta[m_title])):
+            by_name.setdefault((_first_artist(a), normalise_name(t)), i)
+        keys = [(_first_artist(a), normalise_name(t)) for a, t in zip(tracks["artist"], tracks["title"])]
+        hit = pd.Series([by_name.get(k, -1) if k[1] else -1 for k in keys], index=tracks.index)
+        use = (position < 0) & (hit >= 0)
+        position[use] = hit[use]
+        how[use] = "artist+title"
+    joined = renamed.reset_index(drop=True).reindex(position.to_numpy())  # -1: no row, all NaN
+    joined.index = tracks.index
+    joined[prefix + "matched_by"] = how
+    counts = {k: int((how == k).sum()) for k in ("isrc", "artist+title")}
+    return pd.concat([tracks, joined], axis=1), counts
+
+
+# --- building and loading -------------------------------------------------------------------------
+
+
+def _check_out(out: Path) -> None:
+    """Refuse to build into a folder that holds something other than a catalogue (never delete the user's files)."""
+    if out.exists() and not out.is_dir():
+        raise CatalogueError(f"--out {out}: a file, not a folder; a catalogue is a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / CARD_FILE).exists() and not (out / ANALYSIS_FILE).exists():
+        raise CatalogueError(f"--out {out}: a folder with other files in it; choose a new or empty folder")
+
+
+def build(source: Any, out: str | Path, *, meta: str | Path | None = None, model: str | None = None,
+          jobs: int = 1, scheduler: Any = None, progress: bool = True, cache_dir: str | Path | None = None,
+          max_duration: float = config.FEATURE_MAX_DURATION_S) -> "Catalogue":
+    """Analyse every audio file of ``source`` into the catalogue folder ``out``; returns it loaded.
+
+    Parameters
+    ----------
+    source : a folder of audio, a manifest CSV (``tracklens acquire folder``; extra ``artist``,
+        ``title``, ``isrc`` columns are kept), the previews folder of ``tracklens acquire previews``
+        (its ``previews.csv`` names each file's artist and title), or a DataFrame with ``path``
+    out : the catalogue folder (created; an existing catalogue there is rebuilt in place)
+    meta : a table (CSV/parquet, e.g. the Top Hits CSV) whose columns join each track, prefixed
+        ``spotify_``, by ISRC or normalised artist + title
+    model : the genre model (default :data:`DEFAULT_MODEL`)
+    jobs, scheduler, cache_dir, progress : as :func:`batch.run` (cache per file: a rerun analyses
+        only new or changed files; a Dask run's workers write the parts)
+
+    Files that cannot be analysed are rows of ``errors.csv`` and never stop the build.
+    """
+    import pandas as pd
+
+    started = time.time()
+    out = Path(out)
+    _check_out(out)
+    meta_table = read_meta(meta) if meta is not None else None  # a bad --meta fails before the long part
+    model = model or DEFAULT_MODEL
+    task = catalogue_task(model, max_duration=max_duration)
+    out.mkdir(parents=True, exist_ok=True)
+    result = batch.run(task, source, out=out / ANALYSIS_FILE, jobs=jobs, scheduler=scheduler, cache_dir=cache_dir,
+                       progress=progress)
+    table = pd.read_parquet(out / ANALYSIS_FILE)
+    table = table[table["segment"] == -1].drop(columns=["segment"]).reset_index(drop=True)
+    base = Path(source).parent if isinstance(source, (str, Path)) and Path(source).is_file() else Path.cwd()
+    table.insert(2, "audio_file", [str(Path(p) if Path(p).is_absolute() else (base / p if (base / p).exists() else
+                                                                             Path(p)).absolute()) for p in table["path"]])
+    names = _source_names(source, table)
+    for i, col in enumerate(("artist", "title", "isrc")):
+        table.insert(4 + i, col, names[col].astype(str).to_numpy())
+    matched = None
+    if meta_table is not None:
+        table, matched = join_meta(table, meta_table)
+    errors = read_csv(batch.errors_path(out / ANALYSIS_FILE), dtype=str, keep_default_na=False)
+    _write_parquet(table, out / TRACKS_FILE)
+    write_csv(errors, out / ERRORS_FILE)
+    v = versions(model)
+    card = {
+        "format": FORMAT, **v,
+        "counts": {"tracks": int(len(table)), "errors": int(len(errors)),
+                   "analysed_now": result.n_computed, "from_cache": result.n_cached,
+                   **({"with_meta": int(sum(matched.values()))} if matched is not None else {})},
+        "source": str(source) if not hasattr(source, "columns") else "DataFrame",
+        "meta": None if meta is None else {"table": str(meta), "prefix": META_PREFIX, "matched_by": matched},
+        "similarity": "cosine of embeddings standardised by the catalogue's mean / std per dimension",
+        "built": {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(time.time() - started, 1),
+                  "jobs": jobs, "scheduler": str(scheduler) if scheduler else None,
+                  "tracklens": _version(), "max_duration_s": max_duration},
+        "columns": {"engine": [c for c in (*features.SPOTIFY_COLUMNS, "key_name", "duration_s", *features.SUMMARY_COLUMNS)],
+                    "estimates": list(_descriptor_extras().columns),
+                    "model": [c for c in table.columns if c.startswith("blend_") or c in
+                              ("top_genre", "blend_label", "fit", "fit_reason", "chart_genres", "chart_genre")],
+                    "embedding": f"{EMBEDDING_COLUMNS[0]}..{EMBEDDING_COLUMNS[-1]}",
+                    "meta": [c for c in table.columns if c.startswith(META_PREFIX)]},
+    }
+    atomic_write_bytes(out / CARD_FILE, (json.dumps(card, indent=1, default=str) + "\n").encode())
+    return load(out)
+
+
+def _version() -> str:
+    from tracklens import __version__
+
+    return __version__
+
+
+def _write_parquet(table, path: Path) -> None:
+    from tracklens.fileio import atomic_path
+
+    with atomic_path(path, suffix=".parquet") as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+def _rebuild_hint(path: Path, card: dict) -> str:
+    source = card.get("source") or "SOURCE"
+    meta = f" --meta {card['meta']['table']}" if card.get("meta") else ""
+    return f"rebuild it: tracklens catalogue build {source} --out {path}{meta}"
+
+
+def load(path: str | Path, *, model: str | None = None) -> "Catalogue":
+    """The catalogue in folder ``path``. Raises CatalogueError with one line when it is missing,
+    damaged, or built by another engine, model, embedding or estimator version (saying how to
+    rebuild it)."""
+    import pandas as pd
+
+    path = Path(path)
+    card_file = path / CARD_FILE
+    if not card_file.is_file():
+        raise CatalogueError(f"{path}: not a catalogue (no {CARD_FILE}); build one: tracklens catalogue build SOURCE --out {path}")
+    try:
+        card = json.loads(card_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CatalogueError(f"{card_file}: unreadable ({type(exc).__name__}); {_rebuild_hint(path, {})}") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise CatalogueError(f"{card_file}: not a tracklens catalogue card; {_rebuild_hint(path, {})}")
+    mismatch = _version_mismatch(card, versions(model or card.get("model", {}).get("name") or DEFAULT_MODEL))
+    if mismatch:
+        raise CatalogueError(f"{path}: built by {mismatch}; {_rebuild_hint(path, card)}")
+    try:
+        tracks = pd.read_parquet(path / TRACKS_FILE)
+    except Exception as exc:
+        raise CatalogueError(f"{path / TRACKS_FILE}: unreadable ({type(exc).__name__}); {_rebuild_hint(path, card)}") from None
+    errors_file = path / ERRORS_FILE
+    errors = (read_csv(errors_file, dtype=str, keep_default_na=False) if errors_file.is_file()
+              else pd.DataFrame(columns=["path", "reason"]))
+    return Catalogue(path=path, tracks=tracks, card=card, errors=errors)
+
+
+def _version_mismatch(card: dict, current: dict) -> str:
+    """What differs between the card's versions and this tracklens ("" when nothing does)."""
+    checks = (
+        ("engine", "feature_version", "engine version"),
+        ("engine", "catalogue_format", "catalogue format"),
+        ("model", "sha256", "genre model"),
+        ("embedding", "weights_sha256", "embedding weights"),
+        ("descriptors", "tag", "descriptor estimator"),
+    )
+    for section, key, what in checks:
+        theirs, ours = (card.get(section) or {}).get(key), current[section][key]
+        if theirs != ours:
+            short = (lambda v: str(v)[:12] if isinstance(v, str) and len(str(v)) > 16 else v)
+            return f"{what} {short(theirs)}, this tracklens has {short(ours)}"
+    return ""
+
+
+def catalogues_dir(home: str | Path | None = None) -> Path:
+    """Where catalogues live: ``HOME/data/catalogues`` (``config.DATA_DIR`` when ``home`` is None)."""
+    return Path(home) / "data" / "catalogues" if home is not None else config.DATA_DIR / "catalogues"
+
+
+def available(home: str | Path | None = None) -> list[Path]:
+    """The catalogue folders (those with a card) in :func:`catalogues_dir`, by name."""
+    root = catalogues_dir(home)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / CARD_FILE).is_file())
+
+
+@dataclass
+class Catalogue:
+    """A loaded catalogue: ``tracks`` (DataFrame), ``card`` (dict), ``errors`` (DataFrame)."""
+
+    path: Path
+    tracks: Any
+    card: dict
+    errors: Any
+    _index: Any = field(default=None, repr=False)
+    _tags: Any = field(default=None, repr=False)
+    _masks: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def model(self) -> str:
+        return (self.card.get("model") or {}).get("name") or DEFAULT_MODEL
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    def audio_path(self, track_id: str) -> Path | None:
+        """The audio file of ``track_id`` when it is still on disk (None otherwise, or for an unknown id)."""
+        rows = self.tracks.index[self.tracks["track_id"] == str(track_id)]
+        if not len(rows):
+            return None
+        file = Path(str(self.tracks.at[rows[0], "audio_file"]))
+        return file if file.is_file() else None
+
+    def embeddings(self) -> np.ndarray:
+        """The raw embedding matrix (n_tracks, 384), float32."""
+        return self.tracks[list(EMBEDDING_COLUMNS)].to_numpy(np.float32)
+
+    def index(self) -> "SoundIndex":
+        """The similarity index (built on first use)."""
+        if self._index is None:
+            self._index = SoundIndex(self.embeddings())
+        return self._index
+
+    def genres(self) -> list[str]:
+        """Every genre ``within`` accepts here: blend genres, chart genres, metadata genres."""
+        found = set(self.card.get("model", {}).get("genres", []))
+        for tags in self._genre_tags():
+            found.update(tags)
+        names = {g.lower(): g for g in sorted(found, reverse=True)}  # one spelling per genre
+        return sorted(names.values(), key=str.lower)
+
+    def _genre_tags(self) -> list[set[str]]:
+        """Per track, the genres it belongs to (as written): its blend's top genre and label's
+        parts, its chart-genre tags, its metadata genre(s)."""
+        if self._tags is None:
+            t = self.tracks
+            columns = [t[c].fillna("").astype(str) for c in ("top_genre", "blend_label", "chart_genres",
+                                                               f"{META_PREFIX}genre") if c in t.columns]
+            splitters = {"blend_label": "-", "chart_genres": "; ", f"{META_PREFIX}genre": ","}
+            self._tags = [set() for _ in range(len(t))]
+            for col in columns:
+                sep = splitters.get(col.name)
+                for tags, text in zip(self._tags, col):
+                    tags.update(p.strip() for p in (text.split(sep) if sep else [text]) if p.strip())
+        return self._tags
+
+    def within(self, genre: str) -> np.ndarray:
+        """Boolean mask of the tracks of ``genre`` (any case): their blend's top genre or label
+        names it, or a chart-genre tag, or the metadata's genre. Raises CatalogueError for a
+        genre no track has."""
+        wanted = genre.strip().lower()
+        if wanted not in self._masks:
+            mask = np.fromiter((wanted in {g.lower() for g in tags} for tags in self._genre_tags()), bool,
+                               count=len(self.tracks))
+            if not mask.any():
+                raise CatalogueError(f"--within {genre}: no track of that genre in {self.name}; "
+                                     f"its genres: {', '.join(self.genres())}")
+            self._masks[wanted] = mask
+        return self._masks[wanted]
+
+
+class SoundIndex:
+    """Cosine similarity on standardised, L2-normalised embeddings; the standardisation (mean and
+    standard deviation per dimension) is fitted on the catalogue only."""
+
+    def __init__(self, embeddings: np.ndarray):
+        x = np.asarray(embeddings, np.float32)
+        self.mean = x.mean(axis=0) if len(x) else np.zeros(x.shape[1], np.float32)
+        std = x.std(axis=0) if len(x) > 1 else np.ones(x.shape[1], np.float32)
+        self.scale = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+        self.matrix = np.ascontiguousarray(self.transform(x))  # row-major: a DataFrame hands columns (8x slower products)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        z = (np.atleast_2d(np.asarray(x, np.float32)) - self.mean) / self.scale
+        return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        """Cosine similarity of ``query`` (one raw embedding) with every catalogue track."""
+        return self.matrix @ self.transform(query)[0]
+
+
+def _query_embedding(query: Any, model: str) -> tuple[np.ndarray, Any]:
+    if isinstance(query, Track):
+        return query.embedding, query
+    if isinstance(query, np.ndarray):
+        if query.shape != (EMBEDDING_SIZE,):
+            raise CatalogueError(f"a query embedding must have shape ({EMBEDDING_SIZE},), not {query.shape}")
+        return query.astype(np.float32), None
+    track = analyse(query, model=model)
+    return track.embedding, track
+
+
+def similar(query: Any, cat: "Catalogue | str | Path", *, top: int = 5, within: str | None = None):
+    """The ``top`` catalogue tracks that sound most like ``query``, most similar first.
+
+    ``query``: an audio path, an AudioClip, a :class:`Track` or a raw embedding (384,);
+    ``within``: only tracks of that genre (blend, chart genre or metadata genre: :meth:`Catalogue.within`).
+
+    Returns a DataFrame: ``rank``, ``similarity`` (cosine, -1..1), ``track_id``, ``artist``,
+    ``title``, ``top_genre``, ``blend_label``, ``chart_genres``, the engine's values
+    (:data:`VALUE_COLUMNS`), Spotify's values when the catalogue has them, ``path``.
+    """
+    cat = cat if isinstance(cat, Catalogue) else load(cat)
+    if top < 1:
+        raise CatalogueError(f"--top {top}: must be at least 1")
+    embedding, _ = _query_embedding(query, cat.model)
+    scores = cat.index().scores(embedding)
+    candidates = np.flatnonzero(cat.within(within)) if within else np.arange(len(scores))
+    k = min(top, len(candidates))
+    if k == 0:
+        return neighbour_frame(cat, np.array([], int), np.array([]))
+    sub = scores[candidates]
+    part = np.argpartition(-sub, k - 1)[:k] if k < len(sub) else np.arange(len(sub))
+    order = part[np.lexsort((candidates[part], -sub[part]))]  # ties: catalogue order
+    return neighbour_frame(cat, candidates[order], sub[order])
+
+
+def neighbour_frame(cat: "Catalogue", rows: np.ndarray, scores: np.ndarray):
+    """Catalogue rows ``rows`` with their similarity, values side by side (see :func:`similar`)."""
+    import pandas as pd
+
+    t = cat.tracks
+    columns = ["track_id", "artist", "title", "top_genre", "blend_label", "chart_genres", *VALUE_COLUMNS]
+    spotify = [c for c in (f"{META_PREFIX}genre", *(META_PREFIX + c for c in ("tempo", "energy", "acousticness",
+                                                                          "danceability", "valence", "loudness")))
+               if c in t.columns]
+    shown = [t.columns.get_loc(c) for c in (*columns, *spotify, "path") if c in t.columns]
+    frame = t.iloc[np.asarray(rows, int), shown].reset_index(drop=True)  # rows and columns at once: no wide copy
+    frame.insert(0, "similarity", np.round(np.asarray(scores, float), 4))
+    frame.insert(0, "rank", np.arange(1, len(frame) + 1))
+    return frame
+
+
+def format_neighbours(results: list[tuple[str, Any]], fmt: str = "table") -> str:
+    """Neighbour tables of several queries as text: ``table`` (aligned, one block per query),
+    ``csv`` (spreadsheet-safe, a ``query`` column first) or ``json`` (a list of objects)."""
+    import pandas as pd
+
+    from tracklens.fileio import to_csv_text
+
+    if fmt not in OUTPUT_FORMATS:
+        raise CatalogueError(f"--format {fmt}: use one of {', '.join(OUTPUT_FORMATS)}")
+    if fmt == "json":
+        items = [{"query": q, "error": str(r)} if isinstance(r, Exception) else
+                 {"query": q, "neighbours": json.loads(r.to_json(orient="records"))} for q, r in results]
+        return json.dumps(items, indent=1)
+    if fmt == "csv":
+        frames = []
+        for q, r in results:
+            if isinstance(r, Exception):
+                frames.append(pd.DataFrame({"query": [q], "error": [str(r)]}))
+            else:
+                frames.append(r.assign(query=q)[["query", *r.columns]])
+        return to_csv_text(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), index=False)
+    blocks = []
+    for q, r in results:
+        if isinstance(r, Exception):
+            blocks.append(f"{q}: error: {r}")
+            continue
+        shown = r.drop(columns=[c for c in ("path",) if c in r.columns])
+        with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_colwidth", 28):
+            blocks.append(f"{q}\n{shown.to_string(index=False, float_format=lambda v: f'{v:.3g}')}")
+    return "\n\n".join(blocks)

@@ -1,0 +1,341 @@
+"""Catalogues (catalogue.py): build, rebuild, refusal of other versions, error rows, --meta,
+similar (ranking, within, formats) and the `catalogue build` / `similar` / `check` commands.
+
+Most tests replace the per-track analysis with :func:`fake_analyse` (a decoded file's spectrum
+as its "embedding", its folder as its genre): they test the catalogue's own logic in seconds.
+The one test of the real analysis (EfficientAT + engine) is marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from tracklens import catalogue, config, features
+from tracklens.audio import AudioClip, load_audio
+from tracklens.errors import TracklensError
+
+GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+SR = 22_050
+
+
+# --- a cheap stand-in for the per-track analysis ----------------------------------------------------
+
+
+def spectrum_embedding(y: np.ndarray) -> np.ndarray:
+    """384 log band energies of the clip's spectrum: similar audio -> similar vectors."""
+    spectrum = np.abs(np.fft.rfft(y[: 8 * SR], n=16 * 1024))
+    bands = np.array_split(spectrum, catalogue.EMBEDDING_SIZE)
+    return np.log1p(np.array([b.mean() for b in bands], np.float32) * 100)
+
+
+def fake_analyse(source, *, model=None, max_duration=config.FEATURE_MAX_DURATION_S):
+    from tracklens.models.blend import Blend
+
+    clip = source if isinstance(source, AudioClip) else load_audio(str(source), sr=SR, max_duration=max_duration)
+    genre = Path(str(clip.path or "x/rock/x")).parent.name
+    probabilities = np.full(len(GENRES), 0.02)
+    probabilities[GENRES.index(genre) if genre in GENRES else GENRES.index("rock")] = 0.82
+    values = {c: 0.0 for c in features.SUMMARY_COLUMNS}
+    values.update(tempo=100.0 + 10 * len(genre), loudness=float(10 * np.log10(np.mean(clip.y ** 2) + 1e-12)),
+                  key=len(genre) % 12, mode=1, duration_ms=int(clip.duration_s * 1000), start_s=0.0,
+                  end_s=clip.duration_s, length=len(clip.y), truncated=False, energy_est=0.5, acousticness_est=0.25)
+    blend = Blend(path=clip.path, genres=GENRES, probabilities=probabilities, timeline=pd.DataFrame(),
+                  duration_s=clip.duration_s, model="fake", fit="ok", fit_reason="fake",
+                  chart_genres=[("rock", 0.4), ("pop", 0.01)] if genre == "metal" else [("pop", 0.3)])
+    return catalogue.Track(path=clip.path, values=values, blend=blend, embedding=spectrum_embedding(clip.y),
+                           audioset=np.zeros(catalogue.N_AUDIOSET, np.float32), model=model or catalogue.DEFAULT_MODEL)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    monkeypatch.setattr(catalogue, "analyse", fake_analyse)
+
+
+def tone(freq: float, *, seconds: float = 2.0, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    y = 0.3 * np.sin(2 * np.pi * freq * t) + 0.1 * np.sin(2 * np.pi * 2.01 * freq * t)
+    return (y + noise * np.random.default_rng(seed).normal(size=len(t))).astype(np.float32)
+
+
+def write(path: Path, y: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, y, SR)
+    return path
+
+
+@pytest.fixture
+def refs(tmp_path) -> Path:
+    """A folder of 8 reference clips, two genres (sub-folders), each a different tone."""
+    root = tmp_path / "refs"
+    for i, freq in enumerate((110, 150, 220, 300)):
+        write(root / "metal" / f"metal.{i:05d}.wav", tone(freq, seed=i))
+        write(root / "jazz" / f"jazz.{i:05d}.wav", tone(freq * 3.3, seed=10 + i))
+    return root
+
+
+def build(source, out, **kwargs):
+    return catalogue.build(source, out, progress=False, cache_dir=Path(out).parent / "cache", **kwargs)
+
+
+# --- building ------------------------------------------------------------------------------------
+
+
+def test_build_writes_a_catalogue_folder_with_card_and_rows(fake, refs, tmp_path):
+    cat = build(refs, tmp_path / "cat")
+    assert {"card.json", "tracks.parquet", "errors.csv"} <= {p.name for p in cat.path.iterdir()}
+    assert len(cat) == 8 and len(cat.errors) == 0
+    card = json.loads((cat.path / "card.json").read_text())
+    assert card["engine"]["feature_version"] == features.FEATURE_VERSION
+    assert card["model"]["name"] == catalogue.DEFAULT_MODEL and len(card["model"]["sha256"]) == 64
+    assert card["counts"] == {"tracks": 8, "errors": 0, "analysed_now": 8, "from_cache": 0}
+    t = cat.tracks
+    assert set(t["label"]) == {"metal", "jazz"} and set(t["top_genre"]) == {"metal", "jazz"}
+    assert {"tempo", "key_name", "loudness", "energy_est", "blend_metal", "chart_genres", "emb_383"} <= set(t.columns)
+    assert t.loc[t["label"] == "metal", "chart_genres"].eq("rock").all()  # tags under SHOWN_FROM are left out
+    assert cat.audio_path("metal.00002") == (refs / "metal" / "metal.00002.wav").absolute()
+    assert cat.audio_path("nope") is None
+
+
+def test_rebuild_analyses_only_new_and_changed_files(fake, refs, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(catalogue, "analyse", lambda source, **kw: calls.append(Path(source).name) or fake_analyse(source, **kw))
+    build(refs, tmp_path / "cat")
+    assert len(calls) == 8
+    calls.clear()
+    again = build(refs, tmp_path / "cat")
+    assert calls == [] and again.card["counts"]["from_cache"] == 8
+    write(refs / "metal" / "metal.00001.wav", tone(999))  # changed
+    write(refs / "jazz" / "jazz.00009.wav", tone(500))  # new
+    third = build(refs, tmp_path / "cat")
+    assert sorted(calls) == ["jazz.00009.wav", "metal.00001.wav"]
+    assert third.card["counts"]["analysed_now"] == 2 and len(third) == 9
+
+
+def test_unreadable_files_become_error_rows_and_the_rest_is_built(fake, refs, tmp_path):
+    (refs / "metal" / "broken.wav").write_bytes(b"RIFF not really a wav")
+    (refs / "jazz" / "empty.mp3").write_bytes(b"")
+    cat = build(refs, tmp_path / "cat")
+    assert len(cat) == 8
+    assert sorted(Path(p).name for p in cat.errors["path"]) == ["broken.wav", "empty.mp3"]
+    assert cat.errors["reason"].str.len().gt(0).all()
+    assert cat.card["counts"]["errors"] == 2
+
+
+def test_build_refuses_a_folder_holding_other_files(fake, refs, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(catalogue.CatalogueError, match="other files"):
+        build(refs, out)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("section, key, value, what", [
+    ("engine", "feature_version", features.FEATURE_VERSION - 1, "engine version"),
+    ("model", "sha256", "0" * 64, "genre model"),
+    ("embedding", "weights_sha256", "f" * 64, "embedding weights"),
+])
+def test_a_catalogue_of_another_version_is_refused_with_one_line(fake, refs, tmp_path, section, key, value, what):
+    cat = build(refs, tmp_path / "cat")
+    card = json.loads((cat.path / "card.json").read_text())
+    card[section][key] = value
+    (cat.path / "card.json").write_text(json.dumps(card))
+    with pytest.raises(catalogue.CatalogueError) as err:
+        catalogue.load(cat.path)
+    message = str(err.value)
+    assert "\n" not in message and what in message
+    assert f"rebuild it: tracklens catalogue build {refs} --out {cat.path}" in message
+
+
+def test_load_explains_a_folder_that_is_not_a_catalogue(tmp_path):
+    with pytest.raises(catalogue.CatalogueError, match="not a catalogue"):
+        catalogue.load(tmp_path)
+    (tmp_path / "card.json").write_text("{broken")
+    with pytest.raises(catalogue.CatalogueError, match="unreadable"):
+        catalogue.load(tmp_path)
+
+
+def test_available_lists_catalogues_in_the_home(fake, refs, tmp_path):
+    home = tmp_path / "home"
+    assert catalogue.available(home) == []
+    build(refs, home / "data" / "catalogues" / "refs")
+    (home / "data" / "catalogues" / "not-one").mkdir()
+    assert catalogue.available(home) == [home / "data" / "catalogues" / "refs"]
+
+
+# --- similar -------------------------------------------------------------------------------------
+
+
+def test_planted_near_duplicates_come_back_first_in_order(fake, refs, tmp_path):
+    query = tone(180, seed=99)
+    planted = refs / "planted"
+    for i, noise in enumerate((0.0, 0.003, 0.03)):  # the less noise, the nearer
+        write(planted / f"near.{i}.wav", query + noise * np.random.default_rng(i).normal(size=len(query)).astype(np.float32))
+    cat = build(refs, tmp_path / "cat")
+    result = catalogue.similar(write(tmp_path / "query.wav", query), cat, top=4)
+    assert list(result["track_id"][:3]) == ["near.0", "near.1", "near.2"]
+    assert list(result["rank"]) == [1, 2, 3, 4]
+    assert result["similarity"].iloc[0] == pytest.approx(1.0, abs=1e-4)
+    assert result["similarity"].is_monotonic_decreasing
+    assert {"top_genre", "chart_genres", "tempo", "key_name", "energy_est"} <= set(result.columns)
+
+
+def test_similar_within_a_genre_and_its_errors(fake, refs, tmp_path):
+    cat = build(refs, tmp_path / "cat")
+    query = refs / "metal" / "metal.00000.wav"
+    jazz = catalogue.similar(query, cat, top=10, within="Jazz")
+    assert len(jazz) == 4 and set(jazz["top_genre"]) == {"jazz"}
+    rock = catalogue.similar(query, cat, top=10, within="rock")  # a chart-genre tag of the metal clips
+    assert set(rock["track_id"]) == {f"metal.{i:05d}" for i in range(4)}
+    with pytest.raises(catalogue.CatalogueError, match="no track of that genre.*its genres: .*jazz"):
+        catalogue.similar(query, cat, within="polka")
+    with pytest.raises(catalogue.CatalogueError, match="shape"):
+        catalogue.similar(np.zeros(3), cat)
+
+
+def test_the_index_is_fitted_on_the_catalogue_only():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, catalogue.EMBEDDING_SIZE)).astype(np.float32) * 3 + 7
+    index = catalogue.SoundIndex(x)
+    before = index.matrix.copy()
+    index.scores(rng.normal(size=catalogue.EMBEDDING_SIZE) * 100)
+    np.testing.assert_array_equal(index.matrix, before)
+    np.testing.assert_allclose(np.linalg.norm(index.matrix, axis=1), 1.0, atol=1e-5)
+    assert index.scores(x[7]).argmax() == 7
+
+
+def test_neighbour_formats(fake, refs, tmp_path):
+    cat = build(refs, tmp_path / "cat")
+    result = catalogue.similar(refs / "jazz" / "jazz.00001.wav", cat, top=2)
+    error = TracklensError("bad.wav: not audio")
+    csv_text = catalogue.format_neighbours([("q.wav", result), ("bad.wav", error)], "csv")
+    table = pd.read_csv(__import__("io").StringIO(csv_text))
+    assert list(table.columns[:4]) == ["query", "rank", "similarity", "track_id"]
+    assert list(table["query"]) == ["q.wav", "q.wav", "bad.wav"] and table["error"].iloc[2] == "bad.wav: not audio"
+    items = json.loads(catalogue.format_neighbours([("q.wav", result), ("bad.wav", error)], "json"))
+    assert items[0]["neighbours"][0]["track_id"] == "jazz.00001" and items[1]["error"] == "bad.wav: not audio"
+    text = catalogue.format_neighbours([("q.wav", result)], "table")
+    assert text.startswith("q.wav\n") and "jazz.00001" in text
+    with pytest.raises(catalogue.CatalogueError, match="--format xml"):
+        catalogue.format_neighbours([], "xml")
+
+
+# --- --meta --------------------------------------------------------------------------------------
+
+
+def test_meta_joins_by_isrc_or_artist_and_title_and_labels_its_columns(fake, tmp_path):
+    folder = tmp_path / "hits"
+    write(folder / "Daft Punk - Harder, Better, Faster, Stronger.wav", tone(200))
+    write(folder / "Beyoncé feat. Jay-Z - Crazy in Love (Remastered).wav", tone(260))
+    write(folder / "Nobody - Unknown Song.wav", tone(330))
+    meta = tmp_path / "charts.csv"
+    pd.DataFrame({"artist": ["Beyonce, JAY-Z", "Daft Punk", "Other"], "song": ["Crazy In Love", "Harder Better Faster Stronger", "x"],
+                  "energy": [0.9, 0.7, 0.1], "genre": ["pop, R&B", "Dance/Electronic", "rock"]}).to_csv(meta, index=False)
+    cat = build(folder, tmp_path / "cat", meta=meta)
+    t = cat.tracks.set_index("artist")
+    assert t.loc["Daft Punk", "spotify_energy"] == 0.7 and t.loc["Daft Punk", "title"] == "Harder, Better, Faster, Stronger"
+    assert t.loc["Beyoncé feat. Jay-Z", "spotify_energy"] == 0.9
+    assert np.isnan(t.loc["Nobody", "spotify_energy"]) and t.loc["Nobody", "spotify_matched_by"] == ""
+    assert {"energy_est", "spotify_energy", "spotify_genre"} <= set(cat.tracks.columns)  # both sources, labelled
+    assert cat.card["meta"]["matched_by"] == {"isrc": 0, "artist+title": 2}
+    assert "spotify_energy" in cat.card["columns"]["meta"]
+    assert set(catalogue.similar(folder / "Nobody - Unknown Song.wav", cat, within="R&B")["title"]) == {"Crazy in Love (Remastered)"}
+
+
+def test_meta_by_isrc_from_a_manifest(fake, tmp_path):
+    a, b = write(tmp_path / "a.wav", tone(200)), write(tmp_path / "b.wav", tone(300))
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame({"path": [a.name, b.name], "isrc": ["usrc17607839", ""], "artist": ["X", "Y"],
+                  "title": ["Wrong title", "Song B"]}).to_csv(manifest, index=False)
+    meta = tmp_path / "meta.csv"
+    pd.DataFrame({"isrc": ["USRC17607839", "ZZ"], "artist": ["Q", "Y"], "name": ["Real title", "Song B"],
+                  "tempo": [121.0, 90.0]}).to_csv(meta, index=False)
+    cat = build(manifest, tmp_path / "cat", meta=meta)
+    t = cat.tracks.set_index("track_id")
+    assert t.loc["a", "spotify_tempo"] == 121.0 and t.loc["a", "spotify_matched_by"] == "isrc"
+    assert t.loc["b", "spotify_tempo"] == 90.0 and t.loc["b", "spotify_matched_by"] == "artist+title"
+    assert t.loc["a", "tempo"] != 121.0  # the engine's own value stays beside Spotify's
+
+
+def test_a_bad_meta_table_fails_before_any_analysis(fake, refs, tmp_path, monkeypatch):
+    monkeypatch.setattr(catalogue, "analyse", lambda *a, **k: pytest.fail("analysed before --meta was checked"))
+    bad = tmp_path / "meta.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(catalogue.CatalogueError, match="needs 'isrc' or 'artist'"):
+        build(refs, tmp_path / "cat", meta=bad)
+    with pytest.raises(catalogue.CatalogueError, match="no such file"):
+        build(refs, tmp_path / "cat", meta=tmp_path / "missing.csv")
+
+
+def test_previews_index_names_the_files(fake, tmp_path):
+    folder = tmp_path / "previews"
+    write(folder / "daft-punk-one-more-time-1a2b3c4d.wav", tone(200))
+    pd.DataFrame({"id": ["daft-punk-one-more-time-1a2b3c4d"], "artist": ["Daft Punk"], "title": ["One More Time"],
+                  "isrc": [""], "file": ["daft-punk-one-more-time-1a2b3c4d.mp3"]}).to_csv(folder / "previews.csv", index=False)
+    cat = build(folder, tmp_path / "cat")
+    assert cat.tracks[["artist", "title"]].values.tolist() == [["Daft Punk", "One More Time"]]
+
+
+# --- the commands ----------------------------------------------------------------------------------
+
+
+def test_cli_build_similar_and_check(fake, refs, tmp_path, run_cli):
+    code, out, err = run_cli("catalogue", "build", refs, "--out", tmp_path / "cat", "--cache-dir", tmp_path / "cache")
+    assert code in (0, None) and "8 tracks (8 analysed now, 0 from cache), 0 unreadable" in out, err
+    code, out, err = run_cli("similar", refs / "metal" / "metal.00003.wav", tmp_path / "nothing.wav",
+                             "--catalogue", tmp_path / "cat", "--top", "2", "--format", "csv")
+    assert code == 1  # one file could not be analysed; the other's neighbours are still printed
+    table = pd.read_csv(__import__("io").StringIO(out))
+    assert table["track_id"].iloc[0] == "metal.00003" and "no such file" in table["error"].iloc[2]
+    code, out, err = run_cli("similar", refs / "metal" / "metal.00003.wav", "--catalogue", tmp_path / "cat",
+                             "--within", "polka")
+    assert code == 2 and "--within polka" in err and len(err.strip().splitlines()) == 1
+
+    report = tmp_path / "out" / "check.html"
+    code, out, err = run_cli("check", refs / "jazz" / "jazz.00002.wav", "--catalogue", tmp_path / "cat", "--out", report)
+    assert code in (0, None), err
+    page = report.read_text()
+    assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert "jazz.00002" in page and "<svg" in page and "Nearest by sound" in page
+    values = pd.read_csv(tmp_path / "out" / "check.values.csv")
+    data = json.loads((tmp_path / "out" / "check.json").read_text())
+    assert float(values.set_index("name").loc["tempo", "value"]) == pytest.approx(data["values"][0]["value"])
+    assert data["neighbours"][0]["track_id"] == "jazz.00002"
+
+
+# --- the real analysis (EfficientAT + engine) -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_analysis_finds_planted_near_duplicates_in_order(demo_catalogue, tmp_path):
+    """The shipped analysis end to end: a demo clip's copies, less and more degraded, rank 1, 2, 3."""
+    refs = tmp_path / "refs"
+    for genre in ("metal", "classical", "disco"):
+        for src in sorted((demo_catalogue / "audio" / genre).glob("*.wav"))[:2]:
+            shutil.copy(src, refs / genre / src.name) if (refs / genre).is_dir() else (
+                (refs / genre).mkdir(parents=True), shutil.copy(src, refs / genre / src.name))
+    query_file = sorted((demo_catalogue / "audio" / "disco").glob("*.wav"))[5]
+    y, sr = sf.read(query_file, dtype="float32")
+    rng = np.random.default_rng(0)
+    for i, noise in enumerate((0.005, 0.05)):
+        write(refs / "planted" / f"copy.{i}.wav", y + noise * rng.normal(size=len(y)).astype(np.float32))
+    cat = catalogue.build(refs, tmp_path / "cat", progress=False, cache_dir=tmp_path / "cache")
+    assert cat.card["counts"]["errors"] == 0 and len(cat) == 8
+    track = catalogue.analyse(query_file)
+    assert track.embedding.shape == (catalogue.EMBEDDING_SIZE,) and track.audioset.shape == (catalogue.N_AUDIOSET,)
+    result = catalogue.similar(track, cat, top=3)
+    assert list(result["track_id"][:2]) == ["copy.0", "copy.1"]
+    assert result["similarity"].iloc[0] > result["similarity"].iloc[1] > result["similarity"].iloc[2]
+    row = cat.tracks.set_index("track_id").loc["copy.0"]
+    assert row["tempo"] > 0 and row["key_name"] and 0 <= row["energy_est"] <= 1
+    assert sum(row[f"blend_{g}"] for g in cat.card["model"]["genres"]) == pytest.approx(1.0, abs=1e-4)
