@@ -411,3 +411,76 @@ def genre_peers(charts: pd.DataFrame, chart_genres, *, all_hits: bool = False) -
     if len(tagged) < MIN_GENRE_PEERS:
         return Peers(charts, (), f"all {len(charts)} chart hits (only {len(tagged)} are tagged {named})")
     return Peers(tagged, genres, f"the {len(tagged)} chart hits tagged {named}, the chart genres it sounds like")
+
+
+# --- where you sit, in words ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Position:
+    """One value of the track among a group's values of the same quantity.
+
+    percentile : share (%) of the group below the value (ties count half)
+    low, high : the group's middle half (25th and 75th percentiles)
+    """
+
+    feature: str
+    label: str
+    value: float
+    unit: str
+    percentile: float
+    low: float
+    high: float
+    n: int
+
+    def sentence(self, group: str) -> str:
+        """"tempo 128 BPM: typical for rock tracks here (middle half 110-140 BPM)"; "energy 0.42:
+        lower than 80 % of rock tracks here". No verdict, no score: where it sits, in words."""
+        unit = f" {self.unit}" if self.unit else ""
+        head = f"{self.label} {_number(self.value)}{unit}"
+        if self.value < self.low:
+            return f"{head}: lower than {100 - self.percentile:.0f}% of {group}."
+        if self.value > self.high:
+            return f"{head}: higher than {self.percentile:.0f}% of {group}."
+        return f"{head}: typical for {group} (middle half {_number(self.low)} to {_number(self.high)}{unit})."
+
+
+def _number(value: float) -> str:
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
+
+
+def positions(values: dict, table: pd.DataFrame, columns: dict) -> list[Position]:
+    """The track's :class:`Position` per ``columns`` entry ``{track key: (table column, label, unit)}``
+    whose value and at least 5 of the group's values are known."""
+    out = []
+    for key, (column, label, unit) in columns.items():
+        value = values.get(key)
+        if value is None or column not in table.columns or not np.isfinite(float(value)):
+            continue
+        group = pd.to_numeric(table[column], errors="coerce").dropna().to_numpy(float)
+        if len(group) < 5:
+            continue
+        value = float(value)
+        below, equal = float((group < value).sum()), float((group == value).sum())
+        low, high = np.percentile(group, [25, 75])
+        out.append(Position(key, label, value, unit, 100 * (below + equal / 2) / len(group), float(low), float(high),
+                            len(group)))
+    return out
+
+
+def upload_values(upload: Upload) -> dict:
+    """The upload's values under the catalogue's column names (the same engine measured both)."""
+    c = upload.comparable
+    values = {"tempo": c["tempo"], "loudness": c["loudness"], "duration_s": upload.duration_s}
+    values.update({f"{name}_est": value for name, (value, _) in upload.estimates.items()})
+    return values
+
+
+#: Catalogue columns compared with an upload: the engine's own values on both sides.
+CATALOGUE_VALUES = {"tempo": ("tempo", "tempo", "BPM"), "loudness": ("loudness", "loudness", "LUFS"),
+                    "energy_est": ("energy_est", "energy (estimated)", ""),
+                    "acousticness_est": ("acousticness_est", "acousticness (estimated)", ""),
+                    "duration_s": ("duration_s", "duration", "s")}
+#: Top Hits columns compared with an upload (Spotify's values; loudness is another measure: left out).
+CHART_VALUES = {"tempo": ("tempo", "tempo", "BPM"), "energy_est": ("energy", "energy (estimated)", ""),
+                "acousticness_est": ("acousticness", "acousticness (estimated)", "")}

@@ -185,6 +185,16 @@ def check_track(source: bytes | Path, filename: str, *, digest: str | None = Non
     return report
 
 
+def cached_report(digest: str, filename: str = "") -> TrackReport | None:
+    """The report of an upload checked earlier by this process (by its SHA-256), or None once it
+    has left the cache; named ``filename`` when given."""
+    with _cache_lock:
+        report = _cache.get(str(digest))
+    if report is None or not filename or report.filename == display_name(filename):
+        return report
+    return dataclasses.replace(report, filename=display_name(filename))
+
+
 @contextlib.contextmanager
 def _as_file(source: bytes | Path, name: str):
     """``source`` as a file: a stored upload as it is, bytes (the warm-up tone, tests) in a private

@@ -161,7 +161,8 @@ def test_top_hits_rank_within_the_chart_genres_and_show_no_three_number_neighbou
     try:
         data.configure(None)  # the real Top Hits table: no audio
         charts = data.charts()
-        results = pages["check"].render_report(report)
+        peers = compare.genre_peers(charts, report.genre_blend.chart_genres)
+        results = pages["check"].render_report(report) + pages["check"].chart_section(report, peers)
     finally:
         data.configure(demo_catalogue)
     ids = _ids(results)
@@ -174,6 +175,8 @@ def test_top_hits_rank_within_the_chart_genres_and_show_no_three_number_neighbou
     tempo = compare.your_track(report.upload, rock)[0]
     assert _text(_by_id(results, "check-card-tempo").children[2]) == pages["check"]._percentile_text(tempo.percentile)
     assert f"among the {len(rock)} chart hits tagged rock" in _text(results)  # the profile's title
+    where = _text(_by_id(results, "check-where-tempo"))
+    assert where.startswith("tempo ") and f"the {len(rock)} chart hits tagged rock" in where
 
 
 def test_the_page_blends_the_whole_file_as_predict_blend_does(app, tmp_path):
@@ -199,3 +202,17 @@ def test_the_page_blends_the_whole_file_as_predict_blend_does(app, tmp_path):
     pd.testing.assert_frame_equal(report.genre_blend.timeline, expected.timeline, check_exact=False, atol=1e-6)
     assert track.MAX_BLEND_SECONDS >= data.MAX_UPLOAD_SECONDS  # the whole track up to the limit, not 60 s
     assert stages == ["decoding", "blending", "comparing"]
+
+
+
+def test_where_you_sit_says_typical_lower_or_higher_against_the_middle_half():
+    from tracklens.dashboard import compare
+
+    group = pd.DataFrame({"tempo": np.arange(100.0, 200.0), "energy": np.linspace(0, 1, 100)})
+    columns = {"tempo": ("tempo", "tempo", "BPM"), "energy_est": ("energy", "energy", "")}
+    found = {p.feature: p for p in compare.positions({"tempo": 150.0, "energy_est": 0.1}, group, columns)}
+    assert found["tempo"].sentence("rock tracks") == "tempo 150 BPM: typical for rock tracks (middle half 125 to 174 BPM)."
+    assert found["energy_est"].sentence("rock tracks") == "energy 0.10: lower than 90% of rock tracks."
+    high = compare.positions({"tempo": 195.0}, group, columns)[0]
+    assert high.sentence("them") == "tempo 195 BPM: higher than 96% of them."
+    assert compare.positions({"tempo": 150.0}, group.head(4), columns) == []  # too few to say

@@ -18,7 +18,7 @@ import pandas as pd
 from dash import Input, Output, callback, clientside_callback, dcc, html
 
 from tracklens import explore, librosa_visuals
-from tracklens.dashboard import compare, data, progress, track, uploads
+from tracklens.dashboard import catalogue_audio, compare, data, progress, track, uploads
 from tracklens.dashboard.components import figure_panel
 
 ACCEPT = ",".join(data.UPLOAD_EXTENSIONS) + ",audio/*"
@@ -58,6 +58,21 @@ def layout(**_query) -> html.Div:
             html.Audio(id="check-player", controls=True, style={"display": "none"},
                        **{"aria-label": "the uploaded track"}),
             dcc.Loading(html.Div(id="check-results"), type="default", delay_show=150),
+            dcc.Store(id="check-report-key"),  # {"key", "name"}: the checked report (track.cached_report)
+            html.Div([
+                html.Div([html.Label("Compare with", htmlFor="check-catalogue", className="control-label"),
+                          dcc.Dropdown(id="check-catalogue", clearable=False, searchable=False, value=TOP_HITS,
+                                       options=catalogue_options())], className="control"),
+                html.Div([html.Span("Which tracks", className="control-label", id="check-scope-label"),
+                          dcc.RadioItems(id="check-scope", value="genre", inline=True,
+                                         options=[{"label": " its genre", "value": "genre"},
+                                                  {"label": " all tracks", "value": "all"}],
+                                         inputClassName="scope-input", labelClassName="scope-option",
+                                         **{"aria-labelledby": "check-scope-label"})], className="control"),
+                html.Div([html.Button("Download this check (HTML)", id="check-download-button", className="button"),
+                          dcc.Download(id="check-download")], className="control"),
+            ], id="check-compare-controls", className="controls", style={"display": "none"}),
+            dcc.Loading(html.Div(id="check-compare"), type="default", delay_show=150),
             # An empty, hidden graph: the browser fetches and starts Plotly (MBs of script) while
             # the user picks a file, not after the first check has answered (3-6 s more then).
             html.Div(dcc.Graph(id="check-warm-plotly", figure={"data": [], "layout": {"xaxis": {"visible": False},
@@ -78,12 +93,23 @@ clientside_callback(
 )
 
 
+TOP_HITS = "top-hits"  # the picker's value for the Top Hits table (a catalogue's is its name)
+
+
+def catalogue_options() -> list[dict]:
+    """The picker: the Top Hits table, then every catalogue in the tracklens home."""
+    options = [{"label": f"Top Hits table ({data.chart_label()}; Spotify's values, no audio)", "value": TOP_HITS}]
+    for name in catalogue_audio.names():
+        options.append({"label": f"catalogue {name} (measured by tracklens)", "value": name})
+    return options
+
+
 def error_box(message: str) -> html.Div:
     return html.Div(message, className="error", role="alert", id="check-error")
 
 
 @callback(Output("check-status", "children"), Output("check-results", "children"),
-          Output("app-track", "data"), Output("check-player-state", "data"),
+          Output("app-track", "data"), Output("check-player-state", "data"), Output("check-report-key", "data"),
           Input("check-upload-ref", "data"), prevent_initial_call=True)
 def check_upload(ref: dict | None):
     """Analyse a stored upload and render the results, or explain in one line why it cannot be."""
@@ -100,10 +126,39 @@ def check_upload(ref: dict | None):
         results, summary = render_report(report), report.summary()
     except Exception as exc:  # the page must answer, whatever a decoder, model or figure does
         return (error_box(track.failure_message(exc, filename)), [], dash.no_update,
-                {"id": upload_id, "ok": False})
+                {"id": upload_id, "ok": False}, None)
     finally:
         progress.clear(upload_id)
-    return status_line(report), results, summary, {"id": upload_id, "ok": True}
+    return (status_line(report), results, summary, {"id": upload_id, "ok": True},
+            {"key": upload.sha256, "name": report.filename})
+
+
+@callback(Output("check-compare", "children"), Output("check-compare-controls", "style"),
+          Input("check-report-key", "data"), Input("check-catalogue", "value"), Input("check-scope", "value"),
+          prevent_initial_call=True)
+def show_comparison(key: dict | None, catalogue_name: str | None, scope: str | None):
+    """The comparison part of the result: against the Top Hits table or a catalogue, within the
+    track's genre or among all tracks. Re-drawn from the cached report when the picker changes."""
+    if not isinstance(key, dict) or not key.get("key"):
+        return [], {"display": "none"}
+    report = track.cached_report(str(key["key"]), str(key.get("name") or ""))
+    if report is None:
+        return [html.P("That check is no longer in the server's memory; upload the track again to compare it.",
+                       className="notice", id="check-compare-gone")], {"display": "none"}
+    if report.not_music:
+        return [], {"display": "none"}
+    all_tracks = scope == "all"
+    try:
+        section = (chart_section(report, compare.genre_peers(data.charts(), _chart_genres(report), all_hits=all_tracks))
+                   if catalogue_name in (None, TOP_HITS) else
+                   catalogue_section(report, catalogue_audio.load(catalogue_name), all_tracks=all_tracks))
+    except Exception as exc:  # one line, whatever a catalogue holds
+        return [error_box(track.failure_message(exc, catalogue_name))], {}
+    return section, {}
+
+
+def _chart_genres(report: track.TrackReport):
+    return getattr(report.genre_blend, "chart_genres", None)
 
 
 def status_line(report: track.TrackReport) -> html.P:
@@ -340,8 +395,10 @@ def chart_section(report: track.TrackReport, peers: compare.Peers) -> list:
         profile = explore.hit_profile(values, charts, features=list(values), errors=errors, label=report.filename)
         profile.update_layout(title=f"{report.filename}: percentiles among {peers.description}")
         grid.append(figure_panel("check-profile", "percentiles among chart hits", profile, html_title=True))
+    words = where_you_sit(compare.positions(compare.upload_values(report.upload), charts, compare.CHART_VALUES),
+                          peers.description)
     if not by_sound:
-        return children + [html.Div(grid, className="grid")]
+        return children + [words, html.Div(grid, className="grid")]
     if report.map_xy is not None:
         chart_map = ref.chart_map(report.distance_columns)
         groups = ref.table["group"] if ref.kind == "audio" else None  # genres; chart years would be noise
@@ -364,7 +421,7 @@ def whole_decibels(figure):
 
 def render_report(report: track.TrackReport) -> list:
     """The result section for one analysed upload."""
-    peers = compare.genre_peers(data.charts(), getattr(report.genre_blend, "chart_genres", None))
+    peers = compare.genre_peers(data.charts(), _chart_genres(report))
     spectrogram = whole_decibels(librosa_visuals.spectrogram_figure(report.log_mel, frame_seconds=report.frame_seconds,
                                                                     title=report.filename))
     chromagram = librosa_visuals.chromagram_figure(report.chroma, frame_seconds=report.frame_seconds,
@@ -376,7 +433,6 @@ def render_report(report: track.TrackReport) -> list:
         html.H2("Sound"),
         html.Div([figure_panel("check-spectrogram", "mel spectrogram", spectrogram, html_title=True),
                   figure_panel("check-chromagram", "chromagram", chromagram, html_title=True)], className="grid"),
-        *([] if report.not_music else chart_section(report, peers)),
     ]
 
 
@@ -397,3 +453,114 @@ def not_music_note(report: track.TrackReport) -> list:
 # Registered last: pages imported as ordinary modules must hand Dash their layout explicitly.
 dash.register_page(__name__, path="/check", name="Check your track", title="tracklens · check your track",
                    order=2, layout=layout)
+
+
+# --- where you sit, and catalogues ----------------------------------------------------------
+
+
+def where_you_sit(found: list, group: str) -> html.Div:
+    """One sentence per comparable value against the middle half of ``group``; no hit score."""
+    items = [html.Li(p.sentence(group), id=f"check-where-{p.feature}") for p in found]
+    return html.Div([
+        html.H3("Where you sit, in words", className="figure-title"),
+        html.Ul(items) if items else html.P("No value to compare.", className="note"),
+        html.P("No hit score: hit prediction from audio is not reliable (Pachet & Roy 2008); these sentences "
+               "only say where each value sits.", className="note"),
+    ], id="check-where", className="panel")
+
+
+def catalogue_section(report: track.TrackReport, cat, *, all_tracks: bool) -> list:
+    """Against a catalogue measured by tracklens: neighbours by sound (with a play button when the
+    neighbour's audio is on disk) and where each value sits, within the track's genre or all tracks."""
+    from tracklens import catalogue
+
+    genre = report.genre_blend.top_genre if report.genre_blend is not None else None
+    mask, group = None, f"the {len(cat)} tracks of {cat.name}"
+    scope_note = "all tracks"
+    if not all_tracks and genre:
+        try:
+            mask = cat.within(genre)
+            group, scope_note = f"the {int(mask.sum())} {genre} tracks of {cat.name}", f"its genre ({genre})"
+        except catalogue.CatalogueError:
+            scope_note = f"all tracks (no {genre} track in {cat.name})"
+    table = cat.tracks if mask is None else cat.tracks[mask]
+    children = [html.H2(f"Against {cat.name}: {len(cat)} tracks measured by tracklens"),
+                html.P(f"Compared with {scope_note}. Values on both sides come from the same engine; neighbours "
+                       "are the cosine similarity of EfficientAT sound embeddings (standardised on the catalogue).",
+                       className="notice", id="check-catalogue-note")]
+    embedding = getattr(report.genre_blend, "embedding", None)
+    if embedding is None:
+        children.append(html.P("No neighbours by sound: the genre model's pass gave no sound embedding.",
+                               className="note", id="check-no-neighbours"))
+    else:
+        within = genre if mask is not None else None
+        neighbours = catalogue.similar(np.asarray(embedding, np.float32), cat, top=compare.N_NEAREST, within=within)
+        children.append(neighbour_table(report, cat, neighbours))
+    found = compare.positions(compare.upload_values(report.upload), table, compare.CATALOGUE_VALUES)
+    children.append(html.Div([where_you_sit(found, group)], className="grid"))
+    return children
+
+
+def neighbour_table(report: track.TrackReport, cat, neighbours: pd.DataFrame) -> html.Table:
+    """The nearest catalogue tracks by sound, each with a play button when its audio is on disk
+    (served by catalogue name and track id only: dashboard.catalogue_audio)."""
+    prefix = dash.get_app().config.routes_pathname_prefix
+    rows = []
+    for _, n in neighbours.iterrows():
+        track_id = str(n["track_id"])
+        name = " — ".join(str(n[c]) for c in ("artist", "title") if c in n and str(n[c]) not in ("", "nan")) or track_id
+        play = (html.Audio(src=catalogue_audio.audio_url(prefix, cat.name, track_id), controls=True, preload="none",
+                           className="neighbour-audio", **{"aria-label": f"play {name}"})
+                if cat.audio_path(track_id) is not None else "audio not on disk")
+        rows.append(html.Tr([_td("track", name, className="value"), _td("genre", str(n.get("blend_label", ""))),
+                             _td("similarity", f"{float(n['similarity']):.2f}"),
+                             _td("tempo", f"{float(n['tempo']):.0f} BPM"), _td("key", str(n.get("key_name", ""))),
+                             _td("loudness", f"{float(n['loudness']):.1f} LUFS"), _td("play", play)]))
+    head = html.Thead(html.Tr([html.Th(c, scope="col") for c in
+                               ("track", "genre", "similarity", "tempo", "key", "loudness", "play")]))
+    return html.Table([html.Caption(f"The {len(neighbours)} tracks of {cat.name} that sound most like {report.filename}"),
+                       head, html.Tbody(rows)], className="simple stack", id="check-neighbours")
+
+
+# --- download this check ----------------------------------------------------------------------
+
+
+def report_track(report: track.TrackReport):
+    """The page's report as the ``catalogue.Track`` that ``reports.check_report_html`` (the
+    report `tracklens check` writes) takes: the same values, blend and embedding as the page."""
+    from tracklens import catalogue
+
+    c = report.upload.comparable
+    values = {"tempo": c["tempo"], "key": c["key"], "mode": c["mode"], "loudness": c["loudness"],
+              "duration_ms": c["duration_ms"], **{f"{k}_est": v for k, (v, _) in report.upload.estimates.items()}}
+    blend = report.genre_blend
+    embedding = getattr(blend, "embedding", None)
+    return catalogue.Track(path=report.filename, values=values, blend=blend,
+                           embedding=np.zeros(catalogue.EMBEDDING_SIZE, np.float32) if embedding is None else embedding,
+                           audioset=getattr(blend, "audioset", None), model=getattr(blend, "model", ""))
+
+
+@callback(Output("check-download", "data"), Input("check-download-button", "n_clicks"),
+          dash.State("check-report-key", "data"), dash.State("check-catalogue", "value"),
+          dash.State("check-scope", "value"), prevent_initial_call=True)
+def download_check(_clicks, key: dict | None, catalogue_name: str | None, scope: str | None):
+    """The self-contained HTML report of this check (the one `tracklens check` writes), with the
+    neighbours the page shows when a catalogue is picked."""
+    from tracklens import catalogue, reports
+
+    report = track.cached_report(str(key["key"]), str(key.get("name") or "")) if isinstance(key, dict) else None
+    if report is None or report.genre_blend is None:
+        raise dash.exceptions.PreventUpdate
+    neighbours, name = None, None
+    embedding = getattr(report.genre_blend, "embedding", None)
+    if catalogue_name not in (None, TOP_HITS) and embedding is not None and not report.not_music:
+        cat = catalogue_audio.load(catalogue_name)
+        within = report.genre_blend.top_genre if scope != "all" else None
+        try:
+            neighbours = catalogue.similar(np.asarray(embedding, np.float32), cat, top=compare.N_NEAREST, within=within)
+        except catalogue.CatalogueError:
+            neighbours = catalogue.similar(np.asarray(embedding, np.float32), cat, top=compare.N_NEAREST)
+        name = cat.name
+    page = reports.check_report_html(report_track(report), neighbours=neighbours, catalogue_name=name, figures=False)
+    stem = report.filename.rsplit(".", 1)[0] or "track"
+    return dash.dcc.send_string(page, f"{stem}.tracklens-check.html", type="text/html")
