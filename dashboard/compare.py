@@ -449,16 +449,20 @@ def _number(value: float) -> str:
     return f"{value:.2f}" if abs(value) < 10 else f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
 
 
+#: A value's place is said only among at least this many tracks.
+MIN_GROUP = 5
+
+
 def positions(values: dict, table: pd.DataFrame, columns: dict) -> list[Position]:
     """The track's :class:`Position` per ``columns`` entry ``{track key: (table column, label, unit)}``
-    whose value and at least 5 of the group's values are known."""
+    whose value and at least :data:`MIN_GROUP` of the group's values are known."""
     out = []
     for key, (column, label, unit) in columns.items():
         value = values.get(key)
         if value is None or column not in table.columns or not np.isfinite(float(value)):
             continue
         group = pd.to_numeric(table[column], errors="coerce").dropna().to_numpy(float)
-        if len(group) < 5:
+        if len(group) < MIN_GROUP:
             continue
         value = float(value)
         below, equal = float((group < value).sum()), float((group == value).sum())

@@ -463,7 +463,8 @@ def where_you_sit(found: list, group: str) -> html.Div:
     items = [html.Li(p.sentence(group), id=f"check-where-{p.feature}") for p in found]
     return html.Div([
         html.H3("Where you sit, in words", className="figure-title"),
-        html.Ul(items) if items else html.P("No value to compare.", className="note"),
+        html.Ul(items) if items else html.P(f"Nothing to say: {group} are too few (fewer than {compare.MIN_GROUP} "
+                                            "with each value); try all tracks.", className="note", id="check-where-few"),
         html.P("No hit score: hit prediction from audio is not reliable (Pachet & Roy 2008); these sentences "
                "only say where each value sits.", className="note"),
     ], id="check-where", className="panel")
