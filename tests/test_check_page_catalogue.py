@@ -84,6 +84,14 @@ def test_audio_route_serves_a_catalogue_track_by_name_and_id_only(with_catalogue
         assert _get(app, **params)[0] == expected, params
 
 
+def test_the_page_offers_the_top_hits_and_every_catalogue(with_catalogues, app, pages):
+    with app.server.test_request_context("/"):
+        layout = pages["check"].layout()
+    picker = _by_id(layout, "check-catalogue")
+    assert [o["value"] for o in picker.options] == [pages["check"].TOP_HITS, CATALOGUE]
+    assert picker.value == pages["check"].TOP_HITS and _by_id(layout, "check-scope").value == "genre"
+
+
 def test_catalogue_neighbours_by_sound_within_the_genre_or_all_tracks(with_catalogues, app, pages, metal_report):
     from tracklens.dashboard import catalogue_audio
 
