@@ -488,3 +488,42 @@ CATALOGUE_VALUES = {"tempo": ("tempo", "tempo", "BPM"), "loudness": ("loudness",
 #: Top Hits columns compared with an upload (Spotify's values; loudness is another measure: left out).
 CHART_VALUES = {"tempo": ("tempo", "tempo", "BPM"), "energy_est": ("energy", "energy (estimated)", ""),
                 "acousticness_est": ("acousticness", "acousticness (estimated)", "")}
+
+
+# --- A/B: two checked tracks side by side ---------------------------------------------------------
+
+
+def ab_rows(a, b) -> list[tuple[str, str, str]]:
+    """(what, track A, track B) rows: the blend's label and top three genres, then the values."""
+
+    def blend_text(report, k):
+        items = list(report.blend.items())
+        return f"{items[k][0]} {items[k][1]:.0%}" if len(items) > k else "—"
+
+    def values(report):
+        c = report.upload.comparable
+        est = {name: f"{v:.2f} ± {e:.2f}" for name, (v, e) in report.upload.estimates.items()}
+        return {"tempo": f"{c['tempo']:.0f} BPM", "key": key_name(c["key"], c["mode"]),
+                "loudness": f"{c['loudness']:.1f} LUFS", "duration": minutes(report.duration_s), **est}
+
+    rows = [("blend", a.blend_label, b.blend_label)]
+    rows += [(f"genre {k + 1}", blend_text(a, k), blend_text(b, k)) for k in range(3)]
+    va, vb = values(a), values(b)
+    rows += [(name, va.get(name, "—"), vb.get(name, "—")) for name in dict.fromkeys([*va, *vb])]
+    return rows
+
+
+def sound_likeness(a, b) -> str:
+    """How alike two tracks sound, in one sentence: the cosine of their EfficientAT embeddings, and
+    how far apart their blends are (half the L1 distance: 0 the same blend, 1 no genre in common)."""
+    parts = []
+    ea, eb = (getattr(r.genre_blend, "embedding", None) for r in (a, b))
+    if ea is not None and eb is not None:
+        ea, eb = np.asarray(ea, float), np.asarray(eb, float)
+        cosine = float(ea @ eb / max(np.linalg.norm(ea) * np.linalg.norm(eb), 1e-12))
+        parts.append(f"cosine similarity of their sound embeddings {cosine:.2f} (EfficientAT; 1 is the same sound)")
+    if a.blend and b.blend:
+        genres = set(a.blend) | set(b.blend)
+        distance = 0.5 * sum(abs(a.blend.get(g, 0.0) - b.blend.get(g, 0.0)) for g in genres)
+        parts.append(f"blends {1 - distance:.0%} alike (the share of probability they have in common)")
+    return f"How alike {a.filename} and {b.filename} are: " + ("; ".join(parts) or "nothing to compare") + "."

@@ -216,3 +216,28 @@ def test_where_you_sit_says_typical_lower_or_higher_against_the_middle_half():
     high = compare.positions({"tempo": 195.0}, group, columns)[0]
     assert high.sentence("them") == "tempo 195 BPM: higher than 96% of them."
     assert compare.positions({"tempo": 150.0}, group.head(4), columns) == []  # too few to say
+
+
+def test_ab_puts_two_checks_of_the_session_side_by_side(app, pages, demo_catalogue):
+    import hashlib
+
+    from tracklens.dashboard import track
+
+    clips = sorted((demo_catalogue / "audio").glob("*/*.wav"))[:2]
+    keys = []
+    for clip in clips:
+        raw = clip.read_bytes()
+        track.check_track(raw, clip.name)
+        keys.append({"key": hashlib.sha256(raw).hexdigest(), "name": clip.name})
+    options, value = pages["check"].ab_options(keys, keys[1])
+    assert options == [{"label": clips[0].name, "value": keys[0]["key"]}] and value is None
+    section = pages["check"].show_ab(keys[0]["key"], keys[1], keys)
+    rows = {r.children[0].children: [_text(c) for c in r.children[1:]]
+            for r in _by_id(section, "check-ab-table").children[2].children}
+    a, b = (track.cached_report(k["key"]) for k in (keys[1], keys[0]))
+    assert rows["blend"] == [a.blend_label, b.blend_label]
+    assert rows["tempo"] == [f"{r.comparable['tempo']:.0f} BPM" for r in (a, b)]
+    likeness = _text(_by_id(section, "check-ab-similarity"))
+    assert f"How alike {clips[1].name} and {clips[0].name}" in likeness and "alike (the share" in likeness
+    gone = pages["check"].show_ab("0" * 64, keys[1], keys)
+    assert "no longer holds" in _text(gone)

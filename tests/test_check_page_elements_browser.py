@@ -137,3 +137,24 @@ def test_noise_does_not_fit_and_its_music_analysis_is_hidden(browser, real_serve
         _assert_clean(page)
     finally:
         page.context.close()
+
+
+@pytest.mark.parametrize("width", [LAPTOP, PHONE])
+def test_ab_compares_with_a_track_checked_earlier(browser, real_server, real_clip, screenshots, width):
+    first, second = sorted(real_clip.parent.glob("*.opus"))[:2]
+    page = _open_check(browser, real_server, width)
+    try:
+        for clip in (first, second):
+            page.set_input_files("#check-upload input[type=file]", str(clip))
+            page.wait_for_selector(f"#check-ok:has-text('{clip.name}')", timeout=RESULT_TIMEOUT_MS)
+        page.click("#check-ab")
+        page.click(f"#check-compare-controls >> text={first.name}")
+        page.wait_for_selector("#check-ab-table")
+        assert f"How alike {second.name} and {first.name}" in page.inner_text("#check-ab-similarity")
+        assert page.inner_text("#check-ab-table").count("BPM") == 2
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(screenshots / f"check_ab_{width}.png"), full_page=True)
+        assert_fits_the_screen(page, width)
+        _assert_clean(page)
+    finally:
+        page.context.close()

@@ -70,9 +70,15 @@ def layout(**_query) -> html.Div:
                                                   inputClassName="scope-input", labelClassName="scope-option"),
                                    role="radiogroup", **{"aria-labelledby": "check-scope-label"})],
                          className="control"),
+                html.Div([html.Label("A/B: compare with another track", htmlFor="check-ab", className="control-label"),
+                          dcc.Dropdown(id="check-ab", options=[], searchable=False,
+                                       placeholder="upload a second track, or pick one checked earlier")],
+                         className="control"),
                 html.Div([html.Button("Download this check (HTML)", id="check-download-button", className="button"),
                           dcc.Download(id="check-download")], className="control"),
             ], id="check-compare-controls", className="controls", style={"display": "none"}),
+            dcc.Store(id="check-history", storage_type="session"),  # [{"key", "name"}]: this session's checks
+            html.Div(id="check-ab-result"),
             dcc.Loading(html.Div(id="check-compare"), type="default", delay_show=150),
             # An empty, hidden graph: the browser fetches and starts Plotly (MBs of script) while
             # the user picks a file, not after the first check has answered (3-6 s more then).
@@ -99,7 +105,7 @@ TOP_HITS = "top-hits"  # the picker's value for the Top Hits table (a catalogue'
 
 def catalogue_options() -> list[dict]:
     """The picker: the Top Hits table, then every catalogue in the tracklens home."""
-    options = [{"label": f"Top Hits table ({data.chart_label()}; Spotify's values, no audio)", "value": TOP_HITS}]
+    options = [{"label": "Top Hits table (Spotify's values, no audio)", "value": TOP_HITS}]
     for name in catalogue_audio.names():
         options.append({"label": f"catalogue {name} (measured by tracklens)", "value": name})
     return options
@@ -111,8 +117,9 @@ def error_box(message: str) -> html.Div:
 
 @callback(Output("check-status", "children"), Output("check-results", "children"),
           Output("app-track", "data"), Output("check-player-state", "data"), Output("check-report-key", "data"),
-          Input("check-upload-ref", "data"), prevent_initial_call=True)
-def check_upload(ref: dict | None):
+          Output("check-history", "data"), Input("check-upload-ref", "data"), dash.State("check-history", "data"),
+          prevent_initial_call=True)
+def check_upload(ref: dict | None, history: list | None = None):
     """Analyse a stored upload and render the results, or explain in one line why it cannot be."""
     if not isinstance(ref, dict) or not ref.get("id"):
         raise dash.exceptions.PreventUpdate
@@ -127,11 +134,49 @@ def check_upload(ref: dict | None):
         results, summary = render_report(report), report.summary()
     except Exception as exc:  # the page must answer, whatever a decoder, model or figure does
         return (error_box(track.failure_message(exc, filename)), [], dash.no_update,
-                {"id": upload_id, "ok": False}, None)
+                {"id": upload_id, "ok": False}, None, dash.no_update)
     finally:
         progress.clear(upload_id)
-    return (status_line(report), results, summary, {"id": upload_id, "ok": True},
-            {"key": upload.sha256, "name": report.filename})
+    key = {"key": upload.sha256, "name": report.filename}
+    earlier = [h for h in (history or []) if isinstance(h, dict) and h.get("key") != key["key"]]
+    return (status_line(report), results, summary, {"id": upload_id, "ok": True}, key,
+            (earlier + [key])[-MAX_HISTORY:])
+
+
+MAX_HISTORY = 8  # earlier checks the A/B picker offers (the server keeps fewer reports: it says so)
+
+
+@callback(Output("check-ab", "options"), Output("check-ab", "value"),
+          Input("check-history", "data"), Input("check-report-key", "data"))
+def ab_options(history: list | None, key: dict | None):
+    """The tracks checked earlier in this session, newest first (not the one shown)."""
+    current = key.get("key") if isinstance(key, dict) else None
+    earlier = [h for h in (history or []) if isinstance(h, dict) and h.get("key") and h.get("key") != current]
+    return [{"label": str(h.get("name") or "upload"), "value": str(h["key"])} for h in reversed(earlier)], None
+
+
+@callback(Output("check-ab-result", "children"), Input("check-ab", "value"), dash.State("check-report-key", "data"),
+          dash.State("check-history", "data"), prevent_initial_call=True)
+def show_ab(other: str | None, key: dict | None, history: list | None):
+    """This track and another one of the session side by side: blends, values, how alike they sound."""
+    if not other or not isinstance(key, dict):
+        return []
+    names = {str(h.get("key")): str(h.get("name") or "") for h in (history or []) if isinstance(h, dict)}
+    a = track.cached_report(str(key["key"]), str(key.get("name") or ""))
+    b = track.cached_report(other, names.get(other, ""))
+    if a is None or b is None:
+        return html.P("The server no longer holds that check (it keeps the last few); upload the track again.",
+                      className="notice", id="check-ab-gone")
+    rows = compare.ab_rows(a, b)
+    body = [html.Tr([html.Th(label, scope="row"), _td(a.filename, left, className="value"), _td(b.filename, right)])
+            for label, left, right in rows]
+    head = html.Thead(html.Tr([html.Th("", scope="col"), html.Th(a.filename, scope="col"), html.Th(b.filename, scope="col")]))
+    return html.Div([
+        html.H2("A/B"),
+        html.P(compare.sound_likeness(a, b), className="notice", id="check-ab-similarity"),
+        html.Table([html.Caption(f"{a.filename} and {b.filename}, side by side"), head, html.Tbody(body)],
+                   className="simple stack", id="check-ab-table"),
+    ], id="check-ab-section")
 
 
 @callback(Output("check-compare", "children"), Output("check-compare-controls", "style"),
