@@ -437,16 +437,16 @@ class Position:
         """"tempo 128 BPM: typical for rock tracks here (middle half 110-140 BPM)"; "energy 0.42:
         lower than 80 % of rock tracks here". No verdict, no score: where it sits, in words."""
         unit = f" {self.unit}" if self.unit else ""
-        head = f"{self.label} {_number(self.value)}{unit}"
+        number = _NUMBER_FORMATS.get(self.unit, "{:.2f}").format
+        head = f"{self.label} {number(self.value)}{unit}"
         if self.value < self.low:
             return f"{head}: lower than {100 - self.percentile:.0f}% of {group}."
         if self.value > self.high:
             return f"{head}: higher than {self.percentile:.0f}% of {group}."
-        return f"{head}: typical for {group} (middle half {_number(self.low)} to {_number(self.high)}{unit})."
+        return f"{head}: typical for {group} (middle half {number(self.low)} to {number(self.high)}{unit})."
 
 
-def _number(value: float) -> str:
-    return f"{value:.2f}" if abs(value) < 10 else f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
+_NUMBER_FORMATS = {"BPM": "{:.0f}", "s": "{:.0f}", "LUFS": "{:.1f}"}  # else 0-1 descriptors: two decimals
 
 
 #: A value's place is said only among at least this many tracks.

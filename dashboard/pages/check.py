@@ -115,12 +115,14 @@ def error_box(message: str) -> html.Div:
     return html.Div(message, className="error", role="alert", id="check-error")
 
 
-@callback(Output("check-status", "children"), Output("check-results", "children"),
-          Output("app-track", "data"), Output("check-player-state", "data"), Output("check-report-key", "data"),
-          Output("check-history", "data"), Input("check-upload-ref", "data"), dash.State("check-history", "data"),
-          prevent_initial_call=True)
-def check_upload(ref: dict | None, history: list | None = None):
-    """Analyse a stored upload and render the results, or explain in one line why it cannot be."""
+def check_upload(ref: dict | None):
+    """Analyse a stored upload and render the results, or explain in one line why it cannot be:
+    (status, results, summary for the header, player state), the check callback's first outputs."""
+    return _check(ref)[:4]
+
+
+def _check(ref: dict | None):
+    """check_upload's four values, then the report and its content hash (None, None on failure)."""
     if not isinstance(ref, dict) or not ref.get("id"):
         raise dash.exceptions.PreventUpdate
     upload_id, filename = str(ref["id"]), ref.get("name")
@@ -134,13 +136,35 @@ def check_upload(ref: dict | None, history: list | None = None):
         results, summary = render_report(report), report.summary()
     except Exception as exc:  # the page must answer, whatever a decoder, model or figure does
         return (error_box(track.failure_message(exc, filename)), [], dash.no_update,
-                {"id": upload_id, "ok": False}, None, dash.no_update)
+                {"id": upload_id, "ok": False}, None, None)
     finally:
         progress.clear(upload_id)
-    key = {"key": upload.sha256, "name": report.filename}
-    earlier = [h for h in (history or []) if isinstance(h, dict) and h.get("key") != key["key"]]
-    return (status_line(report), results, summary, {"id": upload_id, "ok": True}, key,
-            (earlier + [key])[-MAX_HISTORY:])
+    return status_line(report), results, summary, {"id": upload_id, "ok": True}, report, upload.sha256
+
+
+@callback(Output("check-status", "children"), Output("check-results", "children"),
+          Output("app-track", "data"), Output("check-player-state", "data"), Output("check-report-key", "data"),
+          Output("check-history", "data"), Output("check-compare", "children"), Output("check-compare-controls", "style"),
+          Input("check-upload-ref", "data"), Input("check-catalogue", "value"), Input("check-scope", "value"),
+          dash.State("check-history", "data"), dash.State("check-report-key", "data"), prevent_initial_call=True)
+def check_and_compare(ref: dict | None, catalogue_name: str | None, scope: str | None, history: list | None,
+                      key: dict | None):
+    """The check, its comparison (the picker's choice, in the same answer: no second round trip)
+    and the session's list of checked tracks (for A/B); when only the picker or the switch
+    changed, the comparison alone, redrawn from the cached report. (One callback: a second one
+    writing the same outputs needs Dash's duplicate-output ids, which the callback guard refuses.)"""
+    if dash.ctx.triggered_id in ("check-catalogue", "check-scope"):
+        return (*[dash.no_update] * 6, *show_comparison(catalogue_name, scope, key))
+    *first, report, digest = _check(ref)
+    if report is None:
+        return (*first, None, dash.no_update, [], {"display": "none"})
+    try:
+        compared, controls = comparison(report, catalogue_name, scope)
+    except Exception as exc:  # the result stands; the comparison says in one line why it has none
+        compared, controls = [error_box(track.failure_message(exc, catalogue_name))], {}
+    key = {"key": digest, "name": report.filename}
+    earlier = [h for h in (history or []) if isinstance(h, dict) and h.get("key") != digest]
+    return (*first, key, (earlier + [key])[-MAX_HISTORY:], compared, controls)
 
 
 MAX_HISTORY = 8  # earlier checks the A/B picker offers (the server keeps fewer reports: it says so)
@@ -179,18 +203,20 @@ def show_ab(other: str | None, key: dict | None, history: list | None):
     ], id="check-ab-section")
 
 
-@callback(Output("check-compare", "children"), Output("check-compare-controls", "style"),
-          Input("check-report-key", "data"), Input("check-catalogue", "value"), Input("check-scope", "value"),
-          prevent_initial_call=True)
-def show_comparison(key: dict | None, catalogue_name: str | None, scope: str | None):
-    """The comparison part of the result: against the Top Hits table or a catalogue, within the
-    track's genre or among all tracks. Re-drawn from the cached report when the picker changes."""
+def show_comparison(catalogue_name: str | None, scope: str | None, key: dict | None):
+    """The comparison redrawn from the cached report when the picker or the switch changes."""
     if not isinstance(key, dict) or not key.get("key"):
         return [], {"display": "none"}
     report = track.cached_report(str(key["key"]), str(key.get("name") or ""))
     if report is None:
         return [html.P("That check is no longer in the server's memory; upload the track again to compare it.",
                        className="notice", id="check-compare-gone")], {"display": "none"}
+    return comparison(report, catalogue_name, scope)
+
+
+def comparison(report: track.TrackReport, catalogue_name: str | None, scope: str | None):
+    """(the comparison part of the result, the controls' style): against the Top Hits table or a
+    catalogue, within the track's genre or among all tracks; nothing for a track that is not music."""
     if report.not_music:
         return [], {"display": "none"}
     all_tracks = scope == "all"
