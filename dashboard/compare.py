@@ -1,4 +1,4 @@
-"""How an upload is compared with the chart hits: like with like, each feature in its own way.
+"""How an upload is compared with chart hits and catalogues: like with like, each feature in its own way.
 
 The chart table's columns are Spotify's measures. For an upload:
 
@@ -15,10 +15,15 @@ The chart table's columns are Spotify's measures. For an upload:
 - danceability, instrumentalness, liveness, speechiness, valence: not available (the estimator
   says why).
 
-The nearest chart tracks and the 2-D map use a distance that respects each feature
-(:class:`Reference`): the continuous features in standard deviations of the hits, key on the
-circle of fifths (a minor key beside its relative major), mode as a category, duration only for
-whole tracks, loudness never (the two sides measure it differently).
+Percentiles are taken among the hits of the track's chart genres (:func:`genre_peers`), and
+:func:`positions` puts each value in words against the middle half of a group (hits, or a
+catalogue's tracks measured by the same engine). The Top Hits table has no audio, so it gets no
+nearest tracks; with the demo catalogue's audio features (an ``audio`` :class:`Reference`) the
+nearest tracks and the 2-D map use a distance that respects each feature: the continuous
+features in standard deviations, key on the circle of fifths (a minor key beside its relative
+major), mode as a category, duration only for whole tracks. :func:`genre_reliability` says how
+often the shipped model is right per genre; :func:`ab_rows` / :func:`sound_likeness` put two
+checked tracks side by side.
 """
 
 from __future__ import annotations

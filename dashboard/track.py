@@ -38,8 +38,9 @@ MAX_BLEND_SECONDS = config.FEATURE_MAX_DURATION_S
 # 10-minute analysis peaked at 1.5 GB (STFT, chroma, descriptor features), one 30 s block at ~100 MB.
 ANALYSIS_BLOCK_S = 30.0
 # Spectrogram/chromagram columns sent to the browser: about a half-width panel's pixels on a
-# laptop. With 1200 a 30 s clip's check answered 590 KB, 480 KB of it the spectrogram (issue 19: <= 250 KB).
-MAX_DISPLAY_FRAMES = 600
+# laptop. With 1200 a 30 s clip's check answered 590 KB, 480 KB of it the spectrogram; with 600 a
+# 6-minute track's answered 287 KB (issue 19: <= 250 KB). A 30 s clip gets 431 columns either way.
+MAX_DISPLAY_FRAMES = 450
 # A report holds no STFT (< 1 MB: decimated pictures, small tables); a few cover re-checking the last uploads.
 _CACHE_SIZE = 3
 # Checks run at most one per core at once, the others wait. One per two cores (the old limit)
