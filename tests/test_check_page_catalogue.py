@@ -99,8 +99,8 @@ def test_catalogue_neighbours_by_sound_within_the_genre_or_all_tracks(with_catal
     options = [o["value"] for o in pages["check"].catalogue_options()]
     assert options == [pages["check"].TOP_HITS, CATALOGUE]
     genre = report.genre_blend.top_genre
-    within, _ = pages["check"].show_comparison(CATALOGUE, "genre", key)
-    everyone, _ = pages["check"].show_comparison(CATALOGUE, "all", key)
+    within = pages["check"].show_comparison(CATALOGUE, "genre", key)
+    everyone = pages["check"].show_comparison(CATALOGUE, "all", key)
     table = _by_id(everyone, "check-neighbours")
     rows = table.children[2].children
     assert len(rows) == 5 and "metal" in _text(rows[0].children[1])  # the nearest of 6 is a metal clip

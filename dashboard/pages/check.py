@@ -79,7 +79,6 @@ def layout(**_query) -> html.Div:
             ], id="check-compare-controls", className="controls", style={"display": "none"}),
             dcc.Store(id="check-history", storage_type="session"),  # [{"key", "name"}]: this session's checks
             html.Div(id="check-ab-result"),
-            dcc.Loading(html.Div(id="check-compare"), type="default", delay_show=150),
             # An empty, hidden graph: the browser fetches and starts Plotly (MBs of script) while
             # the user picks a file, not after the first check has answered (3-6 s more then).
             html.Div(dcc.Graph(id="check-warm-plotly", figure={"data": [], "layout": {"xaxis": {"visible": False},
@@ -121,8 +120,10 @@ def check_upload(ref: dict | None):
     return _check(ref)[:4]
 
 
-def _check(ref: dict | None):
-    """check_upload's four values, then the report and its content hash (None, None on failure)."""
+def _check(ref: dict | None, catalogue_name: str | None = TOP_HITS, scope: str | None = "genre"):
+    """check_upload's four values, then the report and its content hash (None, None on failure).
+    The results end with the comparison (the picker's choice) in its own container, in the same
+    answer: no second round trip after the figures."""
     if not isinstance(ref, dict) or not ref.get("id"):
         raise dash.exceptions.PreventUpdate
     upload_id, filename = str(ref["id"]), ref.get("name")
@@ -133,7 +134,8 @@ def _check(ref: dict | None):
             filename = upload.name
             report = track.check_track(upload.path, upload.name, digest=upload.sha256, on_stage=stage)
         stage("drawing")
-        results, summary = render_report(report), report.summary()
+        results = [*render_report(report), html.Div(comparison(report, catalogue_name, scope), id="check-compare")]
+        summary = report.summary()
     except Exception as exc:  # the page must answer, whatever a decoder, model or figure does
         return (error_box(track.failure_message(exc, filename)), [], dash.no_update,
                 {"id": upload_id, "ok": False}, None, None)
@@ -144,27 +146,31 @@ def _check(ref: dict | None):
 
 @callback(Output("check-status", "children"), Output("check-results", "children"),
           Output("app-track", "data"), Output("check-player-state", "data"), Output("check-report-key", "data"),
-          Output("check-history", "data"), Output("check-compare", "children"), Output("check-compare-controls", "style"),
-          Input("check-upload-ref", "data"), Input("check-catalogue", "value"), Input("check-scope", "value"),
-          dash.State("check-history", "data"), dash.State("check-report-key", "data"), prevent_initial_call=True)
-def check_and_compare(ref: dict | None, catalogue_name: str | None, scope: str | None, history: list | None,
-                      key: dict | None):
-    """The check, its comparison (the picker's choice, in the same answer: no second round trip)
-    and the session's list of checked tracks (for A/B); when only the picker or the switch
-    changed, the comparison alone, redrawn from the cached report. (One callback: a second one
-    writing the same outputs needs Dash's duplicate-output ids, which the callback guard refuses.)"""
-    if dash.ctx.triggered_id in ("check-catalogue", "check-scope"):
-        return (*[dash.no_update] * 6, *show_comparison(catalogue_name, scope, key))
-    *first, report, digest = _check(ref)
+          Output("check-history", "data"), Output("check-compare-controls", "style"),
+          Input("check-upload-ref", "data"), dash.State("check-history", "data"), dash.State("check-catalogue", "value"),
+          dash.State("check-scope", "value"), prevent_initial_call=True)
+def check_and_compare(ref: dict | None, history: list | None, catalogue_name: str | None, scope: str | None):
+    """The check with its comparison, the compare controls (shown once a track is checked, unless
+    it is not music) and the session's list of checked tracks (for A/B)."""
+    *first, report, digest = _check(ref, catalogue_name, scope)
     if report is None:
-        return (*first, None, dash.no_update, [], {"display": "none"})
-    try:
-        compared, controls = comparison(report, catalogue_name, scope)
-    except Exception as exc:  # the result stands; the comparison says in one line why it has none
-        compared, controls = [error_box(track.failure_message(exc, catalogue_name))], {}
+        return (*first, None, dash.no_update, {"display": "none"})
     key = {"key": digest, "name": report.filename}
     earlier = [h for h in (history or []) if isinstance(h, dict) and h.get("key") != digest]
-    return (*first, key, (earlier + [key])[-MAX_HISTORY:], compared, controls)
+    return (*first, key, (earlier + [key])[-MAX_HISTORY:], {"display": "none"} if report.not_music else {})
+
+
+@callback(Output("check-compare", "children"), Input("check-catalogue", "value"), Input("check-scope", "value"),
+          dash.State("check-report-key", "data"), prevent_initial_call=True)
+def show_comparison(catalogue_name: str | None, scope: str | None, key: dict | None):
+    """The comparison redrawn from the cached report when the picker or the switch changes."""
+    if not isinstance(key, dict) or not key.get("key"):
+        raise dash.exceptions.PreventUpdate
+    report = track.cached_report(str(key["key"]), str(key.get("name") or ""))
+    if report is None:
+        return [html.P("That check is no longer in the server's memory; upload the track again to compare it.",
+                       className="notice", id="check-compare-gone")]
+    return comparison(report, catalogue_name, scope)
 
 
 MAX_HISTORY = 8  # earlier checks the A/B picker offers (the server keeps fewer reports: it says so)
@@ -203,30 +209,19 @@ def show_ab(other: str | None, key: dict | None, history: list | None):
     ], id="check-ab-section")
 
 
-def show_comparison(catalogue_name: str | None, scope: str | None, key: dict | None):
-    """The comparison redrawn from the cached report when the picker or the switch changes."""
-    if not isinstance(key, dict) or not key.get("key"):
-        return [], {"display": "none"}
-    report = track.cached_report(str(key["key"]), str(key.get("name") or ""))
-    if report is None:
-        return [html.P("That check is no longer in the server's memory; upload the track again to compare it.",
-                       className="notice", id="check-compare-gone")], {"display": "none"}
-    return comparison(report, catalogue_name, scope)
-
-
-def comparison(report: track.TrackReport, catalogue_name: str | None, scope: str | None):
-    """(the comparison part of the result, the controls' style): against the Top Hits table or a
-    catalogue, within the track's genre or among all tracks; nothing for a track that is not music."""
+def comparison(report: track.TrackReport, catalogue_name: str | None, scope: str | None) -> list:
+    """The comparison part of the result: against the Top Hits table or a catalogue, within the
+    track's genre or among all tracks; nothing for a track that is not music."""
     if report.not_music:
-        return [], {"display": "none"}
+        return []
     all_tracks = scope == "all"
     try:
         section = (chart_section(report, compare.genre_peers(data.charts(), _chart_genres(report), all_hits=all_tracks))
                    if catalogue_name in (None, TOP_HITS) else
                    catalogue_section(report, catalogue_audio.load(catalogue_name), all_tracks=all_tracks))
     except Exception as exc:  # one line, whatever a catalogue holds
-        return [error_box(track.failure_message(exc, catalogue_name))], {}
-    return section, {}
+        return [error_box(track.failure_message(exc, catalogue_name))]
+    return section
 
 
 def _chart_genres(report: track.TrackReport):
@@ -234,10 +229,11 @@ def _chart_genres(report: track.TrackReport):
 
 
 def status_line(report: track.TrackReport) -> html.P:
-    """What was analysed: the whole track, and how much of it the blend read."""
+    """What was analysed: the whole track, and how much of it the blend read; first, when the
+    ten genres do not describe the track, that it does not fit."""
     blended = _blended_note(report.genre_blend)
     text = f"{report.filename}: {compare.minutes(report.duration_s)} analysed"
-    if not report.fits:
+    if getattr(report.genre_blend, "fit", None) == "poor":
         text = f"{report.filename}: does not fit the ten genres; {compare.minutes(report.duration_s)} analysed"
     return html.P(text + (f"; genre blend: {blended}" if blended else "") + ".", className="note", id="check-ok")
 
@@ -522,10 +518,6 @@ def not_music_note(report: track.TrackReport) -> list:
                    "that is not there.", className="warning", id="check-not-music", role="status")]
 
 
-# Registered last: pages imported as ordinary modules must hand Dash their layout explicitly.
-dash.register_page(__name__, path="/check", name="Check your track", title="tracklens · check your track",
-                   order=2, layout=layout)
-
 
 # --- where you sit, and catalogues ----------------------------------------------------------
 
@@ -637,3 +629,8 @@ def download_check(_clicks, key: dict | None, catalogue_name: str | None, scope:
     page = reports.check_report_html(report_track(report), neighbours=neighbours, catalogue_name=name, figures=False)
     stem = report.filename.rsplit(".", 1)[0] or "track"
     return dash.dcc.send_string(page, f"{stem}.tracklens-check.html", type="text/html")
+
+
+# Registered last: pages imported as ordinary modules must hand Dash their layout explicitly.
+dash.register_page(__name__, path="/check", name="Check your track", title="tracklens · check your track",
+                   order=2, layout=layout)
