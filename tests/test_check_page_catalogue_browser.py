@@ -50,7 +50,7 @@ def test_picker_neighbours_switch_and_download(catalogue_server, browser, screen
         answer = page.request.get(catalogue_server + sources[0])
         assert answer.status == 200 and len(answer.body()) > 10_000
         assert page.is_visible("#check-where-few")
-        page.click("text=all tracks")
+        page.click("#check-scope >> text=all tracks")
         page.wait_for_selector("#check-where-tempo")
         assert len(page.query_selector_all("#check-neighbours audio")) == 5
         page.wait_for_load_state("networkidle")

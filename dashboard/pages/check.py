@@ -57,8 +57,7 @@ def layout(**_query) -> html.Div:
             html.Div(id="check-status", role="status", **{"aria-live": "polite"}),
             html.Audio(id="check-player", controls=True, style={"display": "none"},
                        **{"aria-label": "the uploaded track"}),
-            dcc.Loading(html.Div(id="check-results"), type="default", delay_show=150),
-            dcc.Store(id="check-report-key"),  # {"key", "name"}: the checked report (track.cached_report)
+            # What the result is compared with (shown once a track is checked): above the result.
             html.Div([
                 html.Div([html.Label("Compare with", htmlFor="check-catalogue", className="control-label"),
                           dcc.Dropdown(id="check-catalogue", clearable=False, searchable=False, value=TOP_HITS,
@@ -77,8 +76,10 @@ def layout(**_query) -> html.Div:
                 html.Div([html.Button("Download this check (HTML)", id="check-download-button", className="button"),
                           dcc.Download(id="check-download")], className="control"),
             ], id="check-compare-controls", className="controls", style={"display": "none"}),
-            dcc.Store(id="check-history", storage_type="session"),  # [{"key", "name"}]: this session's checks
             html.Div(id="check-ab-result"),
+            dcc.Loading(html.Div(id="check-results"), type="default", delay_show=150),
+            dcc.Store(id="check-report-key"),  # {"key", "name"}: the checked report (track.cached_report)
+            dcc.Store(id="check-history", storage_type="session"),  # [{"key", "name"}]: this session's checks
             # An empty, hidden graph: the browser fetches and starts Plotly (MBs of script) while
             # the user picks a file, not after the first check has answered (3-6 s more then).
             html.Div(dcc.Graph(id="check-warm-plotly", figure={"data": [], "layout": {"xaxis": {"visible": False},
