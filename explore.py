@@ -140,6 +140,35 @@ def _mpl_figure(n_panels: int, *, ncols: int = 4, panel_size=(3.2, 2.6)):
     return fig, axes[:n_panels]
 
 
+#: One fixed colour per genre in every figure and page (the blend bar, the timeline, the map, the
+#: ROC curves; the check page's swatches): ranked colours made orange rock for one upload and metal
+#: for the next. Okabe & Ito's colour-blind-safe set plus Tol's wine and olive; black stays for
+#: "your track". Other names (chart genres, another model's genres) get a stable colour from
+#: :data:`OTHER_COLOURS` by a hash of the name.
+GENRE_COLOURS = {"blues": "#0072B2", "classical": "#CC79A7", "country": "#E69F00", "disco": "#56B4E9",
+                 "hiphop": "#009E73", "jazz": "#882255", "metal": "#4D4D4D", "pop": "#F0E442",
+                 "reggae": "#999933", "rock": "#D55E00"}
+OTHER_COLOURS = ("#332288", "#44AA99", "#AA4499", "#DDCC77", "#117733", "#88CCEE", "#661100", "#6699CC")
+
+
+def genre_colour(genre: str) -> str:
+    """The genre's fixed colour (hex), the same wherever it is drawn."""
+    import zlib
+
+    name = str(genre)
+    if name in GENRE_COLOURS:
+        return GENRE_COLOURS[name]
+    return OTHER_COLOURS[zlib.crc32(name.encode()) % len(OTHER_COLOURS)]
+
+
+def text_colour_on(colour: str) -> str:
+    """Black or white, whichever reads better on ``colour`` (hex; WCAG relative luminance)."""
+    rgb = [int(colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "#1b1b1b" if luminance > 0.179 else "#ffffff"
+
+
 #: Plotly margins (px) for figures without a legend or colour bar on the right: Plotly's 80 px on
 #: each side left a phone-wide (~330 px) figure half its width for the plot.
 COMPACT_MARGIN = {"l": 60, "r": 20, "t": 90, "b": 60}
@@ -1416,7 +1445,7 @@ def _roc_name(cls: str, curve: pd.DataFrame) -> str:
 def _roc_mpl(d):
     fig, (ax,) = _mpl_figure(1, panel_size=(5.2, 4.4))
     for cls, sub in d.groupby("class", sort=False):
-        ax.plot(sub["fpr"], sub["tpr"], lw=1.2, label=_roc_name(cls, sub))
+        ax.plot(sub["fpr"], sub["tpr"], lw=1.2, label=_roc_name(cls, sub), color=genre_colour(cls))
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{d.attrs['model']}: ROC (one vs rest), AUC")
     ax.legend(fontsize=7, loc="lower right")
@@ -1426,7 +1455,8 @@ def _roc_mpl(d):
 def _roc_plotly(d):
     import plotly.graph_objects as go
 
-    fig = go.Figure([go.Scatter(x=sub["fpr"], y=sub["tpr"], mode="lines", name=plotly_text(_roc_name(cls, sub)))
+    fig = go.Figure([go.Scatter(x=sub["fpr"], y=sub["tpr"], mode="lines", name=plotly_text(_roc_name(cls, sub)),
+                                line={"color": genre_colour(cls)})
                      for cls, sub in d.groupby("class", sort=False)])
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, showlegend=False))
     # The legend goes below the plot: on the right it took half of a phone-wide figure. On a phone
@@ -1601,12 +1631,13 @@ def _value_labels(values: np.ndarray, *, inside_from: float) -> tuple[list[str],
 def _blend_mpl(d: pd.Series):
     fig, (ax,) = _mpl_figure(1, panel_size=(5.5, 0.3 * len(d) + 1.2))
     values = d.to_numpy()[::-1] * 100
-    bars = ax.barh(d.index[::-1], values, color="tab:purple", alpha=0.8)
+    colours = [genre_colour(g) for g in d.index[::-1]]
+    bars = ax.barh(d.index[::-1], values, color=colours)
     texts, spots = _value_labels(values, inside_from=70)
-    for bar, text, spot in zip(bars, texts, spots):
+    for bar, text, spot, colour in zip(bars, texts, spots, colours):
         inside = spot == "inside"
         ax.text(bar.get_width() + (-1 if inside else 1), bar.get_y() + bar.get_height() / 2, text, va="center",
-                ha="right" if inside else "left", fontsize=8, color="white" if inside else "black")
+                ha="right" if inside else "left", fontsize=8, color=text_colour_on(colour) if inside else "black")
     ax.set(xlim=(0, 100), xlabel="probability (%)", title="Genre blend")
     return fig
 
@@ -1616,8 +1647,11 @@ def _blend_plotly(d: pd.Series):
 
     values = d.to_numpy() * 100
     texts, spots = _value_labels(values, inside_from=70)
+    colours = [genre_colour(g) for g in d.index]
     fig = go.Figure(go.Bar(x=values, y=[plotly_text(g) for g in d.index], orientation="h", text=texts, textposition=spots,
-                           cliponaxis=False, hovertemplate="%{y}: %{x:.1f}%<extra></extra>"))
+                           marker={"color": colours}, cliponaxis=False,
+                           insidetextfont={"color": [text_colour_on(c) for c in colours]},
+                           outsidetextfont={"color": "#1b1b1b"}, hovertemplate="%{y}: %{x:.1f}%<extra></extra>"))
     fig.update_layout(title="Genre blend", xaxis={"range": [0, 100], "title": "probability (%)"},
                       yaxis={"autorange": "reversed"}, height=30 * len(d) + 160)
     return fig
@@ -1638,7 +1672,7 @@ def _timeline_mpl(d: pd.DataFrame):
     widths = np.asarray(d.attrs["end_s"]) - starts
     bottom = np.zeros(len(d))
     for g in d.columns:
-        ax.bar(starts, d[g].to_numpy() * 100, width=widths, bottom=bottom, align="edge", label=g)
+        ax.bar(starts, d[g].to_numpy() * 100, width=widths, bottom=bottom, align="edge", label=g, color=genre_colour(g))
         bottom += d[g].to_numpy() * 100
     ax.set(xlabel="time (s)", ylabel="probability (%)", ylim=(0, 100), xlim=(0, d.attrs["duration_s"]),
            title=TIMELINE_TITLE)
@@ -1652,7 +1686,7 @@ def _timeline_plotly(d: pd.DataFrame):
     starts = d.index.to_numpy(dtype=float)
     ends = np.asarray(d.attrs["end_s"])
     fig = go.Figure([go.Bar(x=(starts + ends) / 2, width=ends - starts, y=d[g] * 100, name=plotly_text(g),
-                            customdata=np.stack([starts, ends], axis=1),
+                            marker={"color": genre_colour(g)}, customdata=np.stack([starts, ends], axis=1),
                             hovertemplate=f"{plotly_text(g)}: %{{y:.0f}}%<br>%{{customdata[0]:.0f}}-%{{customdata[1]:.0f}} s"
                                           "<extra></extra>")
                      for g in d.columns])
@@ -1701,7 +1735,7 @@ def _map_mpl(d: pd.DataFrame):
     fig, (ax,) = _mpl_figure(1, panel_size=(6, 4.6))
     ref, you = d.iloc[:-1], d.iloc[-1]
     for g, sub in ref.groupby("group", sort=False):
-        ax.scatter(sub["x"], sub["y"], s=8, alpha=0.5, label=str(g))
+        ax.scatter(sub["x"], sub["y"], s=8, alpha=0.5, label=str(g), color=genre_colour(g))
     ax.scatter([you["x"]], [you["y"]], marker="*", s=250, color="black", label=d.attrs["label"])
     xlabel, ylabel = d.attrs["axis_titles"]
     ax.set(xlabel=xlabel, ylabel=ylabel, title="Chart tracks and the track (2-D map)")
@@ -1715,7 +1749,8 @@ def _map_plotly(d: pd.DataFrame):
     ref, you = d.iloc[:-1], d.iloc[-1]
     fig = go.Figure([go.Scatter(x=sub["x"], y=sub["y"], mode="markers", name=plotly_text(g),
                                 text=[plotly_text(n) for n in sub["name"]],
-                                marker={"size": 5, "opacity": 0.6}, hovertemplate="%{text}<extra></extra>")
+                                marker={"size": 5, "opacity": 0.6, "color": genre_colour(g)},
+                                hovertemplate="%{text}<extra></extra>")
                      for g, sub in ref.groupby("group", sort=False)])
     fig.add_trace(go.Scatter(x=[you["x"]], y=[you["y"]], mode="markers", name=plotly_text(d.attrs["label"]),
                              marker={"symbol": "star", "size": 18, "color": "black"}))

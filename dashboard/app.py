@@ -58,11 +58,13 @@ def get_app() -> Dash:
         suppress_callback_exceptions=True,  # each page's components exist only on that page
     )
     from tracklens.dashboard.pages import charts, check, models  # noqa: F401  (registers the pages)
-    from tracklens.dashboard import security, uploads
+    from tracklens.dashboard import catalogue_audio, progress, security, uploads
 
     app.layout = layout
     _limit_bodies(app)  # first: nothing reads an oversized body (the waitress guard refuses them earlier still)
     uploads.install(app)  # POST <prefix>_upload: the file, streamed to a private temporary file
+    progress.install(app)  # GET <prefix>_check_progress?id=: the stage of that upload's check
+    catalogue_audio.install(app)  # GET <prefix>_catalogue_audio?catalogue=&track=: a neighbour's audio
     security.install(app)  # Host check, security headers; malformed callback requests get 400
     return app
 

@@ -1,4 +1,4 @@
-"""How an upload is compared with the chart hits: like with like, each feature in its own way.
+"""How an upload is compared with chart hits and catalogues: like with like, each feature in its own way.
 
 The chart table's columns are Spotify's measures. For an upload:
 
@@ -15,10 +15,15 @@ The chart table's columns are Spotify's measures. For an upload:
 - danceability, instrumentalness, liveness, speechiness, valence: not available (the estimator
   says why).
 
-The nearest chart tracks and the 2-D map use a distance that respects each feature
-(:class:`Reference`): the continuous features in standard deviations of the hits, key on the
-circle of fifths (a minor key beside its relative major), mode as a category, duration only for
-whole tracks, loudness never (the two sides measure it differently).
+Percentiles are taken among the hits of the track's chart genres (:func:`genre_peers`), and
+:func:`positions` puts each value in words against the middle half of a group (hits, or a
+catalogue's tracks measured by the same engine). The Top Hits table has no audio, so it gets no
+nearest tracks; with the demo catalogue's audio features (an ``audio`` :class:`Reference`) the
+nearest tracks and the 2-D map use a distance that respects each feature: the continuous
+features in standard deviations, key on the circle of fifths (a minor key beside its relative
+major), mode as a category, duration only for whole tracks. :func:`genre_reliability` says how
+often the shipped model is right per genre; :func:`ab_rows` / :func:`sound_likeness` put two
+checked tracks side by side.
 """
 
 from __future__ import annotations
@@ -317,3 +322,213 @@ def chart_reference() -> Reference | None:
     if len(table) < 3:
         return None
     return Reference(table=table, continuous=continuous, kind=kind, source=what, has_key=has_key)
+
+
+# --- how sure: the shipped model on its validation fold -----------------------------------
+
+
+@dataclass(frozen=True)
+class GenreReliability:
+    """How the shipped model did for one genre on its validation fold (track level, top genre).
+
+    named : validation tracks the model called ``genre``; right : of those, how many were ``genre``
+    tracks : validation tracks of ``genre``; found : of those, how many the model called ``genre``
+    confused_with : the genre most often swapped with this one, either way, and how many tracks
+    """
+
+    genre: str
+    named: int
+    right: int
+    tracks: int
+    found: int
+    confused_with: tuple[str, int] | None
+    n_valid: int
+
+    def sentence(self) -> str:
+        """"When the model says country, it is right for 9 of the 10 validation tracks it called
+        country (90%); it found 9 of the 23 country tracks. It most often confuses country and pop
+        (6 tracks either way)." """
+        g = self.genre
+        if self.named:
+            said = (f"When the model says {g}, it is right for {self.right} of the {self.named} validation tracks "
+                    f"it called {g} ({self.right / self.named:.0%})")
+        else:
+            said = f"The model named no validation track {g}"
+        found = (f"; it found {self.found} of the {self.tracks} {g} tracks." if self.tracks
+                 else f"; the validation fold has no {g} tracks.")
+        confused = ""
+        if self.confused_with is not None:
+            other, n = self.confused_with
+            confused = f" It most often confuses {g} and {other} ({n} track{'s' if n != 1 else ''} either way)."
+        return said + found + confused
+
+
+def genre_reliability(report: dict, genre: str) -> GenreReliability | None:
+    """:class:`GenreReliability` of ``genre`` from a validation report (``class_names``, ``y_true``,
+    ``y_score``: :func:`models.store.load_model_report`), or None when the model has no such genre."""
+    names = list(report["class_names"])
+    if genre not in names:
+        return None
+    c = names.index(genre)
+    y_true = np.asarray(report["y_true"], dtype=int)
+    predicted = np.asarray(report["y_score"], dtype=float).argmax(axis=1)
+    swaps = {other: int(((y_true == c) & (predicted == j)).sum() + ((y_true == j) & (predicted == c)).sum())
+             for j, other in enumerate(names) if j != c}
+    other, n = max(swaps.items(), key=lambda kv: kv[1]) if swaps else ("", 0)
+    return GenreReliability(genre=genre, named=int((predicted == c).sum()), right=int(((predicted == c) & (y_true == c)).sum()),
+                            tracks=int((y_true == c).sum()), found=int(((y_true == c) & (predicted == c)).sum()),
+                            confused_with=(other, n) if n else None, n_valid=len(y_true))
+
+
+# --- the hits to compare with: those of the track's chart genres --------------------------
+
+#: Fewer hits than this in the track's chart genres and the percentiles are taken among all hits
+#: (a percentile among a handful of tracks moves by 1/n per track).
+MIN_GENRE_PEERS = 30
+#: Chart genres (strongest first) whose hits form the comparison group.
+N_PEER_GENRES = 2
+
+
+@dataclass(frozen=True)
+class Peers:
+    """The chart hits a track is ranked among, and who they are in words."""
+
+    table: pd.DataFrame
+    genres: tuple[str, ...]  # the chart genres chosen; () for all hits
+    description: str
+
+
+def genre_peers(charts: pd.DataFrame, chart_genres, *, all_hits: bool = False) -> Peers:
+    """The hits tagged with any of the track's strongest chart genres (at most
+    :data:`N_PEER_GENRES`, each from ``models.chart_genres.SHOWN_FROM``), or all hits when asked,
+    when the track has no chart genres or when fewer than :data:`MIN_GENRE_PEERS` hits carry them."""
+    from tracklens.models.chart_genres import SHOWN_FROM
+    from tracklens.prepare import split_genres
+
+    everyone = Peers(charts, (), f"all {len(charts)} chart hits")
+    if all_hits:
+        return everyone
+    genres = tuple(g for g, p in list(chart_genres or [])[:N_PEER_GENRES] if p >= SHOWN_FROM)
+    if not genres or "genre" not in charts.columns:
+        return Peers(charts, (), f"all {len(charts)} chart hits (no chart genre it clearly sounds like)")
+    tagged = charts[charts["genre"].map(lambda value: any(g in split_genres(value) for g in genres))]
+    named = " or ".join(genres)
+    if len(tagged) < MIN_GENRE_PEERS:
+        return Peers(charts, (), f"all {len(charts)} chart hits (only {len(tagged)} are tagged {named})")
+    return Peers(tagged, genres, f"the {len(tagged)} chart hits tagged {named}, the chart genres it sounds like")
+
+
+# --- where you sit, in words ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Position:
+    """One value of the track among a group's values of the same quantity.
+
+    percentile : share (%) of the group below the value (ties count half)
+    low, high : the group's middle half (25th and 75th percentiles)
+    """
+
+    feature: str
+    label: str
+    value: float
+    unit: str
+    percentile: float
+    low: float
+    high: float
+    n: int
+
+    def sentence(self, group: str) -> str:
+        """"tempo 128 BPM: typical for rock tracks here (middle half 110-140 BPM)"; "energy 0.42:
+        lower than 80 % of rock tracks here". No verdict, no score: where it sits, in words."""
+        unit = f" {self.unit}" if self.unit else ""
+        number = _NUMBER_FORMATS.get(self.unit, "{:.2f}").format
+        head = f"{self.label} {number(self.value)}{unit}"
+        if self.value < self.low:
+            return f"{head}: lower than {100 - self.percentile:.0f}% of {group}."
+        if self.value > self.high:
+            return f"{head}: higher than {self.percentile:.0f}% of {group}."
+        return f"{head}: typical for {group} (middle half {number(self.low)} to {number(self.high)}{unit})."
+
+
+_NUMBER_FORMATS = {"BPM": "{:.0f}", "s": "{:.0f}", "LUFS": "{:.1f}"}  # else 0-1 descriptors: two decimals
+
+
+#: A value's place is said only among at least this many tracks.
+MIN_GROUP = 5
+
+
+def positions(values: dict, table: pd.DataFrame, columns: dict) -> list[Position]:
+    """The track's :class:`Position` per ``columns`` entry ``{track key: (table column, label, unit)}``
+    whose value and at least :data:`MIN_GROUP` of the group's values are known."""
+    out = []
+    for key, (column, label, unit) in columns.items():
+        value = values.get(key)
+        if value is None or column not in table.columns or not np.isfinite(float(value)):
+            continue
+        group = pd.to_numeric(table[column], errors="coerce").dropna().to_numpy(float)
+        if len(group) < MIN_GROUP:
+            continue
+        value = float(value)
+        below, equal = float((group < value).sum()), float((group == value).sum())
+        low, high = np.percentile(group, [25, 75])
+        out.append(Position(key, label, value, unit, 100 * (below + equal / 2) / len(group), float(low), float(high),
+                            len(group)))
+    return out
+
+
+def upload_values(upload: Upload) -> dict:
+    """The upload's values under the catalogue's column names (the same engine measured both)."""
+    c = upload.comparable
+    values = {"tempo": c["tempo"], "loudness": c["loudness"], "duration_s": upload.duration_s}
+    values.update({f"{name}_est": value for name, (value, _) in upload.estimates.items()})
+    return values
+
+
+#: Catalogue columns compared with an upload: the engine's own values on both sides.
+CATALOGUE_VALUES = {"tempo": ("tempo", "tempo", "BPM"), "loudness": ("loudness", "loudness", "LUFS"),
+                    "energy_est": ("energy_est", "energy (estimated)", ""),
+                    "acousticness_est": ("acousticness_est", "acousticness (estimated)", ""),
+                    "duration_s": ("duration_s", "duration", "s")}
+#: Top Hits columns compared with an upload (Spotify's values; loudness is another measure: left out).
+CHART_VALUES = {"tempo": ("tempo", "tempo", "BPM"), "energy_est": ("energy", "energy (estimated)", ""),
+                "acousticness_est": ("acousticness", "acousticness (estimated)", "")}
+
+
+# --- A/B: two checked tracks side by side ---------------------------------------------------------
+
+
+def ab_rows(a, b) -> list[tuple[str, str, str]]:
+    """(what, track A, track B) rows: the blend's label and top three genres, then the values."""
+
+    def blend_text(report, k):
+        items = list(report.blend.items())
+        return f"{items[k][0]} {items[k][1]:.0%}" if len(items) > k else "—"
+
+    def values(report):
+        c = report.upload.comparable
+        est = {name: f"{v:.2f} ± {e:.2f}" for name, (v, e) in report.upload.estimates.items()}
+        return {"tempo": f"{c['tempo']:.0f} BPM", "key": key_name(c["key"], c["mode"]),
+                "loudness": f"{c['loudness']:.1f} LUFS", "duration": minutes(report.duration_s), **est}
+
+    rows = [("blend", a.blend_label, b.blend_label)]
+    rows += [(f"genre {k + 1}", blend_text(a, k), blend_text(b, k)) for k in range(3)]
+    va, vb = values(a), values(b)
+    rows += [(name, va.get(name, "—"), vb.get(name, "—")) for name in dict.fromkeys([*va, *vb])]
+    return rows
+
+
+def sound_likeness(a, b) -> str:
+    """How alike two tracks sound, in one sentence: the cosine of their EfficientAT embeddings, and
+    how far apart their blends are (half the L1 distance: 0 the same blend, 1 no genre in common)."""
+    parts = []
+    ea, eb = (getattr(r.genre_blend, "embedding", None) for r in (a, b))
+    if ea is not None and eb is not None:
+        ea, eb = np.asarray(ea, float), np.asarray(eb, float)
+        cosine = float(ea @ eb / max(np.linalg.norm(ea) * np.linalg.norm(eb), 1e-12))
+        parts.append(f"cosine similarity of their sound embeddings {cosine:.2f} (EfficientAT; 1 is the same sound)")
+    if a.blend and b.blend:
+        genres = set(a.blend) | set(b.blend)
+        distance = 0.5 * sum(abs(a.blend.get(g, 0.0) - b.blend.get(g, 0.0)) for g in genres)
+        parts.append(f"blends {1 - distance:.0%} alike (the share of probability they have in common)")
+    return f"How alike {a.filename} and {b.filename} are: " + ("; ".join(parts) or "nothing to compare") + "."

@@ -50,8 +50,9 @@ def content_security_policy(script_hashes) -> str:
         # Plotly draws heatmaps (spectrogram, chromagram, correlations) as data: PNG images, and
         # its "download plot as a PNG" button renders the figure through a blob: image.
         "img-src": ["'self'", "data:", "blob:"],
-        # The audio player plays the upload from the upload's own data: URI (no round trip).
-        "media-src": ["'self'", "data:"],
+        # The audio player plays the browser's own copy of the upload through a blob: object URL
+        # (URL.createObjectURL; a data: URI of a 104 MB WAV was a 138 MB string).
+        "media-src": ["'self'", "blob:"],
         "object-src": ["'none'"],
         "base-uri": ["'none'"],  # the app writes no <base>, and nobody else may
         "form-action": ["'none'"],  # the app has no forms (the upload is read by script)

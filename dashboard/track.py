@@ -11,6 +11,7 @@ beyond the decoded signal itself. What is compared with the chart hits, and how,
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -30,13 +31,16 @@ from tracklens.errors import TracklensError
 
 N_TAGS = 8
 MAX_TAG_PATCHES = 4
-# The blend (and, with the musicnn default, the tags) reads at most this much audio: 30 s blocks
-# spread over the track. Classifying every 3 s patch of a 4-minute song doubled the check's latency.
-MAX_BLEND_SECONDS = 60.0
+# The blend reads the whole track up to the upload limit, as `tracklens predict` does (issue 19:
+# the page blended 60 s and gave other probabilities than predict for the same file).
+MAX_BLEND_SECONDS = config.FEATURE_MAX_DURATION_S
 # The track is analysed in blocks of about this length and the blocks' results combined: a whole
 # 10-minute analysis peaked at 1.5 GB (STFT, chroma, descriptor features), one 30 s block at ~100 MB.
 ANALYSIS_BLOCK_S = 30.0
-MAX_DISPLAY_FRAMES = 1200  # spectrogram/chromagram columns sent to the browser
+# Spectrogram/chromagram columns sent to the browser: about a half-width panel's pixels on a
+# laptop. With 1200 a 30 s clip's check answered 590 KB, 480 KB of it the spectrogram; with 600 a
+# 6-minute track's answered 287 KB (issue 19: <= 250 KB). A 30 s clip gets 431 columns either way.
+MAX_DISPLAY_FRAMES = 450
 # A report holds no STFT (< 1 MB: decimated pictures, small tables); a few cover re-checking the last uploads.
 _CACHE_SIZE = 3
 # Checks run at most one per core at once, the others wait. One per two cores (the old limit)
@@ -44,6 +48,8 @@ _CACHE_SIZE = 3
 # check's memory no longer grows with the track (block-wise analysis), so one per core costs
 # little memory (bench/dashboard.py --clients 4: see README "Dashboard").
 MAX_CONCURRENT_CHECKS = max(1, os.cpu_count() or 2)
+#: How models.fit's "not music" verdict begins (its first rule: AudioSet's Music likelihood is low).
+NOT_MUSIC_REASON = "does not sound like music"
 GENERIC_FAILURE = "could not be analysed (an unexpected error on the server; it has been logged)"
 LOG = logging.getLogger(__name__)
 
@@ -126,8 +132,22 @@ class TrackReport:
         return self.genre_blend.blend if self.genre_blend is not None else {}
 
     @property
+    def fits(self) -> bool:
+        """False when the fit rule (models.fit) says the ten genres do not describe the track."""
+        return getattr(self.genre_blend, "fit", None) != "poor"
+
+    @property
+    def not_music(self) -> bool:
+        """True when AudioSet hears speech, noise or a tone rather than music (models.fit's first rule):
+        tempo, key, chart genres and neighbours would describe music that is not there."""
+        return not self.fits and str(getattr(self.genre_blend, "fit_reason", "")).startswith(NOT_MUSIC_REASON)
+
+    @property
     def blend_label(self) -> str:
-        return self.genre_blend.label if self.genre_blend is not None else "unavailable"
+        """The blend's label; "does not fit ..." first when the ten genres do not describe the track."""
+        if self.genre_blend is None:
+            return "unavailable"
+        return self.genre_blend.label if self.fits else f"does not fit the ten genres (closest: {self.genre_blend.label})"
 
     @property
     def comparable(self) -> dict:
@@ -139,15 +159,22 @@ class TrackReport:
                 "blend": {k: round(float(v), 4) for k, v in self.blend.items()}}
 
 
+def _no_stage(stage: str) -> None:
+    """The default stage listener: hears nothing."""
+
+
+_stage_listener = threading.local()  # check_track's on_stage, for the check running in this thread
 _cache: collections.OrderedDict = collections.OrderedDict()
 _cache_lock = threading.Lock()
 _check_slots = threading.BoundedSemaphore(MAX_CONCURRENT_CHECKS)
 
 
-def check_track(source: bytes | Path, filename: str, *, digest: str | None = None) -> TrackReport:
+def check_track(source: bytes | Path, filename: str, *, digest: str | None = None, on_stage=_no_stage) -> TrackReport:
     """Decode, analyse, blend and compare one upload: its bytes, or a stored file (then give its
     SHA-256 as ``digest``). Cached by content hash; at most ``MAX_CONCURRENT_CHECKS`` at once, the
     others wait.
+
+    ``on_stage(name)`` hears each stage as it starts ("decoding", "blending", "comparing").
 
     Raises TracklensError (audio.AudioError, UploadError) for unreadable, silent, too short or
     too long audio.
@@ -161,8 +188,10 @@ def check_track(source: bytes | Path, filename: str, *, digest: str | None = Non
                 dataclasses.replace(report, filename=display_name(filename))
     try:
         with _check_slots:
+            _stage_listener.on_stage = on_stage
             report = _check_track(source, display_name(filename))
     finally:
+        _stage_listener.on_stage = _no_stage
         process.return_freed_memory()  # the analysis' arrays are freed by now
     with _cache_lock:
         _cache[key] = report
@@ -171,17 +200,49 @@ def check_track(source: bytes | Path, filename: str, *, digest: str | None = Non
     return report
 
 
-def _decode(source: bytes | Path, name: str):
+def cached_report(digest: str, filename: str = "") -> TrackReport | None:
+    """The report of an upload checked earlier by this process (by its SHA-256), or None once it
+    has left the cache; named ``filename`` when given."""
+    with _cache_lock:
+        report = _cache.get(str(digest))
+    if report is None or not filename or report.filename == display_name(filename):
+        return report
+    return dataclasses.replace(report, filename=display_name(filename))
+
+
+@contextlib.contextmanager
+def _as_file(source: bytes | Path, name: str):
+    """``source`` as a file: a stored upload as it is, bytes (the warm-up tone, tests) in a private
+    temporary folder, named by the upload's extension (the decoder reads it) and removed after."""
+    if not isinstance(source, (bytes, bytearray)):
+        yield Path(source)
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tracklens-check-") as folder:
+        path = Path(folder) / ("upload" + Path(name).suffix.lower())
+        path.write_bytes(bytes(source))
+        yield path
+
+
+@contextlib.contextmanager
+def _named_errors(path: Path, name: str):
+    """Decoder messages name the stored file: they name the user's file instead."""
     from tracklens import audio
 
-    if isinstance(source, (bytes, bytearray)):
-        clip = audio.load_audio_bytes(bytes(source), name=name, sr=config.SAMPLE_RATE,
-                                      max_duration=data.MAX_UPLOAD_SECONDS)
-    else:
-        try:
-            clip = audio.load_audio(source, sr=config.SAMPLE_RATE, max_duration=data.MAX_UPLOAD_SECONDS)
-        except audio.AudioError as exc:  # its message names the stored file, not the user's
-            raise audio.AudioError(str(exc).replace(str(source), name)) from None
+    try:
+        yield
+    except audio.AudioError as exc:
+        raise audio.AudioError(str(exc).replace(str(path), name)) from None
+    except TracklensError as exc:
+        raise TracklensError(str(exc).replace(str(path), name)) from None
+
+
+def _decode(path: Path, name: str):
+    from tracklens import audio
+
+    with _named_errors(path, name):
+        clip = audio.load_audio(path, sr=config.SAMPLE_RATE, max_duration=data.MAX_UPLOAD_SECONDS)
     if clip.truncated or clip.source_duration_s > data.MAX_UPLOAD_SECONDS + 0.5:
         raise UploadError(f"{name}: too long ({clip.source_duration_s / 60:.1f} min); the limit is "
                           f"{data.MAX_UPLOAD_SECONDS / 60:g} min — trim it and upload again")
@@ -189,23 +250,35 @@ def _decode(source: bytes | Path, name: str):
 
 
 def _check_track(source: bytes | Path, name: str) -> TrackReport:
+    with _as_file(source, name) as path:
+        return _check_file(path, name, getattr(_stage_listener, "on_stage", _no_stage))
+
+
+def _check_file(path: Path, name: str, on_stage) -> TrackReport:
+    """The check of one stored file. The blend reads the file itself, exactly as `tracklens
+    predict` and ``blend.predict_blend(model, path)`` do (the same windows from the same decoding
+    at the model's rate, the whole track up to the 10-minute limit), so all three give one answer;
+    the analysis decodes it at the feature engine's rate, the loudness meter reads its channels."""
     from tracklens import features
 
-    clip = _decode(source, name)
+    on_stage("decoding")
+    clip = _decode(path, name)
     ref = compare.chart_reference()
+    on_stage("blending")
     # The blend and the tags run beside this thread's analysis: NumPy, librosa and TensorFlow
     # release the GIL, so one upload uses both cores.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check") as pool:
-        blend_job = pool.submit(_blend_and_tags, clip)
+        blend_job = pool.submit(_blend_and_tags, clip, path, name)
         analysis = analyse(clip, summary=ref is not None and ref.kind == "audio",
-                           meter=features.channel_meter(source, name=name, max_duration=data.MAX_UPLOAD_SECONDS))
+                           meter=features.channel_meter(path, name=name, max_duration=data.MAX_UPLOAD_SECONDS))
         genre_blend, problem, tags, caption = blend_job.result()
+    on_stage("comparing")
     charts = data.charts()
     upload = compare.Upload(comparable=analysis.comparable, duration_s=clip.source_duration_s,
                             estimates=analysis.estimates, unavailable=analysis.unavailable)
     whole = compare.is_whole_track(clip.source_duration_s, charts)
     map_xy, nearest, columns = None, pd.DataFrame(columns=["name", "group", "distance"]), []
-    if ref is not None:
+    if ref is not None and ref.kind == "audio":  # the chart table has no audio: no neighbours by sound
         row = {**analysis.summary, **analysis.comparable, **{k: v for k, (v, _) in analysis.estimates.items()}}
         columns = ref.columns_for(row, whole_track=whole)
         nearest = ref.nearest(row, columns)
@@ -325,7 +398,7 @@ def _estimates(estimator, fma_means: list[tuple[dict, int]]) -> dict:
 # --- the genre blend and tags -------------------------------------------------------------
 
 
-def _blend_and_tags(clip) -> tuple[object, str, dict | None, str]:
+def _blend_and_tags(clip, path: Path, name: str) -> tuple[object, str, dict | None, str]:
     """(the models.blend Blend or None, why there is none, tags, where the tags come from).
 
     The shipped model reads musicnn's embedding and tags per 3 s patch, so the blend's forward
@@ -338,7 +411,8 @@ def _blend_and_tags(clip) -> tuple[object, str, dict | None, str]:
     if model is None:
         tags = _tags(clip)
         return None, f"No genre blend: {data.default_model_problem()}", tags, _fallback_caption(tags)
-    result = blend_module.predict_blend(model, clip, max_seconds=MAX_BLEND_SECONDS)
+    with _named_errors(path, name):
+        result = blend_module.predict_blend(model, path, max_seconds=MAX_BLEND_SECONDS)
     if result.tags is None:
         tags = _tags(clip)
         return result, "", tags, _fallback_caption(tags)

@@ -200,12 +200,10 @@ def test_check_demo_clip_gives_blend(server, page, demo_catalogue, expected_blen
     clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[0]
     _upload(page, server, clip.name, clip.read_bytes())
     _check_blend(page, expected_blend(clip.read_bytes(), clip.name))
-    for section in ("#check-timeline", "#check-spectrogram", "#check-chromagram", "#check-profile", "#check-map"):
+    # no map: the demo chart table has no audio to compare by sound (issue 18)
+    for section in ("#check-timeline", "#check-spectrogram", "#check-chromagram", "#check-profile"):
         page.wait_for_selector(f"{section} .main-svg")
-    note = page.inner_text("#check-comparison-note")
-    assert "circle of fifths" in note and "tempo" in note
-    rows = page.query_selector_all("#check-nearest tbody tr")
-    assert len(rows) == 6 and rows[0].inner_text().startswith(clip.name)  # the track, then its five nearest
+    assert "no audio" in page.inner_text("#check-no-neighbours") and not page.query_selector("#check-nearest")
     assert "not available" in page.inner_text("#check-card-danceability")
     _wait_for_player(page, visible=True)
     assert clip.name in page.inner_text("#app-last-track")
@@ -255,10 +253,10 @@ def test_check_refuses_too_large_file_in_browser(server, page):
 
 
 def _wait_for_player(page, *, visible: bool) -> None:
-    """The player plays the last accepted upload (its own data: URI), or is hidden without a source."""
+    """The player plays the last accepted upload (its own blob: object URL), or is hidden without a source."""
     if visible:
         page.wait_for_function("() => { const p = document.querySelector('#check-player');"
-                               " return p.src.startsWith('data:audio') && getComputedStyle(p).display !== 'none'; }")
+                               " return p.src.startsWith('blob:') && getComputedStyle(p).display !== 'none'; }")
     else:
         page.wait_for_function("() => { const p = document.querySelector('#check-player');"
                                " return !p.getAttribute('src') && getComputedStyle(p).display === 'none'; }")

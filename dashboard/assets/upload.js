@@ -2,9 +2,12 @@
 // streamed to a temporary file there), not base64 inside a callback: dcc.Upload only draws the
 // drop zone (max_size=0, so it reads nothing). Too large or wrong type is said here at once;
 // the server checks again (413/415) and reads the header's duration before decoding.
-// The player gets the browser's own copy, and only for an upload the server analysed.
+// The player gets the browser's own copy (a blob: object URL, never a data: URI: reading a
+// 104 MB WAV into one took seconds and a 138 MB string), and only for an upload the server
+// analysed. While the server checks, the status line shows the check's stage (the progress route).
 (function () {
-  var pending = null;  // {id, file, source: Promise of a data: URI} of the upload being checked
+  var pending = null;  // {id, file, source: object URL} of the upload being checked
+  var POLL_MS = 400;  // how often the stage is asked for while a check runs
   // This page's token: the server keeps a few unclaimed uploads per client, and a client is this
   // page (its address alone would make every user of a shared machine one client).
   var client = Math.random().toString(36).slice(2) + Date.now().toString(36);
@@ -32,13 +35,25 @@
     setProps("check-results", {children: []});
   }
 
-  function readAsDataUrl(file) {
-    return new Promise(function (resolve, reject) {
-      var reader = new FileReader();
-      reader.onload = function () { resolve(reader.result); };
-      reader.onerror = function () { reject(reader.error); };
-      reader.readAsDataURL(file);
-    });
+  function release(upload) {
+    if (upload && upload.source) { URL.revokeObjectURL(upload.source); upload.source = null; }
+  }
+
+  // Show the stage of ``mine``'s check until its result replaces the status line.
+  function followStages(mine, zone) {
+    var url = zone.getAttribute("data-progress-url");
+    if (!url) { return; }
+    var timer = setInterval(function () {
+      if (mine !== pending || !document.getElementById("check-busy")) { clearInterval(timer); return; }
+      fetch(url + "?id=" + encodeURIComponent(mine.id), {cache: "no-store"})
+        .then(function (response) { return response.ok ? response.json() : {}; })
+        .then(function (body) {
+          if (mine === pending && body.text && document.getElementById("check-busy")) {
+            setProps("check-status", {children: statusBox(body.text + ": " + mine.file.name + " ...", false)});
+          }
+        })
+        .catch(function () {});
+    }, POLL_MS);
   }
 
   function send(file, zone) {
@@ -57,6 +72,7 @@
              zone.getAttribute("data-limit"));
       return;
     }
+    release(pending);
     pending = {file: file, id: null, source: null};
     var mine = pending;
     setProps("check-status", {children: statusBox("Uploading " + file.name + " (" +
@@ -85,9 +101,10 @@
           return;
         }
         mine.id = answer.body.id;
-        mine.source = readAsDataUrl(file);
-        setProps("check-status", {children: statusBox("Analysing " + file.name + " ...", false)});
+        mine.source = URL.createObjectURL(file);
+        setProps("check-status", {children: statusBox("Decoding: " + file.name + " ...", false)});
         setProps("check-upload-ref", {data: {id: answer.body.id, name: answer.body.name}});
+        followStages(mine, zone);
       })
       .catch(function () {
         if (mine === pending) { refuse(file.name + ": the upload did not reach the server; try again"); }
@@ -117,8 +134,7 @@
       if (!state || !state.ok || !pending || pending.id !== state.id || !pending.source) {
         return hidden;
       }
-      return pending.source.then(function (uri) { return [uri, {display: "block"}]; },
-                                 function () { return hidden; });
+      return [pending.source, {display: "block"}];
     }
   };
 })();

@@ -1,0 +1,65 @@
+"""The check page's catalogue picker, neighbours by sound with play buttons, the genre / all
+tracks switch and the download button, in headless Chromium at 1440 and 390 px (the page fits
+the screen, no sideways scroll), against a 6-clip GTZAN catalogue in the server's tracklens home.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from test_check_page_catalogue import CATALOGUE, build_mini_catalogue
+from test_dashboard_browser import CSP_LISTENER, RESULT_TIMEOUT_MS, START_TIMEOUT_S, _assert_clean, screenshots  # noqa: F401
+from test_dashboard_pages_browser import LAPTOP, PHONE, assert_fits_the_screen, browser  # noqa: F401
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def catalogue_server(shared_data, tmp_path_factory):
+    """`tracklens dashboard` on the real Top Hits table, with the mini catalogue in its home."""
+    from tracklens.dashboard.app import serve_in_subprocess
+
+    home = tmp_path_factory.mktemp("home")
+    build_mini_catalogue(shared_data, home)
+    log_path = tmp_path_factory.mktemp("dashboard") / "server.log"
+    with serve_in_subprocess(env={"TRACKLENS_HOME": str(home)}, log_path=log_path, timeout=START_TIMEOUT_S) as served:
+        yield served.url
+
+
+@pytest.mark.parametrize("width", [LAPTOP, PHONE])
+def test_picker_neighbours_switch_and_download(catalogue_server, browser, screenshots, shared_data, width):
+    clip = sorted((shared_data / "gtzan" / "audio" / "metal").glob("*.opus"))[2 + [LAPTOP, PHONE].index(width)]
+    context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
+    context.add_init_script(CSP_LISTENER)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.js_errors = []
+    page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
+    page.on("console", lambda message: page.js_errors.append(message.text) if message.type == "error" else None)
+    try:
+        page.goto(catalogue_server + "/check")
+        page.set_input_files("#check-upload input[type=file]", str(clip))
+        page.wait_for_selector("#check-ok", timeout=RESULT_TIMEOUT_MS)
+        page.wait_for_selector("#check-no-neighbours")  # the Top Hits table first: no audio, no neighbours
+        page.click("#check-catalogue")
+        page.click(f"text=catalogue {CATALOGUE}")
+        page.wait_for_selector("#check-neighbours")
+        sources = page.eval_on_selector_all("#check-neighbours audio", "els => els.map(e => e.getAttribute('src'))")
+        assert len(sources) == 2  # the two metal clips: within its genre
+        assert all(s.startswith(f"/_catalogue_audio?catalogue={CATALOGUE}&track=metal.") for s in sources), sources
+        answer = page.request.get(catalogue_server + sources[0])
+        assert answer.status == 200 and len(answer.body()) > 10_000
+        assert page.is_visible("#check-where-few")
+        page.click("#check-scope >> text=all tracks")
+        page.wait_for_selector("#check-where-tempo")
+        assert len(page.query_selector_all("#check-neighbours audio")) == 5
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(screenshots / f"check_catalogue_{width}.png"), full_page=True)
+        assert_fits_the_screen(page, width)
+        with page.expect_download() as download:
+            page.click("#check-download-button")
+        assert download.value.suggested_filename == clip.stem + ".tracklens-check.html"
+        assert "Nearest by sound in " + CATALOGUE in download.value.path().read_text()
+        _assert_clean(page)
+    finally:
+        context.close()
