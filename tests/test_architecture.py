@@ -65,6 +65,7 @@ INNER_RANKS = {
     },
     "dashboard": {
         "data": 0, "components": 0, "security": 0,  # read-only data layer, layout pieces, HTTP hardening
+        "progress": 0, "catalogue_audio": 0,  # a check's stage; a catalogue track's audio by catalogue + track id
         "compare": 1, "track": 1,  # one upload's analysis and its comparison with the chart hits
         "uploads": 2,  # the upload route hands a stored file to track
         "pages": 3,  # every dashboard.pages.* module

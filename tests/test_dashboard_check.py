@@ -49,27 +49,6 @@ def test_check_shows_your_track_first_with_units_and_ranks(app, pages, demo_cata
     assert "e+0" not in _text(results)  # no duration as 2.4e+05 ms
 
 
-def test_neighbours_table_starts_with_the_track_in_chart_units(app, pages, demo_catalogue):
-    clip = _demo_clip(demo_catalogue, 1)
-    _, results, _, _ = _check(app, pages, clip.read_bytes(), clip.name)
-    table = _by_id(results, "check-nearest")
-    header = _text(table.children[1])
-    assert header.startswith("track year distance tempo") and "key" in header
-    rows = table.children[2].children
-    assert len(rows) == 6 and rows[0].className == "you"
-    assert _text(rows[0]).startswith(f"{clip.name} your track —")
-    assert re.search(r"\d+ BPM .* [A-G]#? (major|minor)$", _text(rows[1]))
-
-
-def test_map_axes_say_what_the_components_load_on(app, pages, demo_catalogue):
-    clip = _demo_clip(demo_catalogue, 2)
-    _, results, _, _ = _check(app, pages, clip.read_bytes(), clip.name)
-    chart_map = _figure(results, "check-map")
-    for axis, n in ((chart_map.layout.xaxis, 1), (chart_map.layout.yaxis, 2)):
-        assert re.fullmatch(rf"component {n} \(\d+%\):<br>[+-][\w# ↔]+, [+-][\w# ↔]+", axis.title.text), axis.title.text
-    assert "circle of fifths" in _text(_by_id(results, "check-comparison-note"))
-
-
 def test_hit_profile_draws_p0_and_keeps_labels_on_the_axis(app):
     """A feature at P0 is drawn as a point at 0 (not clipped by the axis) with its label; a label
     near P95 goes left of the mark, not past the axis (it overlapped the bar ends at P94-P96)."""
