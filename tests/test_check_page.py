@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from test_dashboard import _by_id, _ids, _text, app, pages  # noqa: F401  (fixtures)
+from dashboard_helpers import _by_id, _ids, _text
 
 
 def _shipped_blend(probabilities: dict, **fields):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_dashboard import _by_id, _ids, _text, _upload, app, pages  # noqa: F401  (fixtures)
+from dashboard_helpers import _by_id, _ids, _text, _upload
 
 CATALOGUE = "gtzan-mini"
 GENRES = ("metal", "classical", "hiphop")

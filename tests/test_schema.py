@@ -23,6 +23,8 @@ CHOSEN_SUBSETS = {
     ("features", frozenset({"tempo", "loudness", "key", "mode", "duration_ms"})),
     # the few chart values a neighbour search shows beside each result
     ("catalogue", frozenset({"tempo", "energy", "acousticness", "danceability", "valence", "loudness"})),
+    # the check page's neighbours-by-sound table: its column headings, not a schema
+    ("dashboard.pages.check", frozenset({"track", "genre", "similarity", "tempo", "key", "loudness", "play"})),
 }
 
 
