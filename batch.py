@@ -666,6 +666,11 @@ def _run_local(task: Task, todo: list[dict], jobs: int) -> Iterator[dict]:
         raise _WorkerCrash(_exit_reason(exc), [p for p in dispatched if p not in finished]) from exc
 
 
+#: files named in a worker-crash line: every file in flight on a normal pool (jobs x its prefetch);
+#: naming only three left the crashing file out when four were in flight (a flaky CI failure)
+MAX_SUSPECTS_NAMED = 12
+
+
 def _crash_error(task: Task, crash: _WorkerCrash, n_done: int, n_files: int) -> TracklensError:
     """The one line for a worker crash, after the task's own check of the usual cause (numba's
     cache, issue #10128: a damaged cache is rebuilt there, and says so), so a rerun resumes."""
@@ -677,7 +682,8 @@ def _crash_error(task: Task, crash: _WorkerCrash, n_done: int, n_files: int) -> 
             note = f" ({exc})"
     names = crash.suspects
     where = (names[0] if len(names) == 1 else "a file" if not names else
-             f"one of {len(names)} files in progress ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})")
+             f"one of {len(names)} files in progress ({', '.join(names[:MAX_SUSPECTS_NAMED])}"
+             f"{', ...' if len(names) > MAX_SUSPECTS_NAMED else ''})")
     return TracklensError(f"a worker process crashed ({crash.how}) on {where}{note}; {n_done} of {n_files} files "
                           f"are done and cached; rerun the same command to resume")
 
