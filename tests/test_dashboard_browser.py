@@ -123,14 +123,18 @@ def _expect_refused(page, status: int) -> None:
 
 @pytest.fixture(scope="module")
 def expected_blend():
-    """The blend the page must show for an upload, computed in this process without the server."""
-    from tracklens import audio
-    from tracklens.dashboard import data, track
+    """The blend the page must show for an upload, computed in this process without the server:
+    ``predict_blend`` on the file itself, as `tracklens predict` does (one blend for one file)."""
+    import tempfile
+
+    from tracklens.dashboard import data
     from tracklens.models import blend as blend_module
 
     def compute(raw: bytes, name: str) -> dict:
-        clip = audio.load_audio_bytes(raw, name=name, sr=config.SAMPLE_RATE)
-        return blend_module.predict_blend(data.default_model(), clip, max_seconds=track.MAX_BLEND_SECONDS).blend
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / name
+            path.write_bytes(raw)
+            return blend_module.predict_blend(data.default_model(), path).blend
     return compute
 
 
