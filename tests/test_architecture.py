@@ -40,7 +40,7 @@ RANKS = {
     "prepare": 3, "batch": 3,  # batch: the runner the engine and the embedding models plug into (knows neither)
     "loudness": 4,  # the BS.1770 meter the engine and the card use
     "preprocessing": 4, "features": 4, "numba_cache": 4,  # numba_cache: the compile lock; the caller hands it the kernels to warm
-    "models": 5,  # every models.* module (models.kinds, the input kinds, is imported by registry, blend, train, heads)
+    "models": 5,  # every models.* module (models.kinds, the input kinds, is imported by registry, blend, train)
     "explore": 6, "librosa_visuals": 6,
     "figure_style": 6,  # labels, units, genre colours and the two-backend plumbing every figure module shares
     "model_figures": 6, "track_figures": 6,  # a genre model's report figures; one track's or playlist's figures
@@ -64,7 +64,6 @@ INNER_RANKS = {
         "musicnn_models": 2, "efficientat_models": 2,  # windows of audio -> an embedding model's input
         "train": 3, "blend": 3, "descriptors": 3,  # what users call: train, predict, descriptor estimates
         "output": 4,  # what predict writes (CSV/JSON/table, --sort-into), from blend's results
-        "heads": 5, "table_model": 5,  # how the shipped models were built (recipes: they use train and blend)
     },
     "dashboard": {
         "data": 0, "components": 0, "security": 0,  # read-only data layer, layout pieces, HTTP hardening
