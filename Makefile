@@ -64,7 +64,7 @@ default-model: venv ## retrain the shipped genre models by measurement (models/d
 
 FMA_TABLE ?= ../shared/data/fma/echonest_librosa_650.csv
 descriptors-model: venv ## rebuild models/descriptors/ (energy, acousticness ... estimated from audio) from the FMA + Echo Nest table; fixed seed
-	$(BIN)/python -m tracklens.models.descriptors --table $(FMA_TABLE) --out models/descriptors --seed 42
+	$(BIN)/python recipes/descriptors.py --table $(FMA_TABLE) --out models/descriptors --seed 42
 
 test: venv system-deps musicnn-checkpoints ## run the whole test suite (the musicnn checkpoints let the equivalence test run)
 	$(BIN)/python -m pytest
