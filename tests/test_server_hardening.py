@@ -470,7 +470,7 @@ def test_sigterm_removes_the_uploads(demo_catalogue, tmp_path):
     """A served dashboard (the CLI in a child process) holding an unchecked upload: SIGTERM ends it
     and the private upload folder goes with it, as with Ctrl-C. On the way, the real server
     refuses a foreign Host and an oversized Content-Length."""
-    from tracklens.dashboard.app import serve_in_subprocess
+    from tracklens.tests.dashboard_server import serve_in_subprocess
 
     temp = tmp_path / "tmp"
     temp.mkdir()
