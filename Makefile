@@ -58,13 +58,13 @@ GTZAN_DIR ?= ../shared/data/gtzan
 DEFAULT_MODEL_ARCH ?= musicnn_linear
 DEFAULT_POOL := data/processed/gtzan_default/features.parquet
 default-model: venv ## retrain the shipped genre models by measurement (models/default/: best of the musicnn / EfficientAT heads and fusions on whole clips; models/default-table/: best on the 57 published features) on the real GTZAN train+valid folds, and print the fit rule's rates
-	$(BIN)/python -m tracklens.models.heads --out models --name default --seed 42
-	$(BIN)/python -m tracklens.models.table_model --out models --seed 42
+	$(BIN)/python recipes/heads.py --out models --name default --seed 42
+	$(BIN)/python recipes/table_model.py --out models --seed 42
 	$(BIN)/tracklens predict $(GTZAN_DIR)/audio/metal/metal.00002.opus --top 3
 
 FMA_TABLE ?= ../shared/data/fma/echonest_librosa_650.csv
 descriptors-model: venv ## rebuild models/descriptors/ (energy, acousticness ... estimated from audio) from the FMA + Echo Nest table; fixed seed
-	$(BIN)/python -m tracklens.models.descriptors --table $(FMA_TABLE) --out models/descriptors --seed 42
+	$(BIN)/python recipes/descriptors.py --table $(FMA_TABLE) --out models/descriptors --seed 42
 
 test: venv system-deps musicnn-checkpoints ## run the whole test suite (the musicnn checkpoints let the equivalence test run)
 	$(BIN)/python -m pytest

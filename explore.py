@@ -1,5 +1,10 @@
 """Popularity statistics and chart figures, each built once and drawn by matplotlib or Plotly.
 
+The chart table's statistics live here (associations, trends, groups, distributions, yearly
+trends, the popularity model's figure, text summaries); one track's or playlist's figures are
+:mod:`tracklens.track_figures`'s, a genre model's report figures :mod:`tracklens.model_figures`'s,
+and the labels, colours and backend plumbing they share :mod:`tracklens.figure_style`'s.
+
 Every figure is a pair: a public ``*_data`` function that prepares a small, testable table
 from a cleaned chart DataFrame (see :func:`prepare.prepare_charts`), and a figure function
 ``f(df, *, ..., backend="plotly"|"matplotlib")`` that calls it and hands the result to one of
@@ -14,183 +19,19 @@ bootstrap intervals, trends carry confidence bands, and the popularity model
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
-from typing import Callable, Literal, Mapping, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
 
 from tracklens import config
 from tracklens.errors import TracklensError
-from tracklens.models import evaluate
+from tracklens.figure_style import (AXIS_UNITS, COMPACT_MARGIN, CONTINUOUS_FEATURES, Backend, axis_ticks_mpl,
+                                    axis_ticks_plotly, feature_label, feature_name, hover_label, in_display_units,
+                                    mpl_figure, plotly_grid, plotly_text, render)
 from tracklens.models.popularity import (AUDIO_FEATURES, TARGET, PopularityReport, numeric_frame, pick_features,
                                          popularity_model)
-
-Backend = Literal["matplotlib", "plotly"]
-
-
-def plotly_text(value) -> str:
-    """``value`` shown as typed in a Plotly figure.
-
-    Plotly reads a subset of HTML in every label, legend entry, hover text, title and annotation
-    (``<b>``, ``<span style=...>``, ``<a href=...>``, ``<br>``), so a file name or a table cell like
-    ``<b style="font-size:90px">BIG.wav`` became 90 px bold text and ``<a href=...>`` a link.
-    Plotly decodes ``&lt; &gt; &amp;`` back for display: escaped, the text reads as written.
-    Every name that comes from the user's data or an upload goes through this before it reaches
-    a Plotly figure (the matplotlib renderers draw text literally and get it unescaped).
-    """
-    return html.escape(str(value), quote=False)
-
-#: Continuous features worth a scatter, a trend or a distribution (key/mode/explicit are codes).
-CONTINUOUS_FEATURES = config.CHART_CONTINUOUS_FEATURES
-
-#: Each chart column's name in words and its unit: the one map every figure, table and control
-#: labels a column by (:func:`feature_name`, :func:`feature_label`, :func:`format_feature`).
-#: Spotify's descriptors are 0-1 scores; its loudness is the track's integrated level in dB
-#: relative to digital full scale (hence negative), not an upload's LUFS. Duration is stored in
-#: ms, drawn in minutes with m:ss ticks (:data:`DISPLAY_SCALE`).
-COLUMN_LABELS: dict[str, tuple[str, str | None]] = {
-    "duration_ms": ("duration", "m:ss"),
-    "tempo": ("tempo", "BPM"),
-    "loudness": ("loudness", "dB, Spotify"),
-    "popularity": ("popularity", "0–100"),
-    **{f: (f, "0–1") for f in config.SPOTIFY_PERCEPTUAL_FEATURES},
-    "key": ("key", None), "mode": ("mode", None), "explicit": ("explicit", None), "year": ("year", None),
-}
-#: Units of the columns in axis titles (from :data:`COLUMN_LABELS`).
-AXIS_UNITS = {c: unit for c, (_, unit) in COLUMN_LABELS.items() if unit}
-#: Columns drawn under another name (from :data:`COLUMN_LABELS`).
-DISPLAY_NAMES = {c: name for c, (name, _) in COLUMN_LABELS.items() if name != c}
-#: The factor from a column's stored unit to the drawn one.
-DISPLAY_SCALE = {"duration_ms": 1 / 60_000}
-
-
-def feature_name(column: str) -> str:
-    """The name a column is drawn under in words (``duration_ms`` is drawn as ``duration``)."""
-    return DISPLAY_NAMES.get(column, column)
-
-
-def feature_label(column: str) -> str:
-    """An axis title with the unit: ``"tempo (BPM)"``, ``"duration (m:ss)"``; the name alone without one."""
-    unit = AXIS_UNITS.get(column)
-    return f"{feature_name(column)} ({unit})" if unit else feature_name(column)
-
-
-def minutes_text(minutes: float) -> str:
-    """Minutes as m:ss: 3.5 -> "3:30"."""
-    total = int(round(float(minutes) * 60))
-    return f"{'-' if total < 0 else ''}{abs(total) // 60}:{abs(total) % 60:02d}"
-
-
-def duration_ticks(low: float, high: float, *, target: int = 5) -> tuple[list[float], list[str]]:
-    """Tick positions (minutes) at 15 s, 30 s, 1, 2, 5 or 10 min steps over [low, high], about
-    ``target`` of them, with their m:ss labels (Plotly formats numbers only)."""
-    span = max(float(high) - float(low), 1e-9)
-    step = next((s for s in (0.25, 0.5, 1, 2, 5, 10, 20) if span / s <= target), 30.0)
-    vals = list(np.arange(np.ceil(low / step) * step, high + 1e-9, step))
-    return vals, [minutes_text(v) for v in vals]
-
-
-def _hover_label(column: str) -> str:
-    """A column's label for a hover's plain number: a duration there is decimal minutes, not m:ss."""
-    return f"{feature_name(column)} (min)" if column in DISPLAY_SCALE else feature_label(column)
-
-
-def _axis_ticks_plotly(feature: str, values) -> dict:
-    """Plotly axis properties that write a duration axis (in minutes) as m:ss; {} for other columns."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if feature != "duration_ms" or not len(values):
-        return {}
-    vals, text = duration_ticks(values.min(), values.max())
-    return {"tickmode": "array", "tickvals": vals, "ticktext": text}
-
-
-def _axis_ticks_mpl(axis, feature: str) -> None:
-    """Write a matplotlib duration axis (in minutes) as m:ss."""
-    if feature == "duration_ms":
-        from matplotlib.ticker import FuncFormatter
-
-        axis.set_major_formatter(FuncFormatter(lambda v, _: minutes_text(v)))
-
-
-# --- shared helpers -----------------------------------------------------------------------
-
-
-def _render(data, renderers: Mapping[str, Callable], backend: str):
-    """Draw prepared ``data`` with the renderer for ``backend``."""
-    try:
-        renderer = renderers[backend]
-    except KeyError:
-        raise TracklensError(f"backend={backend!r} is not one of {sorted(renderers)}") from None
-    return renderer(data)
-
-
-def _mpl_figure(n_panels: int, *, ncols: int = 4, panel_size=(3.2, 2.6)):
-    """A matplotlib Figure (no pyplot state, so nothing pops up or leaks) with a grid of axes."""
-    from matplotlib.figure import Figure
-
-    ncols = max(1, min(ncols, n_panels))
-    nrows = int(np.ceil(n_panels / ncols))
-    fig = Figure(figsize=(panel_size[0] * ncols, panel_size[1] * nrows + 0.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
-    for ax in axes[n_panels:]:
-        ax.set_visible(False)
-    return fig, axes[:n_panels]
-
-
-#: One fixed colour per genre in every figure and page (the blend bar, the timeline, the map, the
-#: ROC curves; the check page's swatches): ranked colours made orange rock for one upload and metal
-#: for the next. Okabe & Ito's colour-blind-safe set plus Tol's wine and olive; black stays for
-#: "your track". Other names (chart genres, another model's genres) get a stable colour from
-#: :data:`OTHER_COLOURS` by a hash of the name.
-GENRE_COLOURS = {"blues": "#0072B2", "classical": "#CC79A7", "country": "#E69F00", "disco": "#56B4E9",
-                 "hiphop": "#009E73", "jazz": "#882255", "metal": "#4D4D4D", "pop": "#F0E442",
-                 "reggae": "#999933", "rock": "#D55E00"}
-OTHER_COLOURS = ("#332288", "#44AA99", "#AA4499", "#DDCC77", "#117733", "#88CCEE", "#661100", "#6699CC")
-
-
-def genre_colour(genre: str) -> str:
-    """The genre's fixed colour (hex), the same wherever it is drawn."""
-    import zlib
-
-    name = str(genre)
-    if name in GENRE_COLOURS:
-        return GENRE_COLOURS[name]
-    return OTHER_COLOURS[zlib.crc32(name.encode()) % len(OTHER_COLOURS)]
-
-
-def text_colour_on(colour: str) -> str:
-    """Black or white, whichever reads better on ``colour`` (hex; WCAG relative luminance)."""
-    rgb = [int(colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
-    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
-    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-    return "#1b1b1b" if luminance > 0.179 else "#ffffff"
-
-
-#: Plotly margins (px) for figures without a legend or colour bar on the right: Plotly's 80 px on
-#: each side left a phone-wide (~330 px) figure half its width for the plot.
-COMPACT_MARGIN = {"l": 60, "r": 20, "t": 90, "b": 60}
-
-
-def _plotly_grid(titles: Sequence[str], *, ncols: int = 4, **kwargs):
-    from plotly.subplots import make_subplots
-
-    ncols = max(1, min(ncols, len(titles)))
-    nrows = int(np.ceil(len(titles) / ncols))
-    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=list(titles), **kwargs)
-    positions = [(i // ncols + 1, i % ncols + 1) for i in range(len(titles))]
-    return fig, positions
-
-
-def _in_display_units(d: pd.DataFrame, columns: Sequence[str], *, per_unit: Sequence[str] = ()) -> pd.DataFrame:
-    """A long table (with a ``feature`` column) with ``columns`` in each feature's drawn unit
-    (:data:`DISPLAY_SCALE`) and ``per_unit`` columns (densities) divided by the same factor."""
-    scale = d["feature"].astype(str).map(lambda f: DISPLAY_SCALE.get(f, 1.0)).astype(float)
-    out = d.assign(**{c: d[c] * scale for c in columns}, **{c: d[c] / scale for c in per_unit})
-    out.attrs.update(d.attrs)
-    return out
 
 
 # --- correlations -------------------------------------------------------------------------
@@ -610,7 +451,7 @@ def _corr_heatmap_mpl(d: CorrData, *, intervals: bool = True):
 
 
 def _corr_intervals_mpl(d: CorrData):
-    fig, (ax,) = _mpl_figure(1, panel_size=(4.6, 0.3 * len(d.target) + 1.6))
+    fig, (ax,) = mpl_figure(1, panel_size=(4.6, 0.3 * len(d.target) + 1.6))
     _corr_intervals_axes(ax, d)
     ax.set_title(f"{_target_measure(d)}, {d.ci:.0%} bootstrap CI (n={d.n})", fontsize=10)
     return fig
@@ -717,7 +558,7 @@ def corr_heatmap(
     d = _corr_data_of(df, target=target, method=method, columns=columns, n_boot=n_boot, ci=ci, seed=seed)
     renderers = {"matplotlib": lambda x: _corr_heatmap_mpl(x, intervals=intervals),
                  "plotly": lambda x: _corr_heatmap_plotly(x, intervals=intervals)}
-    return _render(d, renderers, backend)
+    return render(d, renderers, backend)
 
 
 def corr_intervals(df: pd.DataFrame | CorrData, target: str = TARGET,
@@ -728,7 +569,7 @@ def corr_intervals(df: pd.DataFrame | CorrData, target: str = TARGET,
     Takes what :func:`corr_heatmap` takes.
     """
     d = _corr_data_of(df, target=target, method=method, **kwargs)
-    return _render(d, {"matplotlib": _corr_intervals_mpl, "plotly": _corr_intervals_plotly}, backend)
+    return render(d, {"matplotlib": _corr_intervals_mpl, "plotly": _corr_intervals_plotly}, backend)
 
 
 def _corr_data_of(df: pd.DataFrame | CorrData, **kwargs) -> CorrData:
@@ -815,13 +656,13 @@ def _trend_note(d: TrendData) -> str:
 
 def _display_trends(d: TrendData) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The points and lines with x in each feature's drawn unit."""
-    return _in_display_units(d.points, ["x"]), _in_display_units(d.lines, ["x"])
+    return in_display_units(d.points, ["x"]), in_display_units(d.lines, ["x"])
 
 
 def _param_viz_mpl(d: TrendData):
     feats = list(d.stats.index)
     points, lines = _display_trends(d)
-    fig, axes = _mpl_figure(len(feats))
+    fig, axes = mpl_figure(len(feats))
     for ax, f in zip(axes, feats):
         pts, line = points[points.feature == f], lines[lines.feature == f]
         ax.scatter(pts["x"], pts["y"], s=4, alpha=0.25, color="tab:grey", rasterized=True)
@@ -829,7 +670,7 @@ def _param_viz_mpl(d: TrendData):
         ax.fill_between(line["x"], line["low"], line["high"], color="tab:red", alpha=0.25)
         ax.set_title(_trend_label(d, f), fontsize=9)
         ax.set_xlabel(feature_label(f))
-        _axis_ticks_mpl(ax.xaxis, f)
+        axis_ticks_mpl(ax.xaxis, f)
         ax.set_ylabel(feature_label(d.target_name))
     fig.suptitle(f"{_trend_title(d)} ({_trend_note(d)})")
     return fig
@@ -840,7 +681,7 @@ def _param_viz_plotly(d: TrendData):
 
     feats = list(d.stats.index)
     points, lines = _display_trends(d)
-    fig, pos = _plotly_grid([_trend_label(d, f) for f in feats] if len(feats) > 1 else [""])
+    fig, pos = plotly_grid([_trend_label(d, f) for f in feats] if len(feats) > 1 else [""])
     y_title = feature_label(d.target_name)
     for f, (row, col) in zip(feats, pos):
         pts, line = points[points.feature == f], lines[lines.feature == f]
@@ -850,14 +691,14 @@ def _param_viz_plotly(d: TrendData):
         # regl needs 'unsafe-eval' in the dashboard's Content-Security-Policy.
         fig.add_trace(go.Scatter(x=pts["x"], y=pts["y"], mode="markers", customdata=pts[["row"]].to_numpy(),
                                  marker={"size": 4, "color": "grey", "opacity": 0.35}, name=f, showlegend=False,
-                                 hovertemplate=f"{_hover_label(f)}: %{{x:.3g}}<br>{y_title}: %{{y}}<extra></extra>"),
+                                 hovertemplate=f"{hover_label(f)}: %{{x:.3g}}<br>{y_title}: %{{y}}<extra></extra>"),
                       row=row, col=col)
         fig.add_trace(go.Scatter(x=np.r_[line["x"], line["x"][::-1]], y=np.r_[line["high"], line["low"][::-1]],
                                  fill="toself", fillcolor="rgba(214,39,40,0.25)", line={"width": 0},
                                  hoverinfo="skip", showlegend=False), row=row, col=col)
         fig.add_trace(go.Scatter(x=line["x"], y=line["fit"], mode="lines", line={"color": "rgb(214,39,40)"},
                                  showlegend=False), row=row, col=col)
-        fig.update_xaxes(title_text=x_title, row=row, col=col, **_axis_ticks_plotly(f, line["x"]))
+        fig.update_xaxes(title_text=x_title, row=row, col=col, **axis_ticks_plotly(f, line["x"]))
         fig.update_yaxes(title_text=y_title, row=row, col=col)
     fig.update_layout(title={"text": _trend_title(d), "subtitle": {"text": _trend_note(d)}},
                       height=260 * pos[-1][0] + 100, margin=COMPACT_MARGIN)
@@ -871,7 +712,7 @@ def param_viz(df: pd.DataFrame, *, features: Sequence[str] | None = None, target
     See :func:`trend_data`. Returns a matplotlib Figure or a plotly Figure.
     """
     d = trend_data(df, features=features, target=target, ci=ci)
-    return _render(d, {"matplotlib": _param_viz_mpl, "plotly": _param_viz_plotly}, backend)
+    return render(d, {"matplotlib": _param_viz_mpl, "plotly": _param_viz_plotly}, backend)
 
 
 def popularity_scatter(df: pd.DataFrame, *, feature: str = "energy", target: str = TARGET, ci: float = 0.95,
@@ -944,15 +785,15 @@ def _group_labels(d: pd.DataFrame) -> list[str]:
 def _catplot_mpl(d: pd.DataFrame):
     feats = list(dict.fromkeys(d["feature"]))
     groups = list(d["group"].cat.categories)
-    d = _in_display_units(d, ["value"])
-    fig, axes = _mpl_figure(len(feats), ncols=3, panel_size=(4.2, 2.8))
+    d = in_display_units(d, ["value"])
+    fig, axes = mpl_figure(len(feats), ncols=3, panel_size=(4.2, 2.8))
     for ax, f in zip(axes, feats):
         sub = d[d.feature == f]
         values = [sub.loc[sub.group == g, "value"].to_numpy() for g in groups]
         ax.boxplot(values, tick_labels=_group_labels(d), showfliers=False, patch_artist=True,
                    boxprops={"facecolor": "tab:blue", "alpha": 0.4})
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
-        _axis_ticks_mpl(ax.yaxis, f)
+        axis_ticks_mpl(ax.yaxis, f)
         ax.set_title(feature_label(f), fontsize=9)
     fig.suptitle(f"Feature distributions by {d.attrs.get('by', 'group')} (boxes: quartiles, whiskers 1.5 IQR)")
     return fig
@@ -963,13 +804,13 @@ def _catplot_plotly(d: pd.DataFrame):
 
     feats = list(dict.fromkeys(d["feature"]))
     labels = dict(zip(d["group"].cat.categories, map(plotly_text, _group_labels(d))))
-    d = _in_display_units(d, ["value"])
-    fig, pos = _plotly_grid([feature_label(f) for f in feats], ncols=3)
+    d = in_display_units(d, ["value"])
+    fig, pos = plotly_grid([feature_label(f) for f in feats], ncols=3)
     for f, (row, col) in zip(feats, pos):
         sub = d[d.feature == f].sort_values("group")
         fig.add_trace(go.Box(x=sub["group"].map(labels).astype(str), y=sub["value"], name=feature_name(f),
                              boxpoints=False, showlegend=False), row=row, col=col)
-        fig.update_yaxes(row=row, col=col, **_axis_ticks_plotly(f, sub["value"].quantile([0.0, 1.0])))
+        fig.update_yaxes(row=row, col=col, **axis_ticks_plotly(f, sub["value"].quantile([0.0, 1.0])))
     fig.update_layout(title=f"Feature distributions by {d.attrs.get('by', 'group')}", height=300 * pos[-1][0] + 80)
     return fig
 
@@ -978,7 +819,7 @@ def catplot_viz(df: pd.DataFrame, *, by: Literal["genre", "band"] = "genre", fea
                 top_genres: int = 8, backend: Backend = "plotly"):
     """Box plots of each feature by genre or by popularity band (see :func:`group_data`)."""
     d = group_data(df, by=by, features=features, top_genres=top_genres)
-    return _render(d, {"matplotlib": _catplot_mpl, "plotly": _catplot_plotly}, backend)
+    return render(d, {"matplotlib": _catplot_mpl, "plotly": _catplot_plotly}, backend)
 
 
 # --- distributions ------------------------------------------------------------------------
@@ -1003,14 +844,14 @@ def distribution_data(df: pd.DataFrame, *, features: Sequence[str] | None = None
 
 def _distributions_mpl(d: pd.DataFrame):
     feats = list(dict.fromkeys(d["feature"]))
-    d = _in_display_units(d, ["left", "right"], per_unit=["density"])
-    fig, axes = _mpl_figure(len(feats))
+    d = in_display_units(d, ["left", "right"], per_unit=["density"])
+    fig, axes = mpl_figure(len(feats))
     for ax, f in zip(axes, feats):
         sub = d[d.feature == f]
         ax.bar(sub["left"], sub["density"], width=sub["right"] - sub["left"], align="edge", color="tab:blue", alpha=0.7)
         ax.set_title(f"{feature_name(f)} (n={int(sub['count'].sum())})", fontsize=9)
         ax.set_xlabel(AXIS_UNITS.get(f, ""))
-        _axis_ticks_mpl(ax.xaxis, f)
+        axis_ticks_mpl(ax.xaxis, f)
         ax.set_yticks([])
     fig.suptitle("Distributions of the chart hits' features (density)")
     return fig
@@ -1020,12 +861,12 @@ def _distributions_plotly(d: pd.DataFrame):
     import plotly.graph_objects as go
 
     feats = list(dict.fromkeys(d["feature"]))
-    d = _in_display_units(d, ["left", "right"], per_unit=["density"])
-    fig, pos = _plotly_grid([feature_name(f) for f in feats])
+    d = in_display_units(d, ["left", "right"], per_unit=["density"])
+    fig, pos = plotly_grid([feature_name(f) for f in feats])
     for f, (row, col) in zip(feats, pos):
         sub = d[d.feature == f]
         fig.update_xaxes(title_text=AXIS_UNITS.get(f), row=row, col=col,
-                         **_axis_ticks_plotly(f, np.r_[sub["left"], sub["right"]]))
+                         **axis_ticks_plotly(f, np.r_[sub["left"], sub["right"]]))
         fig.add_trace(go.Bar(x=(sub["left"] + sub["right"]) / 2, y=sub["density"], width=sub["right"] - sub["left"],
                              customdata=sub["count"], hovertemplate="%{x:.3g}: %{customdata} tracks<extra></extra>",
                              showlegend=False), row=row, col=col)
@@ -1037,7 +878,7 @@ def distribution_plots(df: pd.DataFrame, *, features: Sequence[str] | None = Non
                        backend: Backend = "plotly"):
     """Histograms (density) of each feature and of popularity (see :func:`distribution_data`)."""
     d = distribution_data(df, features=features, bins=bins)
-    return _render(d, {"matplotlib": _distributions_mpl, "plotly": _distributions_plotly}, backend)
+    return render(d, {"matplotlib": _distributions_mpl, "plotly": _distributions_plotly}, backend)
 
 
 # --- yearly trends ------------------------------------------------------------------------
@@ -1078,19 +919,19 @@ def yearly_data(
 def _yearly_features(d: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
     """The features drawn, in order, and ``d`` with mean and interval in their drawn units."""
     feats = list(d["feature"].cat.categories.intersection(d["feature"].unique()))
-    return feats, _in_display_units(d, ["mean", "low", "high"])
+    return feats, in_display_units(d, ["mean", "low", "high"])
 
 
 def _yearly_mpl(d: pd.DataFrame, *, ncols: int = 4):
     feats, d = _yearly_features(d)
-    fig, axes = _mpl_figure(len(feats), ncols=ncols)
+    fig, axes = mpl_figure(len(feats), ncols=ncols)
     for ax, f in zip(axes, feats):
         sub = d[d.feature == f]
         ax.plot(sub["year"], sub["mean"], marker="o", ms=3)
         ax.fill_between(sub["year"], sub["low"], sub["high"], alpha=0.25)
         ax.set_title(feature_name(f), fontsize=9)
         ax.set(xlabel="year", ylabel=AXIS_UNITS.get(f, ""))
-        _axis_ticks_mpl(ax.yaxis, f)
+        axis_ticks_mpl(ax.yaxis, f)
     fig.suptitle(f"Yearly mean of each feature with its {d.attrs.get('ci', 0.95):.0%} confidence interval")
     return fig
 
@@ -1099,11 +940,11 @@ def _yearly_plotly(d: pd.DataFrame, *, ncols: int = 4):
     import plotly.graph_objects as go
 
     feats, d = _yearly_features(d)
-    fig, pos = _plotly_grid([feature_name(f) for f in feats], ncols=ncols)
+    fig, pos = plotly_grid([feature_name(f) for f in feats], ncols=ncols)
     for f, (row, col) in zip(feats, pos):
         sub = d[d.feature == f]
         fig.update_yaxes(title_text=AXIS_UNITS.get(f), row=row, col=col,
-                         **_axis_ticks_plotly(f, np.r_[sub["low"], sub["high"]]))
+                         **axis_ticks_plotly(f, np.r_[sub["low"], sub["high"]]))
         fig.add_trace(go.Scatter(x=np.r_[sub["year"], sub["year"][::-1]], y=np.r_[sub["high"], sub["low"][::-1]],
                                  fill="toself", fillcolor="rgba(31,119,180,0.25)", line={"width": 0},
                                  hoverinfo="skip", showlegend=False), row=row, col=col)
@@ -1121,187 +962,8 @@ def yearly_trends(df: pd.DataFrame, *, features: Sequence[str] | None = None,
     """Yearly means of each feature with confidence bands (see :func:`yearly_data`), ``ncols``
     panels a row (1 stacks them: each keeps the figure's width and its unit's axis title room)."""
     d = yearly_data(df, features=features, years=years)
-    return _render(d, {"matplotlib": lambda x: _yearly_mpl(x, ncols=ncols),
+    return render(d, {"matplotlib": lambda x: _yearly_mpl(x, ncols=ncols),
                        "plotly": lambda x: _yearly_plotly(x, ncols=ncols)}, backend)
-
-
-# --- hit profile ("check your track") -----------------------------------------------------
-
-
-def format_feature(feature: str, value: float) -> str:
-    """A chart value with its unit (:data:`AXIS_UNITS`): "120 BPM", "-5.3 dB, Spotify", a
-    duration as "3:43", a 0-1 score as "0.72"."""
-    value = float(value)
-    if feature == "duration_ms":
-        return minutes_text(value / 60_000)
-    unit = AXIS_UNITS.get(feature, "")
-    if not unit or unit[0].isdigit():  # a score's range is no unit to repeat after each value
-        return f"{value:.3g}"
-    return f"{value:.0f} {unit}" if unit == "BPM" else f"{value:.1f} {unit}"
-
-
-def _percentile_among(ref: np.ndarray, v: float) -> float:
-    """Share of ``ref`` below ``v`` in percent, ties counted half."""
-    return 100.0 * ((ref < v).sum() + 0.5 * (ref == v).sum()) / len(ref)
-
-
-def _check_known_columns(df: pd.DataFrame, *named: Mapping | Sequence | None) -> None:
-    """One line naming every column of ``named`` (a track's values, the features asked for, the
-    errors) that the chart table lacks, with the nearest real name: a typo such as "loudnes"
-    was silently left out of the profile."""
-    import difflib
-
-    known = [str(c) for c in df.columns]
-    unknown = list(dict.fromkeys(str(k) for keys in named if keys for k in keys if k not in df.columns))
-    if unknown:
-        hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(u, known, n=1)) else repr(u)
-                 for u in unknown]
-        raise TracklensError(f"hit profile: unknown column(s) {', '.join(hints)}; the chart table has "
-                             f"{', '.join(c for c in known if c in CONTINUOUS_FEATURES)}")
-
-
-def hit_profile_data(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *,
-                     features: Sequence[str] | None = None, label: str | None = None,
-                     errors: Mapping[str, float] | None = None) -> pd.DataFrame:
-    """Where a track's features sit among the chart hits.
-
-    Parameters
-    ----------
-    track : feature -> value (e.g. a chart row); features the track lacks are skipped, a name the
-        chart table lacks is an error (so a typo is not silently dropped). The values must be the
-        chart's own measures (an upload's LUFS is not Spotify's loudness)
-    df : the chart table (the reference distribution)
-    label : the track's name for titles; default "artist - song" when the track has them
-    errors : feature -> uncertainty of an estimated value (e.g. a held-out mean error); such a
-        feature is placed as the range from the percentile of value - error to that of value + error
-
-    Returns
-    -------
-    DataFrame indexed by feature: value, error (0 for a measured value), percentile (0-100, share
-    of hits with a lower value, ties counted half), percentile_low, percentile_high (equal to
-    percentile without an error), hits_p10, hits_median, hits_p90, n
-    """
-    track, errors = dict(track), dict(errors or {})
-    _check_known_columns(df, track, features, errors)
-    candidates = pick_features(df, features, CONTINUOUS_FEATURES)
-    feats = [f for f in candidates if f in track and track[f] is not None and np.isfinite(float(track[f]))]
-    if not feats:
-        raise TracklensError(f"track has none of the features {candidates}")
-    rows = []
-    for f in feats:
-        ref = pd.to_numeric(df[f], errors="coerce").dropna().to_numpy(dtype=float)
-        v, e = float(track[f]), abs(float(errors.get(f, 0.0)))
-        p10, med, p90 = np.percentile(ref, [10, 50, 90])
-        rows.append({"feature": f, "value": v, "error": e, "percentile": _percentile_among(ref, v),
-                     "percentile_low": _percentile_among(ref, v - e), "percentile_high": _percentile_among(ref, v + e),
-                     "hits_p10": p10, "hits_median": med, "hits_p90": p90, "n": len(ref)})
-    out = pd.DataFrame(rows).set_index("feature")
-    if label is None and track.get("song") is not None:
-        label = f"{track.get('artist', '?')} - {track['song']}"
-    out.attrs["label"] = label or "the track"
-    return out
-
-
-def _hit_title(d: pd.DataFrame) -> str:
-    return f"Hit profile: {d.attrs.get('label', 'the track')} against {int(d['n'].max())} chart hits"
-
-
-#: The chart hits' bands drawn behind every hit profile (with a legend entry each).
-HIT_BANDS = ((25.0, 75.0, "middle half of the hits (P25–P75)"),)
-HIT_MEDIAN_LABEL = "median hit (P50)"
-MEASURED_LABEL = "measured value (point)"
-ESTIMATE_LABEL = "estimate ± held-out error (range)"
-
-
-def _hit_marks(d: pd.DataFrame) -> pd.DataFrame:
-    """What both renderers draw per feature: a measured value is a point at its percentile, an
-    estimate a range from the percentile of value - error to that of value + error (``low``,
-    ``high``; equal for a point); the tick label (name, then the value in its unit on a second
-    line, so the labels stay narrow on a phone); and the percentile label with where it goes
-    (right of the mark while it ends at or below 70, else left of it) so it never runs off the
-    axis or over a range's end."""
-    ranged = (d["error"] > 0).to_numpy()
-    low = np.where(ranged, d["percentile_low"], d["percentile"])
-    high = np.where(ranged, d["percentile_high"], d["percentile"])
-    tick = [f"{feature_name(f)}\n{v:.2f} ± {e:.2f}" if e > 0 else f"{feature_name(f)}\n{format_feature(f, v)}"
-            for f, v, e in zip(d.index, d["value"], d["error"])]
-    text = [f"P{lo:.0f}-P{hi:.0f}" if r and round(lo) != round(hi) else f"P{p:.0f}"
-            for r, lo, hi, p in zip(ranged, d["percentile_low"], d["percentile_high"], d["percentile"])]
-    spot = np.where(high <= 70, "right", "left")
-    x = np.where(spot == "right", high + 2.5, low - 2.5)
-    return pd.DataFrame({"ranged": ranged, "low": low, "high": high, "percentile": d["percentile"].to_numpy(),
-                         "tick": tick, "text": text, "spot": spot, "x": x}, index=d.index)
-
-
-def _hit_profile_mpl(d: pd.DataFrame):
-    from matplotlib.figure import Figure
-
-    marks = _hit_marks(d)
-    fig = Figure(figsize=(7, 0.45 * len(d) + 2.0), layout="constrained")
-    ax = fig.subplots()
-    y = np.arange(len(d))[::-1]
-    for lo, hi, label in HIT_BANDS:
-        ax.axvspan(lo, hi, color="tab:green", alpha=0.12, label=label)
-    ax.axvline(50, color="tab:green", lw=1, label=HIT_MEDIAN_LABEL)
-    ranged = marks["ranged"].to_numpy()
-    if ranged.any():
-        ax.barh(y[ranged], (marks["high"] - marks["low"])[ranged].clip(lower=0.8), left=marks["low"][ranged],
-                color="tab:blue", alpha=0.45, height=0.35, label=ESTIMATE_LABEL)
-    if (~ranged).any():
-        ax.plot(marks["percentile"][~ranged], y[~ranged], "o", color="tab:blue", ms=7, label=MEASURED_LABEL,
-                clip_on=False)
-    for yi, (_, m) in zip(y, marks.iterrows()):
-        ax.text(m["x"], yi, m["text"], va="center", fontsize=8, ha="left" if m["spot"] == "right" else "right")
-    ax.set_yticks(y, marks["tick"])
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("percentile among hits (%)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=7, frameon=False)
-    ax.set_title(_hit_title(d), fontsize=10)
-    return fig
-
-
-def _hit_profile_plotly(d: pd.DataFrame):
-    import plotly.graph_objects as go
-
-    marks = _hit_marks(d)
-    spread = [f"hits P10 {format_feature(f, a)}, median {format_feature(f, b)}, P90 {format_feature(f, c)}"
-              for f, a, b, c in zip(d.index, d["hits_p10"], d["hits_median"], d["hits_p90"])]
-    ticks = [t.replace("\n", "<br>") for t in marks["tick"]]
-    ranged = marks["ranged"].to_numpy()
-    # The first trace holds every feature (its y is the axis' order): measured values as points,
-    # an estimate's own percentile as a small tick inside its range.
-    fig = go.Figure(go.Scatter(
-        x=marks["percentile"], y=ticks, mode="markers", name=MEASURED_LABEL, text=list(marks["text"]),
-        customdata=spread, cliponaxis=False, showlegend=bool((~ranged).any()),
-        marker={"size": np.where(ranged, 9, 11), "symbol": np.where(ranged, "line-ns", "circle"),
-                "color": "rgb(31,119,180)", "line": {"width": 2, "color": "rgb(31,119,180)"}},
-        hovertemplate="%{y}: %{text}<br>%{customdata}<extra></extra>",
-    ))
-    if ranged.any():
-        fig.add_trace(go.Bar(
-            x=(marks["high"] - marks["low"])[ranged].clip(lower=0.8), base=marks["low"][ranged],
-            y=[t for t, r in zip(ticks, ranged) if r], orientation="h", width=0.35, name=ESTIMATE_LABEL,
-            marker={"color": "rgba(31,119,180,0.45)"}, text=list(marks["text"][ranged]), textposition="none",
-            hovertemplate="%{y}: %{text}<extra></extra>"))
-    for tick, m in zip(ticks, marks.itertuples()):
-        fig.add_annotation(x=m.x, y=tick, text=m.text, showarrow=False,
-                           xanchor="left" if m.spot == "right" else "right", font={"color": "#1b1b1b"})
-    for lo, hi, label in HIT_BANDS:
-        fig.add_vrect(x0=lo, x1=hi, fillcolor="green", opacity=0.12, line_width=0, layer="below",
-                      showlegend=True, name=label)
-    fig.add_vline(x=50, line_color="green", line_width=1, showlegend=True, name=HIT_MEDIAN_LABEL)
-    fig.update_layout(title=plotly_text(_hit_title(d)), barmode="overlay",
-                      xaxis={"range": [0, 100], "title": "percentile among hits (%)"},
-                      yaxis={"autorange": "reversed", "automargin": True}, height=50 * len(d) + 230,
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0})
-    return fig
-
-
-def hit_profile(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *, features: Sequence[str] | None = None,
-                label: str | None = None, errors: Mapping[str, float] | None = None, backend: Backend = "plotly"):
-    """Percentile of each of a track's features among the chart hits (see :func:`hit_profile_data`)."""
-    d = hit_profile_data(track, df, features=features, label=label, errors=errors)
-    return _render(d, {"matplotlib": _hit_profile_mpl, "plotly": _hit_profile_plotly}, backend)
 
 
 # --- the popularity model's report (fit by models.popularity) -----------------------------
@@ -1349,582 +1011,7 @@ def popularity_model_figure(report_or_df: PopularityReport | pd.DataFrame, *, ba
     Takes a PopularityReport, or a chart table (then ``kwargs`` go to popularity_model).
     """
     rep = report_or_df if isinstance(report_or_df, PopularityReport) else popularity_model(report_or_df, **kwargs)
-    return _render(rep, {"matplotlib": _popularity_mpl, "plotly": _popularity_plotly}, backend)
-
-
-# --- genre model reports (ROC, confusion, reliability, training curves) --------------------
-
-
-def _report_scores(report: Mapping) -> tuple[str, list[str], np.ndarray, np.ndarray]:
-    """(model name, class names, y_true as class indices, y_score [n, k]) of an evaluation report.
-
-    A report is a mapping with ``model``, ``class_names``, ``y_true`` (indices or names) and
-    ``y_score`` (per-track probabilities, rows in ``class_names`` order).
-    """
-    name = str(report.get("model", "model"))
-    missing = [k for k in ("class_names", "y_true", "y_score") if k not in report]
-    if missing:
-        raise TracklensError(f"evaluation report of {name!r} lacks {missing}; re-run `tracklens evaluate`")
-    classes = [str(c) for c in report["class_names"]]
-    y_score = np.asarray(report["y_score"], dtype=float)
-    y_true = list(report["y_true"])
-    if y_true and isinstance(y_true[0], str):
-        unknown = sorted(set(y_true) - set(classes))
-        if unknown:
-            raise TracklensError(f"evaluation report of {name!r}: labels {unknown} are not in class_names")
-        y_true = [classes.index(c) for c in y_true]
-    y_true = np.asarray(y_true, dtype=int)
-    if y_score.ndim != 2 or y_score.shape != (len(y_true), len(classes)):
-        raise TracklensError(f"evaluation report of {name!r}: y_score shape {y_score.shape} does not match "
-                             f"{len(y_true)} tracks x {len(classes)} classes")
-    return name, classes, y_true, y_score
-
-
-def roc_data(report: Mapping) -> pd.DataFrame:
-    """One-vs-rest ROC curve of each class present: long table (class, fpr, tpr, auc, n), where
-    ``n`` is the class's number of tracks (a curve from 1-3 tracks is no estimate of its AUC)."""
-    from sklearn.metrics import auc, roc_curve
-
-    name, classes, y_true, y_score = _report_scores(report)
-    parts = []
-    for c, cls in enumerate(classes):
-        positives = y_true == c
-        if positives.all() or not positives.any():
-            continue  # no curve without both positives and negatives
-        fpr, tpr, _ = roc_curve(positives, y_score[:, c])
-        parts.append(pd.DataFrame({"class": cls, "fpr": fpr, "tpr": tpr, "auc": auc(fpr, tpr),
-                                   "n": int(positives.sum())}))
-    if not parts:
-        raise TracklensError(f"evaluation report of {name!r}: no class has both positives and negatives")
-    out = pd.concat(parts, ignore_index=True)
-    out.attrs["model"] = name
-    return out
-
-
-def confusion_data(report: Mapping) -> pd.DataFrame:
-    """Confusion counts (rows: true class, columns: predicted = argmax of the scores)."""
-    name, classes, y_true, y_score = _report_scores(report)
-    counts = np.zeros((len(classes), len(classes)), dtype=int)
-    np.add.at(counts, (y_true, y_score.argmax(axis=1)), 1)
-    out = pd.DataFrame(counts, index=pd.Index(classes, name="true"), columns=pd.Index(classes, name="predicted"))
-    out.attrs["model"] = name
-    return out
-
-
-def reliability_data(report: Mapping) -> pd.DataFrame:
-    """Accuracy against mean confidence (top-class probability) per confidence bin.
-
-    The bins and the ECE (in ``attrs``, with ``n_bins``) are :func:`models.evaluate.calibration_bins`
-    and :func:`models.evaluate.expected_calibration_error`'s: the number the cards and the
-    comparison table show.
-    """
-    name, _, y_true, y_score = _report_scores(report)
-    out = pd.DataFrame(evaluate.calibration_bins(y_true, y_score))
-    out.attrs.update(model=name, n_bins=evaluate.ECE_BINS, ece=evaluate.expected_calibration_error(y_true, y_score))
-    return out
-
-
-def training_data(history: Mapping[str, Sequence[float]]) -> pd.DataFrame:
-    """Loss and accuracy per epoch (a ``keras.callbacks.History.history``) as a long table:
-    ``metric`` (loss / accuracy), ``split`` (train / valid), ``epoch`` (from 1), ``value``."""
-    parts = [pd.DataFrame({"metric": metric, "split": "valid" if key.startswith("val_") else "train",
-                           "epoch": np.arange(1, len(history[key]) + 1), "value": np.asarray(history[key], float)})
-             for metric in ("loss", "accuracy") for key in (metric, f"val_{metric}") if key in history]
-    if not parts:
-        raise TracklensError("training history holds no loss or accuracy per epoch")
-    return pd.concat(parts, ignore_index=True)
-
-
-def _roc_name(cls: str, curve: pd.DataFrame) -> str:
-    n = curve["n"].iloc[0]
-    if n < 2:  # one track's rank among the rest: a curve, but not an estimate of anything
-        return f"{cls} (n={n}: no AUC)"
-    return f"{cls} {curve['auc'].iloc[0]:.2f} (n={n})"
-
-
-def _roc_mpl(d):
-    fig, (ax,) = _mpl_figure(1, panel_size=(5.2, 4.4))
-    for cls, sub in d.groupby("class", sort=False):
-        ax.plot(sub["fpr"], sub["tpr"], lw=1.2, label=_roc_name(cls, sub), color=genre_colour(cls))
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{d.attrs['model']}: ROC (one vs rest), AUC")
-    ax.legend(fontsize=7, loc="lower right")
-    return fig
-
-
-def _roc_plotly(d):
-    import plotly.graph_objects as go
-
-    fig = go.Figure([go.Scatter(x=sub["fpr"], y=sub["tpr"], mode="lines", name=plotly_text(_roc_name(cls, sub)),
-                                line={"color": genre_colour(cls)})
-                     for cls, sub in d.groupby("class", sort=False)])
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, showlegend=False))
-    # The legend goes below the plot: on the right it took half of a phone-wide figure. On a phone
-    # it is one entry per row (ten rows): the height leaves the plot >= 300 px even then, so the
-    # legend's offset (a share of the plot's height) stays clear of the axis title.
-    fig.update_layout(title={"text": f"{d.attrs['model']}: ROC, one vs rest",
-                             "subtitle": {"text": "legend: AUC (n = tracks of the genre)"}},
-                      xaxis_title="false positive rate", yaxis_title="true positive rate",
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.22}, height=680, margin=COMPACT_MARGIN)
-    return fig
-
-
-def _row_share(d: pd.DataFrame) -> np.ndarray:
-    rows = d.to_numpy().sum(axis=1, keepdims=True)
-    return np.divide(d.to_numpy(), rows, out=np.zeros(d.shape), where=rows > 0)
-
-
-def _true_labels(d: pd.DataFrame) -> list[str]:
-    """Row labels with the number of tracks of each true class: an empty row reads "hiphop (0)"."""
-    return [f"{cls} ({n})" for cls, n in zip(d.index, d.to_numpy().sum(axis=1))]
-
-
-def _confusion_mpl(d):
-    fig, (ax,) = _mpl_figure(1, panel_size=(5.6, 5.0))
-    share = _row_share(d)
-    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    for (i, j), count in np.ndenumerate(d.to_numpy()):
-        if count:
-            ax.text(j, i, count, ha="center", va="center", fontsize=7, color="white" if share[i, j] > 0.5 else "black")
-    ax.set_xticks(range(d.shape[1]), d.columns, rotation=60, fontsize=7)
-    ax.set_yticks(range(d.shape[0]), _true_labels(d), fontsize=7)
-    ax.set(xlabel="predicted", ylabel="true (tracks)", title=f"{d.attrs['model']}: confusion (colour: share of row)")
-    fig.colorbar(im, ax=ax, shrink=0.7)
-    return fig
-
-
-def _confusion_plotly(d):
-    import plotly.graph_objects as go
-
-    # No colour bar (the cells hold the counts) and every genre labelled: on a phone the bar took
-    # a quarter of the width and Plotly dropped every other genre name.
-    rows, columns = [plotly_text(r) for r in _true_labels(d)], [plotly_text(c) for c in d.columns]
-    fig = go.Figure(go.Heatmap(z=_row_share(d), x=columns, y=rows, colorscale="Blues", zmin=0, zmax=1,
-                               showscale=False, text=d.to_numpy(), texttemplate="%{text}",
-                               hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.0%})<extra></extra>"))
-    fig.update_layout(title={"text": f"{d.attrs['model']}: confusion",
-                             "subtitle": {"text": "colour: share of the row (true genre)"}},
-                      xaxis={"title": "predicted", "tickmode": "array", "tickvals": columns},
-                      yaxis={"title": "true (tracks)", "autorange": "reversed", "tickmode": "array", "tickvals": rows},
-                      margin=COMPACT_MARGIN)
-    return fig
-
-
-def _ece_text(d) -> str:
-    """The ECE as every table and figure states it: with its bin count, 3 decimals."""
-    return f"ECE ({d.attrs['n_bins']} bins) = {d.attrs['ece']:.3f}"
-
-
-def _reliability_title(d) -> str:
-    return f"{d.attrs['model']}: reliability, {_ece_text(d)}"
-
-
-def _reliability_mpl(d):
-    fig, (ax,) = _mpl_figure(1, panel_size=(4.8, 4.4))
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.plot(d["confidence"], d["accuracy"], marker="o")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence", ylabel="accuracy", title=_reliability_title(d))
-    return fig
-
-
-def _reliability_plotly(d):
-    import plotly.graph_objects as go
-
-    fig = go.Figure([go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, showlegend=False),
-                     go.Scatter(x=d["confidence"], y=d["accuracy"], mode="lines+markers", customdata=d["count"],
-                                marker={"size": 4 + 2 * np.sqrt(d["count"].to_numpy())},  # a 2-track bin is no evidence
-                                hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} tracks)<extra></extra>",
-                                showlegend=False)])
-    fig.update_layout(title={"text": f"Reliability: {_ece_text(d)}",
-                             "subtitle": {"text": f"{d.attrs['model']}; dot area: tracks in the bin"}},
-                      margin=COMPACT_MARGIN, xaxis={"range": [0, 1], "title": "mean confidence"},
-                      yaxis={"range": [0, 1], "title": "accuracy"})
-    return fig
-
-
-def _training_mpl(d):
-    groups = list(d.groupby("metric", sort=False))
-    fig, axes = _mpl_figure(len(groups), ncols=2, panel_size=(3.6, 3.0))
-    for ax, (metric, part) in zip(axes, groups):
-        for split, curve in part.groupby("split", sort=False):
-            ax.plot(curve["epoch"], curve["value"], label=split)
-        ax.set(xlabel="epoch", title=f"{d.attrs['model']}: {metric}")
-        ax.legend(fontsize=7)
-    return fig
-
-
-def _training_plotly(d):
-    import plotly.graph_objects as go
-
-    metrics = list(dict.fromkeys(d["metric"]))
-    fig, positions = _plotly_grid([f"{d.attrs['model']}: {m}" for m in metrics], ncols=2)
-    for (row, col), metric in zip(positions, metrics):
-        for split, curve in d[d["metric"] == metric].groupby("split", sort=False):
-            fig.add_trace(go.Scatter(x=curve["epoch"], y=curve["value"], mode="lines", name=f"{metric} {split}"),
-                          row=row, col=col)
-    return fig.update_xaxes(title="epoch")
-
-
-def roc_curves(report: Mapping, *, backend: Backend = "plotly"):
-    """One-vs-rest ROC curves of an evaluation report (see :func:`roc_data`)."""
-    return _render(roc_data(report), {"matplotlib": _roc_mpl, "plotly": _roc_plotly}, backend)
-
-
-def confusion_matrix(report: Mapping, *, backend: Backend = "plotly"):
-    """Confusion matrix of an evaluation report, coloured by row share (see :func:`confusion_data`)."""
-    return _render(confusion_data(report), {"matplotlib": _confusion_mpl, "plotly": _confusion_plotly}, backend)
-
-
-def reliability_diagram(report: Mapping, *, backend: Backend = "plotly"):
-    """Reliability diagram of an evaluation report, its ECE in the title (see :func:`reliability_data`)."""
-    return _render(reliability_data(report), {"matplotlib": _reliability_mpl, "plotly": _reliability_plotly}, backend)
-
-
-def training_curves(history: Mapping[str, Sequence[float]], *, model: str = "model", backend: Backend = "plotly"):
-    """Loss and accuracy per epoch of one training run (see :func:`training_data`)."""
-    d = training_data(history)
-    d.attrs["model"] = model
-    return _render(d, {"matplotlib": _training_mpl, "plotly": _training_plotly}, backend)
-
-
-# --- genre blend of one track --------------------------------------------------------------
-
-
-def blend_data(blend: Mapping[str, float], *, top: int | None = None) -> pd.Series:
-    """Genre -> probability, largest first (the ``top`` largest when given)."""
-    if not blend:
-        raise TracklensError("empty genre blend")
-    out = pd.Series({str(k): float(v) for k, v in blend.items()}).sort_values(ascending=False)
-    return out.head(top) if top else out
-
-
-def timeline_data(timeline: pd.DataFrame, *, duration_s: float | None = None) -> pd.DataFrame:
-    """Per-window genre probabilities indexed by window start (s), genres by mean probability.
-
-    ``attrs``: ``end_s`` (each window's end, in the index's order; start + the median window
-    length without an ``end_s`` column) and ``duration_s`` (the track's length, default the last end),
-    so a figure can draw exactly the analysed windows on the whole track's time axis.
-    """
-    if "start_s" not in timeline.columns:
-        raise TracklensError(f"blend timeline needs a start_s column; has {list(timeline.columns)}")
-    skip = {"start_s", "end_s", "segment", "top_genre", "label"}
-    genres = [c for c in timeline.columns if c not in skip and pd.api.types.is_numeric_dtype(timeline[c])]
-    ordered = timeline.sort_values("start_s")
-    out = ordered.set_index("start_s")[genres].astype(float)
-    out = out[out.mean().sort_values(ascending=False).index]
-    if "end_s" in ordered.columns:
-        ends = ordered["end_s"].astype(float).to_numpy()
-    else:
-        step = float(np.median(np.diff(out.index))) if len(out) > 1 else 1.0
-        ends = out.index.to_numpy(dtype=float) + step
-    out.attrs["end_s"] = [float(e) for e in ends]
-    out.attrs["duration_s"] = float(duration_s) if duration_s is not None else float(ends.max(initial=0.0))
-    return out
-
-
-def _value_labels(values: np.ndarray, *, inside_from: float) -> tuple[list[str], list[str]]:
-    """Percent labels for bars on a 0-100 axis, and where each goes: inside a long bar, beyond a
-    short one (so no label runs off the axis)."""
-    return ([f"{v:.0f}%" for v in values], ["inside" if v >= inside_from else "outside" for v in values])
-
-
-def _blend_mpl(d: pd.Series):
-    fig, (ax,) = _mpl_figure(1, panel_size=(5.5, 0.3 * len(d) + 1.2))
-    values = d.to_numpy()[::-1] * 100
-    colours = [genre_colour(g) for g in d.index[::-1]]
-    bars = ax.barh(d.index[::-1], values, color=colours)
-    texts, spots = _value_labels(values, inside_from=70)
-    for bar, text, spot, colour in zip(bars, texts, spots, colours):
-        inside = spot == "inside"
-        ax.text(bar.get_width() + (-1 if inside else 1), bar.get_y() + bar.get_height() / 2, text, va="center",
-                ha="right" if inside else "left", fontsize=8, color=text_colour_on(colour) if inside else "black")
-    ax.set(xlim=(0, 100), xlabel="probability (%)", title="Genre blend")
-    return fig
-
-
-def _blend_plotly(d: pd.Series):
-    import plotly.graph_objects as go
-
-    values = d.to_numpy() * 100
-    texts, spots = _value_labels(values, inside_from=70)
-    colours = [genre_colour(g) for g in d.index]
-    fig = go.Figure(go.Bar(x=values, y=[plotly_text(g) for g in d.index], orientation="h", text=texts, textposition=spots,
-                           marker={"color": colours}, cliponaxis=False,
-                           insidetextfont={"color": [text_colour_on(c) for c in colours]},
-                           outsidetextfont={"color": "#1b1b1b"}, hovertemplate="%{y}: %{x:.1f}%<extra></extra>"))
-    fig.update_layout(title="Genre blend", xaxis={"range": [0, 100], "title": "probability (%)"},
-                      yaxis={"autorange": "reversed"}, height=30 * len(d) + 160)
-    return fig
-
-
-TIMELINE_TITLE = "Genre blend over time (analysed windows)"
-
-
-def _nice_step(raw: float) -> float:
-    """The smallest 1, 2 or 5 x 10^k at least ``raw`` (a tick spacing)."""
-    power = 10.0 ** np.floor(np.log10(max(raw, 1e-9)))
-    return float(next(m * power for m in (1, 2, 5, 10) if m * power >= raw))
-
-
-def _timeline_mpl(d: pd.DataFrame):
-    fig, (ax,) = _mpl_figure(1, panel_size=(8, 3.2))
-    starts = d.index.to_numpy(dtype=float)
-    widths = np.asarray(d.attrs["end_s"]) - starts
-    bottom = np.zeros(len(d))
-    for g in d.columns:
-        ax.bar(starts, d[g].to_numpy() * 100, width=widths, bottom=bottom, align="edge", label=g, color=genre_colour(g))
-        bottom += d[g].to_numpy() * 100
-    ax.set(xlabel="time (s)", ylabel="probability (%)", ylim=(0, 100), xlim=(0, d.attrs["duration_s"]),
-           title=TIMELINE_TITLE)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=5)
-    return fig
-
-
-def _timeline_plotly(d: pd.DataFrame):
-    import plotly.graph_objects as go
-
-    starts = d.index.to_numpy(dtype=float)
-    ends = np.asarray(d.attrs["end_s"])
-    fig = go.Figure([go.Bar(x=(starts + ends) / 2, width=ends - starts, y=d[g] * 100, name=plotly_text(g),
-                            marker={"color": genre_colour(g)}, customdata=np.stack([starts, ends], axis=1),
-                            hovertemplate=f"{plotly_text(g)}: %{{y:.0f}}%<br>%{{customdata[0]:.0f}}-%{{customdata[1]:.0f}} s"
-                                          "<extra></extra>")
-                     for g in d.columns])
-    # A horizontal legend below the plot, entries of fixed width: on a phone it wraps into rows
-    # instead of taking half the plot's width.
-    fig.update_layout(title=TIMELINE_TITLE, barmode="stack", bargap=0,
-                      xaxis={"range": [0, d.attrs["duration_s"]], "title": "time in the track (s)",
-                             "dtick": _nice_step(d.attrs["duration_s"] / 6)},  # else Plotly ticks each bar
-                      yaxis={"range": [0, 100], "title": "probability (%)"},
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.4, "x": 0, "traceorder": "normal",
-                              "entrywidth": 80, "entrywidthmode": "pixels"})
-    return fig
-
-
-def blend_bar(blend: Mapping[str, float], *, top: int | None = 10, backend: Backend = "plotly"):
-    """Bar chart of a track's genre blend, each bar labelled with its percent (see :func:`blend_data`)."""
-    return _render(blend_data(blend, top=top), {"matplotlib": _blend_mpl, "plotly": _blend_plotly}, backend)
-
-
-def blend_timeline(timeline: pd.DataFrame, *, duration_s: float | None = None, backend: Backend = "plotly"):
-    """Stacked genre probabilities of each analysed window, on the whole track's time axis: parts
-    the blend did not read stay empty (see :func:`timeline_data`)."""
-    d = timeline_data(timeline, duration_s=duration_s)
-    return _render(d, {"matplotlib": _timeline_mpl, "plotly": _timeline_plotly}, backend)
-
-
-def track_map_data(coords, names, point, *, groups=None, label: str = "your track",
-                   axis_titles: Sequence[str] = ("component 1", "component 2")) -> pd.DataFrame:
-    """Chart tracks in a 2-D map (x, y, name, group) plus the given point as the last row (group=label).
-
-    ``axis_titles`` (in ``attrs``) say what the map's axes are, e.g. what a PCA component loads on.
-    """
-    coords = np.asarray(coords, dtype=float)
-    if coords.ndim != 2 or coords.shape[1] != 2 or len(coords) != len(names):
-        raise TracklensError(f"track map needs coords of shape (n, 2) for n names; got {coords.shape} for {len(names)}")
-    ref = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "name": list(names),
-                        "group": list(groups) if groups is not None else "chart"})
-    you = pd.DataFrame({"x": [float(point[0])], "y": [float(point[1])], "name": [label], "group": [label]})
-    out = pd.concat([ref, you], ignore_index=True)
-    out.attrs["label"] = label
-    out.attrs["axis_titles"] = tuple(axis_titles)
-    return out
-
-
-def _map_mpl(d: pd.DataFrame):
-    fig, (ax,) = _mpl_figure(1, panel_size=(6, 4.6))
-    ref, you = d.iloc[:-1], d.iloc[-1]
-    for g, sub in ref.groupby("group", sort=False):
-        ax.scatter(sub["x"], sub["y"], s=8, alpha=0.5, label=str(g), color=genre_colour(g))
-    ax.scatter([you["x"]], [you["y"]], marker="*", s=250, color="black", label=d.attrs["label"])
-    xlabel, ylabel = d.attrs["axis_titles"]
-    ax.set(xlabel=xlabel, ylabel=ylabel, title="Chart tracks and the track (2-D map)")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
-    return fig
-
-
-def _map_plotly(d: pd.DataFrame):
-    import plotly.graph_objects as go
-
-    ref, you = d.iloc[:-1], d.iloc[-1]
-    fig = go.Figure([go.Scatter(x=sub["x"], y=sub["y"], mode="markers", name=plotly_text(g),
-                                text=[plotly_text(n) for n in sub["name"]],
-                                marker={"size": 5, "opacity": 0.6, "color": genre_colour(g)},
-                                hovertemplate="%{text}<extra></extra>")
-                     for g, sub in ref.groupby("group", sort=False)])
-    fig.add_trace(go.Scatter(x=[you["x"]], y=[you["y"]], mode="markers", name=plotly_text(d.attrs["label"]),
-                             marker={"symbol": "star", "size": 18, "color": "black"}))
-    xlabel, ylabel = (t.replace(": ", ":<br>", 1) for t in d.attrs["axis_titles"])  # narrow on a phone
-    fig.update_layout(title="Chart tracks and the track (2-D map)",
-                      xaxis={"title": xlabel, "automargin": True}, yaxis={"title": ylabel, "automargin": True},
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0})
-    return fig
-
-
-def track_map(coords, names, point, *, groups=None, label: str = "your track",
-              axis_titles: Sequence[str] = ("component 1", "component 2"), backend: Backend = "plotly"):
-    """Scatter of chart tracks in a 2-D map with one track highlighted (see :func:`track_map_data`)."""
-    d = track_map_data(coords, names, point, groups=groups, label=label, axis_titles=axis_titles)
-    return _render(d, {"matplotlib": _map_mpl, "plotly": _map_plotly}, backend)
-
-
-# --- a playlist's tracks (tracklens playlist) ------------------------------------------------
-
-#: Labels of the playlist table's measured columns (whose measure, and its unit).
-PLAYLIST_LABELS = {
-    "tracklens_tempo_bpm": "tempo (BPM, tracklens)",
-    "tracklens_energy_est": "energy (0–1, tracklens estimate)",
-    "tracklens_acousticness_est": "acousticness (0–1, tracklens estimate)",
-    "tracklens_loudness_lufs": "loudness (LUFS of the preview, tracklens)",
-    "spotify_popularity": "popularity (0–100, Spotify)",
-}
-CAMELOT_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-
-
-def playlist_points_data(table: pd.DataFrame, *, x: str = "tracklens_tempo_bpm",
-                         y: str = "tracklens_energy_est") -> pd.DataFrame:
-    """The analysed tracks of a playlist table as points: x, y, y_err (the estimate's held-out
-    error, 0 without one), label ("artist - title"), camelot. ``attrs``: axis labels and
-    ``n_without`` (tracks without both values, e.g. no preview)."""
-    for column in (x, y):
-        if column not in table.columns:
-            raise TracklensError(f"playlist table lacks column {column!r}; has {list(table.columns)}")
-    err = y.removesuffix("_est") + "_err" if y.endswith("_est") else None
-    values = pd.DataFrame({
-        "x": pd.to_numeric(table[x], errors="coerce"), "y": pd.to_numeric(table[y], errors="coerce"),
-        "y_err": pd.to_numeric(table[err], errors="coerce") if err and err in table.columns else 0.0,
-        "label": table.get("artists", pd.Series("", index=table.index)).astype(str) + " - "
-        + table.get("title", pd.Series("", index=table.index)).astype(str),
-        "camelot": table.get("tracklens_camelot", pd.Series("", index=table.index)).fillna("").astype(str),
-    })
-    out = values.dropna(subset=["x", "y"]).fillna({"y_err": 0.0}).reset_index(drop=True)
-    if out.empty:
-        raise TracklensError(f"no track has both {x} and {y} (were the previews analysed?)")
-    out.attrs.update(x_label=PLAYLIST_LABELS.get(x, x), y_label=PLAYLIST_LABELS.get(y, y),
-                     n_without=int(len(table) - len(out)))
-    return out
-
-
-def _playlist_title(d: pd.DataFrame) -> str:
-    without = f"; {d.attrs['n_without']} without a value left out" if d.attrs["n_without"] else ""
-    return f"{len(d)} tracks{without}"
-
-
-def _playlist_scatter_mpl(d: pd.DataFrame):
-    fig, (ax,) = _mpl_figure(1, panel_size=(7.0, 4.8))
-    ax.errorbar(d["x"], d["y"], yerr=d["y_err"], fmt="o", color="tab:blue", ecolor="tab:blue", alpha=0.7,
-                capsize=2, label="track (bar: ± held-out error)")
-    for _, row in d.iterrows():
-        ax.annotate(row["label"][:28], (row["x"], row["y"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
-    ax.set(xlabel=d.attrs["x_label"], ylabel=d.attrs["y_label"], title=f"Playlist: {_playlist_title(d)}")
-    ax.legend(fontsize=7, loc="best")
-    return fig
-
-
-def _playlist_scatter_plotly(d: pd.DataFrame):
-    import plotly.graph_objects as go
-
-    fig = go.Figure(go.Scatter(
-        x=d["x"], y=d["y"], mode="markers", text=d["label"], customdata=d[["y_err", "camelot"]].to_numpy(),
-        error_y={"type": "data", "array": d["y_err"], "thickness": 1}, marker={"size": 9},
-        name="track (bar: ± held-out error)",
-        hovertemplate="%{text}<br>%{x:.0f}, %{y:.2f} ± %{customdata[0]:.2f}, key %{customdata[1]}<extra></extra>"))
-    return fig.update_layout(title={"text": "Playlist", "subtitle": {"text": _playlist_title(d)}},
-                             xaxis_title=d.attrs["x_label"], yaxis_title=d.attrs["y_label"], margin=COMPACT_MARGIN)
-
-
-def playlist_scatter(table: pd.DataFrame, *, x: str = "tracklens_tempo_bpm", y: str = "tracklens_energy_est",
-                     backend: Backend = "plotly"):
-    """A playlist's tracks by tempo and estimated energy (or any two measured columns), each
-    estimate with its held-out error bar (see :func:`playlist_points_data`)."""
-    d = playlist_points_data(table, x=x, y=y)
-    return _render(d, {"matplotlib": _playlist_scatter_mpl, "plotly": _playlist_scatter_plotly}, backend)
-
-
-def camelot_key(code: str) -> str:
-    """The key a Camelot code names: "8A" -> "A minor", "8B" -> "C major"."""
-    number, letter = int(code[:-1]), code[-1]
-    major = (7 * (number - 8)) % 12  # each step round the wheel is a fifth (7 semitones)
-    return f"{CAMELOT_NAMES[major]} major" if letter == "B" else f"{CAMELOT_NAMES[(major - 3) % 12]} minor"
-
-
-def camelot_wheel_data(table: pd.DataFrame, *, column: str = "tracklens_camelot") -> pd.DataFrame:
-    """The 24 Camelot keys (1A..12B) with how many tracks of the playlist are in each: code,
-    number, letter, key, angle (degrees clockwise from the top, 1 at 30°... 12 at the top),
-    tracks (count) and titles ("artist - title; ...")."""
-    if column not in table.columns:
-        raise TracklensError(f"playlist table lacks column {column!r}; were the previews analysed?")
-    codes = table[column].fillna("").astype(str)
-    labels = (table.get("artists", pd.Series("", index=table.index)).astype(str) + " - "
-              + table.get("title", pd.Series("", index=table.index)).astype(str))
-    rows = []
-    for number in range(1, 13):
-        for letter in "AB":
-            code = f"{number}{letter}"
-            mask = codes == code
-            rows.append({"code": code, "number": number, "letter": letter, "key": camelot_key(code),
-                         "angle": (number % 12) * 30.0, "tracks": int(mask.sum()),
-                         "titles": "; ".join(labels[mask])})
-    out = pd.DataFrame(rows)
-    out.attrs["n_unknown"] = int((codes == "").sum())
-    return out
-
-
-def _wheel_note(d: pd.DataFrame, *, sep: str = "<br>") -> str:
-    """What the rings mean (each part on a line of its own: one line ran off a phone-wide figure)."""
-    n = d.attrs.get("n_unknown", 0)
-    unknown = [f"{n} track{'s' if n != 1 else ''} without a key left out"] if n else []
-    return sep.join(["inner ring minor (A), outer major (B)", "neighbouring keys mix harmonically", *unknown])
-
-
-def _camelot_wheel_mpl(d: pd.DataFrame):
-    from matplotlib import colormaps
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.2, 6.6), layout="constrained")
-    ax = fig.add_subplot(projection="polar")
-    ax.set_theta_zero_location("N")
-    ax.set_theta_direction(-1)
-    cmap, top = colormaps["Blues"], max(1, int(d["tracks"].max()))
-    for _, row in d.iterrows():
-        theta, bottom = np.deg2rad(row["angle"]), 1.0 if row["letter"] == "A" else 2.0
-        ax.bar(theta, 1.0, width=np.deg2rad(30), bottom=bottom, color=cmap(0.1 + 0.8 * row["tracks"] / top),
-               edgecolor="white")
-        short = row["key"].replace(" minor", "m").replace(" major", "")
-        ax.text(theta, bottom + 0.5, f"{row['code']}\n{short}" + (f"\n({row['tracks']})" if row["tracks"] else ""),
-                ha="center", va="center", fontsize=7, color="white" if row["tracks"] / top > 0.6 else "black")
-    ax.set_ylim(0, 3)
-    ax.set_axis_off()
-    ax.set_title(f"Key wheel (Camelot): tracks per key\n{_wheel_note(d, sep=chr(10))}", fontsize=9)
-    return fig
-
-
-def _camelot_wheel_plotly(d: pd.DataFrame):
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for letter, base, name in (("A", 1.0, "minor (A)"), ("B", 2.0, "major (B)")):
-        ring = d[d["letter"] == letter]
-        fig.add_trace(go.Barpolar(
-            r=[1.0] * len(ring), base=base, theta=ring["angle"], width=[30] * len(ring), name=name,
-            marker={"color": ring["tracks"], "colorscale": "Blues", "cmin": 0, "cmax": max(1, int(d["tracks"].max())),
-                    "line": {"color": "white", "width": 1}},
-            customdata=ring[["code", "key", "tracks", "titles"]].to_numpy(),
-            hovertemplate="%{customdata[0]} %{customdata[1]}: %{customdata[2]} tracks<br>%{customdata[3]}<extra></extra>"))
-        fig.add_trace(go.Scatterpolar(r=[base + 0.5] * len(ring), theta=ring["angle"], mode="text",
-                                      text=ring["code"], showlegend=False, hoverinfo="skip"))
-    return fig.update_layout(
-        title={"text": "Key wheel (Camelot)", "subtitle": {"text": _wheel_note(d)}},
-        polar={"radialaxis": {"visible": False, "range": [0, 3]},
-               "angularaxis": {"direction": "clockwise", "rotation": 90, "showticklabels": False}},
-        legend={"orientation": "h", "y": -0.1}, margin={**COMPACT_MARGIN, "t": 140})
-
-
-def camelot_wheel(table: pd.DataFrame, *, column: str = "tracklens_camelot", backend: Backend = "plotly"):
-    """The playlist's keys on the Camelot wheel, each key coloured by its number of tracks
-    (see :func:`camelot_wheel_data`)."""
-    d = camelot_wheel_data(table, column=column)
-    return _render(d, {"matplotlib": _camelot_wheel_mpl, "plotly": _camelot_wheel_plotly}, backend)
+    return render(rep, {"matplotlib": _popularity_mpl, "plotly": _popularity_plotly}, backend)
 
 
 # --- text summaries --------------------------------------------------------------------------

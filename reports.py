@@ -17,9 +17,10 @@ from typing import Sequence
 
 import pandas as pd
 
-from tracklens import audio, config, explore, features, librosa_visuals, prepare
+from tracklens import audio, config, explore, features, librosa_visuals, prepare, track_figures
 from tracklens.errors import TracklensError
 from tracklens.fileio import atomic_output, atomic_write_bytes, write_csv
+from tracklens.model_figures import confusion_matrix, reliability_diagram, roc_curves, training_curves
 from tracklens.models import evaluate, popularity, store
 
 
@@ -62,7 +63,7 @@ def write_chart_figures(df: pd.DataFrame, out_dir: str | Path, *, seed: int = co
         "charts_by_band.png": lambda: explore.catplot_viz(df, by="band", backend=mpl),
         "charts_distributions.png": lambda: explore.distribution_plots(df, backend=mpl),
         "charts_yearly_trends.png": lambda: explore.yearly_trends(df, backend=mpl),
-        "charts_hit_profile.png": lambda: explore.hit_profile(track, df, backend=mpl),
+        "charts_hit_profile.png": lambda: track_figures.hit_profile(track, df, backend=mpl),
         "charts_popularity_model.png": lambda: explore.popularity_model_figure(report, backend=mpl),
     }
     written = [save_figure(make(), out_dir / name) for name, make in tqdm(jobs.items(), desc="chart figures", leave=False)]
@@ -154,14 +155,14 @@ def model_figures(result: dict, *, class_names: Sequence[str]) -> dict:
     and, with ``y_score_raw``, before temperature scaling) and, with a ``history``, training curves."""
     name, mpl = result["name"], "matplotlib"
     report = {"model": name, "class_names": list(class_names), "y_true": result["y_true"], "y_score": result["y_score"]}
-    figures = {"roc": explore.roc_curves(report, backend=mpl),
-               "confusion": explore.confusion_matrix(report, backend=mpl),
-               "reliability": explore.reliability_diagram(report, backend=mpl)}
+    figures = {"roc": roc_curves(report, backend=mpl),
+               "confusion": confusion_matrix(report, backend=mpl),
+               "reliability": reliability_diagram(report, backend=mpl)}
     if result.get("y_score_raw") is not None:
         raw = {**report, "model": f"{name} before temperature scaling", "y_score": result["y_score_raw"]}
-        figures["reliability_raw"] = explore.reliability_diagram(raw, backend=mpl)
+        figures["reliability_raw"] = reliability_diagram(raw, backend=mpl)
     if result.get("history"):
-        figures["training"] = explore.training_curves(result["history"], model=name, backend=mpl)
+        figures["training"] = training_curves(result["history"], model=name, backend=mpl)
     return figures
 
 

@@ -102,7 +102,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from tracklens import config
-    from tracklens.dashboard.app import serve_in_subprocess
+    from tracklens.tests.dashboard_server import serve_in_subprocess
 
     gtzan = config.SHARED_DATA_DIR / "gtzan" / "audio"
     clips = sorted(gtzan.glob("*/*.opus"))

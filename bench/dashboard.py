@@ -295,7 +295,7 @@ def main() -> None:
     mixed = mixed_uploads(bad_files(), [(c.name, c.read_bytes(), "audio/ogg")
                                         for c in clips[n_short: n_short + n_mixed_good]], args.bad_requests)
 
-    from tracklens.dashboard.app import serve_in_subprocess
+    from tracklens.tests.dashboard_server import serve_in_subprocess
 
     start = time.monotonic()
     with serve_in_subprocess(timeout=300) as server:

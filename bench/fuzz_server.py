@@ -209,7 +209,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from tracklens.dashboard import data
-    from tracklens.dashboard.app import serve_in_subprocess
+    from tracklens.tests.dashboard_server import serve_in_subprocess
 
     temp = Path(tempfile.mkdtemp(prefix="tracklens-bench-tmp-"))
     results = {}

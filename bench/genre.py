@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -37,7 +38,10 @@ import numpy as np
 import pandas as pd
 
 from tracklens import config
-from tracklens.models import blend, heads, kinds, registry
+from tracklens.models import blend, kinds, registry
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))  # the model recipes (not installed)
+import heads  # noqa: E402  (recipes/heads.py)
 
 CLIP = "gtzan/audio/rock/rock.00000.opus"
 DEFAULT_PLOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "genre_accuracy_cost.png"

@@ -53,6 +53,8 @@ import pandas as pd
 
 from tracklens import batch, catalogue, config, features
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))  # the model recipes (not installed)
+
 TOP = 5
 BOOTSTRAP = 2000
 PCA_COMPONENTS = 64
@@ -131,7 +133,9 @@ def train_only_blend(embedding: np.ndarray, labels: np.ndarray, is_train: np.nda
     its regularisation, models/default-fast/card.json) refitted on the train fold's track-mean
     embeddings alone. An approximation of the shipped blend (which averages 10 s windows and is
     temperature-scaled), honest for valid-fold queries."""
-    from tracklens.models import blend, heads
+    import heads  # recipes/heads.py
+
+    from tracklens.models import blend
 
     card = json.loads((blend.resolve_model_dir(catalogue.DEFAULT_MODEL) / "card.json").read_text())
     head = heads.fit_head("linear", embedding[is_train], labels[is_train], card["parameters"]["regularisation"][0])

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import platform
 import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))  # the model recipes (not installed)
 
 
 def cpu_name() -> str:
@@ -39,7 +42,9 @@ def gradient_max(z: np.ndarray, y_onehot: np.ndarray, kernel: np.ndarray, bias: 
 
 def main() -> int:
     from tracklens import config
-    from tracklens.models import baselines, blend, datasets, store, table_model
+    import table_model  # recipes/table_model.py
+
+    from tracklens.models import baselines, blend, datasets, store
 
     card = store.read_card(config.DEFAULT_TABLE_MODEL_DIR)
     if "C" not in card["parameters"]:

@@ -120,11 +120,11 @@ class Upload:
 
 def your_track(upload: Upload, charts: pd.DataFrame) -> list[Row]:
     """The card's rows: tempo, key, loudness, duration, then every Spotify descriptor."""
-    from tracklens import explore
+    from tracklens import track_figures
     from tracklens.models import descriptors
 
     values, errors = upload.ranked(charts)
-    profile = explore.hit_profile_data(values, charts, features=list(values), errors=errors) if values else None
+    profile = track_figures.hit_profile_data(values, charts, features=list(values), errors=errors) if values else None
 
     def percentile(feature):
         if profile is None or feature not in profile.index:

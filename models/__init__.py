@@ -21,8 +21,9 @@ Modules
   rule), its chart genres from AudioSet classes, and the seeded out-of-vocabulary audio that tests it.
 - ``musicnn`` / ``efficientat``: the pretrained embedders (Keras ports, SHA-checked shipped
   weights); ``musicnn_models`` / ``efficientat_models`` their windows and input kinds.
-- ``heads``: genre heads on those embeddings compared on the shared GTZAN audio and shipped
-  (``models/default``, ``default-fast``); ``table_model`` the 57-feature ``default-table``.
+- How the shipped models were built is not installed: ``recipes/heads.py`` (genre heads on those
+  embeddings compared on the shared GTZAN audio: ``models/default``, ``default-fast``),
+  ``recipes/table_model.py`` (the 57-feature ``default-table``), ``recipes/descriptors.py``.
 - ``descriptors``: Spotify-style acousticness/energy estimated from audio, with held-out error.
 - ``popularity``: the in-memory popularity model the explore figures and notebooks fit.
 """

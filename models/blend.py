@@ -358,7 +358,7 @@ class WindowRows(NamedTuple):
 
 def file_blocks(path: str | Path, *, sr: int, block_s: float = BLOCK_S) -> Iterator[tuple[float, float, object]]:
     """(start_s, end_s, AudioClip) of every block :func:`predict_blend` decodes from a whole file at
-    ``sr`` (models.heads caches training inputs through it, so they match prediction exactly)."""
+    ``sr`` (recipes/heads.py caches training inputs through it, so they match prediction exactly)."""
     _, name, duration_s = _source_clip(path)
     return _windows(None, name, duration_s, block_s, sr=sr)
 

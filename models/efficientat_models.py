@@ -2,7 +2,7 @@
 
 The models (``efficientat_linear``, ``efficientat_mlp``, ``fusion_linear``) are rows of
 :mod:`models.registry`; this module gives their inputs from audio, the same way for training
-(:mod:`models.heads` caches them per file) and prediction (:func:`models.blend.predict_blend`).
+(``recipes/heads.py`` caches them per file) and prediction (:func:`models.blend.predict_blend`).
 
 Inputs per 10 s window of audio decoded at 32 kHz (EfficientAT's windows, see
 :func:`models.efficientat.cut_windows`; a clip shorter than one window is one window):

@@ -19,7 +19,7 @@ which name far more genres than GTZAN's ten. Two rules, either of which flags a 
 The thresholds were tuned on the GTZAN *train* fold (in-vocabulary, should be ``ok``) and
 out-of-vocabulary audio made with seed 0 (:mod:`models.oov`: techno, ambient drone, espeak-ng
 speech, noise), and are scored on the *valid* fold and audio of other seeds
-(:func:`tune`; :func:`models.heads.fit_rule_rates` and ``bench/genre.py`` measure it; the rates
+(:func:`tune`; ``fit_rule_rates`` of ``recipes/heads.py`` and ``bench/genre.py`` measure it; the rates
 are in README "Genre models").
 """
 

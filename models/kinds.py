@@ -153,7 +153,7 @@ class InputKind:
     name : what cards and :data:`models.registry.MODELS` call it
     source : where ``tracklens train`` reads its rows: "summary" (the 57 columns of a feature
         table), "frames" (``features.load_frames``), "embeddings" (the musicnn table beside a
-        features.parquet) or "efficientat_windows" (cached and trained by :mod:`models.heads`)
+        features.parquet) or "efficientat_windows" (cached and trained by ``recipes/heads.py``)
     window_inputs : ``f(part, card_input, *, short_input) -> (x, spans[, logits])``: one decoded
         block (an AudioClip at :attr:`sample_rate`) as the model's raw inputs, one row per window
     networks : the pretrained networks a block passes through ("musicnn", "efficientat"); each

@@ -54,7 +54,7 @@ INPUT_SOURCES = {name: kind.source for name, kind in kinds.KINDS.items()}
 
 #: Sources ``tracklens train`` cannot read yet, and what trains their models instead.
 TRAINED_ELSEWHERE = {
-    "efficientat_windows": "python -m tracklens.models.heads (`make default-model`), on the shared GTZAN audio",
+    "efficientat_windows": "python recipes/heads.py (`make default-model`), on the shared GTZAN audio",
 }
 
 #: How the CLI help names each (family, input source) group of models.

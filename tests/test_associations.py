@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from tracklens import explore
+from tracklens import explore, figure_style
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_figures_say_which_measure_each_number_is(planted_key):
 
 def test_charts_page_maps_drawn_names_back_to_columns_and_says_the_matrix_scrolls(pages):
     charts = pages["charts"]
-    options = [{"label": explore.feature_label(f), "value": f} for f in ("duration_ms", "key", "popularity")]
+    options = [{"label": figure_style.feature_label(f), "value": f} for f in ("duration_ms", "key", "popularity")]
     assert charts.pick_feature({"points": [{"x": "popularity", "y": "duration"}]}, options) == "duration_ms"
     assert charts.pick_feature({"points": [{"x": "key", "y": "popularity"}]}, options) == "key"
     panel = charts.scrolling_figure_panel("charts-heatmap", "label", hint=charts.SCROLL_HINT)

@@ -20,7 +20,9 @@ import pytest
 from tracklens import config
 from tracklens.audio import AudioClip
 from tracklens.errors import TracklensError
-from tracklens.models import blend, chart_genres, efficientat, efficientat_models, heads, output, registry, store
+from tracklens.models import blend, chart_genres, efficientat, efficientat_models, output, registry, store
+
+from recipe_modules import heads  # recipes/heads.py (not installed)
 
 GENRES = ["pop", "rock"]
 
@@ -261,7 +263,8 @@ def test_the_shipped_table_model_is_its_cards_logistic_regression(shared_data):
     No refit (bench/table_model_refit.py refits and reports how far this CPU's fit lands): the
     scaler statistics are compared at float32 rounding, the weights by the optimality condition.
     """
-    from tracklens.models import datasets, evaluate, table_model
+    from recipe_modules import table_model
+    from tracklens.models import datasets, evaluate
 
     card = store.read_card(config.DEFAULT_TABLE_MODEL_DIR)
     assert card["metrics"]["why_shipped"] and card["input"]["kind"] == "summary"

@@ -69,17 +69,17 @@ def test_how_sure_says_when_the_model_is_not_the_shipped_one(app, pages):
 
 
 def test_each_genre_keeps_its_colour_whatever_its_rank():
-    from tracklens import explore
+    from tracklens import figure_style, track_figures
 
-    first = explore.blend_bar({"rock": 0.6, "metal": 0.3, "pop": 0.1})
-    second = explore.blend_bar({"metal": 0.7, "pop": 0.2, "rock": 0.1})
+    first = track_figures.blend_bar({"rock": 0.6, "metal": 0.3, "pop": 0.1})
+    second = track_figures.blend_bar({"metal": 0.7, "pop": 0.2, "rock": 0.1})
     colours = [dict(zip(f.data[0].y, f.data[0].marker.color)) for f in (first, second)]
-    assert colours[0] == colours[1] == {g: explore.GENRE_COLOURS[g] for g in ("rock", "metal", "pop")}
+    assert colours[0] == colours[1] == {g: figure_style.GENRE_COLOURS[g] for g in ("rock", "metal", "pop")}
     timeline = pd.DataFrame({"start_s": [0.0], "end_s": [10.0], "metal": [0.7], "rock": [0.3]})
-    drawn = {t.name: t.marker.color for t in explore.blend_timeline(timeline, duration_s=10.0).data}
-    assert drawn == {"metal": explore.GENRE_COLOURS["metal"], "rock": explore.GENRE_COLOURS["rock"]}
-    assert len(set(explore.GENRE_COLOURS.values())) == len(explore.GENRE_COLOURS)
-    assert explore.genre_colour("Dance/Electronic") == explore.genre_colour("Dance/Electronic")
+    drawn = {t.name: t.marker.color for t in track_figures.blend_timeline(timeline, duration_s=10.0).data}
+    assert drawn == {"metal": figure_style.GENRE_COLOURS["metal"], "rock": figure_style.GENRE_COLOURS["rock"]}
+    assert len(set(figure_style.GENRE_COLOURS.values())) == len(figure_style.GENRE_COLOURS)
+    assert figure_style.genre_colour("Dance/Electronic") == figure_style.genre_colour("Dance/Electronic")
 
 
 def _walk(component):

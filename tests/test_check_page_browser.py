@@ -44,7 +44,7 @@ PROFILE_LABELS_ASTRAY = """() => {
 @pytest.fixture(scope="module")
 def real_server(shared_data, tmp_path_factory):
     """`tracklens dashboard` on the real Top Hits table (a private tracklens home)."""
-    from tracklens.dashboard.app import serve_in_subprocess
+    from tracklens.tests.dashboard_server import serve_in_subprocess
 
     home = tmp_path_factory.mktemp("home")
     log_path = tmp_path_factory.mktemp("dashboard") / "server.log"

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def catalogue_server(shared_data, tmp_path_factory):
     """`tracklens dashboard` on the real Top Hits table, with the mini catalogue in its home."""
-    from tracklens.dashboard.app import serve_in_subprocess
+    from tracklens.tests.dashboard_server import serve_in_subprocess
 
     home = tmp_path_factory.mktemp("home")
     build_mini_catalogue(shared_data, home)

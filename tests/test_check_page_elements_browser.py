@@ -77,7 +77,7 @@ def checked(request, browser, real_server, real_clip):
 
 
 def test_how_sure_sits_beside_the_blend_in_the_genres_colour(checked, screenshots):
-    from tracklens import explore
+    from tracklens import figure_style
 
     page, width = checked
     page.screenshot(path=str(screenshots / f"check_elements_{width}.png"), full_page=True)
@@ -87,9 +87,9 @@ def test_how_sure_sits_beside_the_blend_in_the_genres_colour(checked, screenshot
     assert "names both" in sure and page.is_visible("#check-how-sure a[href$='/models']")
     genre = page.get_attribute("#check-how-sure .sure-line", "id").removeprefix("check-sure-")
     swatch = page.eval_on_selector(f"#check-sure-{genre} .swatch", "s => getComputedStyle(s).backgroundColor")
-    assert swatch == _rgb(explore.GENRE_COLOURS[genre])
+    assert swatch == _rgb(figure_style.GENRE_COLOURS[genre])
     names = page.evaluate("() => document.querySelector('#check-blend .js-plotly-plot')._fullData[0].y")
-    assert page.evaluate(BAR_COLOURS) == [_rgb(explore.GENRE_COLOURS[g]) for g in names]
+    assert page.evaluate(BAR_COLOURS) == [_rgb(figure_style.GENRE_COLOURS[g]) for g in names]
     _assert_clean(page)
 
 

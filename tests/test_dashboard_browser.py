@@ -75,7 +75,7 @@ def tracklens_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(demo_catalogue, tracklens_home, tmp_path_factory):
     """`tracklens dashboard --data <demo catalogue>` on a free loopback port; yields its URL."""
-    from tracklens.dashboard.app import serve_in_subprocess
+    from tracklens.tests.dashboard_server import serve_in_subprocess
 
     log_path = tmp_path_factory.mktemp("dashboard") / "server.log"
     env = {"TRACKLENS_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB), "TRACKLENS_HOME": str(tracklens_home)}

@@ -52,13 +52,13 @@ def test_check_shows_your_track_first_with_units_and_ranks(app, pages, demo_cata
 def test_hit_profile_draws_p0_and_keeps_labels_on_the_axis(app):
     """A feature at P0 is drawn as a point at 0 (not clipped by the axis) with its label; a label
     near P95 goes left of the mark, not past the axis (it overlapped the bar ends at P94-P96)."""
-    from tracklens import explore
+    from tracklens import track_figures
     from tracklens.dashboard import data
 
     charts = data.charts()
     tempo = charts["tempo"]
     track = {"tempo": tempo.min() - 1, "energy": float(np.percentile(charts["energy"], 95))}
-    fig = explore.hit_profile(track, charts, features=["tempo", "energy"])
+    fig = track_figures.hit_profile(track, charts, features=["tempo", "energy"])
     widths = dict(zip((t.split("<br>")[0] for t in fig.data[0].y), fig.data[0].x))
     assert widths["tempo"] == 0 and fig.data[0].cliponaxis is False  # a measured value is a point, visible at P0
     labels = {a.y.split("<br>")[0]: a for a in fig.layout.annotations}
@@ -110,10 +110,10 @@ def test_poor_fit_warns_and_names_wider_and_chart_genres(app, pages, demo_catalo
 
 
 def test_timeline_draws_only_the_analysed_windows_on_the_whole_track(pages):
-    from tracklens import explore
+    from tracklens import track_figures
 
     blend = _blend()
-    fig = explore.blend_timeline(blend.timeline, duration_s=240.0)
+    fig = track_figures.blend_timeline(blend.timeline, duration_s=240.0)
     assert list(fig.layout.xaxis.range) == [0, 240.0]
     rock = next(t for t in fig.data if t.name == "rock")
     assert list(rock.x) == [46.5, 49.5, 166.5] and list(rock.width) == [3.0, 3.0, 3.0]

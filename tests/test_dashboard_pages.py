@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tracklens import config, explore
+from tracklens import config, explore, figure_style, track_figures
 from tracklens.models import evaluate, store
 
 from dashboard_helpers import _ids, _text
@@ -208,7 +208,7 @@ def test_correlations_drawn_as_a_matrix_and_ranked_intervals(pages):
     assert [t.type for t in heatmap.data] == ["heatmap"]  # the matrix alone: its colour bar covers nothing
     expected = explore.corr_data(df, columns=pages["charts"].feature_columns(df), n_boot=10).target.sort_values("r")
     (ranked,) = intervals.data
-    assert list(ranked.y) == [explore.feature_name(f) for f in expected.index]  # words: "duration"
+    assert list(ranked.y) == [figure_style.feature_name(f) for f in expected.index]  # words: "duration"
     np.testing.assert_allclose(ranked.x, expected["r"])
     assert len(ranked.error_x.array) == len(expected)
 
@@ -240,5 +240,5 @@ def test_csp_allows_no_eval_and_no_figure_needs_it(charts_sample):
                       if d.startswith("script-src"))
     assert "'unsafe-eval'" not in script_src
     scatter = explore.popularity_scatter(charts_sample, feature="energy")
-    track_map = explore.track_map(np.zeros((3, 2)), list("abc"), (0.0, 0.0))
+    track_map = track_figures.track_map(np.zeros((3, 2)), list("abc"), (0.0, 0.0))
     assert {t.type for t in [*scatter.data, *track_map.data]} == {"scatter"}

@@ -1,5 +1,5 @@
 """Spotify-style descriptors estimated from audio: the FMA feature recipe, the shipped estimator
-(held-out figures, bounds, card, no pickle) and a small end-to-end build."""
+(held-out figures, bounds, card, no pickle) and a small end-to-end build (recipes/descriptors.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pytest
 from tracklens import features
 from tracklens.errors import TracklensError
 from tracklens.models import descriptors
+
+from recipe_modules import descriptors_recipe  # recipes/descriptors.py (not installed)
 
 SR = 22_050
 
@@ -59,15 +61,15 @@ def test_recipe_refuses_an_analysis_with_other_settings():
 
 
 def test_shipped_estimator_beats_mean_baseline_on_held_out_rows(shared_data):
-    table = descriptors.read_training_table(shared_data / descriptors.TRAINING_TABLE)
+    table = descriptors_recipe.read_training_table(shared_data / descriptors.TRAINING_TABLE)
     estimator = descriptors.load_estimator()
-    held_out = descriptors.held_out_mask(len(table), seed=estimator.card["seed"])
+    held_out = descriptors_recipe.held_out_mask(len(table), seed=estimator.card["seed"])
     predicted = estimator.predict(table.loc[held_out, list(descriptors.STFT_COLUMNS)].to_numpy())
     assert set(predicted) == {"acousticness", "energy"}
     for name, values in predicted.items():
         target = table.loc[held_out, name].to_numpy()
         train_mean = table.loc[~held_out, name].mean()
-        r2, mae = descriptors.r2_and_mae(target, values)
+        r2, mae = descriptors_recipe.r2_and_mae(target, values)
         assert r2 >= descriptors.MIN_R2, name
         assert mae < 0.6 * np.mean(np.abs(target - train_mean)), name  # measured 0.37-0.46x
         card_figures = estimator.card["descriptors"][name]["held_out"]
@@ -179,20 +181,20 @@ def _synthetic_table(n_rows: int = 120):
 
 
 def test_build_writes_an_estimator_that_predicts_like_scikit_learn(tmp_path, monkeypatch, fresh_estimator_cache):
-    monkeypatch.setattr(descriptors, "CV_REPEATS", 1)
-    monkeypatch.setattr(descriptors, "BOOTSTRAP_ROUNDS", 50)
-    monkeypatch.setattr(descriptors, "DESCRIPTORS", ("acousticness", "energy", "valence"))
+    monkeypatch.setattr(descriptors_recipe, "CV_REPEATS", 1)
+    monkeypatch.setattr(descriptors_recipe, "BOOTSTRAP_ROUNDS", 50)
+    monkeypatch.setattr(descriptors_recipe, "DESCRIPTORS", ("acousticness", "energy", "valence"))
     table_path = tmp_path / "table.csv"
     _synthetic_table().to_csv(table_path, index=False)
-    card = descriptors.build(table_path, tmp_path / "model", seed=0)
+    card = descriptors_recipe.build(table_path, tmp_path / "model", seed=0)
     assert card["shipped"] == ["acousticness", "energy"]
     assert [card["descriptors"][name]["model"] for name in card["shipped"]] == ["ridge", "mlp"]
     estimator = descriptors.load_estimator(tmp_path / "model")
-    table = descriptors.read_training_table(table_path)
-    held_out = descriptors.held_out_mask(len(table), seed=0)
+    table = descriptors_recipe.read_training_table(table_path)
+    held_out = descriptors_recipe.held_out_mask(len(table), seed=0)
     predicted = estimator.predict(table.loc[held_out, list(descriptors.STFT_COLUMNS)].to_numpy())
     for name, values in predicted.items():
-        r2, mae = descriptors.r2_and_mae(table.loc[held_out, name].to_numpy(), values)
+        r2, mae = descriptors_recipe.r2_and_mae(table.loc[held_out, name].to_numpy(), values)
         figures = card["descriptors"][name]["held_out"]
         assert (r2, mae) == pytest.approx((figures["r2"], figures["mae"]), abs=1e-4), name
         assert r2 > 0.6, name

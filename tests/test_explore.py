@@ -1,4 +1,5 @@
 """explore.py and the popularity model it draws: figures are checked by the data they draw.
+(One track's figures: test_track_figures.py; a genre model's: test_model_figures.py.)
 
 Writing figures (PNGs, the ``figures`` command) is tested in test_reports.py.
 """
@@ -101,18 +102,6 @@ def test_group_distribution_and_yearly_data(charts):
         assert fn(charts, backend="matplotlib", **kw).axes and fn(charts, **kw).data
 
 
-def test_hit_profile_percentiles(charts):
-    median_track = {"tempo": charts["tempo"].median(), "loudness": charts["loudness"].max() + 1, "key": 3}
-    d = explore.hit_profile_data(median_track, charts)
-    assert list(d.index) == ["loudness", "tempo"]  # only continuous features the track has
-    assert d.loc["tempo", "percentile"] == pytest.approx(50, abs=2)
-    assert d.loc["loudness", "percentile"] == 100
-    fig = explore.hit_profile(median_track, charts)
-    np.testing.assert_allclose(fig.data[0].x, d["percentile"])
-    with pytest.raises(TracklensError, match="none of the features"):
-        explore.hit_profile_data({"key": 3}, charts)
-
-
 def test_popularity_model_finds_planted_signal(planted):
     rep = popularity.popularity_model(planted, features=["energy", "valence", "tempo"], n_splits=4, n_repeats=3)
     r2, _ = rep.score("popularity (R²)", rep.best_model)
@@ -130,37 +119,6 @@ def test_popularity_model_says_when_features_explain_little(planted):
     assert rep.verdict.startswith("Audio features explain little")
     fig = explore.popularity_model_figure(rep, backend="matplotlib")
     assert len(fig.axes) == 3
-
-
-def test_model_report_figures_match_sklearn():
-    from sklearn.metrics import confusion_matrix, roc_auc_score
-
-    rng = np.random.default_rng(3)
-    y = rng.integers(0, 3, 90)
-    score = rng.dirichlet([1, 1, 1], 90)
-    score[np.arange(90), y] += 0.6
-    score /= score.sum(axis=1, keepdims=True)
-    report = {"model": "m", "class_names": ["a", "b", "c"], "y_true": y.tolist(), "y_score": score.tolist()}
-    roc = explore.roc_data(report)
-    for c, name in enumerate("abc"):
-        assert roc[roc["class"] == name]["auc"].iloc[0] == pytest.approx(roc_auc_score(y == c, score[:, c]))
-    np.testing.assert_array_equal(explore.confusion_data(report).to_numpy(), confusion_matrix(y, score.argmax(1)))
-    rel = explore.reliability_data(report)
-    assert rel["count"].sum() == 90 and 0 <= rel.attrs["ece"] <= 1
-    assert explore.roc_curves(report).data and explore.confusion_matrix(report, backend="matplotlib").axes
-    with pytest.raises(TracklensError, match="lacks"):
-        explore.roc_curves({"model": "m"})
-
-
-def test_blend_and_map_figures():
-    blend = {"rock": 0.2, "jazz": 0.7, "pop": 0.1}
-    assert list(explore.blend_data(blend).index) == ["jazz", "rock", "pop"]
-    timeline = pd.DataFrame({"start_s": [3.0, 0.0], "end_s": [6.0, 3.0], "rock": [0.9, 0.1], "jazz": [0.1, 0.9]})
-    d = explore.timeline_data(timeline)
-    assert list(d.index) == [0.0, 3.0] and set(d.columns) == {"rock", "jazz"}
-    fig = explore.track_map(np.zeros((4, 2)), list("abcd"), (1.0, 2.0), groups=list("xxyy"), label="mine.wav")
-    assert fig.data[-1].name == "mine.wav" and tuple(fig.data[-1].x) == (1.0,)
-    assert explore.blend_timeline(timeline, backend="matplotlib").axes
 
 
 def test_misuse_gives_clear_errors(charts):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tracklens import explore
+from tracklens import explore, figure_style, track_figures
 from tracklens.errors import TracklensError
 
 
@@ -26,13 +26,13 @@ def charts():
 
 
 def test_one_label_map_names_every_column_in_words_and_units():
-    assert explore.feature_label("duration_ms") == "duration (m:ss)"
-    assert explore.feature_label("tempo") == "tempo (BPM)" and explore.feature_label("energy") == "energy (0–1)"
-    assert explore.feature_name("duration_ms") == "duration" and explore.feature_name("key") == "key"
-    assert explore.format_feature("duration_ms", 223_000) == "3:43"
-    vals, text = explore.duration_ticks(2.0, 5.0)
+    assert figure_style.feature_label("duration_ms") == "duration (m:ss)"
+    assert figure_style.feature_label("tempo") == "tempo (BPM)" and figure_style.feature_label("energy") == "energy (0–1)"
+    assert figure_style.feature_name("duration_ms") == "duration" and figure_style.feature_name("key") == "key"
+    assert figure_style.format_feature("duration_ms", 223_000) == "3:43"
+    vals, text = figure_style.duration_ticks(2.0, 5.0)
     assert vals == [2.0, 3.0, 4.0, 5.0] and text == ["2:00", "3:00", "4:00", "5:00"]
-    assert explore.duration_ticks(3.1, 3.9)[1] == ["3:15", "3:30", "3:45"]
+    assert figure_style.duration_ticks(3.1, 3.9)[1] == ["3:15", "3:30", "3:45"]
 
 
 def test_duration_axes_read_m_ss_in_both_renderers(charts):
@@ -53,8 +53,8 @@ def test_duration_axes_read_m_ss_in_both_renderers(charts):
 def test_hit_profile_draws_points_as_points_and_ranges_as_ranges_with_a_legend(charts):
     track = {"tempo": 200.0, "energy": 0.5, "acousticness": 0.3}
     errors = {"energy": 0.1, "acousticness": 0.2}
-    d = explore.hit_profile_data(track, charts, errors=errors)
-    fig = explore.hit_profile(track, charts, errors=errors)
+    d = track_figures.hit_profile_data(track, charts, errors=errors)
+    fig = track_figures.hit_profile(track, charts, errors=errors)
     points, ranges = fig.data
     assert points.type == "scatter" and points.mode == "markers"
     np.testing.assert_allclose(np.asarray(points.x, dtype=float), d["percentile"])  # every feature's own percentile
@@ -65,24 +65,24 @@ def test_hit_profile_draws_points_as_points_and_ranges_as_ranges_with_a_legend(c
     np.testing.assert_allclose(np.asarray(ranges.base, dtype=float) + np.asarray(ranges.x, dtype=float),
                                d.loc[["energy", "acousticness"], "percentile_high"])
     legend = {t.name for t in fig.data if t.showlegend is not False} | {s.name for s in fig.layout.shapes if s.showlegend}
-    assert {explore.MEASURED_LABEL, explore.ESTIMATE_LABEL, explore.HIT_MEDIAN_LABEL, explore.HIT_BANDS[0][2]} <= legend
-    mpl = explore.hit_profile(track, charts, errors=errors, backend="matplotlib")
+    assert {track_figures.MEASURED_LABEL, track_figures.ESTIMATE_LABEL, track_figures.HIT_MEDIAN_LABEL, track_figures.HIT_BANDS[0][2]} <= legend
+    mpl = track_figures.hit_profile(track, charts, errors=errors, backend="matplotlib")
     labels = mpl.axes[0].get_legend_handles_labels()[1]
-    assert set(labels) == {explore.MEASURED_LABEL, explore.ESTIMATE_LABEL, explore.HIT_MEDIAN_LABEL,
-                           explore.HIT_BANDS[0][2]}
+    assert set(labels) == {track_figures.MEASURED_LABEL, track_figures.ESTIMATE_LABEL, track_figures.HIT_MEDIAN_LABEL,
+                           track_figures.HIT_BANDS[0][2]}
     assert len(mpl.axes[0].patches) == 2 + 1  # two ranges (bars) and the band; the point is a line marker
 
 
 def test_a_mistyped_column_is_named_with_the_nearest_real_one(charts):
     with pytest.raises(TracklensError, match=r"unknown column\(s\) 'loudnes' \(did you mean 'loudness'\?\)") as err:
-        explore.hit_profile({"loudnes": -5.0, "tempo": 120.0}, charts)
+        track_figures.hit_profile({"loudnes": -5.0, "tempo": 120.0}, charts)
     assert "\n" not in str(err.value)
     with pytest.raises(TracklensError, match="'tempi'"):
-        explore.hit_profile_data({"tempo": 120.0}, charts, features=["tempi"])
+        track_figures.hit_profile_data({"tempo": 120.0}, charts, features=["tempi"])
     with pytest.raises(TracklensError, match="'energie'"):
-        explore.hit_profile_data({"tempo": 120.0}, charts, errors={"energie": 0.1})
+        track_figures.hit_profile_data({"tempo": 120.0}, charts, errors={"energie": 0.1})
     row = charts.iloc[0]  # a chart row's own columns (artist, song, year ...) are all known
-    assert "tempo" in explore.hit_profile_data(row, charts).index
+    assert "tempo" in track_figures.hit_profile_data(row, charts).index
 
 
 def test_gallery_waveforms_share_one_amplitude_scale():

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tracklens.models import fit, heads, oov
+from tracklens.models import fit, oov
+
+from recipe_modules import heads  # recipes/heads.py (not installed)
 
 TEST_ONLY_SEED = 7  # neither the tuning seed (0) nor the README's test seeds (1, 2)
 

@@ -1,4 +1,4 @@
-"""The genre heads' training recipes and choice (models.heads), the fit score's open-set metrics
+"""The genre heads' training recipes and choice (recipes/heads.py), the fit score's open-set metrics
 (models.fit) and the shipped default's card against its own artefacts.
 
 Synthetic windows test the recipes and the choice; the shipped folders are compared with what
@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from tracklens import config
-from tracklens.models import blend, evaluate, fit, heads, store
+from tracklens.models import blend, evaluate, fit, store
+
+from recipe_modules import heads  # recipes/heads.py (not installed)
 
 K = 4  # genres in the synthetic data
 

@@ -56,7 +56,8 @@ def test_wheel_holds_one_package_with_its_models_and_assets(wheel):
                    "tracklens/models/pretrained/mn04_as.weights.h5", "tracklens/models/descriptors/estimator.json",
                    "tracklens/dashboard/assets/style.css", "tracklens/dashboard/pages/check.py"):
         assert needed in names, needed
-    assert not [n for n in names if n.startswith(("tracklens/tests/", "tracklens/bench/", "tracklens/data/"))]
+    assert not [n for n in names if n.startswith(("tracklens/tests/", "tracklens/bench/", "tracklens/data/", "tracklens/recipes/"))]
+    assert "tracklens/models/heads.py" not in names  # the shipped models' recipes stay in recipes/
     entry = [n for n in names if n.endswith("entry_points.txt")]
     assert "tracklens = tracklens.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()
 

@@ -280,31 +280,31 @@ def _small_table() -> pd.DataFrame:
 
 
 def test_key_wheel_counts_tracks_per_camelot_key_and_names_each_key():
-    from tracklens import explore
+    from tracklens import track_figures
 
     for key in range(12):
         for mode in (0, 1):
-            assert explore.camelot_key(pl.camelot(key, mode)) == pl.key_name(key, mode)
-    d = explore.camelot_wheel_data(_small_table())
+            assert track_figures.camelot_key(pl.camelot(key, mode)) == pl.key_name(key, mode)
+    d = track_figures.camelot_wheel_data(_small_table())
     assert len(d) == 24 and d["tracks"].sum() == 3 and d.attrs["n_unknown"] == 1
     assert d.set_index("code").loc["8A", "titles"] == "a - w; b - x"
     assert d.set_index("code").loc["12B", "angle"] == 0.0  # 12 at the top, as the wheel is printed
-    fig = explore.camelot_wheel(_small_table())
+    fig = track_figures.camelot_wheel(_small_table())
     assert "1 track without a key left out" in fig.layout.title.subtitle.text
-    assert explore.camelot_wheel(_small_table(), backend="matplotlib").axes
+    assert track_figures.camelot_wheel(_small_table(), backend="matplotlib").axes
 
 
 def test_tempo_energy_scatter_draws_each_estimate_with_its_error():
-    from tracklens import explore
+    from tracklens import track_figures
 
-    fig = explore.playlist_scatter(_small_table())
+    fig = track_figures.playlist_scatter(_small_table())
     (points,) = fig.data
     np.testing.assert_allclose(np.asarray(points.x, dtype=float), [120, 90, 140])
     np.testing.assert_allclose(np.asarray(points.error_y.array, dtype=float), [0.11] * 3)
     assert fig.layout.xaxis.title.text == "tempo (BPM, tracklens)" and "estimate" in fig.layout.yaxis.title.text
     assert "1 without a value left out" in fig.layout.title.subtitle.text
     with pytest.raises(TracklensError, match="lacks column"):
-        explore.playlist_scatter(_small_table().drop(columns="tracklens_energy_est"))
+        track_figures.playlist_scatter(_small_table().drop(columns="tracklens_energy_est"))
 
 
 def test_cli_writes_the_sorted_table_and_prints_what_it_did(tmp_path, monkeypatch, capsys, previews):

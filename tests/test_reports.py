@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tracklens import config, explore, reports
+from tracklens import config, explore, model_figures, reports, track_figures
 from tracklens.errors import TracklensError
 from tracklens.models import popularity, store
 
@@ -40,7 +40,7 @@ def test_rendered_png_is_not_empty(charts, tmp_path):
 
 
 def test_plotly_figures_are_written_as_html_only(tmp_path):
-    fig = explore.blend_bar({"rock": 0.7, "jazz": 0.3})
+    fig = track_figures.blend_bar({"rock": 0.7, "jazz": 0.3})
     path = reports.save_figure(fig, tmp_path / "blend.html")
     assert "<html>" in path.read_text(encoding="utf-8")[:500] and "jazz" in path.read_text(encoding="utf-8")
     with pytest.raises(TracklensError, match="blend.png"):
@@ -183,7 +183,7 @@ def test_model_report_feeds_the_figures(model_dir):
     folder, result = model_dir
     report = store.load_model_report(folder)
     assert report["model"] == "logreg" and report["class_names"] == GENRES and report["metrics"] == {"accuracy": 0.75}
-    roc = explore.roc_data(report)
+    roc = model_figures.roc_data(report)
     assert set(roc["class"]) == set(GENRES) and roc["auc"].iloc[0] == pytest.approx(1.0)  # blues ranked first
 
 
@@ -211,8 +211,8 @@ def test_shipped_model_shows_one_ece_in_card_table_and_reliability_diagram():
     report = store.load_model_report(config.DEFAULT_MODEL_DIR)
     card_ece = report["metrics"]["valid_track_level"]["ece"]
     table = evaluate.comparison_table([{"name": report["model"], **report}], class_names=report["class_names"])
-    titles = [explore.reliability_diagram(report, backend="matplotlib").axes[0].get_title(),
-              explore.reliability_diagram(report).layout.title.text]
+    titles = [model_figures.reliability_diagram(report, backend="matplotlib").axes[0].get_title(),
+              model_figures.reliability_diagram(report).layout.title.text]
     shown = [float(re.search(r"ECE[^=]*=\s*([0-9.]+)", title).group(1)) for title in titles]
     assert [f"{v:.3f}" for v in (table["ece"].item(), *shown)] == [f"{card_ece:.3f}"] * 3, titles
     assert all(f"{evaluate.ECE_BINS} bins" in title for title in titles)

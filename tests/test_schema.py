@@ -12,7 +12,7 @@ import ast
 import pandas as pd
 
 from test_architecture import package_modules
-from tracklens import config, explore, features, prepare, preprocessing
+from tracklens import config, features, figure_style, prepare, preprocessing
 from tracklens.models import popularity
 
 #: The one place the feature names may be spelled out as a list.
@@ -66,7 +66,7 @@ def test_every_feature_list_is_the_configs():
     assert config.CHART_COLUMNS[6:-1] == spotify
     assert acquire.AUDIO_FEATURE_COLUMNS == spotify
     assert popularity.AUDIO_FEATURES == ("duration_ms", "explicit", *spotify)
-    assert explore.CONTINUOUS_FEATURES == (*config.SPOTIFY_CONTINUOUS_FEATURES, "duration_ms")
+    assert figure_style.CONTINUOUS_FEATURES == (*config.SPOTIFY_CONTINUOUS_FEATURES, "duration_ms")
     assert features.SPOTIFY_NOT_COMPUTED == ("danceability", "energy", "speechiness", "acousticness",
                                              "instrumentalness", "liveness", "valence")
     assert preprocessing.SCALED_COLUMNS == ("duration_min", "year", *config.SPOTIFY_CONTINUOUS_FEATURES)

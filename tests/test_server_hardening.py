@@ -421,19 +421,19 @@ def test_names_and_cells_reach_plotly_as_plain_text():
     import numpy as np
     import pandas as pd
 
-    from tracklens import explore
+    from tracklens import figure_style, track_figures
 
     names = [f"{h} — song {i}" for i, h in enumerate(HOSTILE)]
-    track_map = explore.track_map(np.arange(8.0).reshape(4, 2), names, (0.5, 0.5), groups=list(HOSTILE),
+    track_map = track_figures.track_map(np.arange(8.0).reshape(4, 2), names, (0.5, 0.5), groups=list(HOSTILE),
                                   label=HOSTILE[0] + ".wav")
     charts = pd.DataFrame({"energy": np.linspace(0, 1, 20), "valence": np.linspace(1, 0, 20)})
-    profile = explore.hit_profile({"energy": 0.4, "valence": 0.3}, charts, label=HOSTILE[1])
-    blend = explore.blend_bar({HOSTILE[0]: 0.7, "rock": 0.3})
+    profile = track_figures.hit_profile({"energy": 0.4, "valence": 0.3}, charts, label=HOSTILE[1])
+    blend = track_figures.blend_bar({HOSTILE[0]: 0.7, "rock": 0.3})
     for figure in (track_map, profile, blend):
         assert _markup(figure) == []
     legend = [trace.name for trace in track_map.data]
-    assert legend[0] == explore.plotly_text(HOSTILE[0]) == '&lt;b style="font-size:90px"&gt;BIG'
-    assert explore.plotly_text("Tom & Jerry <3") == "Tom &amp; Jerry &lt;3"
+    assert legend[0] == figure_style.plotly_text(HOSTILE[0]) == '&lt;b style="font-size:90px"&gt;BIG'
+    assert figure_style.plotly_text("Tom & Jerry <3") == "Tom &amp; Jerry &lt;3"
 
 
 def test_the_check_page_shows_a_hostile_file_name_as_text(app, demo_catalogue, empty_store):
@@ -470,7 +470,7 @@ def test_sigterm_removes_the_uploads(demo_catalogue, tmp_path):
     """A served dashboard (the CLI in a child process) holding an unchecked upload: SIGTERM ends it
     and the private upload folder goes with it, as with Ctrl-C. On the way, the real server
     refuses a foreign Host and an oversized Content-Length."""
-    from tracklens.dashboard.app import serve_in_subprocess
+    from tracklens.tests.dashboard_server import serve_in_subprocess
 
     temp = tmp_path / "tmp"
     temp.mkdir()

@@ -20,7 +20,7 @@ import dash
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
-from tracklens import config, explore
+from tracklens import config, explore, figure_style
 from tracklens.dashboard import data
 from tracklens.dashboard.components import figure_panel
 from tracklens.errors import TracklensError
@@ -147,7 +147,7 @@ def layout(**_query) -> html.Div:
                                              inline=True)], className="control"),
                     html.Div([html.Label("Feature for scatter and trends", htmlFor="charts-feature"),
                               dcc.Dropdown(id="charts-feature", clearable=False,
-                                           options=[{"label": explore.feature_label(f), "value": f} for f in features],
+                                           options=[{"label": figure_style.feature_label(f), "value": f} for f in features],
                                            value="energy" if "energy" in features else (features[0] if features else None))],
                              className="control"),
                 ],
@@ -193,12 +193,12 @@ def scrolling_figure_panel(id_: str, label: str, *, hint: str | None = None) -> 
 def pick_feature(click: dict | None, options: list) -> str:
     """A click on a heatmap cell picks that cell's feature (whichever axis is not popularity).
 
-    The figures name the columns in words (:func:`explore.feature_name`: "duration", not
+    The figures name the columns in words (:func:`figure_style.feature_name`: "duration", not
     "duration_ms"); a click maps the drawn name back to the column."""
     if not click or not click.get("points"):
         raise dash.exceptions.PreventUpdate
     values = [o["value"] if isinstance(o, dict) else o for o in options]
-    by_name = {**{explore.feature_name(v): v for v in values}, **{v: v for v in values}}
+    by_name = {**{figure_style.feature_name(v): v for v in values}, **{v: v for v in values}}
     point = click["points"][0]
     for name in (point.get("x"), point.get("y")):
         column = by_name.get(name)

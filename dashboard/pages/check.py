@@ -4,7 +4,7 @@ compares with the chart hits.
 The file goes to the server as it is, through the upload route (`dashboard.uploads`, sent by
 assets/upload.js; dcc.Upload only draws the drop zone), is checked from its header, analysed
 once and cached by content hash (`dashboard.track`); what is compared with the hits, and how,
-is `dashboard.compare`'s. All figures come from explore.py and librosa_visuals.py. The player
+is `dashboard.compare`'s. All figures come from track_figures.py and librosa_visuals.py. The player
 plays the file from the browser's own copy, and only once the server has accepted it.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from dash import Input, Output, callback, clientside_callback, dcc, html
 
-from tracklens import explore, librosa_visuals
+from tracklens import figure_style, librosa_visuals, track_figures
 from tracklens.dashboard import catalogue_audio, compare, data, progress, track, uploads
 from tracklens.dashboard.components import figure_panel
 
@@ -286,9 +286,9 @@ def blend_section(report: track.TrackReport) -> list:
     if blend is None:
         return [html.H2("Genre blend"), html.P(report.blend_problem, className="notice", id="check-no-model"),
                 tag_list(report)]
-    bars = explore.blend_bar(report.blend, top=None)
+    bars = track_figures.blend_bar(report.blend, top=None)
     bars.update_layout(title=None, margin={"t": 20})  # the section heading names it
-    timeline = explore.blend_timeline(blend.timeline, duration_s=report.upload.duration_s)
+    timeline = track_figures.blend_timeline(blend.timeline, duration_s=report.upload.duration_s)
     return [
         html.H2("Genre blend"),
         *fit_warning(blend),
@@ -303,7 +303,7 @@ def blend_section(report: track.TrackReport) -> list:
 
 def swatch(genre: str) -> html.Span:
     """A small square in the genre's fixed colour (the same as in every figure)."""
-    return html.Span(className="swatch", style={"backgroundColor": explore.genre_colour(genre)},
+    return html.Span(className="swatch", style={"backgroundColor": figure_style.genre_colour(genre)},
                      **{"aria-hidden": "true"})
 
 
@@ -414,7 +414,7 @@ def nearest_table(report: track.TrackReport) -> html.Table:
     """The upload first, then its nearest chart tracks, in the features the distance used."""
     ref = compare.chart_reference()
     columns = [*report.distance_columns, *(["key"] if ref is not None and ref.has_key else [])]
-    shown = [c for c in columns if c in explore.CONTINUOUS_FEATURES or c == "key"]
+    shown = [c for c in columns if c in figure_style.CONTINUOUS_FEATURES or c == "key"]
     group = "genre" if ref is not None and ref.kind == "audio" else "year"
     you = {**report.comparable, **{k: v for k, (v, _) in report.upload.estimates.items()}}
     rows = [_neighbour_row(report.filename, (group, "your track"), "—", you, shown, report.upload.estimates, you=True)]
@@ -440,7 +440,7 @@ def _neighbour_row(name, group: tuple[str, str], distance, values, shown, estima
         elif c in estimates:
             text = f"{estimates[c][0]:.2f} ± {estimates[c][1]:.2f}"
         else:
-            text = explore.format_feature(c, values[c])
+            text = figure_style.format_feature(c, values[c])
         cells.append(_td(_column_title(c), text))
     return html.Tr(cells, className="you" if you else None)
 
@@ -461,7 +461,7 @@ def chart_section(report: track.TrackReport, peers: compare.Peers) -> list:
     grid = []
     values, errors = report.upload.ranked(charts)
     if len(charts) and values:
-        profile = explore.hit_profile(values, charts, features=list(values), errors=errors, label=report.filename)
+        profile = track_figures.hit_profile(values, charts, features=list(values), errors=errors, label=report.filename)
         profile.update_layout(title=f"{report.filename}: percentiles among {peers.description}")
         grid.append(figure_panel("check-profile", "percentiles among chart hits", profile, html_title=True))
     words = where_you_sit(compare.positions(compare.upload_values(report.upload), charts, compare.CHART_VALUES),
@@ -472,7 +472,7 @@ def chart_section(report: track.TrackReport, peers: compare.Peers) -> list:
         chart_map = ref.chart_map(report.distance_columns)
         groups = ref.table["group"] if ref.kind == "audio" else None  # genres; chart years would be noise
         grid.append(figure_panel("check-map", "map of chart tracks with the upload",
-                                 explore.track_map(chart_map.coords, ref.table["name"], report.map_xy, groups=groups,
+                                 track_figures.track_map(chart_map.coords, ref.table["name"], report.map_xy, groups=groups,
                                                    label=report.filename, axis_titles=chart_map.axis_titles),
                                  html_title=True))
     return children + [html.Div(grid, className="grid"), nearest_table(report)]
@@ -491,7 +491,7 @@ def whole_decibels(figure):
 def render_report(report: track.TrackReport) -> list:
     """The result section for one analysed upload."""
     peers = compare.genre_peers(data.charts(), _chart_genres(report))
-    title = explore.plotly_text(report.filename)  # a Plotly title reads HTML; the name is the user's
+    title = figure_style.plotly_text(report.filename)  # a Plotly title reads HTML; the name is the user's
     spectrogram = whole_decibels(librosa_visuals.spectrogram_figure(report.log_mel, frame_seconds=report.frame_seconds,
                                                                     title=title))
     chromagram = librosa_visuals.chromagram_figure(report.chroma, frame_seconds=report.frame_seconds, title=title)

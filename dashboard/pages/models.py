@@ -15,7 +15,7 @@ import dash
 import numpy as np
 from dash import Input, Output, callback, dcc, html
 
-from tracklens import explore
+from tracklens import model_figures
 from tracklens.dashboard import data
 from tracklens.dashboard.components import figure_panel
 from tracklens.models import evaluate
@@ -154,11 +154,11 @@ def shipped_section() -> html.Section:
                      f"fewer than {ROUGH_BELOW} tracks one track moves ROC-AUC and recall by up to 1/n.",
                      ["genre", "tracks", "ROC-AUC", "recall", "note"],
                      [list(row.values()) for row in genres], "models-shipped-genres"),
-        html.Div([figure_panel("models-shipped-roc", "ROC curves per genre, shipped model", explore.roc_curves(report)),
+        html.Div([figure_panel("models-shipped-roc", "ROC curves per genre, shipped model", model_figures.roc_curves(report)),
                   figure_panel("models-shipped-confusion", "confusion matrix, shipped model",
-                               explore.confusion_matrix(report)),
+                               model_figures.confusion_matrix(report)),
                   figure_panel("models-shipped-reliability", "reliability diagram, shipped model",
-                               explore.reliability_diagram(report))],
+                               model_figures.reliability_diagram(report))],
                  className="grid"),
     ], id="models-shipped")
 
@@ -229,7 +229,7 @@ def show_model(name: str):
     if pred is None:
         raise dash.exceptions.PreventUpdate
     scores = {"model": name, "class_names": pred["genres"], "y_true": pred["y_true"], "y_score": pred["y_score"]}
-    return explore.roc_curves(scores), explore.confusion_matrix(scores), explore.reliability_diagram(scores)
+    return model_figures.roc_curves(scores), model_figures.confusion_matrix(scores), model_figures.reliability_diagram(scores)
 
 
 # Registered last: pages imported as ordinary modules must hand Dash their layout explicitly.

@@ -17,9 +17,12 @@ exactly into the Keras builders' layers and :func:`ship` saves the model folder 
 :func:`fit_rule_rates` tunes and scores :mod:`models.fit` on the same data plus seeded
 out-of-vocabulary audio; :func:`held_out_genre_ood` and :func:`synthetic_ood` score its
 continuous form as the open-set literature does (AUROC, FPR at 95 % TPR).
-``python -m tracklens.models.heads`` (``make default-model``) ships ``default``,
+``python recipes/heads.py`` (``make default-model``) ships ``default``,
 ``default-fast``, ``fusion`` and ``musicnn``; ``bench/genre.py`` prints the comparison with
 timings; docs/genre-models.md holds the numbers.
+
+A recipe, not part of the installed package (``recipes/`` is not installed): what users call
+(train, evaluate, predict, the blend) lives in :mod:`tracklens.models`.
 """
 
 from __future__ import annotations

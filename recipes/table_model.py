@@ -11,8 +11,10 @@ made on the scored fold (the only one there is), so its valid number is optimist
 selection.
 
 A scikit-learn winner ships without pickle: a linear one is exported exactly into the Keras
-``linear`` builder's layers (:func:`models.heads.to_keras`, equality checked before saving); the
+``linear`` builder's layers (:func:`heads.to_keras`, ``recipes/heads.py``; equality checked before saving); the
 other baselines cannot be, and are only shipped where a Keras model wins.
+
+``python recipes/table_model.py`` (``make default-model``); a recipe, not installed.
 """
 
 from __future__ import annotations
@@ -83,7 +85,9 @@ def ship(best: str, results: list[dict], c: float, features: Path, splits: Path,
     a logistic regression exported exactly into the Keras linear layers, refit on train + valid,
     its temperature fitted on the train-only fit's predictions for the artist-disjoint valid fold
     (5-fold CV over train + valid shares artists across folds: its temperature is recorded too)."""
-    from tracklens.models import baselines, heads, store, train
+    import heads  # recipes/heads.py, beside this file
+
+    from tracklens.models import baselines, store, train
 
     if best not in ("logreg", "logreg_cv"):
         if registry.spec(best).family != "keras":

@@ -1,0 +1,198 @@
+"""How every figure of the package looks and is built: column names and units, m:ss durations,
+fixed genre colours, escaping for Plotly text, and the two-backend plumbing.
+
+Each figure module (:mod:`tracklens.explore`, :mod:`tracklens.model_figures`,
+:mod:`tracklens.track_figures`) prepares a small table and hands it to :func:`render`, which draws
+it with Plotly (the default) or matplotlib (``backend="matplotlib"``). The helpers here are shared
+by all three, so a column reads the same name, unit and colour wherever it is drawn.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Callable, Literal, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from tracklens import config
+from tracklens.errors import TracklensError
+
+
+Backend = Literal["matplotlib", "plotly"]
+
+
+def plotly_text(value) -> str:
+    """``value`` shown as typed in a Plotly figure.
+
+    Plotly reads a subset of HTML in every label, legend entry, hover text, title and annotation
+    (``<b>``, ``<span style=...>``, ``<a href=...>``, ``<br>``), so a file name or a table cell like
+    ``<b style="font-size:90px">BIG.wav`` became 90 px bold text and ``<a href=...>`` a link.
+    Plotly decodes ``&lt; &gt; &amp;`` back for display: escaped, the text reads as written.
+    Every name that comes from the user's data or an upload goes through this before it reaches
+    a Plotly figure (the matplotlib renderers draw text literally and get it unescaped).
+    """
+    return html.escape(str(value), quote=False)
+
+#: Continuous features worth a scatter, a trend or a distribution (key/mode/explicit are codes).
+CONTINUOUS_FEATURES = config.CHART_CONTINUOUS_FEATURES
+
+#: Each chart column's name in words and its unit: the one map every figure, table and control
+#: labels a column by (:func:`feature_name`, :func:`feature_label`, :func:`format_feature`).
+#: Spotify's descriptors are 0-1 scores; its loudness is the track's integrated level in dB
+#: relative to digital full scale (hence negative), not an upload's LUFS. Duration is stored in
+#: ms, drawn in minutes with m:ss ticks (:data:`DISPLAY_SCALE`).
+COLUMN_LABELS: dict[str, tuple[str, str | None]] = {
+    "duration_ms": ("duration", "m:ss"),
+    "tempo": ("tempo", "BPM"),
+    "loudness": ("loudness", "dB, Spotify"),
+    "popularity": ("popularity", "0–100"),
+    **{f: (f, "0–1") for f in config.SPOTIFY_PERCEPTUAL_FEATURES},
+    "key": ("key", None), "mode": ("mode", None), "explicit": ("explicit", None), "year": ("year", None),
+}
+#: Units of the columns in axis titles (from :data:`COLUMN_LABELS`).
+AXIS_UNITS = {c: unit for c, (_, unit) in COLUMN_LABELS.items() if unit}
+#: Columns drawn under another name (from :data:`COLUMN_LABELS`).
+DISPLAY_NAMES = {c: name for c, (name, _) in COLUMN_LABELS.items() if name != c}
+#: The factor from a column's stored unit to the drawn one.
+DISPLAY_SCALE = {"duration_ms": 1 / 60_000}
+
+
+def feature_name(column: str) -> str:
+    """The name a column is drawn under in words (``duration_ms`` is drawn as ``duration``)."""
+    return DISPLAY_NAMES.get(column, column)
+
+
+def feature_label(column: str) -> str:
+    """An axis title with the unit: ``"tempo (BPM)"``, ``"duration (m:ss)"``; the name alone without one."""
+    unit = AXIS_UNITS.get(column)
+    return f"{feature_name(column)} ({unit})" if unit else feature_name(column)
+
+
+def minutes_text(minutes: float) -> str:
+    """Minutes as m:ss: 3.5 -> "3:30"."""
+    total = int(round(float(minutes) * 60))
+    return f"{'-' if total < 0 else ''}{abs(total) // 60}:{abs(total) % 60:02d}"
+
+
+def duration_ticks(low: float, high: float, *, target: int = 5) -> tuple[list[float], list[str]]:
+    """Tick positions (minutes) at 15 s, 30 s, 1, 2, 5 or 10 min steps over [low, high], about
+    ``target`` of them, with their m:ss labels (Plotly formats numbers only)."""
+    span = max(float(high) - float(low), 1e-9)
+    step = next((s for s in (0.25, 0.5, 1, 2, 5, 10, 20) if span / s <= target), 30.0)
+    vals = list(np.arange(np.ceil(low / step) * step, high + 1e-9, step))
+    return vals, [minutes_text(v) for v in vals]
+
+
+def hover_label(column: str) -> str:
+    """A column's label for a hover's plain number: a duration there is decimal minutes, not m:ss."""
+    return f"{feature_name(column)} (min)" if column in DISPLAY_SCALE else feature_label(column)
+
+
+def axis_ticks_plotly(feature: str, values) -> dict:
+    """Plotly axis properties that write a duration axis (in minutes) as m:ss; {} for other columns."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if feature != "duration_ms" or not len(values):
+        return {}
+    vals, text = duration_ticks(values.min(), values.max())
+    return {"tickmode": "array", "tickvals": vals, "ticktext": text}
+
+
+def axis_ticks_mpl(axis, feature: str) -> None:
+    """Write a matplotlib duration axis (in minutes) as m:ss."""
+    if feature == "duration_ms":
+        from matplotlib.ticker import FuncFormatter
+
+        axis.set_major_formatter(FuncFormatter(lambda v, _: minutes_text(v)))
+
+
+# --- shared helpers -----------------------------------------------------------------------
+
+
+def render(data, renderers: Mapping[str, Callable], backend: str):
+    """Draw prepared ``data`` with the renderer for ``backend``."""
+    try:
+        renderer = renderers[backend]
+    except KeyError:
+        raise TracklensError(f"backend={backend!r} is not one of {sorted(renderers)}") from None
+    return renderer(data)
+
+
+def mpl_figure(n_panels: int, *, ncols: int = 4, panel_size=(3.2, 2.6)):
+    """A matplotlib Figure (no pyplot state, so nothing pops up or leaks) with a grid of axes."""
+    from matplotlib.figure import Figure
+
+    ncols = max(1, min(ncols, n_panels))
+    nrows = int(np.ceil(n_panels / ncols))
+    fig = Figure(figsize=(panel_size[0] * ncols, panel_size[1] * nrows + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
+
+
+#: One fixed colour per genre in every figure and page (the blend bar, the timeline, the map, the
+#: ROC curves; the check page's swatches): ranked colours made orange rock for one upload and metal
+#: for the next. Okabe & Ito's colour-blind-safe set plus Tol's wine and olive; black stays for
+#: "your track". Other names (chart genres, another model's genres) get a stable colour from
+#: :data:`OTHER_COLOURS` by a hash of the name.
+GENRE_COLOURS = {"blues": "#0072B2", "classical": "#CC79A7", "country": "#E69F00", "disco": "#56B4E9",
+                 "hiphop": "#009E73", "jazz": "#882255", "metal": "#4D4D4D", "pop": "#F0E442",
+                 "reggae": "#999933", "rock": "#D55E00"}
+OTHER_COLOURS = ("#332288", "#44AA99", "#AA4499", "#DDCC77", "#117733", "#88CCEE", "#661100", "#6699CC")
+
+
+def genre_colour(genre: str) -> str:
+    """The genre's fixed colour (hex), the same wherever it is drawn."""
+    import zlib
+
+    name = str(genre)
+    if name in GENRE_COLOURS:
+        return GENRE_COLOURS[name]
+    return OTHER_COLOURS[zlib.crc32(name.encode()) % len(OTHER_COLOURS)]
+
+
+def text_colour_on(colour: str) -> str:
+    """Black or white, whichever reads better on ``colour`` (hex; WCAG relative luminance)."""
+    rgb = [int(colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "#1b1b1b" if luminance > 0.179 else "#ffffff"
+
+
+#: Plotly margins (px) for figures without a legend or colour bar on the right: Plotly's 80 px on
+#: each side left a phone-wide (~330 px) figure half its width for the plot.
+COMPACT_MARGIN = {"l": 60, "r": 20, "t": 90, "b": 60}
+
+
+def plotly_grid(titles: Sequence[str], *, ncols: int = 4, **kwargs):
+    from plotly.subplots import make_subplots
+
+    ncols = max(1, min(ncols, len(titles)))
+    nrows = int(np.ceil(len(titles) / ncols))
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=list(titles), **kwargs)
+    positions = [(i // ncols + 1, i % ncols + 1) for i in range(len(titles))]
+    return fig, positions
+
+
+def in_display_units(d: pd.DataFrame, columns: Sequence[str], *, per_unit: Sequence[str] = ()) -> pd.DataFrame:
+    """A long table (with a ``feature`` column) with ``columns`` in each feature's drawn unit
+    (:data:`DISPLAY_SCALE`) and ``per_unit`` columns (densities) divided by the same factor."""
+    scale = d["feature"].astype(str).map(lambda f: DISPLAY_SCALE.get(f, 1.0)).astype(float)
+    out = d.assign(**{c: d[c] * scale for c in columns}, **{c: d[c] / scale for c in per_unit})
+    out.attrs.update(d.attrs)
+    return out
+
+
+
+def format_feature(feature: str, value: float) -> str:
+    """A chart value with its unit (:data:`AXIS_UNITS`): "120 BPM", "-5.3 dB, Spotify", a
+    duration as "3:43", a 0-1 score as "0.72"."""
+    value = float(value)
+    if feature == "duration_ms":
+        return minutes_text(value / 60_000)
+    unit = AXIS_UNITS.get(feature, "")
+    if not unit or unit[0].isdigit():  # a score's range is no unit to repeat after each value
+        return f"{value:.3g}"
+    return f"{value:.0f} {unit}" if unit == "BPM" else f"{value:.1f} {unit}"
