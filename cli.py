@@ -553,6 +553,33 @@ def _sort_files(results, dest: Path, *, move: bool) -> bool:
     return all(o.action != "failed" for o in outcomes)
 
 
+def _show_progress(fmt: str) -> bool:
+    """A progress bar on stderr when a person watches it: stderr a terminal, and stdout not the same
+    terminal in json (whose "[" has no line of its own for the bar to stay off)."""
+    return sys.stderr.isatty() and not (fmt == "json" and sys.stdout.isatty())
+
+
+def _predict_progress(n_files: int | None, model: str | None, *, fmt: str):
+    """The ``predict`` bar (files done of ``n_files``), drawn now, before the model loads, saying so."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=n_files, desc=f"loading model {model or 'default'}", unit="file", file=sys.stderr,
+               leave=False, disable=not _show_progress(fmt), dynamic_ncols=True,
+               mininterval=0, miniters=1)  # a file takes seconds: draw every one
+    bar.refresh()
+    return bar
+
+
+def _counted(results, bar):
+    """``results`` as they come, the bar counting each and erased while its row prints (rows and
+    bar share the terminal), redrawn after it."""
+    for result in results:
+        bar.clear()
+        bar.n += 1  # counted now: after the last row the caller may not come back (zip stops first)
+        yield result
+        bar.refresh()
+
+
 @app.command()
 def predict(
     paths: Optional[list[Path]] = typer.Argument(None, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...) or folders of them (walked, sub-folders too)."),
@@ -597,22 +624,25 @@ def predict(
 
     if features_csv is None:
         paths = blend.expand_inputs(paths)  # folders walked, nothing-to-do refused before the model loads
-    genre_model = blend.load_model(model, table=features_csv is not None)
-    genres = genre_model.genres
-    if features_csv is not None:
-        table, proba = blend.predict_table(genre_model, features_csv)
-        names, results = list(table["track_id"]), [
-            blend.Blend(path=t, genres=genres, probabilities=p, timeline=__import__("pandas").DataFrame(),
-                        duration_s=float(d), model=genre_model.name)
-            for t, p, d in zip(table["track_id"], proba, table["duration_s"])]
-        if fmt == "csv":  # all rows at once: one CSV render instead of one per row
-            typer.echo(fileio.to_csv_text(output.csv_frame(names, results, genres)), nl=False)
-            return
-    else:
-        names = [str(p) for p in paths]
-        # no progress bar: the rows printed as each file finishes show the progress
-        results = blend.iter_predictions(paths, model=genre_model)
-    results = _print_as_they_finish(names, results, genres, fmt=fmt, top=top, tags=tags)
+    # Progress from the first second: loading the model (TensorFlow and the weights) takes 18-33 s cold.
+    with _predict_progress(len(paths) if features_csv is None else None, model, fmt=fmt) as bar:
+        genre_model = blend.load_model(model, table=features_csv is not None)
+        bar.set_description(f"predict ({genre_model.name})")
+        genres = genre_model.genres
+        if features_csv is not None:
+            table, proba = blend.predict_table(genre_model, features_csv)
+            bar.clear()
+            names, results = list(table["track_id"]), [
+                blend.Blend(path=t, genres=genres, probabilities=p, timeline=__import__("pandas").DataFrame(),
+                            duration_s=float(d), model=genre_model.name)
+                for t, p, d in zip(table["track_id"], proba, table["duration_s"])]
+            if fmt == "csv":  # all rows at once: one CSV render instead of one per row
+                typer.echo(fileio.to_csv_text(output.csv_frame(names, results, genres)), nl=False)
+                return
+        else:
+            names = [str(p) for p in paths]
+            results = _counted(blend.iter_predictions(paths, model=genre_model), bar)
+        results = _print_as_they_finish(names, results, genres, fmt=fmt, top=top, tags=tags)
     sorted_all = _sort_files(results, sort_into, move=move) if sort_into is not None else True
     if not sorted_all or any(not isinstance(r, blend.Blend) for r in results):
         raise typer.Exit(1)

@@ -27,3 +27,9 @@ Modules
 - ``descriptors``: Spotify-style acousticness/energy estimated from audio, with held-out error.
 - ``popularity``: the in-memory popularity model the explore figures and notebooks fit.
 """
+
+from tracklens.models import quiet_tensorflow
+
+# Before any module here imports Keras: TensorFlow's start-up lines (oneDNN, absl) stay off the
+# terminal and the notebook, whichever module imports it first (models/quiet_tensorflow.py).
+quiet_tensorflow.install()

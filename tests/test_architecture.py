@@ -57,6 +57,7 @@ INNER_RANKS = {
         # pure pieces: training tables, metrics, architectures, baselines, the AudioSet-tag verdicts
         "datasets": 0, "evaluate": 0, "builders": 0, "baselines": 0, "fit": 0, "chart_genres": 0, "oov": 0,
         "popularity": 0,
+        "quiet_tensorflow": 0,  # the import hook that keeps TensorFlow's start-up lines off stderr
         "musicnn": 1, "efficientat": 1,  # the pretrained embedding front ends
         "store": 1,  # model directories and cards
         "registry": 2,  # every model by name (builders, baselines, the front ends' sample rates)

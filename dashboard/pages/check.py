@@ -254,7 +254,7 @@ def your_track_card(report: track.TrackReport, peers: compare.Peers) -> html.Div
     rows = compare.your_track(report.upload, charts)
     if report.not_music:
         rows = [r for r in rows if r.feature in SOUND_ROWS]
-    body = [html.Tr([html.Th(r.label, scope="row"), _td("your track", r.value, className="value"),
+    body = [html.Tr([html.Th(r.label, scope="row"), _td("your track", _value_content(r), className="value"),
                      _td("among the hits", _percentile_text(r.percentile), className="rank"),
                      _td("how", r.note, className="how")], id=f"check-card-{r.feature}")
             for r in rows]
@@ -266,7 +266,18 @@ def your_track_card(report: track.TrackReport, peers: compare.Peers) -> html.Div
     ])
 
 
-def _td(label: str, text: str, **kwargs) -> html.Td:
+def _value_content(row: compare.Row):
+    """The value's text; a value of several sentences (the streaming services) one per line."""
+    if not row.items:
+        return row.value
+    lines = []
+    for i, sentence in enumerate(row.items):
+        lines += [html.Br()] if i else []
+        lines.append(html.Span(sentence))
+    return lines
+
+
+def _td(label: str, text, **kwargs) -> html.Td:
     """A cell that names its column on a phone, where the table stacks (style.css: table.stack)."""
     return html.Td(text, **{"data-label": label}, **kwargs)
 
@@ -506,7 +517,7 @@ def render_report(report: track.TrackReport) -> list:
 
 
 #: The card rows that describe any sound; the others (tempo, key, descriptors) assume music.
-SOUND_ROWS = ("loudness", "duration_ms")
+SOUND_ROWS = ("loudness", "true_peak_dbtp", "loudness_range_lu", "normalisation", "duration_ms")
 
 
 def not_music_note(report: track.TrackReport) -> list:
