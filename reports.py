@@ -218,6 +218,11 @@ CHECK_VALUE_SOURCES = {
 }
 
 
+#: How the neighbours' similarity is measured (catalogue.SoundIndex's label-free rule), in words.
+SIMILARITY_CAPTION = ("Similarity: half the cosine of the EfficientAT sound embeddings centred on the catalogue's "
+                      "mean, half the cosine of the genre blends; every value measured by the same engine.")
+
+
 def check_values(track, *, neighbours: pd.DataFrame | None = None, catalogue_name: str | None = None) -> dict:
     """Everything a check report shows, as JSON-able data: the values with their units and
     sources, the blend, its timeline, the fit verdict, chart-genre tags and the neighbours."""
@@ -316,8 +321,7 @@ def check_report_html(track, *, neighbours: pd.DataFrame | None = None, catalogu
                  and not neighbours[c].astype(str).str.strip().any()]
         shown = neighbours.drop(columns=[c for c in ("path", *empty) if c in neighbours.columns])
         sections.append(f"<h2>Nearest by sound in {esc(catalogue_name or 'the catalogue')}</h2>"
-                        "<p class='small'>Similarity: half the cosine of the EfficientAT sound embeddings, half "
-                        "the cosine of the genre blends; every value measured by the same engine.</p>"
+                        f"<p class='small'>{esc(SIMILARITY_CAPTION)}</p>"
                         + shown.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="-", border=0))
     if figures and track.analysis is not None:
         sections.append("<h2>Figures</h2>" + _figure_img(librosa_visuals.overview(track.analysis, title=name),

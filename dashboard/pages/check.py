@@ -552,7 +552,8 @@ def catalogue_section(report: track.TrackReport, cat, *, all_tracks: bool) -> li
     table = cat.tracks if mask is None else cat.tracks[mask]
     children = [html.H2(f"Against {cat.name}: {len(cat)} tracks measured by tracklens"),
                 html.P(f"Compared with {scope_note}. Values on both sides come from the same engine; neighbours "
-                       "are the cosine similarity of EfficientAT sound embeddings (standardised on the catalogue).",
+                       "are half the cosine of EfficientAT sound embeddings centred on the catalogue's mean, half the "
+                       "cosine of the genre blends.",
                        className="notice", id="check-catalogue-note")]
     embedding = getattr(report.genre_blend, "embedding", None)
     if embedding is None:
