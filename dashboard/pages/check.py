@@ -207,7 +207,31 @@ def show_ab(other: str | None, key: dict | None, history: list | None):
         html.P(compare.sound_likeness(a, b), className="notice", id="check-ab-similarity"),
         html.Table([html.Caption(f"{a.filename} and {b.filename}, side by side"), head, html.Tbody(body)],
                    className="simple stack", id="check-ab-table"),
+        html.Div([ab_track_panel(a, "a"), ab_track_panel(b, "b")], className="grid ab-grid", id="check-ab-figures"),
     ], id="check-ab-section")
+
+
+def ab_track_panel(report: track.TrackReport, side: str) -> html.Div:
+    """One side of the A/B figures: the track's blend bars (0-100 % on both sides) above its
+    timeline, in one column, so the two tracks sit side by side on a laptop and one after the
+    other on a phone (style.css: .ab-grid)."""
+    heading = html.H3(f"{side.upper()}: {report.filename}", className="figure-title")
+    blend = report.genre_blend
+    if blend is None:
+        return html.Div([heading, html.P(report.blend_problem, className="note")], className="panel",
+                        id=f"check-ab-{side}")
+    bars = explore.blend_bar(report.blend, top=None)
+    bars.update_layout(title=None, margin={"t": 20})
+    timeline = explore.blend_timeline(blend.timeline, duration_s=report.upload.duration_s)
+    timeline.update_layout(title=None, margin={"t": 20})
+    return html.Div([
+        heading,
+        html.Div(dcc.Graph(id=f"check-ab-blend-{side}", figure=bars, config={"displaylogo": False}),
+                 role="figure", **{"aria-label": f"genre blend of {report.filename}"}),
+        html.P(explore.TIMELINE_TITLE, className="note"),
+        html.Div(dcc.Graph(id=f"check-ab-timeline-{side}", figure=timeline, config={"displaylogo": False}),
+                 role="figure", **{"aria-label": f"genre blend over time of {report.filename}"}),
+    ], className="panel", id=f"check-ab-{side}")
 
 
 def comparison(report: track.TrackReport, catalogue_name: str | None, scope: str | None) -> list:
