@@ -588,8 +588,46 @@ def catalogue_section(report: track.TrackReport, cat, *, all_tracks: bool) -> li
         neighbours = catalogue.similar(np.asarray(embedding, np.float32), cat, top=compare.N_NEAREST, within=within)
         children.append(neighbour_table(report, cat, neighbours))
     found = compare.positions(compare.upload_values(report.upload), table, compare.CATALOGUE_VALUES)
-    children.append(html.Div([where_you_sit(found, group)], className="grid"))
+    figure = ([figure_panel("check-where-figure", f"where each value sits among {group}", where_figure(found, group),
+                            html_title=True)] if found else [])
+    children.append(html.Div([where_you_sit(found, group), *figure], className="grid"))
     return children
+
+
+WHERE_BAND_LABEL = "middle half of the group (P25–P75)"
+
+
+def where_figure(found: list, group: str):
+    """Each value's percentile within ``group`` (0-100 %) against the group's middle half, like
+    the hit profile; each row names the value and the middle half in its own unit (LUFS, BPM, s).
+    Not explore.hit_profile: that one speaks of chart hits and Spotify's units (its loudness is
+    Spotify's dB), and the catalogue's values are the engine's own."""
+    import plotly.graph_objects as go
+
+    def number(p, value):
+        return compare._NUMBER_FORMATS.get(p.unit, "{:.2f}").format(value)
+
+    def unit(p):
+        return f" {p.unit}" if p.unit else ""
+
+    ticks = [f"{p.label} {number(p, p.value)}{unit(p)}<br>middle half {number(p, p.low)}–{number(p, p.high)}{unit(p)}"
+             for p in found]
+    spots = ["right" if p.percentile <= 70 else "left" for p in found]
+    fig = go.Figure(go.Scatter(
+        x=[p.percentile for p in found], y=ticks, mode="markers", name="your track", cliponaxis=False,
+        marker={"size": 11, "color": "rgb(31,119,180)"},
+        customdata=[p.n for p in found], hovertemplate="%{y}<br>P%{x:.0f} of %{customdata} tracks<extra></extra>"))
+    for tick, p, spot in zip(ticks, found, spots):
+        fig.add_annotation(x=p.percentile + (2.5 if spot == "right" else -2.5), y=tick, text=f"P{p.percentile:.0f}",
+                           showarrow=False, xanchor="left" if spot == "right" else "right", font={"color": "#1b1b1b"})
+    fig.add_vrect(x0=25, x1=75, fillcolor="green", opacity=0.12, line_width=0, layer="below", showlegend=True,
+                  name=WHERE_BAND_LABEL)
+    fig.add_vline(x=50, line_color="green", line_width=1, showlegend=True, name="median of the group (P50)")
+    fig.update_layout(title=explore.plotly_text(f"Where each value sits among {group}"),
+                      xaxis={"range": [0, 100], "title": "percentile within the group (%)"},
+                      yaxis={"autorange": "reversed", "automargin": True}, height=55 * len(found) + 200,
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0})
+    return fig
 
 
 def neighbour_table(report: track.TrackReport, cat, neighbours: pd.DataFrame) -> html.Table:
