@@ -19,7 +19,7 @@ import pandas as pd
 
 from tracklens import audio, config, explore, features, librosa_visuals, prepare
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_output, atomic_write_bytes, write_csv
+from tracklens.fileio import atomic_output, atomic_write_bytes, to_csv_text, write_csv
 from tracklens.models import evaluate, popularity, store
 
 
@@ -339,6 +339,25 @@ def _fmt(value) -> str:
     return "" if value is None else str(value)
 
 
+def check_values_table(data: dict) -> pd.DataFrame:
+    """The values CSV of a check: name, value, unit, source; the values, then each genre's blend
+    probability (``data`` as :func:`check_values` gives it)."""
+    rows = [*data["values"], *({"name": f"blend_{g}", "value": p, "unit": "probability", "source": data["model"]}
+                               for g, p in data["blend"].items())]
+    return pd.DataFrame(rows, columns=["name", "value", "unit", "source"])
+
+
+def check_report_texts(track, *, neighbours: pd.DataFrame | None = None, catalogue_name: str | None = None,
+                       figures: bool = True) -> dict[str, str]:
+    """The three files of a check as text: ``html`` (:func:`check_report_html`), ``csv`` (the values,
+    spreadsheet-safe: :func:`fileio.to_csv_text`) and ``json`` (everything: :func:`check_values`).
+    `tracklens check` writes them; the check page's download buttons send them: the same numbers."""
+    data = check_values(track, neighbours=neighbours, catalogue_name=catalogue_name)
+    return {"html": check_report_html(track, neighbours=neighbours, catalogue_name=catalogue_name, figures=figures),
+            "csv": to_csv_text(check_values_table(data)),
+            "json": json.dumps(data, indent=1, default=str) + "\n"}
+
+
 def write_check_report(track, out: str | Path, *, neighbours: pd.DataFrame | None = None,
                        catalogue_name: str | None = None, figures: bool = True) -> dict[str, Path]:
     """Write ``out`` (the HTML page) and, beside it, ``<stem>.values.csv`` (name, value, unit,
@@ -346,12 +365,8 @@ def write_check_report(track, out: str | Path, *, neighbours: pd.DataFrame | Non
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise TracklensError(f"--out {out}: the report is an .html file")
-    data = check_values(track, neighbours=neighbours, catalogue_name=catalogue_name)
-    csv_path, json_path = out.with_name(out.stem + ".values.csv"), out.with_name(out.stem + ".json")
-    rows = [*data["values"], *({"name": f"blend_{g}", "value": p, "unit": "probability", "source": data["model"]}
-                               for g, p in data["blend"].items())]
-    write_csv(pd.DataFrame(rows, columns=["name", "value", "unit", "source"]), csv_path, index=False)
-    atomic_write_bytes(json_path, (json.dumps(data, indent=1, default=str) + "\n").encode())
-    page = check_report_html(track, neighbours=neighbours, catalogue_name=catalogue_name, figures=figures)
-    atomic_write_bytes(out, page.encode())
-    return {"html": out, "csv": csv_path, "json": json_path}
+    texts = check_report_texts(track, neighbours=neighbours, catalogue_name=catalogue_name, figures=figures)
+    paths = {"html": out, "csv": out.with_name(out.stem + ".values.csv"), "json": out.with_name(out.stem + ".json")}
+    for kind in ("csv", "json", "html"):
+        atomic_write_bytes(paths[kind], texts[kind].encode())
+    return paths

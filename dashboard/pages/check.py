@@ -74,7 +74,10 @@ def layout(**_query) -> html.Div:
                                        placeholder="upload a second track, or pick one checked earlier")],
                          className="control"),
                 html.Div([html.Button("Download this check (HTML)", id="check-download-button", className="button"),
-                          dcc.Download(id="check-download")], className="control"),
+                          html.Button("values (CSV)", id="check-download-csv-button", className="button"),
+                          html.Button("everything (JSON)", id="check-download-json-button", className="button"),
+                          dcc.Download(id="check-download"), dcc.Download(id="check-download-csv"),
+                          dcc.Download(id="check-download-json")], className="control downloads"),
             ], id="check-compare-controls", className="controls", style={"display": "none"}),
             html.Div(id="check-ab-result"),
             dcc.Loading(html.Div(id="check-results"), type="default", delay_show=150),
@@ -669,12 +672,10 @@ def report_track(report: track.TrackReport):
                            audioset=getattr(blend, "audioset", None), model=getattr(blend, "model", ""))
 
 
-@callback(Output("check-download", "data"), Input("check-download-button", "n_clicks"),
-          dash.State("check-report-key", "data"), dash.State("check-catalogue", "value"),
-          dash.State("check-scope", "value"), prevent_initial_call=True)
-def download_check(_clicks, key: dict | None, catalogue_name: str | None, scope: str | None):
-    """The self-contained HTML report of this check (the one `tracklens check` writes), with the
-    neighbours the page shows when a catalogue is picked."""
+def check_exports(key: dict | None, catalogue_name: str | None, scope: str | None) -> tuple[dict, str]:
+    """This check's report as ``reports.check_report_texts`` gives it (the files `tracklens check`
+    writes: HTML, values CSV, JSON), with the neighbours the page shows when a catalogue is picked;
+    and the download's file stem."""
     from tracklens import catalogue, reports
 
     report = track.cached_report(str(key["key"]), str(key.get("name") or "")) if isinstance(key, dict) else None
@@ -690,9 +691,39 @@ def download_check(_clicks, key: dict | None, catalogue_name: str | None, scope:
         except catalogue.CatalogueError:
             neighbours = catalogue.similar(np.asarray(embedding, np.float32), cat, top=compare.N_NEAREST)
         name = cat.name
-    page = reports.check_report_html(report_track(report), neighbours=neighbours, catalogue_name=name, figures=False)
-    stem = report.filename.rsplit(".", 1)[0] or "track"
-    return dash.dcc.send_string(page, f"{stem}.tracklens-check.html", type="text/html")
+    texts = reports.check_report_texts(report_track(report), neighbours=neighbours, catalogue_name=name, figures=False)
+    stem = (report.filename.rsplit(".", 1)[0] or "track") + ".tracklens-check"
+    return texts, stem
+
+
+_DOWNLOAD_STATES = (dash.State("check-report-key", "data"), dash.State("check-catalogue", "value"),
+                    dash.State("check-scope", "value"))
+
+
+@callback(Output("check-download", "data"), Input("check-download-button", "n_clicks"), *_DOWNLOAD_STATES,
+          prevent_initial_call=True)
+def download_check(_clicks, key: dict | None, catalogue_name: str | None, scope: str | None):
+    """The self-contained HTML report of this check (the one `tracklens check` writes), with the
+    neighbours the page shows when a catalogue is picked."""
+    texts, stem = check_exports(key, catalogue_name, scope)
+    return dash.dcc.send_string(texts["html"], f"{stem}.html", type="text/html")
+
+
+@callback(Output("check-download-csv", "data"), Input("check-download-csv-button", "n_clicks"), *_DOWNLOAD_STATES,
+          prevent_initial_call=True)
+def download_values_csv(_clicks, key: dict | None, catalogue_name: str | None, scope: str | None):
+    """The check's values as CSV (name, value, unit, source; spreadsheet-safe), as `tracklens check`
+    writes beside its report."""
+    texts, stem = check_exports(key, catalogue_name, scope)
+    return dash.dcc.send_string(texts["csv"], f"{stem}.values.csv", type="text/csv")
+
+
+@callback(Output("check-download-json", "data"), Input("check-download-json-button", "n_clicks"), *_DOWNLOAD_STATES,
+          prevent_initial_call=True)
+def download_values_json(_clicks, key: dict | None, catalogue_name: str | None, scope: str | None):
+    """Everything the report shows (values, blend, timeline, fit, chart genres, neighbours) as JSON."""
+    texts, stem = check_exports(key, catalogue_name, scope)
+    return dash.dcc.send_string(texts["json"], f"{stem}.json", type="application/json")
 
 
 # Registered last: pages imported as ordinary modules must hand Dash their layout explicitly.
