@@ -221,6 +221,9 @@ CHECK_VALUE_SOURCES = {
 #: How the neighbours' similarity is measured (catalogue.SoundIndex's label-free rule), in words.
 SIMILARITY_CAPTION = ("Similarity: half the cosine of the EfficientAT sound embeddings centred on the catalogue's "
                       "mean, half the cosine of the genre blends; every value measured by the same engine.")
+#: The same for neighbours found by sound alone (the check page's: its blend is another model's).
+SOUND_ALONE_CAPTION = ("Similarity: the cosine of the EfficientAT sound embeddings centred on the catalogue's mean "
+                       "(by sound alone); every value measured by the same engine.")
 
 
 def check_values(track, *, neighbours: pd.DataFrame | None = None, catalogue_name: str | None = None) -> dict:
@@ -294,7 +297,7 @@ def _figure_img(fig, alt: str) -> str:
 
 
 def check_report_html(track, *, neighbours: pd.DataFrame | None = None, catalogue_name: str | None = None,
-                      figures: bool = True) -> str:
+                      figures: bool = True, by_sound_alone: bool = False) -> str:
     """A self-contained HTML page of one check: values (with sources), blend, timeline, fit,
     chart-genre tags, the catalogue neighbours and the engine's overview figure, all inline."""
     data = check_values(track, neighbours=neighbours, catalogue_name=catalogue_name)
@@ -321,7 +324,7 @@ def check_report_html(track, *, neighbours: pd.DataFrame | None = None, catalogu
                  and not neighbours[c].astype(str).str.strip().any()]
         shown = neighbours.drop(columns=[c for c in ("path", *empty) if c in neighbours.columns])
         sections.append(f"<h2>Nearest by sound in {esc(catalogue_name or 'the catalogue')}</h2>"
-                        f"<p class='small'>{esc(SIMILARITY_CAPTION)}</p>"
+                        f"<p class='small'>{esc(SOUND_ALONE_CAPTION if by_sound_alone else SIMILARITY_CAPTION)}</p>"
                         + shown.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="-", border=0))
     if figures and track.analysis is not None:
         sections.append("<h2>Figures</h2>" + _figure_img(librosa_visuals.overview(track.analysis, title=name),
@@ -348,12 +351,14 @@ def check_values_table(data: dict) -> pd.DataFrame:
 
 
 def check_report_texts(track, *, neighbours: pd.DataFrame | None = None, catalogue_name: str | None = None,
-                       figures: bool = True) -> dict[str, str]:
+                       figures: bool = True, by_sound_alone: bool = False) -> dict[str, str]:
     """The three files of a check as text: ``html`` (:func:`check_report_html`), ``csv`` (the values,
     spreadsheet-safe: :func:`fileio.to_csv_text`) and ``json`` (everything: :func:`check_values`).
     `tracklens check` writes them; the check page's download buttons send them: the same numbers."""
     data = check_values(track, neighbours=neighbours, catalogue_name=catalogue_name)
-    return {"html": check_report_html(track, neighbours=neighbours, catalogue_name=catalogue_name, figures=figures),
+    html_text = check_report_html(track, neighbours=neighbours, catalogue_name=catalogue_name, figures=figures,
+                                  by_sound_alone=by_sound_alone)
+    return {"html": html_text,
             "csv": to_csv_text(check_values_table(data)),
             "json": json.dumps(data, indent=1, default=str) + "\n"}
 

@@ -54,3 +54,16 @@ def test_the_values_csv_is_spreadsheet_safe(pages, checked, monkeypatch):
     monkeypatch.setitem(reports.CHECK_VALUE_SOURCES, "tempo", ("BPM", '=HYPERLINK("x")'))  # a cell a spreadsheet runs
     text = reports.check_report_texts(pages["check"].report_track(report), figures=False)["csv"]
     assert ",=HYPERLINK" not in text and "'=HYPERLINK" in text
+
+
+def test_the_neighbours_caption_says_how_similarity_was_measured(pages, checked):
+    from tracklens import reports
+
+    report, _ = checked
+    track = pages["check"].report_track(report)
+    neighbours = pd.DataFrame({"rank": [1], "similarity": [0.9], "track_id": ["a"]})
+    command = reports.check_report_html(track, neighbours=neighbours, catalogue_name="refs", figures=False)
+    page = reports.check_report_html(track, neighbours=neighbours, catalogue_name="refs", figures=False,
+                                     by_sound_alone=True)
+    assert "centred on the catalogue&#x27;s mean, half the cosine of the genre blends" in command
+    assert "centred on the catalogue&#x27;s mean (by sound alone)" in page and "genre blends" not in page

@@ -25,7 +25,7 @@ def test_each_value_sits_at_its_percentile_with_its_unit_and_middle_half(pages):
     assert points.y[2] == "energy (estimated) 0.05<br>middle half 0.33–0.78"
     band = fig.layout.shapes[0]
     assert (band.x0, band.x1) == (25, 75) and band.name == pages["check"].WHERE_BAND_LABEL
-    assert fig.layout.xaxis.title.text == "percentile within the group (%)" and list(fig.layout.xaxis.range) == [0, 100]
+    assert fig.layout.xaxis.title.text == "percentile (%)" and list(fig.layout.xaxis.range) == [0, 100]
     labels = [a.text for a in fig.layout.annotations]
     assert labels == ["P100", "P50", "P0"]
     assert [a.xanchor for a in fig.layout.annotations] == ["right", "left", "left"]  # never off the axis

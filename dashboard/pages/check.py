@@ -579,8 +579,8 @@ def catalogue_section(report: track.TrackReport, cat, *, all_tracks: bool) -> li
     table = cat.tracks if mask is None else cat.tracks[mask]
     children = [html.H2(f"Against {cat.name}: {len(cat)} tracks measured by tracklens"),
                 html.P(f"Compared with {scope_note}. Values on both sides come from the same engine; neighbours "
-                       "are half the cosine of EfficientAT sound embeddings centred on the catalogue's mean, half the "
-                       "cosine of the genre blends.",
+                       "are the cosine of EfficientAT sound embeddings centred on the catalogue's mean, by sound alone "
+                       "(the catalogue's blends come from another genre model than the page's).",
                        className="notice", id="check-catalogue-note")]
     embedding = getattr(report.genre_blend, "embedding", None)
     if embedding is None:
@@ -627,7 +627,7 @@ def where_figure(found: list, group: str):
                   name=WHERE_BAND_LABEL)
     fig.add_vline(x=50, line_color="green", line_width=1, showlegend=True, name="median of the group (P50)")
     fig.update_layout(title=explore.plotly_text(f"Where each value sits among {group}"),
-                      xaxis={"range": [0, 100], "title": "percentile within the group (%)"},
+                      xaxis={"range": [0, 100], "title": "percentile (%)"},
                       yaxis={"autorange": "reversed", "automargin": True}, height=55 * len(found) + 200,
                       legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0})
     return fig
@@ -691,7 +691,8 @@ def check_exports(key: dict | None, catalogue_name: str | None, scope: str | Non
         except catalogue.CatalogueError:
             neighbours = catalogue.similar(np.asarray(embedding, np.float32), cat, top=compare.N_NEAREST)
         name = cat.name
-    texts = reports.check_report_texts(report_track(report), neighbours=neighbours, catalogue_name=name, figures=False)
+    texts = reports.check_report_texts(report_track(report), neighbours=neighbours, catalogue_name=name, figures=False,
+                                       by_sound_alone=True)  # the embedding alone, as catalogue_section
     stem = (report.filename.rsplit(".", 1)[0] or "track") + ".tracklens-check"
     return texts, stem
 
