@@ -56,8 +56,9 @@ def test_ab_figures_where_figure_and_csv_json_downloads(catalogue_server, browse
         page.wait_for_selector("#check-neighbours")
         page.click("#check-scope >> text=all tracks")
         page.wait_for_selector("#check-where-figure .main-svg")
-        ticks = page.eval_on_selector_all("#check-where-figure .ytick text", "els => els.map(e => e.textContent)")
-        assert any("BPM" in t for t in ticks) and any("LUFS" in t for t in ticks), ticks
+        texts = page.eval_on_selector_all("#check-where-figure .annotation-text", "els => els.map(e => e.textContent)")
+        ticks = [t for t in texts if "middle half" in t]  # each row's label: the value and middle half, with units
+        assert any(t.endswith("BPM") for t in ticks) and any(t.endswith("LUFS") for t in ticks), ticks
         sentences = page.query_selector_all("#check-where li")
         assert len(sentences) == len(ticks) >= 3
         beside = _side_by_side(page, "#check-where", "#check-where-figure")

@@ -20,15 +20,16 @@ def test_each_value_sits_at_its_percentile_with_its_unit_and_middle_half(pages):
     fig = pages["check"].where_figure(found, "the 10 rock tracks of refs")
     points = fig.data[0]
     assert list(points.x) == [p.percentile for p in found] == [100.0, 50.0, 0.0]
-    assert points.y[0] == "tempo 175 BPM<br>middle half 102–148 BPM"  # "{:.0f}": 102.5 rounds to even
-    assert points.y[1].startswith("loudness -12.0 LUFS<br>middle half -16.2–-8.8 LUFS")
-    assert points.y[2] == "energy (estimated) 0.05<br>middle half 0.33–0.78"
+    assert points.y[0] == "tempo 175 BPM<br>middle half 102 to 148 BPM"  # "{:.0f}": 102.5 rounds to even
+    assert points.y[1].startswith("loudness -12.0 LUFS<br>middle half -16.2 to -8.8 LUFS")
+    assert points.y[2] == "energy (estimated) 0.05<br>middle half 0.33 to 0.78"
     band = fig.layout.shapes[0]
     assert (band.x0, band.x1) == (25, 75) and band.name == pages["check"].WHERE_BAND_LABEL
     assert fig.layout.xaxis.title.text == "percentile (%)" and list(fig.layout.xaxis.range) == [0, 100]
-    labels = [a.text for a in fig.layout.annotations]
-    assert labels == ["P100", "P50", "P0"]
-    assert [a.xanchor for a in fig.layout.annotations] == ["right", "left", "left"]  # never off the axis
+    rows, marks = fig.layout.annotations[:3], fig.layout.annotations[3:]
+    assert [a.text for a in rows] == list(points.y) and all(a.yanchor == "bottom" for a in rows)  # above each point
+    assert [a.text for a in marks] == ["P100", "P50", "P0"]
+    assert [a.xanchor for a in marks] == ["right", "left", "left"]  # never off the axis
 
 
 def test_the_catalogue_comparison_draws_it_beside_the_sentences(with_catalogues, pages, metal_report):  # noqa: F811

@@ -602,7 +602,8 @@ WHERE_BAND_LABEL = "middle half of the group (P25–P75)"
 
 def where_figure(found: list, group: str):
     """Each value's percentile within ``group`` (0-100 %) against the group's middle half, like
-    the hit profile; each row names the value and the middle half in its own unit (LUFS, BPM, s).
+    the hit profile; each row names the value and the middle half in its own unit (LUFS, BPM, s)
+    above its point.
     Not explore.hit_profile: that one speaks of chart hits and Spotify's units (its loudness is
     Spotify's dB), and the catalogue's values are the engine's own."""
     import plotly.graph_objects as go
@@ -613,13 +614,16 @@ def where_figure(found: list, group: str):
     def unit(p):
         return f" {p.unit}" if p.unit else ""
 
-    ticks = [f"{p.label} {number(p, p.value)}{unit(p)}<br>middle half {number(p, p.low)}–{number(p, p.high)}{unit(p)}"
+    ticks = [f"{p.label} {number(p, p.value)}{unit(p)}<br>middle half {number(p, p.low)} to {number(p, p.high)}{unit(p)}"
              for p in found]
     spots = ["right" if p.percentile <= 70 else "left" for p in found]
     fig = go.Figure(go.Scatter(
         x=[p.percentile for p in found], y=ticks, mode="markers", name="your track", cliponaxis=False,
         marker={"size": 11, "color": "rgb(31,119,180)"},
         customdata=[p.n for p in found], hovertemplate="%{y}<br>P%{x:.0f} of %{customdata} tracks<extra></extra>"))
+    for tick in ticks:
+        fig.add_annotation(x=0, xref="paper", y=tick, text=tick, showarrow=False, xanchor="left", yanchor="bottom",
+                           yshift=7, align="left", font={"color": "#1b1b1b", "size": 12})
     for tick, p, spot in zip(ticks, found, spots):
         fig.add_annotation(x=p.percentile + (2.5 if spot == "right" else -2.5), y=tick, text=f"P{p.percentile:.0f}",
                            showarrow=False, xanchor="left" if spot == "right" else "right", font={"color": "#1b1b1b"})
@@ -628,7 +632,10 @@ def where_figure(found: list, group: str):
     fig.add_vline(x=50, line_color="green", line_width=1, showlegend=True, name="median of the group (P50)")
     fig.update_layout(title=explore.plotly_text(f"Where each value sits among {group}"),
                       xaxis={"range": [0, 100], "title": "percentile (%)"},
-                      yaxis={"autorange": "reversed", "automargin": True}, height=55 * len(found) + 200,
+                      # each row's label above its point, not beside the axis: the percentile axis keeps
+                      # the panel's whole width on a phone (beside it, the labels left ~70 px of 330)
+                      yaxis={"showticklabels": False, "range": [len(found) - 0.5, -0.95]},
+                      margin={"l": 24, "r": 24}, height=70 * len(found) + 190,
                       legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0})
     return fig
 
