@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dashboard_helpers import _by_id, _ids
+from dashboard_helpers import _by_id, _ids, _text
 from test_check_page_catalogue import CATALOGUE, metal_report, mini_home, with_catalogues  # noqa: F401
 
 
@@ -39,5 +39,7 @@ def test_the_catalogue_comparison_draws_it_beside_the_sentences(with_catalogues,
     fig = _by_id(everyone, "check-where-figure").figure
     sentences = [i for i in _ids(_by_id(everyone, "check-where")) if i.startswith("check-where-") and i != "check-where-few"]
     assert len(fig.data[0].x) == len(sentences) >= 3
+    heads = [_text(item).split(":")[0] for item in _by_id(everyone, "check-where").children[1].children]
+    assert heads == [row.split("<br>")[0] for row in fig.data[0].y]  # the figure prints the sentences' numbers
     within = pages["check"].show_comparison(CATALOGUE, "genre", key)  # 2 tracks of its genre: too few, no figure
     assert "check-where-few" in _ids(within) and "check-where-figure" not in _ids(within)

@@ -598,6 +598,7 @@ def catalogue_section(report: track.TrackReport, cat, *, all_tracks: bool) -> li
 
 
 WHERE_BAND_LABEL = "middle half of the group (P25–P75)"
+WHERE_NUMBER_FORMATS = {"BPM": "{:.0f}", "s": "{:.0f}", "LUFS": "{:.1f}"}  # else 0-1 descriptors: two decimals
 
 
 def where_figure(found: list, group: str):
@@ -608,8 +609,8 @@ def where_figure(found: list, group: str):
     Spotify's dB), and the catalogue's values are the engine's own."""
     import plotly.graph_objects as go
 
-    def number(p, value):
-        return compare._NUMBER_FORMATS.get(p.unit, "{:.2f}").format(value)
+    def number(p, value):  # as the sentences print it (compare.Position.sentence)
+        return WHERE_NUMBER_FORMATS.get(p.unit, "{:.2f}").format(value)
 
     def unit(p):
         return f" {p.unit}" if p.unit else ""
