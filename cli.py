@@ -732,9 +732,13 @@ def similar_cmd(
     top: int = typer.Option(5, "--top", "-k", min=1, help="Neighbours per file."),
     within: Optional[str] = typer.Option(None, "--within", help="Only catalogue tracks of this genre (blend genre, chart genre or the metadata's genre)."),
     fmt: str = typer.Option("table", "--format", help="table, csv (a query column first) or json."),
+    use_labels: bool = typer.Option(False, "--use-labels", help="Also compare by an LDA of the catalogue's genre labels (ranks by genre first; a labelled catalogue only)."),
 ) -> None:
     """The catalogue tracks that sound most like each FILE: similarity (cosine of sound
-    embeddings), genre / chart genre, and the values side by side, measured the same way.
+    embeddings centred on the catalogue's mean, and of genre blends), genre / chart genre, and the
+    values side by side, measured the same way. With --use-labels, a catalogue whose tracks all
+    carry a genre label (sub-folders or a manifest's label column) is also compared by an LDA of
+    the embeddings on those labels: "same kind of music" first.
 
     A file that cannot be analysed gets an error entry and the others go on (exit status 1).
 
@@ -743,6 +747,7 @@ def similar_cmd(
       tracklens similar song.mp3 --catalogue demo
       tracklens similar mix1.wav mix2.wav --catalogue tophits --top 10 --within rock
       tracklens similar song.mp3 --catalogue tophits --format csv > neighbours.csv
+      tracklens similar song.mp3 --catalogue gtzan-refs --use-labels
     """
     from tracklens import catalogue
 
@@ -751,10 +756,13 @@ def similar_cmd(
     cat = catalogue.load(_catalogue_folder(catalogue_path))
     if within:
         cat.within(within)  # an unknown genre fails before any file is analysed
+    if use_labels and cat.labels() is None:  # so does a catalogue without labels
+        raise TracklensError(f"--use-labels: the tracks of {cat.name} carry no genre labels (every track needs one, "
+                             "two genres of two tracks at least); leave out --use-labels")
     results = []
     for path in files:
         try:
-            results.append((str(path), catalogue.similar(path, cat, top=top, within=within)))
+            results.append((str(path), catalogue.similar(path, cat, top=top, within=within, use_labels=use_labels)))
         except TracklensError as exc:
             results.append((str(path), exc))
     typer.echo(catalogue.format_neighbours(results, fmt))

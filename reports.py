@@ -19,7 +19,7 @@ import pandas as pd
 
 from tracklens import audio, config, explore, features, librosa_visuals, prepare, track_figures
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_output, atomic_write_bytes, write_csv
+from tracklens.fileio import atomic_output, atomic_write_bytes, to_csv_text, write_csv
 from tracklens.model_figures import confusion_matrix, reliability_diagram, roc_curves, training_curves
 from tracklens.models import evaluate, popularity, store
 
@@ -219,6 +219,14 @@ CHECK_VALUE_SOURCES = {
 }
 
 
+#: How the neighbours' similarity is measured (catalogue.SoundIndex's label-free rule), in words.
+SIMILARITY_CAPTION = ("Similarity: half the cosine of the EfficientAT sound embeddings centred on the catalogue's "
+                      "mean, half the cosine of the genre blends; every value measured by the same engine.")
+#: The same for neighbours found by sound alone (the check page's: its blend is another model's).
+SOUND_ALONE_CAPTION = ("Similarity: the cosine of the EfficientAT sound embeddings centred on the catalogue's mean "
+                       "(by sound alone); every value measured by the same engine.")
+
+
 def check_values(track, *, neighbours: pd.DataFrame | None = None, catalogue_name: str | None = None) -> dict:
     """Everything a check report shows, as JSON-able data: the values with their units and
     sources, the blend, its timeline, the fit verdict, chart-genre tags and the neighbours."""
@@ -290,7 +298,7 @@ def _figure_img(fig, alt: str) -> str:
 
 
 def check_report_html(track, *, neighbours: pd.DataFrame | None = None, catalogue_name: str | None = None,
-                      figures: bool = True) -> str:
+                      figures: bool = True, by_sound_alone: bool = False) -> str:
     """A self-contained HTML page of one check: values (with sources), blend, timeline, fit,
     chart-genre tags, the catalogue neighbours and the engine's overview figure, all inline."""
     data = check_values(track, neighbours=neighbours, catalogue_name=catalogue_name)
@@ -317,8 +325,7 @@ def check_report_html(track, *, neighbours: pd.DataFrame | None = None, catalogu
                  and not neighbours[c].astype(str).str.strip().any()]
         shown = neighbours.drop(columns=[c for c in ("path", *empty) if c in neighbours.columns])
         sections.append(f"<h2>Nearest by sound in {esc(catalogue_name or 'the catalogue')}</h2>"
-                        "<p class='small'>Similarity: half the cosine of the EfficientAT sound embeddings, half "
-                        "the cosine of the genre blends; every value measured by the same engine.</p>"
+                        f"<p class='small'>{esc(SOUND_ALONE_CAPTION if by_sound_alone else SIMILARITY_CAPTION)}</p>"
                         + shown.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="-", border=0))
     if figures and track.analysis is not None:
         sections.append("<h2>Figures</h2>" + _figure_img(librosa_visuals.overview(track.analysis, title=name),
@@ -336,6 +343,27 @@ def _fmt(value) -> str:
     return "" if value is None else str(value)
 
 
+def check_values_table(data: dict) -> pd.DataFrame:
+    """The values CSV of a check: name, value, unit, source; the values, then each genre's blend
+    probability (``data`` as :func:`check_values` gives it)."""
+    rows = [*data["values"], *({"name": f"blend_{g}", "value": p, "unit": "probability", "source": data["model"]}
+                               for g, p in data["blend"].items())]
+    return pd.DataFrame(rows, columns=["name", "value", "unit", "source"])
+
+
+def check_report_texts(track, *, neighbours: pd.DataFrame | None = None, catalogue_name: str | None = None,
+                       figures: bool = True, by_sound_alone: bool = False) -> dict[str, str]:
+    """The three files of a check as text: ``html`` (:func:`check_report_html`), ``csv`` (the values,
+    spreadsheet-safe: :func:`fileio.to_csv_text`) and ``json`` (everything: :func:`check_values`).
+    `tracklens check` writes them; the check page's download buttons send them: the same numbers."""
+    data = check_values(track, neighbours=neighbours, catalogue_name=catalogue_name)
+    html_text = check_report_html(track, neighbours=neighbours, catalogue_name=catalogue_name, figures=figures,
+                                  by_sound_alone=by_sound_alone)
+    return {"html": html_text,
+            "csv": to_csv_text(check_values_table(data)),
+            "json": json.dumps(data, indent=1, default=str) + "\n"}
+
+
 def write_check_report(track, out: str | Path, *, neighbours: pd.DataFrame | None = None,
                        catalogue_name: str | None = None, figures: bool = True) -> dict[str, Path]:
     """Write ``out`` (the HTML page) and, beside it, ``<stem>.values.csv`` (name, value, unit,
@@ -343,12 +371,8 @@ def write_check_report(track, out: str | Path, *, neighbours: pd.DataFrame | Non
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise TracklensError(f"--out {out}: the report is an .html file")
-    data = check_values(track, neighbours=neighbours, catalogue_name=catalogue_name)
-    csv_path, json_path = out.with_name(out.stem + ".values.csv"), out.with_name(out.stem + ".json")
-    rows = [*data["values"], *({"name": f"blend_{g}", "value": p, "unit": "probability", "source": data["model"]}
-                               for g, p in data["blend"].items())]
-    write_csv(pd.DataFrame(rows, columns=["name", "value", "unit", "source"]), csv_path, index=False)
-    atomic_write_bytes(json_path, (json.dumps(data, indent=1, default=str) + "\n").encode())
-    page = check_report_html(track, neighbours=neighbours, catalogue_name=catalogue_name, figures=figures)
-    atomic_write_bytes(out, page.encode())
-    return {"html": out, "csv": csv_path, "json": json_path}
+    texts = check_report_texts(track, neighbours=neighbours, catalogue_name=catalogue_name, figures=figures)
+    paths = {"html": out, "csv": out.with_name(out.stem + ".values.csv"), "json": out.with_name(out.stem + ".json")}
+    for kind in ("csv", "json", "html"):
+        atomic_write_bytes(paths[kind], texts[kind].encode())
+    return paths

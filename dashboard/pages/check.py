@@ -74,7 +74,10 @@ def layout(**_query) -> html.Div:
                                        placeholder="upload a second track, or pick one checked earlier")],
                          className="control"),
                 html.Div([html.Button("Download this check (HTML)", id="check-download-button", className="button"),
-                          dcc.Download(id="check-download")], className="control"),
+                          html.Button("values (CSV)", id="check-download-csv-button", className="button"),
+                          html.Button("everything (JSON)", id="check-download-json-button", className="button"),
+                          dcc.Download(id="check-download"), dcc.Download(id="check-download-csv"),
+                          dcc.Download(id="check-download-json")], className="control downloads"),
             ], id="check-compare-controls", className="controls", style={"display": "none"}),
             html.Div(id="check-ab-result"),
             dcc.Loading(html.Div(id="check-results"), type="default", delay_show=150),
@@ -207,7 +210,31 @@ def show_ab(other: str | None, key: dict | None, history: list | None):
         html.P(compare.sound_likeness(a, b), className="notice", id="check-ab-similarity"),
         html.Table([html.Caption(f"{a.filename} and {b.filename}, side by side"), head, html.Tbody(body)],
                    className="simple stack", id="check-ab-table"),
+        html.Div([ab_track_panel(a, "a"), ab_track_panel(b, "b")], className="grid ab-grid", id="check-ab-figures"),
     ], id="check-ab-section")
+
+
+def ab_track_panel(report: track.TrackReport, side: str) -> html.Div:
+    """One side of the A/B figures: the track's blend bars (0-100 % on both sides) above its
+    timeline, in one column, so the two tracks sit side by side on a laptop and one after the
+    other on a phone (style.css: .ab-grid)."""
+    heading = html.H3(f"{side.upper()}: {report.filename}", className="figure-title")
+    blend = report.genre_blend
+    if blend is None:
+        return html.Div([heading, html.P(report.blend_problem, className="note")], className="panel",
+                        id=f"check-ab-{side}")
+    bars = track_figures.blend_bar(report.blend, top=None)
+    bars.update_layout(title=None, margin={"t": 20})
+    timeline = track_figures.blend_timeline(blend.timeline, duration_s=report.upload.duration_s)
+    timeline.update_layout(title=None, margin={"t": 20})
+    return html.Div([
+        heading,
+        html.Div(dcc.Graph(id=f"check-ab-blend-{side}", figure=bars, config={"displaylogo": False}),
+                 role="figure", **{"aria-label": f"genre blend of {report.filename}"}),
+        html.P(track_figures.TIMELINE_TITLE, className="note"),
+        html.Div(dcc.Graph(id=f"check-ab-timeline-{side}", figure=timeline, config={"displaylogo": False}),
+                 role="figure", **{"aria-label": f"genre blend over time of {report.filename}"}),
+    ], className="panel", id=f"check-ab-{side}")
 
 
 def comparison(report: track.TrackReport, catalogue_name: str | None, scope: str | None) -> list:
@@ -563,7 +590,8 @@ def catalogue_section(report: track.TrackReport, cat, *, all_tracks: bool) -> li
     table = cat.tracks if mask is None else cat.tracks[mask]
     children = [html.H2(f"Against {cat.name}: {len(cat)} tracks measured by tracklens"),
                 html.P(f"Compared with {scope_note}. Values on both sides come from the same engine; neighbours "
-                       "are the cosine similarity of EfficientAT sound embeddings (standardised on the catalogue).",
+                       "are the cosine of EfficientAT sound embeddings centred on the catalogue's mean, by sound alone "
+                       "(the catalogue's blends come from another genre model than the page's).",
                        className="notice", id="check-catalogue-note")]
     embedding = getattr(report.genre_blend, "embedding", None)
     if embedding is None:
@@ -574,8 +602,54 @@ def catalogue_section(report: track.TrackReport, cat, *, all_tracks: bool) -> li
         neighbours = catalogue.similar(np.asarray(embedding, np.float32), cat, top=compare.N_NEAREST, within=within)
         children.append(neighbour_table(report, cat, neighbours))
     found = compare.positions(compare.upload_values(report.upload), table, compare.CATALOGUE_VALUES)
-    children.append(html.Div([where_you_sit(found, group)], className="grid"))
+    figure = ([figure_panel("check-where-figure", f"where each value sits among {group}", where_figure(found, group),
+                            html_title=True)] if found else [])
+    children.append(html.Div([where_you_sit(found, group), *figure], className="grid"))
     return children
+
+
+WHERE_BAND_LABEL = "middle half of the group (P25–P75)"
+WHERE_NUMBER_FORMATS = {"BPM": "{:.0f}", "s": "{:.0f}", "LUFS": "{:.1f}"}  # else 0-1 descriptors: two decimals
+
+
+def where_figure(found: list, group: str):
+    """Each value's percentile within ``group`` (0-100 %) against the group's middle half, like
+    the hit profile; each row names the value and the middle half in its own unit (LUFS, BPM, s)
+    above its point.
+    Not track_figures.hit_profile: that one speaks of chart hits and Spotify's units (its loudness is
+    Spotify's dB), and the catalogue's values are the engine's own."""
+    import plotly.graph_objects as go
+
+    def number(p, value):  # as the sentences print it (compare.Position.sentence)
+        return WHERE_NUMBER_FORMATS.get(p.unit, "{:.2f}").format(value)
+
+    def unit(p):
+        return f" {p.unit}" if p.unit else ""
+
+    ticks = [f"{p.label} {number(p, p.value)}{unit(p)}<br>middle half {number(p, p.low)} to {number(p, p.high)}{unit(p)}"
+             for p in found]
+    spots = ["right" if p.percentile <= 70 else "left" for p in found]
+    fig = go.Figure(go.Scatter(
+        x=[p.percentile for p in found], y=ticks, mode="markers", name="your track", cliponaxis=False,
+        marker={"size": 11, "color": "rgb(31,119,180)"},
+        customdata=[p.n for p in found], hovertemplate="%{y}<br>P%{x:.0f} of %{customdata} tracks<extra></extra>"))
+    for tick in ticks:
+        fig.add_annotation(x=0, xref="paper", y=tick, text=tick, showarrow=False, xanchor="left", yanchor="bottom",
+                           yshift=7, align="left", font={"color": "#1b1b1b", "size": 12})
+    for tick, p, spot in zip(ticks, found, spots):
+        fig.add_annotation(x=p.percentile + (2.5 if spot == "right" else -2.5), y=tick, text=f"P{p.percentile:.0f}",
+                           showarrow=False, xanchor="left" if spot == "right" else "right", font={"color": "#1b1b1b"})
+    fig.add_vrect(x0=25, x1=75, fillcolor="green", opacity=0.12, line_width=0, layer="below", showlegend=True,
+                  name=WHERE_BAND_LABEL)
+    fig.add_vline(x=50, line_color="green", line_width=1, showlegend=True, name="median of the group (P50)")
+    fig.update_layout(title=figure_style.plotly_text(f"Where each value sits among {group}"),
+                      xaxis={"range": [0, 100], "title": "percentile (%)"},
+                      # each row's label above its point, not beside the axis: the percentile axis keeps
+                      # the panel's whole width on a phone (beside it, the labels left ~70 px of 330)
+                      yaxis={"showticklabels": False, "range": [len(found) - 0.5, -0.95]},
+                      margin={"l": 24, "r": 24}, height=70 * len(found) + 190,
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0})
+    return fig
 
 
 def neighbour_table(report: track.TrackReport, cat, neighbours: pd.DataFrame) -> html.Table:
@@ -617,12 +691,10 @@ def report_track(report: track.TrackReport):
                            audioset=getattr(blend, "audioset", None), model=getattr(blend, "model", ""))
 
 
-@callback(Output("check-download", "data"), Input("check-download-button", "n_clicks"),
-          dash.State("check-report-key", "data"), dash.State("check-catalogue", "value"),
-          dash.State("check-scope", "value"), prevent_initial_call=True)
-def download_check(_clicks, key: dict | None, catalogue_name: str | None, scope: str | None):
-    """The self-contained HTML report of this check (the one `tracklens check` writes), with the
-    neighbours the page shows when a catalogue is picked."""
+def check_exports(key: dict | None, catalogue_name: str | None, scope: str | None) -> tuple[dict, str]:
+    """This check's report as ``reports.check_report_texts`` gives it (the files `tracklens check`
+    writes: HTML, values CSV, JSON), with the neighbours the page shows when a catalogue is picked;
+    and the download's file stem."""
     from tracklens import catalogue, reports
 
     report = track.cached_report(str(key["key"]), str(key.get("name") or "")) if isinstance(key, dict) else None
@@ -638,9 +710,40 @@ def download_check(_clicks, key: dict | None, catalogue_name: str | None, scope:
         except catalogue.CatalogueError:
             neighbours = catalogue.similar(np.asarray(embedding, np.float32), cat, top=compare.N_NEAREST)
         name = cat.name
-    page = reports.check_report_html(report_track(report), neighbours=neighbours, catalogue_name=name, figures=False)
-    stem = report.filename.rsplit(".", 1)[0] or "track"
-    return dash.dcc.send_string(page, f"{stem}.tracklens-check.html", type="text/html")
+    texts = reports.check_report_texts(report_track(report), neighbours=neighbours, catalogue_name=name, figures=False,
+                                       by_sound_alone=True)  # the embedding alone, as catalogue_section
+    stem = (report.filename.rsplit(".", 1)[0] or "track") + ".tracklens-check"
+    return texts, stem
+
+
+_DOWNLOAD_STATES = (dash.State("check-report-key", "data"), dash.State("check-catalogue", "value"),
+                    dash.State("check-scope", "value"))
+
+
+@callback(Output("check-download", "data"), Input("check-download-button", "n_clicks"), *_DOWNLOAD_STATES,
+          prevent_initial_call=True)
+def download_check(_clicks, key: dict | None, catalogue_name: str | None, scope: str | None):
+    """The self-contained HTML report of this check (the one `tracklens check` writes), with the
+    neighbours the page shows when a catalogue is picked."""
+    texts, stem = check_exports(key, catalogue_name, scope)
+    return dash.dcc.send_string(texts["html"], f"{stem}.html", type="text/html")
+
+
+@callback(Output("check-download-csv", "data"), Input("check-download-csv-button", "n_clicks"), *_DOWNLOAD_STATES,
+          prevent_initial_call=True)
+def download_values_csv(_clicks, key: dict | None, catalogue_name: str | None, scope: str | None):
+    """The check's values as CSV (name, value, unit, source; spreadsheet-safe), as `tracklens check`
+    writes beside its report."""
+    texts, stem = check_exports(key, catalogue_name, scope)
+    return dash.dcc.send_string(texts["csv"], f"{stem}.values.csv", type="text/csv")
+
+
+@callback(Output("check-download-json", "data"), Input("check-download-json-button", "n_clicks"), *_DOWNLOAD_STATES,
+          prevent_initial_call=True)
+def download_values_json(_clicks, key: dict | None, catalogue_name: str | None, scope: str | None):
+    """Everything the report shows (values, blend, timeline, fit, chart genres, neighbours) as JSON."""
+    texts, stem = check_exports(key, catalogue_name, scope)
+    return dash.dcc.send_string(texts["json"], f"{stem}.json", type="application/json")
 
 
 # Registered last: pages imported as ordinary modules must hand Dash their layout explicitly.
