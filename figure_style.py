@@ -22,6 +22,28 @@ from tracklens.errors import TracklensError
 Backend = Literal["matplotlib", "plotly"]
 
 
+def display_figures_in_notebooks() -> bool:
+    """In an IPython session, let the matplotlib Figures made here display as PNG images.
+
+    The figures are built without pyplot (nothing pops up or leaks), and IPython registers its
+    Figure-as-image display only when pyplot is imported: in a fresh Jupyter kernel a returned
+    Figure showed as the text ``<Figure size 900x300 with 1 Axes>``. True when a session was found.
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:  # no IPython: nothing displays figures anyway
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    select_figure_formats(shell, {"png"})
+    return True
+
+
+display_figures_in_notebooks()  # every figure module imports this one
+
+
 def plotly_text(value) -> str:
     """``value`` shown as typed in a Plotly figure.
 

@@ -19,7 +19,7 @@ from typing import Literal, Mapping
 
 import numpy as np
 
-from tracklens import config
+from tracklens import config, figure_style  # figure_style: its Figures display in notebooks
 from tracklens.errors import TracklensError
 
 Kind = Literal["linear", "mel", "chroma", "mfcc"]
