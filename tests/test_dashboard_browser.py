@@ -181,6 +181,9 @@ def test_charts_page_renders_figures(server, page, screenshots):
     page.goto(server + "/")
     for graph in ("#charts-heatmap", "#charts-scatter", "#charts-trends"):
         page.wait_for_selector(f"{graph} .main-svg")
+    # the count is another callback's output: it may land after the figures (empty on a busy CI run)
+    page.wait_for_function("() => (document.querySelector('#charts-count')?.innerText || '').length > 0",
+                           timeout=RESULT_TIMEOUT_MS)
     assert "songs match the filters" in page.inner_text("#charts-count")
     page.screenshot(path=str(screenshots / "charts.png"), full_page=True)
     # Narrowing the filter reaches the server and changes the count.
