@@ -99,3 +99,18 @@ def _walk(component):
     elif hasattr(component, "to_plotly_json"):
         yield component
         yield from _walk(getattr(component, "children", None))
+
+
+def _session_checks(demo_catalogue, n: int) -> list[dict]:
+    """Check the first ``n`` demo clips, as uploads earlier in a session: their A/B picker entries
+    (``{"key": content SHA-256, "name": file name}``)."""
+    import hashlib
+
+    from tracklens.dashboard import track
+
+    keys = []
+    for clip in sorted((demo_catalogue / "audio").glob("*/*.wav"))[:n]:
+        raw = clip.read_bytes()
+        track.check_track(raw, clip.name)
+        keys.append({"key": hashlib.sha256(raw).hexdigest(), "name": clip.name})
+    return keys

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard_helpers import _by_id, _ids, _text
+from dashboard_helpers import _by_id, _ids, _session_checks, _text, _walk
 
 
 def _shipped_blend(probabilities: dict, **fields):
@@ -81,14 +81,6 @@ def test_each_genre_keeps_its_colour_whatever_its_rank():
     assert len(set(figure_style.GENRE_COLOURS.values())) == len(figure_style.GENRE_COLOURS)
     assert figure_style.genre_colour("Dance/Electronic") == figure_style.genre_colour("Dance/Electronic")
 
-
-def _walk(component):
-    if isinstance(component, (list, tuple)):
-        for c in component:
-            yield from _walk(c)
-    elif hasattr(component, "to_plotly_json"):
-        yield component
-        yield from _walk(getattr(component, "children", None))
 
 
 @pytest.fixture(scope="module")
@@ -219,18 +211,11 @@ def test_where_you_sit_says_typical_lower_or_higher_against_the_middle_half():
 
 
 def test_ab_puts_two_checks_of_the_session_side_by_side(app, pages, demo_catalogue):
-    import hashlib
-
     from tracklens.dashboard import track
 
-    clips = sorted((demo_catalogue / "audio").glob("*/*.wav"))[:2]
-    keys = []
-    for clip in clips:
-        raw = clip.read_bytes()
-        track.check_track(raw, clip.name)
-        keys.append({"key": hashlib.sha256(raw).hexdigest(), "name": clip.name})
+    keys = _session_checks(demo_catalogue, 2)
     options, value = pages["check"].ab_options(keys, keys[1])
-    assert options == [{"label": clips[0].name, "value": keys[0]["key"]}] and value is None
+    assert options == [{"label": keys[0]["name"], "value": keys[0]["key"]}] and value is None
     section = pages["check"].show_ab(keys[0]["key"], keys[1], keys)
     rows = {r.children[0].children: [_text(c) for c in r.children[1:]]
             for r in _by_id(section, "check-ab-table").children[2].children}
@@ -238,6 +223,6 @@ def test_ab_puts_two_checks_of_the_session_side_by_side(app, pages, demo_catalog
     assert rows["blend"] == [a.blend_label, b.blend_label]
     assert rows["tempo"] == [f"{r.comparable['tempo']:.0f} BPM" for r in (a, b)]
     likeness = _text(_by_id(section, "check-ab-similarity"))
-    assert f"How alike {clips[1].name} and {clips[0].name}" in likeness and "alike (the share" in likeness
+    assert f"How alike {keys[1]['name']} and {keys[0]['name']}" in likeness and "alike (the share" in likeness
     gone = pages["check"].show_ab("0" * 64, keys[1], keys)
     assert "no longer holds" in _text(gone)

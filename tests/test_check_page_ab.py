@@ -4,9 +4,7 @@ browser test is in test_check_page_ab_browser.py)."""
 
 from __future__ import annotations
 
-import hashlib
-
-from dashboard_helpers import _by_id
+from dashboard_helpers import _by_id, _session_checks
 
 
 def _graphs(component) -> dict:
@@ -28,12 +26,7 @@ def _graphs(component) -> dict:
 def test_ab_shows_both_blends_and_timelines_one_column_per_track(app, pages, demo_catalogue):
     from tracklens.dashboard import track
 
-    clips = sorted((demo_catalogue / "audio").glob("*/*.wav"))[:2]
-    keys = []
-    for clip in clips:
-        raw = clip.read_bytes()
-        track.check_track(raw, clip.name)
-        keys.append({"key": hashlib.sha256(raw).hexdigest(), "name": clip.name})
+    keys = _session_checks(demo_catalogue, 2)
     section = pages["check"].show_ab(keys[0]["key"], keys[1], keys)
     figures = _by_id(section, "check-ab-figures")
     assert "ab-grid" in figures.className

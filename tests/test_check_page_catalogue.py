@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard_helpers import _by_id, _ids, _text, _upload
+from dashboard_helpers import _by_id, _ids, _text, _upload, _walk
 
 CATALOGUE = "gtzan-mini"
 GENRES = ("metal", "classical", "hiphop")
@@ -122,11 +122,3 @@ def test_download_is_the_tracklens_check_report_with_the_neighbours(with_catalog
     assert f"tracklens check: {key['name']}" in page and "Nearest by sound in gtzan-mini" in page
     assert f"<b>{report.genre_blend.label}</b>" in page
 
-
-def _walk(component):
-    if isinstance(component, (list, tuple)):
-        for c in component:
-            yield from _walk(c)
-    elif hasattr(component, "to_plotly_json"):
-        yield component
-        yield from _walk(getattr(component, "children", None))
