@@ -83,10 +83,10 @@ FORMAT = "tracklens-catalogue"
 FORMAT_VERSION = 1
 #: bump when the per-file results of the same file and versions change (the batch cache key)
 ANALYSIS_VERSION = 3  # 2: AudioSet likelihoods block; 3: the engine's card columns (bpm, tempo_alt, true peak, LRA, key confidence)
-#: the genre model a catalogue is built with: EfficientAT only, so the embedding, the blend, the
-#: fit verdict and the chart-genre tags all come from one forward pass (the fusion model `default`
-#: adds musicnn at ~0.9 s per 30 s clip, beyond the 10,000-previews-per-hour-on-2-cores budget)
-DEFAULT_MODEL = "default-fast"
+#: the genre model a catalogue is built with: the shipped default, one EfficientAT pass since issue 20,
+#: so the embedding, the blend, the fit verdict and the chart-genre tags all come from one forward
+#: pass, and the check page (which blends with the default) compares its blend with the catalogue's
+DEFAULT_MODEL = "default"
 CARD_FILE = "card.json"
 TRACKS_FILE = "tracks.parquet"
 ERRORS_FILE = "errors.csv"
@@ -545,6 +545,13 @@ class Catalogue:
     def model(self) -> str:
         return (self.card.get("model") or {}).get("name") or DEFAULT_MODEL
 
+    def built_with(self, model_dir: str | Path) -> bool:
+        """True when the genre model in ``model_dir`` is the one this catalogue was built with (same
+        weights), so a blend from it can be compared with the catalogue's blends."""
+        sha = (self.card.get("model") or {}).get("sha256")
+        weights = Path(model_dir) / "model.keras"
+        return bool(sha) and weights.is_file() and file_checksum(weights) == sha
+
     def __len__(self) -> int:
         return len(self.tracks)
 
@@ -698,7 +705,7 @@ def _query_vectors(query: Any, cat: "Catalogue") -> tuple[np.ndarray, np.ndarray
     track = query if isinstance(query, Track) else analyse(query, model=cat.model)
     by_genre = dict(zip(track.blend.genres, np.asarray(track.blend.probabilities, np.float32)))
     genres = [c.removeprefix("blend_") for c in cat.blend_columns]
-    if set(genres) - by_genre.keys():  # another model's genres: compare by sound alone
+    if set(genres) - by_genre.keys() or track.model != cat.model:  # another model's blend: by sound alone
         return track.embedding, None
     return track.embedding, np.array([by_genre[g] for g in genres], np.float32)
 

@@ -665,7 +665,7 @@ def catalogue_build_cmd(
     meta: Optional[Path] = typer.Option(None, "--meta", help="Metadata table (CSV/parquet, e.g. the Top Hits CSV) joined by ISRC or normalised artist + title; its columns arrive prefixed spotify_."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Local worker processes (-1: all cores)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786): the workers analyse the files and write the parts."),
-    model: Optional[str] = typer.Option(None, "--model", help="Genre model (default default-fast: the blend, fit, chart genres and embedding from one EfficientAT pass)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Genre model (default: the shipped default: the blend, fit, chart genres and embedding from one EfficientAT pass)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=f"Per-file result cache (default {config.CACHE_DIR})."),
 ) -> None:
     """Analyse every track of SOURCE into a catalogue: the engine's values (tempo, key, mode,
@@ -785,7 +785,7 @@ def check_cmd(
     catalogue_path: Optional[Path] = typer.Option(None, "--catalogue", "-c", help="Also list the nearest tracks by sound in this catalogue."),
     top: int = typer.Option(5, "--top", "-k", min=1, help="Neighbours listed."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Leave out the spectrogram figure (a smaller file)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Genre model (default: the catalogue's, else default-fast; with a catalogue another model's blend is compared by sound alone)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Genre model (default: the catalogue's, else the shipped default; with a catalogue another model's blend is compared by sound alone)."),
 ) -> None:
     """Check one track and write a self-contained HTML report: the engine's values with their
     sources, the genre blend and its timeline, fit and chart-genre tags, the nearest catalogue

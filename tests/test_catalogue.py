@@ -8,6 +8,8 @@ The one test of the real analysis (EfficientAT + engine) is marked slow.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import shutil
 from pathlib import Path
@@ -201,6 +203,16 @@ def test_similar_within_a_genre_and_its_errors(fake, refs, tmp_path):
         catalogue.similar(query, cat, within="polka")
     with pytest.raises(catalogue.CatalogueError, match="shape"):
         catalogue.similar(np.zeros(3), cat)
+
+
+def test_a_query_blended_by_another_model_is_compared_by_sound_alone(fake, refs, tmp_path):
+    cat = build(refs, tmp_path / "cat")
+    query = catalogue.analyse(refs / "metal" / "metal.00000.wav")
+    same = catalogue.similar(query, cat, top=len(cat))
+    other = catalogue.similar(dataclasses.replace(query, model="fusion"), cat, top=len(cat))
+    sound = catalogue.similar(query.embedding, cat, top=len(cat))
+    assert list(other["similarity"]) == list(sound["similarity"])
+    assert not np.allclose(same["similarity"], sound["similarity"])
 
 
 def test_similarity_is_half_sound_half_genre_blend():

@@ -6,6 +6,7 @@ The catalogue is built once from six real GTZAN clips (two genres) into a privat
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from dashboard_helpers import _by_id, _ids, _text, _upload, _walk
@@ -122,3 +123,31 @@ def test_download_is_the_tracklens_check_report_with_the_neighbours(with_catalog
     assert f"tracklens check: {key['name']}" in page and "Nearest by sound in gtzan-mini" in page
     assert f"<b>{report.genre_blend.label}</b>" in page
 
+
+
+def test_the_page_compares_blends_only_with_a_catalogue_of_its_own_genre_model(with_catalogues, pages, metal_report):
+    """A catalogue built with the page's genre model (the default) is ranked as `tracklens check`
+    ranks it (sound and blend); one of other weights by sound alone, and each note says which."""
+    import dataclasses
+
+    from tracklens import catalogue
+
+    report, _ = metal_report
+    check = pages["check"]
+    cat = catalogue.load(catalogue.catalogues_dir() / CATALOGUE)
+    assert check.same_genre_model(cat)
+    shown = check.page_neighbours(report, cat, within=None)
+    as_check = catalogue.similar(check.report_track(report), cat, top=len(shown))
+    assert list(shown["track_id"]) == list(as_check["track_id"])
+    assert shown["similarity"].to_numpy() == pytest.approx(as_check["similarity"].to_numpy(), abs=1e-6)
+    note = _text(_by_id(check.catalogue_section(report, cat, all_tracks=True), "check-catalogue-note"))
+    assert "half the cosine of the genre blends" in note
+
+    other = dataclasses.replace(cat, card={**cat.card, "model": {**cat.card["model"], "sha256": "0" * 64}})
+    assert not check.same_genre_model(other)
+    alone = check.page_neighbours(report, other, within=None)
+    by_sound = catalogue.similar(np.asarray(report.genre_blend.embedding, np.float32), other, top=len(alone))
+    assert alone["similarity"].to_numpy() == pytest.approx(by_sound["similarity"].to_numpy(), abs=1e-6)
+    assert not np.allclose(alone["similarity"], shown["similarity"], atol=1e-3)  # the blend half moved the scores
+    note = _text(_by_id(check.catalogue_section(report, other, all_tracks=True), "check-catalogue-note"))
+    assert "by sound alone" in note

@@ -588,18 +588,18 @@ def catalogue_section(report: track.TrackReport, cat, *, all_tracks: bool) -> li
         except catalogue.CatalogueError:
             scope_note = f"all tracks (no {genre} track in {cat.name})"
     table = cat.tracks if mask is None else cat.tracks[mask]
+    by_sound_alone = not same_genre_model(cat)
+    how = ("by sound alone (the catalogue's blends come from another genre model than the page's)" if by_sound_alone
+           else "and half the cosine of the genre blends (the catalogue was built with the page's genre model)")
     children = [html.H2(f"Against {cat.name}: {len(cat)} tracks measured by tracklens"),
                 html.P(f"Compared with {scope_note}. Values on both sides come from the same engine; neighbours "
-                       "are the cosine of EfficientAT sound embeddings centred on the catalogue's mean, by sound alone "
-                       "(the catalogue's blends come from another genre model than the page's).",
+                       f"are the cosine of EfficientAT sound embeddings centred on the catalogue's mean, {how}.",
                        className="notice", id="check-catalogue-note")]
-    embedding = getattr(report.genre_blend, "embedding", None)
-    if embedding is None:
+    neighbours = page_neighbours(report, cat, within=genre if mask is not None else None)
+    if neighbours is None:
         children.append(html.P("No neighbours by sound: the genre model's pass gave no sound embedding.",
                                className="note", id="check-no-neighbours"))
     else:
-        within = genre if mask is not None else None
-        neighbours = catalogue.similar(np.asarray(embedding, np.float32), cat, top=compare.N_NEAREST, within=within)
         children.append(neighbour_table(report, cat, neighbours))
     found = compare.positions(compare.upload_values(report.upload), table, compare.CATALOGUE_VALUES)
     figure = ([figure_panel("check-where-figure", f"where each value sits among {group}", where_figure(found, group),
@@ -676,6 +676,29 @@ def neighbour_table(report: track.TrackReport, cat, neighbours: pd.DataFrame) ->
 # --- download this check ----------------------------------------------------------------------
 
 
+def same_genre_model(cat) -> bool:
+    """True when ``cat`` was built with the page's genre model (same weights): only then is the
+    page's blend compared with the catalogue's; otherwise the neighbours are found by sound alone."""
+    model = data.default_model()
+    return model is not None and cat.built_with(model.model_dir)
+
+
+def page_neighbours(report: track.TrackReport, cat, *, within: str | None) -> pd.DataFrame | None:
+    """The catalogue tracks nearest ``report`` (within its genre when ``within`` names one the
+    catalogue has, else among all tracks), as the page, its downloads and `tracklens check` rank
+    them; None when the genre model's pass gave no sound embedding."""
+    from tracklens import catalogue
+
+    embedding = getattr(report.genre_blend, "embedding", None)
+    if embedding is None:
+        return None
+    query = report_track(report) if same_genre_model(cat) else np.asarray(embedding, np.float32)
+    try:
+        return catalogue.similar(query, cat, top=compare.N_NEAREST, within=within)
+    except catalogue.CatalogueError:  # no track of that genre in the catalogue
+        return catalogue.similar(query, cat, top=compare.N_NEAREST)
+
+
 def report_track(report: track.TrackReport):
     """The page's report as the ``catalogue.Track`` that ``reports.check_report_html`` (the
     report `tracklens check` writes) takes: the same values, blend and embedding as the page."""
@@ -695,23 +718,18 @@ def check_exports(key: dict | None, catalogue_name: str | None, scope: str | Non
     """This check's report as ``reports.check_report_texts`` gives it (the files `tracklens check`
     writes: HTML, values CSV, JSON), with the neighbours the page shows when a catalogue is picked;
     and the download's file stem."""
-    from tracklens import catalogue, reports
+    from tracklens import reports
 
     report = track.cached_report(str(key["key"]), str(key.get("name") or "")) if isinstance(key, dict) else None
     if report is None or report.genre_blend is None:
         raise dash.exceptions.PreventUpdate
-    neighbours, name = None, None
-    embedding = getattr(report.genre_blend, "embedding", None)
-    if catalogue_name not in (None, TOP_HITS) and embedding is not None and not report.not_music:
+    neighbours, name, by_sound_alone = None, None, True
+    if catalogue_name not in (None, TOP_HITS) and not report.not_music:
         cat = catalogue_audio.load(catalogue_name)
-        within = report.genre_blend.top_genre if scope != "all" else None
-        try:
-            neighbours = catalogue.similar(np.asarray(embedding, np.float32), cat, top=compare.N_NEAREST, within=within)
-        except catalogue.CatalogueError:
-            neighbours = catalogue.similar(np.asarray(embedding, np.float32), cat, top=compare.N_NEAREST)
-        name = cat.name
+        neighbours = page_neighbours(report, cat, within=report.genre_blend.top_genre if scope != "all" else None)
+        name, by_sound_alone = cat.name, not same_genre_model(cat)
     texts = reports.check_report_texts(report_track(report), neighbours=neighbours, catalogue_name=name, figures=False,
-                                       by_sound_alone=True)  # the embedding alone, as catalogue_section
+                                       by_sound_alone=by_sound_alone)  # ranked as catalogue_section ranks them
     stem = (report.filename.rsplit(".", 1)[0] or "track") + ".tracklens-check"
     return texts, stem
 
