@@ -146,10 +146,36 @@ TRACK_REPRESENTATIONS = {
 }
 
 
+#: name -> (window representation, components): standardised, then PCA fitted on the train fold's
+#: window rows alone (no labels, no valid rows), keeping that many components.
+PCA_REPRESENTATIONS = {
+    "all_stats pca128": ("all_stats", 128),
+    "mid_stats+emb pca128": ("mid_stats+emb", 128),
+    "final_bands pca128": ("final_bands", 128),
+}
+#: name -> the input sets of a late fusion (heads.compare: one linear head each, window
+#: log-probabilities summed with weights chosen by grouped CV on the train fold)
+FUSIONS = {
+    "late fusion: emb & mid_stats": ("emb", "mid_stats"),
+    "late fusion: emb & block12x_stats": ("emb", "block12x_stats"),
+    "late fusion: emb & final_bands": ("emb", "final_bands"),
+}
+
+
 def rows_of(files: pd.DataFrame, cached: dict, name: str) -> heads.Rows:
     """:class:`heads.Rows` of one representation (window rows, or file rows for TRACK_REPRESENTATIONS)."""
     from tracklens.models import datasets
 
+    if name in PCA_REPRESENTATIONS:
+        from sklearn.decomposition import PCA
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        source, components = PCA_REPRESENTATIONS[name]
+        rows = rows_of(files, cached, source)
+        pca = make_pipeline(StandardScaler(), PCA(components, random_state=0)).fit(rows.x[rows.fold == "train"])
+        x = pca.transform(rows.x).astype(np.float32)
+        return heads.Rows(x, rows.y, rows.clip, rows.fold, rows.length, [f"{name}_{i}" for i in range(components)], rows.genres)
     per_track = name in TRACK_REPRESENTATIONS
     make = WINDOW_REPRESENTATIONS[TRACK_REPRESENTATIONS[name][0] if per_track else name][0]
     parts, meta = [], []
@@ -168,6 +194,22 @@ def rows_of(files: pd.DataFrame, cached: dict, name: str) -> heads.Rows:
 # --- genre heads ------------------------------------------------------------------------------------
 
 
+def train_cv_accuracy(rows: dict[str, heads.Rows], candidate: heads.Candidate, seed: int, grid=None) -> float:
+    """The selection score: whole-clip accuracy of grouped 5-fold CV inside the train fold alone
+    (out-of-fold, at the C each part's CV chose; a fusion at its chosen weights). Optimistic
+    (artists repeat across clips), but it never reads the valid fold."""
+    oof = []
+    for input_set, head in candidate.parts:
+        r = rows[input_set]
+        oof.append(heads.choose_strength(r, r.fold == "train", head, seed=seed, grid=grid)[1])
+    base = rows[candidate.parts[0][0]]
+    mask = base.fold == "train"
+    weights = heads._choose_weights(base, oof, mask)
+    t = heads.track_level(base, heads._fuse(oof, weights), mask)
+    clips = t["length"] == "clips"
+    return float(np.mean(t["probs"][clips].argmax(axis=1) == t["y"][clips]))
+
+
 def genre_row(name: str, result: dict) -> dict:
     out = {"representation": name}
     for protocol in ("valid", "cv"):
@@ -178,6 +220,7 @@ def genre_row(name: str, result: dict) -> dict:
         every = heads.scores(result[protocol], result["genres"])
         out[protocol]["all_tracks_balanced_accuracy"] = every["balanced_accuracy"]
     out["strength"] = result["strengths"][0]
+    out["weights"] = list(result["weights"])
     return out
 
 
@@ -196,38 +239,78 @@ def sound_block(train: np.ndarray, query: np.ndarray, how: str) -> tuple[np.ndar
     return _unit((train - mean) / scale), _unit((query - mean) / scale)
 
 
-def similarity_rows(cached: dict, names: list[str], gtzan: Path) -> tuple[list[dict], float]:
+SIMILARITY_WIDTH = 450  # bench/similar.MAX_INDEX_WIDTH: the widest index within `similar`'s 50 ms at 100,000 rows
+TODAY = "sound emb + blend(emb head)"
+
+
+def _options(reps: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    """Similarity options: name -> (sound representation or None, representation the blend head reads or None)."""
+    out = {TODAY: ("emb", "emb")}
+    for r in reps:
+        if r == "emb":
+            out |= {"sound emb alone": ("emb", None), "blend(emb head) alone": (None, "emb")}
+            continue
+        out |= {f"sound {r} alone": (r, None), f"blend({r} head) alone": (None, r),
+                f"sound {r} + blend(emb head)": (r, "emb"), f"sound emb + blend({r} head)": ("emb", r),
+                f"sound {r} + blend({r} head)": (r, r)}
+    return out
+
+
+def _precision(x: dict, option: tuple, labels: np.ndarray, cat: np.ndarray, query: np.ndarray, genres: list[str]) -> np.ndarray:
+    """Per query precision@5: 0.5 centred sound + 0.5 blend (or either alone), fitted on ``cat`` only."""
+    import similar  # bench/similar.py
+
+    sound, head = option
+    parts_c, parts_q = [], []
+    share = np.sqrt(0.5) if sound and head else 1.0
+    if sound:
+        c, q = sound_block(x[sound][cat], x[sound][query], "centred")
+        parts_c.append(share * c), parts_q.append(share * q)
+    if head:
+        probs = _unit(similar.train_only_blend(x[head], labels, cat, genres))
+        parts_c.append(share * probs[cat]), parts_q.append(share * probs[query])
+    return similar.precision_at_k(np.hstack(parts_c), labels[cat], np.hstack(parts_q), labels[query])
+
+
+def similarity_rows(cached: dict, names: list[str], gtzan: Path) -> dict:
+    """Every option scored by 5-fold retrieval inside the train fold (bench/similar.inner_folds:
+    the selection score, optimistic) and once valid -> train. Rule, as bench/similar.py's: the
+    best inner precision@5 among options whose index fits SIMILARITY_WIDTH columns replaces
+    today's only when its per-query inner gain has a 95 % paired bootstrap interval above zero."""
     import similar  # bench/similar.py
 
     files = similar.full_clips(gtzan)
     is_train = (files["fold"] == "train").to_numpy()
     labels = files["label"].to_numpy()
     genres = list(config.GTZAN_GENRES)
-    track = lambda name: np.vstack([WINDOW_REPRESENTATIONS[name][0](cached[c]).mean(axis=0) for c in files["clip"]])  # noqa: E731
-    emb = track("emb")
-    blend_today = similar.train_only_blend(emb, labels, is_train, genres)  # today's honest blend
+    x = {r: np.vstack([WINDOW_REPRESENTATIONS[r][0](cached[c]).mean(axis=0) for c in files["clip"]]).astype(np.float64)
+         for r in dict.fromkeys(["emb", *names])}
+    train = np.flatnonzero(is_train)
+    fold = similar.inner_folds(files["clip"].to_numpy()[train], labels[train])
+    masks = []
+    for k in range(similar.INNER_FOLDS):
+        cat, query = np.zeros(len(labels), bool), np.zeros(len(labels), bool)
+        cat[train[fold != k]], query[train[fold == k]] = True, True
+        masks.append((cat, query))
     rows = []
-
-    def score(name: str, how: str, train: np.ndarray, query: np.ndarray) -> None:
-        per_query = similar.precision_at_k(train, labels[is_train], query, labels[~is_train])
-        low, high = similar.bootstrap_interval(per_query)
-        rows.append({"representation": name, "how": how, "precision@5": float(per_query.mean()), "ci95": [low, high]})
-
-    half = np.sqrt(0.5)
-    for name in names:
-        x = track(name)
-        for how in ("centred", "standardised"):
-            tr, q = sound_block(x[is_train], x[~is_train], how)
-            score(name, f"{how}, alone", tr, q)
-            blend = _unit(blend_today)
-            score(name, f"0.5 {how} + 0.5 blend (today's head)", np.hstack([half * tr, half * blend[is_train]]),
-                  np.hstack([half * q, half * blend[~is_train]]))
-        own = similar.train_only_blend(x, labels, is_train, genres)  # the same head recipe on this representation
-        tr, q = sound_block(x[is_train], x[~is_train], "centred")
-        score(name, "0.5 centred + 0.5 blend of a head on it", np.hstack([half * tr, half * _unit(own)[is_train]]),
-              np.hstack([half * q, half * _unit(own)[~is_train]]))
+    for name, option in _options(list(x)).items():
+        inner = np.concatenate([_precision(x, option, labels, cat, query, genres) for cat, query in masks])
+        valid = _precision(x, option, labels, is_train, ~is_train, genres)
+        width = (x[option[0]].shape[1] if option[0] else 0) + (len(genres) if option[1] else 0)
+        rows.append({"option": name, "width": width, "inner_per_query": inner, "inner": float(inner.mean()),
+                     "valid_per_query": valid, "valid": float(valid.mean()), "valid_ci95": similar.bootstrap_interval(valid)})
+    today = next(r for r in rows if r["option"] == TODAY)
+    eligible = sorted((r for r in rows if r["width"] <= SIMILARITY_WIDTH), key=lambda r: -r["inner"])
+    best = eligible[0]
+    gain = best["inner_per_query"] - today["inner_per_query"]
+    rng = np.random.default_rng(0)
+    draws = gain[rng.integers(0, len(gain), (similar.BOOTSTRAP, len(gain)))].mean(axis=1)
+    low, high = (float(v) for v in np.quantile(draws, [0.025, 0.975]))
     chance = float(np.mean([np.mean(labels[is_train] == g) for g in labels[~is_train]]))
-    return rows, chance
+    for r in rows:
+        r.pop("inner_per_query"), r.pop("valid_per_query")
+    return {"rows": rows, "chance": chance, "best_inner": best["option"], "gain": float(gain.mean()), "gain_ci95": [low, high],
+            "replaces_today": low > 0, "n_inner_queries": int(len(gain)), "n_queries": int((~is_train).sum())}
 
 
 # --- cost ------------------------------------------------------------------------------------------
@@ -263,18 +346,31 @@ def cost(path: Path, repeats: int = 3) -> dict[str, float]:
 
 def print_report(results: dict) -> None:
     print("\n## Genre heads (linear, heads.compare; whole 30 s clips)\n")
-    print("| representation | valid acc ± SE | valid balanced | grouped CV (optimistic) | C |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| representation | valid acc ± SE | valid balanced | grouped CV (optimistic) | train-fold CV (selection) | C |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in results["genre"]:
         v, c = r["valid"], r["cv"]
         print(f"| {r['representation']} | {v['accuracy']:.3f} ± {v['se']:.3f} ({round(v['accuracy'] * v['n'])}/{v['n']}) | "
-              f"{v['balanced_accuracy']:.3f} | {c['accuracy']:.3f} ± {c['se']:.3f} | {r['strength']} |")
+              f"{v['balanced_accuracy']:.3f} | {c['accuracy']:.3f} ± {c['se']:.3f} | {r['train_cv']:.3f} | {r['strength']} |")
+    if results["genre"]:
+        pick = max(results["genre"], key=lambda r: r["train_cv"])  # first of equals: list order
+        base = next((r for r in results["genre"] if r["representation"] == "emb"), None)
+        print(f"\nPicked on the train fold alone (best train-fold CV whole-clip accuracy): {pick['representation']} "
+              f"-> valid {pick['valid']['accuracy']:.3f} ± {pick['valid']['se']:.3f}"
+              + (f" (shipped input 'emb': {base['valid']['accuracy']:.3f} ± {base['valid']['se']:.3f}; beats it by more "
+                 f"than one SE: {pick['valid']['accuracy'] - base['valid']['accuracy'] > base['valid']['se']})" if base else ""))
     if results.get("similarity"):
-        print(f"\n## Similarity, label-free (valid full clips -> train-fold catalogue; chance {results['chance']:.3f})\n")
-        print("| representation | how | precision@5 | 95 % CI |")
-        print("| --- | --- | ---: | --- |")
-        for r in results["similarity"]:
-            print(f"| {r['representation']} | {r['how']} | {r['precision@5']:.3f} | {r['ci95'][0]:.2f}-{r['ci95'][1]:.2f} |")
+        sim = results["similarity"]
+        print(f"\n## Similarity, label-free: 0.5 centred sound + 0.5 blend, or either alone (chance {sim['chance']:.3f})\n")
+        print(f"inner: 5-fold retrieval inside the train fold ({sim['n_inner_queries']} queries, optimistic, the selection "
+              f"score); valid: {sim['n_queries']} valid full clips -> the train-fold catalogue\n")
+        print("| option | index width | inner precision@5 | valid precision@5 | 95 % CI |")
+        print("| --- | ---: | ---: | ---: | --- |")
+        for r in sorted(sim["rows"], key=lambda r: -r["inner"]):
+            print(f"| {r['option']} | {r['width']} | {r['inner']:.3f} | {r['valid']:.3f} | {r['valid_ci95'][0]:.2f}-{r['valid_ci95'][1]:.2f} |")
+        print(f"\nBest inner within {SIMILARITY_WIDTH} columns: {sim['best_inner']}, inner gain over today "
+              f"{sim['gain']:+.3f} (95 % CI {sim['gain_ci95'][0]:+.3f} to {sim['gain_ci95'][1]:+.3f}); replaces today's rule: "
+              f"{sim['replaces_today']}")
     if results.get("cost"):
         print("\nCPU-s per 30 s clip (decode + EfficientAT pass, one core, median of 3): "
               + ", ".join(f"{k} {v:.3f}" for k, v in results["cost"].items()))
@@ -293,24 +389,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
 
-    names = [n.strip() for n in args.only.split(",") if n.strip()] or [*WINDOW_REPRESENTATIONS, *TRACK_REPRESENTATIONS]
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    genre_names = names or [*WINDOW_REPRESENTATIONS, *TRACK_REPRESENTATIONS, *PCA_REPRESENTATIONS, *FUSIONS]
+    names = names or list(WINDOW_REPRESENTATIONS)
     files = heads.shared_files(args.gtzan)
     cached = cache_all(files, args.cache)
-    results: dict = {"genre": [], "similarity": [], "cost": {}}
+    results: dict = {"genre": [], "similarity": {}, "cost": {}}
     if not args.skip_genre:
         grid = heads.QUICK_STRENGTHS if args.quick else None
-        for name in names:
+        memo_rows: dict[str, heads.Rows] = {}
+        for name in genre_names:
             started = time.process_time()
-            rows = rows_of(files, cached, name)
-            candidate = heads.Candidate(name, ((name, "linear"),))
-            r = genre_row(name, heads.compare(candidate, {name: rows}, seed=args.seed, grid=grid))
+            parts = FUSIONS.get(name, (name,))
+            for part in parts:
+                if part not in memo_rows:
+                    memo_rows[part] = rows_of(files, cached, part)
+            candidate = heads.Candidate(name, tuple((part, "linear") for part in parts))
+            r = genre_row(name, heads.compare(candidate, {p: memo_rows[p] for p in parts}, seed=args.seed, grid=grid))
+            r["train_cv"] = train_cv_accuracy(memo_rows, candidate, args.seed, grid)
             results["genre"].append(r)
             print(f"{name}: valid {r['valid']['accuracy']:.3f} ± {r['valid']['se']:.3f}, balanced "
                   f"{r['valid']['balanced_accuracy']:.3f}, grouped CV {r['cv']['accuracy']:.3f} "
                   f"(C {r['strength']}, {time.process_time() - started:.0f} CPU-s)", flush=True)
     if not args.skip_similarity:
         window_names = [n for n in names if n in WINDOW_REPRESENTATIONS]
-        results["similarity"], results["chance"] = similarity_rows(cached, window_names, args.gtzan)
+        results["similarity"] = similarity_rows(cached, window_names, args.gtzan)
     if not args.skip_cost:
         results["cost"] = cost(args.gtzan / "audio" / "rock" / "rock.00000.opus")
     print_report(results)
