@@ -23,10 +23,11 @@ file: mean and std over its windows).
 Similarity (bench/similar.py's protocol, label-free): catalogue = the train fold's full clips,
 queries = the valid fold's full clips (bench/similar.full_clips), each file's representation the
 mean over its windows; precision@5 of the query's genre among the five most similar, 95 %
-bootstrap interval. Rows: the representation alone (centred on the catalogue mean, as
-catalogue.SoundIndex does, or standardised on the catalogue), and in the shipped rule's place
-(0.5 centred sound + 0.5 blend, the blend from the shipped fast head's recipe refit on the train
-fold's track-mean embeddings: bench/similar.train_only_blend), beside today's rule in the same run.
+bootstrap interval. Options: 0.5 sound (centred on the catalogue mean, as catalogue.SoundIndex
+does) + 0.5 genre blend, or either alone; the blend from the shipped fast head's recipe refit on
+the catalogue's track means of a representation (bench/similar.train_only_blend). Chosen by
+5-fold retrieval inside the train fold (bench/similar.inner_folds) with bench/similar.py's rule
+(index <= 450 columns, paired bootstrap gain above zero), today's rule in the same run.
 """
 
 from __future__ import annotations
