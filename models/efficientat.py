@@ -12,6 +12,10 @@ AudioSet by knowledge distillation from PaSST transformers. tracklens does not d
 - :func:`log_mel` reproduces the original front end (``models/preprocess.py``, eval mode) in
   NumPy, and :func:`embed` turns a clip into 10 s windows of 527 AudioSet logits and the pooled
   384-d embedding, plus their track means.
+- :meth:`EfficientATEmbedder.embed_layers` adds, from the same forward pass, the feature maps
+  of the blocks in :data:`LAYER_TAPS` pooled over time (mean and standard deviation per
+  frequency band and channel); :func:`layer_statistics` pools them over frequency too
+  (docs/genre-layers.md measures what they add to genre heads and to similarity);
 - :func:`embedding_task` runs :func:`embed` on a catalogue through the batch runner
   (``tracklens features SRC --out OUT.parquet --embeddings efficientat``, cached like the
   features), writing ``OUT-stem.mn04_as.parquet``: one row per track, then one per 10 s window
@@ -117,6 +121,19 @@ STATE_DICT_PARAMS = {
 # PyTorch layout -> Keras layout: conv (out, in, kh, kw) -> (kh, kw, in, out); depthwise
 # (ch, 1, kh, kw) -> (kh, kw, ch, 1); linear (out, in) -> (in, out).
 KERAS_AXES = {"Conv2D": (2, 3, 1, 0), "DepthwiseConv2D": (2, 3, 0, 1), "Dense": (1, 0)}
+
+
+#: Intermediate feature maps :meth:`EfficientATEmbedder.embed_layers` returns, by name: the layer
+#: whose output is taken; shape (freq bands, channels) of mn04_as (time frames at a 10 s window).
+LAYER_TAPS = {
+    "block03": "features.3.residual",  # (32, 16), 250 frames: low-level spectro-temporal patterns
+    "block06": "features.6.residual",  # (16, 16), 125 frames
+    "block10": "features.10.residual",  # (8, 32), 63 frames
+    "block12": "features.12.residual",  # (8, 48), 63 frames
+    "block12_expanded": "features.12.block.1.2",  # (8, 272): block 12's depthwise output (hard-swish)
+    "block15": "features.15.residual",  # (4, 64), 32 frames: the last block
+    "final_conv": "features.16.2",  # (4, 384): averaged over frequency and time it is the embedding
+}
 
 
 class EfficientATError(TracklensError):
@@ -396,6 +413,7 @@ class EfficientATEmbedder:
         # One traced graph for any batch and window length, instead of Keras' per-call overhead.
         spec = tf.TensorSpec((None, N_MELS, None), tf.float32)
         self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+        self._tapped = None  # :meth:`embed_layers`' forward pass, built on first use
 
     def embed(self, y: np.ndarray | None = None, *, sr: int | None = None, clip=None,
               window_s: float = WINDOW_S, hop_s: float | None = None) -> dict:
@@ -411,25 +429,76 @@ class EfficientATEmbedder:
         means of the embeddings and the taggram, ``tag_names``, ``starts_s`` (n_windows,)
         window starts in seconds.
         """
+        starts, specs = self._window_specs(y, sr, clip, window_s, hop_s)
+        return {**self.embed_log_mel(specs), "starts_s": starts / SAMPLE_RATE}
+
+    def embed_layers(self, y: np.ndarray | None = None, *, sr: int | None = None, clip=None,
+                     window_s: float = WINDOW_S, hop_s: float | None = None) -> dict:
+        """:meth:`embed`, plus the intermediate feature maps of the same forward pass.
+
+        Returns
+        -------
+        :meth:`embed`'s dict (the same values) and ``layers``: for each name of
+        :data:`LAYER_TAPS`, ``{"mean": (n_windows, bands, channels), "std": (n_windows, bands,
+        channels)}``, the block's output pooled over time per frequency band and channel
+        (population standard deviation), float32. :func:`layer_statistics` pools them further.
+        """
+        starts, specs = self._window_specs(y, sr, clip, window_s, hop_s)
+        forward = self._tapped_forward()
+        parts: dict[str, list] = {}
+        for first in range(0, len(specs), self.batch_size):
+            for key, value in forward(specs[first:first + self.batch_size]).items():
+                parts.setdefault(key, []).append(np.asarray(value, dtype=np.float32))
+        joined = {key: np.concatenate(value) for key, value in parts.items()}
+        result = self._summary(joined.pop("logits"), joined.pop("embedding"))
+        layers = {tap: {"mean": joined[f"{tap}/mean"], "std": joined[f"{tap}/std"]} for tap in LAYER_TAPS}
+        return {**result, "layers": layers, "starts_s": starts / SAMPLE_RATE}
+
+    def _window_specs(self, y, sr, clip, window_s, hop_s) -> tuple[np.ndarray, np.ndarray]:
+        """Window starts (samples at 32 kHz) and their log-mel spectrograms (n, 128, frames)."""
         if clip is not None:
             y, sr = clip.y, clip.sr
         if y is None or sr is None:
             raise EfficientATError("embed needs a clip, or y and sr")
         starts, windows = cut_windows(_at_model_rate(np.asarray(y, dtype=np.float32), sr),
                                       window_s=window_s, hop_s=hop_s)
-        result = self.embed_log_mel(np.stack([log_mel(w) for w in windows]))
-        return {**result, "starts_s": starts / SAMPLE_RATE}
+        return starts, np.stack([log_mel(w) for w in windows])
+
+    def _tapped_forward(self):
+        """The network with :data:`LAYER_TAPS` as extra outputs, pooled over time inside the graph
+        (built on first use: the default forward pass stays exactly as it was)."""
+        if self._tapped is None:
+            import keras
+            import tensorflow as tf
+
+            outputs = {"logits": self.model.get_layer("classifier.5").output,
+                       "embedding": self.model.get_layer("classifier.0").output}
+            outputs.update({tap: self.model.get_layer(layer).output for tap, layer in LAYER_TAPS.items()})
+            tapped = keras.Model(self.model.inputs, outputs, name=f"{self.name}_layers")
+
+            def forward(x):
+                out = tapped(x, training=False)
+                pooled = {"logits": out["logits"], "embedding": out["embedding"]}
+                for tap in LAYER_TAPS:  # (batch, bands, frames, channels): pool over frames
+                    pooled[f"{tap}/mean"] = tf.reduce_mean(out[tap], axis=2)
+                    pooled[f"{tap}/std"] = tf.math.reduce_std(out[tap], axis=2)
+                return pooled
+
+            self._tapped = tf.function(forward, input_signature=[tf.TensorSpec((None, N_MELS, None), tf.float32)])
+        return self._tapped
 
     def embed_log_mel(self, specs: np.ndarray) -> dict:
         """:meth:`embed` on log-mel windows already computed, (n_windows, 128, frames)."""
-        import scipy.special
-
         outputs = {"logits": [], "embedding": []}
         for first in range(0, len(specs), self.batch_size):
             out = self._forward(specs[first:first + self.batch_size])
             for key in outputs:
                 outputs[key].append(np.asarray(out[key], dtype=np.float32))
-        logits, embedding = (np.concatenate(outputs[key]) for key in outputs)
+        return self._summary(*(np.concatenate(outputs[key]) for key in outputs))
+
+    def _summary(self, logits: np.ndarray, embedding: np.ndarray) -> dict:
+        import scipy.special
+
         taggram = scipy.special.expit(logits).astype(np.float32)
         return {"logits": logits, "taggram": taggram, "embedding": embedding,
                 "mean": embedding.mean(axis=0), "tags": taggram.mean(axis=0), "tag_names": self.class_names}
@@ -445,6 +514,24 @@ def embed(y: np.ndarray | None = None, *, sr: int | None = None, clip=None, name
           window_s: float = WINDOW_S, hop_s: float | None = None) -> dict:
     """EfficientAT logits and embeddings of one clip with a cached model; see :meth:`EfficientATEmbedder.embed`."""
     return get_embedder(name).embed(y, sr=sr, clip=clip, window_s=window_s, hop_s=hop_s)
+
+
+def layer_statistics(layers: Mapping[str, Mapping[str, np.ndarray]], taps: tuple[str, ...] | None = None) -> np.ndarray:
+    """Channel mean and standard deviation over frequency *and* time of each tap, from
+    :meth:`EfficientATEmbedder.embed_layers`' per-band time statistics: (n_windows, 2 x channels
+    summed over ``taps``), per tap its channel means then its channel deviations.
+
+    The per-band statistics combine exactly: the mean over bands of the band means, and the
+    variance over bands and frames = mean over bands of (band variance + band mean^2) - mean^2
+    (every band has the same number of frames).
+    """
+    parts = []
+    for tap in taps or tuple(LAYER_TAPS):
+        mean, std = np.asarray(layers[tap]["mean"], np.float64), np.asarray(layers[tap]["std"], np.float64)
+        overall = mean.mean(axis=1)
+        variance = (std ** 2 + mean ** 2).mean(axis=1) - overall ** 2
+        parts += [overall, np.sqrt(np.maximum(variance, 0.0))]
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def top_tags(tags: np.ndarray, *, name: str = DEFAULT_MODEL, k: int = 5) -> list[tuple[str, float]]:
