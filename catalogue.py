@@ -658,7 +658,10 @@ class SoundIndex:
         if labels is not None:
             from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-            self._lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(embeddings, np.asarray(labels))
+            try:
+                self._lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(embeddings, np.asarray(labels))
+            except np.linalg.LinAlgError:  # Ledoit-Wolf on 2 tracks per label can leave it singular: shrink fully
+                self._lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=1.0).fit(embeddings, np.asarray(labels))
         self.matrix = np.ascontiguousarray(self.transform(embeddings, blends))  # row-major: fast products
         self.sound_width = self.matrix.shape[1] - self.n_genres
 
@@ -711,7 +714,7 @@ def _query_vectors(query: Any, cat: "Catalogue") -> tuple[np.ndarray, np.ndarray
 
 
 def similar(query: Any, cat: "Catalogue | str | Path", *, top: int = 5, within: str | None = None,
-            genre_weight: float | None = None, use_labels: bool = False):
+            genre_weight: float | None = None, use_labels: bool | None = None):
     """The ``top`` catalogue tracks most similar to ``query``, most similar first.
 
     ``query``: an audio path, an AudioClip, a :class:`Track` (analyse once, compare often) or a
@@ -719,7 +722,9 @@ def similar(query: Any, cat: "Catalogue | str | Path", *, top: int = 5, within: 
     ``within``: only tracks of that genre (blend, chart genre or metadata genre:
     :meth:`Catalogue.within`); ``genre_weight``: the blend's share of the similarity (0: sound alone;
     None: ``GENRE_WEIGHT``, or ``LABELLED_GENRE_WEIGHT`` with labels); ``use_labels``: compare by an
-    LDA of the catalogue's genre labels (CatalogueError for a catalogue without labels).
+    LDA of the catalogue's genre labels too (True: CatalogueError for a catalogue without labels;
+    None, the default: whenever the catalogue carries labels — the rule that measured best, see
+    docs/compare-by-sound.md; False: never).
 
     Returns a DataFrame: ``rank``, ``similarity`` (-1..1), ``track_id``, ``artist``, ``title``,
     ``top_genre``, ``blend_label``, ``chart_genres``, the engine's values (:data:`VALUE_COLUMNS`),
@@ -730,6 +735,8 @@ def similar(query: Any, cat: "Catalogue | str | Path", *, top: int = 5, within: 
         raise CatalogueError(f"--top {top}: must be at least 1")
     candidates = np.flatnonzero(cat.within(within)) if within else None
     embedding, blend = _query_vectors(query, cat)
+    if use_labels is None:
+        use_labels = cat.labels() is not None
     scores = cat.index(genre_weight, use_labels=use_labels).scores(embedding, blend)
     if candidates is None:
         candidates = np.arange(len(scores))

@@ -732,13 +732,14 @@ def similar_cmd(
     top: int = typer.Option(5, "--top", "-k", min=1, help="Neighbours per file."),
     within: Optional[str] = typer.Option(None, "--within", help="Only catalogue tracks of this genre (blend genre, chart genre or the metadata's genre)."),
     fmt: str = typer.Option("table", "--format", help="table, csv (a query column first) or json."),
-    use_labels: bool = typer.Option(False, "--use-labels", help="Also compare by an LDA of the catalogue's genre labels (ranks by genre first; a labelled catalogue only)."),
+    use_labels: Optional[bool] = typer.Option(None, "--use-labels/--no-labels", help="Also compare by an LDA of the catalogue's genre labels (ranks by genre first). Default: whenever every track carries a label (genre sub-folders or a manifest's label column); --use-labels insists, --no-labels compares by sound and blend alone."),
 ) -> None:
     """The catalogue tracks that sound most like each FILE: similarity (cosine of sound
     embeddings centred on the catalogue's mean, and of genre blends), genre / chart genre, and the
-    values side by side, measured the same way. With --use-labels, a catalogue whose tracks all
-    carry a genre label (sub-folders or a manifest's label column) is also compared by an LDA of
-    the embeddings on those labels: "same kind of music" first.
+    values side by side, measured the same way. A catalogue whose tracks all carry a genre label
+    (sub-folders or a manifest's label column) is also compared by an LDA of the embeddings on
+    those labels ("same kind of music" first: it measured best, docs/compare-by-sound.md), unless
+    --no-labels.
 
     A file that cannot be analysed gets an error entry and the others go on (exit status 1).
 
@@ -747,7 +748,7 @@ def similar_cmd(
       tracklens similar song.mp3 --catalogue demo
       tracklens similar mix1.wav mix2.wav --catalogue tophits --top 10 --within rock
       tracklens similar song.mp3 --catalogue tophits --format csv > neighbours.csv
-      tracklens similar song.mp3 --catalogue gtzan-refs --use-labels
+      tracklens similar song.mp3 --catalogue gtzan-refs --no-labels
     """
     from tracklens import catalogue
 

@@ -287,7 +287,8 @@ def test_use_labels_needs_a_labelled_catalogue(fake, refs, tmp_path):
     unlabelled.tracks["label"] = ""
     with pytest.raises(catalogue.CatalogueError, match="no genre labels"):
         catalogue.similar(query, unlabelled, use_labels=True)
-    assert len(catalogue.similar(query, unlabelled, top=2)) == 2  # label-free still works
+    assert len(catalogue.similar(query, unlabelled, top=2)) == 2  # label-free still works (the default: no labels)
+    assert catalogue.similar(query, cat, top=4)["similarity"].tolist() == labelled["similarity"].tolist()  # labels by default
 
 
 def test_neighbour_formats(fake, refs, tmp_path):

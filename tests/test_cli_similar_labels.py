@@ -1,5 +1,6 @@
-"""`tracklens similar --use-labels` (issue 18): catalogue.similar(..., use_labels=True) from the
-command line, and a one-line refusal, before any file is analysed, for an unlabelled catalogue."""
+"""`tracklens similar --use-labels / --no-labels` (issue 18): catalogue.similar(..., use_labels=True)
+from the command line, labels used by default when the catalogue has them, and a one-line refusal,
+before any file is analysed, of --use-labels for an unlabelled catalogue."""
 
 from __future__ import annotations
 
@@ -24,8 +25,22 @@ def test_use_labels_ranks_as_catalogue_similar_with_labels(fake, refs, tmp_path,
     expected = catalogue.similar(query, cat, top=4, use_labels=True)
     assert shown["track_id"].tolist() == expected["track_id"].tolist()
     assert shown["similarity"].tolist() == pytest.approx(expected["similarity"].tolist(), abs=1e-4)
-    label_free = catalogue.similar(query, cat, top=4)
+    label_free = catalogue.similar(query, cat, top=4, use_labels=False)
     assert shown["similarity"].tolist() != pytest.approx(label_free["similarity"].tolist(), abs=1e-3)  # the flag counts
+
+
+@pytest.mark.parametrize("flag, labelled", [(None, True), ("--no-labels", False)])
+def test_labels_are_used_by_default_when_the_catalogue_has_them(fake, refs, tmp_path, run_cli, flag, labelled):  # noqa: F811
+    build(refs, tmp_path / "cat")  # folder source: its sub-folders label the tracks
+    query = refs / "jazz" / "jazz.00001.wav"
+    code, out, err = run_cli("similar", query, "--catalogue", tmp_path / "cat", "--top", "4", "--format", "csv",
+                             *([flag] if flag else []))
+    assert code in (0, None), err
+    shown = pd.read_csv(io.StringIO(out))["similarity"].tolist()
+    cat = catalogue.load(tmp_path / "cat")
+    assert shown == pytest.approx(catalogue.similar(query, cat, top=4, use_labels=labelled)["similarity"].tolist(), abs=1e-4)
+    assert shown != pytest.approx(catalogue.similar(query, cat, top=4, use_labels=not labelled)["similarity"].tolist(),
+                                  abs=1e-3)
 
 
 def test_an_unlabelled_catalogue_is_refused_in_one_line(fake, refs, tmp_path, run_cli, monkeypatch):  # noqa: F811
