@@ -544,12 +544,6 @@ def mirex_key_score(estimate: tuple[int, int], reference: tuple[int, int]) -> fl
     return 0.0
 
 
-def integrated_loudness(y: np.ndarray, *, sr: int) -> float:
-    """ITU-R BS.1770-4 integrated loudness (LUFS) of mono ``y`` (:mod:`tracklens.loudness`; a
-    file's channels are measured by :func:`channel_meter`). -70 for silence or under 0.4 s."""
-    return mono_meter(y, sr=sr).integrated()
-
-
 def spotify_comparable_features(analysis: Analysis, *, duration_s: float | None = None,
                                 meter: loudness.LoudnessMeter | None = None) -> dict[str, float]:
     """Spotify's audio-defined columns in chart units: ``tempo`` (BPM), ``loudness`` (ITU-R
