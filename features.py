@@ -730,7 +730,7 @@ WARM_CLIP_SECONDS = 4.0  # one 3 s segment and a whole track: every code path of
 
 
 def warm_kernels() -> None:
-    """Run every numba kernel of the analysis once (this module's and librosa's it calls), on a
+    """Run every numba kernel of the analysis once (feature_kernels' and librosa's it calls), on a
     4 s tone with clicks: the warm-up workload :mod:`tracklens.numba_cache` compiles under its lock."""
     sr = config.SAMPLE_RATE
     t = np.arange(int(WARM_CLIP_SECONDS * sr)) / sr
