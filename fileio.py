@@ -90,13 +90,16 @@ def output_target(target: str | Path) -> str | Path:
 
 
 @contextmanager
-def atomic_path(path: str | Path, *, suffix: str = ".part"):
+def atomic_path(path: str | Path, *, suffix: str = ".part", locked: bool = True):
     """Yield a temp path beside ``path`` for a writer that wants a file name (pyarrow, numpy, Keras).
 
     ``suffix`` lets writers that insist on an extension (e.g. ``.keras``, ``.npz``) keep it.
     ``path`` may be an fsspec URL (see the module docstring). The temp file (``.<name>.XXXXXXXX
     <suffix>``) is ``flock``-ed while it is written, so :func:`remove_stale_temp_files` can tell
     one a killed process left (no lock: the kernel drops it with the process) from one in use.
+    ``locked=False`` for a writer that ``flock``-s the file it opens itself (h5py: HDF5 and Keras'
+    ``.weights.h5``), whose open our lock would make fail with EAGAIN; such a temp file is marked
+    in use only while that writer holds it open, so write it where nothing cleans stale temp files.
     """
     path = output_target(path)
     if isinstance(path, str):
@@ -104,9 +107,7 @@ def atomic_path(path: str | Path, *, suffix: str = ".part"):
             yield tmp
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    # HDF5 (h5py, Keras' .weights.h5) flock-s the file it creates itself: our lock would make its
-    # open fail with EAGAIN, so an .h5 temp file goes unlocked (nothing cleans weights' folders).
-    make_temp = tempfile.mkstemp if suffix.endswith(".h5") else locked_temp_file
+    make_temp = locked_temp_file if locked else tempfile.mkstemp
     try:
         fd, tmp = make_temp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     except OSError as exc:  # name the file being written, not the temp name

@@ -6,8 +6,8 @@ numba 0.68): each process numbers the functions it compiles in its own order, so
 (``pitch._pi_wrapper-430.py311.1.nbc``) and its wrapper (``guf-pitch._pi_wrapper-...``) can
 come from two processes with different ABI tags, and every later call jumps to a null pointer
 (SIGSEGV). librosa caches its gufuncs (``estimate_tuning``'s parabolic interpolation,
-``localmax``, ...) and features.py caches its kernels, so a cold ``features --jobs 2`` crashed
-1 run in 6.
+``localmax``, ...) and tracklens.feature_kernels caches its kernels, so a cold ``features --jobs 2``
+crashed 1 run in 6.
 
 - :func:`warm_numba` runs a warm-up workload (the feature engine's ``features.warm_kernels``: a
   tiny analysis, passed in by its caller) in this process, once, holding an exclusive lock
@@ -244,10 +244,14 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+# The project's modules that define ``cache=True`` numba functions (tests/test_feature_kernels.py
+# fails when another module defines one and is not listed).
+KERNEL_MODULES = ("tracklens.feature_kernels",)
+
+
 def _source_files() -> list[Path]:
-    """Every librosa module, and features.py: the sources whose numba caches we warm and clear."""
-    features_py = Path(importlib.util.find_spec("tracklens.features").origin)
-    return [*_librosa_dir().rglob("*.py"), features_py]
+    """Every librosa module, and KERNEL_MODULES: the sources whose numba caches we warm and clear."""
+    return [*_librosa_dir().rglob("*.py"), *(Path(importlib.util.find_spec(name).origin) for name in KERNEL_MODULES)]
 
 
 def _librosa_dir() -> Path:

@@ -31,9 +31,6 @@ from tracklens.errors import TracklensError
 
 N_TAGS = 8
 MAX_TAG_PATCHES = 4
-# The blend reads the whole track up to the upload limit, as `tracklens predict` does (issue 19:
-# the page blended 60 s and gave other probabilities than predict for the same file).
-MAX_BLEND_SECONDS = config.FEATURE_MAX_DURATION_S
 # The track is analysed in blocks of about this length and the blocks' results combined: a whole
 # 10-minute analysis peaked at 1.5 GB (STFT, chroma, descriptor features), one 30 s block at ~100 MB.
 ANALYSIS_BLOCK_S = 30.0
@@ -411,8 +408,10 @@ def _blend_and_tags(clip, path: Path, name: str) -> tuple[object, str, dict | No
     if model is None:
         tags = _tags(clip)
         return None, f"No genre blend: {data.default_model_problem()}", tags, _fallback_caption(tags)
+    # The whole track up to the upload limit, as `tracklens predict` reads it (issue 19: the page
+    # blended 60 s and gave other probabilities than predict for the same file).
     with _named_errors(path, name):
-        result = blend_module.predict_blend(model, path, max_seconds=MAX_BLEND_SECONDS)
+        result = blend_module.predict_blend(model, path, max_seconds=config.FEATURE_MAX_DURATION_S)
     if result.tags is None:
         tags = _tags(clip)
         return result, "", tags, _fallback_caption(tags)

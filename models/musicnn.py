@@ -339,7 +339,7 @@ def convert_checkpoint(checkpoint: str | Path, *, name: str = DEFAULT_MUSICNN,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.weights.h5"
-    with atomic_path(target, suffix=".weights.h5") as tmp:  # Keras insists on the suffix
+    with atomic_path(target, suffix=".weights.h5", locked=False) as tmp:  # Keras insists on the suffix; h5py locks
         model.save_weights(tmp)
     entry = {
         "weights": target.name,

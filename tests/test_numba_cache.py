@@ -149,18 +149,18 @@ def test_two_cold_parallel_feature_runs_at_once_never_crash(tmp_path):
 
 @pytest.fixture
 def fake_sources(tmp_path, monkeypatch):
-    """A stand-in librosa tree and features.py under tmp_path, cached in-tree (``__pycache__``
+    """A stand-in librosa tree and feature_kernels.py under tmp_path, cached in-tree (``__pycache__``
     beside them): clearing the cache in a test never touches the real (shared) one."""
     from numba.core import config as numba_config
 
     src = tmp_path / "src"
-    for name in ("librosa/core/pitch.py", "librosa/util/utils.py", "tracklens/features.py"):
+    for name in ("librosa/core/pitch.py", "librosa/util/utils.py", "tracklens/feature_kernels.py"):
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         (src / name).write_text("")
     monkeypatch.setattr(numba_config, "CACHE_DIR", "")
     monkeypatch.setattr(numba_cache, "_librosa_dir", lambda: src / "librosa")
     monkeypatch.setattr(numba_cache, "_source_files", lambda: [*(src / "librosa").rglob("*.py"),
-                                                               src / "tracklens" / "features.py"])
+                                                               src / "tracklens" / "feature_kernels.py"])
     return src
 
 
@@ -168,9 +168,9 @@ def test_a_warm_up_killed_by_a_signal_clears_the_cache_and_warms_again(fake_sour
     caches = {"librosa/core": ["pitch._pi_wrapper-430.py311.nbi", "pitch._pi_wrapper-430.py311.1.nbc",
                                "guf-pitch._pi_wrapper-430.py311.nbi", "guf-pitch._pi_wrapper-430.py311.2.nbc"],
               "librosa/util": ["utils._localmax-1035.py311.nbi", "guf-utils._localmax-1035.py311.3.nbc"],
-              "tracklens": ["features._rolloff_bins-155.py311.nbi", "features._rolloff_bins-155.py311.1.nbc"]}
+              "tracklens": ["feature_kernels._rolloff_bins-155.py311.nbi", "feature_kernels._rolloff_bins-155.py311.1.nbc"]}
     kept = {"librosa/core": ["pitch.cpython-311.pyc", "notes.txt", "tracklens-numba.lock"],
-            "tracklens": ["other._f-3.py311.nbi", "features.cpython-311.pyc"]}
+            "tracklens": ["other._f-3.py311.nbi", "feature_kernels.cpython-311.pyc"]}
     for group in (caches, kept):
         for folder, names in group.items():
             (fake_sources / folder / "__pycache__").mkdir(exist_ok=True)

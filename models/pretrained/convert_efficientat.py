@@ -148,9 +148,9 @@ def convert(source: str | Path, *, labels: str | Path | None = None, out_dir: st
     efficientat.assign_state_dict(model, tensors)
     out_dir = Path(out_dir)
     target = out_dir / f"{name}.weights.h5"
-    # Keras wants the suffix. h5py writes datasets without timestamps (track_times=False) and
-    # Keras names groups by layer order, so the same weights give the same bytes on every run.
-    with atomic_path(target, suffix=".weights.h5") as tmp:
+    # Keras wants the suffix; h5py locks the file itself (locked=False). h5py writes datasets without
+    # timestamps (track_times=False) and Keras names groups by layer order: same weights, same bytes.
+    with atomic_path(target, suffix=".weights.h5", locked=False) as tmp:
         model.save_weights(tmp)
     loaded = [v for k, v in tensors.items() if not k.endswith(".num_batches_tracked")]
     entry = {
