@@ -1,4 +1,5 @@
-"""acquire.py: Spotify and Deezer offline with `responses`, chart copies, folder manifests, CLI verbs.
+"""tracklens.acquire, one module per source: Spotify and Deezer offline with `responses`, chart copies,
+folder manifests, CLI verbs.
 
 Payloads in tests/fixtures/api/ are shaped from the Spotify OpenAPI spec in ../shared/data/api
 (TrackObject, PlaylistTrackObject with `item`, paging objects, ErrorObject) and from the recorded
@@ -25,8 +26,14 @@ import responses
 import soundfile as sf
 from responses import matchers
 
-from tracklens import acquire
 from tracklens import config
+from tracklens.acquire.charts import acquire_charts
+from tracklens.acquire.deezer import deezer_track_by_isrc
+from tracklens.acquire.folder import MANIFEST_COLUMNS, folder_manifest, write_manifest
+from tracklens.acquire.previews import download_file, download_previews
+from tracklens.acquire.rows import read_csv_rows
+from tracklens.acquire.spotify import TRACK_COLUMNS, acquire_spotify, parse_spotify_ref, spotify_client
+from tracklens.acquire.web import AcquireError, NotFoundError, RateLimitError, RetryPolicy, ServiceError
 from tracklens.fileio import file_checksum
 from tracklens.errors import CredentialsError, TracklensError
 
@@ -57,10 +64,10 @@ def sleeps() -> list[float]:
 
 
 @pytest.fixture
-def policy(sleeps) -> acquire.RetryPolicy:
+def policy(sleeps) -> RetryPolicy:
     """Four attempts, 1-2-4 s back-off, recorded instead of slept."""
-    return acquire.RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=8.0, max_retry_after=60.0,
-                               sleep=sleeps.append)
+    return RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=8.0, max_retry_after=60.0,
+                       sleep=sleeps.append)
 
 
 @pytest.fixture
@@ -73,7 +80,7 @@ def api():
 
 @pytest.fixture
 def client():
-    return acquire.spotify_client(credentials=("test-client-id", SECRET))
+    return spotify_client(credentials=("test-client-id", SECRET))
 
 
 def add_playlist(mock, *, page2_status: int = 200, headers: dict | None = None):
@@ -102,13 +109,13 @@ def test_playlist_follows_next_and_keeps_unicode(api, client, policy, tmp_path):
     add_enrichment(api)
     out = tmp_path / "tracks.csv"
 
-    result = acquire.acquire_spotify("playlist", f"spotify:playlist:{PLAYLIST}", out, client=client,
-                                     policy=policy, progress=False)
+    result = acquire_spotify("playlist", f"spotify:playlist:{PLAYLIST}", out, client=client,
+                             policy=policy, progress=False)
 
     rows = read_rows(out)
     assert [r["id"] for r in rows] == [T1, T2, T3]  # page 2 reached via `next`
     assert (result.added, result.skipped, result.total_rows) == (3, 2, 3)  # a local file, a removed track
-    assert list(rows[0]) == list(acquire.TRACK_COLUMNS)
+    assert list(rows[0]) == list(TRACK_COLUMNS)
     by_id = {r["id"]: r for r in rows}
     assert by_id[T2]["artists"] == "Beyoncé; Tyler, The Creator"
     assert by_id[T2]["artist_genres"] == "pop; r&b; hip hop; rap"
@@ -127,8 +134,8 @@ def test_album_swaps_simplified_tracks_for_full_ones(api, client, policy, tmp_pa
     add_enrichment(api)
     out = tmp_path / "album.csv"
 
-    acquire.acquire_spotify("album", f"https://open.spotify.com/album/{ALBUM}?si=x", out, client=client,
-                            policy=policy, progress=False)
+    acquire_spotify("album", f"https://open.spotify.com/album/{ALBUM}?si=x", out, client=client,
+                    policy=policy, progress=False)
 
     rows = read_rows(out)
     assert [r["id"] for r in rows] == [T4, T5, T6]
@@ -147,7 +154,7 @@ def test_album_without_several_tracks_endpoint_keeps_album_fields(api, client, p
     out = tmp_path / "album.csv"
 
     with caplog.at_level(logging.WARNING, logger="tracklens.acquire"):
-        result = acquire.acquire_spotify("album", ALBUM, out, client=client, policy=policy, progress=False)
+        result = acquire_spotify("album", ALBUM, out, client=client, policy=policy, progress=False)
 
     rows = read_rows(out)
     assert [r["id"] for r in rows] == [T4, T5, T6]
@@ -163,8 +170,8 @@ def test_artist_top_tracks(api, client, policy, tmp_path):
             match=[matchers.query_param_matcher({"country": "US"})])
     add_enrichment(api)
 
-    result = acquire.acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
-                                     progress=False)
+    result = acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
+                             progress=False)
 
     assert result.added == 2
     assert [r["name"] for r in read_rows(tmp_path / "t.csv")] == ["Formation", "Sorry (feat. Tyler)"]
@@ -177,12 +184,12 @@ def test_search_paginates_and_stops_at_limit(api, client, policy, tmp_path):
             match=[matchers.query_param_matcher({"offset": "2"}, strict_match=False)])
     add_enrichment(api)
 
-    limited = acquire.acquire_spotify("search", "lemonade", tmp_path / "a.csv", client=client, limit=2,
-                                      policy=policy, progress=False)
+    limited = acquire_spotify("search", "lemonade", tmp_path / "a.csv", client=client, limit=2,
+                              policy=policy, progress=False)
     assert limited.added == 2 and len(calls_to(api, "/search")) == 1  # page 2 never fetched
 
-    full = acquire.acquire_spotify("search", "lemonade", tmp_path / "b.csv", client=client, policy=policy,
-                                   progress=False)
+    full = acquire_spotify("search", "lemonade", tmp_path / "b.csv", client=client, policy=policy,
+                           progress=False)
     assert [r["id"] for r in read_rows(tmp_path / "b.csv")] == [T1, T2, T3]
     assert full.added == 3
 
@@ -205,7 +212,7 @@ def test_artist_genres_are_looked_up_50_per_call(api, client, policy, tmp_path):
     api.add_callback(responses.GET, f"{API}/artists/", callback=artists_callback)
     api.get(f"{API}/audio-features/", json={"audio_features": []})
 
-    acquire.acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy, progress=False)
+    acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy, progress=False)
 
     assert asked == [50, 50, 20]
     rows = read_rows(tmp_path / "t.csv")
@@ -220,8 +227,8 @@ def test_audio_features_403_is_said_once_and_skipped(api, client, policy, tmp_pa
     add_enrichment(api, features_status=403)
 
     with caplog.at_level(logging.WARNING, logger="tracklens.acquire"):
-        result = acquire.acquire_spotify("playlist", PLAYLIST, tmp_path / "t.csv", client=client,
-                                         policy=policy, progress=False)
+        result = acquire_spotify("playlist", PLAYLIST, tmp_path / "t.csv", client=client,
+                                 policy=policy, progress=False)
 
     warnings = [r for r in caplog.records if "audio-features" in r.getMessage()]
     assert len(warnings) == 1 and "403" in warnings[0].getMessage()
@@ -236,8 +243,8 @@ def test_401_says_how_to_fix_credentials(api, client, policy, tmp_path):
     api.get(f"{API}/playlists/{PLAYLIST}/items", json=fixture("spotify_error_401.json"), status=401)
 
     with pytest.raises(CredentialsError) as info:
-        acquire.acquire_spotify("playlist", PLAYLIST, tmp_path / "t.csv", client=client, policy=policy,
-                                progress=False)
+        acquire_spotify("playlist", PLAYLIST, tmp_path / "t.csv", client=client, policy=policy,
+                        progress=False)
 
     message = str(info.value)
     assert "401" in message and "SPOTIPY_CLIENT_ID" in message and "\n" not in message
@@ -249,7 +256,7 @@ def test_rejected_client_secret_is_a_credentials_error(client, policy, tmp_path)
     with responses.RequestsMock() as mock:
         mock.post(TOKEN_URL, status=400, json={"error": "invalid_client", "error_description": "Invalid client secret"})
         with pytest.raises(CredentialsError, match="invalid_client") as info:
-            acquire.acquire_spotify("search", "x", tmp_path / "t.csv", client=client, policy=policy, progress=False)
+            acquire_spotify("search", "x", tmp_path / "t.csv", client=client, policy=policy, progress=False)
     assert SECRET not in str(info.value)
 
 
@@ -259,17 +266,17 @@ def test_token_endpoint_outage_is_retried_not_blamed_on_credentials(client, poli
         mock.post(TOKEN_URL, json=fixture("spotify_token.json"))
         mock.get(f"{API}/artists/{ARTIST}/top-tracks", json=fixture("spotify_artist_top_tracks.json"))
         add_enrichment(mock)
-        result = acquire.acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
-                                         progress=False)
+        result = acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
+                                 progress=False)
     assert result.added == 2 and sleeps == [1.0]
 
 
 def test_404_names_the_item(api, client, policy, tmp_path):
     api.get(f"{API}/playlists/{PLAYLIST}/items", json=fixture("spotify_error_404.json"), status=404)
 
-    with pytest.raises(acquire.NotFoundError, match=f"no playlist {PLAYLIST}"):
-        acquire.acquire_spotify("playlist", PLAYLIST, tmp_path / "t.csv", client=client, policy=policy,
-                                progress=False)
+    with pytest.raises(NotFoundError, match=f"no playlist {PLAYLIST}"):
+        acquire_spotify("playlist", PLAYLIST, tmp_path / "t.csv", client=client, policy=policy,
+                        progress=False)
 
 
 def test_429_waits_retry_after_then_succeeds(api, client, policy, sleeps, tmp_path):
@@ -278,8 +285,8 @@ def test_429_waits_retry_after_then_succeeds(api, client, policy, sleeps, tmp_pa
     api.get(f"{API}/artists/{ARTIST}/top-tracks", json=fixture("spotify_artist_top_tracks.json"))
     add_enrichment(api)
 
-    result = acquire.acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
-                                     progress=False)
+    result = acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
+                             progress=False)
 
     assert sleeps == [7.0]  # the server's hint, not the back-off
     assert result.added == 2
@@ -290,8 +297,8 @@ def test_429_storm_gives_up_clearly_and_keeps_rows(api, client, policy, sleeps, 
     add_enrichment(api)
     out = tmp_path / "t.csv"
 
-    with pytest.raises(acquire.RateLimitError, match="still rate-limited") as info:
-        acquire.acquire_spotify("playlist", PLAYLIST, out, client=client, policy=policy, progress=False)
+    with pytest.raises(RateLimitError, match="still rate-limited") as info:
+        acquire_spotify("playlist", PLAYLIST, out, client=client, policy=policy, progress=False)
 
     assert "429" in str(info.value) and "re-running resumes" in str(info.value)
     assert sleeps == [2.0, 2.0, 2.0]  # four attempts in all
@@ -300,7 +307,7 @@ def test_429_storm_gives_up_clearly_and_keeps_rows(api, client, policy, sleeps, 
 
     api.remove(responses.GET, f"{API}/playlists/{PLAYLIST}/items")  # the storm is over
     add_playlist(api)
-    resumed = acquire.acquire_spotify("playlist", PLAYLIST, out, client=client, policy=policy, progress=False)
+    resumed = acquire_spotify("playlist", PLAYLIST, out, client=client, policy=policy, progress=False)
     assert [r["id"] for r in read_rows(out)] == [T1, T2, T3]
     assert (resumed.added, resumed.already_present) == (1, 2)
 
@@ -309,9 +316,9 @@ def test_retry_after_beyond_the_limit_gives_up_at_once(api, client, policy, slee
     api.get(f"{API}/artists/{ARTIST}/top-tracks", json=fixture("spotify_error_429.json"), status=429,
             headers={"Retry-After": "3600"})
 
-    with pytest.raises(acquire.RateLimitError, match="3600 s"):
-        acquire.acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
-                                progress=False)
+    with pytest.raises(RateLimitError, match="3600 s"):
+        acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
+                        progress=False)
     assert sleeps == []
 
 
@@ -321,8 +328,8 @@ def test_5xx_backs_off_exponentially_then_succeeds(api, client, policy, sleeps, 
     api.get(f"{API}/artists/{ARTIST}/top-tracks", json=fixture("spotify_artist_top_tracks.json"))
     add_enrichment(api)
 
-    result = acquire.acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
-                                     progress=False)
+    result = acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
+                             progress=False)
 
     assert sleeps == [1.0, 2.0]
     assert result.added == 2
@@ -333,18 +340,18 @@ def test_5xx_storm_is_reported_as_a_server_error_not_a_rate_limit(api, client, p
     # spotipy's default urllib3 retries would answer "429 Max Retries" after 4 silent calls
     api.get(f"{API}/artists/{ARTIST}/top-tracks", json=fixture("spotify_error_503.json"), status=503)
 
-    with pytest.raises(acquire.ServiceError, match="HTTP 503"):
-        acquire.acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
-                                progress=False)
+    with pytest.raises(ServiceError, match="HTTP 503"):
+        acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
+                        progress=False)
     assert len(calls_to(api, "/top-tracks")) == 4 and sleeps == [1.0, 2.0, 4.0]
 
 
 def test_timeouts_are_retried_and_then_reported(api, client, policy, sleeps, tmp_path):
     api.get(f"{API}/artists/{ARTIST}/top-tracks", body=requests.exceptions.ReadTimeout("read timed out"))
 
-    with pytest.raises(acquire.ServiceError, match="timed out.*4 attempts"):
-        acquire.acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
-                                progress=False)
+    with pytest.raises(ServiceError, match="timed out.*4 attempts"):
+        acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
+                        progress=False)
     assert sleeps == [1.0, 2.0, 4.0]
 
 
@@ -353,13 +360,13 @@ def test_connection_error_then_success(api, client, policy, sleeps, tmp_path):
     api.get(f"{API}/artists/{ARTIST}/top-tracks", json=fixture("spotify_artist_top_tracks.json"))
     add_enrichment(api)
 
-    assert acquire.acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
-                                   progress=False).added == 2
+    assert acquire_spotify("artist", ARTIST, tmp_path / "t.csv", client=client, policy=policy,
+                           progress=False).added == 2
     assert sleeps == [1.0]
 
 
 def test_backoff_is_bounded():
-    policy = acquire.RetryPolicy(base_delay=1.0, max_delay=5.0)
+    policy = RetryPolicy(base_delay=1.0, max_delay=5.0)
     assert [policy.backoff(n) for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
 
 
@@ -369,7 +376,7 @@ def test_missing_credentials_say_how_to_set_them(monkeypatch):
     monkeypatch.setattr(config, "load_dotenv_once", lambda: None)  # a developer's .env must not leak in
 
     with pytest.raises(CredentialsError) as info:
-        acquire.spotify_client()
+        spotify_client()
     message = str(info.value)
     assert "SPOTIPY_CLIENT_ID" in message and "SPOTIPY_CLIENT_SECRET" in message and ".env" in message
 
@@ -378,11 +385,11 @@ def test_resume_never_duplicates(api, client, policy, tmp_path):
     add_playlist(api)
     add_enrichment(api)
     out = tmp_path / "t.csv"
-    acquire.acquire_spotify("playlist", PLAYLIST, out, client=client, policy=policy, progress=False)
+    acquire_spotify("playlist", PLAYLIST, out, client=client, policy=policy, progress=False)
     first = out.read_bytes()
     artist_calls = len(calls_to(api, "/artists/"))
 
-    again = acquire.acquire_spotify("playlist", PLAYLIST, out, client=client, policy=policy, progress=False)
+    again = acquire_spotify("playlist", PLAYLIST, out, client=client, policy=policy, progress=False)
 
     assert (again.added, again.already_present, again.total_rows) == (0, 3, 3)
     assert out.read_bytes() == first
@@ -399,12 +406,12 @@ def test_formula_track_names_are_escaped_and_resume_reads_them_back(api, client,
     add_playlist(api)  # the same two tracks and one new one: resuming rewrites the file
     add_enrichment(api)
     out = tmp_path / "t.csv"
-    acquire.acquire_spotify("artist", ARTIST, out, client=client, policy=policy, progress=False)
-    again = acquire.acquire_spotify("playlist", PLAYLIST, out, client=client, policy=policy, progress=False)
+    acquire_spotify("artist", ARTIST, out, client=client, policy=policy, progress=False)
+    again = acquire_spotify("playlist", PLAYLIST, out, client=client, policy=policy, progress=False)
 
     assert (again.added, again.already_present) == (1, 2)
     assert read_rows(out)[0]["name"] == "'" + formula  # raw: a spreadsheet shows it as text
-    rows, _ = acquire._read_csv_rows(out, required=("id",), purpose="a tracks CSV")
+    rows, _ = read_csv_rows(out, required=("id",), purpose="a tracks CSV")
     assert rows[0]["name"] == formula  # read back unchanged, not escaped twice by the resume
     assert fileio.read_csv(out)["name"].iloc[0] == formula
 
@@ -413,7 +420,7 @@ def test_refuses_to_resume_into_a_foreign_csv(client, policy, tmp_path):
     out = tmp_path / "other.csv"
     out.write_text("a,b\n1,2\n", encoding="utf-8")
     with pytest.raises(TracklensError, match=re.escape(str(out)) + ".*id"):
-        acquire.acquire_spotify("artist", ARTIST, out, client=client, policy=policy, progress=False)
+        acquire_spotify("artist", ARTIST, out, client=client, policy=policy, progress=False)
 
 
 @pytest.mark.parametrize("kind, ref, expected", [
@@ -422,13 +429,13 @@ def test_refuses_to_resume_into_a_foreign_csv(client, policy, tmp_path):
     ("playlist", f"https://open.spotify.com/intl-de/playlist/{PLAYLIST}?si=abc", PLAYLIST),
 ])
 def test_parse_spotify_ref(kind, ref, expected):
-    assert acquire.parse_spotify_ref(kind, ref) == expected
+    assert parse_spotify_ref(kind, ref) == expected
 
 
 @pytest.mark.parametrize("ref, match", [("not an id", "not a Spotify album"), (f"spotify:track:{T1}", "is a Spotify track")])
 def test_parse_spotify_ref_rejects(ref, match):
     with pytest.raises(TracklensError, match=match):
-        acquire.parse_spotify_ref("album", ref)
+        parse_spotify_ref("album", ref)
 
 
 # --- previews ---------------------------------------------------------------------------------
@@ -460,7 +467,7 @@ def test_previews_download_skip_and_explain_failures(policy, tmp_path):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         add_deezer(mock)
         mock.get("https://p.scdn.co/mp3-preview/abc123", body=MP3)
-        report = acquire.download_previews(preview_rows(), out, workers=3, policy=policy, progress=False)
+        report = download_previews(preview_rows(), out, workers=3, policy=policy, progress=False)
 
     assert sorted(report.downloaded) == sorted([T3, T6])
     assert (out / f"{T3}.mp3").read_bytes() == MP3 and (out / f"{T6}.mp3").read_bytes() == MP3
@@ -475,24 +482,24 @@ def test_previews_download_skip_and_explain_failures(policy, tmp_path):
     with responses.RequestsMock() as mock:  # second run: nothing to fetch for the two files
         mock.get(DEEZER.format("USSM11600001"), json=fixture("deezer_error_not_found.json"))
         mock.get(DEEZER.format("JPTO01800004"), json={**fixture("deezer_track_isrc.json"), "preview": ""})
-        again = acquire.download_previews(preview_rows(), out, workers=2, policy=policy, progress=False)
+        again = download_previews(preview_rows(), out, workers=2, policy=policy, progress=False)
     assert sorted(again.skipped) == sorted([T3, T6]) and not again.downloaded
 
 
 def test_interrupted_download_never_leaves_a_final_file_and_rerun_completes(tmp_path, sleeps):
     rows = [preview_rows()[0]]
     out = tmp_path / "previews"
-    one_try = acquire.RetryPolicy(max_attempts=1, sleep=sleeps.append)
+    one_try = RetryPolicy(max_attempts=1, sleep=sleeps.append)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         add_deezer(mock, preview_body=MP3[:1000], preview_headers={"Content-Length": str(len(MP3))})
-        report = acquire.download_previews(rows, out, policy=one_try, progress=False)
+        report = download_previews(rows, out, policy=one_try, progress=False)
 
     assert report.failed[T3].startswith("network/server error:") and "cut off" in report.failed[T3]
     assert list(out.iterdir()) == []  # neither the final name nor a temp file
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         add_deezer(mock)
-        report = acquire.download_previews(rows, out, policy=one_try, progress=False)
+        report = download_previews(rows, out, policy=one_try, progress=False)
     assert report.downloaded == [T3] and (out / f"{T3}.mp3").read_bytes() == MP3
 
 
@@ -502,7 +509,7 @@ def test_cut_download_is_retried_within_a_run(policy, sleeps, tmp_path):
         mock.get("https://cdn.test/x.mp3", body=MP3[:100], headers={"Content-Length": str(len(MP3))},
                  auto_calculate_content_length=False)
         mock.get("https://cdn.test/x.mp3", body=MP3)
-        assert acquire.download_file("https://cdn.test/x.mp3", dest, policy=policy) == len(MP3)
+        assert download_file("https://cdn.test/x.mp3", dest, policy=policy) == len(MP3)
     assert dest.read_bytes() == MP3 and sleeps == [1.0]
 
 
@@ -510,15 +517,15 @@ def test_deezer_quota_error_in_a_200_body_is_retried(policy, sleeps):
     with responses.RequestsMock() as mock:
         mock.get(DEEZER.format("GBAAA9900003"), json=fixture("deezer_error_quota.json"))
         mock.get(DEEZER.format("GBAAA9900003"), json=fixture("deezer_track_isrc.json"))
-        track = acquire.deezer_track_by_isrc("gbaaa9900003", policy=policy)
+        track = deezer_track_by_isrc("gbaaa9900003", policy=policy)
     assert track["preview"] == DEEZER_PREVIEW and sleeps == [1.0]
 
 
 def test_non_audio_body_is_refused(policy, tmp_path):
     with responses.RequestsMock() as mock:
         mock.get("https://cdn.test/x.mp3", body=b"<html>expired</html>")
-        with pytest.raises(acquire.AcquireError, match="not an MP3"):
-            acquire.download_file("https://cdn.test/x.mp3", tmp_path / "x.mp3", policy=policy)
+        with pytest.raises(AcquireError, match="not an MP3"):
+            download_file("https://cdn.test/x.mp3", tmp_path / "x.mp3", policy=policy)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -537,7 +544,7 @@ def test_download_concurrency_is_bounded(policy, tmp_path):
     rows = [{"id": f"Track{i:017d}", "isrc": "", "preview_url": f"https://cdn.test/{i}.mp3"} for i in range(12)]
     with responses.RequestsMock() as mock:
         mock.add_callback(responses.GET, re.compile(r"https://cdn\.test/\d+\.mp3"), callback=slow_mp3)
-        report = acquire.download_previews(rows, tmp_path, workers=3, policy=policy, progress=False)
+        report = download_previews(rows, tmp_path, workers=3, policy=policy, progress=False)
     assert len(report.downloaded) == 12
     assert 1 < peak[0] <= 3
 
@@ -546,9 +553,9 @@ def test_previews_csv_needs_id_and_isrc_or_url(tmp_path):
     bad = tmp_path / "t.csv"
     bad.write_text("id,name\nx,y\n", encoding="utf-8")
     with pytest.raises(TracklensError, match="isrc"):
-        acquire.download_previews(bad, tmp_path / "p", progress=False)
+        download_previews(bad, tmp_path / "p", progress=False)
     with pytest.raises(TracklensError, match="no such file"):
-        acquire.download_previews(tmp_path / "missing.csv", tmp_path / "p", progress=False)
+        download_previews(tmp_path / "missing.csv", tmp_path / "p", progress=False)
 
 
 @pytest.mark.realdata
@@ -558,9 +565,9 @@ def test_recorded_deezer_responses_parse(shared_data, policy):
     with responses.RequestsMock() as mock:
         mock.get(DEEZER.format(recorded["isrc"]), json=recorded)
         mock.get(DEEZER.format("XXAAA0000000"), json=error)
-        track = acquire.deezer_track_by_isrc(recorded["isrc"], policy=policy)
-        with pytest.raises(acquire.AcquireError, match="Deezer error 200"):
-            acquire.deezer_track_by_isrc("XXAAA0000000", policy=policy)
+        track = deezer_track_by_isrc(recorded["isrc"], policy=policy)
+        with pytest.raises(AcquireError, match="Deezer error 200"):
+            deezer_track_by_isrc("XXAAA0000000", policy=policy)
     assert track["preview"].startswith("https://") and ".mp3" in track["preview"]
 
 
@@ -582,13 +589,13 @@ def write_charts(path: Path) -> Path:
 
 def test_charts_are_validated_and_copied_atomically(tmp_path):
     source = write_charts(tmp_path / "hits.csv")
-    result = acquire.acquire_charts(source, tmp_path / "raw")
+    result = acquire_charts(source, tmp_path / "raw")
     assert result.copied and result.rows == 3 and result.path == tmp_path / "raw" / "hits.csv"
     assert file_checksum(result.path) == file_checksum(source)
 
-    again = acquire.acquire_charts(source, tmp_path / "raw")
+    again = acquire_charts(source, tmp_path / "raw")
     assert not again.copied
-    renamed = acquire.acquire_charts(source, tmp_path / "raw" / "charts.csv")
+    renamed = acquire_charts(source, tmp_path / "raw" / "charts.csv")
     assert renamed.path.name == "charts.csv" and renamed.copied
 
 
@@ -602,7 +609,7 @@ def test_bad_chart_csv_is_refused_naming_the_file(tmp_path, content, match):
     if content is not None:
         path.write_text(content, encoding="utf-8")
     with pytest.raises(TracklensError, match=match) as info:
-        acquire.acquire_charts(path, tmp_path / "raw")
+        acquire_charts(path, tmp_path / "raw")
     assert "charts.csv" in str(info.value)
     assert not (tmp_path / "raw").exists() or not list((tmp_path / "raw").iterdir())
 
@@ -628,9 +635,9 @@ def audio_folder(tmp_path_factory) -> Path:
 
 
 def test_folder_manifest_labels_and_lists_unreadable_files(audio_folder):
-    frame = acquire.folder_manifest(audio_folder, progress=False)
+    frame = folder_manifest(audio_folder, progress=False)
 
-    assert list(frame.columns) == list(acquire.MANIFEST_COLUMNS)
+    assert list(frame.columns) == list(MANIFEST_COLUMNS)
     names = {Path(p).name: row for p, row in zip(frame["path"], frame.to_dict("records"))}
     assert set(names) == {"song one.wav", "jazz.00042.flac", "blues.00001.wav", "corrupt.wav", "empty.wav", "notes.wav"}
     assert names["song one.wav"]["label"] == "rock"
@@ -648,8 +655,8 @@ def test_folder_manifest_labels_and_lists_unreadable_files(audio_folder):
 
 def test_folder_manifest_decode_catches_silence(tmp_path):
     sf.write(tmp_path / "silent.wav", np.zeros(16000, dtype=np.float32), 8000)
-    header_only = acquire.folder_manifest(tmp_path, progress=False)
-    decoded = acquire.folder_manifest(tmp_path, decode=True, progress=False)
+    header_only = folder_manifest(tmp_path, progress=False)
+    decoded = folder_manifest(tmp_path, decode=True, progress=False)
     assert header_only["error"].tolist() == [""]
     assert "silent" in decoded["error"].iloc[0]
 
@@ -665,7 +672,7 @@ def test_folder_manifest_lists_non_regular_files_and_never_hangs(tmp_path):
     (root / "loop.wav").symlink_to(root / "loop.wav")
     (root / "dangling.wav").symlink_to(root / "gone.wav")
     out = tmp_path / "manifest.csv"
-    code = f"from tracklens import acquire; acquire.write_manifest({str(root)!r}, {str(out)!r}, progress=False)"
+    code = f"from tracklens.acquire.folder import write_manifest; write_manifest({str(root)!r}, {str(out)!r}, progress=False)"
     try:  # in a child process: a regression must fail this test, not hang the suite
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:
@@ -687,7 +694,7 @@ def test_manifest_escapes_formula_file_names_and_reads_back(tmp_path, monkeypatc
     for name in ("=cmd.wav", "+x.wav", "@x.wav", "=cmd/-2+3.wav"):
         sf.write(tmp_path / name, tone, 8000)
     monkeypatch.chdir(tmp_path)  # paths are written as found: "=cmd.wav", not "/tmp/.../=cmd.wav"
-    acquire.write_manifest(".", tmp_path / "manifest.csv", progress=False)
+    write_manifest(".", tmp_path / "manifest.csv", progress=False)
 
     raw = read_rows(tmp_path / "manifest.csv")
     assert sorted(r["path"] for r in raw) == ["'+x.wav", "'=cmd.wav", "'=cmd/-2+3.wav", "'@x.wav"]
@@ -703,7 +710,7 @@ def test_manifest_escapes_formula_file_names_and_reads_back(tmp_path, monkeypatc
 ])
 def test_folder_errors(tmp_path, make, match):
     with pytest.raises(TracklensError, match=match):
-        acquire.folder_manifest(make(tmp_path), progress=False)
+        folder_manifest(make(tmp_path), progress=False)
 
 
 # --- CLI --------------------------------------------------------------------------------------
@@ -769,7 +776,7 @@ def test_cli_charts(monkeypatch, capsys, tmp_path):
     # the verb validates with the full schema (prepare.load_charts), not only the header
     mistyped = tmp_path / "mistyped.csv"
     mistyped.write_text(source.read_text(encoding="utf-8").replace(",78,", ",seventy-eight,"), encoding="utf-8")
-    assert acquire.acquire_charts(mistyped, tmp_path / "header-only").rows == 3  # the header check alone passes it
+    assert acquire_charts(mistyped, tmp_path / "header-only").rows == 3  # the header check alone passes it
     code, _, err = run_cli(monkeypatch, capsys, "acquire", "charts", str(mistyped), "--out", str(tmp_path / "raw2"))
     assert code == 2 and "popularity" in err and "seventy-eight" in err and not (tmp_path / "raw2").exists()
 
