@@ -19,6 +19,8 @@ from tracklens.errors import TracklensError
 
 logger = logging.getLogger("tracklens.acquire")
 
+# --- errors ----------------------------------------------------------------------------------
+
 
 class AcquireError(TracklensError):
     """A remote service refused or failed a request in a way retrying will not fix."""
@@ -144,14 +146,17 @@ def retry_after_seconds(headers) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+# --- one HTTP GET ----------------------------------------------------------------------------
+
 _thread_local = threading.local()
 
 
 def default_session():
+    """This thread's requests.Session (one per worker thread: Session is not documented thread-safe)."""
     import requests
 
     session = getattr(_thread_local, "session", None)
-    if session is None:  # one Session per worker thread: Session is not documented thread-safe
+    if session is None:
         session = _thread_local.session = requests.Session()
     return session
 
