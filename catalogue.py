@@ -75,7 +75,7 @@ from typing import Any
 import numpy as np
 
 from tracklens import batch, config, features
-from tracklens.acquire.previews import PREVIEWS_INDEX  # written by `tracklens acquire previews`: id, artist, title, isrc
+from tracklens.acquire.previews import PREVIEWS_INDEX  # a previews folder's index: id, artist, title, isrc
 from tracklens.acquire.rows import ARTIST_COLUMNS as _ARTIST_COLUMNS, TITLE_COLUMNS as _TITLE_COLUMNS
 from tracklens.acquire.rows import first_artist as _first_artist, normalise_name, pick_column as _pick
 from tracklens.errors import TracklensError

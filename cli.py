@@ -272,7 +272,7 @@ def acquire_spotify_cmd(
     """
     from tracklens.acquire import spotify
 
-    result = spotify.acquire_spotify(source.value, ref, out, market=market, limit=limit)  # out None: spotify_default_out()
+    result = spotify.acquire_spotify(source.value, ref, out, market=market, limit=limit)  # None: the default CSV
     typer.echo(f"{result.added} new tracks, {result.already_present} already in the file, "
                f"{result.skipped} skipped (local/removed/episodes) -> {result.path} ({result.total_rows} rows)")
     for endpoint in result.unavailable:
@@ -303,7 +303,7 @@ def acquire_previews_cmd(
     """
     from tracklens.acquire import previews
 
-    report = previews.download_previews(tracks, out, workers=workers, limit=limit)  # out None: previews_dir()
+    report = previews.download_previews(tracks, out, workers=workers, limit=limit)  # None: the default folder
     for line in report.summary_lines():
         typer.echo(line)
 
