@@ -10,7 +10,7 @@ from tracklens import config
 from tracklens.acquire.previews import previews_dir
 from tracklens.acquire.spotify import acquire_spotify, spotify_client
 
-from test_acquire import PLAYLIST, SECRET, TOKEN_URL, add_enrichment, add_playlist, fixture
+from test_acquire_spotify import PLAYLIST, SECRET, TOKEN_URL, add_enrichment, add_playlist, fixture
 
 
 @pytest.fixture
