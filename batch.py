@@ -7,7 +7,7 @@ results; :func:`run` does everything else, the same way for every task: the feat
 none of them; a new per-file function plugs in by defining its Task (and one entry in the
 ``--embeddings`` list of the ``features`` command).
 
-- **Sources**: a folder (listed by :func:`acquire.folder_manifest`, which hashes each file: the
+- **Sources**: a folder (listed by :func:`acquire.folder.folder_manifest`, which hashes each file: the
   runner reuses that checksum), a manifest CSV as ``tracklens acquire folder`` writes it (read
   with :func:`fileio.read_csv`; its ``checksum`` column is trusted, so rerun ``acquire folder``
   after editing audio files), one audio file, or a DataFrame with a ``path`` column.
@@ -219,9 +219,9 @@ def _read_sources(sources: Any):
         return sources, Path.cwd()
     src = Path(sources)
     if src.is_dir():
-        from tracklens import acquire
+        from tracklens.acquire import folder
 
-        return acquire.folder_manifest(src, progress=False), Path.cwd()
+        return folder.folder_manifest(src, progress=False), Path.cwd()
     if src.is_file() and src.suffix.lower() == ".csv":
         try:
             manifest = read_csv(src, dtype={"path": str, "label": str, "error": str, "checksum": str},

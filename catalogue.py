@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +74,10 @@ from typing import Any
 
 import numpy as np
 
-from tracklens import acquire, batch, config, features
+from tracklens import batch, config, features
+from tracklens.acquire.previews import PREVIEWS_INDEX  # a previews folder's index: id, artist, title, isrc
+from tracklens.acquire.rows import ARTIST_COLUMNS as _ARTIST_COLUMNS, TITLE_COLUMNS as _TITLE_COLUMNS
+from tracklens.acquire.rows import first_artist as _first_artist, normalise_name, pick_column as _pick
 from tracklens.errors import TracklensError
 from tracklens.fileio import atomic_write_bytes, file_checksum, read_csv, write_csv
 
@@ -91,7 +93,6 @@ CARD_FILE = "card.json"
 TRACKS_FILE = "tracks.parquet"
 ERRORS_FILE = "errors.csv"
 ANALYSIS_FILE = "_analysis.parquet"
-PREVIEWS_INDEX = acquire.PREVIEWS_INDEX  # written by `tracklens acquire previews`: id, artist, title, isrc
 EMBEDDING_SIZE = 384
 EMBEDDING_COLUMNS = tuple(f"emb_{i:03d}" for i in range(EMBEDDING_SIZE))
 N_AUDIOSET = 527
@@ -279,10 +280,6 @@ def catalogue_task(model: str = DEFAULT_MODEL, *, max_duration: float = config.F
 
 
 # --- names and metadata ---------------------------------------------------------------------------
-
-_ARTIST_COLUMNS, _TITLE_COLUMNS = acquire.ARTIST_COLUMNS, acquire.TITLE_COLUMNS
-normalise_name, _first_artist, _pick = acquire.normalise_name, acquire.first_artist, acquire.pick_column
-
 
 def _source_names(source: Any, tracks):
     """``artist``, ``title``, ``isrc`` per track from the source: a manifest CSV's own columns,

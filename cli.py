@@ -270,10 +270,9 @@ def acquire_spotify_cmd(
       tracklens acquire spotify artist https://open.spotify.com/artist/6vWDO969PvNqNYHIOW5v0m
       tracklens acquire spotify search "genre:jazz year:1959" --limit 30
     """
-    from tracklens import acquire
+    from tracklens.acquire import spotify
 
-    out = out or config.RAW_DATA_DIR / "spotify_tracks.csv"
-    result = acquire.acquire_spotify(source.value, ref, out, market=market, limit=limit)
+    result = spotify.acquire_spotify(source.value, ref, out, market=market, limit=limit)  # None: the default CSV
     typer.echo(f"{result.added} new tracks, {result.already_present} already in the file, "
                f"{result.skipped} skipped (local/removed/episodes) -> {result.path} ({result.total_rows} rows)")
     for endpoint in result.unavailable:
@@ -302,9 +301,9 @@ def acquire_previews_cmd(
       tracklens acquire previews data/raw/album.csv --out data/raw/album_previews --workers 2
       tracklens acquire previews ../shared/data/spotify/songs_normalize.csv --out data/raw/tophits
     """
-    from tracklens import acquire
+    from tracklens.acquire import previews
 
-    report = acquire.download_previews(tracks, out or config.RAW_DATA_DIR / "previews", workers=workers, limit=limit)
+    report = previews.download_previews(tracks, out, workers=workers, limit=limit)  # None: the default folder
     for line in report.summary_lines():
         typer.echo(line)
 
@@ -323,9 +322,10 @@ def acquire_charts_cmd(
       tracklens acquire charts ../shared/data/spotify/songs_normalize.csv
       tracklens acquire charts my_charts.csv --out data/raw/charts.csv
     """
-    from tracklens import acquire, prepare
+    from tracklens import prepare
+    from tracklens.acquire import charts
 
-    result = acquire.acquire_charts(path, out, validate=prepare.load_charts)  # full schema, types too
+    result = charts.acquire_charts(path, out, validate=prepare.load_charts)  # full schema, types too
     verb = "copied to" if result.copied else "already at"
     typer.echo(f"{path}: {result.rows} rows, valid; {verb} {result.path}")
 
@@ -346,9 +346,9 @@ def acquire_folder_cmd(
       tracklens acquire folder data/demo/audio --out data/demo/manifest.csv
       tracklens acquire folder ../shared/data/gtzan/audio --out data/raw/gtzan_manifest.csv --decode
     """
-    from tracklens import acquire
+    from tracklens.acquire import folder
 
-    frame = acquire.write_manifest(path, out, decode=decode)
+    frame = folder.write_manifest(path, out, decode=decode)
     bad = frame[frame["error"] != ""]
     labels = frame.loc[frame["label"] != "", "label"].nunique()
     typer.echo(f"{len(frame)} files, {labels} labels, {len(bad)} unreadable -> {out}")

@@ -4,8 +4,8 @@ Spotify's audio-features endpoint answers 403 to apps created after 27 November 
 playlist's tempo, key or energy can no longer be read from Spotify. :func:`sort_playlist` joins
 what tracklens already has::
 
-    Spotify playlist metadata (acquire.acquire_spotify)
-      -> 30 s previews, Deezer by ISRC (acquire.download_previews)
+    Spotify playlist metadata (acquire.spotify)
+      -> 30 s previews, Deezer by ISRC (acquire.previews)
       -> the catalogue's per-track analysis (catalogue.build: feature engine, descriptor
          estimates, genre blend and fit, through the batch runner)
       -> one table, one row per playlist track (playlist_table)
@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracklens import acquire, config
+from tracklens import config
+from tracklens.acquire.previews import download_previews
+from tracklens.acquire.spotify import AUDIO_FEATURE_COLUMNS, acquire_spotify, parse_spotify_ref
+from tracklens.acquire.web import RetryPolicy
 from tracklens.errors import TracklensError
 
 #: The table's first columns, in order: who the track is and what happened to it.
@@ -81,7 +84,7 @@ def work_folder(playlist: str, work: str | Path | None = None) -> Path:
     """Where a playlist's metadata, previews and analysis are kept (read at call time)."""
     if work is not None:
         return Path(work)
-    return config.DATA_DIR / "playlists" / acquire.parse_spotify_ref("playlist", playlist)
+    return config.DATA_DIR / "playlists" / parse_spotify_ref("playlist", playlist)
 
 
 @dataclass
@@ -106,7 +109,7 @@ class PlaylistResult:
 
 
 def sort_playlist(playlist: str, out: str | Path | None = None, *, work: str | Path | None = None,
-                  sort: str = "playlist", client=None, session=None, policy: acquire.RetryPolicy | None = None,
+                  sort: str = "playlist", client=None, session=None, policy: RetryPolicy | None = None,
                   market: str | None = None, workers: int = 4, jobs: int = 1, model: str | None = None,
                   progress: bool = True) -> PlaylistResult:
     """Fetch a playlist's metadata and previews, analyse them, and write one table per track.
@@ -119,7 +122,7 @@ def sort_playlist(playlist: str, out: str | Path | None = None, *, work: str | P
     work : the work folder (default ``DATA_DIR/playlists/<playlist id>``)
     sort : a :data:`SORT_KEYS` name (tracks without that value last)
     client, session, policy, market : the Spotify client, the requests session for Deezer and the
-        previews, the retry policy, the Spotify market (as in :mod:`acquire`)
+        previews, the retry policy, the Spotify market (as in :mod:`acquire.web`)
     workers : parallel preview downloads ; jobs : analysis processes ; model : the genre model
         (default the catalogue's)
 
@@ -140,8 +143,8 @@ def sort_playlist(playlist: str, out: str | Path | None = None, *, work: str | P
     result = PlaylistResult(table=None, path=None, work=folder)
 
     try:
-        fetched = acquire.acquire_spotify("playlist", playlist, tracks_csv, client=client, market=market,
-                                          policy=policy, progress=progress)
+        fetched = acquire_spotify("playlist", playlist, tracks_csv, client=client, market=market,
+                                  policy=policy, progress=progress)
         result.fetched = fetched.added
         if "audio-features" in fetched.unavailable:
             result.problems.append("note: Spotify's audio-features endpoint is closed to this app (403): "
@@ -154,8 +157,8 @@ def sort_playlist(playlist: str, out: str | Path | None = None, *, work: str | P
     from tracklens.fileio import read_csv
 
     tracks = read_csv(tracks_csv, dtype=str, keep_default_na=False)
-    previews = acquire.download_previews(tracks_csv, folder / "previews", workers=workers, session=session,
-                                         policy=policy, progress=progress)
+    previews = download_previews(tracks_csv, folder / "previews", workers=workers, session=session,
+                                 policy=policy, progress=progress)
     result.downloaded = len(previews.downloaded)
     catalogue_tracks, catalogue_errors, result.analysed_now = analyse_previews(
         folder, tracks, jobs=jobs, model=model, progress=progress)
@@ -238,7 +241,7 @@ def playlist_table(tracks, analysed, *, missing: dict | None = None, failed: dic
 
     Parameters
     ----------
-    tracks : the playlist's ``tracks.csv`` (:data:`acquire.TRACK_COLUMNS`), playlist order
+    tracks : the playlist's ``tracks.csv`` (:data:`acquire.spotify.TRACK_COLUMNS`), playlist order
     analysed : the catalogue's ``tracks`` table (``track_id`` = the Spotify id = the preview's stem)
     missing : Spotify id -> why it has no preview ; failed : Spotify id -> why its analysis failed
 
@@ -267,7 +270,7 @@ def playlist_table(tracks, analysed, *, missing: dict | None = None, failed: dic
     out["spotify_popularity"] = pd.to_numeric(out.get("spotify_popularity"), errors="coerce")
     out.insert(out.columns.get_loc("spotify_duration_ms") + 1, "spotify_duration",
                out["spotify_duration_ms"].map(_m_ss))
-    for column in acquire.AUDIO_FEATURE_COLUMNS:  # filled only where Spotify still served them
+    for column in AUDIO_FEATURE_COLUMNS:  # filled only where Spotify still served them
         values = pd.to_numeric(tracks.get(column, pd.Series(dtype=str)), errors="coerce")
         if values.notna().any():
             out[f"spotify_{column}"] = values.to_numpy()

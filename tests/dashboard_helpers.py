@@ -114,3 +114,50 @@ def _session_checks(demo_catalogue, n: int) -> list[dict]:
         track.check_track(raw, clip.name)
         keys.append({"key": hashlib.sha256(raw).hexdigest(), "name": clip.name})
     return keys
+
+
+# --- browser tests (Playwright): the server, a page, the check page's upload ---------------------
+
+#: Records every CSP violation of a document (the init script runs again on each navigation).
+CSP_LISTENER = ("window.__cspViolations = []; document.addEventListener('securitypolicyviolation', "
+                "e => window.__cspViolations.push(e.violatedDirective + ' blocked ' + e.blockedURI));")
+START_TIMEOUT_S = 180
+RESULT_TIMEOUT_MS = 90_000
+
+
+def serve_in_private_home(tmp_path_factory, fill_home=None):
+    """`tracklens dashboard` on the real Top Hits table, in a private tracklens home; yields its URL
+    (a module fixture does ``yield from``). ``fill_home(home)`` puts what the test needs there first."""
+    from tracklens.tests.dashboard_server import serve_in_subprocess
+
+    home = tmp_path_factory.mktemp("home")
+    if fill_home is not None:
+        fill_home(home)
+    log_path = tmp_path_factory.mktemp("dashboard") / "server.log"
+    with serve_in_subprocess(env={"TRACKLENS_HOME": str(home)}, log_path=log_path, timeout=START_TIMEOUT_S) as served:
+        yield served.url
+
+
+def new_page(browser, width: int, **context_options):
+    """A page ``width`` px wide (900 high) in a context of its own, recording page and console
+    errors (``page.js_errors``) and CSP violations; close it with ``page.context.close()``."""
+    context = browser.new_context(viewport={"width": width, "height": 900}, **context_options)
+    context.add_init_script(CSP_LISTENER)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.js_errors = []
+    page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
+    page.on("console", lambda message: page.js_errors.append(message.text) if message.type == "error" else None)
+    return page
+
+
+def open_check(page, url: str) -> None:
+    """Go to the check page at ``url`` and wait for its upload box."""
+    page.goto(url + "/check")
+    page.wait_for_selector("#check-upload")
+
+
+def upload_clip(page, clip) -> None:
+    """Choose the file ``clip`` in the check page's upload box and wait until its check is done."""
+    page.set_input_files("#check-upload input[type=file]", str(clip))
+    page.wait_for_selector(f"#check-ok:has-text('{clip.name}')", timeout=RESULT_TIMEOUT_MS)

@@ -12,7 +12,10 @@ import requests
 import responses
 from responses import matchers
 
-from tracklens import acquire
+from tracklens.acquire.deezer import DEEZER_SEARCH_LIMIT, deezer_search_track
+from tracklens.acquire.previews import PREVIEWS_INDEX, download_previews
+from tracklens.acquire.rows import chart_track_id, first_artist, normalise_name
+from tracklens.acquire.web import AcquireError, ForbiddenError, NotFoundError, RetryPolicy, ServiceError
 from tracklens.errors import TracklensError
 
 SEARCH = "https://api.deezer.com/search"
@@ -34,7 +37,7 @@ def search_answer(*tracks: dict) -> dict:
 
 
 def query(artist: str, title: str) -> dict:
-    return {"q": f'artist:"{artist}" track:"{title}"', "limit": str(acquire.DEEZER_SEARCH_LIMIT)}
+    return {"q": f'artist:"{artist}" track:"{title}"', "limit": str(DEEZER_SEARCH_LIMIT)}
 
 
 @pytest.fixture
@@ -44,7 +47,7 @@ def sleeps():
 
 @pytest.fixture
 def policy(sleeps):
-    return acquire.RetryPolicy(max_attempts=3, base_delay=0.5, sleep=sleeps.append)
+    return RetryPolicy(max_attempts=3, base_delay=0.5, sleep=sleeps.append)
 
 
 def test_search_takes_the_matching_track_not_a_cover(policy):
@@ -53,15 +56,15 @@ def test_search_takes_the_matching_track_not_a_cover(policy):
                  json=search_answer(track(1, "Oops!...I Did It Again", "Karaoke Hits Band"),
                                     track(2, "Oops!... I Did It Again (Remastered)", "Britney Spears",
                                           title_short="Oops!... I Did It Again")))
-        found = acquire.deezer_search_track("Britney Spears", "Oops!...I Did It Again", policy=policy)
+        found = deezer_search_track("Britney Spears", "Oops!...I Did It Again", policy=policy)
     assert found["id"] == 2
 
 
 def test_search_with_no_matching_result_is_not_found(policy):
     with responses.RequestsMock() as mock:
         mock.get(SEARCH, json=search_answer(track(1, "Another Song", "Britney Spears")))
-        with pytest.raises(acquire.NotFoundError, match="no track by 'Britney Spears' titled 'Toxic' .1 other results"):
-            acquire.deezer_search_track("Britney Spears", "Toxic", policy=policy)
+        with pytest.raises(NotFoundError, match="no track by 'Britney Spears' titled 'Toxic' .1 other results"):
+            deezer_search_track("Britney Spears", "Toxic", policy=policy)
 
 
 def test_search_retries_429_with_retry_after_then_5xx_then_answers(policy, sleeps):
@@ -69,7 +72,7 @@ def test_search_retries_429_with_retry_after_then_5xx_then_answers(policy, sleep
         mock.get(SEARCH, status=429, headers={"Retry-After": "7"})
         mock.get(SEARCH, status=503)
         mock.get(SEARCH, json=search_answer(track(5, "Toxic", "Britney Spears")))
-        assert acquire.deezer_search_track("Britney Spears", "Toxic", policy=policy)["id"] == 5
+        assert deezer_search_track("Britney Spears", "Toxic", policy=policy)["id"] == 5
     assert sleeps == [7.0, 1.0]  # the server's Retry-After, then the back-off's second step
 
 
@@ -77,7 +80,7 @@ def test_search_quota_error_in_a_200_body_is_retried(policy, sleeps):
     with responses.RequestsMock() as mock:
         mock.get(SEARCH, json={"error": {"type": "Exception", "message": "Quota limit exceeded", "code": 4}})
         mock.get(SEARCH, json=search_answer(track(5, "Toxic", "Britney Spears")))
-        assert acquire.deezer_search_track("Britney Spears", "Toxic", policy=policy)["id"] == 5
+        assert deezer_search_track("Britney Spears", "Toxic", policy=policy)["id"] == 5
     assert len(sleeps) == 1
 
 
@@ -85,19 +88,19 @@ def test_search_timeouts_give_up_with_one_line(policy):
     with responses.RequestsMock() as mock:
         for _ in range(3):
             mock.get(SEARCH, body=requests.exceptions.ReadTimeout("slow"))
-        with pytest.raises(acquire.ServiceError) as err:
-            acquire.deezer_search_track("Britney Spears", "Toxic", policy=policy)
+        with pytest.raises(ServiceError) as err:
+            deezer_search_track("Britney Spears", "Toxic", policy=policy)
     assert "timed out" in str(err.value) and "gave up after 3 attempts" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_search_answer_that_is_not_a_track_list_is_an_error(policy):
     with responses.RequestsMock() as mock:
         mock.get(SEARCH, json={"unexpected": True})
-        with pytest.raises(acquire.AcquireError, match="no data list"):
-            acquire.deezer_search_track("A", "B", policy=policy)
+        with pytest.raises(AcquireError, match="no data list"):
+            deezer_search_track("A", "B", policy=policy)
         mock.get(SEARCH, status=403)
-        with pytest.raises(acquire.ForbiddenError):
-            acquire.deezer_search_track("A", "B", policy=policy)
+        with pytest.raises(ForbiddenError):
+            deezer_search_track("A", "B", policy=policy)
 
 
 def test_chart_table_previews_by_search_with_an_index_of_names(policy, tmp_path):
@@ -115,23 +118,23 @@ def test_chart_table_previews_by_search_with_an_index_of_names(policy, tmp_path)
                  json=search_answer(track(6, "Crazy In Love (feat. Jay-Z)", "Beyoncé", preview="")))
         mock.get(SEARCH, match=[matchers.query_param_matcher(query("Nobody", "Unknown"))], json=search_answer())
         mock.get(PREVIEW, body=MP3)
-        report = acquire.download_previews(charts, out, workers=2, policy=policy, progress=False)
+        report = download_previews(charts, out, workers=2, policy=policy, progress=False)
 
-    toxic = acquire.chart_track_id("Britney Spears", "Toxic")
+    toxic = chart_track_id("Britney Spears", "Toxic")
     assert report.downloaded == [toxic] and (out / f"{toxic}.mp3").read_bytes() == MP3
     assert toxic.startswith("britney-spears-toxic-")
-    crazy, nobody = acquire.chart_track_id("Beyoncé & JAY-Z", "Crazy In Love"), acquire.chart_track_id("Nobody", "Unknown")
+    crazy, nobody = chart_track_id("Beyoncé & JAY-Z", "Crazy In Love"), chart_track_id("Nobody", "Unknown")
     assert report.failed[crazy].startswith("no preview: Deezer track 6 (Beyoncé & JAY-Z - Crazy In Love) has no preview")
     assert report.failed[nobody].startswith("not found: Deezer search found no track")
-    with open(out / acquire.PREVIEWS_INDEX, newline="", encoding="utf-8") as handle:
+    with open(out / PREVIEWS_INDEX, newline="", encoding="utf-8") as handle:
         index = list(csv.DictReader(handle))
     assert index == [{"id": toxic, "artist": "Britney Spears", "title": "Toxic", "isrc": "", "file": f"{toxic}.mp3"}]
 
     with responses.RequestsMock() as mock:  # a rerun asks nothing for what is there, keeps the index
         mock.get(SEARCH, json=search_answer())
-        again = acquire.download_previews(charts, out, workers=1, policy=policy, progress=False)
+        again = download_previews(charts, out, workers=1, policy=policy, progress=False)
     assert again.skipped == [toxic]
-    with open(out / acquire.PREVIEWS_INDEX, newline="", encoding="utf-8") as handle:
+    with open(out / PREVIEWS_INDEX, newline="", encoding="utf-8") as handle:
         assert [r["id"] for r in csv.DictReader(handle)] == [toxic]
 
 
@@ -142,7 +145,7 @@ def test_an_isrc_deezer_does_not_know_falls_back_to_search(policy, tmp_path):
                  json={"error": {"type": "DataException", "message": "no data", "code": 800}})
         mock.get(SEARCH, json=search_answer(track(5, "Toxic", "Britney Spears")))
         mock.get(PREVIEW, body=MP3)
-        report = acquire.download_previews(rows, tmp_path, workers=1, policy=policy, progress=False)
+        report = download_previews(rows, tmp_path, workers=1, policy=policy, progress=False)
     assert report.downloaded == ["t1"]
 
 
@@ -150,7 +153,7 @@ def test_a_table_without_ids_names_or_isrcs_is_refused(tmp_path):
     bad = tmp_path / "t.csv"
     bad.write_text("song,year\nToxic,2003\n", encoding="utf-8")
     with pytest.raises(TracklensError, match="'artist' and a title"):
-        acquire.download_previews(bad, tmp_path / "p", progress=False)
+        download_previews(bad, tmp_path / "p", progress=False)
 
 
 @pytest.mark.parametrize("a, b", [
@@ -160,9 +163,9 @@ def test_a_table_without_ids_names_or_isrcs_is_refused(tmp_path):
     ("Song - Radio Edit", "song"),
 ])
 def test_names_normalise_alike(a, b):
-    assert acquire.normalise_name(a) == acquire.normalise_name(b)
+    assert normalise_name(a) == normalise_name(b)
 
 
 def test_first_artist_of_a_credit():
-    assert acquire.first_artist("Beyoncé & JAY-Z") == acquire.first_artist("Beyonce; Jay-Z") == "beyonce"
-    assert acquire.first_artist("Tyler, The Creator") == "tyler"  # a known limit: commas split credits
+    assert first_artist("Beyoncé & JAY-Z") == first_artist("Beyonce; Jay-Z") == "beyonce"
+    assert first_artist("Tyler, The Creator") == "tyler"  # a known limit: commas split credits

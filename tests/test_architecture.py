@@ -1,14 +1,14 @@
 """The package's import graph, read from the source with ``ast`` (nothing is imported).
 
-Every module of the installed package counts: the root modules, ``models/``, ``dashboard/`` and
-``dashboard/pages/`` (``tests/`` and ``bench/`` are not part of it). Imports inside functions count
+Every module of the installed package counts: the root modules, ``acquire/``, ``models/``,
+``dashboard/`` and ``dashboard/pages/`` (``tests/`` and ``bench/`` are not part of it). Imports inside functions count
 too: a lazy import is still a dependency. The rules:
 
 (a) No import cycle among project modules.
 (b) Data flows one way, acquire -> prepare/features -> models -> views -> writers -> apps: a module
     imports only modules of its own or a lower rank in :data:`RANKS`; a module with no rank fails
-    until it is given one. Inside ``models/`` and ``dashboard/`` the same rule holds between their
-    own modules, by :data:`INNER_RANKS`.
+    until it is given one. Inside ``acquire/``, ``models/`` and ``dashboard/`` the same rule holds
+    between their own modules, by :data:`INNER_RANKS`.
 (c) Views (explore, figure_style, model_figures, track_figures, librosa_visuals) take data and return
     figures: they import only :data:`VIEW_MAY_IMPORT` (no audio decoding, no file reading or writing,
     no model store).
@@ -29,14 +29,14 @@ import pytest
 import tracklens
 
 PACKAGE_DIR = Path(tracklens.__file__).resolve().parent
-PACKAGE_FOLDERS = ("", "models", "dashboard", "dashboard/pages")
+PACKAGE_FOLDERS = ("", "acquire", "models", "dashboard", "dashboard/pages")
 
 #: Lower ranks are further up the flow; a module may import its own rank or lower.
 RANKS = {
     "config": 0, "errors": 0, "fileio": 0,
     "process": 0,  # process set-up (allocator tuning) that a batch worker and the dashboard server call
     "audio": 1,
-    "acquire": 2, "demo_data": 2,
+    "acquire": 2, "demo_data": 2,  # acquire: every acquire.* module (one per source, see INNER_RANKS)
     "prepare": 3, "batch": 3,  # batch: the runner the engine and the embedding models plug into (knows neither)
     "loudness": 4,  # the BS.1770 meter the engine and the card use
     "preprocessing": 4, "features": 4, "numba_cache": 4,  # numba_cache: the compile lock; the caller hands it the kernels to warm
@@ -54,6 +54,11 @@ RANKS = {
 #: Ranks inside a package, for imports between two of its modules (the rule of :data:`RANKS`).
 #: A module of the package with no rank here fails until it is given one.
 INNER_RANKS = {
+    "acquire": {
+        "web": 0, "rows": 0,  # errors, retries, one HTTP GET; CSV rows and how a row names its song
+        "spotify": 1, "deezer": 1, "charts": 1, "folder": 1,  # one module per source
+        "previews": 2,  # Spotify's preview links, else Deezer's (by ISRC or artist + title)
+    },
     "models": {
         # pure pieces: training tables, metrics, architectures, baselines, the AudioSet-tag verdicts
         "datasets": 0, "evaluate": 0, "builders": 0, "baselines": 0, "fit": 0, "chart_genres": 0, "oov": 0,

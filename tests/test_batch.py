@@ -217,7 +217,7 @@ def test_a_dead_dask_worker_is_one_line_and_finished_parts_stay(files, tmp_path)
 
 
 def test_a_folder_is_hashed_once_and_a_manifest_checksum_is_reused(tmp_path, monkeypatch):
-    from tracklens import acquire
+    from tracklens.acquire.folder import folder_manifest
 
     folder = tmp_path / "audio" / "rock"
     folder.mkdir(parents=True)
@@ -227,8 +227,8 @@ def test_a_folder_is_hashed_once_and_a_manifest_checksum_is_reused(tmp_path, mon
     real = batch.file_checksum
     monkeypatch.setattr(batch, "file_checksum", lambda path: hashed.append(path) or real(path))
     result = batch.run(FAKE, tmp_path / "audio", out=tmp_path / "t.parquet", cache_dir=tmp_path / "c", progress=False)
-    assert result.n_tracks == 3 and hashed == []  # acquire.folder_manifest's checksums were reused
-    manifest = acquire.folder_manifest(tmp_path / "audio", progress=False)
+    assert result.n_tracks == 3 and hashed == []  # folder_manifest's checksums were reused
+    manifest = folder_manifest(tmp_path / "audio", progress=False)
     table = pd.read_parquet(result.out)
     assert table.groupby("track_id")["checksum"].first().tolist() == manifest["checksum"].tolist()
     no_checksums = manifest[["path", "label"]]

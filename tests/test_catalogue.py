@@ -429,7 +429,8 @@ def test_chart_hits_route_previews_by_search_then_build_with_meta(fake, tmp_path
 
     import responses
 
-    from tracklens import acquire
+    from tracklens.acquire.previews import download_previews
+    from tracklens.acquire.web import RetryPolicy
 
     charts = tmp_path / "charts.csv"
     pd.DataFrame({"artist": ["Britney Spears", "blink-182"], "song": ["Toxic", "All The Small Things"],
@@ -448,8 +449,8 @@ def test_chart_hits_route_previews_by_search_then_build_with_meta(fake, tmp_path
                 json={"data": [{"id": deezer_id, "title": title, "title_short": title, "preview": url,
                                 "artist": {"id": 9, "name": artist}, "type": "track"}], "total": 1})
             mock.get(url, body=mp3[name])
-        report = acquire.download_previews(charts, tmp_path / "previews", workers=1, progress=False,
-                                           policy=acquire.RetryPolicy(sleep=lambda s: None))
+        report = download_previews(charts, tmp_path / "previews", workers=1, progress=False,
+                                   policy=RetryPolicy(sleep=lambda s: None))
     assert len(report.downloaded) == 2 and not report.failed
     cat = build(tmp_path / "previews", tmp_path / "cat", meta=charts)
     t = cat.tracks.set_index("title")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_dashboard_browser import CSP_LISTENER, screenshots, server, tracklens_home  # noqa: F401
+from test_dashboard_browser import screenshots, server, tracklens_home  # noqa: F401
 from test_dashboard_pages_browser import PHONE, _open, browser  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -11,11 +11,14 @@ import re
 
 import pytest
 
-from test_dashboard_browser import CSP_LISTENER, RESULT_TIMEOUT_MS, START_TIMEOUT_S, _assert_clean, screenshots  # noqa: F401
+from dashboard_helpers import new_page, open_check, serve_in_private_home, upload_clip
+from test_dashboard_browser import _assert_clean, screenshots  # noqa: F401
 from test_dashboard_pages_browser import (FIGURE_LABELS, LAPTOP, OVERLAPS, PHONE, assert_fits_the_screen,  # noqa: F401
                                           browser)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REAL_CLIP = "hiphop.00002"  # a full 30 s GTZAN clip (tests/conftest.py's gtzan_clip)
 
 # No map against the Top Hits table (no audio to compare by sound: issue 18).
 CHECK_GRAPHS = ("#check-blend", "#check-timeline", "#check-spectrogram", "#check-chromagram", "#check-profile")
@@ -46,31 +49,19 @@ PROFILE_LABELS_ASTRAY = """() => {
 @pytest.fixture(scope="module")
 def real_server(shared_data, tmp_path_factory):
     """`tracklens dashboard` on the real Top Hits table (a private tracklens home)."""
-    from tracklens.tests.dashboard_server import serve_in_subprocess
-
-    home = tmp_path_factory.mktemp("home")
-    log_path = tmp_path_factory.mktemp("dashboard") / "server.log"
-    with serve_in_subprocess(env={"TRACKLENS_HOME": str(home)}, log_path=log_path, timeout=START_TIMEOUT_S) as served:
-        yield served.url
+    yield from serve_in_private_home(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def real_clip(shared_data):
-    return sorted((shared_data / "gtzan" / "audio" / "hiphop").glob("*.opus"))[0]
+def real_clip(gtzan_clip):
+    return gtzan_clip(REAL_CLIP, "full30s")
 
 
 def _checked(browser, url: str, width: int, clip):
     """A page of ``width`` px that uploaded ``clip`` and drew every figure of the result."""
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    context.add_init_script(CSP_LISTENER)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.js_errors = []
-    page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
-    page.on("console", lambda message: page.js_errors.append(message.text) if message.type == "error" else None)
-    page.goto(url + "/check")
-    page.set_input_files("#check-upload input[type=file]", str(clip))
-    page.wait_for_selector("#check-ok", timeout=RESULT_TIMEOUT_MS)
+    page = new_page(browser, width)
+    open_check(page, url)
+    upload_clip(page, clip)
     for graph in CHECK_GRAPHS:
         page.wait_for_selector(f"{graph} .main-svg")
     page.wait_for_load_state("networkidle")

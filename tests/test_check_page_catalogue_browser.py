@@ -7,39 +7,31 @@ from __future__ import annotations
 
 import pytest
 
+from dashboard_helpers import new_page, open_check, serve_in_private_home, upload_clip
 from test_check_page_catalogue import CATALOGUE, build_mini_catalogue
-from test_dashboard_browser import CSP_LISTENER, RESULT_TIMEOUT_MS, START_TIMEOUT_S, _assert_clean, screenshots  # noqa: F401
+from test_dashboard_browser import _assert_clean, screenshots  # noqa: F401
 from test_dashboard_pages_browser import LAPTOP, PHONE, assert_fits_the_screen, browser  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+#: the uploads, one per width (full 30 s GTZAN clips): not in the mini catalogue, whose metal clips are
+#: the folder's first two
+UPLOADS = ("metal.00002", "metal.00003")
 
 
 @pytest.fixture(scope="module")
 def catalogue_server(shared_data, tmp_path_factory):
     """`tracklens dashboard` on the real Top Hits table, with the mini catalogue in its home."""
-    from tracklens.tests.dashboard_server import serve_in_subprocess
-
-    home = tmp_path_factory.mktemp("home")
-    build_mini_catalogue(shared_data, home)
-    log_path = tmp_path_factory.mktemp("dashboard") / "server.log"
-    with serve_in_subprocess(env={"TRACKLENS_HOME": str(home)}, log_path=log_path, timeout=START_TIMEOUT_S) as served:
-        yield served.url
+    yield from serve_in_private_home(tmp_path_factory, lambda home: build_mini_catalogue(shared_data, home))
 
 
 @pytest.mark.parametrize("width", [LAPTOP, PHONE])
-def test_picker_neighbours_switch_and_download(catalogue_server, browser, screenshots, shared_data, width):
-    clip = sorted((shared_data / "gtzan" / "audio" / "metal").glob("*.opus"))[2 + [LAPTOP, PHONE].index(width)]
-    context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
-    context.add_init_script(CSP_LISTENER)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.js_errors = []
-    page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
-    page.on("console", lambda message: page.js_errors.append(message.text) if message.type == "error" else None)
+def test_picker_neighbours_switch_and_download(catalogue_server, browser, screenshots, gtzan_clip, width):
+    clip = gtzan_clip(UPLOADS[[LAPTOP, PHONE].index(width)], "full30s")
+    page = new_page(browser, width, accept_downloads=True)
     try:
-        page.goto(catalogue_server + "/check")
-        page.set_input_files("#check-upload input[type=file]", str(clip))
-        page.wait_for_selector("#check-ok", timeout=RESULT_TIMEOUT_MS)
+        open_check(page, catalogue_server)
+        upload_clip(page, clip)
         page.wait_for_selector("#check-no-neighbours")  # the Top Hits table first: no audio, no neighbours
         page.click("#check-catalogue")
         page.click(f"text=catalogue {CATALOGUE}")
@@ -62,4 +54,4 @@ def test_picker_neighbours_switch_and_download(catalogue_server, browser, screen
         assert "Nearest by sound in " + CATALOGUE in download.value.path().read_text()
         _assert_clean(page)
     finally:
-        context.close()
+        page.context.close()

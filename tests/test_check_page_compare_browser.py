@@ -11,9 +11,10 @@ import json
 import pandas as pd
 import pytest
 
+from dashboard_helpers import new_page, open_check, upload_clip
 from test_check_page_catalogue import CATALOGUE
-from test_check_page_catalogue_browser import catalogue_server  # noqa: F401  (fixture)
-from test_dashboard_browser import CSP_LISTENER, RESULT_TIMEOUT_MS, _assert_clean, screenshots  # noqa: F401
+from test_check_page_catalogue_browser import UPLOADS, catalogue_server  # noqa: F401  (fixture)
+from test_dashboard_browser import _assert_clean, screenshots  # noqa: F401
 from test_dashboard_pages_browser import LAPTOP, PHONE, assert_fits_the_screen, browser  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -36,20 +37,13 @@ def _stacked(page, upper: str, lower: str) -> bool:
 
 
 @pytest.mark.parametrize("width", [LAPTOP, PHONE])
-def test_ab_figures_where_figure_and_csv_json_downloads(catalogue_server, browser, screenshots, shared_data, width):  # noqa: F811
-    first, second = sorted((shared_data / "gtzan" / "audio" / "metal").glob("*.opus"))[2:4]
-    context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
-    context.add_init_script(CSP_LISTENER)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.js_errors = []
-    page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
-    page.on("console", lambda message: page.js_errors.append(message.text) if message.type == "error" else None)
+def test_ab_figures_where_figure_and_csv_json_downloads(catalogue_server, browser, screenshots, gtzan_clip, width):  # noqa: F811
+    first, second = (gtzan_clip(clip_id, "full30s") for clip_id in UPLOADS)
+    page = new_page(browser, width, accept_downloads=True)
     try:
-        page.goto(catalogue_server + "/check")
+        open_check(page, catalogue_server)
         for clip in (first, second):
-            page.set_input_files("#check-upload input[type=file]", str(clip))
-            page.wait_for_selector(f"#check-ok:has-text('{clip.name}')", timeout=RESULT_TIMEOUT_MS)
+            upload_clip(page, clip)
 
         page.click("#check-catalogue")
         page.click(f"text=catalogue {CATALOGUE}")
@@ -93,4 +87,4 @@ def test_ab_figures_where_figure_and_csv_json_downloads(catalogue_server, browse
         assert float(values["tempo"]) == pytest.approx(next(v["value"] for v in data["values"] if v["name"] == "tempo"))
         _assert_clean(page)
     finally:
-        context.close()
+        page.context.close()

@@ -13,13 +13,16 @@ import time
 import numpy as np
 import pytest
 
-from test_check_page_browser import CHECK_GRAPHS, real_clip, real_server  # noqa: F401  (fixtures)
-from test_dashboard_browser import CSP_LISTENER, RESULT_TIMEOUT_MS, _assert_clean, _wav_bytes, screenshots  # noqa: F401
+from dashboard_helpers import RESULT_TIMEOUT_MS, _wav_bytes, new_page, open_check, upload_clip
+from test_check_page_browser import CHECK_GRAPHS, real_server  # noqa: F401  (fixture)
+from test_dashboard_browser import _assert_clean, screenshots  # noqa: F401
 from test_dashboard_pages_browser import LAPTOP, PHONE, assert_fits_the_screen, browser  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 MAX_ANSWER_BYTES = 250_000  # issue 19: a check returns at most 250 KB
+#: full 30 s GTZAN clips: one per width in `checked` (each width its own: none cached), both for A/B
+CLIPS = ("hiphop.00002", "hiphop.00003")
 BAR_COLOURS = """() => [...document.querySelectorAll('#check-blend .barlayer .point path')]
   .map(p => getComputedStyle(p).fill)"""
 
@@ -30,15 +33,8 @@ def _rgb(hex_colour: str) -> str:
 
 
 def _open_check(browser, url: str, width: int):
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    context.add_init_script(CSP_LISTENER)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.js_errors = []
-    page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
-    page.on("console", lambda message: page.js_errors.append(message.text) if message.type == "error" else None)
-    page.goto(url + "/check")
-    page.wait_for_selector("#check-upload")
+    page = new_page(browser, width)
+    open_check(page, url)
     return page
 
 
@@ -60,11 +56,11 @@ def _status_texts_until_done(page) -> list[str]:
 
 
 @pytest.fixture(scope="module", params=[LAPTOP, PHONE])
-def checked(request, browser, real_server, real_clip):
-    """A page of each width that uploaded the real clip and drew every figure of the result."""
+def checked(request, browser, real_server, gtzan_clip):
+    """A page of each width that uploaded a real clip and drew every figure of the result."""
     width = request.param
     page = _open_check(browser, real_server, width)
-    clip = sorted(real_clip.parent.glob("*.opus"))[[LAPTOP, PHONE].index(width)]  # each width its own: none cached
+    clip = gtzan_clip(CLIPS[[LAPTOP, PHONE].index(width)], "full30s")
     with page.expect_response(_is_the_check, timeout=RESULT_TIMEOUT_MS) as answer:
         page.set_input_files("#check-upload input[type=file]", str(clip))
         page.status_texts = _status_texts_until_done(page)
@@ -149,13 +145,12 @@ def test_noise_does_not_fit_and_its_music_analysis_is_hidden(browser, real_serve
 
 
 @pytest.mark.parametrize("width", [LAPTOP, PHONE])
-def test_ab_compares_with_a_track_checked_earlier(browser, real_server, real_clip, screenshots, width):
-    first, second = sorted(real_clip.parent.glob("*.opus"))[:2]
+def test_ab_compares_with_a_track_checked_earlier(browser, real_server, gtzan_clip, screenshots, width):
+    first, second = (gtzan_clip(clip_id, "full30s") for clip_id in CLIPS)
     page = _open_check(browser, real_server, width)
     try:
         for clip in (first, second):
-            page.set_input_files("#check-upload input[type=file]", str(clip))
-            page.wait_for_selector(f"#check-ok:has-text('{clip.name}')", timeout=RESULT_TIMEOUT_MS)
+            upload_clip(page, clip)
         page.click("#check-ab")
         page.click(f"#check-compare-controls >> text={first.name}")
         page.wait_for_selector("#check-ab-table")

@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 import responses
 
-from tracklens import acquire, config
+from tracklens import config
+from tracklens.acquire.previews import previews_dir
+from tracklens.acquire.spotify import acquire_spotify, spotify_client
 
-from test_acquire import PLAYLIST, SECRET, TOKEN_URL, add_enrichment, add_playlist, fixture
+from test_acquire_spotify import PLAYLIST, SECRET, TOKEN_URL, add_enrichment, add_playlist, fixture
 
 
 @pytest.fixture
@@ -29,8 +31,8 @@ def test_acquire_spotify_writes_below_the_home_set_after_import(new_home):
         api.post(TOKEN_URL, json=fixture("spotify_token.json"))
         add_playlist(api)
         add_enrichment(api)
-        client = acquire.spotify_client(credentials=("test-client-id", SECRET))
-        result = acquire.acquire_spotify("playlist", PLAYLIST, client=client, progress=False)
+        client = spotify_client(credentials=("test-client-id", SECRET))
+        result = acquire_spotify("playlist", PLAYLIST, client=client, progress=False)
     assert result.path == new_home / "data" / "raw" / "spotify_tracks.csv"
     assert result.path.is_file() and result.total_rows == 3
 
@@ -43,7 +45,7 @@ def test_every_default_folder_follows_set_home(new_home, monkeypatch):
 
     data_dir = new_home / "data"
     assert config.RAW_DATA_DIR == data_dir / "raw" and config.REPORTS_DIR == new_home / "reports"
-    assert acquire.previews_dir() == data_dir / "raw" / "previews"
+    assert previews_dir() == data_dir / "raw" / "previews"
     assert data.demo_data_dir() == data_dir / "demo"
     # `make musicnn-weights` unpacks the original package below the interim folder of the home in use
     monkeypatch.delenv("TRACKLENS_MUSICNN_DIR", raising=False)

@@ -10,7 +10,6 @@ Skips only when /usr/bin/chromium is missing and CI is unset (in CI a missing br
 
 from __future__ import annotations
 
-import io
 import os
 import socket
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dashboard_helpers import RESULT_TIMEOUT_MS, START_TIMEOUT_S, _demo_clip, _wav_bytes, new_page, open_check
 from tracklens import config
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -26,14 +26,9 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-gpu"]
 SCREENSHOTS_ENV = "TRACKLENS_SCREENSHOTS"
-# Records every CSP violation of a document (the init script runs again on each navigation).
-CSP_LISTENER = ("window.__cspViolations = []; document.addEventListener('securitypolicyviolation', "
-                "e => window.__cspViolations.push(e.violatedDirective + ' blocked ' + e.blockedURI));")
 # The evaluation report the server is given (in its private tracklens home): best model first on the page.
 REPORT_MODELS = {"knn": 0.61, "mlp": 0.93}
 UPLOAD_LIMIT_MB = 2  # the server under test refuses more, so "too large" is cheap to exercise
-START_TIMEOUT_S = 180
-RESULT_TIMEOUT_MS = 90_000
 
 
 def _chromium_or_skip() -> str:
@@ -42,14 +37,6 @@ def _chromium_or_skip() -> str:
     if os.environ.get("CI"):
         pytest.fail(f"{CHROMIUM} is missing in CI: `.ci/system-deps` should have installed Debian's chromium")
     pytest.skip(f"{CHROMIUM} not installed (run `make system-deps`)")
-
-
-def _wav_bytes(y: np.ndarray, sr: int = config.SAMPLE_RATE) -> bytes:
-    import soundfile as sf
-
-    buffer = io.BytesIO()
-    sf.write(buffer, y, sr, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -93,16 +80,9 @@ def page():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1366, "height": 900})
-        context.add_init_script(CSP_LISTENER)
-        pg = context.new_page()
-        pg.set_default_timeout(60_000)
-        errors: list[str] = []
-        pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        pg.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        pg.js_errors = errors
+        pg = new_page(browser, 1366)
         yield pg
-        context.close()
+        pg.context.close()
         browser.close()
 
 
@@ -139,8 +119,7 @@ def expected_blend():
 
 
 def _upload(page, url: str, name: str, payload: bytes, mime: str = "audio/wav") -> None:
-    page.goto(f"{url}/check")
-    page.wait_for_selector("#check-upload")
+    open_check(page, url)
     page.set_input_files("#check-upload input[type=file]",
                          files=[{"name": name, "mimeType": mime, "buffer": payload}])
 
@@ -204,7 +183,7 @@ def test_models_page_shows_the_report(server, page, screenshots):
 
 
 def test_check_demo_clip_gives_blend(server, page, demo_catalogue, expected_blend, screenshots):
-    clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[0]
+    clip = _demo_clip(demo_catalogue, 0)
     _upload(page, server, clip.name, clip.read_bytes())
     _check_blend(page, expected_blend(clip.read_bytes(), clip.name))
     # no map: the demo chart table has no audio to compare by sound (issue 18)
@@ -222,8 +201,8 @@ def test_check_demo_clip_gives_blend(server, page, demo_catalogue, expected_blen
     _assert_clean(page)
 
 
-def test_check_real_gtzan_clip(server, page, shared_data, expected_blend, screenshots):
-    clip = sorted((shared_data / "gtzan" / "audio" / "rock").glob("*.opus"))[0]
+def test_check_real_gtzan_clip(server, page, gtzan_clip, expected_blend, screenshots):
+    clip = gtzan_clip("rock.00000", "full30s")
     _upload(page, server, clip.name, clip.read_bytes(), mime="audio/ogg")
     _check_blend(page, expected_blend(clip.read_bytes(), clip.name))
     page.screenshot(path=str(screenshots / "check_gtzan.png"), full_page=True)
@@ -277,7 +256,7 @@ def _choose(page, name: str, payload: bytes, mime: str = "audio/wav") -> None:
 def test_player_follows_the_last_accepted_upload(server, page, demo_catalogue):
     """After a refused upload the player kept the previous file; after an unreadable one it showed an
     empty player. Now every outcome but an analysed file hides it."""
-    clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[1]
+    clip = _demo_clip(demo_catalogue, 1)
     _upload(page, server, clip.name, clip.read_bytes())
     page.wait_for_selector("#check-ok", timeout=RESULT_TIMEOUT_MS)
     _wait_for_player(page, visible=True)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from test_dashboard_browser import (CHROMIUM_ARGS, CSP_LISTENER, _assert_clean, _chromium_or_skip,  # noqa: F401
-                                    screenshots, server, tracklens_home)
+from dashboard_helpers import new_page
+from test_dashboard_browser import (CHROMIUM_ARGS, _assert_clean, _chromium_or_skip, screenshots, server,  # noqa: F401
+                                    tracklens_home)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -106,13 +107,7 @@ def browser():
 
 def _open(browser, url: str, width: int, name: str):
     """A page of ``width`` px showing ``name`` with its graphs drawn, recording errors and CSP violations."""
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    context.add_init_script(CSP_LISTENER)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.js_errors = []
-    page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
-    page.on("console", lambda message: page.js_errors.append(message.text) if message.type == "error" else None)
+    page = new_page(browser, width)
     path, graphs = PAGES[name]
     page.goto(url + path)
     for graph in graphs:

@@ -17,7 +17,9 @@ import responses
 import soundfile as sf
 from responses import matchers
 
-from tracklens import acquire, config, demo_data
+from tracklens import config, demo_data
+from tracklens.acquire.spotify import spotify_client
+from tracklens.acquire.web import RateLimitError, RetryPolicy
 from tracklens import playlist as pl
 from tracklens.errors import CredentialsError, TracklensError
 
@@ -50,14 +52,14 @@ def previews() -> dict[str, bytes]:
 
 
 @pytest.fixture
-def policy() -> acquire.RetryPolicy:
-    return acquire.RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=4.0, max_retry_after=60.0,
-                               sleep=lambda s: None)
+def policy() -> RetryPolicy:
+    return RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=4.0, max_retry_after=60.0,
+                       sleep=lambda s: None)
 
 
 @pytest.fixture
 def client():
-    return acquire.spotify_client(credentials=("test-client-id", SECRET))
+    return spotify_client(credentials=("test-client-id", SECRET))
 
 
 def spotify(mock, *, page1_status: int = 200, page2_status: int = 200, headers: dict | None = None):
@@ -200,7 +202,7 @@ def test_rate_limit_after_the_first_page_keeps_the_rows_fetched(monkeypatch, tmp
 def test_a_rate_limit_before_any_row_is_one_line(tmp_path, client, policy):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         spotify(mock, page1_status=429, headers={"Retry-After": "2"})
-        with pytest.raises(acquire.RateLimitError, match="429|rate-limited") as caught:
+        with pytest.raises(RateLimitError, match="429|rate-limited") as caught:
             pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=tmp_path / "work", client=client, policy=policy,
                              progress=False)
     assert "\n" not in str(caught.value)

@@ -61,10 +61,10 @@ def test_the_scan_finds_a_second_list(tmp_path):
 
 def test_every_feature_list_is_the_configs():
     """Each module's list is config's, in the order its tables, CSVs and figures have always used."""
-    from tracklens import acquire
+    from tracklens.acquire.spotify import AUDIO_FEATURE_COLUMNS
     spotify = config.SPOTIFY_AUDIO_FEATURES
     assert config.CHART_COLUMNS[6:-1] == spotify
-    assert acquire.AUDIO_FEATURE_COLUMNS == spotify
+    assert AUDIO_FEATURE_COLUMNS == spotify
     assert popularity.AUDIO_FEATURES == ("duration_ms", "explicit", *spotify)
     assert figure_style.CONTINUOUS_FEATURES == (*config.SPOTIFY_CONTINUOUS_FEATURES, "duration_ms")
     assert features.SPOTIFY_NOT_COMPUTED == ("danceability", "energy", "speechiness", "acousticness",

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from test_dashboard_browser import (RESULT_TIMEOUT_MS, _assert_clean, _upload, page, server,  # noqa: F401
-                                    tracklens_home)
+from dashboard_helpers import RESULT_TIMEOUT_MS, _demo_clip
+from test_dashboard_browser import _assert_clean, _upload, page, server, tracklens_home  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,7 +44,7 @@ def test_a_file_name_with_markup_is_text_in_the_figures(server, page, demo_catal
     since the chart table has no audio to map by; the name still reaches the page and the figures'
     titles, as text)."""
     name = '<b style="font-size:90px">BIG.wav'
-    clip = sorted((demo_catalogue / "audio").glob("*/*.wav"))[0]
+    clip = _demo_clip(demo_catalogue, 0)
     _upload(page, server, name, clip.read_bytes())
     ok = page.wait_for_selector("#check-ok", timeout=RESULT_TIMEOUT_MS)
     page.wait_for_selector("#check-blend .main-svg")
