@@ -77,7 +77,8 @@ def show_plotly(figure) -> None:
 
     renderer = pio.renderers.default
     if (getattr(figure, "_tracklens_png", False) and os.environ.get(STATIC_IMAGE_ENV, "1") != "0"
-            and pio.renderers.render_on_display and renderer and _drawer.failed is None):
+            and pio.renderers.render_on_display and renderer and _drawer.failed is None
+            and not {"png", "jpeg", "jpg", "svg", "pdf"} & set(renderer.split("+"))):  # already has an image
         if STATIC_RENDERER not in pio.renderers:
             pio.renderers[STATIC_RENDERER] = _png_renderer()
         pio.show(figure, renderer=f"{renderer}+{STATIC_RENDERER}")  # one output holding both
