@@ -38,9 +38,12 @@ def _write_master(path: Path, seconds: float, sr: int = MASTER_SR, subtype: str 
 
 
 @pytest.fixture(scope="module")
-def master(tmp_path_factory) -> Path:
-    """6 minutes of 96 kHz 24-bit stereo WAV: 207.4 MB, the file of the issue."""
-    return _write_master(tmp_path_factory.mktemp("masters") / "master-96k-24bit.wav", MASTER_S)
+def master(tmp_path_factory):
+    """6 minutes of 96 kHz 24-bit stereo WAV: 207.4 MB, the file of the issue (removed after the
+    module: pytest keeps the temp folders of the last runs)."""
+    path = _write_master(tmp_path_factory.mktemp("masters") / "master-96k-24bit.wav", MASTER_S)
+    yield path
+    path.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize("sr, bits, channels", [(44_100, 16, 2), (48_000, 24, 2), (96_000, 24, 2),
