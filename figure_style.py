@@ -38,7 +38,142 @@ def display_figures_in_notebooks() -> bool:
     if shell is None:
         return False
     select_figure_formats(shell, {"png"})
+    if type(shell).__module__.startswith("ipykernel"):  # a kernel: its outputs are saved in the notebook
+        # By name: registering imports nothing (plotly loads when the first figure is built).
+        shell.display_formatter.ipython_display_formatter.for_type_by_name(
+            "plotly.graph_objs._figure", "Figure", show_plotly)
     return True
+
+
+# --- a static image beside each Plotly figure in a notebook ----------------------------------------
+
+STATIC_IMAGE_ENV = "TRACKLENS_PLOTLY_PNG"  # "0": the package's Plotly figures carry no PNG in notebooks
+STATIC_IMAGE_TIMEOUT_S = 60.0  # one image at most (the browser's start included; an image takes ~0.15 s)
+STATIC_RENDERER = "tracklens_png"  # the Plotly renderer (plotly.io.renderers) that adds the PNG
+
+
+def mark_for_static_image(figure):
+    """Mark a Plotly figure made by the package: :func:`show_plotly` adds a PNG to its notebook output."""
+    figure._tracklens_png = True  # plotly figures take attributes that start with "_"
+    return figure
+
+
+def show_plotly(figure) -> None:
+    """Display a Plotly figure in a Jupyter kernel; the package's figures with a PNG beside it.
+
+    A notebook keeps every representation of an output, and the viewer picks one: Jupyter shows
+    the interactive figure (Plotly's own output, unchanged), GitHub and ``nbconvert`` (HTML, PDF,
+    Markdown) cannot run its JavaScript and show the PNG (without it they showed nothing). The
+    PNG is drawn by kaleido (MIT) in a headless Chrome/Chromium (Debian's ``chromium``, found by
+    kaleido, or ``BROWSER_PATH``), started once and kept for the session (the first image ~2.5 s,
+    then ~0.15 s). Figures not made by the package are displayed as Plotly displays them, and so
+    is every figure with ``TRACKLENS_PLOTLY_PNG=0``. When no image can be made (no browser, one
+    that fails or hangs: at most :data:`STATIC_IMAGE_TIMEOUT_S`), one warning says why, and the
+    figures stay interactive only.
+    """
+    import os
+
+    import plotly.io as pio
+
+    renderer = pio.renderers.default
+    if (getattr(figure, "_tracklens_png", False) and os.environ.get(STATIC_IMAGE_ENV, "1") != "0"
+            and pio.renderers.render_on_display and renderer and _drawer.failed is None
+            and not {"png", "jpeg", "jpg", "svg", "pdf"} & set(renderer.split("+"))):  # already has an image
+        if STATIC_RENDERER not in pio.renderers:
+            pio.renderers[STATIC_RENDERER] = _png_renderer()
+        pio.show(figure, renderer=f"{renderer}+{STATIC_RENDERER}")  # one output holding both
+        return
+    figure._ipython_display_()  # as Plotly displays it
+
+
+def _png_renderer():
+    """A Plotly renderer whose part of a figure's output is its PNG (none when it cannot be drawn)."""
+    import base64
+
+    from plotly.io.base_renderers import MimetypeRenderer
+
+    class StaticImage(MimetypeRenderer):
+        def to_mimebundle(self, fig_dict):
+            png = _drawer.png(fig_dict)
+            return {} if png is None else {"image/png": base64.b64encode(png).decode()}
+
+    return StaticImage()
+
+
+class _Drawer:
+    """One kaleido (headless browser) for the session, on an event loop of its own thread.
+
+    Not kaleido's own sync server: when its browser failed to start, that server's thread died
+    with a traceback and the next image waited forever (a notebook cell hung). Here every failure,
+    and an image that takes longer than STATIC_IMAGE_TIMEOUT_S, comes back as an exception.
+    """
+
+    def __init__(self):
+        self.failed: str | None = None
+        self._loop = None
+        self._kaleido = None
+
+    def png(self, fig_dict: dict) -> bytes | None:
+        """The figure as PNG bytes, or None (warned once, never tried again) when it cannot be drawn."""
+        if self.failed is not None:
+            return None
+        import asyncio
+        import concurrent.futures
+        import threading
+
+        try:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="tracklens-kaleido", daemon=True).start()
+            return asyncio.run_coroutine_threadsafe(self._draw(fig_dict), self._loop).result(STATIC_IMAGE_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 (the interactive figure is shown whatever happened here)
+            if isinstance(exc, concurrent.futures.TimeoutError):
+                exc = TimeoutError(f"no image after {STATIC_IMAGE_TIMEOUT_S:g} s")
+            self._give_up(exc)
+            return None
+
+    async def _draw(self, fig_dict: dict) -> bytes:
+        import plotly.io as pio
+
+        if self._kaleido is None:
+            import atexit
+
+            import kaleido
+
+            # mathjax=False: no script from the network (the package's figures use no LaTeX)
+            k = kaleido.Kaleido(page_generator=kaleido.PageGenerator(mathjax=False), timeout=STATIC_IMAGE_TIMEOUT_S)
+            await k.__aenter__()  # starts the browser
+            self._kaleido = k
+            atexit.register(self.close)
+        layout = fig_dict.get("layout", {})
+        template = layout.get("template", {}).get("layout", {})
+        opts = {"format": "png", "scale": 1,  # the sizes plotly's own to_image uses
+                "width": layout.get("width") or template.get("width") or pio.defaults.default_width,
+                "height": layout.get("height") or template.get("height") or pio.defaults.default_height}
+        return await self._kaleido.calc_fig(fig_dict, opts=opts)
+
+    def close(self) -> None:
+        """Stop the browser (at exit)."""
+        import asyncio
+
+        if self._kaleido is not None and self._loop is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(self._kaleido.__aexit__(None, None, None), self._loop).result(10)
+            except Exception:  # noqa: BLE001 (exiting anyway)
+                pass
+            self._kaleido = None
+
+    def _give_up(self, exc: BaseException) -> None:
+        import warnings
+
+        reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)  # choreographer: a tuple
+        self.failed = f"{type(exc).__name__}: {(reason.splitlines() or [''])[0][:200]}"
+        warnings.warn(f"tracklens: Plotly figures are shown without a static PNG for GitHub and nbconvert "
+                      f"({self.failed}); install Chrome/Chromium (`make system-deps`) or set {STATIC_IMAGE_ENV}=0",
+                      RuntimeWarning, stacklevel=2)
+
+
+_drawer = _Drawer()
 
 
 display_figures_in_notebooks()  # every figure module imports this one
@@ -138,7 +273,8 @@ def render(data, renderers: Mapping[str, Callable], backend: str):
         renderer = renderers[backend]
     except KeyError:
         raise TracklensError(f"backend={backend!r} is not one of {sorted(renderers)}") from None
-    return renderer(data)
+    figure = renderer(data)
+    return mark_for_static_image(figure) if backend == "plotly" and hasattr(figure, "to_image") else figure
 
 
 def mpl_figure(n_panels: int, *, ncols: int = 4, panel_size=(3.2, 2.6)):

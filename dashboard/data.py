@@ -21,23 +21,28 @@ from pathlib import Path
 from tracklens import config
 from tracklens.errors import TracklensError
 
-# The upload limit is a duration, checked from the file's header before anything is decoded.
+# The upload limit is a duration: 10 minutes at any sample rate and bit depth the decoder takes,
+# checked from the file's header before anything is decoded, and again by the decoder, which stops
+# reading at the limit (a header that says less than the file holds costs no more than the limit).
 MAX_UPLOAD_SECONDS = 10 * 60.0
 UPLOAD_EXTENSIONS = (".wav", ".mp3", ".ogg", ".opus", ".flac", ".m4a")
-# The byte cap follows from it: 10 minutes of the largest format accepted at full length, PCM
-# (WAV/FLAC/...) up to 24-bit, 48 kHz, stereo = 172.8 MB, plus 1 MiB for headers and tags, rounded
-# up to whole MB (2^20 bytes): 166 MB. Larger formats (32-bit float, 96 kHz, more channels) are
-# accepted up to the duration that fits.
-LARGEST_FORMAT = {"bits": 24, "sample_rate": 48_000, "channels": 2}
+# The byte cap is only a backstop that no honest master of up to 10 minutes reaches: an upload is
+# streamed to disk (never held in memory) and decoded in blocks, so its size costs disk and upload
+# time only. 10 minutes of 32-bit (integer or float) 192 kHz stereo PCM is 921.6 MB; 16 MiB more
+# for tags and cover art, rounded up to whole MB (2^20 bytes): 895 MB. A 96 kHz 24-bit master of
+# 10 minutes is 345.6 MB, of 6 minutes 207.4 MB (the old 48 kHz-based cap, 166 MB, refused it).
+# Wider formats (more channels, 64-bit, 384 kHz) are accepted up to the duration that fits.
+LARGEST_FORMAT = {"bits": 32, "sample_rate": 192_000, "channels": 2}
+_TAGS_BYTES = 16 << 20
 _LARGEST_BYTES = math.ceil((int(MAX_UPLOAD_SECONDS) * LARGEST_FORMAT["sample_rate"] * LARGEST_FORMAT["channels"]
-                            * LARGEST_FORMAT["bits"] // 8 + (1 << 20)) / 2**20) * 2**20
+                            * LARGEST_FORMAT["bits"] // 8 + _TAGS_BYTES) / 2**20) * 2**20
 # TRACKLENS_MAX_UPLOAD_MB lowers the byte cap (the browser tests use it to exercise the refusal).
 MAX_UPLOAD_BYTES = int(float(os.environ.get("TRACKLENS_MAX_UPLOAD_MB", "0")) * 2**20) or _LARGEST_BYTES
 MAX_UPLOAD_MB = round(MAX_UPLOAD_BYTES / 2**20)
 
 
 def byte_cap_text() -> str:
-    """The byte cap and where it comes from, e.g. "files up to 166 MB (10 minutes of 24-bit 48 kHz stereo WAV)"."""
+    """The byte cap and where it comes from, e.g. "files up to 895 MB (10 minutes of 32-bit 192 kHz stereo WAV)"."""
     text = f"files up to {MAX_UPLOAD_MB} MB"
     if MAX_UPLOAD_BYTES != _LARGEST_BYTES:
         return text

@@ -12,6 +12,10 @@ of temp space at once, and a body trickling one byte every 5 s never met waitres
 - **Spool budget**: the bodies being received at once may announce at most
   :data:`SPOOL_BUDGET_BYTES` together; a request beyond it gets 503 at once (the page says
   "busy, try again"), so the temp folder holds at most that much of bodies in flight.
+- **Duration, from the first bytes**: an upload whose WAV/AIFF/FLAC header (in its first
+  :data:`HEAD_BYTES`) announces more than ``data.MAX_UPLOAD_SECONDS`` gets 413 at once; the rest
+  of its body is not received (the byte cap, far above 10 minutes of any common master, is only
+  a backstop).
 - **Receiving rate**: a request must arrive at :data:`MIN_BYTES_PER_S` on average after a
   :data:`GRACE_S` start (headers included); a slower one is closed (408). A connection that sends
   nothing is closed after :data:`IDLE_TIMEOUT_S` (waitress' ``channel_timeout``; requests being
@@ -46,12 +50,15 @@ LOG = logging.getLogger(__name__)
 MAX_OTHER_BODY_BYTES = 1 << 20  # everything but an upload is small JSON
 # waitress' own limit, kept above the guard's (the guard answers first, in one line)
 MAX_REQUEST_BODY_BYTES = data.MAX_UPLOAD_BYTES + (64 << 10)
-# Bodies received at once, all connections together: four uploads at the byte cap (664 MB).
-SPOOL_BUDGET_BYTES = 4 * data.MAX_UPLOAD_BYTES
+# Bodies received at once, all connections together: two uploads at the byte cap (1.8 GiB), or
+# dozens of ordinary ones (a body counts what it announces). The cap is a backstop for 10 minutes
+# of 32-bit 192 kHz stereo; with the store's budget, uploads hold at most 4 x the cap of temp space.
+SPOOL_BUDGET_BYTES = 2 * data.MAX_UPLOAD_BYTES
 GRACE_S = 5.0  # any request may take this long before the rate counts...
-MIN_BYTES_PER_S = 16 << 10  # ...then it must have averaged 16 KiB/s (a 166 MB upload: under 3 h)
+MIN_BYTES_PER_S = 16 << 10  # ...then it must have averaged 16 KiB/s (a 200 MB master: under 4 h)
 IDLE_TIMEOUT_S = 20  # a connection with no request being answered and nothing received is closed
 CHECK_INTERVAL_S = 1  # how often the idle connections are looked for (waitress' cleanup_interval)
+HEAD_BYTES = 64 << 10  # an upload's first bytes, where a WAV/AIFF/FLAC header says its duration
 LINGER_S = 5.0  # after a refusal, read and drop the rest of the body this long at most
 # Connections at once (waitress: 100). With poll() instead of select() (limited to descriptors
 # below 1024), a few hundred cost little; the receiving deadline frees the places of slow ones.
@@ -103,6 +110,7 @@ class GuardedParser(HTTPRequestParser):
     reserved = 0
     limit = MAX_OTHER_BODY_BYTES
     refused_body = False  # answered before its body was read: the connection drains before closing
+    head: bytes | None = None  # an upload's first body bytes, until its header's duration is read
 
     def received(self, chunk: bytes) -> int:
         in_header = self.body_rcv is None and not self.completed
@@ -121,7 +129,22 @@ class GuardedParser(HTTPRequestParser):
                 self._check_announced_body()
             elif self.chunked and self.body_bytes_received > self.limit:
                 self._refuse(413, "Request Entity Too Large", self._too_large(self.body_bytes_received, more=True))
+            elif self.head is not None:
+                self._check_duration(chunk[:consumed])
         return consumed
+
+    def _check_duration(self, body: bytes) -> None:
+        """Refuse an upload whose header announces more than the duration limit as soon as the
+        header is in (:data:`HEAD_BYTES`), not after the whole body: the byte cap is only a backstop,
+        so a 20-minute 96 kHz master (691 MB) would otherwise be received whole before its 413."""
+        from tracklens.dashboard import uploads
+
+        self.head += body
+        if len(self.head) < HEAD_BYTES and not self.completed:
+            return
+        duration_s, self.head = uploads.announced_duration(self.head), None
+        if uploads.is_too_long(duration_s):
+            self._refuse(413, "Request Entity Too Large", uploads.too_long_line(_upload_name(self.query), duration_s))
 
     def _named(self, text: str) -> str:
         return f"{_upload_name(self.query)}: {text}" if self.path == self.upload_path else text
@@ -144,6 +167,8 @@ class GuardedParser(HTTPRequestParser):
                              self._named("the server is busy receiving other uploads; try again in a minute"))
             else:
                 self.reserved = announced
+                if self.path == self.upload_path and not self.chunked:
+                    self.head = b""
 
     def _refuse(self, code: int, reason: str, line: str) -> None:
         self.error = Refusal(code, reason, line)

@@ -57,8 +57,8 @@ UNCLAIMED_GRACE_S = 10.0  # an unclaimed upload keeps its place this long, whate
 UNCLAIMED_TTL_S = 60.0  # ...and is deleted after this (the page claims it within a second or so)
 # Bytes in the private folder at once: uploads stored, being checked or being copied (their
 # Content-Length; the byte cap when they announce none). With the server's spool budget
-# (dashboard.server.SPOOL_BUDGET_BYTES, the same) uploads hold at most 8 x the cap of disk.
-STORE_BUDGET_BYTES = 4 * data.MAX_UPLOAD_BYTES
+# (dashboard.server.SPOOL_BUDGET_BYTES, the same) uploads hold at most 4 x the cap of disk.
+STORE_BUDGET_BYTES = 2 * data.MAX_UPLOAD_BYTES
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 FFMPEG_CONTEXT = re.compile(r"\[[\w:.-]+ @ 0x[0-9a-f]+\] ")
 
@@ -217,10 +217,53 @@ def _header_duration(path: Path, name: str) -> float:
         # not for the user (found by bench/fuzz_upload.py)
         reason = FFMPEG_CONTEXT.sub("", str(exc).replace(str(path), name))
         raise UploadRefused(reason, 422) from None
-    if math.isfinite(duration_s) and duration_s > data.MAX_UPLOAD_SECONDS + 0.5:
-        raise UploadRefused(f"{name}: too long ({duration_s / 60:.1f} min); the limit is "
-                            f"{data.MAX_UPLOAD_SECONDS / 60:g} min — trim it and upload again", 413)
+    if is_too_long(duration_s):
+        raise UploadRefused(too_long_line(name, duration_s), 413)
     return duration_s
+
+
+def is_too_long(duration_s: float) -> bool:
+    """Longer than the upload limit (half a second's grace for rounding); NaN (unknown) is not."""
+    return math.isfinite(duration_s) and duration_s > data.MAX_UPLOAD_SECONDS + 0.5
+
+
+def too_long_line(name: str, duration_s: float) -> str:
+    """The one line for an upload over the duration limit."""
+    return (f"{name}: too long ({duration_s / 60:.1f} min); the limit is "
+            f"{data.MAX_UPLOAD_SECONDS / 60:g} min — trim it and upload again")
+
+
+def announced_duration(head: bytes) -> float:
+    """The duration (s) that the first bytes of a PCM WAV, an AIFF or a FLAC file announce; NaN
+    when they announce none (other formats, RF64, a streamed WAV's open-ended size, a header
+    not within ``head``). The server's guard reads it from an upload's first bytes, so a long
+    master is refused before the rest of it is sent."""
+    import struct
+
+    if head[:4] == b"fLaC" and len(head) >= 26 and head[4] & 0x7F == 0:  # STREAMINFO comes first
+        fields = int.from_bytes(head[18:26], "big")  # 20 bits rate, 3 channels, 5 bits, 36 frames
+        rate, frames = fields >> 44, fields & ((1 << 36) - 1)
+        return frames / rate if rate and frames else math.nan
+    riff = head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+    aiff = head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC")
+    order = "<" if riff else ">"
+    pos, frame_bytes, rate = 12, 0, 0
+    while (riff or aiff) and pos + 8 <= len(head):
+        chunk, size = head[pos:pos + 4], struct.unpack_from(order + "I", head, pos + 4)[0]
+        if riff and chunk == b"fmt " and pos + 24 <= len(head):
+            tag, _, rate, _, frame_bytes = struct.unpack_from("<HHIIH", head, pos + 8)
+            if tag not in (1, 3, 0xFFFE):  # PCM, float, extensible: a frame is block_align bytes
+                return math.nan
+        elif riff and chunk == b"data":
+            open_ended = size in (0, 0xFFFFFFFF)  # a recorder's stream: the size comes at the end
+            return size / frame_bytes / rate if rate and frame_bytes and not open_ended else math.nan
+        elif aiff and chunk == b"COMM" and pos + 26 <= len(head):
+            frames = struct.unpack_from(">I", head, pos + 10)[0]
+            exponent, mantissa = struct.unpack_from(">HQ", head, pos + 16)  # 80-bit extended float
+            rate = mantissa * 2.0 ** ((exponent & 0x7FFF) - 16383 - 63)
+            return frames / rate if rate > 0 and frames else math.nan
+        pos += 8 + size + (size & 1)
+    return math.nan
 
 
 @contextmanager

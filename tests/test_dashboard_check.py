@@ -22,7 +22,7 @@ def test_check_layout_states_the_limits_once(pages):
     layout = pages["check"].layout()
     assert {"check-upload", "check-upload-ref", "check-status", "check-player", "check-results"} <= _ids(layout)
     limits = _text(_by_id(layout, "check-limits"))
-    assert "up to 10 minutes (files up to 166 MB (10 minutes of 24-bit 48 kHz stereo WAV))" in limits
+    assert "up to 10 minutes (files up to 895 MB (10 minutes of 32-bit 192 kHz stereo WAV))" in limits
     assert limits.count("minutes") == 2 and "MB" in limits
     zone = _by_id(layout, "check-upload-zone")
     assert zone.children.max_size == 0  # dcc.Upload reads nothing; upload.js posts the file to the route

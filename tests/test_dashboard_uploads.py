@@ -54,8 +54,8 @@ def test_upload_over_the_byte_cap_is_refused_before_reading(app):
         def read(self, size=-1):
             raise AssertionError("the body was read")
 
-    with pytest.raises(uploads.UploadRefused, match=r"big\.wav: too large \(166\.0 MB\); files up to 166 MB "
-                                                    r"\(10 minutes of 24-bit 48 kHz stereo WAV\)") as refused:
+    with pytest.raises(uploads.UploadRefused, match=r"big\.wav: too large \(895\.0 MB\); files up to 895 MB "
+                                                    r"\(10 minutes of 32-bit 192 kHz stereo WAV\)") as refused:
         uploads.store(Unread(), filename="big.wav", content_length=data.MAX_UPLOAD_BYTES + 1)
     assert refused.value.status == 413
     response = _post_stream(app, "big.wav", Unread(), data.MAX_UPLOAD_BYTES + 1)

@@ -1,0 +1,74 @@
+"""The package's Plotly figures carry a static PNG in notebooks (issue 19, item 8).
+
+A notebook output keeps every representation of a figure: Jupyter shows the interactive one
+(Plotly's JSON, or HTML with its JavaScript, as Plotly's renderer chooses), GitHub and nbconvert
+(HTML, PDF, Markdown) cannot run it and showed nothing. In a fresh kernel (nbclient) Plotly's
+renderer is ``plotly_mimetype``: the output held only ``application/vnd.plotly.v1+json``.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tracklens import config
+
+PLOTLY = "application/vnd.plotly.v1+json"  # the interactive figure, as Plotly displays it in a kernel
+CELLS = [
+    # a figure of the package, as a notebook's last expression
+    "from tracklens import track_figures\ntrack_figures.blend_bar({'rock': 0.62, 'metal': 0.30, 'blues': 0.08})",
+    # anyone else's Plotly figure is left as it was
+    "import plotly.graph_objects as go\ngo.Figure(go.Bar(x=[1, 2], y=[3, 1]))",
+    # the package's figure again: the browser kept running, the second image is quick
+    "track_figures.blend_bar({'pop': 0.9, 'disco': 0.1})",
+]
+
+
+def _execute(cells, timeout_s: int = 180, *, keep_streams: bool = False):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in cells])
+    NotebookClient(nb, timeout=timeout_s, kernel_name="python3",
+                   resources={"metadata": {"path": str(config.PACKAGE_DIR)}}).execute()
+    kept = ("display_data", "stream") if keep_streams else ("display_data",)  # Plotly displays, returns nothing
+    return [[o for o in cell.outputs if o.get("output_type") in kept] for cell in nb.cells]
+
+
+def _kinds(outputs) -> set[str]:
+    return {kind for o in outputs for kind in o.get("data", {})}
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None and shutil.which("google-chrome") is None,
+                    reason="kaleido draws in Chrome/Chromium (`make system-deps`)")
+def test_a_package_figure_in_a_fresh_kernel_carries_a_png_beside_its_html(monkeypatch):
+    monkeypatch.delenv("TRACKLENS_PLOTLY_PNG", raising=False)
+    ours, theirs, again = _execute(CELLS)
+    assert {"image/png", PLOTLY} <= _kinds(ours), _kinds(ours)  # one output: the viewer picks
+    png = ours[0]["data"]["image/png"]  # base64 in the notebook file
+    import base64
+
+    assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000  # a drawn figure, not a blank
+    assert _kinds(theirs) == {PLOTLY}
+    assert "image/png" in _kinds(again)
+
+
+def test_the_png_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("TRACKLENS_PLOTLY_PNG", "0")
+    [ours] = _execute(CELLS[:1])
+    assert _kinds(ours) == {PLOTLY}
+
+
+def test_a_browser_that_fails_gives_one_warning_and_the_html_stays(monkeypatch, tmp_path):
+    """Chrome/Chromium cannot draw (here a "browser" that exits at once): the figures are still
+    shown (HTML), with one warning that says why, not a traceback per figure."""
+    browser = tmp_path / "chromium"
+    browser.write_text("#!/bin/sh\nexit 1\n")
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER_PATH", str(browser))  # where kaleido's choreographer looks first
+    first, second = _execute(["import warnings; warnings.simplefilter('always')\n" + CELLS[0], CELLS[2]], keep_streams=True)
+    assert PLOTLY in _kinds(first) and "image/png" not in _kinds(first)
+    assert "image/png" not in _kinds(second)
+    warned = "".join(o.get("text", "") for o in first + second if o.get("output_type") == "stream")
+    assert warned.count("without a static PNG") == 1 and "Traceback" not in warned, warned
