@@ -13,7 +13,9 @@ Systems, each on the same decoded signal (22 050 Hz mono, as the engine decodes)
 - ``tracklens``: the engine's ``Analysis.tempo_estimate`` (``bpm`` column) and ``Analysis.key``;
 - ``tracklens v2``: what the card showed before (FEATURE_VERSION 2): librosa.feature.tempo of
   the mean-over-bands onset envelope, Krumhansl-Kessler profiles on chroma_stft;
-- ``librosa``: plain ``librosa.beat.beat_track(y=, sr=)`` and ``chroma_cqt`` + Krumhansl-Kessler.
+- ``librosa``: plain ``librosa.beat.beat_track(y=, sr=)`` and ``chroma_cqt`` + Krumhansl-Kessler;
+- ``learned key``: the key of :mod:`tracklens.key_estimation` (the learned, transposition-
+  equivariant estimator fitted on the train fold by bench/key_fit.py; not the engine's key yet).
 
 Scores: Acc1 (within 4 % of the annotation), Acc2 (also at x2, x3, 1/2, 1/3), key exact, and
 MIREX weighted (same key 1.0, a fifth up in the same mode 0.5, relative 0.3, parallel 0.2),
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tracklens import audio, config, features
+from tracklens import audio, config, features, key_estimation
 
 KINDS = ("full30s", "full30s_16k", "excerpt15s")
 
@@ -64,6 +66,11 @@ def measure(row: dict) -> dict:
     tempo, key = a.tempo_estimate, a.key
     out["tracklens"] = {"tempo": tempo.bpm, "key": (key.key, key.mode)}
     out["tracklens_cpu"] = time.process_time() - t0
+    t0 = time.process_time()
+    learned = key_estimation.key_features(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning)
+    out["learned key"] = {"tempo": float("nan"),
+                          "key": key_estimation.best_keys(key_estimation.KEY_MODEL.probabilities(learned))[:2]}
+    out["learned_cpu"] = time.process_time() - t0  # added to the engine's: its CQT and the 24 scores
     out["tracklens v2"] = {"tempo": a.tempo, "key": _krumhansl(a.chroma.mean(axis=1))}
     t0 = time.process_time()
     bpm, _ = librosa.beat.beat_track(y=y, sr=sr)
@@ -73,11 +80,12 @@ def measure(row: dict) -> dict:
     return out
 
 
-SYSTEMS = ("tracklens", "tracklens v2", "librosa")
+SYSTEMS = ("tracklens", "tracklens v2", "librosa", "learned key")
 
 
 def score(results: list[dict], system: str) -> dict:
-    acc = np.array([features.tempo_scores(r[system]["tempo"], r["tempo"]) for r in results])
+    acc = np.array([features.tempo_scores(r[system]["tempo"], r["tempo"]) if np.isfinite(r[system]["tempo"])
+                    else (np.nan, np.nan) for r in results], dtype=float)
     keyed = [r for r in results if r["key"] is not None]
     exact = np.array([r[system]["key"] == r["key"] for r in keyed], dtype=float)
     mirex = np.array([features.mirex_key_score(r[system]["key"], r["key"]) for r in keyed])
@@ -112,17 +120,18 @@ def main(argv=None) -> int:
     print_table(results, f"{args.fold} fold, {len(results)} clips (GTZAN full 30 s clips and 15 s excerpts)")
     print(f"\nCPU s per clip (tempo + key after decoding; mean): tracklens "
           f"{np.mean([r['tracklens_cpu'] for r in results]):.3f} (the whole analysis of tempo and key), "
-          f"plain librosa {np.mean([r['librosa_cpu'] for r in results]):.3f}")
+          f"plain librosa {np.mean([r['librosa_cpu'] for r in results]):.3f}, "
+          f"learned key's extra (CQT + model) {np.mean([r['learned_cpu'] for r in results]):.3f}")
     if args.per_genre:
         for genre in sorted({r["genre"] for r in results}):
             print_table([r for r in results if r["genre"] == genre], genre)
     else:
-        print("\nper genre (tracklens Acc1 / Acc2 / MIREX; librosa Acc1 / Acc2 / MIREX):")
+        print("\nper genre (tracklens Acc1 / Acc2 / MIREX; librosa Acc1 / Acc2 / MIREX; learned key MIREX):")
         for genre in sorted({r["genre"] for r in results}):
             sub = [r for r in results if r["genre"] == genre]
-            ours, plain = score(sub, "tracklens"), score(sub, "librosa")
+            ours, plain, learned = score(sub, "tracklens"), score(sub, "librosa"), score(sub, "learned key")
             print(f"  {genre:10s} n={len(sub):2d}  {ours['acc1']:.2f} / {ours['acc2']:.2f} / {ours['mirex']:.2f}   "
-                  f"{plain['acc1']:.2f} / {plain['acc2']:.2f} / {plain['mirex']:.2f}")
+                  f"{plain['acc1']:.2f} / {plain['acc2']:.2f} / {plain['mirex']:.2f}   {learned['mirex']:.2f}")
     return 0
 
 

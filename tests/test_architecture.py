@@ -40,6 +40,7 @@ RANKS = {
     "prepare": 3, "batch": 3,  # batch: the runner the engine and the embedding models plug into (knows neither)
     "loudness": 4,  # the BS.1770 meter the engine and the card use
     "preprocessing": 4, "features": 4, "numba_cache": 4,  # numba_cache: the compile lock; the caller hands it the kernels to warm
+    "key_estimation": 4,  # the learned key estimator (bench/tempo_key.py; the engine may call it)
     "models": 5,  # every models.* module (models.kinds, the input kinds, is imported by registry, blend, train)
     "explore": 6, "librosa_visuals": 6,
     "figure_style": 6,  # labels, units, genre colours and the two-backend plumbing every figure module shares
