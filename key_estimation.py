@@ -29,6 +29,7 @@ profile method's (``features.estimate_key``).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,9 +89,12 @@ def semitone_cqt_power(y: np.ndarray, *, sr: int, tuning: float) -> np.ndarray:
 
     fmin = librosa.midi_to_hz(CQT_LOWEST_MIDI)
     n = CQT_OCTAVES * N_PITCH
-    c = np.abs(librosa.cqt(np.asarray(y, dtype=np.float32), sr=sr, hop_length=CQT_HOP, fmin=fmin,
-                           n_bins=n * CQT_BINS_PER_SEMITONE, bins_per_octave=N_PITCH * CQT_BINS_PER_SEMITONE,
-                           tuning=tuning))
+    with warnings.catch_warnings():
+        # a clip under ~3 s: librosa warns that its low octaves' downsampled FFTs pad the clip
+        warnings.filterwarnings("ignore", message="n_fft=.* is too large for input signal", category=UserWarning)
+        c = np.abs(librosa.cqt(np.asarray(y, dtype=np.float32), sr=sr, hop_length=CQT_HOP, fmin=fmin,
+                               n_bins=n * CQT_BINS_PER_SEMITONE, bins_per_octave=N_PITCH * CQT_BINS_PER_SEMITONE,
+                               tuning=tuning))
     return c.reshape(n, CQT_BINS_PER_SEMITONE, -1).max(axis=1).astype(np.float64) ** 2
 
 

@@ -71,3 +71,15 @@ def test_a_fitted_model_learns_the_keys_it_was_shown():
     model = ke.fit_key_model(examples, np.array(labels), l2=1.0)
     assert [ke.best_keys(model.probabilities(f))[:2] for f in examples] == \
         [(lab % 12, 1 - lab // 12) for lab in labels]
+
+
+def test_silence_has_no_key_and_blocks_add_up_to_the_track():
+    assert features.analyze(np.zeros(SR, dtype=np.float32), sr=SR).key is features.NO_KEY
+    # the check page adds a long upload block by block: two halves read as the whole
+    y = np.concatenate([_progression(7, False), _progression(7, False)])
+    evidence = ke.KeyEvidence()
+    for half in (y[: len(y) // 2], y[len(y) // 2:]):
+        a = features.analyze(half, sr=SR)
+        evidence.add(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning)
+    assert (features.learned_key(evidence).key, features.learned_key(evidence).mode) == (7, 1)
+    assert evidence.n_frames == 2 * features.analyze(y[: len(y) // 2], sr=SR).n_frames
