@@ -78,20 +78,9 @@ SEQUENCE_ROWS: tuple[str, ...] = (
 )
 HPSS_KERNEL = 31  # librosa.effects.hpss default, which the published table used
 
-# Key profiles, C as tonic (major, minor); rotated for the other keys. Facts from the literature:
-# Krumhansl-Kessler (Krumhansl 1990, probe-tone ratings), Temperley (2007, Kostka-Payne corpus
-# frequencies), Albrecht & Shanahan (2013, 490 pieces' pitch-class distributions).
-KEY_PROFILES = {
-    "krumhansl": ([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88],
-                  [6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17]),
-    "temperley": ([0.748, 0.060, 0.488, 0.082, 0.670, 0.460, 0.096, 0.715, 0.104, 0.366, 0.057, 0.400],
-                  [0.712, 0.084, 0.474, 0.618, 0.049, 0.460, 0.105, 0.747, 0.404, 0.067, 0.133, 0.330]),
-    "albrecht": ([0.238, 0.006, 0.111, 0.006, 0.137, 0.094, 0.016, 0.214, 0.009, 0.080, 0.008, 0.081],
-                 [0.220, 0.006, 0.104, 0.123, 0.019, 0.103, 0.012, 0.214, 0.062, 0.022, 0.061, 0.052]),
-}
-def _zscore(values) -> np.ndarray:
-    v = np.asarray(values, dtype=np.float64)
-    return (v - v.mean()) / v.std()
+# Key profiles, C as tonic (major, minor), from the literature: key_estimation.KEY_PROFILES
+# (Krumhansl-Kessler, Temperley, Albrecht-Shanahan and the engine's mix of the first and last).
+KEY_PROFILES = key_estimation.KEY_PROFILES
 
 
 KEY_NAMES = tuple(f"{pc} {mode}" for mode in ("major", "minor")
@@ -850,8 +839,6 @@ NO_KEY = KeyEstimate(-1, -1, float("nan"), -1, -1)  # Spotify's "no key detected
 # where annotators say 134). Albrecht's minor profile weighs the fifth (0.214) as its tonic (0.220):
 # alone it read a lone A (a 220 Hz tone) as D minor; 3/4 Albrecht + 1/4 Krumhansl (z-scored)
 # keeps the tonic ahead, at 0.642 on train (valid: 0.551 either way).
-KEY_PROFILES["albrecht+krumhansl"] = tuple(
-    0.75 * _zscore(a) + 0.25 * _zscore(k) for a, k in zip(KEY_PROFILES["albrecht"], KEY_PROFILES["krumhansl"]))
 KEY_PROFILE = "albrecht+krumhansl"
 KEY_MINOR_BIAS = 0.03
 KEY_SHARPNESS = 8.0  # softmax sharpness behind ``confidence``: the train fold's best log-likelihood (5-20 tried)
