@@ -83,7 +83,8 @@ def cross_validate(full, snippets, *, l2, snippet_weight, n_splits=10, seeds=ran
             held = {g for g in unique if fold[g] == i}
             train = [r for r, g in zip(full, groups) if g not in held]
             extra = [r for r, g in zip(snippets, snippet_groups) if g not in held] if snippet_weight else []
-            model = ke.fit_key_model([r["features"] for r in train + extra], np.array([r["label"] for r in train + extra]),
+            fitted = train + extra
+            model = ke.fit_key_model([r["features"] for r in fitted], np.array([r["label"] for r in fitted]),
                                      l2=l2, weights=np.r_[np.ones(len(train)), np.full(len(extra), snippet_weight)])
             test = [j for j, g in enumerate(groups) if g in held]
             for j, k in zip(test, model_keys(model, [full[j] for j in test])):
