@@ -10,7 +10,11 @@ short for a tempo). A clip whose key is empty ("no single key") counts for tempo
 
 Systems, each on the same decoded signal (22 050 Hz mono, as the engine decodes):
 
-- ``tracklens``: the engine's ``Analysis.tempo_estimate`` (``bpm`` column) and ``Analysis.key``;
+- ``tracklens``: the engine's ``Analysis.tempo_estimate`` (``bpm`` column) and ``Analysis.key``
+  (FEATURE_VERSION 4: :mod:`tracklens.key_estimation`'s learned model, fitted on the train fold
+  by bench/key_fit.py);
+- ``profile key v3``: the engine's key before (FEATURE_VERSION 3): Albrecht-Shanahan/Krumhansl
+  profiles with a minor bias on the mean chroma_stft (``features.key_estimate``); key only;
 - ``tracklens v2``: what the card showed before (FEATURE_VERSION 2): librosa.feature.tempo of
   the mean-over-bands onset envelope, Krumhansl-Kessler profiles on chroma_stft;
 - ``librosa``: plain ``librosa.beat.beat_track(y=, sr=)`` and ``chroma_cqt`` + Krumhansl-Kessler.
@@ -61,9 +65,13 @@ def measure(row: dict) -> dict:
     out = dict(row)
     t0 = time.process_time()
     a = features.analyze(y, sr=sr)
-    tempo, key = a.tempo_estimate, a.key
+    tempo, _ = a.tempo_estimate, a.chroma
+    t_key = time.process_time()
+    key = a.key
     out["tracklens"] = {"tempo": tempo.bpm, "key": (key.key, key.mode)}
     out["tracklens_cpu"] = time.process_time() - t0
+    out["key_cpu"] = time.process_time() - t_key  # the learned key: its CQT and the 24 scores (chroma apart)
+    out["profile key v3"] = {"tempo": float("nan"), "key": features.estimate_key(a.chroma)}
     out["tracklens v2"] = {"tempo": a.tempo, "key": _krumhansl(a.chroma.mean(axis=1))}
     t0 = time.process_time()
     bpm, _ = librosa.beat.beat_track(y=y, sr=sr)
@@ -73,11 +81,12 @@ def measure(row: dict) -> dict:
     return out
 
 
-SYSTEMS = ("tracklens", "tracklens v2", "librosa")
+SYSTEMS = ("tracklens", "profile key v3", "tracklens v2", "librosa")
 
 
 def score(results: list[dict], system: str) -> dict:
-    acc = np.array([features.tempo_scores(r[system]["tempo"], r["tempo"]) for r in results])
+    acc = np.array([features.tempo_scores(r[system]["tempo"], r["tempo"]) if np.isfinite(r[system]["tempo"])
+                    else (np.nan, np.nan) for r in results], dtype=float)
     keyed = [r for r in results if r["key"] is not None]
     exact = np.array([r[system]["key"] == r["key"] for r in keyed], dtype=float)
     mirex = np.array([features.mirex_key_score(r[system]["key"], r["key"]) for r in keyed])
@@ -112,17 +121,18 @@ def main(argv=None) -> int:
     print_table(results, f"{args.fold} fold, {len(results)} clips (GTZAN full 30 s clips and 15 s excerpts)")
     print(f"\nCPU s per clip (tempo + key after decoding; mean): tracklens "
           f"{np.mean([r['tracklens_cpu'] for r in results]):.3f} (the whole analysis of tempo and key), "
-          f"plain librosa {np.mean([r['librosa_cpu'] for r in results]):.3f}")
+          f"plain librosa {np.mean([r['librosa_cpu'] for r in results]):.3f}, "
+          f"the learned key's part of tracklens (CQT + model) {np.mean([r['key_cpu'] for r in results]):.3f}")
     if args.per_genre:
         for genre in sorted({r["genre"] for r in results}):
             print_table([r for r in results if r["genre"] == genre], genre)
     else:
-        print("\nper genre (tracklens Acc1 / Acc2 / MIREX; librosa Acc1 / Acc2 / MIREX):")
+        print("\nper genre (tracklens Acc1 / Acc2 / MIREX; librosa Acc1 / Acc2 / MIREX; profile key v3 MIREX):")
         for genre in sorted({r["genre"] for r in results}):
             sub = [r for r in results if r["genre"] == genre]
-            ours, plain = score(sub, "tracklens"), score(sub, "librosa")
+            ours, plain, learned = score(sub, "tracklens"), score(sub, "librosa"), score(sub, "profile key v3")
             print(f"  {genre:10s} n={len(sub):2d}  {ours['acc1']:.2f} / {ours['acc2']:.2f} / {ours['mirex']:.2f}   "
-                  f"{plain['acc1']:.2f} / {plain['acc2']:.2f} / {plain['mirex']:.2f}")
+                  f"{plain['acc1']:.2f} / {plain['acc2']:.2f} / {plain['mirex']:.2f}   {learned['mirex']:.2f}")
     return 0
 
 

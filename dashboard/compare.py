@@ -163,10 +163,11 @@ TEMPO_METHOD = ("median-over-bands onset tempogram (librosa onset strength; prio
                 "\"or\": its ×2 or ½ when the evidence for it is close")
 TEMPO_ACCURACY = ("Measured on 81 annotated GTZAN clips of the validation fold: within 4% of the annotated "
                   f"tempo on 74% (Acc1 0.74), 91% counting ×2, ×3, ½, ⅓ (Acc2 0.91); see {ACCURACY_DOC}")
-KEY_METHOD = ("Albrecht–Shanahan/Krumhansl profiles correlated with the mean chroma; confidence: the best "
-              "key's share of the 24 keys (softmax), runner-up: the second best")
-KEY_ACCURACY = ("Measured on 61 annotated GTZAN clips of the validation fold: MIREX score 0.55 (a fifth off "
-                f"counts 0.5, relative key 0.3, parallel 0.2), exact 0.48; see {ACCURACY_DOC}")
+KEY_METHOD = ("Albrecht–Shanahan/Krumhansl profile correlation with the mean chroma, corrected by key "
+              "templates learned from annotated GTZAN clips (chroma and constant-Q octaves); confidence: the "
+              "model's probability of the best of the 24 keys, runner-up: the second best")
+KEY_ACCURACY = ("Measured on 61 annotated GTZAN clips of the validation fold: MIREX score 0.61 (a fifth off "
+                f"counts 0.5, relative key 0.3, parallel 0.2), exact 0.56; see {ACCURACY_DOC}")
 LOUDNESS_METHOD = "integrated loudness, ITU-R BS.1770-4 over the channels (surrounds weighted 1.41, LFE left out)"
 LOUDNESS_ACCURACY = f"within 0.01 LU of ffmpeg's ebur128 on 17 test files (mono to 5.1, 44.1-96 kHz; {ACCURACY_DOC})"
 

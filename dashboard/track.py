@@ -297,8 +297,8 @@ class TrackAnalysis:
     comparable : tempo (BPM, of the blocks' mean tempogram; tempo_alt its x2 / x1/2 when close),
         loudness (BS.1770-4 integrated LUFS over the file's channels), true_peak_dbtp,
         loudness_range_lu (EBU Tech 3342), normalisation (loudness.normalisation: what Spotify,
-        YouTube, Apple Music do), key and mode (from the mean chroma; key_confidence,
-        key_runner_up), duration_ms (of the file)
+        YouTube, Apple Music do), key and mode (features.learned_key of the blocks' evidence;
+        key_confidence, key_runner_up), duration_ms (of the file)
     estimates : descriptor -> (estimate, held-out error), from the frame-weighted means of the
         estimator's features; ``unavailable`` says why the others have none
     summary : the 57 summary features (blocks' duration-weighted means), only when asked for
@@ -325,16 +325,16 @@ def block_bounds(n_samples: int, sr: int, block_s: float = ANALYSIS_BLOCK_S) -> 
 def analyse(clip, *, summary: bool = False, meter=None) -> TrackAnalysis:
     """Analyse ``clip`` block by block (see :class:`TrackAnalysis` for how blocks combine);
     ``meter``: the file's channels measured (features.channel_meter), else the mono clip is."""
-    from tracklens import features, loudness
+    from tracklens import features, key_estimation, loudness
 
     estimator, unavailable = _descriptor_estimator()
     hop = config.HOP_LENGTH
     step = max(1, int(np.ceil((1 + len(clip.y) // hop) / MAX_DISPLAY_FRAMES)))
-    chroma_sum, n_frames = np.zeros(12), 0
+    key_evidence, n_frames = key_estimation.KeyEvidence(), 0
     tempo_strength, weights, fma_means, summaries, log_mels, chromas = 0.0, [], [], [], [], []
     for start, end in block_bounds(len(clip.y), clip.sr):
         a = features.analyze(clip.y[start:end], sr=clip.sr)
-        chroma_sum += a.chroma.sum(axis=1, dtype=np.float64)
+        key_evidence.add(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning)
         n_frames += a.n_frames
         tempo_strength = tempo_strength + a.beat_tempogram.sum(axis=1)
         weights.append(end - start)
@@ -347,7 +347,7 @@ def analyse(clip, *, summary: bool = False, meter=None) -> TrackAnalysis:
         log_mels.append(_decimate(a.log_mel, step))
         chromas.append(_decimate(a.chroma, step))
         del a  # its STFT and derived arrays go before the next block's
-    key = features.key_estimate(chroma_sum / n_frames)
+    key = features.learned_key(key_evidence)
     tempo = features.estimate_tempo(tempo_strength / n_frames, sr=clip.sr, hop_length=hop)
     measured = (meter or features.mono_meter(clip.y, sr=clip.sr)).result()
     comparable = {"tempo": tempo.bpm, "tempo_alt": tempo.alternative,

@@ -124,9 +124,9 @@ def test_engine_loudness_is_measured_over_the_files_channels(tmp_path):
 @pytest.mark.slow
 def test_valid_fold_tempo_and_key_beat_the_old_card(shared_data):
     """The GTZAN valid fold (81 annotated full clips and excerpts; nothing here was fitted on
-    it): tempo Acc1 0.741 / Acc2 0.914 and key MIREX 0.551 measured (bench/tempo_key.py), the
-    old card 0.593 / 0.753 / 0.457. The bounds sit between the two, so a return to the mean
-    onset envelope or to the Krumhansl profiles fails."""
+    it): tempo Acc1 0.741 / Acc2 0.914 and key MIREX 0.611 measured (bench/tempo_key.py), the
+    old card 0.593 / 0.753 / 0.457, the v3 profile key 0.551. The bounds sit between them, so a
+    return to the mean onset envelope or to profiles alone (docs/key.md) fails."""
     import csv
     from pathlib import Path
 
@@ -146,4 +146,4 @@ def test_valid_fold_tempo_and_key_beat_the_old_card(shared_data):
             mirex.append(features.mirex_key_score((a.key.key, a.key.mode), features.parse_key(note["key"])))
     assert (len(acc1), len(mirex)) == (81, 61)
     assert np.mean(acc1) >= 0.70 and np.mean(acc2) >= 0.88
-    assert np.mean(mirex) >= 0.52
+    assert np.mean(mirex) >= 0.58

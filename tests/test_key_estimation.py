@@ -1,0 +1,85 @@
+"""The learned key estimator: transposition-equivariant, and right on synthetic chord progressions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tracklens import features, key_estimation as ke
+
+SR = 22050
+
+
+def _random_features(seed: int) -> ke.KeyFeatures:
+    rng = np.random.default_rng(seed)
+    chroma = rng.random(12)
+    blocks = np.array([(b - b.mean()) / b.std() for b in rng.random((1 + ke.CQT_OCTAVES, 12))])
+    return ke.KeyFeatures(chroma, blocks)
+
+
+@pytest.mark.parametrize("shift", [1, 5, 7, 11])
+def test_transposing_the_profiles_transposes_every_key_probability(shift):
+    f = _random_features(shift)
+    p, q = ke.KEY_MODEL.probabilities(f), ke.KEY_MODEL.probabilities(f.rotated(shift))
+    # key k of the original is key k + shift of the transposed clip, in each mode
+    expected = np.concatenate([np.roll(p[:12], shift), np.roll(p[12:], shift)])
+    np.testing.assert_allclose(q, expected, rtol=1e-9, atol=1e-12)
+    key, mode, *_ = ke.best_keys(p)
+    assert ke.best_keys(q)[:2] == ((key + shift) % 12, mode)
+
+
+def _tone(midi: float, seconds: float) -> np.ndarray:
+    """A note with 6 harmonics decaying as 1/h (so its 3rd harmonic sounds a fifth up)."""
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = 440.0 * 2 ** ((midi - 69) / 12)
+    y = sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, 7) if h * f0 < SR / 2)
+    return y * np.hanning(len(t)) ** 0.1
+
+
+def _progression(tonic: int, minor: bool, seconds: float = 1.0) -> np.ndarray:
+    """I-IV-V-I (i-iv-V-i in minor, with the leading tone) as triads over a bass note, tonic
+    ``tonic`` (0 = C) in the octave from C4."""
+    third = 3 if minor else 4
+    chords = [(0, third, 7), (5, 5 + third, 12), (7, 11, 14), (0, third, 7)]
+    root = 60 + tonic
+    clip = [sum(_tone(root + n, seconds) for n in chord) + _tone(root - 24 + chord[0], seconds) for chord in chords]
+    y = np.concatenate(clip)
+    return (0.2 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("tonic, minor", [(0, False), (4, False), (8, False), (10, False),
+                                          (9, True), (2, True), (6, True), (11, True)])
+def test_synthetic_progressions_are_read_in_their_key(tonic, minor):
+    a = features.analyze(_progression(tonic, minor), sr=SR)
+    f = ke.key_features(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning)
+    key, mode, confidence, runner_key, runner_mode = ke.best_keys(ke.KEY_MODEL.probabilities(f))
+    assert (key, mode) == (tonic, 0 if minor else 1), features.KEY_NAMES[key + 12 * (1 - mode)]
+    assert 0.0 < confidence <= 1.0 and (runner_key, runner_mode) != (key, mode)
+
+
+def test_a_fitted_model_learns_the_keys_it_was_shown():
+    # clips whose octave profiles put a triad on the tonic; labels: the triad's key
+    rng = np.random.default_rng(0)
+    examples, labels = [], []
+    for i in range(48):
+        tonic, minor = i % 12, i % 2
+        v = np.full(12, 0.1) + 0.05 * rng.random(12)
+        v[[tonic, (tonic + 3 + (1 - minor)) % 12, (tonic + 7) % 12]] += 1.0
+        z = (v - v.mean()) / v.std()
+        examples.append(ke.KeyFeatures(v, np.tile(z, (1 + ke.CQT_OCTAVES, 1))))
+        labels.append(tonic + 12 * minor)
+    model = ke.fit_key_model(examples, np.array(labels), l2=1.0)
+    assert [ke.best_keys(model.probabilities(f))[:2] for f in examples] == \
+        [(lab % 12, 1 - lab // 12) for lab in labels]
+
+
+def test_silence_has_no_key_and_blocks_add_up_to_the_track():
+    assert features.analyze(np.zeros(SR, dtype=np.float32), sr=SR).key is features.NO_KEY
+    # the check page adds a long upload block by block: two halves read as the whole
+    y = np.concatenate([_progression(7, False), _progression(7, False)])
+    evidence = ke.KeyEvidence()
+    for half in (y[: len(y) // 2], y[len(y) // 2:]):
+        a = features.analyze(half, sr=SR)
+        evidence.add(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning)
+    assert (features.learned_key(evidence).key, features.learned_key(evidence).mode) == (7, 1)
+    assert evidence.n_frames == 2 * features.analyze(y[: len(y) // 2], sr=SR).n_frames
