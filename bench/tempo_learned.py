@@ -95,7 +95,8 @@ CANDIDATE_FEATURES = (
 )
 
 
-def candidate_features(curve: np.ndarray, bands: list[np.ndarray], cands: np.ndarray, context: np.ndarray) -> np.ndarray:
+def candidate_features(curve: np.ndarray, bands: list[np.ndarray], cands: np.ndarray,
+                       context: np.ndarray) -> np.ndarray:
     top = highest_peak(curve)
     strength = strength_at(curve, cands) / top
     octave = np.log2(cands / 120.0)
@@ -173,7 +174,8 @@ def report(name: str, rows: list[dict], learned: np.ndarray, engine: np.ndarray)
           f"engine Acc1 {engine[:, 0].mean():.3f} Acc2 {engine[:, 1].mean():.3f}")
     for i, score in enumerate(("Acc1", "Acc2")):
         low, high = np.percentile(diff[:, i], [2.5, 97.5])
-        print(f"  learned - engine {score}: {(learned - engine)[:, i].mean():+.3f} (paired bootstrap 95 % CI {low:+.3f} .. {high:+.3f})")
+        print(f"  learned - engine {score}: {(learned - engine)[:, i].mean():+.3f} "
+              f"(paired bootstrap 95 % CI {low:+.3f} .. {high:+.3f})")
     print("  per genre (n: learned Acc1 / Acc2, engine Acc1 / Acc2):")
     for genre in sorted({r["genre"] for r in rows}):
         sel = np.array([r["genre"] == genre for r in rows])
@@ -203,7 +205,8 @@ def main(argv=None) -> int:
         for i in test_idx:
             cv[i] = choose(score, train[i])
     engine = accuracy(train, [r["baseline"] for r in train])
-    report(f"train fold, 5-fold grouped CV ({len(factors)} stretches per clip, C={args.C})", train, accuracy(train, cv), engine)
+    report(f"train fold, 5-fold grouped CV ({len(factors)} stretches per clip, C={args.C})",
+           train, accuracy(train, cv), engine)
     oracle = np.mean([r["stretches"][1.0][2].any() for r in train])
     print(f"  a right candidate is among the candidates on {oracle:.3f} of train clips")
     if not args.no_valid:
