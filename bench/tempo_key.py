@@ -22,6 +22,8 @@ Systems, each on the same decoded signal (22 050 Hz mono, as the engine decodes)
 Scores: Acc1 (within 4 % of the annotation), Acc2 (also at x2, x3, 1/2, 1/3), key exact, and
 MIREX weighted (same key 1.0, a fifth up in the same mode 0.5, relative 0.3, parallel 0.2),
 overall and per genre. ``--fold train`` scores the fold the engine's choices were fitted on.
+Tempo scores come with bootstrap 95 % intervals over clips (and of each system minus tracklens).
+bench/tempo_learned.py scores the learned candidate choice beside the engine (docs/tempo.md).
 """
 
 from __future__ import annotations
@@ -103,6 +105,17 @@ def print_table(results: list[dict], title: str) -> None:
               f"{s['key_exact']:6.3f} {s['mirex']:6.3f}")
 
 
+def tempo_intervals(results: list[dict], system: str, draws: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap 95 % intervals (resampling clips) of ``system``'s Acc1 and Acc2: [[low, high], ...]
+    and the same for its difference to ``tracklens`` on the same resampled clips."""
+    rng = np.random.default_rng(0)
+    acc = np.array([features.tempo_scores(r[system]["tempo"], r["tempo"]) for r in results], dtype=float)
+    ours = np.array([features.tempo_scores(r["tracklens"]["tempo"], r["tempo"]) for r in results], dtype=float)
+    idx = rng.integers(0, len(results), (draws, len(results)))
+    return (np.percentile(acc[idx].mean(axis=1), [2.5, 97.5], axis=0).T,
+            np.percentile((acc - ours)[idx].mean(axis=1), [2.5, 97.5], axis=0).T)
+
+
 def main(argv=None) -> int:
     from joblib import Parallel, delayed
 
@@ -119,6 +132,12 @@ def main(argv=None) -> int:
         return 2
     results = Parallel(n_jobs=args.jobs)(delayed(measure)(r) for r in rows)
     print_table(results, f"{args.fold} fold, {len(results)} clips (GTZAN full 30 s clips and 15 s excerpts)")
+    print("\ntempo, bootstrap 95 % intervals over clips (Acc1; Acc2; and minus tracklens on the same clips):")
+    for system in SYSTEMS:
+        ci, diff = tempo_intervals(results, system)
+        print(f"  {system:14s} Acc1 {ci[0, 0]:.3f}-{ci[0, 1]:.3f}  Acc2 {ci[1, 0]:.3f}-{ci[1, 1]:.3f}"
+              + ("" if system == "tracklens" else
+                 f"  diff Acc1 {diff[0, 0]:+.3f}..{diff[0, 1]:+.3f}  Acc2 {diff[1, 0]:+.3f}..{diff[1, 1]:+.3f}"))
     print(f"\nCPU s per clip (tempo + key after decoding; mean): tracklens "
           f"{np.mean([r['tracklens_cpu'] for r in results]):.3f} (the whole analysis of tempo and key), "
           f"plain librosa {np.mean([r['librosa_cpu'] for r in results]):.3f}, "
