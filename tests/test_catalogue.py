@@ -9,7 +9,6 @@ The one test of the real analysis (EfficientAT + engine) is marked slow.
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import shutil
 from pathlib import Path

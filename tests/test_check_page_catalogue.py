@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dashboard_helpers import _by_id, _ids, _text, _upload, _walk
+from dashboard_helpers import _by_id, _text, _walk
 
 CATALOGUE = "gtzan-mini"
 GENRES = ("metal", "classical", "hiphop")
@@ -122,7 +122,6 @@ def test_download_is_the_tracklens_check_report_with_the_neighbours(with_catalog
     assert download["filename"].endswith(".tracklens-check.html") and page.startswith("<!doctype html>")
     assert f"tracklens check: {key['name']}" in page and "Nearest by sound in gtzan-mini" in page
     assert f"<b>{report.genre_blend.label}</b>" in page
-
 
 
 def test_the_page_compares_blends_only_with_a_catalogue_of_its_own_genre_model(with_catalogues, pages, metal_report):
