@@ -400,6 +400,7 @@ def test_cli_build_similar_and_check(fake, refs, tmp_path, run_cli):
     page = report.read_text()
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
     assert "jazz.00002" in page and "<svg" in page and "Nearest by sound" in page
+    assert "genre labels (LDA)" in page  # a labelled catalogue: the caption gives the rule similar() used
     values = pd.read_csv(tmp_path / "out" / "check.values.csv")
     data = json.loads((tmp_path / "out" / "check.json").read_text())
     assert float(values.set_index("name").loc["tempo", "value"]) == pytest.approx(data["values"][0]["value"])
