@@ -9,7 +9,7 @@ Public API (``from tracklens import catalogue``)::
     cat = catalogue.load(path)             # refuses a catalogue of another engine / model version
     catalogue.available(home=None)         # [Path, ...]: the catalogues in HOME/data/catalogues/
     track = catalogue.analyse(path_or_clip, model=None)   # the builder's per-track analysis
-    catalogue.similar(query, cat, top=5, within=None, genre_weight=None, use_labels=False)  # -> DataFrame
+    catalogue.similar(query, cat, top=5, within=None, genre_weight=None, use_labels=None)  # -> DataFrame
     catalogue.format_neighbours([(name, frame_or_error), ...], "table" | "csv" | "json") -> str
     catalogue.percentiles(track, cat, within=None)  # -> DataFrame: value, percentile, p25/median/p75, n
     cat.tracks        # DataFrame, one row per track (columns below)
@@ -51,10 +51,10 @@ Columns of ``tracks``, each named after where its value comes from:
 
 Similarity (:class:`SoundIndex`) is half sound, half genre: ``(1 - GENRE_WEIGHT) * cos(sound) +
 GENRE_WEIGHT * cos(blend)``, where ``sound`` is the embedding minus the catalogue's mean embedding
-and ``blend`` the genre blend's probability vector (same model). With ``use_labels=True`` (only for
-a catalogue whose tracks carry genre labels) the embedding projected by a linear discriminant
-analysis of the catalogue's labels shares the sound weight (0.2 centred embedding +
-0.5 LDA + 0.3 blend). Both were chosen by retrieval inside the GTZAN train fold, never reading the
+and ``blend`` the genre blend's probability vector (same model). For a catalogue whose tracks carry
+genre labels (``use_labels=None``, the default, uses them when they are there; ``True`` insists,
+``False`` leaves them out) the embedding projected by a linear discriminant analysis of the
+catalogue's labels shares the sound weight (0.2 centred embedding + 0.5 LDA + 0.3 blend). Both were chosen by retrieval inside the GTZAN train fold, never reading the
 valid fold (bench/similar.py, docs/compare-by-sound.md); valid-fold queries against a train-fold
 catalogue then gave genre precision@5 0.67 (label-free) and 0.70 (labels), against 0.66 for the
 previous raw embedding + blend (intervals overlap: 73 queries).
@@ -631,6 +631,14 @@ class Catalogue:
         return self._masks[wanted]
 
 
+#: The terms of :meth:`SoundIndex.rule`: how the neighbours of :func:`similar` were ranked, in words.
+SOUND_RULE = "the cosine of the EfficientAT sound embeddings centred on the catalogue's mean"
+LDA_RULE = "the cosine of their projection on the catalogue's genre labels (LDA)"
+BLEND_RULE = "the cosine of the genre blends"
+#: The key of ``similar(...).attrs`` that holds that rule (reports and the check page print it).
+RULE_ATTR = "similarity_rule"
+
+
 class SoundIndex:
     """Cosine similarity of tracks by sound and genre blend: each block L2-normalised and scaled by
     the square root of its share, so one dot product gives ``(1 - w) cos(sound) + w cos(blend)``.
@@ -677,6 +685,22 @@ class SoundIndex:
             blends = np.zeros((len(parts[0]), self.n_genres), np.float32) if blends is None else blends
             parts.append(np.sqrt(self.genre_weight) * _unit(blends))
         return np.hstack(parts).astype(np.float32)
+
+    def rule(self, *, with_blend: bool) -> str:
+        """What :meth:`scores` computes, in words (a neighbour table's caption): the shares of the
+        centred embedding, its LDA projection (with labels) and the blend (``with_blend``: a query
+        blend of the catalogue's genre model was given)."""
+        blend_share = self.genre_weight if with_blend else 0.0
+        sound_share = 1.0 - blend_share
+        terms = ([(sound_share, SOUND_RULE)] if self._lda is None else
+                 [(sound_share * LABELLED_SOUND_SHARE, SOUND_RULE), (sound_share * (1 - LABELLED_SOUND_SHARE), LDA_RULE)])
+        if blend_share:
+            terms.append((blend_share, BLEND_RULE))
+        if len(terms) == 1:
+            return f"{SOUND_RULE} (by sound alone)"
+        halves = all(abs(share - 0.5) < 1e-9 for share, _ in terms)  # "half ..., half ..." as the captions said
+        text = ", ".join(f"{'half' if halves else f'{share:.2g} ×'} {term}" for share, term in terms)
+        return text if blend_share else f"{text} (by sound alone)"
 
     def scores(self, embedding: np.ndarray, blend: np.ndarray | None = None) -> np.ndarray:
         """Similarity of one track (raw ``embedding``, its blend probabilities in the catalogue's
@@ -725,7 +749,8 @@ def similar(query: Any, cat: "Catalogue | str | Path", *, top: int = 5, within: 
 
     Returns a DataFrame: ``rank``, ``similarity`` (-1..1), ``track_id``, ``artist``, ``title``,
     ``top_genre``, ``blend_label``, ``chart_genres``, the engine's values (:data:`VALUE_COLUMNS`),
-    Spotify's values when the catalogue has them, ``path``.
+    Spotify's values when the catalogue has them, ``path``; ``attrs[RULE_ATTR]`` says in words how
+    the similarity was computed (labels or not, blend or sound alone: :meth:`SoundIndex.rule`).
     """
     cat = cat if isinstance(cat, Catalogue) else load(cat)
     if top < 1:
@@ -734,16 +759,20 @@ def similar(query: Any, cat: "Catalogue | str | Path", *, top: int = 5, within: 
     embedding, blend = _query_vectors(query, cat)
     if use_labels is None:
         use_labels = cat.labels() is not None
-    scores = cat.index(genre_weight, use_labels=use_labels).scores(embedding, blend)
+    index = cat.index(genre_weight, use_labels=use_labels)
+    scores = index.scores(embedding, blend)
     if candidates is None:
         candidates = np.arange(len(scores))
     k = min(top, len(candidates))
     if k == 0:
-        return neighbour_frame(cat, np.array([], int), np.array([]))
-    sub = scores[candidates]
-    part = np.argpartition(-sub, k - 1)[:k] if k < len(sub) else np.arange(len(sub))
-    order = part[np.lexsort((candidates[part], -sub[part]))]  # ties: catalogue order
-    return neighbour_frame(cat, candidates[order], sub[order])
+        frame = neighbour_frame(cat, np.array([], int), np.array([]))
+    else:
+        sub = scores[candidates]
+        part = np.argpartition(-sub, k - 1)[:k] if k < len(sub) else np.arange(len(sub))
+        order = part[np.lexsort((candidates[part], -sub[part]))]  # ties: catalogue order
+        frame = neighbour_frame(cat, candidates[order], sub[order])
+    frame.attrs[RULE_ATTR] = index.rule(with_blend=blend is not None)
+    return frame
 
 
 #: the engine's numeric values a track is placed among (percentiles, middle half)

@@ -227,6 +227,18 @@ SOUND_ALONE_CAPTION = ("Similarity: the cosine of the EfficientAT sound embeddin
                        "(by sound alone); every value measured by the same engine.")
 
 
+def similarity_caption(neighbours: pd.DataFrame, *, by_sound_alone: bool = False) -> str:
+    """How the neighbours' similarity was computed: the rule ``catalogue.similar`` used (with the
+    catalogue's genre labels when it has them, by sound alone for another model's blend), else by
+    ``by_sound_alone`` (a table from elsewhere)."""
+    from tracklens.catalogue import RULE_ATTR
+
+    rule = neighbours.attrs.get(RULE_ATTR)
+    if rule:
+        return f"Similarity: {rule}; every value measured by the same engine."
+    return SOUND_ALONE_CAPTION if by_sound_alone else SIMILARITY_CAPTION
+
+
 def check_values(track, *, neighbours: pd.DataFrame | None = None, catalogue_name: str | None = None) -> dict:
     """Everything a check report shows, as JSON-able data: the values with their units and
     sources, the blend, its timeline, the fit verdict, chart-genre tags and the neighbours."""
@@ -325,7 +337,7 @@ def check_report_html(track, *, neighbours: pd.DataFrame | None = None, catalogu
                  and not neighbours[c].astype(str).str.strip().any()]
         shown = neighbours.drop(columns=[c for c in ("path", *empty) if c in neighbours.columns])
         sections.append(f"<h2>Nearest by sound in {esc(catalogue_name or 'the catalogue')}</h2>"
-                        f"<p class='small'>{esc(SOUND_ALONE_CAPTION if by_sound_alone else SIMILARITY_CAPTION)}</p>"
+                        f"<p class='small'>{esc(similarity_caption(neighbours, by_sound_alone=by_sound_alone))}</p>"
                         + shown.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="-", border=0))
     if figures and track.analysis is not None:
         sections.append("<h2>Figures</h2>" + _figure_img(librosa_visuals.overview(track.analysis, title=name),

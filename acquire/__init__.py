@@ -1,7 +1,8 @@
 """Acquire raw inputs, one module per source; everything is written into ``data/raw`` (or a path
 the caller names).
 
-Modules (each source imports only the plumbing below it, config, errors, fileio and audio)
+Modules (each source imports only the plumbing below it, config, errors, fileio and audio;
+``previews`` also builds on ``deezer``)
 - ``web``: the errors a source raises, :class:`RetryPolicy` and :func:`~web.retry_call` (429
   ``Retry-After``, back-off on 5xx and timeouts), one HTTP GET.
 - ``rows``: CSV files of dict rows (spreadsheet-safe) and how a row names its song (artist and

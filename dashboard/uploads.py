@@ -260,7 +260,10 @@ def announced_duration(head: bytes) -> float:
         elif aiff and chunk == b"COMM" and pos + 26 <= len(head):
             frames = struct.unpack_from(">I", head, pos + 10)[0]
             exponent, mantissa = struct.unpack_from(">HQ", head, pos + 16)  # 80-bit extended float
-            rate = mantissa * 2.0 ** ((exponent & 0x7FFF) - 16383 - 63)
+            try:
+                rate = math.ldexp(mantissa, (exponent & 0x7FFF) - 16383 - 63)
+            except OverflowError:  # an exponent past any float (a hostile header): no rate
+                return math.nan
             return frames / rate if rate > 0 and frames else math.nan
         pos += 8 + size + (size & 1)
     return math.nan

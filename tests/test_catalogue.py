@@ -9,7 +9,6 @@ The one test of the real analysis (EfficientAT + engine) is marked slow.
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import shutil
 from pathlib import Path
@@ -291,6 +290,23 @@ def test_use_labels_needs_a_labelled_catalogue(fake, refs, tmp_path):
     assert catalogue.similar(query, cat, top=4)["similarity"].tolist() == labelled["similarity"].tolist()  # labels by default
 
 
+def test_the_neighbours_say_which_rule_ranked_them(fake, refs, tmp_path):
+    """similar() uses a labelled catalogue's labels by default, so the captions that `tracklens check`
+    and the check page print come from the frame (they said "half ... half" over an LDA ranking)."""
+    cat = build(refs, tmp_path / "cat")  # folder source: labelled
+    query = catalogue.analyse(refs / "metal" / "metal.00000.wav")
+    rule = catalogue.RULE_ATTR
+    assert catalogue.similar(query, cat, top=2).attrs[rule] == (
+        f"0.2 × {catalogue.SOUND_RULE}, 0.5 × {catalogue.LDA_RULE}, 0.3 × {catalogue.BLEND_RULE}")
+    assert catalogue.similar(query, cat, top=2, use_labels=False).attrs[rule] == (
+        f"half {catalogue.SOUND_RULE}, half {catalogue.BLEND_RULE}")
+    assert catalogue.similar(query.embedding, cat, top=2, use_labels=False).attrs[rule] == (
+        f"{catalogue.SOUND_RULE} (by sound alone)")
+    assert catalogue.similar(query.embedding, cat, top=2).attrs[rule] == (
+        f"0.29 × {catalogue.SOUND_RULE}, 0.71 × {catalogue.LDA_RULE} (by sound alone)")
+    assert catalogue.similar(query, cat, top=2, within="metal", genre_weight=0.0).attrs[rule].endswith("(by sound alone)")
+
+
 def test_neighbour_formats(fake, refs, tmp_path):
     cat = build(refs, tmp_path / "cat")
     result = catalogue.similar(refs / "jazz" / "jazz.00001.wav", cat, top=2)
@@ -384,6 +400,7 @@ def test_cli_build_similar_and_check(fake, refs, tmp_path, run_cli):
     page = report.read_text()
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
     assert "jazz.00002" in page and "<svg" in page and "Nearest by sound" in page
+    assert "genre labels (LDA)" in page  # a labelled catalogue: the caption gives the rule similar() used
     values = pd.read_csv(tmp_path / "out" / "check.values.csv")
     data = json.loads((tmp_path / "out" / "check.json").read_text())
     assert float(values.set_index("name").loc["tempo", "value"]) == pytest.approx(data["values"][0]["value"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dashboard_helpers import _by_id, _ids, _text, _upload, _walk
+from dashboard_helpers import _by_id, _text, _walk
 
 CATALOGUE = "gtzan-mini"
 GENRES = ("metal", "classical", "hiphop")
@@ -122,12 +122,17 @@ def test_download_is_the_tracklens_check_report_with_the_neighbours(with_catalog
     assert download["filename"].endswith(".tracklens-check.html") and page.startswith("<!doctype html>")
     assert f"tracklens check: {key['name']}" in page and "Nearest by sound in gtzan-mini" in page
     assert f"<b>{report.genre_blend.label}</b>" in page
+    from html import escape
 
+    from tracklens import catalogue
+
+    assert escape(catalogue.LDA_RULE) in page  # the caption names the rule that ranked them (labelled catalogue)
 
 
 def test_the_page_compares_blends_only_with_a_catalogue_of_its_own_genre_model(with_catalogues, pages, metal_report):
     """A catalogue built with the page's genre model (the default) is ranked as `tracklens check`
-    ranks it (sound and blend); one of other weights by sound alone, and each note says which."""
+    ranks it (sound and blend); one of other weights by sound alone, and each note says which
+    (gtzan-mini's tracks carry genre labels, so the LDA of its labels takes part, as in `similar`)."""
     import dataclasses
 
     from tracklens import catalogue
@@ -141,7 +146,7 @@ def test_the_page_compares_blends_only_with_a_catalogue_of_its_own_genre_model(w
     assert list(shown["track_id"]) == list(as_check["track_id"])
     assert shown["similarity"].to_numpy() == pytest.approx(as_check["similarity"].to_numpy(), abs=1e-6)
     note = _text(_by_id(check.catalogue_section(report, cat, all_tracks=True), "check-catalogue-note"))
-    assert "half the cosine of the genre blends" in note
+    assert as_check.attrs[catalogue.RULE_ATTR] in note and catalogue.LDA_RULE in note and catalogue.BLEND_RULE in note
 
     other = dataclasses.replace(cat, card={**cat.card, "model": {**cat.card["model"], "sha256": "0" * 64}})
     assert not check.same_genre_model(other)
@@ -150,4 +155,4 @@ def test_the_page_compares_blends_only_with_a_catalogue_of_its_own_genre_model(w
     assert alone["similarity"].to_numpy() == pytest.approx(by_sound["similarity"].to_numpy(), abs=1e-6)
     assert not np.allclose(alone["similarity"], shown["similarity"], atol=1e-3)  # the blend half moved the scores
     note = _text(_by_id(check.catalogue_section(report, other, all_tracks=True), "check-catalogue-note"))
-    assert "by sound alone" in note
+    assert by_sound.attrs[catalogue.RULE_ATTR] in note and "(by sound alone)" in note and catalogue.BLEND_RULE not in note

@@ -31,7 +31,6 @@ def test_atomic_path_keeps_suffix_and_cleans_up(tmp_path):
     assert target.read_bytes() == b"done"
 
 
-
 def test_a_writer_that_locks_its_own_file_writes_through_an_unlocked_temp_file(tmp_path, monkeypatch):
     """h5py (HDF5, Keras' .weights.h5) flock-s the file it creates: the caller asks for no lock of
     ours (``locked=False``); with one, h5py's open fails. The suffix no longer decides."""
@@ -48,6 +47,7 @@ def test_a_writer_that_locks_its_own_file_writes_through_an_unlocked_temp_file(t
     with h5py.File(target, "r") as handle:
         assert list(handle["x"][:]) == [1, 2, 3]
     assert [p.name for p in tmp_path.iterdir()] == ["w.weights.h5"]
+
 
 FORMULAS = ["=cmd|' /C calc'!A0", "+SUM(1+1)", "@SUM(1+1)", '=HYPERLINK("http://x","y")', "\t=1+1", "\r=1",
             "-2+3"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import socket
+import struct
 import subprocess
 import sys
 import time
@@ -125,11 +125,18 @@ def test_the_duration_is_read_from_the_first_bytes(tmp_path, kind, seconds, refu
     assert audio.probe_audio(path)["duration_s"] == pytest.approx(1.0)  # the unpatched file, for reference
 
 
+#: An AIFF whose COMM chunk's 80-bit sample rate has the largest exponent (2^16384: no float).
+AIFF_RATE_PAST_ANY_FLOAT = (b"FORM" + struct.pack(">I", 30) + b"AIFF" + b"COMM" + struct.pack(">I", 18)
+                            + struct.pack(">hIh", 2, 48_000 * 660, 24) + struct.pack(">HQ", 0x7FFF, 1 << 63))
+
+
 @pytest.mark.parametrize("head", [b"", b"RIFF", b"ID3\x04" + bytes(100), b"OggS" + bytes(100),
                                   _wav_header(channels=2, sr=48_000, bits=24, seconds=0)[:-4] + b"\xff" * 4,
-                                  b"RIFF\x00\x00\x00\x00WAVEjunk" + b"\xff" * 64])
+                                  b"RIFF\x00\x00\x00\x00WAVEjunk" + b"\xff" * 64,
+                                  AIFF_RATE_PAST_ANY_FLOAT])
 def test_a_header_without_a_duration_is_left_to_the_decoder(head):
-    """MP3/Ogg, a recorder's open-ended WAV, junk: no early refusal (the decoder still stops at the limit)."""
+    """MP3/Ogg, a recorder's open-ended WAV, junk, an AIFF rate no float holds (it raised
+    OverflowError inside the server's guard): no early refusal (the decoder still stops at the limit)."""
     from tracklens.dashboard import uploads
 
     assert math.isnan(uploads.announced_duration(head))

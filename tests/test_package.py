@@ -57,6 +57,13 @@ def test_wheel_holds_one_package_with_its_models_and_assets(wheel):
                    "tracklens/dashboard/assets/style.css", "tracklens/dashboard/pages/check.py"):
         assert needed in names, needed
     assert not [n for n in names if n.startswith(("tracklens/tests/", "tracklens/bench/", "tracklens/data/", "tracklens/recipes/"))]
+    # every module of every package in the tree: a new sub-package (acquire/ was one) that pyproject's
+    # `packages` does not list is left out of the wheel silently, and `import tracklens.<it>` fails
+    tracked = _tracked_files(config.PACKAGE_DIR)
+    packages = {Path(n).parent for n in tracked if Path(n).name == "__init__.py"
+                and Path(n).parts[0] not in ("tests", "bench", "recipes", "notebooks", "data")}
+    missing = [n for n in tracked if n.endswith(".py") and Path(n).parent in packages and f"tracklens/{n}" not in names]
+    assert not missing, f"not in the wheel (list the package in pyproject.toml's packages): {missing}"
     assert "tracklens/models/heads.py" not in names  # the shipped models' recipes stay in recipes/
     entry = [n for n in names if n.endswith("entry_points.txt")]
     assert "tracklens = tracklens.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()

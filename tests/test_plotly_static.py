@@ -60,12 +60,15 @@ def test_the_png_can_be_turned_off(monkeypatch):
     assert _kinds(ours) == {PLOTLY}
 
 
-def test_a_browser_that_fails_gives_one_warning_and_the_html_stays(monkeypatch, tmp_path):
-    """Chrome/Chromium cannot draw (here a "browser" that exits at once): the figures are still
-    shown (HTML), with one warning that says why, not a traceback per figure."""
+@pytest.mark.parametrize("browser_kind", ["exits at once", "missing"])
+def test_a_browser_that_fails_gives_one_warning_and_the_html_stays(monkeypatch, tmp_path, browser_kind):
+    """Chrome/Chromium cannot draw (a "browser" that exits at once, or none where it is looked
+    for: a machine without Chromium): the figures are still shown (HTML), with one warning that
+    says why, not a traceback or a new try per figure."""
     browser = tmp_path / "chromium"
-    browser.write_text("#!/bin/sh\nexit 1\n")
-    browser.chmod(0o755)
+    if browser_kind == "exits at once":
+        browser.write_text("#!/bin/sh\nexit 1\n")
+        browser.chmod(0o755)
     monkeypatch.setenv("BROWSER_PATH", str(browser))  # where kaleido's choreographer looks first
     first, second = _execute(["import warnings; warnings.simplefilter('always')\n" + CELLS[0], CELLS[2]], keep_streams=True)
     assert PLOTLY in _kinds(first) and "image/png" not in _kinds(first)

@@ -588,14 +588,14 @@ def catalogue_section(report: track.TrackReport, cat, *, all_tracks: bool) -> li
         except catalogue.CatalogueError:
             scope_note = f"all tracks (no {genre} track in {cat.name})"
     table = cat.tracks if mask is None else cat.tracks[mask]
-    by_sound_alone = not same_genre_model(cat)
-    how = ("by sound alone (the catalogue's blends come from another genre model than the page's)" if by_sound_alone
-           else "and half the cosine of the genre blends (the catalogue was built with the page's genre model)")
-    children = [html.H2(f"Against {cat.name}: {len(cat)} tracks measured by tracklens"),
-                html.P(f"Compared with {scope_note}. Values on both sides come from the same engine; neighbours "
-                       f"are the cosine of EfficientAT sound embeddings centred on the catalogue's mean, {how}.",
-                       className="notice", id="check-catalogue-note")]
     neighbours = page_neighbours(report, cat, within=genre if mask is not None else None)
+    why = ("the catalogue's blends come from another genre model than the page's" if not same_genre_model(cat)
+           else "the catalogue was built with the page's genre model")
+    # the rule catalogue.similar used: with the catalogue's genre labels when it has them
+    how = "" if neighbours is None else f" Neighbours: {neighbours.attrs[catalogue.RULE_ATTR]} ({why})."
+    children = [html.H2(f"Against {cat.name}: {len(cat)} tracks measured by tracklens"),
+                html.P(f"Compared with {scope_note}. Values on both sides come from the same engine.{how}",
+                       className="notice", id="check-catalogue-note")]
     if neighbours is None:
         children.append(html.P("No neighbours by sound: the genre model's pass gave no sound embedding.",
                                className="note", id="check-no-neighbours"))
