@@ -226,7 +226,11 @@ class LoudnessMeter:
         h, bound = _interpolation_filter(f)
         delay = (len(h) - 1) // 2  # linear phase: output f*i + delay is input sample i
         starts = np.arange(c, len(data) - c, _TP_CHUNK)
-        magnitude = np.abs(data).max(axis=1)
+        # the largest |sample| over channels: np.maximum column by column (abs().max(axis=1) over a
+        # 2-column array took 1.8 ms per 65 536 frames, a quarter of a loud master's meter time)
+        magnitude = np.abs(data[:, 0])
+        for channel in range(1, data.shape[1]):
+            np.maximum(magnitude, np.abs(data[:, channel]), out=magnitude)
         local = np.array([magnitude[s - c:min(s + _TP_CHUNK, len(data) - c) + c].max() for s in starts])
         best = self._true_peak
         for i in np.argsort(-local):
