@@ -335,14 +335,18 @@ class MeterTap:
     """A decoder tap (:class:`tracklens.audio.BlockTap`): measures the file's channels at its own
     rate while :func:`tracklens.audio.load_audio` decodes it for something else, so one decode
     feeds both. ``background=True`` measures in a thread of its own (the true peak of a loud
-    6-minute 48 kHz master is ~2 CPU s: the decoder and what follows it need not wait for it);
-    the blocks then wait in a queue until measured (at most the decoded file in float32).
+    6-minute 48 kHz master is ~1.4 CPU s: what follows the decoder need not wait for it). That
+    thread starts when the decoder is done, or once :data:`QUEUED_BYTES_BEFORE_MEASURING` of
+    blocks wait: measuring beside the decoder slowed it 3-6x on a busy machine (the meter's
+    Python loops hold the GIL), and the blend and the analysis wait for the decoder. Until
+    measured, the blocks wait in memory (a 6-minute 48 kHz stereo file: 138 MB of float32).
 
     :meth:`meter` returns the fed :class:`LoudnessMeter` (waiting for the thread), or raises what
     measuring raised; None when no decoder started.
     """
 
     _DONE = object()
+    QUEUED_BYTES_BEFORE_MEASURING = 192 << 20  # beyond this, measure while decoding (bounds the wait, not the queue)
 
     def __init__(self, *, background: bool = False):
         import queue
@@ -354,26 +358,33 @@ class MeterTap:
         self._thread = threading.Thread(target=self._measure, name="loudness-meter", daemon=True) \
             if background else None
         self._started = False
+        self._queued_bytes = 0
 
     def start(self, sample_rate: int, channels: int, duration_s: float) -> None:
         meter = LoudnessMeter(int(sample_rate), int(channels))  # a decoder that starts over: a fresh meter
         if self._queue is None:
             self._meter = meter
-            return
-        self._queue.put((meter, None))
-        if not self._started:
-            self._started = True
-            self._thread.start()
+        else:
+            self._queue.put((meter, None))
 
     def add(self, block) -> None:
         if self._queue is None:
             self._meter.add(block)
-        else:
-            self._queue.put((None, block))
+            return
+        self._queue.put((None, block))
+        self._queued_bytes += np.asarray(block).nbytes
+        if self._queued_bytes > self.QUEUED_BYTES_BEFORE_MEASURING:
+            self._start_thread()
 
     def finish(self) -> None:
-        if self._queue is not None and self._started:
+        if self._queue is not None:
             self._queue.put((self._DONE, None))
+            self._start_thread()
+
+    def _start_thread(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
 
     def _measure(self) -> None:
         meter = None
