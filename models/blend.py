@@ -64,6 +64,9 @@ SHIPPED_NAMES = ("default", "default-fast", "default-table", "fusion", "musicnn"
 MAX_BLEND_S = config.FEATURE_MAX_DURATION_S
 #: A header's duration above this is treated as unknown (the blocks are then read until the data ends)
 MAX_BELIEVED_S = 24 * 3600.0
+#: Files up to this long are decoded once and cut into blocks (BlockCutter), longer ones block by
+#: block: the check page's upload limit (10 min, + its 0.5 s tolerance), within a second.
+ONE_DECODE_MAX_S = MAX_BLEND_S + 1.0
 
 
 @dataclass
@@ -329,20 +332,32 @@ def _windows(clip, path, duration_s: float, block_s: float, *, max_windows: int 
 
     ``max_windows``: at most that many blocks, at the centres of equal parts of the track. A
     block that decodes short of its plan ends the plan (the data ended before the header said).
+    A file up to :data:`ONE_DECODE_MAX_S` long is decoded once and cut (its blocks held at
+    ``sr``: 77 MB for 10 minutes at 32 kHz); a longer one, or one whose header gives no
+    believable length, is decoded one block at a time by seeking (memory and time bounded by the
+    blocks read, however long the file).
     """
-    from tracklens.audio import AudioClip, decode_into
+    from tracklens.audio import AudioClip, AudioError, decode_into, load_audio
 
-    if clip is None:
+    if clip is None and duration_s <= ONE_DECODE_MAX_S:
         cutter = BlockCutter(sr=sr, block_s=block_s, max_blocks=max_windows, duration_s=duration_s, name=path)
         decode_into(path, [cutter], max_duration=cutter.decode_limit_s())
         yield from cutter.blocks()
         return
     for start, end, _ in block_plan(duration_s, block_s, max_blocks=max_windows):
         planned = end - start
-        i0 = int(round(start * clip.sr))
-        i1 = int(round(end * clip.sr))
-        part = AudioClip(y=clip.y[i0:i1], sr=clip.sr, path=clip.path, source_sr=clip.source_sr,
-                         channels=clip.channels, source_duration_s=clip.source_duration_s)
+        if clip is not None:
+            i0 = int(round(start * clip.sr))
+            i1 = int(round(end * clip.sr))
+            part = AudioClip(y=clip.y[i0:i1], sr=clip.sr, path=clip.path, source_sr=clip.source_sr,
+                             channels=clip.channels, source_duration_s=clip.source_duration_s)
+        else:
+            try:
+                part = load_audio(path, sr=sr, offset=start, max_duration=planned)
+            except AudioError:
+                if duration_s <= MAX_BELIEVED_S or start == 0:
+                    raise
+                return  # a track of unknown length ended at a block boundary
         yield start, start + part.duration_s, part
         if part.duration_s < planned - 0.5:
             return
@@ -425,7 +440,7 @@ class BlockCutter:
             self._ended = True
 
     def finish(self) -> None:
-        if self._done is not None and getattr(self, "_block", None) is not None and not self._ended:
+        if getattr(self, "_block", None) is not None and not self._ended:
             self._close()  # the data ended inside this block
             self._ended = True
         self._block = None
