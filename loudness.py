@@ -359,6 +359,7 @@ class MeterTap:
             if background else None
         self._started = False
         self._queued_bytes = 0
+        self._cancelled = False
 
     def start(self, sample_rate: int, channels: int, duration_s: float) -> None:
         meter = LoudnessMeter(int(sample_rate), int(channels))  # a decoder that starts over: a fresh meter
@@ -395,12 +396,17 @@ class MeterTap:
             if new is not None:
                 meter = new
                 continue
-            if self._error is None:
+            if self._error is None and not self._cancelled:
                 try:
                     meter.add(block)
                 except BaseException as exc:  # given to whoever reads the meter
                     self._error = exc
         self._meter = meter
+
+    def cancel(self) -> None:
+        """Measure nothing more (the check failed: a 10-minute upload refused as too long would
+        otherwise keep a core busy measuring it); the queued blocks are dropped."""
+        self._cancelled = True
 
     def meter(self) -> LoudnessMeter | None:
         if self._thread is not None and self._started:

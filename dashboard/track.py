@@ -269,7 +269,11 @@ def _check_file(path: Path, name: str, on_stage) -> TrackReport:
     model = data.default_model()
     meter = loudness.MeterTap(background=True)
     cutter = _blend_cutter(model, path)
-    clip = _decode(path, name, taps=[meter] + ([cutter] if cutter is not None else []))
+    try:
+        clip = _decode(path, name, taps=[meter] + ([cutter] if cutter is not None else []))
+    except BaseException:
+        meter.cancel()  # e.g. too long: nobody will read the measurement
+        raise
     clock.lap("decode")
     ref = compare.chart_reference()
     on_stage("blending")

@@ -90,3 +90,25 @@ def test_the_engine_decodes_a_file_once(tmp_path, decodes):
     result = features.featurize_file(str(path), params)
     assert decodes == ["_decode_soundfile"]
     assert result.rows[0]["loudness"] == features.channel_meter(path).integrated()
+
+
+def test_the_background_meter_measures_what_the_meter_does_and_stops_when_cancelled():
+    from tracklens import loudness
+
+    rng = np.random.default_rng(5)
+    x = (0.1 * rng.standard_normal((48_000 * 5, 2))).astype(np.float32)
+    blocks = np.array_split(x, 7)
+    tap = loudness.MeterTap(background=True)
+    tap.start(48_000, 2, 5.0)
+    for block in blocks:
+        tap.add(block)
+    tap.finish()
+    assert tap.meter().result() == loudness.measure(x, 48_000)
+    cancelled = loudness.MeterTap(background=True)
+    cancelled.start(48_000, 2, 5.0)
+    cancelled.add(blocks[0])
+    cancelled.cancel()  # the check failed: what is queued is dropped, not measured
+    for block in blocks[1:]:
+        cancelled.add(block)
+    cancelled.finish()
+    assert cancelled.meter().result().duration_s == 0.0
