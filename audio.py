@@ -20,6 +20,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -111,6 +112,7 @@ def load_audio(
     offset: float = 0.0,
     max_duration: float = config.MAX_DURATION_S,
     min_duration: float = config.MIN_DURATION_S,
+    taps: Sequence[BlockTap] = (),
 ) -> AudioClip:
     """Decode ``path`` to mono float32 at ``sr`` Hz, reading at most ``max_duration`` seconds.
 
@@ -123,17 +125,54 @@ def load_audio(
     silent file, for a path that is not a regular file (FIFO, directory, symlink loop), for a
     stream outside :data:`MAX_CHANNELS` / :data:`MIN_SAMPLE_RATE`..:data:`MAX_SAMPLE_RATE`, and
     for samples that are not finite or far outside [-1, 1], naming the file and the reason.
+
+    ``taps`` (see :class:`BlockTap`) see the same decoding at the file's own rate, every
+    channel, before the downmix: one decode feeds the loudness meter and the blend's blocks too.
     """
     path = _check_file(path)
     name = str(path)
     try:
-        clip = _decode_soundfile(name, name=name, path=name, sr=sr, offset=offset,
-                                 max_duration=max_duration)
-    except _SoundfileFailed as exc:
-        clip = _decode_ffmpeg(path, name=name, path=name, sr=sr, offset=offset,
-                              max_duration=max_duration, why=str(exc))
-    _validate(clip, min_duration=min_duration, name=name)
+        clip = _decode(path, name=name, path=name, sr=sr, offset=offset, max_duration=max_duration, taps=taps)
+    finally:
+        for tap in taps:
+            tap.finish()
+    if sr is not None:
+        _validate(clip, min_duration=min_duration, name=name)
     return clip
+
+
+def decode_into(path: str | Path, taps: Sequence[BlockTap], *, max_duration: float = config.MAX_DURATION_S) -> AudioClip:
+    """Decode ``path`` once for ``taps`` only (no mono signal is made: the returned clip's ``y``
+    is empty; its header fields are filled). Same checks and messages as :func:`load_audio`."""
+    return load_audio(path, sr=None, max_duration=max_duration, taps=taps)
+
+
+class BlockTap(Protocol):
+    """What :func:`load_audio` hands each decoded block to, besides its own downmix.
+
+    ``start(sample_rate, channels, duration_s)`` when a decoder begins (the file's own rate and
+    channel count, the header's duration; called again if soundfile failed and ffmpeg starts
+    over: forget what came before); ``add(block)`` per block of (frames, channels) float32
+    samples at the file's own rate, checked (finite, within MAX_PEAK) but not clipped;
+    ``finish()`` once at the end, also when decoding failed.
+    """
+
+    def start(self, sample_rate: int, channels: int, duration_s: float) -> None: ...
+
+    def add(self, block: np.ndarray) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+def _decode(file: Path, *, name: str, path: str | None, sr: int | None, offset: float, max_duration: float,
+            taps: Sequence[BlockTap] = ()) -> AudioClip:
+    """soundfile, else ffmpeg (the one place a file is decoded: tests count calls here)."""
+    try:
+        return _decode_soundfile(str(file), name=name, path=path, sr=sr, offset=offset,
+                                 max_duration=max_duration, taps=taps)
+    except _SoundfileFailed as exc:
+        return _decode_ffmpeg(file, name=name, path=path, sr=sr, offset=offset,
+                              max_duration=max_duration, why=str(exc), taps=taps)
 
 
 def load_audio_bytes(
@@ -401,23 +440,42 @@ class _Downmixer:
     stream (soxr HQ, the same samples as librosa's one-shot ``soxr_hq``); checks each block's
     samples and clips the result to [-1, 1] (lossy decoders and the resampler overshoot)."""
 
-    def __init__(self, source_sr: int, sr: int, *, name: str):
+    def __init__(self, source_sr: int, sr: int | None, *, name: str, taps: Sequence[BlockTap] = (),
+                 duration_s: float = math.nan, channels: int = 1):
         import soxr
 
         self.name = name
         self.parts: list[np.ndarray] = []
-        self.stream = soxr.ResampleStream(source_sr, sr, 1, dtype="float32", quality="HQ") if source_sr != sr else None
+        self.sr = sr  # None: no mono signal, only the taps
+        self.stream = soxr.ResampleStream(source_sr, sr, 1, dtype="float32", quality="HQ") \
+            if sr is not None and source_sr != sr else None
+        self.taps = taps
+        for tap in taps:
+            tap.start(source_sr, channels, duration_s)
 
     def add(self, block: np.ndarray, *, last: bool = False) -> None:
         _check_samples(block, self.name)
+        for tap in self.taps:
+            tap.add(block)
+        if self.sr is None:
+            return
         mono = _downmix(block) if block.ndim == 2 else np.ascontiguousarray(block, dtype=np.float32)
         self.parts.append(self.stream.resample_chunk(mono, last=last) if self.stream else mono)
 
     def result(self) -> np.ndarray:
         if self.stream is not None:
-            self.add(np.zeros(0, np.float32), last=True)
+            self.stream, stream = None, self.stream
+            self.parts.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
         y = np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
         return np.clip(y, -1.0, 1.0, out=y)
+
+
+def mono_resampler(source_sr: int, sr: int, *, name: str) -> _Downmixer:
+    """A fresh downmix + soxr HQ resampling stream from ``source_sr`` to ``sr``, as
+    :func:`load_audio` makes one per decode: ``.add(block)`` (frames, channels) blocks in
+    order, then ``.result()`` (mono float32 clipped to [-1, 1]). The same samples whatever
+    the block sizes (soxr's stream is chunk-invariant)."""
+    return _Downmixer(source_sr, sr, name=name)
 
 
 def _downmix(block: np.ndarray) -> np.ndarray:
@@ -502,15 +560,15 @@ def quiet_mpg123(active: bool = True):
                     os.write(2, b"".join(kept))
 
 
-def _decode_soundfile(source, *, name: str, path: str | None, sr: int, offset: float,
-                      max_duration: float) -> AudioClip:
+def _decode_soundfile(source, *, name: str, path: str | None, sr: int | None, offset: float,
+                      max_duration: float, taps: Sequence[BlockTap] = ()) -> AudioClip:
     with quiet_mpg123(_looks_like_mpeg(source, name)):
         return _decode_soundfile_quietly(source, name=name, path=path, sr=sr, offset=offset,
-                                         max_duration=max_duration)
+                                         max_duration=max_duration, taps=taps)
 
 
-def _decode_soundfile_quietly(source, *, name: str, path: str | None, sr: int, offset: float,
-                              max_duration: float) -> AudioClip:
+def _decode_soundfile_quietly(source, *, name: str, path: str | None, sr: int | None, offset: float,
+                              max_duration: float, taps: Sequence[BlockTap] = ()) -> AudioClip:
     import soundfile as sf
 
     try:
@@ -522,7 +580,8 @@ def _decode_soundfile_quietly(source, *, name: str, path: str | None, sr: int, o
         plan = _plan_read(name, sample_rate=int(handle.samplerate), channels=int(handle.channels),
                           duration_s=total / handle.samplerate if handle.samplerate > 0 else math.nan,
                           offset=offset, max_duration=max_duration)
-        mixer = _Downmixer(plan.source_sr, sr, name=name)
+        mixer = _Downmixer(plan.source_sr, sr, name=name, taps=taps, channels=plan.channels,
+                           duration_s=total / plan.source_sr)
         done = 0
         try:
             if plan.start:
@@ -544,7 +603,7 @@ def _decode_soundfile_quietly(source, *, name: str, path: str | None, sr: int, o
         raise AudioError(f"{name}: damaged or truncated file (decoded {done / source_sr:.1f} s of the "
                          f"{expected / source_sr:.1f} s its header announces)")
     y = mixer.result()
-    return AudioClip(y=y, sr=sr, path=path, source_sr=source_sr, channels=plan.channels,
+    return AudioClip(y=y, sr=sr or source_sr, path=path, source_sr=source_sr, channels=plan.channels,
                      source_duration_s=total / source_sr, truncated=total - plan.start > plan.limit)
 
 
@@ -605,8 +664,8 @@ def _number(value, default: float) -> float:
     return number if math.isfinite(number) else default
 
 
-def _decode_ffmpeg(file: Path, *, name: str, path: str | None, sr: int, offset: float,
-                   max_duration: float, why: str) -> AudioClip:
+def _decode_ffmpeg(file: Path, *, name: str, path: str | None, sr: int | None, offset: float,
+                   max_duration: float, why: str, taps: Sequence[BlockTap] = ()) -> AudioClip:
     """Decode with the ffmpeg program: float32 PCM at the file's own rate streamed through a
     pipe in blocks, downmixed and resampled here exactly like the soundfile path.
 
@@ -628,7 +687,8 @@ def _decode_ffmpeg(file: Path, *, name: str, path: str | None, sr: int, offset: 
     # Half a second more than allowed tells a long file from one that is exactly max_duration.
     cmd += ["-i", str(file), "-map", "0:a:0", "-t", f"{max_duration + 0.5:.6f}", "-vn", "-sn",
             "-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(plan.channels), "-ar", str(plan.source_sr), "pipe:1"]
-    mixer = _Downmixer(plan.source_sr, sr, name=name)
+    mixer = _Downmixer(plan.source_sr, sr, name=name, taps=taps, channels=plan.channels,
+                       duration_s=info["duration_s"])
     frame_bytes = 4 * plan.channels
     done, pending, more_after_limit = 0, b"", False
     expired = threading.Event()
@@ -665,14 +725,20 @@ def _decode_ffmpeg(file: Path, *, name: str, path: str | None, sr: int, offset: 
     else:
         truncated = more_after_limit or (math.isfinite(duration) and duration - offset > max_duration + 1e-3)
         duration = duration if math.isfinite(duration) else offset + done / plan.source_sr
-    return AudioClip(y=mixer.result(), sr=sr, path=path, source_sr=plan.source_sr, channels=plan.channels,
+    return AudioClip(y=mixer.result(), sr=sr or plan.source_sr, path=path, source_sr=plan.source_sr, channels=plan.channels,
                      source_duration_s=float(duration), truncated=bool(truncated))
 
 
 def _validate(clip: AudioClip, *, min_duration: float, name: str) -> None:
-    if clip.duration_s < min_duration:
-        raise AudioError(f"{name}: too short ({clip.duration_s:.2f} s < {min_duration:g} s)")
-    if float(np.max(np.abs(clip.y))) < 1e-4:
+    check_signal(clip.duration_s, float(np.max(np.abs(clip.y))) if clip.y.size else 0.0,
+                 min_duration=min_duration, name=name)
+
+
+def check_signal(duration_s: float, peak: float, *, name: str, min_duration: float = config.MIN_DURATION_S) -> None:
+    """AudioError when decoded audio is too short or silent (what every decode path refuses)."""
+    if duration_s < min_duration:
+        raise AudioError(f"{name}: too short ({duration_s:.2f} s < {min_duration:g} s)")
+    if peak < 1e-4:
         raise AudioError(f"{name}: silent (peak amplitude below -80 dBFS)")
 
 

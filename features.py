@@ -713,10 +713,11 @@ def featurize_file(path: str, params: dict, extras: TrackExtras | None = None) -
     segments, their frame matrices. Raises TracklensError for a file that cannot be decoded or
     analysed.
     """
-    clip = load_audio(path, sr=params["sr"], max_duration=params["max_duration"])
+    meter = loudness.MeterTap()  # one decode: the meter reads its channels at the file's rate
+    clip = load_audio(path, sr=params["sr"], max_duration=params["max_duration"], taps=[meter])
     cf = featurize_clip(clip, segment_seconds=params["segment_seconds"], overlap=params["overlap"],
                         track_id="", n_fft=params["n_fft"], hop_length=params["hop_length"],
-                        meter=channel_meter(path, max_duration=params["max_duration"]))
+                        meter=meter.meter())
     if extras is not None:
         cf.track.update(extras.compute(cf.analysis))
     rows = [cf.track, *cf.segments]

@@ -11,7 +11,9 @@ records three times (seconds, from the moment the file is chosen):
 - ``browser_s`` = ``drawn - answered``: what the page costs after the server answered (issue 19:
   1.3-4.5 s under load with the base64 data: URI player and ~1 MB answers).
 
-and the answer's size in bytes. Each 30 s GTZAN clip is uploaded once (a different clip each
+and the answer's size in bytes, and ``server_cpu_s``: the CPU seconds the dashboard process (and
+its ffmpeg children) spent from choosing the file to the last figure (less noisy than the
+seconds on a shared machine). The load average is printed before and after. Each 30 s GTZAN clip is uploaded once (a different clip each
 time, so no cache answers), each in a fresh tab, the first one right after the page opened (the
 "first upload in a tab"); ``--long`` adds a 6-minute 48 kHz 16-bit stereo WAV made of twelve
 clips joined. Prints p50 / p95 / max per kind.
@@ -49,7 +51,17 @@ def _long_wav(clips: list[Path], out: Path, *, seconds: float = 360.0, sr: int =
     return out
 
 
-def _time_one(browser, url: str, path: Path) -> dict:
+def _process_cpu_s(pid: int) -> float:
+    """CPU seconds of process ``pid`` and its waited-for children (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+
+
+def _load() -> str:
+    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def _time_one(browser, url: str, path: Path, pid: int | None = None) -> dict:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     try:
@@ -64,6 +76,7 @@ def _time_one(browser, url: str, path: Path) -> dict:
                 answered["bytes"] = len(response.body())
 
         page.on("response", on_response)
+        cpu0 = _process_cpu_s(pid) if pid else float("nan")
         start = time.perf_counter()
         page.set_input_files("#check-upload input[type=file]", str(path))
         page.wait_for_selector("#check-ok, #check-error", timeout=TIMEOUT_MS)
@@ -72,8 +85,9 @@ def _time_one(browser, url: str, path: Path) -> dict:
         for graph in GRAPHS:
             page.wait_for_selector(f"{graph} .main-svg", timeout=TIMEOUT_MS)
         drawn = time.perf_counter()
+        server_cpu = _process_cpu_s(pid) - cpu0 if pid else float("nan")
         return {"file": path.name, "answered": answered["t"] - start, "drawn": drawn - start,
-                "browser_s": drawn - answered["t"], "bytes": answered["bytes"]}
+                "browser_s": drawn - answered["t"], "bytes": answered["bytes"], "server_cpu_s": server_cpu}
     finally:
         context.close()
 
@@ -84,9 +98,10 @@ def _summary(kind: str, rows: list[dict]) -> None:
     for r in rows:
         print("  " + (f"{r['file']}: ERROR {r['error']}" if "error" in r else
                       f"{r['file']}: answered {r['answered']:.2f} s, drawn {r['drawn']:.2f} s "
-                      f"(browser {r['browser_s']:.2f} s), answer {r['bytes'] / 1024:.0f} KB"))
+                      f"(browser {r['browser_s']:.2f} s), answer {r['bytes'] / 1024:.0f} KB, "
+                      f"server CPU {r['server_cpu_s']:.2f} s"))
     if good:
-        for key in ("answered", "drawn", "browser_s"):
+        for key in ("answered", "drawn", "browser_s", "server_cpu_s"):
             values = np.array([r[key] for r in good])
             print(f"  {key:<9} p50 {np.percentile(values, 50):.2f} s  p95 {np.percentile(values, 95):.2f} s  "
                   f"max {values.max():.2f} s")
@@ -117,12 +132,15 @@ def main() -> None:
         with serve_in_subprocess(env={"TRACKLENS_HOME": str(home)}, log_path=tmp / "server.log", timeout=300) as served, \
                 sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            print(f"tracklens dashboard at {served.url}; {os.cpu_count()} cores; Chromium {browser.version}")
-            _summary("30 s GTZAN clips (Opus), each in a fresh tab", [_time_one(browser, served.url, c)
+            print(f"tracklens dashboard at {served.url}; {os.cpu_count()} cores; Chromium {browser.version}; "
+                  f"{_load()}", flush=True)
+            _summary("30 s GTZAN clips (Opus), each in a fresh tab", [_time_one(browser, served.url, c, served.pid)
                                                                      for c in chosen[:args.clips]])
             if longs:
-                _summary("6-minute 48 kHz 16-bit stereo WAV", [_time_one(browser, served.url, w) for w in longs])
+                _summary("6-minute 48 kHz 16-bit stereo WAV", [_time_one(browser, served.url, w, served.pid)
+                                                               for w in longs])
             browser.close()
+            print(f"\n{_load()}")
 
 
 if __name__ == "__main__":

@@ -122,6 +122,7 @@ class TrackReport:
     nearest: pd.DataFrame
     tags: dict | None = None
     tags_caption: str = ""
+    timings: dict = field(default_factory=dict)  # stage -> wall seconds, and "cpu_s" (the check's process CPU)
 
     @property
     def blend(self) -> dict:
@@ -235,11 +236,11 @@ def _named_errors(path: Path, name: str):
         raise TracklensError(str(exc).replace(str(path), name)) from None
 
 
-def _decode(path: Path, name: str):
+def _decode(path: Path, name: str, taps=()):
     from tracklens import audio
 
     with _named_errors(path, name):
-        clip = audio.load_audio(path, sr=config.SAMPLE_RATE, max_duration=data.MAX_UPLOAD_SECONDS)
+        clip = audio.load_audio(path, sr=config.SAMPLE_RATE, max_duration=data.MAX_UPLOAD_SECONDS, taps=taps)
     if clip.truncated or clip.source_duration_s > data.MAX_UPLOAD_SECONDS + 0.5:
         raise UploadError(f"{name}: too long ({clip.source_duration_s / 60:.1f} min); the limit is "
                           f"{data.MAX_UPLOAD_SECONDS / 60:g} min — trim it and upload again")
@@ -252,23 +253,35 @@ def _check_track(source: bytes | Path, name: str) -> TrackReport:
 
 
 def _check_file(path: Path, name: str, on_stage) -> TrackReport:
-    """The check of one stored file. The blend reads the file itself, exactly as `tracklens
-    predict` and ``blend.predict_blend(model, path)`` do (the same windows from the same decoding
-    at the model's rate, the whole track up to the 10-minute limit), so all three give one answer;
-    the analysis decodes it at the feature engine's rate, the loudness meter reads its channels."""
-    from tracklens import features
+    """The check of one stored file, decoded once: at the file's own rate, every channel, in
+    streaming blocks (`audio.load_audio`), which feed the analysis' mono signal (downmix +
+    resample to the feature engine's rate), the loudness meter (the channels, in a thread of its
+    own) and the blend's blocks (`blend.BlockCutter`: each block resampled to the model's rate
+    on its own, the samples `tracklens predict` and ``blend.predict_blend(model, path)`` read,
+    the whole track up to the 10-minute limit), so all three give one answer."""
+    from tracklens import loudness
 
+    clock = _Clock()
     on_stage("decoding")
-    clip = _decode(path, name)
+    model = data.default_model()
+    meter = loudness.MeterTap(background=True)
+    cutter = _blend_cutter(model, path)
+    try:
+        clip = _decode(path, name, taps=[meter] + ([cutter] if cutter is not None else []))
+    except BaseException:
+        meter.cancel()  # e.g. too long: nobody will read the measurement
+        raise
+    clock.lap("decode")
     ref = compare.chart_reference()
     on_stage("blending")
-    # The blend and the tags run beside this thread's analysis: NumPy, librosa and TensorFlow
-    # release the GIL, so one upload uses both cores.
+    # The blend and the tags run beside this thread's analysis, the meter in a third thread:
+    # NumPy, SciPy, librosa and TensorFlow release the GIL, so one upload uses both cores.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check") as pool:
-        blend_job = pool.submit(_blend_and_tags, clip, path, name)
-        analysis = analyse(clip, summary=ref is not None and ref.kind == "audio",
-                           meter=features.channel_meter(path, name=name, max_duration=data.MAX_UPLOAD_SECONDS))
-        genre_blend, problem, tags, caption = blend_job.result()
+        blend_job = pool.submit(_timed, _blend_and_tags, clip, path, name, model, cutter)
+        analysis = analyse(clip, summary=ref is not None and ref.kind == "audio", meter=_Waiting(meter, clock))
+        clock.lap("analysis")
+        (genre_blend, problem, tags, caption), clock.marks["blend (own thread)"] = blend_job.result()
+        clock.lap("blend wait")
     on_stage("comparing")
     charts = data.charts()
     upload = compare.Upload(comparable=analysis.comparable, duration_s=clip.source_duration_s,
@@ -280,11 +293,69 @@ def _check_file(path: Path, name: str, on_stage) -> TrackReport:
         columns = ref.columns_for(row, whole_track=whole)
         nearest = ref.nearest(row, columns)
         map_xy = ref.place(row, columns)
+    clock.lap("neighbours")
+    timings = clock.result()
+    LOG.info("checked %r (%.0f s): %s", name, clip.source_duration_s,
+             ", ".join(f"{k} {v:.3f}" for k, v in timings.items()))
     return TrackReport(
         filename=name, duration_s=clip.duration_s, upload=upload, genre_blend=genre_blend, blend_problem=problem,
         log_mel=analysis.log_mel, chroma=analysis.chroma, frame_seconds=analysis.frame_seconds,
         whole_track=whole, distance_columns=columns, map_xy=map_xy, nearest=nearest, tags=tags, tags_caption=caption,
+        timings=timings,
     )
+
+
+class _Clock:
+    """Wall seconds per stage of one check (``lap``), and the process' CPU seconds over it (all
+    threads; other checks running at the same time count too)."""
+
+    def __init__(self):
+        import time
+
+        self._time = time
+        self.start = self.last = time.perf_counter()
+        self.cpu0 = time.process_time()
+        self.marks: dict = {}
+
+    def lap(self, stage: str) -> None:
+        now = self._time.perf_counter()
+        self.marks[stage] = self.marks.get(stage, 0.0) + now - self.last
+        self.last = now
+
+    def result(self) -> dict:
+        return {**self.marks, "total": self._time.perf_counter() - self.start,
+                "cpu_s": self._time.process_time() - self.cpu0}
+
+
+def _timed(function, *args):
+    """(function(*args), its wall seconds): for a stage run in another thread."""
+    import time
+
+    start = time.perf_counter()
+    return function(*args), time.perf_counter() - start
+
+
+class _Waiting:
+    """The background meter as ``analyse`` reads it: ``result()`` waits for the meter's thread
+    (the wait is timed as the stage "meter wait")."""
+
+    def __init__(self, tap, clock: _Clock):
+        self.tap, self.clock = tap, clock
+
+    def result(self):
+        self.clock.lap("analysis")
+        meter = self.tap.meter()
+        self.clock.lap("meter wait")
+        return meter.result()
+
+
+def _blend_cutter(model, path: Path):
+    """The tap that cuts the decoding into ``model``'s blocks (None without a model)."""
+    if model is None:
+        return None
+    from tracklens.models import blend as blend_module
+
+    return blend_module.block_cutter(model, max_seconds=config.FEATURE_MAX_DURATION_S, name=str(path))
 
 
 # --- the analysis, block by block ---------------------------------------------------------
@@ -395,7 +466,7 @@ def _estimates(estimator, fma_means: list[tuple[dict, int]]) -> dict:
 # --- the genre blend and tags -------------------------------------------------------------
 
 
-def _blend_and_tags(clip, path: Path, name: str) -> tuple[object, str, dict | None, str]:
+def _blend_and_tags(clip, path: Path, name: str, model=None, cutter=None) -> tuple[object, str, dict | None, str]:
     """(the models.blend Blend or None, why there is none, tags, where the tags come from).
 
     The shipped model reads musicnn's embedding and tags per 3 s patch, so the blend's forward
@@ -404,14 +475,15 @@ def _blend_and_tags(clip, path: Path, name: str) -> tuple[object, str, dict | No
     """
     from tracklens.models import blend as blend_module
 
-    model = data.default_model()
     if model is None:
         tags = _tags(clip)
         return None, f"No genre blend: {data.default_model_problem()}", tags, _fallback_caption(tags)
     # The whole track up to the upload limit, as `tracklens predict` reads it (issue 19: the page
-    # blended 60 s and gave other probabilities than predict for the same file).
+    # blended 60 s and gave other probabilities than predict for the same file); the cutter's
+    # blocks are `predict_blend(model, path)`'s, from the page's one decode.
     with _named_errors(path, name):
-        result = blend_module.predict_blend(model, path, max_seconds=config.FEATURE_MAX_DURATION_S)
+        result = blend_module.predict_blend(model, cutter if cutter is not None else path,
+                                            max_seconds=config.FEATURE_MAX_DURATION_S)
     if result.tags is None:
         tags = _tags(clip)
         return result, "", tags, _fallback_caption(tags)

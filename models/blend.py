@@ -20,8 +20,10 @@ its card and its calibration temperature. :func:`predict_blend` turns an audio f
 
 Any model kind of :mod:`models.registry` works, decoded at the sample rate its card records
 (``input.sample_rate``: 16 kHz musicnn, 32 kHz EfficientAT and fusion, 22.05 kHz feature models;
-in-memory audio at another rate is resampled to it). Files are decoded in blocks of ~30 s
-(``audio.load_audio`` with an offset), so a long track never sits in memory whole; the blocks
+in-memory audio at another rate is resampled to it). A file is decoded once, start to end, at
+its own rate and cut into blocks of ~30 s, each resampled to the model's rate on its own
+(:class:`BlockCutter`: the samples ``audio.load_audio`` with that block's offset gives; the check
+page feeds the same cutter from the decoding it shares with its analysis and loudness meter); the blocks
 cover the track back to back, each second once, the tail a shorter last block (:func:`block_plan`;
 a plan is arithmetic and bounded, whatever duration a header claims). By default every block of a track up to the 10-minute limit is
 blended (:data:`MAX_BLEND_S`; ``max_seconds`` reads fewer, evenly spread). Inside each block the
@@ -39,6 +41,7 @@ need whole 3 s segments, so short input is looped for them.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Sequence
@@ -61,6 +64,9 @@ SHIPPED_NAMES = ("default", "default-fast", "default-table", "fusion", "musicnn"
 MAX_BLEND_S = config.FEATURE_MAX_DURATION_S
 #: A header's duration above this is treated as unknown (the blocks are then read until the data ends)
 MAX_BELIEVED_S = 24 * 3600.0
+#: Files up to this long are decoded once and cut into blocks (BlockCutter), longer ones block by
+#: block: the check page's upload limit (10 min, + its 0.5 s tolerance), within a second.
+ONE_DECODE_MAX_S = MAX_BLEND_S + 1.0
 
 
 @dataclass
@@ -320,14 +326,24 @@ def _source_clip(source):
 
 def _windows(clip, path, duration_s: float, block_s: float, *, max_windows: int | None = None,
              sr: int = config.SAMPLE_RATE) -> Iterator[tuple[float, float, object]]:
-    """Yield (start_s, end_s, AudioClip) per block of :func:`block_plan`, decoding a file one block
-    at a time (at ``sr``); ``end_s`` is where the decoded audio ends, never a header's promise.
+    """Yield (start_s, end_s, AudioClip) per block of :func:`block_plan`: slices of an in-memory
+    ``clip``, or the blocks of one decoding of the file ``path`` (:class:`BlockCutter`, at
+    ``sr``); ``end_s`` is where the decoded audio ends, never a header's promise.
 
     ``max_windows``: at most that many blocks, at the centres of equal parts of the track. A
     block that decodes short of its plan ends the plan (the data ended before the header said).
+    A file up to :data:`ONE_DECODE_MAX_S` long is decoded once and cut (its blocks held at
+    ``sr``: 77 MB for 10 minutes at 32 kHz); a longer one, or one whose header gives no
+    believable length, is decoded one block at a time by seeking (memory and time bounded by the
+    blocks read, however long the file).
     """
-    from tracklens.audio import AudioClip, AudioError, load_audio
+    from tracklens.audio import AudioClip, AudioError, decode_into, load_audio
 
+    if clip is None and duration_s <= ONE_DECODE_MAX_S:
+        cutter = BlockCutter(sr=sr, block_s=block_s, max_blocks=max_windows, duration_s=duration_s, name=path)
+        decode_into(path, [cutter], max_duration=cutter.decode_limit_s())
+        yield from cutter.blocks()
+        return
     for start, end, _ in block_plan(duration_s, block_s, max_blocks=max_windows):
         planned = end - start
         if clip is not None:
@@ -345,6 +361,99 @@ def _windows(clip, path, duration_s: float, block_s: float, *, max_windows: int 
         yield start, start + part.duration_s, part
         if part.duration_s < planned - 0.5:
             return
+
+
+class BlockCutter:
+    """A decoder tap (:class:`tracklens.audio.BlockTap`) that cuts one decoding of a file into the
+    blocks of :func:`block_plan` and resamples each block on its own to the model's rate ``sr``:
+    the samples ``audio.load_audio(path, sr=sr, offset=start, max_duration=end - start)`` gives
+    (the same frames, downmix and soxr stream; seeking is sample-exact for the formats soundfile
+    reads), without decoding the file once per block or once more beside the page's analysis.
+
+    ``duration_s``: the header's duration as :func:`tracklens.audio.probe_audio` reads it (None:
+    the decoder's own header reading, given at ``start``). A block cut short by the end of the
+    data ends the plan; a cut-short block under ``config.MIN_DURATION_S`` after the first is
+    dropped (a track of unknown length that ended near a block boundary).
+    """
+
+    def __init__(self, *, sr: int, block_s: float, max_blocks: int | None = None, duration_s: float | None = None,
+                 name: str | None = None):
+        self.sr, self.block_s, self.max_blocks, self.name = int(sr), float(block_s), max_blocks, name or "audio"
+        self._given_duration = duration_s
+        self.duration_s = math.nan if duration_s is None else float(duration_s)
+        self._done: list[tuple[float, float, object]] = []
+
+    def decode_limit_s(self) -> float:
+        """How many seconds the decoder must read for this plan (finite whatever a header says)."""
+        if self.duration_s <= MAX_BELIEVED_S:
+            return self.duration_s + 1.0
+        return self.block_s * self.max_blocks if self.max_blocks else MAX_BELIEVED_S
+
+    def start(self, sample_rate: int, channels: int, duration_s: float) -> None:
+        from tracklens import audio
+
+        self._audio = audio
+        if self._given_duration is None:
+            self.duration_s = float(duration_s)
+        self._header_duration = float(duration_s)  # what each block's clip says of its file, as load_audio's did
+        self.native_sr, self.channels = int(sample_rate), int(channels)
+        self._plan = iter(block_plan(self.duration_s, self.block_s, max_blocks=self.max_blocks))
+        self._done, self._seen, self._ended = [], 0, False
+        self._next()
+
+    def _next(self) -> None:
+        self._block = next(self._plan, None)
+        if self._block is None:
+            return
+        start, end, _ = self._block
+        self._first = int(round(start * self.native_sr))  # audio._plan_read's frames for (offset, max_duration)
+        self._stop = self._first + int(round((end - start) * self.native_sr))
+        self._got = 0
+        self._mixer = self._audio.mono_resampler(self.native_sr, self.sr, name=self.name)
+
+    def add(self, block: np.ndarray) -> None:
+        lo, hi = self._seen, self._seen + len(block)
+        self._seen = hi
+        while self._block is not None and not self._ended:
+            a, b = max(self._first, lo), min(self._stop, hi)
+            if a < b:
+                self._mixer.add(block[a - lo:b - lo])
+                self._got += b - a
+            if self._stop > hi:
+                return
+            self._close()
+            self._next()
+
+    def _close(self) -> None:
+        from tracklens.audio import AudioClip
+
+        start, end, _ = self._block
+        if not self._got or (start > 0 and self._got < config.MIN_DURATION_S * self.native_sr):
+            self._ended = True  # the data ended at (or just after) a block boundary
+            return
+        y = self._mixer.result()
+        header = self._header_duration
+        part = AudioClip(y=y, sr=self.sr, path=self.name, source_sr=self.native_sr, channels=self.channels,
+                         source_duration_s=header if math.isfinite(header) else self._seen / self.native_sr)
+        self._done.append((start, start + part.duration_s, part))
+        if part.duration_s < (end - start) - 0.5:
+            self._ended = True
+
+    def finish(self) -> None:
+        if getattr(self, "_block", None) is not None and not self._ended:
+            self._close()  # the data ended inside this block
+            self._ended = True
+        self._block = None
+
+    def blocks(self) -> Iterator[tuple[float, float, object]]:
+        """(start_s, end_s, AudioClip) per decoded block, in order; AudioError (load_audio's
+        words) when what was decoded is too short or silent."""
+        from tracklens.audio import check_signal
+
+        decoded = sum(end - start for start, end, _ in self._done)
+        peak = max((float(np.max(np.abs(part.y))) for *_, part in self._done if part.y.size), default=0.0)
+        check_signal(decoded, peak, name=self.name)
+        return iter(self._done)
 
 
 class WindowRows(NamedTuple):
@@ -435,16 +544,22 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
     if short_input not in ("loop", "as_is"):
         raise TracklensError(f"short_input={short_input!r} must be 'loop' or 'as_is'")
     model = model or load_default_model()
-    clip, path, duration_s = _source_clip(source)
-    clip = _at_rate(clip, model.sample_rate)
-    block_s = model.window_s * max(1, int(BLOCK_S // model.window_s))  # whole windows per decoded block
+    block_s, max_blocks = _block_settings(model, max_seconds)
+    if isinstance(source, BlockCutter):  # a file already decoded into this model's blocks
+        if (source.sr, source.block_s, source.max_blocks) != (model.sample_rate, block_s, max_blocks):
+            raise TracklensError("the decoded blocks were cut for another model or max_seconds")
+        clip, path, duration_s = None, source.name, source.duration_s
+        windows = source.blocks()
+    else:
+        clip, path, duration_s = _source_clip(source)
+        clip = _at_rate(clip, model.sample_rate)
+        windows = _windows(clip, path, duration_s, block_s, max_windows=max_blocks, sr=model.sample_rate)
     tag_columns = [i for i, c in enumerate(model.card["input"].get("columns") or []) if c.startswith("tag:")]
     embedding_columns = [i for i, c in enumerate(model.card["input"].get("columns") or []) if c.startswith("eat_")]
     rows, spans, tag_rows, embedding_rows = [], [], [], []
     evidence = _AudioSetEvidence() if judge_fit else None
-    max_blocks = None if max_seconds is None else max(1, int(max_seconds // block_s))
     decoded_end = 0.0
-    for start, end, part in _windows(clip, path, duration_s, block_s, max_windows=max_blocks, sr=model.sample_rate):
+    for start, end, part in windows:
         decoded_end = max(decoded_end, end)
         block = _window_inputs(model, part, short_input=short_input)
         if len(block.x):
@@ -478,6 +593,20 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
     if evidence is not None:
         _judge(result, evidence)
     return result
+
+
+def _block_settings(model: GenreModel, max_seconds: float | None) -> tuple[float, int | None]:
+    """(seconds per decoded block: whole model windows, how many blocks at most)."""
+    block_s = model.window_s * max(1, int(BLOCK_S // model.window_s))
+    return block_s, None if max_seconds is None else max(1, int(max_seconds // block_s))
+
+
+def block_cutter(model: GenreModel, *, max_seconds: float | None = MAX_BLEND_S, name: str | None = None) -> BlockCutter:
+    """A :class:`BlockCutter` for ``model``: give it to ``audio.load_audio(..., taps=[...])``, then
+    to :func:`predict_blend` (with the same ``max_seconds``) as the source: the blend of the file
+    ``predict_blend(model, path)`` gives, from a decoding shared with other work."""
+    block_s, max_blocks = _block_settings(model, max_seconds)
+    return BlockCutter(sr=model.sample_rate, block_s=block_s, max_blocks=max_blocks, name=name)
 
 
 def _notes(model: GenreModel, result: Blend, duration_s: float, short_input: str) -> list[str]:

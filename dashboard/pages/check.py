@@ -11,6 +11,8 @@ plays the file from the browser's own copy, and only once the server has accepte
 from __future__ import annotations
 
 import functools
+import logging
+import time
 
 import dash
 import numpy as np
@@ -20,6 +22,8 @@ from dash import Input, Output, callback, clientside_callback, dcc, html
 from tracklens import figure_style, librosa_visuals, track_figures
 from tracklens.dashboard import catalogue_audio, compare, data, progress, track, uploads
 from tracklens.dashboard.components import figure_panel
+
+LOG = logging.getLogger(__name__)
 
 ACCEPT = ",".join(data.UPLOAD_EXTENSIONS) + ",audio/*"
 FORMATS = "WAV, MP3, OGG/Opus, FLAC or M4A"
@@ -138,7 +142,10 @@ def _check(ref: dict | None, catalogue_name: str | None = TOP_HITS, scope: str |
             filename = upload.name
             report = track.check_track(upload.path, upload.name, digest=upload.sha256, on_stage=stage)
         stage("drawing")
+        started = time.perf_counter()
         results = [*render_report(report), html.Div(comparison(report, catalogue_name, scope), id="check-compare")]
+        LOG.info("drew %r in %.3f s (the figures and the comparison, before JSON)", report.filename,
+                 time.perf_counter() - started)
         summary = report.summary()
     except Exception as exc:  # the page must answer, whatever a decoder, model or figure does
         return (error_box(track.failure_message(exc, filename)), [], dash.no_update,

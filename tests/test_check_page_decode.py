@@ -1,0 +1,114 @@
+"""One decode per file (issue 19 items 3 and 7): the check page, `predict_blend(model, path)` and
+the engine's `featurize_file` each decode a file once, at its own rate with its channels; the
+loudness meter and the blend's blocks are fed from that one decoding and read what a separate
+decode gives them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def _stereo_wav(path, seconds: float = 34.0, sr: int = 44_100):
+    """A generated 44.1 kHz stereo clip longer than one 30 s blend block (two blocks)."""
+    import soundfile as sf
+
+    t = np.arange(int(sr * seconds)) / sr
+    rng = np.random.default_rng(3)
+    left = 0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > 0) + 0.05 * rng.standard_normal(len(t))
+    right = 0.2 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(len(t))
+    sf.write(path, np.stack([left, right], axis=1).astype(np.float32), sr, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """Every decoder call (soundfile, ffmpeg, the meter's own channel reader), by name."""
+    from tracklens import audio, features
+
+    calls: list[str] = []
+
+    def counted(name, real):
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+        return wrapper
+
+    for name in ("_decode_soundfile", "_decode_ffmpeg", "load_channels"):
+        monkeypatch.setattr(audio, name, counted(name, getattr(audio, name)))
+    monkeypatch.setattr(features, "load_channels", audio.load_channels)  # imported by name there
+    return calls
+
+
+def test_a_check_decodes_the_upload_once(app, tmp_path, decodes):
+    from tracklens import features
+    from tracklens.dashboard import data, track
+    from tracklens.models import blend
+
+    path = _stereo_wav(tmp_path / "two-blocks.wav")
+    report = track.check_track(path, path.name, digest="decode-once-test")
+    assert decodes == ["_decode_soundfile"]  # was three: 22 050 Hz mono, the meter's channels, the blend's 32 kHz
+    assert report.genre_blend is not None and len(report.genre_blend.timeline) >= 3
+    assert {"decode", "analysis", "neighbours", "total", "cpu_s"} <= set(report.timings)
+    # the meter fed from the shared decoding reads what the meter's own decoding reads
+    alone = features.channel_meter(path).result()
+    assert report.comparable["loudness"] == alone.integrated_lufs
+    assert report.comparable["true_peak_dbtp"] == alone.true_peak_dbtp
+    assert report.comparable["loudness_range_lu"] == alone.loudness_range_lu
+    # and the blend is predict_blend's from the file (one decode there too, not one per block)
+    decodes.clear()
+    expected = blend.predict_blend(data.default_model(), path)
+    assert decodes == ["_decode_soundfile"]
+    np.testing.assert_allclose(report.genre_blend.probabilities, expected.probabilities, rtol=0, atol=1e-6)
+    pd.testing.assert_frame_equal(report.genre_blend.timeline, expected.timeline, check_exact=False, atol=1e-6)
+
+
+def test_blend_blocks_from_one_decoding_equal_one_decode_per_block(tmp_path, decodes):
+    """The cutter's blocks are the samples `load_audio(path, offset=start, max_duration=...)`
+    gave block by block before (soundfile seeks exactly; soxr's stream is chunk-invariant)."""
+    from tracklens import audio
+    from tracklens.models import blend
+
+    path = _stereo_wav(tmp_path / "song.wav", seconds=75.0)
+    duration = audio.probe_audio(path)["duration_s"]
+    cut = list(blend._windows(None, str(path), duration, 30.0, sr=32_000))
+    assert decodes == ["_decode_soundfile"]
+    per_block = [audio.load_audio(path, sr=32_000, offset=start, max_duration=end - start)
+                 for start, end, _ in blend.block_plan(duration, 30.0)]
+    assert [round(start, 6) for start, _, _ in cut] == [0.0, 30.0, 60.0]
+    for (_, _, part), alone in zip(cut, per_block, strict=True):
+        np.testing.assert_array_equal(part.y, alone.y)
+
+
+def test_the_engine_decodes_a_file_once(tmp_path, decodes):
+    from tracklens import config, features
+
+    path = _stereo_wav(tmp_path / "song.wav", seconds=8.0)
+    params = {"sr": config.SAMPLE_RATE, "max_duration": config.MAX_DURATION_S, "segment_seconds": None,
+              "overlap": 0.0, "n_fft": config.N_FFT, "hop_length": config.HOP_LENGTH}
+    result = features.featurize_file(str(path), params)
+    assert decodes == ["_decode_soundfile"]
+    assert result.rows[0]["loudness"] == features.channel_meter(path).integrated()
+
+
+def test_the_background_meter_measures_what_the_meter_does_and_stops_when_cancelled():
+    from tracklens import loudness
+
+    rng = np.random.default_rng(5)
+    x = (0.1 * rng.standard_normal((48_000 * 5, 2))).astype(np.float32)
+    blocks = np.array_split(x, 7)
+    tap = loudness.MeterTap(background=True)
+    tap.start(48_000, 2, 5.0)
+    for block in blocks:
+        tap.add(block)
+    tap.finish()
+    assert tap.meter().result() == loudness.measure(x, 48_000)
+    cancelled = loudness.MeterTap(background=True)
+    cancelled.start(48_000, 2, 5.0)
+    cancelled.add(blocks[0])
+    cancelled.cancel()  # the check failed: what is queued is dropped, not measured
+    for block in blocks[1:]:
+        cancelled.add(block)
+    cancelled.finish()
+    assert cancelled.meter().result().duration_s == 0.0
