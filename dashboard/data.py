@@ -25,6 +25,15 @@ from tracklens.errors import TracklensError
 # checked from the file's header before anything is decoded, and again by the decoder, which stops
 # reading at the limit (a header that says less than the file holds costs no more than the limit).
 MAX_UPLOAD_SECONDS = 10 * 60.0
+
+
+def too_long_line(name: str, duration_s: float) -> str:
+    """The one line for an upload over the duration limit (the server's header check, the upload
+    route and the decoder all say it the same way)."""
+    return (f"{name}: too long ({duration_s / 60:.1f} min); the limit is "
+            f"{MAX_UPLOAD_SECONDS / 60:g} min — trim it and upload again")
+
+
 UPLOAD_EXTENSIONS = (".wav", ".mp3", ".ogg", ".opus", ".flac", ".m4a")
 # The byte cap is only a backstop that no honest master of up to 10 minutes reaches: an upload is
 # streamed to disk (never held in memory) and decoded in blocks, so its size costs disk and upload

@@ -144,7 +144,7 @@ class GuardedParser(HTTPRequestParser):
             return
         duration_s, self.head = uploads.announced_duration(self.head), None
         if uploads.is_too_long(duration_s):
-            self._refuse(413, "Request Entity Too Large", uploads.too_long_line(_upload_name(self.query), duration_s))
+            self._refuse(413, "Request Entity Too Large", data.too_long_line(_upload_name(self.query), duration_s))
 
     def _named(self, text: str) -> str:
         return f"{_upload_name(self.query)}: {text}" if self.path == self.upload_path else text

@@ -218,19 +218,13 @@ def _header_duration(path: Path, name: str) -> float:
         reason = FFMPEG_CONTEXT.sub("", str(exc).replace(str(path), name))
         raise UploadRefused(reason, 422) from None
     if is_too_long(duration_s):
-        raise UploadRefused(too_long_line(name, duration_s), 413)
+        raise UploadRefused(data.too_long_line(name, duration_s), 413)
     return duration_s
 
 
 def is_too_long(duration_s: float) -> bool:
     """Longer than the upload limit (half a second's grace for rounding); NaN (unknown) is not."""
     return math.isfinite(duration_s) and duration_s > data.MAX_UPLOAD_SECONDS + 0.5
-
-
-def too_long_line(name: str, duration_s: float) -> str:
-    """The one line for an upload over the duration limit."""
-    return (f"{name}: too long ({duration_s / 60:.1f} min); the limit is "
-            f"{data.MAX_UPLOAD_SECONDS / 60:g} min — trim it and upload again")
 
 
 def announced_duration(head: bytes) -> float:
