@@ -339,14 +339,16 @@ class MeterTap:
     thread starts when the decoder is done, or once :data:`QUEUED_BYTES_BEFORE_MEASURING` of
     blocks wait: measuring beside the decoder slowed it 3-6x on a busy machine (the meter's
     Python loops hold the GIL), and the blend and the analysis wait for the decoder. Until
-    measured, the blocks wait in memory (a 6-minute 48 kHz stereo file: 138 MB of float32).
+    measured, the blocks wait in memory (a 6-minute 48 kHz stereo file: 138 MB of float32); once
+    the thread measures, :meth:`add` waits while more than that many bytes wait, so a
+    10-minute 96 kHz stereo master (461 MB of float32) never sits in the queue whole.
 
     :meth:`meter` returns the fed :class:`LoudnessMeter` (waiting for the thread), or raises what
     measuring raised; None when no decoder started.
     """
 
     _DONE = object()
-    QUEUED_BYTES_BEFORE_MEASURING = 192 << 20  # beyond this, measure while decoding (bounds the wait, not the queue)
+    QUEUED_BYTES_BEFORE_MEASURING = 192 << 20  # beyond this, measure while decoding, and the decoder waits for the meter
 
     def __init__(self, *, background: bool = False):
         import queue
@@ -358,7 +360,8 @@ class MeterTap:
         self._thread = threading.Thread(target=self._measure, name="loudness-meter", daemon=True) \
             if background else None
         self._started = False
-        self._queued_bytes = 0
+        self._queued_bytes = 0  # added and not yet taken by the thread (guarded by _room)
+        self._room = threading.Condition()
         self._cancelled = False
 
     def start(self, sample_rate: int, channels: int, duration_s: float) -> None:
@@ -372,10 +375,16 @@ class MeterTap:
         if self._queue is None:
             self._meter.add(block)
             return
+        block = np.asarray(block)
+        with self._room:
+            self._queued_bytes += block.nbytes
         self._queue.put((None, block))
-        self._queued_bytes += np.asarray(block).nbytes
         if self._queued_bytes > self.QUEUED_BYTES_BEFORE_MEASURING:
             self._start_thread()
+            with self._room:  # bound the queue: the meter is slower than decoding a WAV
+                while (self._queued_bytes > self.QUEUED_BYTES_BEFORE_MEASURING and not self._cancelled
+                       and self._thread.is_alive()):
+                    self._room.wait(timeout=1.0)
 
     def finish(self) -> None:
         if self._queue is not None:
@@ -393,20 +402,26 @@ class MeterTap:
             new, block = self._queue.get()
             if new is self._DONE:
                 break
-            if new is not None:
-                meter = new
+            if new is not None:  # a decoder (re)started: what the last one fed, errors too, is forgotten
+                meter, self._error = new, None
                 continue
-            if self._error is None and not self._cancelled:
-                try:
+            try:
+                if self._error is None and not self._cancelled:
                     meter.add(block)
-                except BaseException as exc:  # given to whoever reads the meter
-                    self._error = exc
+            except BaseException as exc:  # given to whoever reads the meter
+                self._error = exc
+            finally:
+                with self._room:
+                    self._queued_bytes -= block.nbytes
+                    self._room.notify_all()
         self._meter = meter
 
     def cancel(self) -> None:
         """Measure nothing more (the check failed: a 10-minute upload refused as too long would
         otherwise keep a core busy measuring it); the queued blocks are dropped."""
-        self._cancelled = True
+        with self._room:
+            self._cancelled = True
+            self._room.notify_all()
 
     def meter(self) -> LoudnessMeter | None:
         if self._thread is not None and self._started:

@@ -112,3 +112,39 @@ def test_the_background_meter_measures_what_the_meter_does_and_stops_when_cancel
         cancelled.add(block)
     cancelled.finish()
     assert cancelled.meter().result().duration_s == 0.0
+
+
+def test_the_background_meter_queue_stays_bounded_while_decoding():
+    """Once the thread measures, the decoder waits for it: a 10-minute 96 kHz stereo master
+    (461 MB of float32 blocks) never waits in the queue whole (the bound was only on the wait)."""
+    from tracklens import loudness
+
+    rng = np.random.default_rng(6)
+    x = (0.1 * rng.standard_normal((48_000 * 6, 2))).astype(np.float32)
+    blocks = np.array_split(x, 24)
+    tap = loudness.MeterTap(background=True)
+    tap.QUEUED_BYTES_BEFORE_MEASURING = 3 * blocks[0].nbytes
+    tap.start(48_000, 2, 6.0)
+    waiting = []
+    for block in blocks:
+        tap.add(block)
+        waiting.append(tap._queued_bytes)
+    tap.finish()
+    assert max(waiting) <= tap.QUEUED_BYTES_BEFORE_MEASURING
+    assert tap.meter().result() == loudness.measure(x, 48_000)
+
+
+def test_a_restarted_decoder_gives_the_background_meter_a_clean_start():
+    """soundfile failing part way and ffmpeg starting over: the meter reads the second decoding
+    only, and an error measuring the first one is forgotten."""
+    from tracklens import loudness
+
+    rng = np.random.default_rng(7)
+    x = (0.1 * rng.standard_normal((48_000 * 3, 2))).astype(np.float32)
+    tap = loudness.MeterTap(background=True)
+    tap.start(48_000, 2, 3.0)
+    tap.add(x[:1000, :1])  # one channel of two: this meter raises
+    tap.start(48_000, 2, 3.0)
+    tap.add(x)
+    tap.finish()
+    assert tap.meter().result() == loudness.measure(x, 48_000)
