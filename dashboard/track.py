@@ -267,20 +267,22 @@ def _check_file(path: Path, name: str, on_stage) -> TrackReport:
     cutter = _blend_cutter(model, path)
     try:
         clip = _decode(path, name, taps=[meter] + ([cutter] if cutter is not None else []))
+        clock.lap("decode")
+        ref = compare.chart_reference()
+        on_stage("blending")
+        # The blend and the tags run beside this thread's analysis, the meter in a third thread:
+        # NumPy, SciPy, librosa and TensorFlow release the GIL, so one upload uses both cores.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check") as pool:
+            blend_job = pool.submit(_timed, _blend_and_tags, clip, path, name, model, cutter)
+            analysis = analyse(clip, summary=ref is not None and ref.kind == "audio", meter=_Waiting(meter, clock))
+            clock.lap("analysis")
+            (genre_blend, problem, tags, caption), clock.marks["blend (own thread)"] = blend_job.result()
+            clock.lap("blend wait")
     except BaseException:
-        meter.cancel()  # e.g. too long: nobody will read the measurement
+        # e.g. too long, or the analysis or the blend failed: nobody will read the measurement,
+        # which would otherwise keep a core busy measuring a failed check
+        meter.cancel()
         raise
-    clock.lap("decode")
-    ref = compare.chart_reference()
-    on_stage("blending")
-    # The blend and the tags run beside this thread's analysis, the meter in a third thread:
-    # NumPy, SciPy, librosa and TensorFlow release the GIL, so one upload uses both cores.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check") as pool:
-        blend_job = pool.submit(_timed, _blend_and_tags, clip, path, name, model, cutter)
-        analysis = analyse(clip, summary=ref is not None and ref.kind == "audio", meter=_Waiting(meter, clock))
-        clock.lap("analysis")
-        (genre_blend, problem, tags, caption), clock.marks["blend (own thread)"] = blend_job.result()
-        clock.lap("blend wait")
     on_stage("comparing")
     charts = data.charts()
     upload = compare.Upload(comparable=analysis.comparable, duration_s=clip.source_duration_s,

@@ -148,3 +148,27 @@ def test_a_restarted_decoder_gives_the_background_meter_a_clean_start():
     tap.add(x)
     tap.finish()
     assert tap.meter().result() == loudness.measure(x, 48_000)
+
+
+def test_a_check_that_fails_after_the_decode_cancels_its_meter(app, tmp_path, monkeypatch):
+    """The analysis (or the blend) raising leaves no meter thread measuring a failed check."""
+    from tracklens import loudness
+    from tracklens.dashboard import track
+    from tracklens.errors import TracklensError
+
+    taps = []
+
+    class Recorded(loudness.MeterTap):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            taps.append(self)
+
+    def failing(*args, **kwargs):
+        raise TracklensError("the analysis failed")
+
+    monkeypatch.setattr(loudness, "MeterTap", Recorded)
+    monkeypatch.setattr(track, "analyse", failing)
+    path = _stereo_wav(tmp_path / "fails.wav", seconds=6.0)
+    with pytest.raises(TracklensError, match="the analysis failed"):
+        track.check_track(path, path.name, digest="fails-after-decode")
+    assert len(taps) == 1 and taps[0]._cancelled
