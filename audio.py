@@ -108,7 +108,7 @@ def probe_audio(path: str | Path) -> dict:
 def load_audio(
     path: str | Path,
     *,
-    sr: int = config.SAMPLE_RATE,
+    sr: int | None = config.SAMPLE_RATE,
     offset: float = 0.0,
     max_duration: float = config.MAX_DURATION_S,
     min_duration: float = config.MIN_DURATION_S,
@@ -128,6 +128,8 @@ def load_audio(
 
     ``taps`` (see :class:`BlockTap`) see the same decoding at the file's own rate, every
     channel, before the downmix: one decode feeds the loudness meter and the blend's blocks too.
+    ``sr=None`` makes no mono signal (:func:`decode_into`): the too short / silent checks are
+    then left to what reads the taps.
     """
     path = _check_file(path)
     name = str(path)
@@ -143,7 +145,9 @@ def load_audio(
 
 def decode_into(path: str | Path, taps: Sequence[BlockTap], *, max_duration: float = config.MAX_DURATION_S) -> AudioClip:
     """Decode ``path`` once for ``taps`` only (no mono signal is made: the returned clip's ``y``
-    is empty; its header fields are filled). Same checks and messages as :func:`load_audio`."""
+    is empty; its header fields are filled). The same checks and messages as :func:`load_audio`,
+    but for too short / silent, which need the decoded signal: the taps judge that (e.g.
+    ``blend.BlockCutter.blocks`` calls :func:`check_signal`)."""
     return load_audio(path, sr=None, max_duration=max_duration, taps=taps)
 
 

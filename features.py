@@ -643,7 +643,8 @@ def featurize_clip(clip: AudioClip, *, segment_seconds: float | None = config.SE
 
     Segment values come from slices of the whole-track frame features (and of the harmonic /
     percussive waveforms), never from a second analysis. ``meter``: the file's channels
-    measured by :func:`channel_meter` (loudness columns); without one, the mono clip is measured.
+    measured (loudness columns: a ``loudness.MeterTap``'s meter fed by the decode, as
+    :func:`featurize_file` does, or :func:`channel_meter`); without one, the mono clip is measured.
     """
     a = analyze(clip.y, sr=clip.sr, n_fft=n_fft, hop_length=hop_length)
     meter = meter if meter is not None else mono_meter(a.y, sr=a.sr)

@@ -396,7 +396,9 @@ def block_bounds(n_samples: int, sr: int, block_s: float = ANALYSIS_BLOCK_S) -> 
 
 def analyse(clip, *, summary: bool = False, meter=None) -> TrackAnalysis:
     """Analyse ``clip`` block by block (see :class:`TrackAnalysis` for how blocks combine);
-    ``meter``: the file's channels measured (features.channel_meter), else the mono clip is."""
+    ``meter``: what measured the file's channels, read by its ``result()`` (a LoudnessMeter, e.g.
+    features.channel_meter's, or the check's background loudness.MeterTap, waited for), else
+    the mono clip is measured."""
     from tracklens import features, key_estimation, loudness
 
     estimator, unavailable = _descriptor_estimator()
