@@ -172,3 +172,36 @@ def test_a_check_that_fails_after_the_decode_cancels_its_meter(app, tmp_path, mo
     with pytest.raises(TracklensError, match="the analysis failed"):
         track.check_track(path, path.name, digest="fails-after-decode")
     assert len(taps) == 1 and taps[0]._cancelled
+
+
+def test_soundfile_failing_part_way_restarts_every_tap_for_ffmpeg(tmp_path, monkeypatch):
+    """A file soundfile stops reading in the middle goes to ffmpeg, which decodes it from the
+    start: the meter and the blend's blocks read that decoding only, not the first one's part
+    as well (what both read when soundfile decodes the file alone)."""
+    import soundfile as sf
+
+    from tracklens import audio, loudness
+    from tracklens.models import blend
+
+    path = _stereo_wav(tmp_path / "song.wav", seconds=34.0)
+
+    def decoded(fail: bool):
+        meter, cutter = loudness.MeterTap(background=True), blend.BlockCutter(sr=32_000, block_s=30.0, name=str(path))
+        if fail:
+            reads, real_read = [], sf.SoundFile.read
+
+            def read_then_fail(self, *args, **kwargs):
+                reads.append(1)
+                if len(reads) > 2:
+                    raise RuntimeError("decoder error in the middle")
+                return real_read(self, *args, **kwargs)
+
+            monkeypatch.setattr(sf.SoundFile, "read", read_then_fail)
+        audio.decode_into(path, [meter, cutter], max_duration=60.0)
+        monkeypatch.undo()
+        return meter.meter().result(), list(cutter.blocks())
+
+    (meter, blocks), (meter_after_failing, blocks_after_failing) = decoded(False), decoded(True)
+    assert meter_after_failing.duration_s == meter.duration_s
+    assert meter_after_failing.integrated_lufs == pytest.approx(meter.integrated_lufs, abs=1e-6)
+    assert [(s, e) for s, e, _ in blocks_after_failing] == [(s, e) for s, e, _ in blocks]
