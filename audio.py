@@ -135,12 +135,26 @@ def load_audio(
     name = str(path)
     try:
         clip = _decode(path, name=name, path=name, sr=sr, offset=offset, max_duration=max_duration, taps=taps)
-    finally:
-        for tap in taps:
-            tap.finish()
+    except BaseException:
+        _finish_taps(taps, failed=True)  # the decoder's error is the one to report
+        raise
+    _finish_taps(taps)
     if sr is not None:
         _validate(clip, min_duration=min_duration, name=name)
     return clip
+
+
+def _finish_taps(taps: Sequence[BlockTap], *, failed: bool = False) -> None:
+    """``finish()`` every tap, also when one raises (a background meter left unfinished would
+    never be joined); the first tap's error is raised after all of them, unless the decode failed."""
+    error = None
+    for tap in taps:
+        try:
+            tap.finish()
+        except BaseException as exc:
+            error = error or exc
+    if error is not None and not failed:
+        raise error
 
 
 def decode_into(path: str | Path, taps: Sequence[BlockTap], *, max_duration: float = config.MAX_DURATION_S) -> AudioClip:

@@ -205,3 +205,29 @@ def test_soundfile_failing_part_way_restarts_every_tap_for_ffmpeg(tmp_path, monk
     assert meter_after_failing.duration_s == meter.duration_s
     assert meter_after_failing.integrated_lufs == pytest.approx(meter.integrated_lufs, abs=1e-6)
     assert [(s, e) for s, e, _ in blocks_after_failing] == [(s, e) for s, e, _ in blocks]
+
+
+def test_every_tap_is_finished_when_one_tap_fails_to_finish(tmp_path):
+    """A tap whose finish() raises neither skips the others' finish (a background meter would
+    never measure) nor hides the decoder's own error."""
+    from tracklens import audio, loudness
+    from tracklens.errors import TracklensError
+
+    class Broken:
+        def start(self, *args):
+            pass
+
+        def add(self, block):
+            pass
+
+        def finish(self):
+            raise TracklensError("the tap failed to finish")
+
+    path = _stereo_wav(tmp_path / "song.wav", seconds=3.0)
+    meter = loudness.MeterTap(background=True)
+    with pytest.raises(TracklensError, match="failed to finish"):
+        audio.decode_into(path, [Broken(), meter])
+    assert meter.meter().result().duration_s == pytest.approx(3.0)
+    (tmp_path / "junk.wav").write_bytes(b"RIFF" + bytes(200))
+    with pytest.raises(audio.AudioError, match="junk.wav"):  # the decoder's error, not the tap's
+        audio.decode_into(tmp_path / "junk.wav", [Broken()])
