@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast docs venv system-deps lock bench clean musicnn-checkpoints musicnn-weights default-model efficientat-weights efficientat-fixture descriptors-model
+.PHONY: help demo test test-fast docs venv system-deps lock bench clean musicnn-checkpoints musicnn-weights default-model efficientat-weights efficientat-fixture descriptors-model key-model
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ default-model: venv ## retrain the shipped genre models by measurement (models/d
 	$(BIN)/python recipes/heads.py --out models --name default --seed 42
 	$(BIN)/python recipes/table_model.py --out models --seed 42
 	$(BIN)/tracklens predict $(GTZAN_DIR)/audio/metal/metal.00002.opus --top 3
+
+key-model: venv ## refit the engine's key model (key_estimation.KEY_MODEL) on the GTZAN train+valid key annotations, its choices by train-fold CV; prints the constants to paste (docs/key.md)
+	$(BIN)/python recipes/key_model.py --jobs 2
 
 FMA_TABLE ?= ../shared/data/fma/echonest_librosa_650.csv
 descriptors-model: venv ## rebuild models/descriptors/ (energy, acousticness ... estimated from audio) from the FMA + Echo Nest table; fixed seed

@@ -32,7 +32,8 @@ from tracklens.errors import TracklensError
 # 3: loudness is BS.1770-4 over the file's channels (was the mono downmix); key from Albrecht-
 #    Shanahan profiles with a minor bias; new columns CARD_COLUMNS (bpm, tempo_alt, true peak, LRA, key confidence)
 # 4: a track's key (key, mode, key_confidence, key_runner_up) from the learned key_estimation model
-FEATURE_VERSION = 4
+# 5: that model refit on the GTZAN train + valid folds (was train only; same choices, recipes/key_model.py)
+FEATURE_VERSION = 5
 
 # The Kaggle GTZAN feature table's 57 feature columns, in its order (after `filename, length`).
 _SPECTRAL = (

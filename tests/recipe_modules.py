@@ -18,3 +18,4 @@ if str(RECIPES_DIR) not in sys.path:
 heads = importlib.import_module("heads")
 table_model = importlib.import_module("table_model")
 descriptors_recipe = importlib.import_module("descriptors")
+key_model = importlib.import_module("key_model")

@@ -83,3 +83,23 @@ def test_silence_has_no_key_and_blocks_add_up_to_the_track():
         evidence.add(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning)
     assert (features.learned_key(evidence).key, features.learned_key(evidence).mode) == (7, 1)
     assert evidence.n_frames == 2 * features.analyze(y[: len(y) // 2], sr=SR).n_frames
+
+
+def test_the_recipe_prints_the_shipped_constants_as_pasteable_source():
+    """recipes/key_model.py prints each fit as key_estimation.py source: read back, it is the model."""
+    from recipe_modules import key_model  # recipes/key_model.py (not installed)
+
+    for name in ("KEY_MODEL", "KEY_MODEL_TRAIN_ONLY"):
+        namespace = vars(ke).copy()
+        exec(key_model.constants_source(name, getattr(ke, name)), namespace)
+        np.testing.assert_array_equal(namespace[name].vector, getattr(ke, name).vector)
+
+
+def test_the_recipes_feature_sets_leave_the_other_templates_at_zero():
+    from recipe_modules import key_model
+
+    rows = [{"features": _random_features(seed), "label": seed % 24} for seed in range(30)]
+    for name, keep in key_model.FEATURE_SETS.items():
+        model = key_model.fit(rows, [], key_model.Choice(l2=1.0, snippet_weight=0.0, feature_set=name))
+        unused = [b for b in range(1 + ke.CQT_OCTAVES) if b not in keep]
+        assert np.all(model.templates[:, unused] == 0) and np.all(np.any(model.templates[:, list(keep)] != 0, axis=2))

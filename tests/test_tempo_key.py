@@ -1,6 +1,6 @@
 """Tempo and key a musician reads: the tempo outside the old 83-172 BPM window, its x2 / x1/2
 alternative, the key with confidence and runner-up, the engine's card columns, and the loudness
-column measured over a file's channels (FEATURE_VERSION 3)."""
+column measured over a file's channels (FEATURE_VERSION 3; the learned key since 4)."""
 
 from __future__ import annotations
 
@@ -123,17 +123,23 @@ def test_engine_loudness_is_measured_over_the_files_channels(tmp_path):
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_valid_fold_tempo_and_key_beat_the_old_card(shared_data):
-    """The GTZAN valid fold (81 annotated full clips and excerpts; nothing here was fitted on
-    it): tempo Acc1 0.741 / Acc2 0.914 and key MIREX 0.611 measured (bench/tempo_key.py), the
-    old card 0.593 / 0.753 / 0.457, the v3 profile key 0.551. The bounds sit between them, so a
-    return to the mean onset envelope or to profiles alone (docs/key.md) fails."""
+    """The GTZAN valid fold (81 annotated full clips and excerpts): tempo Acc1 0.741 / Acc2 0.914
+    (nothing in the tempo was fitted on this fold) and key MIREX 0.611 measured (bench/tempo_key.py,
+    bench/key_fit.py), the old card 0.593 / 0.753 / 0.457, the v3 profile key 0.551. The bounds
+    sit between them, so a return to the mean onset envelope or to profiles alone (docs/key.md)
+    fails.
+
+    The key's held-out bound scores ``KEY_MODEL_TRAIN_ONLY``: the shipped recipe fitted on the
+    train fold alone. The shipped ``KEY_MODEL`` was refit on train + valid, so its score here is
+    **in-sample** (0.623 measured): its bound only checks that the engine reads the learned model."""
     import csv
     from pathlib import Path
 
+    from tracklens import key_estimation
     from tracklens.audio import load_audio
 
     notes = {r["clip"]: r for r in csv.DictReader(open(shared_data / "gtzan/annotations/tempo_key.csv"))}
-    acc1, acc2, mirex = [], [], []
+    acc1, acc2, held_out, in_sample = [], [], [], []
     for r in csv.DictReader(open(shared_data / "gtzan/manifest.csv")):
         note = notes.get(r["clip"])
         if r["kind"] not in ("full30s", "full30s_16k", "excerpt15s") or not note or note["fold"] != "valid":
@@ -142,8 +148,12 @@ def test_valid_fold_tempo_and_key_beat_the_old_card(shared_data):
         one, two = features.tempo_scores(a.tempo_estimate.bpm, float(note["tempo_bpm"]))
         acc1.append(one)
         acc2.append(two)
-        if features.parse_key(note["key"]):
-            mirex.append(features.mirex_key_score((a.key.key, a.key.mode), features.parse_key(note["key"])))
-    assert (len(acc1), len(mirex)) == (81, 61)
+        if truth := features.parse_key(note["key"]):
+            in_sample.append(features.mirex_key_score((a.key.key, a.key.mode), truth))
+            f = key_estimation.key_features(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning)
+            train_only = key_estimation.best_keys(key_estimation.KEY_MODEL_TRAIN_ONLY.probabilities(f))[:2]
+            held_out.append(features.mirex_key_score(train_only, truth))
+    assert (len(acc1), len(held_out)) == (81, 61)
     assert np.mean(acc1) >= 0.70 and np.mean(acc2) >= 0.88
-    assert np.mean(mirex) >= 0.58
+    assert np.mean(held_out) >= 0.58
+    assert np.mean(in_sample) >= 0.58
