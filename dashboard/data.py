@@ -27,6 +27,11 @@ from tracklens.errors import TracklensError
 MAX_UPLOAD_SECONDS = 10 * 60.0
 
 
+def is_too_long(duration_s: float) -> bool:
+    """Longer than the upload limit (half a second's grace for rounding); NaN (unknown) is not."""
+    return math.isfinite(duration_s) and duration_s > MAX_UPLOAD_SECONDS + 0.5
+
+
 def too_long_line(name: str, duration_s: float) -> str:
     """The one line for an upload over the duration limit (the server's header check, the upload
     route and the decoder all say it the same way)."""

@@ -143,7 +143,7 @@ class GuardedParser(HTTPRequestParser):
         if len(self.head) < HEAD_BYTES and not self.completed:
             return
         duration_s, self.head = uploads.announced_duration(self.head), None
-        if uploads.is_too_long(duration_s):
+        if data.is_too_long(duration_s):
             self._refuse(413, "Request Entity Too Large", data.too_long_line(_upload_name(self.query), duration_s))
 
     def _named(self, text: str) -> str:

@@ -241,7 +241,7 @@ def _decode(path: Path, name: str, taps=()):
 
     with _named_errors(path, name):
         clip = audio.load_audio(path, sr=config.SAMPLE_RATE, max_duration=data.MAX_UPLOAD_SECONDS, taps=taps)
-    if clip.truncated or clip.source_duration_s > data.MAX_UPLOAD_SECONDS + 0.5:
+    if clip.truncated or data.is_too_long(clip.source_duration_s):
         raise UploadError(data.too_long_line(name, clip.source_duration_s))
     return clip
 

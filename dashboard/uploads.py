@@ -217,14 +217,9 @@ def _header_duration(path: Path, name: str) -> float:
         # not for the user (found by bench/fuzz_upload.py)
         reason = FFMPEG_CONTEXT.sub("", str(exc).replace(str(path), name))
         raise UploadRefused(reason, 422) from None
-    if is_too_long(duration_s):
+    if data.is_too_long(duration_s):
         raise UploadRefused(data.too_long_line(name, duration_s), 413)
     return duration_s
-
-
-def is_too_long(duration_s: float) -> bool:
-    """Longer than the upload limit (half a second's grace for rounding); NaN (unknown) is not."""
-    return math.isfinite(duration_s) and duration_s > data.MAX_UPLOAD_SECONDS + 0.5
 
 
 def announced_duration(head: bytes) -> float:

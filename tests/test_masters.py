@@ -102,7 +102,7 @@ def test_the_duration_is_read_from_the_first_bytes(tmp_path, kind, seconds, refu
     """The guard's header reader agrees with the decoder's on PCM/float WAV, AIFF and FLAC (a short
     file written, then its header patched to announce ``seconds`` at the same rate)."""
     from tracklens import audio
-    from tracklens.dashboard import uploads
+    from tracklens.dashboard import data, uploads
 
     fmt, subtype = {"wav": ("WAV", "PCM_24"), "wav-float": ("WAV", "FLOAT"), "aiff": ("AIFF", "PCM_24"),
                     "flac": ("FLAC", "PCM_24")}[kind]
@@ -121,7 +121,7 @@ def test_the_duration_is_read_from_the_first_bytes(tmp_path, kind, seconds, refu
         block = 2 * (4 if kind == "wav-float" else 3)
         head[data_at + 4:data_at + 8] = (frames * block).to_bytes(4, "little")
     assert uploads.announced_duration(bytes(head)) == pytest.approx(seconds, abs=1e-6)
-    assert uploads.is_too_long(uploads.announced_duration(bytes(head))) is refused
+    assert data.is_too_long(uploads.announced_duration(bytes(head))) is refused
     assert audio.probe_audio(path)["duration_s"] == pytest.approx(1.0)  # the unpatched file, for reference
 
 
