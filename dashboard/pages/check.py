@@ -730,13 +730,13 @@ def check_exports(key: dict | None, catalogue_name: str | None, scope: str | Non
     report = track.cached_report(str(key["key"]), str(key.get("name") or "")) if isinstance(key, dict) else None
     if report is None or report.genre_blend is None:
         raise dash.exceptions.PreventUpdate
-    neighbours, name, by_sound_alone = None, None, True
+    neighbours, name = None, None
     if catalogue_name not in (None, TOP_HITS) and not report.not_music:
         cat = catalogue_audio.load(catalogue_name)
         neighbours = page_neighbours(report, cat, within=report.genre_blend.top_genre if scope != "all" else None)
-        name, by_sound_alone = cat.name, not same_genre_model(cat)
-    texts = reports.check_report_texts(report_track(report), neighbours=neighbours, catalogue_name=name, figures=False,
-                                       by_sound_alone=by_sound_alone)  # ranked as catalogue_section ranks them
+        name = cat.name
+    # ranked as catalogue_section ranks them; the caption reads the rule catalogue.similar recorded
+    texts = reports.check_report_texts(report_track(report), neighbours=neighbours, catalogue_name=name, figures=False)
     stem = (report.filename.rsplit(".", 1)[0] or "track") + ".tracklens-check"
     return texts, stem
 
