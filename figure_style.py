@@ -48,7 +48,8 @@ def display_figures_in_notebooks() -> bool:
 # --- a static image beside each Plotly figure in a notebook ----------------------------------------
 
 STATIC_IMAGE_ENV = "TRACKLENS_PLOTLY_PNG"  # "0": the package's Plotly figures carry no PNG in notebooks
-STATIC_IMAGE_TIMEOUT_S = 60.0  # one image at most (the browser's start included; an image takes ~0.15 s)
+STATIC_IMAGE_TIMEOUT_S = 10.0  # one image at most, the browser's start included (~2.5 s, then ~0.15 s an image)
+BROWSER_CLOSE_TIMEOUT_S = 2.0  # then it is killed (Jupyter kills a kernel 5 s after asking it to stop)
 STATIC_RENDERER = "tracklens_png"  # the Plotly renderer (plotly.io.renderers) that adds the PNG
 
 
@@ -105,13 +106,14 @@ class _Drawer:
 
     Not kaleido's own sync server: when its browser failed to start, that server's thread died
     with a traceback and the next image waited forever (a notebook cell hung). Here every failure,
-    and an image that takes longer than STATIC_IMAGE_TIMEOUT_S, comes back as an exception.
+    and an image that takes longer than STATIC_IMAGE_TIMEOUT_S, comes back as an exception, and the
+    browser is stopped then and at exit (:meth:`close`).
     """
 
     def __init__(self):
         self.failed: str | None = None
         self._loop = None
-        self._kaleido = None
+        self._kaleido = None  # set before the browser starts: close() stops one that never answered too
 
     def png(self, fig_dict: dict) -> bytes | None:
         """The figure as PNG bytes, or None (warned once, never tried again) when it cannot be drawn."""
@@ -127,7 +129,7 @@ class _Drawer:
                 threading.Thread(target=self._loop.run_forever, name="tracklens-kaleido", daemon=True).start()
             return asyncio.run_coroutine_threadsafe(self._draw(fig_dict), self._loop).result(STATIC_IMAGE_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 (the interactive figure is shown whatever happened here)
-            if isinstance(exc, concurrent.futures.TimeoutError):
+            if isinstance(exc, concurrent.futures.TimeoutError):  # the draw ends when close() kills the browser
                 exc = TimeoutError(f"no image after {STATIC_IMAGE_TIMEOUT_S:g} s")
             self._give_up(exc)
             return None
@@ -141,10 +143,10 @@ class _Drawer:
             import kaleido
 
             # mathjax=False: no script from the network (the package's figures use no LaTeX)
-            k = kaleido.Kaleido(page_generator=kaleido.PageGenerator(mathjax=False), timeout=STATIC_IMAGE_TIMEOUT_S)
-            await k.__aenter__()  # starts the browser
-            self._kaleido = k
+            self._kaleido = kaleido.Kaleido(page_generator=kaleido.PageGenerator(mathjax=False),
+                                            timeout=STATIC_IMAGE_TIMEOUT_S)
             atexit.register(self.close)
+            await self._kaleido.open()  # starts the browser
         layout = fig_dict.get("layout", {})
         template = layout.get("template", {}).get("layout", {})
         opts = {"format": "png", "scale": 1,  # the sizes plotly's own to_image uses
@@ -153,24 +155,53 @@ class _Drawer:
         return await self._kaleido.calc_fig(fig_dict, opts=opts)
 
     def close(self) -> None:
-        """Stop the browser (at exit)."""
+        """Stop the browser (at exit, or when it failed), within BROWSER_CLOSE_TIMEOUT_S.
+
+        choreographer starts it in a session of its own, out of reach of the signals that stop the
+        kernel: a browser that hung outlived the process. One that failed, hung or does not close in
+        time is killed.
+        """
         import asyncio
 
-        if self._kaleido is not None and self._loop is not None:
+        browser, self._kaleido = self._kaleido, None
+        if browser is None:
+            return
+        process = getattr(browser, "subprocess", None)  # set once the browser's process started
+        if self.failed is None:  # a working browser is asked first; one that failed or hung would not answer
             try:
-                asyncio.run_coroutine_threadsafe(self._kaleido.__aexit__(None, None, None), self._loop).result(10)
-            except Exception:  # noqa: BLE001 (exiting anyway)
+                asyncio.run_coroutine_threadsafe(browser.close(), self._loop).result(BROWSER_CLOSE_TIMEOUT_S)
+            except Exception:  # noqa: BLE001 (killed below)
                 pass
-            self._kaleido = None
+        if process is not None and process.poll() is None:
+            _kill_process_group(process)  # choreographer's watchdog then removes its temporary folders
 
     def _give_up(self, exc: BaseException) -> None:
         import warnings
 
         reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)  # choreographer: a tuple
         self.failed = f"{type(exc).__name__}: {(reason.splitlines() or [''])[0][:200]}"
+        self.close()
         warnings.warn(f"tracklens: Plotly figures are shown without a static PNG for GitHub and nbconvert "
                       f"({self.failed}); install Chrome/Chromium (`make system-deps`) or set {STATIC_IMAGE_ENV}=0",
                       RuntimeWarning, stacklevel=2)
+
+
+def _kill_process_group(process) -> None:
+    """Kill a browser started by choreographer with every process it started (its wrapper, Chrome
+    and Chrome's helpers share the process group it leads); SIGTERM was not enough: the wrapper
+    could hang in its own handler."""
+    import os
+    import signal
+    import subprocess
+
+    try:
+        if hasattr(os, "killpg") and os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:  # Windows: choreographer starts Chrome itself, no wrapper
+            process.kill()
+        process.wait(5)
+    except (OSError, subprocess.TimeoutExpired):  # gone already
+        pass
 
 
 _drawer = _Drawer()

@@ -8,7 +8,12 @@ renderer is ``plotly_mimetype``: the output held only ``application/vnd.plotly.v
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import signal
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +80,37 @@ def test_a_browser_that_fails_gives_one_warning_and_the_html_stays(monkeypatch, 
     assert "image/png" not in _kinds(second)
     warned = "".join(o.get("text", "") for o in first + second if o.get("output_type") == "stream")
     assert warned.count("without a static PNG") == 1 and "Traceback" not in warned, warned
+
+
+def _running(pid: int) -> bool:
+    """The process lives (a zombie, dead but not yet reaped by whoever adopted it, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the processes from /proc")
+def test_a_browser_that_hangs_is_given_up_within_the_bound_and_killed(monkeypatch, tmp_path):
+    """A browser that starts and never answers: the first figure waited 60 s for its warning, and
+    the browser (and choreographer's wrapper around it, in a session of their own) outlived the
+    kernel. Now one warning within the bound, no new try, and neither process is left."""
+    pids = tmp_path / "pids"
+    browser = tmp_path / "chromium"
+    browser.write_text(f"#!/bin/sh\necho $$ $PPID > {pids}\nexec sleep 600\n")  # itself and the wrapper
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER_PATH", str(browser))
+    first, second = _execute([
+        "import time, warnings; warnings.simplefilter('always')\nfrom tracklens import track_figures\n"
+        "started = time.monotonic()\ntrack_figures.blend_bar({'rock': 0.62, 'metal': 0.30})",
+        f"print(f'waited {{time.monotonic() - started:.1f}} s')\n{CELLS[2]}"], keep_streams=True)
+    assert "image/png" not in _kinds(first) | _kinds(second) and PLOTLY in _kinds(first)
+    printed = "".join(o.get("text", "") for o in first + second if o.get("output_type") == "stream")
+    assert printed.count("without a static PNG") == 1 and "Traceback" not in printed, printed
+    waited = float(re.search(r"waited ([\d.]+) s", printed).group(1))
+    assert waited < 15, printed  # the bound (10 s) and slack for a loaded machine: it used to be 60 s
+    alive = [pid for pid in map(int, pids.read_text().split()) if _running(pid)]  # the kernel has exited
+    for pid in alive:  # not left behind by a failing run either
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"left running: {alive}"
