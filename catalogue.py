@@ -139,6 +139,9 @@ class Track:
     blend : the :class:`models.blend.Blend` (probabilities, timeline, fit, chart genres)
     embedding : float32 (384,), EfficientAT's mean window embedding
     audioset : float32 (527,), the track's AudioSet likelihoods (same pass; the fit verdict's evidence)
+    model_dir : the folder of the genre model whose pass made ``blend`` (None: not known). The
+        blend is compared with a catalogue's only when the catalogue was built with the same
+        weights (:meth:`Catalogue.built_with`), whatever the model's name.
     """
 
     path: str | None
@@ -146,7 +149,7 @@ class Track:
     blend: Any
     embedding: np.ndarray
     audioset: np.ndarray
-    model: str = DEFAULT_MODEL
+    model_dir: Path | None = None
     analysis: Any = field(default=None, repr=False)  # the engine's features.Analysis, for figures (not stored)
 
     def row(self) -> dict:
@@ -214,7 +217,7 @@ def analyse(source: Any, *, model: str | None = None, max_duration: float = conf
         embedding = extra["mean"] if embedding is None else embedding
         audioset = extra["tags"] if audioset is None else audioset
     return Track(path=path, values=values, blend=result, embedding=np.asarray(embedding, np.float32),
-                 audioset=np.asarray(audioset, np.float32), model=model_name, analysis=cf.analysis)
+                 audioset=np.asarray(audioset, np.float32), model_dir=genre_model.model_dir, analysis=cf.analysis)
 
 
 def _resampled(clip, sr: int):
@@ -236,6 +239,14 @@ def analyse_file(path: str, params: dict) -> batch.FileResult:
                             blocks={"embedding": track.embedding[None, :], "audioset": track.audioset[None, :]})
 
 
+def model_checksum(model_dir: str | Path) -> str:
+    """SHA-256 of a genre model's weights ("" without a ``model.keras``): what identifies the model
+    a catalogue was built with (a renamed folder is the same model, one retrained under the same
+    name another)."""
+    weights = Path(model_dir) / "model.keras"
+    return file_checksum(weights) if weights.is_file() else ""
+
+
 @functools.lru_cache(maxsize=4)
 def versions(model: str = DEFAULT_MODEL) -> dict:
     """What a catalogue's numbers depend on: engine version, genre model (name, SHA-256 of its
@@ -244,12 +255,11 @@ def versions(model: str = DEFAULT_MODEL) -> dict:
     from tracklens.models import blend, efficientat
 
     model_dir = blend.resolve_model_dir(model)
-    model_sha = file_checksum(model_dir / "model.keras") if (model_dir / "model.keras").is_file() else ""
     card = json.loads((model_dir / "card.json").read_text())
     return {
         "engine": {"feature_version": features.FEATURE_VERSION, "catalogue_format": FORMAT_VERSION},
         "model": {"name": card.get("name", str(model)), "dir": str(model_dir), "kind": card["input"]["kind"],
-                  "sha256": model_sha, "genres": list(card["genres"])},
+                  "sha256": model_checksum(model_dir), "genres": list(card["genres"])},
         "embedding": {"model": efficientat.DEFAULT_MODEL, "size": EMBEDDING_SIZE, "pooling": "mean of 10 s windows",
                       "weights_sha256": efficientat.read_manifest()[efficientat.DEFAULT_MODEL]["weights_sha256"]},
         "descriptors": {"tag": _descriptor_extras().tag},
@@ -542,12 +552,12 @@ class Catalogue:
     def model(self) -> str:
         return (self.card.get("model") or {}).get("name") or DEFAULT_MODEL
 
-    def built_with(self, model_dir: str | Path) -> bool:
+    def built_with(self, model_dir: str | Path | None) -> bool:
         """True when the genre model in ``model_dir`` is the one this catalogue was built with (same
-        weights), so a blend from it can be compared with the catalogue's blends."""
+        weights: :func:`model_checksum`), so a blend from it can be compared with the catalogue's
+        blends. The one rule: :func:`similar` and the check page go by it."""
         sha = (self.card.get("model") or {}).get("sha256")
-        weights = Path(model_dir) / "model.keras"
-        return bool(sha) and weights.is_file() and file_checksum(weights) == sha
+        return bool(sha) and model_dir is not None and model_checksum(model_dir) == sha
 
     def __len__(self) -> int:
         return len(self.tracks)
@@ -637,6 +647,9 @@ LDA_RULE = "the cosine of their projection on the catalogue's genre labels (LDA)
 BLEND_RULE = "the cosine of the genre blends"
 #: The key of ``similar(...).attrs`` that holds that rule (reports and the check page print it).
 RULE_ATTR = "similarity_rule"
+#: The key of ``similar(...).attrs`` that says whether the query's blend took part (False: by sound
+#: alone, the query's blend came from another genre model than the catalogue's, or there was none).
+WITH_BLEND_ATTR = "with_blend"
 
 
 class SoundIndex:
@@ -729,7 +742,7 @@ def _query_vectors(query: Any, cat: "Catalogue") -> tuple[np.ndarray, np.ndarray
     track = query if isinstance(query, Track) else analyse(query, model=cat.model)
     by_genre = dict(zip(track.blend.genres, np.asarray(track.blend.probabilities, np.float32)))
     genres = [c.removeprefix("blend_") for c in cat.blend_columns]
-    if set(genres) - by_genre.keys() or track.model != cat.model:  # another model's blend: by sound alone
+    if set(genres) - by_genre.keys() or not cat.built_with(track.model_dir):  # another model's blend: by sound alone
         return track.embedding, None
     return track.embedding, np.array([by_genre[g] for g in genres], np.float32)
 
@@ -750,7 +763,8 @@ def similar(query: Any, cat: "Catalogue | str | Path", *, top: int = 5, within: 
     Returns a DataFrame: ``rank``, ``similarity`` (-1..1), ``track_id``, ``artist``, ``title``,
     ``top_genre``, ``blend_label``, ``chart_genres``, the engine's values (:data:`VALUE_COLUMNS`),
     Spotify's values when the catalogue has them, ``path``; ``attrs[RULE_ATTR]`` says in words how
-    the similarity was computed (labels or not, blend or sound alone: :meth:`SoundIndex.rule`).
+    the similarity was computed (labels or not, blend or sound alone: :meth:`SoundIndex.rule`),
+    ``attrs[WITH_BLEND_ATTR]`` whether the blend took part.
     """
     cat = cat if isinstance(cat, Catalogue) else load(cat)
     if top < 1:
@@ -772,6 +786,7 @@ def similar(query: Any, cat: "Catalogue | str | Path", *, top: int = 5, within: 
         order = part[np.lexsort((candidates[part], -sub[part]))]  # ties: catalogue order
         frame = neighbour_frame(cat, candidates[order], sub[order])
     frame.attrs[RULE_ATTR] = index.rule(with_blend=blend is not None)
+    frame.attrs[WITH_BLEND_ATTR] = blend is not None
     return frame
 
 

@@ -37,7 +37,7 @@ def spectrum_embedding(y: np.ndarray) -> np.ndarray:
 
 
 def fake_analyse(source, *, model=None, max_duration=config.FEATURE_MAX_DURATION_S):
-    from tracklens.models.blend import Blend
+    from tracklens.models.blend import Blend, resolve_model_dir
 
     clip = source if isinstance(source, AudioClip) else load_audio(str(source), sr=SR, max_duration=max_duration)
     genre = Path(str(clip.path or "x/rock/x")).parent.name
@@ -51,7 +51,8 @@ def fake_analyse(source, *, model=None, max_duration=config.FEATURE_MAX_DURATION
                   duration_s=clip.duration_s, model="fake", fit="ok", fit_reason="fake",
                   chart_genres=[("rock", 0.4), ("pop", 0.01)] if genre == "metal" else [("pop", 0.3)])
     return catalogue.Track(path=clip.path, values=values, blend=blend, embedding=spectrum_embedding(clip.y),
-                           audioset=np.zeros(catalogue.N_AUDIOSET, np.float32), model=model or catalogue.DEFAULT_MODEL)
+                           audioset=np.zeros(catalogue.N_AUDIOSET, np.float32),
+                           model_dir=resolve_model_dir(model or catalogue.DEFAULT_MODEL))
 
 
 @pytest.fixture
@@ -204,14 +205,30 @@ def test_similar_within_a_genre_and_its_errors(fake, refs, tmp_path):
         catalogue.similar(np.zeros(3), cat)
 
 
-def test_a_query_blended_by_another_model_is_compared_by_sound_alone(fake, refs, tmp_path):
+@pytest.mark.parametrize("folder, retrained, with_blend", [
+    (catalogue.DEFAULT_MODEL, True, False),  # retrained under the catalogue's model name: another model
+    ("renamed", False, True),  # the catalogue's weights in a folder of another name: the same model
+])
+def test_a_query_blend_is_compared_only_with_the_catalogue_s_own_weights(fake, refs, tmp_path, folder, retrained,
+                                                                         with_blend):
+    """The query's blend takes part only when it comes from the weights the catalogue was built with
+    (their SHA-256: Catalogue.built_with, the check page's rule too), whatever the model's name;
+    otherwise the tracks are compared by sound alone. similar() used to compare the names."""
+    from tracklens.models.blend import resolve_model_dir
+
     cat = build(refs, tmp_path / "cat")
-    query = catalogue.analyse(refs / "metal" / "metal.00000.wav")
-    same = catalogue.similar(query, cat, top=len(cat))
-    other = catalogue.similar(dataclasses.replace(query, model="fusion"), cat, top=len(cat))
+    query = catalogue.analyse(refs / "metal" / "metal.00000.wav")  # blended by the catalogue's own model
+    model_dir = tmp_path / "models" / folder
+    shutil.copytree(resolve_model_dir(catalogue.DEFAULT_MODEL), model_dir)
+    if retrained:
+        with open(model_dir / "model.keras", "ab") as weights:
+            weights.write(b"\0")
+    moved = catalogue.similar(dataclasses.replace(query, model_dir=model_dir), cat, top=len(cat))
+    own = catalogue.similar(query, cat, top=len(cat))
     sound = catalogue.similar(query.embedding, cat, top=len(cat))
-    assert list(other["similarity"]) == list(sound["similarity"])
-    assert not np.allclose(same["similarity"], sound["similarity"])
+    assert own.attrs[catalogue.WITH_BLEND_ATTR] and not np.allclose(own["similarity"], sound["similarity"])
+    assert moved.attrs[catalogue.WITH_BLEND_ATTR] is with_blend
+    assert list(moved["similarity"]) == list((own if with_blend else sound)["similarity"])
 
 
 def test_similarity_is_half_sound_half_genre_blend():

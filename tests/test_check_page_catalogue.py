@@ -140,8 +140,8 @@ def test_the_page_compares_blends_only_with_a_catalogue_of_its_own_genre_model(w
     report, _ = metal_report
     check = pages["check"]
     cat = catalogue.load(catalogue.catalogues_dir() / CATALOGUE)
-    assert check.same_genre_model(cat)
     shown = check.page_neighbours(report, cat, within=None)
+    assert shown.attrs[catalogue.WITH_BLEND_ATTR]
     as_check = catalogue.similar(check.report_track(report), cat, top=len(shown))
     assert list(shown["track_id"]) == list(as_check["track_id"])
     assert shown["similarity"].to_numpy() == pytest.approx(as_check["similarity"].to_numpy(), abs=1e-6)
@@ -149,10 +149,26 @@ def test_the_page_compares_blends_only_with_a_catalogue_of_its_own_genre_model(w
     assert as_check.attrs[catalogue.RULE_ATTR] in note and catalogue.LDA_RULE in note and catalogue.BLEND_RULE in note
 
     other = dataclasses.replace(cat, card={**cat.card, "model": {**cat.card["model"], "sha256": "0" * 64}})
-    assert not check.same_genre_model(other)
-    alone = check.page_neighbours(report, other, within=None)
+    alone = check.page_neighbours(report, other, within=None)  # same model name, other weights
+    assert not alone.attrs[catalogue.WITH_BLEND_ATTR]
     by_sound = catalogue.similar(np.asarray(report.genre_blend.embedding, np.float32), other, top=len(alone))
     assert alone["similarity"].to_numpy() == pytest.approx(by_sound["similarity"].to_numpy(), abs=1e-6)
     assert not np.allclose(alone["similarity"], shown["similarity"], atol=1e-3)  # the blend half moved the scores
     note = _text(_by_id(check.catalogue_section(report, other, all_tracks=True), "check-catalogue-note"))
     assert by_sound.attrs[catalogue.RULE_ATTR] in note and "(by sound alone)" in note and catalogue.BLEND_RULE not in note
+
+
+def test_the_genre_model_is_compared_once_per_render(with_catalogues, pages, metal_report, monkeypatch):
+    """Whether the page's blend takes part checksums the genre model's weights
+    (Catalogue.built_with): the catalogue section asked twice per render, once for the neighbours
+    and once more for its note; the note now reads what the neighbours' ranking decided."""
+    from tracklens import catalogue
+
+    report, _ = metal_report
+    cat = catalogue.load(catalogue.catalogues_dir() / CATALOGUE)
+    asked, built_with = [], catalogue.Catalogue.built_with
+    monkeypatch.setattr(catalogue.Catalogue, "built_with",
+                        lambda self, model_dir: asked.append(model_dir) or built_with(self, model_dir))
+    section = pages["check"].catalogue_section(report, cat, all_tracks=False)
+    assert len(asked) == 1, asked
+    assert "(the catalogue was built with the page's genre model)" in _text(_by_id(section, "check-catalogue-note"))

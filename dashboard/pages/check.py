@@ -596,10 +596,11 @@ def catalogue_section(report: track.TrackReport, cat, *, all_tracks: bool) -> li
             scope_note = f"all tracks (no {genre} track in {cat.name})"
     table = cat.tracks if mask is None else cat.tracks[mask]
     neighbours = page_neighbours(report, cat, within=genre if mask is not None else None)
-    why = ("the catalogue's blends come from another genre model than the page's" if not same_genre_model(cat)
-           else "the catalogue was built with the page's genre model")
-    # the rule catalogue.similar used: with the catalogue's genre labels when it has them
-    how = "" if neighbours is None else f" Neighbours: {neighbours.attrs[catalogue.RULE_ATTR]} ({why})."
+    how = ""
+    if neighbours is not None:  # the rule catalogue.similar used: with the catalogue's genre labels when it has them
+        why = ("the catalogue was built with the page's genre model" if neighbours.attrs[catalogue.WITH_BLEND_ATTR]
+               else "the catalogue's blends come from another genre model than the page's")
+        how = f" Neighbours: {neighbours.attrs[catalogue.RULE_ATTR]} ({why})."
     children = [html.H2(f"Against {cat.name}: {len(cat)} tracks measured by tracklens"),
                 html.P(f"Compared with {scope_note}. Values on both sides come from the same engine.{how}",
                        className="notice", id="check-catalogue-note")]
@@ -683,23 +684,16 @@ def neighbour_table(report: track.TrackReport, cat, neighbours: pd.DataFrame) ->
 # --- download this check ----------------------------------------------------------------------
 
 
-def same_genre_model(cat) -> bool:
-    """True when ``cat`` was built with the page's genre model (same weights): only then is the
-    page's blend compared with the catalogue's; otherwise the neighbours are found by sound alone."""
-    model = data.default_model()
-    return model is not None and cat.built_with(model.model_dir)
-
-
 def page_neighbours(report: track.TrackReport, cat, *, within: str | None) -> pd.DataFrame | None:
     """The catalogue tracks nearest ``report`` (within its genre when ``within`` names one the
     catalogue has, else among all tracks), as the page, its downloads and `tracklens check` rank
-    them; None when the genre model's pass gave no sound embedding."""
+    them (the blend takes part only when ``cat`` was built with the page's genre model:
+    ``Catalogue.built_with``); None when the genre model's pass gave no sound embedding."""
     from tracklens import catalogue
 
-    embedding = getattr(report.genre_blend, "embedding", None)
-    if embedding is None:
+    if getattr(report.genre_blend, "embedding", None) is None:
         return None
-    query = report_track(report) if same_genre_model(cat) else np.asarray(embedding, np.float32)
+    query = report_track(report)
     try:
         return catalogue.similar(query, cat, top=compare.N_NEAREST, within=within)
     except catalogue.CatalogueError:  # no track of that genre in the catalogue
@@ -718,7 +712,8 @@ def report_track(report: track.TrackReport):
     embedding = getattr(blend, "embedding", None)
     return catalogue.Track(path=report.filename, values=values, blend=blend,
                            embedding=np.zeros(catalogue.EMBEDDING_SIZE, np.float32) if embedding is None else embedding,
-                           audioset=getattr(blend, "audioset", None), model=getattr(blend, "model", ""))
+                           audioset=getattr(blend, "audioset", None),
+                           model_dir=getattr(data.default_model(), "model_dir", None))  # the model that blended it
 
 
 def check_exports(key: dict | None, catalogue_name: str | None, scope: str | None) -> tuple[dict, str]:
