@@ -197,7 +197,7 @@ def _kill_process_group(process) -> None:
     try:
         if hasattr(os, "killpg") and os.getpgid(process.pid) == process.pid:
             os.killpg(process.pid, signal.SIGKILL)
-        else:  # Windows: choreographer starts Chrome itself, no wrapper
+        else:  # Windows (choreographer starts Chrome itself, no wrapper), or not a group leader
             process.kill()
         process.wait(5)
     except (OSError, subprocess.TimeoutExpired):  # gone already
