@@ -1,7 +1,8 @@
 """Experiment: tempo from pitched onsets (basic-pitch's onset / note posteriors) beside the engine's.
 
 Run:  PYTHONPATH=.. python bench/tempo_basic_pitch.py --bp-cache /work/bp/cache [--jobs 2]
-      [--choose-only] [--variant NAME]
+      [--work DIR] [--no-valid] [--variant NAME] [--runtime-check STEP]
+      (~1 CPU-minute with the cache; --runtime-check needs tracklens.pitch_posteriors, branch bpmodel)
 
 ``--bp-cache``: a folder of basic-pitch (Spotify, ICASSP 2022, Apache-2.0) outputs, one
 ``<clip>__<kind>.npz`` per GTZAN file (kinds as in gtzan/manifest.csv), float16 arrays
@@ -16,7 +17,7 @@ What it does (docs/tempo.md has the results):
    posteriors (ENVELOPES), brought to the engine's frame rate by summing frame pairs.
 2. The mean autocorrelation tempogram (the engine's, 384 frames) of each envelope, normalised
    by its highest peak in 30-300 BPM.
-3. Variants (VARIANTS): one envelope alone with the engine's prior choice; sums / products of
+3. Variants (``variants()``, 74 of them): one envelope alone with the engine's prior choice; sums / products of
    the normalised tempogram strengths of the engine's and a pitched envelope; a per-clip switch;
    the prior's centre and width re-chosen on train.
 4. Every variant is scored on the **train** fold (Acc1, Acc2; classical apart); the one with the
@@ -82,7 +83,7 @@ def _kinds() -> dict[str, str]:
 
 
 def measure(row: dict, bp_cache: Path, kind: str) -> dict | None:
-    """The engine's envelope and tempo, the pitched envelopes' strength curves, for one clip."""
+    """The engine's envelope and tempo, the pitched envelopes and two posteriors, for one clip."""
     npz = bp_cache / f"{row['clip']}__{kind}.npz"
     if not npz.exists():
         return None
@@ -222,6 +223,18 @@ def report(name: str, rows: list[dict], chosen: np.ndarray, engine: np.ndarray) 
               f"{engine[sel, 0].mean():.2f} / {engine[sel, 1].mean():.2f}")
 
 
+def nested_selection(scored: dict[str, np.ndarray], n: int, folds: int = 5) -> np.ndarray:
+    """Each clip's scores under the variant chosen (best Acc1 + Acc2) on the other folds."""
+    order = np.random.default_rng(0).permutation(n)
+    out = np.zeros((n, 2))
+    for k in range(folds):
+        held = order[k::folds]
+        fit = np.setdiff1d(order, held)
+        best = max(scored, key=lambda name: scored[name][fit].mean(axis=0).sum())
+        out[held] = scored[best][held]
+    return out
+
+
 def load(fold: str, bp_cache: Path, jobs: int, work: Path | None) -> list[dict]:
     """The fold's measured clips (pickled under ``work`` so variants can be rerun cheaply)."""
     from joblib import Parallel, delayed
@@ -241,6 +254,47 @@ def load(fold: str, bp_cache: Path, jobs: int, work: Path | None) -> list[dict]:
     return rows
 
 
+def runtime_check(rows: list[dict], bp_cache: Path) -> None:
+    """The chosen combination from tracklens.pitch_posteriors (onnxruntime) against the cache's
+    (tflite) posteriors on the same clips, and CPU seconds per clip of each step, in one run."""
+    import time
+
+    from tracklens import pitch_posteriors  # the bpmodel branch's module
+
+    kinds, same, cpu, changed = _kinds(), 0, np.zeros(4), []
+    for row in rows:
+        y = audio.load_audio(row["path"], sr=SR).y
+        t0 = time.process_time()
+        a = features.analyze(y)
+        t1 = time.process_time()
+        a.tempo_estimate
+        t2 = time.process_time()
+        onset = pitch_posteriors.posteriors(y, sr=SR).onset
+        t3 = time.process_time()
+        bpm = prior_choice(0.5 * strength_curve(a.beat_envelope) + 0.5 * pitched_curve(onset))
+        t4 = time.process_time()
+        cpu += (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+        cached = np.load(bp_cache / f"{row['clip']}__{kinds[Path(row['path']).name]}.npz")[ONSET].astype(np.float32)
+        from_cache = prior_choice(0.5 * strength_curve(a.beat_envelope) + 0.5 * pitched_curve(cached))
+        if abs(np.log2(bpm / from_cache)) < 0.01:
+            same += 1
+        else:
+            changed.append(f"{row['clip']} (annotated {row['tempo']:.1f}): {bpm:.1f} "
+                           f"{features.tempo_scores(bpm, row['tempo'])}, from the cache {from_cache:.1f} "
+                           f"{features.tempo_scores(from_cache, row['tempo'])}")
+    cpu /= len(rows)
+    print(f"\nruntime check, {len(rows)} clips: the same tempo from pitch_posteriors and from the cache on {same}")
+    for line in changed:
+        print("  " + line)
+    print(f"  CPU s per clip (mean, one thread): analyze (STFT) {cpu[0]:.4f}, engine tempo after it {cpu[1]:.4f}, "
+          f"posteriors {cpu[2]:.4f}, pitched envelope + tempograms + choice {cpu[3]:.4f}")
+
+
+def pitched_curve(onset: np.ndarray) -> np.ndarray:
+    """The chosen pitched tempogram: onset posterior summed over keys, to 43 fps, detrended over 22 frames."""
+    return strength_curve(detrend(_pairs(onset.sum(axis=1)), 22))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bp-cache", type=Path, required=True, help="folder of <clip>__<kind>.npz posteriors")
@@ -248,6 +302,9 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=None, help="folder to keep the measured clips in (reruns)")
     parser.add_argument("--variant", default=None, help="score this variant on valid instead of train's best")
     parser.add_argument("--no-valid", action="store_true", help="train fold only")
+    parser.add_argument("--runtime-check", type=int, default=0, metavar="STEP",
+                        help="also run tracklens.pitch_posteriors on every STEP-th train + valid clip: "
+                             "agreement with the cache and CPU cost")
     args = parser.parse_args(argv)
     train = load("train", args.bp_cache, args.jobs, args.work)
     if not train:
@@ -260,12 +317,19 @@ def main(argv=None) -> int:
         scored[name] = accuracy(train, [pick(r) for r in train])
         print(f"  {name:52s} {summary(train, scored[name])}")
     best = args.variant or max(scored, key=lambda n: scored[n].mean(axis=0).sum())
+    nested = nested_selection(scored, len(train))
+    print(f"\nchoosing the variant on 4/5 of train, scoring it on the other 1/5 (5 folds): Acc1 {nested[:, 0].mean():.3f} "
+          f"Acc2 {nested[:, 1].mean():.3f} (engine {scored['engine'][:, 0].mean():.3f} {scored['engine'][:, 1].mean():.3f}): "
+          "the train gain less the optimism of choosing among these variants")
     print(f"\nchosen on train: {best}")
     report("train fold", train, scored[best], scored["engine"])
     if not args.no_valid:
         valid = load("valid", args.bp_cache, args.jobs, args.work)
         report("valid fold (scored once)", valid, accuracy(valid, [table[best](r) for r in valid]),
                accuracy(valid, [table["engine"](r) for r in valid]))
+    if args.runtime_check:
+        data = config.SHARED_DATA_DIR
+        runtime_check((clips(data, "train", None) + clips(data, "valid", None))[::args.runtime_check], args.bp_cache)
     return 0
 
 
