@@ -17,9 +17,9 @@ What it does (docs/tempo.md has the results):
    posteriors (ENVELOPES), brought to the engine's frame rate by summing frame pairs.
 2. The mean autocorrelation tempogram (the engine's, 384 frames) of each envelope, normalised
    by its highest peak in 30-300 BPM.
-3. Variants (``variants()``, 74 of them): one envelope alone with the engine's prior choice; sums / products of
-   the normalised tempogram strengths of the engine's and a pitched envelope; a per-clip switch;
-   the prior's centre and width re-chosen on train.
+3. Variants (``variants()``, 74 of them): one envelope alone with the engine's prior choice;
+   sums / products of the normalised tempogram strengths of the engine's and a pitched envelope;
+   a per-clip switch; the prior's centre and width re-chosen on train.
 4. Every variant is scored on the **train** fold (Acc1, Acc2; classical apart); the one with the
    best train Acc1 + Acc2 (or ``--variant``) is scored once on the valid fold with bootstrap 95 %
    intervals and the paired bootstrap against the engine. Nothing is chosen on valid.
@@ -176,7 +176,8 @@ def variants() -> dict[str, Variant]:
     for frames in (16, 22, 32, 43):
         for w in (0.25, 0.4, 0.5, 0.6, 0.75):
             out[f"engine + {w} x onset sum detrend {frames} (tempogram sum)"] = \
-                lambda r, f=frames, w=w: prior_choice((1 - w) * curve(r, "engine") + w * curve(r, f"onset sum detrend {f}"))
+                lambda r, f=frames, w=w: prior_choice((1 - w) * curve(r, "engine")
+                                                      + w * curve(r, f"onset sum detrend {f}"))
     out["engine x onset sum detrend 22 (tempogram product)"] = lambda r: prior_choice(
         np.maximum(curve(r, "engine"), 0) * np.maximum(curve(r, "onset sum detrend 22"), 0))
     for w in (0.25, 0.5, 0.75):
@@ -184,8 +185,8 @@ def variants() -> dict[str, Variant]:
             lambda r, w=w: prior_choice(strength_curve(envelope_sum(r, w, 22)))
     for threshold in (0.5, 0.6, 0.7, 0.8):
         out[f"onset sum detrend 22 when engine's peak sharpness < {threshold}, else engine"] = \
-            lambda r, th=threshold: prior_choice(curve(r, "onset sum detrend 22") if peak_sharpness(curve(r, "engine")) < th
-                                                 else curve(r, "engine"))
+            lambda r, th=threshold: prior_choice(curve(r, "onset sum detrend 22")
+                                                 if peak_sharpness(curve(r, "engine")) < th else curve(r, "engine"))
     for prior in ((100.0, 1.0), (110.0, 1.0), (130.0, 1.0), (120.0, 0.7), (120.0, 1.4)):
         out[f"engine + 0.5 x onset sum detrend 22 (tempogram sum), prior {prior[0]:.0f} BPM, {prior[1]} oct"] = \
             lambda r, p=prior: prior_choice(0.5 * curve(r, "engine") + 0.5 * curve(r, "onset sum detrend 22"), p)
@@ -318,8 +319,9 @@ def main(argv=None) -> int:
         print(f"  {name:52s} {summary(train, scored[name])}")
     best = args.variant or max(scored, key=lambda n: scored[n].mean(axis=0).sum())
     nested = nested_selection(scored, len(train))
-    print(f"\nchoosing the variant on 4/5 of train, scoring it on the other 1/5 (5 folds): Acc1 {nested[:, 0].mean():.3f} "
-          f"Acc2 {nested[:, 1].mean():.3f} (engine {scored['engine'][:, 0].mean():.3f} {scored['engine'][:, 1].mean():.3f}): "
+    engine = scored["engine"].mean(axis=0)
+    print(f"\nchoosing the variant on 4/5 of train, scoring it on the other 1/5 (5 folds): "
+          f"Acc1 {nested[:, 0].mean():.3f} Acc2 {nested[:, 1].mean():.3f} (engine {engine[0]:.3f} {engine[1]:.3f}): "
           "the train gain less the optimism of choosing among these variants")
     print(f"\nchosen on train: {best}")
     report("train fold", train, scored[best], scored["engine"])
