@@ -116,7 +116,7 @@ BP_SETS = {
     "bp:bands+bass": ((), tuple(f"band_{b}" for b in BANDS) + ("bass",)),
     "bp:note_sq+bass+onset_thr": ((), ("note_sq", "bass", "onset_thr")),
 }
-L2_STRENGTHS = (30.0, 100.0, 300.0)
+L2_STRENGTHS = (30.0, 100.0, 300.0, 1000.0)
 PROFILE_SOURCES = ("chroma", "note", "note_sq")  # chroma_stft or a basic-pitch profile in the profile term
 
 
@@ -197,6 +197,8 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--sets", nargs="*", default=None, help="only these feature sets (default: all)")
     parser.add_argument("--score-valid", action="store_true", help="score the train-CV choice once on the valid fold")
+    parser.add_argument("--also", nargs="*", default=[], metavar="SET:SOURCE:L2:W",
+                        help="with --score-valid: also score these candidates, labelled 'not chosen'")
     args = parser.parse_args(argv)
     rows = load_bp(args.bp_cache, key_model.load_rows(config.SHARED_DATA_DIR, jobs=args.jobs, cache=args.cache))
     train, train_snippets = key_model.split(rows, ("train",))
@@ -230,6 +232,11 @@ def main(argv=None) -> int:
         report_valid(f"baseline {b_name} + {b_lit}", profile_keys([r["bp"][b_name] for r in valid], b_lit), valid, ref)
         _, keys_of = fit_choice(train, train_snippets, name, src, choice)
         report_valid(f"chosen {name} (profile on {src}), {choice}", keys_of(valid), valid, ref)
+        for spec in args.also:
+            o_name, o_src, o_l2, o_w = spec.split(":")
+            o_choice = key_model.Choice(float(o_l2), float(o_w), o_name)
+            _, keys_of = fit_choice(train, train_snippets, o_name, o_src, o_choice)
+            report_valid(f"NOT CHOSEN {o_name} (profile on {o_src}), {o_choice}", keys_of(valid), valid, ref)
     return 0
 
 
