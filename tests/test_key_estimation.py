@@ -83,7 +83,8 @@ def test_a_model_fitted_on_more_blocks_keeps_them_all():
         informative = np.full(12, 0.1)
         informative[[tonic, (tonic + 3 + (1 - minor)) % 12, (tonic + 7) % 12]] += 1.0
         blocks = np.vstack([noise[:2], informative, noise[2:]])  # only the third of 4 blocks knows the key
-        examples.append(ke.KeyFeatures(rng.random(12), (blocks - blocks.mean(1, keepdims=True)) / blocks.std(1, keepdims=True)))
+        z = (blocks - blocks.mean(axis=1, keepdims=True)) / blocks.std(axis=1, keepdims=True)
+        examples.append(ke.KeyFeatures(rng.random(12), z))
         labels.append(tonic + 12 * minor)
     model = ke.fit_key_model(examples, np.array(labels), l2=1.0)
     assert model.templates.shape == (2, 4, 12)
