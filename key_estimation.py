@@ -219,7 +219,7 @@ def fit_key_model(examples: list[KeyFeatures], labels: np.ndarray, *, l2: float 
         return loss, np.einsum("nk,nkp->p", g * sw[:, None], z) + reg * w
 
     w = minimize(loss_and_grad, np.zeros(n_par), jac=True, method="L-BFGS-B").x
-    return KeyModel.from_vector(w)
+    return KeyModel.from_vector(w, n_blocks=examples[0].blocks.shape[0])
 
 
 # The shipped model, read by the engine (features.learned_key). Fitted by ``recipes/key_model.py``

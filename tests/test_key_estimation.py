@@ -73,6 +73,26 @@ def test_a_fitted_model_learns_the_keys_it_was_shown():
         [(lab % 12, 1 - lab // 12) for lab in labels]
 
 
+def test_a_model_fitted_on_more_blocks_keeps_them_all():
+    # bench/key_basic_pitch.py fits the model on extra profile blocks: the templates follow the examples
+    rng = np.random.default_rng(1)
+    examples, labels = [], []
+    for i in range(48):
+        tonic, minor = i % 12, i % 2
+        noise = rng.random((3, 12))
+        informative = np.full(12, 0.1)
+        informative[[tonic, (tonic + 3 + (1 - minor)) % 12, (tonic + 7) % 12]] += 1.0
+        blocks = np.vstack([noise[:2], informative, noise[2:]])  # only the third of 4 blocks knows the key
+        z = (blocks - blocks.mean(axis=1, keepdims=True)) / blocks.std(axis=1, keepdims=True)
+        examples.append(ke.KeyFeatures(rng.random(12), z))
+        labels.append(tonic + 12 * minor)
+    model = ke.fit_key_model(examples, np.array(labels), l2=1.0)
+    assert model.templates.shape == (2, 4, 12)
+    assert np.abs(model.templates[:, 2]).sum() > np.abs(model.templates[:, [0, 1, 3]]).sum(axis=(0, 2)).max()
+    assert [ke.best_keys(model.probabilities(f))[:2] for f in examples] == \
+        [(lab % 12, 1 - lab // 12) for lab in labels]
+
+
 def test_silence_has_no_key_and_blocks_add_up_to_the_track():
     assert features.analyze(np.zeros(SR, dtype=np.float32), sr=SR).key is features.NO_KEY
     # the check page adds a long upload block by block: two halves read as the whole
