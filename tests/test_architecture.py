@@ -42,6 +42,7 @@ RANKS = {
     "preprocessing": 4, "features": 4, "numba_cache": 4,  # numba_cache: the compile lock; the caller hands it the kernels to warm
     "feature_kernels": 4,  # the engine's numba kernels behind their numpy/librosa fallbacks (features imports them)
     "key_estimation": 4,  # the learned key estimator the engine calls (recipes/key_model.py fits it)
+    "pitch_posteriors": 4,  # the shipped basic-pitch network (note and onset probabilities) the key and tempo read
     "models": 5,  # every models.* module (models.kinds, the input kinds, is imported by registry, blend, train)
     "explore": 6, "librosa_visuals": 6,
     "figure_style": 6,  # labels, units, genre colours and the two-backend plumbing every figure module shares

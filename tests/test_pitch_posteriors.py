@@ -1,0 +1,62 @@
+"""The shipped basic-pitch network (tracklens.pitch_posteriors): it hears the notes that are played."""
+
+import numpy as np
+import pytest
+
+from tracklens import pitch_posteriors as pp
+from tracklens.errors import TracklensError
+
+
+def tone(midi_notes, *, seconds=4.0, sr=pp.SAMPLE_RATE, start=0.5):
+    t = np.arange(int(seconds * sr)) / sr
+    y = sum(np.sin(2 * np.pi * 440.0 * 2 ** ((m - 69) / 12) * t) for m in midi_notes)
+    y = 0.3 * y / len(midi_notes)
+    y[: int(start * sr)] = 0.0  # silence, then the chord starts
+    return y.astype(np.float32)
+
+
+def test_a_chord_lights_its_keys_and_its_onset():
+    chord = (60, 64, 67)  # C major: C4 E4 G4
+    p = pp.posteriors(tone(chord), sr=pp.SAMPLE_RATE)
+    sounding = p.note[int(1.0 * p.fps):int(3.5 * p.fps)].mean(axis=0)
+    loudest = set(np.argsort(sounding)[-3:] + pp.LOWEST_MIDI)
+    assert loudest == set(chord)
+    onset_curve = p.onset[:, [m - pp.LOWEST_MIDI for m in chord]].sum(axis=1)
+    assert abs(np.argmax(onset_curve) / p.fps - 0.5) < 0.1  # the chord starts at 0.5 s
+
+
+def test_one_frame_per_256_samples_at_any_input_rate():
+    y = tone((69,), seconds=7.3)
+    at_native = pp.posteriors(y, sr=pp.SAMPLE_RATE)
+    assert at_native.note.shape == (int(len(y) / pp.HOP), 88)
+    assert at_native.onset.shape == at_native.note.shape and at_native.contour.shape == (len(at_native.note), 264)
+    import librosa
+
+    y44 = librosa.resample(y, orig_sr=pp.SAMPLE_RATE, target_sr=44_100)
+    at_44k = pp.posteriors(y44, sr=44_100)
+    assert at_44k.note.shape == at_native.note.shape
+    # the same A4 in both (resampling shifts nothing by a semitone)
+    middle = slice(int(2 * pp.FPS), int(6 * pp.FPS))
+    assert at_44k.note[middle].mean(axis=0).argmax() == at_native.note[middle].mean(axis=0).argmax() == 69 - pp.LOWEST_MIDI
+
+
+def test_a_replaced_model_file_is_refused(monkeypatch):
+    pp._session.cache_clear()
+    monkeypatch.setattr(pp, "MODEL_SHA256", "0" * 64)
+    try:
+        with pytest.raises(TracklensError, match="does not match"):
+            pp.posteriors(tone((60,)), sr=pp.SAMPLE_RATE)
+    finally:
+        pp._session.cache_clear()
+
+
+def test_bad_signals_get_one_clear_error():
+    with pytest.raises(TracklensError, match="mono"):
+        pp.posteriors(np.zeros((2, 100), np.float32), sr=pp.SAMPLE_RATE)
+    with pytest.raises(TracklensError, match="non-empty"):
+        pp.posteriors(np.zeros(0, np.float32), sr=pp.SAMPLE_RATE)
+
+
+def test_the_model_ships_with_its_licence_and_notice():
+    text = (pp.MODEL_PATH.parent / "LICENSE-basic-pitch.md").read_text()
+    assert "Apache License" in text and "Copyright 2022 Spotify AB" in text and pp.MODEL_SHA256 in text
