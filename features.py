@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from tracklens import batch, config, feature_kernels, key_estimation, loudness, numba_cache, process
+from tracklens import batch, config, feature_kernels, key_estimation, loudness, numba_cache, pitch_posteriors, process
 from tracklens.audio import AudioClip, load_audio, load_channels
 from tracklens.batch import load_frames  # noqa: F401 - callers read the engine's frames as features.load_frames
 from tracklens.errors import TracklensError
@@ -310,6 +310,12 @@ class Analysis:
         """The tempo (BPM) a musician would tap, and its x2 / x1/2 alternative when close:
         :func:`estimate_tempo` of :attr:`beat_tempogram`."""
         return estimate_tempo(self.beat_tempogram, sr=self.sr, hop_length=self.hop_length)
+
+    @functools.cached_property
+    def pitch_posteriors(self) -> "pitch_posteriors.PitchPosteriors":
+        """basic-pitch's note, onset and contour probabilities of the signal (86 frames a second,
+        two per STFT frame); the key and the tempo read them (~0.35 CPU-s per 30 s)."""
+        return pitch_posteriors.posteriors(self.y, sr=self.sr)
 
     @functools.cached_property
     def key(self) -> KeyEstimate:
