@@ -37,49 +37,8 @@ import key_model  # noqa: E402  (recipes/key_model.py)
 from tracklens import config, features, key_estimation as ke  # noqa: E402
 
 N = ke.N_PITCH
-LOWEST_MIDI = 21  # basic-pitch's note bin 0: A0
 NOTE, ONSET, CONTOUR = "StatefulPartitionedCall_1", "StatefulPartitionedCall_2", "StatefulPartitionedCall_0"
-FRAME_THRESHOLD = 0.3  # basic-pitch's default note threshold (its posteriors idle near 0.1)
-# note-posterior octave bands (MIDI ranges): the bass, C3, C4, C5 and up
-BANDS = {"bass": (21, 48), "oct3": (48, 60), "oct4": (60, 72), "high": (72, 109)}
-
-
-def fold88(a: np.ndarray, lowest: int = LOWEST_MIDI) -> np.ndarray:
-    """[..., 88] per-key values summed into 12 pitch classes (index 0 = C)."""
-    out = np.zeros(a.shape[:-1] + (N,))
-    for i in range(a.shape[-1]):
-        out[..., (lowest + i) % N] += a[..., i]
-    return out
-
-
-def bp_profiles(note: np.ndarray, onset: np.ndarray, contour: np.ndarray) -> dict[str, np.ndarray]:
-    """Raw 12-bin pitch-class profiles of one clip (means over its frames)."""
-    note, onset, contour = (np.asarray(x, dtype=np.float64) for x in (note, onset, contour))
-    t = max(len(note), 1)
-    active = note * (note > FRAME_THRESHOLD)
-    # the lowest note above threshold in each frame, weighted by its posterior
-    bass = np.zeros(N)
-    on = note > FRAME_THRESHOLD
-    has = on.any(axis=1)
-    lowest = on.argmax(axis=1)
-    for f in np.flatnonzero(has):
-        bass[(LOWEST_MIDI + lowest[f]) % N] += note[f, lowest[f]]
-    # contour: bin 3s is semitone s's centre; bins 3s-1..3s+1 are that semitone
-    semis = np.roll(contour, 1, axis=1).reshape(len(contour), 88, 3).sum(axis=2)
-    profiles = {
-        "note": fold88(note.sum(axis=0)) / t,
-        "note_thr": fold88(active.sum(axis=0)) / t,
-        "note_sq": fold88((note ** 2).sum(axis=0)) / t,
-        "onset": fold88(onset.sum(axis=0)) / t,
-        "onset_thr": fold88((onset * (onset > FRAME_THRESHOLD)).sum(axis=0)) / t,
-        "contour": fold88(semis.sum(axis=0)) / t,
-        "bass": bass / t,
-    }
-    for name, (lo, hi) in BANDS.items():
-        sl = slice(lo - LOWEST_MIDI, hi - LOWEST_MIDI)
-        profiles[f"band_{name}"] = fold88(note[:, sl].sum(axis=0), lowest=lo) / t
-        profiles[f"band_{name}_thr"] = fold88(active[:, sl].sum(axis=0), lowest=lo) / t
-    return profiles
+BANDS = ke.BANDS  # the profiles themselves: key_estimation.bp_profiles (the engine's since FEATURE_VERSION 6)
 
 
 def load_bp(bp_cache: Path, rows: list[dict]) -> list[dict]:
@@ -91,11 +50,11 @@ def load_bp(bp_cache: Path, rows: list[dict]) -> list[dict]:
         if r["features"] is None or not path.exists():
             continue
         d = np.load(path)
-        out.append({**r, "bp": bp_profiles(d[NOTE], d[ONSET], d[CONTOUR])})
+        out.append({**r, "bp": ke.bp_profiles(d[NOTE], d[ONSET], d[CONTOUR])})
     return out
 
 
-# Candidate feature sets: the engine's blocks (0 chroma_stft, 1-5 CQT C2..C6) plus named
+# Candidate feature sets: the engine's blocks (0 chroma_stft, 1-5 CQT C2..C6; not its basic-pitch ones) plus named
 # basic-pitch profiles (z-scored); PROFILE_SOURCES: which 12-bin profile the profile-correlation
 # term reads (the engine's mean chroma_stft, or a basic-pitch profile).
 ENGINE = tuple(range(1 + ke.CQT_OCTAVES))
@@ -127,7 +86,8 @@ def with_set(rows: list[dict], engine: tuple[int, ...], bp: tuple[str, ...], pro
     for r in rows:
         f = r["features"]
         blocks = [f.blocks[i] for i in engine] + [ke._zscore(r["bp"][name]) for name in bp]
-        chroma = f.chroma if profile_src == "chroma" else r["bp"][profile_src]
+        # blocks[0] is the z-scored mean chroma_stft: its correlation is the mean's
+        chroma = f.blocks[0] if profile_src == "chroma" else r["bp"][profile_src]
         blocks = np.vstack(blocks) if blocks else np.zeros((0, N))
         out.append({**r, "features": ke.KeyFeatures(chroma, blocks)})
     return out

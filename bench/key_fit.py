@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     print(f"\ntrain fold, profile method (engine's key until FEATURE_VERSION 3; its 3 constants were chosen on "
           f"this fold): MIREX {base:.3f}")
     print("train-fold grouped 10-fold CV (mean of 5 shuffles), learned estimator:")
-    choice, results = key_model.choose(full, snippets)
+    choice, results = key_model.choose(full, snippets, jobs=args.jobs)
     score, exact, _ = next(r for r in results if r[2] == choice)
     print(f"chosen: {choice} (CV MIREX {score:.3f}, exact {exact:.3f})")
 

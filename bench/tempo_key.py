@@ -74,8 +74,8 @@ def measure(row: dict) -> dict:
     key = a.key
     out["tracklens"] = {"tempo": tempo.bpm, "key": (key.key, key.mode)}
     out["tracklens_cpu"] = time.process_time() - t0
-    out["key_cpu"] = time.process_time() - t_key  # the learned key: its CQT and the 24 scores (chroma apart)
-    f = key_estimation.key_features(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning)
+    out["key_cpu"] = time.process_time() - t_key  # the learned key: its CQT, basic-pitch's network and the 24 scores (chroma apart)
+    f = key_estimation.key_features(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning, posteriors=a.pitch_posteriors)
     train_only = key_estimation.best_keys(key_estimation.KEY_MODEL_TRAIN_ONLY.probabilities(f))[:2] if f \
         else (features.NO_KEY.key, features.NO_KEY.mode)
     out["key train-only"] = {"tempo": float("nan"), "key": train_only}

@@ -408,7 +408,7 @@ def analyse(clip, *, summary: bool = False, meter=None) -> TrackAnalysis:
     tempo_strength, weights, fma_means, summaries, log_mels, chromas = 0.0, [], [], [], [], []
     for start, end in block_bounds(len(clip.y), clip.sr):
         a = features.analyze(clip.y[start:end], sr=clip.sr)
-        key_evidence.add(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning)
+        key_evidence.add(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning, posteriors=a.pitch_posteriors)
         n_frames += a.n_frames
         tempo_strength = tempo_strength + a.beat_tempogram.sum(axis=1)
         weights.append(end - start)

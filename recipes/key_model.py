@@ -3,7 +3,7 @@ weights refit on train + valid, as the shipped genre models are (recipes/heads.p
 
 Run:  make key-model
       (PYTHONPATH=.. TRACKLENS_SHARED_DATA=../shared/data python recipes/key_model.py [--jobs 2] [--cache F.pkl];
-      ~1 CPU-minute of features (one STFT chroma and one CQT per clip), ~3 minutes of fits)
+      ~5 CPU-minutes of features (a chroma_stft, a CQT and basic-pitch's network per clip), ~6 minutes of fits)
 
 1. Features of every keyed clip with audio in the GTZAN train and valid folds
    (gtzan/annotations/tempo_key.csv; the test fold is kept out of ../shared/data): full 30 s clips
@@ -40,12 +40,16 @@ FULL = ("full30s", "full30s_16k")
 SNIPPET = "snippet2to3s"
 FOLDS = ("train", "valid")
 # Which of KeyFeatures.blocks the templates read (the others are zeroed: their weights stay 0 under
-# L2). The profile correlation and the minor bias are always in.
+# L2). The profile correlation (on basic-pitch's note_sq profile since FEATURE_VERSION 6) and the
+# minor bias are always in.
 FEATURE_SETS = {
     "profile": (),                                   # no templates: profile + minor bias
     "chroma": (0,),                                  # the mean chroma_stft only (no CQT needed)
     "cqt": tuple(range(1, 1 + ke.CQT_OCTAVES)),      # the CQT octaves C2..C6 only
     "chroma+cqt": tuple(range(1 + ke.CQT_OCTAVES)),  # both
+    # both and basic-pitch's registers above its note threshold and its bass line (ke.BP_BLOCKS):
+    # the best of 384 candidates in bench/key_basic_pitch.py's train-fold CV (docs/key.md)
+    "chroma+cqt+bands_thr+bass": tuple(range(ke.N_BLOCKS)),
 }
 L2_STRENGTHS = (30.0, 100.0, 300.0)
 SNIPPET_WEIGHTS = (0.0, 0.5)
@@ -81,7 +85,8 @@ def extract(row: dict) -> dict:
     warnings.filterwarnings("ignore", message="n_fft=")  # librosa on the 2-3 s snippets' low octaves
     clip = audio.load_audio(row["path"], sr=config.SAMPLE_RATE)
     a = features.analyze(clip.y, sr=clip.sr)
-    return {**row, "features": ke.key_features(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning),
+    return {**row, "features": ke.key_features(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning,
+                                                posteriors=a.pitch_posteriors),
             "profile_key": features.estimate_key(a.chroma)}
 
 
@@ -124,7 +129,7 @@ def model_keys(model: ke.KeyModel, rows) -> list[tuple[int, int]]:
 def _with_blocks(f: ke.KeyFeatures, keep: tuple[int, ...]) -> ke.KeyFeatures:
     blocks = np.zeros_like(f.blocks)
     blocks[list(keep)] = f.blocks[list(keep)]
-    return ke.KeyFeatures(f.chroma, blocks)
+    return ke.KeyFeatures(f.profile, blocks)
 
 
 def fit(full: list[dict], snippets: list[dict], choice: Choice) -> ke.KeyModel:
@@ -160,17 +165,21 @@ def cross_validate(full, snippets, choice: Choice, *, n_splits=10, seeds=range(5
     return float(np.mean(scores)), float(np.mean(exact))
 
 
-def choose(full, snippets, *, log=print) -> tuple[Choice, list[tuple[float, float, Choice]]]:
+def choose(full, snippets, *, log=print, jobs: int = 1) -> tuple[Choice, list[tuple[float, float, Choice]]]:
     """The candidate with the best grouped-CV MIREX on (``full``, ``snippets``) (higher exact share,
-    then the earlier candidate, break ties), and every candidate's (MIREX, exact, choice)."""
+    then the earlier candidate, break ties), and every candidate's (MIREX, exact, choice);
+    ``jobs`` processes score the candidates."""
+    from joblib import Parallel, delayed
+
     candidates = [Choice(l2, w, name) for name in FEATURE_SETS for w in SNIPPET_WEIGHTS
                   for l2 in (L2_STRENGTHS if FEATURE_SETS[name] else L2_STRENGTHS[:1])]  # no templates: L2 moot
-    log(f"{'feature set':>11s} {'L2':>5s} {'snippet w':>9s} {'MIREX':>6s} {'exact':>6s}")
+    scores = Parallel(n_jobs=jobs)(delayed(cross_validate)(full, snippets, choice) for choice in candidates)
+    width = max(map(len, FEATURE_SETS))
+    log(f"{'feature set':>{width}s} {'L2':>5s} {'snippet w':>9s} {'MIREX':>6s} {'exact':>6s}")
     results = []
-    for choice in candidates:
-        score, exact = cross_validate(full, snippets, choice)
+    for choice, (score, exact) in zip(candidates, scores):
         results.append((score, exact, choice))
-        log(f"{choice.feature_set:>11s} {choice.l2 if FEATURE_SETS[choice.feature_set] else float('nan'):5.0f} "
+        log(f"{choice.feature_set:>{width}s} {choice.l2 if FEATURE_SETS[choice.feature_set] else float('nan'):5.0f} "
             f"{choice.snippet_weight:9.1f} {score:6.3f} {exact:6.3f}")
     best = max(range(len(results)), key=lambda i: (round(results[i][0], 9), round(results[i][1], 9), -i))
     return results[best][2], results
@@ -181,9 +190,10 @@ def constants_source(name: str, model: ke.KeyModel) -> str:
     lines = [f"{name} = KeyModel(profile_weight={model.profile_weight:.4f}, minor_bias={model.minor_bias:.4f}, "
              "templates=np.array(["]
     for mode, half in zip(("major", "minor"), model.templates):
-        lines.append(f"    # {mode}: the chroma_stft block, then octaves C2, C3, C4, C5, C6; index 0 = the tonic")
+        lines.append(f"    # {mode}: chroma_stft, CQT octaves C2-C6, basic-pitch registers bass/C3/C4/C5+ "
+                     "(thresholded), bass line")
         lines += ["    " + " ".join(f"{v:+.4f}," for v in row) for row in half]
-    lines.append("]).reshape(2, 1 + CQT_OCTAVES, N_PITCH))")
+    lines.append("]).reshape(2, N_BLOCKS, N_PITCH))")
     return "\n".join(lines)
 
 
@@ -192,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Choose the key model's L2, snippet weight and feature set by train-fold CV, then print two fits "
                     "with those choices as key_estimation.py source: KEY_MODEL_TRAIN_ONLY (train fold: bench/key_fit.py "
                     "scores it on the valid fold) and KEY_MODEL (train + valid: the shipped model).")
-    parser.add_argument("--jobs", type=int, default=1, help="processes for the feature extraction")
+    parser.add_argument("--jobs", type=int, default=1, help="processes for the feature extraction and the CV")
     parser.add_argument("--cache", type=Path, default=None, help="pickle of the extracted features (reused if present)")
     args = parser.parse_args(argv)
     rows = load_rows(config.SHARED_DATA_DIR, jobs=args.jobs, cache=args.cache)
@@ -203,14 +213,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"train fold: {len(train)} full clips + {len(train_snippets)} snippets; "
           f"valid fold: {len(split(rows, ('valid',))[0])} + {len(split(rows, ('valid',))[1])}")
     print("train-fold grouped 10-fold CV (mean of 5 shuffles):")
-    choice, _ = choose(train, train_snippets)
+    choice, _ = choose(train, train_snippets, jobs=args.jobs)
     print(f"chosen on the train fold: {choice}")
     for name, folds in (("KEY_MODEL_TRAIN_ONLY", ("train",)), ("KEY_MODEL", FOLDS)):
         full, snippets = split(rows, folds)
         model = fit(full, snippets, choice)
         print(f"\n# {name}: fitted on {' + '.join(folds)}: {len(full)} full clips + "
               f"{len(snippets) if choice.snippet_weight else 0} snippets\n{constants_source(name, model)}")
-        if hasattr(ke, name):
+        if hasattr(ke, name) and getattr(ke, name).vector.shape == model.vector.shape:
             print(f"max |refit - key_estimation.{name}| = {np.abs(model.vector - getattr(ke, name).vector).max():.2e}")
         for fold in FOLDS:
             scored = split(rows, (fold,))[0]

@@ -13,7 +13,7 @@ SR = 22050
 def _random_features(seed: int) -> ke.KeyFeatures:
     rng = np.random.default_rng(seed)
     chroma = rng.random(12)
-    blocks = np.array([(b - b.mean()) / b.std() for b in rng.random((1 + ke.CQT_OCTAVES, 12))])
+    blocks = np.array([(b - b.mean()) / b.std() for b in rng.random((ke.N_BLOCKS, 12))])
     return ke.KeyFeatures(chroma, blocks)
 
 
@@ -36,11 +36,11 @@ def _tone(midi: float, seconds: float) -> np.ndarray:
     return y * np.hanning(len(t)) ** 0.1
 
 
-def _progression(tonic: int, minor: bool, seconds: float = 1.0) -> np.ndarray:
-    """I-IV-V-I (i-iv-V-i in minor, with the leading tone) as triads over a bass note, tonic
-    ``tonic`` (0 = C) in the octave from C4."""
+def _progression(tonic: int, minor: bool, seconds: float = 1.0, chords=None) -> np.ndarray:
+    """I-IV-V-I (i-iv-V-i in minor, with the leading tone), or ``chords`` (semitones above the
+    tonic), as triads over a bass note, tonic ``tonic`` (0 = C) in the octave from C4."""
     third = 3 if minor else 4
-    chords = [(0, third, 7), (5, 5 + third, 12), (7, 11, 14), (0, third, 7)]
+    chords = chords or [(0, third, 7), (5, 5 + third, 12), (7, 11, 14), (0, third, 7)]
     root = 60 + tonic
     clip = [sum(_tone(root + n, seconds) for n in chord) + _tone(root - 24 + chord[0], seconds) for chord in chords]
     y = np.concatenate(clip)
@@ -51,7 +51,7 @@ def _progression(tonic: int, minor: bool, seconds: float = 1.0) -> np.ndarray:
                                           (9, True), (2, True), (6, True), (11, True)])
 def test_synthetic_progressions_are_read_in_their_key(tonic, minor):
     a = features.analyze(_progression(tonic, minor), sr=SR)
-    f = ke.key_features(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning)
+    f = ke.key_features(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning, posteriors=a.pitch_posteriors)
     key, mode, confidence, runner_key, runner_mode = ke.best_keys(ke.KEY_MODEL.probabilities(f))
     assert (key, mode) == (tonic, 0 if minor else 1), features.KEY_NAMES[key + 12 * (1 - mode)]
     assert 0.0 < confidence <= 1.0 and (runner_key, runner_mode) != (key, mode)
@@ -66,7 +66,7 @@ def test_a_fitted_model_learns_the_keys_it_was_shown():
         v = np.full(12, 0.1) + 0.05 * rng.random(12)
         v[[tonic, (tonic + 3 + (1 - minor)) % 12, (tonic + 7) % 12]] += 1.0
         z = (v - v.mean()) / v.std()
-        examples.append(ke.KeyFeatures(v, np.tile(z, (1 + ke.CQT_OCTAVES, 1))))
+        examples.append(ke.KeyFeatures(v, np.tile(z, (ke.N_BLOCKS, 1))))
         labels.append(tonic + 12 * minor)
     model = ke.fit_key_model(examples, np.array(labels), l2=1.0)
     assert [ke.best_keys(model.probabilities(f))[:2] for f in examples] == \
@@ -100,9 +100,66 @@ def test_silence_has_no_key_and_blocks_add_up_to_the_track():
     evidence = ke.KeyEvidence()
     for half in (y[: len(y) // 2], y[len(y) // 2:]):
         a = features.analyze(half, sr=SR)
-        evidence.add(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning)
+        evidence.add(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning, posteriors=a.pitch_posteriors)
     assert (features.learned_key(evidence).key, features.learned_key(evidence).mode) == (7, 1)
     assert evidence.n_frames == 2 * features.analyze(y[: len(y) // 2], sr=SR).n_frames
+
+
+def test_silence_has_no_key_even_where_the_chroma_is_not_flat():
+    """basic-pitch's posteriors idle below its note threshold where nothing plays (not at 0): the
+    thresholded profiles stay empty and the evidence names no key, whatever the chroma says."""
+    a = features.analyze(np.zeros(3 * SR, dtype=np.float32), sr=SR)
+    assert 0.0 < a.pitch_posteriors.note.max() < ke.FRAME_THRESHOLD
+    sums = ke.pitch_class_sums(a.pitch_posteriors.note)
+    assert not any(sums[name].any() for name in ke.BP_BLOCKS) and sums[ke.PROFILE_SOURCE].all()
+    tonal_chroma = np.tile(np.roll(ke.PROFILE[0], 7)[:, None] + 3.0, (1, a.n_frames))  # G major, if read alone
+    evidence = ke.KeyEvidence()
+    evidence.add(a.y, sr=a.sr, chroma=tonal_chroma, tuning=0.0, posteriors=a.pitch_posteriors)
+    assert evidence.features() is None
+
+
+def _key_rows(specs, seconds=0.75):
+    """Engine features (audio -> features.analyze -> key_features) of synthetic progressions:
+    ``specs`` of (tonic, minor, chords or None)."""
+    rows = []
+    for tonic, minor, chords in specs:
+        a = features.analyze(_progression(tonic, minor, seconds, chords), sr=SR)
+        f = ke.key_features(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning, posteriors=a.pitch_posteriors)
+        rows.append({"features": f, "label": tonic + 12 * minor})
+    return rows
+
+
+def test_the_shipped_choice_learns_keys_it_was_not_shown():
+    """The recipe's shipped choice (every block, profile on basic-pitch's note_sq, L2 300), fitted
+    on the engine's features of cadences in 4 keys, names the key of other progressions
+    (I-vi-IV-V, i-VI-iv-V) at 6 other tonics."""
+    from recipe_modules import key_model
+
+    train = _key_rows([(0, 0, None), (5, 0, None), (9, 1, None), (2, 1, None)])
+    model = key_model.fit(train, [], key_model.Choice(300.0, 0.5, "chroma+cqt+bands_thr+bass"))
+    assert model.templates.shape == (2, ke.N_BLOCKS, 12)
+    pop = [(0, 4, 7), (9, 12, 16), (5, 9, 12), (7, 11, 14)]
+    minor_pop = [(0, 3, 7), (8, 12, 15), (5, 8, 12), (7, 11, 14)]
+    held_out = _key_rows([(3, 0, pop), (7, 0, pop), (11, 0, pop), (1, 1, minor_pop), (4, 1, minor_pop),
+                          (10, 1, minor_pop)])
+    keys = [ke.best_keys(model.probabilities(r["features"]))[:2] for r in held_out]
+    assert keys == [(r["label"] % 12, 1 - r["label"] // 12) for r in held_out]
+
+
+def test_the_check_page_reads_the_key_the_engine_reads():
+    """A short upload is one block of the check page's analysis: its key, confidence and
+    runner-up are the engine's (features.Analysis.key) on the same signal."""
+    from tracklens.audio import AudioClip
+    from tracklens.dashboard import track
+
+    y = np.concatenate([_progression(2, True, chords=[(0, 3, 7), (8, 12, 15), (5, 8, 12), (7, 11, 14)]),
+                        _progression(2, True)])
+    clip = AudioClip(y=y, sr=SR, path=None, source_sr=SR, channels=1, source_duration_s=len(y) / SR)
+    page = track.analyse(clip).comparable
+    engine = features.analyze(y, sr=SR).key
+    assert (page["key"], page["mode"], page["key_runner_up"]) == (engine.key, engine.mode, engine.runner_up_name)
+    assert page["key_confidence"] == pytest.approx(engine.confidence, abs=1e-9)
+    assert (engine.key, engine.mode) == (2, 0)
 
 
 def test_the_recipe_prints_the_shipped_constants_as_pasteable_source():
@@ -121,5 +178,5 @@ def test_the_recipes_feature_sets_leave_the_other_templates_at_zero():
     rows = [{"features": _random_features(seed), "label": seed % 24} for seed in range(30)]
     for name, keep in key_model.FEATURE_SETS.items():
         model = key_model.fit(rows, [], key_model.Choice(l2=1.0, snippet_weight=0.0, feature_set=name))
-        unused = [b for b in range(1 + ke.CQT_OCTAVES) if b not in keep]
+        unused = [b for b in range(ke.N_BLOCKS) if b not in keep]
         assert np.all(model.templates[:, unused] == 0) and np.all(np.any(model.templates[:, list(keep)] != 0, axis=2))

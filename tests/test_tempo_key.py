@@ -150,7 +150,8 @@ def test_valid_fold_tempo_and_key_beat_the_old_card(shared_data):
         acc2.append(two)
         if truth := features.parse_key(note["key"]):
             in_sample.append(features.mirex_key_score((a.key.key, a.key.mode), truth))
-            f = key_estimation.key_features(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning)
+            f = key_estimation.key_features(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning,
+                                            posteriors=a.pitch_posteriors)
             train_only = key_estimation.best_keys(key_estimation.KEY_MODEL_TRAIN_ONLY.probabilities(f))[:2]
             held_out.append(features.mirex_key_score(train_only, truth))
     assert (len(acc1), len(held_out)) == (81, 61)
