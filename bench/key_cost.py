@@ -3,8 +3,9 @@ scores) beside the shipped one (the same + basic-pitch's network and its profile
 
 Run:  PYTHONPATH=.. TRACKLENS_SHARED_DATA=../shared/data python bench/key_cost.py [--clips 8]
 
-One thread, ``time.process_time``, median over the first ``--clips`` full 30 s GTZAN train clips
-(decoding and the chroma_stft the engine computes anyway are not counted). The network is
+Process CPU time (``time.process_time``; the network runs on one thread), median over the first
+``--clips`` full 30 s GTZAN train clips (decoding and the chroma_stft the engine computes anyway
+are not counted). The network is
 reported apart: the tempo reads the same ``Analysis.pitch_posteriors``, so it runs once per file.
 """
 
@@ -32,7 +33,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clips", type=int, default=8)
     args = parser.parse_args(argv)
     data = config.SHARED_DATA_DIR
-    paths = [data / Path(r["path"]).relative_to("shared/data") for r in csv.DictReader(open(data / "gtzan/manifest.csv"))
+    manifest = csv.DictReader(open(data / "gtzan/manifest.csv"))
+    paths = [data / Path(r["path"]).relative_to("shared/data") for r in manifest
              if r["kind"] == "full30s" and r["fold"] == "train"][: args.clips]
     rows = []
     for path in paths:
@@ -46,12 +48,12 @@ def main(argv=None) -> int:
         _, t_scores = cpu(lambda: ke.best_keys(ke.KEY_MODEL.probabilities(f)))
         rows.append((t_cqt + t_scores, t_cqt + t_profiles + t_scores, t_net))
     old, new_shared, net = np.median(np.array(rows), axis=0)
-    print(f"{len(rows)} GTZAN train clips (30 s), CPU s per clip, median, one thread:")
-    print(f"  FEATURE_VERSION 5 key (CQT + scores):                   {old:.3f}")
-    print(f"  shipped key without the network (+ basic-pitch profiles): {new_shared:.3f} ({new_shared / old:.2f}x)")
-    print(f"  basic-pitch network (pitch_posteriors, shared with the tempo): {net:.3f}")
-    print(f"  shipped key with the network:                           {new_shared + net:.3f} "
-          f"({(new_shared + net) / old:.2f}x)")
+    print(f"{len(rows)} GTZAN train clips (30 s), CPU s per clip (median):")
+    print(f"  FEATURE_VERSION 5 key (CQT + scores)                      {old:.3f}")
+    print(f"  shipped key without the network (+ basic-pitch profiles)  {new_shared:.3f} ({new_shared / old:.2f}x)")
+    print(f"  basic-pitch network (pitch_posteriors; the tempo shares it) {net:.3f}")
+    total = new_shared + net
+    print(f"  shipped key with the network                              {total:.3f} ({total / old:.2f}x)")
     return 0
 
 
