@@ -307,10 +307,25 @@ class Analysis:
         return self._tempogram_of(self.beat_envelope)
 
     @functools.cached_property
+    def pitched_envelope(self) -> np.ndarray:
+        """Where notes start, by pitch rather than by energy: basic-pitch's onset probability
+        summed over the 88 keys, at the STFT's frame rate, above its moving average over
+        PITCHED_DETREND_FRAMES (sustained notes and reverb raise that floor). It hears the soft,
+        legato onsets of classical excerpts that spectral flux misses (docs/tempo.md)."""
+        return pitched_onset_envelope(self.pitch_posteriors.onset)
+
+    @functools.cached_property
+    def pitched_tempogram(self) -> np.ndarray:
+        """Autocorrelation tempogram [shape=(384, t)] of :attr:`pitched_envelope`."""
+        return self._tempogram_of(self.pitched_envelope)
+
+    @functools.cached_property
     def tempo_estimate(self) -> "TempoEstimate":
         """The tempo (BPM) a musician would tap, and its x2 / x1/2 alternative when close:
-        :func:`estimate_tempo` of :attr:`beat_tempogram`."""
-        return estimate_tempo(self.beat_tempogram, sr=self.sr, hop_length=self.hop_length)
+        :func:`estimate_tempo` of :func:`tempo_strength` (the beat and pitched tempograms)."""
+        strength = tempo_strength(self.beat_tempogram.mean(axis=1), self.pitched_tempogram.mean(axis=1),
+                                  sr=self.sr, hop_length=self.hop_length)
+        return estimate_tempo(strength, sr=self.sr, hop_length=self.hop_length)
 
     @functools.cached_property
     def pitch_posteriors(self) -> "pitch_posteriors.PitchPosteriors":
@@ -389,6 +404,35 @@ def estimate_tempo(tempogram: np.ndarray, *, sr: int, hop_length: int) -> TempoE
     return TempoEstimate(float(bpm[best]), alternative)
 
 
+def tempo_strength(beat: np.ndarray, pitched: np.ndarray, *, sr: int, hop_length: int) -> np.ndarray:
+    """Evidence for each tempogram lag: half the mean tempogram of :attr:`Analysis.beat_envelope`,
+    half that of :attr:`Analysis.pitched_envelope`, each divided by its highest value within
+    TEMPO_RANGE_BPM (so neither envelope's scale decides). Chosen on the train fold among 74
+    variants: Acc1 / Acc2 0.613 / 0.804 -> 0.663 / 0.840; valid fold 0.741 / 0.914 -> 0.753 /
+    0.938 (bench/tempo_basic_pitch.py)."""
+    fps = sr / hop_length
+    lags = slice(int(60 * fps / TEMPO_RANGE_BPM[1]), int(60 * fps / TEMPO_RANGE_BPM[0]))
+
+    def normalised(curve: np.ndarray) -> np.ndarray:
+        top = float(curve[lags].max()) if curve[lags].size else 0.0
+        return curve / max(top, 1e-9)
+
+    n = min(len(beat), len(pitched))
+    return 0.5 * normalised(np.asarray(beat[:n], np.float64)) + 0.5 * normalised(np.asarray(pitched[:n], np.float64))
+
+
+# basic-pitch frames (at the STFT's rate) in the moving average taken off the pitched onsets: 0.51 s
+PITCHED_DETREND_FRAMES = 22
+
+
+def pitched_onset_envelope(onset: np.ndarray) -> np.ndarray:
+    """:attr:`Analysis.pitched_envelope` of basic-pitch's onset probabilities [shape=(t, 88)]."""
+    from scipy.ndimage import uniform_filter1d
+
+    onsets = onset.sum(axis=1)
+    n = len(onsets) // 2  # two posterior frames (256 samples) per STFT frame (512)
+    pairs = onsets[:2 * n:2] + onsets[1:2 * n:2]
+    return np.maximum(pairs - uniform_filter1d(pairs, PITCHED_DETREND_FRAMES, mode="nearest"), 0.0).astype(np.float32)
 TEMPO_PRIOR = (120.0, 1.0)  # log-normal: centre BPM, sd in octaves (librosa.feature.tempo's default)
 
 

@@ -292,8 +292,9 @@ def runtime_check(rows: list[dict], bp_cache: Path) -> None:
 
 
 def pitched_curve(onset: np.ndarray) -> np.ndarray:
-    """The chosen pitched tempogram: onset posterior summed over keys, to 43 fps, detrended over 22 frames."""
-    return strength_curve(detrend(_pairs(onset.sum(axis=1)), 22))
+    """The chosen pitched tempogram (the engine's since FEATURE_VERSION 6): onset posterior summed
+    over keys, to 43 fps, detrended over 22 frames."""
+    return strength_curve(features.pitched_onset_envelope(onset))
 
 
 def main(argv=None) -> int:

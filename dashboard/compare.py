@@ -2,7 +2,7 @@
 
 The chart table's columns are Spotify's measures. For an upload:
 
-- **tempo** (BPM, the engine's median-over-bands onset tempogram, with its x2 / x1/2
+- **tempo** (BPM, the engine's tempogram of spectral-flux and pitched onsets, with its x2 / x1/2
   alternative when the evidence is close; Spotify's is another tracker of the same quantity):
   ranked among the hits;
 - **key and mode**: categories, never ranked; the card gives the confidence, the runner-up and
@@ -159,10 +159,11 @@ def your_track(upload: Upload, charts: pd.DataFrame) -> list[Row]:
 # and the commands: bench/tempo_key.py --fold valid, bench/loudness.py). Tests check that these
 # numbers are the documented ones.
 ACCURACY_DOC = "docs/your-track-numbers.md"
-TEMPO_METHOD = ("median-over-bands onset tempogram (librosa onset strength; prior centred on 120 BPM); "
+TEMPO_METHOD = ("tempogram of two onset envelopes, half each: spectral flux (median over mel bands) and note "
+                "starts heard by the basic-pitch transcription network; prior centred on 120 BPM; "
                 "\"or\": its ×2 or ½ when the evidence for it is close")
 TEMPO_ACCURACY = ("Measured on 81 annotated GTZAN clips of the validation fold: within 4% of the annotated "
-                  f"tempo on 74% (Acc1 0.74), 91% counting ×2, ×3, ½, ⅓ (Acc2 0.91); see {ACCURACY_DOC}")
+                  f"tempo on 75% (Acc1 0.75), 94% counting ×2, ×3, ½, ⅓ (Acc2 0.94); see {ACCURACY_DOC}")
 KEY_METHOD = ("Albrecht–Shanahan/Krumhansl profile correlation with the mean chroma, corrected by key "
               "templates learned from annotated GTZAN clips (chroma and constant-Q octaves); confidence: the "
               "model's probability of the best of the 24 keys, runner-up: the second best")

@@ -405,12 +405,13 @@ def analyse(clip, *, summary: bool = False, meter=None) -> TrackAnalysis:
     hop = config.HOP_LENGTH
     step = max(1, int(np.ceil((1 + len(clip.y) // hop) / MAX_DISPLAY_FRAMES)))
     key_evidence, n_frames = key_estimation.KeyEvidence(), 0
-    tempo_strength, weights, fma_means, summaries, log_mels, chromas = 0.0, [], [], [], [], []
+    beat_strength, pitched_strength, weights, fma_means, summaries, log_mels, chromas = 0.0, 0.0, [], [], [], [], []
     for start, end in block_bounds(len(clip.y), clip.sr):
         a = features.analyze(clip.y[start:end], sr=clip.sr)
         key_evidence.add(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning, posteriors=a.pitch_posteriors)
         n_frames += a.n_frames
-        tempo_strength = tempo_strength + a.beat_tempogram.sum(axis=1)
+        beat_strength = beat_strength + a.beat_tempogram.sum(axis=1)
+        pitched_strength = pitched_strength + a.pitched_tempogram.sum(axis=1)
         weights.append(end - start)
         if estimator is not None:
             from tracklens.models import descriptors
@@ -422,7 +423,8 @@ def analyse(clip, *, summary: bool = False, meter=None) -> TrackAnalysis:
         chromas.append(_decimate(a.chroma, step))
         del a  # its STFT and derived arrays go before the next block's
     key = features.learned_key(key_evidence)
-    tempo = features.estimate_tempo(tempo_strength / n_frames, sr=clip.sr, hop_length=hop)
+    strength = features.tempo_strength(beat_strength / n_frames, pitched_strength / n_frames, sr=clip.sr, hop_length=hop)
+    tempo = features.estimate_tempo(strength, sr=clip.sr, hop_length=hop)
     measured = (meter or features.mono_meter(clip.y, sr=clip.sr)).result()
     comparable = {"tempo": tempo.bpm, "tempo_alt": tempo.alternative,
                   "loudness": measured.integrated_lufs, "true_peak_dbtp": measured.true_peak_dbtp,
