@@ -33,7 +33,8 @@ from tracklens.errors import TracklensError
 #    Shanahan profiles with a minor bias; new columns CARD_COLUMNS (bpm, tempo_alt, true peak, LRA, key confidence)
 # 4: a track's key (key, mode, key_confidence, key_runner_up) from the learned key_estimation model
 # 5: that model refit on the GTZAN train + valid folds (was train only; same choices, recipes/key_model.py)
-# 6: the key model also reads basic-pitch's pitch-class profiles (Analysis.pitch_posteriors; docs/key.md)
+# 6: the key model also reads basic-pitch's pitch-class profiles (Analysis.pitch_posteriors; docs/key.md);
+#    the tempo half from its pitched onsets (docs/tempo.md)
 FEATURE_VERSION = 6
 
 # The Kaggle GTZAN feature table's 57 feature columns, in its order (after `filename, length`).
