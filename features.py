@@ -547,7 +547,7 @@ def key_estimate(chroma: np.ndarray, *, profiles: str = KEY_PROFILE, minor_bias:
 def learned_key(evidence: key_estimation.KeyEvidence) -> KeyEstimate:
     """The track's key by :mod:`tracklens.key_estimation`'s model (profile correlation plus
     templates on the chroma, CQT octaves and basic-pitch's pitch-class profiles; its recipe fitted
-    on the GTZAN train fold alone: valid-fold MIREX 0.669 vs 0.551 for :func:`key_estimate`,
+    on the GTZAN train fold alone: valid-fold MIREX 0.652 vs 0.551 for :func:`key_estimate`,
     docs/key.md); ``confidence`` the model's probability of its key. :data:`NO_KEY` for silence
     (a flat chroma, or no note basic-pitch hears)."""
     f = evidence.features()

@@ -27,8 +27,9 @@ the shipped genre models are: L2, snippet weight and feature set chosen on the G
 alone (by bench/key_basic_pitch.py's grouped CV over 384 candidates, which the recipe's grid
 includes), then :data:`KEY_MODEL` (what the engine reads) refit with those choices on train +
 valid. The honest number is the train-only fit's (:data:`KEY_MODEL_TRAIN_ONLY`, scored by
-``bench/key_fit.py``; docs/key.md): GTZAN valid fold MIREX 0.669 vs 0.551 for the profile method
-alone and 0.611 for the model without basic-pitch (FEATURE_VERSION 5). The shipped refit has
+``bench/key_fit.py``; docs/key.md): GTZAN valid fold MIREX 0.652 vs 0.551 for the profile method
+alone and 0.611 for the model without basic-pitch (FEATURE_VERSION 5; paired gain +0.041, 95 % CI
+-0.043 to +0.125). The shipped refit has
 seen the valid fold; the kept-out test fold judges it.
 The engine's key (``features.Analysis.key``, the ``key``/``mode``/``key_confidence``/
 ``key_runner_up`` columns) and the check page's card read it; a 3 s segment's ``key`` stays the
