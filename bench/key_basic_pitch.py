@@ -1,7 +1,7 @@
 """Experiment: pitch-class profiles from basic-pitch's posteriors as extra key-model blocks.
 
 Run:  PYTHONPATH=.. TRACKLENS_SHARED_DATA=../shared/data python bench/key_basic_pitch.py \
-          --bp-cache /work/bp/cache --cache /tmp/keyfeat.pkl [--jobs 2] [--score-valid] [--also SET:SOURCE:L2:W ...]
+          --bp-cache data/interim/basic_pitch --cache /tmp/keyfeat.pkl [--jobs 2] [--score-valid] [--also SET:SOURCE:L2:W ...]
       (~13 minutes on 2 busy cores for the 384 candidates; docs/key.md, "Tried and not shipped")
 
 basic-pitch (Spotify, ICASSP 2022, Apache-2.0; ~17k parameters) gives, per 11.6 ms frame

@@ -1,8 +1,8 @@
 """Experiment: tempo from pitched onsets (basic-pitch's onset / note posteriors) beside the engine's.
 
-Run:  PYTHONPATH=.. python bench/tempo_basic_pitch.py --bp-cache /work/bp/cache [--jobs 2]
+Run:  PYTHONPATH=.. python bench/tempo_basic_pitch.py --bp-cache data/interim/basic_pitch [--jobs 2]
       [--work DIR] [--no-valid] [--variant NAME] [--runtime-check STEP]
-      (~1 CPU-minute with the cache; --runtime-check needs tracklens.pitch_posteriors, branch bpmodel)
+      (~1 CPU-minute with the cache, which bench/basic_pitch_cache.py writes; --runtime-check reruns the network)
 
 ``--bp-cache``: a folder of basic-pitch (Spotify, ICASSP 2022, Apache-2.0) outputs, one
 ``<clip>__<kind>.npz`` per GTZAN file (kinds as in gtzan/manifest.csv), float16 arrays
@@ -260,7 +260,7 @@ def runtime_check(rows: list[dict], bp_cache: Path) -> None:
     (tflite) posteriors on the same clips, and CPU seconds per clip of each step, in one run."""
     import time
 
-    from tracklens import pitch_posteriors  # the bpmodel branch's module
+    from tracklens import pitch_posteriors
 
     kinds, same, cpu, changed = _kinds(), 0, np.zeros(4), []
     for row in rows:
