@@ -399,29 +399,41 @@ def analyse(clip, *, summary: bool = False, meter=None) -> TrackAnalysis:
     ``meter``: what measured the file's channels, read by its ``result()`` (a LoudnessMeter, e.g.
     features.channel_meter's, or the check's background loudness.MeterTap, waited for), else
     the mono clip is measured."""
-    from tracklens import features, key_estimation, loudness
+    from tracklens import features, key_estimation, loudness, pitch_posteriors
 
     estimator, unavailable = _descriptor_estimator()
     hop = config.HOP_LENGTH
     step = max(1, int(np.ceil((1 + len(clip.y) // hop) / MAX_DISPLAY_FRAMES)))
     key_evidence, n_frames = key_estimation.KeyEvidence(), 0
     beat_strength, pitched_strength, weights, fma_means, summaries, log_mels, chromas = 0.0, 0.0, [], [], [], [], []
-    for start, end in block_bounds(len(clip.y), clip.sr):
-        a = features.analyze(clip.y[start:end], sr=clip.sr)
-        key_evidence.add(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning, posteriors=a.pitch_posteriors)
-        n_frames += a.n_frames
-        beat_strength = beat_strength + a.beat_tempogram.sum(axis=1)
-        pitched_strength = pitched_strength + a.pitched_tempogram.sum(axis=1)
-        weights.append(end - start)
-        if estimator is not None:
-            from tracklens.models import descriptors
+    bounds = block_bounds(len(clip.y), clip.sr)
+    # basic-pitch is most of the analysis' CPU and onnxruntime lets go of the GIL: its thread runs
+    # one block ahead of the rest of the analysis (two cores: a 6-minute master 7.1 -> ~5 s).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pitch") as pitch_pool:
+        def posteriors_of(i):
+            begin, stop = bounds[i]
+            return pitch_pool.submit(pitch_posteriors.posteriors, clip.y[begin:stop], sr=clip.sr)
 
-            fma_means.append((descriptors.fma_feature_means(a), a.n_frames))
-        if summary:
-            summaries.append(features.summary_features(a))
-        log_mels.append(_decimate(a.log_mel, step))
-        chromas.append(_decimate(a.chroma, step))
-        del a  # its STFT and derived arrays go before the next block's
+        upcoming = posteriors_of(0)
+        for i, (start, end) in enumerate(bounds):
+            block_posteriors = upcoming.result()
+            upcoming = posteriors_of(i + 1) if i + 1 < len(bounds) else None
+            a = features.analyze(clip.y[start:end], sr=clip.sr)
+            a.pitch_posteriors = block_posteriors  # the cached property, computed in the pitch thread
+            key_evidence.add(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning, posteriors=a.pitch_posteriors)
+            n_frames += a.n_frames
+            beat_strength = beat_strength + a.beat_tempogram.sum(axis=1)
+            pitched_strength = pitched_strength + a.pitched_tempogram.sum(axis=1)
+            weights.append(end - start)
+            if estimator is not None:
+                from tracklens.models import descriptors
+
+                fma_means.append((descriptors.fma_feature_means(a), a.n_frames))
+            if summary:
+                summaries.append(features.summary_features(a))
+            log_mels.append(_decimate(a.log_mel, step))
+            chromas.append(_decimate(a.chroma, step))
+            del a  # its STFT and derived arrays go before the next block's
     key = features.learned_key(key_evidence)
     strength = features.tempo_strength(beat_strength / n_frames, pitched_strength / n_frames, sr=clip.sr, hop_length=hop)
     tempo = features.estimate_tempo(strength, sr=clip.sr, hop_length=hop)

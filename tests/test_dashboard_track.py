@@ -38,6 +38,38 @@ def test_analysis_memory_does_not_grow_with_the_track(monkeypatch):
     assert result.comparable["key"] == 9 and result.frame_seconds * result.log_mel.shape[1] == pytest.approx(120, abs=1)
 
 
+def test_the_pitch_network_runs_beside_the_analysis_one_block_ahead(monkeypatch):
+    """basic-pitch runs in its own thread (onnxruntime lets go of the GIL), once per block, at most
+    one block ahead of the rest of the analysis: the check page's 6-minute master went 7.1 -> 5.9 s
+    (bench/check_stages.py) without holding more than two blocks of posteriors."""
+    from tracklens import audio, pitch_posteriors
+    from tracklens.dashboard import track
+
+    sr = config.SAMPLE_RATE
+    t = np.arange(int(2.5 * track.ANALYSIS_BLOCK_S * sr)) / sr
+    y = (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    clip = audio.AudioClip(y=y, sr=sr, path=None, source_sr=sr, channels=1, source_duration_s=len(y) / sr)
+    real, calls, in_flight, most = pitch_posteriors.posteriors, [], [0], [0]
+    lock = threading.Lock()
+
+    def recorded(block, *, sr):
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        calls.append(threading.current_thread().name)
+        try:
+            return real(block, sr=sr)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(pitch_posteriors, "posteriors", recorded)
+    result = track.analyse(clip)
+    assert len(calls) == len(track.block_bounds(len(y), sr)) >= 2  # once per block, never again in the engine
+    assert all(name.startswith("pitch") for name in calls) and most[0] == 1
+    assert result.comparable["key"] == 9  # A (220 Hz)
+
+
 def test_block_bounds_cover_the_signal_without_short_blocks():
     from tracklens.dashboard import track
 
