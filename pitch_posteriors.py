@@ -51,9 +51,15 @@ class PitchPosteriors:
 
 @functools.lru_cache(maxsize=1)
 def _session():
-    import onnxruntime
+    try:
+        import onnxruntime
+    except ImportError as exc:  # a pinned dependency: a broken install, said once, not as a traceback
+        raise TracklensError(f"the basic-pitch network needs the 'onnxruntime' package ({exc}); reinstall tracklens") from exc
 
-    path = fileio.verified_file(MODEL_PATH, MODEL_SHA256, remedy="reinstall tracklens (the file ships with it)")
+    try:
+        path = fileio.verified_file(MODEL_PATH, MODEL_SHA256, remedy="reinstall tracklens (the file ships with it)")
+    except OSError as exc:  # e.g. unreadable (permissions): verified_file leaves open()'s error as it is
+        raise TracklensError(f"{MODEL_PATH}: cannot be read ({exc.strerror or exc}); reinstall tracklens") from exc
     options = onnxruntime.SessionOptions()
     # one thread: the engine already runs one file per core (batch.py), as the other models do
     options.intra_op_num_threads = 1
@@ -68,6 +74,8 @@ def posteriors(y: np.ndarray, *, sr: int) -> PitchPosteriors:
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1 or y.size == 0:
         raise TracklensError(f"pitch posteriors need a non-empty mono signal, got shape {y.shape}")
+    if not np.all(np.isfinite(y)):  # the network would answer NaN everywhere, and the key and tempo with it
+        raise TracklensError("pitch posteriors: the signal holds NaN or infinite samples")
     if sr != SAMPLE_RATE:
         import librosa
 

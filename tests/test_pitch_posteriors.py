@@ -60,3 +60,33 @@ def test_bad_signals_get_one_clear_error():
 def test_the_model_ships_with_its_licence_and_notice():
     text = (pp.MODEL_PATH.parent / "LICENSE-basic-pitch.md").read_text()
     assert "Apache License" in text and "Copyright 2022 Spotify AB" in text and pp.MODEL_SHA256 in text
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_refused_not_turned_into_nan_posteriors(bad):
+    y = tone((60,))
+    y[1000] = bad
+    with pytest.raises(TracklensError, match="NaN or infinite"):
+        pp.posteriors(y, sr=pp.SAMPLE_RATE)
+
+
+@pytest.mark.parametrize("n_samples", [1, pp.HOP - 1, pp.HOP, 2205, 3 * pp.SAMPLE_RATE])
+def test_short_signals_give_one_frame_per_256_samples(n_samples):
+    p = pp.posteriors(tone((60,), seconds=n_samples / pp.SAMPLE_RATE, start=0.0), sr=pp.SAMPLE_RATE)
+    assert p.note.shape == p.onset.shape == (n_samples // pp.HOP, 88) and p.contour.shape == (n_samples // pp.HOP, 264)
+    assert np.all(np.isfinite(p.note))
+
+
+def test_a_missing_model_file_or_onnxruntime_is_one_clear_error(monkeypatch, tmp_path):
+    import sys
+
+    pp._session.cache_clear()
+    try:
+        monkeypatch.setattr(pp, "MODEL_PATH", tmp_path / "basic_pitch_nmp.onnx")
+        with pytest.raises(TracklensError, match="missing; reinstall tracklens"):
+            pp.posteriors(tone((60,)), sr=pp.SAMPLE_RATE)
+        monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as for a broken install
+        with pytest.raises(TracklensError, match="needs the 'onnxruntime' package"):
+            pp.posteriors(tone((60,)), sr=pp.SAMPLE_RATE)
+    finally:
+        pp._session.cache_clear()
