@@ -37,6 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tempo_key import clips  # noqa: E402  (the same clips and annotations as the benchmark)
+from tempo_learned import report_per_genre  # noqa: E402
 
 from tracklens import audio, config, feature_kernels, features  # noqa: E402
 
@@ -217,11 +218,7 @@ def report(name: str, rows: list[dict], chosen: np.ndarray, engine: np.ndarray) 
         print(f"  chosen - engine {score}: {(chosen - engine)[:, i].mean():+.3f} "
               f"(paired bootstrap 95 % CI {low:+.3f} .. {high:+.3f}; "
               f"clips won {int(((chosen - engine)[:, i] > 0).sum())}, lost {int(((chosen - engine)[:, i] < 0).sum())})")
-    print("  per genre (n: chosen Acc1 / Acc2, engine Acc1 / Acc2):")
-    for genre in sorted({r["genre"] for r in rows}):
-        sel = np.array([r["genre"] == genre for r in rows])
-        print(f"    {genre:10s} {sel.sum():3d}: {chosen[sel, 0].mean():.2f} / {chosen[sel, 1].mean():.2f}   "
-              f"{engine[sel, 0].mean():.2f} / {engine[sel, 1].mean():.2f}")
+    report_per_genre("chosen", rows, chosen, engine)
 
 
 def nested_selection(scored: dict[str, np.ndarray], n: int, folds: int = 5) -> np.ndarray:

@@ -176,10 +176,15 @@ def report(name: str, rows: list[dict], learned: np.ndarray, engine: np.ndarray)
         low, high = np.percentile(diff[:, i], [2.5, 97.5])
         print(f"  learned - engine {score}: {(learned - engine)[:, i].mean():+.3f} "
               f"(paired bootstrap 95 % CI {low:+.3f} .. {high:+.3f})")
-    print("  per genre (n: learned Acc1 / Acc2, engine Acc1 / Acc2):")
+    report_per_genre("learned", rows, learned, engine)
+
+
+def report_per_genre(label: str, rows: list[dict], scores: np.ndarray, engine: np.ndarray) -> None:
+    """Acc1 / Acc2 per genre of ``scores`` beside the engine's (bench/tempo_basic_pitch.py too)."""
+    print(f"  per genre (n: {label} Acc1 / Acc2, engine Acc1 / Acc2):")
     for genre in sorted({r["genre"] for r in rows}):
         sel = np.array([r["genre"] == genre for r in rows])
-        print(f"    {genre:10s} {sel.sum():3d}: {learned[sel, 0].mean():.2f} / {learned[sel, 1].mean():.2f}   "
+        print(f"    {genre:10s} {sel.sum():3d}: {scores[sel, 0].mean():.2f} / {scores[sel, 1].mean():.2f}   "
               f"{engine[sel, 0].mean():.2f} / {engine[sel, 1].mean():.2f}")
 
 
