@@ -70,6 +70,31 @@ def test_the_pitch_network_runs_beside_the_analysis_one_block_ahead(monkeypatch)
     assert result.comparable["key"] == 9  # A (220 Hz)
 
 
+def test_a_failure_in_the_pitch_thread_is_the_checks_one_error_and_leaves_no_thread(monkeypatch):
+    """The network's error on the second block reaches the caller as it was raised (the page shows a
+    TracklensError's line), and the pitch thread is joined before analyse returns."""
+    from tracklens import audio, pitch_posteriors
+    from tracklens.dashboard import track
+    from tracklens.errors import TracklensError
+
+    sr = config.SAMPLE_RATE
+    y = (0.2 * np.sin(2 * np.pi * 220 * np.arange(int(2.5 * track.ANALYSIS_BLOCK_S * sr)) / sr)).astype(np.float32)
+    clip = audio.AudioClip(y=y, sr=sr, path=None, source_sr=sr, channels=1, source_duration_s=len(y) / sr)
+    real, calls = pitch_posteriors.posteriors, []
+
+    def failing_on_the_second_block(block, *, sr):
+        calls.append(len(block))
+        if len(calls) == 2:
+            raise TracklensError("pitch posteriors: the network failed on this block")
+        return real(block, sr=sr)
+
+    monkeypatch.setattr(pitch_posteriors, "posteriors", failing_on_the_second_block)
+    with pytest.raises(TracklensError, match="the network failed on this block"):
+        track.analyse(clip)
+    assert len(calls) == 2  # nothing submitted after the failure
+    assert not [t for t in threading.enumerate() if t.name.startswith("pitch")]
+
+
 def test_block_bounds_cover_the_signal_without_short_blocks():
     from tracklens.dashboard import track
 
