@@ -54,6 +54,8 @@ def test_wheel_holds_one_package_with_its_models_and_assets(wheel):
                    "tracklens/models/default/model.keras", "tracklens/models/default/card.json",
                    "tracklens/models/default-table/model.keras", "tracklens/models/pretrained/MSD_musicnn.weights.h5",
                    "tracklens/models/pretrained/mn04_as.weights.h5", "tracklens/models/descriptors/estimator.json",
+                   # basic-pitch, read by the key and the tempo of every analysis, and its Apache-2.0 licence
+                   "tracklens/models/pretrained/basic_pitch_nmp.onnx", "tracklens/models/pretrained/LICENSE-basic-pitch.md",
                    "tracklens/dashboard/assets/style.css", "tracklens/dashboard/pages/check.py"):
         assert needed in names, needed
     assert not [n for n in names if n.startswith(("tracklens/tests/", "tracklens/bench/", "tracklens/data/", "tracklens/recipes/"))]
