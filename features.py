@@ -62,7 +62,8 @@ ID_COLUMNS: tuple[str, ...] = ("track_id", "path", "label", "segment", "start_s"
 # ``tempo`` stays the GTZAN-table feature the models were trained on (librosa.feature.tempo of the
 # mean-over-bands onset envelope). The columns below are on track rows only (NaN / empty on
 # segments): ``bpm``, the tempo a musician would tap (Analysis.tempo_estimate: median-over-bands
-# onsets; GTZAN valid fold Acc1 0.74 vs 0.59 for ``tempo``), its x2 / x1/2 alternative when the
+# onsets and basic-pitch's pitched onsets, half each; GTZAN valid fold Acc1 0.753 vs 0.59 for
+# ``tempo``, docs/tempo.md), its x2 / x1/2 alternative when the
 # evidence is close (NaN when not), true peak (dBTP, oversampled), loudness range (EBU Tech 3342,
 # LU), the key's confidence (0-1) and its runner-up ("E minor").
 CARD_COLUMNS: tuple[str, ...] = (
@@ -331,7 +332,7 @@ class Analysis:
     @functools.cached_property
     def pitch_posteriors(self) -> "pitch_posteriors.PitchPosteriors":
         """basic-pitch's note, onset and contour probabilities of the signal (86 frames a second,
-        two per STFT frame); the key and the tempo read them (~0.35 CPU-s per 30 s)."""
+        two per STFT frame); the key and the tempo read them (~0.4 CPU-s per 30 s, docs/key.md)."""
         return pitch_posteriors.posteriors(self.y, sr=self.sr)
 
     @functools.cached_property
