@@ -415,12 +415,11 @@ def tempo_strength(beat: np.ndarray, pitched: np.ndarray, *, sr: int, hop_length
     fps = sr / hop_length
     lags = slice(int(60 * fps / TEMPO_RANGE_BPM[1]), int(60 * fps / TEMPO_RANGE_BPM[0]))
 
-    def normalised(curve: np.ndarray) -> np.ndarray:
-        top = float(curve[lags].max()) if curve[lags].size else 0.0
-        return curve / max(top, 1e-9)
+    def normalised(curve: np.ndarray) -> np.ndarray:  # both tempograms have _TEMPOGRAM_WIN lags
+        curve = np.asarray(curve, np.float64)
+        return curve / max(float(curve[lags].max()), 1e-9)
 
-    n = min(len(beat), len(pitched))
-    return 0.5 * normalised(np.asarray(beat[:n], np.float64)) + 0.5 * normalised(np.asarray(pitched[:n], np.float64))
+    return 0.5 * normalised(beat) + 0.5 * normalised(pitched)
 
 
 # basic-pitch frames (at the STFT's rate) in the moving average taken off the pitched onsets: 0.51 s
@@ -435,6 +434,8 @@ def pitched_onset_envelope(onset: np.ndarray) -> np.ndarray:
     n = len(onsets) // 2  # two posterior frames (256 samples) per STFT frame (512)
     pairs = onsets[:2 * n:2] + onsets[1:2 * n:2]
     return np.maximum(pairs - uniform_filter1d(pairs, PITCHED_DETREND_FRAMES, mode="nearest"), 0.0).astype(np.float32)
+
+
 TEMPO_PRIOR = (120.0, 1.0)  # log-normal: centre BPM, sd in octaves (librosa.feature.tempo's default)
 
 

@@ -29,8 +29,7 @@ includes), then :data:`KEY_MODEL` (what the engine reads) refit with those choic
 valid. The honest number is the train-only fit's (:data:`KEY_MODEL_TRAIN_ONLY`, scored by
 ``bench/key_fit.py``; docs/key.md): GTZAN valid fold MIREX 0.652 vs 0.551 for the profile method
 alone and 0.611 for the model without basic-pitch (FEATURE_VERSION 5; paired gain +0.041, 95 % CI
--0.043 to +0.125). The shipped refit has
-seen the valid fold; the kept-out test fold judges it.
+-0.043 to +0.125). The shipped refit has seen the valid fold; the kept-out test fold judges it.
 The engine's key (``features.Analysis.key``, the ``key``/``mode``/``key_confidence``/
 ``key_runner_up`` columns) and the check page's card read it; a 3 s segment's ``key`` stays the
 profile method's (``features.estimate_key``).
@@ -42,6 +41,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from tracklens import pitch_posteriors
 
 N_PITCH = 12
 N_KEYS = 24  # rows 0-11: C..B major, 12-23: C..B minor (features.KEY_NAMES' order)
@@ -77,7 +78,7 @@ PROFILE = np.array([_zscore(p) for p in KEY_PROFILES["albrecht+krumhansl"]])  # 
 
 
 # --- basic-pitch pitch-class profiles (pitch_posteriors.PitchPosteriors) -------------------
-BP_LOWEST_MIDI = 21  # basic-pitch's note bin 0: A0 (pitch_posteriors.LOWEST_MIDI)
+BP_LOWEST_MIDI = pitch_posteriors.LOWEST_MIDI  # basic-pitch's note bin 0: A0
 FRAME_THRESHOLD = 0.3  # basic-pitch's default note threshold (its posteriors idle near 0.1 where nothing plays)
 # note-posterior registers (MIDI ranges): the bass A0-B2, C3-B3, C4-B4, C5 and up
 BANDS = {"bass": (21, 48), "oct3": (48, 60), "oct4": (60, 72), "high": (72, 109)}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class PitchPosteriors:
     note: np.ndarray
     onset: np.ndarray
     contour: np.ndarray
-    fps: float = FPS
+    fps: ClassVar[float] = FPS
 
 
 @functools.lru_cache(maxsize=1)
@@ -80,7 +81,7 @@ def posteriors(y: np.ndarray, *, sr: int) -> PitchPosteriors:
         import librosa
 
         y = librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE, res_type="soxr_hq").astype(np.float32)
-    frames = int(len(y) * FPS / SAMPLE_RATE)
+    frames = len(y) // HOP
     padded = np.concatenate([np.zeros(_OVERLAP // 2, np.float32), y])
     starts = range(0, len(padded), _STEP)
     session = _session()

@@ -408,7 +408,7 @@ def analyse(clip, *, summary: bool = False, meter=None) -> TrackAnalysis:
     beat_strength, pitched_strength, weights, fma_means, summaries, log_mels, chromas = 0.0, 0.0, [], [], [], [], []
     bounds = block_bounds(len(clip.y), clip.sr)
     # basic-pitch is most of the analysis' CPU and onnxruntime lets go of the GIL: its thread runs
-    # one block ahead of the rest of the analysis (two cores: a 6-minute master 7.1 -> ~5 s).
+    # one block ahead of the rest of the analysis (two cores: a 6-minute master 7.1 -> 5.9 s).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pitch") as pitch_pool:
         def posteriors_of(i):
             begin, stop = bounds[i]
