@@ -172,3 +172,28 @@ def test_a_browser_that_starts_after_the_bound_is_killed_as_it_starts(monkeypatc
         for pid in _processes_with(marker):  # never leave one behind, whatever failed
             os.kill(pid, signal.SIGKILL)
     assert not alive, f"a browser that started after the bound is left running: {alive}"
+
+
+def test_no_browser_starts_after_the_drawer_gave_up(monkeypatch, tmp_path):
+    """Setting kaleido up outlasts the bound (its import or its page on a loaded machine): the
+    drawer has given up before the browser object exists, and then started the browser anyway."""
+    import time
+    import warnings
+
+    import kaleido
+
+    from tracklens import figure_style
+
+    log = tmp_path / "started"
+    browser = tmp_path / "chromium"
+    browser.write_text(f"#!/bin/sh\necho $$ >> {log}\nexit 1\n")
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER_PATH", str(browser))
+    monkeypatch.setattr(figure_style, "STATIC_IMAGE_TIMEOUT_S", 0.5)
+    real = kaleido.Kaleido
+    monkeypatch.setattr(kaleido, "Kaleido", lambda *a, **k: (time.sleep(1.5), real(*a, **k))[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert figure_style._Drawer().png({"data": [], "layout": {}}) is None
+    time.sleep(3.5)  # the set-up ends at 1.5 s; a browser started then has written its line
+    assert not log.exists(), f"a browser started after the drawer gave up: pid {log.read_text()}"
