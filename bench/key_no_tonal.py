@@ -11,6 +11,8 @@ brown noise at three levels and three seeds; a drum loop of clicks and noise bur
 
 - ``tonal_share``: the share of basic-pitch frames with a note above ``FRAME_THRESHOLD`` (0.3);
 - ``active_mass``: the note posterior above the threshold, summed over keys, per frame;
+- ``tonal_spread``: ``KeyEvidence.tonal_spread`` (the no-tonal-content rule's statistic), ``no_key``:
+  the engine gives no key (silence rule or ``tonal_spread < NO_TONAL_SPREAD``);
 - ``peak``: the highest note posterior; ``p99_frame_max``: the 99th percentile of each frame's highest;
 - ``confidence`` / ``margin``: the shipped key model's top probability and its lead over the runner-up
   (NaN where the silence rule already gives no key).
@@ -32,6 +34,7 @@ from tracklens import audio, config, features, key_estimation as ke
 
 SR = config.SAMPLE_RATE
 SECONDS = 30.0
+SHORT_SECONDS = 3.0
 
 
 def _coloured_noise(colour: str, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -81,6 +84,12 @@ def synthetic_signals() -> list[dict]:
             for seed in range(3):
                 y = _coloured_noise(colour, n, np.random.default_rng(seed)) * 10 ** (level_db / 20)
                 rows.append({"clip": f"{colour}_{level_db}dB_seed{seed}", "kind": "noise", "fold": "", "y": y})
+        for seed in range(3, 10):  # the level changes little (basic-pitch normalises its input): more seeds
+            y = _coloured_noise(colour, n, np.random.default_rng(seed)) * 0.1
+            rows.append({"clip": f"{colour}_-20dB_seed{seed}", "kind": "noise", "fold": "", "y": y})
+        for seed in range(5):  # as short as the snippets
+            y = _coloured_noise(colour, int(SHORT_SECONDS * SR), np.random.default_rng(100 + seed)) * 0.1
+            rows.append({"clip": f"{colour}_3s_seed{seed}", "kind": "noise_3s", "fold": "", "y": y})
     for seed in range(3):
         rows.append({"clip": f"drum_loop_seed{seed}", "kind": "drums", "fold": "",
                      "y": 0.5 * _drum_loop(n, np.random.default_rng(seed))})
@@ -112,7 +121,14 @@ def statistics(y: np.ndarray, sr: int) -> dict:
     note = np.asarray(a.pitch_posteriors.note, dtype=np.float64)
     frame_max = note.max(axis=1)
     on = note > ke.FRAME_THRESHOLD
-    f = ke.key_features(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning, posteriors=a.pitch_posteriors)
+    evidence = ke.KeyEvidence()
+    evidence.add(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning, posteriors=a.pitch_posteriors)
+    spread, rule = evidence.tonal_spread(), ke.NO_TONAL_SPREAD
+    try:  # the model's answer without the no-tonal rule: what it said before the rule
+        ke.NO_TONAL_SPREAD = -1.0
+        f = evidence.features()
+    finally:
+        ke.NO_TONAL_SPREAD = rule
     confidence = margin = float("nan")
     if f is not None:
         p = np.sort(ke.KEY_MODEL.probabilities(f))[::-1]
@@ -120,10 +136,12 @@ def statistics(y: np.ndarray, sr: int) -> dict:
     long_on = _runs_at_least(on, LONG_NOTE_FRAMES)
     pc = ke.fold88((note * on).sum(axis=0))
     pc = pc / pc.sum() if pc.sum() > 0 else np.full(12, 1 / 12)
-    return {"frames": len(note), "tonal_share": float(on.any(axis=1).mean()),
+    return {"key_sq_sums": (note ** 2).sum(axis=0), "key_thr_sums": (note * on).sum(axis=0),
+            "frames": len(note), "tonal_share": float(on.any(axis=1).mean()),
             "long_note_share": float(long_on.any(axis=1).mean()),
             "persistence": float((on[1:] & on[:-1]).sum() / max(on[1:].sum(), 1)),
             "pc_entropy_bits": float(-(pc * np.log2(pc + 1e-12)).sum()),
+            "tonal_spread": spread, "no_key": f is None or spread < rule,
             "active_mass": float((note * on).sum() / len(note)), "peak": float(note.max()),
             "p99_frame_max": float(np.percentile(frame_max, 99)), "confidence": confidence, "margin": margin}
 
@@ -147,17 +165,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="CSV of the statistics (one row per signal)")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--sums", type=Path, help="also write each signal's per-key sums (.npz)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips (a smoke run)")
     args = parser.parse_args(argv)
     clips = key_model.clips(config.SHARED_DATA_DIR)
     if args.limit:
         clips = clips[:args.limit]
     rows = synthetic_signals() + clips
-    table = pd.DataFrame(Parallel(n_jobs=args.jobs)(delayed(_row_stats)(r) for r in rows))
+    stats = Parallel(n_jobs=args.jobs)(delayed(_row_stats)(r) for r in rows)
+    if args.sums:  # the 88 keys' sums of every signal, to try other statistics without the network
+        np.savez(args.sums, clip=[r["clip"] for r in stats], kind=[r["kind"] for r in stats],
+                 **{name: np.stack([r[name] for r in stats]) for name in ("key_sq_sums", "key_thr_sums")})
+    table = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("key_")} for r in stats])
     from tracklens import fileio
 
     fileio.write_csv(table, args.out)
-    print(table.groupby(["kind", "fold"], dropna=False)[["tonal_share", "long_note_share", "persistence", "active_mass", "confidence"]]
+    print(table.groupby(["kind", "fold"], dropna=False)[["tonal_spread", "tonal_share", "confidence"]]
           .agg(["min", "max"]).round(3).to_string())
     return 0
 
