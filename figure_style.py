@@ -111,9 +111,13 @@ class _Drawer:
     """
 
     def __init__(self):
+        import threading
+
         self.failed: str | None = None
         self._loop = None
         self._kaleido = None  # set before the browser starts: close() stops one that never answered too
+        self._processes: _StartedProcesses | None = None  # the browser's processes, recorded as they start
+        self._lock = threading.Lock()  # between the draw (its loop's thread) and close()
 
     def png(self, fig_dict: dict) -> bytes | None:
         """The figure as PNG bytes, or None (warned once, never tried again) when it cannot be drawn."""
@@ -137,22 +141,27 @@ class _Drawer:
     async def _draw(self, fig_dict: dict) -> bytes:
         import plotly.io as pio
 
-        if self._kaleido is None:
+        browser = self._kaleido
+        if browser is None:
             import atexit
 
             import kaleido
 
             # mathjax=False: no script from the network (the package's figures use no LaTeX)
-            self._kaleido = kaleido.Kaleido(page_generator=kaleido.PageGenerator(mathjax=False),
-                                            timeout=STATIC_IMAGE_TIMEOUT_S)
+            browser = kaleido.Kaleido(page_generator=kaleido.PageGenerator(mathjax=False),
+                                      timeout=STATIC_IMAGE_TIMEOUT_S)
+            with self._lock:  # close() runs in another thread: it sees this browser, or this sees it gave up
+                if self.failed is not None:  # given up (e.g. the import outlasted the bound): start nothing
+                    raise RuntimeError(self.failed)
+                self._kaleido, self._processes = browser, _StartedProcesses.watch(browser)
             atexit.register(self.close)
-            await self._kaleido.open()  # starts the browser
+            await browser.open()  # starts the browser
         layout = fig_dict.get("layout", {})
         template = layout.get("template", {}).get("layout", {})
         opts = {"format": "png", "scale": 1,  # the sizes plotly's own to_image uses
                 "width": layout.get("width") or template.get("width") or pio.defaults.default_width,
                 "height": layout.get("height") or template.get("height") or pio.defaults.default_height}
-        return await self._kaleido.calc_fig(fig_dict, opts=opts)
+        return await browser.calc_fig(fig_dict, opts=opts)
 
     def close(self) -> None:
         """Stop the browser (at exit, or when it failed), within BROWSER_CLOSE_TIMEOUT_S.
@@ -163,17 +172,22 @@ class _Drawer:
         """
         import asyncio
 
-        browser, self._kaleido = self._kaleido, None
+        with self._lock:
+            browser, processes, self._kaleido, self._processes = self._kaleido, self._processes, None, None
         if browser is None:
             return
-        process = getattr(browser, "subprocess", None)  # set once the browser's process started
         if self.failed is None:  # a working browser is asked first; one that failed or hung would not answer
             try:
                 asyncio.run_coroutine_threadsafe(browser.close(), self._loop).result(BROWSER_CLOSE_TIMEOUT_S)
             except Exception:  # noqa: BLE001 (killed below)
                 pass
-        if process is not None and process.poll() is None:
-            _kill_process_group(process)  # choreographer's watchdog then removes its temporary folders
+        # Every process the browser started so far; one that starts from now on (its start outlasted
+        # the bound) is killed as it starts. choreographer sets ``subprocess`` only after the start.
+        started = processes.close() if processes is not None else []
+        late_set = getattr(browser, "subprocess", None)
+        for process in started + ([late_set] if late_set is not None and late_set not in started else []):
+            if process.poll() is None:
+                _kill_process_group(process)  # choreographer's watchdog then removes its temporary folders
 
     def _give_up(self, exc: BaseException) -> None:
         import warnings
@@ -184,6 +198,61 @@ class _Drawer:
         warnings.warn(f"tracklens: Plotly figures are shown without a static PNG for GitHub and nbconvert "
                       f"({self.failed}); install Chrome/Chromium (`make system-deps`) or set {STATIC_IMAGE_ENV}=0",
                       RuntimeWarning, stacklevel=2)
+
+
+class _StartedProcesses:
+    """The processes a choreographer browser starts, recorded the moment each starts; after
+    :meth:`close`, one that starts is killed at once.
+
+    choreographer starts the browser in a worker thread of its own executor and names the process
+    (``browser.subprocess``) only when the event loop resumes the start: a start that outlasted
+    STATIC_IMAGE_TIMEOUT_S (a loaded machine, a slow disk) came after :meth:`_Drawer.close` had
+    looked, and that browser, in a session of its own, was never killed. Wrapping the executor
+    sees the process in the thread that started it, and the lock orders that with close().
+    """
+
+    def __init__(self, executor):
+        import threading
+
+        self._executor = executor
+        self._lock = threading.Lock()
+        self._started: list = []
+        self._closed = False
+
+    @classmethod
+    def watch(cls, browser) -> "_StartedProcesses | None":
+        """Record what ``browser`` (a choreographer Browser, not yet opened) starts; None when this
+        choreographer has no executor to wrap (then only ``browser.subprocess`` is known)."""
+        executor = getattr(browser, "_process_executor", None)
+        if executor is None or not hasattr(executor, "submit"):
+            return None
+        watcher = cls(executor)
+        browser._process_executor = watcher
+        return watcher
+
+    def submit(self, fn, /, *args, **kwargs):
+        def recorded():
+            import subprocess
+
+            result = fn(*args, **kwargs)
+            if isinstance(result, subprocess.Popen):
+                with self._lock:
+                    self._started.append(result)
+                    late = self._closed
+                if late:
+                    _kill_process_group(result)
+            return result
+
+        return self._executor.submit(recorded)
+
+    def __getattr__(self, name):  # the rest of the executor (shutdown, ...) as it was
+        return getattr(self._executor, name)
+
+    def close(self) -> list:
+        """The processes started so far; any started from now on is killed as it starts."""
+        with self._lock:
+            self._closed = True
+            return list(self._started)
 
 
 def _kill_process_group(process) -> None:

@@ -3,7 +3,8 @@
 basic-pitch (Bittner et al., ICASSP 2022; Apache-2.0; ``models/pretrained/LICENSE-basic-pitch.md``)
 is a small polyphonic transcription network. Per frame of 256 samples at 22 050 Hz (86.1 frames a
 second) it gives, for the 88 keys of a piano (MIDI 21-108), the probability that the note sounds
-(``note``) and that it starts (``onset``), and a finer pitch ``contour`` (3 bins per semitone).
+(``note``) and that it starts (``onset``), and a finer pitch ``contour`` (3 bins per semitone; kept
+only when asked for).
 Pitch-class profiles and pitched-onset envelopes read from it see harmony and note starts that a
 spectrogram's chroma and spectral flux blur.
 
@@ -42,11 +43,13 @@ _OUTPUTS = {"contour": "StatefulPartitionedCall:0", "note": "StatefulPartitioned
 @dataclass(frozen=True)
 class PitchPosteriors:
     """``note``, ``onset`` [shape=(t, 88)] and ``contour`` [shape=(t, 264)] probabilities per frame,
-    at ``fps`` frames a second; column 0 is MIDI :data:`LOWEST_MIDI` (A0)."""
+    at ``fps`` frames a second; column 0 is MIDI :data:`LOWEST_MIDI` (A0). ``contour`` is None
+    unless asked for (``posteriors(..., contour=True)``): the engine reads only note and onset, and
+    the contour was 60 % of the ~90 MB a 10-minute file's posteriors held."""
 
     note: np.ndarray
     onset: np.ndarray
-    contour: np.ndarray
+    contour: np.ndarray | None = None
     fps: ClassVar[float] = FPS
 
 
@@ -69,9 +72,10 @@ def _session():
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def posteriors(y: np.ndarray, *, sr: int) -> PitchPosteriors:
+def posteriors(y: np.ndarray, *, sr: int, contour: bool = False) -> PitchPosteriors:
     """The network's probabilities for the mono signal ``y`` at ``sr`` Hz (resampled to 22 050 Hz
-    when it is not), one frame per 256 samples of the 22 050 Hz signal."""
+    when it is not), one frame per 256 samples of the 22 050 Hz signal; the ``contour`` only when
+    asked for (the research benches read it, the engine does not)."""
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1 or y.size == 0:
         raise TracklensError(f"pitch posteriors need a non-empty mono signal, got shape {y.shape}")
@@ -86,15 +90,21 @@ def posteriors(y: np.ndarray, *, sr: int) -> PitchPosteriors:
     starts = range(0, len(padded), _STEP)
     session = _session()
     name = session.get_inputs()[0].name
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in _OUTPUTS}
+    wanted = [k for k in _OUTPUTS if contour or k != "contour"]
+    # Written in place, window by window: joining per-batch parts held every output twice at the end.
+    joined: dict[str, np.ndarray] = {}
+    row_of = 0
+    half = OVERLAP_FRAMES // 2
     for first in range(0, len(starts), BATCH):
         batch = np.zeros((len(starts[first:first + BATCH]), WINDOW, 1), np.float32)
         for row, start in enumerate(starts[first:first + BATCH]):
             window = padded[start:start + WINDOW]
             batch[row, :len(window), 0] = window
-        outputs = session.run(list(_OUTPUTS.values()), {name: batch})
-        half = OVERLAP_FRAMES // 2
-        for key, out in zip(_OUTPUTS, outputs):
-            parts[key].append(out[:, half:-half].reshape(-1, out.shape[-1]))
-    joined = {key: np.concatenate(value)[:frames] for key, value in parts.items()}
-    return PitchPosteriors(**joined)
+        outputs = session.run([_OUTPUTS[k] for k in wanted], {name: batch})
+        for key, out in zip(wanted, outputs):
+            kept = out[:, half:-half].reshape(-1, out.shape[-1])
+            if key not in joined:  # every window gives the same number of frames
+                joined[key] = np.empty((len(starts) * (out.shape[1] - 2 * half), out.shape[-1]), np.float32)
+            joined[key][row_of:row_of + len(kept)] = kept
+        row_of += len(kept)
+    return PitchPosteriors(**{key: value[:frames] for key, value in joined.items()})

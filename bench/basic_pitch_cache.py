@@ -40,7 +40,7 @@ def main(argv=None) -> int:
         if target.exists():
             continue
         clip = audio.load_audio(gtzan / Path(row.path).relative_to("shared/data/gtzan"), sr=pitch_posteriors.SAMPLE_RATE)
-        p = pitch_posteriors.posteriors(clip.y, sr=clip.sr)
+        p = pitch_posteriors.posteriors(clip.y, sr=clip.sr, contour=True)
         np.savez(target, **{NAMES[k]: getattr(p, k).astype(np.float16) for k in NAMES})
     return 0
 

@@ -68,7 +68,7 @@ def inputs(cache: Path | None) -> dict[str, np.ndarray]:
         path = gtzan / Path(r.path).relative_to("shared/data/gtzan")
         rows["emb"].append(efficientat.embed(clip=audio.load_audio(path, sr=efficientat.SAMPLE_RATE))["mean"])
         clip = audio.load_audio(path, sr=pitch_posteriors.SAMPLE_RATE)
-        rows["bp"].append(pitch_summary(pitch_posteriors.posteriors(clip.y, sr=clip.sr)))
+        rows["bp"].append(pitch_summary(pitch_posteriors.posteriors(clip.y, sr=clip.sr, contour=True)))
         genre, number = r.clip.split(".")
         rows.update({k: rows[k] + [v] for k, v in (("genre", r.genre), ("fold", r.fold), ("kind", r.kind),
                                                   ("group", f"{genre}.{int(number) // 10}"))})

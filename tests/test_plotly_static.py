@@ -114,3 +114,86 @@ def test_a_browser_that_hangs_is_given_up_within_the_bound_and_killed(monkeypatc
     for pid in alive:  # not left behind by a failing run either
         os.kill(pid, signal.SIGKILL)
     assert not alive, f"left running: {alive}"
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Living processes (not this one) whose environment holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes() and _running(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:  # gone, or not ours to read
+            pass
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the processes from /proc")
+def test_a_browser_that_starts_after_the_bound_is_killed_as_it_starts(monkeypatch, tmp_path):
+    """The browser's start outlasts the bound (a loaded machine): the drawer gives up and closes
+    before choreographer has named the browser's process. That browser, started later in a
+    session of its own, was never killed; now it is killed as it starts."""
+    import time
+    import uuid
+    import warnings
+
+    from choreographer.browsers import chromium
+
+    from tracklens import figure_style
+
+    marker = f"TRACKLENS_LATE_BROWSER_{uuid.uuid4().hex}"
+    monkeypatch.setenv(marker, "1")  # inherited by the browser and choreographer's wrapper around it
+    browser = tmp_path / "chromium"
+    browser.write_text("#!/bin/sh\nsleep 600\n")  # starts, never answers
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER_PATH", str(browser))
+    bound, start_delay = 1.0, 2.5
+    monkeypatch.setattr(figure_style, "STATIC_IMAGE_TIMEOUT_S", bound)
+    pre_open = chromium.Chromium.pre_open
+
+    def slow_pre_open(self, *args, **kwargs):  # runs in choreographer's thread just before it starts the browser
+        time.sleep(start_delay)
+        return pre_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(chromium.Chromium, "pre_open", slow_pre_open)
+    drawer = figure_style._Drawer()
+    started = time.monotonic()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert drawer.png({"data": [], "layout": {}}) is None
+        assert time.monotonic() - started < bound + 1.0  # the caller waited only the bound
+        assert [str(w.message) for w in caught if "without a static PNG" in str(w.message)], caught
+        time.sleep(max(0.0, started + start_delay + 2.0 - time.monotonic()))  # the late start, and slack
+        alive = _processes_with(marker)
+    finally:
+        for pid in _processes_with(marker):  # never leave one behind, whatever failed
+            os.kill(pid, signal.SIGKILL)
+    assert not alive, f"a browser that started after the bound is left running: {alive}"
+
+
+def test_no_browser_starts_after_the_drawer_gave_up(monkeypatch, tmp_path):
+    """Setting kaleido up outlasts the bound (its import or its page on a loaded machine): the
+    drawer has given up before the browser object exists, and then started the browser anyway."""
+    import time
+    import warnings
+
+    import kaleido
+
+    from tracklens import figure_style
+
+    log = tmp_path / "started"
+    browser = tmp_path / "chromium"
+    browser.write_text(f"#!/bin/sh\necho $$ >> {log}\nexit 1\n")
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER_PATH", str(browser))
+    monkeypatch.setattr(figure_style, "STATIC_IMAGE_TIMEOUT_S", 0.5)
+    real = kaleido.Kaleido
+    monkeypatch.setattr(kaleido, "Kaleido", lambda *a, **k: (time.sleep(1.5), real(*a, **k))[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert figure_style._Drawer().png({"data": [], "layout": {}}) is None
+    time.sleep(3.5)  # the set-up ends at 1.5 s; a browser started then has written its line
+    assert not log.exists(), f"a browser started after the drawer gave up: pid {log.read_text()}"
