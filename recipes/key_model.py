@@ -142,22 +142,30 @@ def fit(full: list[dict], snippets: list[dict], choice: Choice) -> ke.KeyModel:
                             l2=choice.l2, weights=np.r_[np.ones(len(full)), np.full(len(extra), choice.snippet_weight)])
 
 
+def cv_splits(full, snippets, *, seed: int, n_splits: int = 10):
+    """Per fold of one shuffle ``seed`` of the groups (:func:`group_of`): the indices of the
+    ``full`` clips and ``snippets`` to train on and of the ``full`` clips held out; a held-out
+    group's snippets are left out of training too."""
+    groups = np.array([group_of(r) for r in full])
+    snippet_groups = np.array([group_of(r) for r in snippets])
+    unique = np.unique(groups)
+    np.random.default_rng(seed).shuffle(unique)
+    fold = dict(zip(unique, np.arange(len(unique)) % n_splits))
+    for i in range(n_splits):
+        held = {g for g in unique if fold[g] == i}
+        yield ([j for j, g in enumerate(groups) if g not in held],
+               [j for j, g in enumerate(snippet_groups) if g not in held],
+               [j for j, g in enumerate(groups) if g in held])
+
+
 def cross_validate(full, snippets, choice: Choice, *, n_splits=10, seeds=range(5)) -> tuple[float, float]:
     """Grouped ``n_splits``-fold CV MIREX and exact share, each the mean over ``seeds`` shuffles of
     the groups; a held-out group's snippets are left out of training too."""
-    groups = np.array([group_of(r) for r in full])
-    snippet_groups = np.array([group_of(r) for r in snippets])
     scores, exact = [], []
     for seed in seeds:
-        unique = np.unique(groups)
-        np.random.default_rng(seed).shuffle(unique)
-        fold = dict(zip(unique, np.arange(len(unique)) % n_splits))
         keys = [None] * len(full)
-        for i in range(n_splits):
-            held = {g for g in unique if fold[g] == i}
-            model = fit([r for r, g in zip(full, groups) if g not in held],
-                        [r for r, g in zip(snippets, snippet_groups) if g not in held], choice)
-            test = [j for j, g in enumerate(groups) if g in held]
+        for train_full, train_snippets, test in cv_splits(full, snippets, seed=seed, n_splits=n_splits):
+            model = fit([full[j] for j in train_full], [snippets[j] for j in train_snippets], choice)
             for j, k in zip(test, model_keys(model, [full[j] for j in test])):
                 keys[j] = k
         scores.append(mirex(keys, full).mean())
