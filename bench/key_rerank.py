@@ -103,6 +103,40 @@ def load_windows(rows: list[dict], bp_cache: Path, cache: Path | None, jobs: int
     return done
 
 
+# --- chord-quality blocks --------------------------------------------------------------------
+def triad_blocks(note: np.ndarray, *, threshold: float) -> np.ndarray:
+    """[2, 12] z-scored profiles of major and minor triads by root, from basic-pitch's note
+    posterior [t, 88]: per frame each pitch class's strongest octave (values at or below
+    ``threshold`` count as 0), a triad as strong as its weakest note, summed over the frames.
+    A minor key's tonic chord is minor, its dominant major: evidence for the mode and the fifth."""
+    note = np.asarray(note, dtype=np.float64)
+    pcs = (ke.BP_LOWEST_MIDI + np.arange(note.shape[1])) % N
+    act = np.stack([note[:, pcs == p].max(axis=1) for p in range(N)], axis=1)
+    act = act * (act > threshold)
+    roots = np.arange(N)
+    major = np.minimum(np.minimum(act[:, roots], act[:, (roots + 4) % N]), act[:, (roots + 7) % N]).sum(axis=0)
+    minor = np.minimum(np.minimum(act[:, roots], act[:, (roots + 3) % N]), act[:, (roots + 7) % N]).sum(axis=0)
+    return np.vstack([ke._zscore(major), ke._zscore(minor)])
+
+
+TRIAD_THRESHOLDS = {"triads": ke.FRAME_THRESHOLD, "triads-soft": 0.0}
+
+
+def with_triads(rows: list[dict], bp_cache: Path) -> list[dict]:
+    """``rows``, each with ``features_<name>``: its KeyFeatures plus the 2 triad blocks, for each
+    of :data:`TRIAD_THRESHOLDS`."""
+    out = []
+    for r in rows:
+        if r["features"] is None:  # silence: no key to read
+            out.append(r)
+            continue
+        note = np.load(bp_cache / f"{r['clip']}__{r['kind']}.npz")["StatefulPartitionedCall_1"]
+        f = r["features"]
+        out.append({**r, **{f"features_{name}": ke.KeyFeatures(f.profile, np.vstack([f.blocks, triad_blocks(note, threshold=t)]))
+                            for name, t in TRIAD_THRESHOLDS.items()}})
+    return out
+
+
 # --- stage 1 and its combinations ----------------------------------------------------------
 def log_probs(model: ke.KeyModel, fs: list[ke.KeyFeatures | None]) -> np.ndarray:
     """[n, 24] log-probabilities (a missing window's row is 0: it votes for nothing)."""
@@ -201,8 +235,45 @@ def oof_log_probs(full: list[dict], snippets: list[dict], choice: key_model.Choi
     return clip, win
 
 
+def fit_with_windows(train: list[dict], train_snippets: list[dict], choice: key_model.Choice,
+                     window_weight: float) -> ke.KeyModel:
+    """``choice``'s model fitted on the full clips, the snippets and, at ``window_weight`` each,
+    the 10 s windows of the full clips (more, overlapping, shorter examples of the same keys)."""
+    windows = [{"features": w, "label": r["label"]} for r in train for w in r["windows"] if w is not None]
+    extra = train_snippets + windows
+    keep = key_model.FEATURE_SETS[choice.feature_set]
+    weights = np.r_[np.ones(len(train)), np.full(len(train_snippets), choice.snippet_weight),
+                    np.full(len(windows), window_weight)]
+    return ke.fit_key_model([key_model._with_blocks(r["features"], keep) for r in train + extra],
+                            np.array([r["label"] for r in train + extra]), l2=choice.l2, weights=weights)
+
+
+def _key_pair(i: int) -> tuple[int, int]:
+    return i % N, 1 if i < N else 0  # (pitch class, mode 1 major / 0 minor)
+
+
+# MIREX_CREDIT[e, r]: the MIREX weight of estimating key e when the reference is r
+MIREX_CREDIT = np.array([[features.mirex_key_score(_key_pair(e), _key_pair(r)) for r in range(ke.N_KEYS)]
+                         for e in range(ke.N_KEYS)])
+
+
+def expected_mirex(logp: np.ndarray) -> np.ndarray:
+    """[n, 24] each key's expected MIREX weight under the model's probabilities: choosing its
+    maximum, rather than the most probable key, is the decision that maximises the expected score
+    (a near-tie between a key and its fifth below goes to the fifth below, which earns 0.5 if
+    wrong). No parameters; equivariant, as the credit depends on the interval alone."""
+    p = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return (p / p.sum(axis=1, keepdims=True)) @ MIREX_CREDIT.T
+
+
+WINDOW_WEIGHTS = (0.1, 0.2)  # per 10 s window: 5 windows of a 30 s clip weigh 0.5 or 1 clip
+
+
 # --- the variants ----------------------------------------------------------------------------
-VARIANTS = ("shipped recipe", "bag-l2", "bag-sets", "bag-all", "windows", "clip+windows", "rerank", "rerank+windows")
+VARIANTS = ("shipped recipe", "bag-l2", "bag-sets", "bag-all", "windows", "clip+windows", "rerank", "rerank+windows",
+            *(f"{name} (L2 300)" for name in TRIAD_THRESHOLDS), *(f"window examples {w:g}" for w in WINDOW_WEIGHTS),
+            "expected MIREX", "bag-all, expected MIREX")
+ALL_BLOCKS_AND_TRIADS = "all+triads"
 
 
 def score_variants(train: list[dict], train_snippets: list[dict], test: list[dict], *, seed: int,
@@ -210,6 +281,7 @@ def score_variants(train: list[dict], train_snippets: list[dict], test: list[dic
     """{variant: [len(test), 24] scores}, every model fitted on (``train``, ``train_snippets``);
     ``base``: the stage-1 model when it is already fitted (KEY_MODEL_TRAIN_ONLY on the valid fold)."""
     key_model.FEATURE_SETS.update(EXTRA_SETS)
+    key_model.FEATURE_SETS[ALL_BLOCKS_AND_TRIADS] = tuple(range(ke.N_BLOCKS + 2))
     base = base or key_model.fit(train, train_snippets, SHIPPED)
     clip = log_probs(base, [r["features"] for r in test])
     win = window_log_probs(base, test)
@@ -221,12 +293,20 @@ def score_variants(train: list[dict], train_snippets: list[dict], test: list[dic
     inner_clip, inner_win = oof_log_probs(train, train_snippets, SHIPPED, seed=seed, n_splits=INNER_SPLITS)
     out["rerank"] = rerank_log_scores(fit_rerank(inner_clip, train), clip, test)
     out["rerank+windows"] = rerank_log_scores(fit_rerank(inner_clip + inner_win, train), clip + win, test)
+    for name in TRIAD_THRESHOLDS:
+        swap = lambda rows: [{**r, "features": r[f"features_{name}"]} for r in rows]  # noqa: E731
+        model = key_model.fit(swap(train), swap(train_snippets), key_model.Choice(300.0, 0.5, ALL_BLOCKS_AND_TRIADS))
+        out[f"{name} (L2 300)"] = log_probs(model, [r["features"] for r in swap(test)])
+    out["expected MIREX"] = expected_mirex(clip)
+    out["bag-all, expected MIREX"] = expected_mirex(out["bag-all"])
+    for w in WINDOW_WEIGHTS:
+        out[f"window examples {w:g}"] = log_probs(fit_with_windows(train, train_snippets, SHIPPED, w),
+                                                  [r["features"] for r in test])
     return out
 
 
 def keys_of(scores: np.ndarray) -> list[tuple[int, int]]:
-    best = scores.argmax(axis=1)
-    return [(int(b % N), 1 if b < N else 0) for b in best]
+    return [_key_pair(int(b)) for b in scores.argmax(axis=1)]
 
 
 def _cv_fold(full, snippets, tr, tr_snip, test, seed):
@@ -269,7 +349,7 @@ def main(argv=None) -> int:
     rows = key_model.load_rows(config.SHARED_DATA_DIR, jobs=args.jobs, cache=args.cache)
     full_rows = [r for r in rows if r["kind"] in key_model.FULL]
     windows = load_windows(full_rows, args.bp_cache, args.windows_cache, args.jobs)
-    rows = [{**r, "windows": windows.get((r["clip"], r["kind"]))} for r in rows]
+    rows = with_triads([{**r, "windows": windows.get((r["clip"], r["kind"]))} for r in rows], args.bp_cache)
     train, train_snippets = key_model.split(rows, ("train",))
     valid, _ = key_model.split(rows, ("valid",))
     print(f"train: {len(train)} full clips + {len(train_snippets)} snippets; valid: {len(valid)} full clips; "
@@ -278,7 +358,7 @@ def main(argv=None) -> int:
     per_clip = cross_validate(train, train_snippets, jobs=args.jobs, seeds=range(args.seeds))
     base = per_clip["shipped recipe"].mean(axis=0)  # per clip, mean over the shuffles
     print(f"\ntrain fold, grouped 10-fold CV (mean of {args.seeds} shuffles; recipes/key_model.py's folds):")
-    print(f"  {'variant':16s} {'MIREX':>6s} {'exact':>6s} {'vs recipe':>9s} {'paired SE':>9s}")
+    print(f"  {'variant':22s} {'MIREX':>6s} {'exact':>6s} {'vs recipe':>9s} {'paired SE':>9s}")
     table = []
     for v in VARIANTS:
         per = per_clip[v]
@@ -286,7 +366,7 @@ def main(argv=None) -> int:
         se = d.std(ddof=1) / np.sqrt(len(d))
         exact = (per == 1.0).mean()
         table.append((per.mean(), exact, v, d.mean(), se))
-        print(f"  {v:16s} {per.mean():6.3f} {exact:6.3f} {d.mean():+9.3f} {se:9.3f}")
+        print(f"  {v:22s} {per.mean():6.3f} {exact:6.3f} {d.mean():+9.3f} {se:9.3f}")
     best = max(range(len(table)), key=lambda i: (round(table[i][0], 9), round(table[i][1], 9), -i))
     score, exact, chosen, gain, se = table[best]
     qualifies = chosen != "shipped recipe" and gain > se
