@@ -248,29 +248,21 @@ def fit_with_windows(train: list[dict], train_snippets: list[dict], choice: key_
                             np.array([r["label"] for r in train + extra]), l2=choice.l2, weights=weights)
 
 
-def _key_pair(i: int) -> tuple[int, int]:
-    return i % N, 1 if i < N else 0  # (pitch class, mode 1 major / 0 minor)
-
-
-# MIREX_CREDIT[e, r]: the MIREX weight of estimating key e when the reference is r
-MIREX_CREDIT = np.array([[features.mirex_key_score(_key_pair(e), _key_pair(r)) for r in range(ke.N_KEYS)]
-                         for e in range(ke.N_KEYS)])
-
-
 def expected_mirex(logp: np.ndarray) -> np.ndarray:
     """[n, 24] each key's expected MIREX weight under the model's probabilities: choosing its
     maximum, rather than the most probable key, is the decision that maximises the expected score
-    (a near-tie between a key and its fifth below goes to the fifth below, which earns 0.5 if
-    wrong). No parameters; equivariant, as the credit depends on the interval alone."""
+    (a near-tie between two keys a fifth apart goes to the upper one, which earns 0.5 if the
+    lower is right). No parameters; equivariant, as the credit depends on the interval alone. Shipped:
+    ``key_estimation.best_keys`` names this key since this experiment."""
     p = np.exp(logp - logp.max(axis=1, keepdims=True))
-    return (p / p.sum(axis=1, keepdims=True)) @ MIREX_CREDIT.T
+    return (p / p.sum(axis=1, keepdims=True)) @ ke.MIREX_CREDIT.T
 
 
 WINDOW_WEIGHTS = (0.1, 0.2)  # per 10 s window: 5 windows of a 30 s clip weigh 0.5 or 1 clip
 
 
 # --- the variants ----------------------------------------------------------------------------
-VARIANTS = ("shipped recipe", "bag-l2", "bag-sets", "bag-all", "windows", "clip+windows", "rerank", "rerank+windows",
+VARIANTS = ("recipe (most probable)", "bag-l2", "bag-sets", "bag-all", "windows", "clip+windows", "rerank", "rerank+windows",
             *(f"{name} (L2 300)" for name in TRIAD_THRESHOLDS), *(f"window examples {w:g}" for w in WINDOW_WEIGHTS),
             "expected MIREX", "bag-all, expected MIREX")
 ALL_BLOCKS_AND_TRIADS = "all+triads"
@@ -285,7 +277,7 @@ def score_variants(train: list[dict], train_snippets: list[dict], test: list[dic
     base = base or key_model.fit(train, train_snippets, SHIPPED)
     clip = log_probs(base, [r["features"] for r in test])
     win = window_log_probs(base, test)
-    out = {"shipped recipe": clip, "windows": win, "clip+windows": clip + win}
+    out = {"recipe (most probable)": clip, "windows": win, "clip+windows": clip + win}
     members = {c: (base if c == SHIPPED else key_model.fit(train, train_snippets, c))
                for c in {c for bag in BAGS.values() for c in bag}}
     for name, bag in BAGS.items():
@@ -306,7 +298,7 @@ def score_variants(train: list[dict], train_snippets: list[dict], test: list[dic
 
 
 def keys_of(scores: np.ndarray) -> list[tuple[int, int]]:
-    return [_key_pair(int(b)) for b in scores.argmax(axis=1)]
+    return [ke._key_of(int(b)) for b in scores.argmax(axis=1)]
 
 
 def _cv_fold(full, snippets, tr, tr_snip, test, seed):
@@ -356,7 +348,7 @@ def main(argv=None) -> int:
           f"{WINDOW_S:g} s windows, hop {WINDOW_HOP_S:g} s: {np.mean([len(r['windows']) for r in train]):.1f} per clip")
 
     per_clip = cross_validate(train, train_snippets, jobs=args.jobs, seeds=range(args.seeds))
-    base = per_clip["shipped recipe"].mean(axis=0)  # per clip, mean over the shuffles
+    base = per_clip["recipe (most probable)"].mean(axis=0)  # per clip, mean over the shuffles
     print(f"\ntrain fold, grouped 10-fold CV (mean of {args.seeds} shuffles; recipes/key_model.py's folds):")
     print(f"  {'variant':22s} {'MIREX':>6s} {'exact':>6s} {'vs recipe':>9s} {'paired SE':>9s}")
     table = []
@@ -369,7 +361,7 @@ def main(argv=None) -> int:
         print(f"  {v:22s} {per.mean():6.3f} {exact:6.3f} {d.mean():+9.3f} {se:9.3f}")
     best = max(range(len(table)), key=lambda i: (round(table[i][0], 9), round(table[i][1], 9), -i))
     score, exact, chosen, gain, se = table[best]
-    qualifies = chosen != "shipped recipe" and gain > se
+    qualifies = chosen != "recipe (most probable)" and gain > se
     print(f"chosen on train: {chosen} (CV MIREX {score:.3f}, exact {exact:.3f}; {gain:+.3f} vs the recipe, paired SE "
           f"{se:.3f}: {'more' if qualifies else 'not more'} than one SE)")
     print(f"re-ranker features: {', '.join(RERANK_FEATURES)}")
@@ -379,10 +371,10 @@ def main(argv=None) -> int:
         refit = key_model.fit(train, train_snippets, SHIPPED)
         print(f"  max |recipe refit - KEY_MODEL_TRAIN_ONLY| = {np.abs(refit.vector - ke.KEY_MODEL_TRAIN_ONLY.vector).max():.2e}")
         scores = score_variants(train, train_snippets, valid, seed=0, base=ke.KEY_MODEL_TRAIN_ONLY)
-        ref_keys = keys_of(scores["shipped recipe"])
+        ref_keys = keys_of(scores["recipe (most probable)"])
         ref = key_model.mirex(ref_keys, valid)
         report_valid("KEY_MODEL_TRAIN_ONLY", ref, ref_keys, valid, None)
-        if chosen != "shipped recipe":
+        if chosen != "recipe (most probable)":
             keys = keys_of(scores[chosen])
             report_valid(f"chosen: {chosen}", key_model.mirex(keys, valid), keys, valid, ref)
     return 0

@@ -11,7 +11,9 @@ Run:  make key-model
 2. The choices: templates' L2, snippet weight and feature set (which profile blocks the templates
    read, :data:`FEATURE_SETS`), by grouped 10-fold cross-validation on the **train** fold only
    (5 shuffles; groups: blocks of 10 consecutive clip numbers per genre, since the data names no
-   artists and GTZAN's clips of one artist tend to be neighbours). Highest CV MIREX wins.
+   artists and GTZAN's clips of one artist tend to be neighbours). Highest CV MIREX wins, each
+   clip's key named as the engine names it (``key_estimation.best_keys``: the key of highest
+   expected MIREX weight, bench/key_rerank.py).
 3. Two fits with those choices, printed as source to paste into key_estimation.py:
    ``KEY_MODEL_TRAIN_ONLY`` (train fold only: what bench/key_fit.py scores on the valid fold,
    the honest number) and ``KEY_MODEL`` (train + valid: what the engine ships; the kept-out test
