@@ -32,7 +32,8 @@ valid. The honest number is the train-only fit's (:data:`KEY_MODEL_TRAIN_ONLY`, 
 ``bench/key_fit.py``; docs/key.md): GTZAN valid fold MIREX 0.693 (exact 0.639) naming the key of
 highest expected MIREX weight, 0.652 naming the most probable key (FEATURE_VERSION 6 as first
 shipped; paired gain +0.041, 95 % CI -0.008 to +0.098, bench/key_rerank.py), 0.551 for the
-profile method alone and 0.611 for the model without basic-pitch (FEATURE_VERSION 5). The shipped refit has seen the valid fold; the kept-out test fold judges it.
+profile method alone and 0.611 for the model without basic-pitch (FEATURE_VERSION 5). The shipped
+refit has seen the valid fold; the kept-out test fold judges it.
 The engine's key (``features.Analysis.key``, the ``key``/``mode``/``key_confidence``/
 ``key_runner_up`` columns) and the check page's card read it; a 3 s segment's ``key`` stays the
 profile method's (``features.estimate_key``).
@@ -383,7 +384,8 @@ KEY_MODEL = KeyModel(profile_weight=5.3528, minor_bias=1.1900, templates=np.arra
 # ``recipes/key_model.py`` on 2026-12-07): not used by the engine, kept so that the shipped recipe's
 # held-out score can be measured (bench/key_fit.py, tests/test_tempo_key.py). Valid fold (61 clips,
 # never fitted on): MIREX 0.693 with best_keys' expected-MIREX decision (0.652 naming the most probable key;
-# 0.669 on bench/key_basic_pitch.py's cached TFLite outputs; docs/key.md); in-sample train MIREX 0.815 (0.819). The templates are small next to the profile weight: the profile
+# 0.669 on bench/key_basic_pitch.py's cached TFLite outputs; docs/key.md); in-sample train MIREX 0.815 (0.819).
+# The templates are small next to the profile weight: the profile
 # correlation does most of the work; the templates and the minor bias correct it.
 KEY_MODEL_TRAIN_ONLY = KeyModel(profile_weight=5.7046, minor_bias=0.9528, templates=np.array([
     # major: chroma_stft, CQT octaves C2-C6, basic-pitch registers bass/C3/C4/C5+ (thresholded), bass line

@@ -3,17 +3,18 @@
 Run:  PYTHONPATH=.. TRACKLENS_SHARED_DATA=../shared/data nice python bench/key_rerank.py \
           --cache /tmp/keyfeat.pkl --bp-cache data/interim/basic_pitch --windows-cache /tmp/keywin.pkl \
           --jobs 2 [--valid]
-      (~2 CPU-minutes of window features the first time, ~5 minutes of fits on 2 busy cores)
+      (~2 CPU-minutes of window features the first time, then ~1-2 minutes of fits on 2 busy cores)
 
-Every variant starts from the shipped recipe's model (recipes/key_model.py's choice: templates on
-all 11 blocks, profile term on basic-pitch's note_sq, L2 300, snippets at weight 0.5) and is
+Every variant starts from the recipe's model (recipes/key_model.py's choice: templates on all 11
+blocks, profile term on basic-pitch's note_sq, L2 300, snippets at weight 0.5), naming its most
+probable key in "recipe (most probable)" (FEATURE_VERSION 6 as first shipped), and is
 scored with the recipe's grouped 10-fold CV on the **train** fold alone (5 shuffles, the same
 folds: ``key_model.cv_splits``):
 
 - ``bag-l2``, ``bag-sets``, ``bag-all``: the mean probability of models fitted at several L2
   strengths, on several subsets of the blocks, or both (a cheap ensemble);
 - ``windows``, ``clip+windows``: the model applied to overlapping 10 s windows (hop 5 s) of a
-  clip, the windows' log-probabilities summed (temporal voting), alone or added to the whole
+  clip, the windows' log-probabilities averaged (temporal voting), alone or added to the whole
   clip's; the windows' features come from the audio (chroma_stft, CQT) and the cached basic-pitch
   outputs of ``--bp-cache`` (``<clip>__<kind>.npz``, bench/basic_pitch_cache.py);
 - ``rerank``: a second stage over the model's 4 best keys, a conditional logit on features read
@@ -22,10 +23,16 @@ folds: ``key_model.cv_splits``):
   major-vs-minor third of basic-pitch's note_sq profile above its tonic, basic-pitch's bass line
   at its tonic and at its fifth, and the bass line at its tonic in the clip's last window (a
   tonic at the phrase end). The stage-1 log-probabilities it trains on are out-of-fold (a nested
-  grouped 5-fold CV inside each training part), as they will be on unseen clips.
+  grouped 5-fold CV inside each training part), as they will be on unseen clips;
+- ``triads``, ``triads-soft``: two more template blocks, major and minor triads by root from
+  basic-pitch's note posterior (thresholded at 0.3 or not);
+- ``window examples``: the training clips' 10 s windows as extra examples at a small weight;
+- ``expected MIREX``: stage 1's probabilities unchanged, the key named is the one of highest
+  expected MIREX weight (no parameter; shipped in ``key_estimation.best_keys`` since this
+  experiment chose it: docs/key.md).
 
 The variant with the highest train CV MIREX is chosen (ties: the higher exact share, then the
-earlier in the table); the paired SE of its gain over the shipped recipe is printed. With
+earlier in the table); the paired SE of its gain over the recipe is printed. With
 ``--valid`` the chosen variant, fitted on the train fold, is scored **once** on the keyed valid
 clips against ``KEY_MODEL_TRAIN_ONLY`` with bootstrap CIs (bench/key_fit.py's) and clips
 better / worse. Decision rule (fixed before scoring valid): ship only if the chosen variant beats
@@ -58,7 +65,8 @@ BP_FIRST = 1 + ke.CQT_OCTAVES
 EXTRA_SETS = {"chroma+bp": (0, *range(BP_FIRST, ke.N_BLOCKS)), "cqt+bp": tuple(range(1, ke.N_BLOCKS))}
 BAGS = {
     "bag-l2": [key_model.Choice(l2, 0.5, SHIPPED.feature_set) for l2 in (30.0, 100.0, 300.0)],
-    "bag-sets": [key_model.Choice(300.0, 0.5, s) for s in ("chroma+cqt+bands_thr+bass", "chroma+cqt", "chroma+bp", "cqt+bp")],
+    "bag-sets": [key_model.Choice(300.0, 0.5, s)
+                 for s in ("chroma+cqt+bands_thr+bass", "chroma+cqt", "chroma+bp", "cqt+bp")],
 }
 BAGS["bag-all"] = [key_model.Choice(l2, 0.5, c.feature_set) for c in BAGS["bag-sets"] for l2 in (30.0, 100.0, 300.0)]
 WINDOW_S, WINDOW_HOP_S = 10.0, 5.0
@@ -132,7 +140,8 @@ def with_triads(rows: list[dict], bp_cache: Path) -> list[dict]:
             continue
         note = np.load(bp_cache / f"{r['clip']}__{r['kind']}.npz")["StatefulPartitionedCall_1"]
         f = r["features"]
-        out.append({**r, **{f"features_{name}": ke.KeyFeatures(f.profile, np.vstack([f.blocks, triad_blocks(note, threshold=t)]))
+        out.append({**r, **{f"features_{name}":
+                            ke.KeyFeatures(f.profile, np.vstack([f.blocks, triad_blocks(note, threshold=t)]))
                             for name, t in TRIAD_THRESHOLDS.items()}})
     return out
 
@@ -262,7 +271,8 @@ WINDOW_WEIGHTS = (0.1, 0.2)  # per 10 s window: 5 windows of a 30 s clip weigh 0
 
 
 # --- the variants ----------------------------------------------------------------------------
-VARIANTS = ("recipe (most probable)", "bag-l2", "bag-sets", "bag-all", "windows", "clip+windows", "rerank", "rerank+windows",
+VARIANTS = ("recipe (most probable)", "bag-l2", "bag-sets", "bag-all", "windows", "clip+windows", "rerank",
+            "rerank+windows",
             *(f"{name} (L2 300)" for name in TRIAD_THRESHOLDS), *(f"window examples {w:g}" for w in WINDOW_WEIGHTS),
             "expected MIREX", "bag-all, expected MIREX")
 ALL_BLOCKS_AND_TRIADS = "all+triads"
@@ -302,14 +312,16 @@ def keys_of(scores: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _cv_fold(full, snippets, tr, tr_snip, test, seed):
-    return test, score_variants([full[j] for j in tr], [snippets[j] for j in tr_snip], [full[j] for j in test], seed=seed)
+    return test, score_variants([full[j] for j in tr], [snippets[j] for j in tr_snip], [full[j] for j in test],
+                                seed=seed)
 
 
 def cross_validate(full, snippets, *, jobs: int, seeds=range(5), n_splits: int = 10) -> dict[str, np.ndarray]:
     """{variant: [len(seeds), len(full)] per-clip MIREX} of the recipe's grouped CV."""
     from joblib import Parallel, delayed
 
-    tasks = [(seed, split) for seed in seeds for split in key_model.cv_splits(full, snippets, seed=seed, n_splits=n_splits)]
+    tasks = [(seed, split) for seed in seeds
+             for split in key_model.cv_splits(full, snippets, seed=seed, n_splits=n_splits)]
     results = Parallel(n_jobs=jobs)(delayed(_cv_fold)(full, snippets, *split, seed) for seed, split in tasks)
     per_clip = {v: np.zeros((len(seeds), len(full))) for v in VARIANTS}
     for (seed, _), (test, scores) in zip(tasks, results):
@@ -333,7 +345,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=None, help="recipes/key_model.py's feature pickle")
     parser.add_argument("--bp-cache", type=Path, required=True, help="folder of <clip>__<kind>.npz basic-pitch outputs")
-    parser.add_argument("--windows-cache", type=Path, default=None, help="pickle of the window features (reused if present)")
+    parser.add_argument("--windows-cache", type=Path, default=None,
+                        help="pickle of the window features (reused if present)")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--seeds", type=int, default=5, help="CV shuffles")
     parser.add_argument("--valid", action="store_true", help="score the train-CV choice once on the valid fold")
@@ -369,7 +382,8 @@ def main(argv=None) -> int:
     if args.valid:
         print("\nvalid fold, scored once (every model fitted on the train fold alone):")
         refit = key_model.fit(train, train_snippets, SHIPPED)
-        print(f"  max |recipe refit - KEY_MODEL_TRAIN_ONLY| = {np.abs(refit.vector - ke.KEY_MODEL_TRAIN_ONLY.vector).max():.2e}")
+        gap = np.abs(refit.vector - ke.KEY_MODEL_TRAIN_ONLY.vector).max()
+        print(f"  max |recipe refit - KEY_MODEL_TRAIN_ONLY| = {gap:.2e}")
         scores = score_variants(train, train_snippets, valid, seed=0, base=ke.KEY_MODEL_TRAIN_ONLY)
         ref_keys = keys_of(scores["recipe (most probable)"])
         ref = key_model.mirex(ref_keys, valid)
