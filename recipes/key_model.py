@@ -11,7 +11,9 @@ Run:  make key-model
 2. The choices: templates' L2, snippet weight and feature set (which profile blocks the templates
    read, :data:`FEATURE_SETS`), by grouped 10-fold cross-validation on the **train** fold only
    (5 shuffles; groups: blocks of 10 consecutive clip numbers per genre, since the data names no
-   artists and GTZAN's clips of one artist tend to be neighbours). Highest CV MIREX wins.
+   artists and GTZAN's clips of one artist tend to be neighbours). Highest CV MIREX wins, each
+   clip's key named as the engine names it (``key_estimation.best_keys``: the key of highest
+   expected MIREX weight, bench/key_rerank.py).
 3. Two fits with those choices, printed as source to paste into key_estimation.py:
    ``KEY_MODEL_TRAIN_ONLY`` (train fold only: what bench/key_fit.py scores on the valid fold,
    the honest number) and ``KEY_MODEL`` (train + valid: what the engine ships; the kept-out test
@@ -142,22 +144,30 @@ def fit(full: list[dict], snippets: list[dict], choice: Choice) -> ke.KeyModel:
                             l2=choice.l2, weights=np.r_[np.ones(len(full)), np.full(len(extra), choice.snippet_weight)])
 
 
+def cv_splits(full, snippets, *, seed: int, n_splits: int = 10):
+    """Per fold of one shuffle ``seed`` of the groups (:func:`group_of`): the indices of the
+    ``full`` clips and ``snippets`` to train on and of the ``full`` clips held out; a held-out
+    group's snippets are left out of training too."""
+    groups = np.array([group_of(r) for r in full])
+    snippet_groups = np.array([group_of(r) for r in snippets])
+    unique = np.unique(groups)
+    np.random.default_rng(seed).shuffle(unique)
+    fold = dict(zip(unique, np.arange(len(unique)) % n_splits))
+    for i in range(n_splits):
+        held = {g for g in unique if fold[g] == i}
+        yield ([j for j, g in enumerate(groups) if g not in held],
+               [j for j, g in enumerate(snippet_groups) if g not in held],
+               [j for j, g in enumerate(groups) if g in held])
+
+
 def cross_validate(full, snippets, choice: Choice, *, n_splits=10, seeds=range(5)) -> tuple[float, float]:
     """Grouped ``n_splits``-fold CV MIREX and exact share, each the mean over ``seeds`` shuffles of
     the groups; a held-out group's snippets are left out of training too."""
-    groups = np.array([group_of(r) for r in full])
-    snippet_groups = np.array([group_of(r) for r in snippets])
     scores, exact = [], []
     for seed in seeds:
-        unique = np.unique(groups)
-        np.random.default_rng(seed).shuffle(unique)
-        fold = dict(zip(unique, np.arange(len(unique)) % n_splits))
         keys = [None] * len(full)
-        for i in range(n_splits):
-            held = {g for g in unique if fold[g] == i}
-            model = fit([r for r, g in zip(full, groups) if g not in held],
-                        [r for r, g in zip(snippets, snippet_groups) if g not in held], choice)
-            test = [j for j, g in enumerate(groups) if g in held]
+        for train_full, train_snippets, test in cv_splits(full, snippets, seed=seed, n_splits=n_splits):
+            model = fit([full[j] for j in train_full], [snippets[j] for j in train_snippets], choice)
             for j, k in zip(test, model_keys(model, [full[j] for j in test])):
                 keys[j] = k
         scores.append(mirex(keys, full).mean())
