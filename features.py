@@ -35,7 +35,9 @@ from tracklens.errors import TracklensError
 # 5: that model refit on the GTZAN train + valid folds (was train only; same choices, recipes/key_model.py)
 # 6: the key model also reads basic-pitch's pitch-class profiles (Analysis.pitch_posteriors; docs/key.md);
 #    the tempo half from its pitched onsets (docs/tempo.md)
-FEATURE_VERSION = 6
+# 7: the key named is the one of highest expected MIREX score (was the most probable); no key where the
+#    notes heard are spread evenly over the 12 pitch classes (noise, drums: docs/key-no-tonal.md)
+FEATURE_VERSION = 7
 
 # The Kaggle GTZAN feature table's 57 feature columns, in its order (after `filename, length`).
 _SPECTRAL = (

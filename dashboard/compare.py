@@ -166,10 +166,11 @@ TEMPO_ACCURACY = ("Measured on 81 annotated GTZAN clips of the validation fold: 
                   f"tempo on 75% (Acc1 0.75), 94% counting ×2, ×3, ½, ⅓ (Acc2 0.94); see {ACCURACY_DOC}")
 KEY_METHOD = ("Albrecht–Shanahan/Krumhansl profile correlation with the pitch classes the basic-pitch transcription network "
               "hears, corrected by key templates learned from annotated GTZAN clips (chroma, constant-Q "
-              "octaves, registers and the bass line); confidence: the model's probability of the best of the "
-              "24 keys, runner-up: the second best")
-KEY_ACCURACY = ("Measured on 61 annotated GTZAN clips of the validation fold: MIREX score 0.65 (a fifth off "
-                f"counts 0.5, relative key 0.3, parallel 0.2), exact 0.59; see {ACCURACY_DOC}")
+              "octaves, registers and the bass line); the key named is the one of the 24 closest on average to "
+              "the likely answers (highest expected MIREX score; most often the most probable one); confidence: "
+              "the model's probability of that key; runner-up: the most probable other key")
+KEY_ACCURACY = ("Measured on 61 annotated GTZAN clips of the validation fold: MIREX score 0.69 (a fifth off "
+                f"counts 0.5, relative key 0.3, parallel 0.2), exact 0.64; see {ACCURACY_DOC}")
 LOUDNESS_METHOD = "integrated loudness, ITU-R BS.1770-4 over the channels (surrounds weighted 1.41, LFE left out)"
 LOUDNESS_ACCURACY = f"within 0.01 LU of ffmpeg's ebur128 on 17 test files (mono to 5.1, 44.1-96 kHz; {ACCURACY_DOC})"
 

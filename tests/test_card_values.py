@@ -55,7 +55,7 @@ def test_key_shows_its_confidence_and_runner_up(charts):
     key = _rows(charts)["key"]
     assert key.value == "A minor, confidence 0.62; runner-up C major"
     assert key.percentile is None and "not ranked" in key.note
-    assert "Albrecht–Shanahan/Krumhansl profile" in key.note and "MIREX score 0.65" in key.note
+    assert "Albrecht–Shanahan/Krumhansl profile" in key.note and "MIREX score 0.69" in key.note
     none = _rows(charts, key=-1, mode=-1, key_confidence=float("nan"), key_runner_up=None)["key"]
     assert none.value == "no key detected"
 

@@ -123,15 +123,15 @@ def test_engine_loudness_is_measured_over_the_files_channels(tmp_path):
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_valid_fold_tempo_and_key_beat_the_old_card(shared_data):
-    """The GTZAN valid fold (81 annotated full clips and excerpts): tempo Acc1 0.741 / Acc2 0.914
-    (nothing in the tempo was fitted on this fold) and key MIREX 0.652 measured (bench/tempo_key.py,
-    bench/key_fit.py; 0.611 before basic-pitch's profiles), the old card 0.593 / 0.753 / 0.457, the
+    """The GTZAN valid fold (81 annotated full clips and excerpts): tempo Acc1 0.753 / Acc2 0.938
+    (nothing in the tempo was fitted on this fold) and key MIREX 0.693 measured (bench/tempo_key.py,
+    bench/key_fit.py; 0.652 naming the most probable key, 0.611 before basic-pitch's profiles), the old card 0.593 / 0.753 / 0.457, the
     v3 profile key 0.551. The bounds sit between them, so a return to the mean onset envelope or to
     profiles alone (docs/key.md) fails.
 
     The key's held-out bound scores ``KEY_MODEL_TRAIN_ONLY``: the shipped recipe fitted on the
     train fold alone. The shipped ``KEY_MODEL`` was refit on train + valid, so its score here is
-    **in-sample** (0.698 measured): its bound only checks that the engine reads the learned model."""
+    **in-sample** (0.690 measured): its bound only checks that the engine reads the learned model."""
     import csv
     from pathlib import Path
 
@@ -156,5 +156,5 @@ def test_valid_fold_tempo_and_key_beat_the_old_card(shared_data):
             held_out.append(features.mirex_key_score(train_only, truth))
     assert (len(acc1), len(held_out)) == (81, 61)
     assert np.mean(acc1) >= 0.70 and np.mean(acc2) >= 0.88
-    assert np.mean(held_out) >= 0.58
+    assert np.mean(held_out) >= 0.665  # 0.693 measured; naming the most probable key reads 0.652
     assert np.mean(in_sample) >= 0.58
