@@ -335,10 +335,15 @@ def best_keys(p: np.ndarray) -> tuple[int, int, float, int, int]:
 
 
 def fit_key_model(examples: list[KeyFeatures], labels: np.ndarray, *, l2: float = 300.0,
-                  weights: np.ndarray | None = None) -> KeyModel:
+                  weights: np.ndarray | None = None, smoothing: float = 0.0, credit_loss: bool = False) -> KeyModel:
     """Multinomial logistic regression over the 24 keys with the model's tied weights; ``labels``
     0-23 (0 = C major, 12 = C minor); L2 ``l2`` on the templates (not on the profile weight or
-    the minor bias); ``weights`` per example (default 1)."""
+    the minor bias); ``weights`` per example (default 1).
+
+    Decision-aware variants (bench/key_decision.py; not the shipped fit): ``smoothing`` moves that
+    share of each target's mass from the true key to the keys MIREX gives partial credit, in
+    proportion to it (cross-entropy against soft targets); ``credit_loss`` minimises
+    ``-log sum_k MIREX_CREDIT[k, y] p_k`` (the log of the expected credit) instead of ``-log p_y``."""
     from scipy.optimize import minimize
 
     z = np.stack([design(f) for f in examples])  # (n, 24, p)
@@ -347,15 +352,23 @@ def fit_key_model(examples: list[KeyFeatures], labels: np.ndarray, *, l2: float 
     sw = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     reg = np.full(n_par, float(l2))
     reg[0], reg[-1] = 1e-3, 0.0
+    credit = MIREX_CREDIT[:, y].T  # (n, 24): the credit of naming key k when y is right
+    partial = credit * (1.0 - np.eye(N_KEYS)[y])  # the same, the truth's own 1 left out
+    targets = (1.0 - smoothing) * np.eye(N_KEYS)[y] + smoothing * partial / partial.sum(axis=1, keepdims=True)
 
     def loss_and_grad(w):
         s = z @ w
         s -= s.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(s).sum(axis=1))
-        loss = -(sw * (s[np.arange(n), y] - lse)).sum() + 0.5 * (reg * w) @ w
-        g = np.exp(s - lse[:, None])
-        g[np.arange(n), y] -= 1.0
-        return loss, np.einsum("nk,nkp->p", g * sw[:, None], z) + reg * w
+        log_p = s - np.log(np.exp(s).sum(axis=1))[:, None]
+        p = np.exp(log_p)
+        if credit_loss:
+            expected = (credit * p).sum(axis=1)
+            loss = -(sw * np.log(expected)).sum()
+            g = p - credit * p / expected[:, None]
+        else:
+            loss = -(sw * (targets * log_p).sum(axis=1)).sum()
+            g = p - targets
+        return loss + 0.5 * (reg * w) @ w, np.einsum("nk,nkp->p", g * sw[:, None], z) + reg * w
 
     w = minimize(loss_and_grad, np.zeros(n_par), jac=True, method="L-BFGS-B").x
     return KeyModel.from_vector(w, n_blocks=examples[0].blocks.shape[0])

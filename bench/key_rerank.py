@@ -330,6 +330,29 @@ def cross_validate(full, snippets, *, jobs: int, seeds=range(5), n_splits: int =
     return per_clip
 
 
+def cv_table(per_clip: dict[str, np.ndarray], variants, reference: str, *, log=print) -> tuple[str, bool]:
+    """Print each variant's CV MIREX, exact share, and gain over ``reference`` with its paired SE
+    (per clip, the mean over the shuffles); return the variant of highest CV MIREX (ties: the
+    higher exact share, then the earlier) and whether it beats ``reference`` by more than one SE."""
+    base = per_clip[reference].mean(axis=0)
+    width = max(map(len, variants))
+    log(f"  {'variant':{width}s} {'MIREX':>6s} {'exact':>6s} {'gain':>7s} {'paired SE':>9s}")
+    table = []
+    for v in variants:
+        per = per_clip[v]
+        d = per.mean(axis=0) - base
+        se = d.std(ddof=1) / np.sqrt(len(d))
+        exact = (per == 1.0).mean()
+        table.append((per.mean(), exact, v, d.mean(), se))
+        log(f"  {v:{width}s} {per.mean():6.3f} {exact:6.3f} {d.mean():+7.3f} {se:9.3f}")
+    best = max(range(len(table)), key=lambda i: (round(table[i][0], 9), round(table[i][1], 9), -i))
+    score, exact, chosen, gain, se = table[best]
+    qualifies = chosen != reference and gain > se
+    log(f"chosen on train: {chosen} (CV MIREX {score:.3f}, exact {exact:.3f}; {gain:+.3f} vs {reference}, paired SE "
+        f"{se:.3f}: {'more' if qualifies else 'not more'} than one SE)")
+    return chosen, qualifies
+
+
 def report_valid(label: str, s: np.ndarray, keys, valid, ref: np.ndarray | None) -> None:
     lo, hi = key_fit.bootstrap(s)
     ex = np.mean([k == r["key"] for k, r in zip(keys, valid)])
@@ -361,22 +384,8 @@ def main(argv=None) -> int:
           f"{WINDOW_S:g} s windows, hop {WINDOW_HOP_S:g} s: {np.mean([len(r['windows']) for r in train]):.1f} per clip")
 
     per_clip = cross_validate(train, train_snippets, jobs=args.jobs, seeds=range(args.seeds))
-    base = per_clip["recipe (most probable)"].mean(axis=0)  # per clip, mean over the shuffles
     print(f"\ntrain fold, grouped 10-fold CV (mean of {args.seeds} shuffles; recipes/key_model.py's folds):")
-    print(f"  {'variant':22s} {'MIREX':>6s} {'exact':>6s} {'vs recipe':>9s} {'paired SE':>9s}")
-    table = []
-    for v in VARIANTS:
-        per = per_clip[v]
-        d = per.mean(axis=0) - base
-        se = d.std(ddof=1) / np.sqrt(len(d))
-        exact = (per == 1.0).mean()
-        table.append((per.mean(), exact, v, d.mean(), se))
-        print(f"  {v:22s} {per.mean():6.3f} {exact:6.3f} {d.mean():+9.3f} {se:9.3f}")
-    best = max(range(len(table)), key=lambda i: (round(table[i][0], 9), round(table[i][1], 9), -i))
-    score, exact, chosen, gain, se = table[best]
-    qualifies = chosen != "recipe (most probable)" and gain > se
-    print(f"chosen on train: {chosen} (CV MIREX {score:.3f}, exact {exact:.3f}; {gain:+.3f} vs the recipe, paired SE "
-          f"{se:.3f}: {'more' if qualifies else 'not more'} than one SE)")
+    chosen, qualifies = cv_table(per_clip, VARIANTS, "recipe (most probable)")
     print(f"re-ranker features: {', '.join(RERANK_FEATURES)}")
 
     if args.valid:

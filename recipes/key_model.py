@@ -62,9 +62,13 @@ class Choice:
     l2: float
     snippet_weight: float
     feature_set: str
+    smoothing: float = 0.0  # decision-aware fits (ke.fit_key_model; bench/key_decision.py)
+    credit_loss: bool = False
 
     def __str__(self) -> str:
-        return f"L2 {self.l2:g}, snippet weight {self.snippet_weight:g}, feature set {self.feature_set}"
+        loss = (f", label smoothing {self.smoothing:g}" if self.smoothing else "") + \
+            (", expected-credit loss" if self.credit_loss else "")
+        return f"L2 {self.l2:g}, snippet weight {self.snippet_weight:g}, feature set {self.feature_set}{loss}"
 
 
 def clips(data: Path) -> list[dict]:
@@ -141,7 +145,8 @@ def fit(full: list[dict], snippets: list[dict], choice: Choice) -> ke.KeyModel:
     rows = full + extra
     keep = FEATURE_SETS[choice.feature_set]
     return ke.fit_key_model([_with_blocks(r["features"], keep) for r in rows], np.array([r["label"] for r in rows]),
-                            l2=choice.l2, weights=np.r_[np.ones(len(full)), np.full(len(extra), choice.snippet_weight)])
+                            l2=choice.l2, weights=np.r_[np.ones(len(full)), np.full(len(extra), choice.snippet_weight)],
+                            smoothing=choice.smoothing, credit_loss=choice.credit_loss)
 
 
 def cv_splits(full, snippets, *, seed: int, n_splits: int = 10):
