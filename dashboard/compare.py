@@ -5,8 +5,8 @@ The chart table's columns are Spotify's measures. For an upload:
 - **tempo** (BPM, the engine's tempogram of spectral-flux and pitched onsets, with its x2 / x1/2
   alternative when the evidence is close; Spotify's is another tracker of the same quantity):
   ranked among the hits;
-- **key and mode**: categories, never ranked; the card gives the confidence, the runner-up and
-  the share of hits in the same key;
+- **key and mode**: categories, never ranked; the card gives the confidence, the other candidate
+  (the engine's ``key_runner_up``) and the share of hits in the same key;
 - **loudness**: the upload's integrated loudness (LUFS, ITU-R BS.1770-4 over the channels) is
   *not* Spotify's ``loudness`` (its own dB measure: median -5.3 dB over the Top Hits, where a
   normally mastered -8 LUFS track would rank at P7), so it is never ranked: both are shown side
@@ -168,7 +168,8 @@ KEY_METHOD = ("Albrecht–Shanahan/Krumhansl profile correlation with the pitch 
               "hears, corrected by key templates learned from annotated GTZAN clips (chroma, constant-Q "
               "octaves, registers and the bass line); the key named is the one of the 24 closest on average to "
               "the likely answers (highest expected MIREX score; most often the most probable one); confidence: "
-              "the model's probability of that key; runner-up: the most probable other key")
+              "the model's probability of that key; other candidate: the most probable other key (it can be more "
+              "probable than the key named, e.g. the key a fifth below it)")
 KEY_ACCURACY = ("Measured on 61 annotated GTZAN clips of the validation fold: MIREX score 0.69 (a fifth off "
                 f"counts 0.5, relative key 0.3, parallel 0.2), exact 0.64; see {ACCURACY_DOC}")
 LOUDNESS_METHOD = "integrated loudness, ITU-R BS.1770-4 over the channels (surrounds weighted 1.41, LFE left out)"
@@ -191,14 +192,16 @@ def tempo_text(c: dict) -> str:
 
 
 def key_text(c: dict) -> str:
-    """"A minor, confidence 0.62; runner-up C major" (what is known of it)."""
+    """"A minor, confidence 0.62; other candidate C major" (what is known of it). Not "runner-up":
+    the key named is the one of highest expected MIREX score, and the other candidate (the most
+    probable other key) can be more probable than it."""
     text = key_name(c["key"], c["mode"])
     if not 0 <= int(round(float(c["key"]))) < 12:
         return text
     if _finite(c.get("key_confidence")):
         text += f", confidence {c['key_confidence']:.2f}"
     if c.get("key_runner_up"):
-        text += f"; runner-up {c['key_runner_up']}"
+        text += f"; other candidate {c['key_runner_up']}"
     return text
 
 
