@@ -222,13 +222,17 @@ class _StartedProcesses:
     @classmethod
     def watch(cls, browser) -> "_StartedProcesses | None":
         """Record what ``browser`` (a choreographer Browser, not yet opened) starts; None when this
-        choreographer has no executor to wrap (then only ``browser.subprocess`` is known)."""
+        choreographer has no executor to wrap, or one that cannot be replaced (its internals
+        changed: then only ``browser.subprocess`` is known, and the figures are still drawn)."""
         executor = getattr(browser, "_process_executor", None)
         if executor is None or not hasattr(executor, "submit"):
             return None
         watcher = cls(executor)
-        browser._process_executor = watcher
-        return watcher
+        try:
+            browser._process_executor = watcher
+        except (AttributeError, TypeError):  # a read-only attribute, slots: drawing matters more than the watch
+            return None
+        return watcher if getattr(browser, "_process_executor", None) is watcher else None
 
     def submit(self, fn, /, *args, **kwargs):
         def recorded():

@@ -197,3 +197,56 @@ def test_no_browser_starts_after_the_drawer_gave_up(monkeypatch, tmp_path):
         assert figure_style._Drawer().png({"data": [], "layout": {}}) is None
     time.sleep(3.5)  # the set-up ends at 1.5 s; a browser started then has written its line
     assert not log.exists(), f"a browser started after the drawer gave up: pid {log.read_text()}"
+
+
+def test_a_choreographer_whose_executor_cannot_be_replaced_still_draws(monkeypatch):
+    """The watch on the browser's processes wraps choreographer's private ``_process_executor``;
+    a choreographer where that cannot be replaced falls back to ``browser.subprocess`` and the
+    figure is still drawn (it gave up, and every later figure had no PNG)."""
+    import warnings
+
+    import kaleido
+
+    from tracklens import figure_style
+
+    if shutil.which("chromium") is None and shutil.which("google-chrome") is None and not os.environ.get("BROWSER_PATH"):
+        pytest.skip("no Chrome/Chromium to draw with")
+
+    class ReadOnlyExecutor(kaleido.Kaleido):
+        def __setattr__(self, name, value):
+            if name == "_process_executor" and "_process_executor" in self.__dict__:
+                raise AttributeError("can't set attribute '_process_executor'")
+            super().__setattr__(name, value)
+
+    monkeypatch.setattr(kaleido, "Kaleido", ReadOnlyExecutor)
+    drawer = figure_style._Drawer()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # the drawer's give-up warning fails the test
+            png = drawer.png({"data": [{"type": "bar", "x": [1, 2], "y": [3, 1]}], "layout": {}})
+        assert png is not None and png.startswith(b"\x89PNG"), drawer.failed
+        assert drawer._processes is None  # nothing was wrapped: close() reads browser.subprocess
+        process = drawer._kaleido.subprocess
+    finally:
+        drawer.close()
+    assert process.poll() is not None  # and close() still stopped it
+
+
+@pytest.mark.parametrize("executor", ["missing", "no submit", "read-only"])
+def test_the_process_watch_leaves_an_unexpected_browser_as_it_is(executor):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tracklens import figure_style
+
+    class Browser:
+        pass
+
+    browser = Browser()
+    if executor == "no submit":
+        browser._process_executor = object()
+    elif executor == "read-only":
+        Browser._process_executor = property(lambda self: ThreadPoolExecutor(1))
+    before = getattr(browser, "_process_executor", None)
+    assert figure_style._StartedProcesses.watch(browser) is None
+    if executor != "read-only":
+        assert getattr(browser, "_process_executor", None) is before
