@@ -329,6 +329,9 @@ def best_keys(p: np.ndarray) -> tuple[int, int, float, int, int]:
     for the most probable key; valid fold 0.693 vs 0.652, docs/key.md). ``confidence`` is the
     named key's probability; the runner-up is the most probable other key."""
     p = np.asarray(p, dtype=np.float64)
+    if p.shape != (N_KEYS,) or not np.all(np.isfinite(p)):
+        # a NaN spreads over every expected score and argmax then named C major, confidence NaN
+        raise ValueError(f"best_keys needs {N_KEYS} finite key probabilities, got {p.shape} {p[:3]}...")
     best = int(np.argmax(MIREX_CREDIT @ p))
     second = next(int(i) for i in np.argsort(-p, kind="stable") if i != best)
     return (*_key_of(best), float(p[best]), *_key_of(second))

@@ -260,3 +260,20 @@ def test_label_smoothing_moves_probability_to_the_keys_mirex_credits():
     assert mean_p(smooth, 0) < mean_p(plain, 0)
     assert mean_p(smooth, 7) > mean_p(plain, 7)  # a fifth up earns 0.5
     assert mean_p(smooth, 7) > 2 * mean_p(smooth, 5)  # a fifth down earns nothing
+
+
+@pytest.mark.parametrize("p", [np.full(24, np.nan), np.r_[np.nan, np.full(23, 1 / 23)], np.zeros(0), np.full(12, 1 / 12)],
+                         ids=["all NaN", "one NaN", "empty", "12 keys"])
+def test_probabilities_that_are_not_24_finite_values_are_refused(p):
+    # a NaN made every expected MIREX score NaN: argmax then named C major with confidence NaN
+    with pytest.raises(ValueError, match="24 finite key probabilities"):
+        ke.best_keys(p)
+
+
+def test_ties_name_a_key_and_a_different_runner_up():
+    key, mode, confidence, runner_key, runner_mode = ke.best_keys(np.full(24, 1 / 24))  # every key alike
+    assert (key, mode) != (runner_key, runner_mode) and confidence == pytest.approx(1 / 24)
+    p = np.zeros(24)
+    p[[3, 15]] = 0.5  # E-flat major and E-flat minor exactly tied (and parallel: 0.2 each way)
+    key, mode, confidence, runner_key, runner_mode = ke.best_keys(p)
+    assert {(key, mode), (runner_key, runner_mode)} == {(3, 1), (3, 0)} and confidence == 0.5
