@@ -233,6 +233,26 @@ def nested_selection(scored: dict[str, np.ndarray], n: int, folds: int = 5) -> n
     return out
 
 
+def choose_on_train(train: list[dict], table: dict, *, variant: str | None = None,
+                    width: int = 52) -> tuple[str, dict[str, np.ndarray]]:
+    """Score every variant of ``table`` on the ``train`` rows (printed, one line each), check the
+    choice by :func:`nested_selection` and report the chosen one (best Acc1 + Acc2, or
+    ``variant``) against the engine; the chosen name and every variant's per-clip scores."""
+    scored = {}
+    for name, pick in table.items():
+        scored[name] = accuracy(train, [pick(r) for r in train])
+        print(f"  {name:{width}s} {summary(train, scored[name])}")
+    best = variant or max(scored, key=lambda n: scored[n].mean(axis=0).sum())
+    nested = nested_selection(scored, len(train))
+    engine = scored["engine"].mean(axis=0)
+    print(f"\nchoosing the variant on 4/5 of train, scoring it on the other 1/5 (5 folds): "
+          f"Acc1 {nested[:, 0].mean():.3f} Acc2 {nested[:, 1].mean():.3f} (engine {engine[0]:.3f} {engine[1]:.3f}): "
+          "the train gain less the optimism of choosing among these variants")
+    print(f"\nchosen on train: {best}")
+    report("train fold", train, scored[best], scored["engine"])
+    return best, scored
+
+
 def load(fold: str, bp_cache: Path, jobs: int, work: Path | None) -> list[dict]:
     """The fold's measured clips (pickled under ``work`` so variants can be rerun cheaply)."""
     from joblib import Parallel, delayed
@@ -311,18 +331,7 @@ def main(argv=None) -> int:
         return 2
     table = variants()
     print(f"train fold, {len(train)} clips: Acc1 Acc2 / non-classical Acc1 Acc2 / classical Acc1 Acc2")
-    scored = {}
-    for name, pick in table.items():
-        scored[name] = accuracy(train, [pick(r) for r in train])
-        print(f"  {name:52s} {summary(train, scored[name])}")
-    best = args.variant or max(scored, key=lambda n: scored[n].mean(axis=0).sum())
-    nested = nested_selection(scored, len(train))
-    engine = scored["engine"].mean(axis=0)
-    print(f"\nchoosing the variant on 4/5 of train, scoring it on the other 1/5 (5 folds): "
-          f"Acc1 {nested[:, 0].mean():.3f} Acc2 {nested[:, 1].mean():.3f} (engine {engine[0]:.3f} {engine[1]:.3f}): "
-          "the train gain less the optimism of choosing among these variants")
-    print(f"\nchosen on train: {best}")
-    report("train fold", train, scored[best], scored["engine"])
+    best, _ = choose_on_train(train, table, variant=args.variant)
     if not args.no_valid:
         valid = load("valid", args.bp_cache, args.jobs, args.work)
         report("valid fold (scored once)", valid, accuracy(valid, [table[best](r) for r in valid]),

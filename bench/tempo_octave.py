@@ -47,13 +47,12 @@ from tempo_basic_pitch import (  # noqa: E402  (the loaders, curves and scoring 
     TEMPOGRAM_WIN,
     _pairs,
     accuracy,
+    choose_on_train,
     curve,
     detrend,
     load,
-    nested_selection,
     prior_choice,
     report,
-    summary,
 )
 
 from tracklens import features  # noqa: E402
@@ -204,17 +203,7 @@ def main(argv=None) -> int:
     runtime = accuracy(train, [r["engine_bpm"] for r in train]).mean(axis=0)
     print(f"train fold, {len(train)} clips: Acc1 Acc2 / non-classical Acc1 Acc2 / classical Acc1 Acc2 "
           f"(the engine's runtime, onnxruntime posteriors: {runtime[0]:.3f} {runtime[1]:.3f})")
-    scored = {}
-    for name, pick in table.items():
-        scored[name] = accuracy(train, [pick(r) for r in train])
-        print(f"  {name:76s} {summary(train, scored[name])}")
-    best = args.variant or max(scored, key=lambda n: scored[n].mean(axis=0).sum())
-    nested = nested_selection(scored, len(train))
-    engine = scored["engine"].mean(axis=0)
-    print(f"\nchoosing the variant on 4/5 of train, scoring it on the other 1/5 (5 folds): "
-          f"Acc1 {nested[:, 0].mean():.3f} Acc2 {nested[:, 1].mean():.3f} (engine {engine[0]:.3f} {engine[1]:.3f})")
-    print(f"\nchosen on train: {best}")
-    report("train fold", train, scored[best], scored["engine"])
+    best, _ = choose_on_train(train, table, variant=args.variant, width=76)
     if args.valid:
         valid = load("valid", args.bp_cache, args.jobs, args.work)
         engine_valid = accuracy(valid, [table["engine"](r) for r in valid])
