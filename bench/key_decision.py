@@ -132,13 +132,12 @@ def main(argv=None) -> int:
         print("\nvalid fold, scored once (fitted on the train fold alone):")
         ref_p = probabilities(ke.KEY_MODEL_TRAIN_ONLY, valid)
         ref_keys = decide(ref_p, 1.0)
-        ref = key_model.mirex(ref_keys, valid)
-        key_rerank.report_valid("KEY_MODEL_TRAIN_ONLY, expected MIREX", ref, ref_keys, valid, None)
+        ref = key_rerank.report_valid("KEY_MODEL_TRAIN_ONLY, expected MIREX", ref_keys, valid, None)
         fit_name, t = VARIANTS[chosen]
         model = (ke.KEY_MODEL_TRAIN_ONLY if fit_name == SHIPPED_FIT
                  else key_model.fit(train, train_snippets, FITS[fit_name]))
         keys = decide(probabilities(model, valid), t)
-        key_rerank.report_valid(f"chosen: {chosen}", key_model.mirex(keys, valid), keys, valid, ref)
+        key_rerank.report_valid(f"chosen: {chosen}", keys, valid, ref)
     return 0
 
 

@@ -51,8 +51,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))  # the model recipes (not installed)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import key_fit  # noqa: E402  (bench/key_fit.py: bootstrap)
 import key_model  # noqa: E402  (recipes/key_model.py)
+from key_basic_pitch import report_valid  # noqa: E402  (the valid fold's MIREX, CI and paired gain)
 
 from tracklens import audio, config, features, key_estimation as ke, pitch_posteriors  # noqa: E402
 
@@ -353,17 +353,6 @@ def cv_table(per_clip: dict[str, np.ndarray], variants, reference: str, *, log=p
     return chosen, qualifies
 
 
-def report_valid(label: str, s: np.ndarray, keys, valid, ref: np.ndarray | None) -> None:
-    lo, hi = key_fit.bootstrap(s)
-    ex = np.mean([k == r["key"] for k, r in zip(keys, valid)])
-    line = f"  {label:34s} n={len(valid)} MIREX {s.mean():.3f} (95 % CI {lo:.3f}-{hi:.3f}), exact {ex:.3f}"
-    if ref is not None:
-        dlo, dhi = key_fit.bootstrap(s, ref)
-        line += (f"; vs KEY_MODEL_TRAIN_ONLY {s.mean() - ref.mean():+.3f} (paired 95 % CI {dlo:+.3f} to {dhi:+.3f}; "
-                 f"{int((s > ref).sum())} clips better, {int((s < ref).sum())} worse)")
-    print(line)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=None, help="recipes/key_model.py's feature pickle")
@@ -395,11 +384,9 @@ def main(argv=None) -> int:
         print(f"  max |recipe refit - KEY_MODEL_TRAIN_ONLY| = {gap:.2e}")
         scores = score_variants(train, train_snippets, valid, seed=0, base=ke.KEY_MODEL_TRAIN_ONLY)
         ref_keys = keys_of(scores["recipe (most probable)"])
-        ref = key_model.mirex(ref_keys, valid)
-        report_valid("KEY_MODEL_TRAIN_ONLY", ref, ref_keys, valid, None)
+        ref = report_valid("KEY_MODEL_TRAIN_ONLY", ref_keys, valid, None)
         if chosen != "recipe (most probable)":
-            keys = keys_of(scores[chosen])
-            report_valid(f"chosen: {chosen}", key_model.mirex(keys, valid), keys, valid, ref)
+            report_valid(f"chosen: {chosen}", keys_of(scores[chosen]), valid, ref)
     return 0
 
 
