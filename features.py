@@ -495,8 +495,10 @@ def summary_features(analysis: Analysis) -> dict[str, float]:
 @dataclass(frozen=True)
 class KeyEstimate:
     """A key with how sure: ``key`` 0-11 (0 = C; -1 none), ``mode`` 1 major / 0 minor,
-    ``confidence`` 0-1 (the best key's share of the 24: the learned model's probability in
-    :func:`learned_key`, the correlations' softmax in :func:`key_estimate`), the runner-up key and mode."""
+    ``confidence`` 0-1 (the named key's share of the 24: the learned model's probability in
+    :func:`learned_key`, the correlations' softmax in :func:`key_estimate`), the runner-up key and
+    mode (in :func:`learned_key` the most probable other key, which can be more probable than the
+    key named: key_estimation.best_keys)."""
 
     key: int
     mode: int
@@ -555,7 +557,8 @@ def learned_key(evidence: key_estimation.KeyEvidence) -> KeyEstimate:
     templates on the chroma, CQT octaves and basic-pitch's pitch-class profiles; its recipe fitted
     on the GTZAN train fold alone: valid-fold MIREX 0.693 vs 0.551 for :func:`key_estimate`,
     docs/key.md); ``confidence`` the model's probability of its key. :data:`NO_KEY` for silence
-    (a flat chroma, or no note basic-pitch hears)."""
+    (a flat chroma, or no note basic-pitch hears) and for noise and drums (no tonal content:
+    key_estimation.NO_TONAL_SPREAD)."""
     f = evidence.features()
     if f is None:
         return NO_KEY
