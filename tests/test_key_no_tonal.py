@@ -87,3 +87,25 @@ def test_the_least_spread_keyed_train_clip_keeps_its_key(gtzan_clip):
     evidence.add(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning, posteriors=a.pitch_posteriors)
     assert evidence.tonal_spread() == pytest.approx(0.0499, abs=0.002)  # ONNX and decoders differ slightly per CPU
     assert a.key is not features.NO_KEY and a.key.key >= 0
+
+
+def test_the_spread_adds_up_over_blocks_and_survives_one_frame_or_none():
+    """The check page adds a long upload block by block: the blocks' spread is the whole file's
+    (sums over frames, divided only at the end); a 1-frame posterior gives a finite spread and an
+    all-zero one (no division by a zero mean) no key."""
+    a = features.analyze(_white(1.0, 4), sr=SR)
+    note = (np.random.default_rng(5).random((301, 88)) ** 3).astype(np.float32)
+
+    def evidence(*blocks):
+        e = ke.KeyEvidence()
+        for block in blocks:
+            e.add(a.y, sr=a.sr, chroma=a.chroma, tuning=a.tuning,
+                  posteriors=pitch_posteriors.PitchPosteriors(block, np.zeros_like(block)))
+        return e
+
+    whole, blocks = evidence(note), evidence(note[:1], note[1:120], note[120:])
+    np.testing.assert_allclose(blocks.tonal_sum, whole.tonal_sum, rtol=1e-12)
+    assert blocks.tonal_spread() == pytest.approx(whole.tonal_spread(), rel=1e-12) and whole.tonal_spread() > 0
+    assert np.isfinite(evidence(note[:1]).tonal_spread())
+    silent = evidence(np.zeros((3, 88), np.float32))
+    assert silent.tonal_spread() == 0.0 and silent.features() is None
