@@ -7,6 +7,7 @@ process on a free 127.0.0.1 port and talk to it with raw sockets; every loop is 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -262,6 +263,66 @@ def test_a_too_slow_request_is_told_why(guarded, monkeypatch):
         conn.sendall(_head("/_upload?name=slow.wav", 1000))
         status, body = _read_answer(conn, deadline_s=6)
     assert status == 408 and "too slowly" in json.loads(body)["error"]
+
+
+def test_a_failing_deadline_check_closes_its_connection_not_the_server(guarded, monkeypatch, caplog):
+    """The deadline check runs in waitress' loop outside the error handling of its event handlers:
+    an exception there (here the 408 answer cannot be queued, as when the output buffer spills to a
+    full disk) ended the loop, and the server stopped answering anyone."""
+    from tracklens.dashboard import server as server_module
+
+    def disk_full(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(server_module, "GRACE_S", 0.3)
+    monkeypatch.setattr(server_module.GuardedChannel, "_answer_too_slow", disk_full)
+    port, _ = guarded()
+    with _connect(port, timeout=5) as conn:
+        conn.sendall(_head("/_upload?name=slow.wav", 1000))
+        try:
+            assert conn.recv(100) == b""  # closed, with no answer (none could be queued)
+        except ConnectionResetError:
+            pass
+    assert _get_layout(port, timeout=30) == 200
+    assert "its deadline check failed" in caplog.text and "No space left on device" in caplog.text
+
+
+@pytest.mark.parametrize("foreign", ["closed", "reused"])
+def test_a_wake_up_pipe_closed_under_the_server_is_reported_and_the_stop_still_works(app, foreign):
+    """How a quick-tier teardown once failed after its test had passed (OSError EBADF in waitress'
+    ``trigger._physical_pull``): a descriptor of the running server's wake-up pipe was closed by
+    something else in the process (a double close of a number the pipe had been given). The stop
+    needs no wake-up, says what happened, and writes nothing to the number, which may be another
+    file's by then (``reused``: another pipe's write end)."""
+    from tracklens.dashboard import server as server_module, uploads
+
+    server = server_module.create_server(app.server, host="127.0.0.1", port=0, threads=1,
+                                         upload_path="/" + uploads.ROUTE)
+    served = _ServedInThread(server)
+    write_end = server.trigger.trigger
+    if foreign == "closed":
+        os.close(write_end)
+        with pytest.raises(OSError) as err:
+            server.trigger.pull_trigger()  # what the teardown did
+        assert err.value.errno == errno.EBADF
+    else:
+        other_read, other_write = os.pipe()
+        os.dup2(other_write, write_end)
+        os.close(other_write)
+    try:
+        problems = served.stop()
+        assert not served.thread.is_alive()
+        assert len(problems) == 1 and f"the write end of the server's wake-up pipe (fd {write_end}) was closed" in \
+            problems[0], problems
+        if foreign == "reused":
+            os.set_blocking(other_read, False)
+            with contextlib.suppress(BlockingIOError):
+                assert os.read(other_read, 100) == b""  # no wake-up byte went into the other pipe
+    finally:
+        if foreign == "reused":
+            if _fd_identity(write_end) == _fd_identity(other_read):  # waitress closes it on the pipe's hang-up
+                os.close(write_end)
+            os.close(other_read)
 
 
 # --- (12) size before reading, spool budget -------------------------------------------------
