@@ -140,7 +140,8 @@ class _ServedInThread:
                             + "".join(traceback.format_exception(self.error) if self.error else ["no exception"]))
         self._stopping.set()
         if self.wake_pipe_problem() is None:
-            self.server.trigger.pull_trigger()  # wakes its poll() now rather than within a second
+            with contextlib.suppress(OSError):  # a loop that has just ended closed it: reported above
+                self.server.trigger.pull_trigger()  # wakes its poll() now rather than within a second
         self.thread.join(timeout=15)
         if self.thread.is_alive():
             problems.append("the server's loop did not stop within 15 s")
@@ -149,8 +150,9 @@ class _ServedInThread:
 
 class _WakePipeCloses:
     """While a guarded server runs, a Python-level ``os.close`` of its wake-up pipe's descriptors by
-    anything but waitress (its trigger closing itself) is refused (EBADF, as for a descriptor already closed: the
-    likely case is a double close elsewhere in the test process) and recorded with its stack."""
+    anything but waitress (the trigger closing itself) is refused with EBADF, what a double close
+    elsewhere in the test process gets when the number was not given again, and recorded with its
+    stack, so the culprit is named instead of the server's next wake-up failing."""
 
     def __init__(self, monkeypatch):
         import waitress
