@@ -289,6 +289,27 @@ def test_a_failing_deadline_check_closes_its_connection_not_the_server(guarded, 
     assert "its deadline check failed" in caplog.text and "No space left on device" in caplog.text
 
 
+def test_a_spool_that_cannot_be_closed_still_closes_its_connection(guarded, monkeypatch, caplog):
+    """A client gone mid-body: closing its request's spool fails (an I/O error on the temp folder).
+    The error escaped waitress' error handling (it came again from the close that handles errors)
+    and ended the server's loop."""
+    from waitress.parser import HTTPRequestParser
+
+    def failing_close(self):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(HTTPRequestParser, "close", failing_close)
+    port, _ = guarded()
+    with _connect(port) as conn:
+        conn.sendall(_head("/_upload?name=gone.wav", 100_000) + bytes(1000))
+        time.sleep(0.3)  # received: a request being read, with its spool
+    deadline = time.monotonic() + 5
+    while "could not close the spool" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "could not close the spool of a request from" in caplog.text and "Input/output error" in caplog.text
+    assert _get_layout(port, timeout=30) == 200
+
+
 @pytest.mark.parametrize("foreign", ["closed", "reused"])
 def test_a_wake_up_pipe_closed_under_the_server_is_reported_and_the_stop_still_works(app, foreign):
     """How a quick-tier teardown once failed after its test had passed (OSError EBADF in waitress'
