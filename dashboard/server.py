@@ -216,7 +216,17 @@ class GuardedChannel(HTTPChannel):
                 and now - started > GRACE_S + self.request_bytes / MIN_BYTES_PER_S)
 
     def readable(self) -> bool:
-        # Called on every turn of waitress' loop (at least once a second): the deadline check.
+        # Called on every turn of waitress' loop (at least once a second): the deadline check. It runs
+        # outside the error handling waitress gives its event handlers: an exception here ended the
+        # loop, and every connection with it. A failing check closes its own connection only.
+        try:
+            return self._check_deadline()
+        except Exception:  # noqa: BLE001 (logged with its traceback; the server goes on)
+            LOG.exception("closed a connection from %s: its deadline check failed", self.addr)
+            self._close_now()
+            return False
+
+    def _check_deadline(self) -> bool:
         now = time.monotonic()
         if self.lingering_until is not None:
             if now > self.lingering_until:
@@ -274,9 +284,12 @@ class GuardedChannel(HTTPChannel):
 
     def _close_now(self) -> None:
         self.lingering_until = None
-        if self.request is not None:
-            self.request.close()  # frees its spool and its share of the budget
-            self.request = None
+        request, self.request = self.request, None
+        if request is not None:
+            try:
+                request.close()  # frees its share of the budget, then its spool
+            except OSError as exc:  # a spool file that cannot be closed still closes the connection
+                LOG.warning("could not close the spool of a request from %s: %s", self.addr, exc)
         super().handle_close()
 
 

@@ -7,14 +7,17 @@ process on a free 127.0.0.1 port and talk to it with raw sockets; every loop is 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
 import os
 import signal
 import socket
+import sys
 import threading
 import time
+import traceback
 import urllib.request
 from pathlib import Path
 
@@ -32,30 +35,146 @@ def app(demo_catalogue):
 
 
 @pytest.fixture
-def guarded(app):
-    """Start a guarded server in a thread: ``guarded(**options)`` -> (port, server)."""
+def guarded(app, monkeypatch):
+    """Start a guarded server in a thread: ``guarded(**options)`` -> (port, server).
+
+    At teardown each server is stopped by its own loop thread, and the test fails (after the stop)
+    when that loop ended early (its exception is shown) or when the server's wake-up pipe was
+    closed by anything but the server: see :class:`_ServedInThread`."""
     from tracklens.dashboard import server as server_module, uploads
 
-    from waitress import wasyncore
-
     started = []
+    closes = _WakePipeCloses(monkeypatch)
 
     def start(budget=None, threads: int = 2, **adjustments):
         server = server_module.create_server(app.server, host="127.0.0.1", port=0, threads=threads,
                                              upload_path="/" + uploads.ROUTE, budget=budget, **adjustments)
-        loop = threading.Thread(target=server.run, daemon=True)
-        loop.start()
-        started.append((server, loop))
+        served = _ServedInThread(server)
+        closes.watch(served)
+        started.append(served)
         return server.effective_port, server
 
-    def stop(server):  # run by the server's own loop: closing its sockets from here raced its select()
-        server.task_dispatcher.shutdown()
-        wasyncore.close_all(server._map)
-
     yield start
-    for server, loop in started:
-        server.trigger.pull_trigger(lambda server=server: stop(server))
-        loop.join(timeout=10)
+    problems = [problem for served in started for problem in served.stop()] + closes.refused
+    assert not problems, "\n".join(problems)
+
+
+def _fd_identity(fd: int) -> tuple[int, int] | None:
+    """(device, inode) of what ``fd`` refers to, or None when it is not open."""
+    try:
+        stat = os.fstat(fd)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _fd_target(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "not open"
+
+
+class _ServedInThread:
+    """A guarded server run by a thread of this process as ``server.run()`` runs it, and stopped by
+    that thread (closing its sockets from the test's thread raced its poll()).
+
+    The stop does not depend on waitress' wake-up pipe (its ``trigger``, which worker threads and
+    ``pull_trigger`` write to): the loop also looks at a flag after each poll(), at least every
+    second. A teardown once failed with EBADF writing to that pipe after the test had passed: its
+    descriptor had been closed under the running server. Such a pipe is not written to or closed
+    here (its number may be another file's by now); it is reported, as is a loop that ended early.
+    """
+
+    def __init__(self, server):
+        self.server = server
+        self.error: BaseException | None = None
+        self.problems: list[str] = []
+        self._stopping = threading.Event()
+        trigger = server.trigger
+        self.wake_pipe = _fd_identity(trigger.trigger)  # one pipe: the end written to and the end polled
+        self.wake_fds = {"write end": trigger.trigger, "read end": trigger.socket.fd, "raw read end": trigger._fds[0]}
+        self.thread = threading.Thread(target=self._run, name=f"guarded-server-{server.effective_port}", daemon=True)
+        self.thread.start()
+
+    def wake_pipe_problem(self) -> str | None:
+        """Why the server's wake-up pipe is not the one it was made with, or None."""
+        for end, fd in self.wake_fds.items():
+            if _fd_identity(fd) != self.wake_pipe:
+                return (f"the {end} of the server's wake-up pipe (fd {fd}) was closed under the running server "
+                        f"by something else in this process (fd {fd} is now: {_fd_target(fd)})")
+        if self.server.trigger._closed:  # waitress closes it when poll() reports a hang-up on it
+            return "the server's wake-up pipe was closed by its loop: poll() reported a hang-up or a bad descriptor"
+        return None
+
+    def _run(self) -> None:
+        from waitress import wasyncore
+
+        server = self.server
+        try:
+            while server._map and not self._stopping.is_set():  # server.run()'s loop, one poll() a turn
+                wasyncore.loop(timeout=server.adj.asyncore_loop_timeout, use_poll=server.adj.asyncore_use_poll,
+                               map=server._map, count=1)
+        except BaseException as exc:  # noqa: BLE001 (reported by stop())
+            self.error = exc
+        finally:
+            problem = self.wake_pipe_problem()
+            if problem is not None:
+                self.problems.append(problem)
+                self._forget_wake_pipe()
+            server.task_dispatcher.shutdown()
+            wasyncore.close_all(server._map)
+
+    def _forget_wake_pipe(self) -> None:
+        """Keep close_all from closing descriptor numbers that are no longer this server's pipe."""
+        trigger = self.server.trigger
+        trigger._fds = [fd for fd in trigger._fds if _fd_identity(fd) == self.wake_pipe]
+        if trigger.socket is not None and _fd_identity(trigger.socket.fd) != self.wake_pipe:
+            trigger.socket.fd = -1
+
+    def stop(self) -> list[str]:
+        """Stop the server (within ~1 s); what went wrong while it ran, in lines (none: all well)."""
+        problems = []
+        if not self.thread.is_alive():
+            problems.append("the server's loop ended before the test did: "
+                            + "".join(traceback.format_exception(self.error) if self.error else ["no exception"]))
+        self._stopping.set()
+        if self.wake_pipe_problem() is None:
+            with contextlib.suppress(OSError):  # a loop that has just ended closed it: reported above
+                self.server.trigger.pull_trigger()  # wakes its poll() now rather than within a second
+        self.thread.join(timeout=15)
+        if self.thread.is_alive():
+            problems.append("the server's loop did not stop within 15 s")
+        return problems + self.problems
+
+
+class _WakePipeCloses:
+    """While a guarded server runs, a Python-level ``os.close`` of its wake-up pipe's descriptors by
+    anything but waitress (the trigger closing itself) is refused with EBADF, what a double close
+    elsewhere in the test process gets when the number was not given again, and recorded with its
+    stack, so the culprit is named instead of the server's next wake-up failing."""
+
+    def __init__(self, monkeypatch):
+        import waitress
+
+        waitress_dir = os.path.dirname(waitress.__file__) + os.sep
+        self._watched: list[_ServedInThread] = []
+        self.refused: list[str] = []
+        real_close = os.close
+
+        def close(fd):
+            caller = sys._getframe(1).f_code.co_filename
+            if not caller.startswith(waitress_dir) and any(fd in s.wake_fds.values() and s.thread.is_alive()
+                                                  for s in self._watched):
+                self.refused.append(f"os.close({fd}) of a running server's wake-up pipe, refused, from "
+                                    f"{threading.current_thread().name}:\n" + "".join(traceback.format_stack()[:-1]))
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+            return real_close(fd)
+
+        monkeypatch.setattr(os, "close", close)
+
+    def watch(self, served: _ServedInThread) -> None:
+        self._watched.append(served)
 
 
 def _connect(port: int, timeout: float = 10.0) -> socket.socket:
@@ -146,6 +265,87 @@ def test_a_too_slow_request_is_told_why(guarded, monkeypatch):
         conn.sendall(_head("/_upload?name=slow.wav", 1000))
         status, body = _read_answer(conn, deadline_s=6)
     assert status == 408 and "too slowly" in json.loads(body)["error"]
+
+
+def test_a_failing_deadline_check_closes_its_connection_not_the_server(guarded, monkeypatch, caplog):
+    """The deadline check runs in waitress' loop outside the error handling of its event handlers:
+    an exception there (here the 408 answer cannot be queued, as when the output buffer spills to a
+    full disk) ended the loop, and the server stopped answering anyone."""
+    from tracklens.dashboard import server as server_module
+
+    def disk_full(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(server_module, "GRACE_S", 0.3)
+    monkeypatch.setattr(server_module.GuardedChannel, "_answer_too_slow", disk_full)
+    port, _ = guarded()
+    with _connect(port, timeout=5) as conn:
+        conn.sendall(_head("/_upload?name=slow.wav", 1000))
+        try:
+            assert conn.recv(100) == b""  # closed, with no answer (none could be queued)
+        except ConnectionResetError:
+            pass
+    assert _get_layout(port, timeout=30) == 200
+    assert "its deadline check failed" in caplog.text and "No space left on device" in caplog.text
+
+
+def test_a_spool_that_cannot_be_closed_still_closes_its_connection(guarded, monkeypatch, caplog):
+    """A client gone mid-body: closing its request's spool fails (an I/O error on the temp folder).
+    The error escaped waitress' error handling (it came again from the close that handles errors)
+    and ended the server's loop."""
+    from waitress.parser import HTTPRequestParser
+
+    def failing_close(self):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(HTTPRequestParser, "close", failing_close)
+    port, _ = guarded()
+    with _connect(port) as conn:
+        conn.sendall(_head("/_upload?name=gone.wav", 100_000) + bytes(1000))
+        time.sleep(0.3)  # received: a request being read, with its spool
+    deadline = time.monotonic() + 5
+    while "could not close the spool" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "could not close the spool of a request from" in caplog.text and "Input/output error" in caplog.text
+    assert _get_layout(port, timeout=30) == 200
+
+
+@pytest.mark.parametrize("foreign", ["closed", "reused"])
+def test_a_wake_up_pipe_closed_under_the_server_is_reported_and_the_stop_still_works(app, foreign):
+    """How a quick-tier teardown once failed after its test had passed (OSError EBADF in waitress'
+    ``trigger._physical_pull``): a descriptor of the running server's wake-up pipe was closed by
+    something else in the process (a double close of a number the pipe had been given). The stop
+    needs no wake-up, says what happened, and writes nothing to the number, which may be another
+    file's by then (``reused``: another pipe's write end)."""
+    from tracklens.dashboard import server as server_module, uploads
+
+    server = server_module.create_server(app.server, host="127.0.0.1", port=0, threads=1,
+                                         upload_path="/" + uploads.ROUTE)
+    served = _ServedInThread(server)
+    write_end = server.trigger.trigger
+    if foreign == "closed":
+        os.close(write_end)
+        with pytest.raises(OSError) as err:
+            server.trigger.pull_trigger()  # what the teardown did
+        assert err.value.errno == errno.EBADF
+    else:
+        other_read, other_write = os.pipe()
+        os.dup2(other_write, write_end)
+        os.close(other_write)
+    try:
+        problems = served.stop()
+        assert not served.thread.is_alive()
+        assert len(problems) == 1 and f"the write end of the server's wake-up pipe (fd {write_end}) was closed" in \
+            problems[0], problems
+        if foreign == "reused":
+            os.set_blocking(other_read, False)
+            with contextlib.suppress(BlockingIOError):
+                assert os.read(other_read, 100) == b""  # no wake-up byte went into the other pipe
+    finally:
+        if foreign == "reused":
+            if _fd_identity(write_end) == _fd_identity(other_read):  # waitress closes it on the pipe's hang-up
+                os.close(write_end)
+            os.close(other_read)
 
 
 # --- (12) size before reading, spool budget -------------------------------------------------
