@@ -3,7 +3,7 @@
 Run:  PYTHONPATH=.. TRACKLENS_SHARED_DATA=../shared/data nice python bench/key_cadence.py \
           --cache /tmp/keyfeat.pkl --bp-cache data/interim/basic_pitch --jobs 2 [--valid]
       (the recipe's feature pickle and basic-pitch's cached outputs, bench/basic_pitch_cache.py;
-      ~2-4 minutes of fits on 2 busy cores)
+      ~6 minutes of fits on 2 busy cores: 61 variants x 50 fits)
 
 The model's profiles are sums over frames: they cannot tell a tonic from its dominant, which
 share most notes, and a fifth off is the commonest miss left. A bass line *moves* to its tonic:
@@ -21,6 +21,11 @@ like any profile:
 - ``arrivals``: every arrival on ``p`` (how often the bass goes to ``p``, from anywhere);
 - ``asymmetry``: arrivals on ``p`` from ``p + 7`` minus departures from ``p`` to ``p + 7``, and the
   same for ``p + 5``: the direction of the motion alone (V -> I against I -> V).
+
+The same blocks are read from the chord roots (per frame the root of the strongest major or
+minor triad of the note posterior, at basic-pitch's threshold or soft), and each reading is tried
+with the changes counted once or by the arriving note's length, and with the blocks at scale 1 or
+3 (the templates' one L2 then shrinks them 9 times less).
 
 Every variant is the recipe's model (templates on its 11 blocks, L2 300, snippets at weight
 0.5, the engine's expected-MIREX decision) plus those blocks, z-scored as the others; scored with
@@ -113,9 +118,10 @@ class PitchClassMotion:
 # readings of a per-frame pitch class: {name: (the labels, the shortest run of frames that counts as a note,
 # whether a change counts once or by the arriving note's length in frames: a cadence lands and stays)};
 # the bass line below MIDI 109 (every register, as the engine's bass block) or below C4 (60)
-READINGS = {f"bass {register}, {n} frames{', by length' if by_length else ''}": (partial(bass_pitch_classes, top=top),
-                                                                                n, by_length)
-            for register, top in (("any register", 109), ("below C4", 60)) for n in (3, 9) for by_length in (False, True)}
+READINGS = {f"bass {register}, {n} frames{', by length' if by_length else ''}":
+            (partial(bass_pitch_classes, top=top), n, by_length)
+            for register, top in (("any register", 109), ("below C4", 60))
+            for n in (3, 9) for by_length in (False, True)}
 READINGS.update({f"chord roots{soft}, {n} frames": (partial(chord_roots, threshold=t), n, False)
                  for soft, t in (("", ke.FRAME_THRESHOLD), (" (soft)", 0.0)) for n in (9, 20)})
 # the cadence blocks multiplied by this: the templates' one L2 (300) shrinks them scale**2 times less
