@@ -3,7 +3,7 @@
 Run:  PYTHONPATH=.. TRACKLENS_SHARED_DATA=../shared/data nice python bench/key_cadence.py \
           --cache /tmp/keyfeat.pkl --bp-cache data/interim/basic_pitch --jobs 2 [--valid]
       (the recipe's feature pickle and basic-pitch's cached outputs, bench/basic_pitch_cache.py;
-      ~6 minutes of fits on 2 busy cores: 61 variants x 50 fits)
+      ~6 minutes of fits on 2 busy cores: 72 variants and the recipe, 50 fits each)
 
 The model's profiles are sums over frames: they cannot tell a tonic from its dominant, which
 share most notes, and a fifth off is the commonest miss left. A bass line *moves* to its tonic:
