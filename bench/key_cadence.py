@@ -85,6 +85,8 @@ class PitchClassMotion:
     def __init__(self, labels, *, min_frames: int, by_length: bool = False) -> None:
         self.labels, self.min_frames, self.by_length = labels, min_frames, by_length
         self.counts = np.zeros((N, N))
+        self.ends = np.zeros(N)  # per pitch class: notes followed by a rest of at least REST_FRAMES (a phrase end)
+        self.held = np.zeros(N)  # per pitch class: the squared lengths of its notes (long notes weigh most)
         self.run_pc, self.run_len, self.last = -1, 0, -1
 
     def add(self, note: np.ndarray) -> None:
@@ -98,21 +100,26 @@ class PitchClassMotion:
             if pc == self.run_pc:
                 self.run_len += stop - start
                 continue
-            self._close(self.counts)
+            self._close(self.counts, self.ends, self.held)
             self.run_pc, self.run_len = pc, stop - start
 
-    def _close(self, counts: np.ndarray) -> None:
-        if self.run_pc >= 0 and self.run_len >= self.min_frames:
+    def _close(self, counts: np.ndarray, ends: np.ndarray, held: np.ndarray) -> None:
+        if self.run_pc < 0:
+            if self.run_len >= REST_FRAMES and self.last >= 0:
+                ends[self.last] += 1
+        elif self.run_len >= self.min_frames:
             if self.last >= 0 and self.last != self.run_pc:
                 counts[self.last, self.run_pc] += self.run_len if self.by_length else 1
+            held[self.run_pc] += self.run_len ** 2
             self.last = self.run_pc
 
-    def histogram(self) -> np.ndarray:
-        """The counts with the note in progress closed (the state is left as it was)."""
-        counts, last = self.counts.copy(), self.last
-        self._close(counts)
+    def statistics(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(the change histogram, the phrase ends, the held notes) with the run in progress closed
+        (the state is left as it was)."""
+        out, last = (self.counts.copy(), self.ends.copy(), self.held.copy()), self.last
+        self._close(*out)
         self.last = last
-        return counts
+        return out
 
 
 # readings of a per-frame pitch class: {name: (the labels, the shortest run of frames that counts as a note,
@@ -127,18 +134,20 @@ READINGS.update({f"chord roots{soft}, {n} frames": (partial(chord_roots, thresho
 # the cadence blocks multiplied by this: the templates' one L2 (300) shrinks them scale**2 times less
 SCALES = (1.0, 3.0)
 BLOCK_SETS = {"V,IV->I": ("from fifth", "from fourth"), "V,IV->I+arrivals": ("from fifth", "from fourth", "arrivals"),
-              "asymmetry": ("fifth asymmetry", "fourth asymmetry")}
+              "asymmetry": ("fifth asymmetry", "fourth asymmetry"), "ends+held": ("phrase ends", "held notes")}
+REST_FRAMES = 20  # a rest this long (232 ms) after a note ends a phrase
 
 
 
-def cadence_blocks(counts: np.ndarray) -> dict[str, np.ndarray]:
+def cadence_blocks(counts: np.ndarray, ends: np.ndarray, held: np.ndarray) -> dict[str, np.ndarray]:
     """{name: 12-bin block indexed by the arrival's pitch class} of a bass-change histogram."""
     p = np.arange(N)
     return {"from fifth": counts[(p + 7) % N, p], "from fourth": counts[(p + 5) % N, p],
             "arrivals": counts.sum(axis=0),
             # order alone: V -> I minus I -> V, IV -> I minus I -> IV (a profile sees neither direction)
             "fifth asymmetry": counts[(p + 7) % N, p] - counts[p, (p + 7) % N],
-            "fourth asymmetry": counts[(p + 5) % N, p] - counts[p, (p + 5) % N]}
+            "fourth asymmetry": counts[(p + 5) % N, p] - counts[p, (p + 5) % N],
+            "phrase ends": ends, "held notes": held}
 
 
 def with_cadence(rows: list[dict], bp_cache: Path) -> list[dict]:
@@ -154,7 +163,7 @@ def with_cadence(rows: list[dict], bp_cache: Path) -> list[dict]:
         for name, (labels, min_frames, by_length) in READINGS.items():
             motion = PitchClassMotion(labels, min_frames=min_frames, by_length=by_length)
             motion.add(note)
-            blocks = [ke._zscore(b) for b in cadence_blocks(motion.histogram()).values()]
+            blocks = [ke._zscore(b) for b in cadence_blocks(*motion.statistics()).values()]
             for scale in SCALES:
                 extra[f"features_{name} x{scale:g}"] = ke.KeyFeatures(
                     r["features"].profile, np.vstack([r["features"].blocks, scale * np.array(blocks)]))
@@ -162,7 +171,7 @@ def with_cadence(rows: list[dict], bp_cache: Path) -> list[dict]:
     return out
 
 
-BLOCK_NAMES = tuple(cadence_blocks(np.zeros((N, N))))
+BLOCK_NAMES = tuple(cadence_blocks(np.zeros((N, N)), np.zeros(N), np.zeros(N)))
 VARIANTS = {REFERENCE: (None, None)}
 VARIANTS.update({f"{blocks} ({reading}) x{scale:g}": (f"{reading} x{scale:g}", blocks)
                  for reading in READINGS for blocks in BLOCK_SETS for scale in SCALES})
@@ -185,21 +194,21 @@ def variant_keys(variant: str, train, train_snippets, test) -> list[tuple[int, i
     return key_model.model_keys(key_model.fit(swap(train), swap(train_snippets), choice), swap(test))
 
 
-def _cv_fold(full, snippets, tr, tr_snip, test):
+def _cv_fold(full, snippets, tr, tr_snip, test, variants):
     train, train_snippets, held = [full[j] for j in tr], [snippets[j] for j in tr_snip], [full[j] for j in test]
-    return test, {v: key_model.mirex(variant_keys(v, train, train_snippets, held), held) for v in VARIANTS}
+    return test, {v: key_model.mirex(variant_keys(v, train, train_snippets, held), held) for v in variants}
 
 
-def cross_validate(full, snippets, *, jobs: int, seeds=range(5), n_splits: int = 10) -> dict[str, np.ndarray]:
+def cross_validate(full, snippets, variants, *, jobs: int, seeds=range(5), n_splits: int = 10) -> dict[str, np.ndarray]:
     """{variant: [len(seeds), len(full)] per-clip MIREX} of the recipe's grouped CV."""
     from joblib import Parallel, delayed
 
     tasks = [(seed, split) for seed in seeds
              for split in key_model.cv_splits(full, snippets, seed=seed, n_splits=n_splits)]
-    results = Parallel(n_jobs=jobs)(delayed(_cv_fold)(full, snippets, *split) for _, split in tasks)
-    per_clip = {v: np.zeros((len(seeds), len(full))) for v in VARIANTS}
+    results = Parallel(n_jobs=jobs)(delayed(_cv_fold)(full, snippets, *split, variants) for _, split in tasks)
+    per_clip = {v: np.zeros((len(seeds), len(full))) for v in variants}
     for (seed, _), (test, scores) in zip(tasks, results):
-        for v in VARIANTS:
+        for v in variants:
             per_clip[v][list(seeds).index(seed), test] = scores[v]
     return per_clip
 
@@ -212,16 +221,20 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=5, help="CV shuffles")
     parser.add_argument("--valid", action="store_true",
                         help="score the train-CV choice once on the valid fold (only if it beats the recipe by > 1 SE)")
+    parser.add_argument("--only", nargs="*", default=None, metavar="TEXT",
+                        help="only the variants whose name contains one of these (the recipe always; the CV is "
+                             "deterministic, so rows of separate runs agree)")
     args = parser.parse_args(argv)
+    variants = [v for v in VARIANTS if v == REFERENCE or args.only is None or any(t in v for t in args.only)]
     rows = with_cadence(key_model.load_rows(config.SHARED_DATA_DIR, jobs=args.jobs, cache=args.cache), args.bp_cache)
     train, train_snippets = key_model.split(rows, ("train",))
     valid, _ = key_model.split(rows, ("valid",))
     print(f"train: {len(train)} full clips + {len(train_snippets)} snippets; valid: {len(valid)} full clips")
 
-    per_clip = cross_validate(train, train_snippets, jobs=args.jobs, seeds=range(args.seeds))
+    per_clip = cross_validate(train, train_snippets, variants, jobs=args.jobs, seeds=range(args.seeds))
     print(f"\ntrain fold, grouped 10-fold CV (mean of {args.seeds} shuffles; recipes/key_model.py's folds); "
           f"gain paired against the {REFERENCE} (L2 300, 11 blocks, expected MIREX):")
-    chosen, qualifies = key_rerank.cv_table(per_clip, list(VARIANTS), REFERENCE)
+    chosen, qualifies = key_rerank.cv_table(per_clip, variants, REFERENCE)
 
     if args.valid:
         if not qualifies:
