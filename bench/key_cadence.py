@@ -21,6 +21,8 @@ like any profile:
 - ``arrivals``: every arrival on ``p`` (how often the bass goes to ``p``, from anywhere);
 - ``asymmetry``: arrivals on ``p`` from ``p + 7`` minus departures from ``p`` to ``p + 7``, and the
   same for ``p + 5``: the direction of the motion alone (V -> I against I -> V).
+- ``ends+held``: notes on ``p`` followed by a rest of at least ``REST_FRAMES`` (a phrase end), and
+  the squared lengths of the notes on ``p`` (long notes weigh most).
 
 The same blocks are read from the chord roots (per frame the root of the strongest major or
 minor triad of the note posterior, at basic-pitch's threshold or soft), and each reading is tried
@@ -30,7 +32,8 @@ with the changes counted once or by the arriving note's length, and with the blo
 Every variant is the recipe's model (templates on its 11 blocks, L2 300, snippets at weight
 0.5, the engine's expected-MIREX decision) plus those blocks, z-scored as the others; scored with
 the recipe's grouped 10-fold CV on the **train** fold alone (5 shuffles, ``key_model.cv_splits``),
-gains paired per clip against the recipe. Decision rule, fixed before any valid number: score
+gains paired per clip against the recipe (``--only`` runs a subset; the CV is deterministic, so
+rows of separate runs agree). Decision rule, fixed before any valid number: score
 the train-chosen variant once on valid (``--valid``) only if it beats the recipe by more than
 one paired SE on train CV; ship it only if its valid MIREX is then at least 0.693.
 """
