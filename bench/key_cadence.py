@@ -197,23 +197,14 @@ def variant_keys(variant: str, train, train_snippets, test) -> list[tuple[int, i
     return key_model.model_keys(key_model.fit(swap(train), swap(train_snippets), choice), swap(test))
 
 
-def _cv_fold(full, snippets, tr, tr_snip, test, variants):
-    train, train_snippets, held = [full[j] for j in tr], [snippets[j] for j in tr_snip], [full[j] for j in test]
-    return test, {v: key_model.mirex(variant_keys(v, train, train_snippets, held), held) for v in variants}
+def fold_keys(train, train_snippets, held, seed, *, variants) -> dict[str, list[tuple[int, int]]]:
+    return {v: variant_keys(v, train, train_snippets, held) for v in variants}
 
 
 def cross_validate(full, snippets, variants, *, jobs: int, seeds=range(5), n_splits: int = 10) -> dict[str, np.ndarray]:
     """{variant: [len(seeds), len(full)] per-clip MIREX} of the recipe's grouped CV."""
-    from joblib import Parallel, delayed
-
-    tasks = [(seed, split) for seed in seeds
-             for split in key_model.cv_splits(full, snippets, seed=seed, n_splits=n_splits)]
-    results = Parallel(n_jobs=jobs)(delayed(_cv_fold)(full, snippets, *split, variants) for _, split in tasks)
-    per_clip = {v: np.zeros((len(seeds), len(full))) for v in variants}
-    for (seed, _), (test, scores) in zip(tasks, results):
-        for v in variants:
-            per_clip[v][list(seeds).index(seed), test] = scores[v]
-    return per_clip
+    return key_rerank.grouped_cv(full, snippets, partial(fold_keys, variants=variants), variants,
+                                 jobs=jobs, seeds=seeds, n_splits=n_splits)
 
 
 def main(argv=None) -> int:

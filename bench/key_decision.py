@@ -86,25 +86,14 @@ def probabilities(model: ke.KeyModel, rows: list[dict]) -> np.ndarray:
     return np.array([model.probabilities(r["features"]) for r in rows])
 
 
-def _cv_fold(full, snippets, tr, tr_snip, test):
-    train, train_snippets = [full[j] for j in tr], [snippets[j] for j in tr_snip]
-    held = [full[j] for j in test]
-    return test, {name: probabilities(key_model.fit(train, train_snippets, c), held) for name, c in FITS.items()}
+def fold_keys(train, train_snippets, held, seed) -> dict[str, list[tuple[int, int]]]:
+    p = {name: probabilities(key_model.fit(train, train_snippets, c), held) for name, c in FITS.items()}
+    return {v: decide(p[fit_name], t) for v, (fit_name, t) in VARIANTS.items()}
 
 
 def cross_validate(full, snippets, *, jobs: int, seeds=range(5), n_splits: int = 10) -> dict[str, np.ndarray]:
     """{variant: [len(seeds), len(full)] per-clip MIREX} of the recipe's grouped CV."""
-    from joblib import Parallel, delayed
-
-    tasks = [(seed, split) for seed in seeds
-             for split in key_model.cv_splits(full, snippets, seed=seed, n_splits=n_splits)]
-    results = Parallel(n_jobs=jobs)(delayed(_cv_fold)(full, snippets, *split) for _, split in tasks)
-    per_clip = {v: np.zeros((len(seeds), len(full))) for v in VARIANTS}
-    for (seed, _), (test, p) in zip(tasks, results):
-        held = [full[j] for j in test]
-        for v, (fit_name, t) in VARIANTS.items():
-            per_clip[v][list(seeds).index(seed), test] = key_model.mirex(decide(p[fit_name], t), held)
-    return per_clip
+    return key_rerank.grouped_cv(full, snippets, fold_keys, VARIANTS, jobs=jobs, seeds=seeds, n_splits=n_splits)
 
 
 def main(argv=None) -> int:

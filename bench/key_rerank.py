@@ -311,23 +311,35 @@ def keys_of(scores: np.ndarray) -> list[tuple[int, int]]:
     return [ke._key_of(int(b)) for b in scores.argmax(axis=1)]
 
 
-def _cv_fold(full, snippets, tr, tr_snip, test, seed):
-    return test, score_variants([full[j] for j in tr], [snippets[j] for j in tr_snip], [full[j] for j in test],
-                                seed=seed)
+def _fold_keys(fold_keys, full, snippets, seed, tr, tr_snip, test):
+    return test, fold_keys([full[j] for j in tr], [snippets[j] for j in tr_snip], [full[j] for j in test], seed)
 
 
-def cross_validate(full, snippets, *, jobs: int, seeds=range(5), n_splits: int = 10) -> dict[str, np.ndarray]:
-    """{variant: [len(seeds), len(full)] per-clip MIREX} of the recipe's grouped CV."""
+def grouped_cv(full, snippets, fold_keys, variants, *, jobs: int, seeds=range(5),
+               n_splits: int = 10) -> dict[str, np.ndarray]:
+    """{variant: [len(seeds), len(full)] per-clip MIREX} of the recipe's grouped CV (its folds,
+    ``key_model.cv_splits``); ``fold_keys(train, train_snippets, held, seed)`` -> {variant: the
+    keys it names for ``held``}. The key benches (rerank, decision, cadence) share it."""
     from joblib import Parallel, delayed
 
     tasks = [(seed, split) for seed in seeds
              for split in key_model.cv_splits(full, snippets, seed=seed, n_splits=n_splits)]
-    results = Parallel(n_jobs=jobs)(delayed(_cv_fold)(full, snippets, *split, seed) for seed, split in tasks)
-    per_clip = {v: np.zeros((len(seeds), len(full))) for v in VARIANTS}
-    for (seed, _), (test, scores) in zip(tasks, results):
-        for v in VARIANTS:
-            per_clip[v][list(seeds).index(seed), test] = key_model.mirex(keys_of(scores[v]), [full[j] for j in test])
+    results = Parallel(n_jobs=jobs)(delayed(_fold_keys)(fold_keys, full, snippets, seed, *split)
+                                    for seed, split in tasks)
+    per_clip = {v: np.zeros((len(seeds), len(full))) for v in variants}
+    for (seed, _), (test, keys) in zip(tasks, results):
+        for v in variants:
+            per_clip[v][list(seeds).index(seed), test] = key_model.mirex(keys[v], [full[j] for j in test])
     return per_clip
+
+
+def variant_keys(train, train_snippets, held, seed) -> dict[str, list[tuple[int, int]]]:
+    return {v: keys_of(scores) for v, scores in score_variants(train, train_snippets, held, seed=seed).items()}
+
+
+def cross_validate(full, snippets, *, jobs: int, seeds=range(5), n_splits: int = 10) -> dict[str, np.ndarray]:
+    """{variant: [len(seeds), len(full)] per-clip MIREX} of the recipe's grouped CV."""
+    return grouped_cv(full, snippets, variant_keys, VARIANTS, jobs=jobs, seeds=seeds, n_splits=n_splits)
 
 
 def cv_table(per_clip: dict[str, np.ndarray], variants, reference: str, *, log=print) -> tuple[str, bool]:
