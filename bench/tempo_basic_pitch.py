@@ -314,12 +314,19 @@ def pitched_curve(onset: np.ndarray) -> np.ndarray:
     return strength_curve(features.pitched_onset_envelope(onset))
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def variant_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every tempo research bench takes: the posteriors' cache, jobs, the measured
+    clips' folder, and a variant to score instead of the train fold's choice."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--bp-cache", type=Path, required=True, help="folder of <clip>__<kind>.npz posteriors")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--work", type=Path, default=None, help="folder to keep the measured clips in (reruns)")
     parser.add_argument("--variant", default=None, help="score this variant on valid instead of train's best")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = variant_arguments(__doc__.splitlines()[0])
     parser.add_argument("--no-valid", action="store_true", help="train fold only")
     parser.add_argument("--runtime-check", type=int, default=0, metavar="STEP",
                         help="also run tracklens.pitch_posteriors on every STEP-th train + valid clip: "

@@ -31,7 +31,6 @@ paired-bootstrap 95 % intervals. Nothing is chosen on valid.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Callable
@@ -53,6 +52,7 @@ from tempo_basic_pitch import (  # noqa: E402  (the loaders, curves and scoring 
     load,
     prior_choice,
     report,
+    variant_arguments,
 )
 
 from tracklens import features  # noqa: E402
@@ -188,11 +188,7 @@ def variants() -> dict[str, Variant]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bp-cache", type=Path, required=True, help="folder of <clip>__<kind>.npz posteriors")
-    parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--work", type=Path, default=None, help="folder to keep the measured clips in (reruns)")
-    parser.add_argument("--variant", default=None, help="score this variant on valid instead of train's best")
+    parser = variant_arguments(__doc__.splitlines()[0])
     parser.add_argument("--valid", action="store_true", help="score the chosen variant once on the valid fold")
     args = parser.parse_args(argv)
     train = load("train", args.bp_cache, args.jobs, args.work)
