@@ -37,8 +37,10 @@ Columns of ``tracks``, each named after where its value comes from:
 
 - identity: ``track_id`` (file stem), ``path`` (as given), ``audio_file`` (absolute), ``label``
   (sub-folder), ``checksum``; ``artist``, ``title``, ``isrc`` when the source names them
-- the feature engine (:mod:`features`): ``tempo``, ``key``, ``mode``, ``key_name``,
-  ``loudness`` (LUFS), ``duration_ms`` and the 57 GTZAN summary columns; the descriptor
+- the feature engine (:mod:`features`): ``bpm`` (the card's tempo; ``tempo_alt`` its ×2 / ×½
+  alternative), ``key``, ``mode``, ``key_name``, ``loudness`` (integrated LUFS over the file's
+  channels, BS.1770), ``true_peak_dbtp``, ``loudness_range_lu``, ``duration_ms`` and the 57 GTZAN
+  summary columns (their ``tempo`` is the GTZAN table's beat-tracker tempo, a model input); the descriptor
   estimates ``energy_est``, ``acousticness_est`` (:mod:`models.descriptors`)
 - the genre model (:mod:`models.blend`): ``blend_<genre>`` probabilities, ``top_genre``,
   ``blend_label``, ``fit`` / ``fit_reason`` (:mod:`models.fit`), ``chart_genres`` (chart-genre
@@ -74,7 +76,7 @@ from typing import Any
 
 import numpy as np
 
-from tracklens import batch, config, features
+from tracklens import batch, config, features, loudness
 from tracklens.acquire.previews import PREVIEWS_INDEX  # a previews folder's index: id, artist, title, isrc
 from tracklens.acquire.rows import ARTIST_COLUMNS as _ARTIST_COLUMNS, TITLE_COLUMNS as _TITLE_COLUMNS
 from tracklens.acquire.rows import first_artist as _first_artist, normalise_name, pick_column as _pick
@@ -82,9 +84,12 @@ from tracklens.errors import TracklensError
 from tracklens.fileio import atomic_write_bytes, file_checksum, read_csv, write_csv
 
 FORMAT = "tracklens-catalogue"
-FORMAT_VERSION = 1
+#: 2: loudness measured over the file's channels (BS.1770, as the check page and `tracklens features`
+#: measure it; it was the mono downmix's, 3-6 dB low on stereo) and the card's tempo (``bpm``) shown
+#: and compared: a catalogue of format 1 is refused with a rebuild hint
+FORMAT_VERSION = 2
 #: bump when the per-file results of the same file and versions change (the batch cache key)
-ANALYSIS_VERSION = 3  # 2: AudioSet likelihoods block; 3: the engine's card columns (bpm, tempo_alt, true peak, LRA, key confidence)
+ANALYSIS_VERSION = 4  # 2: AudioSet block; 3: the engine's card columns (bpm, true peak, ...); 4: loudness over channels
 #: the genre model a catalogue is built with: the shipped default, one EfficientAT pass since issue 20,
 #: so the embedding, the blend, the fit verdict and the chart-genre tags all come from one forward
 #: pass, and the check page (which blends with the default) compares its blend with the catalogue's
@@ -99,7 +104,7 @@ N_AUDIOSET = 527
 #: the track's AudioSet likelihoods (EfficientAT's tagger, same pass), in efficientat.class_names() order
 AUDIOSET_COLUMNS = tuple(f"as_{i:03d}" for i in range(N_AUDIOSET))
 #: the engine's values shown beside a neighbour (and in reports), in this order
-VALUE_COLUMNS = ("tempo", "key_name", "loudness", "duration_s", "energy_est", "acousticness_est")
+VALUE_COLUMNS = ("bpm", "key_name", "loudness", "duration_s", "energy_est", "acousticness_est")
 KEY_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 META_PREFIX = "spotify_"
 OUTPUT_FORMATS = ("table", "csv", "json")
@@ -134,7 +139,7 @@ def key_name(key: Any, mode: Any) -> str:
 class Track:
     """One track as a catalogue sees it: the engine's values, the genre blend and the embedding.
 
-    values : the engine's whole-track row (tempo, key, mode, loudness, duration_ms, the 57 summary
+    values : the engine's whole-track row (bpm, key, mode, loudness, duration_ms, the 57 summary
         columns) plus ``energy_est`` / ``acousticness_est``
     blend : the :class:`models.blend.Blend` (probabilities, timeline, fit, chart genres)
     embedding : float32 (384,), EfficientAT's mean window embedding
@@ -189,7 +194,8 @@ def _descriptor_extras():
 def analyse(source: Any, *, model: str | None = None, max_duration: float = config.FEATURE_MAX_DURATION_S) -> Track:
     """The builder's analysis of one track: an audio path or an :class:`audio.AudioClip`.
 
-    Values come from the feature engine (decoded at its 22 050 Hz), the blend and the embedding
+    Values come from the feature engine (decoded at its 22 050 Hz; a file's loudness from all its
+    channels at their own rate, a decoded clip's from the clip), the blend and the embedding
     from one pass of the genre model ``model`` (default :data:`DEFAULT_MODEL`) at its own rate.
     Raises AudioError / TracklensError for audio that cannot be analysed.
     """
@@ -197,14 +203,16 @@ def analyse(source: Any, *, model: str | None = None, max_duration: float = conf
     from tracklens.models import blend as blend_mod
 
     model_name = model or DEFAULT_MODEL
+    meter = None  # a decoded clip is measured as given (mono)
     if isinstance(source, AudioClip):
         clip = source if source.sr == config.SAMPLE_RATE else _resampled(source, config.SAMPLE_RATE)
         path, blend_source = source.path, source
     else:
         path = str(source)
-        clip = load_audio(path, sr=config.SAMPLE_RATE, max_duration=max_duration)
+        meter = loudness.MeterTap()  # the file's channels at its own rate, as the check page measures them
+        clip = load_audio(path, sr=config.SAMPLE_RATE, max_duration=max_duration, taps=[meter])
         blend_source = path
-    cf = features.featurize_clip(clip, segment_seconds=None)
+    cf = features.featurize_clip(clip, segment_seconds=None, meter=None if meter is None else meter.meter())
     values = dict(cf.track)
     values.update(_descriptor_extras().compute(cf.analysis))
     genre_model = _genre_model(model_name)
@@ -791,7 +799,7 @@ def similar(query: Any, cat: "Catalogue | str | Path", *, top: int = 5, within: 
 
 
 #: the engine's numeric values a track is placed among (percentiles, middle half)
-COMPARABLE_VALUES = ("tempo", "loudness", "duration_s", "energy_est", "acousticness_est")
+COMPARABLE_VALUES = ("bpm", "loudness", "duration_s", "energy_est", "acousticness_est")
 
 
 def percentiles(query: Any, cat: "Catalogue | str | Path", *, within: str | None = None,

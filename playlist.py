@@ -279,7 +279,7 @@ def playlist_table(tracks, analysed, *, missing: dict | None = None, failed: dic
     measured = pd.DataFrame(index=out["spotify_id"])
     if len(by_id):
         a = by_id.reindex(out["spotify_id"])
-        measured["tracklens_tempo_bpm"] = pd.to_numeric(a["tempo"], errors="coerce").round(1).to_numpy()
+        measured["tracklens_tempo_bpm"] = pd.to_numeric(a["bpm"], errors="coerce").round(1).to_numpy()
         if "tempo_alt" in a.columns:
             measured["tracklens_tempo_alt_bpm"] = pd.to_numeric(a["tempo_alt"], errors="coerce").round(1).to_numpy()
         keys, modes = a["key"].to_numpy(), a["mode"].to_numpy()

@@ -212,11 +212,14 @@ def evaluate_models(models_dir: str | Path, *, out_dir: str | Path, names: Seque
 # --- the check report (`tracklens check`, the check page's download) -------------------------------
 
 CHECK_VALUE_SOURCES = {
-    "tempo": ("BPM", "tracklens engine"), "key_name": ("", "tracklens engine"),
+    "bpm": ("BPM", "tracklens engine"), "key_name": ("", "tracklens engine"),
     "loudness": ("LUFS", "tracklens engine (integrated loudness)"), "duration_s": ("s", "tracklens engine"),
     "energy_est": ("0-1", "estimated from audio (650 FMA tracks with Echo Nest values)"),
     "acousticness_est": ("0-1", "estimated from audio (650 FMA tracks with Echo Nest values)"),
 }
+#: a column's name in the report where it differs: ``bpm`` is the card's tempo (the engine's
+#: ``tempo`` column is the GTZAN table's, a genre-model input, never shown as the track's tempo)
+CHECK_VALUE_NAMES = {"bpm": "tempo"}
 
 
 #: How the neighbours' similarity is measured (catalogue.SoundIndex's label-free rule), in words.
@@ -244,7 +247,7 @@ def check_values(track, *, neighbours: pd.DataFrame | None = None, catalogue_nam
     sources, the blend, its timeline, the fit verdict, chart-genre tags and the neighbours."""
     b = track.blend
     row = track.row()
-    values = [{"name": name, "value": row.get(name), "unit": unit, "source": source}
+    values = [{"name": CHECK_VALUE_NAMES.get(name, name), "value": row.get(name), "unit": unit, "source": source}
               for name, (unit, source) in CHECK_VALUE_SOURCES.items() if name in row]
     timeline = b.timeline[["start_s", "end_s", "top_genre"]].to_dict("records") if len(b.timeline) else []
     return {

@@ -557,15 +557,17 @@ def positions(values: dict, table: pd.DataFrame, columns: dict) -> list[Position
 
 
 def upload_values(upload: Upload) -> dict:
-    """The upload's values under the catalogue's column names (the same engine measured both)."""
+    """The upload's values under the keys of :data:`CATALOGUE_VALUES` / :data:`CHART_VALUES` (the
+    card's tempo, the loudness over the file's channels: as a catalogue measures its tracks)."""
     c = upload.comparable
     values = {"tempo": c["tempo"], "loudness": c["loudness"], "duration_s": upload.duration_s}
     values.update({f"{name}_est": value for name, (value, _) in upload.estimates.items()})
     return values
 
 
-#: Catalogue columns compared with an upload: the engine's own values on both sides.
-CATALOGUE_VALUES = {"tempo": ("tempo", "tempo", "BPM"), "loudness": ("loudness", "loudness", "LUFS"),
+#: Catalogue columns compared with an upload: the engine's own values on both sides (the upload's
+#: tempo is the card's, the catalogue's ``bpm``; its ``tempo`` is the GTZAN table's, a model input).
+CATALOGUE_VALUES = {"tempo": ("bpm", "tempo", "BPM"), "loudness": ("loudness", "loudness", "LUFS"),
                     "energy_est": ("energy_est", "energy (estimated)", ""),
                     "acousticness_est": ("acousticness_est", "acousticness (estimated)", ""),
                     "duration_s": ("duration_s", "duration", "s")}

@@ -44,7 +44,9 @@ def fake_analyse(source, *, model=None, max_duration=config.FEATURE_MAX_DURATION
     probabilities = np.full(len(GENRES), 0.02)
     probabilities[GENRES.index(genre) if genre in GENRES else GENRES.index("rock")] = 0.82
     values = {c: 0.0 for c in features.SUMMARY_COLUMNS}
-    values.update(tempo=100.0 + 10 * len(genre), loudness=float(10 * np.log10(np.mean(clip.y ** 2) + 1e-12)),
+    # the card's tempo (bpm) apart from the summary's (tempo, a model input): a comparison that
+    # reads the wrong one shows it
+    values.update(bpm=100.0 + 10 * len(genre), tempo=60.0, loudness=float(10 * np.log10(np.mean(clip.y ** 2) + 1e-12)),
                   key=len(genre) % 12, mode=1, duration_ms=int(clip.duration_s * 1000), start_s=0.0,
                   end_s=clip.duration_s, length=len(clip.y), truncated=False, energy_est=0.5, acousticness_est=0.25)
     blend = Blend(path=clip.path, genres=GENRES, probabilities=probabilities, timeline=pd.DataFrame(),
@@ -189,7 +191,7 @@ def test_planted_near_duplicates_come_back_first_in_order(fake, refs, tmp_path):
     assert list(result["rank"]) == [1, 2, 3, 4]
     assert result["similarity"].iloc[0] == pytest.approx(1.0, abs=1e-4)
     assert result["similarity"].is_monotonic_decreasing
-    assert {"top_genre", "chart_genres", "tempo", "key_name", "energy_est"} <= set(result.columns)
+    assert {"top_genre", "chart_genres", "bpm", "key_name", "energy_est"} <= set(result.columns)
 
 
 def test_similar_within_a_genre_and_its_errors(fake, refs, tmp_path):
@@ -424,6 +426,26 @@ def test_cli_build_similar_and_check(fake, refs, tmp_path, run_cli):
     assert data["neighbours"][0]["track_id"] == "jazz.00002"
 
 
+def test_a_stereo_file_is_measured_over_its_channels_as_the_check_page_does(tmp_path, monkeypatch):
+    """BS.1770 sums the channels' powers: two unrelated tones as left and right read ~3 dB above
+    their mono downmix. The catalogue (and `similar` / `check` queries) measured the downmix."""
+    from types import SimpleNamespace
+
+    from tracklens.models import blend
+
+    monkeypatch.setattr(catalogue, "_genre_model", lambda name: SimpleNamespace(model_dir=None))
+    monkeypatch.setattr(blend, "predict_blend", lambda *a, **k: SimpleNamespace(
+        embedding=np.zeros(catalogue.EMBEDDING_SIZE), audioset=np.zeros(catalogue.N_AUDIOSET)))
+    path = tmp_path / "wide.wav"
+    sf.write(path, np.stack([tone(220.0, seconds=6.0), tone(331.0, seconds=6.0, noise=0.05)], axis=1), SR)
+    track = catalogue.analyse(path)
+    measured = features.channel_meter(str(path)).result()
+    assert track.values["loudness"] == pytest.approx(measured.integrated_lufs, abs=0.05)
+    assert track.values["true_peak_dbtp"] == pytest.approx(measured.true_peak_dbtp, abs=0.05)
+    downmix = features.mono_meter(load_audio(str(path), sr=SR).y, sr=SR).result().integrated_lufs
+    assert track.values["loudness"] - downmix > 2.0  # what the fix changed
+
+
 # --- the real analysis (EfficientAT + engine) -----------------------------------------------------------
 
 
@@ -452,7 +474,7 @@ def test_real_analysis_finds_planted_near_duplicates_in_order(demo_catalogue, tm
     assert list(result["track_id"][:3]) == ["copy.0", "copy.1", "copy.2"]
     assert result["similarity"].iloc[2] > result["similarity"].iloc[3]
     row = cat.tracks.set_index("track_id").loc["copy.0"]
-    assert row["tempo"] > 0 and row["key_name"] and 0 <= row["energy_est"] <= 1
+    assert row["bpm"] > 0 and row["key_name"] and 0 <= row["energy_est"] <= 1
     assert sum(row[f"blend_{g}"] for g in cat.card["model"]["genres"]) == pytest.approx(1.0, abs=1e-4)
 
 
@@ -509,14 +531,15 @@ def test_the_new_commands_help_is_instant_and_has_examples():
 
 def test_percentiles_place_a_track_among_the_catalogue_or_its_genre(fake, refs, tmp_path):
     cat = build(refs, tmp_path / "cat")
-    tempos = cat.tracks["tempo"]  # the fake engine: 150 for metal, 140 for jazz
+    tempos = cat.tracks["bpm"]  # the fake engine's card tempo: 150 for metal, 140 for jazz
     assert set(tempos) == {150.0, 140.0}
-    all_tracks = catalogue.percentiles({"tempo": 145.0, "loudness": None}, cat, columns=("tempo", "loudness")).set_index("value_name")
-    assert all_tracks.loc["tempo", "percentile"] == 50.0 and all_tracks.loc["tempo", "n"] == 8
-    assert np.isnan(all_tracks.loc["loudness", "percentile"])
-    jazz = catalogue.percentiles({"tempo": 145.0}, cat, within="jazz", columns=("tempo",)).iloc[0]
+    # by default the card's tempo is compared (bpm), not the summary's model-input tempo (60 here)
+    all_tracks = catalogue.percentiles({"bpm": 145.0, "tempo": 145.0, "loudness": None}, cat).set_index("value_name")
+    assert all_tracks.loc["bpm", "percentile"] == 50.0 and all_tracks.loc["bpm", "n"] == 8
+    assert "tempo" not in all_tracks.index and np.isnan(all_tracks.loc["loudness", "percentile"])
+    jazz = catalogue.percentiles({"bpm": 145.0}, cat, within="jazz", columns=("bpm",)).iloc[0]
     assert jazz["percentile"] == 100.0 and jazz["n"] == 4 and jazz["median"] == 140.0
-    tie = catalogue.percentiles({"tempo": 140.0}, cat, columns=("tempo",)).iloc[0]
+    tie = catalogue.percentiles({"bpm": 140.0}, cat, columns=("bpm",)).iloc[0]
     assert tie["percentile"] == 25.0  # four below-or-equal ties count half: 4 * 0.5 / 8
 
 

@@ -51,7 +51,7 @@ def test_the_values_csv_is_spreadsheet_safe(pages, checked, monkeypatch):
     from tracklens import reports
 
     report, _ = checked
-    monkeypatch.setitem(reports.CHECK_VALUE_SOURCES, "tempo", ("BPM", '=HYPERLINK("x")'))  # a cell a spreadsheet runs
+    monkeypatch.setitem(reports.CHECK_VALUE_SOURCES, "bpm", ("BPM", '=HYPERLINK("x")'))  # a cell a spreadsheet runs
     text = reports.check_report_texts(pages["check"].report_track(report), figures=False)["csv"]
     assert ",=HYPERLINK" not in text and "'=HYPERLINK" in text
 

@@ -14,7 +14,8 @@ from test_check_page_catalogue import CATALOGUE, metal_report, mini_home, with_c
 def test_each_value_sits_at_its_percentile_with_its_unit_and_middle_half(pages):
     from tracklens.dashboard import compare
 
-    table = pd.DataFrame({"tempo": np.arange(80.0, 180.0, 10.0),  # 10 tracks: P25 102.5, P75 147.5
+    # 10 tracks: the card's tempo (bpm) P25 102.5, P75 147.5; the summary's tempo (a model input) is not it
+    table = pd.DataFrame({"bpm": np.arange(80.0, 180.0, 10.0), "tempo": np.full(10, 60.0),
                           "loudness": np.linspace(-20.0, -5.0, 10), "energy_est": np.linspace(0.1, 1.0, 10)})
     found = compare.positions({"tempo": 175.0, "loudness": -12.0, "energy_est": 0.05}, table, compare.CATALOGUE_VALUES)
     fig = pages["check"].where_figure(found, "the 10 rock tracks of refs")

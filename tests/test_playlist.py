@@ -94,7 +94,7 @@ def fake_analysis(monkeypatch, values: dict | None = None):
     """Replace the catalogue step by a table of known values (the fast tests need no genre model)."""
     def analyse(folder, tracks, *, jobs, model, progress):
         ids = sorted(p.stem for p in (folder / "previews").glob("*.mp3"))
-        rows = [{"track_id": i, "tempo": 128.0, "key": 9, "mode": 0, "loudness": -9.4, "energy_est": 0.7,
+        rows = [{"track_id": i, "bpm": 128.0, "key": 9, "mode": 0, "loudness": -9.4, "energy_est": 0.7,
                  "acousticness_est": 0.1, "blend_rock": 0.6, "blend_jazz": 0.3, "blend_pop": 0.1,
                  "top_genre": "rock", "blend_label": "rock", "fit": "good", "fit_reason": "", **(values or {})}
                 for i in ids]

@@ -673,7 +673,7 @@ def neighbour_table(report: track.TrackReport, cat, neighbours: pd.DataFrame) ->
                 if cat.audio_path(track_id) is not None else "audio not on disk")
         rows.append(html.Tr([_td("track", name, className="value"), _td("genre", str(n.get("blend_label", ""))),
                              _td("similarity", f"{float(n['similarity']):.2f}"),
-                             _td("tempo", f"{float(n['tempo']):.0f} BPM"), _td("key", str(n.get("key_name", ""))),
+                             _td("tempo", f"{float(n['bpm']):.0f} BPM"), _td("key", str(n.get("key_name", ""))),
                              _td("loudness", f"{float(n['loudness']):.1f} LUFS"), _td("play", play)]))
     head = html.Thead(html.Tr([html.Th(c, scope="col") for c in
                                ("track", "genre", "similarity", "tempo", "key", "loudness", "play")]))
@@ -706,7 +706,7 @@ def report_track(report: track.TrackReport):
     from tracklens import catalogue
 
     c = report.upload.comparable
-    values = {"tempo": c["tempo"], "key": c["key"], "mode": c["mode"], "loudness": c["loudness"],
+    values = {"bpm": c["tempo"], "key": c["key"], "mode": c["mode"], "loudness": c["loudness"],
               "duration_ms": c["duration_ms"], **{f"{k}_est": v for k, (v, _) in report.upload.estimates.items()}}
     blend = report.genre_blend
     embedding = getattr(blend, "embedding", None)
