@@ -101,7 +101,7 @@ efficientat-weights: venv ## re-create models/pretrained/mn04_as.weights.h5 + ef
 efficientat-fixture: venv ## record tests/fixtures/efficientat/ from the PyTorch original (side venv $(TORCH_VENV): torch 2.13.0 CPU)
 	$(BIN)/python bench/efficientat_original.py --torch-venv $(TORCH_VENV)
 
-bench: venv ## run the benchmarks in bench/ on ../shared/data and print their tables
+bench: venv ## run the feature-engine benchmark (bench/features.py) on ../shared/data; the others: see docs/
 	$(BIN)/python bench/features.py
 
 lock: ## re-resolve requirements.lock from pyproject.toml (needs the network)

@@ -14,6 +14,7 @@ coefficient differences.
 
 from __future__ import annotations
 
+import argparse
 import platform
 import sys
 from pathlib import Path
@@ -40,7 +41,8 @@ def gradient_max(z: np.ndarray, y_onehot: np.ndarray, kernel: np.ndarray, bias: 
     return float(max(np.abs(z.T @ residual / n + kernel / (c * n)).max(), np.abs(residual.mean(axis=0)).max()))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Takes no options; prints a table.").parse_args(argv)
     from tracklens import config
     import table_model  # recipes/table_model.py
 
