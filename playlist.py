@@ -248,8 +248,8 @@ def playlist_table(tracks, analysed, *, missing: dict | None = None, failed: dic
     Returns
     -------
     DataFrame with :data:`IDENTITY_COLUMNS`, then ``spotify_*`` (Spotify's metadata, and the audio
-    features it still served, if any) and ``tracklens_*``: tempo (BPM; and the ×2/×½ alternative
-    when the engine gives ``tempo_alt``), key (musical and Camelot), loudness (integrated LUFS of
+    features it still served, if any) and ``tracklens_*``: tempo (BPM, the engine's ``bpm``; and its
+    ×2/×½ alternative when the engine gives ``tempo_alt``), key (musical and Camelot), loudness (integrated LUFS of
     the 30 s preview), the descriptor estimates with their held-out error, the genre blend (top
     genres as text and one column per genre) and its fit verdict.
     """
@@ -279,7 +279,10 @@ def playlist_table(tracks, analysed, *, missing: dict | None = None, failed: dic
     measured = pd.DataFrame(index=out["spotify_id"])
     if len(by_id):
         a = by_id.reindex(out["spotify_id"])
-        measured["tracklens_tempo_bpm"] = pd.to_numeric(a["tempo"], errors="coerce").round(1).to_numpy()
+        # The engine's tempo is ``bpm`` (``tempo`` is the GTZAN-table feature the genre models
+        # read; ``tempo_alt`` is bpm's alternative); a catalogue from before the card columns has ``tempo`` only
+        tempo = a["bpm"] if "bpm" in a.columns else a["tempo"]
+        measured["tracklens_tempo_bpm"] = pd.to_numeric(tempo, errors="coerce").round(1).to_numpy()
         if "tempo_alt" in a.columns:
             measured["tracklens_tempo_alt_bpm"] = pd.to_numeric(a["tempo_alt"], errors="coerce").round(1).to_numpy()
         keys, modes = a["key"].to_numpy(), a["mode"].to_numpy()

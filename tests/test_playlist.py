@@ -154,6 +154,19 @@ def test_table_says_whose_measure_each_column_is_and_keeps_the_track_without_a_p
     assert any(T2 in line and "Deezer search found no track" in line for line in lines)
 
 
+def test_tempo_is_the_engines_bpm_and_its_alternative_belongs_to_it(monkeypatch, tmp_path, client, policy, previews):
+    # The catalogue row holds two tempos: ``tempo`` (the GTZAN-table feature the genre models read)
+    # and ``bpm`` (the engine's tempo, the check page's; ``tempo_alt`` is *its* x2 / x1/2). The
+    # table's tempo must be ``bpm``, or its alternative column belongs to another estimate.
+    fake_analysis(monkeypatch, {"tempo": 107.7, "bpm": 106.1, "tempo_alt": 212.2})
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        spotify(mock)
+        deezer(mock, previews)
+        result = pl.sort_playlist(PLAYLIST, None, work=tmp_path / "work", client=client, policy=policy, progress=False)
+    row = result.table.set_index("spotify_id").loc[T1]
+    assert (row["tracklens_tempo_bpm"], row["tracklens_tempo_alt_bpm"]) == (106.1, 212.2)
+
+
 def test_rerun_fetches_and_downloads_only_what_is_new(monkeypatch, tmp_path, client, policy, previews):
     fake_analysis(monkeypatch)
     work = tmp_path / "work"
