@@ -73,6 +73,9 @@ def parse_spotify_ref(kind: str, ref: str) -> str:
 
     Raises TracklensError when ``ref`` is none of these or names another kind of object.
     """
+    if not isinstance(ref, str):  # e.g. os.environ.get(...) of an unset variable
+        raise TracklensError(f"not a Spotify {kind} ID, URI or URL: got {'None' if ref is None else type(ref).__name__} "
+                             f"(give a string such as spotify:{kind}:<22 characters>)")
     ref = ref.strip()
     if _SPOTIFY_ID.match(ref):
         return ref
