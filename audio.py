@@ -359,6 +359,11 @@ def _require_regular(path: Path) -> os.stat_result:
 def _check_file(path: str | Path) -> Path:
     """``path`` as a Path once it names a readable, non-empty regular file whose header (when
     it is a WAV, AIFF or AU one) the decoder accepts; AudioError otherwise."""
+    if not isinstance(path, (str, os.PathLike)):
+        hint = {"bytes": " (decode a file's bytes with load_audio_bytes)",
+                "ndarray": " (samples are decoded already: features.analyze(y, sr=...) takes them)"}
+        kind = "None" if path is None else type(path).__name__
+        raise AudioError(f"expected a path to an audio file, got {kind}{hint.get(kind, '')}")
     path = Path(path)
     if _require_regular(path).st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
