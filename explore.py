@@ -772,6 +772,9 @@ def group_data(
         raise TracklensError(f"by={by!r} must be 'genre' or 'band'")
     wide = long[feats].astype(float).assign(group=groups.to_numpy()).dropna(subset=["group"])
     out = wide.melt(id_vars="group", var_name="feature", value_name="value").dropna()
+    if out.empty:
+        what = "genre" if by == "genre" else "popularity band"
+        raise TracklensError(f"no track with a {what} and a value of {feats}: nothing to draw")
     out["group"] = pd.Categorical(out["group"], categories=order, ordered=True)
     out.attrs["by"] = "genre" if by == "genre" else "popularity band"
     out.attrs["n"] = wide["group"].value_counts().reindex(order, fill_value=0).to_dict()  # tracks per group

@@ -25,8 +25,17 @@ AUDIO_FEATURES = ("duration_ms", "explicit", *config.SPOTIFY_AUDIO_FEATURES)
 TARGET = "popularity"
 
 
+def check_chart_table(df) -> None:
+    """One line when ``df`` is not a table (a CSV's path is the usual slip in a notebook)."""
+    if not isinstance(df, pd.DataFrame):
+        kind = "None" if df is None else type(df).__name__
+        raise TracklensError(f"expected a chart table (a pandas DataFrame), got {kind}; "
+                             "read a chart CSV with prepare.prepare_charts(path)")
+
+
 def numeric_frame(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """The named columns as float, complete cases only; a clear error for missing columns."""
+    check_chart_table(df)
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise TracklensError(f"chart table lacks column(s) {missing}; has {list(df.columns)}")
@@ -38,6 +47,7 @@ def numeric_frame(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 
 def pick_features(df: pd.DataFrame, features: Sequence[str] | None, default: Sequence[str]) -> list[str]:
     """Requested features, or the defaults this table actually has."""
+    check_chart_table(df)
     if features is not None:
         return list(features)
     present = [f for f in default if f in df.columns]

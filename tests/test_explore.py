@@ -128,3 +128,21 @@ def test_misuse_gives_clear_errors(charts):
         explore.corr_data(charts, method="kendall")
     with pytest.raises(TracklensError, match="lacks column"):
         explore.corr_data(charts.drop(columns="popularity"))
+
+
+@pytest.mark.parametrize("draw", [explore.corr_heatmap, explore.param_viz, explore.catplot_viz, explore.yearly_trends,
+                                  explore.distribution_plots, explore.popularity_model])
+def test_a_path_where_a_chart_table_goes_is_one_line(draw):
+    # a notebook's first try: explore.corr_heatmap("songs_normalize.csv") was AttributeError: 'str' object has no attribute 'columns'
+    with pytest.raises(TracklensError, match=r"expected a chart table \(a pandas DataFrame\), got str.*prepare_charts") as err:
+        draw("../shared/data/spotify/songs_normalize.csv")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("by", ["genre", "band"])
+def test_distributions_of_an_empty_table_are_one_line(charts, by):
+    # was plotly's multi-line ValueError: "The 'rows' argument to make_subplots must be an int greater than 0"
+    for backend in ("plotly", "matplotlib"):
+        with pytest.raises(TracklensError, match=f"no track with a {'genre' if by == 'genre' else 'popularity band'}") as err:
+            explore.catplot_viz(charts.iloc[:0], by=by, backend=backend)
+        assert "\n" not in str(err.value)
