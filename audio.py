@@ -121,6 +121,10 @@ def load_audio(
     stream in blocks (downmix + resample per block), so a long file never sits in memory whole;
     longer input is cut at ``max_duration`` and marked ``truncated``.
 
+    Returns an :class:`AudioClip`: ``y`` [shape=(n,)] float32 in [-1, 1], ``sr`` in Hz, and what
+    the file holds (``source_sr`` Hz, ``channels``, ``source_duration_s`` s). ``offset``,
+    ``max_duration`` and ``min_duration`` are in seconds.
+
     Raises AudioError for a missing, empty, undecodable, too short (< ``min_duration`` s) or
     silent file, for a path that is not a regular file (FIFO, directory, symlink loop), for a
     stream outside :data:`MAX_CHANNELS` / :data:`MIN_SAMPLE_RATE`..:data:`MAX_SAMPLE_RATE`, and
