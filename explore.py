@@ -506,10 +506,11 @@ def _corr_heatmap_plotly(d: CorrData, *, intervals: bool = True):
     # The target is the first row and column (top, left): on a phone the matrix scrolls sideways
     # inside its panel, and the target's column is the one in view. The subtitle's lines (one per
     # measure) take the top margin, so the column names stay at the bottom.
+    room = {"title": title, "height": _corr_height(d) + 90, "margin": {"t": 190}}
     if not intervals:
         fig = go.Figure(_corr_matrix_trace(d, {}))
         fig.update_yaxes(autorange="reversed")
-        return fig.update_layout(title=title, height=_corr_height(d) + 90, margin={"t": 190})
+        return fig.update_layout(**room)
     fig = make_subplots(rows=1, cols=2, column_widths=list(CORR_COLUMNS), horizontal_spacing=CORR_GAP,
                         subplot_titles=("", f"vs {feature_name(d.target_name)}"))
     matrix_end = (1 - CORR_GAP) * CORR_COLUMNS[0]
@@ -519,7 +520,7 @@ def _corr_heatmap_plotly(d: CorrData, *, intervals: bool = True):
     fig.update_yaxes(autorange="reversed", row=1, col=1)
     fig.update_yaxes(side="right", row=1, col=2)
     fig.update_xaxes(title_text=_target_measure(d), row=1, col=2)
-    return fig.update_layout(title=title, height=_corr_height(d))
+    return fig.update_layout(**room)
 
 
 def _corr_intervals_plotly(d: CorrData):

@@ -146,3 +146,14 @@ def test_distributions_of_an_empty_table_are_one_line(charts, by):
         with pytest.raises(TracklensError, match=f"no track with a {'genre' if by == 'genre' else 'popularity band'}") as err:
             explore.catplot_viz(charts.iloc[:0], by=by, backend=backend)
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("intervals", [True, False])
+def test_the_heatmaps_subtitle_has_its_own_top_margin(planted, intervals):
+    # with the side panel (the default) the subtitle's lines were drawn over the matrix's first row,
+    # the target's own (Plotly's default 100 px top margin; the static PNG in a notebook showed it)
+    rng = np.random.default_rng(1)
+    with_categories = planted.assign(key=rng.integers(0, 12, len(planted)), mode=rng.integers(0, 2, len(planted)))
+    fig = explore.corr_heatmap(with_categories, n_boot=50, intervals=intervals)
+    lines = fig.layout.title.subtitle.text.count("<br>") + 1
+    assert lines >= 3 and (fig.layout.margin.t or 100) >= 40 + 20 * lines
