@@ -1021,9 +1021,11 @@ def popularity_model_figure(report_or_df: PopularityReport | pd.DataFrame, *, ba
 # --- text summaries --------------------------------------------------------------------------
 
 
-def summarize_correlations(d: CorrData, *, k: int = 3) -> str:
+def summarize_correlations(d: CorrData | pd.DataFrame, *, k: int = 3, **kwargs) -> str:
     """The ``k`` strongest and ``k`` weakest feature-target associations with their intervals
-    (each with its measure's symbol: r/ρ for a number, η for a category)."""
+    (each with its measure's symbol: r/ρ for a number, η for a category). Takes a CorrData, or a
+    chart table (then ``kwargs`` go to :func:`corr_data`)."""
+    d = _corr_data_of(d, **kwargs)
     t = d.target
 
     def line(f, row):
@@ -1038,8 +1040,10 @@ def summarize_correlations(d: CorrData, *, k: int = 3) -> str:
     return "\n".join(out)
 
 
-def summarize_popularity(rep: PopularityReport) -> str:
-    """CV scores per model and the verdict, as text."""
+def summarize_popularity(rep: PopularityReport | pd.DataFrame, **kwargs) -> str:
+    """CV scores per model and the verdict, as text. Takes a PopularityReport, or a chart table
+    (then ``kwargs`` go to :func:`popularity_model`)."""
+    rep = rep if isinstance(rep, PopularityReport) else popularity_model(rep, **kwargs)
     lines = [f"popularity model, {rep.n} tracks, {rep.n_splits}-fold CV grouped by artist "
              f"(hit = popularity >= {rep.hit_threshold:.0f}):"]
     for _, r in rep.scores.iterrows():

@@ -157,3 +157,14 @@ def test_the_heatmaps_subtitle_has_its_own_top_margin(planted, intervals):
     fig = explore.corr_heatmap(with_categories, n_boot=50, intervals=intervals)
     lines = fig.layout.title.subtitle.text.count("<br>") + 1
     assert lines >= 3 and (fig.layout.margin.t or 100) >= 40 + 20 * lines
+
+
+def test_the_text_summaries_take_a_chart_table_as_the_figures_do(planted):
+    # summarize_popularity(charts) was AttributeError: 'DataFrame' object has no attribute 'n'
+    # (popularity_model_figure and corr_heatmap take the table or the computed result alike)
+    text = explore.summarize_popularity(planted, n_repeats=1)
+    assert text.startswith(f"popularity model, {len(planted)} tracks") and "energy" in text
+    assert explore.summarize_correlations(planted, n_boot=50) == explore.summarize_correlations(
+        explore.corr_data(planted, n_boot=50))
+    with pytest.raises(TracklensError, match="expected a chart table"):
+        explore.summarize_popularity("charts.csv")
