@@ -221,6 +221,27 @@ def test_a_rate_limit_before_any_row_is_one_line(tmp_path, client, policy):
     assert "\n" not in str(caught.value)
 
 
+def test_a_spotify_server_error_is_one_line_before_any_row_and_a_problem_after(monkeypatch, tmp_path, client, policy,
+                                                                              previews):
+    from tracklens.acquire.web import ServiceError
+
+    fake_analysis(monkeypatch)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        spotify(mock, page1_status=503)
+        with pytest.raises(ServiceError, match="server error \\(HTTP 503\\)") as caught:
+            pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=tmp_path / "w1", client=client, policy=policy,
+                             progress=False)
+    assert "\n" not in str(caught.value) and not (tmp_path / "t.csv").exists()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        spotify(mock, page2_status=503)
+        deezer(mock, previews)
+        result = pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=tmp_path / "w2", client=client, policy=policy,
+                                  progress=False)
+    assert list(result.table["spotify_id"]) == [T1, T2]  # page 1 kept, and written
+    (line,) = [p for p in result.problems if p.startswith("Spotify:")]
+    assert "HTTP 503" in line and "\n" not in line and (tmp_path / "t.csv").exists()
+
+
 def test_out_never_overwrites_a_file_it_did_not_write(tmp_path):
     mine = tmp_path / "notes.csv"
     mine.write_text("name,value\nx,1\n")
