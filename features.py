@@ -466,14 +466,15 @@ def analyze(y: np.ndarray, *, sr: int = config.SAMPLE_RATE, n_fft: int = config.
     y : np.ndarray [shape=(n,)], mono samples, finite, at least ``n_fft`` long (a decoded
         clip's ``clip.y``: :func:`audio.load_audio` gives float32 in [-1, 1])
     sr : int > 0, sample rate of ``y`` in Hz (``clip.sr``; default 22 050)
-    n_fft, hop_length : STFT frame and hop in samples (default 2048 and 512: 93 ms and 23 ms at
-        22 050 Hz)
+    n_fft : int > 0, STFT frame length in samples (default 2048: 93 ms at 22 050 Hz)
+    hop_length : int > 0, hop between frames in samples (default 512: 23 ms at 22 050 Hz)
 
     Returns
     -------
-    Analysis : every feature derived from the one STFT on first access, with ``t = 1 + n //
-        hop_length`` frames: e.g. ``log_mel`` [shape=(128, t)] in dB, ``chroma`` (12, t),
-        ``spectral_centroid`` (1, t) in Hz, ``tempo`` in BPM (see :class:`Analysis`).
+    Analysis : every feature derived from the one STFT on first access, over
+        ``t = 1 + n // hop_length`` frames: e.g. ``log_mel`` [shape=(128, t)] in dB, ``chroma``
+        [shape=(12, t)], ``spectral_centroid`` [shape=(1, t)] in Hz, ``tempo`` in BPM (see
+        :class:`Analysis`).
 
     Raises TracklensError for a file name or an AudioClip instead of samples, stereo, NaN or
     too short ``y``, and a non-positive ``sr``, ``n_fft`` or ``hop_length``.
