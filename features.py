@@ -476,8 +476,11 @@ def analyze(y: np.ndarray, *, sr: int = config.SAMPLE_RATE, n_fft: int = config.
         [shape=(12, t)], ``spectral_centroid`` [shape=(1, t)] in Hz, ``tempo`` in BPM (see
         :class:`Analysis`).
 
-    Raises TracklensError for a file name or an AudioClip instead of samples, stereo, NaN or
-    too short ``y``, and a non-positive ``sr``, ``n_fft`` or ``hop_length``.
+    Raises
+    ------
+    TracklensError
+        A file name or an AudioClip instead of samples; ``y`` stereo, holding NaN or shorter than
+        ``n_fft``; a non-positive ``sr``, ``n_fft`` or ``hop_length``.
     """
     return Analysis(y, sr=sr, n_fft=n_fft, hop_length=hop_length, **kwargs)
 
