@@ -973,6 +973,10 @@ def yearly_trends(df: pd.DataFrame, *, features: Sequence[str] | None = None,
 # --- the popularity model's report (fit by models.popularity) -----------------------------
 
 
+#: The permutation importances' unit, in both renderers.
+IMPORTANCE_LABEL = "drop in held-out R² when permuted"
+
+
 def _popularity_mpl(rep: PopularityReport):
     from matplotlib.figure import Figure
 
@@ -988,7 +992,7 @@ def _popularity_mpl(rep: PopularityReport):
     imp = rep.importances.iloc[::-1]
     ax_imp.barh(imp.index, imp["mean"], xerr=imp["std"], color="tab:orange", alpha=0.8)
     ax_imp.axvline(0, color="black", lw=0.8)
-    ax_imp.set_xlabel("drop in held-out R² when permuted")
+    ax_imp.set_xlabel(IMPORTANCE_LABEL)
     ax_imp.set_title(f"Permutation importance ({rep.best_model})", fontsize=10)
     fig.suptitle(rep.verdict, fontsize=9)
     return fig
@@ -998,14 +1002,26 @@ def _popularity_plotly(rep: PopularityReport):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("popularity (R²)", "hit (AUC)", f"permutation importance ({rep.best_model})"))
-    for col, metric in ((1, "r2"), (2, "auc")):
+    fig = make_subplots(rows=1, cols=3, column_widths=[1, 1, 1.4], horizontal_spacing=0.11,
+                        subplot_titles=("popularity (R²)", "hit (AUC)", f"permutation importance ({rep.best_model})"))
+    for col, metric, ref in ((1, "r2", 0.0), (2, "auc", 0.5)):
         s = rep.scores[rep.scores.metric == metric]
         fig.add_trace(go.Bar(x=s["model"], y=s["mean"], error_y={"type": "data", "array": s["std"]}, showlegend=False), row=1, col=col)
+        fig.add_hline(y=ref, line_color="black", line_width=1, row=1, col=col)
     imp = rep.importances.iloc[::-1]
     fig.add_trace(go.Bar(x=imp["mean"], y=list(imp.index), orientation="h", error_x={"type": "data", "array": imp["std"]},
                          showlegend=False), row=1, col=3)
-    fig.update_layout(title={"text": rep.verdict, "font": {"size": 12}}, height=420)
+    fig.add_vline(x=0, line_color="black", line_width=1, row=1, col=3)
+    fig.update_yaxes(title_text="R², held out", row=1, col=1)
+    fig.update_yaxes(title_text="AUC, held out", range=[0.3, 1.0], row=1, col=2)
+    fig.update_yaxes(side="right", row=1, col=3)  # the feature names beside their own panel, not on the AUC bars
+    fig.update_xaxes(tickangle=90, row=1, col=1)
+    fig.update_xaxes(tickangle=90, row=1, col=2)  # slanted, the model names ran under the importances' axis title
+    fig.update_xaxes(title_text=IMPORTANCE_LABEL, row=1, col=3)
+    # the verdict (~150 characters) as the subtitle, one clause a line: as a title it ran off the figure
+    title = f"Popularity from audio features ({rep.n} tracks, {rep.n_splits}-fold CV grouped by artist)"
+    note = "bars: mean ± sd over the folds<br>" + rep.verdict.replace(": ", ":<br>", 1).replace("; ", ";<br>")
+    fig.update_layout(title={"text": title, "subtitle": {"text": note}}, height=560, margin={"t": 190})
     return fig
 
 

@@ -168,3 +168,16 @@ def test_the_text_summaries_take_a_chart_table_as_the_figures_do(planted):
         explore.corr_data(planted, n_boot=50))
     with pytest.raises(TracklensError, match="expected a chart table"):
         explore.summarize_popularity("charts.csv")
+
+
+def test_the_plotly_popularity_figure_labels_what_the_matplotlib_one_does(planted):
+    # the Plotly version had no axis titles (the importances' unit missing), its one-line title ran
+    # off a 700 px figure, and the importances' feature names sat on the AUC panel
+    rep = explore.popularity_model(planted, n_repeats=1)
+    fig = explore.popularity_model_figure(rep)
+    assert fig.layout.xaxis3.title.text == "drop in held-out R² when permuted"
+    assert fig.layout.yaxis.title.text.startswith("R²") and fig.layout.yaxis2.title.text.startswith("AUC")
+    assert fig.layout.yaxis3.side == "right"  # names beside their own panel
+    assert len(fig.layout.title.text) <= 90 and fig.layout.title.subtitle.text.replace("<br>", " ").endswith(rep.verdict)
+    mpl = explore.popularity_model_figure(rep, backend="matplotlib")
+    assert mpl.axes[2].get_xlabel() == fig.layout.xaxis3.title.text
