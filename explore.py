@@ -874,7 +874,7 @@ def _distributions_plotly(d: pd.DataFrame):
         fig.add_trace(go.Bar(x=(sub["left"] + sub["right"]) / 2, y=sub["density"], width=sub["right"] - sub["left"],
                              customdata=sub["count"], hovertemplate="%{x:.3g}: %{customdata} tracks<extra></extra>",
                              showlegend=False), row=row, col=col)
-    fig.update_layout(title="Distributions of the chart hits' features", bargap=0, height=230 * pos[-1][0] + 80)
+    fig.update_layout(title="Distributions of the chart hits' features (density)", bargap=0, height=230 * pos[-1][0] + 80)
     return fig
 
 

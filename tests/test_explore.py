@@ -181,3 +181,9 @@ def test_the_plotly_popularity_figure_labels_what_the_matplotlib_one_does(plante
     assert len(fig.layout.title.text) <= 90 and fig.layout.title.subtitle.text.replace("<br>", " ").endswith(rep.verdict)
     mpl = explore.popularity_model_figure(rep, backend="matplotlib")
     assert mpl.axes[2].get_xlabel() == fig.layout.xaxis3.title.text
+
+
+def test_both_histogram_renderers_say_the_bars_are_densities(planted):
+    # the Plotly version's title and axes did not say what the bar heights are
+    assert explore.distribution_plots(planted).layout.title.text.endswith("(density)")
+    assert explore.distribution_plots(planted, backend="matplotlib")._suptitle.get_text().endswith("(density)")
