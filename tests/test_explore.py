@@ -187,3 +187,18 @@ def test_both_histogram_renderers_say_the_bars_are_densities(planted):
     # the Plotly version's title and axes did not say what the bar heights are
     assert explore.distribution_plots(planted).layout.title.text.endswith("(density)")
     assert explore.distribution_plots(planted, backend="matplotlib")._suptitle.get_text().endswith("(density)")
+
+
+@pytest.mark.parametrize("draw", [explore.catplot_viz, explore.distribution_plots, explore.param_viz,
+                                  explore.yearly_trends])
+def test_a_mistyped_feature_is_named_with_the_nearest_column_in_every_figure(charts, draw):
+    # catplot_viz and distribution_plots raised KeyError "None of [Index(['tempoo'])] are in the [columns]"
+    with pytest.raises(TracklensError, match=r"lacks column\(s\) \['tempoo'\].*did you mean 'tempo'") as err:
+        draw(charts, features=["tempoo"])
+    assert "\n" not in str(err.value)
+
+
+def test_one_feature_may_be_named_without_a_list(charts):
+    # features="tempo" was read letter by letter: "chart table lacks column(s) ['t']"
+    d = explore.trend_data(charts, features="tempo")
+    assert list(d.stats.index) == ["tempo"]
