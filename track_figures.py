@@ -52,6 +52,9 @@ def hit_profile_data(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *
         chart table lacks is an error (so a typo is not silently dropped). The values must be the
         chart's own measures (an upload's LUFS is not Spotify's loudness)
     df : the chart table (the reference distribution)
+    features : the features to place (default: the chart table's continuous audio features, those
+        the track has), each in the chart's own unit (tempo BPM, loudness dB, duration ms, 0-1 for
+        the descriptors)
     label : the track's name for titles; default "artist - song" when the track has them
     errors : feature -> uncertainty of an estimated value (e.g. a held-out mean error); such a
         feature is placed as the range from the percentile of value - error to that of value + error
