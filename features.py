@@ -129,7 +129,10 @@ class Analysis:
     spectral_contrast : [shape=(7, t)] in dB
     rms, zero_crossing_rate : [shape=(1, t)], from time-domain frames of ``y``
     harmonic, percussive : float32 [shape=(n,)], waveforms of the HPSS split
-    onset_envelope : [shape=(t,)]; tempo : float, BPM
+    onset_envelope : [shape=(t,)]; tempo : float, BPM (the GTZAN-table feature the genre models read)
+    tempo_estimate : TempoEstimate, ``bpm`` (the tempo to quote: the ``bpm`` column, the check
+        page's) and its ×2/×½ ``alternative`` in BPM (NaN when not close)
+    key : KeyEstimate, ``key`` 0-11 (0 = C, -1 none), ``mode`` 1 major / 0 minor, ``confidence`` 0-1
     """
 
     def __init__(self, y: np.ndarray, *, sr: int = config.SAMPLE_RATE, n_fft: int = config.N_FFT,
