@@ -267,12 +267,15 @@ def _draw_beats(analysis, ax, *, title: str = ""):
     ax.vlines(beats, 0, 1, color="tab:red", alpha=0.6, lw=0.8, linestyles="--", label="beats")
     ax.set(xlabel="time (s)", ylabel="onset strength (norm.)", xlim=(0, analysis.duration_s), ylim=(0, 1.05))
     ax.legend(loc="upper right", fontsize=7)
-    ax.set_title(" · ".join(p for p in (title, f"tempo {tempo:.0f} BPM, {len(beats)} beats") if p), fontsize=10)
+    # named: librosa's beat tracker is neither the GTZAN-table tempo nor the engine's bpm (the card's)
+    ax.set_title(" · ".join(p for p in (title, f"librosa beat tracker: {tempo:.0f} BPM, {len(beats)} beats") if p),
+                 fontsize=10)
 
 
 @_takes_analysis
 def plot_beats(analysis, *, title: str = ""):
-    """Onset strength with the tracked beats and the tempo estimate."""
+    """Onset strength with the beats and tempo of librosa's beat tracker (:func:`beat_times`; not
+    the engine's ``bpm``, which also reads basic-pitch's pitched onsets)."""
     fig, axes = _figure()
     _draw_beats(analysis, axes[0, 0], title=title)
     return fig

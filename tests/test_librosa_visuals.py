@@ -93,6 +93,8 @@ def test_beats_and_overlays(analysis):
     np.testing.assert_allclose(centroid, analysis.spectral_centroid[0])
     zcr_fig = lv.plot_zcr_rms(analysis)
     np.testing.assert_allclose(zcr_fig.axes[0].get_lines()[0].get_ydata(), analysis.rms[0])
+    # the beat tracker's tempo is a third estimate beside Analysis.tempo and the engine's bpm: its title names it
+    assert lv.plot_beats(analysis).axes[0].get_title() == f"librosa beat tracker: {tempo:.0f} BPM, {len(beats)} beats"
 
 
 def test_plotly_versions_share_the_prepared_image(analysis):
