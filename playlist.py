@@ -142,10 +142,12 @@ def sort_playlist(playlist: str, out: str | Path | None = None, *, work: str | P
     tracks_csv = folder / "tracks.csv"
     result = PlaylistResult(table=None, path=None, work=folder)
 
+    playlist_now = None  # the playlist's track ids in its order, when Spotify answered every page
     try:
         fetched = acquire_spotify("playlist", playlist, tracks_csv, client=client, market=market,
                                   policy=policy, progress=progress)
         result.fetched = fetched.added
+        playlist_now = fetched.ids
         if "audio-features" in fetched.unavailable:
             result.problems.append("note: Spotify's audio-features endpoint is closed to this app (403): "
                                    "every audio column is tracklens's, measured from the preview")
@@ -157,6 +159,11 @@ def sort_playlist(playlist: str, out: str | Path | None = None, *, work: str | P
     from tracklens.fileio import read_csv
 
     tracks = read_csv(tracks_csv, dtype=str, keep_default_na=False)
+    if playlist_now is not None:
+        tracks, gone = in_playlist_order(tracks, playlist_now)
+        if gone:
+            result.problems.append(f"{gone} track{'s' if gone != 1 else ''} fetched before {'are' if gone != 1 else 'is'} "
+                                   f"no longer in the playlist: left out of the table (kept in {tracks_csv.name})")
     previews = download_previews(tracks_csv, folder / "previews", workers=workers, session=session,
                                  policy=policy, progress=progress)
     result.downloaded = len(previews.downloaded)
@@ -175,6 +182,19 @@ def sort_playlist(playlist: str, out: str | Path | None = None, *, work: str | P
         out.parent.mkdir(parents=True, exist_ok=True)
         result.path = write_csv(table, out)
     return result
+
+
+def in_playlist_order(tracks, ids: list[str]):
+    """``(tracks, n_gone)``: the rows of ``tracks.csv`` for the playlist as Spotify lists it now
+    (``ids``, its order; a track listed twice keeps its first place), and how many rows were
+    left out because the playlist no longer holds them (tracks.csv is appended across runs)."""
+    order = {}
+    for track_id in ids:
+        order.setdefault(track_id, len(order))
+    rank = tracks["id"].map(order)
+    kept = tracks[rank.notna()].assign(_rank=rank[rank.notna()])
+    kept = kept.sort_values("_rank", kind="stable").drop(columns="_rank").drop_duplicates("id")
+    return kept.reset_index(drop=True), int(rank.isna().sum())
 
 
 def _has_rows(path: Path) -> bool:

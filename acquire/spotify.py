@@ -323,6 +323,7 @@ class SpotifyResult:
     skipped: int = 0  # local files, podcast episodes, removed tracks
     total_rows: int = 0
     unavailable: dict[str, str] = field(default_factory=dict)
+    ids: list[str] = field(default_factory=list)  # the source's tracks this run, in its order (new and already present)
 
 
 def acquire_spotify(
@@ -385,7 +386,9 @@ def acquire_spotify(
             for track in page:
                 if not track or track.get("type", "track") != "track" or track.get("is_local") or not track.get("id"):
                     result.skipped += 1
-                elif track["id"] in known:
+                    continue
+                result.ids.append(track["id"])
+                if track["id"] in known:
                     result.already_present += 1
                 else:
                     known.add(track["id"])

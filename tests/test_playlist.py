@@ -62,11 +62,16 @@ def client():
     return spotify_client(credentials=("test-client-id", SECRET))
 
 
-def spotify(mock, *, page1_status: int = 200, page2_status: int = 200, headers: dict | None = None):
+def spotify(mock, *, page1_status: int = 200, page2_status: int = 200, headers: dict | None = None,
+            page1_order: list[str] | None = None):
     """The playlist's two pages (T1, T2, a local file / T3, a removed track), artists, and the
-    audio-features endpoint answering 403 as it does to apps created after November 2024."""
+    audio-features endpoint answering 403 as it does to apps created after November 2024.
+    ``page1_order``: the page's tracks as these ids, in this order (the local file after them)."""
     mock.post(TOKEN_URL, json=fixture("spotify_token.json"))
     first = fixture("spotify_playlist_items_page1.json") if page1_status == 200 else fixture(f"spotify_error_{page1_status}.json")
+    if page1_order is not None:
+        by_id = {(entry.get("item") or {}).get("id"): entry for entry in first["items"]}
+        first["items"] = [by_id[i] for i in page1_order] + [by_id[None]]
     mock.get(f"{API}/playlists/{PLAYLIST}/items", json=first, status=page1_status, headers=headers,
              match=[matchers.query_param_matcher({"limit": "100"}, strict_match=False)])
     second = fixture("spotify_playlist_items_page2.json") if page2_status == 200 else fixture(f"spotify_error_{page2_status}.json")
@@ -181,6 +186,30 @@ def test_rerun_fetches_and_downloads_only_what_is_new(monkeypatch, tmp_path, cli
     assert (first.fetched, first.downloaded, downloads) == (3, 2, 2)
     assert (second.fetched, second.downloaded, again) == (0, 0, 2)  # nothing new: no track, no preview again
     assert len(second.table) == 3
+
+
+def test_a_rerun_follows_the_playlist_as_it_is_now(monkeypatch, tmp_path, client, policy, previews):
+    # tracks.csv is appended across runs: a track taken out of the playlist stayed in the table, and a
+    # reordered playlist kept the old order as its "position"
+    fake_analysis(monkeypatch)
+    work = tmp_path / "work"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        spotify(mock)
+        deezer(mock, previews)
+        first = pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=work, client=client, policy=policy, progress=False)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        spotify(mock, page1_order=[T2])  # T1 taken out
+        deezer(mock, previews)
+        second = pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=work, client=client, policy=policy, progress=False)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        spotify(mock, page1_order=[T2, T1])  # T1 back, after T2
+        deezer(mock, previews)
+        third = pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=work, client=client, policy=policy, progress=False)
+    assert list(first.table["spotify_id"]) == [T1, T2, T3]
+    assert list(second.table["spotify_id"]) == [T2, T3] and list(second.table["position"]) == [1, 2]
+    assert any("1 track fetched before is no longer in the playlist" in p for p in second.problems)
+    assert T1 in (work / "tracks.csv").read_text()  # nothing fetched before is deleted
+    assert list(third.table["spotify_id"]) == [T2, T1, T3] and third.fetched == 0 and third.downloaded == 0
 
 
 @pytest.mark.parametrize("status, error, words", [
