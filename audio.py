@@ -217,6 +217,8 @@ def load_audio_bytes(
     import tempfile
 
     label = filename or name or "upload"
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise AudioError(f"load_audio_bytes takes a file's bytes, got {type(data).__name__}: for a path use load_audio(path)")
     if not data:
         raise AudioError(f"{label}: empty file (0 bytes)")
     _check_sniffed_header(label, data[:HEADER_BYTES])
