@@ -57,7 +57,7 @@ OAUTH_CLIENT_ERRORS = {"invalid_client", "unauthorized_client", "invalid_grant",
 MISSING_CREDENTIALS = (
     "Spotify credentials are not set: put SPOTIPY_CLIENT_ID=... and SPOTIPY_CLIENT_SECRET=... "
     "in the environment or in {env} (from an app at https://developer.spotify.com/dashboard); "
-    "everything except `acquire spotify` works without them"
+    "only `acquire spotify` and `playlist` need them"
 )
 
 

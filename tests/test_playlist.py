@@ -271,6 +271,16 @@ def test_a_spotify_server_error_is_one_line_before_any_row_and_a_problem_after(m
     assert "HTTP 503" in line and "\n" not in line and (tmp_path / "t.csv").exists()
 
 
+def test_without_credentials_one_line_says_the_playlist_needs_them(monkeypatch, tmp_path):
+    # the line said "everything except `acquire spotify` works without them" to a playlist user
+    monkeypatch.delenv("SPOTIPY_CLIENT_ID", raising=False)
+    monkeypatch.delenv("SPOTIPY_CLIENT_SECRET", raising=False)
+    monkeypatch.setattr(config, "load_dotenv_once", lambda: None)
+    with pytest.raises(CredentialsError, match="only `acquire spotify` and `playlist` need them") as caught:
+        pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=tmp_path / "w", progress=False)
+    assert "\n" not in str(caught.value) and not (tmp_path / "t.csv").exists()
+
+
 def test_out_never_overwrites_a_file_it_did_not_write(tmp_path):
     mine = tmp_path / "notes.csv"
     mine.write_text("name,value\nx,1\n")
