@@ -128,9 +128,11 @@ def sort_playlist(playlist: str, out: str | Path | None = None, *, work: str | P
 
     Returns
     -------
-    PlaylistResult ; a private or missing playlist, a 401/403/429 from Spotify with nothing
-    fetched before it raises TracklensError (one line). Failures after some rows were fetched,
-    and tracks without a preview, are lines in ``problems``; their rows stay in the table.
+    PlaylistResult ; its table is the playlist as Spotify lists it now, in its order (tracks taken
+    out since an earlier run stay in ``tracks.csv``, not in the table). A private or missing
+    playlist, a 401/403/429/5xx from Spotify with nothing fetched before it raises TracklensError
+    (one line). Failures after some rows were fetched, and tracks without a preview, are lines in
+    ``problems``; their rows stay in the table.
     """
     if sort not in SORT_KEYS:
         raise TracklensError(f"sort={sort!r}: sort by one of {', '.join(SORT_KEYS)}")
