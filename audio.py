@@ -121,6 +121,10 @@ def load_audio(
     stream in blocks (downmix + resample per block), so a long file never sits in memory whole;
     longer input is cut at ``max_duration`` and marked ``truncated``.
 
+    Returns an :class:`AudioClip`: ``y`` [shape=(n,)] float32 in [-1, 1], ``sr`` in Hz, and what
+    the file holds (``source_sr`` Hz, ``channels``, ``source_duration_s`` s). ``offset``,
+    ``max_duration`` and ``min_duration`` are in seconds.
+
     Raises AudioError for a missing, empty, undecodable, too short (< ``min_duration`` s) or
     silent file, for a path that is not a regular file (FIFO, directory, symlink loop), for a
     stream outside :data:`MAX_CHANNELS` / :data:`MIN_SAMPLE_RATE`..:data:`MAX_SAMPLE_RATE`, and
@@ -213,6 +217,8 @@ def load_audio_bytes(
     import tempfile
 
     label = filename or name or "upload"
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise AudioError(f"load_audio_bytes takes a file's bytes, got {type(data).__name__}: for a path use load_audio(path)")
     if not data:
         raise AudioError(f"{label}: empty file (0 bytes)")
     _check_sniffed_header(label, data[:HEADER_BYTES])
@@ -359,6 +365,11 @@ def _require_regular(path: Path) -> os.stat_result:
 def _check_file(path: str | Path) -> Path:
     """``path`` as a Path once it names a readable, non-empty regular file whose header (when
     it is a WAV, AIFF or AU one) the decoder accepts; AudioError otherwise."""
+    if not isinstance(path, (str, os.PathLike)):
+        hint = {"bytes": " (decode a file's bytes with load_audio_bytes)",
+                "ndarray": " (samples are decoded already: features.analyze(y, sr=...) takes them)"}
+        kind = "None" if path is None else type(path).__name__
+        raise AudioError(f"expected a path to an audio file, got {kind}{hint.get(kind, '')}")
     path = Path(path)
     if _require_regular(path).st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")

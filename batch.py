@@ -217,6 +217,11 @@ def _read_sources(sources: Any):
 
     if isinstance(sources, pd.DataFrame):
         return sources, Path.cwd()
+    if not isinstance(sources, (str, os.PathLike)):
+        kind = "None" if sources is None else type(sources).__name__
+        hint = " (files in a list: pd.DataFrame({'path': files}))" if isinstance(sources, (list, tuple)) else ""
+        raise TracklensError(f"sources: give a folder, a manifest CSV, one audio file or a DataFrame with a "
+                             f"'path' column; got {kind}{hint}")
     src = Path(sources)
     if src.is_dir():
         from tracklens.acquire import folder
@@ -535,6 +540,8 @@ def run(task: Task, sources: Any, *, out: str | Path, jobs: int = 1, scheduler: 
     Raises TracklensError when a worker process crashes: finished files stay cached (and on
     the Dask path finished parts stay written), so rerunning the same call resumes.
     """
+    if not isinstance(out, (str, os.PathLike)):
+        raise TracklensError(f"out={out!r}: give the table's .parquet path (or an fsspec URL)")
     out = output_target(out)
     if not str(out).lower().endswith(".parquet"):
         raise TracklensError(f"--out {out}: the table must be a .parquet file (a folder of parts on a Dask run)")

@@ -506,10 +506,11 @@ def _corr_heatmap_plotly(d: CorrData, *, intervals: bool = True):
     # The target is the first row and column (top, left): on a phone the matrix scrolls sideways
     # inside its panel, and the target's column is the one in view. The subtitle's lines (one per
     # measure) take the top margin, so the column names stay at the bottom.
+    room = {"title": title, "height": _corr_height(d) + 90, "margin": {"t": 190}}
     if not intervals:
         fig = go.Figure(_corr_matrix_trace(d, {}))
         fig.update_yaxes(autorange="reversed")
-        return fig.update_layout(title=title, height=_corr_height(d) + 90, margin={"t": 190})
+        return fig.update_layout(**room)
     fig = make_subplots(rows=1, cols=2, column_widths=list(CORR_COLUMNS), horizontal_spacing=CORR_GAP,
                         subplot_titles=("", f"vs {feature_name(d.target_name)}"))
     matrix_end = (1 - CORR_GAP) * CORR_COLUMNS[0]
@@ -519,7 +520,7 @@ def _corr_heatmap_plotly(d: CorrData, *, intervals: bool = True):
     fig.update_yaxes(autorange="reversed", row=1, col=1)
     fig.update_yaxes(side="right", row=1, col=2)
     fig.update_xaxes(title_text=_target_measure(d), row=1, col=2)
-    return fig.update_layout(title=title, height=_corr_height(d))
+    return fig.update_layout(**room)
 
 
 def _corr_intervals_plotly(d: CorrData):
@@ -772,6 +773,9 @@ def group_data(
         raise TracklensError(f"by={by!r} must be 'genre' or 'band'")
     wide = long[feats].astype(float).assign(group=groups.to_numpy()).dropna(subset=["group"])
     out = wide.melt(id_vars="group", var_name="feature", value_name="value").dropna()
+    if out.empty:
+        what = "genre" if by == "genre" else "popularity band"
+        raise TracklensError(f"no track with a {what} and a value of {feats}: nothing to draw")
     out["group"] = pd.Categorical(out["group"], categories=order, ordered=True)
     out.attrs["by"] = "genre" if by == "genre" else "popularity band"
     out.attrs["n"] = wide["group"].value_counts().reindex(order, fill_value=0).to_dict()  # tracks per group
@@ -870,7 +874,7 @@ def _distributions_plotly(d: pd.DataFrame):
         fig.add_trace(go.Bar(x=(sub["left"] + sub["right"]) / 2, y=sub["density"], width=sub["right"] - sub["left"],
                              customdata=sub["count"], hovertemplate="%{x:.3g}: %{customdata} tracks<extra></extra>",
                              showlegend=False), row=row, col=col)
-    fig.update_layout(title="Distributions of the chart hits' features", bargap=0, height=230 * pos[-1][0] + 80)
+    fig.update_layout(title="Distributions of the chart hits' features (density)", bargap=0, height=230 * pos[-1][0] + 80)
     return fig
 
 
@@ -969,6 +973,10 @@ def yearly_trends(df: pd.DataFrame, *, features: Sequence[str] | None = None,
 # --- the popularity model's report (fit by models.popularity) -----------------------------
 
 
+#: The permutation importances' unit, in both renderers.
+IMPORTANCE_LABEL = "drop in held-out R² when permuted"
+
+
 def _popularity_mpl(rep: PopularityReport):
     from matplotlib.figure import Figure
 
@@ -984,7 +992,7 @@ def _popularity_mpl(rep: PopularityReport):
     imp = rep.importances.iloc[::-1]
     ax_imp.barh(imp.index, imp["mean"], xerr=imp["std"], color="tab:orange", alpha=0.8)
     ax_imp.axvline(0, color="black", lw=0.8)
-    ax_imp.set_xlabel("drop in held-out R² when permuted")
+    ax_imp.set_xlabel(IMPORTANCE_LABEL)
     ax_imp.set_title(f"Permutation importance ({rep.best_model})", fontsize=10)
     fig.suptitle(rep.verdict, fontsize=9)
     return fig
@@ -994,14 +1002,26 @@ def _popularity_plotly(rep: PopularityReport):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("popularity (R²)", "hit (AUC)", f"permutation importance ({rep.best_model})"))
-    for col, metric in ((1, "r2"), (2, "auc")):
+    fig = make_subplots(rows=1, cols=3, column_widths=[1, 1, 1.4], horizontal_spacing=0.11,
+                        subplot_titles=("popularity (R²)", "hit (AUC)", f"permutation importance ({rep.best_model})"))
+    for col, metric, ref in ((1, "r2", 0.0), (2, "auc", 0.5)):
         s = rep.scores[rep.scores.metric == metric]
         fig.add_trace(go.Bar(x=s["model"], y=s["mean"], error_y={"type": "data", "array": s["std"]}, showlegend=False), row=1, col=col)
+        fig.add_hline(y=ref, line_color="black", line_width=1, row=1, col=col)
     imp = rep.importances.iloc[::-1]
     fig.add_trace(go.Bar(x=imp["mean"], y=list(imp.index), orientation="h", error_x={"type": "data", "array": imp["std"]},
                          showlegend=False), row=1, col=3)
-    fig.update_layout(title={"text": rep.verdict, "font": {"size": 12}}, height=420)
+    fig.add_vline(x=0, line_color="black", line_width=1, row=1, col=3)
+    fig.update_yaxes(title_text="R², held out", row=1, col=1)
+    fig.update_yaxes(title_text="AUC, held out", range=[0.3, 1.0], row=1, col=2)
+    fig.update_yaxes(side="right", row=1, col=3)  # the feature names beside their own panel, not on the AUC bars
+    fig.update_xaxes(tickangle=90, row=1, col=1)
+    fig.update_xaxes(tickangle=90, row=1, col=2)  # slanted, the model names ran under the importances' axis title
+    fig.update_xaxes(title_text=IMPORTANCE_LABEL, row=1, col=3)
+    # the verdict (~150 characters) as the subtitle, one clause a line: as a title it ran off the figure
+    title = f"Popularity from audio features ({rep.n} tracks, {rep.n_splits}-fold CV grouped by artist)"
+    note = "bars: mean ± sd over the folds<br>" + rep.verdict.replace(": ", ":<br>", 1).replace("; ", ";<br>")
+    fig.update_layout(title={"text": title, "subtitle": {"text": note}}, height=560, margin={"t": 190})
     return fig
 
 
@@ -1017,9 +1037,11 @@ def popularity_model_figure(report_or_df: PopularityReport | pd.DataFrame, *, ba
 # --- text summaries --------------------------------------------------------------------------
 
 
-def summarize_correlations(d: CorrData, *, k: int = 3) -> str:
+def summarize_correlations(d: CorrData | pd.DataFrame, *, k: int = 3, **kwargs) -> str:
     """The ``k`` strongest and ``k`` weakest feature-target associations with their intervals
-    (each with its measure's symbol: r/ρ for a number, η for a category)."""
+    (each with its measure's symbol: r/ρ for a number, η for a category). Takes a CorrData, or a
+    chart table (then ``kwargs`` go to :func:`corr_data`)."""
+    d = _corr_data_of(d, **kwargs)
     t = d.target
 
     def line(f, row):
@@ -1034,8 +1056,10 @@ def summarize_correlations(d: CorrData, *, k: int = 3) -> str:
     return "\n".join(out)
 
 
-def summarize_popularity(rep: PopularityReport) -> str:
-    """CV scores per model and the verdict, as text."""
+def summarize_popularity(rep: PopularityReport | pd.DataFrame, **kwargs) -> str:
+    """CV scores per model and the verdict, as text. Takes a PopularityReport, or a chart table
+    (then ``kwargs`` go to :func:`popularity_model`)."""
+    rep = rep if isinstance(rep, PopularityReport) else popularity_model(rep, **kwargs)
     lines = [f"popularity model, {rep.n} tracks, {rep.n_splits}-fold CV grouped by artist "
              f"(hit = popularity >= {rep.hit_threshold:.0f}):"]
     for _, r in rep.scores.iterrows():

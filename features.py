@@ -129,7 +129,10 @@ class Analysis:
     spectral_contrast : [shape=(7, t)] in dB
     rms, zero_crossing_rate : [shape=(1, t)], from time-domain frames of ``y``
     harmonic, percussive : float32 [shape=(n,)], waveforms of the HPSS split
-    onset_envelope : [shape=(t,)]; tempo : float, BPM
+    onset_envelope : [shape=(t,)]; tempo : float, BPM (the GTZAN-table feature the genre models read)
+    tempo_estimate : TempoEstimate, ``bpm`` (the tempo to quote: the ``bpm`` column, the check
+        page's) and its ×2/×½ ``alternative`` in BPM (NaN when not close)
+    key : KeyEstimate, ``key`` 0-11 (0 = C, -1 none), ``mode`` 1 major / 0 minor, ``confidence`` 0-1
     """
 
     def __init__(self, y: np.ndarray, *, sr: int = config.SAMPLE_RATE, n_fft: int = config.N_FFT,
@@ -137,6 +140,15 @@ class Analysis:
                  n_mfcc: int = config.N_MFCC, tuning: float | None = None):
         import librosa
 
+        if isinstance(y, (str, Path)):
+            raise TracklensError(f"analyze: {str(y)!r} is a file name, not samples: decode it first "
+                                 "(clip = audio.load_audio(path); features.analyze(clip.y, sr=clip.sr))")
+        if isinstance(y, AudioClip):
+            raise TracklensError("analyze: got an AudioClip: pass clip.y, sr=clip.sr")
+        for name, value in (("sr", sr), ("n_fft", n_fft), ("hop_length", hop_length)):
+            if not value > 0:
+                raise TracklensError(f"analyze: {name}={value!r} must be a positive number of "
+                                     f"{'samples per second' if name == 'sr' else 'samples'}")
         y = np.asarray(y, dtype=np.float32)
         if y.ndim != 1:
             raise TracklensError(f"analyze: y must be mono (1-D), got shape {y.shape}")
@@ -450,7 +462,29 @@ def _tempo_prior(bpm: np.ndarray) -> np.ndarray:
 
 def analyze(y: np.ndarray, *, sr: int = config.SAMPLE_RATE, n_fft: int = config.N_FFT,
             hop_length: int = config.HOP_LENGTH, **kwargs: Any) -> Analysis:
-    """Compute one STFT of mono ``y`` and return the lazy :class:`Analysis` built on it."""
+    """Compute one STFT of mono ``y`` and return the lazy :class:`Analysis` built on it.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], mono samples, finite, at least ``n_fft`` long (a decoded
+        clip's ``clip.y``: :func:`audio.load_audio` gives float32 in [-1, 1])
+    sr : int > 0, sample rate of ``y`` in Hz (``clip.sr``; default 22 050)
+    n_fft : int > 0, STFT frame length in samples (default 2048: 93 ms at 22 050 Hz)
+    hop_length : int > 0, hop between frames in samples (default 512: 23 ms at 22 050 Hz)
+
+    Returns
+    -------
+    Analysis : every feature derived from the one STFT on first access, over
+        ``t = 1 + n // hop_length`` frames: e.g. ``log_mel`` [shape=(128, t)] in dB, ``chroma``
+        [shape=(12, t)], ``spectral_centroid`` [shape=(1, t)] in Hz, ``tempo`` in BPM (see
+        :class:`Analysis`).
+
+    Raises
+    ------
+    TracklensError
+        A file name or an AudioClip instead of samples; ``y`` stereo, holding NaN or shorter than
+        ``n_fft``; a non-positive ``sr``, ``n_fft`` or ``hop_length``.
+    """
     return Analysis(y, sr=sr, n_fft=n_fft, hop_length=hop_length, **kwargs)
 
 

@@ -26,6 +26,26 @@ Kind = Literal["linear", "mel", "chroma", "mfcc"]
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
+def _check_analysis(analysis, where: str) -> None:
+    """One line when a view is given a file name, an AudioClip or samples instead of an analysis."""
+    if not all(hasattr(analysis, name) for name in ("stft", "sr", "hop_length", "n_frames")):
+        kind = "None" if analysis is None else type(analysis).__name__
+        raise TracklensError(f"{where}: expected an analysis (features.analyze(clip.y, sr=clip.sr) of "
+                             f"clip = audio.load_audio(path)), got {kind}")
+
+
+def _takes_analysis(view):
+    """Checks a view's first argument with :func:`_check_analysis` (the view's name in the message)."""
+    import functools
+
+    @functools.wraps(view)
+    def checked(analysis, *args, **kwargs):
+        _check_analysis(analysis, f"librosa_visuals.{view.__name__}")
+        return view(analysis, *args, **kwargs)
+
+    return checked
+
+
 # --- prepared images ----------------------------------------------------------------------
 
 
@@ -89,6 +109,7 @@ def spec_image(values: np.ndarray, *, kind: Kind, sr: int = config.SAMPLE_RATE,
     return SpecImage(values, np.arange(n_frames) * frame_seconds, rows, kind, int(sr), unit, title)
 
 
+@_takes_analysis
 def analysis_image(analysis, kind: Kind, *, title: str = "") -> SpecImage:
     """The analysis' own matrix for ``kind``: |STFT| in dB, log-mel, chroma or MFCC (no new STFT)."""
     import librosa
@@ -100,6 +121,7 @@ def analysis_image(analysis, kind: Kind, *, title: str = "") -> SpecImage:
     return spec_image(values, kind=kind, sr=analysis.sr, frame_seconds=analysis.hop_length / analysis.sr, title=title)
 
 
+@_takes_analysis
 def frame_times(analysis) -> np.ndarray:
     """Centre time (s) of each STFT frame [shape=(t,)] (librosa's centred frames)."""
     return np.arange(analysis.n_frames) * analysis.hop_length / analysis.sr
@@ -148,6 +170,7 @@ def _single(img: SpecImage, *, size=(9.0, 3.4)):
     return fig
 
 
+@_takes_analysis
 def plot_waveform(analysis, *, title: str = "", ax=None, peak: float | None = None):
     """Waveform (amplitude against time in seconds; full scale is ±1).
 
@@ -170,6 +193,7 @@ def waveform_peak(analyses) -> float:
     return max([float(np.max(np.abs(a.y), initial=0.0)) for a in analyses] + [1e-3])
 
 
+@_takes_analysis
 def plot_spectrogram(analysis, *, kind: Literal["linear", "mel"] = "mel", title: str = ""):
     """Linear-frequency (log axis) or log-mel spectrogram in dB with a colour bar."""
     if kind not in ("linear", "mel"):
@@ -177,11 +201,13 @@ def plot_spectrogram(analysis, *, kind: Literal["linear", "mel"] = "mel", title:
     return _single(analysis_image(analysis, kind, title=title))
 
 
+@_takes_analysis
 def plot_chromagram(analysis, *, title: str = ""):
     """Chromagram (energy per pitch class over time)."""
     return _single(analysis_image(analysis, "chroma", title=title), size=(9.0, 3.0))
 
 
+@_takes_analysis
 def plot_mfcc(analysis, *, title: str = ""):
     """MFCCs over time."""
     return _single(analysis_image(analysis, "mfcc", title=title), size=(9.0, 3.0))
@@ -197,6 +223,7 @@ def _draw_spectral_shape(analysis, ax, *, title: str = "", image=None):
     ax.set_title(" · ".join(p for p in (title, "centroid and roll-off over the spectrogram") if p), fontsize=10)
 
 
+@_takes_analysis
 def plot_spectral_shape(analysis, *, title: str = ""):
     """Spectral centroid and roll-off (Hz) drawn over the linear spectrogram."""
     fig, axes = _figure(size=(9.0, 3.6))
@@ -215,6 +242,7 @@ def _draw_zcr_rms(analysis, ax, *, title: str = ""):
     ax.set_title(" · ".join(p for p in (title, "RMS and zero-crossing rate") if p), fontsize=10)
 
 
+@_takes_analysis
 def plot_zcr_rms(analysis, *, title: str = ""):
     """RMS energy and zero-crossing rate over time."""
     fig, axes = _figure()
@@ -222,6 +250,7 @@ def plot_zcr_rms(analysis, *, title: str = ""):
     return fig
 
 
+@_takes_analysis
 def beat_times(analysis) -> tuple[float, np.ndarray]:
     """(tempo in BPM, beat times in s) from the analysis' onset envelope (no new spectrogram)."""
     import librosa
@@ -238,11 +267,15 @@ def _draw_beats(analysis, ax, *, title: str = ""):
     ax.vlines(beats, 0, 1, color="tab:red", alpha=0.6, lw=0.8, linestyles="--", label="beats")
     ax.set(xlabel="time (s)", ylabel="onset strength (norm.)", xlim=(0, analysis.duration_s), ylim=(0, 1.05))
     ax.legend(loc="upper right", fontsize=7)
-    ax.set_title(" · ".join(p for p in (title, f"tempo {tempo:.0f} BPM, {len(beats)} beats") if p), fontsize=10)
+    # named: librosa's beat tracker is neither the GTZAN-table tempo nor the engine's bpm (the card's)
+    ax.set_title(" · ".join(p for p in (title, f"librosa beat tracker: {tempo:.0f} BPM, {len(beats)} beats") if p),
+                 fontsize=10)
 
 
+@_takes_analysis
 def plot_beats(analysis, *, title: str = ""):
-    """Onset strength with the tracked beats and the tempo estimate."""
+    """Onset strength with the beats and tempo of librosa's beat tracker (:func:`beat_times`; not
+    the engine's ``bpm``, which also reads basic-pitch's pitched onsets)."""
     fig, axes = _figure()
     _draw_beats(analysis, axes[0, 0], title=title)
     return fig
@@ -258,6 +291,7 @@ def _draw_hpss(analysis, ax, *, title: str = ""):
     ax.set_title(" · ".join(p for p in (title, "harmonic / percussive split") if p), fontsize=10)
 
 
+@_takes_analysis
 def plot_hpss(analysis, *, title: str = ""):
     """Harmonic and percussive waveforms of the HPSS split (the analysis' own soft masks)."""
     fig, axes = _figure()
@@ -265,6 +299,7 @@ def plot_hpss(analysis, *, title: str = ""):
     return fig
 
 
+@_takes_analysis
 def overview(analysis, *, title: str = ""):
     """Every view of one clip in one tall figure (waveform ... HPSS), sharing the time axis."""
     fig, axes = _figure(8, 1, size=(10.0, 2.6), sharex=True)
@@ -282,6 +317,7 @@ def overview(analysis, *, title: str = ""):
     return fig
 
 
+@_takes_analysis
 def visualize_Chromagram_y_Spectrogram(analysis, *, title: str = ""):  # noqa: N802 (the user's name)
     """The chromagram and the spectrogram of one song together ("chromagram y spectrogram").
 
@@ -308,6 +344,8 @@ def genre_gallery(analyses: Mapping[str, object], *, titles: Mapping[str, str] |
     bad = [v for v in views if v not in ("waveform", "linear", "mel", "chroma", "mfcc")]
     if bad:
         raise TracklensError(f"unknown gallery view(s) {bad}")
+    for genre, a in analyses.items():
+        _check_analysis(a, f"genre_gallery[{genre!r}]")
     titles = dict(titles or {})
     images = {v: {g: analysis_image(a, v) for g, a in analyses.items()} for v in views if v != "waveform"}
     limits = {v: (min(float(i.values.min()) for i in imgs.values()), max(float(i.values.max()) for i in imgs.values()))

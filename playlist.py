@@ -128,9 +128,11 @@ def sort_playlist(playlist: str, out: str | Path | None = None, *, work: str | P
 
     Returns
     -------
-    PlaylistResult ; a private or missing playlist, a 401/403/429 from Spotify with nothing
-    fetched before it raises TracklensError (one line). Failures after some rows were fetched,
-    and tracks without a preview, are lines in ``problems``; their rows stay in the table.
+    PlaylistResult ; its table is the playlist as Spotify lists it now, in its order (tracks taken
+    out since an earlier run stay in ``tracks.csv``, not in the table). A private or missing
+    playlist, a 401/403/429/5xx from Spotify with nothing fetched before it raises TracklensError
+    (one line). Failures after some rows were fetched, and tracks without a preview, are lines in
+    ``problems``; their rows stay in the table.
     """
     if sort not in SORT_KEYS:
         raise TracklensError(f"sort={sort!r}: sort by one of {', '.join(SORT_KEYS)}")
@@ -142,10 +144,12 @@ def sort_playlist(playlist: str, out: str | Path | None = None, *, work: str | P
     tracks_csv = folder / "tracks.csv"
     result = PlaylistResult(table=None, path=None, work=folder)
 
+    playlist_now = None  # the playlist's track ids in its order, when Spotify answered every page
     try:
         fetched = acquire_spotify("playlist", playlist, tracks_csv, client=client, market=market,
                                   policy=policy, progress=progress)
         result.fetched = fetched.added
+        playlist_now = fetched.ids
         if "audio-features" in fetched.unavailable:
             result.problems.append("note: Spotify's audio-features endpoint is closed to this app (403): "
                                    "every audio column is tracklens's, measured from the preview")
@@ -157,6 +161,11 @@ def sort_playlist(playlist: str, out: str | Path | None = None, *, work: str | P
     from tracklens.fileio import read_csv
 
     tracks = read_csv(tracks_csv, dtype=str, keep_default_na=False)
+    if playlist_now is not None:
+        tracks, gone = in_playlist_order(tracks, playlist_now)
+        if gone:
+            result.problems.append(f"{gone} track{'s' if gone != 1 else ''} fetched before {'are' if gone != 1 else 'is'} "
+                                   f"no longer in the playlist: left out of the table (kept in {tracks_csv.name})")
     previews = download_previews(tracks_csv, folder / "previews", workers=workers, session=session,
                                  policy=policy, progress=progress)
     result.downloaded = len(previews.downloaded)
@@ -175,6 +184,19 @@ def sort_playlist(playlist: str, out: str | Path | None = None, *, work: str | P
         out.parent.mkdir(parents=True, exist_ok=True)
         result.path = write_csv(table, out)
     return result
+
+
+def in_playlist_order(tracks, ids: list[str]):
+    """``(tracks, n_gone)``: the rows of ``tracks.csv`` for the playlist as Spotify lists it now
+    (``ids``, its order; a track listed twice keeps its first place), and how many rows were
+    left out because the playlist no longer holds them (tracks.csv is appended across runs)."""
+    order = {}
+    for track_id in ids:
+        order.setdefault(track_id, len(order))
+    rank = tracks["id"].map(order)
+    kept = tracks[rank.notna()].assign(_rank=rank[rank.notna()])
+    kept = kept.sort_values("_rank", kind="stable").drop(columns="_rank").drop_duplicates("id")
+    return kept.reset_index(drop=True), int(rank.isna().sum())
 
 
 def _has_rows(path: Path) -> bool:
@@ -248,8 +270,8 @@ def playlist_table(tracks, analysed, *, missing: dict | None = None, failed: dic
     Returns
     -------
     DataFrame with :data:`IDENTITY_COLUMNS`, then ``spotify_*`` (Spotify's metadata, and the audio
-    features it still served, if any) and ``tracklens_*``: tempo (BPM; and the ×2/×½ alternative
-    when the engine gives ``tempo_alt``), key (musical and Camelot), loudness (integrated LUFS of
+    features it still served, if any) and ``tracklens_*``: tempo (BPM, the engine's ``bpm``; and its
+    ×2/×½ alternative when the engine gives ``tempo_alt``), key (musical and Camelot), loudness (integrated LUFS of
     the 30 s preview), the descriptor estimates with their held-out error, the genre blend (top
     genres as text and one column per genre) and its fit verdict.
     """
@@ -279,7 +301,10 @@ def playlist_table(tracks, analysed, *, missing: dict | None = None, failed: dic
     measured = pd.DataFrame(index=out["spotify_id"])
     if len(by_id):
         a = by_id.reindex(out["spotify_id"])
-        measured["tracklens_tempo_bpm"] = pd.to_numeric(a["bpm"], errors="coerce").round(1).to_numpy()
+        # The engine's tempo is ``bpm`` (``tempo`` is the GTZAN-table feature the genre models
+        # read; ``tempo_alt`` is bpm's alternative); a catalogue from before the card columns has ``tempo`` only
+        tempo = a["bpm"] if "bpm" in a.columns else a["tempo"]
+        measured["tracklens_tempo_bpm"] = pd.to_numeric(tempo, errors="coerce").round(1).to_numpy()
         if "tempo_alt" in a.columns:
             measured["tracklens_tempo_alt_bpm"] = pd.to_numeric(a["tempo_alt"], errors="coerce").round(1).to_numpy()
         keys, modes = a["key"].to_numpy(), a["mode"].to_numpy()

@@ -21,6 +21,7 @@ Cleaning, in order (each step is a line of the :class:`PrepareReport`):
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -203,6 +204,9 @@ def _validate(df: pd.DataFrame, source: str, bad_values: str = "raise") -> tuple
 
 
 def _read_csv(path) -> tuple[pd.DataFrame, str]:
+    if not isinstance(path, (str, os.PathLike)):
+        kind = "None" if path is None else type(path).__name__
+        raise TracklensError(f"expected a chart CSV's path or a pandas DataFrame, got {kind}")
     p = Path(path)
     source = str(p)
     if not p.exists():

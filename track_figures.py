@@ -15,7 +15,7 @@ import pandas as pd
 from tracklens.errors import TracklensError
 from tracklens.figure_style import (COMPACT_MARGIN, CONTINUOUS_FEATURES, Backend, feature_name, format_feature,
                                     genre_colour, mpl_figure, plotly_text, render, text_colour_on)
-from tracklens.models.popularity import pick_features
+from tracklens.models.popularity import check_chart_table, pick_features
 
 
 # --- hit profile ("check your track") -----------------------------------------------------
@@ -52,6 +52,9 @@ def hit_profile_data(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *
         chart table lacks is an error (so a typo is not silently dropped). The values must be the
         chart's own measures (an upload's LUFS is not Spotify's loudness)
     df : the chart table (the reference distribution)
+    features : the features to place (default: the chart table's continuous audio features, those
+        the track has), each in the chart's own unit (tempo BPM, loudness dB, duration ms, 0-1 for
+        the descriptors)
     label : the track's name for titles; default "artist - song" when the track has them
     errors : feature -> uncertainty of an estimated value (e.g. a held-out mean error); such a
         feature is placed as the range from the percentile of value - error to that of value + error
@@ -63,14 +66,19 @@ def hit_profile_data(track: Mapping[str, float] | pd.Series, df: pd.DataFrame, *
     percentile without an error), hits_p10, hits_median, hits_p90, n
     """
     track, errors = dict(track), dict(errors or {})
+    check_chart_table(df)
     _check_known_columns(df, track, features, errors)
     candidates = pick_features(df, features, CONTINUOUS_FEATURES)
     feats = [f for f in candidates if f in track and track[f] is not None and np.isfinite(float(track[f]))]
     if not feats:
         raise TracklensError(f"track has none of the features {candidates}")
+    refs = {f: pd.to_numeric(df[f], errors="coerce").dropna().to_numpy(dtype=float) for f in feats}
+    if not any(len(ref) for ref in refs.values()):
+        raise TracklensError(f"hit profile: the chart table has no values of {feats} to compare with ({len(df)} rows)")
     rows = []
-    for f in feats:
-        ref = pd.to_numeric(df[f], errors="coerce").dropna().to_numpy(dtype=float)
+    for f, ref in refs.items():
+        if not len(ref):  # no hit has this value: no percentile to give
+            continue
         v, e = float(track[f]), abs(float(errors.get(f, 0.0)))
         p10, med, p90 = np.percentile(ref, [10, 50, 90])
         rows.append({"feature": f, "value": v, "error": e, "percentile": _percentile_among(ref, v),

@@ -57,7 +57,7 @@ OAUTH_CLIENT_ERRORS = {"invalid_client", "unauthorized_client", "invalid_grant",
 MISSING_CREDENTIALS = (
     "Spotify credentials are not set: put SPOTIPY_CLIENT_ID=... and SPOTIPY_CLIENT_SECRET=... "
     "in the environment or in {env} (from an app at https://developer.spotify.com/dashboard); "
-    "everything except `acquire spotify` works without them"
+    "only `acquire spotify` and `playlist` need them"
 )
 
 
@@ -73,6 +73,9 @@ def parse_spotify_ref(kind: str, ref: str) -> str:
 
     Raises TracklensError when ``ref`` is none of these or names another kind of object.
     """
+    if not isinstance(ref, str):  # e.g. os.environ.get(...) of an unset variable
+        raise TracklensError(f"not a Spotify {kind} ID, URI or URL: got {'None' if ref is None else type(ref).__name__} "
+                             f"(give a string such as spotify:{kind}:<22 characters>)")
     ref = ref.strip()
     if _SPOTIFY_ID.match(ref):
         return ref
@@ -320,6 +323,7 @@ class SpotifyResult:
     skipped: int = 0  # local files, podcast episodes, removed tracks
     total_rows: int = 0
     unavailable: dict[str, str] = field(default_factory=dict)
+    ids: list[str] = field(default_factory=list)  # the source's tracks this run, in its order (new and already present)
 
 
 def acquire_spotify(
@@ -382,7 +386,9 @@ def acquire_spotify(
             for track in page:
                 if not track or track.get("type", "track") != "track" or track.get("is_local") or not track.get("id"):
                     result.skipped += 1
-                elif track["id"] in known:
+                    continue
+                result.ids.append(track["id"])
+                if track["id"] in known:
                     result.already_present += 1
                 else:
                     known.add(track["id"])

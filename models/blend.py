@@ -524,7 +524,8 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
 
     Parameters
     ----------
-    model : a loaded GenreModel (None: the shipped default)
+    model : a loaded GenreModel, a model's name or folder (as :func:`load_model` takes it; e.g.
+        ``"default-fast"``), or None: the shipped default
     source : audio file path, :class:`audio.AudioClip` or :class:`features.ClipFeatures`
         (decoded, or resampled, at the card's sample rate)
     margin : probability gap below which the label names two genres
@@ -543,7 +544,12 @@ def predict_blend(model: GenreModel | None, source, *, margin: float = BLEND_MAR
     """
     if short_input not in ("loop", "as_is"):
         raise TracklensError(f"short_input={short_input!r} must be 'loop' or 'as_is'")
-    model = model or load_default_model()
+    if model is None:
+        model = load_default_model()
+    elif isinstance(model, (str, Path)):
+        model = load_model(model)
+    elif not isinstance(model, GenreModel):
+        raise TracklensError(f"model={model!r}: give a loaded GenreModel, a model's name or folder, or None (the default)")
     block_s, max_blocks = _block_settings(model, max_seconds)
     if isinstance(source, BlockCutter):  # a file already decoded into this model's blocks
         if (source.sr, source.block_s, source.max_blocks) != (model.sample_rate, block_s, max_blocks):

@@ -25,11 +25,30 @@ AUDIO_FEATURES = ("duration_ms", "explicit", *config.SPOTIFY_AUDIO_FEATURES)
 TARGET = "popularity"
 
 
-def numeric_frame(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """The named columns as float, complete cases only; a clear error for missing columns."""
+def check_chart_table(df) -> None:
+    """One line when ``df`` is not a table (a CSV's path is the usual slip in a notebook)."""
+    if not isinstance(df, pd.DataFrame):
+        kind = "None" if df is None else type(df).__name__
+        raise TracklensError(f"expected a chart table (a pandas DataFrame), got {kind}; "
+                             "read a chart CSV with prepare.prepare_charts(path)")
+
+
+def _require_columns(df: pd.DataFrame, columns: Sequence[str]) -> None:
+    """One line naming the columns ``df`` lacks, each with its nearest real name (a typo)."""
+    import difflib
+
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise TracklensError(f"chart table lacks column(s) {missing}; has {list(df.columns)}")
+        known = [str(c) for c in df.columns]
+        hints = [f"{m!r} for {c!r}" for c in missing if (m := next(iter(difflib.get_close_matches(str(c), known, n=1)), None))]
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        raise TracklensError(f"chart table lacks column(s) {missing}{hint}; has {known}")
+
+
+def numeric_frame(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The named columns as float, complete cases only; a clear error for missing columns."""
+    check_chart_table(df)
+    _require_columns(df, columns)
     out = df.loc[:, list(columns)].astype(float).dropna()
     if len(out) < 3:
         raise TracklensError(f"need at least 3 complete rows for statistics, got {len(out)}")
@@ -38,8 +57,11 @@ def numeric_frame(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 
 def pick_features(df: pd.DataFrame, features: Sequence[str] | None, default: Sequence[str]) -> list[str]:
     """Requested features, or the defaults this table actually has."""
+    check_chart_table(df)
     if features is not None:
-        return list(features)
+        features = [features] if isinstance(features, str) else list(features)  # "tempo" is one feature
+        _require_columns(df, features)
+        return features
     present = [f for f in default if f in df.columns]
     if not present:
         raise TracklensError(f"chart table has none of the audio features {list(default)}")

@@ -419,7 +419,9 @@ def test_parse_spotify_ref(kind, ref, expected):
     assert parse_spotify_ref(kind, ref) == expected
 
 
-@pytest.mark.parametrize("ref, match", [("not an id", "not a Spotify album"), (f"spotify:track:{T1}", "is a Spotify track")])
+@pytest.mark.parametrize("ref, match", [("not an id", "not a Spotify album"), (f"spotify:track:{T1}", "is a Spotify track"),
+                                        (None, "not a Spotify album.*got None"),  # os.environ.get("UNSET") in a notebook
+                                        (12345, "not a Spotify album.*got int")])
 def test_parse_spotify_ref_rejects(ref, match):
     with pytest.raises(TracklensError, match=match):
         parse_spotify_ref("album", ref)

@@ -114,6 +114,23 @@ def test_missing_file():
         audio.load_audio("/no/such/file.wav")
 
 
+@pytest.mark.parametrize("value, kind", [(None, "None"), (np.zeros(100, dtype=np.float32), "ndarray"),
+                                         (b"RIFF....WAVE", "bytes"), (123, "int")])
+def test_something_other_than_a_path_is_named_in_one_line(value, kind):
+    # in a notebook: load_audio(clip.y), load_audio(df), load_audio(uploaded_bytes)
+    for read in (audio.load_audio, audio.probe_audio):
+        with pytest.raises(AudioError, match=f"expected a path to an audio file, got {kind}") as err:
+            read(value)
+        assert "\n" not in str(err.value)
+
+
+def test_load_audio_bytes_given_a_path_points_to_load_audio(tmp_path):
+    # was TypeError: a bytes-like object is required, not 'str'
+    for path in ("song.mp3", tmp_path / "song.mp3"):
+        with pytest.raises(AudioError, match=r"load_audio_bytes takes a file's bytes, got .*: for a path use load_audio\(path\)"):
+            audio.load_audio_bytes(path)
+
+
 @needs_ffmpeg
 def test_mp3_opus_and_m4a_decode(files):
     reference = tone(3.0)

@@ -248,6 +248,19 @@ def test_manifest_cells_are_read_back_unescaped(tmp_path):
     assert result.n_errors == 0 and set(table["label"]) == {"@pop"} and set(table["track_id"]) == {"=SUM(1)"}
 
 
+@pytest.mark.parametrize("sources, kind", [(None, "None"), (["a.wav", "b.wav"], "list")])
+def test_sources_that_are_not_a_path_or_a_table_are_one_line(tmp_path, sources, kind):
+    # in a notebook: features.extract_features(files, ...) was TypeError: expected str, bytes or os.PathLike object, not list
+    with pytest.raises(TracklensError, match=f"sources: give a folder, a manifest CSV, one audio file or a DataFrame "
+                                             f"with a 'path' column; got {kind}"):
+        batch.run(FAKE, sources, out=tmp_path / "t.parquet", cache_dir=tmp_path / "c", progress=False)
+
+
+def test_out_that_is_not_a_path_is_one_line(tmp_path):
+    with pytest.raises(TracklensError, match="out=None: give the table's .parquet path"):
+        batch.run(FAKE, tmp_path, out=None, cache_dir=tmp_path / "c", progress=False)
+
+
 # --- reading frames back -------------------------------------------------------------------------------
 
 

@@ -174,6 +174,20 @@ def test_shipped_models_resolve_by_name(monkeypatch, tmp_path):
         blend.resolve_model_dir("default-slow")
 
 
+def test_predict_blend_takes_a_models_name_and_names_anything_else(monkeypatch, tmp_path):
+    # blend.predict_blend("default-fast", path) was AttributeError: 'str' object has no attribute 'window_s'
+    monkeypatch.setattr(config, "TRAINED_MODELS_DIR", tmp_path)
+    loaded = []
+    monkeypatch.setattr(blend.GenreModel, "load", classmethod(lambda cls, path: loaded.append(path) or 1 / 0))
+    with pytest.raises(ZeroDivisionError):  # got as far as loading the named model's folder
+        blend.predict_blend("default-fast", "song.mp3")
+    assert loaded == [blend.FAST_MODEL_DIR]
+    with pytest.raises(TracklensError, match="no such folder"):
+        blend.predict_blend("default-slow", "song.mp3")
+    with pytest.raises(TracklensError, match="model=3: give a loaded GenreModel, a model's name or folder, or None"):
+        blend.predict_blend(3, "song.mp3")
+
+
 # --- chart-genre tags -----------------------------------------------------------------------------------
 
 

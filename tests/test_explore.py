@@ -128,3 +128,77 @@ def test_misuse_gives_clear_errors(charts):
         explore.corr_data(charts, method="kendall")
     with pytest.raises(TracklensError, match="lacks column"):
         explore.corr_data(charts.drop(columns="popularity"))
+
+
+@pytest.mark.parametrize("draw", [explore.corr_heatmap, explore.param_viz, explore.catplot_viz, explore.yearly_trends,
+                                  explore.distribution_plots, explore.popularity_model])
+def test_a_path_where_a_chart_table_goes_is_one_line(draw):
+    # a notebook's first try: explore.corr_heatmap("songs_normalize.csv") was AttributeError: 'str' object has no attribute 'columns'
+    with pytest.raises(TracklensError, match=r"expected a chart table \(a pandas DataFrame\), got str.*prepare_charts") as err:
+        draw("../shared/data/spotify/songs_normalize.csv")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("by", ["genre", "band"])
+def test_distributions_of_an_empty_table_are_one_line(charts, by):
+    # was plotly's multi-line ValueError: "The 'rows' argument to make_subplots must be an int greater than 0"
+    for backend in ("plotly", "matplotlib"):
+        with pytest.raises(TracklensError, match=f"no track with a {'genre' if by == 'genre' else 'popularity band'}") as err:
+            explore.catplot_viz(charts.iloc[:0], by=by, backend=backend)
+        assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("intervals", [True, False])
+def test_the_heatmaps_subtitle_has_its_own_top_margin(planted, intervals):
+    # with the side panel (the default) the subtitle's lines were drawn over the matrix's first row,
+    # the target's own (Plotly's default 100 px top margin; the static PNG in a notebook showed it)
+    rng = np.random.default_rng(1)
+    with_categories = planted.assign(key=rng.integers(0, 12, len(planted)), mode=rng.integers(0, 2, len(planted)))
+    fig = explore.corr_heatmap(with_categories, n_boot=50, intervals=intervals)
+    lines = fig.layout.title.subtitle.text.count("<br>") + 1
+    assert lines >= 3 and (fig.layout.margin.t or 100) >= 40 + 20 * lines
+
+
+def test_the_text_summaries_take_a_chart_table_as_the_figures_do(planted):
+    # summarize_popularity(charts) was AttributeError: 'DataFrame' object has no attribute 'n'
+    # (popularity_model_figure and corr_heatmap take the table or the computed result alike)
+    text = explore.summarize_popularity(planted, n_repeats=1)
+    assert text.startswith(f"popularity model, {len(planted)} tracks") and "energy" in text
+    assert explore.summarize_correlations(planted, n_boot=50) == explore.summarize_correlations(
+        explore.corr_data(planted, n_boot=50))
+    with pytest.raises(TracklensError, match="expected a chart table"):
+        explore.summarize_popularity("charts.csv")
+
+
+def test_the_plotly_popularity_figure_labels_what_the_matplotlib_one_does(planted):
+    # the Plotly version had no axis titles (the importances' unit missing), its one-line title ran
+    # off a 700 px figure, and the importances' feature names sat on the AUC panel
+    rep = explore.popularity_model(planted, n_repeats=1)
+    fig = explore.popularity_model_figure(rep)
+    assert fig.layout.xaxis3.title.text == "drop in held-out R² when permuted"
+    assert fig.layout.yaxis.title.text.startswith("R²") and fig.layout.yaxis2.title.text.startswith("AUC")
+    assert fig.layout.yaxis3.side == "right"  # names beside their own panel
+    assert len(fig.layout.title.text) <= 90 and fig.layout.title.subtitle.text.replace("<br>", " ").endswith(rep.verdict)
+    mpl = explore.popularity_model_figure(rep, backend="matplotlib")
+    assert mpl.axes[2].get_xlabel() == fig.layout.xaxis3.title.text
+
+
+def test_both_histogram_renderers_say_the_bars_are_densities(planted):
+    # the Plotly version's title and axes did not say what the bar heights are
+    assert explore.distribution_plots(planted).layout.title.text.endswith("(density)")
+    assert explore.distribution_plots(planted, backend="matplotlib")._suptitle.get_text().endswith("(density)")
+
+
+@pytest.mark.parametrize("draw", [explore.catplot_viz, explore.distribution_plots, explore.param_viz,
+                                  explore.yearly_trends])
+def test_a_mistyped_feature_is_named_with_the_nearest_column_in_every_figure(charts, draw):
+    # catplot_viz and distribution_plots raised KeyError "None of [Index(['tempoo'])] are in the [columns]"
+    with pytest.raises(TracklensError, match=r"lacks column\(s\) \['tempoo'\].*did you mean 'tempo'") as err:
+        draw(charts, features=["tempoo"])
+    assert "\n" not in str(err.value)
+
+
+def test_one_feature_may_be_named_without_a_list(charts):
+    # features="tempo" was read letter by letter: "chart table lacks column(s) ['t']"
+    d = explore.trend_data(charts, features="tempo")
+    assert list(d.stats.index) == ["tempo"]

@@ -189,6 +189,19 @@ def test_analyze_rejects_bad_signals():
         features.analyze(np.full(5000, np.nan, np.float32))
 
 
+def test_analyze_names_a_file_or_a_clip_given_for_samples_and_a_bad_rate():
+    # a notebook's slips: analyze(path) was ValueError "could not convert string to float", analyze(clip)
+    # TypeError "float() argument must be ... not 'AudioClip'", and sr=0 was accepted
+    y = np.sin(np.linspace(0, 2000, 8000)).astype(np.float32)
+    for given, words in (("song.mp3", r"a file name, not samples.*audio\.load_audio"),
+                         (_clip(y), r"an AudioClip: pass clip\.y, sr=clip\.sr")):
+        with pytest.raises(TracklensError, match=words):
+            features.analyze(given)
+    for bad in ({"sr": 0}, {"sr": -22050}, {"hop_length": 0}, {"n_fft": 0}):
+        with pytest.raises(TracklensError, match=f"{next(iter(bad))}=.* must be a positive"):
+            features.analyze(y, **bad)
+
+
 def _clip(y, path="x.wav"):
     from tracklens.audio import AudioClip
 

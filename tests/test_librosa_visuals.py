@@ -93,6 +93,8 @@ def test_beats_and_overlays(analysis):
     np.testing.assert_allclose(centroid, analysis.spectral_centroid[0])
     zcr_fig = lv.plot_zcr_rms(analysis)
     np.testing.assert_allclose(zcr_fig.axes[0].get_lines()[0].get_ydata(), analysis.rms[0])
+    # the beat tracker's tempo is a third estimate beside Analysis.tempo and the engine's bpm: its title names it
+    assert lv.plot_beats(analysis).axes[0].get_title() == f"librosa beat tracker: {tempo:.0f} BPM, {len(beats)} beats"
 
 
 def test_plotly_versions_share_the_prepared_image(analysis):
@@ -130,3 +132,23 @@ def test_misuse_errors(analysis):
         lv.spectrogram_figure(np.zeros(10))
     with pytest.raises(TracklensError, match="view"):
         lv.genre_gallery({"a": analysis}, views=("waveform", "cqt"))
+
+
+VIEWS = ("plot_waveform", "plot_spectrogram", "plot_chromagram", "plot_mfcc", "plot_spectral_shape", "plot_zcr_rms",
+         "plot_beats", "plot_hpss", "overview", "visualize_Chromagram_y_Spectrogram", "analysis_image", "frame_times",
+         "beat_times")
+
+
+@pytest.mark.parametrize("name", VIEWS)
+def test_a_view_given_a_file_name_or_a_clip_says_it_wants_an_analysis(analysis, name):
+    # lv.overview("song.mp3") was AttributeError: 'str' object has no attribute 'y'; an AudioClip failed deeper in
+    from tracklens.audio import AudioClip
+
+    clip = AudioClip(y=analysis.y, sr=SR, path="song.wav", source_sr=SR, channels=1, source_duration_s=DURATION)
+    view = getattr(lv, name)
+    args = ("mel",) if name == "analysis_image" else ()
+    for wrong, kind in (("song.mp3", "str"), (clip, "AudioClip"), (analysis.y, "ndarray")):
+        with pytest.raises(TracklensError, match=rf"^librosa_visuals\.{name}: expected an analysis .*got {kind}$"):
+            view(wrong, *args)
+    with pytest.raises(TracklensError, match=r"genre_gallery\['rock'\]: expected an analysis .*got AudioClip"):
+        lv.genre_gallery({"jazz": analysis, "rock": clip})

@@ -62,11 +62,16 @@ def client():
     return spotify_client(credentials=("test-client-id", SECRET))
 
 
-def spotify(mock, *, page1_status: int = 200, page2_status: int = 200, headers: dict | None = None):
+def spotify(mock, *, page1_status: int = 200, page2_status: int = 200, headers: dict | None = None,
+            page1_order: list[str] | None = None):
     """The playlist's two pages (T1, T2, a local file / T3, a removed track), artists, and the
-    audio-features endpoint answering 403 as it does to apps created after November 2024."""
+    audio-features endpoint answering 403 as it does to apps created after November 2024.
+    ``page1_order``: the page's tracks as these ids, in this order (the local file after them)."""
     mock.post(TOKEN_URL, json=fixture("spotify_token.json"))
     first = fixture("spotify_playlist_items_page1.json") if page1_status == 200 else fixture(f"spotify_error_{page1_status}.json")
+    if page1_order is not None:
+        by_id = {(entry.get("item") or {}).get("id"): entry for entry in first["items"]}
+        first["items"] = [by_id[i] for i in page1_order] + [by_id[None]]
     mock.get(f"{API}/playlists/{PLAYLIST}/items", json=first, status=page1_status, headers=headers,
              match=[matchers.query_param_matcher({"limit": "100"}, strict_match=False)])
     second = fixture("spotify_playlist_items_page2.json") if page2_status == 200 else fixture(f"spotify_error_{page2_status}.json")
@@ -154,6 +159,19 @@ def test_table_says_whose_measure_each_column_is_and_keeps_the_track_without_a_p
     assert any(T2 in line and "Deezer search found no track" in line for line in lines)
 
 
+def test_tempo_is_the_engines_bpm_and_its_alternative_belongs_to_it(monkeypatch, tmp_path, client, policy, previews):
+    # The catalogue row holds two tempos: ``tempo`` (the GTZAN-table feature the genre models read)
+    # and ``bpm`` (the engine's tempo, the check page's; ``tempo_alt`` is *its* x2 / x1/2). The
+    # table's tempo must be ``bpm``, or its alternative column belongs to another estimate.
+    fake_analysis(monkeypatch, {"tempo": 107.7, "bpm": 106.1, "tempo_alt": 212.2})
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        spotify(mock)
+        deezer(mock, previews)
+        result = pl.sort_playlist(PLAYLIST, None, work=tmp_path / "work", client=client, policy=policy, progress=False)
+    row = result.table.set_index("spotify_id").loc[T1]
+    assert (row["tracklens_tempo_bpm"], row["tracklens_tempo_alt_bpm"]) == (106.1, 212.2)
+
+
 def test_rerun_fetches_and_downloads_only_what_is_new(monkeypatch, tmp_path, client, policy, previews):
     fake_analysis(monkeypatch)
     work = tmp_path / "work"
@@ -168,6 +186,30 @@ def test_rerun_fetches_and_downloads_only_what_is_new(monkeypatch, tmp_path, cli
     assert (first.fetched, first.downloaded, downloads) == (3, 2, 2)
     assert (second.fetched, second.downloaded, again) == (0, 0, 2)  # nothing new: no track, no preview again
     assert len(second.table) == 3
+
+
+def test_a_rerun_follows_the_playlist_as_it_is_now(monkeypatch, tmp_path, client, policy, previews):
+    # tracks.csv is appended across runs: a track taken out of the playlist stayed in the table, and a
+    # reordered playlist kept the old order as its "position"
+    fake_analysis(monkeypatch)
+    work = tmp_path / "work"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        spotify(mock)
+        deezer(mock, previews)
+        first = pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=work, client=client, policy=policy, progress=False)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        spotify(mock, page1_order=[T2])  # T1 taken out
+        deezer(mock, previews)
+        second = pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=work, client=client, policy=policy, progress=False)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        spotify(mock, page1_order=[T2, T1])  # T1 back, after T2
+        deezer(mock, previews)
+        third = pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=work, client=client, policy=policy, progress=False)
+    assert list(first.table["spotify_id"]) == [T1, T2, T3]
+    assert list(second.table["spotify_id"]) == [T2, T3] and list(second.table["position"]) == [1, 2]
+    assert any("1 track fetched before is no longer in the playlist" in p for p in second.problems)
+    assert T1 in (work / "tracks.csv").read_text()  # nothing fetched before is deleted
+    assert list(third.table["spotify_id"]) == [T2, T1, T3] and third.fetched == 0 and third.downloaded == 0
 
 
 @pytest.mark.parametrize("status, error, words", [
@@ -206,6 +248,37 @@ def test_a_rate_limit_before_any_row_is_one_line(tmp_path, client, policy):
             pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=tmp_path / "work", client=client, policy=policy,
                              progress=False)
     assert "\n" not in str(caught.value)
+
+
+def test_a_spotify_server_error_is_one_line_before_any_row_and_a_problem_after(monkeypatch, tmp_path, client, policy,
+                                                                              previews):
+    from tracklens.acquire.web import ServiceError
+
+    fake_analysis(monkeypatch)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        spotify(mock, page1_status=503)
+        with pytest.raises(ServiceError, match="server error \\(HTTP 503\\)") as caught:
+            pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=tmp_path / "w1", client=client, policy=policy,
+                             progress=False)
+    assert "\n" not in str(caught.value) and not (tmp_path / "t.csv").exists()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        spotify(mock, page2_status=503)
+        deezer(mock, previews)
+        result = pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=tmp_path / "w2", client=client, policy=policy,
+                                  progress=False)
+    assert list(result.table["spotify_id"]) == [T1, T2]  # page 1 kept, and written
+    (line,) = [p for p in result.problems if p.startswith("Spotify:")]
+    assert "HTTP 503" in line and "\n" not in line and (tmp_path / "t.csv").exists()
+
+
+def test_without_credentials_one_line_says_the_playlist_needs_them(monkeypatch, tmp_path):
+    # the line said "everything except `acquire spotify` works without them" to a playlist user
+    monkeypatch.delenv("SPOTIPY_CLIENT_ID", raising=False)
+    monkeypatch.delenv("SPOTIPY_CLIENT_SECRET", raising=False)
+    monkeypatch.setattr(config, "load_dotenv_once", lambda: None)
+    with pytest.raises(CredentialsError, match="only `acquire spotify` and `playlist` need them") as caught:
+        pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=tmp_path / "w", progress=False)
+    assert "\n" not in str(caught.value) and not (tmp_path / "t.csv").exists()
 
 
 def test_out_never_overwrites_a_file_it_did_not_write(tmp_path):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import unicodedata
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -56,6 +57,15 @@ def test_load_charts_types_the_demo_table(demo_catalogue):
 def test_missing_file(tmp_path):
     with pytest.raises(TracklensError, match=r"nope\.csv: file not found"):
         prepare.load_charts(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize("value, kind", [(None, "None"), ({"artist": ["a"]}, "dict"), (np.zeros((2, 18)), "ndarray")])
+def test_something_else_than_a_path_or_a_table_is_one_line(value, kind):
+    # was TypeError: expected str, bytes or os.PathLike object, not NoneType
+    for read in (prepare.prepare_charts, prepare.load_charts):
+        with pytest.raises(TracklensError, match=f"expected a chart CSV's path or a pandas DataFrame, got {kind}") as err:
+            read(value)
+        assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("content, message", [

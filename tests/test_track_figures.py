@@ -42,3 +42,14 @@ def test_blend_and_map_figures():
     fig = track_figures.track_map(np.zeros((4, 2)), list("abcd"), (1.0, 2.0), groups=list("xxyy"), label="mine.wav")
     assert fig.data[-1].name == "mine.wav" and tuple(fig.data[-1].x) == (1.0,)
     assert track_figures.blend_timeline(timeline, backend="matplotlib").axes
+
+
+def test_hit_profile_against_no_hits_or_no_table_is_one_line(charts):
+    # an empty chart table was IndexError: index -1 is out of bounds for axis 0 with size 0
+    for table, words in ((charts.iloc[:0], "the chart table has no values of"),
+                         (charts.assign(tempo=np.nan), "the chart table has no values of"),
+                         ("songs_normalize.csv", r"expected a chart table \(a pandas DataFrame\), got str")):
+        for backend in ("plotly", "matplotlib"):
+            with pytest.raises(TracklensError, match=words) as err:
+                track_figures.hit_profile({"tempo": 128.0}, table, backend=backend)
+            assert "\n" not in str(err.value)
