@@ -580,9 +580,13 @@ def _counted(results, bar):
         bar.refresh()
 
 
+# File arguments of batch commands take readable=False: click's own check refused the whole
+# command for one unreadable file; the library gives that file its own error row instead.
+
+
 @app.command()
 def predict(
-    paths: Optional[list[Path]] = typer.Argument(None, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...) or folders of them (walked, sub-folders too)."),
+    paths: Optional[list[Path]] = typer.Argument(None, readable=False, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...) or folders of them (walked, sub-folders too)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name (in data/models, or a shipped one: default, default-fast, fusion, musicnn, default-table) or folder; default: the shipped models/default (one linear layer on EfficientAT's embedding, chosen on whole clips: docs/genre-models.md; 'fusion' adds musicnn at ~3x the cost, 'musicnn' is the first default), or models/default-table with --features-csv."),
     fmt: str = typer.Option("table", "--format", help="table, csv (path,top_genre,<one column per genre>,fit) or json (with the per-window timeline, fit reason and chart-genre tags)."),
     top: int = typer.Option(3, "--top", min=1, help="Genres shown per file in the table format."),
@@ -727,7 +731,7 @@ def catalogue_list_cmd() -> None:
 
 @app.command("similar")
 def similar_cmd(
-    files: list[Path] = typer.Argument(..., help="Audio files to compare."),
+    files: list[Path] = typer.Argument(..., readable=False, help="Audio files to compare."),
     catalogue_path: Path = typer.Option(..., "--catalogue", "-c", help="Catalogue folder (or a name in HOME/data/catalogues/)."),
     top: int = typer.Option(5, "--top", "-k", min=1, help="Neighbours per file."),
     within: Optional[str] = typer.Option(None, "--within", help="Only catalogue tracks of this genre (blend genre, chart genre or the metadata's genre)."),

@@ -424,6 +424,25 @@ def test_cli_build_similar_and_check(fake, refs, tmp_path, run_cli):
     assert data["neighbours"][0]["track_id"] == "jazz.00002"
 
 
+def test_similar_gives_an_unreadable_file_its_own_error_and_goes_on(fake, refs, tmp_path, run_cli, monkeypatch):
+    """click's readable check refused the whole command (exit 2, `Invalid value for 'FILES'`) for
+    one chmod-000 file among the queries."""
+    import os
+
+    build(refs, tmp_path / "cat")
+    locked = tmp_path / "locked.wav"
+    shutil.copyfile(refs / "jazz" / "jazz.00001.wav", locked)
+    locked.chmod(0)
+    real = os.access  # root reads a mode-000 file: deny it for root too, where click and tracklens ask
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if Path(p) == locked else real(p, mode, *a, **k))
+    code, out, err = run_cli("similar", locked, refs / "metal" / "metal.00003.wav", "--catalogue", tmp_path / "cat",
+                             "--top", "2", "--format", "csv")
+    assert code == 1, err
+    table = pd.read_csv(__import__("io").StringIO(out))
+    assert table["error"].iloc[0] == f"{locked}: cannot read (permission denied)"
+    assert table["track_id"].iloc[1] == "metal.00003"
+
+
 # --- the real analysis (EfficientAT + engine) -----------------------------------------------------------
 
 

@@ -119,6 +119,25 @@ def test_predict_csv_keeps_every_row_when_files_are_bad(stub_model, tmp_path, ru
     assert f"{tmp_path / 'folder.wav'}: not a regular file (a directory)" in err
 
 
+def _unreadable(path: Path, monkeypatch) -> Path:
+    """``path`` with its read permission gone, for root too (root reads a mode-000 file, and
+    os.access says so: both click's check and tracklens' own ask os.access)."""
+    path.chmod(0)
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if Path(p) == path else real(p, mode, *a, **k))
+    return path
+
+
+def test_an_unreadable_file_is_its_own_row_and_the_batch_goes_on(stub_model, tmp_path, run_cli, monkeypatch):
+    """click's readable check refused the whole command (exit 2, `Invalid value for 'paths':
+    path 'locked.wav' is not readable`, no row at all) for one chmod-000 file in a batch."""
+    files = [_wav(tmp_path / "a.wav"), _unreadable(_wav(tmp_path / "locked.wav"), monkeypatch), _wav(tmp_path / "b.wav")]
+    code, out, err = run_cli("predict", *files, "--format", "csv")
+    assert code == 1, err
+    assert list(_csv(out)["top_genre"]) == ["pop", "error", "pop"]
+    assert err.strip() == f"tracklens: {files[1]}: cannot read (permission denied)"
+
+
 # --- rows stream out as each file finishes ------------------------------------------------------------
 
 
