@@ -786,7 +786,7 @@ def _catalogue_folder(path: Path) -> Path:
 @app.command("check")
 def check_cmd(
     file: Path = typer.Argument(..., help="The audio file to check."),
-    out: Path = typer.Option(..., "--out", "-o", help="Report to write (.html); OUT-stem.values.csv and OUT-stem.json go beside it."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report to write (.html); OUT-stem.values.csv and OUT-stem.json go beside it. An existing one is replaced only when an earlier `tracklens check` wrote it."),
     catalogue_path: Optional[Path] = typer.Option(None, "--catalogue", "-c", help="Also list the nearest tracks by sound in this catalogue."),
     top: int = typer.Option(5, "--top", "-k", min=1, help="Neighbours listed."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Leave out the spectrogram figure (a smaller file)."),
@@ -804,6 +804,7 @@ def check_cmd(
     """
     from tracklens import catalogue, reports
 
+    reports.check_report_paths(out)  # a user's file in the way is refused before the analysis
     cat = catalogue.load(_catalogue_folder(catalogue_path)) if catalogue_path is not None else None
     track = catalogue.analyse(file, model=model or (cat.model if cat is not None else None))
     neighbours = catalogue.similar(track, cat, top=top) if cat is not None else None
