@@ -78,7 +78,7 @@ from tracklens import batch, config, features
 from tracklens.acquire.previews import PREVIEWS_INDEX  # a previews folder's index: id, artist, title, isrc
 from tracklens.acquire.rows import ARTIST_COLUMNS as _ARTIST_COLUMNS, TITLE_COLUMNS as _TITLE_COLUMNS
 from tracklens.acquire.rows import first_artist as _first_artist, normalise_name, pick_column as _pick
-from tracklens.errors import TracklensError
+from tracklens.errors import TracklensError, one_line
 from tracklens.fileio import atomic_write_bytes, file_checksum, read_csv, write_csv
 
 FORMAT = "tracklens-catalogue"
@@ -865,8 +865,9 @@ def format_neighbours(results: list[tuple[str, Any]], fmt: str = "table") -> str
         return to_csv_text(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), index=False)
     blocks = []
     for q, r in results:
+        q = one_line(q)  # a newline in a file name would split its block's heading
         if isinstance(r, Exception):
-            blocks.append(f"{q}: error: {r}")
+            blocks.append(f"{q}: error: {one_line(str(r))}")
             continue
         empty = [c for c in ("artist", "title") if c in r.columns and not r[c].astype(str).str.strip().any()]
         shown = r.drop(columns=[c for c in ("path", *empty) if c in r.columns])

@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from tracklens import config
-from tracklens.errors import TracklensError
+from tracklens.errors import TracklensError, one_line
 from tracklens.models import registry  # no numpy: the --models help is built from it
 
 app = typer.Typer(
@@ -353,7 +353,7 @@ def acquire_folder_cmd(
     labels = frame.loc[frame["label"] != "", "label"].nunique()
     typer.echo(f"{len(frame)} files, {labels} labels, {len(bad)} unreadable -> {out}")
     for row in bad.head(10).itertuples():
-        typer.echo(f"  {row.path}: {row.error}")
+        typer.echo(one_line(f"  {row.path}: {row.error}"))
     if len(bad) > 10:
         typer.echo(f"  ... and {len(bad) - 10} more (see the error column)")
 
@@ -533,7 +533,7 @@ def _print_as_they_finish(names, results, genres, *, fmt: str, top: int, tags: b
         for result in results:
             done.append(result)
             if fmt != "table" and not isinstance(result, blend.Blend):
-                print(f"tracklens: {result}", file=sys.stderr, flush=True)
+                print(f"tracklens: {one_line(str(result))}", file=sys.stderr, flush=True)
             yield result
 
     for piece in output.format_pieces(names, recorded(), genres, fmt=fmt, top=top, tags=tags):
@@ -548,8 +548,8 @@ def _sort_files(results, dest: Path, *, move: bool) -> bool:
     outcomes = output.sort_into(results, dest, move=move)
     for outcome in outcomes:
         if outcome.note:
-            print(f"tracklens: {outcome.note}", file=sys.stderr)
-    print(output.sort_summary(outcomes, dest), file=sys.stderr)
+            print(f"tracklens: {one_line(outcome.note)}", file=sys.stderr)
+    print(one_line(output.sort_summary(outcomes, dest)), file=sys.stderr)
     return all(o.action != "failed" for o in outcomes)
 
 
@@ -702,7 +702,7 @@ def catalogue_build_cmd(
         typer.echo(f"--meta: {sum(by.values())} of {counts['tracks']} tracks matched "
                    f"({by.get('isrc', 0)} by ISRC, {by.get('artist+title', 0)} by artist + title)")
     for row in cat.errors.head(5).itertuples():
-        typer.echo(f"  {row.path}: {row.reason}")
+        typer.echo(one_line(f"  {row.path}: {row.reason}"))
     if len(cat.errors) > 5:
         typer.echo(f"  ... and {len(cat.errors) - 5} more in {cat.path / catalogue.ERRORS_FILE}")
 
@@ -810,8 +810,8 @@ def check_cmd(
     neighbours = catalogue.similar(track, cat, top=top) if cat is not None else None
     written = reports.write_check_report(track, out, neighbours=neighbours, figures=not no_figures,
                                          catalogue_name=cat.name if cat is not None else None)
-    typer.echo(f"{file}: {track.blend.label} (fit {track.blend.fit or 'not judged'}) -> {written['html']} "
-               f"(+ {written['csv'].name}, {written['json'].name})")
+    typer.echo(one_line(f"{file}: {track.blend.label} (fit {track.blend.fit or 'not judged'}) -> {written['html']} "
+                        f"(+ {written['csv'].name}, {written['json'].name})"))
 
 
 # `tracklens --help` lists the verbs in the order of the data flow, not of definition.
@@ -897,14 +897,14 @@ def main() -> None:
     except TracklensError as exc:
         if debug:
             raise
-        print(f"tracklens: error: {exc}", file=sys.stderr)
+        print(f"tracklens: error: {one_line(str(exc))}", file=sys.stderr)
         sys.exit(2)
     except OSError as exc:  # a read-only or full disk, a path through a file: the path and the cause
         if debug:
             raise
         from tracklens.fileio import os_error_line
 
-        print(f"tracklens: error: {os_error_line(exc)}", file=sys.stderr)
+        print(f"tracklens: error: {one_line(os_error_line(exc))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         line, status = _stopped_line()

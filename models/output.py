@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from tracklens import fileio
-from tracklens.errors import TracklensError
+from tracklens.errors import TracklensError, one_line
 from tracklens.models.blend import Blend
 
 N_TAGS = 5  # tags per file with --tags
@@ -99,7 +99,8 @@ def format_pieces(names: Sequence[str], results: Iterable[Blend | Exception], ge
             yield separator + "\n".join(" " + line for line in item.splitlines())
             separator = ",\n"
         yield "]\n" if separator == "\n" else "\n]\n"
-    else:
+    else:  # one line per file: a newline or escape sequence in a name is shown escaped
+        names = [one_line(n) for n in names]
         width = max([len(n) for n in names] + [4])
         for name, r in zip(names, results):
             yield _table_line(name, r, width=width, top=top, tags=tags) + "\n"
@@ -127,7 +128,7 @@ def _json_item(name: str, r: Blend | Exception, *, tags: bool = False) -> dict:
 
 def _table_line(name: str, r: Blend | Exception, *, width: int, top: int, tags: bool = False) -> str:
     if not isinstance(r, Blend):
-        return f"{name:<{width}}  ERROR  {_error_text(r)}"
+        return f"{name:<{width}}  ERROR  {one_line(_error_text(r))}"
     blend = "  ".join(f"{g} {p:5.1%}" for g, p in r.top(top))
     line = f"{name:<{width}}  {r.label:<20}  {blend}"
     if r.fit == "poor":

@@ -138,6 +138,24 @@ def test_an_unreadable_file_is_its_own_row_and_the_batch_goes_on(stub_model, tmp
     assert err.strip() == f"tracklens: {files[1]}: cannot read (permission denied)"
 
 
+def test_a_newline_or_escape_in_a_file_name_stays_on_its_one_line(stub_model, tmp_path, run_cli):
+    """A name with a newline split its table row and its stderr line in two; an escape sequence
+    in a name reached a terminal raw. Shown escaped in the table and on stderr; CSV keeps the
+    name as it is (quoted)."""
+    from tracklens.errors import one_line
+
+    good = _wav(tmp_path / "new\nline.wav")
+    missing = tmp_path / "gone\nnow.wav"
+    code, out, err = run_cli("predict", good, missing)
+    assert code == 1 and len(out.splitlines()) == 2
+    assert out.splitlines()[0].startswith(f"{tmp_path}/new\\nline.wav  ")
+    assert out.splitlines()[1].endswith(f"ERROR  {tmp_path}/gone\\nnow.wav: no such file")
+    code, out, err = run_cli("predict", good, missing, "--format", "csv")
+    assert err.splitlines() == [f"tracklens: {tmp_path}/gone\\nnow.wav: no such file"]
+    assert list(_csv(out)["path"]) == [str(good), str(missing)]
+    assert one_line("a\x1b[2J\tb\x85é—.wav") == "a\\x1b[2J\\tb\\x85é—.wav"
+
+
 # --- rows stream out as each file finishes ------------------------------------------------------------
 
 
