@@ -65,7 +65,7 @@ import numpy as np
 
 from tracklens import config
 from tracklens.audio import AUDIO_EXTENSIONS
-from tracklens.errors import TracklensError
+from tracklens.errors import TracklensError, path_text
 from tracklens.fileio import (atomic_path, atomic_write_bytes, file_checksum, output_target, read_csv,
                               remove_stale_temp_files, write_csv)
 
@@ -230,6 +230,10 @@ def _read_sources(sources: Any):
             raise TracklensError(f"{src}: cannot read manifest CSV ({exc})") from exc
         return manifest, src.parent
     if src.is_file() and src.suffix.lower() in AUDIO_EXTENSIONS:
+        if path_text(src) != str(src):
+            from tracklens.audio import NAME_NOT_UTF8
+
+            raise TracklensError(f"{path_text(src)}: {NAME_NOT_UTF8}")
         return pd.DataFrame({"path": [str(src)], "label": [""]}), Path.cwd()
     raise TracklensError(f"{src}: not a folder, a manifest CSV or an audio file"
                          if src.exists() else f"{src}: no such file or folder")

@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from tracklens import config
-from tracklens.errors import TracklensError, one_line
+from tracklens.errors import TracklensError, one_line, path_text
 from tracklens.models import registry  # no numpy: the --models help is built from it
 
 app = typer.Typer(
@@ -644,7 +644,7 @@ def predict(
                 typer.echo(fileio.to_csv_text(output.csv_frame(names, results, genres)), nl=False)
                 return
         else:
-            names = [str(p) for p in paths]
+            names = [path_text(p) for p in paths]  # a name that is not UTF-8: \xNN, so a CSV can hold it
             results = _counted(blend.iter_predictions(paths, model=genre_model), bar)
         results = _print_as_they_finish(names, results, genres, fmt=fmt, top=top, tags=tags)
     sorted_all = _sort_files(results, sort_into, move=move) if sort_into is not None else True
@@ -767,9 +767,9 @@ def similar_cmd(
     results = []
     for path in files:
         try:
-            results.append((str(path), catalogue.similar(path, cat, top=top, within=within, use_labels=use_labels)))
+            results.append((path_text(path), catalogue.similar(path, cat, top=top, within=within, use_labels=use_labels)))
         except TracklensError as exc:
-            results.append((str(path), exc))
+            results.append((path_text(path), exc))
     typer.echo(catalogue.format_neighbours(results, fmt))
     if any(isinstance(r, Exception) for _, r in results):
         raise typer.Exit(1)

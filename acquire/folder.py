@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 from tracklens import fileio
-from tracklens.errors import TracklensError
+from tracklens.errors import TracklensError, path_text
 
 MANIFEST_COLUMNS = ("path", "label", "duration_s", "sample_rate", "channels", "checksum", "error")
 
@@ -59,11 +59,14 @@ def _not_a_regular_file(path: Path) -> str | None:
 
 
 def _manifest_row(path: Path, root: Path, *, decode: bool) -> dict:
-    from tracklens.audio import AudioError, load_audio, probe_audio
+    from tracklens.audio import NAME_NOT_UTF8, AudioError, load_audio, probe_audio
     from tracklens.fileio import file_checksum
 
-    row = {"path": str(path), "label": label_for(path, root), "duration_s": None,
+    row = {"path": path_text(path), "label": path_text(label_for(path, root)), "duration_s": None,
            "sample_rate": None, "channels": None, "checksum": "", "error": ""}
+    if row["path"] != str(path):  # a table cannot hold the name: an error row, never a crash of the batch
+        row["error"] = NAME_NOT_UTF8
+        return row
     if reason := _not_a_regular_file(path):
         row["error"] = reason
         return row

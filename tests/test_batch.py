@@ -248,6 +248,27 @@ def test_manifest_cells_are_read_back_unescaped(tmp_path):
     assert result.n_errors == 0 and set(table["label"]) == {"@pop"} and set(table["track_id"]) == {"=SUM(1)"}
 
 
+def test_a_file_name_that_is_not_utf8_is_its_error_row_and_the_batch_goes_on(tmp_path, run_cli):
+    """`caf\\xe9.wav` (Latin-1, as unzipped from an old archive) stopped `features`,
+    `catalogue build` and `acquire folder` over its folder with a pyarrow UnicodeEncodeError
+    traceback: Python keeps the byte as a lone surrogate, which no table or UTF-8 file holds."""
+    from tracklens.audio import NAME_NOT_UTF8
+
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    sf.write(folder / "fine.wav", np.full(SR, 0.1, np.float32), SR)
+    sf.write(folder / "cafe.wav", np.full(SR, 0.2, np.float32), SR)
+    (folder / "cafe.wav").rename(folder / os.fsdecode(b"caf\xe9.wav"))  # soundfile cannot name it
+    result = batch.run(FAKE, folder, out=tmp_path / "t.parquet", cache_dir=tmp_path / "c", progress=False)
+    assert result.n_tracks == 1 and result.n_errors == 1
+    errors = fileio.read_csv(result.errors, keep_default_na=False)
+    assert errors.to_dict("records") == [{"path": f"{folder}/caf\\xe9.wav", "reason": NAME_NOT_UTF8}]
+    code, out, err = run_cli("acquire", "folder", folder, "--out", tmp_path / "m.csv")
+    assert code in (0, None) and f"{folder}/caf\\xe9.wav: {NAME_NOT_UTF8}" in out, err
+    code, out, err = run_cli("features", folder / os.fsdecode(b"caf\xe9.wav"), "--out", tmp_path / "one.parquet")
+    assert code == 2 and err == f"tracklens: error: {folder}/caf\\xe9.wav: {NAME_NOT_UTF8}\n"
+
+
 # --- reading frames back -------------------------------------------------------------------------------
 
 

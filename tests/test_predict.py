@@ -156,6 +156,20 @@ def test_a_newline_or_escape_in_a_file_name_stays_on_its_one_line(stub_model, tm
     assert one_line("a\x1b[2J\tb\x85é—.wav") == "a\\x1b[2J\\tb\\x85é—.wav"
 
 
+def test_a_file_name_that_is_not_utf8_is_its_error_row(stub_model, tmp_path, run_cli):
+    """`predict --format csv` stopped with a pyarrow UnicodeEncodeError traceback at a Latin-1
+    name (`caf\\xe9.wav`); now that file is an error row named as `caf\\xe9.wav`, the rest goes on."""
+    from tracklens.audio import NAME_NOT_UTF8
+
+    latin = _wav(tmp_path / "cafe.wav").rename(tmp_path / os.fsdecode(b"caf\xe9.wav"))  # soundfile cannot name it
+    code, out, err = run_cli("predict", latin, _wav(tmp_path / "b.wav"), "--format", "csv")
+    assert code == 1
+    table = _csv(out)
+    assert list(table["path"]) == [f"{tmp_path}/caf\\xe9.wav", str(tmp_path / "b.wav")]
+    assert list(table["top_genre"]) == ["error", "pop"]
+    assert err == f"tracklens: {tmp_path}/caf\\xe9.wav: {NAME_NOT_UTF8}\n"
+
+
 # --- rows stream out as each file finishes ------------------------------------------------------------
 
 
