@@ -116,7 +116,7 @@ def test_predict_csv_keeps_every_row_when_files_are_bad(stub_model, tmp_path, ru
     assert list(table["fit"].iloc[[1, 3, 4]]) == ["", "", ""]  # no fit judged for a file that failed
     assert f"{bad}: unsupported channel count 65535" in err
     assert f"{fifo}: not a regular file (a named pipe)" in err
-    assert f"{tmp_path / 'folder.wav'}: not a regular file (a directory)" in err
+    assert f"{tmp_path / 'folder.wav'}: a folder with no audio files (" in err
 
 
 def _unreadable(path: Path, monkeypatch) -> Path:
