@@ -626,6 +626,8 @@ def predict(
     if features_csv is None and not paths:
         raise TracklensError("give at least one audio file (or --features-csv PATH)")
 
+    if sort_into is not None:
+        output.check_sort_destination(sort_into)  # a file or a read-only folder: said before the model loads
     if features_csv is None:
         paths = blend.expand_inputs(paths)  # folders walked, nothing-to-do refused before the model loads
     # Progress from the first second: loading the model (TensorFlow and the weights) takes 18-33 s cold.

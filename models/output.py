@@ -242,6 +242,21 @@ def _sort_one(src: Path, folder: Path, *, move: bool, placed: dict[str, Path]) -
     return Sorted(str(src), target, "moved" if move else "copied")
 
 
+def check_sort_destination(dest: str | Path) -> None:
+    """Refuse in one line, before any file is analysed, a ``--sort-into`` folder that can hold no
+    file: a file (or a path through one), or a folder this user cannot write into. Found only
+    after the batch, it cost a whole run to learn ("N failed")."""
+    import os
+
+    dest = Path(dest)
+    blocker = _not_a_folder(dest)
+    if blocker is not None:
+        raise TracklensError(f"--sort-into {dest}: {blocker} is a file, not a folder")
+    existing = next((p for p in [dest, *dest.parents] if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise TracklensError(f"--sort-into {dest}: cannot write into {existing} (no permission, or a read-only disk)")
+
+
 def _not_a_folder(folder: Path) -> Path | None:
     """The first of ``folder`` and its parents that exists but is not a directory (None: none)."""
     for path in [folder, *folder.parents]:

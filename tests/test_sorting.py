@@ -217,6 +217,30 @@ def test_nothing_to_predict_is_said_before_the_model_loads(tmp_path, run_cli, mo
     assert f"{tmp_path / 'missing.wav'}: no such file" in err
 
 
+@pytest.mark.parametrize("blocked", ["a file", "read-only"])
+def test_a_sort_folder_that_can_hold_nothing_is_refused_before_the_model_loads(tmp_path, run_cli, monkeypatch, blocked):
+    """`predict ... --sort-into FILE` (or a folder it cannot write into) analysed the whole batch,
+    then said "not sorted" for every file."""
+    import os
+
+    monkeypatch.setattr(blend, "load_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("model loaded")))
+    song = _wav(tmp_path / "inbox" / "a.wav")
+    dest = tmp_path / "dest"
+    if blocked == "a file":
+        dest.write_bytes(b"the user's file")
+        expected = f"tracklens: error: --sort-into {dest / 'new'}: {dest} is a file, not a folder"
+        dest = dest / "new"
+    else:
+        dest.mkdir()
+        real = os.access  # root writes anywhere: deny writing where the check asks
+        monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: not (Path(p) == dest and mode & os.W_OK)
+                            and real(p, mode, *a, **k))
+        expected = f"tracklens: error: --sort-into {dest}: cannot write into {dest} (no permission, or a read-only disk)"
+    code, out, err = run_cli("predict", song, "--sort-into", dest)
+    assert (code, out, err.strip()) == (2, "", expected)
+    assert (tmp_path / "dest").is_dir() or (tmp_path / "dest").read_bytes() == b"the user's file"
+
+
 def test_a_killed_sorts_temp_copy_is_removed_by_the_next(tmp_path):
     song = _files(tmp_path / "inbox", 1, "x")[0]
     folder = tmp_path / "sorted" / "pop"
