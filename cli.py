@@ -257,8 +257,8 @@ def acquire_spotify_cmd(
 ) -> None:
     """Fetch track metadata from the Spotify Web API into a CSV (one row per track).
 
-    Needs SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET in the environment or .env (see the
-    README). Columns: id, name, artists, artist_ids, album, release_date, popularity,
+    Needs SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET in the environment or .env (see
+    docs/data.md, "Spotify credentials"). Columns: id, name, artists, artist_ids, album, release_date, popularity,
     explicit, duration_ms, isrc, preview_url, artist_genres, source and Spotify's audio
     features (empty: that endpoint is closed to new apps). Re-running appends only new tracks;
     rate limits (429) and server errors are retried with back-off.
@@ -375,7 +375,7 @@ def features_cmd(
 ) -> None:
     """Compute audio features: one row per track (segment -1) and per segment, 57 GTZAN
     columns + Spotify-comparable tempo/loudness/key/mode/duration_ms, and on track rows
-    acousticness_est/energy_est (estimated from audio, held-out MAE 0.12/0.10: README).
+    acousticness_est/energy_est (estimated from audio, held-out MAE 0.12/0.10: docs/audio-features.md).
 
     Writes OUT (parquet), OUT-stem.frames.npz (log-mel 128xT, MFCC 20xT, sequence 40xT per
     segment), OUT-stem.errors.csv (unreadable files and why; never fatal) and, last,
@@ -600,7 +600,7 @@ def predict(
     The label names two genres (e.g. hiphop-metal) when the second is within 0.10 of the top.
     Every window of the track is blended (up to 10 minutes). The fit column says whether the ten
     genres describe the track at all (ok / poor: speech, noise or a genre outside them, e.g.
-    techno; see README "Genre models"); table and json also list chart-genre tags (AudioSet
+    techno; see docs/models.md, "Does the track fit the ten genres?"); table and json also list chart-genre tags (AudioSet
     genres mapped onto the chart table's genres, uncalibrated). Each file's row is printed as soon
     as it is done. A file that cannot be analysed gets an error row (csv: top_genre=error) and the
     batch goes on; the exit status is then 1. --sort-into never overwrites or loses a file, also
