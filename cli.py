@@ -805,15 +805,20 @@ def check_cmd(
       tracklens check song.mp3 --catalogue demo --out song-check.html
     """
     from tracklens import catalogue, reports
+    from tracklens.models import fit
 
     reports.check_report_paths(out)  # a user's file in the way is refused before the analysis
     cat = catalogue.load(_catalogue_folder(catalogue_path)) if catalogue_path is not None else None
     track = catalogue.analyse(file, model=model or (cat.model if cat is not None else None))
-    neighbours = catalogue.similar(track, cat, top=top) if cat is not None else None
+    # as on the check page: no neighbours for speech, noise or a tone (they would rank music that is not there)
+    heard_no_music = cat is not None and fit.not_music(track.blend)
+    neighbours = catalogue.similar(track, cat, top=top) if cat is not None and not heard_no_music else None
     written = reports.write_check_report(track, out, neighbours=neighbours, figures=not no_figures,
                                          catalogue_name=cat.name if cat is not None else None)
     typer.echo(one_line(f"{file}: {track.blend.label} (fit {track.blend.fit or 'not judged'}) -> {written['html']} "
                         f"(+ {written['csv'].name}, {written['json'].name})"))
+    if heard_no_music:
+        typer.echo(one_line(f"note: {file} {track.blend.fit_reason}; no neighbours in {cat.name} are listed"))
 
 
 # `tracklens --help` lists the verbs in the order of the data flow, not of definition.

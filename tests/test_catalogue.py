@@ -443,6 +443,28 @@ def test_similar_gives_an_unreadable_file_its_own_error_and_goes_on(fake, refs, 
     assert table["track_id"].iloc[1] == "metal.00003"
 
 
+def test_check_lists_no_neighbours_for_a_track_that_is_not_music(refs, tmp_path, run_cli, monkeypatch):
+    """`tracklens check tone.wav --catalogue C` listed five "nearest by sound" for a sine tone the
+    fit rule called not music (similarity 0.71 to classical clips), where the check page and its
+    downloaded report list none; now the command lists none either and says why."""
+    monkeypatch.setattr(catalogue, "analyse", fake_analyse)
+    build(refs, tmp_path / "cat")
+
+    def heard_a_tone(source, **kwargs):
+        track = fake_analyse(source, **kwargs)
+        track.blend.fit, track.blend.fit_reason = "poor", "does not sound like music: AudioSet hears Sine wave 0.64 (Music 0.01)"
+        return track
+
+    monkeypatch.setattr(catalogue, "analyse", heard_a_tone)
+    report = tmp_path / "out" / "tone.html"
+    code, out, err = run_cli("check", refs / "jazz" / "jazz.00002.wav", "--catalogue", tmp_path / "cat", "--out", report)
+    assert code in (0, None), err
+    assert "Nearest by sound" not in report.read_text()
+    assert json.loads(report.with_suffix(".json").read_text())["neighbours"] == []
+    assert out.splitlines()[-1] == (f"note: {refs / 'jazz' / 'jazz.00002.wav'} does not sound like music: AudioSet hears "
+                                    "Sine wave 0.64 (Music 0.01); no neighbours in cat are listed")
+
+
 # --- the real analysis (EfficientAT + engine) -----------------------------------------------------------
 
 
