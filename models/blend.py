@@ -616,7 +616,7 @@ def _notes(model: GenreModel, result: Blend, duration_s: float, short_input: str
     stretches = result.analysed
     if result.analysed_s >= duration_s - 0.5 * model.window_s or len(stretches) == 1 and stretches[0][0] <= 0.01:
         notes.append(f"blended {result.analysed_s:.0f} s of the {duration_s:.0f} s track "
-                     f"({len(result.timeline)} windows of {model.window_s:g} s)")
+                     f"({len(result.timeline)} window{'' if len(result.timeline) == 1 else 's'} of {model.window_s:g} s)")
     else:
         parts = ", ".join(f"{a:.0f}-{b:.0f} s" for a, b in stretches)
         notes.append(f"blended {result.analysed_s:.0f} s of the {duration_s:.0f} s track: {parts}")
