@@ -180,6 +180,28 @@ def test_outputs_are_never_mixed_or_written_over_foreign_files(files, tmp_path, 
         batch.run(other_task, files, out=parted, scheduler=threads_cluster, cache_dir=tmp_path / "c", progress=False)
 
 
+def test_a_local_run_never_replaces_or_removes_a_file_it_did_not_write(files, tmp_path):
+    """`features songs/ --out mine.parquet` replaced the user's own mine.parquet, and a run
+    without frames (--segment 0) removed a mine.frames.npz beside it, without a word."""
+    mine = tmp_path / "mine.parquet"
+    pd.DataFrame({"my": [1, 2]}).to_parquet(mine)
+    before = mine.read_bytes()
+    with pytest.raises(TracklensError, match=r"mine\.parquet is already there and tracklens did not write it"):
+        batch.run(FAKE, files, out=mine, cache_dir=tmp_path / "c", progress=False)
+    assert mine.read_bytes() == before and CALLS == []  # refused before any file was analysed
+    out = tmp_path / "t.parquet"
+    (tmp_path / "t.frames.npz").write_bytes(b"my notes, not frames")
+    no_frames = dataclasses.replace(FAKE, frames={})
+    with pytest.raises(TracklensError, match=r"t\.frames\.npz is already there"):
+        batch.run(no_frames, files, out=out, cache_dir=tmp_path / "c", progress=False)
+    assert (tmp_path / "t.frames.npz").read_bytes() == b"my notes, not frames" and not out.exists()
+    (tmp_path / "t.frames.npz").unlink()
+    for task in (FAKE, FAKE, no_frames):  # a rerun replaces its own unit, and removes its own stale frames
+        result = batch.run(task, files, out=out, cache_dir=tmp_path / "c", progress=False)
+        assert result.n_tracks == 5
+    assert not (tmp_path / "t.frames.npz").exists()
+
+
 def exit_on_clip3(path: str, params: dict) -> batch.FileResult:
     """count_bytes, except that the process dies on clip3 (a segfaulting decoder, say)."""
     if Path(path).name == "clip3.wav":
