@@ -430,13 +430,27 @@ def features_cmd(
     if result.frames:
         typer.echo(f"frame matrices -> {result.frames}")
     if result.n_errors:
-        typer.echo(f"{result.n_errors} files skipped, reasons in {result.errors}")
+        typer.echo(f"{result.n_errors} file{'s' if result.n_errors != 1 else ''} skipped, reasons in {result.errors}")
+        _echo_first_errors(result.errors, result.n_errors)
     for task, name in zip(tasks, dict.fromkeys(names)):
         # one process locally: each model is loaded once and TensorFlow uses the cores itself
         done = batch.run(task, source, out=batch.sibling(out, f".{task.name}.parquet"), scheduler=scheduler,
                          cache_dir=cache_dir)
         typer.echo(f"{name} ({task.name}) embeddings of {done.n_tracks} tracks -> {done.out}"
                    + (f" ({done.n_errors} files skipped)" if done.n_errors else ""))
+
+
+def _echo_first_errors(errors_csv, n_errors: int, shown: int = 5) -> None:
+    """The first few ``path: reason`` lines of a run's errors file (a local one), as `catalogue
+    build` prints them: one line per bad input, without opening the file."""
+    from tracklens import fileio
+
+    if not Path(str(errors_csv)).is_file():  # a Dask run's URL: the count and the file's name say enough
+        return
+    for row in fileio.read_csv(errors_csv, dtype=str, keep_default_na=False).head(shown).itertuples():
+        typer.echo(one_line(f"  {row.path}: {row.reason}"))
+    if n_errors > shown:
+        typer.echo(f"  ... and {n_errors - shown} more in {errors_csv}")
 
 
 # --- genre models (models/) -----------------------------------------------------------------

@@ -560,6 +560,8 @@ def test_manifest_input_and_cli(folder, tmp_path, run_cli):
                              "--cache-dir", tmp_path / "c")
     assert code == 0, err
     assert "1 tracks, 0 segments" in out and "2 files skipped" in out
+    # one line per bad input on the terminal too (it said only "2 files skipped, reasons in m.errors.csv")
+    assert out.splitlines()[-2:] == [f"  {folder / 'rock' / 'empty.wav'}: empty file (0 bytes)", "  missing.wav: no such file"]
     errors = pd.read_csv(tmp_path / "m.errors.csv")
     assert set(errors["reason"].str.split(" ").str[0]) == {"empty", "no"}
     code, out, err = run_cli("features", manifest, "--out", tmp_path / "m.parquet", "--overlap", "2")
