@@ -481,6 +481,13 @@ def load(path: str | Path, *, model: str | None = None) -> "Catalogue":
     path = Path(path)
     card_file = path / CARD_FILE
     if not card_file.is_file():
+        if not path.exists():
+            raise CatalogueError(f"{path}: no such catalogue; build one: tracklens catalogue build SOURCE --out {path}")
+        if not path.is_dir():
+            raise CatalogueError(f"{path}: a file, not a catalogue (a folder with {CARD_FILE}, from tracklens catalogue build)")
+        if any(path.iterdir()):  # e.g. the folder of audio itself: build refuses --out there
+            raise CatalogueError(f"{path}: not a catalogue (no {CARD_FILE}); to make one of its audio: "
+                                 f"tracklens catalogue build {path} --out NEW_FOLDER")
         raise CatalogueError(f"{path}: not a catalogue (no {CARD_FILE}); build one: tracklens catalogue build SOURCE --out {path}")
     try:
         card = json.loads(card_file.read_text(encoding="utf-8"))

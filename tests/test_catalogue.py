@@ -159,9 +159,18 @@ def test_a_catalogue_of_another_version_is_refused_with_one_line(fake, refs, tmp
     assert f"rebuild it: tracklens catalogue build {refs} --out {cat.path}" in message
 
 
-def test_load_explains_a_folder_that_is_not_a_catalogue(tmp_path):
-    with pytest.raises(catalogue.CatalogueError, match="not a catalogue"):
-        catalogue.load(tmp_path)
+def test_load_explains_a_folder_that_is_not_a_catalogue(tmp_path, refs):
+    with pytest.raises(catalogue.CatalogueError, match="jazz.00000.wav: a file, not a catalogue"):
+        catalogue.load(tmp_path / "refs" / "jazz" / "jazz.00000.wav")
+    with pytest.raises(catalogue.CatalogueError, match="not a catalogue .*build one: .* --out"):
+        catalogue.load((tmp_path / "empty").mkdir() or tmp_path / "empty")
+    with pytest.raises(catalogue.CatalogueError, match=r"no such catalogue; build one: .* --out .*nope$"):
+        catalogue.load(tmp_path / "nope")
+    # the folder of audio itself: the advice was `catalogue build SOURCE --out refs`, which build refuses
+    with pytest.raises(catalogue.CatalogueError, match=rf"to make one of its audio: tracklens catalogue build {refs} --out NEW"):
+        catalogue.load(refs)
+    with pytest.raises(catalogue.CatalogueError, match="a folder with other files in it"):
+        catalogue.build(refs, refs, progress=False)
     (tmp_path / "card.json").write_text("{broken")
     with pytest.raises(catalogue.CatalogueError, match="unreadable"):
         catalogue.load(tmp_path)
