@@ -234,11 +234,17 @@ def _sort_one(src: Path, folder: Path, *, move: bool, placed: dict[str, Path]) -
     placed[key] = target
     if how == "same":
         return Sorted(str(src), target, "already there", f"{src}: already in {folder}; left where it is")
+    kept = ""  # why a moved file's original is still there
     if move:
-        src.unlink(missing_ok=True)  # another process moving the same file may have removed it already
+        try:
+            src.unlink(missing_ok=True)  # another process moving the same file may have removed it already
+        except OSError as exc:  # a read-only source folder: the copy is in place, it was not "not sorted"
+            kept = f"the original could not be removed ({exc.strerror or exc}); both are kept"
     if how == "identical":
-        return Sorted(str(src), target, "already there",
-                      f"{src}: an identical copy is already {target}" + ("; removed the source" if move else ""))
+        return Sorted(str(src), target, "already there", f"{src}: an identical copy is already {target}"
+                      + (f"; {kept}" if kept else "; removed the source" if move else ""))
+    if kept:
+        return Sorted(str(src), target, "copied", f"{src}: copied to {target}, not moved: {kept}")
     return Sorted(str(src), target, "moved" if move else "copied")
 
 

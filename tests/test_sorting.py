@@ -161,6 +161,26 @@ def test_a_destination_that_is_a_file_gets_a_clear_line(tmp_path):
     assert outcome.note.endswith(f"{tmp_path / 'dest'} is a file, not a folder")
 
 
+def test_a_move_whose_original_cannot_be_removed_says_it_was_copied(tmp_path, monkeypatch):
+    """`--move` out of a read-only folder placed the file in its genre folder, then said
+    "not sorted (Permission denied)" and counted it failed."""
+    song = _files(tmp_path / "inbox", 1, "x")[0]
+    real = Path.unlink
+
+    def read_only_inbox(self, missing_ok=False):
+        if self.parent == song.parent:
+            raise PermissionError(13, "Permission denied")
+        return real(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", read_only_inbox)
+    outcome, = output.sort_into([_blend_of(song)], tmp_path / "sorted", move=True)
+    target = tmp_path / "sorted" / "pop" / song.name
+    assert (outcome.action, outcome.target) == ("copied", target)
+    assert outcome.note == (f"{song}: copied to {target}, not moved: the original could not be removed "
+                            "(Permission denied); both are kept")
+    assert song.exists() and target.read_bytes() == song.read_bytes()
+
+
 def test_sorted_copies_keep_bytes_and_mode(tmp_path):
     song = _files(tmp_path / "inbox", 1, "x")[0]
     song.chmod(0o640)
