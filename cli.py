@@ -363,7 +363,7 @@ def acquire_folder_cmd(
 
 @app.command("features")
 def features_cmd(
-    source: Path = typer.Argument(..., help="A manifest CSV (from `acquire folder`), a folder of audio, or one audio file."),
+    source: Path = typer.Argument(..., readable=False, help="A manifest CSV (from `acquire folder`), a folder of audio, or one audio file."),
     out: str = typer.Option(..., "--out", "-o", help="Feature table to write (.parquet; with --scheduler a folder of parquet parts, may be an fsspec URL such as s3://bucket/f.parquet)."),
     segment: float = typer.Option(config.SEGMENT_SECONDS, "--segment", help="Segment length in seconds (0: whole tracks only, no frame matrices)."),
     overlap: float = typer.Option(0.0, "--overlap", help="Segment overlap as a fraction in [0, 1), e.g. 0.5."),
@@ -594,8 +594,8 @@ def _counted(results, bar):
         bar.refresh()
 
 
-# File arguments of batch commands take readable=False: click's own check refused the whole
-# command for one unreadable file; the library gives that file its own error row instead.
+# Audio arguments take readable=False: click's own check refused a whole batch for one unreadable
+# file (and printed usage lines); the library gives that file its own one-line error instead.
 
 
 @app.command()
@@ -679,7 +679,7 @@ app.add_typer(catalogue_app, name="catalogue")
 
 @catalogue_app.command("build")
 def catalogue_build_cmd(
-    source: Path = typer.Argument(..., help="A folder of audio, a manifest CSV (`acquire folder`), or the folder `acquire previews` wrote."),
+    source: Path = typer.Argument(..., readable=False, help="A folder of audio, a manifest CSV (`acquire folder`), or the folder `acquire previews` wrote."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Catalogue folder to write; a rebuild adds only new or changed files."),
     name: Optional[str] = typer.Option(None, "--name", help="Instead of --out: HOME/data/catalogues/NAME, where the dashboard's picker and `similar --catalogue NAME` find it (default name: the source's)."),
     meta: Optional[Path] = typer.Option(None, "--meta", help="Metadata table (CSV/parquet, e.g. the Top Hits CSV) joined by ISRC or normalised artist + title; its columns arrive prefixed spotify_."),
@@ -801,7 +801,7 @@ def _catalogue_folder(path: Path) -> Path:
 
 @app.command("check")
 def check_cmd(
-    file: Path = typer.Argument(..., help="The audio file to check."),
+    file: Path = typer.Argument(..., readable=False, help="The audio file to check."),
     out: Path = typer.Option(..., "--out", "-o", help="Report to write (.html); OUT-stem.values.csv and OUT-stem.json go beside it. An existing one is replaced only when an earlier `tracklens check` wrote it."),
     catalogue_path: Optional[Path] = typer.Option(None, "--catalogue", "-c", help="Also list the nearest tracks by sound in this catalogue."),
     top: int = typer.Option(5, "--top", "-k", min=1, help="Neighbours listed."),

@@ -103,6 +103,8 @@ def folder_manifest(path: str | Path, *, decode: bool = False, progress: bool = 
     root = Path(path)
     if not root.is_dir():
         raise TracklensError(f"{root}: {'not a folder' if root.exists() else 'no such folder'}")
+    if not os.access(root, os.R_OK | os.X_OK):  # os.walk finds nothing in it: it is not "no audio files"
+        raise TracklensError(f"{root}: cannot read this folder (permission denied)")
     files = _audio_files(root)
     if not files:
         raise TracklensError(f"{root}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) found")

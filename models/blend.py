@@ -675,8 +675,12 @@ def _audio_files_under(folder: Path) -> list[Path]:
 
 
 def _no_audio_in(folder: Path) -> str:
+    import os
+
     from tracklens.audio import AUDIO_EXTENSIONS
 
+    if not os.access(folder, os.R_OK | os.X_OK):  # walking it finds nothing: it is not "empty"
+        return f"{folder}: cannot read this folder (permission denied)"
     return f"{folder}: a folder with no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})"
 
 

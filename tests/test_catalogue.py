@@ -474,6 +474,18 @@ def test_check_lists_no_neighbours_for_a_track_that_is_not_music(refs, tmp_path,
                                     "Sine wave 0.64 (Music 0.01); no neighbours in cat are listed")
 
 
+def test_check_of_an_unreadable_file_is_one_line(fake, refs, tmp_path, run_cli, monkeypatch):
+    """click's readable check answered with usage lines (`Usage: ... Error: Invalid value for
+    'file': path 'x.wav' is not readable.`), not the one line every other error is."""
+    import os
+
+    locked = refs / "jazz" / "jazz.00001.wav"
+    real = os.access  # root reads a mode-000 file: deny it where click and tracklens ask
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: Path(p) != locked and real(p, mode, *a, **k))
+    code, out, err = run_cli("check", locked, "--out", tmp_path / "x.html")
+    assert (code, out, err) == (2, "", f"tracklens: error: {locked}: cannot read (permission denied)\n")
+
+
 # --- the real analysis (EfficientAT + engine) -----------------------------------------------------------
 
 

@@ -170,6 +170,22 @@ def test_a_file_name_that_is_not_utf8_is_its_error_row(stub_model, tmp_path, run
     assert err == f"tracklens: {tmp_path}/caf\\xe9.wav: {NAME_NOT_UTF8}\n"
 
 
+def test_an_unreadable_folder_is_said_so_not_empty(stub_model, tmp_path, run_cli, monkeypatch):
+    """A chmod-000 folder among the inputs read "a folder with no audio files" (walking it finds nothing)."""
+    locked = tmp_path / "locked"
+    _wav(locked / "song.wav")
+    locked.chmod(0)
+    real = os.access  # root reads a mode-000 folder: deny it for root too, and walk nothing in it
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: Path(p) != locked and real(p, mode, *a, **k))
+    monkeypatch.setattr(Path, "rglob", lambda self, pattern: iter(()))
+    try:
+        code, out, err = run_cli("predict", locked, _wav(tmp_path / "b.wav"), "--format", "csv")
+    finally:
+        locked.chmod(0o755)
+    assert code == 1 and list(_csv(out)["top_genre"]) == ["error", "pop"]
+    assert err == f"tracklens: {locked}: cannot read this folder (permission denied)\n"
+
+
 # --- rows stream out as each file finishes ------------------------------------------------------------
 
 
