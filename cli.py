@@ -706,8 +706,8 @@ def catalogue_build_cmd(
 
     if out is not None and name is not None:
         raise TracklensError("give --out or --name, not both")
-    if name is not None and (not name.strip() or Path(name).name != name or name.startswith(".")):
-        raise TracklensError(f"--name {name!r}: a plain folder name (no '/', not hidden)")
+    if name is not None and (not name.strip() or Path(name).name != name or name.startswith(".") or one_line(name) != name):
+        raise TracklensError(f"--name {name!r}: a plain folder name (no '/', not hidden, no control characters)")
     out = out or catalogue.catalogues_dir() / (name or (source.stem if source.is_file() else source.name))
     cat = catalogue.build(source, out, meta=meta, jobs=jobs, scheduler=scheduler, model=model, cache_dir=cache_dir)
     counts = cat.card["counts"]
@@ -740,9 +740,10 @@ def catalogue_list_cmd() -> None:
     for path in found:
         try:
             card = __import__("json").loads((path / catalogue.CARD_FILE).read_text())
-            typer.echo(f"{path.name}: {card['counts']['tracks']} tracks, model {card['model']['name']}, built {card['built']['at']}")
+            typer.echo(one_line(f"{path.name}: {card['counts']['tracks']} tracks, model {card['model']['name']}, "
+                                f"built {card['built']['at']}"))
         except (OSError, ValueError, KeyError, TypeError):
-            typer.echo(f"{path.name}: unreadable card")
+            typer.echo(one_line(f"{path.name}: unreadable card"))
 
 
 @app.command("similar")

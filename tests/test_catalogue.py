@@ -486,6 +486,16 @@ def test_check_of_an_unreadable_file_is_one_line(fake, refs, tmp_path, run_cli, 
     assert (code, out, err) == (2, "", f"tracklens: error: {locked}: cannot read (permission denied)\n")
 
 
+@pytest.mark.parametrize("name", ["", "a/b", ".hidden", "two\nlines", "bell\x07"])
+def test_build_name_must_be_a_plain_folder_name(fake, refs, tmp_path, run_cli, monkeypatch, name):
+    """`catalogue build --name "a<newline>b"` made a catalogue folder that `catalogue list` (and the
+    picker) showed on two lines."""
+    monkeypatch.setenv("TRACKLENS_HOME", str(tmp_path / "home"))
+    code, out, err = run_cli("catalogue", "build", refs, "--name", name, "--cache-dir", tmp_path / "c")
+    assert code == 2 and "a plain folder name" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "home" / "data" / "catalogues").exists() or not any((tmp_path / "home" / "data" / "catalogues").iterdir())
+
+
 # --- the real analysis (EfficientAT + engine) -----------------------------------------------------------
 
 
