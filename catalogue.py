@@ -100,6 +100,23 @@ N_AUDIOSET = 527
 AUDIOSET_COLUMNS = tuple(f"as_{i:03d}" for i in range(N_AUDIOSET))
 #: the engine's values shown beside a neighbour (and in reports), in this order
 VALUE_COLUMNS = ("tempo", "key_name", "loudness", "duration_s", "energy_est", "acousticness_est")
+#: The column shown and compared as "tempo": the engine's ``bpm``, the tempo a musician taps
+#: (docs/your-track-numbers.md: Acc1 0.753 on the GTZAN valid fold) and the one the check page
+#: measures. The ``tempo`` column is the GTZAN-table feature the genre models read (plain
+#: librosa, Acc1 0.728): shown as "tempo" it put a second estimator beside the page's number.
+SHOWN_TEMPO = "bpm"
+
+
+def shown_tempo(values):
+    """The tempo to show of a row (dict) or table (DataFrame): :data:`SHOWN_TEMPO` where it is
+    known, else the ``tempo`` feature (a track measured before the engine had it)."""
+    import pandas as pd
+
+    if isinstance(values, pd.DataFrame):
+        tempo = values["tempo"] if "tempo" in values.columns else pd.Series(np.nan, index=values.index)
+        return values[SHOWN_TEMPO].where(values[SHOWN_TEMPO].notna(), tempo) if SHOWN_TEMPO in values.columns else tempo
+    bpm = values.get(SHOWN_TEMPO)
+    return bpm if bpm is not None and np.isfinite(bpm) else values.get("tempo")
 KEY_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 META_PREFIX = "spotify_"
 OUTPUT_FORMATS = ("table", "csv", "json")
@@ -820,8 +837,10 @@ def percentiles(query: Any, cat: "Catalogue | str | Path", *, within: str | None
     pool = cat.tracks[cat.within(within)] if within else cat.tracks
     out = []
     for col in columns:
-        values = pd.to_numeric(pool[col], errors="coerce").dropna().to_numpy() if col in pool.columns else np.array([])
-        value = row.get(col)
+        known = col in pool.columns
+        values = pd.to_numeric(shown_tempo(pool) if col == "tempo" else pool[col] if known else pd.Series(dtype=float),
+                               errors="coerce").dropna().to_numpy()
+        value = shown_tempo(row) if col == "tempo" else row.get(col)
         value = float(value) if value is not None and np.isfinite(value) else np.nan
         if len(values) and np.isfinite(value):
             pct = 100.0 * (np.sum(values < value) + 0.5 * np.sum(values == value)) / len(values)
@@ -844,6 +863,8 @@ def neighbour_frame(cat: "Catalogue", rows: np.ndarray, scores: np.ndarray):
                if c in t.columns]
     shown = [t.columns.get_loc(c) for c in (*columns, *spotify, "path") if c in t.columns]
     frame = t.iloc[np.asarray(rows, int), shown].reset_index(drop=True)  # rows and columns at once: no wide copy
+    if "tempo" in frame.columns:
+        frame["tempo"] = shown_tempo(t.iloc[np.asarray(rows, int)]).to_numpy()
     frame.insert(0, "similarity", np.round(np.asarray(scores, float), 4))
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
     return frame

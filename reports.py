@@ -242,8 +242,11 @@ def similarity_caption(neighbours: pd.DataFrame, *, by_sound_alone: bool = False
 def check_values(track, *, neighbours: pd.DataFrame | None = None, catalogue_name: str | None = None) -> dict:
     """Everything a check report shows, as JSON-able data: the values with their units and
     sources, the blend, its timeline, the fit verdict, chart-genre tags and the neighbours."""
+    from tracklens.catalogue import shown_tempo
+
     b = track.blend
     row = track.row()
+    row["tempo"] = shown_tempo(row)  # the tempo the check page shows (the engine's bpm), not the GTZAN feature
     values = [{"name": name, "value": row.get(name), "unit": unit, "source": source}
               for name, (unit, source) in CHECK_VALUE_SOURCES.items() if name in row]
     timeline = b.timeline[["start_s", "end_s", "top_genre"]].to_dict("records") if len(b.timeline) else []

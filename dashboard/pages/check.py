@@ -609,7 +609,11 @@ def catalogue_section(report: track.TrackReport, cat, *, all_tracks: bool) -> li
                                className="note", id="check-no-neighbours"))
     else:
         children.append(neighbour_table(report, cat, neighbours))
-    found = compare.positions(compare.upload_values(report.upload), table, compare.CATALOGUE_VALUES)
+    # the upload's tempo is the engine's bpm: so is the catalogue's shown "tempo" (not its GTZAN feature);
+    # only the compared columns are copied (a catalogue table holds ~900 embedding and tag columns)
+    values = pd.DataFrame({column: table[column] for column, _, _ in compare.CATALOGUE_VALUES.values()
+                           if column in table.columns} | {"tempo": catalogue.shown_tempo(table)})
+    found = compare.positions(compare.upload_values(report.upload), values, compare.CATALOGUE_VALUES)
     figure = ([figure_panel("check-where-figure", f"where each value sits among {group}", where_figure(found, group),
                             html_title=True)] if found else [])
     children.append(html.Div([where_you_sit(found, group), *figure], className="grid"))
