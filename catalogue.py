@@ -84,7 +84,8 @@ from tracklens.fileio import atomic_write_bytes, file_checksum, read_csv, write_
 FORMAT = "tracklens-catalogue"
 FORMAT_VERSION = 1
 #: bump when the per-file results of the same file and versions change (the batch cache key)
-ANALYSIS_VERSION = 3  # 2: AudioSet likelihoods block; 3: the engine's card columns (bpm, tempo_alt, true peak, LRA, key confidence)
+ANALYSIS_VERSION = 4  # 2: AudioSet likelihoods block; 3: the engine's card columns (bpm, tempo_alt, true peak, LRA, key confidence)
+#                      4: loudness, true peak and LRA of the file's channels at its rate (were of the 22 050 Hz mono decode)
 #: the genre model a catalogue is built with: the shipped default, one EfficientAT pass since issue 20,
 #: so the embedding, the blend, the fit verdict and the chart-genre tags all come from one forward
 #: pass, and the check page (which blends with the default) compares its blend with the catalogue's
@@ -206,22 +207,27 @@ def _descriptor_extras():
 def analyse(source: Any, *, model: str | None = None, max_duration: float = config.FEATURE_MAX_DURATION_S) -> Track:
     """The builder's analysis of one track: an audio path or an :class:`audio.AudioClip`.
 
-    Values come from the feature engine (decoded at its 22 050 Hz), the blend and the embedding
-    from one pass of the genre model ``model`` (default :data:`DEFAULT_MODEL`) at its own rate.
+    Values come from the feature engine (decoded at its 22 050 Hz; a file's loudness, true peak
+    and loudness range from its channels at its own rate, as `features` and the check page
+    measure them), the blend and the embedding from one pass of the genre model ``model``
+    (default :data:`DEFAULT_MODEL`) at its own rate.
     Raises AudioError / TracklensError for audio that cannot be analysed.
     """
+    from tracklens import loudness
     from tracklens.audio import AudioClip, load_audio
     from tracklens.models import blend as blend_mod
 
     model_name = model or DEFAULT_MODEL
+    meter = None  # in-memory audio has no channels left to measure: its mono signal is
     if isinstance(source, AudioClip):
         clip = source if source.sr == config.SAMPLE_RATE else _resampled(source, config.SAMPLE_RATE)
         path, blend_source = source.path, source
     else:
         path = str(source)
-        clip = load_audio(path, sr=config.SAMPLE_RATE, max_duration=max_duration)
-        blend_source = path
-    cf = features.featurize_clip(clip, segment_seconds=None)
+        tap = loudness.MeterTap()  # the mono decode's loudness: 6 LU low for two unrelated channels, more when they cancel
+        clip = load_audio(path, sr=config.SAMPLE_RATE, max_duration=max_duration, taps=[tap])
+        blend_source, meter = path, tap.meter()
+    cf = features.featurize_clip(clip, segment_seconds=None, meter=meter)
     values = dict(cf.track)
     values.update(_descriptor_extras().compute(cf.analysis))
     genre_model = _genre_model(model_name)

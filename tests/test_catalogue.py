@@ -520,6 +520,34 @@ def test_the_tempo_shown_and_compared_is_the_engines_bpm(refs, tmp_path, run_cli
     assert values["tempo"] == bpm
 
 
+def test_a_files_loudness_is_of_its_channels_at_its_rate(tmp_path, monkeypatch):
+    """catalogue.analyse (catalogue build, `similar`, `check`) measured loudness, true peak and LRA
+    on the 22 050 Hz mono decode: a stereo file with different left and right read 6 LU lower
+    than BS.1770 over its channels, which `features` and the check page report (this one, whose
+    channels nearly cancel: -26.0 against -6.9 LUFS)."""
+    from types import SimpleNamespace
+
+    from tracklens.models import blend
+
+    sr = 44_100
+    t = np.arange(6 * sr) / sr
+    left, right = 0.5 * np.sin(2 * np.pi * 220 * t), 0.5 * np.sin(2 * np.pi * 220 * t + np.pi * 0.9)
+    path = tmp_path / "wide.wav"
+    sf.write(path, np.stack([left, right], axis=1).astype(np.float32), sr, subtype="PCM_24")
+
+    def stub_blend(model, source, **kwargs):  # the values are under test, not the genre model
+        return blend.Blend(path=str(source), genres=GENRES, probabilities=np.full(len(GENRES), 0.1),
+                           timeline=pd.DataFrame(), duration_s=6.0, model="stub",
+                           embedding=np.zeros(catalogue.EMBEDDING_SIZE), audioset=np.zeros(catalogue.N_AUDIOSET))
+
+    monkeypatch.setattr(catalogue, "_genre_model", lambda name: SimpleNamespace(model_dir=tmp_path))
+    monkeypatch.setattr(blend, "predict_blend", stub_blend)
+    values = catalogue.analyse(path).values
+    measured = features.channel_meter(path).result()
+    assert values["loudness"] == pytest.approx(measured.integrated_lufs, abs=1e-9)
+    assert values["true_peak_dbtp"] == pytest.approx(measured.true_peak_dbtp, abs=1e-9)
+
+
 # --- the real analysis (EfficientAT + engine) -----------------------------------------------------------
 
 
