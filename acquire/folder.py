@@ -121,7 +121,18 @@ def folder_manifest(path: str | Path, *, decode: bool = False, progress: bool = 
 
 def write_manifest(path: str | Path, out: str | Path, *, decode: bool = False, progress: bool = True):
     """:func:`folder_manifest` of ``path`` written to the CSV ``out`` (:func:`fileio.write_csv`:
-    atomic, formula-like cells escaped); returns the frame."""
+    atomic, formula-like cells escaped); returns the frame. An existing ``out`` is replaced only
+    when it is a manifest (an earlier run's): the user's own CSV there is refused, before the walk."""
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        try:
+            with open(out, "rb") as handle:
+                ours = out.is_file() and handle.readline().rstrip(b"\r\n") == ",".join(MANIFEST_COLUMNS).encode()
+        except OSError:
+            ours = False
+        if not ours:
+            raise TracklensError(f"--out {out}: already there and not a manifest tracklens wrote; it is never "
+                                 "replaced: choose another --out")
     frame = folder_manifest(path, decode=decode, progress=progress)
     fileio.write_csv(frame, out)
     return frame

@@ -133,3 +133,15 @@ def test_an_unreadable_folder_is_said_so_not_empty(tmp_path, monkeypatch):
     finally:
         locked.chmod(0o755)
 
+
+
+def test_write_manifest_never_replaces_a_csv_it_did_not_write(audio_folder, tmp_path):
+    """`acquire folder music/ --out my.csv` replaced the user's own my.csv; a rerun still replaces its manifest."""
+    mine = tmp_path / "my.csv"
+    mine.write_text("artist,song\nme,mine\n")
+    with pytest.raises(TracklensError, match="my.csv: already there and not a manifest tracklens wrote"):
+        write_manifest(audio_folder, mine, progress=False)
+    assert mine.read_text() == "artist,song\nme,mine\n"
+    out = tmp_path / "manifest.csv"
+    for _ in range(2):
+        assert len(write_manifest(audio_folder, out, progress=False)) == len(folder_manifest(audio_folder, progress=False))
