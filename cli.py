@@ -781,12 +781,19 @@ def similar_cmd(
     if use_labels and cat.labels() is None:  # so does a catalogue without labels
         raise TracklensError(f"--use-labels: the tracks of {cat.name} carry no genre labels (every track needs one, "
                              "two genres of two tracks at least); leave out --use-labels")
+    from tracklens.models import fit
+
     results = []
     for path in files:
         try:
-            results.append((path_text(path), catalogue.similar(path, cat, top=top, within=within, use_labels=use_labels)))
+            track = catalogue.analyse(path, model=cat.model)  # what similar(path) analyses, kept for its fit
+            results.append((path_text(path), catalogue.similar(track, cat, top=top, within=within, use_labels=use_labels)))
         except TracklensError as exc:
             results.append((path_text(path), exc))
+            continue
+        if fit.not_music(track.blend):  # listed (asked for), but said: the check page shows none
+            print(one_line(f"tracklens: note: {path_text(path)} {track.blend.fit_reason}; its neighbours are "
+                           "by sound, not by music"), file=sys.stderr)
     typer.echo(catalogue.format_neighbours(results, fmt))
     if any(isinstance(r, Exception) for _, r in results):
         raise typer.Exit(1)

@@ -472,6 +472,11 @@ def test_check_lists_no_neighbours_for_a_track_that_is_not_music(refs, tmp_path,
     assert json.loads(report.with_suffix(".json").read_text())["neighbours"] == []
     assert out.splitlines()[-1] == (f"note: {refs / 'jazz' / 'jazz.00002.wav'} does not sound like music: AudioSet hears "
                                     "Sine wave 0.64 (Music 0.01); no neighbours in cat are listed")
+    # `similar` asks for neighbours: they are listed, and a note on stderr says what they are
+    code, out, err = run_cli("similar", refs / "jazz" / "jazz.00002.wav", "--catalogue", tmp_path / "cat", "--format", "csv")
+    assert code in (0, None) and len(pd.read_csv(__import__("io").StringIO(out))) == 5
+    assert err == (f"tracklens: note: {refs / 'jazz' / 'jazz.00002.wav'} does not sound like music: AudioSet hears "
+                   "Sine wave 0.64 (Music 0.01); its neighbours are by sound, not by music\n")
 
 
 def test_check_of_an_unreadable_file_is_one_line(fake, refs, tmp_path, run_cli, monkeypatch):
