@@ -900,6 +900,20 @@ def _hoist_debug(args: list[str]) -> list[str]:
     return ["--debug", *(a for i, a in enumerate(args) if i not in moved)] if moved else args
 
 
+def _expand_tilde_after_equals(args: list[str]) -> list[str]:
+    """``--out=~/x`` as ``--out ~/x`` reads: bash and zsh leave a tilde after ``=`` as it is, and
+    `check song.wav --out=~/r.html` wrote into a folder named ``~`` in the current one (a trap:
+    ``rm -rf ~`` to remove it removes the home folder). Nothing after ``--`` is touched."""
+    stop = args.index("--") if "--" in args else len(args)
+    expanded = []
+    for i, arg in enumerate(args):
+        name, equals, value = arg.partition("=")
+        if i < stop and arg.startswith("--") and equals and value.startswith("~"):
+            arg = f"{name}={os.path.expanduser(value)}"
+        expanded.append(arg)
+    return expanded
+
+
 LOKY_CLEANUP_WARNING = "ignore:resource_tracker:UserWarning"
 
 
@@ -922,7 +936,7 @@ def main() -> None:
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     try:
-        app(args=_hoist_debug(args), prog_name="tracklens")
+        app(args=_hoist_debug(_expand_tilde_after_equals(args)), prog_name="tracklens")
     except TracklensError as exc:
         if debug:
             raise

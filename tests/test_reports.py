@@ -256,3 +256,19 @@ def test_check_never_replaces_a_file_it_did_not_write(tmp_path, run_cli, monkeyp
                                                                "song-check.values.csv"]
     with pytest.raises(TracklensError, match="is already there"):  # the library refuses too
         reports.check_report_paths(song.parent / "notes.htm")
+
+
+def test_out_with_a_tilde_after_equals_goes_home(tmp_path, run_cli, monkeypatch):
+    """`check song.wav --out=~/r.html` (the shell leaves a tilde after `=`) wrote ./~/r.html: a
+    folder named `~` in the current one."""
+    from test_catalogue import fake_analyse, tone, write
+
+    from tracklens import catalogue
+
+    monkeypatch.setattr(catalogue, "analyse", fake_analyse)
+    song = write(tmp_path / "rock" / "song.wav", tone(220))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("check", song, "--out=~/reports/r.html")
+    assert code in (0, None), err
+    assert (tmp_path / "home" / "reports" / "r.html").is_file() and not (tmp_path / "~").exists()
