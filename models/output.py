@@ -330,7 +330,7 @@ def _verified_copy(src: Path, folder: Path, held: list[int]) -> Path:
     import os
     import shutil
 
-    fd, name = fileio.locked_temp_file(folder, prefix=f".{src.name}.", suffix=".part")
+    fd, name = fileio.locked_temp_file(folder, prefix=fileio.temp_prefix(src.name), suffix=".part")
     tmp = Path(name)
     held.append(os.dup(fd))  # keeps the lock after the writer below closes fd
     try:

@@ -181,6 +181,15 @@ def test_a_move_whose_original_cannot_be_removed_says_it_was_copied(tmp_path, mo
     assert song.exists() and target.read_bytes() == song.read_bytes()
 
 
+def test_a_file_with_a_long_name_is_sorted(tmp_path):
+    """`A 245-character name.wav --sort-into`: "not sorted (File name too long)", from its temp copy's name."""
+    song = tmp_path / "inbox" / ("a" * 245 + ".wav")
+    song.parent.mkdir()
+    song.write_bytes(b"x" * 100)
+    outcome, = output.sort_into([_blend_of(song)], tmp_path / "sorted")
+    assert outcome.action == "copied" and outcome.target.read_bytes() == song.read_bytes()
+
+
 def test_sorted_copies_keep_bytes_and_mode(tmp_path):
     song = _files(tmp_path / "inbox", 1, "x")[0]
     song.chmod(0o640)
