@@ -819,7 +819,9 @@ def check_cmd(
     """Check one track and write a self-contained HTML report: the engine's values with their
     sources, the genre blend and its timeline, fit and chart-genre tags, the nearest catalogue
     tracks by sound, and figures (inline; the page needs no other file). The values are also
-    written as CSV and JSON beside it.
+    written as CSV and JSON beside it. The numbers are the check page's: tempo is the tempo a
+    musician taps, loudness is BS.1770 over the file's channels. A track the fit rule hears as
+    not music (speech, noise, a tone) gets no neighbours, as on the page.
 
     \b
     Examples:
