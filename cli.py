@@ -333,7 +333,7 @@ def acquire_charts_cmd(
 @acquire_app.command("folder")
 def acquire_folder_cmd(
     path: Path = typer.Argument(..., help="Folder of audio: <label>/<file> or GTZAN-style <label>.00042.wav."),
-    out: Path = typer.Option(..., "--out", "-o", help="Manifest CSV to write."),
+    out: Path = typer.Option(..., "--out", "-o", help="Manifest CSV to write (replaces only an earlier manifest)."),
     decode: bool = typer.Option(False, "--decode", help="Decode every file fully to catch damage past the header (slower)."),
 ) -> None:
     """Write a manifest of a folder of audio: path, label, duration_s, sample_rate, channels, checksum, error.
@@ -364,7 +364,7 @@ def acquire_folder_cmd(
 @app.command("features")
 def features_cmd(
     source: Path = typer.Argument(..., readable=False, help="A manifest CSV (from `acquire folder`), a folder of audio, or one audio file."),
-    out: str = typer.Option(..., "--out", "-o", help="Feature table to write (.parquet; with --scheduler a folder of parquet parts, may be an fsspec URL such as s3://bucket/f.parquet)."),
+    out: str = typer.Option(..., "--out", "-o", help="Feature table to write (.parquet; with --scheduler a folder of parquet parts, may be an fsspec URL such as s3://bucket/f.parquet). It and its side files replace only files an earlier run wrote."),
     segment: float = typer.Option(config.SEGMENT_SECONDS, "--segment", help="Segment length in seconds (0: whole tracks only, no frame matrices)."),
     overlap: float = typer.Option(0.0, "--overlap", help="Segment overlap as a fraction in [0, 1), e.g. 0.5."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Local worker processes (-1: all cores)."),
