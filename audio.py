@@ -25,7 +25,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from tracklens import config
-from tracklens.errors import TracklensError
+from tracklens.errors import TracklensError, path_text
 from tracklens.fileio import special_file_kind
 
 AUDIO_EXTENSIONS = frozenset(
@@ -42,6 +42,8 @@ MAX_SAMPLE_RATE = 384_000  # the highest studio PCM rate (DXD is 352.8 kHz)
 # encodings of a full-scale square wave and of clipped noise. Samples up to MAX_PEAK are clipped
 # to [-1, 1]; larger ones are not audio scaled to [-1, 1] (e.g. a float WAV of integer values).
 MAX_PEAK = 4.0
+#: Why a file whose name is not valid UTF-8 is refused (its name could not be written to a table)
+NAME_NOT_UTF8 = "its path is not valid UTF-8 (e.g. a Latin-1 name from an old archive); rename it"
 HEADER_BYTES = 4096  # read to sniff WAV/AIFF/AU headers before a decoder opens the file
 
 
@@ -371,6 +373,8 @@ def _check_file(path: str | Path) -> Path:
         kind = "None" if path is None else type(path).__name__
         raise AudioError(f"expected a path to an audio file, got {kind}{hint.get(kind, '')}")
     path = Path(path)
+    if path_text(path) != str(path):
+        raise AudioError(f"{path_text(path)}: {NAME_NOT_UTF8}")
     if _require_regular(path).st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
     if not os.access(path, os.R_OK):

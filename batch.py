@@ -65,7 +65,7 @@ import numpy as np
 
 from tracklens import config
 from tracklens.audio import AUDIO_EXTENSIONS
-from tracklens.errors import TracklensError
+from tracklens.errors import TracklensError, path_text
 from tracklens.fileio import (atomic_path, atomic_write_bytes, file_checksum, output_target, read_csv,
                               remove_stale_temp_files, write_csv)
 
@@ -235,6 +235,10 @@ def _read_sources(sources: Any):
             raise TracklensError(f"{src}: cannot read manifest CSV ({exc})") from exc
         return manifest, src.parent
     if src.is_file() and src.suffix.lower() in AUDIO_EXTENSIONS:
+        if path_text(src) != str(src):
+            from tracklens.audio import NAME_NOT_UTF8
+
+            raise TracklensError(f"{path_text(src)}: {NAME_NOT_UTF8}")
         return pd.DataFrame({"path": [str(src)], "label": [""]}), Path.cwd()
     raise TracklensError(f"{src}: not a folder, a manifest CSV or an audio file"
                          if src.exists() else f"{src}: no such file or folder")
@@ -565,6 +569,7 @@ def _run_here(task: Task, items: list[dict], errors: list[dict], *, out, jobs: i
 
     if _is_dir(out):
         raise TracklensError(f"{out}: a folder (a Dask run's partitioned table); choose another --out or remove it")
+    _refuse_foreign_files(out)  # before any work: a run replaces (or removes) only its own earlier files
     for target in _unit_files(out).values():  # what a killed run left half-written
         remove_stale_temp_files(target)
     todo = []
@@ -616,6 +621,40 @@ def _errors_frame(errors: list[dict]):
     import pandas as pd
 
     return pd.DataFrame(errors, columns=["path", "reason"])
+
+
+def _written_by_a_run(kind: str, target: Path | str) -> bool:
+    """Whether the existing ``kind`` file of a unit (:func:`_unit_files`) is one a run wrote: a
+    table with the runner's id columns, frames with a ``track_id`` member, an errors file headed
+    ``path,reason``, a manifest naming a run. Tables and frames from before run ids pass too."""
+    fs, path = _fs(target)
+    try:
+        if kind == "table":
+            import pyarrow.parquet as pq
+
+            with fs.open(path, "rb") as handle:
+                return set(ID_COLUMNS) <= set(pq.read_schema(handle).names)
+        if kind == "frames":
+            with fs.open(path, "rb") as handle, zipfile.ZipFile(handle) as zf:
+                return "track_id.npy" in zf.namelist()
+        with fs.open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+        if kind == "errors":
+            return head.splitlines()[:1] == [b"path,reason"]
+        return "run_id" in json.loads(head)
+    except Exception:  # unreadable, not parquet / zip / JSON: not ours
+        return False
+
+
+def _refuse_foreign_files(out) -> None:
+    """One line, before any file is analysed, when a file of ``out``'s unit is there and no run
+    wrote it (``--out mine.parquet`` on the user's own table, or ``mine.frames.npz`` beside it):
+    a run replaces its table, frames, errors file and manifest, and removes stale frames."""
+    for kind, target in _unit_files(out).items():
+        fs, path = _fs(target)
+        if fs.exists(path) and not _written_by_a_run(kind, target):
+            raise TracklensError(f"--out {out}: {target} is already there and tracklens did not write it; "
+                                 "it is never replaced: choose another --out")
 
 
 def _is_dir(target: Path | str) -> bool:

@@ -80,7 +80,7 @@ from tracklens import batch, config, features, loudness
 from tracklens.acquire.previews import PREVIEWS_INDEX  # a previews folder's index: id, artist, title, isrc
 from tracklens.acquire.rows import ARTIST_COLUMNS as _ARTIST_COLUMNS, TITLE_COLUMNS as _TITLE_COLUMNS
 from tracklens.acquire.rows import first_artist as _first_artist, normalise_name, pick_column as _pick
-from tracklens.errors import TracklensError
+from tracklens.errors import TracklensError, one_line
 from tracklens.fileio import atomic_write_bytes, file_checksum, read_csv, write_csv
 
 FORMAT = "tracklens-catalogue"
@@ -489,6 +489,13 @@ def load(path: str | Path, *, model: str | None = None) -> "Catalogue":
     path = Path(path)
     card_file = path / CARD_FILE
     if not card_file.is_file():
+        if not path.exists():
+            raise CatalogueError(f"{path}: no such catalogue; build one: tracklens catalogue build SOURCE --out {path}")
+        if not path.is_dir():
+            raise CatalogueError(f"{path}: a file, not a catalogue (a folder with {CARD_FILE}, from tracklens catalogue build)")
+        if any(path.iterdir()):  # e.g. the folder of audio itself: build refuses --out there
+            raise CatalogueError(f"{path}: not a catalogue (no {CARD_FILE}); to make one of its audio: "
+                                 f"tracklens catalogue build {path} --out NEW_FOLDER")
         raise CatalogueError(f"{path}: not a catalogue (no {CARD_FILE}); build one: tracklens catalogue build SOURCE --out {path}")
     try:
         card = json.loads(card_file.read_text(encoding="utf-8"))
@@ -873,8 +880,9 @@ def format_neighbours(results: list[tuple[str, Any]], fmt: str = "table") -> str
         return to_csv_text(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), index=False)
     blocks = []
     for q, r in results:
+        q = one_line(q)  # a newline in a file name would split its block's heading
         if isinstance(r, Exception):
-            blocks.append(f"{q}: error: {r}")
+            blocks.append(f"{q}: error: {one_line(str(r))}")
             continue
         empty = [c for c in ("artist", "title") if c in r.columns and not r[c].astype(str).str.strip().any()]
         shown = r.drop(columns=[c for c in ("path", *empty) if c in r.columns])

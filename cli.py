@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from tracklens import config
-from tracklens.errors import TracklensError
+from tracklens.errors import TracklensError, one_line, path_text
 from tracklens.models import registry  # no numpy: the --models help is built from it
 
 app = typer.Typer(
@@ -257,8 +257,8 @@ def acquire_spotify_cmd(
 ) -> None:
     """Fetch track metadata from the Spotify Web API into a CSV (one row per track).
 
-    Needs SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET in the environment or .env (see the
-    README). Columns: id, name, artists, artist_ids, album, release_date, popularity,
+    Needs SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET in the environment or .env (see
+    docs/data.md, "Spotify credentials"). Columns: id, name, artists, artist_ids, album, release_date, popularity,
     explicit, duration_ms, isrc, preview_url, artist_genres, source and Spotify's audio
     features (empty: that endpoint is closed to new apps). Re-running appends only new tracks;
     rate limits (429) and server errors are retried with back-off.
@@ -333,7 +333,7 @@ def acquire_charts_cmd(
 @acquire_app.command("folder")
 def acquire_folder_cmd(
     path: Path = typer.Argument(..., help="Folder of audio: <label>/<file> or GTZAN-style <label>.00042.wav."),
-    out: Path = typer.Option(..., "--out", "-o", help="Manifest CSV to write."),
+    out: Path = typer.Option(..., "--out", "-o", help="Manifest CSV to write (replaces only an earlier manifest)."),
     decode: bool = typer.Option(False, "--decode", help="Decode every file fully to catch damage past the header (slower)."),
 ) -> None:
     """Write a manifest of a folder of audio: path, label, duration_s, sample_rate, channels, checksum, error.
@@ -353,7 +353,7 @@ def acquire_folder_cmd(
     labels = frame.loc[frame["label"] != "", "label"].nunique()
     typer.echo(f"{len(frame)} files, {labels} labels, {len(bad)} unreadable -> {out}")
     for row in bad.head(10).itertuples():
-        typer.echo(f"  {row.path}: {row.error}")
+        typer.echo(one_line(f"  {row.path}: {row.error}"))
     if len(bad) > 10:
         typer.echo(f"  ... and {len(bad) - 10} more (see the error column)")
 
@@ -363,8 +363,8 @@ def acquire_folder_cmd(
 
 @app.command("features")
 def features_cmd(
-    source: Path = typer.Argument(..., help="A manifest CSV (from `acquire folder`), a folder of audio, or one audio file."),
-    out: str = typer.Option(..., "--out", "-o", help="Feature table to write (.parquet; with --scheduler a folder of parquet parts, may be an fsspec URL such as s3://bucket/f.parquet)."),
+    source: Path = typer.Argument(..., readable=False, help="A manifest CSV (from `acquire folder`), a folder of audio, or one audio file."),
+    out: str = typer.Option(..., "--out", "-o", help="Feature table to write (.parquet; with --scheduler a folder of parquet parts, may be an fsspec URL such as s3://bucket/f.parquet). It and its side files replace only files an earlier run wrote."),
     segment: float = typer.Option(config.SEGMENT_SECONDS, "--segment", help="Segment length in seconds (0: whole tracks only, no frame matrices)."),
     overlap: float = typer.Option(0.0, "--overlap", help="Segment overlap as a fraction in [0, 1), e.g. 0.5."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Local worker processes (-1: all cores)."),
@@ -375,7 +375,7 @@ def features_cmd(
 ) -> None:
     """Compute audio features: one row per track (segment -1) and per segment, 57 GTZAN
     columns + Spotify-comparable tempo/loudness/key/mode/duration_ms, and on track rows
-    acousticness_est/energy_est (estimated from audio, held-out MAE 0.12/0.10: README).
+    acousticness_est/energy_est (estimated from audio, held-out MAE 0.12/0.10: docs/audio-features.md).
 
     Writes OUT (parquet), OUT-stem.frames.npz (log-mel 128xT, MFCC 20xT, sequence 40xT per
     segment), OUT-stem.errors.csv (unreadable files and why; never fatal) and, last,
@@ -430,13 +430,27 @@ def features_cmd(
     if result.frames:
         typer.echo(f"frame matrices -> {result.frames}")
     if result.n_errors:
-        typer.echo(f"{result.n_errors} files skipped, reasons in {result.errors}")
+        typer.echo(f"{result.n_errors} file{'s' if result.n_errors != 1 else ''} skipped, reasons in {result.errors}")
+        _echo_first_errors(result.errors, result.n_errors)
     for task, name in zip(tasks, dict.fromkeys(names)):
         # one process locally: each model is loaded once and TensorFlow uses the cores itself
         done = batch.run(task, source, out=batch.sibling(out, f".{task.name}.parquet"), scheduler=scheduler,
                          cache_dir=cache_dir)
         typer.echo(f"{name} ({task.name}) embeddings of {done.n_tracks} tracks -> {done.out}"
                    + (f" ({done.n_errors} files skipped)" if done.n_errors else ""))
+
+
+def _echo_first_errors(errors_csv, n_errors: int, shown: int = 5) -> None:
+    """The first few ``path: reason`` lines of a run's errors file (a local one), as `catalogue
+    build` prints them: one line per bad input, without opening the file."""
+    from tracklens import fileio
+
+    if not Path(str(errors_csv)).is_file():  # a Dask run's URL: the count and the file's name say enough
+        return
+    for row in fileio.read_csv(errors_csv, dtype=str, keep_default_na=False).head(shown).itertuples():
+        typer.echo(one_line(f"  {row.path}: {row.reason}"))
+    if n_errors > shown:
+        typer.echo(f"  ... and {n_errors - shown} more in {errors_csv}")
 
 
 # --- genre models (models/) -----------------------------------------------------------------
@@ -533,7 +547,7 @@ def _print_as_they_finish(names, results, genres, *, fmt: str, top: int, tags: b
         for result in results:
             done.append(result)
             if fmt != "table" and not isinstance(result, blend.Blend):
-                print(f"tracklens: {result}", file=sys.stderr, flush=True)
+                print(f"tracklens: {one_line(str(result))}", file=sys.stderr, flush=True)
             yield result
 
     for piece in output.format_pieces(names, recorded(), genres, fmt=fmt, top=top, tags=tags):
@@ -548,8 +562,8 @@ def _sort_files(results, dest: Path, *, move: bool) -> bool:
     outcomes = output.sort_into(results, dest, move=move)
     for outcome in outcomes:
         if outcome.note:
-            print(f"tracklens: {outcome.note}", file=sys.stderr)
-    print(output.sort_summary(outcomes, dest), file=sys.stderr)
+            print(f"tracklens: {one_line(outcome.note)}", file=sys.stderr)
+    print(one_line(output.sort_summary(outcomes, dest)), file=sys.stderr)
     return all(o.action != "failed" for o in outcomes)
 
 
@@ -580,9 +594,13 @@ def _counted(results, bar):
         bar.refresh()
 
 
+# Audio arguments take readable=False: click's own check refused a whole batch for one unreadable
+# file (and printed usage lines); the library gives that file its own one-line error instead.
+
+
 @app.command()
 def predict(
-    paths: Optional[list[Path]] = typer.Argument(None, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...) or folders of them (walked, sub-folders too)."),
+    paths: Optional[list[Path]] = typer.Argument(None, readable=False, help="Audio files (wav, mp3, flac, ogg, opus, m4a, ...) or folders of them (walked, sub-folders too)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name (in data/models, or a shipped one: default, default-fast, fusion, musicnn, default-table) or folder; default: the shipped models/default (one linear layer on EfficientAT's embedding, chosen on whole clips: docs/genre-models.md; 'fusion' adds musicnn at ~3x the cost, 'musicnn' is the first default), or models/default-table with --features-csv."),
     fmt: str = typer.Option("table", "--format", help="table, csv (path,top_genre,<one column per genre>,fit) or json (with the per-window timeline, fit reason and chart-genre tags)."),
     top: int = typer.Option(3, "--top", min=1, help="Genres shown per file in the table format."),
@@ -596,7 +614,7 @@ def predict(
     The label names two genres (e.g. hiphop-metal) when the second is within 0.10 of the top.
     Every window of the track is blended (up to 10 minutes). The fit column says whether the ten
     genres describe the track at all (ok / poor: speech, noise or a genre outside them, e.g.
-    techno; see README "Genre models"); table and json also list chart-genre tags (AudioSet
+    techno; see docs/models.md, "Does the track fit the ten genres?"); table and json also list chart-genre tags (AudioSet
     genres mapped onto the chart table's genres, uncalibrated). Each file's row is printed as soon
     as it is done. A file that cannot be analysed gets an error row (csv: top_genre=error) and the
     batch goes on; the exit status is then 1. --sort-into never overwrites or loses a file, also
@@ -622,6 +640,8 @@ def predict(
     if features_csv is None and not paths:
         raise TracklensError("give at least one audio file (or --features-csv PATH)")
 
+    if sort_into is not None:
+        output.check_sort_destination(sort_into)  # a file or a read-only folder: said before the model loads
     if features_csv is None:
         paths = blend.expand_inputs(paths)  # folders walked, nothing-to-do refused before the model loads
     # Progress from the first second: loading the model (TensorFlow and the weights) takes 18-33 s cold.
@@ -640,7 +660,7 @@ def predict(
                 typer.echo(fileio.to_csv_text(output.csv_frame(names, results, genres)), nl=False)
                 return
         else:
-            names = [str(p) for p in paths]
+            names = [path_text(p) for p in paths]  # a name that is not UTF-8: \xNN, so a CSV can hold it
             results = _counted(blend.iter_predictions(paths, model=genre_model), bar)
         results = _print_as_they_finish(names, results, genres, fmt=fmt, top=top, tags=tags)
     sorted_all = _sort_files(results, sort_into, move=move) if sort_into is not None else True
@@ -659,7 +679,7 @@ app.add_typer(catalogue_app, name="catalogue")
 
 @catalogue_app.command("build")
 def catalogue_build_cmd(
-    source: Path = typer.Argument(..., help="A folder of audio, a manifest CSV (`acquire folder`), or the folder `acquire previews` wrote."),
+    source: Path = typer.Argument(..., readable=False, help="A folder of audio, a manifest CSV (`acquire folder`), or the folder `acquire previews` wrote."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Catalogue folder to write; a rebuild adds only new or changed files."),
     name: Optional[str] = typer.Option(None, "--name", help="Instead of --out: HOME/data/catalogues/NAME, where the dashboard's picker and `similar --catalogue NAME` find it (default name: the source's)."),
     meta: Optional[Path] = typer.Option(None, "--meta", help="Metadata table (CSV/parquet, e.g. the Top Hits CSV) joined by ISRC or normalised artist + title; its columns arrive prefixed spotify_."),
@@ -686,8 +706,8 @@ def catalogue_build_cmd(
 
     if out is not None and name is not None:
         raise TracklensError("give --out or --name, not both")
-    if name is not None and (not name.strip() or Path(name).name != name or name.startswith(".")):
-        raise TracklensError(f"--name {name!r}: a plain folder name (no '/', not hidden)")
+    if name is not None and (not name.strip() or Path(name).name != name or name.startswith(".") or one_line(name) != name):
+        raise TracklensError(f"--name {name!r}: a plain folder name (no '/', not hidden, no control characters)")
     out = out or catalogue.catalogues_dir() / (name or (source.stem if source.is_file() else source.name))
     cat = catalogue.build(source, out, meta=meta, jobs=jobs, scheduler=scheduler, model=model, cache_dir=cache_dir)
     counts = cat.card["counts"]
@@ -698,7 +718,7 @@ def catalogue_build_cmd(
         typer.echo(f"--meta: {sum(by.values())} of {counts['tracks']} tracks matched "
                    f"({by.get('isrc', 0)} by ISRC, {by.get('artist+title', 0)} by artist + title)")
     for row in cat.errors.head(5).itertuples():
-        typer.echo(f"  {row.path}: {row.reason}")
+        typer.echo(one_line(f"  {row.path}: {row.reason}"))
     if len(cat.errors) > 5:
         typer.echo(f"  ... and {len(cat.errors) - 5} more in {cat.path / catalogue.ERRORS_FILE}")
 
@@ -720,14 +740,15 @@ def catalogue_list_cmd() -> None:
     for path in found:
         try:
             card = __import__("json").loads((path / catalogue.CARD_FILE).read_text())
-            typer.echo(f"{path.name}: {card['counts']['tracks']} tracks, model {card['model']['name']}, built {card['built']['at']}")
+            typer.echo(one_line(f"{path.name}: {card['counts']['tracks']} tracks, model {card['model']['name']}, "
+                                f"built {card['built']['at']}"))
         except (OSError, ValueError, KeyError, TypeError):
-            typer.echo(f"{path.name}: unreadable card")
+            typer.echo(one_line(f"{path.name}: unreadable card"))
 
 
 @app.command("similar")
 def similar_cmd(
-    files: list[Path] = typer.Argument(..., help="Audio files to compare."),
+    files: list[Path] = typer.Argument(..., readable=False, help="Audio files to compare."),
     catalogue_path: Path = typer.Option(..., "--catalogue", "-c", help="Catalogue folder (or a name in HOME/data/catalogues/)."),
     top: int = typer.Option(5, "--top", "-k", min=1, help="Neighbours per file."),
     within: Optional[str] = typer.Option(None, "--within", help="Only catalogue tracks of this genre (blend genre, chart genre or the metadata's genre)."),
@@ -760,12 +781,19 @@ def similar_cmd(
     if use_labels and cat.labels() is None:  # so does a catalogue without labels
         raise TracklensError(f"--use-labels: the tracks of {cat.name} carry no genre labels (every track needs one, "
                              "two genres of two tracks at least); leave out --use-labels")
+    from tracklens.models import fit
+
     results = []
     for path in files:
         try:
-            results.append((str(path), catalogue.similar(path, cat, top=top, within=within, use_labels=use_labels)))
+            track = catalogue.analyse(path, model=cat.model)  # what similar(path) analyses, kept for its fit
+            results.append((path_text(path), catalogue.similar(track, cat, top=top, within=within, use_labels=use_labels)))
         except TracklensError as exc:
-            results.append((str(path), exc))
+            results.append((path_text(path), exc))
+            continue
+        if fit.not_music(track.blend):  # listed (asked for), but said: the check page shows none
+            print(one_line(f"tracklens: note: {path_text(path)} {track.blend.fit_reason}; its neighbours are "
+                           "by sound, not by music"), file=sys.stderr)
     typer.echo(catalogue.format_neighbours(results, fmt))
     if any(isinstance(r, Exception) for _, r in results):
         raise typer.Exit(1)
@@ -781,8 +809,8 @@ def _catalogue_folder(path: Path) -> Path:
 
 @app.command("check")
 def check_cmd(
-    file: Path = typer.Argument(..., help="The audio file to check."),
-    out: Path = typer.Option(..., "--out", "-o", help="Report to write (.html); OUT-stem.values.csv and OUT-stem.json go beside it."),
+    file: Path = typer.Argument(..., readable=False, help="The audio file to check."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report to write (.html); OUT-stem.values.csv and OUT-stem.json go beside it. An existing one is replaced only when an earlier `tracklens check` wrote it."),
     catalogue_path: Optional[Path] = typer.Option(None, "--catalogue", "-c", help="Also list the nearest tracks by sound in this catalogue."),
     top: int = typer.Option(5, "--top", "-k", min=1, help="Neighbours listed."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Leave out the spectrogram figure (a smaller file)."),
@@ -791,7 +819,9 @@ def check_cmd(
     """Check one track and write a self-contained HTML report: the engine's values with their
     sources, the genre blend and its timeline, fit and chart-genre tags, the nearest catalogue
     tracks by sound, and figures (inline; the page needs no other file). The values are also
-    written as CSV and JSON beside it.
+    written as CSV and JSON beside it. The numbers are the check page's: tempo is the tempo a
+    musician taps, loudness is BS.1770 over the file's channels. A track the fit rule hears as
+    not music (speech, noise, a tone) gets no neighbours, as on the page.
 
     \b
     Examples:
@@ -799,14 +829,20 @@ def check_cmd(
       tracklens check song.mp3 --catalogue demo --out song-check.html
     """
     from tracklens import catalogue, reports
+    from tracklens.models import fit
 
+    reports.check_report_paths(out)  # a user's file in the way is refused before the analysis
     cat = catalogue.load(_catalogue_folder(catalogue_path)) if catalogue_path is not None else None
     track = catalogue.analyse(file, model=model or (cat.model if cat is not None else None))
-    neighbours = catalogue.similar(track, cat, top=top) if cat is not None else None
+    # as on the check page: no neighbours for speech, noise or a tone (they would rank music that is not there)
+    heard_no_music = cat is not None and fit.not_music(track.blend)
+    neighbours = catalogue.similar(track, cat, top=top) if cat is not None and not heard_no_music else None
     written = reports.write_check_report(track, out, neighbours=neighbours, figures=not no_figures,
                                          catalogue_name=cat.name if cat is not None else None)
-    typer.echo(f"{file}: {track.blend.label} (fit {track.blend.fit or 'not judged'}) -> {written['html']} "
-               f"(+ {written['csv'].name}, {written['json'].name})")
+    typer.echo(one_line(f"{file}: {track.blend.label} (fit {track.blend.fit or 'not judged'}) -> {written['html']} "
+                        f"(+ {written['csv'].name}, {written['json'].name})"))
+    if heard_no_music:
+        typer.echo(one_line(f"note: {file} {track.blend.fit_reason}; no neighbours in {cat.name} are listed"))
 
 
 # `tracklens --help` lists the verbs in the order of the data flow, not of definition.
@@ -866,6 +902,20 @@ def _hoist_debug(args: list[str]) -> list[str]:
     return ["--debug", *(a for i, a in enumerate(args) if i not in moved)] if moved else args
 
 
+def _expand_tilde_after_equals(args: list[str]) -> list[str]:
+    """``--out=~/x`` as ``--out ~/x`` reads: bash and zsh leave a tilde after ``=`` as it is, and
+    `check song.wav --out=~/r.html` wrote into a folder named ``~`` in the current one (a trap:
+    ``rm -rf ~`` to remove it removes the home folder). Nothing after ``--`` is touched."""
+    stop = args.index("--") if "--" in args else len(args)
+    expanded = []
+    for i, arg in enumerate(args):
+        name, equals, value = arg.partition("=")
+        if i < stop and arg.startswith("--") and equals and value.startswith("~"):
+            arg = f"{name}={os.path.expanduser(value)}"
+        expanded.append(arg)
+    return expanded
+
+
 LOKY_CLEANUP_WARNING = "ignore:resource_tracker:UserWarning"
 
 
@@ -888,18 +938,18 @@ def main() -> None:
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     try:
-        app(args=_hoist_debug(args), prog_name="tracklens")
+        app(args=_hoist_debug(_expand_tilde_after_equals(args)), prog_name="tracklens")
     except TracklensError as exc:
         if debug:
             raise
-        print(f"tracklens: error: {exc}", file=sys.stderr)
+        print(f"tracklens: error: {one_line(str(exc))}", file=sys.stderr)
         sys.exit(2)
     except OSError as exc:  # a read-only or full disk, a path through a file: the path and the cause
         if debug:
             raise
         from tracklens.fileio import os_error_line
 
-        print(f"tracklens: error: {os_error_line(exc)}", file=sys.stderr)
+        print(f"tracklens: error: {one_line(os_error_line(exc))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         line, status = _stopped_line()

@@ -16,6 +16,7 @@ Data flow: audio -> features -> (parquet + frames) -> models / explore / dashboa
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -678,7 +679,7 @@ def segment_bounds(n_samples: int, *, sr: int, segment_seconds: float | None,
     """
     if not segment_seconds:
         return []
-    if segment_seconds < 0:
+    if not 0 < segment_seconds < math.inf:  # NaN and inf too (inf: an OverflowError traceback)
         raise TracklensError(f"segment_seconds={segment_seconds} must be > 0")
     if not 0.0 <= overlap < 1.0:
         raise TracklensError(f"overlap={overlap} must be in [0, 1)")
@@ -855,7 +856,7 @@ def features_task(*, segment_seconds: float | None = config.SEGMENT_SECONDS, ove
     each worker before its first file, under numba_cache's host lock (numba #10128), and keeps
     freed arrays in the process; after a worker crash the cache is checked.
     """
-    if max_duration <= 0:
+    if not 0 < max_duration < math.inf:  # NaN and inf too: they failed every file, one by one
         raise TracklensError(f"max_duration={max_duration} must be > 0 seconds")
     segment_bounds(1, sr=config.SAMPLE_RATE, segment_seconds=segment_seconds, overlap=overlap)  # validates
     params = {"segment_seconds": float(segment_seconds or 0.0), "overlap": float(overlap), "sr": config.SAMPLE_RATE,

@@ -109,7 +109,7 @@ def atomic_path(path: str | Path, *, suffix: str = ".part", locked: bool = True)
     path.parent.mkdir(parents=True, exist_ok=True)
     make_temp = locked_temp_file if locked else tempfile.mkstemp
     try:
-        fd, tmp = make_temp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+        fd, tmp = make_temp(dir=path.parent, prefix=temp_prefix(path.name), suffix=suffix)
     except OSError as exc:  # name the file being written, not the temp name
         raise OSError(exc.errno, exc.strerror or _first_line(exc), str(path)) from exc
     try:
@@ -160,6 +160,22 @@ def os_error_line(exc: OSError) -> str:
     return f"{target}: {cause}" if target is not None else cause
 
 
+NAME_MAX = 255  # bytes in one file name (ext4, XFS, APFS, NTFS)
+_TEMP_ROOM = NAME_MAX - len("..") - 8 - 16  # mkstemp's 8 characters; 16 bytes for any suffix we use
+
+
+def temp_prefix(name: str) -> str:
+    """The ``.<name>.`` prefix of a temp file written beside ``name``. A name too long to carry
+    it (a legal 249-byte name made a 264-byte temp name: "File name too long", so no such file
+    could be written or sorted) is cut to fit, and a hash of the whole name keeps it apart."""
+    if len(os.fsencode(name)) <= _TEMP_ROOM:
+        return f".{name}."
+    cut = name
+    while len(os.fsencode(cut)) > _TEMP_ROOM - 13:
+        cut = cut[:-1]
+    return f".{cut}~{hashlib.sha256(os.fsencode(name)).hexdigest()[:12]}."
+
+
 def locked_temp_file(dir: str | Path, *, prefix: str, suffix: str) -> tuple[int, str]:  # noqa: A002 (mkstemp's name)
     """``mkstemp`` in ``dir``, ``flock``-ed: ``(fd, path)``; the lock lasts until ``fd`` (and
     its dups) are closed. Another process's :func:`remove_stale_temp_files` may remove the file
@@ -193,7 +209,7 @@ def remove_stale_temp_files(path: str | Path) -> list[Path]:
     if isinstance(path, str) or not path.parent.is_dir():
         return []
     removed = []
-    pattern = re.compile(re.escape(f".{path.name}.") + r"[A-Za-z0-9_]{8}(\.[A-Za-z0-9]+)?$")
+    pattern = re.compile(re.escape(temp_prefix(path.name)) + r"[A-Za-z0-9_]{8}(\.[A-Za-z0-9]+)?$")
     for candidate in path.parent.iterdir():
         if not pattern.match(candidate.name):
             continue
@@ -220,7 +236,7 @@ def _atomic_url_path(url: str, *, suffix: str):
 
     fs, remote = fsspec.core.url_to_fs(url)
     folder, _, name = remote.rpartition("/")
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(name), suffix=suffix)
     os.close(fd)
     staging = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.part"
     try:

@@ -379,15 +379,42 @@ def check_report_texts(track, *, neighbours: pd.DataFrame | None = None, catalog
             "json": json.dumps(data, indent=1, default=str) + "\n"}
 
 
-def write_check_report(track, out: str | Path, *, neighbours: pd.DataFrame | None = None,
-                       catalogue_name: str | None = None, figures: bool = True) -> dict[str, Path]:
-    """Write ``out`` (the HTML page) and, beside it, ``<stem>.values.csv`` (name, value, unit,
-    source) and ``<stem>.json`` (everything: :func:`check_values`), each atomically."""
+def _written_by_check(path: Path, kind: str) -> bool:
+    """Whether ``path`` starts as the ``kind`` file of a check does (an earlier run's, to replace)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1024).decode("utf-8", "replace")
+    except OSError:
+        return False
+    if kind == "html":
+        return "<title>tracklens check: " in head
+    if kind == "csv":
+        return head.splitlines()[:1] == ["name,value,unit,source"]
+    return head.startswith('{\n "file": ')
+
+
+def check_report_paths(out: str | Path) -> dict[str, Path]:
+    """The three files a check writes for ``out``: ``html`` (``out``), ``csv`` (``<stem>.values.csv``)
+    and ``json`` (``<stem>.json``). Refuses, in one line, an existing one that no earlier check
+    wrote (``song.json`` beside ``song.wav`` is the user's): only a rerun's files are replaced."""
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise TracklensError(f"--out {out}: the report is an .html file")
-    texts = check_report_texts(track, neighbours=neighbours, catalogue_name=catalogue_name, figures=figures)
     paths = {"html": out, "csv": out.with_name(out.stem + ".values.csv"), "json": out.with_name(out.stem + ".json")}
+    for kind, path in paths.items():
+        if (path.exists() or path.is_symlink()) and not (path.is_file() and _written_by_check(path, kind)):
+            raise TracklensError(f"--out {out}: {path} is already there and is not a tracklens check's "
+                                 f"{kind.upper()} file; it is never replaced: choose another --out")
+    return paths
+
+
+def write_check_report(track, out: str | Path, *, neighbours: pd.DataFrame | None = None,
+                       catalogue_name: str | None = None, figures: bool = True) -> dict[str, Path]:
+    """Write ``out`` (the HTML page) and, beside it, ``<stem>.values.csv`` (name, value, unit,
+    source) and ``<stem>.json`` (everything: :func:`check_values`), each atomically; an existing
+    one is replaced only when an earlier check wrote it (:func:`check_report_paths`)."""
+    paths = check_report_paths(out)
+    texts = check_report_texts(track, neighbours=neighbours, catalogue_name=catalogue_name, figures=figures)
     for kind in ("csv", "json", "html"):
         atomic_write_bytes(paths[kind], texts[kind].encode())
     return paths

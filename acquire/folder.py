@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 from tracklens import fileio
-from tracklens.errors import TracklensError
+from tracklens.errors import TracklensError, path_text
 
 MANIFEST_COLUMNS = ("path", "label", "duration_s", "sample_rate", "channels", "checksum", "error")
 
@@ -59,11 +59,14 @@ def _not_a_regular_file(path: Path) -> str | None:
 
 
 def _manifest_row(path: Path, root: Path, *, decode: bool) -> dict:
-    from tracklens.audio import AudioError, load_audio, probe_audio
+    from tracklens.audio import NAME_NOT_UTF8, AudioError, load_audio, probe_audio
     from tracklens.fileio import file_checksum
 
-    row = {"path": str(path), "label": label_for(path, root), "duration_s": None,
+    row = {"path": path_text(path), "label": path_text(label_for(path, root)), "duration_s": None,
            "sample_rate": None, "channels": None, "checksum": "", "error": ""}
+    if row["path"] != str(path):  # a table cannot hold the name: an error row, never a crash of the batch
+        row["error"] = NAME_NOT_UTF8
+        return row
     if reason := _not_a_regular_file(path):
         row["error"] = reason
         return row
@@ -100,6 +103,8 @@ def folder_manifest(path: str | Path, *, decode: bool = False, progress: bool = 
     root = Path(path)
     if not root.is_dir():
         raise TracklensError(f"{root}: {'not a folder' if root.exists() else 'no such folder'}")
+    if not os.access(root, os.R_OK | os.X_OK):  # os.walk finds nothing in it: it is not "no audio files"
+        raise TracklensError(f"{root}: cannot read this folder (permission denied)")
     files = _audio_files(root)
     if not files:
         raise TracklensError(f"{root}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) found")
@@ -116,7 +121,18 @@ def folder_manifest(path: str | Path, *, decode: bool = False, progress: bool = 
 
 def write_manifest(path: str | Path, out: str | Path, *, decode: bool = False, progress: bool = True):
     """:func:`folder_manifest` of ``path`` written to the CSV ``out`` (:func:`fileio.write_csv`:
-    atomic, formula-like cells escaped); returns the frame."""
+    atomic, formula-like cells escaped); returns the frame. An existing ``out`` is replaced only
+    when it is a manifest (an earlier run's): the user's own CSV there is refused, before the walk."""
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        try:
+            with open(out, "rb") as handle:
+                ours = out.is_file() and handle.readline().rstrip(b"\r\n") == ",".join(MANIFEST_COLUMNS).encode()
+        except OSError:
+            ours = False
+        if not ours:
+            raise TracklensError(f"--out {out}: already there and not a manifest tracklens wrote; it is never "
+                                 "replaced: choose another --out")
     frame = folder_manifest(path, decode=decode, progress=progress)
     fileio.write_csv(frame, out)
     return frame

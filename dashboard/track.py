@@ -28,6 +28,7 @@ import pandas as pd
 from tracklens import config, process
 from tracklens.dashboard import compare, data
 from tracklens.errors import TracklensError
+from tracklens.models import fit
 
 N_TAGS = 8
 MAX_TAG_PATCHES = 4
@@ -46,7 +47,7 @@ _CACHE_SIZE = 3
 # little memory (bench/dashboard.py --clients 4: see README "Dashboard").
 MAX_CONCURRENT_CHECKS = max(1, os.cpu_count() or 2)
 #: How models.fit's "not music" verdict begins (its first rule: AudioSet's Music likelihood is low).
-NOT_MUSIC_REASON = "does not sound like music"
+NOT_MUSIC_REASON = fit.NOT_MUSIC
 GENERIC_FAILURE = "could not be analysed (an unexpected error on the server; it has been logged)"
 LOG = logging.getLogger(__name__)
 

@@ -622,7 +622,7 @@ def _notes(model: GenreModel, result: Blend, duration_s: float, short_input: str
     stretches = result.analysed
     if result.analysed_s >= duration_s - 0.5 * model.window_s or len(stretches) == 1 and stretches[0][0] <= 0.01:
         notes.append(f"blended {result.analysed_s:.0f} s of the {duration_s:.0f} s track "
-                     f"({len(result.timeline)} windows of {model.window_s:g} s)")
+                     f"({len(result.timeline)} window{'' if len(result.timeline) == 1 else 's'} of {model.window_s:g} s)")
     else:
         parts = ", ".join(f"{a:.0f}-{b:.0f} s" for a, b in stretches)
         notes.append(f"blended {result.analysed_s:.0f} s of the {duration_s:.0f} s track: {parts}")
@@ -655,17 +655,14 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
     its own error row), a folder walked for audio files (:data:`audio.AUDIO_EXTENSIONS`, sorted,
     hidden names skipped; a folder without any stays, for its error row). Raises TracklensError before any model is loaded when nothing is
     left to predict (only folders without audio, or only names that do not exist)."""
-    from tracklens.audio import AUDIO_EXTENSIONS
-
     files: list[Path] = []
     problems: list[str] = []
     for given in map(Path, paths):
         if given.is_dir():
-            found = sorted(p for p in given.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
-                           and not any(part.startswith(".") for part in p.relative_to(given).parts))
+            found = _audio_files_under(given)
             files += found or [given]  # an empty folder keeps a row of its own, saying so
             if not found:
-                problems.append(f"{given}: a folder with no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")
+                problems.append(_no_audio_in(given))
         else:
             files.append(given)
             if not (given.exists() or given.is_symlink()):
@@ -673,6 +670,24 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
     if problems and len(problems) == len(paths):
         raise TracklensError("nothing to predict: " + "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else ""))
     return files
+
+
+def _audio_files_under(folder: Path) -> list[Path]:
+    """The audio files under ``folder`` (sub-folders too, hidden names skipped), sorted."""
+    from tracklens.audio import AUDIO_EXTENSIONS
+
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def _no_audio_in(folder: Path) -> str:
+    import os
+
+    from tracklens.audio import AUDIO_EXTENSIONS
+
+    if not os.access(folder, os.R_OK | os.X_OK):  # walking it finds nothing: it is not "empty"
+        return f"{folder}: cannot read this folder (permission denied)"
+    return f"{folder}: a folder with no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})"
 
 
 def predict_files(paths: Sequence[str | Path], *, model: GenreModel | None = None, margin: float = BLEND_MARGIN,
@@ -694,6 +709,8 @@ def iter_predictions(paths: Sequence[str | Path], *, model: GenreModel | None = 
 def _predict_or_error(model: GenreModel, path, *, margin: float) -> Blend | TracklensError:
     """The file's Blend, or the error that explains why it has none: any failure on one file,
     of any type (a decoder's MemoryError included), is that file's; only Ctrl-C and exit stop the batch."""
+    if Path(path).is_dir() and not _audio_files_under(Path(path)):  # kept by expand_inputs for this row
+        return TracklensError(_no_audio_in(Path(path)))  # as when it is the only input, not "not a regular file"
     try:
         return predict_blend(model, path, margin=margin)
     except TracklensError as exc:

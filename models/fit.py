@@ -96,11 +96,21 @@ def evidence(likelihoods: np.ndarray, class_names: Sequence[str], *, known: Sequ
                     (class_names[others[0]], float(p[others[0]])))
 
 
+#: How the first rule's verdict begins: AudioSet hears speech, noise or a tone, not music
+NOT_MUSIC = "does not sound like music"
+
+
+def not_music(blend) -> bool:
+    """Whether ``blend`` (a :class:`models.blend.Blend`) was judged not music by the first rule:
+    its tempo, key, chart genres and neighbours would describe music that is not there."""
+    return getattr(blend, "fit", None) == "poor" and str(getattr(blend, "fit_reason", "") or "").startswith(NOT_MUSIC)
+
+
 def decide(ev: Evidence, rule: dict = RULE) -> Verdict:
     """The verdict for one track's :class:`Evidence` under ``rule``."""
     wider = ev.wider[:N_WIDER]
     if ev.music < rule["min_music"]:
-        return Verdict("poor", f"does not sound like music: AudioSet hears {ev.top_other[0]} {ev.top_other[1]:.2f} "
+        return Verdict("poor", f"{NOT_MUSIC}: AudioSet hears {ev.top_other[0]} {ev.top_other[1]:.2f} "
                                f"(Music {ev.music:.2f})", wider)
     name, score = ev.wider[0]
     if _wider_wins(score, ev.inside, rule):

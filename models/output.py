@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from tracklens import fileio
-from tracklens.errors import TracklensError
+from tracklens.errors import TracklensError, one_line
 from tracklens.models.blend import Blend
 
 N_TAGS = 5  # tags per file with --tags
@@ -99,7 +99,8 @@ def format_pieces(names: Sequence[str], results: Iterable[Blend | Exception], ge
             yield separator + "\n".join(" " + line for line in item.splitlines())
             separator = ",\n"
         yield "]\n" if separator == "\n" else "\n]\n"
-    else:
+    else:  # one line per file: a newline or escape sequence in a name is shown escaped
+        names = [one_line(n) for n in names]
         width = max([len(n) for n in names] + [4])
         for name, r in zip(names, results):
             yield _table_line(name, r, width=width, top=top, tags=tags) + "\n"
@@ -127,7 +128,7 @@ def _json_item(name: str, r: Blend | Exception, *, tags: bool = False) -> dict:
 
 def _table_line(name: str, r: Blend | Exception, *, width: int, top: int, tags: bool = False) -> str:
     if not isinstance(r, Blend):
-        return f"{name:<{width}}  ERROR  {_error_text(r)}"
+        return f"{name:<{width}}  ERROR  {one_line(_error_text(r))}"
     blend = "  ".join(f"{g} {p:5.1%}" for g, p in r.top(top))
     line = f"{name:<{width}}  {r.label:<20}  {blend}"
     if r.fit == "poor":
@@ -233,12 +234,33 @@ def _sort_one(src: Path, folder: Path, *, move: bool, placed: dict[str, Path]) -
     placed[key] = target
     if how == "same":
         return Sorted(str(src), target, "already there", f"{src}: already in {folder}; left where it is")
+    kept = ""  # why a moved file's original is still there
     if move:
-        src.unlink(missing_ok=True)  # another process moving the same file may have removed it already
+        try:
+            src.unlink(missing_ok=True)  # another process moving the same file may have removed it already
+        except OSError as exc:  # a read-only source folder: the copy is in place, it was not "not sorted"
+            kept = f"the original could not be removed ({exc.strerror or exc}); both are kept"
     if how == "identical":
-        return Sorted(str(src), target, "already there",
-                      f"{src}: an identical copy is already {target}" + ("; removed the source" if move else ""))
+        return Sorted(str(src), target, "already there", f"{src}: an identical copy is already {target}"
+                      + (f"; {kept}" if kept else "; removed the source" if move else ""))
+    if kept:
+        return Sorted(str(src), target, "copied", f"{src}: copied to {target}, not moved: {kept}")
     return Sorted(str(src), target, "moved" if move else "copied")
+
+
+def check_sort_destination(dest: str | Path) -> None:
+    """Refuse in one line, before any file is analysed, a ``--sort-into`` folder that can hold no
+    file: a file (or a path through one), or a folder this user cannot write into. Found only
+    after the batch, it cost a whole run to learn ("N failed")."""
+    import os
+
+    dest = Path(dest)
+    blocker = _not_a_folder(dest)
+    if blocker is not None:
+        raise TracklensError(f"--sort-into {dest}: {blocker} is a file, not a folder")
+    existing = next((p for p in [dest, *dest.parents] if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise TracklensError(f"--sort-into {dest}: cannot write into {existing} (no permission, or a read-only disk)")
 
 
 def _not_a_folder(folder: Path) -> Path | None:
@@ -308,7 +330,7 @@ def _verified_copy(src: Path, folder: Path, held: list[int]) -> Path:
     import os
     import shutil
 
-    fd, name = fileio.locked_temp_file(folder, prefix=f".{src.name}.", suffix=".part")
+    fd, name = fileio.locked_temp_file(folder, prefix=fileio.temp_prefix(src.name), suffix=".part")
     tmp = Path(name)
     held.append(os.dup(fd))  # keeps the lock after the writer below closes fd
     try:

@@ -115,3 +115,33 @@ def test_manifest_escapes_formula_file_names_and_reads_back(tmp_path, monkeypatc
 def test_folder_errors(tmp_path, make, match):
     with pytest.raises(TracklensError, match=match):
         folder_manifest(make(tmp_path), progress=False)
+
+
+def test_an_unreadable_folder_is_said_so_not_empty(tmp_path, monkeypatch):
+    """`acquire folder` / `features` / `catalogue build` of a chmod-000 folder said "no audio files
+    found" (os.walk finds nothing in it)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "song.wav").write_bytes(b"RIFF")
+    locked.chmod(0)
+    real_access, real_walk = os.access, os.walk  # root lists a mode-000 folder: as a user's listing would, see nothing
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: Path(p) != locked and real_access(p, mode, *a, **k))
+    monkeypatch.setattr(os, "walk", lambda root, *a, **k: iter(()) if Path(root) == locked else real_walk(root, *a, **k))
+    try:
+        with pytest.raises(TracklensError, match=r"locked: cannot read this folder \(permission denied\)"):
+            folder_manifest(locked, progress=False)
+    finally:
+        locked.chmod(0o755)
+
+
+
+def test_write_manifest_never_replaces_a_csv_it_did_not_write(audio_folder, tmp_path):
+    """`acquire folder music/ --out my.csv` replaced the user's own my.csv; a rerun still replaces its manifest."""
+    mine = tmp_path / "my.csv"
+    mine.write_text("artist,song\nme,mine\n")
+    with pytest.raises(TracklensError, match="my.csv: already there and not a manifest tracklens wrote"):
+        write_manifest(audio_folder, mine, progress=False)
+    assert mine.read_text() == "artist,song\nme,mine\n"
+    out = tmp_path / "manifest.csv"
+    for _ in range(2):
+        assert len(write_manifest(audio_folder, out, progress=False)) == len(folder_manifest(audio_folder, progress=False))

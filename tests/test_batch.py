@@ -180,6 +180,28 @@ def test_outputs_are_never_mixed_or_written_over_foreign_files(files, tmp_path, 
         batch.run(other_task, files, out=parted, scheduler=threads_cluster, cache_dir=tmp_path / "c", progress=False)
 
 
+def test_a_local_run_never_replaces_or_removes_a_file_it_did_not_write(files, tmp_path):
+    """`features songs/ --out mine.parquet` replaced the user's own mine.parquet, and a run
+    without frames (--segment 0) removed a mine.frames.npz beside it, without a word."""
+    mine = tmp_path / "mine.parquet"
+    pd.DataFrame({"my": [1, 2]}).to_parquet(mine)
+    before = mine.read_bytes()
+    with pytest.raises(TracklensError, match=r"mine\.parquet is already there and tracklens did not write it"):
+        batch.run(FAKE, files, out=mine, cache_dir=tmp_path / "c", progress=False)
+    assert mine.read_bytes() == before and CALLS == []  # refused before any file was analysed
+    out = tmp_path / "t.parquet"
+    (tmp_path / "t.frames.npz").write_bytes(b"my notes, not frames")
+    no_frames = dataclasses.replace(FAKE, frames={})
+    with pytest.raises(TracklensError, match=r"t\.frames\.npz is already there"):
+        batch.run(no_frames, files, out=out, cache_dir=tmp_path / "c", progress=False)
+    assert (tmp_path / "t.frames.npz").read_bytes() == b"my notes, not frames" and not out.exists()
+    (tmp_path / "t.frames.npz").unlink()
+    for task in (FAKE, FAKE, no_frames):  # a rerun replaces its own unit, and removes its own stale frames
+        result = batch.run(task, files, out=out, cache_dir=tmp_path / "c", progress=False)
+        assert result.n_tracks == 5
+    assert not (tmp_path / "t.frames.npz").exists()
+
+
 def exit_on_clip3(path: str, params: dict) -> batch.FileResult:
     """count_bytes, except that the process dies on clip3 (a segfaulting decoder, say)."""
     if Path(path).name == "clip3.wav":
@@ -259,6 +281,27 @@ def test_sources_that_are_not_a_path_or_a_table_are_one_line(tmp_path, sources, 
 def test_out_that_is_not_a_path_is_one_line(tmp_path):
     with pytest.raises(TracklensError, match="out=None: give the table's .parquet path"):
         batch.run(FAKE, tmp_path, out=None, cache_dir=tmp_path / "c", progress=False)
+
+
+def test_a_file_name_that_is_not_utf8_is_its_error_row_and_the_batch_goes_on(tmp_path, run_cli):
+    """`caf\\xe9.wav` (Latin-1, as unzipped from an old archive) stopped `features`,
+    `catalogue build` and `acquire folder` over its folder with a pyarrow UnicodeEncodeError
+    traceback: Python keeps the byte as a lone surrogate, which no table or UTF-8 file holds."""
+    from tracklens.audio import NAME_NOT_UTF8
+
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    sf.write(folder / "fine.wav", np.full(SR, 0.1, np.float32), SR)
+    sf.write(folder / "cafe.wav", np.full(SR, 0.2, np.float32), SR)
+    (folder / "cafe.wav").rename(folder / os.fsdecode(b"caf\xe9.wav"))  # soundfile cannot name it
+    result = batch.run(FAKE, folder, out=tmp_path / "t.parquet", cache_dir=tmp_path / "c", progress=False)
+    assert result.n_tracks == 1 and result.n_errors == 1
+    errors = fileio.read_csv(result.errors, keep_default_na=False)
+    assert errors.to_dict("records") == [{"path": f"{folder}/caf\\xe9.wav", "reason": NAME_NOT_UTF8}]
+    code, out, err = run_cli("acquire", "folder", folder, "--out", tmp_path / "m.csv")
+    assert code in (0, None) and f"{folder}/caf\\xe9.wav: {NAME_NOT_UTF8}" in out, err
+    code, out, err = run_cli("features", folder / os.fsdecode(b"caf\xe9.wav"), "--out", tmp_path / "one.parquet")
+    assert code == 2 and err == f"tracklens: error: {folder}/caf\\xe9.wav: {NAME_NOT_UTF8}\n"
 
 
 # --- reading frames back -------------------------------------------------------------------------------

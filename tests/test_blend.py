@@ -91,6 +91,8 @@ def test_the_whole_track_is_blended_and_says_which_seconds(seen_rates):
     capped = blend.predict_blend(model, _clip(240.0, 1000), max_seconds=60, judge_fit=False)
     assert capped.analysed == [(60.0, 90.0), (150.0, 180.0)] and capped.analysed_s == 60.0
     assert "blended 60 s of the 240 s track: 60-90 s, 150-180 s" in capped.notes
+    one = blend.predict_blend(model, _clip(8.0, 1000), judge_fit=False)  # the check page read "(1 windows of 10 s)"
+    assert "blended 8 s of the 8 s track (1 window of 10 s)" in one.notes
 
 
 # --- the output contract ------------------------------------------------------------------------------

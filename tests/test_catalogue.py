@@ -161,9 +161,18 @@ def test_a_catalogue_of_another_version_is_refused_with_one_line(fake, refs, tmp
     assert f"rebuild it: tracklens catalogue build {refs} --out {cat.path}" in message
 
 
-def test_load_explains_a_folder_that_is_not_a_catalogue(tmp_path):
-    with pytest.raises(catalogue.CatalogueError, match="not a catalogue"):
-        catalogue.load(tmp_path)
+def test_load_explains_a_folder_that_is_not_a_catalogue(tmp_path, refs):
+    with pytest.raises(catalogue.CatalogueError, match="jazz.00000.wav: a file, not a catalogue"):
+        catalogue.load(tmp_path / "refs" / "jazz" / "jazz.00000.wav")
+    with pytest.raises(catalogue.CatalogueError, match="not a catalogue .*build one: .* --out"):
+        catalogue.load((tmp_path / "empty").mkdir() or tmp_path / "empty")
+    with pytest.raises(catalogue.CatalogueError, match=r"no such catalogue; build one: .* --out .*nope$"):
+        catalogue.load(tmp_path / "nope")
+    # the folder of audio itself: the advice was `catalogue build SOURCE --out refs`, which build refuses
+    with pytest.raises(catalogue.CatalogueError, match=rf"to make one of its audio: tracklens catalogue build {refs} --out NEW"):
+        catalogue.load(refs)
+    with pytest.raises(catalogue.CatalogueError, match="a folder with other files in it"):
+        catalogue.build(refs, refs, progress=False)
     (tmp_path / "card.json").write_text("{broken")
     with pytest.raises(catalogue.CatalogueError, match="unreadable"):
         catalogue.load(tmp_path)
@@ -424,6 +433,94 @@ def test_cli_build_similar_and_check(fake, refs, tmp_path, run_cli):
     data = json.loads((tmp_path / "out" / "check.json").read_text())
     assert float(values.set_index("name").loc["tempo", "value"]) == pytest.approx(data["values"][0]["value"])
     assert data["neighbours"][0]["track_id"] == "jazz.00002"
+
+
+def test_similar_gives_an_unreadable_file_its_own_error_and_goes_on(fake, refs, tmp_path, run_cli, monkeypatch):
+    """click's readable check refused the whole command (exit 2, `Invalid value for 'FILES'`) for
+    one chmod-000 file among the queries."""
+    import os
+
+    build(refs, tmp_path / "cat")
+    locked = tmp_path / "locked.wav"
+    shutil.copyfile(refs / "jazz" / "jazz.00001.wav", locked)
+    locked.chmod(0)
+    real = os.access  # root reads a mode-000 file: deny it for root too, where click and tracklens ask
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if Path(p) == locked else real(p, mode, *a, **k))
+    code, out, err = run_cli("similar", locked, refs / "metal" / "metal.00003.wav", "--catalogue", tmp_path / "cat",
+                             "--top", "2", "--format", "csv")
+    assert code == 1, err
+    table = pd.read_csv(__import__("io").StringIO(out))
+    assert table["error"].iloc[0] == f"{locked}: cannot read (permission denied)"
+    assert table["track_id"].iloc[1] == "metal.00003"
+
+
+def test_check_lists_no_neighbours_for_a_track_that_is_not_music(refs, tmp_path, run_cli, monkeypatch):
+    """`tracklens check tone.wav --catalogue C` listed five "nearest by sound" for a sine tone the
+    fit rule called not music (similarity 0.71 to classical clips), where the check page and its
+    downloaded report list none; now the command lists none either and says why."""
+    monkeypatch.setattr(catalogue, "analyse", fake_analyse)
+    build(refs, tmp_path / "cat")
+
+    def heard_a_tone(source, **kwargs):
+        track = fake_analyse(source, **kwargs)
+        track.blend.fit, track.blend.fit_reason = "poor", "does not sound like music: AudioSet hears Sine wave 0.64 (Music 0.01)"
+        return track
+
+    monkeypatch.setattr(catalogue, "analyse", heard_a_tone)
+    report = tmp_path / "out" / "tone.html"
+    code, out, err = run_cli("check", refs / "jazz" / "jazz.00002.wav", "--catalogue", tmp_path / "cat", "--out", report)
+    assert code in (0, None), err
+    assert "Nearest by sound" not in report.read_text()
+    assert json.loads(report.with_suffix(".json").read_text())["neighbours"] == []
+    assert out.splitlines()[-1] == (f"note: {refs / 'jazz' / 'jazz.00002.wav'} does not sound like music: AudioSet hears "
+                                    "Sine wave 0.64 (Music 0.01); no neighbours in cat are listed")
+    # `similar` asks for neighbours: they are listed, and a note on stderr says what they are
+    code, out, err = run_cli("similar", refs / "jazz" / "jazz.00002.wav", "--catalogue", tmp_path / "cat", "--format", "csv")
+    assert code in (0, None) and len(pd.read_csv(__import__("io").StringIO(out))) == 5
+    assert err == (f"tracklens: note: {refs / 'jazz' / 'jazz.00002.wav'} does not sound like music: AudioSet hears "
+                   "Sine wave 0.64 (Music 0.01); its neighbours are by sound, not by music\n")
+
+
+def test_check_of_an_unreadable_file_is_one_line(fake, refs, tmp_path, run_cli, monkeypatch):
+    """click's readable check answered with usage lines (`Usage: ... Error: Invalid value for
+    'file': path 'x.wav' is not readable.`), not the one line every other error is."""
+    import os
+
+    locked = refs / "jazz" / "jazz.00001.wav"
+    real = os.access  # root reads a mode-000 file: deny it where click and tracklens ask
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: Path(p) != locked and real(p, mode, *a, **k))
+    code, out, err = run_cli("check", locked, "--out", tmp_path / "x.html")
+    assert (code, out, err) == (2, "", f"tracklens: error: {locked}: cannot read (permission denied)\n")
+
+
+@pytest.mark.parametrize("name", ["", "a/b", ".hidden", "two\nlines", "bell\x07"])
+def test_build_name_must_be_a_plain_folder_name(fake, refs, tmp_path, run_cli, monkeypatch, name):
+    """`catalogue build --name "a<newline>b"` made a catalogue folder that `catalogue list` (and the
+    picker) showed on two lines."""
+    monkeypatch.setenv("TRACKLENS_HOME", str(tmp_path / "home"))
+    code, out, err = run_cli("catalogue", "build", refs, "--name", name, "--cache-dir", tmp_path / "c")
+    assert code == 2 and "a plain folder name" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "home" / "data" / "catalogues").exists() or not any((tmp_path / "home" / "data" / "catalogues").iterdir())
+
+
+def test_the_tempo_shown_and_compared_is_the_engines_bpm(fake, refs, tmp_path, run_cli):
+    """`similar`, `check` and the percentiles showed the `tempo` column: the GTZAN-table feature
+    (plain librosa; Acc1 0.45 on 22 GTZAN clips against 0.68 for `bpm`), while the check page
+    shows the engine's `bpm`: jazz.00004 was 95.7 BPM from `tracklens check`, 182.8 on the page.
+    The fake engine gives every track the feature tempo 60 and a bpm of its own."""
+    cat = build(refs, tmp_path / "cat")
+    query = refs / "jazz" / "jazz.00001.wav"
+    bpm = fake_analyse(query).values["bpm"]
+    neighbours = catalogue.similar(query, cat, top=3)
+    stored = cat.tracks.set_index("track_id")
+    assert "tempo" not in neighbours.columns
+    assert neighbours["bpm"].tolist() == stored.loc[neighbours["track_id"], "bpm"].tolist()
+    placed = catalogue.percentiles(fake_analyse(query), cat).set_index("value_name")
+    assert placed.loc["bpm", "value"] == bpm and placed.loc["bpm", "median"] == cat.tracks["bpm"].median()
+    code, out, err = run_cli("check", query, "--catalogue", tmp_path / "cat", "--out", tmp_path / "q.html")
+    assert code in (0, None), err
+    values = {v["name"]: v["value"] for v in json.loads((tmp_path / "q.json").read_text())["values"]}
+    assert values["tempo"] == bpm  # named as the page names it
 
 
 def test_a_stereo_file_is_measured_over_its_channels_as_the_check_page_does(tmp_path, monkeypatch):

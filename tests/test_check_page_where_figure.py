@@ -44,3 +44,17 @@ def test_the_catalogue_comparison_draws_it_beside_the_sentences(with_catalogues,
     assert heads == [row.split("<br>")[0] for row in fig.data[0].y]  # the figure prints the sentences' numbers
     within = pages["check"].show_comparison(CATALOGUE, "genre", key)  # 2 tracks of its genre: too few, no figure
     assert "check-where-few" in _ids(within) and "check-where-figure" not in _ids(within)
+
+
+def test_the_tempo_is_placed_among_the_catalogue_s_bpm(with_catalogues, pages, metal_report):  # noqa: F811
+    """The upload's tempo (the engine's bpm) was placed among the catalogue's `tempo` column, the
+    GTZAN-table feature from another estimator: the figure's middle half is now the bpm's."""
+    from tracklens import catalogue
+
+    report, key = metal_report
+    everyone = pages["check"].show_comparison(CATALOGUE, "all", key)
+    row = next(y for y in _by_id(everyone, "check-where-figure").figure.data[0].y if y.startswith("tempo"))
+    tracks = catalogue.load(with_catalogues / "data" / "catalogues" / CATALOGUE).tracks
+    halves = {column: "middle half {:.0f} to {:.0f} BPM".format(*np.percentile(tracks[column], [25, 75]))
+              for column in ("bpm", "tempo")}
+    assert halves["bpm"] != halves["tempo"] and halves["bpm"] in row, (row, halves)

@@ -105,6 +105,26 @@ def test_the_checker_catches_a_wrong_verb_and_a_wrong_option():
     assert "unknown option --topp" in check_command(root, ["predict", "song.mp3", "--topp", "3"])
 
 
+def test_every_help_text_points_to_a_page_that_says_it():
+    """`--help` sent readers to README sections the short README no longer has ("see README
+    \"Genre models\"", the MAE of the estimates, the Spotify credentials); every page a help
+    text names must exist, and README is not where the manual lives."""
+    import typer
+
+    from tracklens import cli
+
+    def helps(command, path=()):
+        yield " ".join(path), " ".join(filter(None, [command.help or "", *(getattr(p, "help", "") or ""
+                                                                          for p in command.params)]))
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from helps(sub, (*path, name))
+
+    for where, text in helps(typer.main.get_command(cli.app)):
+        assert "README" not in text, f"tracklens {where} --help points to README"
+        for page in re.findall(r"docs/[\w./-]+\.md", text):
+            assert (ROOT / page).is_file(), f"tracklens {where} --help names {page}, which does not exist"
+
+
 def test_readme_is_a_short_front_page_that_links_the_docs():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(text.splitlines()) <= README_MAX_LINES

@@ -573,10 +573,16 @@ def test_manifest_input_and_cli(folder, tmp_path, run_cli):
                              "--cache-dir", tmp_path / "c")
     assert code == 0, err
     assert "1 tracks, 0 segments" in out and "2 files skipped" in out
+    # one line per bad input on the terminal too (it said only "2 files skipped, reasons in m.errors.csv")
+    assert out.splitlines()[-2:] == [f"  {folder / 'rock' / 'empty.wav'}: empty file (0 bytes)", "  missing.wav: no such file"]
     errors = pd.read_csv(tmp_path / "m.errors.csv")
     assert set(errors["reason"].str.split(" ").str[0]) == {"empty", "no"}
     code, out, err = run_cli("features", manifest, "--out", tmp_path / "m.parquet", "--overlap", "2")
     assert code == 2 and "overlap" in err and "\n" not in err.strip()
+    # --segment inf was an OverflowError traceback; --max-duration nan / inf failed every file one by one
+    for option, value in (("--segment", "inf"), ("--segment", "nan"), ("--max-duration", "nan"), ("--max-duration", "inf")):
+        code, out, err = run_cli("features", manifest, "--out", tmp_path / "m.parquet", option, value)
+        assert code == 2 and err.startswith("tracklens: error: ") and "must be > 0" in err and "\n" not in err.strip()
 
 
 # --- real data --------------------------------------------------------------------------------

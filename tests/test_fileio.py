@@ -65,3 +65,20 @@ def test_csv_cells_a_spreadsheet_would_run_are_escaped_and_read_back(tmp_path):
     back = fileio.read_csv(path, keep_default_na=False, dtype={"text": str})
     assert list(back["text"]) == FORMULAS + HARMLESS
     assert list(back["n"]) == list(frame["n"])
+
+
+@pytest.mark.parametrize("name", ["a" * 250 + ".wav", "é" * 125 + ".wav", "b" * 230 + ".wav"])
+def test_a_long_but_legal_name_is_written_and_its_stale_temp_file_found(tmp_path, name):
+    """A 249-byte name made a 264-byte temp name (`.<name>.XXXXXXXX.part`): "File name too long",
+    so no file of that name could be written atomically or sorted by `predict --sort-into`."""
+    import os
+
+    target = tmp_path / name
+    assert len(os.fsencode(target.name)) <= fileio.NAME_MAX
+    fileio.atomic_write_bytes(target, b"done")
+    assert target.read_bytes() == b"done" and [p.name for p in tmp_path.iterdir()] == [name]
+    fd, orphan = fileio.locked_temp_file(tmp_path, prefix=fileio.temp_prefix(name), suffix=".part")
+    os.close(fd)  # its writer is gone: the lock with it
+    assert len(os.fsencode(os.path.basename(orphan))) <= fileio.NAME_MAX
+    assert [str(p) for p in fileio.remove_stale_temp_files(target)] == [orphan]
+    assert fileio.temp_prefix("a" * 250 + ".wav") != fileio.temp_prefix("a" * 250 + ".mp3")  # cut, still apart

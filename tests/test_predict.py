@@ -116,7 +116,74 @@ def test_predict_csv_keeps_every_row_when_files_are_bad(stub_model, tmp_path, ru
     assert list(table["fit"].iloc[[1, 3, 4]]) == ["", "", ""]  # no fit judged for a file that failed
     assert f"{bad}: unsupported channel count 65535" in err
     assert f"{fifo}: not a regular file (a named pipe)" in err
-    assert f"{tmp_path / 'folder.wav'}: not a regular file (a directory)" in err
+    assert f"{tmp_path / 'folder.wav'}: a folder with no audio files (" in err
+
+
+def _unreadable(path: Path, monkeypatch) -> Path:
+    """``path`` with its read permission gone, for root too (root reads a mode-000 file, and
+    os.access says so: both click's check and tracklens' own ask os.access)."""
+    path.chmod(0)
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if Path(p) == path else real(p, mode, *a, **k))
+    return path
+
+
+def test_an_unreadable_file_is_its_own_row_and_the_batch_goes_on(stub_model, tmp_path, run_cli, monkeypatch):
+    """click's readable check refused the whole command (exit 2, `Invalid value for 'paths':
+    path 'locked.wav' is not readable`, no row at all) for one chmod-000 file in a batch."""
+    files = [_wav(tmp_path / "a.wav"), _unreadable(_wav(tmp_path / "locked.wav"), monkeypatch), _wav(tmp_path / "b.wav")]
+    code, out, err = run_cli("predict", *files, "--format", "csv")
+    assert code == 1, err
+    assert list(_csv(out)["top_genre"]) == ["pop", "error", "pop"]
+    assert err.strip() == f"tracklens: {files[1]}: cannot read (permission denied)"
+
+
+def test_a_newline_or_escape_in_a_file_name_stays_on_its_one_line(stub_model, tmp_path, run_cli):
+    """A name with a newline split its table row and its stderr line in two; an escape sequence
+    in a name reached a terminal raw. Shown escaped in the table and on stderr; CSV keeps the
+    name as it is (quoted)."""
+    from tracklens.errors import one_line
+
+    good = _wav(tmp_path / "new\nline.wav")
+    missing = tmp_path / "gone\nnow.wav"
+    code, out, err = run_cli("predict", good, missing)
+    assert code == 1 and len(out.splitlines()) == 2
+    assert out.splitlines()[0].startswith(f"{tmp_path}/new\\nline.wav  ")
+    assert out.splitlines()[1].endswith(f"ERROR  {tmp_path}/gone\\nnow.wav: no such file")
+    code, out, err = run_cli("predict", good, missing, "--format", "csv")
+    assert err.splitlines() == [f"tracklens: {tmp_path}/gone\\nnow.wav: no such file"]
+    assert list(_csv(out)["path"]) == [str(good), str(missing)]
+    assert one_line("a\x1b[2J\tb\x85é—.wav") == "a\\x1b[2J\\tb\\x85é—.wav"
+
+
+def test_a_file_name_that_is_not_utf8_is_its_error_row(stub_model, tmp_path, run_cli):
+    """`predict --format csv` stopped with a pyarrow UnicodeEncodeError traceback at a Latin-1
+    name (`caf\\xe9.wav`); now that file is an error row named as `caf\\xe9.wav`, the rest goes on."""
+    from tracklens.audio import NAME_NOT_UTF8
+
+    latin = _wav(tmp_path / "cafe.wav").rename(tmp_path / os.fsdecode(b"caf\xe9.wav"))  # soundfile cannot name it
+    code, out, err = run_cli("predict", latin, _wav(tmp_path / "b.wav"), "--format", "csv")
+    assert code == 1
+    table = _csv(out)
+    assert list(table["path"]) == [f"{tmp_path}/caf\\xe9.wav", str(tmp_path / "b.wav")]
+    assert list(table["top_genre"]) == ["error", "pop"]
+    assert err == f"tracklens: {tmp_path}/caf\\xe9.wav: {NAME_NOT_UTF8}\n"
+
+
+def test_an_unreadable_folder_is_said_so_not_empty(stub_model, tmp_path, run_cli, monkeypatch):
+    """A chmod-000 folder among the inputs read "a folder with no audio files" (walking it finds nothing)."""
+    locked = tmp_path / "locked"
+    _wav(locked / "song.wav")
+    locked.chmod(0)
+    real = os.access  # root reads a mode-000 folder: deny it for root too, and walk nothing in it
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: Path(p) != locked and real(p, mode, *a, **k))
+    monkeypatch.setattr(Path, "rglob", lambda self, pattern: iter(()))
+    try:
+        code, out, err = run_cli("predict", locked, _wav(tmp_path / "b.wav"), "--format", "csv")
+    finally:
+        locked.chmod(0o755)
+    assert code == 1 and list(_csv(out)["top_genre"]) == ["error", "pop"]
+    assert err == f"tracklens: {locked}: cannot read this folder (permission denied)\n"
 
 
 # --- rows stream out as each file finishes ------------------------------------------------------------

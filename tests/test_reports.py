@@ -223,3 +223,52 @@ def test_model_without_predictions_is_named(model_dir):
     (folder / store.PREDICTIONS_NAME).unlink()
     with pytest.raises(TracklensError, match="no valid_predictions.csv"):
         store.load_model_report(folder)
+
+
+# --- the files `tracklens check` writes -----------------------------------------------------------
+
+
+def test_check_never_replaces_a_file_it_did_not_write(tmp_path, run_cli, monkeypatch):
+    """`tracklens check song.wav --out song.html` replaced the user's song.json (and any
+    song.html or song.values.csv) without a word; now only an earlier check's own files are
+    replaced, and a file in the way is refused in one line before the track is analysed."""
+    from test_catalogue import fake_analyse, tone, write
+
+    from tracklens import catalogue
+
+    monkeypatch.setattr(catalogue, "analyse", fake_analyse)
+    song = write(tmp_path / "rock" / "song.wav", tone(220))
+    mine = {"song.json": b'{"tempo map": [1, 2]}', "notes.html": b"<html>my notes</html>",
+            "notes.values.csv": b"name,value\n"}
+    for name, raw in mine.items():
+        (song.parent / name).write_bytes(raw)
+    for out, blocker in ((song.with_suffix(".html"), "song.json"), (song.parent / "notes.html", "notes.html")):
+        code, _, err = run_cli("check", song, "--out", out)
+        assert code == 2 and f"{song.parent / blocker} is already there" in err and len(err.splitlines()) == 1
+    assert {name: (song.parent / name).read_bytes() for name in mine} == mine
+    assert not song.with_suffix(".html").exists() and not (song.parent / "song.values.csv").exists()
+
+    report = tmp_path / "out" / "song-check.html"
+    for _ in range(2):  # a rerun replaces its own three files
+        code, out, err = run_cli("check", song, "--out", report)
+        assert code in (0, None), err
+    assert sorted(p.name for p in report.parent.iterdir()) == ["song-check.html", "song-check.json",
+                                                               "song-check.values.csv"]
+    with pytest.raises(TracklensError, match="is already there"):  # the library refuses too
+        reports.check_report_paths(song.parent / "notes.htm")
+
+
+def test_out_with_a_tilde_after_equals_goes_home(tmp_path, run_cli, monkeypatch):
+    """`check song.wav --out=~/r.html` (the shell leaves a tilde after `=`) wrote ./~/r.html: a
+    folder named `~` in the current one."""
+    from test_catalogue import fake_analyse, tone, write
+
+    from tracklens import catalogue
+
+    monkeypatch.setattr(catalogue, "analyse", fake_analyse)
+    song = write(tmp_path / "rock" / "song.wav", tone(220))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("check", song, "--out=~/reports/r.html")
+    assert code in (0, None), err
+    assert (tmp_path / "home" / "reports" / "r.html").is_file() and not (tmp_path / "~").exists()

@@ -161,6 +161,35 @@ def test_a_destination_that_is_a_file_gets_a_clear_line(tmp_path):
     assert outcome.note.endswith(f"{tmp_path / 'dest'} is a file, not a folder")
 
 
+def test_a_move_whose_original_cannot_be_removed_says_it_was_copied(tmp_path, monkeypatch):
+    """`--move` out of a read-only folder placed the file in its genre folder, then said
+    "not sorted (Permission denied)" and counted it failed."""
+    song = _files(tmp_path / "inbox", 1, "x")[0]
+    real = Path.unlink
+
+    def read_only_inbox(self, missing_ok=False):
+        if self.parent == song.parent:
+            raise PermissionError(13, "Permission denied")
+        return real(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", read_only_inbox)
+    outcome, = output.sort_into([_blend_of(song)], tmp_path / "sorted", move=True)
+    target = tmp_path / "sorted" / "pop" / song.name
+    assert (outcome.action, outcome.target) == ("copied", target)
+    assert outcome.note == (f"{song}: copied to {target}, not moved: the original could not be removed "
+                            "(Permission denied); both are kept")
+    assert song.exists() and target.read_bytes() == song.read_bytes()
+
+
+def test_a_file_with_a_long_name_is_sorted(tmp_path):
+    """`A 245-character name.wav --sort-into`: "not sorted (File name too long)", from its temp copy's name."""
+    song = tmp_path / "inbox" / ("a" * 245 + ".wav")
+    song.parent.mkdir()
+    song.write_bytes(b"x" * 100)
+    outcome, = output.sort_into([_blend_of(song)], tmp_path / "sorted")
+    assert outcome.action == "copied" and outcome.target.read_bytes() == song.read_bytes()
+
+
 def test_sorted_copies_keep_bytes_and_mode(tmp_path):
     song = _files(tmp_path / "inbox", 1, "x")[0]
     song.chmod(0o640)
@@ -215,6 +244,30 @@ def test_nothing_to_predict_is_said_before_the_model_loads(tmp_path, run_cli, mo
     assert code == 2
     assert err.startswith(f"tracklens: error: nothing to predict: {tmp_path / 'empty'}: a folder with no audio files")
     assert f"{tmp_path / 'missing.wav'}: no such file" in err
+
+
+@pytest.mark.parametrize("blocked", ["a file", "read-only"])
+def test_a_sort_folder_that_can_hold_nothing_is_refused_before_the_model_loads(tmp_path, run_cli, monkeypatch, blocked):
+    """`predict ... --sort-into FILE` (or a folder it cannot write into) analysed the whole batch,
+    then said "not sorted" for every file."""
+    import os
+
+    monkeypatch.setattr(blend, "load_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("model loaded")))
+    song = _wav(tmp_path / "inbox" / "a.wav")
+    dest = tmp_path / "dest"
+    if blocked == "a file":
+        dest.write_bytes(b"the user's file")
+        expected = f"tracklens: error: --sort-into {dest / 'new'}: {dest} is a file, not a folder"
+        dest = dest / "new"
+    else:
+        dest.mkdir()
+        real = os.access  # root writes anywhere: deny writing where the check asks
+        monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: not (Path(p) == dest and mode & os.W_OK)
+                            and real(p, mode, *a, **k))
+        expected = f"tracklens: error: --sort-into {dest}: cannot write into {dest} (no permission, or a read-only disk)"
+    code, out, err = run_cli("predict", song, "--sort-into", dest)
+    assert (code, out, err.strip()) == (2, "", expected)
+    assert (tmp_path / "dest").is_dir() or (tmp_path / "dest").read_bytes() == b"the user's file"
 
 
 def test_a_killed_sorts_temp_copy_is_removed_by_the_next(tmp_path):
