@@ -213,7 +213,9 @@ def evaluate_models(models_dir: str | Path, *, out_dir: str | Path, names: Seque
 
 CHECK_VALUE_SOURCES = {
     "bpm": ("BPM", "tracklens engine"), "key_name": ("", "tracklens engine"),
-    "loudness": ("LUFS", "tracklens engine (integrated loudness)"), "duration_s": ("s", "tracklens engine"),
+    "loudness": ("LUFS", "tracklens engine (integrated loudness, ITU-R BS.1770 over the channels)"),
+    "true_peak_dbtp": ("dBTP", "tracklens engine (true peak, BS.1770 Annex 2)"),
+    "loudness_range_lu": ("LU", "tracklens engine (loudness range, EBU Tech 3342)"), "duration_s": ("s", "tracklens engine"),
     "energy_est": ("0-1", "estimated from audio (650 FMA tracks with Echo Nest values)"),
     "acousticness_est": ("0-1", "estimated from audio (650 FMA tracks with Echo Nest values)"),
 }

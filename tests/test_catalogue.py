@@ -541,6 +541,9 @@ def test_a_stereo_file_is_measured_over_its_channels_as_the_check_page_does(tmp_
     assert track.values["true_peak_dbtp"] == pytest.approx(measured.true_peak_dbtp, abs=0.05)
     downmix = features.mono_meter(load_audio(str(path), sr=SR).y, sr=SR).result().integrated_lufs
     assert track.values["loudness"] - downmix > 2.0  # what the fix changed
+    from tracklens import reports  # `tracklens check` reports the card's loudness numbers, as the page shows them
+
+    assert {"true_peak_dbtp", "loudness_range_lu"} <= set(reports.CHECK_VALUE_SOURCES) & set(track.values)
 
 
 # --- the real analysis (EfficientAT + engine) -----------------------------------------------------------

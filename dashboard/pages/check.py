@@ -707,6 +707,7 @@ def report_track(report: track.TrackReport):
 
     c = report.upload.comparable
     values = {"bpm": c["tempo"], "key": c["key"], "mode": c["mode"], "loudness": c["loudness"],
+              "true_peak_dbtp": c["true_peak_dbtp"], "loudness_range_lu": c["loudness_range_lu"],
               "duration_ms": c["duration_ms"], **{f"{k}_est": v for k, (v, _) in report.upload.estimates.items()}}
     blend = report.genre_blend
     embedding = getattr(blend, "embedding", None)
