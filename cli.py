@@ -38,9 +38,25 @@ app.add_typer(acquire_app, name="acquire")
 SeedOption = typer.Option(config.DEFAULT_SEED, "--seed", help="Random seed (results are reproducible for a seed).")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from tracklens import features
+
+        try:
+            number = version("tracklens")
+        except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+            number = "not installed"
+        typer.echo(f"tracklens {number} (feature engine version {features.FEATURE_VERSION})")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full Python tracebacks on errors."),
+    show_version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                      help="Print the version and the feature engine's version, then exit."),
     data_dir: Optional[Path] = typer.Option(
         None, "--data-dir", envvar="TRACKLENS_HOME", show_envvar=True,
         help="Folder for data/, reports/ and the cache (default: the repository checkout when run "

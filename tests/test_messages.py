@@ -81,3 +81,15 @@ def test_other_lines_written_while_decoding_are_kept(capfd):
         os.write(2, b"some other library: keep me\n")
     os.write(2, b"after\n")
     assert capfd.readouterr().err == "some other library: keep me\nafter\n"
+
+
+def test_version_prints_the_package_and_engine_versions(run_cli):
+    """`tracklens --version`: which tracklens and which feature engine (what a catalogue or a cached
+    table was measured with) in one line, without a command."""
+    from importlib.metadata import version
+
+    from tracklens import features
+
+    code, out, err = run_cli("--version")
+    assert (code, err) == (0, "")
+    assert out == f"tracklens {version('tracklens')} (feature engine version {features.FEATURE_VERSION})\n"
