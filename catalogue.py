@@ -419,9 +419,15 @@ def build(source: Any, out: str | Path, *, meta: str | Path | None = None, model
     meta_table = read_meta(meta) if meta is not None else None  # a bad --meta fails before the long part
     model = model or DEFAULT_MODEL
     task = catalogue_task(model, max_duration=max_duration)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    result = batch.run(task, source, out=out / ANALYSIS_FILE, jobs=jobs, scheduler=scheduler, cache_dir=cache_dir,
-                       progress=progress)
+    try:
+        result = batch.run(task, source, out=out / ANALYSIS_FILE, jobs=jobs, scheduler=scheduler, cache_dir=cache_dir,
+                           progress=progress)
+    except BaseException:
+        if created and not any(out.iterdir()):  # e.g. a source with no audio: leave no empty catalogue folder
+            out.rmdir()
+        raise
     table = pd.read_parquet(out / ANALYSIS_FILE)
     table = table[table["segment"] == -1].drop(columns=["segment"]).reset_index(drop=True)
     base = Path(source).parent if isinstance(source, (str, Path)) and Path(source).is_file() else Path.cwd()

@@ -141,6 +141,19 @@ def test_build_refuses_a_folder_holding_other_files(fake, refs, tmp_path):
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_a_source_with_no_audio_leaves_no_catalogue_folder(fake, tmp_path):
+    """`catalogue build empty/ --out new` said "no audio files" and left `new/` behind, empty;
+    a folder that was already there stays."""
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TracklensError, match="no audio files"):
+        build(tmp_path / "empty", tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(TracklensError, match="no audio files"):
+        build(tmp_path / "empty", tmp_path / "kept")
+    assert (tmp_path / "kept").is_dir()
+
+
 # --- loading -------------------------------------------------------------------------------------
 
 
