@@ -13,6 +13,15 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(autouse=True)
+def _home_restored(monkeypatch):
+    """Every test ends with config's folders as it found them: ``--data-dir`` / $TRACKLENS_HOME
+    through ``cli.main`` calls ``config.set_home`` for the process, which moved later tests' data
+    folder (test_musicnn then no longer found the checkpoints it had been collected with)."""
+    for name in [n for n in vars(config) if n == "HOME" or n.endswith("_DIR")]:
+        monkeypatch.setattr(config, name, getattr(config, name))  # monkeypatch restores each on teardown
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     """Path to ../shared/data; skips the test cleanly when it is absent."""

@@ -15,9 +15,8 @@ from test_acquire_spotify import PLAYLIST, SECRET, TOKEN_URL, add_enrichment, ad
 
 @pytest.fixture
 def new_home(tmp_path, monkeypatch):
-    """``config.set_home(tmp_path / "home")`` for one test; the old folders come back afterwards."""
-    for name in [n for n in vars(config) if n == "HOME" or n.endswith("_DIR")]:
-        monkeypatch.setattr(config, name, getattr(config, name))  # monkeypatch restores each on teardown
+    """``config.set_home(tmp_path / "home")`` for one test; the old folders come back afterwards
+    (conftest's autouse ``_home_restored``)."""
     for variable in ("TRACKLENS_DATA_DIR", "TRACKLENS_CACHE_DIR", "TRACKLENS_MODELS_DIR"):
         monkeypatch.delenv(variable, raising=False)
     home = tmp_path / "home"
@@ -54,3 +53,17 @@ def test_every_default_folder_follows_set_home(new_home, monkeypatch):
     (unpacked / musicnn.DEFAULT_MUSICNN).mkdir(parents=True)
     (unpacked / musicnn.DEFAULT_MUSICNN / ".index").write_bytes(b"")
     assert musicnn.find_original_package() == unpacked
+
+
+HOME_AT_IMPORT = config.HOME
+
+
+def test_a_cli_data_dir_moves_the_home_for_that_run(tmp_path, run_cli):
+    code, out, err = run_cli("--data-dir", tmp_path / "elsewhere", "catalogue", "list")
+    assert code in (0, None), err
+    assert config.HOME == (tmp_path / "elsewhere").resolve()
+
+
+def test_the_next_test_has_the_home_back():
+    """Runs after the one above (file order): the fixtures in conftest restore config's folders."""
+    assert config.HOME == HOME_AT_IMPORT
