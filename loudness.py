@@ -442,8 +442,11 @@ def normalisation(integrated_lufs: float, true_peak_dbtp: float) -> list[dict]:
         if gain > 0 and t["down_only"]:
             gain, limited = 0.0, " (it never turns tracks up)"
         elif gain > 0 and t["peak_ceiling_dbtp"] is not None and true_peak_dbtp + gain > t["peak_ceiling_dbtp"]:
-            gain = max(0.0, t["peak_ceiling_dbtp"] - true_peak_dbtp)
-            limited = f" (only as far as the peaks stay under {t['peak_ceiling_dbtp']:g} dBTP)"
+            wanted, gain = gain, max(0.0, t["peak_ceiling_dbtp"] - true_peak_dbtp)
+            # say why: "left as it is (only as far as ...)" read as if it had been turned up
+            limited = (f" (it would turn it up {wanted:.1f} dB, but its true peak is already over "
+                       f"{t['peak_ceiling_dbtp']:g} dBTP)" if gain < 0.05 else
+                       f" (not the full {wanted:.1f} dB: only as far as the peaks stay under {t['peak_ceiling_dbtp']:g} dBTP)")
         if abs(gain) < 0.05:
             action = "left as it is"
         else:

@@ -123,6 +123,9 @@ class Upload:
         return {k: v for k, v in values.items() if k in charts.columns}, errors
 
 
+DURATION_METHOD = "the decoded audio's length"
+
+
 def your_track(upload: Upload, charts: pd.DataFrame) -> list[Row]:
     """The card's rows: tempo, key, loudness, duration, then every Spotify descriptor."""
     from tracklens import track_figures
@@ -143,7 +146,8 @@ def your_track(upload: Upload, charts: pd.DataFrame) -> list[Row]:
             Row("loudness", "loudness", f"{c['loudness']:.1f} LUFS", None, _loudness_note(charts)),
             *_loudness_detail_rows(c),
             Row("duration_ms", "duration", minutes(upload.duration_s), percentile("duration_ms"),
-                f"among {n} hits" if percentile("duration_ms") else _excerpt_note(upload, charts))]
+                f"{DURATION_METHOD}; ranked among {n} hits (their duration as Spotify lists it)"
+                if percentile("duration_ms") else f"{DURATION_METHOD}; {_excerpt_note(upload, charts)}")]
     for name in descriptors.DESCRIPTORS:
         if name in upload.estimates:
             value, error = upload.estimates[name]

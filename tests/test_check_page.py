@@ -120,6 +120,24 @@ def test_a_track_that_does_not_fit_is_said_so_everywhere(app, pages, demo_report
         assert note.endswith(".") and not re.search(r"\.\s+[A-Z]", note)  # one sentence
 
 
+def test_a_track_that_is_not_music_is_offered_no_genres_and_no_chart_hits(app, pages, demo_report):
+    """White noise on the page: the warning listed "Closest wider genres: Electronic music (0.00),
+    Techno (0.00), House music (0.00)" and the card's caption said "against all 1924 chart hits"
+    while every row said "not ranked". Music that does not fit keeps its wider genres."""
+    import dataclasses
+
+    wider = [("Electronic music", 0.004), ("Techno", 0.002)]
+    noise = dataclasses.replace(demo_report, genre_blend=_shipped_blend({"classical": 1.0}, **SPEECH, wider_genres=wider))
+    warning = _text(pages["check"].fit_warning(noise.genre_blend))
+    assert "Speech 0.71" in warning and "wider genres" not in warning and "Techno" not in warning
+    caption = _text(_by_id(pages["check"].render_report(noise), "check-card").children[0])
+    assert "chart hits" not in caption and "does not sound like music" in caption, caption
+    techno = dataclasses.replace(demo_report, genre_blend=_shipped_blend({"classical": 1.0}, **WIDER, wider_genres=wider))
+    assert "Closest wider genres (AudioSet likelihoods, uncalibrated): Electronic music (0.00)" in \
+        _text(pages["check"].fit_warning(techno.genre_blend))
+    assert "against" in _text(_by_id(pages["check"].render_report(techno), "check-card").children[0])
+
+
 def test_a_track_that_fits_is_labelled_by_its_blend(app, pages, demo_report):
     import dataclasses
 

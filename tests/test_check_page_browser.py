@@ -90,3 +90,25 @@ def test_check_page_labels_overlap_nothing(real_server, browser, real_clip, widt
         assert page.evaluate(PROFILE_LABELS_ASTRAY) == []
     finally:
         page.context.close()
+
+
+def test_the_upload_box_opens_the_file_chooser_from_the_keyboard(real_server, browser):
+    """Tab reaches the upload box, its focus shows, and Enter opens the file chooser as Space does
+    (Chromium's file input answered only Space: Enter, what a keyboard user presses on "click to
+    browse", did nothing)."""
+    page = new_page(browser, PHONE)
+    try:
+        open_check(page, real_server)
+        in_zone = "() => !!document.activeElement.closest('#check-upload-zone')"
+        for _ in range(10):
+            page.keyboard.press("Tab")
+            if page.evaluate(in_zone):
+                break
+        assert page.evaluate(in_zone), "Tab never reached the upload box"
+        outline = page.evaluate("() => getComputedStyle(document.querySelector('#check-upload .upload')).outlineStyle")
+        assert outline == "solid"  # style.css: .upload:focus-within
+        for key in ("Enter", " "):
+            with page.expect_file_chooser(timeout=3000):
+                page.keyboard.press(key)
+    finally:
+        page.context.close()

@@ -17,6 +17,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 #: the uploads, one per width (full 30 s GTZAN clips): not in the mini catalogue, whose metal clips are
 #: the folder's first two
 UPLOADS = ("metal.00002", "metal.00003")
+#: a neighbour's player at least this wide shows its play button and a bit of its time line
+MIN_PLAYER_PX = 140
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,9 @@ def test_picker_neighbours_switch_and_download(catalogue_server, browser, screen
         page.click("#check-scope >> text=all tracks")
         page.wait_for_selector("#check-where-tempo")
         assert len(page.query_selector_all("#check-neighbours audio")) == 5
+        # Chromium drops a player's play button below ~100 px: the play column left it 92 px at 1280
+        widths = page.eval_on_selector_all("#check-neighbours audio", "els => els.map(e => e.getBoundingClientRect().width)")
+        assert min(widths) >= MIN_PLAYER_PX, widths
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(screenshots / f"check_catalogue_{width}.png"), full_page=True)
         assert_fits_the_screen(page, width)

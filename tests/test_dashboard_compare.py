@@ -38,6 +38,9 @@ def test_duration_is_ranked_only_for_a_whole_track(app):
     assert duration_row(30).percentile is None and "excerpt" in duration_row(30).note
     whole = duration_row(shortest + 60)
     assert whole.percentile is not None and whole.value == compare.minutes(shortest + 60)
+    # how it was measured, ranked or not (a whole track's "how" said only "among 1924 hits")
+    assert all(r.note.startswith("the decoded audio's length") for r in (whole, duration_row(30)))
+    assert f"among {len(charts)} hits" in whole.note and "Spotify" in whole.note
     ref = compare.chart_reference()
     assert "duration_ms" not in ref.columns_for({**row, "duration_ms": 30_000}, whole_track=False)
     assert "duration_ms" in ref.columns_for({**row, "duration_ms": 300_000}, whole_track=True)

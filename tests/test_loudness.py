@@ -119,6 +119,19 @@ def test_streaming_normalisation_sentences():
     assert quiet["Apple Music"]["gain_db"] == pytest.approx(4.0)
 
 
+def test_a_quiet_track_whose_peak_is_already_over_the_ceiling_says_why_it_is_left_as_it_is():
+    # -15.1 LUFS with a +0.2 dBTP peak (a stereo upload on the check page): Spotify would turn it
+    # up 1.1 dB but its peak is already over -1 dBTP. The sentence said "left as it is (only as far
+    # as the peaks stay under -1 dBTP)", which reads as if it had been turned up.
+    spotify = {n["service"]: n for n in loudness.normalisation(-15.1, 0.2)}["Spotify"]
+    assert spotify["gain_db"] == 0.0
+    assert spotify["text"] == ("Spotify plays it at \u221214 LUFS: left as it is (it would turn it up 1.1 dB, "
+                               "but its true peak is already over \u22121 dBTP)")
+    partly = {n["service"]: n for n in loudness.normalisation(-17.0, -1.8)}["Spotify"]
+    assert partly["text"] == ("Spotify plays it at \u221214 LUFS: turned up 0.8 dB "
+                              "(not the full 3.0 dB: only as far as the peaks stay under \u22121 dBTP)")
+
+
 def test_load_channels_reads_every_channel_at_the_file_rate(tmp_path):
     rng = np.random.default_rng(1)
     x = (0.2 * rng.standard_normal((SR * 2, 2))).astype(np.float32)

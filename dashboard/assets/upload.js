@@ -122,6 +122,14 @@
       e.target.value = "";  // choosing the same file again is a new upload
     }
   }, true);
+  // Chromium's file input opens its chooser on Space only; "click to browse" takes Enter too
+  // (showPicker: a click() from the key handler was refused as not user-activated).
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && e.target.type === "file" && zoneOf(e.target)) {
+      e.preventDefault();
+      if (e.target.showPicker) { e.target.showPicker(); } else { e.target.click(); }
+    }
+  }, true);
   document.addEventListener("drop", function (e) {
     var zone = zoneOf(e.target);
     if (zone && e.dataTransfer && e.dataTransfer.files.length) { send(e.dataTransfer.files[0], zone); }

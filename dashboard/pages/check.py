@@ -295,7 +295,9 @@ def your_track_card(report: track.TrackReport, peers: compare.Peers) -> html.Div
     head = html.Thead(html.Tr([html.Th(c, scope="col") for c in ("", "your track", "among the hits", "how")]))
     return html.Div([
         html.H2("Your track"),
-        html.Table([html.Caption(f"{report.filename}, against {peers.description} ({data.chart_label()})"),
+        html.Table([html.Caption(f"{report.filename}: loudness and duration only (it does not sound like music, "
+                                 "so nothing is ranked)" if report.not_music else
+                                 f"{report.filename}, against {peers.description} ({data.chart_label()})"),
                     head, html.Tbody(body)], className="simple stack", id="check-card"),
     ])
 
@@ -390,7 +392,9 @@ def fit_warning(blend) -> list:
     AudioSet genres it is closest to."""
     if getattr(blend, "fit", None) != "poor":
         return []
-    wider = ", ".join(f"{g} ({p:.2f})" for g, p in getattr(blend, "wider_genres", [])[:3])
+    # noise or speech: wider *music* genres (all near 0.00) would describe music that is not there
+    not_music = str(getattr(blend, "fit_reason", "")).startswith(track.NOT_MUSIC_REASON)
+    wider = "" if not_music else ", ".join(f"{g} ({p:.2f})" for g, p in getattr(blend, "wider_genres", [])[:3])
     return [html.Div([html.Strong("This track does not fit these ten genres"),
                       html.Span(f": {blend.fit_reason}. The blend below is the closest of the ten, not a description."),
                       html.P(f"Closest wider genres (AudioSet likelihoods, uncalibrated): {wider}.") if wider else None],
