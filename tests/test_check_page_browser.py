@@ -93,12 +93,15 @@ def test_check_page_labels_overlap_nothing(real_server, browser, real_clip, widt
 
 
 def test_the_upload_box_opens_the_file_chooser_from_the_keyboard(real_server, browser):
-    """Tab reaches the upload box, its focus shows, and Enter opens the file chooser as Space does
-    (Chromium's file input answered only Space: Enter, what a keyboard user presses on "click to
-    browse", did nothing)."""
+    """Tab reaches the upload box, its focus shows, and Enter asks for the file chooser as Space
+    does (Chromium's file input answered only Space: Enter, what a keyboard user presses on
+    "click to browse", did nothing). The chooser is recorded, not opened: whether a headless
+    dialog opens within a deadline is the browser's timing (that test was flaky under load)."""
     page = new_page(browser, PHONE)
     try:
         open_check(page, real_server)
+        # Enter is upload.js' keydown listener: the script ends by defining window.tracklensUpload
+        page.wait_for_function("() => !!window.tracklensUpload", timeout=30_000)
         in_zone = "() => !!document.activeElement.closest('#check-upload-zone')"
         for _ in range(10):
             page.keyboard.press("Tab")
@@ -107,8 +110,10 @@ def test_the_upload_box_opens_the_file_chooser_from_the_keyboard(real_server, br
         assert page.evaluate(in_zone), "Tab never reached the upload box"
         outline = page.evaluate("() => getComputedStyle(document.querySelector('#check-upload .upload')).outlineStyle")
         assert outline == "solid"  # style.css: .upload:focus-within
-        for key in ("Enter", " "):
-            with page.expect_file_chooser(timeout=3000):
-                page.keyboard.press(key)
+        page.evaluate("() => { window.pickerAsked = 0;"
+                      " HTMLInputElement.prototype.showPicker = function () { window.pickerAsked += 1; }; }")
+        page.focus("#check-upload-zone input[type=file]")
+        page.keyboard.press("Enter")
+        assert page.evaluate("() => window.pickerAsked") == 1
     finally:
         page.context.close()
