@@ -193,18 +193,16 @@ def test_a_rerun_follows_the_playlist_as_it_is_now(monkeypatch, tmp_path, client
     # reordered playlist kept the old order as its "position"
     fake_analysis(monkeypatch)
     work = tmp_path / "work"
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        spotify(mock)
-        deezer(mock, previews)
-        first = pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=work, client=client, policy=policy, progress=False)
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        spotify(mock, page1_order=[T2])  # T1 taken out
-        deezer(mock, previews)
-        second = pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=work, client=client, policy=policy, progress=False)
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        spotify(mock, page1_order=[T2, T1])  # T1 back, after T2
-        deezer(mock, previews)
-        third = pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=work, client=client, policy=policy, progress=False)
+
+    def sort_when_page1_is(order):
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+            spotify(mock, page1_order=order)
+            deezer(mock, previews)
+            return pl.sort_playlist(PLAYLIST, tmp_path / "t.csv", work=work, client=client, policy=policy, progress=False)
+
+    first = sort_when_page1_is(None)
+    second = sort_when_page1_is([T2])  # T1 taken out
+    third = sort_when_page1_is([T2, T1])  # T1 back, after T2
     assert list(first.table["spotify_id"]) == [T1, T2, T3]
     assert list(second.table["spotify_id"]) == [T2, T3] and list(second.table["position"]) == [1, 2]
     assert any("1 track fetched before is no longer in the playlist" in p for p in second.problems)
