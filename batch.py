@@ -66,8 +66,8 @@ import numpy as np
 from tracklens import config
 from tracklens.audio import AUDIO_EXTENSIONS
 from tracklens.errors import TracklensError, path_text
-from tracklens.fileio import (atomic_path, atomic_write_bytes, file_checksum, output_target, read_csv,
-                              remove_stale_temp_files, write_csv)
+from tracklens.fileio import (atomic_path, atomic_write_bytes, file_checksum, has_csv_header, output_target,
+                              read_csv, remove_stale_temp_files, write_csv)
 
 ID_COLUMNS: tuple[str, ...] = ("track_id", "path", "label", "checksum")  # the runner fills these
 FRAMES_DTYPE = np.float16  # on disk: halves the size; ~3 significant digits is plenty for models
@@ -637,11 +637,10 @@ def _written_by_a_run(kind: str, target: Path | str) -> bool:
         if kind == "frames":
             with fs.open(path, "rb") as handle, zipfile.ZipFile(handle) as zf:
                 return "track_id.npy" in zf.namelist()
-        with fs.open(path, "rb") as handle:
-            head = handle.read(1 << 16)
         if kind == "errors":
-            return head.splitlines()[:1] == [b"path,reason"]
-        return "run_id" in json.loads(head)
+            return has_csv_header(path, ("path", "reason"), opener=fs.open)
+        with fs.open(path, "rb") as handle:
+            return "run_id" in json.loads(handle.read(1 << 16))
     except Exception:  # unreadable, not parquet / zip / JSON: not ours
         return False
 

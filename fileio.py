@@ -331,6 +331,17 @@ def write_csv(frame, path: str | Path, **to_csv_kwargs) -> Path:
     return Path(path)
 
 
+def has_csv_header(path, columns, *, opener=open) -> bool:
+    """Whether ``path`` (opened with ``opener``, e.g. an fsspec filesystem's ``open``) starts with the
+    header :func:`write_csv` writes for ``columns``: how a command tells a CSV it wrote before, which
+    it may replace, from the user's own, which it never does. False when it cannot be read."""
+    try:
+        with opener(path, "rb") as handle:
+            return handle.readline().rstrip(b"\r\n") == ",".join(columns).encode()
+    except OSError:
+        return False
+
+
 def read_csv(path, **read_csv_kwargs):
     """Read a CSV the project wrote (or any CSV), undoing :func:`escape_cell` on text cells."""
     import pandas as pd

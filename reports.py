@@ -19,7 +19,7 @@ import pandas as pd
 
 from tracklens import audio, config, explore, features, librosa_visuals, prepare, track_figures
 from tracklens.errors import TracklensError
-from tracklens.fileio import atomic_output, atomic_write_bytes, to_csv_text, write_csv
+from tracklens.fileio import atomic_output, atomic_write_bytes, has_csv_header, to_csv_text, write_csv
 from tracklens.model_figures import confusion_matrix, reliability_diagram, roc_curves, training_curves
 from tracklens.models import evaluate, popularity, store
 
@@ -383,6 +383,8 @@ def check_report_texts(track, *, neighbours: pd.DataFrame | None = None, catalog
 
 def _written_by_check(path: Path, kind: str) -> bool:
     """Whether ``path`` starts as the ``kind`` file of a check does (an earlier run's, to replace)."""
+    if kind == "csv":
+        return has_csv_header(path, ("name", "value", "unit", "source"))
     try:
         with open(path, "rb") as handle:
             head = handle.read(1024).decode("utf-8", "replace")
@@ -390,8 +392,6 @@ def _written_by_check(path: Path, kind: str) -> bool:
         return False
     if kind == "html":
         return "<title>tracklens check: " in head
-    if kind == "csv":
-        return head.splitlines()[:1] == ["name,value,unit,source"]
     return head.startswith('{\n "file": ')
 
 

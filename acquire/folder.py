@@ -125,12 +125,7 @@ def write_manifest(path: str | Path, out: str | Path, *, decode: bool = False, p
     when it is a manifest (an earlier run's): the user's own CSV there is refused, before the walk."""
     out = Path(out)
     if out.exists() or out.is_symlink():
-        try:
-            with open(out, "rb") as handle:
-                ours = out.is_file() and handle.readline().rstrip(b"\r\n") == ",".join(MANIFEST_COLUMNS).encode()
-        except OSError:
-            ours = False
-        if not ours:
+        if not (out.is_file() and fileio.has_csv_header(out, MANIFEST_COLUMNS)):
             raise TracklensError(f"--out {out}: already there and not a manifest tracklens wrote; it is never "
                                  "replaced: choose another --out")
     frame = folder_manifest(path, decode=decode, progress=progress)

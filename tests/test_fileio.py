@@ -82,3 +82,17 @@ def test_a_long_but_legal_name_is_written_and_its_stale_temp_file_found(tmp_path
     assert len(os.fsencode(os.path.basename(orphan))) <= fileio.NAME_MAX
     assert [str(p) for p in fileio.remove_stale_temp_files(target)] == [orphan]
     assert fileio.temp_prefix("a" * 250 + ".wav") != fileio.temp_prefix("a" * 250 + ".mp3")  # cut, still apart
+
+
+def test_has_csv_header_recognises_what_write_csv_wrote_and_nothing_else(tmp_path):
+    import pandas as pd
+
+    ours = fileio.write_csv(pd.DataFrame({"path": ["a.wav"], "reason": ["=bad"]}), tmp_path / "errors.csv")
+    assert fileio.has_csv_header(ours, ("path", "reason"))
+    assert not fileio.has_csv_header(ours, ("path", "reason", "extra"))
+    (tmp_path / "crlf.csv").write_bytes(b"path,reason\r\nx,y\r\n")
+    assert fileio.has_csv_header(tmp_path / "crlf.csv", ("path", "reason"))
+    (tmp_path / "mine.csv").write_text("path,reason and more\n")
+    assert not fileio.has_csv_header(tmp_path / "mine.csv", ("path", "reason"))
+    assert not fileio.has_csv_header(tmp_path / "missing.csv", ("path", "reason"))
+    assert not fileio.has_csv_header(tmp_path, ("path", "reason"))  # a folder cannot be read as one
